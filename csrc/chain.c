@@ -1,0 +1,1121 @@
+/*
+ * chain.c -- the Chain type: a model as transform steps plus a final
+ * estimator, run over the caller's array in blocks of rows.
+ *
+ * The input array is read in place (any real dtype, any strides); each block
+ * of rows is gathered into doubles, passed through the steps and the final
+ * estimator, and written straight into the output array.  Batches above a
+ * threshold release the GIL; larger ones are split across threads.  Input
+ * checks and error messages follow scikit-learn's check_array.
+ */
+#include "mlfast.h"
+#include <math.h>
+#include <pthread.h>
+#include <string.h>
+#include <structmember.h>
+
+typedef struct {
+    PyObject_HEAD
+    Py_ssize_t n_features;
+    Py_ssize_t n_steps;
+    mf_step *steps;
+    PyObject *names;            /* tuple: one name per stage (steps, then final) */
+    mf_final_kind final_kind;
+    mf_accept final_accept;
+    mf_linear linear;
+    Py_ssize_t n_raw;           /* raw score columns of the final estimator */
+    Py_ssize_t n_classes;
+    mf_label_rule label_rule;
+    mf_proba_rule proba_rule;
+    PyArrayObject *classes;     /* or NULL */
+    int raw_1d;
+    int coef_f32;
+    Py_ssize_t max_width;
+    Py_ssize_t out_width;       /* width after the last step */
+    PyObject *owners;           /* list: arrays whose data the IR points into */
+    PyObject *coerce;           /* callable turning non-arrays into arrays, or NULL */
+} mf_Chain;
+
+/* What a call computes. */
+enum { W_RAW = 1, W_PROBA, W_LOGPROBA, W_LABEL, W_TRANSFORM };
+
+static int mf_num_threads = 1;
+
+int
+mf_get_num_threads(void)
+{
+    return mf_num_threads;
+}
+
+int
+mf_set_num_threads(int n)
+{
+    mf_num_threads = n < 1 ? 1 : n;
+    return 0;
+}
+
+/* ---- construction ---------------------------------------------------------- */
+
+/* A float64 vector of n items (or None when optional); its data stays alive
+ * through c->owners. */
+static int
+take_vector(mf_Chain *c, PyObject *obj, int type_num, Py_ssize_t n, int optional,
+            const char *what, const void **out)
+{
+    PyArrayObject *arr;
+
+    *out = NULL;
+    if (obj == Py_None && optional) {
+        return 0;
+    }
+    if (!PyArray_Check(obj)) {
+        PyErr_Format(PyExc_TypeError, "%s must be an ndarray", what);
+        return -1;
+    }
+    arr = (PyArrayObject *)obj;
+    if (PyArray_TYPE(arr) != type_num || PyArray_NDIM(arr) != 1 ||
+        !PyArray_IS_C_CONTIGUOUS(arr) || !PyArray_ISALIGNED(arr) ||
+        !PyArray_ISNOTSWAPPED(arr) || (n >= 0 && PyArray_DIM(arr, 0) != n)) {
+        PyErr_Format(PyExc_ValueError,
+                     "%s must be a contiguous %s vector of %zd items", what,
+                     type_num == NPY_DOUBLE ? "float64" : "intp", n);
+        return -1;
+    }
+    if (PyList_Append(c->owners, obj) < 0) {
+        return -1;
+    }
+    *out = PyArray_DATA(arr);
+    return 0;
+}
+
+static int
+parse_accept(PyObject *obj, mf_accept *out)
+{
+    long v = PyLong_AsLong(obj);
+    if (v == -1 && PyErr_Occurred()) {
+        return -1;
+    }
+    if (v < MF_ACCEPT_FINITE || v > MF_ACCEPT_ANY) {
+        PyErr_SetString(PyExc_ValueError, "accept must be 0, 1 or 2");
+        return -1;
+    }
+    *out = (mf_accept)v;
+    return 0;
+}
+
+/* ("affine", name, accept, n, sub, mul, div, add, cast_params, clip)
+ * ("impute", name, accept, n_in, missing, fill, keep, indicator) */
+static int
+parse_step(mf_Chain *c, PyObject *spec, mf_step *s, PyObject **name)
+{
+    const char *kind;
+    Py_ssize_t t;
+
+    memset(s, 0, sizeof(*s));
+    if (!PyTuple_Check(spec) || PyTuple_GET_SIZE(spec) < 4 ||
+        !PyUnicode_Check(PyTuple_GET_ITEM(spec, 0)) ||
+        !PyUnicode_Check(PyTuple_GET_ITEM(spec, 1))) {
+        PyErr_SetString(PyExc_ValueError, "step must be (kind, name, accept, n, ...)");
+        return -1;
+    }
+    kind = PyUnicode_AsUTF8(PyTuple_GET_ITEM(spec, 0));
+    *name = PyTuple_GET_ITEM(spec, 1);
+    if (kind == NULL || parse_accept(PyTuple_GET_ITEM(spec, 2), &s->accept) < 0) {
+        return -1;
+    }
+    s->n_in = PyLong_AsSsize_t(PyTuple_GET_ITEM(spec, 3));
+    if (s->n_in == -1 && PyErr_Occurred()) {
+        return -1;
+    }
+    if (s->n_in < 1) {
+        PyErr_SetString(PyExc_ValueError, "a step needs at least one input column");
+        return -1;
+    }
+    if (strcmp(kind, "affine") == 0 && PyTuple_GET_SIZE(spec) == 10) {
+        PyObject *clip = PyTuple_GET_ITEM(spec, 9);
+        s->kind = MF_STEP_AFFINE;
+        s->n_out = s->n_in;
+        if (take_vector(c, PyTuple_GET_ITEM(spec, 4), NPY_DOUBLE, s->n_in, 1, "sub",
+                        (const void **)&s->sub) < 0 ||
+            take_vector(c, PyTuple_GET_ITEM(spec, 5), NPY_DOUBLE, s->n_in, 1, "mul",
+                        (const void **)&s->mul) < 0 ||
+            take_vector(c, PyTuple_GET_ITEM(spec, 6), NPY_DOUBLE, s->n_in, 1, "div",
+                        (const void **)&s->div) < 0 ||
+            take_vector(c, PyTuple_GET_ITEM(spec, 7), NPY_DOUBLE, s->n_in, 1, "add",
+                        (const void **)&s->add) < 0) {
+            return -1;
+        }
+        s->cast_params = PyObject_IsTrue(PyTuple_GET_ITEM(spec, 8));
+        if (s->cast_params < 0) {
+            return -1;
+        }
+        if (clip != Py_None) {
+            if (!PyArg_ParseTuple(clip, "dd", &s->clip_lo, &s->clip_hi)) {
+                return -1;
+            }
+            s->clip = 1;
+        }
+        return 0;
+    }
+    if (strcmp(kind, "impute") == 0 && PyTuple_GET_SIZE(spec) == 8) {
+        PyObject *keep = PyTuple_GET_ITEM(spec, 6), *ind = PyTuple_GET_ITEM(spec, 7);
+        s->kind = MF_STEP_IMPUTE;
+        s->missing = PyFloat_AsDouble(PyTuple_GET_ITEM(spec, 4));
+        if (s->missing == -1.0 && PyErr_Occurred()) {
+            return -1;
+        }
+        s->missing_is_nan = isnan(s->missing);
+        if (!PyArray_Check(keep) || !PyArray_Check(ind)) {
+            PyErr_SetString(PyExc_TypeError, "keep and indicator must be ndarrays");
+            return -1;
+        }
+        s->n_keep = PyArray_SIZE((PyArrayObject *)keep);
+        s->n_indicator = PyArray_SIZE((PyArrayObject *)ind);
+        if (take_vector(c, PyTuple_GET_ITEM(spec, 5), NPY_DOUBLE, s->n_in, 0, "fill",
+                        (const void **)&s->fill) < 0 ||
+            take_vector(c, keep, NPY_INTP, s->n_keep, 0, "keep",
+                        (const void **)&s->keep) < 0 ||
+            take_vector(c, ind, NPY_INTP, s->n_indicator, 0, "indicator",
+                        (const void **)&s->indicator) < 0) {
+            return -1;
+        }
+        for (t = 0; t < s->n_keep; t++) {
+            if (s->keep[t] < 0 || s->keep[t] >= s->n_in) {
+                PyErr_SetString(PyExc_ValueError, "keep index out of range");
+                return -1;
+            }
+        }
+        for (t = 0; t < s->n_indicator; t++) {
+            if (s->indicator[t] < 0 || s->indicator[t] >= s->n_in) {
+                PyErr_SetString(PyExc_ValueError, "indicator index out of range");
+                return -1;
+            }
+        }
+        s->n_out = s->n_keep + s->n_indicator;
+        if (s->n_out < 1) {
+            PyErr_SetString(PyExc_ValueError, "an imputer must output a column");
+            return -1;
+        }
+        return 0;
+    }
+    PyErr_Format(PyExc_ValueError, "unknown step kind '%s' or wrong arity", kind);
+    return -1;
+}
+
+/* ("linear", name, accept, coef (k, d) float64, intercept (k,) float64) */
+static int
+parse_final(mf_Chain *c, PyObject *spec, PyObject **name)
+{
+    PyArrayObject *coef;
+
+    if (!PyTuple_Check(spec) || PyTuple_GET_SIZE(spec) != 5 ||
+        !PyUnicode_Check(PyTuple_GET_ITEM(spec, 0)) ||
+        PyUnicode_CompareWithASCIIString(PyTuple_GET_ITEM(spec, 0), "linear") != 0 ||
+        !PyUnicode_Check(PyTuple_GET_ITEM(spec, 1))) {
+        PyErr_SetString(PyExc_ValueError,
+                        "final must be ('linear', name, accept, coef, intercept)");
+        return -1;
+    }
+    *name = PyTuple_GET_ITEM(spec, 1);
+    if (parse_accept(PyTuple_GET_ITEM(spec, 2), &c->final_accept) < 0) {
+        return -1;
+    }
+    coef = (PyArrayObject *)PyTuple_GET_ITEM(spec, 3);
+    if (!PyArray_Check(coef) || PyArray_TYPE(coef) != NPY_DOUBLE ||
+        PyArray_NDIM(coef) != 2 || !PyArray_IS_C_CONTIGUOUS(coef) ||
+        !PyArray_ISALIGNED(coef) || !PyArray_ISNOTSWAPPED(coef) ||
+        PyArray_DIM(coef, 0) < 1 || PyArray_DIM(coef, 1) < 1) {
+        PyErr_SetString(PyExc_ValueError, "coef must be a contiguous 2-D float64 array");
+        return -1;
+    }
+    if (PyList_Append(c->owners, (PyObject *)coef) < 0) {
+        return -1;
+    }
+    c->final_kind = MF_FINAL_LINEAR;
+    c->linear.n_outputs = PyArray_DIM(coef, 0);
+    c->linear.n_features = PyArray_DIM(coef, 1);
+    c->linear.coef = PyArray_DATA(coef);
+    c->n_raw = c->linear.n_outputs;
+    return take_vector(c, PyTuple_GET_ITEM(spec, 4), NPY_DOUBLE, c->n_raw, 0,
+                       "intercept", (const void **)&c->linear.intercept);
+}
+
+static int
+chain_init(mf_Chain *c, PyObject *args, PyObject *kwargs)
+{
+    static char *kwlist[] = {"n_features", "steps", "final", "label_rule", "proba_rule",
+                             "classes", "raw_1d", "coef_f32", "coerce", NULL};
+    PyObject *steps, *final = Py_None, *classes = Py_None, *coerce = Py_None;
+    PyObject *names = NULL;
+    Py_ssize_t n_features, i, width;
+    int label_rule = 0, proba_rule = 0, raw_1d = 0, coef_f32 = 0;
+
+    if (c->owners != NULL) {
+        PyErr_SetString(PyExc_RuntimeError, "Chain is already initialized");
+        return -1;
+    }
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "nO!|O$iiOppO:Chain", kwlist,
+                                     &n_features, &PyList_Type, &steps, &final,
+                                     &label_rule, &proba_rule, &classes, &raw_1d,
+                                     &coef_f32, &coerce)) {
+        return -1;
+    }
+    if (n_features < 1) {
+        PyErr_SetString(PyExc_ValueError, "n_features must be positive");
+        return -1;
+    }
+    c->owners = PyList_New(0);
+    if (c->owners == NULL) {
+        return -1;
+    }
+    c->n_features = n_features;
+    c->n_steps = PyList_GET_SIZE(steps);
+    names = PyTuple_New(c->n_steps + 1);
+    if (names == NULL) {
+        return -1;
+    }
+    c->names = names;
+    c->steps = PyMem_Calloc((size_t)(c->n_steps > 0 ? c->n_steps : 1), sizeof(mf_step));
+    if (c->steps == NULL) {
+        PyErr_NoMemory();
+        return -1;
+    }
+    width = n_features;
+    c->max_width = width;
+    for (i = 0; i < c->n_steps; i++) {
+        PyObject *name;
+        if (parse_step(c, PyList_GET_ITEM(steps, i), &c->steps[i], &name) < 0) {
+            return -1;
+        }
+        if (c->steps[i].n_in != width) {
+            PyErr_Format(PyExc_ValueError, "step %zd takes %zd columns but receives %zd",
+                         i, c->steps[i].n_in, width);
+            return -1;
+        }
+        Py_INCREF(name);
+        PyTuple_SET_ITEM(names, i, name);
+        width = c->steps[i].n_out;
+        if (width > c->max_width) {
+            c->max_width = width;
+        }
+    }
+    c->out_width = width;
+    if (final != Py_None) {
+        PyObject *name;
+        if (parse_final(c, final, &name) < 0) {
+            return -1;
+        }
+        if (c->linear.n_features != width) {
+            PyErr_Format(PyExc_ValueError, "final estimator takes %zd columns but "
+                         "receives %zd", c->linear.n_features, width);
+            return -1;
+        }
+        Py_INCREF(name);
+        PyTuple_SET_ITEM(names, c->n_steps, name);
+    }
+    else {
+        if (c->n_steps == 0) {
+            PyErr_SetString(PyExc_ValueError, "a chain needs a step or a final estimator");
+            return -1;
+        }
+        Py_INCREF(Py_None);
+        PyTuple_SET_ITEM(names, c->n_steps, Py_None);
+    }
+    if (label_rule < MF_LABEL_NONE || label_rule > MF_LABEL_ARGMAX ||
+        proba_rule < MF_PROBA_NONE || proba_rule > MF_PROBA_MODIFIED_HUBER) {
+        PyErr_SetString(PyExc_ValueError, "unknown label or proba rule");
+        return -1;
+    }
+    c->label_rule = (mf_label_rule)label_rule;
+    c->proba_rule = (mf_proba_rule)proba_rule;
+    c->raw_1d = raw_1d;
+    c->coef_f32 = coef_f32;
+    if (label_rule != MF_LABEL_NONE) {
+        PyArrayObject *cl = (PyArrayObject *)classes;
+        if (final == Py_None || !PyArray_Check(classes) || PyArray_NDIM(cl) != 1 ||
+            !PyArray_IS_C_CONTIGUOUS(cl) || !PyArray_ISNOTSWAPPED(cl)) {
+            PyErr_SetString(PyExc_ValueError, "a classifier needs a final estimator and "
+                            "a contiguous 1-D classes array");
+            return -1;
+        }
+        c->n_classes = PyArray_DIM(cl, 0);
+        if ((label_rule == MF_LABEL_THRESHOLD && (c->n_raw != 1 || c->n_classes != 2)) ||
+            (label_rule == MF_LABEL_ARGMAX && c->n_raw != c->n_classes)) {
+            PyErr_Format(PyExc_ValueError, "%zd score columns do not fit %zd classes",
+                         c->n_raw, c->n_classes);
+            return -1;
+        }
+        Py_INCREF(classes);
+        c->classes = cl;
+    }
+    if (coerce != Py_None) {
+        Py_INCREF(coerce);
+        c->coerce = coerce;
+    }
+    return 0;
+}
+
+static int
+chain_traverse(mf_Chain *c, visitproc visit, void *arg)
+{
+    Py_VISIT(c->names);
+    Py_VISIT(c->classes);
+    Py_VISIT(c->owners);
+    Py_VISIT(c->coerce);
+    return 0;
+}
+
+static int
+chain_clear(mf_Chain *c)
+{
+    Py_CLEAR(c->names);
+    Py_CLEAR(c->classes);
+    Py_CLEAR(c->owners);
+    Py_CLEAR(c->coerce);
+    return 0;
+}
+
+static void
+chain_dealloc(mf_Chain *c)
+{
+    PyObject_GC_UnTrack(c);
+    chain_clear(c);
+    PyMem_Free(c->steps);
+    Py_TYPE(c)->tp_free((PyObject *)c);
+}
+
+/* ---- input ------------------------------------------------------------------ */
+
+typedef struct {
+    const char *data;
+    npy_intp n_rows, n_cols;
+    npy_intp row_stride, col_stride;
+    int type_num;
+    mf_precision prec;
+} mf_input;
+
+static PyObject *
+stage_name(mf_Chain *c, Py_ssize_t stage)
+{
+    return PyTuple_GET_ITEM(c->names, stage);
+}
+
+/* The name scikit-learn's first check_array would use. */
+static PyObject *
+first_name(mf_Chain *c)
+{
+    return stage_name(c, 0) != Py_None ? stage_name(c, 0) : stage_name(c, c->n_steps);
+}
+
+static int
+supported_type(int t)
+{
+    switch (t) {
+    case NPY_BOOL: case NPY_BYTE: case NPY_UBYTE: case NPY_SHORT: case NPY_USHORT:
+    case NPY_INT: case NPY_UINT: case NPY_LONG: case NPY_ULONG: case NPY_LONGLONG:
+    case NPY_ULONGLONG: case NPY_HALF: case NPY_FLOAT: case NPY_DOUBLE:
+        return 1;
+    default:
+        return 0;
+    }
+}
+
+/* Validates X and describes it; *hold owns whatever array is read. */
+static int
+chain_input(mf_Chain *c, PyObject *X, PyArrayObject **hold, mf_input *in)
+{
+    PyObject *obj;
+    PyArrayObject *arr;
+    char kind;
+
+    if (PyArray_Check(X)) {
+        Py_INCREF(X);
+        obj = X;
+    }
+    else if (c->coerce != NULL) {
+        obj = PyObject_CallOneArg(c->coerce, X);
+    }
+    else {
+        obj = PyArray_FROM_O(X);
+    }
+    if (obj == NULL) {
+        return -1;
+    }
+    if (!PyArray_Check(obj)) {
+        PyErr_Format(PyExc_TypeError, "expected an array, got %.100s",
+                     Py_TYPE(obj)->tp_name);
+        Py_DECREF(obj);
+        return -1;
+    }
+    arr = (PyArrayObject *)obj;
+    kind = PyArray_DESCR(arr)->kind;
+    if (kind == 'c') {
+        PyErr_Format(PyExc_ValueError, "Complex data not supported\n%R\n", obj);
+        Py_DECREF(obj);
+        return -1;
+    }
+    if (kind == 'U' || kind == 'S' || kind == 'V') {
+        PyErr_SetString(PyExc_ValueError,
+                        "dtype='numeric' is not compatible with arrays of bytes/strings."
+                        "Convert your data to numeric values explicitly instead.");
+        Py_DECREF(obj);
+        return -1;
+    }
+    if (!supported_type(PyArray_TYPE(arr))) {
+        /* object arrays and other kinds: convert as numpy would (it names the
+         * value it cannot convert, as scikit-learn's message does) */
+        obj = PyArray_FROM_OTF(obj, NPY_DOUBLE, NPY_ARRAY_ALIGNED | NPY_ARRAY_NOTSWAPPED);
+        Py_DECREF(arr);
+        if (obj == NULL) {
+            return -1;
+        }
+        arr = (PyArrayObject *)obj;
+    }
+    else if (!PyArray_ISALIGNED(arr) || !PyArray_ISNOTSWAPPED(arr)) {
+        PyArray_Descr *native = PyArray_DescrNewByteorder(PyArray_DESCR(arr), NPY_NATIVE);
+        if (native == NULL) {
+            Py_DECREF(arr);
+            return -1;
+        }
+        obj = PyArray_FromArray(arr, native, NPY_ARRAY_ALIGNED | NPY_ARRAY_NOTSWAPPED);
+        Py_DECREF(arr);
+        if (obj == NULL) {
+            return -1;
+        }
+        arr = (PyArrayObject *)obj;
+    }
+    *hold = arr;
+    in->data = PyArray_BYTES(arr);
+    in->type_num = PyArray_TYPE(arr);
+    in->prec = in->type_num == NPY_FLOAT ? MF_F32 : MF_F64;
+    switch (PyArray_NDIM(arr)) {
+    case 0:
+        PyErr_Format(PyExc_ValueError,
+                     "Expected 2D array, got scalar array instead:\narray=%R.\n"
+                     "Reshape your data either using array.reshape(-1, 1) if your data "
+                     "has a single feature or array.reshape(1, -1) if it contains a "
+                     "single sample.", (PyObject *)arr);
+        return -1;
+    case 1:
+        /* mlfast reads a 1-D array as one sample (scikit-learn refuses it) */
+        in->n_rows = 1;
+        in->n_cols = PyArray_DIM(arr, 0);
+        in->row_stride = 0;
+        in->col_stride = PyArray_STRIDE(arr, 0);
+        break;
+    case 2:
+        in->n_rows = PyArray_DIM(arr, 0);
+        in->n_cols = PyArray_DIM(arr, 1);
+        in->row_stride = PyArray_STRIDE(arr, 0);
+        in->col_stride = PyArray_STRIDE(arr, 1);
+        break;
+    default:
+        PyErr_Format(PyExc_ValueError,
+                     "Found array with dim %d, while dim <= 2 is required by %U.",
+                     PyArray_NDIM(arr), first_name(c));
+        return -1;
+    }
+    if (in->n_rows < 1) {
+        PyErr_Format(PyExc_ValueError,
+                     "Found array with 0 sample(s) (shape=(0, %zd)) while a minimum of "
+                     "1 is required by %U.", (Py_ssize_t)in->n_cols, first_name(c));
+        return -1;
+    }
+    if (in->n_cols < 1) {
+        PyErr_Format(PyExc_ValueError,
+                     "Found array with 0 feature(s) (shape=(%zd, 0)) while a minimum of "
+                     "1 is required by %U.", (Py_ssize_t)in->n_rows, first_name(c));
+        return -1;
+    }
+    if (in->n_cols != c->n_features) {
+        PyErr_Format(PyExc_ValueError,
+                     "X has %zd features, but %U is expecting %zd features as input.",
+                     (Py_ssize_t)in->n_cols, first_name(c), c->n_features);
+        return -1;
+    }
+    return 0;
+}
+
+/* IEEE half to double, exactly (npymath is not linked). */
+static inline double
+half_to_double(npy_uint16 h)
+{
+    int exp = (h >> 10) & 0x1f;
+    int mant = h & 0x3ff;
+    double v;
+    if (exp == 0) {
+        v = ldexp((double)mant, -24);
+    }
+    else if (exp == 31) {
+        v = mant ? NAN : INFINITY;
+    }
+    else {
+        v = ldexp((double)(mant | 0x400), exp - 25);
+    }
+    return (h & 0x8000) ? -v : v;
+}
+
+/* Rows [r0, r0 + nr) of the input as doubles, row-major. */
+static void
+gather(const mf_input *in, npy_intp r0, npy_intp nr, double *dst)
+{
+    npy_intp r, j, d = in->n_cols;
+
+#define GATHER(T)                                                          \
+    for (r = 0; r < nr; r++) {                                             \
+        const char *row = in->data + (r0 + r) * in->row_stride;            \
+        for (j = 0; j < d; j++) {                                          \
+            dst[r * d + j] = (double)*(const T *)(row + j * in->col_stride); \
+        }                                                                  \
+    }                                                                      \
+    break;
+
+    if (in->type_num == NPY_DOUBLE && in->col_stride == (npy_intp)sizeof(double)) {
+        for (r = 0; r < nr; r++) {
+            memcpy(dst + r * d, in->data + (r0 + r) * in->row_stride,
+                   (size_t)d * sizeof(double));
+        }
+        return;
+    }
+    switch (in->type_num) {
+    case NPY_DOUBLE: GATHER(npy_double)
+    case NPY_FLOAT: GATHER(npy_float)
+    case NPY_BOOL: GATHER(npy_bool)
+    case NPY_BYTE: GATHER(npy_byte)
+    case NPY_UBYTE: GATHER(npy_ubyte)
+    case NPY_SHORT: GATHER(npy_short)
+    case NPY_USHORT: GATHER(npy_ushort)
+    case NPY_INT: GATHER(npy_int)
+    case NPY_UINT: GATHER(npy_uint)
+    case NPY_LONG: GATHER(npy_long)
+    case NPY_ULONG: GATHER(npy_ulong)
+    case NPY_LONGLONG: GATHER(npy_longlong)
+    case NPY_ULONGLONG: GATHER(npy_ulonglong)
+    case NPY_HALF:
+        for (r = 0; r < nr; r++) {
+            const char *row = in->data + (r0 + r) * in->row_stride;
+            for (j = 0; j < d; j++) {
+                dst[r * d + j] = half_to_double(*(const npy_half *)(row + j * in->col_stride));
+            }
+        }
+        break;
+    default:
+        break;
+    }
+#undef GATHER
+}
+
+/* ---- running ------------------------------------------------------------------- */
+
+typedef struct {
+    const mf_Chain *c;
+    mf_input in;
+    int what;
+    char *out;               /* output rows (doubles or floats) or labels */
+    int out_f32;
+    npy_intp out_width;      /* items per output row */
+    npy_intp *index_out;     /* label indices, for object classes */
+    const char *class_data;  /* label bytes, for other classes */
+    npy_intp class_size;
+} mf_job;
+
+typedef struct {
+    mf_job *job;
+    npy_intp start, stop;
+    mf_err_kind err;
+} mf_task;
+
+static void
+store(const mf_job *job, npy_intp row, const double *values, npy_intp n)
+{
+    npy_intp j;
+    if (job->out_f32) {
+        float *dst = (float *)job->out + row * job->out_width;
+        for (j = 0; j < n; j++) {
+            dst[j] = (float)values[j];
+        }
+    }
+    else {
+        memcpy((double *)job->out + row * job->out_width, values, (size_t)n * sizeof(double));
+    }
+}
+
+/* Runs rows [start, stop).  Returns 0, or 1 with task->err set when a stage
+ * refused its input (the caller then works out which stage, exactly). */
+static int
+run_range(mf_task *task)
+{
+    mf_job *job = task->job;
+    const mf_Chain *c = job->c;
+    npy_intp br = MF_BLOCK_ROWS, r0, nr, i;
+    Py_ssize_t k = c->n_raw == 1 && job->what != W_RAW ? 2 : c->n_raw;
+    size_t need;
+    double stack_buf[1024];
+    double *mem, *a, *b, *raw, *proba;
+    npy_intp *idx;
+    int result = 0;
+
+    if (task->stop - task->start < br) {
+        br = task->stop - task->start;
+    }
+    need = (size_t)(2 * br * c->max_width + br * c->n_raw + br * k + br);
+    mem = need <= sizeof(stack_buf) / sizeof(double) ? stack_buf
+                                                      : malloc(need * sizeof(double));
+    if (mem == NULL) {
+        task->err = MF_ERR_NOMEM;
+        return 1;
+    }
+    a = mem;
+    b = a + br * c->max_width;
+    raw = b + br * c->max_width;
+    proba = raw + br * c->n_raw;
+    idx = (npy_intp *)(proba + br * k);
+
+    for (r0 = task->start; r0 < task->stop && result == 0; r0 += br) {
+        Py_ssize_t s, width = c->n_features;
+        nr = task->stop - r0 < br ? task->stop - r0 : br;
+        gather(&job->in, r0, nr, a);
+        for (s = 0; s < c->n_steps; s++) {
+            double *t;
+            if (mf_check_block(c->steps[s].accept, a, nr * width, &task->err)) {
+                result = 1;
+                break;
+            }
+            mf_step_apply(&c->steps[s], a, b, nr, job->in.prec);
+            width = c->steps[s].n_out;
+            t = a;
+            a = b;
+            b = t;
+        }
+        if (result) {
+            break;
+        }
+        if (job->what == W_TRANSFORM) {
+            for (i = 0; i < nr; i++) {
+                store(job, r0 + i, a + i * width, width);
+            }
+            continue;
+        }
+        if (mf_check_block(c->final_accept, a, nr * width, &task->err)) {
+            result = 1;
+            break;
+        }
+        mf_linear_raw(&c->linear, a, nr, raw);
+        switch (job->what) {
+        case W_RAW:
+            for (i = 0; i < nr; i++) {
+                store(job, r0 + i, raw + i * c->n_raw, c->n_raw);
+            }
+            break;
+        case W_PROBA:
+        case W_LOGPROBA:
+            mf_proba(c->proba_rule, raw, nr, c->n_raw, proba);
+            if (job->what == W_LOGPROBA) {
+                for (i = 0; i < nr * k; i++) {
+                    proba[i] = log(proba[i]);
+                }
+            }
+            for (i = 0; i < nr; i++) {
+                store(job, r0 + i, proba + i * k, k);
+            }
+            break;
+        default:
+            mf_labels(c->label_rule, raw, nr, c->n_raw, idx);
+            for (i = 0; i < nr; i++) {
+                if (job->index_out != NULL) {
+                    job->index_out[r0 + i] = idx[i];
+                }
+                else {
+                    memcpy(job->out + (r0 + i) * job->class_size,
+                           job->class_data + idx[i] * job->class_size,
+                           (size_t)job->class_size);
+                }
+            }
+            break;
+        }
+    }
+    if (mem != stack_buf) {
+        free(mem);
+    }
+    return result;
+}
+
+static void *
+thread_main(void *arg)
+{
+    run_range((mf_task *)arg);
+    return NULL;
+}
+
+/* Below this much work (values touched) a call keeps the GIL; above the
+ * second, rows are split across threads. */
+#define MF_NOGIL_MIN_WORK    (1 << 14)
+#define MF_PARALLEL_MIN_WORK (1 << 18)
+#define MF_MAX_THREADS 64
+
+static npy_intp
+work_per_row(const mf_Chain *c)
+{
+    npy_intp w = c->n_features;
+    Py_ssize_t s;
+    for (s = 0; s < c->n_steps; s++) {
+        w += c->steps[s].n_out;
+    }
+    if (c->final_kind == MF_FINAL_LINEAR) {
+        w += c->linear.n_features * c->linear.n_outputs;
+    }
+    return w;
+}
+
+/* Runs the job over all rows; returns 0, 1 if a stage refused its input, or
+ * 2 if a thread could not get memory for its buffers. */
+static int
+run_job(mf_job *job)
+{
+    npy_intp n = job->in.n_rows;
+    double work = (double)n * (double)work_per_row(job->c);
+    int nthreads = 1, t, failed = 0;
+    mf_task tasks[MF_MAX_THREADS];
+    pthread_t threads[MF_MAX_THREADS];
+    int started[MF_MAX_THREADS];
+
+    if (work >= MF_PARALLEL_MIN_WORK && mf_num_threads > 1) {
+        npy_intp by_rows = n / MF_BLOCK_ROWS;
+        nthreads = mf_num_threads < MF_MAX_THREADS ? mf_num_threads : MF_MAX_THREADS;
+        if (by_rows < nthreads) {
+            nthreads = by_rows < 1 ? 1 : (int)by_rows;
+        }
+    }
+    for (t = 0; t < nthreads; t++) {
+        /* contiguous ranges, cut on block boundaries */
+        npy_intp blocks = (n + MF_BLOCK_ROWS - 1) / MF_BLOCK_ROWS;
+        npy_intp b0 = blocks * t / nthreads, b1 = blocks * (t + 1) / nthreads;
+        tasks[t].job = job;
+        tasks[t].start = b0 * MF_BLOCK_ROWS;
+        tasks[t].stop = b1 * MF_BLOCK_ROWS < n ? b1 * MF_BLOCK_ROWS : n;
+        tasks[t].err = MF_ERR_NONE;
+        started[t] = 0;
+    }
+    if (work < MF_NOGIL_MIN_WORK) {
+        run_range(&tasks[0]);
+        return tasks[0].err == MF_ERR_NONE ? 0 : tasks[0].err == MF_ERR_NOMEM ? 2 : 1;
+    }
+    Py_BEGIN_ALLOW_THREADS
+    for (t = 1; t < nthreads; t++) {
+        started[t] = pthread_create(&threads[t], NULL, thread_main, &tasks[t]) == 0;
+    }
+    run_range(&tasks[0]);
+    for (t = 1; t < nthreads; t++) {
+        if (started[t]) {
+            pthread_join(threads[t], NULL);
+        }
+        else {
+            run_range(&tasks[t]);   /* no thread to be had: do it here */
+        }
+    }
+    Py_END_ALLOW_THREADS
+    for (t = 0; t < nthreads; t++) {
+        if (tasks[t].err == MF_ERR_NOMEM) {
+            return 2;
+        }
+        failed |= tasks[t].err != MF_ERR_NONE;
+    }
+    return failed;
+}
+
+/* After a refusal: which stage refuses first over all rows, and with which
+ * message (NaN before inf), as scikit-learn checks a whole stage at a time. */
+static int
+diagnose(const mf_job *job, Py_ssize_t *stage_out, mf_err_kind *kind_out)
+{
+    const mf_Chain *c = job->c;
+    Py_ssize_t n_stages = c->n_steps + (job->what != W_TRANSFORM ? 1 : 0);
+    Py_ssize_t first = n_stages, s;
+    double *a = NULL, *b = NULL;
+    char *nan_seen = NULL, *inf_seen = NULL;
+    npy_intp r;
+    int found = 0;
+
+    a = PyMem_Malloc((size_t)c->max_width * sizeof(double));
+    b = PyMem_Malloc((size_t)c->max_width * sizeof(double));
+    nan_seen = PyMem_Calloc((size_t)n_stages + 1, 1);
+    inf_seen = PyMem_Calloc((size_t)n_stages + 1, 1);
+    if (a == NULL || b == NULL || nan_seen == NULL || inf_seen == NULL) {
+        PyErr_NoMemory();
+        goto done;
+    }
+    for (r = 0; r < job->in.n_rows; r++) {
+        Py_ssize_t width = c->n_features;
+        gather(&job->in, r, 1, a);
+        for (s = 0; s < n_stages && s <= first; s++) {
+            mf_accept accept = s < c->n_steps ? c->steps[s].accept : c->final_accept;
+            mf_err_kind e1 = MF_ERR_NONE, e2 = MF_ERR_NONE;
+            double *t;
+            /* record NaN and inf separately: the message prefers NaN */
+            if (mf_check_block(MF_ACCEPT_NAN, a, width, &e1)) {
+                inf_seen[s] = 1;
+            }
+            if (mf_check_block(MF_ACCEPT_FINITE, a, width, &e2) && e2 == MF_ERR_NAN) {
+                nan_seen[s] = 1;
+            }
+            if (mf_check_block(accept, a, width, &e1)) {
+                if (s < first) {
+                    first = s;
+                }
+                break;
+            }
+            if (s == c->n_steps) {
+                break;
+            }
+            mf_step_apply(&c->steps[s], a, b, 1, job->in.prec);
+            width = c->steps[s].n_out;
+            t = a;
+            a = b;
+            b = t;
+        }
+    }
+    if (first < n_stages) {
+        mf_accept accept = first < c->n_steps ? c->steps[first].accept : c->final_accept;
+        *stage_out = first;
+        *kind_out = (accept == MF_ACCEPT_FINITE && nan_seen[first]) ? MF_ERR_NAN
+                                                                   : MF_ERR_INF;
+        found = 1;
+    }
+    else {
+        PyErr_SetString(PyExc_RuntimeError, "mlfast: a refused value could not be "
+                        "found again (please report this)");
+    }
+done:
+    PyMem_Free(a);
+    PyMem_Free(b);
+    PyMem_Free(nan_seen);
+    PyMem_Free(inf_seen);
+    return found;
+}
+
+static void
+raise_refusal(mf_job *job, PyArrayObject *X)
+{
+    Py_ssize_t stage;
+    mf_err_kind kind;
+    PyObject *name;
+
+    if (!diagnose(job, &stage, &kind)) {
+        return;
+    }
+    name = stage_name((mf_Chain *)job->c, stage);
+    if (kind == MF_ERR_NAN) {
+        PyErr_Format(
+            PyExc_ValueError,
+            "Input X contains NaN.\n%U does not accept missing values encoded as NaN "
+            "natively. For supervised learning, you might want to consider "
+            "sklearn.ensemble.HistGradientBoostingClassifier and Regressor which accept "
+            "missing values encoded as NaNs natively. Alternatively, it is possible to "
+            "preprocess the data, for instance by using an imputer transformer in a "
+            "pipeline or drop samples with missing values. See "
+            "https://scikit-learn.org/stable/modules/impute.html You can find a list of "
+            "all estimators that handle NaN values at the following page: "
+            "https://scikit-learn.org/stable/modules/impute.html"
+            "#estimators-that-handle-nan-values", name);
+    }
+    else {
+        /* check_array converts to float first, keeping float16/32 */
+        const char *dt = "float64";
+        if (stage == 0 && PyArray_TYPE(X) == NPY_HALF) {
+            dt = "float16";
+        }
+        else if (job->in.prec == MF_F32) {
+            dt = "float32";
+        }
+        PyErr_Format(PyExc_ValueError,
+                     "Input X contains infinity or a value too large for dtype('%s').",
+                     dt);
+    }
+}
+
+static PyObject *
+chain_call(mf_Chain *c, PyObject *X, int what)
+{
+    PyArrayObject *hold = NULL, *out = NULL, *result = NULL;
+    npy_intp *index = NULL;
+    mf_job job;
+    npy_intp dims[2];
+    int ndim = 2;
+
+    if (c->owners == NULL) {
+        PyErr_SetString(PyExc_RuntimeError, "Chain is not initialized");
+        return NULL;
+    }
+    memset(&job, 0, sizeof(job));
+    job.c = c;
+    job.what = what;
+    if (chain_input(c, X, &hold, &job.in) < 0) {
+        goto done;
+    }
+    dims[0] = job.in.n_rows;
+    switch (what) {
+    case W_TRANSFORM:
+        dims[1] = c->out_width;
+        job.out_f32 = job.in.prec == MF_F32;
+        break;
+    case W_RAW:
+        dims[1] = c->n_raw;
+        job.out_f32 = c->coef_f32 && job.in.prec == MF_F32;
+        if (c->raw_1d && c->n_raw == 1) {
+            ndim = 1;
+        }
+        break;
+    case W_PROBA:
+    case W_LOGPROBA:
+        dims[1] = c->n_classes;
+        job.out_f32 = c->coef_f32 && job.in.prec == MF_F32;
+        break;
+    default:
+        ndim = 1;
+        break;
+    }
+    if (what == W_LABEL) {
+        PyArray_Descr *descr = PyArray_DESCR(c->classes);
+        if (PyDataType_REFCHK(descr)) {
+            index = PyMem_Malloc((size_t)dims[0] * sizeof(npy_intp));
+            if (index == NULL) {
+                PyErr_NoMemory();
+                goto done;
+            }
+            job.index_out = index;
+        }
+        else {
+            Py_INCREF(descr);
+            out = (PyArrayObject *)PyArray_NewFromDescr(&PyArray_Type, descr, 1, dims,
+                                                        NULL, NULL, 0, NULL);
+            if (out == NULL) {
+                goto done;
+            }
+            job.out = PyArray_BYTES(out);
+            job.class_data = PyArray_BYTES(c->classes);
+            job.class_size = PyArray_ITEMSIZE(c->classes);
+        }
+    }
+    else {
+        out = (PyArrayObject *)PyArray_SimpleNew(ndim, dims,
+                                                 job.out_f32 ? NPY_FLOAT : NPY_DOUBLE);
+        if (out == NULL) {
+            goto done;
+        }
+        job.out = PyArray_BYTES(out);
+        job.out_width = dims[1];
+    }
+    switch (run_job(&job)) {
+    case 0:
+        break;
+    case 1:
+        raise_refusal(&job, hold);
+        goto done;
+    default:
+        PyErr_NoMemory();
+        goto done;
+    }
+    if (index != NULL) {
+        npy_intp i;
+        PyObject **src = (PyObject **)PyArray_DATA(c->classes), **dst;
+        out = (PyArrayObject *)PyArray_SimpleNew(1, dims, NPY_OBJECT);
+        if (out == NULL) {
+            goto done;
+        }
+        dst = (PyObject **)PyArray_DATA(out);
+        for (i = 0; i < dims[0]; i++) {
+            PyObject *label = src[index[i]] != NULL ? src[index[i]] : Py_None;
+            Py_INCREF(label);
+            Py_XSETREF(dst[i], label);
+        }
+    }
+    result = out;
+    out = NULL;
+done:
+    PyMem_Free(index);
+    Py_XDECREF(out);
+    Py_XDECREF(hold);
+    return (PyObject *)result;
+}
+
+static PyObject *
+chain_predict(mf_Chain *c, PyObject *X)
+{
+    return chain_call(c, X, c->label_rule != MF_LABEL_NONE ? W_LABEL : W_RAW);
+}
+
+static PyObject *
+chain_decision_function(mf_Chain *c, PyObject *X)
+{
+    if (c->final_kind != MF_FINAL_LINEAR) {
+        PyErr_SetString(PyExc_AttributeError, "this model has no decision_function");
+        return NULL;
+    }
+    return chain_call(c, X, W_RAW);
+}
+
+static PyObject *
+chain_predict_proba(mf_Chain *c, PyObject *X)
+{
+    if (c->proba_rule == MF_PROBA_NONE) {
+        PyErr_SetString(PyExc_AttributeError, "this model has no predict_proba");
+        return NULL;
+    }
+    return chain_call(c, X, W_PROBA);
+}
+
+static PyObject *
+chain_predict_log_proba(mf_Chain *c, PyObject *X)
+{
+    if (c->proba_rule == MF_PROBA_NONE) {
+        PyErr_SetString(PyExc_AttributeError, "this model has no predict_log_proba");
+        return NULL;
+    }
+    return chain_call(c, X, W_LOGPROBA);
+}
+
+static PyObject *
+chain_transform(mf_Chain *c, PyObject *X)
+{
+    if (c->final_kind != MF_FINAL_NONE) {
+        PyErr_SetString(PyExc_AttributeError, "this model has no transform");
+        return NULL;
+    }
+    return chain_call(c, X, W_TRANSFORM);
+}
+
+static PyMethodDef chain_methods[] = {
+    {"predict", (PyCFunction)chain_predict, METH_O, "Labels or regression values."},
+    {"decision_function", (PyCFunction)chain_decision_function, METH_O, "Raw scores."},
+    {"predict_proba", (PyCFunction)chain_predict_proba, METH_O, "Class probabilities."},
+    {"predict_log_proba", (PyCFunction)chain_predict_log_proba, METH_O,
+     "Logarithm of the class probabilities."},
+    {"transform", (PyCFunction)chain_transform, METH_O, "Output of the steps."},
+    {NULL, NULL, 0, NULL}
+};
+
+static PyMemberDef chain_members[] = {
+    {"n_features", T_PYSSIZET, offsetof(mf_Chain, n_features), READONLY,
+     "columns the chain reads"},
+    {"n_outputs", T_PYSSIZET, offsetof(mf_Chain, n_raw), READONLY,
+     "raw score columns of the final estimator"},
+    {NULL}
+};
+
+PyTypeObject mf_ChainType = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "mlfast._core.Chain",
+    .tp_basicsize = sizeof(mf_Chain),
+    .tp_dealloc = (destructor)chain_dealloc,
+    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC,
+    .tp_doc = "Chain(n_features, steps, final=None, *, label_rule=0, proba_rule=0, "
+              "classes=None, raw_1d=False, coef_f32=False, coerce=None)\n\n"
+              "A model as transform steps and a final estimator, run in C. "
+              "Built by mlfast's builders; not meant to be made by hand.",
+    .tp_traverse = (traverseproc)chain_traverse,
+    .tp_clear = (inquiry)chain_clear,
+    .tp_methods = chain_methods,
+    .tp_members = chain_members,
+    .tp_init = (initproc)chain_init,
+    .tp_new = PyType_GenericNew,
+};

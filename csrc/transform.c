@@ -1,0 +1,131 @@
+/*
+ * transform.c -- kernels of the transform steps (scalers, imputer).
+ *
+ * They run on a block of rows held as doubles, row-major.  When a stage
+ * works in float32 (scikit-learn keeps float32 input in float32), each
+ * operation is done in double and rounded to float, which is what numpy's
+ * in-place `X -= mean_` does for a float32 X; for +, -, *, / this equals the
+ * float operation itself.  The kernels never parse, allocate or take the GIL.
+ */
+#include "mlfast.h"
+#include <math.h>
+
+static inline double
+round_to(mf_precision prec, double v)
+{
+    return prec == MF_F32 ? (double)(float)v : v;
+}
+
+/* Checks values a stage is about to read; returns 1 and sets *err when the
+ * stage refuses them.  NaN takes precedence over inf, as in scikit-learn's
+ * message. */
+int
+mf_check_block(mf_accept accept, const double *x, Py_ssize_t count, mf_err_kind *err)
+{
+    Py_ssize_t i;
+    int seen_inf = 0;
+
+    if (accept == MF_ACCEPT_ANY) {
+        return 0;
+    }
+    for (i = 0; i < count; i++) {
+        double v = x[i];
+        if (isfinite(v)) {
+            continue;
+        }
+        if (isnan(v)) {
+            if (accept == MF_ACCEPT_FINITE) {
+                *err = MF_ERR_NAN;
+                return 1;
+            }
+        }
+        else {
+            seen_inf = 1;
+            if (accept == MF_ACCEPT_NAN) {
+                break;
+            }
+        }
+    }
+    if (seen_inf) {
+        *err = MF_ERR_INF;
+        return 1;
+    }
+    return 0;
+}
+
+static void
+affine_apply(const mf_step *s, const double *in, double *out, Py_ssize_t n_rows,
+             mf_precision prec)
+{
+    Py_ssize_t n = s->n_in, r, j;
+    double lo = round_to(prec, s->clip_lo), hi = round_to(prec, s->clip_hi);
+    int cast = s->cast_params;
+
+    for (r = 0; r < n_rows; r++) {
+        const double *x = in + r * n;
+        double *y = out + r * n;
+        for (j = 0; j < n; j++) {
+            double v = x[j];
+            if (s->sub != NULL) {
+                v = round_to(prec, v - (cast ? round_to(prec, s->sub[j]) : s->sub[j]));
+            }
+            if (s->mul != NULL) {
+                v = round_to(prec, v * (cast ? round_to(prec, s->mul[j]) : s->mul[j]));
+            }
+            if (s->div != NULL) {
+                v = round_to(prec, v / (cast ? round_to(prec, s->div[j]) : s->div[j]));
+            }
+            if (s->add != NULL) {
+                v = round_to(prec, v + (cast ? round_to(prec, s->add[j]) : s->add[j]));
+            }
+            if (s->clip) {
+                /* np.clip keeps NaN: both comparisons are false */
+                v = v < lo ? lo : (v > hi ? hi : v);
+            }
+            y[j] = v;
+        }
+    }
+}
+
+static inline int
+is_missing(const mf_step *s, double v)
+{
+    return s->missing_is_nan ? isnan(v) : v == s->missing;
+}
+
+/* SimpleImputer.transform: drop the columns whose statistic is NaN, fill
+ * missing values with the (rounded) statistic, append MissingIndicator
+ * columns computed on the input. */
+static void
+impute_apply(const mf_step *s, const double *in, double *out, Py_ssize_t n_rows,
+             mf_precision prec)
+{
+    Py_ssize_t r, t;
+
+    for (r = 0; r < n_rows; r++) {
+        const double *x = in + r * s->n_in;
+        double *y = out + r * s->n_out;
+        for (t = 0; t < s->n_keep; t++) {
+            npy_intp c = s->keep[t];
+            double v = x[c];
+            y[t] = is_missing(s, v) ? round_to(prec, s->fill[c]) : v;
+        }
+        for (t = 0; t < s->n_indicator; t++) {
+            y[s->n_keep + t] = is_missing(s, x[s->indicator[t]]) ? 1.0 : 0.0;
+        }
+    }
+}
+
+void
+mf_step_apply(const mf_step *step, const double *in, double *out, Py_ssize_t n_rows,
+              mf_precision prec)
+{
+    switch (step->kind) {
+    case MF_STEP_AFFINE:
+        affine_apply(step, in, out, n_rows, prec);
+        break;
+    case MF_STEP_IMPUTE:
+        impute_apply(step, in, out, n_rows, prec);
+        break;
+    }
+}

@@ -1,11 +1,124 @@
-"""mlfast: load scikit-learn model files safely in C and predict fast."""
+"""mlfast: load scikit-learn model files safely in C and predict fast.
+
+    >>> import mlfast
+    >>> model = mlfast.load("model.pkl")      # the file joblib.dump wrote
+    >>> model.predict([[5.1, 3.5, 1.4, 0.2]])
+
+``load`` reads the file with a restricted pickle VM written in C: nothing the
+file names is imported or called, so a hostile file raises
+:class:`UnsafeModelError` instead of running code.  ``predict`` runs in C on
+the caller's NumPy buffer and gives scikit-learn's answers.
+"""
 # OpenBLAS first: importing scipy_openblas32 loads libscipy_openblas into the
 # process, so _core finds it in editable installs too (its rpath covers
-# regular ones).
+# regular installs).
 import scipy_openblas32  # noqa: F401
 
+import os as _os
+from pathlib import Path as _Path
+from typing import Any as _Any
+
 from mlfast import _core
+from mlfast._builders import Builders as _Builders
+from mlfast._builders import supported as _supported
+from mlfast._inspect import format_tree as _format_tree
+from mlfast._loader import DEFAULT_MAX_MEMORY, Source, load_tree
+from mlfast._model import Model
 from mlfast.errors import MlfastError, ModelFormatError, UnsafeModelError, UnsupportedModelError
 
 __version__ = "0.1.0"
-__all__ = ["MlfastError", "ModelFormatError", "UnsafeModelError", "UnsupportedModelError"]
+__all__ = [
+    "Model",
+    "MlfastError",
+    "ModelFormatError",
+    "UnsafeModelError",
+    "UnsupportedModelError",
+    "load",
+    "loads",
+    "compile",
+    "inspect",
+    "demo_model_path",
+    "set_num_threads",
+    "get_num_threads",
+    "supported_estimators",
+]
+
+
+def _build(tree: _Any, source=None) -> Model:
+    return Model(_Builders().build(tree, "model"), source)
+
+
+def load(source: Source, *, max_memory: int = DEFAULT_MAX_MEMORY) -> Model:
+    """Load a model saved by ``joblib.dump`` or ``pickle.dump``.
+
+    ``source`` is a path, a binary file object or bytes.  Compressed joblib
+    files (zlib, gzip, bz2, xz, lzma, lz4) are recognised by their first
+    bytes.  ``max_memory`` caps both the decompressed size and what the
+    loader allocates.
+
+    Raises :class:`ModelFormatError` for a corrupt or truncated file,
+    :class:`UnsafeModelError` for one that names anything but scikit-learn
+    and numpy data, :class:`UnsupportedModelError` for an estimator mlfast
+    does not serve yet.
+    """
+    name = str(source) if isinstance(source, (str, _os.PathLike)) else None
+    return _build(load_tree(source, max_memory), name)
+
+
+def loads(data, *, max_memory: int = DEFAULT_MAX_MEMORY) -> Model:
+    """Like :func:`load`, from bytes."""
+    return _build(load_tree(data, max_memory))
+
+
+def compile(estimator: _Any) -> Model:  # noqa: A001 - the verb is the API
+    """Compile a fitted, in-memory scikit-learn estimator (as in a notebook).
+
+    The estimator is pickled in memory and read back by the same restricted
+    VM and builders as a file, so a notebook and a file give the same model.
+    """
+    import pickle
+
+    return _build(_core.unpickle(pickle.dumps(estimator, protocol=5)), None)
+
+
+def inspect(source: Source, *, max_memory: int = DEFAULT_MAX_MEMORY) -> str:
+    """The object tree of a model file (classes, array shapes and dtypes,
+    scikit-learn version), read without building anything."""
+    return _format_tree(load_tree(source, max_memory))
+
+
+def demo_model_path() -> str:
+    """Path of the bundled demo model: a LogisticRegression fitted on iris,
+    saved by ``joblib.dump`` (see ``mlfast/data/make_demo_model.py``)."""
+    return str(_Path(__file__).with_name("data") / "iris_logreg.joblib")
+
+
+def set_num_threads(n: int) -> None:
+    """Threads used for large batches (default: the CPUs available, or the
+    ``MLFAST_NUM_THREADS`` environment variable)."""
+    _core.set_num_threads(int(n))
+
+
+def get_num_threads() -> int:
+    return _core.get_num_threads()
+
+
+def supported_estimators() -> list:
+    """Names of the scikit-learn classes mlfast serves."""
+    return _supported()
+
+
+def _default_threads() -> int:
+    env = _os.environ.get("MLFAST_NUM_THREADS")
+    if env:
+        try:
+            return max(1, int(env))
+        except ValueError:
+            raise ValueError(f"MLFAST_NUM_THREADS must be an integer, got {env!r}") from None
+    try:
+        return max(1, len(_os.sched_getaffinity(0)))
+    except (AttributeError, OSError):
+        return max(1, _os.cpu_count() or 1)
+
+
+_core.set_num_threads(_default_threads())

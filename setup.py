@@ -22,6 +22,8 @@ SOURCES = [
     "csrc/chain.c",
     "csrc/transform.c",
     "csrc/linear.c",
+    "csrc/links.c",
+    "csrc/trees.c",
 ]
 
 compile_args = [

@@ -23,10 +23,13 @@ typedef struct {
     mf_final_kind final_kind;
     mf_accept final_accept;
     mf_linear linear;
+    mf_forest forest;
     Py_ssize_t n_raw;           /* raw score columns of the final estimator */
     Py_ssize_t n_classes;
     mf_label_rule label_rule;
     mf_proba_rule proba_rule;
+    mf_post_rule post_rule;
+    double post_denominator, post_offset;
     PyArrayObject *classes;     /* or NULL */
     int raw_1d;
     int coef_f32;
@@ -34,10 +37,12 @@ typedef struct {
     Py_ssize_t out_width;       /* width after the last step */
     PyObject *owners;           /* list: arrays whose data the IR points into */
     PyObject *coerce;           /* callable turning non-arrays into arrays, or NULL */
+    PyObject *packed;           /* (nodes, roots, values) of a forest, or NULL */
 } mf_Chain;
 
-/* What a call computes. */
-enum { W_RAW = 1, W_PROBA, W_LOGPROBA, W_LABEL, W_TRANSFORM };
+/* What a call computes: decision_function, regression predict,
+ * score_samples, predict_proba, predict_log_proba, class predict, transform. */
+enum { W_RAW = 1, W_REGRESS, W_SCORE, W_PROBA, W_LOGPROBA, W_LABEL, W_TRANSFORM };
 
 static int mf_num_threads = 1;
 
@@ -198,26 +203,63 @@ parse_step(mf_Chain *c, PyObject *spec, mf_step *s, PyObject **name)
         }
         return 0;
     }
+    if (strcmp(kind, "encode") == 0 && PyTuple_GET_SIZE(spec) == 7) {
+        PyObject *offsets = PyTuple_GET_ITEM(spec, 6), *values = PyTuple_GET_ITEM(spec, 5);
+        s->kind = MF_STEP_ENCODE;
+        s->n_out = s->n_in;
+        if (!PyArray_Check(offsets) || !PyArray_Check(values) ||
+            PyArray_SIZE((PyArrayObject *)offsets) < 1) {
+            PyErr_SetString(PyExc_TypeError, "encode needs offsets and values arrays");
+            return -1;
+        }
+        s->n_cat = PyArray_SIZE((PyArrayObject *)offsets) - 1;
+        if (take_vector(c, PyTuple_GET_ITEM(spec, 4), NPY_INTP, s->n_in, 0, "perm",
+                        (const void **)&s->perm) < 0 ||
+            take_vector(c, values, NPY_DOUBLE, -1, 0, "categories",
+                        (const void **)&s->cat_values) < 0 ||
+            take_vector(c, offsets, NPY_INTP, s->n_cat + 1, 0, "offsets",
+                        (const void **)&s->cat_offsets) < 0) {
+            return -1;
+        }
+        if (s->n_cat > s->n_in || s->cat_offsets[0] != 0 ||
+            s->cat_offsets[s->n_cat] != PyArray_SIZE((PyArrayObject *)values)) {
+            PyErr_SetString(PyExc_ValueError, "encode offsets do not cover the categories");
+            return -1;
+        }
+        for (t = 0; t < s->n_in; t++) {
+            if (s->perm[t] < 0 || s->perm[t] >= s->n_in) {
+                PyErr_SetString(PyExc_ValueError, "encode column out of range");
+                return -1;
+            }
+        }
+        for (t = 0; t < s->n_cat; t++) {
+            npy_intp i;
+            if (s->cat_offsets[t + 1] < s->cat_offsets[t]) {
+                PyErr_SetString(PyExc_ValueError, "encode offsets must not decrease");
+                return -1;
+            }
+            for (i = s->cat_offsets[t] + 1; i < s->cat_offsets[t + 1]; i++) {
+                if (!(s->cat_values[i - 1] < s->cat_values[i])) {
+                    PyErr_SetString(PyExc_ValueError, "categories must be sorted and unique");
+                    return -1;
+                }
+            }
+        }
+        return 0;
+    }
     PyErr_Format(PyExc_ValueError, "unknown step kind '%s' or wrong arity", kind);
     return -1;
 }
 
 /* ("linear", name, accept, coef (k, d) float64, intercept (k,) float64) */
 static int
-parse_final(mf_Chain *c, PyObject *spec, PyObject **name)
+parse_linear(mf_Chain *c, PyObject *spec)
 {
     PyArrayObject *coef;
 
-    if (!PyTuple_Check(spec) || PyTuple_GET_SIZE(spec) != 5 ||
-        !PyUnicode_Check(PyTuple_GET_ITEM(spec, 0)) ||
-        PyUnicode_CompareWithASCIIString(PyTuple_GET_ITEM(spec, 0), "linear") != 0 ||
-        !PyUnicode_Check(PyTuple_GET_ITEM(spec, 1))) {
+    if (PyTuple_GET_SIZE(spec) != 5) {
         PyErr_SetString(PyExc_ValueError,
                         "final must be ('linear', name, accept, coef, intercept)");
-        return -1;
-    }
-    *name = PyTuple_GET_ITEM(spec, 1);
-    if (parse_accept(PyTuple_GET_ITEM(spec, 2), &c->final_accept) < 0) {
         return -1;
     }
     coef = (PyArrayObject *)PyTuple_GET_ITEM(spec, 3);
@@ -240,24 +282,323 @@ parse_final(mf_Chain *c, PyObject *spec, PyObject **name)
                        "intercept", (const void **)&c->linear.intercept);
 }
 
+/* A contiguous, aligned, native array of type_num and ndim whose first
+ * dimension is n (any if n < 0); its data pointer, kept alive by owners. */
+static int
+take_array(mf_Chain *c, PyObject *obj, int type_num, int ndim, npy_intp n,
+           const char *what, const void **out)
+{
+    PyArrayObject *arr = (PyArrayObject *)obj;
+    if (!PyArray_Check(obj) || PyArray_TYPE(arr) != type_num || PyArray_NDIM(arr) != ndim ||
+        !PyArray_IS_C_CONTIGUOUS(arr) || !PyArray_ISALIGNED(arr) ||
+        !PyArray_ISNOTSWAPPED(arr) || (n >= 0 && PyArray_DIM(arr, 0) != n)) {
+        PyErr_Format(PyExc_ValueError, "%s must be a contiguous %d-D array of type %d "
+                     "with %zd rows", what, ndim, type_num, (Py_ssize_t)n);
+        return -1;
+    }
+    if (PyList_Append(c->owners, obj) < 0) {
+        return -1;
+    }
+    *out = PyArray_DATA(arr);
+    return 0;
+}
+
+/* The parts both forest specs share, from index 3: n_features, n_raw; and
+ * from `tail`: column|None, cats|None (n_cats, 16) uint32, init|None,
+ * average, cast_f32. */
+static int
+parse_forest_common(mf_Chain *c, PyObject *spec, Py_ssize_t tail)
+{
+    mf_forest *f = &c->forest;
+    PyObject *column = PyTuple_GET_ITEM(spec, tail);
+    PyObject *cats = PyTuple_GET_ITEM(spec, tail + 1);
+    PyObject *init = PyTuple_GET_ITEM(spec, tail + 2);
+    Py_ssize_t t;
+
+    f->n_features = PyLong_AsSsize_t(PyTuple_GET_ITEM(spec, 3));
+    f->n_raw = PyLong_AsSsize_t(PyTuple_GET_ITEM(spec, 4));
+    if (PyErr_Occurred()) {
+        return -1;
+    }
+    if (f->n_features < 1 || f->n_features > MF_TREE_MAX_FEATURES || f->n_raw < 1) {
+        PyErr_SetString(PyExc_ValueError, "a forest needs features and outputs");
+        return -1;
+    }
+    if (column != Py_None) {
+        if (take_array(c, column, NPY_INT32, 1, f->n_trees, "column",
+                       (const void **)&f->column) < 0) {
+            return -1;
+        }
+        if (f->n_values != 1) {
+            PyErr_SetString(PyExc_ValueError, "a tree feeding one column has one value");
+            return -1;
+        }
+        for (t = 0; t < f->n_trees; t++) {
+            if (f->column[t] < 0 || f->column[t] >= f->n_raw) {
+                PyErr_SetString(PyExc_ValueError, "tree output column out of range");
+                return -1;
+            }
+        }
+    }
+    else if (f->n_values != f->n_raw) {
+        PyErr_SetString(PyExc_ValueError, "leaf values must fill the outputs");
+        return -1;
+    }
+    if (cats != Py_None) {
+        if (take_array(c, cats, NPY_UINT32, 2, -1, "cats", (const void **)&f->cats) < 0) {
+            return -1;
+        }
+        if (PyArray_DIM((PyArrayObject *)cats, 1) != 16) {
+            PyErr_SetString(PyExc_ValueError, "category splits must be 16 words");
+            return -1;
+        }
+        f->n_cats = PyArray_DIM((PyArrayObject *)cats, 0);
+    }
+    if (init != Py_None && take_vector(c, init, NPY_DOUBLE, f->n_raw, 0, "init",
+                                       (const void **)&f->init) < 0) {
+        return -1;
+    }
+    f->average = PyObject_IsTrue(PyTuple_GET_ITEM(spec, tail + 3));
+    f->cast_f32 = PyObject_IsTrue(PyTuple_GET_ITEM(spec, tail + 4));
+    if (f->average < 0 || f->cast_f32 < 0) {
+        return -1;
+    }
+    c->final_kind = MF_FINAL_FOREST;
+    c->n_raw = f->n_raw;
+    return 0;
+}
+
+/* take_array's check without keeping the array: for inputs read once. */
+static int
+check_array(PyObject *obj, int type_num, int ndim, npy_intp n, const char *what,
+            const void **out)
+{
+    PyArrayObject *arr = (PyArrayObject *)obj;
+    if (!PyArray_Check(obj) || PyArray_TYPE(arr) != type_num || PyArray_NDIM(arr) != ndim ||
+        !PyArray_IS_C_CONTIGUOUS(arr) || !PyArray_ISALIGNED(arr) ||
+        !PyArray_ISNOTSWAPPED(arr) || (n >= 0 && PyArray_DIM(arr, 0) != n)) {
+        PyErr_Format(PyExc_ValueError, "%s must be a contiguous %d-D array of type %d "
+                     "with %zd rows", what, ndim, type_num, (Py_ssize_t)n);
+        return -1;
+    }
+    *out = PyArray_DATA(arr);
+    return 0;
+}
+
+/* ("forest", name, accept, n_features, n_raw, left, right, feature,
+ *  threshold, flags, values (n_nodes, n_values), offsets (n_trees + 1),
+ *  column, cats, init, average, cast_f32): per-node arrays from the
+ * builders, laid out again here into numpy arrays the chain keeps (the
+ * inputs are not kept, so a forest costs only its packed nodes and leaf
+ * values). */
+static int
+parse_forest(mf_Chain *c, PyObject *spec)
+{
+    mf_forest *f = &c->forest;
+    mf_forest_input in;
+    PyObject *values, *offsets;
+    PyArrayObject *nodes_arr = NULL, *roots_arr = NULL, *values_arr = NULL;
+    npy_intp dims[2];
+    Py_ssize_t i, n_leaves = 0;
+    char err[256];
+    int result = -1;
+
+    if (PyTuple_GET_SIZE(spec) != 17) {
+        PyErr_SetString(PyExc_ValueError, "forest spec must have 17 items");
+        return -1;
+    }
+    memset(&in, 0, sizeof(in));
+    values = PyTuple_GET_ITEM(spec, 10);
+    offsets = PyTuple_GET_ITEM(spec, 11);
+    if (!PyArray_Check(offsets) || PyArray_NDIM((PyArrayObject *)offsets) != 1 ||
+        PyArray_DIM((PyArrayObject *)offsets, 0) < 2 || !PyArray_Check(values) ||
+        PyArray_NDIM((PyArrayObject *)values) != 2 ||
+        PyArray_DIM((PyArrayObject *)values, 1) < 1) {
+        PyErr_SetString(PyExc_ValueError, "forest offsets or values malformed");
+        return -1;
+    }
+    f->n_trees = PyArray_DIM((PyArrayObject *)offsets, 0) - 1;
+    f->n_values = PyArray_DIM((PyArrayObject *)values, 1);
+    in.n_nodes = PyArray_DIM((PyArrayObject *)values, 0);
+    /* the inputs are read here only: check them without keeping them */
+    if (check_array(PyTuple_GET_ITEM(spec, 5), NPY_INT64, 1, in.n_nodes, "left",
+                    (const void **)&in.left) < 0 ||
+        check_array(PyTuple_GET_ITEM(spec, 6), NPY_INT64, 1, in.n_nodes, "right",
+                    (const void **)&in.right) < 0 ||
+        check_array(PyTuple_GET_ITEM(spec, 7), NPY_INT64, 1, in.n_nodes, "feature",
+                    (const void **)&in.feature) < 0 ||
+        check_array(PyTuple_GET_ITEM(spec, 8), NPY_DOUBLE, 1, in.n_nodes, "threshold",
+                    (const void **)&in.threshold) < 0 ||
+        check_array(PyTuple_GET_ITEM(spec, 9), NPY_UINT8, 1, in.n_nodes, "flags",
+                    (const void **)&in.flags) < 0 ||
+        check_array(values, NPY_DOUBLE, 2, in.n_nodes, "values",
+                    (const void **)&in.values) < 0 ||
+        check_array(offsets, NPY_INT64, 1, f->n_trees + 1, "offsets",
+                    (const void **)&in.offsets) < 0) {
+        return -1;
+    }
+    if (in.offsets[0] != 0 || in.offsets[f->n_trees] != in.n_nodes) {
+        PyErr_SetString(PyExc_ValueError, "forest offsets must run from 0 to the node count");
+        return -1;
+    }
+    if (parse_forest_common(c, spec, 12) < 0) {
+        return -1;
+    }
+    for (i = 0; i < in.n_nodes; i++) {
+        n_leaves += in.left[i] < 0;
+    }
+    dims[0] = in.n_nodes * (npy_intp)sizeof(mf_tnode);
+    nodes_arr = (PyArrayObject *)PyArray_SimpleNew(1, dims, NPY_UINT8);
+    dims[0] = f->n_trees;
+    roots_arr = (PyArrayObject *)PyArray_SimpleNew(1, dims, NPY_INT64);
+    dims[0] = n_leaves;
+    dims[1] = f->n_values;
+    values_arr = (PyArrayObject *)PyArray_SimpleNew(2, dims, NPY_DOUBLE);
+    if (nodes_arr == NULL || roots_arr == NULL || values_arr == NULL) {
+        goto done;
+    }
+    if (mf_forest_build(f, &in, (mf_tnode *)PyArray_DATA(nodes_arr),
+                        (int64_t *)PyArray_DATA(roots_arr),
+                        (double *)PyArray_DATA(values_arr), err, sizeof(err)) < 0) {
+        PyErr_Format(mf_ModelFormatError, "invalid tree: %s", err);
+        goto done;
+    }
+    if (PyList_Append(c->owners, (PyObject *)nodes_arr) < 0 ||
+        PyList_Append(c->owners, (PyObject *)roots_arr) < 0 ||
+        PyList_Append(c->owners, (PyObject *)values_arr) < 0) {
+        goto done;
+    }
+    {
+        /* unreachable nodes (none in scikit-learn's trees) are left out */
+        PyObject *nodes_used = PySequence_GetSlice((PyObject *)nodes_arr, 0,
+                                                   f->n_nodes * (Py_ssize_t)sizeof(mf_tnode));
+        PyObject *values_used = PySequence_GetSlice((PyObject *)values_arr, 0, f->n_leaves);
+        if (nodes_used != NULL && values_used != NULL) {
+            c->packed = Py_BuildValue("(OOO)", nodes_used, roots_arr, values_used);
+        }
+        Py_XDECREF(nodes_used);
+        Py_XDECREF(values_used);
+    }
+    result = c->packed == NULL ? -1 : 0;
+done:
+    Py_XDECREF(nodes_arr);
+    Py_XDECREF(roots_arr);
+    Py_XDECREF(values_arr);
+    return result;
+}
+
+/* ("forest_packed", name, accept, n_features, n_raw, nodes (uint8 bytes of
+ *  mf_tnode), roots, values, column, cats, init, average, cast_f32): the
+ * layout parse_forest makes, as a pickled Model carries it; checked, then
+ * used in place. */
+static int
+parse_forest_packed(mf_Chain *c, PyObject *spec)
+{
+    mf_forest *f = &c->forest;
+    PyObject *nodes = NULL, *roots, *values;
+    char err[256];
+
+    if (PyTuple_GET_SIZE(spec) != 13) {
+        PyErr_SetString(PyExc_ValueError, "packed forest spec must have 13 items");
+        return -1;
+    }
+    nodes = PyTuple_GET_ITEM(spec, 5);
+    roots = PyTuple_GET_ITEM(spec, 6);
+    values = PyTuple_GET_ITEM(spec, 7);
+    if (!PyArray_Check(nodes) || !PyArray_Check(roots) || !PyArray_Check(values) ||
+        PyArray_NDIM((PyArrayObject *)values) != 2 ||
+        PyArray_NDIM((PyArrayObject *)nodes) != 1 ||
+        PyArray_DIM((PyArrayObject *)nodes, 0) % (npy_intp)sizeof(mf_tnode) != 0) {
+        PyErr_SetString(PyExc_ValueError, "packed forest arrays malformed");
+        return -1;
+    }
+    f->n_trees = PyArray_SIZE((PyArrayObject *)roots);
+    f->n_nodes = PyArray_DIM((PyArrayObject *)nodes, 0) / (npy_intp)sizeof(mf_tnode);
+    f->n_leaves = PyArray_DIM((PyArrayObject *)values, 0);
+    f->n_values = PyArray_DIM((PyArrayObject *)values, 1);
+    if (f->n_trees < 1 || f->n_values < 1 ||
+        take_array(c, nodes, NPY_UINT8, 1, -1, "nodes", (const void **)&f->nodes) < 0 ||
+        take_array(c, roots, NPY_INT64, 1, f->n_trees, "roots",
+                   (const void **)&f->roots) < 0 ||
+        take_array(c, values, NPY_DOUBLE, 2, f->n_leaves, "values",
+                   (const void **)&f->values) < 0) {
+        if (!PyErr_Occurred()) {
+            PyErr_SetString(PyExc_ValueError, "packed forest has no trees");
+        }
+        return -1;
+    }
+    if (((uintptr_t)f->nodes) % sizeof(double) != 0) {
+        PyErr_SetString(PyExc_ValueError, "packed forest nodes are not aligned");
+        return -1;
+    }
+    if (parse_forest_common(c, spec, 8) < 0) {
+        return -1;
+    }
+    if (mf_forest_check(f, err, sizeof(err)) < 0) {
+        PyErr_Format(mf_ModelFormatError, "invalid packed forest: %s", err);
+        return -1;
+    }
+    c->packed = Py_BuildValue("(OOO)", nodes, roots, values);
+    return c->packed == NULL ? -1 : 0;
+}
+
+static int
+parse_final(mf_Chain *c, PyObject *spec, PyObject **name, Py_ssize_t *n_in)
+{
+    const char *kind;
+    if (!PyTuple_Check(spec) || PyTuple_GET_SIZE(spec) < 3 ||
+        !PyUnicode_Check(PyTuple_GET_ITEM(spec, 0)) ||
+        !PyUnicode_Check(PyTuple_GET_ITEM(spec, 1))) {
+        PyErr_SetString(PyExc_ValueError, "final must be (kind, name, accept, ...)");
+        return -1;
+    }
+    *name = PyTuple_GET_ITEM(spec, 1);
+    if (parse_accept(PyTuple_GET_ITEM(spec, 2), &c->final_accept) < 0) {
+        return -1;
+    }
+    kind = PyUnicode_AsUTF8(PyTuple_GET_ITEM(spec, 0));
+    if (kind == NULL) {
+        return -1;
+    }
+    if (strcmp(kind, "linear") == 0) {
+        if (parse_linear(c, spec) < 0) {
+            return -1;
+        }
+        *n_in = c->linear.n_features;
+        return 0;
+    }
+    if (strcmp(kind, "forest") == 0 || strcmp(kind, "forest_packed") == 0) {
+        if ((kind[6] == '\0' ? parse_forest(c, spec) : parse_forest_packed(c, spec)) < 0) {
+            return -1;
+        }
+        *n_in = c->forest.n_features;
+        return 0;
+    }
+    PyErr_Format(PyExc_ValueError, "unknown final kind '%s'", kind);
+    return -1;
+}
+
 static int
 chain_init(mf_Chain *c, PyObject *args, PyObject *kwargs)
 {
     static char *kwlist[] = {"n_features", "steps", "final", "label_rule", "proba_rule",
-                             "classes", "raw_1d", "coef_f32", "coerce", NULL};
+                             "classes", "raw_1d", "coef_f32", "coerce", "post_rule",
+                             "post_params", NULL};
     PyObject *steps, *final = Py_None, *classes = Py_None, *coerce = Py_None;
     PyObject *names = NULL;
-    Py_ssize_t n_features, i, width;
-    int label_rule = 0, proba_rule = 0, raw_1d = 0, coef_f32 = 0;
+    Py_ssize_t n_features, i, width, final_in = 0;
+    int label_rule = 0, proba_rule = 0, raw_1d = 0, coef_f32 = 0, post_rule = 0;
+    double post_den = 0.0, post_offset = 0.0;
 
     if (c->owners != NULL) {
         PyErr_SetString(PyExc_RuntimeError, "Chain is already initialized");
         return -1;
     }
-    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "nO!|O$iiOppO:Chain", kwlist,
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "nO!|O$iiOppOi(dd):Chain", kwlist,
                                      &n_features, &PyList_Type, &steps, &final,
                                      &label_rule, &proba_rule, &classes, &raw_1d,
-                                     &coef_f32, &coerce)) {
+                                     &coef_f32, &coerce, &post_rule, &post_den,
+                                     &post_offset)) {
         return -1;
     }
     if (n_features < 1) {
@@ -302,12 +643,12 @@ chain_init(mf_Chain *c, PyObject *args, PyObject *kwargs)
     c->out_width = width;
     if (final != Py_None) {
         PyObject *name;
-        if (parse_final(c, final, &name) < 0) {
+        if (parse_final(c, final, &name, &final_in) < 0) {
             return -1;
         }
-        if (c->linear.n_features != width) {
+        if (final_in != width) {
             PyErr_Format(PyExc_ValueError, "final estimator takes %zd columns but "
-                         "receives %zd", c->linear.n_features, width);
+                         "receives %zd", final_in, width);
             return -1;
         }
         Py_INCREF(name);
@@ -321,13 +662,22 @@ chain_init(mf_Chain *c, PyObject *args, PyObject *kwargs)
         Py_INCREF(Py_None);
         PyTuple_SET_ITEM(names, c->n_steps, Py_None);
     }
-    if (label_rule < MF_LABEL_NONE || label_rule > MF_LABEL_ARGMAX ||
-        proba_rule < MF_PROBA_NONE || proba_rule > MF_PROBA_MODIFIED_HUBER) {
-        PyErr_SetString(PyExc_ValueError, "unknown label or proba rule");
+    if (label_rule < MF_LABEL_NONE || label_rule > MF_LABEL_PROBA_ARGMAX ||
+        proba_rule < MF_PROBA_NONE || proba_rule > MF_PROBA_EXPIT2 ||
+        post_rule < MF_POST_NONE || post_rule > MF_POST_IFOREST) {
+        PyErr_SetString(PyExc_ValueError, "unknown label, proba or post rule");
+        return -1;
+    }
+    if ((label_rule == MF_LABEL_PROBA_ARGMAX && proba_rule == MF_PROBA_NONE) ||
+        (post_rule == MF_POST_IFOREST && c->n_raw != 1)) {
+        PyErr_SetString(PyExc_ValueError, "inconsistent rules");
         return -1;
     }
     c->label_rule = (mf_label_rule)label_rule;
     c->proba_rule = (mf_proba_rule)proba_rule;
+    c->post_rule = (mf_post_rule)post_rule;
+    c->post_denominator = post_den;
+    c->post_offset = post_offset;
     c->raw_1d = raw_1d;
     c->coef_f32 = coef_f32;
     if (label_rule != MF_LABEL_NONE) {
@@ -339,8 +689,10 @@ chain_init(mf_Chain *c, PyObject *args, PyObject *kwargs)
             return -1;
         }
         c->n_classes = PyArray_DIM(cl, 0);
-        if ((label_rule == MF_LABEL_THRESHOLD && (c->n_raw != 1 || c->n_classes != 2)) ||
-            (label_rule == MF_LABEL_ARGMAX && c->n_raw != c->n_classes)) {
+        if (((label_rule == MF_LABEL_THRESHOLD || label_rule == MF_LABEL_THRESHOLD_GE) &&
+             (c->n_raw != 1 || c->n_classes != 2)) ||
+            (label_rule == MF_LABEL_ARGMAX && c->n_raw != c->n_classes) ||
+            (label_rule == MF_LABEL_PROBA_ARGMAX && c->n_classes < 2)) {
             PyErr_Format(PyExc_ValueError, "%zd score columns do not fit %zd classes",
                          c->n_raw, c->n_classes);
             return -1;
@@ -362,6 +714,7 @@ chain_traverse(mf_Chain *c, visitproc visit, void *arg)
     Py_VISIT(c->classes);
     Py_VISIT(c->owners);
     Py_VISIT(c->coerce);
+    Py_VISIT(c->packed);
     return 0;
 }
 
@@ -372,6 +725,7 @@ chain_clear(mf_Chain *c)
     Py_CLEAR(c->classes);
     Py_CLEAR(c->owners);
     Py_CLEAR(c->coerce);
+    Py_CLEAR(c->packed);
     return 0;
 }
 
@@ -640,6 +994,33 @@ store(const mf_job *job, npy_intp row, const double *values, npy_intp n)
     }
 }
 
+/* Rounds a block to float32, as scikit-learn's trees read X. */
+static void
+round_f32(double *x, Py_ssize_t count)
+{
+    Py_ssize_t i;
+    for (i = 0; i < count; i++) {
+        x[i] = (double)(float)x[i];
+    }
+}
+
+static void
+final_raw(const mf_Chain *c, const double *x, Py_ssize_t n_rows, double *raw)
+{
+    if (c->final_kind == MF_FINAL_LINEAR) {
+        mf_linear_raw(&c->linear, x, n_rows, raw);
+    }
+    else {
+        mf_forest_raw(&c->forest, x, n_rows, raw);
+    }
+}
+
+static int
+final_casts(const mf_Chain *c)
+{
+    return c->final_kind == MF_FINAL_FOREST && c->forest.cast_f32;
+}
+
 /* Runs rows [start, stop).  Returns 0, or 1 with task->err set when a stage
  * refused its input (the caller then works out which stage, exactly). */
 static int
@@ -648,7 +1029,7 @@ run_range(mf_task *task)
     mf_job *job = task->job;
     const mf_Chain *c = job->c;
     npy_intp br = MF_BLOCK_ROWS, r0, nr, i;
-    Py_ssize_t k = c->n_raw == 1 && job->what != W_RAW ? 2 : c->n_raw;
+    Py_ssize_t k = c->n_classes > 0 ? c->n_classes : 1;
     size_t need;
     double stack_buf[1024];
     double *mem, *a, *b, *raw, *proba;
@@ -696,20 +1077,32 @@ run_range(mf_task *task)
             }
             continue;
         }
+        if (final_casts(c)) {
+            round_f32(a, nr * width);
+        }
         if (mf_check_block(c->final_accept, a, nr * width, &task->err)) {
             result = 1;
             break;
         }
-        mf_linear_raw(&c->linear, a, nr, raw);
+        final_raw(c, a, nr, raw);
         switch (job->what) {
         case W_RAW:
+        case W_SCORE:
+        case W_REGRESS:
+            if (c->post_rule == MF_POST_IFOREST) {
+                mf_post(c->post_rule, raw, nr * c->n_raw, c->post_denominator,
+                        c->post_offset, job->what == W_RAW);
+            }
+            else if (job->what == W_REGRESS) {
+                mf_post(c->post_rule, raw, nr * c->n_raw, 0.0, 0.0, 0);
+            }
             for (i = 0; i < nr; i++) {
                 store(job, r0 + i, raw + i * c->n_raw, c->n_raw);
             }
             break;
         case W_PROBA:
         case W_LOGPROBA:
-            mf_proba(c->proba_rule, raw, nr, c->n_raw, proba);
+            mf_proba(c->proba_rule, raw, nr, c->n_raw, k, proba);
             if (job->what == W_LOGPROBA) {
                 for (i = 0; i < nr * k; i++) {
                     proba[i] = log(proba[i]);
@@ -720,7 +1113,16 @@ run_range(mf_task *task)
             }
             break;
         default:
-            mf_labels(c->label_rule, raw, nr, c->n_raw, idx);
+            if (c->label_rule == MF_LABEL_PROBA_ARGMAX) {
+                mf_proba(c->proba_rule, raw, nr, c->n_raw, k, proba);
+                mf_labels(c->label_rule, proba, nr, k, idx);
+            }
+            else {
+                if (c->post_rule == MF_POST_IFOREST) {
+                    mf_post(c->post_rule, raw, nr, c->post_denominator, c->post_offset, 1);
+                }
+                mf_labels(c->label_rule, raw, nr, c->n_raw, idx);
+            }
             for (i = 0; i < nr; i++) {
                 if (job->index_out != NULL) {
                     job->index_out[r0 + i] = idx[i];
@@ -763,6 +1165,10 @@ work_per_row(const mf_Chain *c)
     }
     if (c->final_kind == MF_FINAL_LINEAR) {
         w += c->linear.n_features * c->linear.n_outputs;
+    }
+    else if (c->final_kind == MF_FINAL_FOREST) {
+        /* a walk is a handful of dependent loads per level */
+        w += c->forest.n_trees * (8 + c->forest.n_values);
     }
     return w;
 }
@@ -852,6 +1258,9 @@ diagnose(const mf_job *job, Py_ssize_t *stage_out, mf_err_kind *kind_out)
             mf_err_kind e1 = MF_ERR_NONE, e2 = MF_ERR_NONE;
             double *t;
             /* record NaN and inf separately: the message prefers NaN */
+            if (s == c->n_steps && final_casts(c)) {
+                round_f32(a, width);
+            }
             if (mf_check_block(MF_ACCEPT_NAN, a, width, &e1)) {
                 inf_seen[s] = 1;
             }
@@ -921,7 +1330,10 @@ raise_refusal(mf_job *job, PyArrayObject *X)
     else {
         /* check_array converts to float first, keeping float16/32 */
         const char *dt = "float64";
-        if (stage == 0 && PyArray_TYPE(X) == NPY_HALF) {
+        if (stage == job->c->n_steps && final_casts(job->c)) {
+            dt = "float32";
+        }
+        else if (stage == 0 && PyArray_TYPE(X) == NPY_HALF) {
             dt = "float16";
         }
         else if (job->in.prec == MF_F32) {
@@ -959,6 +1371,8 @@ chain_call(mf_Chain *c, PyObject *X, int what)
         job.out_f32 = job.in.prec == MF_F32;
         break;
     case W_RAW:
+    case W_REGRESS:
+    case W_SCORE:
         dims[1] = c->n_raw;
         job.out_f32 = c->coef_f32 && job.in.prec == MF_F32;
         if (c->raw_1d && c->n_raw == 1) {
@@ -1041,17 +1455,29 @@ done:
 static PyObject *
 chain_predict(mf_Chain *c, PyObject *X)
 {
-    return chain_call(c, X, c->label_rule != MF_LABEL_NONE ? W_LABEL : W_RAW);
+    return chain_call(c, X, c->label_rule != MF_LABEL_NONE ? W_LABEL : W_REGRESS);
 }
 
+/* The builders decide which of these an estimator has (Model binds only
+ * those); the Chain itself refuses only what it cannot compute. */
 static PyObject *
 chain_decision_function(mf_Chain *c, PyObject *X)
 {
-    if (c->final_kind != MF_FINAL_LINEAR) {
+    if (c->final_kind == MF_FINAL_NONE) {
         PyErr_SetString(PyExc_AttributeError, "this model has no decision_function");
         return NULL;
     }
     return chain_call(c, X, W_RAW);
+}
+
+static PyObject *
+chain_score_samples(mf_Chain *c, PyObject *X)
+{
+    if (c->post_rule != MF_POST_IFOREST) {
+        PyErr_SetString(PyExc_AttributeError, "this model has no score_samples");
+        return NULL;
+    }
+    return chain_call(c, X, W_SCORE);
 }
 
 static PyObject *
@@ -1084,6 +1510,20 @@ chain_transform(mf_Chain *c, PyObject *X)
     return chain_call(c, X, W_TRANSFORM);
 }
 
+static PyObject *
+chain_get_packed(mf_Chain *c, void *closure)
+{
+    PyObject *v = c->packed != NULL ? c->packed : Py_None;
+    Py_INCREF(v);
+    return v;
+}
+
+static PyGetSetDef chain_getset[] = {
+    {"packed", (getter)chain_get_packed, NULL,
+     "(nodes, roots, values) of a forest's packed layout, or None", NULL},
+    {NULL}
+};
+
 static PyMethodDef chain_methods[] = {
     {"predict", (PyCFunction)chain_predict, METH_O, "Labels or regression values."},
     {"decision_function", (PyCFunction)chain_decision_function, METH_O, "Raw scores."},
@@ -1091,6 +1531,8 @@ static PyMethodDef chain_methods[] = {
     {"predict_log_proba", (PyCFunction)chain_predict_log_proba, METH_O,
      "Logarithm of the class probabilities."},
     {"transform", (PyCFunction)chain_transform, METH_O, "Output of the steps."},
+    {"score_samples", (PyCFunction)chain_score_samples, METH_O,
+     "Isolation forest scores (the opposite of the anomaly score)."},
     {NULL, NULL, 0, NULL}
 };
 
@@ -1109,13 +1551,15 @@ PyTypeObject mf_ChainType = {
     .tp_dealloc = (destructor)chain_dealloc,
     .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC,
     .tp_doc = "Chain(n_features, steps, final=None, *, label_rule=0, proba_rule=0, "
-              "classes=None, raw_1d=False, coef_f32=False, coerce=None)\n\n"
+              "classes=None, raw_1d=False, coef_f32=False, coerce=None, post_rule=0, "
+              "post_params=(0.0, 0.0))\n\n"
               "A model as transform steps and a final estimator, run in C. "
               "Built by mlfast's builders; not meant to be made by hand.",
     .tp_traverse = (traverseproc)chain_traverse,
     .tp_clear = (inquiry)chain_clear,
     .tp_methods = chain_methods,
     .tp_members = chain_members,
+    .tp_getset = chain_getset,
     .tp_init = (initproc)chain_init,
     .tp_new = PyType_GenericNew,
 };

@@ -52,7 +52,9 @@ typedef enum {
     MF_G_ORDEREDDICT,
     MF_G_OBJECT,            /* builtins.object: base of _reconstructor */
     MF_G_TYPEREF,           /* a type named as a value: numpy.float64, int, ... */
-    MF_G_RECORD             /* scikit-learn classes, numpy random states */
+    MF_G_RECORD,            /* scikit-learn classes, numpy random states */
+    MF_G_PARTIAL,           /* functools.partial, around a scikit-learn function only */
+    MF_G_SLICE              /* builtins.slice of ints (ColumnTransformer.output_indices_) */
 } mf_global_kind;
 
 typedef struct {
@@ -103,7 +105,8 @@ typedef enum {
 
 typedef enum {
     MF_STEP_AFFINE = 1,     /* the scalers: sub, mul, div, add, clip in that order */
-    MF_STEP_IMPUTE          /* fill missing, drop empty columns, add indicators */
+    MF_STEP_IMPUTE,         /* fill missing, drop empty columns, add indicators */
+    MF_STEP_ENCODE          /* ordinal-encode some columns, reorder all */
 } mf_step_kind;
 
 typedef struct {
@@ -127,6 +130,14 @@ typedef struct {
     Py_ssize_t n_keep;
     const npy_intp *indicator;          /* input columns of the missing indicator */
     Py_ssize_t n_indicator;
+    /* ENCODE: output column j reads input column perm[j]; the first n_cat
+     * output columns are replaced by their index among the sorted
+     * categories cat_values[cat_offsets[j] : cat_offsets[j + 1]], NaN when
+     * missing or unknown (HistGradientBoosting's OrdinalEncoder). */
+    const npy_intp *perm;
+    const double *cat_values;
+    const npy_intp *cat_offsets;
+    Py_ssize_t n_cat;
 } mf_step;
 
 /* A linear final estimator: raw = X @ coef.T + intercept. */
@@ -136,13 +147,63 @@ typedef struct {
     const double *intercept;   /* n_outputs */
 } mf_linear;
 
-typedef enum { MF_FINAL_NONE = 0, MF_FINAL_LINEAR = 1 } mf_final_kind;
+/* A tree node as the kernel reads it: 16 bytes, laid out in preorder so the
+ * left child is the next node.  info: feature index (low 28 bits) and the
+ * flags of trees.c; right: the right child's index within its tree, or for
+ * a leaf the row of its values. */
+#define MF_TREE_MAX_FEATURES 0x0fffffff
+
+typedef struct {
+    double threshold;      /* a categorical split keeps its mf_catsplit index here */
+    uint32_t info;
+    int32_t right;
+} mf_tnode;
+
+/* A categorical split of HistGradientBoosting: 256-bit sets of the raw
+ * categories that go left and of those known at fit time. */
+typedef struct {
+    uint32_t left[8];
+    uint32_t known[8];
+} mf_catsplit;
+
+/* Any tree ensemble: raw[c] = init[c] + sum over trees of leaf values, in
+ * tree order; a tree feeds one column (boosting) or all of them (forests);
+ * forests then divide by the number of trees. */
+typedef struct {
+    Py_ssize_t n_features, n_trees, n_nodes, n_leaves;
+    Py_ssize_t n_values;       /* values per leaf */
+    Py_ssize_t n_raw;          /* output columns */
+    const mf_tnode *nodes;     /* preorder, all trees */
+    const int64_t *roots;      /* first node of each tree */
+    const double *values;      /* (n_leaves, n_values) */
+    const int32_t *column;     /* n_trees output columns, or NULL */
+    const mf_catsplit *cats;
+    Py_ssize_t n_cats;
+    const double *init;        /* n_raw initial values, or NULL for zeros */
+    int average;
+    int cast_f32;              /* scikit-learn's trees read X as float32 */
+} mf_forest;
+
+/* What the builders hand over: per-node arrays of all trees concatenated,
+ * children as indices within their tree (-1 for a leaf). */
+typedef struct {
+    Py_ssize_t n_nodes;
+    const int64_t *left, *right, *feature;
+    const double *threshold;
+    const uint8_t *flags;      /* bit 0: missing values go left; bit 1: categorical */
+    const double *values;      /* (n_nodes, n_values) */
+    const int64_t *offsets;    /* n_trees + 1 */
+} mf_forest_input;
+
+typedef enum { MF_FINAL_NONE = 0, MF_FINAL_LINEAR = 1, MF_FINAL_FOREST = 2 } mf_final_kind;
 
 /* How a classifier turns raw scores into a label index. */
 typedef enum {
     MF_LABEL_NONE = 0,         /* a regressor: raw is the prediction */
     MF_LABEL_THRESHOLD,        /* one score column: index = score > 0 */
-    MF_LABEL_ARGMAX            /* first maximum */
+    MF_LABEL_ARGMAX,           /* first maximum of the raw scores */
+    MF_LABEL_THRESHOLD_GE,     /* one column: index = score >= 0 (gradient boosting) */
+    MF_LABEL_PROBA_ARGMAX      /* first maximum of predict_proba (histogram boosting) */
 } mf_label_rule;
 
 /* How predict_proba is computed from raw scores. */
@@ -151,8 +212,18 @@ typedef enum {
     MF_PROBA_EXPIT_OVR,        /* sklearn's _predict_proba_lr */
     MF_PROBA_SOFTMAX,          /* softmax of the score rows */
     MF_PROBA_SOFTMAX_BINARY,   /* softmax of [-d, d] (old multinomial binary LR) */
-    MF_PROBA_MODIFIED_HUBER    /* SGDClassifier(loss='modified_huber') */
+    MF_PROBA_MODIFIED_HUBER,   /* SGDClassifier(loss='modified_huber') */
+    MF_PROBA_IDENTITY,         /* raw is the probability (trees, forests) */
+    MF_PROBA_NORMALIZE,        /* raw / row sum, a zero sum read as 1 (trees before 1.4) */
+    MF_PROBA_EXPIT2            /* binary, expit(2 raw): the exponential loss */
 } mf_proba_rule;
+
+/* What regression predict and score_samples apply to raw. */
+typedef enum {
+    MF_POST_NONE = 0,
+    MF_POST_EXP,               /* a log link: Poisson, Gamma, Tweedie */
+    MF_POST_IFOREST            /* raw holds summed path lengths */
+} mf_post_rule;
 
 /* Blocks of rows go through a chain together, so that each step's loop and
  * the final matrix product run over a small matrix that stays in cache. */
@@ -170,11 +241,21 @@ int mf_check_block(mf_accept accept, const double *x, Py_ssize_t count,
 /* linear.c */
 void mf_linear_raw(const mf_linear *lin, const double *x, Py_ssize_t n_rows,
                    double *raw);
-void mf_proba(mf_proba_rule rule, const double *raw, Py_ssize_t n_rows,
-              Py_ssize_t n_raw, double *proba);
-void mf_labels(mf_label_rule rule, const double *raw, Py_ssize_t n_rows,
-               Py_ssize_t n_raw, npy_intp *index);
 int mf_blas_init(void);
+
+/* links.c */
+void mf_proba(mf_proba_rule rule, const double *raw, Py_ssize_t n_rows,
+              Py_ssize_t n_raw, Py_ssize_t n_classes, double *proba);
+void mf_labels(mf_label_rule rule, const double *scores, Py_ssize_t n_rows,
+               Py_ssize_t width, npy_intp *index);
+void mf_post(mf_post_rule rule, double *raw, Py_ssize_t count, double denominator,
+             double offset, int with_offset);
+
+/* trees.c */
+int mf_forest_build(mf_forest *f, const mf_forest_input *in, mf_tnode *nodes,
+                    int64_t *roots, double *values, char *err, size_t err_size);
+int mf_forest_check(const mf_forest *f, char *err, size_t err_size);
+void mf_forest_raw(const mf_forest *f, const double *x, Py_ssize_t n_rows, double *raw);
 
 /* chain.c */
 extern PyTypeObject mf_ChainType;

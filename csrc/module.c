@@ -117,14 +117,15 @@ PyInit__core(void)
         goto error;
     }
     kinds = Py_BuildValue(
-        "{sisisisisisisisisisisisisisisisi}",
+        "{sisisisisisisisisisisisisisisisisisi}",
         "reconstruct", MF_G_RECONSTRUCT, "scalar", MF_G_SCALAR,
         "frombuffer", MF_G_FROMBUFFER, "dtype", MF_G_DTYPE, "ndarray", MF_G_NDARRAY,
         "joblib_wrapper", MF_G_JOBLIB_WRAPPER, "codecs_encode", MF_G_CODECS_ENCODE,
         "reconstructor", MF_G_RECONSTRUCTOR, "set", MF_G_SET, "frozenset", MF_G_FROZENSET,
         "bytearray", MF_G_BYTEARRAY, "complex", MF_G_COMPLEX,
         "ordereddict", MF_G_ORDEREDDICT, "object", MF_G_OBJECT,
-        "typeref", MF_G_TYPEREF, "record", MF_G_RECORD);
+        "typeref", MF_G_TYPEREF, "record", MF_G_RECORD, "partial", MF_G_PARTIAL,
+        "slice", MF_G_SLICE);
     if (kinds == NULL || PyModule_AddObject(m, "GLOBAL_KINDS", kinds) < 0) {
         Py_XDECREF(kinds);
         goto error;

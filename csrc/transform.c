@@ -116,6 +116,44 @@ impute_apply(const mf_step *s, const double *in, double *out, Py_ssize_t n_rows,
     }
 }
 
+/* The index of v among sorted categories, or NaN. */
+static inline double
+encode_one(const double *cats, npy_intp n, double v)
+{
+    npy_intp lo = 0, hi = n;
+    if (isnan(v)) {
+        return NAN;
+    }
+    while (lo < hi) {
+        npy_intp mid = lo + (hi - lo) / 2;
+        if (cats[mid] < v) {
+            lo = mid + 1;
+        }
+        else {
+            hi = mid;
+        }
+    }
+    return lo < n && cats[lo] == v ? (double)lo : NAN;
+}
+
+static void
+encode_apply(const mf_step *s, const double *in, double *out, Py_ssize_t n_rows)
+{
+    Py_ssize_t r, j;
+    for (r = 0; r < n_rows; r++) {
+        const double *x = in + r * s->n_in;
+        double *y = out + r * s->n_out;
+        for (j = 0; j < s->n_cat; j++) {
+            npy_intp off = s->cat_offsets[j];
+            y[j] = encode_one(s->cat_values + off, s->cat_offsets[j + 1] - off,
+                              x[s->perm[j]]);
+        }
+        for (; j < s->n_out; j++) {
+            y[j] = x[s->perm[j]];
+        }
+    }
+}
+
 void
 mf_step_apply(const mf_step *step, const double *in, double *out, Py_ssize_t n_rows,
               mf_precision prec)
@@ -126,6 +164,9 @@ mf_step_apply(const mf_step *step, const double *in, double *out, Py_ssize_t n_r
         break;
     case MF_STEP_IMPUTE:
         impute_apply(step, in, out, n_rows, prec);
+        break;
+    case MF_STEP_ENCODE:
+        encode_apply(step, in, out, n_rows);
         break;
     }
 }

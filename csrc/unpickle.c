@@ -574,7 +574,11 @@ static const global_entry exact_globals[] = {
     {"builtins", "bytearray", MF_G_BYTEARRAY},
     {"builtins", "complex", MF_G_COMPLEX},
     {"builtins", "object", MF_G_OBJECT},
+    {"builtins", "slice", MF_G_SLICE},
     {"collections", "OrderedDict", MF_G_ORDEREDDICT},
+    /* HistGradientBoosting's categorical preprocessor keeps
+     * FunctionTransformer(partial(check_array, ...)); see vm_call */
+    {"functools", "partial", MF_G_PARTIAL},
     /* numpy random states: their constructors become inert records */
     {"numpy.random._pickle", "__randomstate_ctor", MF_G_RECORD},
     {"numpy.random._pickle", "__generator_ctor", MF_G_RECORD},
@@ -1459,6 +1463,16 @@ vm_call(mf_vm *vm, PyObject *callable, PyObject *args, int newobj)
     switch (g->kind) {
     case MF_G_RECORD:
         return mf_record_new(callable, args, 1);
+    case MF_G_PARTIAL:
+        /* Never called, like every record; still, only a scikit-learn
+         * function may be wrapped, so that the tree holds nothing else. */
+        if (PyTuple_GET_SIZE(args) != 1 || !mf_Global_Check(PyTuple_GET_ITEM(args, 0)) ||
+            ((mf_Global *)PyTuple_GET_ITEM(args, 0))->kind != MF_G_RECORD) {
+            UNSAFE_ERROR(vm, "functools.partial is refused around anything but a "
+                         "scikit-learn function");
+            return NULL;
+        }
+        return mf_record_new(callable, args, 1);
     case MF_G_RECONSTRUCT:
         if (PyTuple_GET_SIZE(args) != 3 || !mf_Global_Check(PyTuple_GET_ITEM(args, 0)) ||
             ((mf_Global *)PyTuple_GET_ITEM(args, 0))->kind != MF_G_NDARRAY) {
@@ -1546,6 +1560,27 @@ vm_call(mf_vm *vm, PyObject *callable, PyObject *args, int newobj)
             im = PyFloat_AS_DOUBLE(PyTuple_GET_ITEM(args, 1));
         }
         return PyComplex_FromDoubles(re, im);
+    }
+    case MF_G_SLICE: {
+        Py_ssize_t i, n = PyTuple_GET_SIZE(args);
+        PyObject *parts[3] = {Py_None, Py_None, Py_None};
+        if (n < 1 || n > 3) {
+            FORMAT_ERROR(vm, "slice expects 1 to 3 arguments");
+            return NULL;
+        }
+        for (i = 0; i < n; i++) {
+            PyObject *v = PyTuple_GET_ITEM(args, i);
+            if (v != Py_None && !PyLong_CheckExact(v)) {
+                FORMAT_ERROR(vm, "slice bounds must be ints or None");
+                return NULL;
+            }
+            parts[i] = v;
+        }
+        /* slice(stop) puts its one argument in stop */
+        if (n == 1) {
+            return PySlice_New(Py_None, parts[0], Py_None);
+        }
+        return PySlice_New(parts[0], parts[1], parts[2]);
     }
     case MF_G_ORDEREDDICT:
         if (PyTuple_GET_SIZE(args) != 0) {

@@ -16,7 +16,8 @@ import numpy as np
 from mlfast._builders import Parts
 from mlfast._core import Chain
 
-_METHODS = ("predict", "predict_proba", "predict_log_proba", "decision_function", "transform")
+_METHODS = ("predict", "predict_proba", "predict_log_proba", "decision_function",
+            "transform", "score_samples")
 
 
 def _column_names(X: Any) -> Optional[np.ndarray]:
@@ -70,6 +71,8 @@ class Model:
                 classes=final.classes,
                 raw_1d=final.raw_1d,
                 coef_f32=final.coef_f32,
+                post_rule=final.post_rule,
+                post_params=final.post_params,
             )
         self._parts = parts
         self._source = source
@@ -87,8 +90,13 @@ class Model:
         self.n_features_in_ = parts.n_features_in
         if parts.feature_names_in is not None:
             self.feature_names_in_ = parts.feature_names_in
-        if final is not None and final.classes is not None:
+        if final is not None and final.classes is not None and final.kind == "classifier":
             self.classes_ = final.classes
+        packed = self._chain.packed
+        if packed is not None:
+            # keep the forest only in its packed layout: the per-node arrays
+            # the builder made are dropped, so a forest costs its node data
+            final.spec = ("forest_packed",) + final.spec[1:5] + packed + final.spec[12:]
 
     # -- input that is not an ndarray -----------------------------------------
 

@@ -21,10 +21,13 @@ from mlfast.errors import ModelFormatError, UnsupportedModelError
 
 # accept codes of mlfast.h
 ACCEPT_FINITE, ACCEPT_NAN, ACCEPT_ANY = 0, 1, 2
-# label rules
-LABEL_NONE, LABEL_THRESHOLD, LABEL_ARGMAX = 0, 1, 2
-# proba rules
-PROBA_NONE, PROBA_EXPIT_OVR, PROBA_SOFTMAX, PROBA_SOFTMAX_BINARY, PROBA_MODIFIED_HUBER = range(5)
+# label rules (mf_label_rule)
+LABEL_NONE, LABEL_THRESHOLD, LABEL_ARGMAX, LABEL_THRESHOLD_GE, LABEL_PROBA_ARGMAX = range(5)
+# proba rules (mf_proba_rule)
+(PROBA_NONE, PROBA_EXPIT_OVR, PROBA_SOFTMAX, PROBA_SOFTMAX_BINARY, PROBA_MODIFIED_HUBER,
+ PROBA_IDENTITY, PROBA_NORMALIZE, PROBA_EXPIT2) = range(8)
+# post rules (mf_post_rule)
+POST_NONE, POST_EXP, POST_IFOREST = range(3)
 
 MAX_NESTING = 32
 
@@ -53,6 +56,8 @@ class Final:
     raw_1d: bool = False
     coef_f32: bool = False
     methods: Tuple[str, ...] = ("predict",)
+    post_rule: int = POST_NONE
+    post_params: Tuple[float, float] = (0.0, 0.0)
 
 
 @dataclass
@@ -230,4 +235,4 @@ def is_nan(v: Any) -> bool:
 
 
 # importing the family modules fills the registry
-from mlfast._builders import linear, pipeline, preprocessing  # noqa: E402,F401
+from mlfast._builders import linear, pipeline, preprocessing, trees  # noqa: E402,F401

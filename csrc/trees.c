@@ -1,0 +1,251 @@
+/*
+ * trees.c -- one IR and one kernel for every tree model: decision trees,
+ * random and extra forests, gradient boosting, histogram gradient boosting
+ * and isolation forests.
+ *
+ * At load time each tree's nodes are laid out again in depth-first preorder,
+ * 16 bytes a node, so that a left child is the next node and a walk reads
+ * memory forwards; only leaves keep values.  The kernel walks a block of rows
+ * through one tree at a time (the tree stays in cache) and adds each leaf's
+ * values to the row's accumulator in tree order, which is the order
+ * scikit-learn sums in.  What differs between the families -- averaging,
+ * an initial value, which output column a tree feeds, the float32 cast of
+ * scikit-learn's own trees -- is data in mf_forest, decided by the builders.
+ */
+#include "mlfast.h"
+#include <math.h>
+#include <string.h>
+
+#define NODE_LEAF        0x80000000u
+#define NODE_MISSING_LEFT 0x40000000u
+#define NODE_CATEGORICAL 0x20000000u
+#define NODE_FEATURE     ((uint32_t)MF_TREE_MAX_FEATURES)
+
+/* Follows sklearn.ensemble._hist_gradient_boosting._predictor: NaN follows
+ * missing_go_to_left; a categorical split sends a category in its bitset
+ * left, a known category right, and negative or unknown values the missing
+ * way. */
+static inline int32_t
+walk(const mf_tnode *tree, const double *x, const mf_catsplit *cats)
+{
+    const mf_tnode *n = tree;
+    while (!(n->info & NODE_LEAF)) {
+        double v = x[n->info & NODE_FEATURE];
+        int left;
+        if (isnan(v)) {
+            left = (n->info & NODE_MISSING_LEFT) != 0;
+        }
+        else if (n->info & NODE_CATEGORICAL) {
+            const mf_catsplit *c = cats + (int64_t)n->threshold;
+            if (v < 0.0) {
+                left = (n->info & NODE_MISSING_LEFT) != 0;
+            }
+            else {
+                /* scikit-learn casts the value to uint8 (X_BINNED_DTYPE_C) */
+                unsigned int code = (unsigned char)(long long)(v < 9.2e18 ? v : 0.0);
+                if ((c->left[code >> 5] >> (code & 31)) & 1u) {
+                    left = 1;
+                }
+                else if ((c->known[code >> 5] >> (code & 31)) & 1u) {
+                    left = 0;
+                }
+                else {
+                    left = (n->info & NODE_MISSING_LEFT) != 0;
+                }
+            }
+        }
+        else {
+            left = v <= n->threshold;
+        }
+        n = left ? n + 1 : tree + n->right;
+    }
+    return n->right;
+}
+
+void
+mf_forest_raw(const mf_forest *f, const double *x, Py_ssize_t n_rows, double *raw)
+{
+    Py_ssize_t r, c, t;
+    Py_ssize_t n_raw = f->n_raw, n_values = f->n_values, d = f->n_features;
+
+    for (r = 0; r < n_rows; r++) {
+        for (c = 0; c < n_raw; c++) {
+            raw[r * n_raw + c] = f->init != NULL ? f->init[c] : 0.0;
+        }
+    }
+    for (t = 0; t < f->n_trees; t++) {
+        const mf_tnode *tree = f->nodes + f->roots[t];
+        for (r = 0; r < n_rows; r++) {
+            int32_t leaf = walk(tree, x + r * d, f->cats);
+            const double *v = f->values + (Py_ssize_t)leaf * n_values;
+            double *acc = raw + r * n_raw;
+            if (f->column != NULL) {
+                acc[f->column[t]] += v[0];
+            }
+            else {
+                for (c = 0; c < n_values; c++) {
+                    acc[c] += v[c];
+                }
+            }
+        }
+    }
+    if (f->average) {
+        double n = (double)f->n_trees;
+        for (r = 0; r < n_rows * n_raw; r++) {
+            raw[r] /= n;
+        }
+    }
+}
+
+/* ---- construction ----------------------------------------------------------
+ *
+ * Input: per-node arrays of all trees concatenated (tree t owns nodes
+ * [offsets[t], offsets[t+1])), children as indices within the tree (-1 for
+ * a leaf), values per node.  Output: the preorder layout and the values of
+ * the leaves only.  Everything read from a model file is checked here: child
+ * indices, features, category split indices, and that every node is reached
+ * once (a cycle or a shared child is an error, so every walk ends). */
+
+int
+mf_forest_build(mf_forest *f, const mf_forest_input *in, mf_tnode *nodes, int64_t *roots,
+                double *values, char *err, size_t err_size)
+{
+    Py_ssize_t t, n_nodes = in->n_nodes, n_leaves = 0, out = 0;
+    size_t cap = (size_t)(n_nodes > 0 ? n_nodes : 1);
+    int64_t *stack = NULL, *pos = NULL, *old_right = NULL;
+    int result = -1;
+
+    stack = PyMem_Malloc((2 * cap + 2) * sizeof(int64_t));
+    pos = PyMem_Malloc(cap * sizeof(int64_t));
+    old_right = PyMem_Malloc(cap * sizeof(int64_t));
+    if (stack == NULL || pos == NULL || old_right == NULL) {
+        PyOS_snprintf(err, err_size, "out of memory");
+        goto done;
+    }
+    for (t = 0; t < n_nodes; t++) {
+        pos[t] = -1;
+    }
+    for (t = 0; t < f->n_trees; t++) {
+        int64_t base = in->offsets[t], end = in->offsets[t + 1], size = end - base;
+        Py_ssize_t top = 0, root = out, i;
+        if (base < 0 || end <= base || end > n_nodes) {
+            PyOS_snprintf(err, err_size, "tree %zd: node range [%lld, %lld) is invalid",
+                          t, (long long)base, (long long)end);
+            goto done;
+        }
+        roots[t] = root;
+        stack[top++] = 0;
+        while (top > 0) {
+            int64_t local = stack[--top], id = base + local;
+            int64_t l = in->left[id], r = in->right[id];
+            mf_tnode *node = nodes + out;
+            if (pos[id] >= 0) {
+                PyOS_snprintf(err, err_size, "tree %zd: node %lld is reached twice",
+                              t, (long long)local);
+                goto done;
+            }
+            pos[id] = out - root;
+            out++;
+            if (l < 0) {
+                /* a leaf keeps its values; `right` holds their row */
+                node->info = NODE_LEAF;
+                node->threshold = 0.0;
+                node->right = (int32_t)n_leaves;
+                memcpy(values + n_leaves * f->n_values, in->values + id * f->n_values,
+                       (size_t)f->n_values * sizeof(double));
+                n_leaves++;
+                continue;
+            }
+            if (l >= size || r < 0 || r >= size) {
+                PyOS_snprintf(err, err_size, "tree %zd: node %lld has children %lld and %lld "
+                              "outside the tree's %lld nodes", t, (long long)local,
+                              (long long)l, (long long)r, (long long)size);
+                goto done;
+            }
+            if (in->feature[id] < 0 || in->feature[id] >= f->n_features) {
+                PyOS_snprintf(err, err_size, "tree %zd: node %lld splits on feature %lld "
+                              "of %zd", t, (long long)local, (long long)in->feature[id],
+                              f->n_features);
+                goto done;
+            }
+            node->info = (uint32_t)in->feature[id];
+            node->threshold = in->threshold[id];
+            if (in->flags[id] & 1) {
+                node->info |= NODE_MISSING_LEFT;
+            }
+            if (in->flags[id] & 2) {
+                double ci = node->threshold;
+                if (!(ci >= 0.0 && ci < (double)f->n_cats && ci == floor(ci))) {
+                    PyOS_snprintf(err, err_size, "tree %zd: node %lld names category split "
+                                  "%g of %zd", t, (long long)local, ci, f->n_cats);
+                    goto done;
+                }
+                node->info |= NODE_CATEGORICAL;
+            }
+            old_right[out - 1] = base + r;
+            /* right first, so the left child is emitted next: preorder */
+            if (top + 2 > (Py_ssize_t)(2 * cap + 2)) {
+                PyOS_snprintf(err, err_size, "tree %zd: more children than nodes", t);
+                goto done;
+            }
+            stack[top++] = r;
+            stack[top++] = l;
+        }
+        /* every right child now has a position */
+        for (i = root; i < out; i++) {
+            if (!(nodes[i].info & NODE_LEAF)) {
+                nodes[i].right = (int32_t)pos[old_right[i]];
+            }
+        }
+    }
+    f->nodes = nodes;
+    f->values = values;
+    f->roots = roots;
+    f->n_nodes = out;
+    f->n_leaves = n_leaves;
+    result = 0;
+done:
+    PyMem_Free(stack);
+    PyMem_Free(pos);
+    PyMem_Free(old_right);
+    return result;
+}
+
+/* Checks a forest already in the packed layout (a pickled Model): every
+ * walk must end, inside its tree, at a leaf with values. */
+int
+mf_forest_check(const mf_forest *f, char *err, size_t err_size)
+{
+    Py_ssize_t t, i;
+    for (t = 0; t < f->n_trees; t++) {
+        int64_t root = f->roots[t];
+        int64_t end = t + 1 < f->n_trees ? f->roots[t + 1] : f->n_nodes;
+        if (root < 0 || end <= root || end > f->n_nodes || (t == 0 && root != 0)) {
+            PyOS_snprintf(err, err_size, "tree %zd: bad node range", t);
+            return -1;
+        }
+        for (i = root; i < end; i++) {
+            const mf_tnode *n = f->nodes + i;
+            int64_t local = i - root;
+            if (n->info & NODE_LEAF) {
+                if (n->right < 0 || n->right >= f->n_leaves) {
+                    PyOS_snprintf(err, err_size, "tree %zd: leaf value out of range", t);
+                    return -1;
+                }
+                continue;
+            }
+            if ((Py_ssize_t)(n->info & NODE_FEATURE) >= f->n_features ||
+                local + 1 >= end - root || n->right <= local || n->right >= end - root) {
+                PyOS_snprintf(err, err_size, "tree %zd: node %lld is malformed", t,
+                              (long long)local);
+                return -1;
+            }
+            if ((n->info & NODE_CATEGORICAL) &&
+                !(n->threshold >= 0.0 && n->threshold < (double)f->n_cats)) {
+                PyOS_snprintf(err, err_size, "tree %zd: bad category split", t);
+                return -1;
+            }
+        }
+    }
+    return 0;
+}

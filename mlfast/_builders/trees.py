@@ -1,0 +1,636 @@
+"""Tree models: decision trees, forests, gradient boosting, histogram gradient
+boosting and isolation forests, all onto the one forest IR of trees.c.
+
+A builder turns each scikit-learn tree into per-node arrays (children,
+feature, threshold, flags, leaf values) and decides, from the estimator and
+its scikit-learn version, what a leaf contributes and how the sum becomes an
+answer.  Leaf contributions that scikit-learn computes at predict time from
+stored values (a normalised class distribution, learning_rate * value, an
+isolation depth) are computed here once, with the same numpy operations, so
+that the C sum adds the very same doubles in the same order.
+"""
+from __future__ import annotations
+
+import math
+from typing import List, Optional, Sequence, Tuple
+
+import numpy as np
+
+from mlfast._builders import (
+    ACCEPT_ANY,
+    ACCEPT_FINITE,
+    ACCEPT_NAN,
+    LABEL_ARGMAX,
+    LABEL_PROBA_ARGMAX,
+    LABEL_THRESHOLD_GE,
+    PROBA_EXPIT2,
+    PROBA_EXPIT_OVR,
+    PROBA_IDENTITY,
+    PROBA_NORMALIZE,
+    PROBA_SOFTMAX,
+    POST_EXP,
+    POST_IFOREST,
+    Builders,
+    Final,
+    Node,
+    Parts,
+    Step,
+    register,
+)
+from mlfast._core import Record
+from mlfast.errors import ModelFormatError, UnsupportedModelError
+
+
+class _Trees:
+    """Per-node arrays of several trees, concatenated in tree order."""
+
+    def __init__(self) -> None:
+        self.left: List[np.ndarray] = []
+        self.right: List[np.ndarray] = []
+        self.feature: List[np.ndarray] = []
+        self.threshold: List[np.ndarray] = []
+        self.flags: List[np.ndarray] = []
+        self.values: List[np.ndarray] = []
+        self.sizes: List[int] = []
+
+    def add(self, left, right, feature, threshold, flags, values) -> None:
+        self.left.append(np.asarray(left, dtype=np.int64))
+        self.right.append(np.asarray(right, dtype=np.int64))
+        self.feature.append(np.asarray(feature, dtype=np.int64))
+        self.threshold.append(np.asarray(threshold, dtype=np.float64))
+        self.flags.append(np.asarray(flags, dtype=np.uint8))
+        self.values.append(np.asarray(values, dtype=np.float64))
+        self.sizes.append(len(left))
+
+    def spec(self, name: str, accept: int, n_features: int, n_raw: int, column=None,
+             cats=None, init=None, average=False, cast_f32=True) -> tuple:
+        cat = lambda parts: np.ascontiguousarray(np.concatenate(parts))  # noqa: E731
+        offsets = np.zeros(len(self.sizes) + 1, dtype=np.int64)
+        np.cumsum(self.sizes, out=offsets[1:])
+        values = np.ascontiguousarray(np.concatenate(self.values, axis=0))
+        return (
+            "forest", name, accept, int(n_features), int(n_raw),
+            cat(self.left), cat(self.right), cat(self.feature), cat(self.threshold),
+            cat(self.flags), values, offsets,
+            None if column is None else np.ascontiguousarray(column, dtype=np.int32),
+            cats, None if init is None else np.ascontiguousarray(init, dtype=np.float64),
+            bool(average), bool(cast_f32),
+        )
+
+
+def _record(node: Node, value, what: str) -> Node:
+    if not isinstance(value, Record):
+        raise node.fail(f"{what} is a {type(value).__name__}, expected an estimator")
+    return Node(value, f"{node.where}.{what}")
+
+
+def _tree_of(est: Node) -> Tuple[dict, tuple]:
+    """The `tree_` of a fitted scikit-learn tree estimator: its node arrays
+    and its (n_features, n_classes, n_outputs) arguments."""
+    tree = est.get("tree_")
+    if not isinstance(tree, Record) or not tree.path.endswith("._tree.Tree"):
+        raise est.fail("tree_ is not a sklearn.tree._tree.Tree")
+    state, args = tree.state, tree.args
+    if not isinstance(state, dict) or not isinstance(args, tuple) or len(args) != 3:
+        raise est.fail("tree_ has no state")
+    nodes, values = state.get("nodes"), state.get("values")
+    count = state.get("node_count")
+    if not isinstance(nodes, np.ndarray) or nodes.dtype.names is None:
+        raise est.fail("tree_.nodes is not a structured array")
+    for field in ("left_child", "right_child", "feature", "threshold"):
+        if field not in nodes.dtype.names:
+            raise est.fail(f"tree_.nodes has no field {field!r}")
+    if not isinstance(values, np.ndarray) or values.ndim != 3 or values.dtype.kind != "f":
+        raise est.fail("tree_.values is not a 3-D float array")
+    if count != len(nodes) or len(values) != len(nodes) or len(nodes) < 1:
+        raise est.fail(f"tree_ has {len(nodes)} nodes, {len(values)} values and "
+                       f"node_count {count!r}")
+    return {"nodes": nodes, "values": values}, args
+
+
+def _split_arrays(nodes: np.ndarray):
+    left = nodes["left_child"].astype(np.int64)
+    right = nodes["right_child"].astype(np.int64)
+    flags = np.zeros(len(nodes), dtype=np.uint8)
+    if "missing_go_to_left" in nodes.dtype.names:
+        flags |= (nodes["missing_go_to_left"] != 0).astype(np.uint8)
+    return left, right, nodes["feature"].astype(np.int64), nodes["threshold"], flags
+
+
+def _nan_support(est: Node, kind: str, nodes: np.ndarray) -> int:
+    """Whether this estimator, in the scikit-learn version that saved it,
+    accepts NaN at predict time (routing it by missing_go_to_left)."""
+    if "missing_go_to_left" not in nodes.dtype.names:
+        return ACCEPT_FINITE
+    since = {"DecisionTree": (1, 3), "RandomForest": (1, 4), "ExtraTree": (1, 6),
+             "ExtraTrees": (1, 6)}[kind]
+    return ACCEPT_NAN if est.version >= since else ACCEPT_FINITE
+
+
+def _class_proba(est: Node, values: np.ndarray, n_classes: int) -> np.ndarray:
+    """What DecisionTreeClassifier.predict_proba returns for each node:
+    since 1.4 tree_.value holds fractions and is returned as is; before, it
+    held weighted counts, normalised at predict time."""
+    proba = values[:, 0, :n_classes]
+    if est.version >= (1, 4):
+        return np.ascontiguousarray(proba)
+    proba = proba.copy()
+    normalizer = proba.sum(axis=1)[:, np.newaxis]
+    normalizer[normalizer == 0.0] = 1.0
+    proba /= normalizer
+    return proba
+
+
+def _classes(node: Node) -> np.ndarray:
+    classes = node.get("classes_")
+    if isinstance(classes, list):
+        raise UnsupportedModelError(
+            f"{node.where} ({node.name}): multi-output classification is not served yet"
+        )
+    if not isinstance(classes, np.ndarray) or classes.ndim != 1 or classes.size < 1:
+        raise node.fail("classes_ must be a 1-D array")
+    return np.ascontiguousarray(classes)
+
+
+def _final(node: Node, spec: tuple, n: int, kind: str, **kw) -> Parts:
+    final = Final(spec, node.name, n, kind, **kw)
+    return Parts(final=final, names=[node.name], n_features_in=n,
+                 feature_names_in=node.feature_names())
+
+
+CLASSIFIER_METHODS = ("predict", "predict_proba", "predict_log_proba")
+
+
+# ---- single trees and forests --------------------------------------------------------
+
+def _forest_members(node: Node) -> List[Node]:
+    trees = node.get("estimators_")
+    if not isinstance(trees, list) or not trees:
+        raise node.fail("estimators_ must be a non-empty list")
+    return [_record(node, t, f"estimators_[{i}]") for i, t in enumerate(trees)]
+
+
+def _build_trees(node: Node, family: str, members: Sequence[Node], classifier: bool,
+                 average: bool) -> Parts:
+    trees = _Trees()
+    n_features = None
+    accept = ACCEPT_NAN
+    classes = _classes(node) if classifier else None
+    n_outputs = int(node.get("n_outputs_", 1))
+    for est in members:
+        arrays, args = _tree_of(est)
+        nodes, values = arrays["nodes"], arrays["values"]
+        if n_features is None:
+            n_features = int(args[0])
+        elif int(args[0]) != n_features:
+            raise est.fail("trees of one forest disagree on the number of features")
+        accept = min(accept, _nan_support(est, family, nodes))
+        left, right, feature, threshold, flags = _split_arrays(nodes)
+        if classifier:
+            if values.shape[1] != 1 or values.shape[2] < classes.size:
+                raise est.fail(f"tree_.values has shape {values.shape} for "
+                               f"{classes.size} classes")
+            leaf = _class_proba(est, values, classes.size) if average or est.version >= (1, 4) \
+                else np.ascontiguousarray(values[:, 0, :classes.size])
+        else:
+            if values.shape[1] != n_outputs or values.shape[2] != 1:
+                raise est.fail(f"tree_.values has shape {values.shape} for "
+                               f"{n_outputs} outputs")
+            leaf = np.ascontiguousarray(values[:, :, 0])
+        trees.add(left, right, feature, threshold, flags, leaf)
+    n = node.n_features(n_features)
+    if classifier:
+        k = classes.size
+        # a single tree before 1.4 predicts the argmax of its counts and
+        # normalises them for predict_proba; everything else holds fractions
+        proba = PROBA_NORMALIZE if (not average and members[0].version < (1, 4)) \
+            else PROBA_IDENTITY
+        spec = trees.spec(node.name, accept, n, k, average=average)
+        return _final(node, spec, n, "classifier", label_rule=LABEL_ARGMAX,
+                      proba_rule=proba, classes=classes, methods=CLASSIFIER_METHODS)
+    spec = trees.spec(node.name, accept, n, n_outputs, average=average)
+    return _final(node, spec, n, "regressor", raw_1d=n_outputs == 1)
+
+
+@register("sklearn.tree", "DecisionTreeClassifier", "ExtraTreeClassifier")
+def build_tree_classifier(node: Node, builders: Builders) -> Parts:
+    family = "ExtraTree" if node.name.startswith("Extra") else "DecisionTree"
+    # one tree, "averaged" over itself: dividing by 1 changes nothing
+    return _build_trees(node, family, [node], classifier=True, average=False)
+
+
+@register("sklearn.tree", "DecisionTreeRegressor", "ExtraTreeRegressor")
+def build_tree_regressor(node: Node, builders: Builders) -> Parts:
+    family = "ExtraTree" if node.name.startswith("Extra") else "DecisionTree"
+    return _build_trees(node, family, [node], classifier=False, average=False)
+
+
+@register("sklearn.ensemble", "RandomForestClassifier", "ExtraTreesClassifier")
+def build_forest_classifier(node: Node, builders: Builders) -> Parts:
+    family = "ExtraTrees" if node.name.startswith("Extra") else "RandomForest"
+    return _build_trees(node, family, _forest_members(node), classifier=True, average=True)
+
+
+@register("sklearn.ensemble", "RandomForestRegressor", "ExtraTreesRegressor")
+def build_forest_regressor(node: Node, builders: Builders) -> Parts:
+    family = "ExtraTrees" if node.name.startswith("Extra") else "RandomForest"
+    return _build_trees(node, family, _forest_members(node), classifier=False, average=True)
+
+
+# ---- gradient boosting -------------------------------------------------------------------
+
+_F64_EPS = float(np.finfo(np.float64).eps)
+_F32_EPS = float(np.finfo(np.float32).eps)
+
+
+def _logit(p: np.ndarray) -> np.ndarray:
+    """scipy.special.logit as scipy >= 1.11 computes it (precise near 0.5)."""
+    p = np.asarray(p, dtype=np.float64)
+    out = np.log(p / (1 - p))
+    mid = (p >= 0.3) & (p <= 0.65)
+    s = 2 * (p[mid] - 0.5)
+    out[mid] = np.log1p(s) - np.log1p(-s)
+    return out
+
+
+def _gb_loss_name(node: Node) -> Tuple[str, bool]:
+    """(loss, modern): modern = the sklearn._loss objects of 1.4+."""
+    loss = node.state.get("_loss")
+    if isinstance(loss, Record):
+        return loss.path.rsplit(".", 1)[-1], True
+    old = node.state.get("loss_")
+    if isinstance(old, Record):
+        return old.path.rsplit(".", 1)[-1], False
+    raise node.fail("has neither _loss nor loss_")
+
+
+def _gb_init(node: Node, loss: str, modern: bool, k: int, classifier: bool) -> np.ndarray:
+    """The constant raw prediction of init_ (a Dummy estimator) or zeros, as
+    _init_raw_predictions (1.4+) or the old losses' get_init_raw_predictions
+    compute it."""
+    init = node.get("init_")
+    if init == "zero":
+        return np.zeros(k)
+    est = _record(node, init, "init_")
+    if classifier:
+        if est.name != "DummyClassifier":
+            raise UnsupportedModelError(
+                f"{node.where}.init_ is a {est.name}; only DummyClassifier or 'zero' is served")
+        prior = est.array("class_prior_", ndim=(1,), kinds="f").astype(np.float64)
+        if est.get("_strategy", est.get("strategy", "prior")) != "prior":
+            raise UnsupportedModelError(f"{node.where}.init_: only strategy='prior' is served")
+        if modern:
+            eps = _F64_EPS
+            if k == 1:
+                p = np.clip(prior[1:2], eps, 1 - eps)
+                raw = _logit(p)
+                return 0.5 * raw if loss == "ExponentialLoss" else raw
+            p = np.clip(prior[np.newaxis, :], eps, 1 - eps)
+            gm = np.exp(np.mean(np.log(p), axis=1))
+            return np.log(p / gm[:, None])[0]
+        eps = _F32_EPS
+        if k == 1:
+            p = np.clip(prior[1:2], eps, 1 - eps)
+            raw = np.log(p / (1 - p))
+            return 0.5 * raw if loss == "ExponentialLoss" else raw
+        p = np.clip(prior, eps, 1 - eps)
+        return np.log(p).astype(np.float64)
+    if est.name != "DummyRegressor":
+        raise UnsupportedModelError(
+            f"{node.where}.init_ is a {est.name}; only DummyRegressor or 'zero' is served")
+    constant = est.array("constant_", ndim=(0, 1, 2), kinds="fiu").astype(np.float64)
+    return np.ravel(constant)[:1].copy()
+
+
+def _gb_trees(node: Node, k: int, learning_rate: float) -> Tuple[_Trees, np.ndarray, int]:
+    stages = node.get("estimators_")
+    if not isinstance(stages, np.ndarray) or stages.dtype.kind != "O" or stages.ndim != 2 \
+            or stages.shape[1] != k or stages.shape[0] < 1:
+        raise node.fail(f"estimators_ must be an object array of shape (n_stages, {k})")
+    trees = _Trees()
+    columns = []
+    n_features = None
+    lr = np.float64(learning_rate)
+    for i in range(stages.shape[0]):
+        for j in range(k):
+            est = _record(node, stages[i, j], f"estimators_[{i}, {j}]")
+            arrays, args = _tree_of(est)
+            nodes, values = arrays["nodes"], arrays["values"]
+            if n_features is None:
+                n_features = int(args[0])
+            left, right, feature, threshold, flags = _split_arrays(nodes)
+            if values.shape[1:] != (1, 1):
+                raise est.fail(f"tree_.values has shape {values.shape}, expected (n, 1, 1)")
+            # predict_stages adds scale * value: the same product, once
+            trees.add(left, right, feature, threshold, flags, (lr * values[:, 0, :]))
+            columns.append(j)
+    return trees, np.asarray(columns, dtype=np.int32), n_features
+
+
+def _learning_rate(node: Node) -> float:
+    lr = node.get("learning_rate")
+    if not isinstance(lr, (int, float)) or isinstance(lr, bool):
+        raise node.fail(f"learning_rate is {lr!r}")
+    return float(lr)
+
+
+@register("sklearn.ensemble", "GradientBoostingClassifier")
+def build_gb_classifier(node: Node, builders: Builders) -> Parts:
+    classes = _classes(node)
+    loss, modern = _gb_loss_name(node)
+    k = 1 if classes.size == 2 else classes.size
+    trees, columns, n_features = _gb_trees(node, k, _learning_rate(node))
+    n = node.n_features(n_features)
+    init = _gb_init(node, loss, modern, k, classifier=True)
+    if loss in ("HalfBinomialLoss", "BinomialDeviance"):
+        proba = PROBA_EXPIT_OVR
+    elif loss == "ExponentialLoss":
+        proba = PROBA_EXPIT2
+    elif loss in ("HalfMultinomialLoss", "MultinomialDeviance"):
+        proba = PROBA_SOFTMAX
+    else:
+        raise UnsupportedModelError(f"{node.where}: GradientBoosting loss {loss} is not served")
+    if modern or loss == "ExponentialLoss":
+        label = LABEL_THRESHOLD_GE if k == 1 else LABEL_ARGMAX
+    else:
+        # before 1.4 the deviance losses predicted the argmax of predict_proba
+        label = LABEL_PROBA_ARGMAX
+    spec = trees.spec(node.name, ACCEPT_FINITE, n, k, column=columns, init=init)
+    return _final(node, spec, n, "classifier", label_rule=label, proba_rule=proba,
+                  classes=classes, raw_1d=k == 1,
+                  methods=CLASSIFIER_METHODS + ("decision_function",))
+
+
+@register("sklearn.ensemble", "GradientBoostingRegressor")
+def build_gb_regressor(node: Node, builders: Builders) -> Parts:
+    loss, modern = _gb_loss_name(node)
+    trees, columns, n_features = _gb_trees(node, 1, _learning_rate(node))
+    n = node.n_features(n_features)
+    init = _gb_init(node, loss, modern, 1, classifier=False)
+    spec = trees.spec(node.name, ACCEPT_FINITE, n, 1, column=columns, init=init)
+    return _final(node, spec, n, "regressor", raw_1d=True)
+
+
+# ---- histogram gradient boosting ---------------------------------------------------------
+
+def _bitset_rows(value, what: str, node: Node) -> np.ndarray:
+    arr = np.asarray(value)
+    if arr.size == 0:
+        return np.zeros((0, 8), dtype=np.uint32)
+    if arr.ndim != 2 or arr.shape[1] != 8 or arr.dtype.kind not in "ui":
+        raise node.fail(f"{what} must be an (n, 8) array of uint32 bitsets")
+    return arr.astype(np.uint32)
+
+
+def _known_bitsets(node: Node, n: int):
+    """known_cat_bitsets and f_idx_map of _BinMapper.make_known_categories_bitsets."""
+    mapper = _record(node, node.get("_bin_mapper"), "_bin_mapper")
+    is_cat = mapper.get("is_categorical_")
+    if is_cat is None:
+        return None, None
+    is_cat = np.asarray(is_cat, dtype=bool)
+    if is_cat.shape != (n,):
+        raise mapper.fail("is_categorical_ does not match the features")
+    indices = np.flatnonzero(is_cat)
+    f_idx_map = np.zeros(n, dtype=np.int64)
+    f_idx_map[indices] = np.arange(indices.size)
+    thresholds = mapper.get("bin_thresholds_")
+    known = np.zeros((indices.size, 8), dtype=np.uint32)
+    for mapped, f in enumerate(indices):
+        for raw in np.asarray(thresholds[f]).ravel():
+            code = int(raw)
+            if not 0 <= code < 256:
+                raise mapper.fail(f"category {raw!r} of feature {f} is outside 0..255")
+            known[mapped, code >> 5] |= np.uint32(1 << (code & 31))
+    return known, f_idx_map
+
+
+def _hgb_encoder(node: Node, n: int) -> Optional[Step]:
+    """The OrdinalEncoder + column reordering of HistGradientBoosting's
+    _preprocessor (1.4+, categorical features): categorical columns first,
+    encoded as their index in categories_ (unknown and NaN -> NaN)."""
+    pre = node.state.get("_preprocessor")
+    if pre is None:
+        return None
+    pre = _record(node, pre, "_preprocessor")
+    is_cat = np.asarray(node.get("is_categorical_"), dtype=bool)
+    if is_cat.shape != (n,):
+        raise node.fail("is_categorical_ does not match the features")
+    transformers = pre.get("transformers_")
+    encoder = None
+    for item in transformers:
+        if isinstance(item, tuple) and len(item) == 3 and item[0] == "encoder":
+            encoder = _record(pre, item[1], "transformers_[encoder]")
+    if encoder is None:
+        raise pre.fail("has no fitted 'encoder'")
+    categories = encoder.get("categories_")
+    cat_cols = np.flatnonzero(is_cat)
+    if not isinstance(categories, list) or len(categories) != cat_cols.size:
+        raise encoder.fail("categories_ does not match the categorical features")
+    perm = np.concatenate([cat_cols, np.flatnonzero(~is_cat)]).astype(np.intp)
+    offsets = np.zeros(len(categories) + 1, dtype=np.intp)
+    flat = []
+    for j, cats in enumerate(categories):
+        cats = np.asarray(cats)
+        if cats.dtype.kind not in "fiub":
+            raise UnsupportedModelError(
+                f"{node.where}: categorical feature {cat_cols[j]} has {cats.dtype} categories; "
+                "only numeric categories are served")
+        cats = cats.astype(np.float64)
+        cats = cats[~np.isnan(cats)]
+        flat.append(cats)
+        offsets[j + 1] = offsets[j] + cats.size
+    values = np.ascontiguousarray(np.concatenate(flat) if flat else np.zeros(0))
+    offsets = np.ascontiguousarray(offsets[:len(categories) + 1])
+    spec = ("encode", node.name, ACCEPT_ANY, n, perm, values, offsets)
+    return Step(spec, n, n, node.name)
+
+
+def _hgb_trees(node: Node, n: int, k: int):
+    predictors = node.get("_predictors")
+    if not isinstance(predictors, list) or not predictors:
+        raise node.fail("_predictors must be a non-empty list")
+    known, f_idx_map = _known_bitsets(node, n)
+    trees = _Trees()
+    columns = []
+    cat_rows: List[np.ndarray] = []
+    n_cat_rows = 0
+    for i, iteration in enumerate(predictors):
+        if not isinstance(iteration, list) or len(iteration) != k:
+            raise node.fail(f"_predictors[{i}] must hold {k} predictors")
+        for j, pred in enumerate(iteration):
+            p = _record(node, pred, f"_predictors[{i}][{j}]")
+            nodes = p.get("nodes")
+            names = getattr(getattr(nodes, "dtype", None), "names", None) or ()
+            for field in ("value", "feature_idx", "num_threshold", "missing_go_to_left",
+                          "left", "right", "is_leaf"):
+                if field not in names:
+                    raise p.fail(f"nodes has no field {field!r}")
+            is_leaf = nodes["is_leaf"] != 0
+            left = np.where(is_leaf, -1, nodes["left"].astype(np.int64))
+            right = np.where(is_leaf, -1, nodes["right"].astype(np.int64))
+            flags = (nodes["missing_go_to_left"] != 0).astype(np.uint8)
+            threshold = nodes["num_threshold"].astype(np.float64)
+            if "is_categorical" in names and np.any(nodes["is_categorical"][~is_leaf]):
+                if known is None:
+                    raise p.fail("categorical splits but no known categories")
+                raw_left = _bitset_rows(p.get("raw_left_cat_bitsets"),
+                                        "raw_left_cat_bitsets", p)
+                cat = (nodes["is_categorical"] != 0) & ~is_leaf
+                for idx in np.flatnonzero(cat):
+                    b = int(nodes["bitset_idx"][idx])
+                    f = int(nodes["feature_idx"][idx])
+                    if not 0 <= b < len(raw_left) or not 0 <= f < n:
+                        raise p.fail("categorical split names a missing bitset")
+                    threshold[idx] = float(n_cat_rows)
+                    cat_rows.append(np.concatenate([raw_left[b], known[f_idx_map[f]]])[None])
+                    n_cat_rows += 1
+                flags |= cat.astype(np.uint8) << 1
+            trees.add(left, right, nodes["feature_idx"].astype(np.int64), threshold, flags,
+                      nodes["value"].astype(np.float64)[:, None])
+            columns.append(j)
+    cats = np.ascontiguousarray(np.concatenate(cat_rows).astype(np.uint32)) if cat_rows else None
+    return trees, np.asarray(columns, dtype=np.int32), cats
+
+
+def _hgb_parts(node: Node, final: Final, encoder: Optional[Step]) -> Parts:
+    steps = [encoder] if encoder is not None else []
+    return Parts(steps=steps, final=final, names=[node.name], n_features_in=final.n_in,
+                 feature_names_in=node.feature_names())
+
+
+def _hgb_common(node: Node, k: int):
+    n = node.integer("n_features_in_")
+    encoder = _hgb_encoder(node, n)
+    trees, columns, cats = _hgb_trees(node, n, k)
+    baseline = node.array("_baseline_prediction", ndim=(0, 1, 2), kinds="f")
+    baseline = np.ravel(baseline).astype(np.float64)
+    if baseline.size != k:
+        raise node.fail(f"_baseline_prediction has {baseline.size} values for {k} outputs")
+    return n, encoder, trees, columns, cats, baseline
+
+
+def _hgb_loss(node: Node) -> str:
+    loss = node.state.get("_loss")
+    if isinstance(loss, Record):
+        return loss.path.rsplit(".", 1)[-1]
+    old = node.state.get("loss_")
+    if isinstance(old, Record):
+        return old.path.rsplit(".", 1)[-1]
+    raise node.fail("has no _loss")
+
+
+@register("sklearn.ensemble", "HistGradientBoostingClassifier")
+def build_hgb_classifier(node: Node, builders: Builders) -> Parts:
+    classes = _classes(node)
+    k = node.integer("n_trees_per_iteration_")
+    if (k == 1) != (classes.size == 2):
+        raise node.fail(f"{k} trees per iteration for {classes.size} classes")
+    n, encoder, trees, columns, cats, baseline = _hgb_common(node, k)
+    loss = _hgb_loss(node)
+    if loss not in ("HalfBinomialLoss", "BinaryCrossEntropy", "HalfMultinomialLoss",
+                    "CategoricalCrossEntropy"):
+        raise UnsupportedModelError(f"{node.where}: loss {loss} is not served")
+    proba = PROBA_EXPIT_OVR if k == 1 else PROBA_SOFTMAX
+    spec = trees.spec(node.name, ACCEPT_ANY, n, k, column=columns, cats=cats, init=baseline,
+                      cast_f32=False)
+    final = Final(spec, node.name, n, "classifier", label_rule=LABEL_PROBA_ARGMAX,
+                  proba_rule=proba, classes=classes, raw_1d=k == 1,
+                  methods=CLASSIFIER_METHODS + ("decision_function",))
+    return _hgb_parts(node, final, encoder)
+
+
+@register("sklearn.ensemble", "HistGradientBoostingRegressor")
+def build_hgb_regressor(node: Node, builders: Builders) -> Parts:
+    n, encoder, trees, columns, cats, baseline = _hgb_common(node, 1)
+    loss = _hgb_loss(node)
+    if loss in ("HalfSquaredError", "AbsoluteError", "PinballLoss", "LeastSquares",
+                "LeastAbsoluteDeviation"):
+        post = 0
+    elif loss in ("HalfPoissonLoss", "HalfGammaLoss", "Poisson", "HalfTweedieLoss",
+                  "HalfTweedieLossIdentity"):
+        if loss == "HalfTweedieLossIdentity":
+            post = 0
+        else:
+            post = POST_EXP
+    else:
+        raise UnsupportedModelError(f"{node.where}: loss {loss} is not served")
+    spec = trees.spec(node.name, ACCEPT_ANY, n, 1, column=columns, cats=cats, init=baseline,
+                      cast_f32=False)
+    final = Final(spec, node.name, n, "regressor", raw_1d=True, post_rule=post)
+    return _hgb_parts(node, final, encoder)
+
+
+# ---- isolation forest ---------------------------------------------------------------------
+
+def _average_path_length(n_samples_leaf) -> np.ndarray:
+    """sklearn.ensemble._iforest._average_path_length, same operations."""
+    n = np.asarray(n_samples_leaf, dtype=np.float64).reshape((1, -1))
+    out = np.zeros(n.shape)
+    mask_1 = n <= 1
+    mask_2 = n == 2
+    not_mask = ~np.logical_or(mask_1, mask_2)
+    out[mask_1] = 0.0
+    out[mask_2] = 1.0
+    out[not_mask] = (2.0 * (np.log(n[not_mask] - 1.0) + np.euler_gamma)
+                     - 2.0 * (n[not_mask] - 1.0) / n[not_mask])
+    return out.reshape(np.asarray(n_samples_leaf).shape)
+
+
+def _node_depths(left: np.ndarray, right: np.ndarray) -> np.ndarray:
+    depth = np.zeros(len(left), dtype=np.int64)
+    stack = [0]
+    while stack:
+        i = stack.pop()
+        if left[i] >= 0:
+            for child in (left[i], right[i]):
+                if not 0 <= child < len(left):
+                    raise ModelFormatError("isolation tree child out of range")
+                depth[child] = depth[i] + 1
+                stack.append(child)
+    return depth
+
+
+@register("sklearn.ensemble", "IsolationForest")
+def build_isolation_forest(node: Node, builders: Builders) -> Parts:
+    members = _forest_members(node)
+    features = node.get("estimators_features_")
+    if not isinstance(features, list) or len(features) != len(members):
+        raise node.fail("estimators_features_ must list one feature array per tree")
+    path_lengths = node.state.get("_decision_path_lengths")
+    avg_lengths = node.state.get("_average_path_length_per_tree")
+    n = node.integer("n_features_in_")
+    trees = _Trees()
+    for t, est in enumerate(members):
+        arrays, _ = _tree_of(est)
+        nodes = arrays["nodes"]
+        left, right, feature, threshold, flags = _split_arrays(nodes)
+        feats = np.asarray(features[t], dtype=np.int64)
+        internal = left >= 0
+        if internal.any():
+            if feature[internal].max() >= feats.size or feature[internal].min() < 0:
+                raise est.fail("splits on a feature outside estimators_features_")
+            feature = feature.copy()
+            feature[internal] = feats[feature[internal]]
+        if path_lengths is not None and avg_lengths is not None:
+            a = np.asarray(path_lengths[t], dtype=np.float64)
+            b = np.asarray(avg_lengths[t], dtype=np.float64)
+        else:
+            # before 1.4: nodes on the decision path and the leaf's size
+            a = (_node_depths(left, right) + 1).astype(np.float64)
+            b = _average_path_length(nodes["n_node_samples"])
+        if a.shape != (len(nodes),) or b.shape != (len(nodes),):
+            raise est.fail("path length arrays do not match the tree")
+        trees.add(left, right, feature, threshold, flags, ((a + b) - 1.0)[:, None])
+    max_samples = node.state.get("_max_samples", node.state.get("max_samples_"))
+    if not isinstance(max_samples, (int, np.integer)) or isinstance(max_samples, bool):
+        raise node.fail(f"max_samples_ is {max_samples!r}")
+    denominator = len(members) * _average_path_length([max_samples])[0]
+    offset = float(node.get("offset_"))
+    spec = trees.spec(node.name, ACCEPT_ANY, n, 1)
+    final = Final(spec, node.name, n, "outlier_detector", label_rule=LABEL_THRESHOLD_GE,
+                  classes=np.array([-1, 1], dtype=np.int64), raw_1d=True,
+                  post_rule=POST_IFOREST, post_params=(float(denominator), offset),
+                  methods=("predict", "decision_function", "score_samples"))
+    return Parts(final=final, names=[node.name], n_features_in=n,
+                 feature_names_in=node.feature_names())

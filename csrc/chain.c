@@ -38,7 +38,15 @@ typedef struct {
     PyObject *owners;           /* list: arrays whose data the IR points into */
     PyObject *coerce;           /* callable turning non-arrays into arrays, or NULL */
     PyObject *packed;           /* (nodes, roots, values) of a forest, or NULL */
+    int strings;                /* what the first stage does with strings (MF_STRINGS_*) */
+    PyObject *string_prefix;    /* put before a failed conversion's message, or NULL */
+    PyObject *names_warning;    /* warned when an array meets a model fitted on names */
 } mf_Chain;
+
+/* What the first stage does with an array of strings: refuse it as
+ * dtype='numeric' does, convert it as dtype=float64 does, or refuse it as
+ * SimpleImputer(strategy='most_frequent'|'constant') does. */
+enum { MF_STRINGS_REFUSE = 0, MF_STRINGS_CONVERT = 1, MF_STRINGS_IMPUTER = 2 };
 
 /* What a call computes: decision_function, regression predict,
  * score_samples, predict_proba, predict_log_proba, class predict, transform. */
@@ -109,7 +117,8 @@ parse_accept(PyObject *obj, mf_accept *out)
 }
 
 /* ("affine", name, accept, n, sub, mul, div, add, cast_params, clip)
- * ("impute", name, accept, n_in, missing, fill, keep, indicator) */
+ * ("impute", name, accept, n_in, missing, fill, keep, indicator, keeps_int)
+ * ("encode", name, accept, n, perm, categories, offsets) */
 static int
 parse_step(mf_Chain *c, PyObject *spec, mf_step *s, PyObject **name)
 {
@@ -162,9 +171,13 @@ parse_step(mf_Chain *c, PyObject *spec, mf_step *s, PyObject **name)
         }
         return 0;
     }
-    if (strcmp(kind, "impute") == 0 && PyTuple_GET_SIZE(spec) == 8) {
+    if (strcmp(kind, "impute") == 0 && PyTuple_GET_SIZE(spec) == 9) {
         PyObject *keep = PyTuple_GET_ITEM(spec, 6), *ind = PyTuple_GET_ITEM(spec, 7);
         s->kind = MF_STEP_IMPUTE;
+        s->keeps_int = PyObject_IsTrue(PyTuple_GET_ITEM(spec, 8));
+        if (s->keeps_int < 0) {
+            return -1;
+        }
         s->missing = PyFloat_AsDouble(PyTuple_GET_ITEM(spec, 4));
         if (s->missing == -1.0 && PyErr_Occurred()) {
             return -1;
@@ -583,22 +596,31 @@ chain_init(mf_Chain *c, PyObject *args, PyObject *kwargs)
 {
     static char *kwlist[] = {"n_features", "steps", "final", "label_rule", "proba_rule",
                              "classes", "raw_1d", "coef_f32", "coerce", "post_rule",
-                             "post_params", NULL};
+                             "post_params", "strings", "string_prefix", "names_warning",
+                             NULL};
     PyObject *steps, *final = Py_None, *classes = Py_None, *coerce = Py_None;
+    PyObject *string_prefix = Py_None, *names_warning = Py_None;
     PyObject *names = NULL;
     Py_ssize_t n_features, i, width, final_in = 0;
     int label_rule = 0, proba_rule = 0, raw_1d = 0, coef_f32 = 0, post_rule = 0;
+    int strings = 0;
     double post_den = 0.0, post_offset = 0.0;
 
     if (c->owners != NULL) {
         PyErr_SetString(PyExc_RuntimeError, "Chain is already initialized");
         return -1;
     }
-    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "nO!|O$iiOppOi(dd):Chain", kwlist,
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "nO!|O$iiOppOi(dd)iOO:Chain", kwlist,
                                      &n_features, &PyList_Type, &steps, &final,
                                      &label_rule, &proba_rule, &classes, &raw_1d,
                                      &coef_f32, &coerce, &post_rule, &post_den,
-                                     &post_offset)) {
+                                     &post_offset, &strings, &string_prefix,
+                                     &names_warning)) {
+        return -1;
+    }
+    if ((string_prefix != Py_None && !PyUnicode_Check(string_prefix)) ||
+        (names_warning != Py_None && !PyUnicode_Check(names_warning))) {
+        PyErr_SetString(PyExc_TypeError, "string_prefix and names_warning must be str");
         return -1;
     }
     if (n_features < 1) {
@@ -611,6 +633,10 @@ chain_init(mf_Chain *c, PyObject *args, PyObject *kwargs)
     }
     c->n_features = n_features;
     c->n_steps = PyList_GET_SIZE(steps);
+    if (c->n_steps > MF_MAX_STEPS) {
+        PyErr_Format(PyExc_ValueError, "more than %d steps", MF_MAX_STEPS);
+        return -1;
+    }
     names = PyTuple_New(c->n_steps + 1);
     if (names == NULL) {
         return -1;
@@ -704,6 +730,19 @@ chain_init(mf_Chain *c, PyObject *args, PyObject *kwargs)
         Py_INCREF(coerce);
         c->coerce = coerce;
     }
+    if (strings < MF_STRINGS_REFUSE || strings > MF_STRINGS_IMPUTER) {
+        PyErr_SetString(PyExc_ValueError, "strings must be 0, 1 or 2");
+        return -1;
+    }
+    c->strings = strings;
+    if (string_prefix != Py_None) {
+        Py_INCREF(string_prefix);
+        c->string_prefix = string_prefix;
+    }
+    if (names_warning != Py_None) {
+        Py_INCREF(names_warning);
+        c->names_warning = names_warning;
+    }
     return 0;
 }
 
@@ -715,6 +754,8 @@ chain_traverse(mf_Chain *c, visitproc visit, void *arg)
     Py_VISIT(c->owners);
     Py_VISIT(c->coerce);
     Py_VISIT(c->packed);
+    Py_VISIT(c->string_prefix);
+    Py_VISIT(c->names_warning);
     return 0;
 }
 
@@ -726,6 +767,8 @@ chain_clear(mf_Chain *c)
     Py_CLEAR(c->owners);
     Py_CLEAR(c->coerce);
     Py_CLEAR(c->packed);
+    Py_CLEAR(c->string_prefix);
+    Py_CLEAR(c->names_warning);
     return 0;
 }
 
@@ -745,8 +788,52 @@ typedef struct {
     npy_intp n_rows, n_cols;
     npy_intp row_stride, col_stride;
     int type_num;
-    mf_precision prec;
 } mf_input;
+
+/* The dtype of the data a stage reads, as scikit-learn's check_array leaves
+ * it: transformers keep float16/float32 and turn integers into float64
+ * (except an imputer filling integers with integers). */
+enum { DT_INT = 0, DT_F16, DT_F32, DT_F64 };
+
+static int
+type_of_input(int type_num)
+{
+    switch (type_num) {
+    case NPY_HALF:
+        return DT_F16;
+    case NPY_FLOAT:
+        return DT_F32;
+    case NPY_DOUBLE:
+        return DT_F64;
+    default:
+        return DT_INT;
+    }
+}
+
+static int
+step_out_type(const mf_step *s, int t)
+{
+    switch (s->kind) {
+    case MF_STEP_AFFINE:
+        return t == DT_INT ? DT_F64 : t;
+    case MF_STEP_IMPUTE:
+        return t == DT_INT && !s->keeps_int ? DT_F64 : t;
+    default:
+        return DT_F64;
+    }
+}
+
+static mf_precision
+precision_of(int t)
+{
+    return t == DT_F32 ? MF_F32 : t == DT_F16 ? MF_F16 : MF_F64;
+}
+
+static const char *
+type_name(int t)
+{
+    return t == DT_F32 ? "float32" : t == DT_F16 ? "float16" : "float64";
+}
 
 static PyObject *
 stage_name(mf_Chain *c, Py_ssize_t stage)
@@ -774,6 +861,32 @@ supported_type(int t)
     }
 }
 
+/* Converts an object or string array to float64 the way check_array's
+ * astype does (numpy parses numeric strings and names the first value it
+ * cannot read); the first stage's own prefix goes before that message. */
+static PyObject *
+convert_to_double(mf_Chain *c, PyObject *arr)
+{
+    PyObject *out = PyArray_FromAny(arr, PyArray_DescrFromType(NPY_DOUBLE), 0, 0,
+                                    NPY_ARRAY_FORCECAST | NPY_ARRAY_ALIGNED |
+                                    NPY_ARRAY_NOTSWAPPED, NULL);
+    if (out == NULL && c->string_prefix != NULL &&
+        PyErr_ExceptionMatches(PyExc_ValueError)) {
+        PyObject *type, *value, *tb, *text;
+        PyErr_Fetch(&type, &value, &tb);
+        PyErr_NormalizeException(&type, &value, &tb);
+        text = value != NULL ? PyObject_Str(value) : NULL;
+        if (text != NULL) {
+            PyErr_Format(PyExc_ValueError, "%U%U", c->string_prefix, text);
+        }
+        Py_XDECREF(text);
+        Py_XDECREF(type);
+        Py_XDECREF(value);
+        Py_XDECREF(tb);
+    }
+    return out;
+}
+
 /* Validates X and describes it; *hold owns whatever array is read. */
 static int
 chain_input(mf_Chain *c, PyObject *X, PyArrayObject **hold, mf_input *in)
@@ -783,6 +896,12 @@ chain_input(mf_Chain *c, PyObject *X, PyArrayObject **hold, mf_input *in)
     char kind;
 
     if (PyArray_Check(X)) {
+        if (c->names_warning != NULL) {
+            const char *text = PyUnicode_AsUTF8(c->names_warning);
+            if (text == NULL || PyErr_WarnEx(PyExc_UserWarning, text, 1) < 0) {
+                return -1;
+            }
+        }
         Py_INCREF(X);
         obj = X;
     }
@@ -804,21 +923,29 @@ chain_input(mf_Chain *c, PyObject *X, PyArrayObject **hold, mf_input *in)
     arr = (PyArrayObject *)obj;
     kind = PyArray_DESCR(arr)->kind;
     if (kind == 'c') {
-        PyErr_Format(PyExc_ValueError, "Complex data not supported\n%R\n", obj);
+        PyErr_Format(PyExc_ValueError, "Complex data not supported\n%S\n", obj);
         Py_DECREF(obj);
         return -1;
     }
-    if (kind == 'U' || kind == 'S' || kind == 'V') {
-        PyErr_SetString(PyExc_ValueError,
-                        "dtype='numeric' is not compatible with arrays of bytes/strings."
-                        "Convert your data to numeric values explicitly instead.");
+    if ((kind == 'U' || kind == 'S' || kind == 'V') && c->strings != MF_STRINGS_CONVERT) {
+        if (c->strings == MF_STRINGS_IMPUTER) {
+            PyErr_Format(PyExc_ValueError,
+                         "SimpleImputer does not support data with dtype %S. Please provide "
+                         "either a numeric array (with a floating point or integer dtype) or "
+                         "categorical data represented either as an array with integer dtype "
+                         "or an array of string values with an object dtype.",
+                         (PyObject *)PyArray_DESCR(arr));
+        }
+        else {
+            PyErr_SetString(PyExc_ValueError,
+                            "dtype='numeric' is not compatible with arrays of bytes/strings."
+                            "Convert your data to numeric values explicitly instead.");
+        }
         Py_DECREF(obj);
         return -1;
     }
     if (!supported_type(PyArray_TYPE(arr))) {
-        /* object arrays and other kinds: convert as numpy would (it names the
-         * value it cannot convert, as scikit-learn's message does) */
-        obj = PyArray_FROM_OTF(obj, NPY_DOUBLE, NPY_ARRAY_ALIGNED | NPY_ARRAY_NOTSWAPPED);
+        obj = convert_to_double(c, obj);
         Py_DECREF(arr);
         if (obj == NULL) {
             return -1;
@@ -841,11 +968,10 @@ chain_input(mf_Chain *c, PyObject *X, PyArrayObject **hold, mf_input *in)
     *hold = arr;
     in->data = PyArray_BYTES(arr);
     in->type_num = PyArray_TYPE(arr);
-    in->prec = in->type_num == NPY_FLOAT ? MF_F32 : MF_F64;
     switch (PyArray_NDIM(arr)) {
     case 0:
         PyErr_Format(PyExc_ValueError,
-                     "Expected 2D array, got scalar array instead:\narray=%R.\n"
+                     "Expected 2D array, got scalar array instead:\narray=%S.\n"
                      "Reshape your data either using array.reshape(-1, 1) if your data "
                      "has a single feature or array.reshape(1, -1) if it contains a "
                      "single sample.", (PyObject *)arr);
@@ -964,6 +1090,7 @@ gather(const mf_input *in, npy_intp r0, npy_intp nr, double *dst)
 typedef struct {
     const mf_Chain *c;
     mf_input in;
+    unsigned char stage_type[MF_MAX_STEPS + 1];   /* T_* read by each stage */
     int what;
     char *out;               /* output rows (doubles or floats) or labels */
     int out_f32;
@@ -1062,7 +1189,7 @@ run_range(mf_task *task)
                 result = 1;
                 break;
             }
-            mf_step_apply(&c->steps[s], a, b, nr, job->in.prec);
+            mf_step_apply(&c->steps[s], a, b, nr, precision_of(job->stage_type[s]));
             width = c->steps[s].n_out;
             t = a;
             a = b;
@@ -1104,8 +1231,9 @@ run_range(mf_task *task)
         case W_LOGPROBA:
             mf_proba(c->proba_rule, raw, nr, c->n_raw, k, proba);
             if (job->what == W_LOGPROBA) {
+                /* float32 probabilities are logged as float32 (0 -> -inf) */
                 for (i = 0; i < nr * k; i++) {
-                    proba[i] = log(proba[i]);
+                    proba[i] = log(job->out_f32 ? (double)(float)proba[i] : proba[i]);
                 }
             }
             for (i = 0; i < nr; i++) {
@@ -1276,7 +1404,7 @@ diagnose(const mf_job *job, Py_ssize_t *stage_out, mf_err_kind *kind_out)
             if (s == c->n_steps) {
                 break;
             }
-            mf_step_apply(&c->steps[s], a, b, 1, job->in.prec);
+            mf_step_apply(&c->steps[s], a, b, 1, precision_of(job->stage_type[s]));
             width = c->steps[s].n_out;
             t = a;
             a = b;
@@ -1328,15 +1456,10 @@ raise_refusal(mf_job *job, PyArrayObject *X)
             "#estimators-that-handle-nan-values", name);
     }
     else {
-        /* check_array converts to float first, keeping float16/32 */
-        const char *dt = "float64";
+        /* check_array converts to float first, keeping float16/32; trees
+         * convert to float32 */
+        const char *dt = type_name(job->stage_type[stage]);
         if (stage == job->c->n_steps && final_casts(job->c)) {
-            dt = "float32";
-        }
-        else if (stage == 0 && PyArray_TYPE(X) == NPY_HALF) {
-            dt = "float16";
-        }
-        else if (job->in.prec == MF_F32) {
             dt = "float32";
         }
         PyErr_Format(PyExc_ValueError,
@@ -1352,7 +1475,8 @@ chain_call(mf_Chain *c, PyObject *X, int what)
     npy_intp *index = NULL;
     mf_job job;
     npy_intp dims[2];
-    int ndim = 2;
+    int ndim = 2, final_type, small, cast_to = -1;
+    Py_ssize_t s;
 
     if (c->owners == NULL) {
         PyErr_SetString(PyExc_RuntimeError, "Chain is not initialized");
@@ -1364,17 +1488,36 @@ chain_call(mf_Chain *c, PyObject *X, int what)
     if (chain_input(c, X, &hold, &job.in) < 0) {
         goto done;
     }
+    job.stage_type[0] = (unsigned char)type_of_input(job.in.type_num);
+    for (s = 0; s < c->n_steps; s++) {
+        job.stage_type[s + 1] = (unsigned char)step_out_type(&c->steps[s], job.stage_type[s]);
+    }
+    final_type = job.stage_type[c->n_steps];
+    /* numpy's promotion of X @ coef_ with a float32 coef_: float32 for
+     * float16/32 and for integers of at most 16 bits */
+    small = final_type == DT_F32 || final_type == DT_F16 ||
+            (final_type == DT_INT && (job.in.type_num == NPY_BOOL ||
+                                     job.in.type_num == NPY_BYTE ||
+                                     job.in.type_num == NPY_UBYTE ||
+                                     job.in.type_num == NPY_SHORT ||
+                                     job.in.type_num == NPY_USHORT));
     dims[0] = job.in.n_rows;
     switch (what) {
     case W_TRANSFORM:
         dims[1] = c->out_width;
-        job.out_f32 = job.in.prec == MF_F32;
+        job.out_f32 = final_type == DT_F32;
+        if (final_type == DT_F16) {
+            cast_to = NPY_HALF;
+        }
+        else if (final_type == DT_INT) {
+            cast_to = job.in.type_num;
+        }
         break;
     case W_RAW:
     case W_REGRESS:
     case W_SCORE:
         dims[1] = c->n_raw;
-        job.out_f32 = c->coef_f32 && job.in.prec == MF_F32;
+        job.out_f32 = c->coef_f32 && small;
         if (c->raw_1d && c->n_raw == 1) {
             ndim = 1;
         }
@@ -1382,7 +1525,7 @@ chain_call(mf_Chain *c, PyObject *X, int what)
     case W_PROBA:
     case W_LOGPROBA:
         dims[1] = c->n_classes;
-        job.out_f32 = c->coef_f32 && job.in.prec == MF_F32;
+        job.out_f32 = c->coef_f32 && small;
         break;
     default:
         ndim = 1;
@@ -1442,6 +1585,12 @@ chain_call(mf_Chain *c, PyObject *X, int what)
             Py_INCREF(label);
             Py_XSETREF(dst[i], label);
         }
+    }
+    if (cast_to >= 0) {
+        /* float16, or integers an imputer kept: numpy's cast of values that
+         * are already what scikit-learn computes */
+        result = (PyArrayObject *)PyArray_CastToType(out, PyArray_DescrFromType(cast_to), 0);
+        goto done;
     }
     result = out;
     out = NULL;

@@ -94,7 +94,7 @@ PyObject *mf_classify_global(PyObject *module, PyObject *args);
  * float32 input in float32 (every operation is done in float64 and the
  * result rounded back), so the kernels round after each operation when a
  * stage works in float32. */
-typedef enum { MF_F64 = 0, MF_F32 = 1 } mf_precision;
+typedef enum { MF_F64 = 0, MF_F32 = 1, MF_F16 = 2 } mf_precision;
 
 /* Which non-finite values a stage accepts on its input. */
 typedef enum {
@@ -126,6 +126,8 @@ typedef struct {
     int missing_is_nan;
     double missing;
     const double *fill;                 /* n_in fill values */
+    int keeps_int;                      /* integer input stays integer (most_frequent,
+                                           constant) */
     const npy_intp *keep;               /* n_keep input columns kept, in order */
     Py_ssize_t n_keep;
     const npy_intp *indicator;          /* input columns of the missing indicator */
@@ -228,6 +230,9 @@ typedef enum {
 /* Blocks of rows go through a chain together, so that each step's loop and
  * the final matrix product run over a small matrix that stays in cache. */
 #define MF_BLOCK_ROWS 64
+
+/* Pipelines are short; a cap lets per-call stage data live on the stack. */
+#define MF_MAX_STEPS 64
 
 /* A failure found inside a kernel, reported after the GIL is retaken. */
 typedef enum { MF_ERR_NONE = 0, MF_ERR_NAN, MF_ERR_INF, MF_ERR_NOMEM } mf_err_kind;

@@ -10,10 +10,39 @@
 #include "mlfast.h"
 #include <math.h>
 
+/* The nearest IEEE half-precision value (ties to even), as numpy's
+ * float16 casts give it; written out because npymath is not linked. */
+static inline double
+round_half(double v)
+{
+    double a = fabs(v), r;
+    int e, q;
+    if (!isfinite(v)) {
+        return v;
+    }
+    if (a >= 65520.0) {               /* halfway to 2**16 and beyond: inf */
+        return copysign(INFINITY, v);
+    }
+    frexp(a, &e);                     /* a = m * 2**e, m in [0.5, 1) */
+    q = e - 11;                       /* exponent of the last of 11 bits */
+    if (q < -24) {
+        q = -24;                      /* subnormal halves: steps of 2**-24 */
+    }
+    r = nearbyint(ldexp(a, -q));      /* exact scaling, then ties-to-even */
+    return copysign(ldexp(r, q), v);
+}
+
 static inline double
 round_to(mf_precision prec, double v)
 {
-    return prec == MF_F32 ? (double)(float)v : v;
+    switch (prec) {
+    case MF_F32:
+        return (double)(float)v;
+    case MF_F16:
+        return round_half(v);
+    default:
+        return v;
+    }
 }
 
 /* Checks values a stage is about to read; returns 1 and sets *err when the

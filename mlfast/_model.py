@@ -13,7 +13,7 @@ from typing import Any, Optional
 
 import numpy as np
 
-from mlfast._builders import Parts
+from mlfast._builders import STRINGS_CONVERT, Parts
 from mlfast._core import Chain
 
 _METHODS = ("predict", "predict_proba", "predict_log_proba", "decision_function",
@@ -76,11 +76,20 @@ class Model:
             )
         self._parts = parts
         self._source = source
+        first = parts.steps[0] if parts.steps else final
+        names_warning = None
+        if parts.feature_names_in is not None:
+            names_warning = (f"X does not have valid feature names, but {first.name} was "
+                             "fitted with feature names")
+        self._names_warning = names_warning
         self._chain = Chain(
             parts.n_features_in,
             [s.spec for s in parts.steps],
             final.spec if final is not None else None,
             coerce=self._coerce,
+            strings=first.strings,
+            string_prefix=first.string_prefix,
+            names_warning=names_warning,
             **chain_kwargs,
         )
         methods = final.methods if final is not None else ("transform",)
@@ -101,6 +110,7 @@ class Model:
     # -- input that is not an ndarray -----------------------------------------
 
     def _coerce(self, X: Any) -> np.ndarray:
+        """Lists, DataFrames and other array-likes, as check_array reads them."""
         names = _column_names(X)
         fitted = getattr(self, "feature_names_in_", None)
         if names is not None:
@@ -113,6 +123,30 @@ class Model:
                 )
             elif names.shape != fitted.shape or not np.array_equal(names, fitted):
                 raise _feature_name_error(fitted, names)
+        elif self._names_warning is not None:
+            warnings.warn(self._names_warning, UserWarning, stacklevel=3)
+        if names is not None or hasattr(X, "dtypes"):
+            dtypes = list(getattr(X, "dtypes", []))
+            if dtypes and not all(isinstance(d, np.dtype) for d in dtypes):
+                # pandas extension dtypes (nullable Int64, Float64, boolean):
+                # converted early, pd.NA becoming NaN, as scikit-learn does
+                try:
+                    return X.to_numpy(dtype=np.float64, na_value=np.nan)
+                except (TypeError, ValueError):
+                    pass
+            return np.asarray(X)
+        first = self._parts.steps[0] if self._parts.steps else self._parts.final
+        if first.strings == STRINGS_CONVERT:
+            # check_array's np.asarray(X, dtype=float64): Python's float()
+            # names the value it cannot read
+            try:
+                return np.asarray(X, dtype=np.float64)
+            except ValueError as exc:
+                if first.string_prefix and "could not convert" in str(exc):
+                    raise ValueError(f"{first.string_prefix}{exc}") from None
+                raise
+            except TypeError:
+                pass
         return np.asarray(X)
 
     # -- description -------------------------------------------------------------

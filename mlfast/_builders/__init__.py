@@ -28,6 +28,8 @@ LABEL_NONE, LABEL_THRESHOLD, LABEL_ARGMAX, LABEL_THRESHOLD_GE, LABEL_PROBA_ARGMA
  PROBA_IDENTITY, PROBA_NORMALIZE, PROBA_EXPIT2) = range(8)
 # post rules (mf_post_rule)
 POST_NONE, POST_EXP, POST_IFOREST = range(3)
+# what the first stage does with string arrays (MF_STRINGS_*)
+STRINGS_REFUSE, STRINGS_CONVERT, STRINGS_IMPUTER = range(3)
 
 MAX_NESTING = 32
 
@@ -40,6 +42,8 @@ class Step:
     n_in: int
     n_out: int
     name: str
+    strings: int = STRINGS_CONVERT       # transformers read X as float
+    string_prefix: Optional[str] = None
 
 
 @dataclass
@@ -58,6 +62,8 @@ class Final:
     methods: Tuple[str, ...] = ("predict",)
     post_rule: int = POST_NONE
     post_params: Tuple[float, float] = (0.0, 0.0)
+    strings: int = STRINGS_REFUSE        # dtype='numeric' refuses strings
+    string_prefix: Optional[str] = None
 
 
 @dataclass
@@ -220,10 +226,10 @@ class Builders:
         return parts
 
 
-def transformer(node: Node, spec: tuple, n_in: int, n_out: int) -> Parts:
+def transformer(node: Node, spec: tuple, n_in: int, n_out: int, **kw) -> Parts:
     """Parts of a single transform step."""
     return Parts(
-        steps=[Step(spec, n_in, n_out, node.name)],
+        steps=[Step(spec, n_in, n_out, node.name, **kw)],
         names=[node.name],
         n_features_in=n_in,
         feature_names_in=node.feature_names(),

@@ -3,9 +3,12 @@ from __future__ import annotations
 
 import numpy as np
 
+from mlfast.errors import UnsupportedModelError
 from mlfast._builders import (
     ACCEPT_FINITE,
     ACCEPT_NAN,
+    STRINGS_CONVERT,
+    STRINGS_IMPUTER,
     Builders,
     Node,
     Parts,
@@ -41,10 +44,8 @@ def _flag(node: Node, key: str, default: bool) -> bool:
 def build_standard_scaler(node: Node, builders: Builders) -> Parts:
     with_mean = _flag(node, "with_mean", True)
     with_std = _flag(node, "with_std", True)
-    key = "mean_" if with_mean else "scale_" if with_std else None
-    if key is None:
-        raise node.fail("with_mean=False and with_std=False: nothing to serve")
-    n = _width(node, key)
+    n = _width(node, "mean_" if with_mean else "scale_") if (with_mean or with_std) \
+        else node.integer("n_features_in_")
     # Since scikit-learn 1.6 transform casts mean_ and scale_ to X's dtype
     # before the in-place operations (array API support); earlier versions
     # computed float32 input against the float64 parameters.
@@ -74,17 +75,29 @@ def build_maxabs_scaler(node: Node, builders: Builders) -> Parts:
 def build_robust_scaler(node: Node, builders: Builders) -> Parts:
     centering = _flag(node, "with_centering", True)
     scaling = _flag(node, "with_scaling", True)
-    key = "center_" if centering else "scale_" if scaling else None
-    if key is None:
-        raise node.fail("with_centering=False and with_scaling=False: nothing to serve")
-    n = _width(node, key)
+    n = _width(node, "center_" if centering else "scale_") if (centering or scaling) \
+        else node.integer("n_features_in_")
     return _affine(node, n, sub="center_" if centering else None,
                    div="scale_" if scaling else None)
 
 
 @register("sklearn.impute", "SimpleImputer")
 def build_simple_imputer(node: Node, builders: Builders) -> Parts:
-    stats = node.array("statistics_", ndim=(1,), kinds="fiub")
+    fit_dtype = node.state.get("_fit_dtype")
+    if getattr(fit_dtype, "kind", "f") == "O":
+        raise UnsupportedModelError(
+            f"{node.where} (SimpleImputer) was fitted on object data; only numeric data "
+            "is served")
+    stats = node.get("statistics_")
+    if isinstance(stats, np.ndarray) and stats.dtype.kind == "O":
+        # strategy='constant' stores its statistics with object dtype
+        try:
+            stats = stats.astype(np.float64)
+        except (TypeError, ValueError):
+            raise UnsupportedModelError(
+                f"{node.where} (SimpleImputer): non-numeric fill values are not served"
+            ) from None
+    stats = node.array("statistics_", ndim=(1,), kinds="fiub", value=stats)
     n = node.n_features(stats.size)
     missing = node.get("missing_values")
     if is_nan(missing):
@@ -98,8 +111,21 @@ def build_simple_imputer(node: Node, builders: Builders) -> Parts:
     strategy = node.get("strategy")
     if strategy not in ("mean", "median", "most_frequent", "constant"):
         raise node.fail(f"strategy={strategy!r} is not served")
-    fill = np.ascontiguousarray(stats, dtype=np.float64)
-    if strategy == "constant" or _flag(node, "keep_empty_features", False):
+    fill_dtype = node.state.get("_fill_dtype")
+    if isinstance(fill_dtype, np.dtype) and fill_dtype.kind in "fiub":
+        # newer versions cast statistics_ to the dtype seen in fit before
+        # filling (an integer fit truncates, a float32 fit rounds)
+        with np.errstate(invalid="ignore"):
+            filled = stats.astype(fill_dtype) if fill_dtype.kind == "f" else np.where(
+                np.isnan(stats), np.nan, np.trunc(np.nan_to_num(stats)))
+        fill = np.ascontiguousarray(filled, dtype=np.float64)
+    else:
+        fill = np.ascontiguousarray(stats, dtype=np.float64)
+    # Old versions kept every column for strategy='constant'; those that
+    # record _fill_dtype drop a column whose statistic is NaN unless
+    # keep_empty_features.
+    keep_all = strategy == "constant" and fill_dtype is None
+    if keep_all or _flag(node, "keep_empty_features", False):
         keep = np.arange(n, dtype=np.intp)
     else:
         keep = np.flatnonzero(~np.isnan(fill)).astype(np.intp)
@@ -118,5 +144,10 @@ def build_simple_imputer(node: Node, builders: Builders) -> Parts:
     n_out = keep.size + indicator.size
     if n_out == 0:
         raise node.fail("every column is empty and no indicator is added: no output")
-    spec = ("impute", node.name, accept, n, missing_value, fill, keep, indicator)
-    return transformer(node, spec, n, n_out)
+    keeps_int = strategy in ("most_frequent", "constant")
+    spec = ("impute", node.name, accept, n, missing_value, fill, keep, indicator, keeps_int)
+    if keeps_int:
+        # dtype=None: strings stay strings, which SimpleImputer then refuses
+        return transformer(node, spec, n, n_out, strings=STRINGS_IMPUTER)
+    return transformer(node, spec, n, n_out, strings=STRINGS_CONVERT,
+                       string_prefix=f"Cannot use {strategy} strategy with non-numeric data:\n")

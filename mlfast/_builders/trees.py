@@ -30,6 +30,7 @@ from mlfast._builders import (
     PROBA_SOFTMAX,
     POST_EXP,
     POST_IFOREST,
+    STRINGS_CONVERT,
     Builders,
     Final,
     Node,
@@ -153,7 +154,7 @@ def _classes(node: Node) -> np.ndarray:
 
 
 def _final(node: Node, spec: tuple, n: int, kind: str, **kw) -> Parts:
-    final = Final(spec, node.name, n, kind, **kw)
+    final = Final(spec, node.name, n, kind, strings=STRINGS_CONVERT, **kw)
     return Parts(final=final, names=[node.name], n_features_in=n,
                  feature_names_in=node.feature_names())
 
@@ -535,6 +536,7 @@ def build_hgb_classifier(node: Node, builders: Builders) -> Parts:
     spec = trees.spec(node.name, ACCEPT_ANY, n, k, column=columns, cats=cats, init=baseline,
                       cast_f32=False)
     final = Final(spec, node.name, n, "classifier", label_rule=LABEL_PROBA_ARGMAX,
+                  strings=STRINGS_CONVERT,
                   proba_rule=proba, classes=classes, raw_1d=k == 1,
                   methods=CLASSIFIER_METHODS + ("decision_function",))
     return _hgb_parts(node, final, encoder)
@@ -557,7 +559,8 @@ def build_hgb_regressor(node: Node, builders: Builders) -> Parts:
         raise UnsupportedModelError(f"{node.where}: loss {loss} is not served")
     spec = trees.spec(node.name, ACCEPT_ANY, n, 1, column=columns, cats=cats, init=baseline,
                       cast_f32=False)
-    final = Final(spec, node.name, n, "regressor", raw_1d=True, post_rule=post)
+    final = Final(spec, node.name, n, "regressor", raw_1d=True, post_rule=post,
+                  strings=STRINGS_CONVERT)
     return _hgb_parts(node, final, encoder)
 
 
@@ -629,6 +632,7 @@ def build_isolation_forest(node: Node, builders: Builders) -> Parts:
     offset = float(node.get("offset_"))
     spec = trees.spec(node.name, ACCEPT_ANY, n, 1)
     final = Final(spec, node.name, n, "outlier_detector", label_rule=LABEL_THRESHOLD_GE,
+                  strings=STRINGS_CONVERT,
                   classes=np.array([-1, 1], dtype=np.int64), raw_1d=True,
                   post_rule=POST_IFOREST, post_params=(float(denominator), offset),
                   methods=("predict", "decision_function", "score_samples"))

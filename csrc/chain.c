@@ -333,7 +333,7 @@ parse_forest_common(mf_Chain *c, PyObject *spec, Py_ssize_t tail)
     if (PyErr_Occurred()) {
         return -1;
     }
-    if (f->n_features < 1 || f->n_features > MF_TREE_MAX_FEATURES || f->n_raw < 1) {
+    if (f->n_features < 1 || f->n_features >= MF_TREE_MAX_FEATURES || f->n_raw < 1) {
         PyErr_SetString(PyExc_ValueError, "a forest needs features and outputs");
         return -1;
     }
@@ -395,6 +395,24 @@ check_array(PyObject *obj, int type_num, int ndim, npy_intp n, const char *what,
         return -1;
     }
     *out = PyArray_DATA(arr);
+    return 0;
+}
+
+/* Per-tree depths for the lockstep walk, owned by the chain. */
+static int
+forest_depths(mf_Chain *c)
+{
+    char err[256];
+    mf_forest *f = &c->forest;
+    f->depths = PyMem_Malloc((size_t)(f->n_trees > 0 ? f->n_trees : 1) * sizeof(int32_t));
+    if (f->depths == NULL) {
+        PyErr_NoMemory();
+        return -1;
+    }
+    if (mf_forest_depths(f, f->depths, err, sizeof(err)) < 0) {
+        PyErr_SetString(PyExc_MemoryError, err);
+        return -1;
+    }
     return 0;
 }
 
@@ -476,6 +494,9 @@ parse_forest(mf_Chain *c, PyObject *spec)
         PyErr_Format(mf_ModelFormatError, "invalid tree: %s", err);
         goto done;
     }
+    if (forest_depths(c) < 0) {
+        goto done;
+    }
     if (PyList_Append(c->owners, (PyObject *)nodes_arr) < 0 ||
         PyList_Append(c->owners, (PyObject *)roots_arr) < 0 ||
         PyList_Append(c->owners, (PyObject *)values_arr) < 0) {
@@ -549,6 +570,9 @@ parse_forest_packed(mf_Chain *c, PyObject *spec)
     }
     if (mf_forest_check(f, err, sizeof(err)) < 0) {
         PyErr_Format(mf_ModelFormatError, "invalid packed forest: %s", err);
+        return -1;
+    }
+    if (forest_depths(c) < 0) {
         return -1;
     }
     c->packed = Py_BuildValue("(OOO)", nodes, roots, values);
@@ -778,6 +802,7 @@ chain_dealloc(mf_Chain *c)
     PyObject_GC_UnTrack(c);
     chain_clear(c);
     PyMem_Free(c->steps);
+    PyMem_Free(c->forest.depths);
     Py_TYPE(c)->tp_free((PyObject *)c);
 }
 

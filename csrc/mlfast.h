@@ -151,8 +151,8 @@ typedef struct {
 
 /* A tree node as the kernel reads it: 16 bytes, laid out in preorder so the
  * left child is the next node.  info: feature index (low 28 bits) and the
- * flags of trees.c; right: the right child's index within its tree, or for
- * a leaf the row of its values. */
+ * flags of trees.c; right: the right child's index within its tree (a leaf
+ * is its own child); a leaf's threshold holds the row of its values. */
 #define MF_TREE_MAX_FEATURES 0x0fffffff
 
 typedef struct {
@@ -182,6 +182,7 @@ typedef struct {
     const mf_catsplit *cats;
     Py_ssize_t n_cats;
     const double *init;        /* n_raw initial values, or NULL for zeros */
+    int32_t *depths;           /* owned (PyMem): each tree's deepest leaf */
     int average;
     int cast_f32;              /* scikit-learn's trees read X as float32 */
 } mf_forest;
@@ -260,6 +261,7 @@ void mf_post(mf_post_rule rule, double *raw, Py_ssize_t count, double denominato
 int mf_forest_build(mf_forest *f, const mf_forest_input *in, mf_tnode *nodes,
                     int64_t *roots, double *values, char *err, size_t err_size);
 int mf_forest_check(const mf_forest *f, char *err, size_t err_size);
+int mf_forest_depths(const mf_forest *f, int32_t *depths, char *err, size_t err_size);
 void mf_forest_raw(const mf_forest *f, const double *x, Py_ssize_t n_rows, double *raw);
 
 /* chain.c */

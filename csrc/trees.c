@@ -21,7 +21,12 @@
 #define NODE_CATEGORICAL 0x20000000u
 #define NODE_FEATURE     ((uint32_t)MF_TREE_MAX_FEATURES)
 
-/* Follows sklearn.ensemble._hist_gradient_boosting._predictor: NaN follows
+/* Deeper trees walk row by row: stepping every row to the deepest leaf
+ * would cost more than the mispredicted branches it saves. */
+#define MF_LOCKSTEP_MAX_DEPTH 24
+
+/* The general walk, for trees with categorical splits or deep trees.
+ * Follows sklearn.ensemble._hist_gradient_boosting._predictor: NaN follows
  * missing_go_to_left; a categorical split sends a category in its bitset
  * left, a known category right, and negative or unknown values the missing
  * way. */
@@ -59,35 +64,111 @@ walk(const mf_tnode *tree, const double *x, const mf_catsplit *cats)
         }
         n = left ? n + 1 : tree + n->right;
     }
-    return n->right;
+    return (int32_t)n->threshold;
+}
+
+/* Walks MF_WALK_GROUP rows through a tree at once, without branches: a
+ * leaf is its own right child and splits on a padding column that holds NaN
+ * (NaN <= t is false), so `depth` steps bring every row to its leaf, and
+ * the rows' independent chains of loads overlap instead of each waiting on
+ * a mispredicted branch.  Numeric splits only; `nan_aware` adds the
+ * missing-values rule, needed only when the block holds a NaN. */
+#define MF_WALK_GROUP 8
+
+static inline void
+walk_group(const mf_tnode *tree, int32_t depth, const double *x, Py_ssize_t stride,
+           int nan_aware, int32_t *idx)
+{
+    int32_t step;
+    Py_ssize_t g;
+
+    for (g = 0; g < MF_WALK_GROUP; g++) {
+        idx[g] = 0;
+    }
+    for (step = 0; step < depth; step++) {
+        for (g = 0; g < MF_WALK_GROUP; g++) {
+            const mf_tnode *n = tree + idx[g];
+            uint32_t info = n->info;
+            double v = x[g * stride + (info & NODE_FEATURE)];
+            int32_t go_left = v <= n->threshold;
+            int32_t mask;
+            if (nan_aware) {
+                go_left |= (v != v) & (int32_t)((info >> 30) & 1u);
+            }
+            mask = -go_left;
+            idx[g] = ((idx[g] + 1) & mask) | (n->right & ~mask);
+        }
+    }
+}
+
+static inline void
+add_leaf(const mf_forest *f, Py_ssize_t t, int32_t row, double *acc)
+{
+    const double *v = f->values + (Py_ssize_t)row * f->n_values;
+    Py_ssize_t c;
+    if (f->column != NULL) {
+        acc[f->column[t]] += v[0];
+    }
+    else {
+        for (c = 0; c < f->n_values; c++) {
+            acc[c] += v[c];
+        }
+    }
 }
 
 void
 mf_forest_raw(const mf_forest *f, const double *x, Py_ssize_t n_rows, double *raw)
 {
-    Py_ssize_t r, c, t;
-    Py_ssize_t n_raw = f->n_raw, n_values = f->n_values, d = f->n_features;
+    Py_ssize_t r, c, t, j;
+    Py_ssize_t n_raw = f->n_raw, d = f->n_features, padded = d + 1;
+    Py_ssize_t groups = (n_rows + MF_WALK_GROUP - 1) / MF_WALK_GROUP;
+    double stack_buf[4096];
+    double *pad = NULL;
+    int nan_seen = 0;
 
     for (r = 0; r < n_rows; r++) {
         for (c = 0; c < n_raw; c++) {
             raw[r * n_raw + c] = f->init != NULL ? f->init[c] : 0.0;
         }
     }
+    if (f->cats == NULL) {
+        /* rows copied with the NaN padding column, in whole groups */
+        size_t need = (size_t)(groups * MF_WALK_GROUP * padded);
+        pad = need <= sizeof(stack_buf) / sizeof(double) ? stack_buf
+                                                          : malloc(need * sizeof(double));
+    }
+    if (pad != NULL) {
+        for (r = 0; r < groups * MF_WALK_GROUP; r++) {
+            const double *src = x + (r < n_rows ? r : 0) * d;
+            for (j = 0; j < d; j++) {
+                pad[r * padded + j] = src[j];
+                nan_seen |= src[j] != src[j];
+            }
+            pad[r * padded + d] = NAN;
+        }
+    }
     for (t = 0; t < f->n_trees; t++) {
         const mf_tnode *tree = f->nodes + f->roots[t];
-        for (r = 0; r < n_rows; r++) {
-            int32_t leaf = walk(tree, x + r * d, f->cats);
-            const double *v = f->values + (Py_ssize_t)leaf * n_values;
-            double *acc = raw + r * n_raw;
-            if (f->column != NULL) {
-                acc[f->column[t]] += v[0];
-            }
-            else {
-                for (c = 0; c < n_values; c++) {
-                    acc[c] += v[c];
+        int32_t depth = f->depths[t];
+        if (pad != NULL && depth <= MF_LOCKSTEP_MAX_DEPTH) {
+            for (r = 0; r < groups; r++) {
+                int32_t idx[MF_WALK_GROUP];
+                Py_ssize_t g, r0 = r * MF_WALK_GROUP;
+                Py_ssize_t count = n_rows - r0 < MF_WALK_GROUP ? n_rows - r0 : MF_WALK_GROUP;
+                walk_group(tree, depth, pad + r0 * padded, padded, nan_seen, idx);
+                for (g = 0; g < count; g++) {
+                    add_leaf(f, t, (int32_t)tree[idx[g]].threshold, raw + (r0 + g) * n_raw);
                 }
             }
         }
+        else {
+            for (r = 0; r < n_rows; r++) {
+                add_leaf(f, t, walk(tree, x + r * d, f->cats), raw + r * n_raw);
+            }
+        }
+    }
+    if (pad != NULL && pad != stack_buf) {
+        free(pad);
     }
     if (f->average) {
         double n = (double)f->n_trees;
@@ -147,10 +228,11 @@ mf_forest_build(mf_forest *f, const mf_forest_input *in, mf_tnode *nodes, int64_
             pos[id] = out - root;
             out++;
             if (l < 0) {
-                /* a leaf keeps its values; `right` holds their row */
-                node->info = NODE_LEAF;
-                node->threshold = 0.0;
-                node->right = (int32_t)n_leaves;
+                /* a leaf keeps its values, whose row `threshold` holds; it
+                 * is its own right child (see walk_group) */
+                node->info = NODE_LEAF | (uint32_t)f->n_features;
+                node->threshold = (double)n_leaves;
+                node->right = (int32_t)(out - 1 - root);
                 memcpy(values + n_leaves * f->n_values, in->values + id * f->n_values,
                        (size_t)f->n_values * sizeof(double));
                 n_leaves++;
@@ -228,8 +310,12 @@ mf_forest_check(const mf_forest *f, char *err, size_t err_size)
             const mf_tnode *n = f->nodes + i;
             int64_t local = i - root;
             if (n->info & NODE_LEAF) {
-                if (n->right < 0 || n->right >= f->n_leaves) {
-                    PyOS_snprintf(err, err_size, "tree %zd: leaf value out of range", t);
+                if (n->info != (NODE_LEAF | (uint32_t)f->n_features) || n->right != local ||
+                    !(n->threshold >= 0.0) ||
+                    !(n->threshold < (double)f->n_leaves) ||
+                    n->threshold != floor(n->threshold)) {
+                    PyOS_snprintf(err, err_size, "tree %zd: leaf %lld is malformed", t,
+                                  (long long)local);
                     return -1;
                 }
                 continue;
@@ -247,5 +333,38 @@ mf_forest_check(const mf_forest *f, char *err, size_t err_size)
             }
         }
     }
+    return 0;
+}
+
+/* The depth of each tree's deepest leaf, from the packed layout (children
+ * come after their parent, so one forward pass sees every parent first). */
+int
+mf_forest_depths(const mf_forest *f, int32_t *depths, char *err, size_t err_size)
+{
+    Py_ssize_t t, i;
+    int32_t *d = PyMem_Malloc((size_t)(f->n_nodes > 0 ? f->n_nodes : 1) * sizeof(int32_t));
+    if (d == NULL) {
+        PyOS_snprintf(err, err_size, "out of memory");
+        return -1;
+    }
+    for (t = 0; t < f->n_trees; t++) {
+        int64_t root = f->roots[t];
+        int64_t end = t + 1 < f->n_trees ? f->roots[t + 1] : f->n_nodes;
+        int32_t deepest = 0;
+        d[root] = 0;
+        for (i = root; i < end; i++) {
+            const mf_tnode *n = f->nodes + i;
+            if (n->info & NODE_LEAF) {
+                if (d[i] > deepest) {
+                    deepest = d[i];
+                }
+                continue;
+            }
+            d[i + 1] = d[i] + 1;
+            d[root + n->right] = d[i] + 1;
+        }
+        depths[t] = deepest;
+    }
+    PyMem_Free(d);
     return 0;
 }

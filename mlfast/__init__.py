@@ -9,16 +9,38 @@ file names is imported or called, so a hostile file raises
 :class:`UnsafeModelError` instead of running code.  ``predict`` runs in C on
 the caller's NumPy buffer and gives scikit-learn's answers.
 """
-# OpenBLAS first: importing scipy_openblas32 loads libscipy_openblas into the
-# process, so _core finds it in editable installs too (its rpath covers
-# regular installs).
-import scipy_openblas32  # noqa: F401
-
 import os as _os
 from pathlib import Path as _Path
 from typing import Any as _Any
 
-from mlfast import _core
+
+def _import_core():
+    """_core links to libscipy_openblas from the scipy-openblas32 wheel and
+    finds it through its rpath in a regular install.  Elsewhere (an editable
+    install, an unusual layout) the library is loaded by path first; the
+    package itself is not imported, which would cost ~90 ms of start-up in
+    importlib.metadata."""
+    try:
+        from mlfast import _core
+    except ImportError as first:
+        import ctypes
+        import importlib.util
+
+        spec = importlib.util.find_spec("scipy_openblas32")
+        if spec is None or not spec.submodule_search_locations:
+            raise ImportError(
+                "mlfast needs the scipy-openblas32 package (pip install scipy-openblas32)"
+            ) from first
+        lib_dir = _Path(list(spec.submodule_search_locations)[0]) / "lib"
+        libs = sorted(lib_dir.glob("libscipy_openblas*.so*"))
+        if not libs:
+            raise ImportError(f"no libscipy_openblas in {lib_dir}") from first
+        ctypes.CDLL(str(libs[0]), mode=ctypes.RTLD_GLOBAL)
+        from mlfast import _core
+    return _core
+
+
+_core = _import_core()
 from mlfast._builders import Builders as _Builders
 from mlfast._builders import supported as _supported
 from mlfast._inspect import format_tree as _format_tree

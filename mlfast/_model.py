@@ -93,14 +93,20 @@ class Model:
             **chain_kwargs,
         )
         methods = final.methods if final is not None else ("transform",)
-        for name in methods:
-            setattr(self, name, getattr(self._chain, name))
+        if final is not None and final.multi_classes is not None:
+            for name in methods:
+                setattr(self, name, getattr(self, "_multi_" + name))
+        else:
+            for name in methods:
+                setattr(self, name, getattr(self._chain, name))
         self._methods = methods
         self.n_features_in_ = parts.n_features_in
         if parts.feature_names_in is not None:
             self.feature_names_in_ = parts.feature_names_in
         if final is not None and final.classes is not None and final.kind == "classifier":
             self.classes_ = final.classes
+        if final is not None and final.multi_classes is not None:
+            self.classes_ = list(final.multi_classes)
         packed = self._chain.packed
         if packed is not None:
             # keep the forest only in its packed layout: the per-node arrays
@@ -148,6 +154,32 @@ class Model:
             except TypeError:
                 pass
         return np.asarray(X)
+
+    # -- multi-output classification (rare: done in Python over the C sums) ------
+
+    def _multi_predict_proba(self, X: Any) -> list:
+        raw = self._chain.decision_function(X)
+        out, start = [], 0
+        for classes in self._parts.final.multi_classes:
+            proba = raw[:, start:start + classes.size]
+            start += classes.size
+            if self._parts.final.normalize_outputs:
+                normalizer = proba.sum(axis=1)[:, np.newaxis]
+                normalizer[normalizer == 0.0] = 1.0
+                proba = proba / normalizer
+            out.append(proba)
+        return out
+
+    def _multi_predict_log_proba(self, X: Any) -> list:
+        return [np.log(p) for p in self._multi_predict_proba(X)]
+
+    def _multi_predict(self, X: Any) -> np.ndarray:
+        classes = self._parts.final.multi_classes
+        proba = self._multi_predict_proba(X)
+        out = np.empty((proba[0].shape[0], len(classes)), dtype=classes[0].dtype)
+        for k, (c, p) in enumerate(zip(classes, proba)):
+            out[:, k] = c.take(np.argmax(p, axis=1), axis=0)
+        return out
 
     # -- description -------------------------------------------------------------
 
@@ -200,7 +232,9 @@ class Model:
             "kind": self.kind,
             "features": self.n_features_in_,
         }
-        if hasattr(self, "classes_"):
+        if isinstance(getattr(self, "classes_", None), list):
+            out["classes"] = [c.tolist() for c in self.classes_]
+        elif hasattr(self, "classes_"):
             out["classes"] = self.classes_.tolist()
         if self._parts.final is not None and self._parts.final.raw_1d is False and \
                 self.kind == "regressor":

@@ -64,6 +64,10 @@ class Final:
     post_params: Tuple[float, float] = (0.0, 0.0)
     strings: int = STRINGS_REFUSE        # dtype='numeric' refuses strings
     string_prefix: Optional[str] = None
+    # multi-output classification: one classes_ array per output; raw holds
+    # their distributions side by side (normalised by the Model if asked)
+    multi_classes: Optional[List[np.ndarray]] = None
+    normalize_outputs: bool = False
 
 
 @dataclass

@@ -142,12 +142,19 @@ def _class_proba(est: Node, values: np.ndarray, n_classes: int) -> np.ndarray:
     return proba
 
 
-def _classes(node: Node) -> np.ndarray:
+def _classes(node: Node, multi_output: bool = False):
+    """classes_: one 1-D array, or (multi_output) a list of them."""
     classes = node.get("classes_")
     if isinstance(classes, list):
-        raise UnsupportedModelError(
-            f"{node.where} ({node.name}): multi-output classification is not served yet"
-        )
+        if not multi_output:
+            raise UnsupportedModelError(
+                f"{node.where} ({node.name}): multi-output classification is not served "
+                "for this estimator")
+        return [_classes_array(node, c) for c in classes]
+    return _classes_array(node, classes)
+
+
+def _classes_array(node: Node, classes) -> np.ndarray:
     if not isinstance(classes, np.ndarray) or classes.ndim != 1 or classes.size < 1:
         raise node.fail("classes_ must be a 1-D array")
     return np.ascontiguousarray(classes)
@@ -176,8 +183,10 @@ def _build_trees(node: Node, family: str, members: Sequence[Node], classifier: b
     trees = _Trees()
     n_features = None
     accept = ACCEPT_NAN
-    classes = _classes(node) if classifier else None
+    classes = _classes(node, multi_output=True) if classifier else None
     n_outputs = int(node.get("n_outputs_", 1))
+    if isinstance(classes, list):
+        return _build_multi_output(node, family, members, classes, average)
     for est in members:
         arrays, args = _tree_of(est)
         nodes, values = arrays["nodes"], arrays["values"]
@@ -211,6 +220,37 @@ def _build_trees(node: Node, family: str, members: Sequence[Node], classifier: b
                       proba_rule=proba, classes=classes, methods=CLASSIFIER_METHODS)
     spec = trees.spec(node.name, accept, n, n_outputs, average=average)
     return _final(node, spec, n, "regressor", raw_1d=n_outputs == 1)
+
+
+def _build_multi_output(node: Node, family: str, members: Sequence[Node],
+                        classes: List[np.ndarray], average: bool) -> Parts:
+    """Multi-output classification: each leaf holds every output's class
+    distribution side by side; the Model slices and labels them."""
+    trees = _Trees()
+    n_features = None
+    accept = ACCEPT_NAN
+    sizes = [c.size for c in classes]
+    for est in members:
+        arrays, args = _tree_of(est)
+        nodes, values = arrays["nodes"], arrays["values"]
+        if n_features is None:
+            n_features = int(args[0])
+        if values.shape[1] != len(classes) or values.shape[2] < max(sizes):
+            raise est.fail(f"tree_.values has shape {values.shape} for {len(classes)} outputs")
+        accept = min(accept, _nan_support(est, family, nodes))
+        parts = []
+        for k, size in enumerate(sizes):
+            v = values[:, k:k + 1, :]
+            if average or est.version >= (1, 4):
+                parts.append(_class_proba(est, v, size))
+            else:
+                parts.append(np.ascontiguousarray(v[:, 0, :size]))
+        trees.add(*_split_arrays(nodes), np.concatenate(parts, axis=1))
+    n = node.n_features(n_features)
+    normalize = not average and members[0].version < (1, 4)
+    spec = trees.spec(node.name, accept, n, sum(sizes), average=average)
+    return _final(node, spec, n, "classifier", multi_classes=classes,
+                  normalize_outputs=normalize, methods=CLASSIFIER_METHODS)
 
 
 @register("sklearn.tree", "DecisionTreeClassifier", "ExtraTreeClassifier")

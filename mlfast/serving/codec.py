@@ -1,0 +1,374 @@
+"""Request bodies to ndarrays, predictions to the shapes protocols answer.
+
+Decoding goes straight to an ndarray: orjson parses JSON into lists, one
+``np.array`` call makes the matrix, and only when that array is not numeric
+do we walk the lists to name the bad value.  CSV goes through
+``np.loadtxt`` (C); NPY through numpy's header reader and ``np.frombuffer``
+(no pickles, no allocation the body does not back).
+"""
+from __future__ import annotations
+
+import io
+import json
+import math
+from typing import Any, List, Optional, Sequence, Tuple
+
+import numpy as np
+import orjson
+
+from mlfast.serving.core import HttpError, ServedModel
+
+JSON_TYPES = ("application/json",)
+CSV_TYPES = ("text/csv",)
+NPY_TYPES = ("application/x-npy",)
+
+_NUMERIC_KINDS = "biuf"
+
+
+def parse_json(body: bytes, *, what: str = "request body") -> Any:
+    """orjson first; a body it refuses gets a second chance with the standard
+    library, which also reads the NaN and Infinity that Python's
+    ``json.dumps`` writes (orjson, strictly, does not)."""
+    try:
+        return orjson.loads(body)
+    except orjson.JSONDecodeError as first:
+        if not body.strip():
+            raise HttpError(400, f"empty {what}: expected JSON") from None
+        try:
+            return json.loads(body)
+        except (ValueError, UnicodeDecodeError):
+            raise HttpError(400, f"malformed JSON in {what}: {first}") from None
+        except RecursionError:
+            raise HttpError(400, f"JSON in {what} is nested too deeply") from None
+
+
+def _first_bad(value: Any, where: str) -> Optional[str]:
+    """The path and value of the first non-number in nested lists, for the
+    error message (only called once ``np.array`` made a non-numeric array)."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, (int, float)) or value is None:
+        return None
+    if isinstance(value, (list, tuple)):
+        for i, item in enumerate(value):
+            found = _first_bad(item, f"{where}[{i}]")
+            if found:
+                return found
+        return None
+    return f"{where} is {_show(value)}"
+
+
+def _show(value: Any) -> str:
+    text = json.dumps(value) if isinstance(value, (str, dict, list)) else repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def _ragged(value: Any, where: str) -> str:
+    """Where nested lists stop being rectangular."""
+    if isinstance(value, list) and value and all(isinstance(v, list) for v in value):
+        n = len(value[0])
+        for i, row in enumerate(value):
+            if len(row) != n:
+                return f"{where}[{i}] has {len(row)} values but {where}[0] has {n}"
+        for i, row in enumerate(value):
+            found = _ragged(row, f"{where}[{i}]")
+            if found:
+                return found
+    elif isinstance(value, list) and any(isinstance(v, list) for v in value):
+        return f"{where} mixes numbers and lists"
+    return ""
+
+
+def to_array(value: Any, where: str) -> np.ndarray:
+    """Nested JSON lists of numbers to an ndarray; ``null`` is NaN (a missing
+    value, for models that impute)."""
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        raise HttpError(400, f"{where} must be a list of numbers or a list of rows, got a number")
+    if not isinstance(value, list):
+        raise HttpError(
+            400, f"{where} must be a list of numbers or a list of rows, got {_json_type(value)}"
+        )
+    try:
+        array = np.array(value)
+    except ValueError:
+        try:
+            why = _ragged(value, where) or "too many levels of nesting"
+        except RecursionError:
+            why = "too many levels of nesting"
+        raise HttpError(400, f"{where} is not rectangular: {why}") from None
+    if array.dtype.kind in _NUMERIC_KINDS:
+        return array
+    try:
+        bad = _first_bad(value, where)
+    except RecursionError:
+        bad = f"{where} holds lists nested too deeply"
+    if bad:
+        raise HttpError(400, f"non-numeric value: {bad}")
+    # numbers mixed with null (object dtype, where float64 turns None into
+    # NaN), or integers too big for int64
+    try:
+        return np.array(value, dtype=np.float64)
+    except OverflowError:
+        raise HttpError(400, f"{where} holds an integer too large for a float") from None
+
+
+def to_matrix(value: Any, where: str) -> np.ndarray:
+    """A 2-D batch: the lesson's ``np.array(features).reshape(1, -1)`` for one
+    flat row, the rows as they are for a list of rows."""
+    array = to_array(value, where)
+    if array.ndim == 1:
+        return array.reshape(1, -1)
+    if array.ndim != 2:
+        raise HttpError(
+            400, f"{where} must be a list of numbers or a list of rows, got {array.ndim} levels "
+                 f"of nesting (shape {list(array.shape)})"
+        )
+    return array
+
+
+def _json_type(value: Any) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, str):
+        return f"the string {_show(value)}"
+    if isinstance(value, dict):
+        return "an object"
+    return type(value).__name__
+
+
+def rows_from_named(records: Sequence[dict], served: ServedModel, where: str) -> np.ndarray:
+    """Rows given as objects keyed by feature name (``feature_names_in_``)."""
+    names = served.feature_names
+    if names is None:
+        raise HttpError(
+            400,
+            f"{where}[0] is an object, but model {served.name!r} was fitted without feature "
+            f"names: send each row as a list of {served.n_features} numbers",
+        )
+    names = [str(n) for n in names]
+    out = np.empty((len(records), len(names)), dtype=np.float64)
+    for i, record in enumerate(records):
+        if not isinstance(record, dict):
+            raise HttpError(400, f"{where}[{i}] must be an object like {where}[0], "
+                                 f"got {_json_type(record)}")
+        missing = [n for n in names if n not in record]
+        if missing:
+            raise HttpError(400, f"{where}[{i}] lacks feature(s) {', '.join(map(repr, missing[:5]))}"
+                                 + (", ..." if len(missing) > 5 else ""))
+        unknown = [k for k in record if k not in names]
+        if unknown:
+            raise HttpError(400, f"{where}[{i}] has unknown feature(s) "
+                                 f"{', '.join(map(repr, unknown[:5]))}; the model's features are "
+                                 f"{', '.join(map(repr, names[:10]))}" + (", ..." if len(names) > 10 else ""))
+        for j, n in enumerate(names):
+            v = record[n]
+            if v is None:
+                out[i, j] = math.nan
+            elif isinstance(v, (int, float)) and not isinstance(v, bool):
+                try:
+                    out[i, j] = v
+                except OverflowError:
+                    raise HttpError(400, f"{where}[{i}][{n!r}] is too large for a float") from None
+            else:
+                raise HttpError(400, f"non-numeric value: {where}[{i}][{n!r}] is {_show(v)}")
+    return out
+
+
+def instances_to_matrix(instances: Any, served: ServedModel, where: str = "instances") -> np.ndarray:
+    """Vertex AI and KServe V1 ``instances``: a list of rows (lists of
+    numbers), of the lesson's ``{"features": [...]}`` objects, or of objects
+    keyed by feature name."""
+    if not isinstance(instances, list):
+        raise HttpError(400, f"{where} must be a list of rows, got {_json_type(instances)}")
+    if not instances:
+        raise HttpError(400, f"{where} is empty: send at least one row")
+    first = instances[0]
+    if isinstance(first, str):
+        raise HttpError(
+            400,
+            f"non-numeric value: {where}[0] is {_show(first)}. Each instance is a row of "
+            f"{served.n_features} numbers. (aiplatform's Endpoint.predict(instances) takes a list: "
+            "a dict passed as instances sends only its keys, e.g. [\"features\"]; call "
+            "endpoint.predict([payload]) or endpoint.predict([[...numbers...]]))",
+        )
+    if isinstance(first, dict):
+        if "features" in first:
+            rows = []
+            for i, inst in enumerate(instances):
+                if not isinstance(inst, dict) or "features" not in inst:
+                    raise HttpError(400, f"{where}[{i}] lacks the key 'features' that {where}[0] has")
+                rows.append(inst["features"])
+            return to_matrix(rows, f"{where}[*].features")
+        return rows_from_named(instances, served, where)
+    # rows, or a flat list of numbers: one row, as in the lesson's reshape(1, -1)
+    return to_matrix(instances, where)
+
+
+def decode_csv(body: bytes) -> np.ndarray:
+    """CSV rows of numbers (no header), as SageMaker's scikit-learn container
+    reads them; ``nan`` for missing values."""
+    if not body.strip():
+        raise HttpError(400, "empty request body: expected CSV rows of numbers")
+    try:
+        return np.loadtxt(io.BytesIO(body), delimiter=",", dtype=np.float64, ndmin=2,
+                          encoding="utf-8")
+    except (ValueError, UnicodeDecodeError) as e:
+        raise HttpError(400, f"malformed CSV: {e}") from None
+
+
+def decode_npy(body: bytes) -> np.ndarray:
+    """An .npy file (``np.save``), without pickles.
+
+    The header is read with numpy's own functions, but the data is taken by
+    hand: ``np.load`` allocates what the header claims before reading, so a
+    40-byte body claiming a terabyte would be a MemoryError.  Here the claim
+    is checked against the bytes that came, and the array is a view of them.
+    """
+    if not body:
+        raise HttpError(400, "empty request body: expected an .npy array")
+    fp = io.BytesIO(body)
+    try:
+        version = np.lib.format.read_magic(fp)
+        if version == (1, 0):
+            shape, fortran_order, dtype = np.lib.format.read_array_header_1_0(fp)
+        elif version == (2, 0):
+            shape, fortran_order, dtype = np.lib.format.read_array_header_2_0(fp)
+        else:
+            raise ValueError(f"format version {version[0]}.{version[1]} is not read here "
+                             "(np.save writes 1.0)")
+    except (ValueError, OSError, EOFError, SyntaxError) as e:
+        raise HttpError(400, f"malformed NPY: {e}") from None
+    if dtype.hasobject or dtype.kind not in _NUMERIC_KINDS:
+        raise HttpError(400, f"NPY array has dtype {dtype}; expected numbers")
+    data = memoryview(body)[fp.tell():]
+    expected = math.prod(shape) * dtype.itemsize
+    if len(data) != expected:
+        raise HttpError(400, f"malformed NPY: the header says shape {list(shape)} of {dtype} "
+                             f"({expected} bytes), the body has {len(data)} bytes of data")
+    array = np.frombuffer(data, dtype=dtype).reshape(shape, order="F" if fortran_order else "C")
+    if array.ndim == 1:
+        return array.reshape(1, -1)
+    if array.ndim != 2:
+        raise HttpError(400, f"NPY array has shape {list(shape)}; expected rows of features")
+    return array
+
+
+# -- payload styles: the answer mirrors the question ------------------------------
+
+LESSON_ONE, LESSON_MANY, BARE, INSTANCES, TABULAR = "lesson-one", "lesson-many", "bare", "instances", "tabular"
+
+
+def decode_payload(request_body: bytes, media: str, served: ServedModel) -> Tuple[np.ndarray, str]:
+    """A prediction request in any style the lesson and SageMaker use.
+
+    JSON ``{"features": row}`` (the lesson; one row answers ``prediction``)
+    or ``{"features": rows}``, ``{"instances": rows}``, a bare array of rows
+    or one bare row; CSV rows; an NPY array.  Returns the batch and its
+    style, which ``encode_predictions`` mirrors.
+    """
+    if media in CSV_TYPES:
+        return decode_csv(request_body), TABULAR
+    if media in NPY_TYPES:
+        return decode_npy(request_body), TABULAR
+    data = parse_json(request_body)
+    if isinstance(data, dict):
+        if "features" in data:
+            features = data["features"]
+            if isinstance(features, dict):
+                return rows_from_named([features], served, "features"), LESSON_ONE
+            X = to_matrix(features, "features")
+            one = isinstance(features, list) and not (features and isinstance(features[0], list))
+            return X, LESSON_ONE if one else LESSON_MANY
+        if "instances" in data:
+            return instances_to_matrix(data["instances"], served), INSTANCES
+        if "inputs" in data:
+            raise HttpError(400, "this looks like an Open Inference Protocol (V2) request: "
+                                 f"POST it to /v2/models/{served.name}/infer")
+        keys = ", ".join(repr(k) for k in list(data)[:5]) or "none"
+        raise HttpError(
+            400,
+            f"missing key 'features': expected {{\"features\": [{', '.join(map(str, served.example_row()[:4]))}"
+            f"{', ...' if served.n_features > 4 else ''}]}} (or \"instances\", or a bare array); "
+            f"got keys {keys}",
+        )
+    if isinstance(data, list):
+        return to_matrix(data, "body"), BARE
+    raise HttpError(400, f"expected a JSON object like {{\"features\": [...]}} or an array, "
+                         f"got {_json_type(data)}")
+
+
+def encode_predictions(predictions: np.ndarray, style: str) -> Any:
+    """The JSON value answering a request of ``style``."""
+    if style == LESSON_ONE:
+        return {"prediction": predictions[0]}
+    if style == LESSON_MANY:
+        return {"predictions": predictions}
+    if style == INSTANCES:
+        return {"predictions": predictions}
+    return predictions
+
+
+def csv_bytes(predictions: np.ndarray) -> bytes:
+    """One line per row, as SageMaker's containers answer ``text/csv``."""
+    if predictions.ndim == 1:
+        lines = [_csv_cell(v) for v in predictions.tolist()]
+    else:
+        lines = [",".join(_csv_cell(v) for v in row) for row in predictions.tolist()]
+    return ("\n".join(lines) + "\n").encode()
+
+
+def _csv_cell(value: Any) -> str:
+    if isinstance(value, str):
+        if any(c in value for c in ',"\n\r'):
+            return '"' + value.replace('"', '""') + '"'
+        return value
+    if isinstance(value, float):
+        return repr(value)
+    return str(value)
+
+
+# -- content negotiation ------------------------------------------------------------
+
+def choose_accept(accept: Optional[str], offered: Sequence[str], default: str) -> Optional[str]:
+    """The first of ``offered`` that an Accept header allows, by quality;
+    ``default`` when the header is absent or ``*/*``; None when nothing
+    matches (the caller answers 406).
+
+    Written by hand: the frameworks' parsers (werkzeug's MIMEAccept,
+    starlette has none) would tie the core to one framework, and this is
+    the whole of RFC 9110's rule that matters here.
+    """
+    if not accept or not accept.strip():
+        return default
+    ranges: List[Tuple[float, int, str]] = []
+    for i, part in enumerate(accept.split(",")):
+        fields = part.split(";")
+        mtype = fields[0].strip().lower()
+        if not mtype:
+            continue
+        q = 1.0
+        for p in fields[1:]:
+            k, _, v = p.partition("=")
+            if k.strip().lower() == "q":
+                try:
+                    q = float(v)
+                except ValueError:
+                    q = 0.0
+        ranges.append((q, i, mtype))
+    ranges.sort(key=lambda r: (-r[0], r[1]))
+    for q, _, mtype in ranges:
+        if q <= 0:
+            continue
+        if mtype == "*/*":
+            return default
+        if mtype.endswith("/*"):
+            prefix = mtype[:-1]
+            for o in ([default] + list(offered)):
+                if o.startswith(prefix):
+                    return o
+            continue
+        if mtype in offered:
+            return mtype
+    return None

@@ -1,0 +1,207 @@
+"""FastAPI adapter: the core's routes as FastAPI routes, and nothing more.
+
+Each route gets one endpoint that reads the body (capped), builds a core
+``Request``, calls ``Service.handle`` and writes the core ``Response``.  The
+OpenAPI page shows each route's declared pydantic schemas (request bodies
+are declared, not parsed, so a prediction costs no pydantic validation).
+``/docs`` serves Swagger UI from the ``fastapi-offline`` package's copy of
+swagger-ui-dist, so it works with no internet access; ``/redoc`` likewise.
+"""
+from __future__ import annotations
+
+from typing import Any, Dict, List, Optional
+
+from fastapi import FastAPI
+from fastapi_offline import FastAPIOffline
+from pydantic.json_schema import models_json_schema
+from starlette.concurrency import run_in_threadpool
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.requests import Request as StarletteRequest
+from starlette.responses import Response as StarletteResponse
+
+import mlfast
+from mlfast.serving.core import Request, Response, Route, Service, json_error
+from mlfast.serving.schemas import ErrorBody
+
+# Bodies up to this size are handled on the event loop: decoding and
+# predicting a few rows takes microseconds, less than a hop to the thread
+# pool.  Larger bodies go to the pool so one big batch does not stall the
+# other connections.
+INLINE_BODY = 64 * 1024
+# A body over the limit is read and dropped up to this many bytes before the
+# 413 is sent: answering while the client is still sending makes it see a
+# reset connection instead of the 413.
+DRAIN_LIMIT = 64 * 1024 * 1024
+
+_COMPONENT = "#/components/schemas/{model}"
+
+
+def _headers(scope: Dict[str, Any]) -> Dict[str, str]:
+    # ASGI header names are lower case already; repeated headers are joined
+    headers: Dict[str, str] = {}
+    for key, value in scope["headers"]:
+        k, v = key.decode("latin-1"), value.decode("latin-1")
+        headers[k] = f"{headers[k]}, {v}" if k in headers else v
+    return headers
+
+
+def _starlette(response: Response) -> StarletteResponse:
+    # the Content-Type as a header, not media_type: starlette would append
+    # "; charset=utf-8" to text/csv, which SageMaker clients compare as is
+    headers = dict(response.headers)
+    headers["content-type"] = response.content_type
+    return StarletteResponse(response.body, response.status, headers=headers)
+
+
+async def _drain(stream, seen: int) -> None:
+    async for chunk in stream:
+        seen += len(chunk)
+        if seen > DRAIN_LIMIT:
+            break
+
+
+async def _read_body(request: StarletteRequest, limit: int):
+    """The body, or None when it is over ``limit``."""
+    length = request.headers.get("content-length")
+    stream = request.stream()
+    if length is not None and length.isdigit() and int(length) > limit:
+        await _drain(stream, 0)
+        return None
+    chunks: List[bytes] = []
+    size = 0
+    async for chunk in stream:
+        size += len(chunk)
+        if size > limit:
+            await _drain(stream, size)
+            return None
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _endpoint(service: Service, route: Route):
+    limit = service.body_limit(route)
+    reads_body = route.method in ("POST", "PUT", "PATCH")
+
+    async def endpoint(request: StarletteRequest) -> StarletteResponse:
+        scope = request.scope
+        body = b""
+        if reads_body:
+            body = await _read_body(request, limit)
+            if body is None:
+                length = request.headers.get("content-length")
+                return _starlette(service.too_large(
+                    route, int(length) if length and length.isdigit() else None))
+        core_request = Request(route.method, scope["path"], scope.get("path_params", {}),
+                               _headers(scope), body, scope.get("query_string", b"").decode("latin-1"))
+        if len(body) > INLINE_BODY:
+            response = await run_in_threadpool(service.handle, route, core_request)
+        else:
+            response = service.handle(route, core_request)
+        return _starlette(response)
+
+    endpoint.__name__ = route.name
+    return endpoint
+
+
+def _request_body(route: Route) -> Optional[dict]:
+    if route.request_schema is None:
+        return None
+    content = {}
+    for media in route.request_types:
+        entry: Dict[str, Any]
+        if media == "application/json":
+            entry = {"schema": {"$ref": _COMPONENT.format(model=route.request_schema.__name__)}}
+        elif media.startswith("text/"):
+            entry = {"schema": {"type": "string"}}
+        else:
+            entry = {"schema": {"type": "string", "format": "binary"}}
+        if media in route.examples:
+            entry["example"] = route.examples[media]
+        content[media] = entry
+    return {"required": True, "content": content}
+
+
+def _responses(route: Route) -> Dict[Any, Any]:
+    out: Dict[Any, Any] = {
+        "4XX": {"model": ErrorBody, "description": "The request was wrong; `error` says how."},
+        "5XX": {"model": ErrorBody, "description": "Not ready (503), or a server fault."},
+    }
+    if route.response_schema is not None:
+        ok: Dict[str, Any] = {"model": route.response_schema, "description": "Success"}
+        others = [m for m in route.response_types if m != "application/json"]
+        if others:
+            ok["content"] = {m: {"schema": {"type": "string"}} for m in others}
+        out[200] = ok
+    return out
+
+
+def _openapi_extra(route: Route) -> Dict[str, Any]:
+    extra: Dict[str, Any] = {}
+    body = _request_body(route)
+    if body is not None:
+        extra["requestBody"] = body
+    params = route.param_names
+    if params:
+        extra["parameters"] = [
+            {"name": p, "in": "path", "required": True, "schema": {"type": "string"},
+             **({"example": route.param_examples[p]} if p in route.param_examples else {})}
+            for p in params
+        ]
+    return extra
+
+
+def build_app(service: Service) -> FastAPI:
+    served = service.registry.default
+    app = FastAPIOffline(
+        title=f"mlfast: {served.name}",
+        version=mlfast.__version__,
+        description=(f"Serving `{served.name}` ({served.model.estimator}, {served.kind}, "
+                     f"{served.n_features} features) with mlfast: the lesson's `/predict`, "
+                     "SageMaker, Vertex AI, KServe V1 and the Open Inference Protocol (V2)."),
+    )
+    app.state.mlfast_service = service
+    for route in service.routes:
+        app.add_api_route(
+            route.path,
+            _endpoint(service, route),
+            methods=[route.method],
+            name=route.name,
+            operation_id=route.name,
+            summary=route.summary or None,
+            description=route.description or "",
+            tags=[route.tag] if route.tag else None,
+            responses=_responses(route),
+            openapi_extra=_openapi_extra(route) or None,
+        )
+
+    # Request bodies are declared through openapi_extra, so FastAPI does not
+    # know their models: add their JSON schemas to the components here.
+    request_models = list({r.request_schema for r in service.routes if r.request_schema is not None})
+    _, top = models_json_schema([(m, "validation") for m in request_models], ref_template=_COMPONENT)
+    definitions = top.get("$defs", {})
+    make_openapi = app.openapi
+
+    def openapi() -> Dict[str, Any]:
+        if app.openapi_schema is None:
+            schema = make_openapi()
+            schema.setdefault("components", {}).setdefault("schemas", {}).update(definitions)
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
+
+    async def http_error(request: StarletteRequest, exc: StarletteHTTPException) -> StarletteResponse:
+        method, path = request.method, request.url.path
+        if exc.status_code == 404:
+            response = service.not_found(method, path)
+        elif exc.status_code == 405:
+            response = service.method_not_allowed(method, path)
+        else:
+            response = json_error(exc.status_code, str(exc.detail))
+        return _starlette(response)
+
+    async def server_error(request: StarletteRequest, exc: Exception) -> StarletteResponse:
+        return _starlette(json_error(500, "internal server error; the server log has the details"))
+
+    app.add_exception_handler(StarletteHTTPException, http_error)
+    app.add_exception_handler(Exception, server_error)
+    return app

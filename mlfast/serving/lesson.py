@@ -1,0 +1,96 @@
+"""The lesson's protocol: ``POST /predict`` with ``{"features": [...]}``.
+
+``{"features": [5.1, 3.5, 1.4, 0.2]}`` answers ``{"prediction": 0}`` as the
+lesson's ``jsonify({'prediction': int(prediction[0])})`` does (a string for
+string labels, a float for a regressor); a list of rows answers
+``{"predictions": [...]}``; ``{"instances": ...}`` and bare arrays are read
+too and answered in their own style.  ``GET /`` describes the server.
+"""
+from __future__ import annotations
+
+from typing import List, Union
+
+from pydantic import BaseModel, Field, RootModel
+
+import mlfast
+from mlfast.serving import codec
+from mlfast.serving.core import HttpError, ModelRegistry, Request, Response, Route, json_response
+from mlfast.serving.schemas import Label, Row, ServerIndex, Value
+
+TAG = "Lesson"
+
+# The lesson reads the body with request.get_json(force=True): whatever the
+# Content-Type, it is JSON.  We keep that for the types curl and browsers
+# send by default, read CSV and NPY as such, and refuse the rest (415).
+_JSON_LIKE = ("", "application/json", "text/plain", "application/x-www-form-urlencoded")
+
+
+class PredictRequest(BaseModel):
+    """The lesson's request: one row of features, or a list of rows."""
+
+    features: Union[Row, List[Row]] = Field(
+        description="one row of numbers (answered with 'prediction') or a list of rows "
+                    "(answered with 'predictions'); null is a missing value"
+    )
+
+
+class Prediction(BaseModel):
+    prediction: Label = Field(description="int for integer labels, str for string labels, "
+                                          "float for a regressor")
+
+
+class PredictionList(BaseModel):
+    predictions: List[Value]
+
+
+class PredictResponse(RootModel[Union[Prediction, PredictionList]]):
+    """``prediction`` for one row, ``predictions`` for a list of rows."""
+
+
+def json_media(request: Request) -> str:
+    media = request.media_type
+    if media in _JSON_LIKE or media.endswith("+json"):
+        return "application/json"
+    if media in codec.CSV_TYPES or media in codec.NPY_TYPES:
+        return media
+    raise HttpError(415, f"unsupported Content-Type {media!r}: send application/json "
+                         "(or text/csv, application/x-npy)")
+
+
+def examples(served) -> dict:
+    """Request examples for the docs, by media type."""
+    row = served.example_row()
+    return {"application/json": {"features": row},
+            "text/csv": ",".join(str(v) for v in row) + "\n"}
+
+
+def routes(registry: ModelRegistry) -> List[Route]:
+    served = registry.default
+
+    def predict(request: Request) -> Response:
+        model = registry.default
+        X, style = codec.decode_payload(request.body, json_media(request), model)
+        return json_response(codec.encode_predictions(model.predict(X), style))
+
+    def index(request: Request) -> Response:
+        return json_response({
+            "name": "mlfast",
+            "version": mlfast.__version__,
+            "model": registry.default.describe(),
+            "docs": "/docs",
+        })
+
+    return [
+        Route("POST", "/predict", predict, "predict",
+              summary="Predict (the lesson's endpoint)",
+              description="The lesson's `/predict`: `{\"features\": [...]}` answers "
+                          "`{\"prediction\": label}`; a list of rows answers `{\"predictions\": [...]}`.",
+              tag=TAG, request_schema=PredictRequest, response_schema=PredictResponse,
+              request_types=("application/json", "text/csv", "application/x-npy"),
+              examples=examples(served)),
+        Route("GET", "/", index, "index", summary="The server and its model", tag=TAG,
+              response_schema=ServerIndex),
+    ]
+
+
+__all__ = ["routes", "PredictRequest", "PredictResponse"]

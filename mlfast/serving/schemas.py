@@ -1,0 +1,66 @@
+"""Pydantic models shared by the protocols' OpenAPI descriptions.
+
+They document bodies on /docs; requests are never parsed through them (the
+codec decodes JSON straight to ndarrays).  Class names are unique across
+protocols because they become OpenAPI component names.
+"""
+from __future__ import annotations
+
+from typing import List, Optional, Union
+
+from pydantic import BaseModel, Field, RootModel
+
+# A prediction: an int for integer class labels (the lesson's int(...)), a
+# string for string labels, a float for regressors, a list for multi-output
+# models and transformers; null for NaN.
+Label = Union[int, float, str, bool, None]
+Value = Union[Label, List[Optional[float]]]
+Number = Optional[float]
+Row = List[Number]
+
+
+class ErrorBody(BaseModel):
+    """Every error: what was wrong, in words."""
+
+    error: str = Field(description="what was wrong with the request, or why it cannot be served")
+
+
+class Health(BaseModel):
+    status: str = Field(examples=["ok"])
+
+
+class ModelInfo(BaseModel):
+    """The served model."""
+
+    name: str
+    version: str
+    estimator: str = Field(description="the estimator chain, e.g. 'StandardScaler -> LogisticRegression'")
+    kind: str = Field(description="'classifier', 'regressor' or 'transformer'")
+    n_features_in: Optional[int] = None
+    methods: List[str]
+    sklearn_version: Optional[str] = None
+    feature_names_in: Optional[List[str]] = None
+    classes: Optional[List[Label]] = None
+
+
+class ServerIndex(BaseModel):
+    name: str
+    version: str
+    model: ModelInfo
+    docs: str
+
+
+class InstancesBody(BaseModel):
+    """Rows to predict: each a list of numbers, the lesson's
+    ``{"features": [...]}``, or an object keyed by feature name."""
+
+    instances: List[Union[Row, dict]] = Field(description="the rows to predict")
+    parameters: Optional[dict] = Field(default=None, description="accepted and ignored")
+
+
+class PredictionsBody(BaseModel):
+    predictions: List[Value]
+
+
+class Predictions(RootModel[List[Value]]):
+    """A bare array of predictions, one per row."""

@@ -692,6 +692,12 @@ classify(PyObject *module, PyObject *name, const char **reason)
         }
         return 0;
     }
+    if (strcmp(m, "_loss") == 0 &&
+        (has_prefix(n, "Cy") || has_prefix(n, "__pyx_unpickle_Cy"))) {
+        /* scikit-learn 1.5-1.8 wheels pickle the Cython loss classes of
+         * sklearn._loss._loss under the bare module name '_loss' */
+        return MF_G_RECORD;
+    }
     if (strcmp(m, "sklearn") == 0 || has_prefix(m, "sklearn.")) {
         /* Any scikit-learn class or Cython unpickle helper becomes an inert
          * record; dunder names (__builtins__, __loader__, ...) never do. */

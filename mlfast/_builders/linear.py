@@ -124,8 +124,12 @@ def _logistic_proba(node: Node, n_classes: int) -> int:
         # scikit-learn >= 1.8: binary is one-vs-rest, multiclass multinomial
         return PROBA_EXPIT_OVR if n_classes <= 2 else PROBA_SOFTMAX
     solver = node.state.get("solver")
+    # 'auto' meant one-vs-rest for liblinear, and in 1.2-1.5 for
+    # newton-cholesky too (it had no multinomial mode yet)
+    ovr_solver = solver == "liblinear" or (
+        solver == "newton-cholesky" and (1, 2) <= node.version < (1, 6))
     ovr = multi_class in ("ovr", "warn") or (
-        multi_class in ("auto", "deprecated") and (n_classes <= 2 or solver == "liblinear")
+        multi_class in ("auto", "deprecated") and (n_classes <= 2 or ovr_solver)
     )
     if ovr:
         return PROBA_EXPIT_OVR

@@ -46,10 +46,10 @@ def build_standard_scaler(node: Node, builders: Builders) -> Parts:
     with_std = _flag(node, "with_std", True)
     n = _width(node, "mean_" if with_mean else "scale_") if (with_mean or with_std) \
         else node.integer("n_features_in_")
-    # Since scikit-learn 1.6 transform casts mean_ and scale_ to X's dtype
+    # Since scikit-learn 1.8 transform casts mean_ and scale_ to X's dtype
     # before the in-place operations (array API support); earlier versions
     # computed float32 input against the float64 parameters.
-    cast = node.version >= (1, 6)
+    cast = node.version >= (1, 8)
     return _affine(node, n, sub="mean_" if with_mean else None,
                    div="scale_" if with_std else None, cast_params=cast)
 

@@ -1,0 +1,463 @@
+"""Fit, save and record golden outputs with ONE scikit-learn stack.
+
+Run by scripts/make_version_fixtures.py with the python of an old stack's
+virtualenv (``python -I _fixture_generator.py OUT_DIR STACK_NAME``); it must
+therefore run unchanged on every scikit-learn from 1.1 to today and on numpy
+1.23 to 2.x, and it imports nothing from mlfast.
+
+For each fixture it writes
+  <fixture>.joblib       joblib.dump(est, path)                (default options)
+  <fixture>.z3.joblib    joblib.dump(est, path, compress=3)    (a few fixtures)
+  <fixture>.p2.pkl       pickle.dump(est, f, protocol=2)       (a few fixtures)
+  <fixture>.npz          for each method, an array of shape (2, ...): this
+                         stack's scikit-learn output on the float64 test
+                         input [0] and on the same input as float32 [1]
+                         (see record()).  Numeric and '<U' arrays only
+                         (object label arrays are stored as '<U' and flagged
+                         in the manifest), so np.load needs no pickle.
+and, once per stack, inputs.npz (the float64 test inputs, by name; the
+float32 input is the same array .astype(np.float32)) and manifest.part.json
+(the versions and one entry per fixture), which the driver merges into
+tests/fixtures/versions/manifest.json.
+
+Fixtures a version cannot make (no multi_class before/after, no
+keep_empty_features before 1.2, no NaN in trees before 1.3, ...) are
+skipped with a message; every other failure stops the run.
+"""
+from __future__ import annotations
+
+import io
+import json
+import os
+import pickle
+import platform
+import sys
+import warnings
+import zipfile
+
+import joblib
+import numpy as np
+import scipy
+import sklearn
+from sklearn.datasets import make_classification, make_regression
+
+warnings.simplefilter("ignore")
+
+OUT = sys.argv[1]
+STACK = sys.argv[2]
+
+
+def _version_tuple(text):
+    out = []
+    for part in text.split("."):
+        digits = ""
+        for ch in part:
+            if not ch.isdigit():
+                break
+            digits += ch
+        if not digits:
+            break
+        out.append(int(digits))
+    return tuple(out)
+
+
+SK = _version_tuple(sklearn.__version__)
+VERSIONS = {
+    "sklearn": sklearn.__version__,
+    "numpy": np.__version__,
+    "joblib": joblib.__version__,
+    "scipy": scipy.__version__,
+    "python": platform.python_version(),
+}
+METHODS = ("predict", "predict_proba", "predict_log_proba", "decision_function",
+           "transform", "score_samples")
+
+# ---------------------------------------------------------------------------
+# data: fixed seeds, small, n_features <= 8
+
+N_FEAT = 6
+SCALE = np.array([1.0, 10.0, 0.1, 100.0, 3.0, 0.7])
+OFFSET = np.array([0.0, 5.0, -2.0, 50.0, 1.0, -0.3])
+
+
+def _rng(seed):
+    return np.random.RandomState(seed)
+
+
+def classification(n_classes, seed, n_samples=120):
+    X, y = make_classification(n_samples=n_samples, n_features=N_FEAT, n_informative=4,
+                               n_redundant=0, n_classes=n_classes, n_clusters_per_class=1,
+                               random_state=seed)
+    return X, y
+
+
+def regression(n_targets, seed, n_samples=100):
+    X, y = make_regression(n_samples=n_samples, n_features=N_FEAT, n_informative=4,
+                           n_targets=n_targets, noise=0.5, random_state=seed)
+    return X, y
+
+
+def test_matrix(seed, n_rows=10, scaled=False):
+    """Fixed test rows: normal draws plus a few values with long mantissas."""
+    X = _rng(seed).normal(size=(n_rows, N_FEAT)) * 1.3
+    X[0] = 0.0
+    X[1] = 1.0 / 3.0
+    if scaled:
+        X = X * SCALE + OFFSET
+    return X
+
+
+#: the test inputs, saved once per stack in inputs.npz (float64; the float32
+#: input of every fixture is the same array .astype(np.float32))
+INPUTS = {}
+
+
+def test_input(name, X):
+    INPUTS[name] = np.ascontiguousarray(X, dtype=np.float64)
+    return INPUTS[name]
+
+
+X2, y2 = classification(2, 0)
+X3, y3 = classification(3, 1, n_samples=150)
+XT = test_input("XT", test_matrix(100))
+Xr, yr = regression(1, 2)
+Xr2, Yr2 = regression(2, 3)
+XS = X3 * SCALE + OFFSET               # for scalers and the pipeline
+XST = test_input("XST", test_matrix(101, scaled=True))
+XSTW = test_input("XSTW", XST * 1.5)   # beyond MinMaxScaler's range: clip
+
+# ---------------------------------------------------------------------------
+
+entries = []
+STATE_KEYS = ("multi_class", "solver", "loss", "clip", "keep_empty_features")
+
+
+def _state_notes(est):
+    """Attributes of the pickled state that vary across versions (only what
+    is worth reading: the manifest stays small)."""
+    d = getattr(est, "__dict__", {})
+    notes = {}
+    if "n_features_in_" not in d:
+        notes["has_n_features_in_"] = False
+    for k in STATE_KEYS:
+        if k in d:
+            v = d[k]
+            if isinstance(v, (str, bool, int, float)) or v is None:
+                notes[k] = v
+            elif isinstance(v, tuple):
+                notes[k] = [float(x) if isinstance(x, (int, float)) else str(x) for x in v]
+    for k in ("coef_", "intercept_", "mean_", "scale_", "var_", "min_", "center_",
+              "statistics_"):
+        if k in d:
+            v = d[k]
+            text = str(np.asarray(v).dtype)
+            if not isinstance(v, np.ndarray):
+                text += f" ({type(v).__name__})"
+            if text != "float64":
+                notes[k + "dtype"] = text
+    if "tree_" in d:
+        nodes = d["tree_"].__getstate__()["nodes"]
+        notes["tree_nodes"] = " ".join(f"{n}:{nodes.dtype.fields[n][0].str}"
+                                       for n in nodes.dtype.names)
+        values = d["tree_"].__getstate__()["values"]
+        root = values[0].ravel()
+        notes["tree_root_value"] = [float(x) for x in root[:3]]
+    for k in ("_loss", "loss_"):
+        if k in d and not isinstance(d[k], str):
+            notes[k] = type(d[k]).__module__ + "." + type(d[k]).__name__
+    if "init_" in d and not isinstance(d["init_"], str):
+        notes["init_"] = type(d["init_"]).__name__
+    if "_predictors" in d:
+        nodes = d["_predictors"][0][0].nodes
+        notes["hgb_nodes"] = " ".join(f"{n}:{nodes.dtype.fields[n][0].str}"
+                                      for n in nodes.dtype.names)
+    return notes
+
+
+def savez(path, arrays):
+    """np.savez_compressed, byte for byte reproducible: a fixed timestamp in
+    the zip, so that running the script again changes no unchanged file."""
+    with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_DEFLATED) as zf:
+        for key, value in arrays.items():
+            buf = io.BytesIO()
+            np.lib.format.write_array(buf, np.asanyarray(value), allow_pickle=False)
+            info = zipfile.ZipInfo(key + ".npy", date_time=(1980, 1, 1, 0, 0, 0))
+            info.compress_type = zipfile.ZIP_DEFLATED
+            zf.writestr(info, buf.getvalue())
+
+
+def _classes_in(est):
+    names = [type(est).__name__]
+    for _, step in getattr(est, "steps", []):
+        if step is not None and step != "passthrough":
+            names.extend(_classes_in(step))
+    return names
+
+
+def record(name, est, X_test, variants=("joblib",), note=None):
+    """Save est in the given variants and record its outputs on X_test.
+
+    X_test is one of INPUTS (float64; the float32 input is
+    ``X_test.astype(np.float32)``).  <name>.npz holds, for each method, one
+    array of shape (2, ...) stacking the output on the float64 input and the
+    output on the float32 input (one zip member instead of two keeps the
+    files small).  Each output's own dtype is in the manifest ("methods":
+    method -> its dtype, or [dtype on float64 input, dtype on float32 input]
+    when they differ); a float32 output is stored exactly in the float64
+    stack.  Object arrays of labels are stored as '<U' and listed in
+    "object_outputs".
+    """
+    input_name = next(k for k, v in INPUTS.items() if v is X_test)
+    X64 = X_test
+    X32 = X64.astype(np.float32)
+    arrays = {}
+    dtypes, object_outputs, errors = {}, [], {}
+    for m in METHODS:
+        if not hasattr(est, m):
+            continue
+        results = []
+        for tag, X in (("f64", X64), ("f32", X32)):
+            try:
+                with np.errstate(all="ignore"):
+                    results.append(np.asarray(getattr(est, m)(X)))
+            except Exception as exc:  # recorded, never silently dropped
+                errors[f"{m}__{tag}"] = f"{type(exc).__name__}: {exc}"[:300]
+        if len(results) != 2:
+            continue
+        a64, a32 = results
+        assert a64.shape == a32.shape, (name, m, a64.shape, a32.shape)
+        dtypes[m] = (str(a64.dtype) if a64.dtype == a32.dtype
+                     else [str(a64.dtype), str(a32.dtype)])
+        if a64.dtype.kind == "O" or a32.dtype.kind == "O":
+            object_outputs.append(m)
+            a64, a32 = a64.astype(str), a32.astype(str)
+        if a64.dtype != a32.dtype:
+            common = np.promote_types(a64.dtype, a32.dtype)
+            assert common.kind == a64.dtype.kind, (name, m, a64.dtype, a32.dtype)
+            a64, a32 = a64.astype(common), a32.astype(common)
+        arrays[m] = np.stack([a64, a32])
+    savez(os.path.join(OUT, name + ".npz"), arrays)
+    entry = {
+        "stack": STACK,
+        "fixture": name,
+        "estimator": type(est).__name__,
+        "methods": dtypes,
+        "input": input_name,
+        "files": {},
+    }
+    if _classes_in(est) != [entry["estimator"]]:
+        entry["classes_in_file"] = _classes_in(est)
+    if object_outputs:
+        entry["object_outputs"] = object_outputs
+    if hasattr(est, "feature_names_in_"):
+        entry["feature_names_in"] = [str(x) for x in est.feature_names_in_]
+    if errors:
+        entry["errors"] = errors
+    if note:
+        entry["note"] = note
+    entry["state"] = _state_notes(est)
+    if hasattr(est, "steps"):
+        entry["state"] = {n: _state_notes(s) for n, s in est.steps}
+    for variant in variants:
+        if variant == "joblib":
+            fname = name + ".joblib"
+            joblib.dump(est, os.path.join(OUT, fname))
+        elif variant == "joblib_z3":
+            fname = name + ".z3.joblib"
+            joblib.dump(est, os.path.join(OUT, fname), compress=3)
+        elif variant == "pickle_p2":
+            fname = name + ".p2.pkl"
+            with open(os.path.join(OUT, fname), "wb") as fh:
+                pickle.dump(est, fh, protocol=2)
+        else:
+            raise ValueError(variant)
+        entry["files"][variant] = fname
+    entries.append(entry)
+
+
+def skipped(name, why):
+    print(f"  skip {name}: {why}", flush=True)
+
+
+ALL_VARIANTS = ("joblib", "joblib_z3", "pickle_p2")
+
+# ---------------------------------------------------------------------------
+# linear classifiers
+
+from sklearn.linear_model import (  # noqa: E402
+    ElasticNet,
+    Lasso,
+    LinearRegression,
+    LogisticRegression,
+    Ridge,
+    RidgeClassifier,
+    SGDClassifier,
+    SGDRegressor,
+)
+from sklearn.svm import LinearSVC  # noqa: E402
+
+HAS_MULTI_CLASS = "multi_class" in LogisticRegression().get_params()
+
+record("logreg_binary", LogisticRegression(max_iter=1000).fit(X2, y2), XT,
+       variants=ALL_VARIANTS)
+record("logreg_multi", LogisticRegression(max_iter=1000).fit(X3, y3), XT,
+       variants=ALL_VARIANTS)
+if HAS_MULTI_CLASS:
+    record("logreg_ovr_multi",
+           LogisticRegression(multi_class="ovr", max_iter=1000).fit(X3, y3), XT)
+    record("logreg_multinomial_multi",
+           LogisticRegression(multi_class="multinomial", max_iter=1000).fit(X3, y3), XT)
+    record("logreg_multinomial_binary",
+           LogisticRegression(multi_class="multinomial", max_iter=1000).fit(X2, y2), XT)
+else:
+    skipped("logreg_ovr_*/logreg_multinomial_*", "LogisticRegression has no multi_class")
+try:   # newton-cholesky is new in 1.2; 1.2-1.5 fit and predict it one-vs-rest
+    est = LogisticRegression(solver="newton-cholesky", max_iter=1000).fit(X3, y3)
+except ValueError as exc:
+    skipped("logreg_newton_cholesky_multi", exc)
+else:
+    record("logreg_newton_cholesky_multi", est, XT)
+record("logreg_liblinear_binary",
+       LogisticRegression(solver="liblinear").fit(X2, y2), XT)
+try:
+    est = LogisticRegression(solver="liblinear").fit(X3, y3)
+except ValueError as exc:
+    skipped("logreg_liblinear_multi", exc)
+else:
+    record("logreg_liblinear_multi", est, XT)
+labels = np.array(["cat", "dog", "emu"])
+record("logreg_strings", LogisticRegression(max_iter=1000).fit(X3, labels[y3]), XT)
+record("logreg_strings_obj",
+       LogisticRegression(max_iter=1000).fit(X2, np.array(["no", "yes"], dtype=object)[y2]),
+       XT, variants=ALL_VARIANTS,
+       note="object-dtype classes_: joblib stores them as a nested pickle")
+est = LogisticRegression(max_iter=1000).fit(X2, y2)
+# what fitting on a DataFrame leaves behind (no pandas in the old stacks)
+est.feature_names_in_ = np.array([f"f{i}" for i in range(N_FEAT)], dtype=object)
+record("logreg_named", est, XT, note="feature_names_in_ set as a DataFrame fit would")
+record("logreg_f32fit", LogisticRegression(max_iter=1000).fit(X3.astype(np.float32), y3), XT)
+
+old_log = SK < (1, 3)   # 'log' was renamed 'log_loss' in 1.1 and removed in 1.3
+log_loss = "log" if old_log else "log_loss"
+record("sgd_log_binary", SGDClassifier(loss=log_loss, random_state=0).fit(X2, y2), XT)
+record("sgd_log_multi", SGDClassifier(loss=log_loss, random_state=0).fit(X3, y3), XT)
+record("sgd_mhuber_binary",
+       SGDClassifier(loss="modified_huber", random_state=0).fit(X2, y2), XT)
+record("sgd_mhuber_multi",
+       SGDClassifier(loss="modified_huber", random_state=0).fit(X3, y3), XT)
+record("ridge_classifier_binary", RidgeClassifier().fit(X2, y2), XT)
+record("ridge_classifier_multi", RidgeClassifier().fit(X3, y3), XT)
+record("linear_svc_multi", LinearSVC(random_state=0, max_iter=5000).fit(X3, y3), XT)
+
+# ---------------------------------------------------------------------------
+# linear regressors
+
+record("linreg_1d", LinearRegression().fit(Xr, yr), XT, variants=("joblib", "pickle_p2"))
+record("linreg_2d", LinearRegression().fit(Xr2, Yr2), XT)
+record("ridge", Ridge(alpha=0.5).fit(Xr, yr), XT)
+record("ridge_f32fit", Ridge(alpha=0.5).fit(Xr.astype(np.float32), yr.astype(np.float32)), XT)
+record("lasso", Lasso(alpha=0.1).fit(Xr, yr), XT)
+record("elasticnet", ElasticNet(alpha=0.1, l1_ratio=0.3).fit(Xr, yr), XT)
+record("sgd_regressor", SGDRegressor(random_state=0).fit(Xr, yr), XT)
+
+# ---------------------------------------------------------------------------
+# preprocessing
+
+from sklearn.impute import SimpleImputer  # noqa: E402
+from sklearn.pipeline import Pipeline  # noqa: E402
+from sklearn.preprocessing import (  # noqa: E402
+    MaxAbsScaler,
+    MinMaxScaler,
+    RobustScaler,
+    StandardScaler,
+)
+
+record("standard_scaler", StandardScaler().fit(XS), XST, variants=ALL_VARIANTS)
+record("standard_scaler_f32fit", StandardScaler().fit(XS.astype(np.float32)), XST)
+record("standard_scaler_nomean", StandardScaler(with_mean=False).fit(XS), XST)
+record("minmax_scaler", MinMaxScaler().fit(XS), XST)
+record("minmax_scaler_clip", MinMaxScaler(feature_range=(-1, 2), clip=True).fit(XS), XSTW)
+record("maxabs_scaler", MaxAbsScaler().fit(XS), XST)
+record("robust_scaler", RobustScaler().fit(XS), XST)
+
+XN = XS.copy()
+mask = _rng(7).uniform(size=XN.shape) < 0.15
+XN[mask] = np.nan
+XN[:, 2] = np.nan                           # a column all-NaN at fit
+XNT = XST.copy()
+XNT[_rng(8).uniform(size=XNT.shape) < 0.3] = np.nan
+XNT[3, 2] = 1.5
+XNT = test_input("XNT", XNT)
+record("imputer_mean_indicator", SimpleImputer(strategy="mean", add_indicator=True).fit(XN),
+       XNT, variants=("joblib", "pickle_p2"))
+record("imputer_constant", SimpleImputer(strategy="constant", fill_value=-1.0).fit(XN), XNT)
+# 1.8+ rounds the statistics to the fit dtype (_fill_dtype) before filling
+record("imputer_f32fit", SimpleImputer(strategy="mean").fit(XN.astype(np.float32)), XNT)
+if "keep_empty_features" in SimpleImputer().get_params():
+    record("imputer_keep_empty", SimpleImputer(strategy="mean",
+                                               keep_empty_features=True).fit(XN), XNT)
+else:
+    skipped("imputer_keep_empty", "SimpleImputer has no keep_empty_features")
+
+record("pipeline_scaler_logreg",
+       Pipeline([("scaler", StandardScaler()),
+                 ("clf", LogisticRegression(max_iter=1000))]).fit(XS, y3),
+       XST, variants=ALL_VARIANTS)
+
+# ---------------------------------------------------------------------------
+# trees, forests, boosting, IsolationForest.  The sizes asked for (10 trees
+# of depth 4, 20 boosting stages, ...) with knobs that keep the files small:
+# min_samples_leaf, shallow boosting trees, few bins and leaves, few samples.
+
+from sklearn.ensemble import (  # noqa: E402
+    GradientBoostingClassifier,
+    GradientBoostingRegressor,
+    HistGradientBoostingClassifier,  # stable (no experimental import) since 1.0
+    HistGradientBoostingRegressor,
+    IsolationForest,
+    RandomForestClassifier,
+)
+from sklearn.tree import DecisionTreeClassifier, DecisionTreeRegressor  # noqa: E402
+
+record("dtc", DecisionTreeClassifier(max_depth=4, random_state=0).fit(X3, y3), XT,
+       variants=("joblib", "pickle_p2"))
+record("dtr", DecisionTreeRegressor(max_depth=4, random_state=0).fit(Xr, yr), XT)
+XM = X2.copy()
+XM[_rng(9).uniform(size=len(XM)) < 0.2, 1] = np.nan
+XMT = XT.copy()
+XMT[::3, 1] = np.nan
+XMT = test_input("XMT", XMT)
+if SK >= (1, 3):
+    record("dtc_nan", DecisionTreeClassifier(max_depth=4, random_state=0).fit(XM, y2), XMT,
+           note="NaN in column 1 at fit and at predict (missing_go_to_left)")
+else:
+    skipped("dtc_nan", "trees learn missing values from 1.3")
+record("rfc", RandomForestClassifier(n_estimators=10, max_depth=4, min_samples_leaf=8,
+                                    random_state=0).fit(X3, y3), XT)
+record("gbc", GradientBoostingClassifier(n_estimators=20, max_depth=2,
+                                        random_state=0).fit(X2, y2), XT,
+       note="estimators_ is an object array (nested pickle in joblib files)")
+record("gbr", GradientBoostingRegressor(n_estimators=20, max_depth=1,
+                                       random_state=0).fit(Xr, yr), XT)
+record("hgbc_nan", HistGradientBoostingClassifier(max_iter=20, max_leaf_nodes=4, max_bins=32,
+                                                  random_state=0).fit(XM, y2),
+       XMT, note="NaN in column 1 at fit and at predict")
+XC = Xr.copy()
+XC[:, 5] = _rng(10).randint(0, 4, size=len(XC))
+yc = yr + 40.0 * (XC[:, 5] == 2) - 25.0 * (XC[:, 5] == 0)
+XCT = XT.copy()
+XCT[:, 5] = np.arange(len(XCT)) % 5          # 4 is a category unseen at fit
+XCT[7, 5] = np.nan
+XCT = test_input("XCT", XCT)
+record("hgbr_cat",
+       HistGradientBoostingRegressor(max_iter=20, max_leaf_nodes=4, max_bins=32,
+                                     categorical_features=[5], random_state=0).fit(XC, yc),
+       XCT, note="column 5 categorical (0..3 at fit; 4 unseen and NaN at predict)")
+record("iforest", IsolationForest(n_estimators=10, max_samples=8, random_state=0).fit(X2), XT)
+
+savez(os.path.join(OUT, "inputs.npz"), INPUTS)
+with open(os.path.join(OUT, "manifest.part.json"), "w") as fh:
+    json.dump({"versions": VERSIONS, "fixtures": entries}, fh, indent=1)
+n_files = sum(len(e["files"]) for e in entries)
+print(f"  {STACK}: {len(entries)} fixtures, {n_files} files, sklearn {sklearn.__version__}, "
+      f"numpy {np.__version__}, joblib {joblib.__version__}", flush=True)

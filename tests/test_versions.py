@@ -1,0 +1,212 @@
+"""Model files written by older scikit-learn / numpy / joblib stacks.
+
+The golden files under tests/fixtures/versions/ were written once by
+scripts/make_version_fixtures.py, each stack in its own virtualenv (from
+scikit-learn 1.1.3 with numpy 1.23 and joblib 1.1 to today's), together with
+the outputs that stack's scikit-learn gave on fixed float64 and float32
+inputs (manifest.json lists them; <stack>/inputs.npz holds the inputs,
+<stack>/<fixture>.npz the outputs).  Here mlfast, with no scikit-learn
+involved, must
+
+* read every file with its VM (``mlfast.inspect``), served estimator or not;
+* for every estimator it serves (``mlfast.supported_estimators()``), load the
+  file and give the recorded output of every method: labels equal with the
+  same dtype, float64 outputs within 1e-12, float32 outputs within rtol 1e-6
+  (and float32 transform outputs bit for bit: the float32 rules of the
+  scalers changed across versions);
+* for the others, refuse the file with UnsupportedModelError.  When a family
+  gets a builder its class name joins SERVED, and the same fixtures are then
+  checked for exact outputs without editing this file.
+"""
+from __future__ import annotations
+
+import functools
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import mlfast
+
+FIXTURES = Path(__file__).parent / "fixtures" / "versions"
+MANIFEST = json.loads((FIXTURES / "manifest.json").read_text())
+SERVED = set(mlfast.supported_estimators())
+
+STACKS = MANIFEST["stacks"]
+#: every fixture, with its stack and name folded in
+ENTRIES = [dict(entry, stack=stack, fixture=name)
+           for stack, info in STACKS.items() for name, entry in info["fixtures"].items()]
+#: (entry, variant, path relative to FIXTURES) of every model file
+FILES = [(entry, variant, f"{entry['stack']}/{fname}") for entry in ENTRIES
+         for variant, fname in sorted(entry["files"].items())]
+
+
+def _classes_in_file(entry) -> list:
+    return entry.get("classes_in_file", [entry["estimator"]])
+
+
+def _served(entry) -> bool:
+    return all(name in SERVED for name in _classes_in_file(entry))
+
+
+def _npz(entry) -> str:
+    return f"{entry['stack']}/{entry['fixture']}.npz"
+
+
+def _file_id(item) -> str:
+    entry, variant, _ = item
+    return f"{entry['stack']}/{entry['fixture']}/{variant}"
+
+
+def _outputs():
+    """(entry, variant, path, method, input dtype) of every served file."""
+    for entry, variant, path in FILES:
+        if not _served(entry):
+            continue
+        for method in entry["methods"]:
+            for tag in ("f64", "f32"):
+                yield entry, variant, path, method, tag
+
+
+def _output_id(item) -> str:
+    entry, variant, _, method, tag = item
+    return f"{entry['stack']}/{entry['fixture']}/{variant}/{method}/{tag}"
+
+
+OUTPUTS = list(_outputs())
+
+
+@functools.lru_cache(maxsize=None)
+def _load(path: str) -> mlfast.Model:
+    return mlfast.load(FIXTURES / path)
+
+
+@functools.lru_cache(maxsize=None)
+def _npz_arrays(path: str) -> dict:
+    with np.load(FIXTURES / path) as data:   # allow_pickle=False: numeric and '<U' only
+        return {key: data[key] for key in data.files}
+
+
+def _golden(entry) -> dict:
+    return _npz_arrays(_npz(entry))
+
+
+def _input(entry) -> np.ndarray:
+    """The float64 test input of a fixture (inputs are shared within a stack)."""
+    return _npz_arrays(f"{entry['stack']}/inputs.npz")[entry["input"]]
+
+
+def _expected(entry, method: str, tag: str):
+    """The test input and what that stack's scikit-learn answered, with its dtype."""
+    golden = _golden(entry)
+    X = _input(entry) if tag == "f64" else _input(entry).astype(np.float32)
+    index = 0 if tag == "f64" else 1
+    dtype = entry["methods"][method]
+    if isinstance(dtype, list):
+        dtype = dtype[index]
+    expected = golden[method][index]
+    if method not in entry.get("object_outputs", ()):
+        expected = expected.astype(dtype, copy=False)   # exact: float32 was stored in float64
+    return X, expected, np.dtype(dtype)
+
+
+def test_manifest_is_consistent():
+    assert ENTRIES, "no fixtures: run scripts/make_version_fixtures.py"
+    for entry in ENTRIES:
+        for fname in entry["files"].values():
+            assert (FIXTURES / entry["stack"] / fname).is_file(), fname
+        assert set(_golden(entry)) == set(entry["methods"]), entry["fixture"]
+        X = _input(entry)
+        assert X.dtype == np.float64 and X.ndim == 2
+    total = sum(p.stat().st_size for p in FIXTURES.rglob("*") if p.is_file())
+    assert total < 2.5e6, f"golden files take {total} bytes; keep them small"
+
+
+@pytest.mark.parametrize("item", FILES, ids=_file_id)
+def test_inspect_reads_every_file(item):
+    """The VM reads every file, served estimator or not, old numpy names,
+    unaligned and nested-pickle arrays included."""
+    entry, _, path = item
+    text = mlfast.inspect(FIXTURES / path)
+    version = STACKS[entry["stack"]]["versions"]["sklearn"]
+    assert f".{entry['estimator']}  (sklearn {version})" in text.splitlines()[0]
+
+
+@pytest.mark.parametrize("item", FILES, ids=_file_id)
+def test_load(item):
+    entry, _, path = item
+    if not _served(entry):
+        with pytest.raises(mlfast.UnsupportedModelError, match="does not serve"):
+            mlfast.load(FIXTURES / path)
+        return
+    model = _load(path)
+    version = STACKS[entry["stack"]]["versions"]["sklearn"]
+    assert model.sklearn_version == version
+    assert model.n_features_in_ == _input(entry).shape[1]
+    if "feature_names_in" in entry:
+        assert model.feature_names_in_.tolist() == entry["feature_names_in"]
+    else:
+        assert not hasattr(model, "feature_names_in_")
+    if "predict" in entry["methods"] and hasattr(model, "classes_"):
+        _, labels, dtype = _expected(entry, "predict", "f64")
+        assert model.classes_.dtype == dtype
+        assert set(labels.tolist()) <= set(model.classes_.tolist())
+
+
+@pytest.mark.parametrize("item", OUTPUTS, ids=_output_id)
+def test_outputs_match_recorded_sklearn(item):
+    entry, _, path, method, tag = item
+    X, expected, dtype = _expected(entry, method, tag)
+    if f"{method}__{tag}" in entry.get("errors", {}):
+        with pytest.raises(ValueError):
+            getattr(_load(path), method)(X)
+        return
+    if "feature_names_in" in entry:
+        # like scikit-learn: a bare array given to a model fitted on named columns
+        with pytest.warns(UserWarning, match="does not have valid feature names"):
+            got = getattr(_load(path), method)(X)
+    else:
+        got = getattr(_load(path), method)(X)
+    assert isinstance(got, np.ndarray)
+    assert got.shape == expected.shape, f"shape {got.shape}, scikit-learn gave {expected.shape}"
+    if method in entry.get("object_outputs", ()):
+        assert got.dtype == object
+        np.testing.assert_array_equal(got.astype(str), expected)
+    elif dtype == np.float32:
+        # rtol 1e-6, and an absolute slack of 1e-6 x the largest magnitude:
+        # scikit-learn's float32 products accumulate in float32 (BLAS sgemm),
+        # so an output that cancels to near 0 carries the rounding error of
+        # its larger terms.  Transforms are checked bit for bit below.
+        finite = np.abs(expected[np.isfinite(expected)])
+        scale = float(finite.max()) if finite.size else 0.0
+        np.testing.assert_allclose(got, expected, rtol=1e-6, atol=1e-6 * scale)
+        assert got.dtype == dtype, f"dtype {got.dtype}, scikit-learn gave {dtype}"
+    elif dtype.kind in "fc":
+        np.testing.assert_allclose(got, expected, rtol=1e-12, atol=1e-12)
+        assert got.dtype == dtype, f"dtype {got.dtype}, scikit-learn gave {dtype}"
+    else:
+        np.testing.assert_array_equal(got, expected)
+        assert got.dtype == dtype, f"dtype {got.dtype}, scikit-learn gave {dtype}"
+
+
+F32_TRANSFORMS = [item for item in OUTPUTS
+                  if item[3] == "transform" and item[4] == "f32"
+                  and _expected(item[0], "transform", "f32")[2] == np.float32]
+
+
+@pytest.mark.parametrize("item", F32_TRANSFORMS, ids=_output_id)
+def test_float32_transform_is_bit_exact(item):
+    """Scalers keep float32 input in float32, and whether they first cast
+    their float64 parameters to float32 depends on the scikit-learn version
+    that saved them.  A wrong rule is 1 ulp off: only an exact check sees it."""
+    entry, _, path, method, tag = item
+    X, expected, _ = _expected(entry, method, tag)
+    got = _load(path).transform(X)
+    assert got.dtype == np.float32
+    bad = np.flatnonzero((got != expected) & ~(np.isnan(got) & np.isnan(expected)))
+    assert bad.size == 0, (
+        f"{bad.size} of {got.size} values differ from scikit-learn "
+        f"{entry['stack']}: first at {np.unravel_index(bad[0], got.shape)}: "
+        f"{got.flat[bad[0]]!r} != {expected.flat[bad[0]]!r}"
+    )

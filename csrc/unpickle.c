@@ -43,10 +43,21 @@
 #define MF_NONSTR_KEYS_MAX        65536
 #define MF_NONSTR_KEYS_PER_OBJECT 1024
 #define MF_OBJECT_COST      64        /* what a new container is charged */
+/* Tuples shared through the memo make a key a DAG whose expansion -- what
+ * hashing and our check both walk -- grows exponentially with depth:
+ * bound the items one key may expand to, and all keys together. */
+#define MF_KEY_ITEMS_MAX       4096
+#define MF_KEY_ITEMS_FILE_MAX  (1 << 24)
+/* numpy frees an object array holding object arrays recursively, with no
+ * depth guard: bound how many such arrays a file may make (lists and
+ * records between them are freed through the trashcan, without recursion). */
+#define MF_NESTED_OBJARRAYS_MAX 256
 
 typedef struct {
     size_t used, max;
     Py_ssize_t nonstr_keys;
+    Py_ssize_t key_items;       /* items visited checking keys, all keys */
+    Py_ssize_t nested_objarrays;/* object arrays holding object arrays */
 } mf_budget;
 
 typedef struct {
@@ -62,6 +73,7 @@ typedef struct {
     Py_ssize_t fence;         /* stack_len at the last MARK */
     PyObject **memo;
     Py_ssize_t memo_len, memo_cap;
+    Py_ssize_t memo_count;    /* stored entries: where MEMOIZE stores, as CPython */
     int proto;
     int nested;               /* inside a joblib object-array stream */
     mf_budget *budget;
@@ -344,6 +356,10 @@ vm_push(mf_vm *vm, PyObject *obj)
             Py_DECREF(obj);
             return UNSUPPORTED_ERROR(vm, "stack deeper than %d items", MF_STACK_MAX);
         }
+        if (vm_charge(vm, (size_t)(cap - vm->stack_cap) * sizeof(PyObject *)) < 0) {
+            Py_DECREF(obj);
+            return -1;
+        }
         grown = PyMem_Realloc(vm->stack, (size_t)cap * sizeof(PyObject *));
         if (grown == NULL) {
             Py_DECREF(obj);
@@ -414,6 +430,9 @@ vm_memo_put(mf_vm *vm, Py_ssize_t idx, PyObject *obj)
         while (cap <= idx) {
             cap *= 2;
         }
+        if (vm_charge(vm, (size_t)(cap - vm->memo_cap) * sizeof(PyObject *)) < 0) {
+            return -1;
+        }
         grown = PyMem_Realloc(vm->memo, (size_t)cap * sizeof(PyObject *));
         if (grown == NULL) {
             PyErr_NoMemory();
@@ -432,6 +451,9 @@ vm_memo_put(mf_vm *vm, Py_ssize_t idx, PyObject *obj)
         p->memo_idx[p->n_memo++] = idx;
     }
     Py_INCREF(obj);
+    if (vm->memo[idx] == NULL) {
+        vm->memo_count++;
+    }
     Py_XSETREF(vm->memo[idx], obj);
     if (idx >= vm->memo_len) {
         vm->memo_len = idx + 1;
@@ -471,10 +493,15 @@ vm_replace_pending(mf_vm *vm, mf_Pending *p, PyObject *final)
  * tuple keys may not nest deeply (tuple hashing recurses without a guard).
  * Returns 1 for a str or bytes key, 0 for another allowed key, -1 on error. */
 static int
-vm_check_key(mf_vm *vm, PyObject *key, int depth)
+vm_check_key(mf_vm *vm, PyObject *key, int depth, Py_ssize_t *items)
 {
     Py_ssize_t i, n;
 
+    if (++*items > MF_KEY_ITEMS_MAX ||
+        ++vm->budget->key_items > MF_KEY_ITEMS_FILE_MAX) {
+        return UNSUPPORTED_ERROR(vm, "a dictionary key or set element expands to more "
+                                 "than %d items", MF_KEY_ITEMS_MAX);
+    }
     if (PyUnicode_CheckExact(key) || PyBytes_CheckExact(key)) {
         return 1;
     }
@@ -491,7 +518,7 @@ vm_check_key(mf_vm *vm, PyObject *key, int depth)
     if (PyTuple_CheckExact(key)) {
         n = PyTuple_GET_SIZE(key);
         for (i = 0; i < n; i++) {
-            if (vm_check_key(vm, PyTuple_GET_ITEM(key, i), depth + 1) < 0) {
+            if (vm_check_key(vm, PyTuple_GET_ITEM(key, i), depth + 1, items) < 0) {
                 return -1;
             }
         }
@@ -509,7 +536,8 @@ vm_check_key(mf_vm *vm, PyObject *key, int depth)
 static int
 vm_admit_key(mf_vm *vm, PyObject *key, Py_ssize_t count)
 {
-    int r = vm_check_key(vm, key, 0);
+    Py_ssize_t items = 0;
+    int r = vm_check_key(vm, key, 0, &items);
     if (r != 0) {
         return r < 0 ? -1 : 0;
     }
@@ -674,6 +702,13 @@ classify(PyObject *module, PyObject *name, const char **reason)
         *reason = "the module is not a dotted identifier";
         return 0;
     }
+    if ((strcmp(m, "joblib.numpy_pickle") == 0 ||
+         strcmp(m, "sklearn.externals.joblib.numpy_pickle") == 0) &&
+        (strcmp(n, "NDArrayWrapper") == 0 || strcmp(n, "ZNDArrayWrapper") == 0)) {
+        *reason = "joblib < 0.10 wrote arrays to side files named in the pickle, "
+                  "which mlfast never opens; save the model again with a current joblib";
+        return 0;
+    }
     for (e = exact_globals; e->module != NULL; e++) {
         if (strcmp(e->module, m) == 0 && strcmp(e->name, n) == 0) {
             return e->kind;
@@ -706,13 +741,6 @@ classify(PyObject *module, PyObject *name, const char **reason)
             return 0;
         }
         return MF_G_RECORD;
-    }
-    if ((strcmp(m, "joblib.numpy_pickle") == 0 ||
-         strcmp(m, "sklearn.externals.joblib.numpy_pickle") == 0) &&
-        (strcmp(n, "NDArrayWrapper") == 0 || strcmp(n, "ZNDArrayWrapper") == 0)) {
-        *reason = "joblib < 0.10 wrote arrays to side files named in the pickle, "
-                  "which mlfast never opens; save the model again with a current joblib";
-        return 0;
     }
     if (strcmp(m, "__main__") == 0) {
         *reason = "it was defined in a script (__main__); mlfast loads scikit-learn "
@@ -793,7 +821,7 @@ static int
 vm_shape(mf_vm *vm, PyObject *shape, int *ndim, npy_intp *dims, npy_intp *count)
 {
     Py_ssize_t i, n;
-    npy_intp total = 1;
+    npy_intp total = 1, nonzero = 1;
     int overflow = 0;
 
     if (!PyTuple_Check(shape)) {
@@ -818,8 +846,13 @@ vm_shape(mf_vm *vm, PyObject *shape, int *ndim, npy_intp *dims, npy_intp *count)
             return FORMAT_ERROR(vm, "array dimension %zd is out of range", i);
         }
         dims[i] = (npy_intp)v;
-        if (v != 0 && total > NPY_MAX_INTP / (npy_intp)v) {
+        /* numpy refuses a shape whose non-zero sizes overflow, even with a
+         * zero among them */
+        if (v != 0 && nonzero > NPY_MAX_INTP / 64 / (npy_intp)v) {
             return FORMAT_ERROR(vm, "array shape overflows");
+        }
+        if (v != 0) {
+            nonzero *= (npy_intp)v;
         }
         total *= (npy_intp)v;
     }
@@ -912,10 +945,22 @@ vm_object_array(mf_vm *vm, PyArray_Descr *descr, int ndim, npy_intp *dims,
     if (vm_charge(vm, (size_t)count * sizeof(PyObject *) + MF_OBJECT_COST) < 0) {
         return NULL;
     }
+    for (i = 0; i < count; i++) {
+        PyObject *item = PyList_GET_ITEM(items, i);
+        if (PyArray_Check(item) && PyDataType_REFCHK(PyArray_DESCR((PyArrayObject *)item))) {
+            if (++vm->budget->nested_objarrays > MF_NESTED_OBJARRAYS_MAX) {
+                UNSUPPORTED_ERROR(vm, "more than %d object arrays hold object arrays",
+                                  MF_NESTED_OBJARRAYS_MAX);
+                return NULL;
+            }
+            break;
+        }
+    }
     Py_INCREF(descr);
     /* C order whatever the file's flag: numpy lists items in logical order */
     arr = PyArray_NewFromDescr(&PyArray_Type, descr, ndim, dims, NULL, NULL, 0, NULL);
     if (arr == NULL) {
+        vm_wrap_error(vm, "cannot create object array");
         return NULL;
     }
     slots = (PyObject **)PyArray_DATA((PyArrayObject *)arr);
@@ -958,6 +1003,11 @@ vm_finish_array(mf_vm *vm, PyObject *state)
     if (vm_shape(vm, shape, &ndim, dims, &count) < 0 || vm_check_descr(vm, descr) < 0) {
         return NULL;
     }
+    if (!PyBool_Check(fortran) && !PyLong_CheckExact(fortran)) {
+        FORMAT_ERROR(vm, "ndarray fortran flag is a %.100s, expected a bool",
+                     Py_TYPE(fortran)->tp_name);
+        return NULL;
+    }
     is_fortran = PyObject_IsTrue(fortran);
     if (is_fortran < 0) {
         return NULL;
@@ -996,6 +1046,7 @@ vm_dtype_base(mf_vm *vm, PyObject *args)
     }
     s = PyUnicode_AsUTF8AndSize(spec, &len);
     if (s == NULL) {
+        vm_wrap_error(vm, "numpy dtype string is not valid text");
         return NULL;
     }
     /* One kind letter and a decimal size; datetimes ('M8', 'm8') and anything
@@ -1728,6 +1779,9 @@ load_long_binary(mf_vm *vm, int width)
         }
         n = (Py_ssize_t)u;
     }
+    if (n > vm->size - vm->pos) {
+        return FORMAT_ERROR(vm, "integer of %zd bytes, %zd left", n, vm->size - vm->pos);
+    }
     if (n > MF_LONG_MAX_BYTES) {
         return UNSUPPORTED_ERROR(vm, "integer of %zd bytes (at most %d)", n,
                                  MF_LONG_MAX_BYTES);
@@ -2256,6 +2310,12 @@ load_build(mf_vm *vm)
         rc = 0;
         goto done;
     }
+    if (mf_Global_Check(target)) {
+        /* pickle would set attributes on the shared class or function */
+        UNSAFE_ERROR(vm, "BUILD on '%U.%U' would change a class or function",
+                     ((mf_Global *)target)->module, ((mf_Global *)target)->name);
+        goto done;
+    }
     if (!Pending_Check(target)) {
         FORMAT_ERROR(vm, "BUILD on a %.100s", Py_TYPE(target)->tp_name);
         goto done;
@@ -2337,7 +2397,9 @@ static int
 load_memoize(mf_vm *vm)
 {
     PyObject *top = vm_top(vm);
-    return top == NULL ? -1 : vm_memo_put(vm, vm->memo_len, top);
+    /* CPython stores at the number of entries, which a PUT past the end
+     * makes differ from the highest index + 1 */
+    return top == NULL ? -1 : vm_memo_put(vm, vm->memo_count, top);
 }
 
 /* ---- the loop ------------------------------------------------------------------------ */
@@ -2549,6 +2611,8 @@ mf_unpickle(PyObject *Py_UNUSED(module), PyObject *args, PyObject *kwargs)
     budget.used = 0;
     budget.max = (size_t)max_memory;
     budget.nonstr_keys = 0;
+    budget.key_items = 0;
+    budget.nested_objarrays = 0;
     if (vm_init(&vm, view.buf, view.len, 0, 0, &budget) < 0) {
         goto done;
     }

@@ -25,6 +25,7 @@ Source = Union[str, "os.PathLike[str]", bytes, bytearray, memoryview, BinaryIO]
 DEFAULT_MAX_MEMORY = 2 << 30
 
 _CHUNK = 1 << 20
+_FEED = 1 << 16
 
 
 def read_source(source: Source) -> bytes | bytearray | memoryview:
@@ -69,12 +70,18 @@ def codec_of(head: bytes) -> str:
 def _drain(make, data, max_size: int, codec: str) -> bytes:
     """Runs a fresh decompressor from ``make()`` over data in bounded steps,
     never producing more than max_size bytes; follows concatenated gzip
-    members as gzip itself does."""
+    members as gzip itself does.  Input goes in _FEED-sized slices, so that
+    zlib's unconsumed tail (copied on every call) stays small."""
+    view = memoryview(data)
     out = []
     total = 0
+    pos = 0
+    pending = b""
     dec = make()
-    pending = data
     while True:
+        if not pending and pos < len(view) and getattr(dec, "needs_input", True):
+            pending = view[pos:pos + _FEED]
+            pos += len(pending)
         chunk = dec.decompress(pending, _CHUNK)
         # zlib hands back what it did not read; bz2, lzma and lz4 keep it
         pending = getattr(dec, "unconsumed_tail", b"")
@@ -86,13 +93,13 @@ def _drain(make, data, max_size: int, codec: str) -> bytes:
             )
         out.append(chunk)
         if dec.eof:
-            rest = dec.unused_data
+            rest = bytes(dec.unused_data or b"") + bytes(view[pos:])
             if codec == "gzip" and rest[:2] == b"\x1f\x8b":
-                dec = make()
-                pending = rest
+                view, pos, pending, dec = memoryview(rest), 0, b"", make()
                 continue
             break
-        if not chunk and not pending and getattr(dec, "needs_input", True):
+        if (not chunk and not pending and pos >= len(view)
+                and getattr(dec, "needs_input", True)):
             raise ModelFormatError(f"truncated {codec} stream: it ends before its end marker")
     return b"".join(out)
 

@@ -7,7 +7,7 @@ STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml setup.py | cksum | cut -
 CSRC   := $(wildcard csrc/*.c csrc/*.h)
 EXT    := mlfast/_core$(shell $(PYTHON) -c "import sysconfig; print(sysconfig.get_config_var('EXT_SUFFIX'))")
 
-.PHONY: all build test serve clean
+.PHONY: all build test serve chromium clean
 
 all: build
 
@@ -17,7 +17,7 @@ $(BIN)/python:
 
 $(STAMP): $(BIN)/python pyproject.toml setup.py
 	$(BIN)/python -m pip install -q "setuptools>=77" wheel "numpy>=2" "scipy-openblas32>=0.3.27"
-	$(BIN)/python -m pip install -q -e ".[test]"
+	$(BIN)/python -m pip install -q -e ".[test,serve]"
 	rm -f $(VENV)/.installed-*
 	touch $(STAMP)
 
@@ -28,8 +28,35 @@ $(EXT): $(STAMP) $(CSRC) setup.py
 
 build: $(EXT)
 
-test: build
+# The /docs browser test drives Debian's chromium (CI runs as root on a
+# fresh machine); without apt-get it skips.
+chromium:
+	@command -v chromium >/dev/null 2>&1 || \
+	  { command -v apt-get >/dev/null 2>&1 && apt-get update -qq && \
+	    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; } || \
+	  echo "chromium could not be installed: the /docs browser test will skip"
+
+test: build chromium
 	$(BIN)/python -m pytest -q
+
+# Serve the bundled demo model (the lesson's iris LogisticRegression) on
+# http://127.0.0.1:8000: POST /predict, API docs at /docs.
+serve: build
+	$(BIN)/mlfast serve --host 127.0.0.1 --port 8000
 
 clean:
 	rm -rf build dist *.egg-info mlfast/*.so
+
+# Benchmarks against scikit-learn, ONNX Runtime and the lesson's apps:
+# writes benchmarks/BENCHMARKS.md and its plots (about an hour on 2 cores).
+# The `bench` extra (onnxruntime, skl2onnx, matplotlib, psutil) goes into
+# .venv once per pyproject.toml/setup.py version; wrk comes from Debian.
+.PHONY: bench
+bench: build
+	@test -f $(VENV)/.bench$(notdir $(STAMP)) || \
+	  { $(BIN)/python -m pip install -q -e ".[bench]" && touch $(VENV)/.bench$(notdir $(STAMP)); }
+	@command -v wrk >/dev/null 2>&1 || \
+	  { command -v apt-get >/dev/null 2>&1 && apt-get update -qq && \
+	    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk >/dev/null; } || \
+	  echo "wrk could not be installed: the HTTP benchmark will be skipped"
+	$(BIN)/python benchmarks/run_all.py

@@ -203,7 +203,10 @@ class ServedModel:
         self.n_features = model.n_features_in_
         self.feature_names = getattr(model, "feature_names_in_", None)
         self.classes = getattr(model, "classes_", None)
+        # a multi-output classifier has a list of class arrays, one per output
+        self.multi_output = isinstance(self.classes, list)
         self.predict = getattr(model, _PREDICT_FOR_KIND.get(self.kind, "predict"))
+        self._output_specs: Dict[str, Any] = {}
         self.methods = tuple(
             m for m in ("predict", "predict_proba", "predict_log_proba", "decision_function",
                         "transform")
@@ -218,6 +221,24 @@ class ServedModel:
                 f"it has {', '.join(self.methods)}",
             )
         return getattr(self.model, name)
+
+    def output_spec(self, name: str) -> Optional[Tuple[np.dtype, Tuple[int, ...]]]:
+        """The dtype and per-row shape of output ``name`` (``predict`` or a
+        method), found by predicting one row of zeros: the Model does not
+        say how many outputs a multi-output estimator has, nor the dtype of
+        its labels.  None if the model refuses the row."""
+        if name not in self._output_specs:
+            fn = self.predict if name == "predict" else getattr(self.model, name)
+            try:
+                with np.errstate(all="ignore"):  # log(0) of a zero probability
+                    out = fn(np.zeros((1, self.n_features or 1)))
+            except (ValueError, TypeError):
+                self._output_specs[name] = None
+            else:
+                if isinstance(out, list):  # a multi-output classifier's probabilities
+                    out = np.hstack(out)
+                self._output_specs[name] = (out.dtype, out.shape[1:])
+        return self._output_specs[name]
 
     def example_row(self) -> List[float]:
         """A row for the docs' examples: the lesson's iris flower for a
@@ -239,7 +260,8 @@ class ServedModel:
         if self.feature_names is not None:
             out["feature_names_in"] = [str(n) for n in self.feature_names]
         if self.classes is not None:
-            out["classes"] = self.classes.tolist()
+            out["classes"] = ([c.tolist() for c in self.classes] if self.multi_output
+                              else self.classes.tolist())
         return out
 
 

@@ -260,6 +260,10 @@ def infer(served: ServedModel, request: Request) -> Response:
             raise HttpError(400, f"unknown output {name!r}: model {served.name!r} has outputs "
                                  f"{', '.join(output_names(served))}")
         result = served.predict(X) if name == "predict" else served.method(name)(X)
+        if isinstance(result, list):
+            # a multi-output classifier's probabilities: one array per
+            # output, sent side by side as one [rows, sum of classes] tensor
+            result = np.hstack(result)
         result = np.ascontiguousarray(result)
         tensor = {"name": name, "shape": list(result.shape), "datatype": datatype_of(result)}
         if _wants_binary(spec, binary_default):
@@ -290,16 +294,13 @@ def model_metadata(served: ServedModel) -> dict:
     n = served.n_features if served.n_features is not None else -1
     outputs = []
     for name in output_names(served):
-        if name == "predict":
-            if served.kind == "classifier" and served.classes is not None:
-                dt = "BYTES" if served.classes.dtype.kind in "USO" else datatype_of(served.classes)
-                shape = [-1]
-            else:
-                dt, shape = "FP64", [-1] if served.kind == "regressor" else [-1, -1]
-        else:
-            dt = "FP64"
-            shape = [-1, len(served.classes)] if served.classes is not None and name != "transform" else [-1, -1]
-        outputs.append({"name": name, "datatype": dt, "shape": shape})
+        spec = served.output_spec(name)
+        if spec is None:
+            outputs.append({"name": name, "datatype": "FP64", "shape": [-1, -1]})
+            continue
+        dtype, row_shape = spec
+        datatype = "BYTES" if dtype.kind in "USO" else datatype_of(np.empty(0, dtype))
+        outputs.append({"name": name, "datatype": datatype, "shape": [-1, *row_shape]})
     return {
         "name": served.name,
         "versions": [served.version],

@@ -40,7 +40,8 @@ class ModelInfo(BaseModel):
     methods: List[str]
     sklearn_version: Optional[str] = None
     feature_names_in: Optional[List[str]] = None
-    classes: Optional[List[Label]] = None
+    classes: Optional[Union[List[Label], List[List[Label]]]] = Field(
+        default=None, description="class labels; one list per output for a multi-output classifier")
 
 
 class ServerIndex(BaseModel):

@@ -9,16 +9,11 @@ server is not one to expose).
 """
 from __future__ import annotations
 
-import logging
 import os
 from typing import Any, Dict, Optional
 
-from gunicorn.app.base import BaseApplication
-
 from mlfast.serving import FRAMEWORKS, create_app
 from mlfast.serving.core import Service
-
-log = logging.getLogger("mlfast.serving")
 
 
 def run(
@@ -64,25 +59,25 @@ def run(
     else:
         options["worker_class"] = "gthread"
         options["threads"] = threads
-    _Gunicorn(app, options).run()
+    _gunicorn(app, options).run()
 
 
-class _Gunicorn(BaseApplication):
+def _gunicorn(app: Any, options: Dict[str, Any]):
     """gunicorn's documented "custom application": an app object already
-    built (and its model already loaded) instead of an import string."""
+    built (and its model already loaded) instead of an import string.
+    Imported here: gunicorn is Unix-only, one uvicorn worker is not."""
+    from gunicorn.app.base import BaseApplication
 
-    def __init__(self, app: Any, options: Dict[str, Any]):
-        self.application = app
-        self.options = options
-        super().__init__()
+    class Application(BaseApplication):
+        def load_config(self) -> None:
+            for key, value in options.items():
+                if key in self.cfg.settings:  # older gunicorns lack newer settings
+                    self.cfg.set(key, value)
 
-    def load_config(self) -> None:
-        for key, value in self.options.items():
-            if key in self.cfg.settings:  # older gunicorns lack newer settings
-                self.cfg.set(key, value)
+        def load(self) -> Any:
+            return app
 
-    def load(self) -> Any:
-        return self.application
+    return Application()
 
 
 def env_int(env, name: str, default: Optional[int]) -> Optional[int]:

@@ -1,0 +1,41 @@
+"""The lesson's FastAPI app, with joblib.load swapped for mlfast.load.
+
+    uvicorn fastapi_app:app                    # http://127.0.0.1:8000
+    uvicorn --app-dir path/to/apps fastapi_app:app
+    curl -X POST http://127.0.0.1:8000/predict -H 'Content-Type: application/json' \\
+         -d '{"features": [5.1, 3.5, 1.4, 0.2]}'
+    # -> {"prediction": 0}
+
+API documentation for testing at http://127.0.0.1:8000/docs, as in the
+lesson; it works offline (Swagger UI is served from the installed package,
+not a CDN).
+
+The model: the file named by MLFAST_MODEL, else model.pkl in the working
+directory (what the lesson's joblib.dump(model, 'model.pkl') wrote), else
+mlfast's bundled demo model (the lesson's iris LogisticRegression).
+
+Besides the lesson's POST /predict, the app answers SageMaker (/ping,
+/invocations), Vertex AI, KServe V1 and the Open Inference Protocol (V2):
+they all come from one serving core, mlfast.serving.  It is a plain FastAPI
+app: add your own routes with @app.get/@app.post as usual.
+"""
+import os
+
+import mlfast
+from mlfast.serving import create_app
+
+
+def model_path():
+    if os.environ.get('MLFAST_MODEL'):
+        return os.environ['MLFAST_MODEL']
+    if os.path.exists('model.pkl'):
+        return 'model.pkl'
+    return mlfast.demo_model_path()
+
+
+# Load the trained model: the same file joblib.dump wrote, read in C without
+# running any code from it
+model = mlfast.load(model_path())
+
+# POST /predict: {"features": [5.1, 3.5, 1.4, 0.2]} -> {"prediction": 0}
+app = create_app(model, framework='fastapi')

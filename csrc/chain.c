@@ -35,6 +35,7 @@ typedef struct {
     int coef_f32;
     Py_ssize_t max_width;
     Py_ssize_t out_width;       /* width after the last step */
+    npy_intp block_rows;        /* rows that go through the chain together */
     PyObject *owners;           /* list: arrays whose data the IR points into */
     PyObject *coerce;           /* callable turning non-arrays into arrays, or NULL */
     PyObject *packed;           /* (nodes, roots, values) of a forest, or NULL */
@@ -691,6 +692,7 @@ chain_init(mf_Chain *c, PyObject *args, PyObject *kwargs)
         }
     }
     c->out_width = width;
+    c->block_rows = MF_BLOCK_ROWS;
     if (final != Py_None) {
         PyObject *name;
         if (parse_final(c, final, &name, &final_in) < 0) {
@@ -703,6 +705,15 @@ chain_init(mf_Chain *c, PyObject *args, PyObject *kwargs)
         }
         Py_INCREF(name);
         PyTuple_SET_ITEM(names, c->n_steps, name);
+        if (c->final_kind == MF_FINAL_FOREST &&
+            c->forest.n_nodes * (npy_intp)sizeof(mf_tnode) +
+            c->forest.n_leaves * c->forest.n_values * (npy_intp)sizeof(double) >
+                MF_FOREST_CACHE_BYTES) {
+            /* a forest larger than the caches is read from memory once per
+             * block: make blocks large enough that each tree's nodes serve
+             * many rows */
+            c->block_rows = MF_BIG_BLOCK_ROWS;
+        }
     }
     else {
         if (c->n_steps == 0) {
@@ -1173,6 +1184,29 @@ final_casts(const mf_Chain *c)
     return c->final_kind == MF_FINAL_FOREST && c->forest.cast_f32;
 }
 
+/* Checks what step s is about to read.  The encoder of HistGradientBoosting
+ * lets anything through but infinity in a categorical column, which its
+ * OrdinalEncoder refuses. */
+static int
+check_step(const mf_step *s, const double *x, npy_intp n_rows, Py_ssize_t width,
+           mf_err_kind *err)
+{
+    npy_intp r;
+    Py_ssize_t j;
+    if (s->kind != MF_STEP_ENCODE) {
+        return mf_check_block(s->accept, x, n_rows * width, err);
+    }
+    for (r = 0; r < n_rows; r++) {
+        for (j = 0; j < s->n_cat; j++) {
+            if (isinf(x[r * width + s->perm[j]])) {
+                *err = MF_ERR_INF;
+                return 1;
+            }
+        }
+    }
+    return 0;
+}
+
 /* Runs rows [start, stop).  Returns 0, or 1 with task->err set when a stage
  * refused its input (the caller then works out which stage, exactly). */
 static int
@@ -1180,7 +1214,7 @@ run_range(mf_task *task)
 {
     mf_job *job = task->job;
     const mf_Chain *c = job->c;
-    npy_intp br = MF_BLOCK_ROWS, r0, nr, i;
+    npy_intp br = c->block_rows, r0, nr, i;
     Py_ssize_t k = c->n_classes > 0 ? c->n_classes : 1;
     size_t need;
     double stack_buf[1024];
@@ -1210,7 +1244,7 @@ run_range(mf_task *task)
         gather(&job->in, r0, nr, a);
         for (s = 0; s < c->n_steps; s++) {
             double *t;
-            if (mf_check_block(c->steps[s].accept, a, nr * width, &task->err)) {
+            if (check_step(&c->steps[s], a, nr, width, &task->err)) {
                 result = 1;
                 break;
             }
@@ -1339,7 +1373,7 @@ run_job(mf_job *job)
     int started[MF_MAX_THREADS];
 
     if (work >= MF_PARALLEL_MIN_WORK && mf_num_threads > 1) {
-        npy_intp by_rows = n / MF_BLOCK_ROWS;
+        npy_intp by_rows = n / job->c->block_rows;
         nthreads = mf_num_threads < MF_MAX_THREADS ? mf_num_threads : MF_MAX_THREADS;
         if (by_rows < nthreads) {
             nthreads = by_rows < 1 ? 1 : (int)by_rows;
@@ -1347,11 +1381,12 @@ run_job(mf_job *job)
     }
     for (t = 0; t < nthreads; t++) {
         /* contiguous ranges, cut on block boundaries */
-        npy_intp blocks = (n + MF_BLOCK_ROWS - 1) / MF_BLOCK_ROWS;
+        npy_intp br = job->c->block_rows;
+        npy_intp blocks = (n + br - 1) / br;
         npy_intp b0 = blocks * t / nthreads, b1 = blocks * (t + 1) / nthreads;
         tasks[t].job = job;
-        tasks[t].start = b0 * MF_BLOCK_ROWS;
-        tasks[t].stop = b1 * MF_BLOCK_ROWS < n ? b1 * MF_BLOCK_ROWS : n;
+        tasks[t].start = b0 * br;
+        tasks[t].stop = b1 * br < n ? b1 * br : n;
         tasks[t].err = MF_ERR_NONE;
         started[t] = 0;
     }
@@ -1420,7 +1455,8 @@ diagnose(const mf_job *job, Py_ssize_t *stage_out, mf_err_kind *kind_out)
             if (mf_check_block(MF_ACCEPT_FINITE, a, width, &e2) && e2 == MF_ERR_NAN) {
                 nan_seen[s] = 1;
             }
-            if (mf_check_block(accept, a, width, &e1)) {
+            if (s < c->n_steps ? check_step(&c->steps[s], a, 1, width, &e1)
+                               : mf_check_block(accept, a, width, &e1)) {
                 if (s < first) {
                     first = s;
                 }
@@ -1487,9 +1523,12 @@ raise_refusal(mf_job *job, PyArrayObject *X)
         if (stage == job->c->n_steps && final_casts(job->c)) {
             dt = "float32";
         }
+        /* the encoder's own check_array names no input */
+        int unnamed = stage < job->c->n_steps &&
+                      job->c->steps[stage].kind == MF_STEP_ENCODE;
         PyErr_Format(PyExc_ValueError,
-                     "Input X contains infinity or a value too large for dtype('%s').",
-                     dt);
+                     "Input %scontains infinity or a value too large for dtype('%s').",
+                     unnamed ? "" : "X ", dt);
     }
 }
 

@@ -54,7 +54,8 @@ typedef enum {
     MF_G_TYPEREF,           /* a type named as a value: numpy.float64, int, ... */
     MF_G_RECORD,            /* scikit-learn classes, numpy random states */
     MF_G_PARTIAL,           /* functools.partial, around a scikit-learn function only */
-    MF_G_SLICE              /* builtins.slice of ints (ColumnTransformer.output_indices_) */
+    MF_G_SLICE,             /* builtins.slice of ints (ColumnTransformer.output_indices_) */
+    MF_G_BYTES              /* builtins.bytes: b'' in protocol 2 */
 } mf_global_kind;
 
 typedef struct {
@@ -231,6 +232,8 @@ typedef enum {
 /* Blocks of rows go through a chain together, so that each step's loop and
  * the final matrix product run over a small matrix that stays in cache. */
 #define MF_BLOCK_ROWS 64
+#define MF_BIG_BLOCK_ROWS 1024
+#define MF_FOREST_CACHE_BYTES (2 << 20)
 
 /* Pipelines are short; a cap lets per-call stage data live on the stack. */
 #define MF_MAX_STEPS 64

@@ -3,6 +3,9 @@
  */
 #define MLFAST_IMPORT_ARRAY
 #include "mlfast.h"
+#if defined(__GLIBC__)
+#include <malloc.h>
+#endif
 
 PyObject *mf_MlfastError = NULL;
 PyObject *mf_ModelFormatError = NULL;
@@ -32,6 +35,17 @@ core_get_num_threads(PyObject *Py_UNUSED(module), PyObject *Py_UNUSED(arg))
     return PyLong_FromLong(mf_get_num_threads());
 }
 
+/* Loading a large model frees as much as it keeps (the value tree, the
+ * builders' arrays); glibc holds freed memory in its arenas unless asked. */
+static PyObject *
+core_trim_memory(PyObject *Py_UNUSED(module), PyObject *Py_UNUSED(arg))
+{
+#if defined(__GLIBC__)
+    malloc_trim(0);
+#endif
+    Py_RETURN_NONE;
+}
+
 static PyMethodDef core_methods[] = {
     {"unpickle", (PyCFunction)(void (*)(void))mf_unpickle, METH_VARARGS | METH_KEYWORDS,
      "unpickle(data, *, max_memory=2**31)\n--\n\n"
@@ -44,6 +58,8 @@ static PyMethodDef core_methods[] = {
      "set_num_threads(n)\n--\n\nThreads used for large batches."},
     {"get_num_threads", core_get_num_threads, METH_NOARGS,
      "get_num_threads()\n--\n\nThreads used for large batches."},
+    {"trim_memory", core_trim_memory, METH_NOARGS,
+     "trim_memory()\n--\n\nReturn freed heap memory to the system (glibc)."},
     {NULL, NULL, 0, NULL}
 };
 
@@ -117,7 +133,7 @@ PyInit__core(void)
         goto error;
     }
     kinds = Py_BuildValue(
-        "{sisisisisisisisisisisisisisisisisisi}",
+        "{sisisisisisisisisisisisisisisisisisisi}",
         "reconstruct", MF_G_RECONSTRUCT, "scalar", MF_G_SCALAR,
         "frombuffer", MF_G_FROMBUFFER, "dtype", MF_G_DTYPE, "ndarray", MF_G_NDARRAY,
         "joblib_wrapper", MF_G_JOBLIB_WRAPPER, "codecs_encode", MF_G_CODECS_ENCODE,
@@ -125,7 +141,7 @@ PyInit__core(void)
         "bytearray", MF_G_BYTEARRAY, "complex", MF_G_COMPLEX,
         "ordereddict", MF_G_ORDEREDDICT, "object", MF_G_OBJECT,
         "typeref", MF_G_TYPEREF, "record", MF_G_RECORD, "partial", MF_G_PARTIAL,
-        "slice", MF_G_SLICE);
+        "slice", MF_G_SLICE, "bytes", MF_G_BYTES);
     if (kinds == NULL || PyModule_AddObject(m, "GLOBAL_KINDS", kinds) < 0) {
         Py_XDECREF(kinds);
         goto error;

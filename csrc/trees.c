@@ -21,8 +21,8 @@
 #define NODE_CATEGORICAL 0x20000000u
 #define NODE_FEATURE     ((uint32_t)MF_TREE_MAX_FEATURES)
 
-/* Deeper trees walk row by row: stepping every row to the deepest leaf
- * would cost more than the mispredicted branches it saves. */
+/* Trees up to this depth are walked in exactly `depth` steps; deeper ones
+ * check, every few steps, whether all rows have reached their leaves. */
 #define MF_LOCKSTEP_MAX_DEPTH 24
 
 /* The general walk, for trees with categorical splits or deep trees.
@@ -76,16 +76,13 @@ walk(const mf_tnode *tree, const double *x, const mf_catsplit *cats)
 #define MF_WALK_GROUP 8
 
 static inline void
-walk_group(const mf_tnode *tree, int32_t depth, const double *x, Py_ssize_t stride,
+walk_steps(const mf_tnode *tree, int32_t steps, const double *x, Py_ssize_t stride,
            int nan_aware, int32_t *idx)
 {
     int32_t step;
     Py_ssize_t g;
 
-    for (g = 0; g < MF_WALK_GROUP; g++) {
-        idx[g] = 0;
-    }
-    for (step = 0; step < depth; step++) {
+    for (step = 0; step < steps; step++) {
         for (g = 0; g < MF_WALK_GROUP; g++) {
             const mf_tnode *n = tree + idx[g];
             uint32_t info = n->info;
@@ -98,6 +95,36 @@ walk_group(const mf_tnode *tree, int32_t depth, const double *x, Py_ssize_t stri
             mask = -go_left;
             idx[g] = ((idx[g] + 1) & mask) | (n->right & ~mask);
         }
+    }
+}
+
+/* A shallow tree takes exactly its depth in steps; a deep one (fully grown
+ * forests reach depth 40 with most leaves far shallower) steps in chunks
+ * until the group's rows all stand on leaves. */
+static inline void
+walk_group(const mf_tnode *tree, int32_t depth, const double *x, Py_ssize_t stride,
+           int nan_aware, int32_t *idx)
+{
+    Py_ssize_t g;
+    int32_t done = 0;
+
+    for (g = 0; g < MF_WALK_GROUP; g++) {
+        idx[g] = 0;
+    }
+    if (depth <= MF_LOCKSTEP_MAX_DEPTH) {
+        walk_steps(tree, depth, x, stride, nan_aware, idx);
+        return;
+    }
+    walk_steps(tree, MF_LOCKSTEP_MAX_DEPTH / 2, x, stride, nan_aware, idx);
+    for (done = MF_LOCKSTEP_MAX_DEPTH / 2; done < depth; done += 4) {
+        uint32_t leaves = NODE_LEAF;
+        for (g = 0; g < MF_WALK_GROUP; g++) {
+            leaves &= tree[idx[g]].info;
+        }
+        if (leaves) {
+            break;
+        }
+        walk_steps(tree, 4, x, stride, nan_aware, idx);
     }
 }
 
@@ -150,7 +177,7 @@ mf_forest_raw(const mf_forest *f, const double *x, Py_ssize_t n_rows, double *ra
     for (t = 0; t < f->n_trees; t++) {
         const mf_tnode *tree = f->nodes + f->roots[t];
         int32_t depth = f->depths[t];
-        if (pad != NULL && depth <= MF_LOCKSTEP_MAX_DEPTH) {
+        if (pad != NULL) {
             for (r = 0; r < groups; r++) {
                 int32_t idx[MF_WALK_GROUP];
                 Py_ssize_t g, r0 = r * MF_WALK_GROUP;

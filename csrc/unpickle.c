@@ -603,6 +603,8 @@ static const global_entry exact_globals[] = {
     {"builtins", "complex", MF_G_COMPLEX},
     {"builtins", "object", MF_G_OBJECT},
     {"builtins", "slice", MF_G_SLICE},
+    /* protocol 2 writes b'' as bytes() (other bytes via _codecs.encode) */
+    {"builtins", "bytes", MF_G_BYTES},
     {"collections", "OrderedDict", MF_G_ORDEREDDICT},
     /* HistGradientBoosting's categorical preprocessor keeps
      * FunctionTransformer(partial(check_array, ...)); see vm_call */
@@ -617,7 +619,7 @@ static const global_entry exact_globals[] = {
 
 /* Types that may be named as values (e.g. an estimator's dtype=np.float64). */
 static const char *const builtin_typerefs[] = {
-    "int", "float", "str", "bool", "bytes", "list", "dict", "tuple", NULL
+    "int", "float", "str", "bool", "list", "dict", "tuple", NULL
 };
 static const char *const numpy_typerefs[] = {
     "bool_", "bool", "int8", "int16", "int32", "int64", "uint8", "uint16",
@@ -1589,6 +1591,11 @@ vm_call(mf_vm *vm, PyObject *callable, PyObject *args, int newobj)
         return vm_make_set(vm, args, 0);
     case MF_G_FROZENSET:
         return vm_make_set(vm, args, 1);
+    case MF_G_BYTES:
+        if (PyTuple_GET_SIZE(args) == 0) {
+            return PyBytes_FromStringAndSize("", 0);
+        }
+        return vm_bytes_arg(vm, args, "bytes");
     case MF_G_BYTEARRAY: {
         PyObject *b, *ba;
         if (PyTuple_GET_SIZE(args) == 0) {

@@ -44,7 +44,7 @@ _core = _import_core()
 from mlfast._builders import Builders as _Builders
 from mlfast._builders import supported as _supported
 from mlfast._inspect import format_tree as _format_tree
-from mlfast._loader import DEFAULT_MAX_MEMORY, Source, load_tree
+from mlfast._loader import DEFAULT_MAX_MEMORY, Source, load_tree, read_source
 from mlfast._model import Model
 from mlfast.errors import MlfastError, ModelFormatError, UnsafeModelError, UnsupportedModelError
 
@@ -66,6 +66,11 @@ __all__ = [
 ]
 
 
+# Files above this size leave enough freed memory behind to be worth giving
+# back (a worker forked after loading inherits whatever the parent holds).
+_TRIM_ABOVE = 8 << 20
+
+
 def _build(tree: _Any, source=None) -> Model:
     return Model(_Builders().build(tree, "model"), source)
 
@@ -84,7 +89,11 @@ def load(source: Source, *, max_memory: int = DEFAULT_MAX_MEMORY) -> Model:
     does not serve yet.
     """
     name = str(source) if isinstance(source, (str, _os.PathLike)) else None
-    return _build(load_tree(source, max_memory), name)
+    raw = read_source(source)
+    model = _build(load_tree(raw, max_memory), name)
+    if len(raw) > _TRIM_ABOVE:
+        _core.trim_memory()
+    return model
 
 
 def loads(data, *, max_memory: int = DEFAULT_MAX_MEMORY) -> Model:

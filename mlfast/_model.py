@@ -108,7 +108,7 @@ class Model:
         if final is not None and final.multi_classes is not None:
             self.classes_ = list(final.multi_classes)
         packed = self._chain.packed
-        if packed is not None:
+        if packed is not None and final.spec[0] == "forest":
             # keep the forest only in its packed layout: the per-node arrays
             # the builder made are dropped, so a forest costs its node data
             final.spec = ("forest_packed",) + final.spec[1:5] + packed + final.spec[12:]
@@ -238,7 +238,7 @@ class Model:
             out["classes"] = self.classes_.tolist()
         if self._parts.final is not None and self._parts.final.raw_1d is False and \
                 self.kind == "regressor":
-            out["outputs"] = int(self._parts.final.spec[3].shape[0])
+            out["outputs"] = int(self._chain.n_outputs)
         out["methods"] = list(self._methods)
         out["sklearn"] = self.sklearn_version
         out["size"] = _human_bytes(self.nbytes)

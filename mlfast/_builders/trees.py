@@ -125,6 +125,9 @@ def _nan_support(est: Node, kind: str, nodes: np.ndarray) -> int:
         return ACCEPT_FINITE
     since = {"DecisionTree": (1, 3), "RandomForest": (1, 4), "ExtraTree": (1, 6),
              "ExtraTrees": (1, 6)}[kind]
+    if kind == "ExtraTree" and est.state.get("splitter", "random") != "random":
+        # ExtraTree*(splitter='best') declines NaN (allow_nan tag)
+        return ACCEPT_FINITE
     return ACCEPT_NAN if est.version >= since else ACCEPT_FINITE
 
 
@@ -575,10 +578,11 @@ def build_hgb_classifier(node: Node, builders: Builders) -> Parts:
     proba = PROBA_EXPIT_OVR if k == 1 else PROBA_SOFTMAX
     spec = trees.spec(node.name, ACCEPT_ANY, n, k, column=columns, cats=cats, init=baseline,
                       cast_f32=False)
+    # HistGradientBoostingClassifier has no predict_log_proba
     final = Final(spec, node.name, n, "classifier", label_rule=LABEL_PROBA_ARGMAX,
                   strings=STRINGS_CONVERT,
                   proba_rule=proba, classes=classes, raw_1d=k == 1,
-                  methods=CLASSIFIER_METHODS + ("decision_function",))
+                  methods=("predict", "predict_proba", "decision_function"))
     return _hgb_parts(node, final, encoder)
 
 

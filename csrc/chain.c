@@ -1339,7 +1339,9 @@ thread_main(void *arg)
 /* Below this much work (values touched) a call keeps the GIL; above the
  * second, rows are split across threads. */
 #define MF_NOGIL_MIN_WORK    (1 << 14)
-#define MF_PARALLEL_MIN_WORK (1 << 18)
+/* about a millisecond of work: below it a second thread's start-up and a
+ * busy machine's scheduling cost more than the thread gives */
+#define MF_PARALLEL_MIN_WORK (1 << 20)
 #define MF_MAX_THREADS 64
 
 static npy_intp

@@ -148,7 +148,9 @@ mf_forest_raw(const mf_forest *f, const double *x, Py_ssize_t n_rows, double *ra
 {
     Py_ssize_t r, c, t, j;
     Py_ssize_t n_raw = f->n_raw, d = f->n_features, padded = d + 1;
-    Py_ssize_t groups = (n_rows + MF_WALK_GROUP - 1) / MF_WALK_GROUP;
+    /* whole groups walk in lockstep; the few rows left over (a single row,
+     * the usual serving call) walk alone rather than pull 7 idle lanes */
+    Py_ssize_t groups = n_rows / MF_WALK_GROUP;
     double stack_buf[4096];
     double *pad = NULL;
     int nan_seen = 0;
@@ -158,7 +160,7 @@ mf_forest_raw(const mf_forest *f, const double *x, Py_ssize_t n_rows, double *ra
             raw[r * n_raw + c] = f->init != NULL ? f->init[c] : 0.0;
         }
     }
-    if (f->cats == NULL) {
+    if (f->cats == NULL && groups > 0) {
         /* rows copied with the NaN padding column, in whole groups */
         size_t need = (size_t)(groups * MF_WALK_GROUP * padded);
         pad = need <= sizeof(stack_buf) / sizeof(double) ? stack_buf
@@ -166,7 +168,7 @@ mf_forest_raw(const mf_forest *f, const double *x, Py_ssize_t n_rows, double *ra
     }
     if (pad != NULL) {
         for (r = 0; r < groups * MF_WALK_GROUP; r++) {
-            const double *src = x + (r < n_rows ? r : 0) * d;
+            const double *src = x + r * d;
             for (j = 0; j < d; j++) {
                 pad[r * padded + j] = src[j];
                 nan_seen |= src[j] != src[j];
@@ -177,21 +179,19 @@ mf_forest_raw(const mf_forest *f, const double *x, Py_ssize_t n_rows, double *ra
     for (t = 0; t < f->n_trees; t++) {
         const mf_tnode *tree = f->nodes + f->roots[t];
         int32_t depth = f->depths[t];
+        r = 0;
         if (pad != NULL) {
-            for (r = 0; r < groups; r++) {
+            for (; r + MF_WALK_GROUP <= n_rows; r += MF_WALK_GROUP) {
                 int32_t idx[MF_WALK_GROUP];
-                Py_ssize_t g, r0 = r * MF_WALK_GROUP;
-                Py_ssize_t count = n_rows - r0 < MF_WALK_GROUP ? n_rows - r0 : MF_WALK_GROUP;
-                walk_group(tree, depth, pad + r0 * padded, padded, nan_seen, idx);
-                for (g = 0; g < count; g++) {
-                    add_leaf(f, t, (int32_t)tree[idx[g]].threshold, raw + (r0 + g) * n_raw);
+                Py_ssize_t g;
+                walk_group(tree, depth, pad + r * padded, padded, nan_seen, idx);
+                for (g = 0; g < MF_WALK_GROUP; g++) {
+                    add_leaf(f, t, (int32_t)tree[idx[g]].threshold, raw + (r + g) * n_raw);
                 }
             }
         }
-        else {
-            for (r = 0; r < n_rows; r++) {
-                add_leaf(f, t, walk(tree, x + r * d, f->cats), raw + r * n_raw);
-            }
+        for (; r < n_rows; r++) {
+            add_leaf(f, t, walk(tree, x + r * d, f->cats), raw + r * n_raw);
         }
     }
     if (pad != NULL && pad != stack_buf) {

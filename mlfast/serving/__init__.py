@@ -18,7 +18,9 @@ Web frameworks are imported only when an app is created: ``pip install
 from __future__ import annotations
 
 import os
-from typing import Any, Mapping, Optional, Sequence
+from typing import TYPE_CHECKING, Any, Mapping, Optional, Sequence, Union
+
+import mlfast
 
 from mlfast.serving.core import (
     DEFAULT_MAX_BODY,
@@ -31,6 +33,16 @@ from mlfast.serving.core import (
     Service,
     served_model,
 )
+
+
+def install_ops(service: Service, ops: "Ops"):
+    from mlfast.serving.ops import install
+
+    return install(service, ops)
+
+
+if TYPE_CHECKING:
+    from mlfast.serving.ops import Ops
 
 FRAMEWORKS = ("fastapi", "flask")
 PROTOCOLS = ("lesson", "sagemaker", "vertex", "kserve")
@@ -58,51 +70,109 @@ def build_service(
     protocols: Sequence[str] = PROTOCOLS,
     max_body: int = DEFAULT_MAX_BODY,
     env: Optional[Mapping[str, str]] = None,
+    ops: Optional["Ops"] = None,
+    protocol_limits: Optional[Mapping[str, int]] = None,
+    request_timeout: Optional[float] = None,
+    sha256: Union[None, str, Mapping[str, str]] = None,
+    default_model: Optional[str] = None,
+    pins: Optional[Mapping[str, str]] = None,
+    watch: bool = True,
+    poll_interval: float = 2.0,
 ) -> Service:
     """The framework-neutral service: one model (a ``mlfast.Model``, a model
-    file, or a directory holding ``model.joblib``/``model.pkl``) and the routes
-    of ``protocols``.  ``env`` (default ``os.environ``) supplies the
-    platforms' settings such as ``AIP_PREDICT_ROUTE``."""
+    file, or a directory holding ``model.joblib``/``model.pkl``) or a model
+    repository (a directory laid out ``<name>/<version>/model.joblib``), and
+    the routes of ``protocols``.  ``env`` (default ``os.environ``) supplies
+    the platforms' settings such as ``AIP_PREDICT_ROUTE``.
+
+    ``ops`` (an ``ops.Ops``) adds request ids, access logs, metrics and API
+    keys as hooks (none by default here; ``create_app`` and ``mlfast serve``
+    add them).  ``protocol_limits`` sets body limits by protocol
+    (``{"sagemaker": 20_000_000}``), ``request_timeout`` a deadline in
+    seconds.  ``sha256``: the model file's hash (a repository: a mapping of
+    ``"name/version"`` to hashes), checked before the file is parsed.
+    Repository only: ``default_model`` (the model of ``/predict``, SageMaker
+    and Vertex AI), ``pins`` (name to the version served by default),
+    ``watch`` and ``poll_interval`` (seconds) for picking up new versions.
+    """
     from mlfast.serving import kserve, lesson, sagemaker, vertex
+    from mlfast.serving.repository import ModelRepository, is_repository
 
     env = os.environ if env is None else env
     unknown = [p for p in protocols if p not in PROTOCOLS]
     if unknown:
         raise ValueError(f"unknown protocol(s) {unknown}; choose from {list(PROTOCOLS)}")
-    registry = ModelRegistry([served_model(model_or_path, name, version)])
-    service = Service(registry, max_body=max_body)
+    unknown = [p for p in (protocol_limits or {}) if p not in PROTOCOLS]
+    if unknown:
+        raise ValueError(f"body limits for unknown protocol(s) {unknown}; choose from {list(PROTOCOLS)}")
+    repository = None
+    if not isinstance(model_or_path, mlfast.Model) and is_repository(model_or_path):
+        if isinstance(sha256, str):
+            raise ValueError("a model repository takes SHA-256 pins as NAME/VERSION=HEX")
+        repository = ModelRepository(model_or_path, default_model=default_model, pins=pins,
+                                     sha256=sha256, watch=watch, poll_interval=poll_interval)
+        registry = repository.registry
+    else:
+        if sha256 is not None and not isinstance(sha256, str):
+            raise ValueError("one model file takes one SHA-256")
+        registry = ModelRegistry([served_model(model_or_path, name, version, sha256=sha256)])
+    service = Service(registry, max_body=max_body, protocol_limits=protocol_limits,
+                      request_timeout=request_timeout)
+    service.repository = repository
+    extra = install_ops(service, ops) if ops is not None else []
+    if repository is not None:
+        repository.load_initial()
+        service.on_worker_start.append(repository.start_watching)
     # Order matters only where two protocols name the same method and path
     # (AIP_HEALTH_ROUTE=/ping, say): the first keeps it.
     for protocol in PROTOCOLS:
         if protocol not in protocols:
             continue
         if protocol == "lesson":
-            service.add_routes(lesson.routes(registry))
+            service.add_routes(lesson.routes(registry), protocol)
         elif protocol == "sagemaker":
-            service.add_routes(sagemaker.routes(registry, env))
+            service.add_routes(sagemaker.routes(registry, env), protocol)
         elif protocol == "vertex":
-            service.add_routes(vertex.routes(registry, env))
+            service.add_routes(vertex.routes(registry, env), protocol)
         elif protocol == "kserve":
-            service.add_routes(kserve.routes(registry))
+            service.add_routes(kserve.routes(registry, repository), protocol)
+    service.add_routes(extra)
     return service
 
 
 def create_app(model_or_path: Any, framework: str = "fastapi", **options: Any):
-    """A FastAPI or Flask app serving one model on every protocol.
+    """A FastAPI or Flask app serving a model (or a model repository) on
+    every protocol.
 
     ``model_or_path``: a ``mlfast.Model``, a model file, a directory with
-    ``model.joblib``/``model.pkl``, or a ``Service`` already built.  ``options`` go to :func:`build_service`
-    (``name``, ``version``, ``protocols``, ``max_body``, ``env``).  The result
-    is a plain FastAPI or Flask app: add your own routes to it as usual.
+    ``model.joblib``/``model.pkl``, a repository directory, or a ``Service``
+    already built (used as it is).  ``options`` go to :func:`build_service`
+    (``name``, ``version``, ``protocols``, ``max_body``, ``env``, ...).
+    ``ops`` defaults to ``Ops.from_env()``: request ids, JSON access logs
+    (logger ``mlfast.access``), ``/metrics`` when prometheus-client is
+    installed, and API keys from ``MLFAST_API_KEYS``/``MLFAST_ADMIN_KEYS``
+    when set.  A repository's watcher starts here, in this process.  The
+    result is a plain FastAPI or Flask app: add your own routes as usual.
     """
     if framework not in FRAMEWORKS:
         raise ValueError(f"framework must be one of {', '.join(FRAMEWORKS)}, got {framework!r}")
     if isinstance(model_or_path, Service):
         service = model_or_path
     else:
+        if "ops" not in options:
+            from mlfast.serving.ops import Ops
+
+            options["ops"] = Ops.from_env(options.get("env"), metrics=_have_prometheus())
         service = build_service(model_or_path, **options)
+        service.start_worker()
     if framework == "fastapi":
         from mlfast.serving.fastapi import build_app
     else:
         from mlfast.serving.flask import build_app
     return build_app(service)
+
+
+def _have_prometheus() -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec("prometheus_client") is not None

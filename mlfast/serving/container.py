@@ -17,6 +17,12 @@ is told by its environment:
   every other protocol's.
 - ``MLFAST_HOST`` (default 0.0.0.0: a container must listen on all
   interfaces), ``MLFAST_FRAMEWORK`` (fastapi or flask).
+- operations as for ``mlfast serve``: ``MLFAST_API_KEYS``,
+  ``MLFAST_ADMIN_KEYS`` (or ``*_KEY_FILE``); with no keys the server starts
+  on 0.0.0.0 only behind SageMaker or Vertex AI (their front ends
+  authenticate: any ``SAGEMAKER_*``/``SM_*`` or ``AIP_*`` variable tells
+  them) or with ``MLFAST_ALLOW_UNAUTHENTICATED=1``.  ``MLFAST_SSL_KEYFILE``
+  and ``MLFAST_SSL_CERTFILE`` serve HTTPS.
 """
 from __future__ import annotations
 
@@ -60,17 +66,28 @@ def main(argv: Optional[List[str]] = None, env: Optional[Mapping[str, str]] = No
     if args and args[0] != "serve":
         raise SystemExit(f"mlfast: this image serves models; run it with 'serve', not {args[0]!r}")
     from mlfast.serving import build_service
-    from mlfast.serving.server import cpu_count, env_int, run
+    from mlfast.serving.ops import Ops, check_bind
+    from mlfast.serving.server import cpu_count, env_int, prepare, run, workers_from_env
 
     port = env_int(env, "SAGEMAKER_BIND_TO_PORT", None) or env_int(env, "AIP_HTTP_PORT", None) or 8080
-    workers = env_int(env, "SAGEMAKER_MODEL_SERVER_WORKERS", None) or cpu_count()
+    workers = workers_from_env(env, cpu_count())
     timeout = env_int(env, "SAGEMAKER_MODEL_SERVER_TIMEOUT", 60)
+    host = env.get("MLFAST_HOST", "0.0.0.0")
+    certfile = env.get("MLFAST_SSL_CERTFILE") or None
     try:
-        service = build_service(model_location(env), name=env.get("MLFAST_MODEL_NAME") or None, env=env)
+        ops = Ops.from_env(env, tls=bool(certfile))
+        check_bind(host, ops, False, env)
+    except ValueError as e:
+        raise SystemExit(f"mlfast: {e}") from None
+    prepare(workers)
+    try:
+        service = build_service(model_location(env), name=env.get("MLFAST_MODEL_NAME") or None, env=env,
+                                ops=ops, request_timeout=timeout)
     except (OSError, ValueError) as e:
         raise SystemExit(f"mlfast: cannot load the model: {e}") from None
-    run(service, host=env.get("MLFAST_HOST", "0.0.0.0"), port=port, workers=workers,
-        framework=env.get("MLFAST_FRAMEWORK", "fastapi"), timeout=timeout)
+    run(service, host=host, port=port, workers=workers,
+        framework=env.get("MLFAST_FRAMEWORK", "fastapi"), timeout=timeout,
+        ssl_keyfile=env.get("MLFAST_SSL_KEYFILE") or None, ssl_certfile=certfile)
 
 
 if __name__ == "__main__":

@@ -9,6 +9,7 @@ swagger-ui-dist, so it works with no internet access; ``/redoc`` likewise.
 """
 from __future__ import annotations
 
+import asyncio
 from typing import Any, Dict, List, Optional
 
 from fastapi import FastAPI
@@ -78,23 +79,71 @@ async def _read_body(request: StarletteRequest, limit: int):
     return b"".join(chunks)
 
 
+def _deadline(seconds: float):
+    """``asyncio.timeout`` (Python 3.11+): a timer on the running task, no
+    new task; ``async_timeout``-like fallback through wait_for below."""
+    return asyncio.timeout(seconds) if hasattr(asyncio, "timeout") else _WaitFor(seconds)
+
+
+class _WaitFor:  # Python < 3.11: cancel the task from a timer
+    def __init__(self, seconds: float):
+        self.seconds = seconds
+
+    async def __aenter__(self):
+        task = asyncio.current_task()
+        self.fired = False
+
+        def fire():
+            self.fired = True
+            task.cancel()
+
+        self.handle = asyncio.get_running_loop().call_later(self.seconds, fire)
+
+    async def __aexit__(self, kind, value, tb):
+        self.handle.cancel()
+        if kind is asyncio.CancelledError and self.fired:
+            raise asyncio.TimeoutError
+        return False
+
+
 def _endpoint(service: Service, route: Route):
     limit = service.body_limit(route)
     reads_body = route.method in ("POST", "PUT", "PATCH")
+    timeout = service.request_timeout
 
     async def endpoint(request: StarletteRequest) -> StarletteResponse:
         scope = request.scope
+        client = scope.get("client")
+        core_request = Request(route.method, scope["path"], scope.get("path_params", {}),
+                               _headers(scope), b"", scope.get("query_string", b"").decode("latin-1"),
+                               client[0] if client else "")
         body = b""
         if reads_body:
-            body = await _read_body(request, limit)
+            if timeout:
+                try:
+                    async with _deadline(timeout):
+                        body = await _read_body(request, limit)
+                except asyncio.TimeoutError:
+                    return _starlette(service.timed_out(route, core_request, 408))
+            else:
+                body = await _read_body(request, limit)
             if body is None:
                 length = request.headers.get("content-length")
                 return _starlette(service.too_large(
-                    route, int(length) if length and length.isdigit() else None))
-        core_request = Request(route.method, scope["path"], scope.get("path_params", {}),
-                               _headers(scope), body, scope.get("query_string", b"").decode("latin-1"))
+                    route, int(length) if length and length.isdigit() else None, core_request))
+            core_request.body = body
         if len(body) > INLINE_BODY:
-            response = await run_in_threadpool(service.handle, route, core_request)
+            # a big batch goes to a thread (the GIL is released while the
+            # model computes), so it neither stalls the event loop nor
+            # keeps the client past the deadline
+            call = run_in_threadpool(service.handle, route, core_request)
+            if timeout:
+                try:
+                    response = await asyncio.wait_for(call, timeout)
+                except asyncio.TimeoutError:
+                    response = service.timed_out(route, core_request)
+            else:
+                response = await call
         else:
             response = service.handle(route, core_request)
         return _starlette(response)

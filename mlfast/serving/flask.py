@@ -68,13 +68,15 @@ def _view(service: Service, route: Route):
     reads_body = route.method in ("POST", "PUT", "PATCH")
 
     def view(**params: str) -> FlaskResponse:
-        body = b""
+        core_request = Request(route.method, flask_request.path, params, _headers(), b"",
+                               flask_request.query_string.decode("latin-1"),
+                               flask_request.remote_addr or "")
         if reads_body:
             body = _read_body(limit)
             if body is None:
-                return _flask_response(service.too_large(route, flask_request.content_length))
-        core_request = Request(route.method, flask_request.path, params, _headers(), body,
-                               flask_request.query_string.decode("latin-1"))
+                return _flask_response(service.too_large(route, flask_request.content_length,
+                                                         core_request))
+            core_request.body = body
         return _flask_response(service.handle(route, core_request))
 
     view.__name__ = route.name

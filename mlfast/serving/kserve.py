@@ -35,7 +35,14 @@ from mlfast.serving.core import (
     dumps,
     json_response,
 )
-from mlfast.serving.schemas import InstancesBody, PredictionsBody
+from mlfast.serving.schemas import (
+    InstancesBody,
+    PredictionsBody,
+    RepositoryIndex,
+    RepositoryIndexRequest,
+    RepositoryModel,
+    RepositoryRequest,
+)
 
 TAG_V1 = "KServe V1"
 TAG_V2 = "Open Inference Protocol (V2)"
@@ -290,7 +297,7 @@ def output_names(served: ServedModel) -> List[str]:
                           not (m == "transform" and served.kind == "transformer")]
 
 
-def model_metadata(served: ServedModel) -> dict:
+def model_metadata(served: ServedModel, versions: Optional[List[str]] = None) -> dict:
     n = served.n_features if served.n_features is not None else -1
     outputs = []
     for name in output_names(served):
@@ -303,18 +310,94 @@ def model_metadata(served: ServedModel) -> dict:
         outputs.append({"name": name, "datatype": datatype, "shape": [-1, *row_shape]})
     return {
         "name": served.name,
-        "versions": [served.version],
+        "versions": versions or [served.version],
         "platform": "mlfast",
         "inputs": [{"name": "input", "datatype": "FP64", "shape": [-1, n]}],
         "outputs": outputs,
     }
 
 
-def routes(registry: ModelRegistry) -> List[Route]:
+def _repository_parameters(request: Request) -> Dict[str, Any]:
+    """The optional body of the repository routes: ``{"parameters": {...}}``."""
+    if not request.body.strip():
+        return {}
+    doc = codec.parse_json(request.body)
+    if not isinstance(doc, dict):
+        raise HttpError(400, "expected an object {\"parameters\": {...}}")
+    params = doc.get("parameters") or {}
+    if not isinstance(params, dict):
+        raise HttpError(400, "'parameters' must be an object")
+    return {**{k: v for k, v in doc.items() if k != "parameters"}, **params}
+
+
+def repository_routes(registry: ModelRegistry, repository: Any) -> List[Route]:
+    """The Open Inference Protocol's model repository extension, over a
+    ``serving.repository.ModelRepository``; admin routes.
+
+    ``POST /v2/repository/index`` (``{"ready": true}`` for the served ones
+    only) lists every version with its state and the reason it is not
+    served; ``POST /v2/repository/models/{name}/load`` loads what is on disk
+    (``{"parameters": {"version": "3"}}`` for one version; ``"pin": true``
+    serves it by default, ``"pin": false`` unpins); ``.../unload`` unloads
+    a version (``{"parameters": {"version": "3"}}``: a rollback) or the
+    whole model.
+    """
+
+    def version_of(params: Dict[str, Any]) -> Optional[str]:
+        version = params.get("version")
+        if version is None:
+            return None
+        if isinstance(version, bool) or not isinstance(version, (str, int)):
+            raise HttpError(400, f"'version' must be a string, got {version!r}")
+        return str(version)
+
+    def index(request: Request) -> Response:
+        params = _repository_parameters(request)
+        entries = repository.index()
+        if params.get("ready"):
+            entries = [e for e in entries if e["state"] == "READY"]
+        return json_response(entries)
+
+    def load(request: Request) -> Response:
+        params = _repository_parameters(request)
+        pin = params.get("pin")
+        if pin is not None and not isinstance(pin, bool):
+            raise HttpError(400, f"'pin' must be true or false, got {pin!r}")
+        answer = repository.load(request.params["name"], version_of(params), pin)
+        registry.for_request(request, request.params["name"])
+        return json_response(answer)
+
+    def unload(request: Request) -> Response:
+        params = _repository_parameters(request)
+        answer = repository.unload(request.params["name"], version_of(params))
+        if answer["versions"]:
+            registry.for_request(request, request.params["name"])
+        return json_response(answer)
+
+    names = {"name": registry.default_name or "model"}
+    tag = "Model repository (V2 extension)"
+    return [
+        Route("POST", "/v2/repository/index", index, "v2_repository_index", tag=tag,
+              summary="List the repository's models and versions", access="admin",
+              request_schema=RepositoryIndexRequest, response_schema=RepositoryIndex,
+              examples={"application/json": {"ready": False}}),
+        Route("POST", "/v2/repository/models/{name}/load", load, "v2_repository_load", tag=tag,
+              summary="Load (or pin) a model's versions from disk", access="admin",
+              request_schema=RepositoryRequest, response_schema=RepositoryModel,
+              param_examples=names,
+              examples={"application/json": {"parameters": {"version": "2", "pin": True}}}),
+        Route("POST", "/v2/repository/models/{name}/unload", unload, "v2_repository_unload",
+              tag=tag, summary="Unload a version (roll back) or the whole model", access="admin",
+              request_schema=RepositoryRequest, response_schema=RepositoryModel,
+              param_examples=names, examples={"application/json": {"parameters": {"version": "2"}}}),
+    ]
+
+
+def routes(registry: ModelRegistry, repository: Any = None) -> List[Route]:
     served = registry.default
 
     def model_of(request: Request) -> ServedModel:
-        return registry.get(request.params["name"], request.params.get("version"))
+        return registry.for_request(request, request.params["name"], request.params.get("version"))
 
     # V1
     def v1_list(request: Request) -> Response:
@@ -338,9 +421,11 @@ def routes(registry: ModelRegistry) -> List[Route]:
         return json_response({"predictions": model.predict(X)})
 
     # V2
+    extensions = ["binary_tensor_data"] + (["model_repository"] if repository is not None else [])
+
     def v2_server(request: Request) -> Response:
         return json_response({"name": "mlfast", "version": mlfast.__version__,
-                              "extensions": ["binary_tensor_data"]})
+                              "extensions": extensions})
 
     def v2_live(request: Request) -> Response:
         return json_response({"live": True})
@@ -351,7 +436,8 @@ def routes(registry: ModelRegistry) -> List[Route]:
         return json_response({"ready": True})
 
     def v2_metadata(request: Request) -> Response:
-        return json_response(model_metadata(model_of(request)))
+        model = model_of(request)
+        return json_response(model_metadata(model, registry.versions(model.name)))
 
     def v2_model_ready(request: Request) -> Response:
         model = model_of(request)
@@ -377,7 +463,7 @@ def routes(registry: ModelRegistry) -> List[Route]:
         Route("GET", "/v1/models", v1_list, "v1_models", summary="List models", tag=TAG_V1,
               response_schema=ModelList),
         Route("GET", "/v1/models/{name}", v1_model, "v1_model", summary="Model readiness",
-              tag=TAG_V1, response_schema=ModelReady, param_examples=names),
+              tag=TAG_V1, response_schema=ModelReady, param_examples=names, access="open"),
         Route("POST", "/v1/models/{name}:predict", v1_predict, "v1_predict", summary="Predict",
               tag=TAG_V1, request_schema=InstancesBody, response_schema=PredictionsBody,
               examples={"application/json": {"instances": [served.example_row()]}},
@@ -385,9 +471,9 @@ def routes(registry: ModelRegistry) -> List[Route]:
         Route("GET", "/v2", v2_server, "v2_server_metadata", summary="Server metadata", tag=TAG_V2,
               response_schema=ServerMetadata),
         Route("GET", "/v2/health/live", v2_live, "v2_live", summary="Server liveness", tag=TAG_V2,
-              response_schema=Live),
+              response_schema=Live, access="open"),
         Route("GET", "/v2/health/ready", v2_ready, "v2_ready", summary="Server readiness",
-              tag=TAG_V2, response_schema=Ready),
+              tag=TAG_V2, response_schema=Ready, access="open"),
     ]
     for prefix, suffix in (("/v2/models/{name}", ""), ("/v2/models/{name}/versions/{version}", "_version")):
         out += [
@@ -395,8 +481,10 @@ def routes(registry: ModelRegistry) -> List[Route]:
                   tag=TAG_V2, response_schema=ModelMetadata, param_examples=names),
             Route("GET", prefix + "/ready", v2_model_ready, "v2_model_ready" + suffix,
                   summary="Model readiness", tag=TAG_V2, response_schema=ModelReady,
-                  param_examples=names),
+                  param_examples=names, access="open"),
             Route("POST", prefix + "/infer", v2_infer, "v2_infer" + suffix, summary="Inference",
                   **infer_doc),
         ]
+    if repository is not None:
+        out += repository_routes(registry, repository)
     return out

@@ -68,7 +68,7 @@ def routes(registry: ModelRegistry) -> List[Route]:
     served = registry.default
 
     def predict(request: Request) -> Response:
-        model = registry.default
+        model = registry.for_request(request)
         X, style = codec.decode_payload(request.body, json_media(request), model)
         return json_response(codec.encode_predictions(model.predict(X), style))
 
@@ -76,7 +76,10 @@ def routes(registry: ModelRegistry) -> List[Route]:
         return json_response({
             "name": "mlfast",
             "version": mlfast.__version__,
-            "model": registry.default.describe(),
+            "model": registry.for_request(request).describe(),
+            "models": {name: {"versions": registry.versions(name),
+                              "default_version": registry.default_version(name)}
+                       for name in registry.names()},
             "docs": "/docs",
         })
 

@@ -64,7 +64,7 @@ def routes(registry: ModelRegistry, env: Mapping[str, str] = os.environ) -> List
         return json_response({"status": "ok"})
 
     def invocations(request: Request) -> Response:
-        model = registry.default
+        model = registry.for_request(request)
         media = request.media_type or "application/json"
         if media not in _CONTENT_TYPES:
             raise HttpError(415, f"unsupported Content-Type {media!r}: send one of "
@@ -98,7 +98,7 @@ def routes(registry: ModelRegistry, env: Mapping[str, str] = os.environ) -> List
     )
     return [
         Route("GET", "/ping", ping, "sagemaker_ping", summary="SageMaker health check", tag=TAG,
-              response_schema=Health),
+              response_schema=Health, access="open"),
         Route("POST", "/invocations", invocations, "sagemaker_invocations",
               summary="SageMaker invocations (container contract)", **common),
         Route("POST", "/endpoints/{endpoint_name}/invocations", invocations,

@@ -65,3 +65,46 @@ class PredictionsBody(BaseModel):
 
 class Predictions(RootModel[List[Value]]):
     """A bare array of predictions, one per row."""
+
+
+# -- operations: metrics and the model repository (V2 extension) --------------------
+
+
+class MetricsText(RootModel[str]):
+    """Prometheus' text exposition format (``text/plain; version=0.0.4``)."""
+
+
+class RepositoryIndexRequest(BaseModel):
+    ready: Optional[bool] = Field(default=None, description="true: only the versions served")
+
+
+class RepositoryEntry(BaseModel):
+    name: str
+    version: str
+    state: str = Field(description="READY or UNAVAILABLE", examples=["READY"])
+    default: Optional[bool] = Field(default=None, description="the version served by default")
+    reason: Optional[str] = Field(default=None, description="why it is not served (or why a "
+                                                               "newer file was refused)")
+
+
+class RepositoryIndex(RootModel[List[RepositoryEntry]]):
+    """Every version on disk or served."""
+
+
+class RepositoryParameters(BaseModel):
+    version: Optional[str] = Field(default=None, description="one version (default: all on disk)")
+    pin: Optional[bool] = Field(default=None, description="load: true serves `version` by "
+                                                          "default, false unpins")
+
+
+class RepositoryRequest(BaseModel):
+    parameters: Optional[RepositoryParameters] = None
+
+
+class RepositoryModel(BaseModel):
+    name: str
+    versions: List[str] = Field(description="the versions served now")
+    default_version: Optional[str] = None
+    pinned: Optional[str] = None
+    loaded: Optional[List[str]] = Field(default=None, description="load: versions loaded by this call")
+    unloaded: Optional[str] = Field(default=None, description="unload: the version unloaded, or 'all'")

@@ -2,18 +2,61 @@
 
 The model is loaded once, in this process, before any worker exists:
 gunicorn runs with ``preload_app`` and forks, so workers share the model's
-arrays copy-on-write.  FastAPI workers under gunicorn use the
-``uvicorn-worker`` package's worker class; Flask runs on gunicorn's
-threaded worker (a WSGI app needs a WSGI server, and Flask's development
-server is not one to expose).
+arrays copy-on-write (``gc.freeze()`` first, so that the collector does not
+write to every object's header in each worker and un-share its page).
+FastAPI workers under gunicorn use the ``uvicorn-worker`` package's worker
+class; Flask runs on gunicorn's threaded worker (a WSGI app needs a WSGI
+server, and Flask's development server is not one to expose).
+
+Several workers share one port and one runtime directory (``prepare``):
+prometheus-client's multiprocess files, and the model repository's admin
+state.  Each worker starts its own repository watcher after the fork.
+TLS is the servers' own (uvicorn's ``ssl_keyfile``/``ssl_certfile``,
+gunicorn's ``keyfile``/``certfile``).  SIGTERM stops accepting, lets the
+requests in flight finish (``graceful_timeout``, 30 s as SageMaker allows),
+then exits.
 """
 from __future__ import annotations
 
+import atexit
+import gc
 import os
+import shutil
+import signal
+import tempfile
 from typing import Any, Dict, Optional
 
 from mlfast.serving import FRAMEWORKS, create_app
 from mlfast.serving.core import Service
+
+MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
+_runtime: Dict[str, Any] = {}
+
+
+def prepare(workers: int) -> Optional[str]:
+    """Before the service is built: with several workers, a runtime
+    directory, and prometheus-client's multiprocess mode pointed into it
+    (the mode is fixed when prometheus-client is first imported).  A
+    ``PROMETHEUS_MULTIPROC_DIR`` already set is used as it is."""
+    if os.environ.get(MULTIPROC_ENV) == "":
+        del os.environ[MULTIPROC_ENV]  # see serving.metrics: empty means unset
+    if workers <= 1:
+        return None
+    if "dir" not in _runtime:
+        path = tempfile.mkdtemp(prefix="mlfast-")
+        _runtime["dir"] = path
+        owner = os.getpid()
+
+        def cleanup() -> None:  # the master's exit, not a worker's
+            if os.getpid() == owner:
+                shutil.rmtree(path, ignore_errors=True)
+
+        atexit.register(cleanup)
+    if not os.environ.get(MULTIPROC_ENV):
+        metrics_dir = os.path.join(_runtime["dir"], "metrics")
+        os.makedirs(metrics_dir, exist_ok=True)
+        os.environ[MULTIPROC_ENV] = metrics_dir
+    return _runtime["dir"]
 
 
 def run(
@@ -26,40 +69,98 @@ def run(
     threads: int = 4,
     timeout: int = 60,
     log_level: str = "info",
+    ssl_keyfile: Optional[str] = None,
+    ssl_certfile: Optional[str] = None,
+    ssl_keyfile_password: Optional[str] = None,
+    graceful_timeout: int = 30,
+    keepalive: int = 5,
 ) -> None:
     """Serve ``service`` until SIGTERM or Ctrl-C."""
+    from mlfast.serving.ops import configure_logging
+
     if framework not in FRAMEWORKS:
         raise ValueError(f"framework must be one of {', '.join(FRAMEWORKS)}, got {framework!r}")
     if workers < 1:
         raise ValueError(f"workers must be at least 1, got {workers}")
+    if bool(ssl_keyfile) != bool(ssl_certfile):
+        raise ValueError("TLS needs both --ssl-keyfile and --ssl-certfile")
+    for path in (ssl_keyfile, ssl_certfile):
+        if path and not os.path.isfile(path):
+            raise ValueError(f"TLS file {path} does not exist")
+    configure_logging(log_level)
     app = create_app(service, framework=framework)
     served = service.registry.default
-    print(f"mlfast: serving {served.name} ({served.model.estimator}) with {framework} on "
-          f"http://{host}:{port} ({workers} worker{'s' if workers > 1 else ''})", flush=True)
+    scheme = "https" if ssl_certfile else "http"
+    models = service.registry.names()
+    what = (f"{len(models)} models ({', '.join(models)}; default {served.name})"
+            if len(models) > 1 else f"{served.name} ({served.model.estimator})")
+    print(f"mlfast: serving {what} with {framework} on {scheme}://{host}:{port} "
+          f"({workers} worker{'s' if workers > 1 else ''})", flush=True)
     if framework == "fastapi" and workers == 1:
         import uvicorn
 
-        uvicorn.run(app, host=host, port=port, log_level=log_level, timeout_graceful_shutdown=30)
+        service.start_worker()
+        # uvicorn re-raises the SIGTERM it handled once it has shut down
+        # gracefully; with this handler in place that ends the process with
+        # status 0, as gunicorn's master does, not killed by the signal
+        signal.signal(signal.SIGTERM, _exit_cleanly)
+        uvicorn.run(app, host=host, port=port, log_level=log_level, access_log=False,
+                    server_header=False, timeout_graceful_shutdown=graceful_timeout,
+                    timeout_keep_alive=keepalive, ssl_keyfile=ssl_keyfile, ssl_certfile=ssl_certfile,
+                    ssl_keyfile_password=ssl_keyfile_password)
         return
+    if workers > 1 and service.repository is not None:
+        service.repository.share_state(prepare(workers))
+    # What was loaded so far stays put: the collector will not touch (and
+    # un-share) it in the workers.
+    gc.collect()
+    gc.freeze()
+
+    def post_fork(server: Any, worker: Any) -> None:
+        service.start_worker()
+
+    def child_exit(server: Any, worker: Any) -> None:
+        from mlfast.serving.metrics import mark_process_dead
+
+        mark_process_dead(worker.pid)
+
     options: Dict[str, Any] = {
         "bind": f"[{host}]:{port}" if ":" in host else f"{host}:{port}",
         "workers": workers,
         "preload_app": True,
         "timeout": timeout,
-        "graceful_timeout": 30,
+        "graceful_timeout": graceful_timeout,
+        "keepalive": keepalive,
         "loglevel": log_level,
-        "accesslog": "-",
+        "accesslog": None,  # mlfast.access writes JSON lines instead
         "errorlog": "-",
+        "post_fork": post_fork,
+        "child_exit": child_exit,
         # gunicorn 25+ opens a control socket at one fixed path per user, so
         # two servers on a machine would fight over it; mlfast does not use it
         "control_socket_disable": True,
     }
+    if ssl_certfile:
+        options["certfile"] = ssl_certfile
+        options["keyfile"] = ssl_keyfile
+        if ssl_keyfile_password:
+            options["ssl_keyfile_password"] = ssl_keyfile_password  # not in every gunicorn
     if framework == "fastapi":
-        options["worker_class"] = "uvicorn_worker.UvicornWorker"
+        from uvicorn_worker import UvicornWorker
+
+        class Worker(UvicornWorker):  # uvicorn's options that gunicorn's config lacks
+            CONFIG_KWARGS = {**UvicornWorker.CONFIG_KWARGS, "server_header": False,
+                             "timeout_graceful_shutdown": graceful_timeout}
+
+        options["worker_class"] = Worker
     else:
         options["worker_class"] = "gthread"
         options["threads"] = threads
     _gunicorn(app, options).run()
+
+
+def _exit_cleanly(signum: int, frame: Any) -> None:
+    raise SystemExit(0)
 
 
 def _gunicorn(app: Any, options: Dict[str, Any]):
@@ -95,3 +196,18 @@ def cpu_count() -> int:
         return max(1, len(os.sched_getaffinity(0)))
     except (AttributeError, OSError):
         return max(1, os.cpu_count() or 1)
+
+
+WORKER_ENV = ("MLFAST_WORKERS", "SAGEMAKER_MODEL_SERVER_WORKERS", "WEB_CONCURRENCY")
+
+
+def workers_from_env(env, default: int) -> int:
+    """The worker count the platform asks for: ``MLFAST_WORKERS``, then
+    SageMaker's ``SAGEMAKER_MODEL_SERVER_WORKERS``, then ``WEB_CONCURRENCY``
+    (gunicorn's and uvicorn's own variable; Vertex AI defines none of its
+    own, so set one of these in the container's env)."""
+    for name in WORKER_ENV:
+        value = env_int(env, name, None)
+        if value is not None:
+            return value
+    return default

@@ -102,12 +102,12 @@ def routes(registry: ModelRegistry, env: Mapping[str, str] = os.environ) -> List
         return json_response({"status": "ok"})
 
     def predict(request: Request) -> Response:
-        model = registry.default
+        model = registry.for_request(request)
         X = _instances(request, model)
         return json_response({"predictions": model.predict(X)})
 
     def sdk_predict(request: Request) -> Response:
-        model = registry.default
+        model = registry.for_request(request)
         X = _instances(request, model)
         p = request.params
         return json_response({
@@ -119,7 +119,7 @@ def routes(registry: ModelRegistry, env: Mapping[str, str] = os.environ) -> List
         })
 
     def sdk_endpoint(request: Request) -> Response:
-        model = registry.default
+        model = registry.for_request(request)
         p = request.params
         return json_response({
             "name": f"projects/{p['project']}/locations/{p['location']}/endpoints/{p['endpoint']}",
@@ -146,13 +146,14 @@ def routes(registry: ModelRegistry, env: Mapping[str, str] = os.environ) -> List
     predict_route = env.get("AIP_PREDICT_ROUTE")
     if health_route:
         out.append(Route("GET", health_route, health, "vertex_health_aip",
-                         summary="Vertex AI health (AIP_HEALTH_ROUTE)", tag=TAG, response_schema=Health))
+                         summary="Vertex AI health (AIP_HEALTH_ROUTE)", tag=TAG, response_schema=Health,
+                         access="open"))
     if predict_route:
         out.append(Route("POST", predict_route, predict, "vertex_predict_aip",
                          summary="Vertex AI predict (AIP_PREDICT_ROUTE)", **predict_doc))
     out += [
         Route("GET", HEALTH_TEMPLATE, health, "vertex_health", summary="Vertex AI health check",
-              tag=TAG, response_schema=Health, param_examples=ids),
+              tag=TAG, response_schema=Health, param_examples=ids, access="open"),
         Route("POST", PREDICT_TEMPLATE, predict, "vertex_predict",
               summary="Vertex AI predict (container contract)", **predict_doc),
         Route("GET", SDK_ENDPOINT, sdk_endpoint, "vertex_get_endpoint",

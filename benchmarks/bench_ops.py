@@ -1,0 +1,413 @@
+"""Operations: what metrics, auth and access logs cost, and how much memory
+workers share.
+
+    python benchmarks/bench_ops.py            # writes benchmarks/results/ops.json, prints tables
+    python benchmarks/bench_ops.py --quick    # one short round of everything: checks the script
+
+1. Overhead.  ``wrk`` POSTs the lesson's ``{"features": [...]}`` to
+   ``/predict`` (the bundled iris LogisticRegression: the smallest model, so
+   that the per-request cost of the hooks weighs the most) on servers that
+   differ only in their operations:
+
+       bare         no hooks at all (``build_service(ops=None)`` through ``server.run``)
+       off          ``mlfast serve --no-metrics --no-access-log``: request ids and headers only
+       metrics+auth ``mlfast serve`` with ``MLFAST_API_KEYS`` and metrics, access log off
+       all on       the same plus the JSON access log (to a file)
+
+   for one worker (uvicorn) and two (gunicorn + uvicorn workers,
+   prometheus-client's multiprocess mode).  Runs take turns, round after
+   round; req/s and p99 are medians over rounds.  wrk shares the two cores
+   with the server (and, on a shared machine, with whatever else runs):
+   compare the rows, not the machine.  Beside req/s, the server's own CPU
+   time per request (utime + stime of all its processes from
+   /proc/<pid>/stat, over the run, divided by the requests wrk counted) is
+   reported: it does not depend on what else the machine is doing.
+
+2. Memory.  ``mlfast serve`` of a 500-tree RandomForest (the file
+   benchmarks/forest_memory.py builds, about 1.1 million nodes) with 1, 2
+   and 4 workers: RSS, PSS and USS (Private_Clean + Private_Dirty) of every
+   process from ``/proc/<pid>/smaps_rollup``, after every worker has
+   answered predictions.  PSS splits a shared page between the processes
+   that map it, so the sum of PSS is the real total; RSS counts shared
+   pages once per process.
+
+3. Threads.  The same forest predicting 2,000-row batches in one thread,
+   then in two threads at once (``mlfast.set_num_threads(1)``: no splitting
+   inside a call): the GIL is released while the model computes, so two
+   threads of one worker overlap.
+
+Every server binds 127.0.0.1 on a free port and is stopped at the end.
+"""
+from __future__ import annotations
+
+import argparse
+import atexit
+import json
+import os
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.request
+from pathlib import Path
+from typing import Dict, List, Optional
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+PY = sys.executable
+API_KEY = "bench-api-key-0123456789abcdef"
+
+LUA = r"""
+local body = '{"features": [5.1, 3.5, 1.4, 0.2]}'
+function init(args)
+  wrk.method = "POST"
+  wrk.body = body
+  wrk.headers["Content-Type"] = "application/json"
+  if args[1] ~= nil and args[1] ~= "" then wrk.headers["X-API-Key"] = args[1] end
+end
+function done(summary, latency, requests)
+  local e = summary.errors
+  io.write(string.format(
+    'WRKJSON {"requests": %d, "duration_us": %d, "errors": %d, "non2xx": %d, ' ..
+    '"p50_us": %d, "p99_us": %d, "mean_us": %.1f}\n',
+    summary.requests, summary.duration, e.connect + e.read + e.write + e.timeout, e.status,
+    latency:percentile(50), latency:percentile(99), latency.mean))
+end
+"""
+
+BARE = r"""
+import sys
+from mlfast.serving import build_service
+from mlfast.serving.server import prepare, run
+workers = int(sys.argv[3])
+prepare(workers)
+service = build_service(sys.argv[1], ops=None)
+run(service, host="127.0.0.1", port=int(sys.argv[2]), workers=workers, log_level="warning")
+"""
+
+_RUNNING: List[subprocess.Popen] = []
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def start(argv: List[str], env: Dict[str, str], log: Path) -> subprocess.Popen:
+    full = dict(os.environ)
+    full.update(env)
+    out = open(log, "wb")
+    proc = subprocess.Popen(argv, env=full, stdout=out, stderr=out, stdin=subprocess.DEVNULL,
+                            start_new_session=True, cwd=str(ROOT))
+    out.close()
+    _RUNNING.append(proc)
+    return proc
+
+
+def stop(proc: subprocess.Popen) -> None:
+    if proc.poll() is None:
+        try:
+            os.killpg(proc.pid, signal.SIGTERM)
+            proc.wait(timeout=20)
+        except (ProcessLookupError, subprocess.TimeoutExpired):
+            pass
+    try:
+        os.killpg(proc.pid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        pass
+    if proc.poll() is None:
+        proc.wait(timeout=10)
+    if proc in _RUNNING:
+        _RUNNING.remove(proc)
+
+
+atexit.register(lambda: [stop(p) for p in list(_RUNNING)])
+
+
+def post(port: int, body: bytes, key: Optional[str] = None, timeout: float = 10) -> int:
+    headers = {"Content-Type": "application/json"}
+    if key:
+        headers["X-API-Key"] = key
+    req = urllib.request.Request(f"http://127.0.0.1:{port}/predict", data=body, headers=headers)
+    with urllib.request.urlopen(req, timeout=timeout) as r:
+        r.read()
+        return r.status
+
+
+def wait_ready(proc: subprocess.Popen, port: int, log: Path, timeout: float = 120) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"server exited: {log.read_text(errors='replace')[-2000:]}")
+        try:
+            urllib.request.urlopen(f"http://127.0.0.1:{port}/v2/health/ready", timeout=2).read()
+            return
+        except OSError:
+            time.sleep(0.1)
+    raise RuntimeError(f"server not ready: {log.read_text(errors='replace')[-2000:]}")
+
+
+def wrk(port: int, seconds: int, connections: int, lua: Path, key: str = "") -> dict:
+    argv = ["wrk", "-t2", f"-c{connections}", f"-d{seconds}s", "--timeout", "5s", "-s", str(lua),
+            f"http://127.0.0.1:{port}/predict", "--", key]
+    out = subprocess.run(argv, capture_output=True, text=True, timeout=seconds + 60)
+    line = [ln for ln in out.stdout.splitlines() if ln.startswith("WRKJSON ")]
+    if out.returncode != 0 or not line:
+        raise RuntimeError(f"wrk failed: {out.stdout[-500:]} {out.stderr[-500:]}")
+    result = json.loads(line[-1][len("WRKJSON "):])
+    result["rps"] = result["requests"] / (result["duration_us"] / 1e6)
+    return result
+
+
+# -- 1. overhead -----------------------------------------------------------------------
+
+CONFIGS = ["bare", "off", "metrics+auth", "all on"]
+
+
+def server_argv(config: str, model: str, port: int, workers: int):
+    serve = [PY, "-m", "mlfast", "serve", model, "--host", "127.0.0.1", "--port", str(port),
+             "--workers", str(workers)]
+    if config == "bare":
+        return [PY, "-c", BARE, model, str(port), str(workers)], {}, ""
+    if config == "off":
+        return serve + ["--no-metrics", "--no-access-log", "--log-level", "warning"], {}, ""
+    keys = {"MLFAST_API_KEYS": API_KEY}
+    if config == "metrics+auth":
+        return serve + ["--no-access-log", "--log-level", "warning"], keys, API_KEY
+    return serve + ["--log-level", "info"], keys, API_KEY
+
+
+def overhead(args, work: Path) -> List[dict]:
+    import mlfast
+
+    model = mlfast.demo_model_path()
+    lua = work / "ops.lua"
+    lua.write_text(LUA)
+    rounds, seconds = (1, 1) if args.quick else (args.rounds, args.seconds)
+    out = []
+    for workers in ([1] if args.quick else [1, 2]):
+        servers = {}
+        try:
+            for config in CONFIGS:
+                port = free_port()
+                argv, env, key = server_argv(config, model, port, workers)
+                env = {**env, "PROMETHEUS_MULTIPROC_DIR": ""}
+                log = work / f"server-{config.replace(' ', '_').replace('+', '_')}-{workers}.log"
+                servers[config] = (start(argv, env, log), port, key, log)
+            for config, (proc, port, key, log) in servers.items():
+                wait_ready(proc, port, log)
+                for _ in range(200):  # warm up, every worker
+                    assert post(port, b'{"features": [5.1, 3.5, 1.4, 0.2]}', key) == 200
+                if not args.quick:
+                    wrk(port, 2, args.connections, lua, key)
+            runs: Dict[str, List[dict]] = {c: [] for c in CONFIGS}
+            for r in range(rounds):
+                for config in CONFIGS:
+                    proc, port, key, log = servers[config]
+                    pids = processes(proc.pid)
+                    before = cpu_seconds(pids)
+                    run = wrk(port, seconds, args.connections, lua, key)
+                    run["cpu_us"] = (cpu_seconds(pids) - before) / max(1, run["requests"]) * 1e6
+                    runs[config].append(run)
+                print(f"  {workers} worker(s), round {r + 1}/{rounds}: " + ", ".join(
+                    f"{c} {runs[c][-1]['rps']:.0f}/s" for c in CONFIGS), flush=True)
+            for config in CONFIGS:
+                rs = runs[config]
+                out.append({
+                    "workers": workers, "config": config,
+                    "rps": statistics.median(x["rps"] for x in rs),
+                    "p50_us": statistics.median(x["p50_us"] for x in rs),
+                    "p99_us": statistics.median(x["p99_us"] for x in rs),
+                    "cpu_us_per_request": statistics.median(x["cpu_us"] for x in rs),
+                    "errors": sum(x["errors"] + x["non2xx"] for x in rs),
+                    "rounds": [round(x["rps"]) for x in rs],
+                })
+        finally:
+            for proc, *_ in servers.values():
+                stop(proc)
+    return out
+
+
+def cpu_seconds(pids: List[int]) -> float:
+    total = 0
+    for pid in pids:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += int(fields[11]) + int(fields[12])  # utime, stime
+    return total / os.sysconf("SC_CLK_TCK")
+
+
+# -- 2. memory -------------------------------------------------------------------------
+
+
+def smaps(pid: int) -> Dict[str, int]:
+    """kB figures of /proc/<pid>/smaps_rollup."""
+    out = {}
+    for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines()[1:]:
+        key, value = line.split(":", 1)
+        out[key] = int(value.split()[0])
+    return out
+
+
+def processes(pid: int) -> List[int]:
+    kids = []
+    try:
+        text = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+        kids = [int(k) for k in text]
+    except OSError:
+        pass
+    return [pid] + [p for k in kids for p in processes(k)]
+
+
+def forest_model(args, work: Path) -> Path:
+    sys.path.insert(0, str(HERE))
+    import forest_memory
+
+    params = forest_memory.QUICK if args.quick else forest_memory.FULL
+    path = HERE / "_work" / "forest_memory" / ("rf-quick.joblib" if args.quick else "rf500.joblib")
+    forest_memory.build(path, params)
+    return path
+
+
+def memory(args, work: Path, model: Path) -> List[dict]:
+    import numpy as np
+
+    body = json.dumps({"features": np.linspace(-1, 1, 20).tolist()}).encode()
+    out = []
+    for workers in [1, 2, 4]:
+        port = free_port()
+        log = work / f"memory-{workers}.log"
+        argv = [PY, "-m", "mlfast", "serve", str(model), "--host", "127.0.0.1", "--port", str(port),
+                "--workers", str(workers), "--log-level", "warning", "--no-access-log"]
+        proc = start(argv, {"PROMETHEUS_MULTIPROC_DIR": ""}, log)
+        try:
+            wait_ready(proc, port, log, timeout=300)
+            for _ in range(50 * workers):  # fresh connections: every worker predicts
+                assert post(port, body, timeout=60) == 200
+            time.sleep(0.5)
+            pids = processes(proc.pid)
+            per = []
+            for pid in pids:
+                m = smaps(pid)
+                per.append({"pid": pid, "role": "master" if pid == proc.pid and workers > 1 else "worker",
+                            "rss_mib": m["Rss"] / 1024, "pss_mib": m["Pss"] / 1024,
+                            "uss_mib": (m["Private_Clean"] + m["Private_Dirty"]) / 1024,
+                            "shared_mib": (m["Shared_Clean"] + m["Shared_Dirty"]) / 1024})
+            out.append({
+                "workers": workers, "processes": per,
+                "total_rss_mib": sum(p["rss_mib"] for p in per),
+                "total_pss_mib": sum(p["pss_mib"] for p in per),
+                "total_uss_mib": sum(p["uss_mib"] for p in per),
+            })
+            print(f"  {workers} worker(s): PSS total {out[-1]['total_pss_mib']:.0f} MiB, RSS total "
+                  f"{out[-1]['total_rss_mib']:.0f} MiB over {len(per)} processes", flush=True)
+        finally:
+            stop(proc)
+    return out
+
+
+# -- 3. threads ------------------------------------------------------------------------
+
+
+def threads(args, model: Path) -> dict:
+    import numpy as np
+
+    import mlfast
+
+    m = mlfast.load(model)
+    mlfast.set_num_threads(1)  # one thread per call: what overlaps is the callers
+    X = np.random.default_rng(0).standard_normal((500 if args.quick else 2000, m.n_features_in_))
+    m.predict(X)
+    batches = 4 if args.quick else 16
+
+    def work(n):
+        for _ in range(n):
+            m.predict(X)
+
+    t = time.perf_counter()
+    work(batches)
+    one = time.perf_counter() - t
+    t = time.perf_counter()
+    ts = [threading.Thread(target=work, args=(batches // 2,)) for _ in range(2)]
+    for th in ts:
+        th.start()
+    for th in ts:
+        th.join()
+    two = time.perf_counter() - t
+    return {"batch_rows": len(X), "batches": batches, "one_thread_s": one, "two_threads_s": two,
+            "speedup": one / two, "cpus": len(os.sched_getaffinity(0))}
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--quick", action="store_true")
+    p.add_argument("--rounds", type=int, default=5)
+    p.add_argument("--seconds", type=int, default=5)
+    p.add_argument("--connections", type=int, default=16)
+    p.add_argument("--out", type=Path, default=HERE / "results" / "ops.json")
+    p.add_argument("--skip", action="append", default=[], choices=["overhead", "memory", "threads"])
+    args = p.parse_args()
+    if shutil.which("wrk") is None and "overhead" not in args.skip:
+        raise SystemExit("wrk is not installed (apt-get install wrk)")
+    signal.signal(signal.SIGTERM, lambda *a: sys.exit(1))
+    work = Path(tempfile.mkdtemp(prefix="bench-ops-"))
+    result: dict = {"quick": args.quick, "cpus": len(os.sched_getaffinity(0))}
+    try:
+        if "overhead" not in args.skip:
+            print("overhead of metrics, auth and access logs (wrk, iris LogisticRegression):", flush=True)
+            result["overhead"] = overhead(args, work)
+        if "memory" not in args.skip or "threads" not in args.skip:
+            model = forest_model(args, work)
+            result["forest_file_mib"] = model.stat().st_size / 2**20
+        if "memory" not in args.skip:
+            print(f"memory of 1, 2, 4 workers serving {model.name}:", flush=True)
+            result["memory"] = memory(args, work, model)
+        if "threads" not in args.skip:
+            result["threads"] = threads(args, model)
+    finally:
+        for proc in list(_RUNNING):
+            stop(proc)
+        shutil.rmtree(work, ignore_errors=True)
+    if not args.quick:
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(json.dumps(result, indent=2))
+    report(result)
+
+
+def report(result: dict) -> None:
+    if "overhead" in result:
+        print("\n| workers | config | req/s | p50 µs | p99 µs | server CPU µs/request | vs off: req/s | p99 | CPU | errors |")
+        print("|---|---|---|---|---|---|---|---|---|---|")
+        base = {r["workers"]: r for r in result["overhead"] if r["config"] == "off"}
+        for r in result["overhead"]:
+            b = base[r["workers"]]
+            print(f"| {r['workers']} | {r['config']} | {r['rps']:.0f} | {r['p50_us']:.0f} | {r['p99_us']:.0f} | "
+                  f"{r['cpu_us_per_request']:.0f} | {(r['rps'] / b['rps'] - 1) * 100:+.1f}% | "
+                  f"{(r['p99_us'] / b['p99_us'] - 1) * 100:+.1f}% | "
+                  f"{(r['cpu_us_per_request'] / b['cpu_us_per_request'] - 1) * 100:+.1f}% | {r['errors']} |")
+    if "memory" in result:
+        print(f"\nmemory (forest file {result['forest_file_mib']:.0f} MiB), MiB:")
+        print("| workers | process | RSS | PSS | USS | shared |")
+        print("|---|---|---|---|---|---|")
+        for m in result["memory"]:
+            for p in m["processes"]:
+                print(f"| {m['workers']} | {p['role']} {p['pid']} | {p['rss_mib']:.0f} | {p['pss_mib']:.0f} | "
+                      f"{p['uss_mib']:.0f} | {p['shared_mib']:.0f} |")
+            print(f"| {m['workers']} | **total** | {m['total_rss_mib']:.0f} | {m['total_pss_mib']:.0f} | "
+                  f"{m['total_uss_mib']:.0f} | |")
+    if "threads" in result:
+        t = result["threads"]
+        print(f"\nthreads: {t['batches']} batches of {t['batch_rows']} rows: one thread {t['one_thread_s']:.2f} s, "
+              f"two threads {t['two_threads_s']:.2f} s (x{t['speedup']:.2f} on {t['cpus']} CPUs)")
+
+
+if __name__ == "__main__":
+    main()

@@ -90,6 +90,7 @@ global_hash(mf_Global *self)
 {
     Py_hash_t h1 = PyObject_Hash(self->module);
     Py_hash_t h2;
+    Py_uhash_t h;
 
     if (h1 == -1) {
         return -1;
@@ -98,8 +99,9 @@ global_hash(mf_Global *self)
     if (h2 == -1) {
         return -1;
     }
-    h1 = h1 * 1000003 ^ h2;
-    return h1 == -1 ? -2 : h1;
+    /* unsigned, as CPython's tuplehash: signed overflow is undefined */
+    h = (Py_uhash_t)h1 * 1000003U ^ (Py_uhash_t)h2;
+    return (Py_hash_t)h == -1 ? -2 : (Py_hash_t)h;
 }
 
 PyTypeObject mf_GlobalType = {

@@ -72,7 +72,16 @@ _TRIM_ABOVE = 8 << 20
 
 
 def _build(tree: _Any, source=None) -> Model:
-    return Model(_Builders().build(tree, "model"), source)
+    parts = _Builders().build(tree, "model")
+    try:
+        return Model(parts, source)
+    except (ValueError, TypeError) as exc:
+        if isinstance(exc, MlfastError):
+            raise
+        # the C constructors check what the builders hand over (sorted
+        # categories, indices in range...): from a file, a failure there is
+        # a malformed file
+        raise ModelFormatError(f"model: invalid parameters: {exc}") from None
 
 
 def load(source: Source, *, max_memory: int = DEFAULT_MAX_MEMORY) -> Model:

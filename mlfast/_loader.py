@@ -93,9 +93,10 @@ def _drain(make, data, max_size: int, codec: str) -> bytes:
             )
         out.append(chunk)
         if dec.eof:
-            rest = bytes(dec.unused_data or b"") + bytes(view[pos:])
-            if codec == "gzip" and rest[:2] == b"\x1f\x8b":
-                view, pos, pending, dec = memoryview(rest), 0, b"", make()
+            # where this stream ended: in the last slice fed, before its unused tail
+            pos -= len(dec.unused_data or b"")
+            if codec == "gzip" and bytes(view[pos:pos + 2]) == b"\x1f\x8b":
+                pending, dec = b"", make()
                 continue
             break
         if (not chunk and not pending and pos >= len(view)
@@ -117,10 +118,13 @@ def decompress(data, max_size: int = DEFAULT_MAX_MEMORY):
             return _drain(lambda: zlib.decompressobj(16 + zlib.MAX_WBITS), data, max_size, codec)
         if codec == "bz2":
             return _drain(bz2.BZ2Decompressor, data, max_size, codec)
+        # liblzma allocates the dictionary a header asks for: memlimit caps it
         if codec == "xz":
-            return _drain(lambda: lzma.LZMADecompressor(lzma.FORMAT_XZ), data, max_size, codec)
+            return _drain(lambda: lzma.LZMADecompressor(lzma.FORMAT_XZ, memlimit=max_size),
+                          data, max_size, codec)
         if codec == "lzma":
-            return _drain(lambda: lzma.LZMADecompressor(lzma.FORMAT_ALONE), data, max_size, codec)
+            return _drain(lambda: lzma.LZMADecompressor(lzma.FORMAT_ALONE, memlimit=max_size),
+                          data, max_size, codec)
         if codec == "lz4":
             try:
                 import lz4.frame

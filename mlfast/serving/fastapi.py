@@ -17,6 +17,7 @@ from fastapi_offline import FastAPIOffline
 from pydantic.json_schema import models_json_schema
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.requests import ClientDisconnect
 from starlette.requests import Request as StarletteRequest
 from starlette.responses import Response as StarletteResponse
 
@@ -62,7 +63,9 @@ async def _drain(stream, seen: int) -> None:
 
 
 async def _read_body(request: StarletteRequest, limit: int):
-    """The body, or None when it is over ``limit``."""
+    """The body, or None when it is over ``limit``.  A client that hangs up
+    mid-body raises starlette's ClientDisconnect, which the endpoint answers
+    with nothing."""
     length = request.headers.get("content-length")
     stream = request.stream()
     if length is not None and length.isdigit() and int(length) > limit:
@@ -119,14 +122,19 @@ def _endpoint(service: Service, route: Route):
                                client[0] if client else "")
         body = b""
         if reads_body:
-            if timeout:
-                try:
-                    async with _deadline(timeout):
-                        body = await _read_body(request, limit)
-                except asyncio.TimeoutError:
-                    return _starlette(service.timed_out(route, core_request, 408))
-            else:
-                body = await _read_body(request, limit)
+            try:
+                if timeout:
+                    try:
+                        async with _deadline(timeout):
+                            body = await _read_body(request, limit)
+                    except asyncio.TimeoutError:
+                        return _starlette(service.timed_out(route, core_request, 408))
+                else:
+                    body = await _read_body(request, limit)
+            except ClientDisconnect:
+                # the client hung up mid-body: the request is over, not an
+                # error (nothing to log, and no one to answer)
+                return StarletteResponse(b"", 400)
             if body is None:
                 length = request.headers.get("content-length")
                 return _starlette(service.too_large(

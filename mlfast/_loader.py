@@ -137,6 +137,10 @@ def decompress(data, max_size: int = DEFAULT_MAX_MEMORY):
     except (zlib.error, lzma.LZMAError, OSError, EOFError, RuntimeError, ValueError) as exc:
         if isinstance(exc, (ModelFormatError, UnsupportedModelError)):
             raise
+        if isinstance(exc, lzma.LZMAError) and "memory usage limit" in str(exc).lower():
+            raise UnsupportedModelError(
+                f"the {codec} stream needs more than the memory budget of {max_size} bytes to "
+                "decompress (pass a larger max_memory to load it)") from None
         raise ModelFormatError(f"corrupt {codec} stream: {exc}") from None
     if codec == "joblib-zfile":
         raise UnsupportedModelError(

@@ -48,7 +48,7 @@ clean:
 	rm -rf build dist *.egg-info mlfast/*.so
 
 # Benchmarks against scikit-learn, ONNX Runtime and the lesson's apps:
-# writes benchmarks/BENCHMARKS.md and its plots (about an hour on 2 cores).
+# writes benchmarks/BENCHMARKS.md and its plots (about 25 minutes on 2 cores).
 # The `bench` extra (onnxruntime, skl2onnx, matplotlib, psutil) goes into
 # .venv once per pyproject.toml/setup.py version; wrk comes from Debian.
 .PHONY: bench
@@ -60,3 +60,30 @@ bench: build
 	    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk >/dev/null; } || \
 	  echo "wrk could not be installed: the HTTP benchmark will be skipped"
 	$(BIN)/python benchmarks/run_all.py
+
+# Fuzzing (issue 7): the model-file loader (decompression, the C pickle VM,
+# builders, every predict method) under AddressSanitizer and UBSan, and the
+# serving core's request decoders, for FUZZ_SECONDS in all (3/4 on the
+# loader; FUZZ_TARGET=load or codec for one).  fuzz/run.sh builds a clang
+# copy of the extension under /tmp; crashes go to fuzz/artifacts/, the
+# committed corpus is fuzz/corpus/.  Installs clang (apt-get) and atheris.
+FUZZ_SECONDS ?= 600
+FUZZ_TARGET  ?= all
+.PHONY: fuzz
+fuzz: $(STAMP)
+	@command -v clang >/dev/null 2>&1 || \
+	  { command -v apt-get >/dev/null 2>&1 && apt-get update -qq && \
+	    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq clang >/dev/null; } || \
+	  { echo "clang could not be installed: make fuzz needs it"; exit 1; }
+	@v=$$(clang -dumpversion | cut -d. -f1); \
+	  test -n "$$(ls /usr/lib/llvm-$$v/lib/clang/*/lib/linux/libclang_rt.asan-x86_64.so 2>/dev/null)" || \
+	  { command -v apt-get >/dev/null 2>&1 && \
+	    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq libclang-rt-$$v-dev >/dev/null 2>&1; } || true
+	@$(BIN)/python -c "import atheris" 2>/dev/null || $(BIN)/python -m pip install -q atheris
+	fuzz/run.sh $(FUZZ_TARGET) $(FUZZ_SECONDS)
+
+# The loader and kernel tests against a copy built with ASan and UBSan
+# (scripts/test_sanitized.sh; about 3 minutes).  --all: the whole suite.
+.PHONY: test-asan
+test-asan: $(STAMP)
+	scripts/test_sanitized.sh

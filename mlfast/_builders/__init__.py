@@ -223,6 +223,12 @@ class Builders:
         try:
             node = Node(obj, where)
             parts = entry[1](node, self)
+        except (ModelFormatError, UnsupportedModelError):
+            raise
+        except (ValueError, TypeError, KeyError, IndexError, AttributeError) as exc:
+            # a state the builder did not foresee (a missing field, an array
+            # where a name belongs...): from a file, that is a malformed file
+            raise ModelFormatError(f"{where} ({name}): malformed state: {exc}") from None
         finally:
             self.depth -= 1
         if parts.sklearn_version is None:

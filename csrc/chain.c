@@ -298,28 +298,19 @@ parse_linear(mf_Chain *c, PyObject *spec)
 
 /* A contiguous, aligned, native array of type_num and ndim whose first
  * dimension is n (any if n < 0); its data pointer, kept alive by owners. */
+static int check_array(PyObject *obj, int type_num, int ndim, npy_intp n, const char *what,
+                       const void **out);
+
 static int
 take_array(mf_Chain *c, PyObject *obj, int type_num, int ndim, npy_intp n,
            const char *what, const void **out)
 {
-    PyArrayObject *arr = (PyArrayObject *)obj;
-    if (!PyArray_Check(obj) || PyArray_TYPE(arr) != type_num || PyArray_NDIM(arr) != ndim ||
-        !PyArray_IS_C_CONTIGUOUS(arr) || !PyArray_ISALIGNED(arr) ||
-        !PyArray_ISNOTSWAPPED(arr) || (n >= 0 && PyArray_DIM(arr, 0) != n)) {
-        PyErr_Format(PyExc_ValueError, "%s must be a contiguous %d-D array of type %d "
-                     "with %zd rows", what, ndim, type_num, (Py_ssize_t)n);
+    if (check_array(obj, type_num, ndim, n, what, out) < 0) {
         return -1;
     }
-    if (PyList_Append(c->owners, obj) < 0) {
-        return -1;
-    }
-    *out = PyArray_DATA(arr);
-    return 0;
+    return PyList_Append(c->owners, obj);
 }
 
-/* The parts both forest specs share, from index 3: n_features, n_raw; and
- * from `tail`: column|None, cats|None (n_cats, 16) uint32, init|None,
- * average, cast_f32. */
 static int
 parse_forest_common(mf_Chain *c, PyObject *spec, Py_ssize_t tail)
 {

@@ -396,7 +396,7 @@ forest_depths(mf_Chain *c)
 {
     char err[256];
     mf_forest *f = &c->forest;
-    f->depths = PyMem_Malloc((size_t)(f->n_trees > 0 ? f->n_trees : 1) * sizeof(int32_t));
+    f->depths = PyMem_Malloc((size_t)(f->n_trees > 0 ? 2 * f->n_trees : 1) * sizeof(int32_t));
     if (f->depths == NULL) {
         PyErr_NoMemory();
         return -1;

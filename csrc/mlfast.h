@@ -183,7 +183,7 @@ typedef struct {
     const mf_catsplit *cats;
     Py_ssize_t n_cats;
     const double *init;        /* n_raw initial values, or NULL for zeros */
-    int32_t *depths;           /* owned (PyMem): each tree's deepest leaf */
+    int32_t *depths;           /* owned (PyMem): each tree's deepest and shallowest leaf */
     int average;
     int cast_f32;              /* scikit-learn's trees read X as float32 */
 } mf_forest;

@@ -1058,6 +1058,13 @@ def test_nan_rows(name, layout, nan_models):
     lay = make_layout(rows, layout)
     ctx = where(estimator=name, variant="joblib", layout=layout, rows=len(rows))
     check_same_or_same_error(model, est, lay.fast, lay.reference, context=ctx)
+    # one row at a time and a group and a half: a lone row walks apart from
+    # the groups of eight, and NaN must follow the same rule there
+    for i in list(range(0, len(rows), 10)) + [len(rows) - 3, len(rows) - 1]:
+        for stop in (i + 1, i + 12):
+            one = make_layout(rows[i:stop], layout)
+            check_same_or_same_error(model, est, one.fast, one.reference,
+                                     context=f"{ctx} | rows {i}:{stop}")
 
 
 # -- categorical values at predict time ----------------------------------------------------

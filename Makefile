@@ -61,6 +61,19 @@ bench: build
 	  echo "wrk could not be installed: the HTTP benchmark will be skipped"
 	$(BIN)/python benchmarks/run_all.py
 
+# What operations cost (metrics, auth, access logs: req/s with wrk and
+# instructions a request under callgrind) and what workers share (issue 5):
+# writes benchmarks/results/ops.json and prints its tables (about 12 minutes).
+.PHONY: bench-ops
+bench-ops: build
+	@test -f $(VENV)/.bench$(notdir $(STAMP)) || \
+	  { $(BIN)/python -m pip install -q -e ".[bench]" && touch $(VENV)/.bench$(notdir $(STAMP)); }
+	@{ command -v wrk >/dev/null 2>&1 && command -v valgrind >/dev/null 2>&1; } || \
+	  { command -v apt-get >/dev/null 2>&1 && apt-get update -qq && \
+	    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk valgrind >/dev/null; } || \
+	  echo "wrk or valgrind could not be installed: their parts will fail or be skipped"
+	$(BIN)/python benchmarks/bench_ops.py
+
 # Fuzzing (issue 7): the model-file loader (decompression, the C pickle VM,
 # builders, every predict method) under AddressSanitizer and UBSan, and the
 # serving core's request decoders, for FUZZ_SECONDS in all (3/4 on the

@@ -16,12 +16,20 @@ workers share.
 
    for one worker (uvicorn) and two (gunicorn + uvicorn workers,
    prometheus-client's multiprocess mode).  Runs take turns, round after
-   round; req/s and p99 are medians over rounds.  wrk shares the two cores
-   with the server (and, on a shared machine, with whatever else runs):
-   compare the rows, not the machine.  Beside req/s, the server's own CPU
-   time per request (utime + stime of all its processes from
-   /proc/<pid>/stat, over the run, divided by the requests wrk counted) is
-   reported: it does not depend on what else the machine is doing.
+   round; req/s and p99 are medians over rounds, and each "vs off" figure
+   is the median of the rounds' ratios to the "off" run of the same round.
+   wrk shares the two cores with the server (and, on a shared machine, with
+   whatever else runs): compare the rows, not the machine.  Beside req/s,
+   the server's own CPU time per request (utime + stime of all its
+   processes from /proc/<pid>/stat, over the run, divided by the requests
+   wrk counted) is reported.
+
+1b. Instructions.  The same four servers (one worker) under valgrind's
+   callgrind: user-space instructions per request over 400 requests on a
+   keep-alive connection, three times.  A count, not a time: it repeats
+   to within 0.1% whatever else the machine does, where req/s moves by
+   10-20% between rounds, so it is the figure that resolves a cost of a
+   few percent.  Needs valgrind (``make bench`` installs it).
 
 2. Memory.  ``mlfast serve`` of a 500-tree RandomForest (the file
    benchmarks/forest_memory.py builds, about 1.1 million nodes) with 1, 2
@@ -217,9 +225,15 @@ def overhead(args, work: Path) -> List[dict]:
                     runs[config].append(run)
                 print(f"  {workers} worker(s), round {r + 1}/{rounds}: " + ", ".join(
                     f"{c} {runs[c][-1]['rps']:.0f}/s" for c in CONFIGS), flush=True)
+            off = runs["off"]
             for config in CONFIGS:
                 rs = runs[config]
+                # paired: each round's figure against the "off" server's in
+                # the same round (they ran back to back), median over rounds
                 out.append({
+                    "vs_off_rps": statistics.median(x["rps"] / o["rps"] - 1 for x, o in zip(rs, off)),
+                    "vs_off_p99": statistics.median(x["p99_us"] / o["p99_us"] - 1 for x, o in zip(rs, off)),
+                    "vs_off_cpu": statistics.median(x["cpu_us"] / o["cpu_us"] - 1 for x, o in zip(rs, off)),
                     "workers": workers, "config": config,
                     "rps": statistics.median(x["rps"] for x in rs),
                     "p50_us": statistics.median(x["p50_us"] for x in rs),
@@ -243,6 +257,96 @@ def cpu_seconds(pids: List[int]) -> float:
             continue
         total += int(fields[11]) + int(fields[12])  # utime, stime
     return total / os.sysconf("SC_CLK_TCK")
+
+
+# -- 1b. instructions per request ------------------------------------------------------
+#
+# wrk's req/s move by 10-20% from one five-second round to the next on a shared
+# machine, more than the few microseconds a request the hooks cost.  Counting
+# the server's instructions does not depend on what else runs: each server
+# (one worker) runs under valgrind's callgrind with instrumentation off while
+# it starts, then on for a warm-up and CG_REQUESTS requests on one keep-alive
+# connection, between a zeroing and a dump of the counters.  User-space
+# instructions only: the kernel's socket and file work is not counted (the
+# same for every configuration but the access log's write).
+
+CG_WARMUP = 50
+CG_REQUESTS = 400
+
+
+def callgrind_control(pid: int, *args: str) -> None:
+    subprocess.run(["callgrind_control", *args, str(pid)], check=True, capture_output=True, timeout=120)
+
+
+def callgrind_totals(path: Path) -> int:
+    for line in path.read_text().splitlines():
+        if line.startswith("totals:") or line.startswith("summary:"):
+            return int(line.split()[1])
+    raise RuntimeError(f"no totals in {path}")
+
+
+def keepalive_posts(port: int, n: int, key: str) -> None:
+    import http.client
+
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=120)
+    headers = {"Content-Type": "application/json"}
+    if key:
+        headers["X-API-Key"] = key
+    try:
+        for _ in range(n):
+            conn.request("POST", "/predict", b'{"features": [5.1, 3.5, 1.4, 0.2]}', headers)
+            r = conn.getresponse()
+            r.read()
+            if r.status != 200:
+                raise RuntimeError(f"status {r.status}")
+    finally:
+        conn.close()
+
+
+def instructions(args, work: Path) -> List[dict]:
+    import mlfast
+
+    if shutil.which("valgrind") is None or shutil.which("callgrind_control") is None:
+        print("  valgrind is not installed: instructions per request skipped", flush=True)
+        return []
+    model = mlfast.demo_model_path()
+    n = 20 if args.quick else CG_REQUESTS
+    out = []
+    for config in CONFIGS:
+        port = free_port()
+        argv, env, key = server_argv(config, model, port, 1)
+        tag = config.replace(" ", "_").replace("+", "_")
+        prefix = work / f"cg-{tag}"
+        argv = ["valgrind", "--tool=callgrind", "--instr-atstart=no",
+                f"--callgrind-out-file={prefix}.%p"] + argv
+        log = work / f"cg-server-{tag}.log"
+        proc = start(argv, {**env, "PROMETHEUS_MULTIPROC_DIR": ""}, log)
+        try:
+            wait_ready(proc, port, log, timeout=300)
+            pid = proc.pid  # valgrind runs the program in its own process
+            callgrind_control(pid, "-i", "on")
+            keepalive_posts(port, CG_WARMUP, key)
+            counts = []
+            for _ in range(1 if args.quick else 3):
+                callgrind_control(pid, "-z")
+                keepalive_posts(port, n, key)
+                before = set(work.glob(f"cg-{tag}.*"))
+                callgrind_control(pid, "-d")
+                deadline = time.monotonic() + 60
+                while time.monotonic() < deadline:
+                    new = [p for p in work.glob(f"cg-{tag}.*") if p not in before and p.stat().st_size]
+                    if new:
+                        break
+                    time.sleep(0.2)
+                counts.append(callgrind_totals(new[0]) / n)
+                for p in new:
+                    p.unlink()
+        finally:
+            stop(proc)
+        out.append({"config": config, "instructions_per_request": statistics.median(counts),
+                    "repeats": [round(c) for c in counts], "requests": n})
+        print(f"  {config}: {statistics.median(counts):,.0f} instructions a request", flush=True)
+    return out
 
 
 # -- 2. memory -------------------------------------------------------------------------
@@ -349,11 +453,12 @@ def threads(args, model: Path) -> dict:
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--quick", action="store_true")
-    p.add_argument("--rounds", type=int, default=5)
+    p.add_argument("--rounds", type=int, default=9)
     p.add_argument("--seconds", type=int, default=5)
     p.add_argument("--connections", type=int, default=16)
     p.add_argument("--out", type=Path, default=HERE / "results" / "ops.json")
-    p.add_argument("--skip", action="append", default=[], choices=["overhead", "memory", "threads"])
+    p.add_argument("--skip", action="append", default=[],
+                   choices=["overhead", "instructions", "memory", "threads"])
     args = p.parse_args()
     if shutil.which("wrk") is None and "overhead" not in args.skip:
         raise SystemExit("wrk is not installed (apt-get install wrk)")
@@ -364,6 +469,9 @@ def main() -> None:
         if "overhead" not in args.skip:
             print("overhead of metrics, auth and access logs (wrk, iris LogisticRegression):", flush=True)
             result["overhead"] = overhead(args, work)
+        if "instructions" not in args.skip:
+            print("instructions a request (callgrind, one worker, iris LogisticRegression):", flush=True)
+            result["instructions"] = instructions(args, work)
         if "memory" not in args.skip or "threads" not in args.skip:
             model = forest_model(args, work)
             result["forest_file_mib"] = model.stat().st_size / 2**20
@@ -386,13 +494,19 @@ def report(result: dict) -> None:
     if "overhead" in result:
         print("\n| workers | config | req/s | p50 µs | p99 µs | server CPU µs/request | vs off: req/s | p99 | CPU | errors |")
         print("|---|---|---|---|---|---|---|---|---|---|")
-        base = {r["workers"]: r for r in result["overhead"] if r["config"] == "off"}
         for r in result["overhead"]:
-            b = base[r["workers"]]
             print(f"| {r['workers']} | {r['config']} | {r['rps']:.0f} | {r['p50_us']:.0f} | {r['p99_us']:.0f} | "
-                  f"{r['cpu_us_per_request']:.0f} | {(r['rps'] / b['rps'] - 1) * 100:+.1f}% | "
-                  f"{(r['p99_us'] / b['p99_us'] - 1) * 100:+.1f}% | "
-                  f"{(r['cpu_us_per_request'] / b['cpu_us_per_request'] - 1) * 100:+.1f}% | {r['errors']} |")
+                  f"{r['cpu_us_per_request']:.0f} | {r['vs_off_rps'] * 100:+.1f}% | "
+                  f"{r['vs_off_p99'] * 100:+.1f}% | {r['vs_off_cpu'] * 100:+.1f}% | {r['errors']} |")
+        print("(medians over rounds; the vs-off columns are medians of each round's ratio to the "
+              "off server's run just before)")
+    if result.get("instructions"):
+        print("\n| config | instructions a request | vs off |")
+        print("|---|---|---|")
+        base = next(r for r in result["instructions"] if r["config"] == "off")
+        for r in result["instructions"]:
+            print(f"| {r['config']} | {r['instructions_per_request']:,.0f} | "
+                  f"{(r['instructions_per_request'] / base['instructions_per_request'] - 1) * 100:+.1f}% |")
     if "memory" in result:
         print(f"\nmemory (forest file {result['forest_file_mib']:.0f} MiB), MiB:")
         print("| workers | process | RSS | PSS | USS | shared |")

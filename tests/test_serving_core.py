@@ -367,6 +367,28 @@ def test_model_directory_is_resolved(tmp_path):
         build_service(tmp_path / "missing.pkl")
 
 
+@pytest.mark.parametrize("framework", FRAMEWORKS)
+def test_model_names_fit_in_headers_and_urls(tmp_path, framework):
+    """A name or version given explicitly must be ASCII (it goes into every
+    answer's X-Model-Name and into URLs): refused with a message, not a 500
+    on every request; a name taken from a file name is made to fit."""
+    import shutil
+
+    demo = mlfast.demo_model_path()
+    for bad in ("模型", "a b", "", "-x", "x" * 129):
+        with pytest.raises(ValueError, match="not usable"):
+            build_service(demo, name=bad)
+    with pytest.raises(ValueError, match="model version"):
+        build_service(demo, version="v 2")
+    odd = tmp_path / "modèle v2.pkl"
+    shutil.copy(demo, odd)
+    c = client(odd, framework)
+    r = c.post("/predict", json={"features": [5.1, 3.5, 1.4, 0.2]})
+    assert r.status_code == 200, r.text
+    assert r.headers["X-Model-Name"] == "mod_le_v2"
+    assert c.get("/v2/models/mod_le_v2").status_code == 200
+
+
 # -- the codec -------------------------------------------------------------------------------------
 
 

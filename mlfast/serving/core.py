@@ -29,6 +29,7 @@ import hashlib
 import hmac
 import logging
 import os
+import re
 import threading
 import time
 import warnings
@@ -603,6 +604,11 @@ class Service:
         except Exception as e:
             return self._error(route, request, e)
 
+    def error_response(self, route: Route, request: Request, error: Exception) -> Response:
+        """The answer to an error raised while handling ``request``, as the
+        hooks' levels make it (for a hook that checks before ``call_next``)."""
+        return self._error(route, request, error)
+
     def _error(self, route: Route, request: Request, error: Exception) -> Response:
         if isinstance(error, HttpError):
             request.error_kind = error.kind
@@ -721,13 +727,39 @@ def load_served(path: Union[str, os.PathLike], name: str, version: str = "1", *,
     return served
 
 
+# Model names and versions go into URLs (/v2/models/{name}) and into the
+# X-Model-Name/X-Model-Version headers of every answer, which carry ASCII
+# only: the repository's directory names follow the same rule.
+MODEL_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
+
+
+def check_model_name(what: str, value: str) -> str:
+    if not isinstance(value, str) or not MODEL_NAME_RE.match(value):
+        raise ValueError(f"model {what} {value!r} is not usable: 1 to 128 ASCII letters, digits, "
+                         "'_', '.' or '-', starting with a letter or digit (it goes into URLs "
+                         "and response headers)")
+    return value
+
+
+def name_from_file(path: Union[str, os.PathLike]) -> str:
+    """A model name from a file name: its stem, with what a name cannot
+    hold replaced by '_' ('modèle v2.pkl' -> 'mod_le_v2')."""
+    stem = re.sub(r"[^A-Za-z0-9_.-]", "_", Path(path).stem)[:128].lstrip("_.-")
+    return stem or "model"
+
+
 def served_model(model_or_path: Any, name: Optional[str] = None, version: str = "1", *,
                  sha256: Optional[str] = None) -> ServedModel:
     """A ServedModel from a Model or a path (file or directory); ``sha256``
-    pins the file's hash (checked before it is parsed)."""
+    pins the file's hash (checked before it is parsed).  An explicit name or
+    version must follow ``MODEL_NAME_RE``; a name taken from the file is
+    made to."""
+    if name is not None:
+        check_model_name("name", name)
+    check_model_name("version", version)
     if isinstance(model_or_path, mlfast.Model):
         source = getattr(model_or_path, "_source", None)
-        default_name = Path(source).stem if source else "model"
+        default_name = name_from_file(source) if source else "model"
         return ServedModel(model_or_path, name or default_name, version, source)
     path = resolve_model_path(model_or_path)
-    return load_served(path, name or path.stem, version, sha256=sha256)
+    return load_served(path, name or name_from_file(path), version, sha256=sha256)

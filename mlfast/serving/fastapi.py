@@ -47,12 +47,32 @@ def _headers(scope: Dict[str, Any]) -> Dict[str, str]:
     return headers
 
 
+# Header names as ASGI sends them (lower case, bytes), made once per name.
+_NAMES: Dict[str, bytes] = {}
+
+
+def _header_name(name: str) -> bytes:
+    raw = _NAMES.get(name)
+    if raw is None:
+        raw = name.lower().encode("latin-1")
+        if len(_NAMES) < 1024:  # names come from the code, not from clients
+            _NAMES[name] = raw
+    return raw
+
+
 def _starlette(response: Response) -> StarletteResponse:
-    # the Content-Type as a header, not media_type: starlette would append
-    # "; charset=utf-8" to text/csv, which SageMaker clients compare as is
-    headers = dict(response.headers)
-    headers["content-type"] = response.content_type
-    return StarletteResponse(response.body, response.status, headers=headers)
+    # Starlette adds content-length and nothing else when given no headers;
+    # ours are appended already encoded (every answer carries eight or more,
+    # and starlette's own encoding of a header dict showed in the cost of a
+    # request).  The Content-Type goes in as a header, not media_type:
+    # starlette would append "; charset=utf-8" to text/csv, which SageMaker
+    # clients compare as is.
+    out = StarletteResponse(response.body, response.status)
+    raw = out.raw_headers
+    raw.append((b"content-type", response.content_type.encode("latin-1")))
+    for name, value in response.headers.items():
+        raw.append((_header_name(name), value.encode("latin-1")))
+    return out
 
 
 async def _drain(stream, seen: int) -> None:

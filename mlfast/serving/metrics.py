@@ -102,9 +102,9 @@ class Metrics:
         self.errors = Counter(
             "mlfast_errors", "Error answers by kind (bad_request, invalid_input, unauthorized, "
             "too_large, timeout, internal, ...).", ["route", "protocol", "kind", "model"], registry=reg)
-        self.in_flight = Gauge(
+        self.in_flight = _GaugeInFlight(Gauge(
             "mlfast_requests_in_flight", "Requests being handled now.", registry=reg,
-            multiprocess_mode="livesum")
+            multiprocess_mode="livesum"))
         self.loads = Counter(
             "mlfast_model_loads", "Model version loads, by result (ok or failed).",
             ["model", "version", "result"], registry=reg)
@@ -179,19 +179,33 @@ def _le(bound: float) -> str:
 
 
 class _InFlight:
-    __slots__ = ("value", "_lock")
+    """The requests being handled, as a set: ``set.add`` and ``set.discard``
+    are single C calls, atomic under the GIL, so a request enters and leaves
+    without a lock (the observing hook does both on every request)."""
+    __slots__ = ("_active", "inc", "dec")
 
-    def __init__(self, lock: threading.Lock):
-        self.value = 0
-        self._lock = lock
+    def __init__(self) -> None:
+        self._active: set = set()
+        self.inc = self._active.add      # inc(request)
+        self.dec = self._active.discard  # dec(request)
 
-    def inc(self) -> None:
-        with self._lock:
-            self.value += 1
+    @property
+    def value(self) -> int:
+        return len(self._active)
 
-    def dec(self) -> None:
-        with self._lock:
-            self.value -= 1
+
+class _GaugeInFlight:
+    """Multiprocess mode: prometheus-client's live-summed gauge."""
+    __slots__ = ("_gauge",)
+
+    def __init__(self, gauge: Any) -> None:
+        self._gauge = gauge
+
+    def inc(self, request: Any) -> None:
+        self._gauge.inc()
+
+    def dec(self, request: Any) -> None:
+        self._gauge.dec()
 
 
 class _LocalSamples:
@@ -201,7 +215,7 @@ class _LocalSamples:
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self.in_flight = _InFlight(self._lock)
+        self.in_flight = _InFlight()
         # (route, protocol, method, status, model, version) -> [count, duration, rows]
         self._requests: Dict[Tuple, list] = {}
         self._compute: Dict[Tuple[str, str], _Histogram] = {}

@@ -34,13 +34,13 @@ import contextlib
 import json
 import logging
 import os
-import re
 import threading
 from pathlib import Path
 from typing import Any, Callable, Dict, Iterable, List, Mapping, Optional, Tuple
 
 from mlfast.serving.core import (
     MODEL_FILE_NAMES,
+    MODEL_NAME_RE,
     HttpError,
     ModelIntegrityError,
     ModelRegistry,
@@ -51,7 +51,7 @@ from mlfast.serving.core import (
 
 log = logging.getLogger("mlfast.serving.repository")
 
-_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
+_NAME = MODEL_NAME_RE
 Fingerprint = Tuple[int, int, int]
 STATE_FILE = "repository-state.json"
 

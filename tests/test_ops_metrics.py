@@ -11,6 +11,7 @@ import pytest
 import requests
 
 import mlfast
+from mlfast.serving.metrics import FLUSH_INTERVAL
 from test_ops_support import ROW, scrape, serve, value
 from test_serving_support import iris
 
@@ -120,7 +121,13 @@ def test_metrics_add_up_over_two_workers():
             time.sleep(0.1)
             pids = {e["pid"] for e in server.access_log() if e["route"] == "predict"}
         assert len(pids) == 2, f"one worker served all {sent} requests"
-        pids_scraped = set()
+        # each worker hands its counts to the shared files within
+        # FLUSH_INTERVAL (the one answering a scrape, before it answers)
+        deadline = time.monotonic() + 10 * FLUSH_INTERVAL
+        while (value(scrape(server.url), "mlfast_requests_total", route="predict", status="200") != sent
+               and time.monotonic() < deadline):
+            time.sleep(0.2)
+        time.sleep(1.5 * FLUSH_INTERVAL)  # every worker's last flush came after its last request
         for _ in range(6):
             m = scrape(server.url)
             assert value(m, "mlfast_requests_total", route="predict", status="200") == sent
@@ -133,6 +140,35 @@ def test_metrics_add_up_over_two_workers():
         files = os.listdir(os.path.join(_runtime_dir(server), "metrics"))
         assert {f"counter_{pid}.db" for pid in pids} <= set(files), files
         assert pids_scraped  # whichever worker answered, the sums were the same
+
+
+def test_histogram_batches_fit_prometheus_client():
+    """Workers add their counts to prometheus-client's histograms in
+    batches, through the children's per-bucket values: the same exposition
+    as one observe() an observation, or an error if prometheus-client has
+    changed (never a miscount)."""
+    from prometheus_client import CollectorRegistry, Histogram, disable_created_metrics, generate_latest
+
+    from mlfast.serving.metrics import LATENCY_BUCKETS, _add_histogram, _Histogram
+
+    disable_created_metrics()
+
+    values = [0.00005, 0.0003, 0.0003, 0.004, 0.7, 45.0]
+    one, batch = CollectorRegistry(), CollectorRegistry()
+    h1 = Histogram("t_seconds", "t", ["route"], buckets=LATENCY_BUCKETS, registry=one)
+    h2 = Histogram("t_seconds", "t", ["route"], buckets=LATENCY_BUCKETS, registry=batch)
+    for v in values:
+        h1.labels("predict").observe(v)
+    hist = _Histogram(len(LATENCY_BUCKETS))
+    from bisect import bisect_left
+
+    for v in values:
+        hist.counts[bisect_left(LATENCY_BUCKETS, v)] += 1
+        hist.sum += v
+    _add_histogram(h2.labels("predict"), hist)
+    assert generate_latest(one) == generate_latest(batch)
+    with pytest.raises(RuntimeError, match="changed"):
+        _add_histogram(object(), hist)
 
 
 def _runtime_dir(server) -> str:

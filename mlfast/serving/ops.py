@@ -307,6 +307,7 @@ def install(service: Service, ops: Ops) -> List[Route]:
 
         metrics = Metrics(service.registry)
         service.metrics = metrics
+        service.on_worker_start.append(metrics.start)
         if service.repository is not None:
             service.repository.listeners.append(metrics.model_load)
         else:  # one model, loaded before the service existed

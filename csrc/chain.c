@@ -11,6 +11,7 @@
 #include "mlfast.h"
 #include <math.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <string.h>
 #include <structmember.h>
 
@@ -396,6 +397,7 @@ forest_depths(mf_Chain *c)
 {
     char err[256];
     mf_forest *f = &c->forest;
+    Py_ssize_t t;
     f->depths = PyMem_Malloc((size_t)(f->n_trees > 0 ? 2 * f->n_trees : 1) * sizeof(int32_t));
     if (f->depths == NULL) {
         PyErr_NoMemory();
@@ -404,6 +406,10 @@ forest_depths(mf_Chain *c)
     if (mf_forest_depths(f, f->depths, err, sizeof(err)) < 0) {
         PyErr_SetString(PyExc_MemoryError, err);
         return -1;
+    }
+    f->steps = 0;
+    for (t = 0; t < f->n_trees; t++) {
+        f->steps += f->depths[2 * t];
     }
     return 0;
 }
@@ -1125,11 +1131,16 @@ typedef struct {
     npy_intp *index_out;     /* label indices, for object classes */
     const char *class_data;  /* label bytes, for other classes */
     npy_intp class_size;
+    /* threads take blocks of rows in turn, so a thread the scheduler starts
+     * late (a busy machine) takes fewer instead of holding up the call */
+    atomic_llong next_block;
+    npy_intp n_blocks;
 } mf_job;
 
 typedef struct {
     mf_job *job;
     npy_intp start, stop;
+    int claim;               /* take blocks from job->next_block instead */
     mf_err_kind err;
 } mf_task;
 
@@ -1205,7 +1216,7 @@ run_range(mf_task *task)
 {
     mf_job *job = task->job;
     const mf_Chain *c = job->c;
-    npy_intp br = c->block_rows, r0, nr, i;
+    npy_intp br = c->block_rows, r0, nr, i, next = task->start;
     Py_ssize_t k = c->n_classes > 0 ? c->n_classes : 1;
     size_t need;
     double stack_buf[1024];
@@ -1229,9 +1240,23 @@ run_range(mf_task *task)
     proba = raw + br * c->n_raw;
     idx = (npy_intp *)(proba + br * k);
 
-    for (r0 = task->start; r0 < task->stop && result == 0; r0 += br) {
+    for (;;) {
         Py_ssize_t s, width = c->n_features;
+        if (task->claim) {
+            long long block = atomic_fetch_add(&job->next_block, 1);
+            if (block >= job->n_blocks) {
+                break;
+            }
+            r0 = (npy_intp)block * c->block_rows;
+        }
+        else {
+            if (next >= task->stop) {
+                break;
+            }
+            r0 = next;
+        }
         nr = task->stop - r0 < br ? task->stop - r0 : br;
+        next = r0 + br;
         gather(&job->in, r0, nr, a);
         for (s = 0; s < c->n_steps; s++) {
             double *t;
@@ -1320,19 +1345,157 @@ run_range(mf_task *task)
     return result;
 }
 
-static void *
-thread_main(void *arg)
+/* ---- the helper threads ----------------------------------------------------------
+ *
+ * Starting a thread and joining it costs 40-50 us on a virtual machine, as
+ * much as a 100-row forest batch takes: helpers are started once per
+ * process, on the first call that splits, and kept.  After a job a helper
+ * spins for a while (about a tenth of a millisecond) before it sleeps, so
+ * that back-to-back calls find it awake, as ONNX Runtime's and OpenMP's
+ * pools do.  One call at a time uses the pool; a concurrent call (another
+ * Python thread, the GIL being released) runs on its own thread instead.
+ * A forked child (gunicorn's workers) has no helpers: the fork handler
+ * resets the pool, and the child starts its own when it needs them. */
+
+#if defined(__x86_64__) || defined(__i386__)
+#define MF_CPU_RELAX() __builtin_ia32_pause()
+#else
+#define MF_CPU_RELAX() ((void)0)
+#endif
+#define MF_SPIN_ROUNDS 20000
+
+typedef struct {
+    pthread_mutex_t job_lock;    /* held by the call using the pool */
+    pthread_mutex_t lock;        /* guards the waits below */
+    pthread_cond_t wake;         /* helpers wait here for a job */
+    pthread_cond_t done;         /* the caller waits here for the helpers */
+    int n_helpers;
+    mf_task *tasks;              /* helper i runs tasks[i + 1] when i + 1 < n_tasks */
+    int n_tasks;
+    atomic_ulong generation;     /* one more for each job */
+    atomic_int busy;             /* helpers not done with the current job */
+} mf_pool;
+
+static mf_pool pool = {
+    PTHREAD_MUTEX_INITIALIZER, PTHREAD_MUTEX_INITIALIZER,
+    PTHREAD_COND_INITIALIZER, PTHREAD_COND_INITIALIZER, 0, NULL, 0, 0, 0,
+};
+
+static void
+pool_after_fork_child(void)
 {
-    run_range((mf_task *)arg);
+    pthread_mutex_init(&pool.job_lock, NULL);
+    pthread_mutex_init(&pool.lock, NULL);
+    pthread_cond_init(&pool.wake, NULL);
+    pthread_cond_init(&pool.done, NULL);
+    pool.n_helpers = 0;
+    pool.tasks = NULL;
+    pool.n_tasks = 0;
+    atomic_store(&pool.generation, 0);
+    atomic_store(&pool.busy, 0);
+}
+
+int
+mf_pool_init(void)
+{
+    return pthread_atfork(NULL, NULL, pool_after_fork_child) == 0 ? 0 : -1;
+}
+
+static void *
+pool_main(void *arg)
+{
+    int me = (int)(intptr_t)arg;
+    unsigned long seen = 0, g;
+
+    for (;;) {
+        int spins = 0;
+        while ((g = atomic_load(&pool.generation)) == seen && spins < MF_SPIN_ROUNDS) {
+            MF_CPU_RELAX();
+            spins++;
+        }
+        if (g == seen) {
+            pthread_mutex_lock(&pool.lock);
+            while ((g = atomic_load(&pool.generation)) == seen) {
+                pthread_cond_wait(&pool.wake, &pool.lock);
+            }
+            pthread_mutex_unlock(&pool.lock);
+        }
+        seen = g;
+        if (me + 1 < pool.n_tasks) {
+            run_range(&pool.tasks[me + 1]);
+        }
+        if (atomic_fetch_sub(&pool.busy, 1) == 1) {
+            pthread_mutex_lock(&pool.lock);
+            pthread_cond_signal(&pool.done);
+            pthread_mutex_unlock(&pool.lock);
+        }
+    }
     return NULL;
+}
+
+/* Runs tasks[0] here and the others on helpers; with no pool to be had
+ * (another call has it, or no helper could start), tasks[0] claims every
+ * block itself.  Called without the GIL. */
+static void
+pool_run(mf_task *tasks, int n_tasks)
+{
+    int spins = 0;
+    if (pthread_mutex_trylock(&pool.job_lock) != 0) {
+        run_range(&tasks[0]);
+        return;
+    }
+    while (pool.n_helpers < n_tasks - 1) {
+        pthread_t thread;
+        pthread_attr_t attr;
+        int ok = pthread_attr_init(&attr) == 0;
+        ok = ok && pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED) == 0;
+        ok = ok && pthread_create(&thread, &attr, pool_main,
+                                  (void *)(intptr_t)pool.n_helpers) == 0;
+        pthread_attr_destroy(&attr);
+        if (!ok) {
+            break;
+        }
+        pool.n_helpers++;
+    }
+    if (pool.n_helpers == 0) {
+        pthread_mutex_unlock(&pool.job_lock);
+        run_range(&tasks[0]);
+        return;
+    }
+    pool.tasks = tasks;
+    pool.n_tasks = n_tasks;
+    atomic_store(&pool.busy, pool.n_helpers);
+    pthread_mutex_lock(&pool.lock);
+    atomic_fetch_add(&pool.generation, 1);
+    pthread_cond_broadcast(&pool.wake);
+    pthread_mutex_unlock(&pool.lock);
+    run_range(&tasks[0]);
+    while (atomic_load(&pool.busy) > 0 && spins < MF_SPIN_ROUNDS) {
+        MF_CPU_RELAX();
+        spins++;
+    }
+    if (atomic_load(&pool.busy) > 0) {
+        pthread_mutex_lock(&pool.lock);
+        while (atomic_load(&pool.busy) > 0) {
+            pthread_cond_wait(&pool.done, &pool.lock);
+        }
+        pthread_mutex_unlock(&pool.lock);
+    }
+    pool.tasks = NULL;
+    pool.n_tasks = 0;
+    pthread_mutex_unlock(&pool.job_lock);
 }
 
 /* Below this much work (values touched) a call keeps the GIL; above the
  * second, rows are split across threads. */
 #define MF_NOGIL_MIN_WORK    (1 << 14)
-/* about a millisecond of work: below it a second thread's start-up and a
- * busy machine's scheduling cost more than the thread gives */
+/* about a millisecond of work: below it a busy machine's scheduling of a
+ * second thread costs more than the thread gives */
 #define MF_PARALLEL_MIN_WORK (1 << 20)
+/* Forests: a walk step costs about a nanosecond and a half, and waking a
+ * helper pays for itself from about 60 us of walks: a 100-tree forest of
+ * depth 10 splits 100-row batches. */
+#define MF_PARALLEL_MIN_TREE_STEPS 40000
 #define MF_MAX_THREADS 64
 
 static npy_intp
@@ -1353,52 +1516,55 @@ work_per_row(const mf_Chain *c)
     return w;
 }
 
+static int
+worth_threads(const mf_Chain *c, npy_intp n, double work)
+{
+    if (c->final_kind == MF_FINAL_FOREST &&
+        (double)n * (double)c->forest.steps >= MF_PARALLEL_MIN_TREE_STEPS) {
+        return 1;
+    }
+    return work >= MF_PARALLEL_MIN_WORK;
+}
+
 /* Runs the job over all rows; returns 0, 1 if a stage refused its input, or
- * 2 if a thread could not get memory for its buffers. */
+ * 2 if a thread could not get memory for its buffers.  With threads, every
+ * thread (this one too) takes blocks of rows in turn until none is left; a
+ * thread that cannot be started leaves its share to the others. */
 static int
 run_job(mf_job *job)
 {
-    npy_intp n = job->in.n_rows;
+    npy_intp n = job->in.n_rows, br = job->c->block_rows;
+    npy_intp blocks = (n + br - 1) / br;
     double work = (double)n * (double)work_per_row(job->c);
     int nthreads = 1, t, failed = 0;
     mf_task tasks[MF_MAX_THREADS];
-    pthread_t threads[MF_MAX_THREADS];
-    int started[MF_MAX_THREADS];
 
-    if (work >= MF_PARALLEL_MIN_WORK && mf_num_threads > 1) {
-        npy_intp by_rows = n / job->c->block_rows;
+    if (mf_num_threads > 1 && blocks > 1 && work >= MF_NOGIL_MIN_WORK &&
+        worth_threads(job->c, n, work)) {
         nthreads = mf_num_threads < MF_MAX_THREADS ? mf_num_threads : MF_MAX_THREADS;
-        if (by_rows < nthreads) {
-            nthreads = by_rows < 1 ? 1 : (int)by_rows;
+        if (blocks < nthreads) {
+            nthreads = (int)blocks;
         }
     }
+    atomic_init(&job->next_block, 0);
+    job->n_blocks = blocks;
     for (t = 0; t < nthreads; t++) {
-        /* contiguous ranges, cut on block boundaries */
-        npy_intp br = job->c->block_rows;
-        npy_intp blocks = (n + br - 1) / br;
-        npy_intp b0 = blocks * t / nthreads, b1 = blocks * (t + 1) / nthreads;
         tasks[t].job = job;
-        tasks[t].start = b0 * br;
-        tasks[t].stop = b1 * br < n ? b1 * br : n;
+        tasks[t].start = 0;
+        tasks[t].stop = n;
+        tasks[t].claim = nthreads > 1;
         tasks[t].err = MF_ERR_NONE;
-        started[t] = 0;
     }
     if (work < MF_NOGIL_MIN_WORK) {
         run_range(&tasks[0]);
         return tasks[0].err == MF_ERR_NONE ? 0 : tasks[0].err == MF_ERR_NOMEM ? 2 : 1;
     }
     Py_BEGIN_ALLOW_THREADS
-    for (t = 1; t < nthreads; t++) {
-        started[t] = pthread_create(&threads[t], NULL, thread_main, &tasks[t]) == 0;
+    if (nthreads > 1) {
+        pool_run(tasks, nthreads);
     }
-    run_range(&tasks[0]);
-    for (t = 1; t < nthreads; t++) {
-        if (started[t]) {
-            pthread_join(threads[t], NULL);
-        }
-        else {
-            run_range(&tasks[t]);   /* no thread to be had: do it here */
-        }
+    else {
+        run_range(&tasks[0]);
     }
     Py_END_ALLOW_THREADS
     for (t = 0; t < nthreads; t++) {

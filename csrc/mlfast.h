@@ -184,6 +184,7 @@ typedef struct {
     Py_ssize_t n_cats;
     const double *init;        /* n_raw initial values, or NULL for zeros */
     int32_t *depths;           /* owned (PyMem): each tree's deepest and shallowest leaf */
+    int64_t steps;             /* sum of the deepest leaves: a row's walk, in steps */
     int average;
     int cast_f32;              /* scikit-learn's trees read X as float32 */
 } mf_forest;
@@ -271,5 +272,6 @@ void mf_forest_raw(const mf_forest *f, const double *x, Py_ssize_t n_rows, doubl
 extern PyTypeObject mf_ChainType;
 int mf_get_num_threads(void);
 int mf_set_num_threads(int n);
+int mf_pool_init(void);      /* once, at import: the pool's fork handler */
 
 #endif /* MLFAST_H */

@@ -149,6 +149,10 @@ PyInit__core(void)
     if (mf_blas_init() < 0) {
         goto error;
     }
+    if (mf_pool_init() < 0) {
+        PyErr_SetString(PyExc_RuntimeError, "mlfast: pthread_atfork failed");
+        goto error;
+    }
     return m;
 error:
     Py_DECREF(m);

@@ -1262,6 +1262,57 @@ def test_large_batch(name, big_models):
         mlfast.set_num_threads(before)
 
 
+def test_threads_concurrent_calls_and_fork(big_models):
+    """The helper threads are kept between calls: calls from several Python
+    threads at once (one has the pool, the others run alone), a refusal in
+    a late block, and a forked child (gunicorn's workers: no helpers there
+    until it starts its own) all give the same answers as one thread."""
+    import os
+    import threading
+
+    est, model, X = big_models["RandomForestClassifier(100)-str-labels"]
+    rows = np.ascontiguousarray(X[np.random.default_rng(123).integers(0, len(X), 5000)])
+    before = mlfast.get_num_threads()
+    try:
+        mlfast.set_num_threads(1)
+        alone = model.predict_proba(rows)
+        mlfast.set_num_threads(2)
+        np.testing.assert_array_equal(model.predict_proba(rows), alone, strict=True)
+        results, errors = {}, []
+
+        def call(i):
+            try:
+                for _ in range(5):
+                    results[i] = model.predict_proba(rows[i * 100:])
+            except Exception as e:  # pragma: no cover - reported below
+                errors.append(e)
+
+        threads = [threading.Thread(target=call, args=(i,)) for i in range(4)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert not errors, errors
+        for i in range(4):
+            np.testing.assert_array_equal(results[i], alone[i * 100:], strict=True)
+        late = rows.copy()
+        late[-1, 0] = np.inf   # refused, with scikit-learn's message, from the last block
+        with pytest.raises(ValueError, match="infinity"):
+            model.predict(late)
+        np.testing.assert_array_equal(model.predict_proba(rows), alone, strict=True)
+        pid = os.fork()
+        if pid == 0:  # pragma: no cover - the child reports through its exit status
+            ok = 1
+            try:
+                ok = int(not np.array_equal(model.predict_proba(rows), alone))
+            finally:
+                os._exit(ok)
+        _, status = os.waitpid(pid, 0)
+        assert os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0, status
+    finally:
+        mlfast.set_num_threads(before)
+
+
 # -- input errors ----------------------------------------------------------------------------
 
 F32_MAX = float(np.finfo(np.float32).max)

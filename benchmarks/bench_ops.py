@@ -14,8 +14,8 @@ workers share.
        metrics+auth ``mlfast serve`` with ``MLFAST_API_KEYS`` and metrics, access log off
        all on       the same plus the JSON access log (to a file)
 
-   for one worker (uvicorn) and two (gunicorn + uvicorn workers,
-   prometheus-client's multiprocess mode).  Runs take turns, round after
+   for one worker (uvicorn, pinned to one CPU and wrk to the other) and two
+   (gunicorn + uvicorn workers, prometheus-client's multiprocess mode).  Runs take turns, round after
    round; req/s and p99 are medians over rounds, and each "vs off" figure
    is the median of the rounds' ratios to the "off" run of the same round.
    wrk shares the two cores with the server (and, on a shared machine, with
@@ -107,12 +107,14 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def start(argv: List[str], env: Dict[str, str], log: Path) -> subprocess.Popen:
+def start(argv: List[str], env: Dict[str, str], log: Path,
+          cpus: Optional[set] = None) -> subprocess.Popen:
     full = dict(os.environ)
     full.update(env)
     out = open(log, "wb")
+    pin = (lambda: os.sched_setaffinity(0, cpus)) if cpus else None
     proc = subprocess.Popen(argv, env=full, stdout=out, stderr=out, stdin=subprocess.DEVNULL,
-                            start_new_session=True, cwd=str(ROOT))
+                            start_new_session=True, cwd=str(ROOT), preexec_fn=pin)
     out.close()
     _RUNNING.append(proc)
     return proc
@@ -161,10 +163,13 @@ def wait_ready(proc: subprocess.Popen, port: int, log: Path, timeout: float = 12
     raise RuntimeError(f"server not ready: {log.read_text(errors='replace')[-2000:]}")
 
 
-def wrk(port: int, seconds: int, connections: int, lua: Path, key: str = "") -> dict:
-    argv = ["wrk", "-t2", f"-c{connections}", f"-d{seconds}s", "--timeout", "5s", "-s", str(lua),
+def wrk(port: int, seconds: int, connections: int, lua: Path, key: str = "",
+        cpus: Optional[set] = None) -> dict:
+    threads = len(cpus) if cpus else 2
+    argv = ["wrk", f"-t{threads}", f"-c{connections}", f"-d{seconds}s", "--timeout", "5s", "-s", str(lua),
             f"http://127.0.0.1:{port}/predict", "--", key]
-    out = subprocess.run(argv, capture_output=True, text=True, timeout=seconds + 60)
+    pin = (lambda: os.sched_setaffinity(0, cpus)) if cpus else None
+    out = subprocess.run(argv, capture_output=True, text=True, timeout=seconds + 60, preexec_fn=pin)
     line = [ln for ln in out.stdout.splitlines() if ln.startswith("WRKJSON ")]
     if out.returncode != 0 or not line:
         raise RuntimeError(f"wrk failed: {out.stdout[-500:]} {out.stderr[-500:]}")
@@ -201,26 +206,32 @@ def overhead(args, work: Path) -> List[dict]:
     out = []
     for workers in ([1] if args.quick else [1, 2]):
         servers = {}
+        # one worker: the server on one CPU and wrk on the others, so that the
+        # two do not take turns on the same core and req/s follows the
+        # server's own cost; two workers need both CPUs
+        cpus = sorted(os.sched_getaffinity(0))
+        server_cpus = {cpus[-1]} if workers == 1 and len(cpus) >= 2 else None
+        wrk_cpus = set(cpus[:-1]) if server_cpus else None
         try:
             for config in CONFIGS:
                 port = free_port()
                 argv, env, key = server_argv(config, model, port, workers)
                 env = {**env, "PROMETHEUS_MULTIPROC_DIR": ""}
                 log = work / f"server-{config.replace(' ', '_').replace('+', '_')}-{workers}.log"
-                servers[config] = (start(argv, env, log), port, key, log)
+                servers[config] = (start(argv, env, log, server_cpus), port, key, log)
             for config, (proc, port, key, log) in servers.items():
                 wait_ready(proc, port, log)
                 for _ in range(200):  # warm up, every worker
                     assert post(port, b'{"features": [5.1, 3.5, 1.4, 0.2]}', key) == 200
                 if not args.quick:
-                    wrk(port, 2, args.connections, lua, key)
+                    wrk(port, 2, args.connections, lua, key, wrk_cpus)
             runs: Dict[str, List[dict]] = {c: [] for c in CONFIGS}
             for r in range(rounds):
                 for config in CONFIGS:
                     proc, port, key, log = servers[config]
                     pids = processes(proc.pid)
                     before = cpu_seconds(pids)
-                    run = wrk(port, seconds, args.connections, lua, key)
+                    run = wrk(port, seconds, args.connections, lua, key, wrk_cpus)
                     run["cpu_us"] = (cpu_seconds(pids) - before) / max(1, run["requests"]) * 1e6
                     runs[config].append(run)
                 print(f"  {workers} worker(s), round {r + 1}/{rounds}: " + ", ".join(

@@ -126,3 +126,19 @@ def test_report(ran):
     if has("matplotlib"):
         assert (folders["dest"] / "latency_vs_batch.png").stat().st_size > 1000
         assert (folders["dest"] / "coldstart.png").stat().st_size > 1000
+
+
+def test_ops(tmp_path):
+    """bench_ops.py --quick: overhead (where wrk is), instructions (where
+    valgrind is), workers' memory and threads, and its tables."""
+    argv = [sys.executable, str(BENCH / "bench_ops.py"), "--quick", "--out", str(tmp_path / "ops.json")]
+    if shutil.which("wrk") is None:
+        argv += ["--skip", "overhead"]
+    proc = subprocess.run(argv, cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, f"{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}"
+    assert "| workers | process | RSS | PSS | USS | shared |" in proc.stdout
+    assert "threads:" in proc.stdout
+    if shutil.which("wrk") is not None:
+        assert "| 1 | metrics+auth |" in proc.stdout
+    if shutil.which("valgrind") is not None and shutil.which("callgrind_control") is not None:
+        assert "| metrics+auth |" in proc.stdout and "instructions a request" in proc.stdout

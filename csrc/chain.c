@@ -1441,49 +1441,47 @@ pool_run(mf_task *tasks, int n_tasks)
 {
     int spins = 0;
     if (pthread_mutex_trylock(&pool.job_lock) != 0) {
-        run_range(&tasks[0]);
-        return;
+        run_range(&tasks[0]);       /* another call has the pool */
     }
-    while (pool.n_helpers < n_tasks - 1) {
-        pthread_t thread;
-        pthread_attr_t attr;
-        int ok = pthread_attr_init(&attr) == 0;
-        ok = ok && pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED) == 0;
-        ok = ok && pthread_create(&thread, &attr, pool_main,
-                                  (void *)(intptr_t)pool.n_helpers) == 0;
-        pthread_attr_destroy(&attr);
-        if (!ok) {
-            break;
+    else {
+        while (pool.n_helpers < n_tasks - 1) {
+            pthread_t thread;
+            pthread_attr_t attr;
+            int ok = pthread_attr_init(&attr) == 0;
+            ok = ok && pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED) == 0;
+            ok = ok && pthread_create(&thread, &attr, pool_main,
+                                      (void *)(intptr_t)pool.n_helpers) == 0;
+            pthread_attr_destroy(&attr);
+            if (!ok) {
+                break;
+            }
+            pool.n_helpers++;
         }
-        pool.n_helpers++;
-    }
-    if (pool.n_helpers == 0) {
+        if (pool.n_helpers > 0) {
+            pool.tasks = tasks;
+            pool.n_tasks = n_tasks;
+            atomic_store(&pool.busy, pool.n_helpers);
+            pthread_mutex_lock(&pool.lock);
+            atomic_fetch_add(&pool.generation, 1);
+            pthread_cond_broadcast(&pool.wake);
+            pthread_mutex_unlock(&pool.lock);
+        }
+        run_range(&tasks[0]);
+        while (atomic_load(&pool.busy) > 0 && spins < MF_SPIN_ROUNDS) {
+            MF_CPU_RELAX();
+            spins++;
+        }
+        if (atomic_load(&pool.busy) > 0) {
+            pthread_mutex_lock(&pool.lock);
+            while (atomic_load(&pool.busy) > 0) {
+                pthread_cond_wait(&pool.done, &pool.lock);
+            }
+            pthread_mutex_unlock(&pool.lock);
+        }
+        pool.tasks = NULL;
+        pool.n_tasks = 0;
         pthread_mutex_unlock(&pool.job_lock);
-        run_range(&tasks[0]);
-        return;
     }
-    pool.tasks = tasks;
-    pool.n_tasks = n_tasks;
-    atomic_store(&pool.busy, pool.n_helpers);
-    pthread_mutex_lock(&pool.lock);
-    atomic_fetch_add(&pool.generation, 1);
-    pthread_cond_broadcast(&pool.wake);
-    pthread_mutex_unlock(&pool.lock);
-    run_range(&tasks[0]);
-    while (atomic_load(&pool.busy) > 0 && spins < MF_SPIN_ROUNDS) {
-        MF_CPU_RELAX();
-        spins++;
-    }
-    if (atomic_load(&pool.busy) > 0) {
-        pthread_mutex_lock(&pool.lock);
-        while (atomic_load(&pool.busy) > 0) {
-            pthread_cond_wait(&pool.done, &pool.lock);
-        }
-        pthread_mutex_unlock(&pool.lock);
-    }
-    pool.tasks = NULL;
-    pool.n_tasks = 0;
-    pthread_mutex_unlock(&pool.job_lock);
 }
 
 /* Below this much work (values touched) a call keeps the GIL; above the
@@ -1557,21 +1555,24 @@ run_job(mf_job *job)
     }
     if (work < MF_NOGIL_MIN_WORK) {
         run_range(&tasks[0]);
-        return tasks[0].err == MF_ERR_NONE ? 0 : tasks[0].err == MF_ERR_NOMEM ? 2 : 1;
-    }
-    Py_BEGIN_ALLOW_THREADS
-    if (nthreads > 1) {
-        pool_run(tasks, nthreads);
     }
     else {
-        run_range(&tasks[0]);
+        Py_BEGIN_ALLOW_THREADS
+        if (nthreads > 1) {
+            pool_run(tasks, nthreads);
+        }
+        else {
+            run_range(&tasks[0]);
+        }
+        Py_END_ALLOW_THREADS
     }
-    Py_END_ALLOW_THREADS
     for (t = 0; t < nthreads; t++) {
         if (tasks[t].err == MF_ERR_NOMEM) {
-            return 2;
+            failed = 2;
         }
-        failed |= tasks[t].err != MF_ERR_NONE;
+        else if (tasks[t].err != MF_ERR_NONE && failed == 0) {
+            failed = 1;
+        }
     }
     return failed;
 }

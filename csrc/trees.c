@@ -134,14 +134,15 @@ walk_group_as(const mf_tnode *tree, int32_t depth, int32_t shallow, const double
         for (step = 0; step < depth; step++) {
             walk_step(tree, xg, lanes, nan_aware, idx);
         }
-        return;
     }
-    for (step = 0; step < shallow; step++) {
-        walk_step(tree, xg, lanes, nan_aware, idx);
-    }
-    for (; step < depth; step++) {
-        if (walk_step(tree, xg, lanes, nan_aware, idx) & NODE_LEAF) {
-            break;
+    else {
+        for (step = 0; step < shallow; step++) {
+            walk_step(tree, xg, lanes, nan_aware, idx);
+        }
+        for (; step < depth; step++) {
+            if (walk_step(tree, xg, lanes, nan_aware, idx) & NODE_LEAF) {
+                break;
+            }
         }
     }
 }

@@ -1137,10 +1137,11 @@ typedef struct {
     npy_intp n_blocks;
 } mf_job;
 
+/* A thread's part of a job: every block in order, or (claim) blocks taken
+ * from job->next_block in turn with the other threads. */
 typedef struct {
     mf_job *job;
-    npy_intp start, stop;
-    int claim;               /* take blocks from job->next_block instead */
+    int claim;
     mf_err_kind err;
 } mf_task;
 
@@ -1216,7 +1217,7 @@ run_range(mf_task *task)
 {
     mf_job *job = task->job;
     const mf_Chain *c = job->c;
-    npy_intp br = c->block_rows, r0, nr, i, next = task->start;
+    npy_intp n = job->in.n_rows, br = c->block_rows, r0, nr, i, next = 0;
     Py_ssize_t k = c->n_classes > 0 ? c->n_classes : 1;
     size_t need;
     double stack_buf[1024];
@@ -1224,8 +1225,8 @@ run_range(mf_task *task)
     npy_intp *idx;
     int result = 0;
 
-    if (task->stop - task->start < br) {
-        br = task->stop - task->start;
+    if (n < br) {
+        br = n;
     }
     need = (size_t)(2 * br * c->max_width + br * c->n_raw + br * k + br);
     mem = need <= sizeof(stack_buf) / sizeof(double) ? stack_buf
@@ -1242,21 +1243,12 @@ run_range(mf_task *task)
 
     for (;;) {
         Py_ssize_t s, width = c->n_features;
-        if (task->claim) {
-            long long block = atomic_fetch_add(&job->next_block, 1);
-            if (block >= job->n_blocks) {
-                break;
-            }
-            r0 = (npy_intp)block * c->block_rows;
+        long long block = task->claim ? atomic_fetch_add(&job->next_block, 1) : next++;
+        if (block >= job->n_blocks) {
+            break;
         }
-        else {
-            if (next >= task->stop) {
-                break;
-            }
-            r0 = next;
-        }
-        nr = task->stop - r0 < br ? task->stop - r0 : br;
-        next = r0 + br;
+        r0 = (npy_intp)block * c->block_rows;
+        nr = n - r0 < br ? n - r0 : br;
         gather(&job->in, r0, nr, a);
         for (s = 0; s < c->n_steps; s++) {
             double *t;
@@ -1548,8 +1540,6 @@ run_job(mf_job *job)
     job->n_blocks = blocks;
     for (t = 0; t < nthreads; t++) {
         tasks[t].job = job;
-        tasks[t].start = 0;
-        tasks[t].stop = n;
         tasks[t].claim = nthreads > 1;
         tasks[t].err = MF_ERR_NONE;
     }

@@ -21,7 +21,8 @@
 #define NODE_CATEGORICAL 0x20000000u
 #define NODE_FEATURE     ((uint32_t)MF_TREE_MAX_FEATURES)
 
-/* The general walk, for trees with categorical splits or deep trees.
+/* The general walk, for trees with categorical splits (and for any tree
+ * when there is no memory for the padded copy of the rows).
  * Follows sklearn.ensemble._hist_gradient_boosting._predictor: NaN follows
  * missing_go_to_left; a categorical split sends a category in its bitset
  * left, a known category right, and negative or unknown values the missing
@@ -82,9 +83,14 @@ walk(const mf_tnode *tree, const double *x, const mf_catsplit *cats)
 /* Tells the compiler a condition is a coin toss, so that it selects with a
  * conditional move instead of a branch (walks about 1.4x faster on x86-64
  * than with an AND/OR mask select, which in turn beat branches). */
-#if defined(__GNUC__) && (__GNUC__ >= 9 || defined(__clang__))
+#if defined(__has_builtin)
+#if __has_builtin(__builtin_expect_with_probability)
 #define MF_UNPREDICTABLE(cond) __builtin_expect_with_probability((cond), 1, 0.5)
-#else
+#endif
+#elif defined(__GNUC__) && !defined(__clang__) && __GNUC__ >= 9
+#define MF_UNPREDICTABLE(cond) __builtin_expect_with_probability((cond), 1, 0.5)
+#endif
+#ifndef MF_UNPREDICTABLE
 #define MF_UNPREDICTABLE(cond) (cond)
 #endif
 

@@ -47,23 +47,10 @@ def _headers(scope: Dict[str, Any]) -> Dict[str, str]:
     return headers
 
 
-# Header names as ASGI sends them (lower case, bytes), made once per name.
-_NAMES: Dict[str, bytes] = {}
-
-
-def _header_name(name: str) -> bytes:
-    raw = _NAMES.get(name)
-    if raw is None:
-        raw = name.lower().encode("latin-1")
-        if len(_NAMES) < 1024:  # names come from the code, not from clients
-            _NAMES[name] = raw
-    return raw
-
-
 def _starlette(response: Response) -> StarletteResponse:
     # Starlette adds content-length and nothing else when given no headers;
     # ours are appended already encoded (every answer carries eight or more,
-    # and starlette's own encoding of a header dict showed in the cost of a
+    # and starlette's own handling of a header dict showed in the cost of a
     # request).  The Content-Type goes in as a header, not media_type:
     # starlette would append "; charset=utf-8" to text/csv, which SageMaker
     # clients compare as is.
@@ -71,7 +58,7 @@ def _starlette(response: Response) -> StarletteResponse:
     raw = out.raw_headers
     raw.append((b"content-type", response.content_type.encode("latin-1")))
     for name, value in response.headers.items():
-        raw.append((_header_name(name), value.encode("latin-1")))
+        raw.append((name.lower().encode("latin-1"), value.encode("latin-1")))
     return out
 
 

@@ -37,6 +37,7 @@ run.
 from __future__ import annotations
 
 import atexit
+import logging
 import os
 import threading
 import time
@@ -82,9 +83,9 @@ class Metrics:
         self.model_registry = registry
         self.multiprocess = multiprocess()
         self.registry: Optional[CollectorRegistry] = None
-        # children by label values: .labels() validates and hashes on every
-        # call; the hot path looks its children up once
-        self._children: Dict[Tuple, Tuple[Any, Any, Any, Any]] = {}
+        # multiprocess: children by label values (.labels() validates and
+        # hashes on every call), looked up once per label set
+        self._children: Dict[Tuple, Tuple[Any, Any, Any]] = {}
         if not self.multiprocess:
             from prometheus_client import ProcessCollector
 
@@ -142,8 +143,6 @@ class Metrics:
             try:
                 self.flush()
             except Exception:  # a full disk must not end the counting for good
-                import logging
-
                 logging.getLogger("mlfast.serving").exception("writing the metrics files failed")
 
     def flush(self) -> None:
@@ -153,10 +152,11 @@ class Metrics:
             return
         with self._flush_lock:
             requests, compute, errors = self._local.drain()
-            for (route, protocol, method, status, model, version), (n, dur, rows) in requests.items():
-                children = self._children.get((route, protocol, method, status, model, version))
+            for key, (n, dur, rows) in requests.items():
+                children = self._children.get(key)
                 if children is None:
-                    children = self._children[(route, protocol, method, status, model, version)] = (
+                    route, protocol, method, status, model, version = key
+                    children = self._children[key] = (
                         self.requests.labels(route, protocol, method, str(status), model, version),
                         self.duration.labels(route, protocol, model, version),
                         self.rows.labels(route, model, version),

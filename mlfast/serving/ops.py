@@ -214,15 +214,12 @@ def observe_hook(service: Service, ops: Ops, metrics: Any = None,
             in_flight.inc(request)
         start = perf_counter()
         try:
-            if authorize is not None:
-                try:
+            try:
+                if authorize is not None:
                     authorize(route, request)
-                except HttpError as e:
-                    response = service.error_response(route, request, e)
-                else:
-                    response = call_next()
-            else:
-                response = call_next()
+                response = call_next()  # never raises: errors come back as answers
+            except HttpError as e:      # so this is the key check's refusal
+                response = service.error_response(route, request, e)
         finally:
             STATS.reset(token)
             if in_flight is not None:

@@ -51,7 +51,6 @@ from mlfast.serving.core import (
 
 log = logging.getLogger("mlfast.serving.repository")
 
-_NAME = MODEL_NAME_RE
 Fingerprint = Tuple[int, int, int]
 STATE_FILE = "repository-state.json"
 
@@ -73,14 +72,14 @@ def scan(root: Path) -> Dict[str, Dict[str, Path]]:
     except OSError:
         return found
     for name in names:
-        if not _NAME.match(name) or not (root / name).is_dir():
+        if not MODEL_NAME_RE.match(name) or not (root / name).is_dir():
             continue
         try:
             versions = os.listdir(root / name)
         except OSError:
             continue
         for version in versions:
-            if not _NAME.match(version):
+            if not MODEL_NAME_RE.match(version):
                 continue
             for file_name in MODEL_FILE_NAMES:
                 f = root / name / version / file_name

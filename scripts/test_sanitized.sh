@@ -32,10 +32,10 @@ if [ "${1:-}" = "--all" ]; then
     shift
     set -- tests "$@"
 elif [ $# = 0 ]; then
-    # the loader (VM, decompression, hostile files) and the kernels
+    # the loader (VM, decompression, hostile files), the kernels and the metrics tally
     set -- tests/test_hostile.py tests/test_hostile_regressions.py tests/test_versions.py \
         tests/test_parity_linear.py tests/test_parity_trees.py tests/test_smoke.py \
-        tests/test_leaks.py tests/test_c_lint.py
+        tests/test_leaks.py tests/test_c_lint.py tests/test_tally.py
 fi
 
 WORK="$(mktemp -d /tmp/mlfast-sanitized.XXXXXX)"
@@ -51,8 +51,10 @@ start=$(date +%s)
     nice -n 10 "$PY" setup.py -q build_ext --inplace >"$WORK/build.log" 2>&1) ||
     { tail -40 "$WORK/build.log" >&2; exit 1; }
 SO="$(ls "$WORK"/mlfast/_core*.so)"
-nm -D "$SO" | grep -q __asan_report || { echo "not an ASan build: $SO" >&2; exit 1; }
-nm -D "$SO" | grep -q __ubsan_handle || { echo "not a UBSan build: $SO" >&2; exit 1; }
+# (into a file: with pipefail, grep -q quitting early would fail nm with SIGPIPE)
+nm -D "$SO" >"$WORK/symbols"
+grep -q __asan_report "$WORK/symbols" || { echo "not an ASan build: $SO" >&2; exit 1; }
+grep -q __ubsan_handle "$WORK/symbols" || { echo "not a UBSan build: $SO" >&2; exit 1; }
 
 if [ "$CC" = clang ] || "$CC" --version 2>/dev/null | grep -q clang; then
     ASAN_LIB="$("$CC" -print-file-name=libclang_rt.asan-x86_64.so)"

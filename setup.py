@@ -24,6 +24,7 @@ SOURCES = [
     "csrc/linear.c",
     "csrc/links.c",
     "csrc/trees.c",
+    "csrc/tally.c",
 ]
 
 compile_args = [

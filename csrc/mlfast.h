@@ -6,7 +6,8 @@
  *     restricted unpickler (unpickle.c, values.c);
  *   - the model IR: plain structs of arrays that the builders fill through
  *     the constructors in chain.c and that the kernels (transform.c,
- *     linear.c) only read.
+ *     linear.c) only read;
+ *   - RequestTally (tally.c), the serving metrics' counts.
  *
  * Every symbol that is not declared here is static in its own file.
  */
@@ -273,5 +274,8 @@ extern PyTypeObject mf_ChainType;
 int mf_get_num_threads(void);
 int mf_set_num_threads(int n);
 int mf_pool_init(void);      /* once, at import: the pool's fork handler */
+
+/* tally.c: the serving metrics' per-request counts */
+extern PyTypeObject mf_TallyType;
 
 #endif /* MLFAST_H */

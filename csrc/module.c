@@ -129,6 +129,7 @@ PyInit__core(void)
     if (add_type(m, &mf_GlobalType, "Global") < 0 ||
         add_type(m, &mf_RecordType, "Record") < 0 ||
         add_type(m, &mf_ChainType, "Chain") < 0 ||
+        add_type(m, &mf_TallyType, "RequestTally") < 0 ||
         mf_unpickle_init_types() < 0) {
         goto error;
     }

@@ -210,6 +210,11 @@ class Route:
     description: str = ""
     protocol: str = ""
     access: str = "api"
+    # (name, protocol, method): the route's metrics labels, made once
+    labels: Tuple[str, str, str] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "labels", (self.name, self.protocol, self.method))
 
     @property
     def param_names(self) -> List[str]:
@@ -259,6 +264,7 @@ class ServedModel:
         self.model = model
         self.name = name
         self.version = version
+        self.labels = (name, version)  # the version's metrics labels
         self.source = source
         self.ready = True
         self.kind = model.kind

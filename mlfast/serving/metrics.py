@@ -13,18 +13,19 @@ at scrape time: ``mlfast_model_loaded``, ``mlfast_model_load_seconds``,
 ``mlfast_model_file_bytes``, ``mlfast_model_memory_bytes``; and
 ``mlfast_model_loads_total`` by result (a version that failed to load).
 
-One process: the per-request samples are kept in plain counters under one
-lock (about 1.5 µs a request, where prometheus-client's own objects take
-5-6 µs: nine locked updates and a Python loop over the buckets of each
-histogram) and handed to prometheus-client as metric families at scrape
-time; prometheus-client writes the exposition format.
+One process: each request is counted by one call into a C
+``RequestTally`` (csrc/tally.c: a dict lookup and three binary searches,
+no lock; 0.1 µs where the same counting in Python took 0.9 µs and
+prometheus-client's own objects 5-6 µs: nine locked updates and a Python
+loop over the buckets of each histogram).  At scrape time the counts are
+drained into totals kept here and handed to prometheus-client as metric
+families; prometheus-client writes the exposition format.
 
 Several workers: prometheus-client's multiprocess mode.  The server sets
 ``PROMETHEUS_MULTIPROC_DIR`` before this module is imported (the mode is
 chosen when prometheus-client is first imported), each worker writes its
 samples to files there, and ``/metrics`` in any worker sums them all.  A
-worker counts its requests in the same plain counters as one process does
-and hands them to prometheus-client's file-backed metrics in batches
+worker counts its requests in the same tally as one process does and hands them to prometheus-client's file-backed metrics in batches
 (``Metrics.flush``): every ``FLUSH_INTERVAL`` seconds from a thread, before
 it answers a scrape, and when it exits.  Writing each request through
 prometheus-client's objects took 9 µs a request (nine locked updates of
@@ -41,10 +42,9 @@ import logging
 import os
 import threading
 import time
-from bisect import bisect_left
-from typing import Any, Dict, Iterator, List, Optional, Tuple
+from typing import Any, Dict, Iterator, List, Optional, Sequence, Tuple
 
-from mlfast.serving.core import ModelRegistry, Request, RequestStats, Response, Route, ServedModel
+from mlfast.serving.core import ModelRegistry, Request, Response, Route, ServedModel
 from mlfast.serving.schemas import MetricsText
 
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
@@ -83,6 +83,9 @@ class Metrics:
         self.model_registry = registry
         self.multiprocess = multiprocess()
         self.registry: Optional[CollectorRegistry] = None
+        # what the observing hook calls on every request (see _Counts)
+        self.counts = _Counts()
+        self.in_flight = self.counts.in_flight
         # multiprocess: children by label values (.labels() validates and
         # hashes on every call), looked up once per label set
         self._children: Dict[Tuple, Tuple[Any, Any, Any]] = {}
@@ -92,17 +95,11 @@ class Metrics:
             self.registry = CollectorRegistry()
             ProcessCollector(registry=self.registry)
             self.registry.register(_ModelCollector(registry))
-            self._local = _LocalSamples()
-            self.registry.register(self._local)
-            self.in_flight = self._local.in_flight
-            self.observe = self._local.observe  # type: ignore[method-assign]
+            self.registry.register(_LocalSamples(self.counts))
             self.loads = Counter("mlfast_model_loads", "Model version loads, by result (ok or failed).",
                                  ["model", "version", "result"], registry=self.registry)
             return
         reg = self.registry
-        self._local = _LocalSamples()
-        self.observe = self._local.observe  # type: ignore[method-assign]
-        self.in_flight = self._local.in_flight
         self._flush_lock = threading.Lock()
         self._flusher: Optional[threading.Thread] = None
         self.requests = Counter(
@@ -151,7 +148,7 @@ class Metrics:
         if not self.multiprocess:
             return
         with self._flush_lock:
-            requests, compute, errors = self._local.drain()
+            requests, compute, errors = self.counts.drain()
             for key, (n, dur, rows) in requests.items():
                 children = self._children.get(key)
                 if children is None:
@@ -210,6 +207,10 @@ class _Histogram:
         self.counts = [0] * (n_buckets + 1)  # the last one is +Inf
         self.sum = 0.0
 
+    def add(self, counts: Sequence[int], total: float) -> None:
+        self.counts = [a + b for a, b in zip(self.counts, counts)]
+        self.sum += total
+
     def family_buckets(self, bounds: Tuple[float, ...]) -> List[Tuple[str, float]]:
         out, total = [], 0
         for bound, count in zip(bounds, self.counts):
@@ -257,61 +258,89 @@ class _InFlight:
         return len(self._active)
 
 
-class _LocalSamples:
-    """The request metrics of one process, as plain numbers under one lock;
-    a prometheus-client collector (the same names, labels and buckets as the
-    multiprocess metrics)."""
+# Counts taken: requests by (route, protocol, method, status, model, version)
+# as [count, duration histogram, rows histogram]; compute by (model, version);
+# errors by (route, protocol, kind, model).
+Drained = Tuple[Dict[Tuple, list], Dict[Tuple[str, str], _Histogram], Dict[Tuple, int]]
+
+
+class _Counts:
+    """The request metrics of one process.  ``count(key, seconds, rows,
+    compute_seconds)`` counts a request under ``key = (route.labels,
+    status, served.labels)`` in a C ``RequestTally`` (csrc/tally.c: one
+    call, no lock); errors, which are rare, under a lock here."""
 
     def __init__(self) -> None:
-        self._lock = threading.Lock()
+        from mlfast._core import RequestTally
+
+        self._tally = RequestTally(LATENCY_BUCKETS, ROW_BUCKETS, COMPUTE_BUCKETS)
+        self.count = self._tally.add
         self.in_flight = _InFlight()
-        # (route, protocol, method, status, model, version) -> [count, duration, rows]
+        self._lock = threading.Lock()
+        self._errors: Dict[Tuple[str, str, str, str], int] = {}
+
+    def error(self, route: Route, kind: str, served: Optional[ServedModel]) -> None:
+        key = (route.name, route.protocol, kind, served.name if served is not None else "")
+        with self._lock:
+            self._errors[key] = self._errors.get(key, 0) + 1
+
+    def drain(self) -> Drained:
+        """The counts taken since the last drain, handed over."""
+        with self._lock:
+            items = self._tally.drain()
+            errors, self._errors = self._errors, {}
+        requests: Dict[Tuple, list] = {}
+        compute: Dict[Tuple[str, str], _Histogram] = {}
+        for ((route, protocol, method), status, (model, version)), n, dur, rows, comp in items:
+            series = [n, _Histogram(len(LATENCY_BUCKETS)), _Histogram(len(ROW_BUCKETS))]
+            series[1].add(*dur)
+            series[2].add(*rows)
+            requests[(route, protocol, method, status, model, version)] = series
+            if any(comp[0]):
+                into = compute.get((model, version))
+                if into is None:
+                    into = compute[(model, version)] = _Histogram(len(COMPUTE_BUCKETS))
+                into.add(*comp)
+        return requests, compute, errors
+
+
+class _LocalSamples:
+    """The request metrics of one process as a prometheus-client collector
+    (the same names, labels and buckets as the multiprocess metrics): the
+    counts drained at each scrape and added to the totals kept here."""
+
+    def __init__(self, counts: _Counts) -> None:
+        self._counts = counts
+        self._lock = threading.Lock()
         self._requests: Dict[Tuple, list] = {}
         self._compute: Dict[Tuple[str, str], _Histogram] = {}
         self._errors: Dict[Tuple[str, str, str, str], int] = {}
 
-    def observe(self, route: Route, request: Request, status: int, elapsed: float,
-                stats: RequestStats, served: Optional[ServedModel]) -> None:
-        model, version = (served.name, served.version) if served is not None else ("", "")
-        key = (route.name, route.protocol, route.method, status, model, version)
-        with self._lock:
+    def _take(self) -> None:
+        requests, compute, errors = self._counts.drain()
+        for key, (n, dur, rows) in requests.items():
             series = self._requests.get(key)
             if series is None:
-                series = self._requests[key] = [0, _Histogram(len(LATENCY_BUCKETS)),
-                                                _Histogram(len(ROW_BUCKETS))]
-            series[0] += 1
-            duration = series[1]
-            duration.counts[bisect_left(LATENCY_BUCKETS, elapsed)] += 1
-            duration.sum += elapsed
-            if stats.rows:
-                rows = series[2]
-                rows.counts[bisect_left(ROW_BUCKETS, stats.rows)] += 1
-                rows.sum += stats.rows
-                compute = self._compute.get((model, version))
-                if compute is None:
-                    compute = self._compute[(model, version)] = _Histogram(len(COMPUTE_BUCKETS))
-                compute.counts[bisect_left(COMPUTE_BUCKETS, stats.compute)] += 1
-                compute.sum += stats.compute
-            if request.error_kind is not None:
-                ekey = (route.name, route.protocol, request.error_kind, model)
-                self._errors[ekey] = self._errors.get(ekey, 0) + 1
-
-    def drain(self) -> Tuple[Dict[Tuple, list], Dict[Tuple[str, str], "_Histogram"], Dict[Tuple, int]]:
-        """The counts taken so far, handed over and started afresh."""
-        with self._lock:
-            out = (self._requests, self._compute, self._errors)
-            self._requests, self._compute, self._errors = {}, {}, {}
-        return out
+                self._requests[key] = [n, dur, rows]
+            else:
+                series[0] += n
+                series[1].add(dur.counts, dur.sum)
+                series[2].add(rows.counts, rows.sum)
+        for key, hist in compute.items():
+            into = self._compute.setdefault(key, _Histogram(len(COMPUTE_BUCKETS)))
+            into.add(hist.counts, hist.sum)
+        for key, n in errors.items():
+            self._errors[key] = self._errors.get(key, 0) + n
 
     def collect(self) -> Iterator[Any]:
         from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
 
-        with self._lock:  # a consistent copy; families are built outside the lock
-            requests = {k: (v[0], list(v[1].counts), v[1].sum, list(v[2].counts), v[2].sum)
-                        for k, v in self._requests.items()}
-            compute = {k: (list(h.counts), h.sum) for k, h in self._compute.items()}
+        with self._lock:  # one scrape at a time adds to the totals
+            self._take()
+            requests = {k: (v[0], v[1], v[2]) for k, v in self._requests.items()}
+            compute = dict(self._compute)
             errors = dict(self._errors)
-            in_flight = self.in_flight.value
+        in_flight = self._counts.in_flight.value
         total = CounterMetricFamily(
             "mlfast_requests", "Requests answered, by route, protocol, method, status, model and version.",
             labels=["route", "protocol", "method", "status", "model", "version"])
@@ -323,26 +352,21 @@ class _LocalSamples:
                                      labels=["route", "model", "version"])
         by_duration: Dict[Tuple, _Histogram] = {}
         by_rows: Dict[Tuple, _Histogram] = {}
-        for (route, protocol, method, status, model, version), (n, dc, ds, rc, rs) in requests.items():
+        for (route, protocol, method, status, model, version), (n, dh, rh) in requests.items():
             total.add_metric([route, protocol, method, str(status), model, version], n)
-            for labels, counts, s, into, size in (((route, protocol, model, version), dc, ds, by_duration,
-                                                   len(LATENCY_BUCKETS)),
-                                                  ((route, model, version), rc, rs, by_rows, len(ROW_BUCKETS))):
-                h = into.setdefault(labels, _Histogram(size))
-                h.counts = [a + b for a, b in zip(h.counts, counts)]
-                h.sum += s
+            by_duration.setdefault((route, protocol, model, version),
+                                   _Histogram(len(LATENCY_BUCKETS))).add(dh.counts, dh.sum)
+            by_rows.setdefault((route, model, version), _Histogram(len(ROW_BUCKETS))).add(rh.counts, rh.sum)
         for labels, h in by_duration.items():
             duration.add_metric(list(labels), h.family_buckets(LATENCY_BUCKETS), h.sum)
         for labels, h in by_rows.items():
-            if h.counts[-1] or any(h.counts):
+            if any(h.counts):
                 rows.add_metric(list(labels), h.family_buckets(ROW_BUCKETS), h.sum)
         comp = HistogramMetricFamily("mlfast_model_compute_seconds",
                                      "Time in the model's predict calls for one request.",
                                      labels=["model", "version"])
-        for (model, version), (counts, s) in compute.items():
-            h = _Histogram(len(COMPUTE_BUCKETS))
-            h.counts = counts
-            comp.add_metric([model, version], h.family_buckets(COMPUTE_BUCKETS), s)
+        for (model, version), h in compute.items():
+            comp.add_metric([model, version], h.family_buckets(COMPUTE_BUCKETS), h.sum)
         errs = CounterMetricFamily("mlfast_errors", "Error answers by kind (bad_request, invalid_input, "
                                    "unauthorized, too_large, timeout, internal, ...).",
                                    labels=["route", "protocol", "kind", "model"])

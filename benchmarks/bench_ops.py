@@ -14,22 +14,33 @@ workers share.
        metrics+auth ``mlfast serve`` with ``MLFAST_API_KEYS`` and metrics, access log off
        all on       the same plus the JSON access log (to a file)
 
-   for one worker (uvicorn, pinned to one CPU and wrk to the other) and two
-   (gunicorn + uvicorn workers, prometheus-client's multiprocess mode).  Runs take turns, round after
-   round; req/s and p99 are medians over rounds, and each "vs off" figure
-   is the median of the rounds' ratios to the "off" run of the same round.
-   wrk shares the two cores with the server (and, on a shared machine, with
-   whatever else runs): compare the rows, not the machine.  Beside req/s,
-   the server's own CPU time per request (utime + stime of all its
-   processes from /proc/<pid>/stat, over the run, divided by the requests
-   wrk counted) is reported.
+   for one worker (uvicorn) and two (gunicorn + uvicorn workers,
+   prometheus-client's multiprocess mode).
+
+   Side by side: each configuration runs at the same time as an "off"
+   server, two wrk processes loading the two servers together, one worker
+   each pinned to the same CPU (wrk on the other), or two workers each on
+   both CPUs.  Whatever slows the machine during a round (other tenants,
+   clock changes) slows both servers alike, so each round's ratio of the
+   two is steady where a server's own req/s moves by 10-20% from one round
+   to the next; taking turns instead left 5-8% swings in the ratio of two
+   servers that run the same code.  A second "off" server against the
+   first ("off (A/A)") shows what is left of that noise.  Per configuration
+   and round: req/s, p50/p99 and the server's own CPU time per request
+   (utime + stime of its processes from /proc/<pid>/stat over the run,
+   divided by the requests wrk counted); "vs off" figures are medians over
+   the rounds of each round's ratio.  The absolute req/s are those of a
+   server sharing its CPUs with another: about half of what it serves
+   alone.
 
 1b. Instructions.  The same four servers (one worker) under valgrind's
    callgrind: user-space instructions per request over 400 requests on a
-   keep-alive connection, three times.  A count, not a time: it repeats
-   to within 0.1% whatever else the machine does, where req/s moves by
-   10-20% between rounds, so it is the figure that resolves a cost of a
-   few percent.  Needs valgrind (``make bench`` installs it).
+   keep-alive connection, three times, in each of three server processes
+   per configuration (the median).  A count, not a time: a process's
+   count repeats to within 0.1% whatever else the machine does (two
+   processes differ by up to ~0.3%), where req/s moves by 10-20% between
+   rounds, so it is the figure that resolves a cost of a few percent.
+   Needs valgrind (``make bench-ops`` installs it).
 
 2. Memory.  ``mlfast serve`` of a 500-tree RandomForest (the file
    benchmarks/forest_memory.py builds, about 1.1 million nodes) with 1, 2
@@ -181,6 +192,8 @@ def wrk(port: int, seconds: int, connections: int, lua: Path, key: str = "",
 # -- 1. overhead -----------------------------------------------------------------------
 
 CONFIGS = ["bare", "off", "metrics+auth", "all on"]
+# each runs beside an "off" server; "off (A/A)" is a second "off" server
+SIDE_BY_SIDE = ["off (A/A)", "bare", "metrics+auth", "all on"]
 
 
 def server_argv(config: str, model: str, port: int, workers: int):
@@ -188,7 +201,7 @@ def server_argv(config: str, model: str, port: int, workers: int):
              "--workers", str(workers)]
     if config == "bare":
         return [PY, "-c", BARE, model, str(port), str(workers)], {}, ""
-    if config == "off":
+    if config in ("off", "off (A/A)"):
         return serve + ["--no-metrics", "--no-access-log", "--log-level", "warning"], {}, ""
     keys = {"MLFAST_API_KEYS": API_KEY}
     if config == "metrics+auth":
@@ -203,60 +216,86 @@ def overhead(args, work: Path) -> List[dict]:
     lua = work / "ops.lua"
     lua.write_text(LUA)
     rounds, seconds = (1, 1) if args.quick else (args.rounds, args.seconds)
+    connections = max(1, args.connections // 2)  # per server: two servers share the load
     out = []
     for workers in ([1] if args.quick else [1, 2]):
         servers = {}
-        # one worker: the server on one CPU and wrk on the others, so that the
-        # two do not take turns on the same core and req/s follows the
-        # server's own cost; two workers need both CPUs
         cpus = sorted(os.sched_getaffinity(0))
         server_cpus = {cpus[-1]} if workers == 1 and len(cpus) >= 2 else None
         wrk_cpus = set(cpus[:-1]) if server_cpus else None
         try:
-            for config in CONFIGS:
+            for config in ["off"] + SIDE_BY_SIDE:
                 port = free_port()
                 argv, env, key = server_argv(config, model, port, workers)
                 env = {**env, "PROMETHEUS_MULTIPROC_DIR": ""}
-                log = work / f"server-{config.replace(' ', '_').replace('+', '_')}-{workers}.log"
+                tag = config.replace(" ", "_").replace("+", "_").replace("(", "").replace(")", "").replace("/", "")
+                log = work / f"server-{tag}-{workers}.log"
                 servers[config] = (start(argv, env, log, server_cpus), port, key, log)
             for config, (proc, port, key, log) in servers.items():
                 wait_ready(proc, port, log)
                 for _ in range(200):  # warm up, every worker
                     assert post(port, b'{"features": [5.1, 3.5, 1.4, 0.2]}', key) == 200
                 if not args.quick:
-                    wrk(port, 2, args.connections, lua, key, wrk_cpus)
-            runs: Dict[str, List[dict]] = {c: [] for c in CONFIGS}
+                    wrk(port, 2, connections, lua, key, wrk_cpus)
+            pairs: Dict[str, List[tuple]] = {c: [] for c in SIDE_BY_SIDE}
             for r in range(rounds):
-                for config in CONFIGS:
-                    proc, port, key, log = servers[config]
-                    pids = processes(proc.pid)
-                    before = cpu_seconds(pids)
-                    run = wrk(port, seconds, args.connections, lua, key, wrk_cpus)
-                    run["cpu_us"] = (cpu_seconds(pids) - before) / max(1, run["requests"]) * 1e6
-                    runs[config].append(run)
+                for config in SIDE_BY_SIDE:
+                    pairs[config].append(side_by_side(servers["off"], servers[config], seconds,
+                                                      connections, lua, wrk_cpus))
                 print(f"  {workers} worker(s), round {r + 1}/{rounds}: " + ", ".join(
-                    f"{c} {runs[c][-1]['rps']:.0f}/s" for c in CONFIGS), flush=True)
-            off = runs["off"]
-            for config in CONFIGS:
-                rs = runs[config]
-                # paired: each round's figure against the "off" server's in
-                # the same round (they ran back to back), median over rounds
+                    f"{c} {pairs[c][-1][1]['rps']:.0f}/s beside off {pairs[c][-1][0]['rps']:.0f}/s"
+                    for c in SIDE_BY_SIDE), flush=True)
+            for config in SIDE_BY_SIDE:
+                ps = pairs[config]
+                runs = [x for _, x in ps]
                 out.append({
-                    "vs_off_rps": statistics.median(x["rps"] / o["rps"] - 1 for x, o in zip(rs, off)),
-                    "vs_off_p99": statistics.median(x["p99_us"] / o["p99_us"] - 1 for x, o in zip(rs, off)),
-                    "vs_off_cpu": statistics.median(x["cpu_us"] / o["cpu_us"] - 1 for x, o in zip(rs, off)),
+                    "vs_off_rps": statistics.median(x["rps"] / o["rps"] - 1 for o, x in ps),
+                    "vs_off_p99": statistics.median(x["p99_us"] / o["p99_us"] - 1 for o, x in ps),
+                    "vs_off_p50": statistics.median(x["p50_us"] / o["p50_us"] - 1 for o, x in ps),
+                    "vs_off_cpu": statistics.median(x["cpu_us"] / o["cpu_us"] - 1 for o, x in ps),
+                    "vs_off_cpu_range": [min(x["cpu_us"] / o["cpu_us"] - 1 for o, x in ps),
+                                         max(x["cpu_us"] / o["cpu_us"] - 1 for o, x in ps)],
                     "workers": workers, "config": config,
-                    "rps": statistics.median(x["rps"] for x in rs),
-                    "p50_us": statistics.median(x["p50_us"] for x in rs),
-                    "p99_us": statistics.median(x["p99_us"] for x in rs),
-                    "cpu_us_per_request": statistics.median(x["cpu_us"] for x in rs),
-                    "errors": sum(x["errors"] + x["non2xx"] for x in rs),
-                    "rounds": [round(x["rps"]) for x in rs],
+                    "rps": statistics.median(x["rps"] for x in runs),
+                    "off_rps": statistics.median(o["rps"] for o, _ in ps),
+                    "p50_us": statistics.median(x["p50_us"] for x in runs),
+                    "p99_us": statistics.median(x["p99_us"] for x in runs),
+                    "cpu_us_per_request": statistics.median(x["cpu_us"] for x in runs),
+                    "errors": sum(x["errors"] + x["non2xx"] + o["errors"] + o["non2xx"] for o, x in ps),
+                    "rounds": [round(x["rps"]) for x in runs],
                 })
         finally:
             for proc, *_ in servers.values():
                 stop(proc)
     return out
+
+
+def side_by_side(off: tuple, other: tuple, seconds: int, connections: int, lua: Path,
+                 cpus: Optional[set]) -> tuple:
+    """Two servers loaded at the same time by two wrk processes: (off's run,
+    the other's run), each with the server's CPU time per request."""
+    runs: Dict[int, dict] = {}
+    failures: List[BaseException] = []
+
+    def load(i: int, server: tuple) -> None:
+        proc, port, key, _ = server
+        try:
+            pids = processes(proc.pid)
+            before = cpu_seconds(pids)
+            run = wrk(port, seconds, connections, lua, key, cpus)
+            run["cpu_us"] = (cpu_seconds(pids) - before) / max(1, run["requests"]) * 1e6
+            runs[i] = run
+        except BaseException as e:  # re-raised below, in the caller's thread
+            failures.append(e)
+
+    threads = [threading.Thread(target=load, args=(i, server)) for i, server in enumerate((off, other))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    if failures:
+        raise failures[0]
+    return runs[0], runs[1]
 
 
 def cpu_seconds(pids: List[int]) -> float:
@@ -283,6 +322,10 @@ def cpu_seconds(pids: List[int]) -> float:
 
 CG_WARMUP = 50
 CG_REQUESTS = 400
+# Server processes per configuration: a process's count repeats to 0.1%, but
+# two processes of the same server differ by up to ~2,000 instructions a
+# request (hash seeds, addresses), so each figure is the median of several.
+CG_PROCESSES = 3
 
 
 def callgrind_control(pid: int, *args: str) -> None:
@@ -314,6 +357,44 @@ def keepalive_posts(port: int, n: int, key: str) -> None:
         conn.close()
 
 
+def count_instructions(config: str, model: str, work: Path, n: int, repeats: int) -> float:
+    """One server process under callgrind: the median over ``repeats`` runs
+    of ``n`` requests of its instructions a request."""
+    port = free_port()
+    argv, env, key = server_argv(config, model, port, 1)
+    tag = config.replace(" ", "_").replace("+", "_")
+    prefix = work / f"cg-{tag}"
+    argv = ["valgrind", "--tool=callgrind", "--instr-atstart=no",
+            f"--callgrind-out-file={prefix}.%p"] + argv
+    log = work / f"cg-server-{tag}.log"
+    proc = start(argv, {**env, "PROMETHEUS_MULTIPROC_DIR": ""}, log)
+    counts = []
+    try:
+        wait_ready(proc, port, log, timeout=300)
+        pid = proc.pid  # valgrind runs the program in its own process
+        callgrind_control(pid, "-i", "on")
+        keepalive_posts(port, CG_WARMUP, key)
+        for _ in range(repeats):
+            callgrind_control(pid, "-z")
+            keepalive_posts(port, n, key)
+            before = set(work.glob(f"cg-{tag}.*"))
+            callgrind_control(pid, "-d")
+            deadline = time.monotonic() + 60
+            while time.monotonic() < deadline:
+                new = [p for p in work.glob(f"cg-{tag}.*") if p not in before and p.stat().st_size]
+                if new:
+                    break
+                time.sleep(0.2)
+            counts.append(callgrind_totals(new[0]) / n)
+            for p in new:
+                p.unlink()
+    finally:
+        stop(proc)
+        for p in work.glob(f"cg-{tag}.*"):
+            p.unlink()
+    return statistics.median(counts)
+
+
 def instructions(args, work: Path) -> List[dict]:
     import mlfast
 
@@ -322,41 +403,18 @@ def instructions(args, work: Path) -> List[dict]:
         return []
     model = mlfast.demo_model_path()
     n = 20 if args.quick else CG_REQUESTS
+    processes = 1 if args.quick else CG_PROCESSES
+    per_process: Dict[str, List[float]] = {c: [] for c in CONFIGS}
+    for _ in range(processes):  # interleaved: one process of each configuration in turn
+        for config in CONFIGS:
+            per_process[config].append(count_instructions(config, model, work, n, 1 if args.quick else 3))
     out = []
     for config in CONFIGS:
-        port = free_port()
-        argv, env, key = server_argv(config, model, port, 1)
-        tag = config.replace(" ", "_").replace("+", "_")
-        prefix = work / f"cg-{tag}"
-        argv = ["valgrind", "--tool=callgrind", "--instr-atstart=no",
-                f"--callgrind-out-file={prefix}.%p"] + argv
-        log = work / f"cg-server-{tag}.log"
-        proc = start(argv, {**env, "PROMETHEUS_MULTIPROC_DIR": ""}, log)
-        try:
-            wait_ready(proc, port, log, timeout=300)
-            pid = proc.pid  # valgrind runs the program in its own process
-            callgrind_control(pid, "-i", "on")
-            keepalive_posts(port, CG_WARMUP, key)
-            counts = []
-            for _ in range(1 if args.quick else 3):
-                callgrind_control(pid, "-z")
-                keepalive_posts(port, n, key)
-                before = set(work.glob(f"cg-{tag}.*"))
-                callgrind_control(pid, "-d")
-                deadline = time.monotonic() + 60
-                while time.monotonic() < deadline:
-                    new = [p for p in work.glob(f"cg-{tag}.*") if p not in before and p.stat().st_size]
-                    if new:
-                        break
-                    time.sleep(0.2)
-                counts.append(callgrind_totals(new[0]) / n)
-                for p in new:
-                    p.unlink()
-        finally:
-            stop(proc)
+        counts = per_process[config]
         out.append({"config": config, "instructions_per_request": statistics.median(counts),
-                    "repeats": [round(c) for c in counts], "requests": n})
-        print(f"  {config}: {statistics.median(counts):,.0f} instructions a request", flush=True)
+                    "processes": [round(c) for c in counts], "requests": n})
+        print(f"  {config}: {statistics.median(counts):,.0f} instructions a request "
+              f"(processes: {', '.join(f'{c:,.0f}' for c in counts)})", flush=True)
     return out
 
 
@@ -503,14 +561,17 @@ def main() -> None:
 
 def report(result: dict) -> None:
     if "overhead" in result:
-        print("\n| workers | config | req/s | p50 µs | p99 µs | server CPU µs/request | vs off: req/s | p99 | CPU | errors |")
-        print("|---|---|---|---|---|---|---|---|---|---|")
+        print("\n| workers | config (beside off) | req/s | off req/s | p50 µs | p99 µs | server CPU µs/request "
+              "| vs off: req/s | p50 | p99 | CPU (min..max) | errors |")
+        print("|---|---|---|---|---|---|---|---|---|---|---|---|")
         for r in result["overhead"]:
-            print(f"| {r['workers']} | {r['config']} | {r['rps']:.0f} | {r['p50_us']:.0f} | {r['p99_us']:.0f} | "
-                  f"{r['cpu_us_per_request']:.0f} | {r['vs_off_rps'] * 100:+.1f}% | "
-                  f"{r['vs_off_p99'] * 100:+.1f}% | {r['vs_off_cpu'] * 100:+.1f}% | {r['errors']} |")
-        print("(medians over rounds; the vs-off columns are medians of each round's ratio to the "
-              "off server's run just before)")
+            lo, hi = r["vs_off_cpu_range"]
+            print(f"| {r['workers']} | {r['config']} | {r['rps']:.0f} | {r['off_rps']:.0f} | {r['p50_us']:.0f} | "
+                  f"{r['p99_us']:.0f} | {r['cpu_us_per_request']:.0f} | {r['vs_off_rps'] * 100:+.1f}% | "
+                  f"{r['vs_off_p50'] * 100:+.1f}% | {r['vs_off_p99'] * 100:+.1f}% | {r['vs_off_cpu'] * 100:+.1f}% "
+                  f"({lo * 100:+.1f}..{hi * 100:+.1f}) | {r['errors']} |")
+        print("(each configuration ran at the same time as an 'off' server on the same CPUs; medians over "
+              "rounds of each round's ratio)")
     if result.get("instructions"):
         print("\n| config | instructions a request | vs off |")
         print("|---|---|---|")

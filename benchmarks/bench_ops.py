@@ -24,8 +24,11 @@ workers share.
    clock changes) slows both servers alike, so each round's ratio of the
    two is steady where a server's own req/s moves by 10-20% from one round
    to the next; taking turns instead left 5-8% swings in the ratio of two
-   servers that run the same code.  A second "off" server against the
-   first ("off (A/A)") shows what is left of that noise.  Per configuration
+   servers that run the same code.  The servers are started afresh every
+   round: two processes of one server differ by a percent or two (hash
+   seeds, addresses), which should average out over the rounds rather
+   than tilt all of them.  A second "off" server against the first
+   ("off (A/A)") shows what is left of the noise.  Per configuration
    and round: req/s, p50/p99 and the server's own CPU time per request
    (utime + stime of its processes from /proc/<pid>/stat over the run,
    divided by the requests wrk counted); "vs off" figures are medians over
@@ -219,54 +222,57 @@ def overhead(args, work: Path) -> List[dict]:
     connections = max(1, args.connections // 2)  # per server: two servers share the load
     out = []
     for workers in ([1] if args.quick else [1, 2]):
-        servers = {}
         cpus = sorted(os.sched_getaffinity(0))
         server_cpus = {cpus[-1]} if workers == 1 and len(cpus) >= 2 else None
         wrk_cpus = set(cpus[:-1]) if server_cpus else None
-        try:
-            for config in ["off"] + SIDE_BY_SIDE:
-                port = free_port()
-                argv, env, key = server_argv(config, model, port, workers)
-                env = {**env, "PROMETHEUS_MULTIPROC_DIR": ""}
-                tag = config.replace(" ", "_").replace("+", "_").replace("(", "").replace(")", "").replace("/", "")
-                log = work / f"server-{tag}-{workers}.log"
-                servers[config] = (start(argv, env, log, server_cpus), port, key, log)
-            for config, (proc, port, key, log) in servers.items():
-                wait_ready(proc, port, log)
-                for _ in range(200):  # warm up, every worker
-                    assert post(port, b'{"features": [5.1, 3.5, 1.4, 0.2]}', key) == 200
-                if not args.quick:
-                    wrk(port, 2, connections, lua, key, wrk_cpus)
-            pairs: Dict[str, List[tuple]] = {c: [] for c in SIDE_BY_SIDE}
-            for r in range(rounds):
+        pairs: Dict[str, List[tuple]] = {c: [] for c in SIDE_BY_SIDE}
+        for r in range(rounds):
+            # new server processes every round: two processes of one server
+            # differ by a percent or two (hash seeds, addresses), and that
+            # must average out over the rounds, not bias every round alike
+            servers = {}
+            try:
+                for config in ["off"] + SIDE_BY_SIDE:
+                    port = free_port()
+                    argv, env, key = server_argv(config, model, port, workers)
+                    env = {**env, "PROMETHEUS_MULTIPROC_DIR": ""}
+                    tag = "".join(ch if ch.isalnum() else "_" for ch in config)
+                    log = work / f"server-{tag}-{workers}.log"
+                    servers[config] = (start(argv, env, log, server_cpus), port, key, log)
+                for config, (proc, port, key, log) in servers.items():
+                    wait_ready(proc, port, log)
+                    for _ in range(200):  # warm up, every worker
+                        assert post(port, b'{"features": [5.1, 3.5, 1.4, 0.2]}', key) == 200
+                    if not args.quick:
+                        wrk(port, 1, connections, lua, key, wrk_cpus)
                 for config in SIDE_BY_SIDE:
                     pairs[config].append(side_by_side(servers["off"], servers[config], seconds,
                                                       connections, lua, wrk_cpus))
-                print(f"  {workers} worker(s), round {r + 1}/{rounds}: " + ", ".join(
-                    f"{c} {pairs[c][-1][1]['rps']:.0f}/s beside off {pairs[c][-1][0]['rps']:.0f}/s"
-                    for c in SIDE_BY_SIDE), flush=True)
-            for config in SIDE_BY_SIDE:
-                ps = pairs[config]
-                runs = [x for _, x in ps]
-                out.append({
-                    "vs_off_rps": statistics.median(x["rps"] / o["rps"] - 1 for o, x in ps),
-                    "vs_off_p99": statistics.median(x["p99_us"] / o["p99_us"] - 1 for o, x in ps),
-                    "vs_off_p50": statistics.median(x["p50_us"] / o["p50_us"] - 1 for o, x in ps),
-                    "vs_off_cpu": statistics.median(x["cpu_us"] / o["cpu_us"] - 1 for o, x in ps),
-                    "vs_off_cpu_range": [min(x["cpu_us"] / o["cpu_us"] - 1 for o, x in ps),
-                                         max(x["cpu_us"] / o["cpu_us"] - 1 for o, x in ps)],
-                    "workers": workers, "config": config,
-                    "rps": statistics.median(x["rps"] for x in runs),
-                    "off_rps": statistics.median(o["rps"] for o, _ in ps),
-                    "p50_us": statistics.median(x["p50_us"] for x in runs),
-                    "p99_us": statistics.median(x["p99_us"] for x in runs),
-                    "cpu_us_per_request": statistics.median(x["cpu_us"] for x in runs),
-                    "errors": sum(x["errors"] + x["non2xx"] + o["errors"] + o["non2xx"] for o, x in ps),
-                    "rounds": [round(x["rps"]) for x in runs],
-                })
-        finally:
-            for proc, *_ in servers.values():
-                stop(proc)
+            finally:
+                for proc, *_ in servers.values():
+                    stop(proc)
+            print(f"  {workers} worker(s), round {r + 1}/{rounds}: " + ", ".join(
+                f"{c} {pairs[c][-1][1]['rps']:.0f}/s beside off {pairs[c][-1][0]['rps']:.0f}/s"
+                for c in SIDE_BY_SIDE), flush=True)
+        for config in SIDE_BY_SIDE:
+            ps = pairs[config]
+            runs = [x for _, x in ps]
+            out.append({
+                "vs_off_rps": statistics.median(x["rps"] / o["rps"] - 1 for o, x in ps),
+                "vs_off_p99": statistics.median(x["p99_us"] / o["p99_us"] - 1 for o, x in ps),
+                "vs_off_p50": statistics.median(x["p50_us"] / o["p50_us"] - 1 for o, x in ps),
+                "vs_off_cpu": statistics.median(x["cpu_us"] / o["cpu_us"] - 1 for o, x in ps),
+                "vs_off_cpu_range": [min(x["cpu_us"] / o["cpu_us"] - 1 for o, x in ps),
+                                     max(x["cpu_us"] / o["cpu_us"] - 1 for o, x in ps)],
+                "workers": workers, "config": config,
+                "rps": statistics.median(x["rps"] for x in runs),
+                "off_rps": statistics.median(o["rps"] for o, _ in ps),
+                "p50_us": statistics.median(x["p50_us"] for x in runs),
+                "p99_us": statistics.median(x["p99_us"] for x in runs),
+                "cpu_us_per_request": statistics.median(x["cpu_us"] for x in runs),
+                "errors": sum(x["errors"] + x["non2xx"] + o["errors"] + o["non2xx"] for o, x in ps),
+                "rounds": [round(x["rps"]) for x in runs],
+            })
     return out
 
 

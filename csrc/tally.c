@@ -8,17 +8,21 @@
  * 2% of the cheapest request (an iris prediction), where issue 5 allows
  * metrics and auth 5% together; prometheus-client's own objects cost more
  * (a lock and a Python loop over the buckets for each histogram).  No
- * library counts histograms for us in C, so this file does: one dict lookup
- * and three binary searches in one call, under the GIL (no lock).  prometheus-client still
- * writes the exposition format and the multiprocess files; mlfast hands it
- * these counts at scrape time or in batches (mlfast/serving/metrics.py).
+ * library counts histograms for us in C, so this file does: one dict
+ * lookup and three binary searches in one call, under the GIL (no lock).
+ * prometheus-client still writes the exposition format and the
+ * multiprocess files; mlfast hands it these counts at scrape time or in
+ * batches (mlfast/serving/metrics.py).
  *
  * Layout: the label sets are the keys of a dict whose values are slot
  * numbers; a slot is `stride` int64 counts (the request count, then each
  * histogram's buckets, +Inf last, not cumulative) and MF_TALLY_HISTS sums.
- * Keys are plain tuples (tally_plain_key), so add() runs no Python code
- * and is atomic under the GIL.
- * drain() hands everything over and starts afresh.
+ * Buckets follow Prometheus's `le` (a value goes to the first bound >= it);
+ * NaN goes to +Inf.  Keys are plain tuples (tally_plain_key), so no Python
+ * code runs between add() finding a key's slot and writing to it (only
+ * the values' __float__ may run, before): add() is atomic under the GIL.
+ * drain() hands everything over and starts afresh; if building its
+ * answer fails (MemoryError), the counts drained are lost.
  */
 #include "mlfast.h"
 
@@ -27,48 +31,58 @@
 #define MF_TALLY_HISTS 3
 #define MF_TALLY_MAX_BOUNDS 64
 
+/* The buckets of the three histograms: what a tally is made with. */
 typedef struct {
-    PyObject_HEAD
-    PyObject *index;                       /* dict: key -> slot (int) */
-    Py_ssize_t n_slots, cap;
     Py_ssize_t n_bounds[MF_TALLY_HISTS];
     Py_ssize_t offset[MF_TALLY_HISTS];     /* first bucket of each histogram in a slot */
     Py_ssize_t stride;                     /* int64 counts a slot */
     double bounds[MF_TALLY_HISTS][MF_TALLY_MAX_BOUNDS];
-    int64_t *counts;                       /* cap * stride */
+} mf_tally_shape;
+
+typedef struct {
+    PyObject_HEAD
+    PyObject *index;                       /* dict: key -> slot (int) */
+    Py_ssize_t n_slots, cap;
+    mf_tally_shape shape;
+    int64_t *counts;                       /* cap * shape.stride */
     double *sums;                          /* cap * MF_TALLY_HISTS */
 } mf_Tally;
 
-/* Bounds: a sequence of 1..64 finite floats, strictly increasing. */
+/* Bounds: a sequence of 1..64 finite floats, strictly increasing.  Read
+ * from a tuple copy: a float's __float__ may change the caller's list. */
 static int
-tally_read_bounds(mf_Tally *self, int h, PyObject *arg)
+tally_read_bounds(mf_tally_shape *shape, int h, PyObject *arg)
 {
     int rc = -1;
     Py_ssize_t i, n;
-    PyObject *seq = PySequence_Fast(arg, "RequestTally bounds must be a sequence of floats");
+    PyObject *seq = PySequence_Check(arg) ? PySequence_Tuple(arg) : NULL;
 
     if (seq == NULL) {
+        if (!PyErr_Occurred() || PyErr_ExceptionMatches(PyExc_TypeError)) {
+            PyErr_Clear();
+            PyErr_SetString(PyExc_TypeError, "RequestTally bounds must be a sequence of floats");
+        }
         goto done;
     }
-    n = PySequence_Fast_GET_SIZE(seq);
+    n = PyTuple_GET_SIZE(seq);
     if (n < 1 || n > MF_TALLY_MAX_BOUNDS) {
         PyErr_Format(PyExc_ValueError, "RequestTally: histogram %d has %zd bounds, not 1..%d",
                      h, n, MF_TALLY_MAX_BOUNDS);
         goto done;
     }
     for (i = 0; i < n; i++) {
-        double b = PyFloat_AsDouble(PySequence_Fast_GET_ITEM(seq, i));
+        double b = PyFloat_AsDouble(PyTuple_GET_ITEM(seq, i));
         if (b == -1.0 && PyErr_Occurred()) {
             goto done;
         }
-        if (!isfinite(b) || (i > 0 && !(b > self->bounds[h][i - 1]))) {
+        if (!isfinite(b) || (i > 0 && !(b > shape->bounds[h][i - 1]))) {
             PyErr_Format(PyExc_ValueError, "RequestTally: histogram %d's bounds must be finite "
                          "and increasing (bound %zd)", h, i);
             goto done;
         }
-        self->bounds[h][i] = b;
+        shape->bounds[h][i] = b;
     }
-    self->n_bounds[h] = n;
+    shape->n_bounds[h] = n;
     rc = 0;
 done:
     Py_XDECREF(seq);
@@ -80,31 +94,37 @@ tally_init(mf_Tally *self, PyObject *args, PyObject *kwds)
 {
     static char *kwlist[] = {"latency", "rows", "compute", NULL};
     PyObject *b[MF_TALLY_HISTS], *index = NULL;
-    Py_ssize_t stride = 1;
+    mf_tally_shape shape;
     int h, rc = -1;
 
-    if (self->index != NULL) {
-        PyErr_SetString(PyExc_RuntimeError, "RequestTally is already initialised");
-        goto done;
-    }
     if (!PyArg_ParseTupleAndKeywords(args, kwds, "OOO:RequestTally", kwlist, &b[0], &b[1], &b[2])) {
         goto done;
     }
+    /* everything read into locals first: reading the bounds may run Python
+     * code (a __float__), which could call __init__ or add() meanwhile */
+    shape.stride = 1;
     for (h = 0; h < MF_TALLY_HISTS; h++) {
-        if (tally_read_bounds(self, h, b[h]) < 0) {
+        if (tally_read_bounds(&shape, h, b[h]) < 0) {
             goto done;
         }
-        self->offset[h] = stride;
-        stride += self->n_bounds[h] + 1;
+        shape.offset[h] = shape.stride;
+        shape.stride += shape.n_bounds[h] + 1;
     }
     index = PyDict_New();
     if (index == NULL) {
         goto done;
     }
-    self->stride = stride;
+    /* then checked and set with no Python code in between */
+    if (self->index != NULL || self->counts != NULL) {
+        PyErr_SetString(PyExc_RuntimeError, "RequestTally is already initialised");
+        goto done;
+    }
+    self->shape = shape;
     self->index = index;
+    index = NULL;
     rc = 0;
 done:
+    Py_XDECREF(index);
     return rc;
 }
 
@@ -167,11 +187,11 @@ tally_grow(mf_Tally *self)
         goto done;
     }
     cap = self->cap ? self->cap * 2 : 16;
-    if (cap > PY_SSIZE_T_MAX / (Py_ssize_t)sizeof(int64_t) / self->stride) {
+    if (cap > PY_SSIZE_T_MAX / (Py_ssize_t)sizeof(int64_t) / self->shape.stride) {
         PyErr_NoMemory();
         goto done;
     }
-    counts = PyMem_Realloc(self->counts, (size_t)(cap * self->stride) * sizeof(int64_t));
+    counts = PyMem_Realloc(self->counts, (size_t)(cap * self->shape.stride) * sizeof(int64_t));
     if (counts == NULL) {
         PyErr_NoMemory();
         goto done;
@@ -221,13 +241,16 @@ tally_slot(mf_Tally *self, PyObject *key)
     if (PyErr_Occurred() || tally_grow(self) < 0) {
         goto done;
     }
-    slot = self->n_slots++;
-    memset(self->counts + slot * self->stride, 0, (size_t)self->stride * sizeof(int64_t));
+    slot = self->n_slots;
+    memset(self->counts + slot * self->shape.stride, 0,
+           (size_t)self->shape.stride * sizeof(int64_t));
     memset(self->sums + slot * MF_TALLY_HISTS, 0, MF_TALLY_HISTS * sizeof(double));
     number = PyLong_FromSsize_t(slot);
     if (number == NULL || PyDict_SetItem(self->index, key, number) < 0) {
         slot = -1;
+        goto done;
     }
+    self->n_slots = slot + 1;
 done:
     Py_XDECREF(number);
     return slot;
@@ -269,14 +292,16 @@ tally_add(mf_Tally *self, PyObject *const *args, Py_ssize_t nargs)
         goto done;
     }
     {
-        int64_t *counts = self->counts + slot * self->stride;
+        const mf_tally_shape *shape = &self->shape;
+        int64_t *counts = self->counts + slot * shape->stride;
         double *sums = self->sums + slot * MF_TALLY_HISTS;
         /* a request that predicted no rows has no rows or compute to count */
         int n_hists = value[1] != 0.0 ? MF_TALLY_HISTS : 1;
 
         counts[0] += 1;
         for (h = 0; h < n_hists; h++) {
-            counts[self->offset[h] + tally_bucket(self->bounds[h], self->n_bounds[h], value[h])] += 1;
+            Py_ssize_t b = tally_bucket(shape->bounds[h], shape->n_bounds[h], value[h]);
+            counts[shape->offset[h] + b] += 1;
             sums[h] += value[h];
         }
     }
@@ -288,7 +313,7 @@ done:
 
 /* (counts tuple, sum) of histogram h of a slot. */
 static PyObject *
-tally_histogram(const mf_Tally *shape, const int64_t *counts, const double *sums, int h)
+tally_histogram(const mf_tally_shape *shape, const int64_t *counts, const double *sums, int h)
 {
     PyObject *result = NULL, *buckets = NULL;
     Py_ssize_t i, n = shape->n_bounds[h] + 1;
@@ -355,11 +380,11 @@ tally_drain(mf_Tally *self, PyObject *Py_UNUSED(arg))
             goto done;
         }
         for (h = 0; h < MF_TALLY_HISTS && ok; h++) {
-            hist[h] = tally_histogram(self, counts + slot * self->stride,
+            hist[h] = tally_histogram(&self->shape, counts + slot * self->shape.stride,
                                       sums + slot * MF_TALLY_HISTS, h);
             ok = hist[h] != NULL;
         }
-        item = ok ? Py_BuildValue("(OLOOO)", key, (long long)counts[slot * self->stride],
+        item = ok ? Py_BuildValue("(OLOOO)", key, (long long)counts[slot * self->shape.stride],
                                   hist[0], hist[1], hist[2])
                   : NULL;
         for (h = 0; h < MF_TALLY_HISTS; h++) {
@@ -381,7 +406,7 @@ done:
 }
 
 static PyObject *
-tally_len(mf_Tally *self, PyObject *Py_UNUSED(arg))
+tally_series(mf_Tally *self, PyObject *Py_UNUSED(arg))
 {
     return PyLong_FromSsize_t(self->n_slots);
 }
@@ -389,15 +414,16 @@ tally_len(mf_Tally *self, PyObject *Py_UNUSED(arg))
 static PyMethodDef tally_methods[] = {
     {"add", (PyCFunction)(void (*)(void))tally_add, METH_FASTCALL,
      "add(key, seconds, rows, compute_seconds)\n--\n\n"
-     "Count one request under the label set `key` (a tuple of str, int, None and such tuples): its latency, rows and "
-     "compute time each go to their histogram's bucket (the first bound >= the value, "
-     "else +Inf) and sum. A request of 0 rows counts its latency only."},
+     "Count one request under the label set `key` (a tuple of str, int, None and such "
+     "tuples): its latency, rows and compute time each go to their histogram's bucket "
+     "(the first bound >= the value, else +Inf) and sum. A request of 0 rows counts its "
+     "latency only."},
     {"drain", (PyCFunction)tally_drain, METH_NOARGS,
      "drain()\n--\n\n"
      "The counts so far as a list of (key, requests, latency, rows, compute), each "
      "histogram a (bucket counts, sum) pair with +Inf last and counts not cumulative; "
      "the tally starts afresh."},
-    {"series", (PyCFunction)tally_len, METH_NOARGS,
+    {"series", (PyCFunction)tally_series, METH_NOARGS,
      "series()\n--\n\nHow many label sets have counts now."},
     {NULL, NULL, 0, NULL}
 };

@@ -170,3 +170,58 @@ def test_body_limits_per_protocol(repo):
         big = [ROW] * 4000  # about 80 KB
         r = requests.post(server.url + "/predict", json={"features": big}, timeout=10)
         assert r.status_code == 413 and "64000 bytes" in r.json()["error"]
+
+
+def test_key_check_follows_its_rules_for_every_header_combination():
+    """The observing hook's key check (written out for speed) against the
+    documented rules, without a server: ``Authorization: Bearer <key>``
+    wins, else ``X-API-Key``; values are stripped and empty means none; an
+    API route takes an API or admin key (401 otherwise), an admin route an
+    admin key (403 for an API key or when no admin key is configured, 401
+    otherwise), an open route anything."""
+    import itertools
+
+    from mlfast.serving.core import HttpError, Request, Route
+    from mlfast.serving.ops import KeySet, authorizer
+
+    api, api2, admin = "api-key-0123456789abcdef", "second-api-key-0123456789", "admin-key-0123456789abcdef"
+    wrong = "wrong-key-0123456789abcdef"
+    x_api = [None, "", "   ", api, f"  {api} ", admin, wrong, api2]
+    authorization = [None, "", "Bearer", "Bearer ", f"Bearer {api}", f"bearer  {admin} ", f"Bearer {wrong}",
+                     f"Basic {api}", f"Bearer\t{api}", api]
+
+    def presented(headers):
+        value = headers.get("authorization")
+        if value is not None:
+            scheme, _, credentials = value.strip().partition(" ")
+            if scheme.lower() == "bearer" and credentials.strip():
+                return credentials.strip()
+        key = (headers.get("x-api-key") or "").strip()
+        return key or None
+
+    def expected(access, headers, apis, admins):
+        key = presented(headers)
+        if access == "open":
+            return None
+        if access == "api":
+            return None if key in apis + admins else 401
+        if key in admins:
+            return None
+        if not admins:
+            return 403
+        return 403 if key in apis else 401
+
+    checked = 0
+    for apis, admins in [((api, api2), (admin,)), ((api,), ()), ((), (admin,))]:
+        authorize = authorizer(KeySet(apis), KeySet(admins))
+        for access, x, auth in itertools.product(("open", "api", "admin"), x_api, authorization):
+            route = Route("POST", "/x", lambda r: None, "x", access=access)
+            headers = {k: v for k, v in (("x-api-key", x), ("authorization", auth)) if v is not None}
+            try:
+                authorize(route, Request("POST", "/x", {}, headers))
+                got = None
+            except HttpError as e:
+                got = e.status
+            assert got == expected(access, headers, apis, admins), (apis, admins, access, headers)
+            checked += 1
+    assert checked == 3 * 3 * len(x_api) * len(authorization)

@@ -67,7 +67,8 @@ def test_label_sets_are_kept_apart_and_many_fit():
     assert tally.series() == 0
 
 
-@pytest.mark.parametrize("key", [[1], {"a": 1}, (1.5,), (object(),), ((1, [2]),), "predict", ((((("deep",),),),),)])
+@pytest.mark.parametrize("key", [[1], {"a": 1}, (1.5,), (object(),), ((1, [2]),), "predict",
+                                 ((((("deep",),),),),)])
 def test_keys_that_could_run_python_code_are_refused(key):
     tally = RequestTally((1.0,), (1,), (1.0,))
     with pytest.raises(TypeError, match="keys are tuples"):
@@ -98,6 +99,39 @@ def test_bad_calls_are_refused():
         bare.add(KEY, 1.0, 1, 1.0)
     with pytest.raises(RuntimeError, match="not initialised"):
         bare.drain()
+
+
+def test_bounds_are_read_from_a_copy():
+    """A bound's __float__ that empties the caller's list must not make the
+    constructor read freed memory: the bounds are copied first."""
+    class Shrinks:
+        def __float__(self):
+            bounds.clear()
+            return 1.0
+
+    bounds = [Shrinks(), 2.0, 3.0]
+    tally = RequestTally(bounds, (1,), (1.0,))
+    tally.add(KEY, 2.5, 1, 0.5)
+    [(_, n, (dc, _), _, _)] = tally.drain()
+    assert n == 1 and dc == (0, 0, 1, 0)
+
+
+def test_init_run_again_from_a_bound_is_refused():
+    """__init__ re-entered from a bound's __float__ (with other bounds) must
+    not leave a tally whose buffers have another shape than its bounds."""
+    class Reenters:
+        def __float__(self):
+            tally.__init__((1.0,), (1,), (1.0,))
+            tally.add(KEY, 0.5, 1, 0.5)
+            return 1.0
+
+    tally = RequestTally.__new__(RequestTally)
+    with pytest.raises(RuntimeError, match="already initialised"):
+        tally.__init__([Reenters()] + [float(i) for i in range(2, 60)], (1,), (1.0,))
+    for _ in range(100):  # the inner shape, consistently: no write past the buffers
+        tally.add((("r", "p", "POST"), 200, ("m", str(_))), 0.5, 1, 0.5)
+    got = tally.drain()
+    assert len(got) == 101 and all(len(lat[0]) == 2 for _, _, lat, _, _ in got)
 
 
 def test_threads_adding_while_another_drains_lose_nothing():
@@ -143,17 +177,18 @@ def test_metrics_keep_their_totals_across_scrapes():
 
     service = build_service(mlfast.demo_model_path(), ops=Ops(access_log=False))
     predict = next(r for r in service.routes if r.name == "predict")
+    v2_infer = next(r for r in service.routes if r.name == "v2_infer")
 
     def call(body):
         return service.handle(predict, Request("POST", "/predict", {}, {"content-type": "application/json"},
                                                 body)).status
 
-    def scrape():
+    def scrape(route="predict"):
         body, _ = service.metrics.render()
         out = {}
         for family in text_string_to_metric_families(body.decode()):
             for s in family.samples:
-                if s.name.startswith("mlfast_") and s.labels.get("route", "predict") == "predict":
+                if s.name.startswith("mlfast_") and s.labels.get("route", route) == route:
                     out[(s.name, s.labels.get("status"), s.labels.get("le"), s.labels.get("kind"))] = s.value
         return out
 
@@ -165,6 +200,8 @@ def test_metrics_keep_their_totals_across_scrapes():
     assert first[("mlfast_requests_total", "400", None, None)] == 1
     assert first[("mlfast_errors_total", None, None, "invalid_input")] == 1
     assert first[("mlfast_model_compute_seconds_count", None, None, None)] == 3
+    assert first[("mlfast_request_rows_count", None, None, None)] == 3  # the refused request: no rows
+    assert first[("mlfast_request_duration_seconds_count", None, None, None)] == 4
     assert scrape() == first  # nothing new: the same figures, not zeros
     for _ in range(2):
         assert call(b'{"features": [[5.1, 3.5, 1.4, 0.2], [6.0, 3.0, 4.8, 1.8]]}') == 200
@@ -175,3 +212,34 @@ def test_metrics_keep_their_totals_across_scrapes():
     assert third[("mlfast_request_duration_seconds_bucket", None, "+Inf", None)] == 7
     assert third[("mlfast_errors_total", None, None, "invalid_input")] == 2
     assert third[("mlfast_model_compute_seconds_count", None, None, None)] == 5
+
+    # a model that does not exist: counted under empty model labels
+    unknown = Request("POST", "/v2/models/nope/infer", {"name": "nope"}, {"content-type": "application/json"},
+                      b'{"inputs": []}')
+    assert service.handle(v2_infer, unknown).status == 404
+    samples = [s for f in text_string_to_metric_families(service.metrics.render()[0].decode())
+               for s in f.samples if s.name == "mlfast_requests_total" and s.labels["route"] == "v2_infer"]
+    assert [(s.labels["status"], s.labels["model"], s.labels["version"], s.value) for s in samples] == [
+        ("404", "", "", 1.0)]
+
+
+def test_a_status_that_is_not_a_plain_int_is_counted():
+    """A handler answering with an HTTPStatus (an IntEnum, whose hash is
+    Python code) is counted under its number, not turned into a 500."""
+    from http import HTTPStatus
+
+    from prometheus_client.parser import text_string_to_metric_families
+
+    from mlfast.serving import build_service
+    from mlfast.serving.core import Request, Response, Route
+    from mlfast.serving.ops import Ops
+
+    service = build_service(mlfast.demo_model_path(), ops=Ops(access_log=False))
+    service.add_routes([Route("GET", "/custom", lambda r: Response(HTTPStatus.ACCEPTED, b"{}"), "custom",
+                              protocol="mine")])
+    custom = service.routes[-1]
+    for _ in range(2):
+        assert service.handle(custom, Request("GET", "/custom", {}, {})).status == HTTPStatus.ACCEPTED
+    samples = [s for f in text_string_to_metric_families(service.metrics.render()[0].decode())
+               for s in f.samples if s.name == "mlfast_requests_total" and s.labels["route"] == "custom"]
+    assert [(s.labels["status"], s.value) for s in samples] == [("202", 2.0)]

@@ -25,7 +25,8 @@ Several workers: prometheus-client's multiprocess mode.  The server sets
 ``PROMETHEUS_MULTIPROC_DIR`` before this module is imported (the mode is
 chosen when prometheus-client is first imported), each worker writes its
 samples to files there, and ``/metrics`` in any worker sums them all.  A
-worker counts its requests in the same tally as one process does and hands them to prometheus-client's file-backed metrics in batches
+worker counts its requests in the same tally as one process does and
+hands them to prometheus-client's file-backed metrics in batches
 (``Metrics.flush``): every ``FLUSH_INTERVAL`` seconds from a thread, before
 it answers a scrape, and when it exits.  Writing each request through
 prometheus-client's objects took 9 µs a request (nine locked updates of
@@ -220,6 +221,12 @@ class _Histogram:
         return out
 
 
+def _copy(hist: _Histogram) -> _Histogram:
+    out = _Histogram(len(hist.counts) - 1)
+    out.add(hist.counts, hist.sum)
+    return out
+
+
 def _add_histogram(child: Any, hist: "_Histogram") -> None:
     """Adds a batch of observations to a prometheus-client histogram child:
     its per-bucket values (``_buckets``, not cumulative, +Inf last) and
@@ -335,10 +342,10 @@ class _LocalSamples:
     def collect(self) -> Iterator[Any]:
         from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
 
-        with self._lock:  # one scrape at a time adds to the totals
+        with self._lock:  # one scrape at a time adds to the totals; a copy to build from
             self._take()
-            requests = {k: (v[0], v[1], v[2]) for k, v in self._requests.items()}
-            compute = dict(self._compute)
+            requests = {k: (n, _copy(dh), _copy(rh)) for k, (n, dh, rh) in self._requests.items()}
+            compute = {k: _copy(h) for k, h in self._compute.items()}
             errors = dict(self._errors)
         in_flight = self._counts.in_flight.value
         total = CounterMetricFamily(

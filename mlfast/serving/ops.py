@@ -263,8 +263,12 @@ def observe_hook(service: Service, ops: Ops, metrics: Any = None,
             if key not in headers:
                 headers[key] = value
         if count is not None:
-            count((route.labels, response.status, served.labels if served is not None else NO_MODEL),
-                  elapsed, stats.rows, stats.compute)
+            labels = served.labels if served is not None else NO_MODEL
+            try:
+                count((route.labels, response.status, labels), elapsed, stats.rows, stats.compute)
+            except TypeError:  # a status or label not exactly an int or str (an HTTPStatus)
+                count((tuple(map(str, route.labels)), int(response.status), tuple(map(str, labels))),
+                      elapsed, stats.rows, stats.compute)
             if request.error_kind is not None:
                 count_error(route, request.error_kind, served)
         if log_access and access_log.isEnabledFor(logging.INFO):

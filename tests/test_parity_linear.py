@@ -872,6 +872,30 @@ def test_large_batch_error_in_last_row(layout_models):
         mlfast.set_num_threads(before)
 
 
+def test_every_position_of_a_block_is_checked(layout_models):
+    """The finiteness check scans a block with a vectorised test: a NaN or
+    inf in any row of the first, a middle and the last, short block, in any
+    column, is refused with scikit-learn's message; finite extremes pass."""
+    est, model, X_new, _ = layout_models["LogisticRegression-3classes"]
+    base = np.tile(X_new, (150 // len(X_new) + 1, 1))[:150].copy()  # 64 + 64 + 22 rows
+    for bad in (np.nan, np.inf, -np.inf):
+        with pytest.raises(ValueError) as ref:
+            est.predict(np.where(np.arange(base.size).reshape(base.shape) == 0, bad, base))
+        for row in (0, 1, 62, 63, 64, 100, 127, 128, 148, 149):
+            for col in range(base.shape[1]):
+                rows = base.copy()
+                rows[row, col] = bad
+                with pytest.raises(ValueError) as got:
+                    model.predict(rows)
+                assert str(got.value) == str(ref.value), where(bad=bad, row=row, col=col)
+    extremes = base.copy()
+    extremes[::7, 0] = np.finfo(np.float64).max / 1e10
+    extremes[1::7, 1] = 5e-324   # the smallest subnormal
+    extremes[2::7, 1] = -0.0
+    extremes[3::7, 0] = -np.finfo(np.float64).max / 1e10
+    assert_same_output(model.predict(extremes), est.predict(extremes), "finite extremes")
+
+
 # -- input errors -------------------------------------------------------------------
 
 def _error_models():

@@ -32,25 +32,15 @@ mf_blas_init(void)
 #define MF_GEMM_MIN_WORK 4096
 #define MF_LIN_ROWS 8
 
-void
-mf_linear_raw(const mf_linear *lin, const double *x, Py_ssize_t n_rows, double *raw)
+/* raw = x @ coef.T + intercept by plain loops.  Eight rows at a time: each
+ * (row, output) sum still adds its terms in order j = 0..d-1, as for the
+ * rows left over, but eight sums advance together instead of one waiting
+ * on its previous add. */
+static void
+linear_loop(const mf_linear *lin, const double *x, Py_ssize_t n_rows, double *raw)
 {
     Py_ssize_t d = lin->n_features, k = lin->n_outputs, r, o, j;
 
-    if (n_rows > 1 && n_rows * d * k >= MF_GEMM_MIN_WORK && d < INT32_MAX &&
-        k < INT32_MAX && n_rows < INT32_MAX) {
-        scipy_cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)n_rows, (int)k,
-                          (int)d, 1.0, x, (int)d, lin->coef, (int)d, 0.0, raw, (int)k);
-        for (r = 0; r < n_rows; r++) {
-            for (o = 0; o < k; o++) {
-                raw[r * k + o] += lin->intercept[o];
-            }
-        }
-        return;
-    }
-    /* Eight rows at a time: each (row, output) sum still adds its terms in
-     * order j = 0..d-1, as below, but eight sums advance together instead
-     * of one waiting on its previous add. */
     for (r = 0; r + MF_LIN_ROWS <= n_rows; r += MF_LIN_ROWS) {
         const double *rows = x + r * d;
         for (o = 0; o < k; o++) {
@@ -81,3 +71,22 @@ mf_linear_raw(const mf_linear *lin, const double *x, Py_ssize_t n_rows, double *
     }
 }
 
+void
+mf_linear_raw(const mf_linear *lin, const double *x, Py_ssize_t n_rows, double *raw)
+{
+    Py_ssize_t d = lin->n_features, k = lin->n_outputs, r, o;
+
+    if (n_rows > 1 && n_rows * d * k >= MF_GEMM_MIN_WORK && d < INT32_MAX &&
+        k < INT32_MAX && n_rows < INT32_MAX) {
+        scipy_cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)n_rows, (int)k,
+                          (int)d, 1.0, x, (int)d, lin->coef, (int)d, 0.0, raw, (int)k);
+        for (r = 0; r < n_rows; r++) {
+            for (o = 0; o < k; o++) {
+                raw[r * k + o] += lin->intercept[o];
+            }
+        }
+    }
+    else {
+        linear_loop(lin, x, n_rows, raw);
+    }
+}

@@ -140,38 +140,16 @@ affine_pass(char op, const double *p, const double *in, double *out, Py_ssize_t 
     }
 }
 
+/* Element by element, rounding to the stage's precision after each
+ * operation (float32/float16 stages, clipping). */
 static void
-affine_apply(const mf_step *s, const double *in, double *out, Py_ssize_t n_rows,
-             mf_precision prec)
+affine_rows(const mf_step *s, const double *in, double *out, Py_ssize_t n_rows,
+            mf_precision prec)
 {
     Py_ssize_t n = s->n_in, r, j;
     double lo = round_to(prec, s->clip_lo), hi = round_to(prec, s->clip_hi);
     int cast = s->cast_params;
 
-    if (prec == MF_F64 && !s->clip) {
-        /* float64 throughout (the usual case): no rounding between steps */
-        const double *src = in;
-        if (s->sub != NULL) {
-            affine_pass('-', s->sub, src, out, n_rows, n);
-            src = out;
-        }
-        if (s->mul != NULL) {
-            affine_pass('*', s->mul, src, out, n_rows, n);
-            src = out;
-        }
-        if (s->div != NULL) {
-            affine_pass('/', s->div, src, out, n_rows, n);
-            src = out;
-        }
-        if (s->add != NULL) {
-            affine_pass('+', s->add, src, out, n_rows, n);
-            src = out;
-        }
-        if (src != out) {
-            memcpy(out, in, (size_t)(n_rows * n) * sizeof(double));
-        }
-        return;
-    }
     for (r = 0; r < n_rows; r++) {
         const double *x = in + r * n;
         double *y = out + r * n;
@@ -195,6 +173,40 @@ affine_apply(const mf_step *s, const double *in, double *out, Py_ssize_t n_rows,
             }
             y[j] = v;
         }
+    }
+}
+
+static void
+affine_apply(const mf_step *s, const double *in, double *out, Py_ssize_t n_rows,
+             mf_precision prec)
+{
+    Py_ssize_t n = s->n_in;
+
+    if (prec == MF_F64 && !s->clip) {
+        /* float64 throughout (the usual case): no rounding between steps */
+        const double *src = in;
+        if (s->sub != NULL) {
+            affine_pass('-', s->sub, src, out, n_rows, n);
+            src = out;
+        }
+        if (s->mul != NULL) {
+            affine_pass('*', s->mul, src, out, n_rows, n);
+            src = out;
+        }
+        if (s->div != NULL) {
+            affine_pass('/', s->div, src, out, n_rows, n);
+            src = out;
+        }
+        if (s->add != NULL) {
+            affine_pass('+', s->add, src, out, n_rows, n);
+            src = out;
+        }
+        if (src != out) {
+            memcpy(out, in, (size_t)(n_rows * n) * sizeof(double));
+        }
+    }
+    else {
+        affine_rows(s, in, out, n_rows, prec);
     }
 }
 

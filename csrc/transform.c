@@ -46,9 +46,6 @@ round_to(mf_precision prec, double v)
     }
 }
 
-/* Checks values a stage is about to read; returns 1 and sets *err when the
- * stage refuses them.  NaN takes precedence over inf, as in scikit-learn's
- * message. */
 /* Whether any of x[0..count) is NaN or inf: its exponent bits all set,
  * so that adding one to the exponent carries into the sign bit.  An OR of
  * integer adds, which the compiler vectorises with plain SSE2 (isfinite()
@@ -69,6 +66,9 @@ any_not_finite(const double *x, Py_ssize_t count)
     return (found >> 63) != 0;
 }
 
+/* Checks values a stage is about to read; returns 1 and sets *err when the
+ * stage refuses them.  NaN takes precedence over inf, as in scikit-learn's
+ * message. */
 int
 mf_check_block(mf_accept accept, const double *x, Py_ssize_t count, mf_err_kind *err)
 {
@@ -184,22 +184,15 @@ affine_apply(const mf_step *s, const double *in, double *out, Py_ssize_t n_rows,
 
     if (prec == MF_F64 && !s->clip) {
         /* float64 throughout (the usual case): no rounding between steps */
+        const char ops[4] = {'-', '*', '/', '+'};
+        const double *params[4] = {s->sub, s->mul, s->div, s->add};
         const double *src = in;
-        if (s->sub != NULL) {
-            affine_pass('-', s->sub, src, out, n_rows, n);
-            src = out;
-        }
-        if (s->mul != NULL) {
-            affine_pass('*', s->mul, src, out, n_rows, n);
-            src = out;
-        }
-        if (s->div != NULL) {
-            affine_pass('/', s->div, src, out, n_rows, n);
-            src = out;
-        }
-        if (s->add != NULL) {
-            affine_pass('+', s->add, src, out, n_rows, n);
-            src = out;
+        int i;
+        for (i = 0; i < 4; i++) {
+            if (params[i] != NULL) {
+                affine_pass(ops[i], params[i], src, out, n_rows, n);
+                src = out;
+            }
         }
         if (src != out) {
             memcpy(out, in, (size_t)(n_rows * n) * sizeof(double));

@@ -115,7 +115,7 @@ class Response:
         content_type: str = "application/json",
         headers: Optional[Dict[str, str]] = None,
     ):
-        self.status = status
+        self.status = int(status)  # an HTTPStatus too: the metrics' keys take plain ints
         self.body = body
         self.content_type = content_type
         self.headers = headers if headers is not None else {}
@@ -210,11 +210,11 @@ class Route:
     description: str = ""
     protocol: str = ""
     access: str = "api"
-    # (name, protocol, method): the route's metrics labels, made once
+    # (name, protocol, method): the route's metrics labels, made once, as plain str
     labels: Tuple[str, str, str] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "labels", (self.name, self.protocol, self.method))
+        object.__setattr__(self, "labels", (str(self.name), str(self.protocol), str(self.method)))
 
     @property
     def param_names(self) -> List[str]:
@@ -264,7 +264,7 @@ class ServedModel:
         self.model = model
         self.name = name
         self.version = version
-        self.labels = (name, version)  # the version's metrics labels
+        self.labels = (str(name), str(version))  # the version's metrics labels
         self.source = source
         self.ready = True
         self.kind = model.kind

@@ -304,10 +304,7 @@ class _Counts:
             series[2].add(*rows)
             requests[(route, protocol, method, status, model, version)] = series
             if any(comp[0]):
-                into = compute.get((model, version))
-                if into is None:
-                    into = compute[(model, version)] = _Histogram(len(COMPUTE_BUCKETS))
-                into.add(*comp)
+                compute.setdefault((model, version), _Histogram(len(COMPUTE_BUCKETS))).add(*comp)
         return requests, compute, errors
 
 
@@ -334,8 +331,7 @@ class _LocalSamples:
                 series[1].add(dur.counts, dur.sum)
                 series[2].add(rows.counts, rows.sum)
         for key, hist in compute.items():
-            into = self._compute.setdefault(key, _Histogram(len(COMPUTE_BUCKETS)))
-            into.add(hist.counts, hist.sum)
+            self._compute.setdefault(key, _Histogram(len(COMPUTE_BUCKETS))).add(hist.counts, hist.sum)
         for key, n in errors.items():
             self._errors[key] = self._errors.get(key, 0) + n
 

@@ -236,8 +236,7 @@ def overhead(args, work: Path) -> List[dict]:
                     port = free_port()
                     argv, env, key = server_argv(config, model, port, workers)
                     env = {**env, "PROMETHEUS_MULTIPROC_DIR": ""}
-                    tag = "".join(ch if ch.isalnum() else "_" for ch in config)
-                    log = work / f"server-{tag}-{workers}.log"
+                    log = work / f"server-{file_tag(config)}-{workers}.log"
                     servers[config] = (start(argv, env, log, server_cpus), port, key, log)
                 for config, (proc, port, key, log) in servers.items():
                     wait_ready(proc, port, log)
@@ -257,13 +256,17 @@ def overhead(args, work: Path) -> List[dict]:
         for config in SIDE_BY_SIDE:
             ps = pairs[config]
             runs = [x for _, x in ps]
+
+            def vs_off(field: str) -> List[float]:  # each round's ratio to the off server beside it
+                return [x[field] / o[field] - 1 for o, x in ps]
+
+            cpu = vs_off("cpu_us")
             out.append({
-                "vs_off_rps": statistics.median(x["rps"] / o["rps"] - 1 for o, x in ps),
-                "vs_off_p99": statistics.median(x["p99_us"] / o["p99_us"] - 1 for o, x in ps),
-                "vs_off_p50": statistics.median(x["p50_us"] / o["p50_us"] - 1 for o, x in ps),
-                "vs_off_cpu": statistics.median(x["cpu_us"] / o["cpu_us"] - 1 for o, x in ps),
-                "vs_off_cpu_range": [min(x["cpu_us"] / o["cpu_us"] - 1 for o, x in ps),
-                                     max(x["cpu_us"] / o["cpu_us"] - 1 for o, x in ps)],
+                "vs_off_rps": statistics.median(vs_off("rps")),
+                "vs_off_p99": statistics.median(vs_off("p99_us")),
+                "vs_off_p50": statistics.median(vs_off("p50_us")),
+                "vs_off_cpu": statistics.median(cpu),
+                "vs_off_cpu_range": [min(cpu), max(cpu)],
                 "workers": workers, "config": config,
                 "rps": statistics.median(x["rps"] for x in runs),
                 "off_rps": statistics.median(o["rps"] for o, _ in ps),
@@ -274,6 +277,11 @@ def overhead(args, work: Path) -> List[dict]:
                 "rounds": [round(x["rps"]) for x in runs],
             })
     return out
+
+
+def file_tag(config: str) -> str:
+    """A configuration's name as a file name part ('off (A/A)' -> 'off__A_A_')."""
+    return "".join(ch if ch.isalnum() else "_" for ch in config)
 
 
 def side_by_side(off: tuple, other: tuple, seconds: int, connections: int, lua: Path,
@@ -368,7 +376,7 @@ def count_instructions(config: str, model: str, work: Path, n: int, repeats: int
     of ``n`` requests of its instructions a request."""
     port = free_port()
     argv, env, key = server_argv(config, model, port, 1)
-    tag = config.replace(" ", "_").replace("+", "_")
+    tag = file_tag(config)
     prefix = work / f"cg-{tag}"
     argv = ["valgrind", "--tool=callgrind", "--instr-atstart=no",
             f"--callgrind-out-file={prefix}.%p"] + argv

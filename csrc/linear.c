@@ -71,8 +71,8 @@ linear_loop(const mf_linear *lin, const double *x, Py_ssize_t n_rows, double *ra
     }
 }
 
-void
-mf_linear_raw(const mf_linear *lin, const double *x, Py_ssize_t n_rows, double *raw)
+static void
+linear_raw(const mf_linear *lin, const double *x, Py_ssize_t n_rows, double *raw)
 {
     Py_ssize_t d = lin->n_features, k = lin->n_outputs, r, o;
 
@@ -90,3 +90,63 @@ mf_linear_raw(const mf_linear *lin, const double *x, Py_ssize_t n_rows, double *
         linear_loop(lin, x, n_rows, raw);
     }
 }
+
+static void
+linear_run(const void *op, const double *in, Py_ssize_t n_in, double *out,
+           Py_ssize_t n_out, Py_ssize_t n_rows, mf_precision prec)
+{
+    linear_raw(op, in, n_rows, out);
+}
+
+static int
+linear_prepare(void *op, Py_ssize_t n_in, Py_ssize_t *n_out, PyObject *owners)
+{
+    mf_linear *lin = op;
+    if (lin->n_features != n_in || lin->n_outputs < 1 || lin->n_intercept != lin->n_outputs) {
+        PyErr_Format(PyExc_ValueError, "linear: coef has shape (%zd, %zd) and intercept %zd "
+                     "items for %zd input columns", lin->n_outputs, lin->n_features,
+                     lin->n_intercept, n_in);
+        return -1;
+    }
+    *n_out = lin->n_outputs;
+    return 0;
+}
+
+/* numpy's promotion of X @ coef_ with a float32 coef_: float32 for
+ * float16/32 and for integers of at most 16 bits. */
+static int
+linear_out_type(const void *op, int in_type)
+{
+    const mf_linear *lin = op;
+    switch (in_type) {
+    case NPY_HALF: case NPY_FLOAT: case NPY_BOOL: case NPY_BYTE: case NPY_UBYTE:
+    case NPY_SHORT: case NPY_USHORT:
+        return lin->f32 ? NPY_FLOAT : NPY_DOUBLE;
+    default:
+        return NPY_DOUBLE;
+    }
+}
+
+static void
+linear_cost(const void *op, Py_ssize_t n_in, Py_ssize_t n_out, double *work, double *steps)
+{
+    *work = (double)n_in * (double)n_out + (double)n_out;
+    *steps = 0.0;
+}
+
+static const mf_field linear_fields[] = {
+    MF_MATRIX_FIELD(mf_linear, coef, NPY_DOUBLE, 0, n_outputs, n_features),
+    MF_VECTOR_FIELD(mf_linear, intercept, NPY_DOUBLE, 0, n_intercept),
+    MF_SCALAR_FIELD(mf_linear, f32, MF_FIELD_BOOL),
+    MF_END_FIELDS,
+};
+
+const mf_op_def mf_op_linear = {
+    .name = "linear",
+    .size = sizeof(mf_linear),
+    .fields = linear_fields,
+    .prepare = linear_prepare,
+    .run = linear_run,
+    .out_type = linear_out_type,
+    .cost = linear_cost,
+};

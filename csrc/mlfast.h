@@ -4,9 +4,10 @@
  * It declares:
  *   - the exception objects and value types (Record, Global) of the
  *     restricted unpickler (unpickle.c, values.c);
- *   - the model IR: plain structs of arrays that the builders fill through
- *     the constructors in chain.c and that the kernels (transform.c,
- *     linear.c) only read;
+ *   - the model IR: a graph of ops, each op a plain struct of arrays that
+ *     the builders fill through graph.c and the kernels only read
+ *     (transform.c, linear.c, trees.c, links.c); input.c, pool.c and run.c
+ *     take rows through it;
  *   - RequestTally (tally.c), the serving metrics' counts.
  *
  * Every symbol that is not declared here is static in its own file.
@@ -23,6 +24,7 @@
 #endif
 #include <numpy/arrayobject.h>
 
+#include <stddef.h>
 #include <stdint.h>
 
 /* ---- exceptions (module.c) ------------------------------------------ */
@@ -89,66 +91,156 @@ PyObject *mf_record_new(PyObject *cls, PyObject *args, int via_reduce);
 
 PyObject *mf_unpickle(PyObject *module, PyObject *args, PyObject *kwargs);
 PyObject *mf_classify_global(PyObject *module, PyObject *args);
+int mf_unpickle_init_types(void);
 
-/* ---- model IR --------------------------------------------------------- */
+/* ---- model IR: a graph of ops ------------------------------------------
+ *
+ * A model is a graph.  Its slots are columns of a block of rows: the input
+ * X fills slots [0, n_features); every node reads n_in slots (any, in any
+ * order, from the input or from nodes before it) and writes n_out new
+ * slots.  Nodes are in topological order, which is also the order
+ * scikit-learn runs its estimators in, so the first node to refuse a row is
+ * the estimator scikit-learn would name.  A method (predict, transform, ...)
+ * is a list of slots to return; a call runs only the nodes those slots need.
+ *
+ * The contract with the builders: each op kind is one struct below and one
+ * mf_op_def (its name, its fields by name, its kernels); the builders hand
+ * over one Python dataclass per op with fields of the same names, read by
+ * name (graph.c), never by position.  _core.OPS lists every op's fields and
+ * _core.CODES the enums below, so Python never retypes them.
+ *
+ * Memory: arrays handed over are kept alive by the Graph (its `owners`
+ * list) and read in place; an op struct only points into them.  What a
+ * prepare function allocates (a forest's packed nodes, its depths) belongs
+ * to the op and is freed by its release function. */
 
-/* The precision a chain stage works in.  scikit-learn's transformers keep
- * float32 input in float32 (every operation is done in float64 and the
- * result rounded back), so the kernels round after each operation when a
- * stage works in float32. */
+/* The precision a node works in.  scikit-learn's transformers keep float32
+ * input in float32 (every operation is done in float64 and the result
+ * rounded back), so the kernels round after each operation when a node
+ * works in float32. */
 typedef enum { MF_F64 = 0, MF_F32 = 1, MF_F16 = 2 } mf_precision;
 
-/* Which non-finite values a stage accepts on its input. */
+/* Which non-finite values a node accepts on its input. */
 typedef enum {
     MF_ACCEPT_FINITE = 0,   /* NaN and inf are errors */
     MF_ACCEPT_NAN = 1,      /* NaN passes, inf is an error */
     MF_ACCEPT_ANY = 2
 } mf_accept;
 
+/* A failure found inside a kernel, reported after the GIL is retaken. */
+typedef enum { MF_ERR_NONE = 0, MF_ERR_NAN, MF_ERR_INF, MF_ERR_NOMEM } mf_err_kind;
+
+/* How one field of an op struct is read from the builders' dataclass. */
 typedef enum {
-    MF_STEP_AFFINE = 1,     /* the scalers: sub, mul, div, add, clip in that order */
-    MF_STEP_IMPUTE,         /* fill missing, drop empty columns, add indicators */
-    MF_STEP_ENCODE          /* ordinal-encode some columns, reorder all */
-} mf_step_kind;
+    MF_FIELD_INT = 1,          /* Py_ssize_t */
+    MF_FIELD_FLOAT,            /* double */
+    MF_FIELD_BOOL,             /* int: 0 or 1 */
+    MF_FIELD_ARRAY             /* a C-contiguous, aligned, native ndarray */
+} mf_field_kind;
+
+#define MF_FIELD_OPTIONAL  1   /* None is allowed: a NULL pointer, dimensions 0 */
+#define MF_FIELD_TRANSIENT 2   /* read by prepare only, not kept by the graph */
 
 typedef struct {
-    mf_step_kind kind;
-    mf_accept accept;
-    Py_ssize_t n_in, n_out;
-    /* AFFINE: x = clip(((x - sub[j]) * mul[j] / div[j]) + add[j]), each
-     * operation rounded to the stage precision, each array optional.
-     * cast_params: the parameters are first rounded to the stage precision
-     * (StandardScaler casts mean_ and scale_ to X's dtype, MinMaxScaler does
-     * not). */
+    const char *name;
+    mf_field_kind kind;
+    int type_num;              /* arrays: NPY_DOUBLE, NPY_INT64, ... */
+    int ndim;                  /* arrays: 1 or 2 */
+    int flags;                 /* MF_FIELD_* */
+    Py_ssize_t offset;         /* of the value, or of the array's data pointer */
+    Py_ssize_t dim0, dim1;     /* arrays: offsets of the Py_ssize_t dimensions, or -1 */
+} mf_field;
+
+#define MF_NO_DIM ((Py_ssize_t)-1)
+#define MF_SCALAR_FIELD(st, name, kind) \
+    {#name, kind, 0, 0, 0, offsetof(st, name), MF_NO_DIM, MF_NO_DIM}
+#define MF_VECTOR_FIELD(st, name, type_num, flags, len) \
+    {#name, MF_FIELD_ARRAY, type_num, 1, flags, offsetof(st, name), offsetof(st, len), MF_NO_DIM}
+#define MF_MATRIX_FIELD(st, name, type_num, flags, rows, cols) \
+    {#name, MF_FIELD_ARRAY, type_num, 2, flags, offsetof(st, name), offsetof(st, rows), \
+     offsetof(st, cols)}
+#define MF_END_FIELDS {NULL, 0, 0, 0, 0, 0, 0, 0}
+
+/* An op kind.  prepare checks the fields just read (every length and index
+ * against n_in and against each other), may derive or allocate what the
+ * kernel needs, and sets *n_out; it runs with the GIL and raises on error.
+ * run reads n_rows rows of n_in values and writes n_rows rows of n_out
+ * values, row-major; it runs without the GIL, never allocates through
+ * Python and never fails. */
+typedef struct mf_op_def {
+    const char *name;
+    Py_ssize_t size;                       /* of the op struct */
+    const mf_field *fields;
+    int (*prepare)(void *op, Py_ssize_t n_in, Py_ssize_t *n_out, PyObject *owners);
+    void (*release)(void *op);             /* or NULL */
+    void (*run)(const void *op, const double *in, Py_ssize_t n_in, double *out,
+                Py_ssize_t n_out, Py_ssize_t n_rows, mf_precision prec);
+    /* the numpy type of the output for an input of in_type (NULL: floats
+     * keep their type, integers become float64) */
+    int (*out_type)(const void *op, int in_type);
+    /* refuses what the op cannot read (NULL: every value against the
+     * node's accept rule); returns 1 and sets *err to refuse */
+    int (*check)(const void *op, const double *in, Py_ssize_t n_in, Py_ssize_t n_rows,
+                 mf_accept accept, mf_err_kind *err);
+    /* a row's cost: values touched, and tree walk steps (NULL: n_in + n_out) */
+    void (*cost)(const void *op, Py_ssize_t n_in, Py_ssize_t n_out, double *work,
+                 double *steps);
+    /* what prepare made that the Python side keeps instead of the fields it
+     * came from (a forest's packed layout), or NULL */
+    PyObject *(*made)(const void *op);
+    /* rows a block should hold for this op to run well (0: no wish) */
+    Py_ssize_t (*block_rows)(const void *op);
+} mf_op_def;
+
+/* ---- the ops ---------------------------------------------------------- */
+
+/* affine: the scalers.  x = clip(((x - sub[j]) * mul[j] / div[j]) + add[j]),
+ * each operation rounded to the node's precision, each array optional.
+ * cast_params: the parameters are first rounded to that precision
+ * (StandardScaler since 1.8 casts mean_ and scale_ to X's dtype). */
+typedef struct {
     const double *sub, *mul, *div, *add;
+    Py_ssize_t n_sub, n_mul, n_div, n_add;
     int cast_params;
     int clip;
     double clip_lo, clip_hi;
-    /* IMPUTE */
-    int missing_is_nan;
-    double missing;
-    const double *fill;                 /* n_in fill values */
-    int keeps_int;                      /* integer input stays integer (most_frequent,
-                                           constant) */
-    const npy_intp *keep;               /* n_keep input columns kept, in order */
-    Py_ssize_t n_keep;
-    const npy_intp *indicator;          /* input columns of the missing indicator */
-    Py_ssize_t n_indicator;
-    /* ENCODE: output column j reads input column perm[j]; the first n_cat
-     * output columns are replaced by their index among the sorted
-     * categories cat_values[cat_offsets[j] : cat_offsets[j + 1]], NaN when
-     * missing or unknown (HistGradientBoosting's OrdinalEncoder). */
-    const npy_intp *perm;
-    const double *cat_values;
-    const npy_intp *cat_offsets;
-    Py_ssize_t n_cat;
-} mf_step;
+} mf_affine;
 
-/* A linear final estimator: raw = X @ coef.T + intercept. */
+/* impute: SimpleImputer.  Fill missing values, keep the columns `keep`,
+ * then add missing indicators of the input columns `indicator`. */
 typedef struct {
-    Py_ssize_t n_features, n_outputs;
+    double missing;            /* NaN: missing means NaN */
+    const double *fill;        /* n_in fill values */
+    Py_ssize_t n_fill;
+    int keeps_int;             /* integer input stays integer (most_frequent, constant) */
+    const int64_t *keep;
+    Py_ssize_t n_keep;
+    const int64_t *indicator;
+    Py_ssize_t n_indicator;
+    int missing_is_nan;        /* derived */
+} mf_impute;
+
+/* encode: output column j reads input column perm[j]; the first n_cat
+ * output columns are replaced by their index among the sorted categories
+ * categories[offsets[j] : offsets[j + 1]], NaN when missing or unknown
+ * (HistGradientBoosting's OrdinalEncoder). */
+typedef struct {
+    const int64_t *perm;
+    Py_ssize_t n_perm;
+    const double *categories;
+    Py_ssize_t n_categories;
+    const int64_t *offsets;    /* n_cat + 1 */
+    Py_ssize_t n_offsets;
+} mf_encode;
+
+/* linear: raw = X @ coef.T + intercept.  f32: scikit-learn's product
+ * stays float32 for float32 (and small integer) input. */
+typedef struct {
     const double *coef;        /* (n_outputs, n_features), row-major */
+    Py_ssize_t n_outputs, n_features;
     const double *intercept;   /* n_outputs */
+    Py_ssize_t n_intercept;
+    int f32;
 } mf_linear;
 
 /* A tree node as the kernel reads it: 16 bytes, laid out in preorder so the
@@ -170,110 +262,221 @@ typedef struct {
     uint32_t known[8];
 } mf_catsplit;
 
-/* Any tree ensemble: raw[c] = init[c] + sum over trees of leaf values, in
- * tree order; a tree feeds one column (boosting) or all of them (forests);
- * forests then divide by the number of trees. */
+/* forest / forest_packed: any tree ensemble.  raw[c] = init[c] + sum over
+ * trees of leaf values, in tree order; a tree feeds one column (`column`,
+ * boosting) or all of them (forests); average divides by the number of
+ * trees.  (scikit-learn's own trees read X as float32: their node casts
+ * its input, see mf_node.cast_f32.)
+ *
+ * `forest` takes per-node arrays of all trees concatenated (children as
+ * indices within their tree, -1 for a leaf; flags bit 0: missing values go
+ * left, bit 1: categorical split) and lays them out again (prepare);
+ * `forest_packed` takes that layout back (a pickled Model) and checks it. */
 typedef struct {
-    Py_ssize_t n_features, n_trees, n_nodes, n_leaves;
-    Py_ssize_t n_values;       /* values per leaf */
+    /* fields, forest */
+    Py_ssize_t n_features;
     Py_ssize_t n_raw;          /* output columns */
-    const mf_tnode *nodes;     /* preorder, all trees */
-    const int64_t *roots;      /* first node of each tree */
-    const double *values;      /* (n_leaves, n_values) */
-    const int32_t *column;     /* n_trees output columns, or NULL */
-    const mf_catsplit *cats;
-    Py_ssize_t n_cats;
-    const double *init;        /* n_raw initial values, or NULL for zeros */
-    int32_t *depths;           /* owned (PyMem): each tree's deepest and shallowest leaf */
-    int64_t steps;             /* sum of the deepest leaves: a row's walk, in steps */
-    int average;
-    int cast_f32;              /* scikit-learn's trees read X as float32 */
-} mf_forest;
-
-/* What the builders hand over: per-node arrays of all trees concatenated,
- * children as indices within their tree (-1 for a leaf). */
-typedef struct {
-    Py_ssize_t n_nodes;
     const int64_t *left, *right, *feature;
     const double *threshold;
-    const uint8_t *flags;      /* bit 0: missing values go left; bit 1: categorical */
-    const double *values;      /* (n_nodes, n_values) */
+    const uint8_t *flags;
+    const double *node_values; /* (n_nodes, n_values) */
     const int64_t *offsets;    /* n_trees + 1 */
-} mf_forest_input;
+    Py_ssize_t n_left, n_right, n_feature, n_threshold, n_flags, n_node_rows,
+        n_offsets;
+    /* fields, forest_packed */
+    const uint8_t *packed_nodes;
+    Py_ssize_t n_packed_bytes;
+    const int64_t *packed_roots;
+    Py_ssize_t n_packed_roots;
+    const double *packed_values;
+    Py_ssize_t n_packed_leaves, n_packed_width;
+    /* fields, both */
+    const int32_t *column;     /* n_trees output columns, or NULL */
+    Py_ssize_t n_column;
+    const uint32_t *cats;      /* (n_cats, 16) words: mf_catsplit rows, or NULL */
+    Py_ssize_t n_cats, n_cat_words;
+    const double *init;        /* n_raw initial values, or NULL for zeros */
+    Py_ssize_t n_init;
+    int average;
+    /* the walk's layout, made or checked by prepare */
+    Py_ssize_t n_trees, n_nodes, n_leaves;
+    Py_ssize_t n_values;       /* values per leaf */
+    const mf_tnode *nodes;     /* preorder, all trees */
+    const mf_catsplit *splits; /* cats, as the walk reads them */
+    const int64_t *roots;      /* first node of each tree */
+    const double *values;      /* (n_leaves, n_values) */
+    int32_t *depths;           /* owned (PyMem): each tree's deepest and shallowest leaf */
+    int64_t steps;             /* sum of the deepest leaves: a row's walk, in steps */
+    PyObject *packed;          /* (nodes, roots, values) arrays, owned */
+} mf_forest;
 
-typedef enum { MF_FINAL_NONE = 0, MF_FINAL_LINEAR = 1, MF_FINAL_FOREST = 2 } mf_final_kind;
-
-/* How a classifier turns raw scores into a label index. */
+/* proba: from raw scores to predict_proba. */
 typedef enum {
-    MF_LABEL_NONE = 0,         /* a regressor: raw is the prediction */
-    MF_LABEL_THRESHOLD,        /* one score column: index = score > 0 */
-    MF_LABEL_ARGMAX,           /* first maximum of the raw scores */
-    MF_LABEL_THRESHOLD_GE,     /* one column: index = score >= 0 (gradient boosting) */
-    MF_LABEL_PROBA_ARGMAX      /* first maximum of predict_proba (histogram boosting) */
-} mf_label_rule;
-
-/* How predict_proba is computed from raw scores. */
-typedef enum {
-    MF_PROBA_NONE = 0,
-    MF_PROBA_EXPIT_OVR,        /* sklearn's _predict_proba_lr */
+    MF_PROBA_EXPIT_OVR = 1,    /* sklearn's _predict_proba_lr */
     MF_PROBA_SOFTMAX,          /* softmax of the score rows */
     MF_PROBA_SOFTMAX_BINARY,   /* softmax of [-d, d] (old multinomial binary LR) */
     MF_PROBA_MODIFIED_HUBER,   /* SGDClassifier(loss='modified_huber') */
-    MF_PROBA_IDENTITY,         /* raw is the probability (trees, forests) */
     MF_PROBA_NORMALIZE,        /* raw / row sum, a zero sum read as 1 (trees before 1.4) */
     MF_PROBA_EXPIT2            /* binary, expit(2 raw): the exponential loss */
 } mf_proba_rule;
 
-/* What regression predict and score_samples apply to raw. */
+typedef struct {
+    Py_ssize_t rule;           /* mf_proba_rule */
+    Py_ssize_t n_classes;
+} mf_proba;
+
+/* labels: one column holding the index of each row's class. */
 typedef enum {
-    MF_POST_NONE = 0,
-    MF_POST_EXP,               /* a log link: Poisson, Gamma, Tweedie */
-    MF_POST_IFOREST            /* raw holds summed path lengths */
+    MF_LABEL_THRESHOLD = 1,    /* one score column: index = score > threshold */
+    MF_LABEL_THRESHOLD_GE,     /* one column: index = score >= threshold */
+    MF_LABEL_ARGMAX            /* first maximum */
+} mf_label_rule;
+
+typedef struct {
+    Py_ssize_t rule;           /* mf_label_rule */
+    double threshold;
+} mf_labels;
+
+/* post: element-wise, what regression predict and score_samples apply. */
+typedef enum {
+    MF_POST_EXP = 1,           /* a log link: Poisson, Gamma, Tweedie */
+    MF_POST_IFOREST,           /* summed path lengths -> -2 ** (-depth / denominator) - offset */
+    MF_POST_LOG                /* predict_log_proba */
 } mf_post_rule;
 
-/* Blocks of rows go through a chain together, so that each step's loop and
- * the final matrix product run over a small matrix that stays in cache. */
+typedef struct {
+    Py_ssize_t rule;           /* mf_post_rule */
+    double denominator, offset;
+} mf_post;
+
+/* Every op kind, in the order of _core.OPS. */
+extern const mf_op_def mf_op_affine, mf_op_impute, mf_op_encode, mf_op_linear,
+    mf_op_forest, mf_op_forest_packed, mf_op_proba, mf_op_labels, mf_op_post;
+
+/* Blocks of rows go through a graph together, so that each node's loop and
+ * a matrix product run over a small matrix that stays in cache. */
 #define MF_BLOCK_ROWS 64
 #define MF_BIG_BLOCK_ROWS 1024
 #define MF_FOREST_CACHE_BYTES (2 << 20)
-
-/* Pipelines are short; a cap lets per-call stage data live on the stack. */
-#define MF_MAX_STEPS 64
-
-/* A failure found inside a kernel, reported after the GIL is retaken. */
-typedef enum { MF_ERR_NONE = 0, MF_ERR_NAN, MF_ERR_INF, MF_ERR_NOMEM } mf_err_kind;
+/* A block's slots for all its rows stay below this many bytes. */
+#define MF_BLOCK_BYTES (8 << 20)
 
 /* transform.c */
-void mf_step_apply(const mf_step *step, const double *in, double *out,
-                   Py_ssize_t n_rows, mf_precision prec);
 int mf_check_block(mf_accept accept, const double *x, Py_ssize_t count,
                    mf_err_kind *err);
+double mf_round_to(mf_precision prec, double v);
 
 /* linear.c */
-void mf_linear_raw(const mf_linear *lin, const double *x, Py_ssize_t n_rows,
-                   double *raw);
 int mf_blas_init(void);
 
-/* links.c */
-void mf_proba(mf_proba_rule rule, const double *raw, Py_ssize_t n_rows,
-              Py_ssize_t n_raw, Py_ssize_t n_classes, double *proba);
-void mf_labels(mf_label_rule rule, const double *scores, Py_ssize_t n_rows,
-               Py_ssize_t width, npy_intp *index);
-void mf_post(mf_post_rule rule, double *raw, Py_ssize_t count, double denominator,
-             double offset, int with_offset);
-
 /* trees.c */
-int mf_forest_build(mf_forest *f, const mf_forest_input *in, mf_tnode *nodes,
-                    int64_t *roots, double *values, char *err, size_t err_size);
-int mf_forest_check(const mf_forest *f, char *err, size_t err_size);
-int mf_forest_depths(const mf_forest *f, int32_t *depths, char *err, size_t err_size);
 void mf_forest_raw(const mf_forest *f, const double *x, Py_ssize_t n_rows, double *raw);
 
-/* chain.c */
-extern PyTypeObject mf_ChainType;
+/* ---- the graph and its calls (graph.c, input.c, run.c) ------------------ */
+
+/* The methods a graph may answer; each is a list of slots. */
+typedef enum {
+    MF_M_PREDICT = 0,
+    MF_M_PREDICT_PROBA,
+    MF_M_PREDICT_LOG_PROBA,
+    MF_M_DECISION_FUNCTION,
+    MF_M_TRANSFORM,
+    MF_M_SCORE_SAMPLES,
+    MF_N_METHODS
+} mf_method;
+
+typedef struct {
+    const mf_op_def *def;      /* NULL for node 0, the input X */
+    void *op;                  /* PyMem: def->size bytes */
+    PyObject *name;            /* str: the estimator, in messages */
+    mf_accept accept;
+    int cast_f32;              /* input rounded to float32 before its check (trees) */
+    int unnamed;               /* an inf message names no input (an encoder's own check) */
+    Py_ssize_t n_in, n_out;    /* n_out: what the builders say, and prepare agrees */
+    const int64_t *inputs;     /* n_in slots, each before `base` */
+    Py_ssize_t base;           /* its outputs are slots [base, base + n_out) */
+    Py_ssize_t direct;         /* node whose whole output is the input in order, or -1 */
+    npy_intp *src_base;        /* PyMem, n_in: the first slot of input i's node */
+    npy_intp *src_col;         /* PyMem, n_in: input i's column in that node */
+    npy_intp *src_stride;      /* PyMem, n_in: that node's width, from a row to the next */
+    double work, steps;        /* a row's cost (mf_op_def.cost) */
+} mf_node;
+
+typedef struct {
+    int present;
+    Py_ssize_t n_cols;
+    const int64_t *slots;
+    PyArrayObject *classes;    /* or NULL; with it the slots hold class indices */
+    int squeeze;               /* a single column is returned 1-D */
+    Py_ssize_t n_plan;
+    Py_ssize_t *plan;          /* PyMem: the nodes to run, in order */
+    Py_ssize_t direct;         /* node whose whole output this is, or -1 */
+    npy_intp *src_base, *src_col, *src_stride;   /* PyMem, n_cols (as in mf_node) */
+    Py_ssize_t n_owners;
+    Py_ssize_t *owners;        /* PyMem: the nodes the slots come from */
+    double work, steps;        /* a row's cost over the plan */
+} mf_output;
+
+/* What the input dtype makes of each node: types[2 k] is the numpy type
+ * node k reads, types[2 k + 1] the one it writes, types[2 n_nodes + m] the
+ * one method m returns. */
+#define MF_TYPE_CACHE 32
+
+typedef struct {
+    PyObject_HEAD
+    int ready;                 /* construction finished */
+    Py_ssize_t n_features;
+    Py_ssize_t n_nodes;        /* nodes[0] is the input */
+    mf_node *nodes;
+    Py_ssize_t n_slots;
+    Py_ssize_t block_rows;     /* rows a block holds (at most) */
+    Py_ssize_t widest;         /* the widest input a node gathers */
+    mf_output outputs[MF_N_METHODS];
+    int *types[MF_TYPE_CACHE]; /* PyMem, per input type_num, filled on first use */
+    PyObject *owners;          /* list: arrays whose data the IR points into */
+    PyObject *made;            /* tuple: what each node's prepare made, or None */
+    PyObject *coerce;          /* callable turning non-arrays into arrays, or NULL */
+    int strings;               /* what the input does with strings (MF_STRINGS_*) */
+    PyObject *string_prefix;   /* put before a failed conversion's message, or NULL */
+    PyObject *names_warning;   /* warned when an array meets a model fitted on names */
+    PyObject *first_name;      /* the estimator that checks X first, in messages */
+} mf_Graph;
+
+/* What the input does with an array of strings: refuse it as
+ * dtype='numeric' does, convert it as dtype=float64 does, or refuse it as
+ * SimpleImputer(strategy='most_frequent'|'constant') does. */
+enum { MF_STRINGS_REFUSE = 0, MF_STRINGS_CONVERT = 1, MF_STRINGS_IMPUTER = 2 };
+
+/* The caller's rows, read in place. */
+typedef struct {
+    const char *data;
+    npy_intp n_rows, n_cols;
+    npy_intp row_stride, col_stride;
+    int type_num;
+} mf_input;
+
+/* input.c */
+int mf_input_read(mf_Graph *g, PyObject *X, PyArrayObject **hold, mf_input *in);
+void mf_input_gather(const mf_input *in, npy_intp r0, npy_intp nr, double *dst);
+
+/* run.c */
+PyObject *mf_graph_call(mf_Graph *g, PyObject *X, mf_method method);
+const int *mf_graph_types(mf_Graph *g, int input_type);
+
+/* graph.c: the Graph type (construction, methods) */
+extern PyTypeObject mf_GraphType;
+extern const char *const mf_method_names[MF_N_METHODS];
+PyObject *mf_ops_table(void);     /* _core.OPS */
+PyObject *mf_codes_table(void);   /* _core.CODES */
+int mf_take_array(PyObject *owners, PyObject *obj, int type_num, int ndim, const char *what,
+                  const void **data, Py_ssize_t *dim0, Py_ssize_t *dim1);
+
+/* pool.c: the helper threads */
 int mf_get_num_threads(void);
 int mf_set_num_threads(int n);
 int mf_pool_init(void);      /* once, at import: the pool's fork handler */
+typedef void (*mf_task_fn)(void *task);
+void mf_pool_run(mf_task_fn fn, void *tasks, size_t task_size, int n_tasks);
 
 /* tally.c: the serving metrics' per-request counts */
 extern PyTypeObject mf_TallyType;

@@ -12,8 +12,6 @@ PyObject *mf_ModelFormatError = NULL;
 PyObject *mf_UnsafeModelError = NULL;
 PyObject *mf_UnsupportedModelError = NULL;
 
-int mf_unpickle_init_types(void);
-
 static PyObject *
 core_set_num_threads(PyObject *Py_UNUSED(module), PyObject *arg)
 {
@@ -103,6 +101,20 @@ add_type(PyObject *m, PyTypeObject *type, const char *name)
     return 0;
 }
 
+/* Adds obj (a new reference, or NULL after an error) to the module. */
+static int
+add_owned(PyObject *m, const char *name, PyObject *obj)
+{
+    if (obj == NULL) {
+        return -1;
+    }
+    if (PyModule_AddObject(m, name, obj) < 0) {
+        Py_DECREF(obj);
+        return -1;
+    }
+    return 0;
+}
+
 PyMODINIT_FUNC
 PyInit__core(void)
 {
@@ -128,7 +140,7 @@ PyInit__core(void)
     }
     if (add_type(m, &mf_GlobalType, "Global") < 0 ||
         add_type(m, &mf_RecordType, "Record") < 0 ||
-        add_type(m, &mf_ChainType, "Chain") < 0 ||
+        add_type(m, &mf_GraphType, "Graph") < 0 ||
         add_type(m, &mf_TallyType, "RequestTally") < 0 ||
         mf_unpickle_init_types() < 0) {
         goto error;
@@ -145,6 +157,10 @@ PyInit__core(void)
         "slice", MF_G_SLICE, "bytes", MF_G_BYTES);
     if (kinds == NULL || PyModule_AddObject(m, "GLOBAL_KINDS", kinds) < 0) {
         Py_XDECREF(kinds);
+        goto error;
+    }
+    if (add_owned(m, "OPS", mf_ops_table()) < 0 ||
+        add_owned(m, "CODES", mf_codes_table()) < 0) {
         goto error;
     }
     if (mf_blas_init() < 0) {

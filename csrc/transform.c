@@ -143,10 +143,10 @@ affine_pass(char op, const double *p, const double *in, double *out, Py_ssize_t 
 /* Element by element, rounding to the stage's precision after each
  * operation (float32/float16 stages, clipping). */
 static void
-affine_rows(const mf_step *s, const double *in, double *out, Py_ssize_t n_rows,
-            mf_precision prec)
+affine_rows(const mf_affine *s, const double *in, double *out, Py_ssize_t n,
+            Py_ssize_t n_rows, mf_precision prec)
 {
-    Py_ssize_t n = s->n_in, r, j;
+    Py_ssize_t r, j;
     double lo = round_to(prec, s->clip_lo), hi = round_to(prec, s->clip_hi);
     int cast = s->cast_params;
 
@@ -177,10 +177,10 @@ affine_rows(const mf_step *s, const double *in, double *out, Py_ssize_t n_rows,
 }
 
 static void
-affine_apply(const mf_step *s, const double *in, double *out, Py_ssize_t n_rows,
-             mf_precision prec)
+affine_run(const void *op, const double *in, Py_ssize_t n, double *out, Py_ssize_t n_out,
+           Py_ssize_t n_rows, mf_precision prec)
 {
-    Py_ssize_t n = s->n_in;
+    const mf_affine *s = op;
 
     if (prec == MF_F64 && !s->clip) {
         /* float64 throughout (the usual case): no rounding between steps */
@@ -199,12 +199,12 @@ affine_apply(const mf_step *s, const double *in, double *out, Py_ssize_t n_rows,
         }
     }
     else {
-        affine_rows(s, in, out, n_rows, prec);
+        affine_rows(s, in, out, n, n_rows, prec);
     }
 }
 
 static inline int
-is_missing(const mf_step *s, double v)
+is_missing(const mf_impute *s, double v)
 {
     return s->missing_is_nan ? isnan(v) : v == s->missing;
 }
@@ -213,16 +213,17 @@ is_missing(const mf_step *s, double v)
  * missing values with the (rounded) statistic, append MissingIndicator
  * columns computed on the input. */
 static void
-impute_apply(const mf_step *s, const double *in, double *out, Py_ssize_t n_rows,
-             mf_precision prec)
+impute_run(const void *op, const double *in, Py_ssize_t n_in, double *out,
+           Py_ssize_t n_out, Py_ssize_t n_rows, mf_precision prec)
 {
+    const mf_impute *s = op;
     Py_ssize_t r, t;
 
     for (r = 0; r < n_rows; r++) {
-        const double *x = in + r * s->n_in;
-        double *y = out + r * s->n_out;
+        const double *x = in + r * n_in;
+        double *y = out + r * n_out;
         for (t = 0; t < s->n_keep; t++) {
-            npy_intp c = s->keep[t];
+            int64_t c = s->keep[t];
             double v = x[c];
             y[t] = is_missing(s, v) ? round_to(prec, s->fill[c]) : v;
         }
@@ -253,36 +254,211 @@ encode_one(const double *cats, npy_intp n, double v)
 }
 
 static void
-encode_apply(const mf_step *s, const double *in, double *out, Py_ssize_t n_rows)
+encode_run(const void *op, const double *in, Py_ssize_t n_in, double *out,
+           Py_ssize_t n_out, Py_ssize_t n_rows, mf_precision prec)
 {
-    Py_ssize_t r, j;
+    const mf_encode *s = op;
+    Py_ssize_t r, j, n_cat = s->n_offsets - 1;
     for (r = 0; r < n_rows; r++) {
-        const double *x = in + r * s->n_in;
-        double *y = out + r * s->n_out;
-        for (j = 0; j < s->n_cat; j++) {
-            npy_intp off = s->cat_offsets[j];
-            y[j] = encode_one(s->cat_values + off, s->cat_offsets[j + 1] - off,
-                              x[s->perm[j]]);
+        const double *x = in + r * n_in;
+        double *y = out + r * n_out;
+        for (j = 0; j < n_cat; j++) {
+            int64_t off = s->offsets[j];
+            y[j] = encode_one(s->categories + off, s->offsets[j + 1] - off, x[s->perm[j]]);
         }
-        for (; j < s->n_out; j++) {
+        for (; j < n_out; j++) {
             y[j] = x[s->perm[j]];
         }
     }
 }
 
-void
-mf_step_apply(const mf_step *step, const double *in, double *out, Py_ssize_t n_rows,
-              mf_precision prec)
+double
+mf_round_to(mf_precision prec, double v)
 {
-    switch (step->kind) {
-    case MF_STEP_AFFINE:
-        affine_apply(step, in, out, n_rows, prec);
-        break;
-    case MF_STEP_IMPUTE:
-        impute_apply(step, in, out, n_rows, prec);
-        break;
-    case MF_STEP_ENCODE:
-        encode_apply(step, in, out, n_rows);
-        break;
-    }
+    return round_to(prec, v);
 }
+
+/* ---- the op definitions -------------------------------------------------------- */
+
+static int
+vector_fits(const char *what, const void *data, Py_ssize_t n, Py_ssize_t want)
+{
+    if (data != NULL && n != want) {
+        PyErr_Format(PyExc_ValueError, "%s has %zd items for %zd columns", what, n, want);
+        return -1;
+    }
+    return 0;
+}
+
+static int
+indices_fit(const char *what, const int64_t *idx, Py_ssize_t n, Py_ssize_t bound)
+{
+    Py_ssize_t i;
+    for (i = 0; i < n; i++) {
+        if (idx[i] < 0 || idx[i] >= bound) {
+            PyErr_Format(PyExc_ValueError, "%s[%zd] = %lld is outside 0..%zd", what, i,
+                         (long long)idx[i], bound - 1);
+            return -1;
+        }
+    }
+    return 0;
+}
+
+static int
+is_integer_type(int t)
+{
+    return PyTypeNum_ISINTEGER(t) || PyTypeNum_ISBOOL(t);
+}
+
+static int
+affine_prepare(void *op, Py_ssize_t n_in, Py_ssize_t *n_out, PyObject *owners)
+{
+    mf_affine *s = op;
+    if (vector_fits("affine.sub", s->sub, s->n_sub, n_in) < 0 ||
+        vector_fits("affine.mul", s->mul, s->n_mul, n_in) < 0 ||
+        vector_fits("affine.div", s->div, s->n_div, n_in) < 0 ||
+        vector_fits("affine.add", s->add, s->n_add, n_in) < 0) {
+        return -1;
+    }
+    *n_out = n_in;
+    return 0;
+}
+
+static const mf_field affine_fields[] = {
+    MF_VECTOR_FIELD(mf_affine, sub, NPY_DOUBLE, MF_FIELD_OPTIONAL, n_sub),
+    MF_VECTOR_FIELD(mf_affine, mul, NPY_DOUBLE, MF_FIELD_OPTIONAL, n_mul),
+    MF_VECTOR_FIELD(mf_affine, div, NPY_DOUBLE, MF_FIELD_OPTIONAL, n_div),
+    MF_VECTOR_FIELD(mf_affine, add, NPY_DOUBLE, MF_FIELD_OPTIONAL, n_add),
+    MF_SCALAR_FIELD(mf_affine, cast_params, MF_FIELD_BOOL),
+    MF_SCALAR_FIELD(mf_affine, clip, MF_FIELD_BOOL),
+    MF_SCALAR_FIELD(mf_affine, clip_lo, MF_FIELD_FLOAT),
+    MF_SCALAR_FIELD(mf_affine, clip_hi, MF_FIELD_FLOAT),
+    MF_END_FIELDS,
+};
+
+const mf_op_def mf_op_affine = {
+    .name = "affine",
+    .size = sizeof(mf_affine),
+    .fields = affine_fields,
+    .prepare = affine_prepare,
+    .run = affine_run,
+};
+
+static int
+impute_prepare(void *op, Py_ssize_t n_in, Py_ssize_t *n_out, PyObject *owners)
+{
+    mf_impute *s = op;
+    if (vector_fits("impute.fill", s->fill, s->n_fill, n_in) < 0 ||
+        indices_fit("impute.keep", s->keep, s->n_keep, n_in) < 0 ||
+        indices_fit("impute.indicator", s->indicator, s->n_indicator, n_in) < 0) {
+        return -1;
+    }
+    s->missing_is_nan = isnan(s->missing);
+    *n_out = s->n_keep + s->n_indicator;
+    return 0;
+}
+
+/* SimpleImputer(strategy='most_frequent'|'constant') keeps integer input
+ * integer; the other strategies, like the scalers, make float64 of it. */
+static int
+impute_out_type(const void *op, int in_type)
+{
+    const mf_impute *s = op;
+    if (is_integer_type(in_type)) {
+        return s->keeps_int ? in_type : NPY_DOUBLE;
+    }
+    return in_type;
+}
+
+static const mf_field impute_fields[] = {
+    MF_SCALAR_FIELD(mf_impute, missing, MF_FIELD_FLOAT),
+    MF_VECTOR_FIELD(mf_impute, fill, NPY_DOUBLE, 0, n_fill),
+    MF_SCALAR_FIELD(mf_impute, keeps_int, MF_FIELD_BOOL),
+    MF_VECTOR_FIELD(mf_impute, keep, NPY_INT64, 0, n_keep),
+    MF_VECTOR_FIELD(mf_impute, indicator, NPY_INT64, 0, n_indicator),
+    MF_END_FIELDS,
+};
+
+const mf_op_def mf_op_impute = {
+    .name = "impute",
+    .size = sizeof(mf_impute),
+    .fields = impute_fields,
+    .prepare = impute_prepare,
+    .run = impute_run,
+    .out_type = impute_out_type,
+};
+
+static int
+encode_prepare(void *op, Py_ssize_t n_in, Py_ssize_t *n_out, PyObject *owners)
+{
+    mf_encode *s = op;
+    Py_ssize_t n_cat = s->n_offsets - 1, t;
+    int64_t i;
+
+    if (vector_fits("encode.perm", s->perm, s->n_perm, n_in) < 0 ||
+        indices_fit("encode.perm", s->perm, s->n_perm, n_in) < 0) {
+        return -1;
+    }
+    if (n_cat < 0 || n_cat > n_in || s->offsets[0] != 0 ||
+        s->offsets[n_cat] != s->n_categories) {
+        PyErr_SetString(PyExc_ValueError, "encode.offsets do not cover the categories");
+        return -1;
+    }
+    for (t = 0; t < n_cat; t++) {
+        if (s->offsets[t + 1] < s->offsets[t] || s->offsets[t + 1] > s->n_categories) {
+            PyErr_SetString(PyExc_ValueError, "encode.offsets must not decrease");
+            return -1;
+        }
+        for (i = s->offsets[t] + 1; i < s->offsets[t + 1]; i++) {
+            if (!(s->categories[i - 1] < s->categories[i])) {
+                PyErr_SetString(PyExc_ValueError,
+                                "encode.categories must be sorted and unique");
+                return -1;
+            }
+        }
+    }
+    *n_out = n_in;
+    return 0;
+}
+
+static int
+encode_out_type(const void *op, int in_type)
+{
+    return NPY_DOUBLE;
+}
+
+/* HistGradientBoosting's encoder lets anything through but infinity in a
+ * categorical column, which its OrdinalEncoder refuses. */
+static int
+encode_check(const void *op, const double *in, Py_ssize_t n_in, Py_ssize_t n_rows,
+             mf_accept accept, mf_err_kind *err)
+{
+    const mf_encode *s = op;
+    Py_ssize_t r, j, n_cat = s->n_offsets - 1;
+    for (r = 0; r < n_rows; r++) {
+        for (j = 0; j < n_cat; j++) {
+            if (isinf(in[r * n_in + s->perm[j]])) {
+                *err = MF_ERR_INF;
+                return 1;
+            }
+        }
+    }
+    return 0;
+}
+
+static const mf_field encode_fields[] = {
+    MF_VECTOR_FIELD(mf_encode, perm, NPY_INT64, 0, n_perm),
+    MF_VECTOR_FIELD(mf_encode, categories, NPY_DOUBLE, 0, n_categories),
+    MF_VECTOR_FIELD(mf_encode, offsets, NPY_INT64, 0, n_offsets),
+    MF_END_FIELDS,
+};
+
+const mf_op_def mf_op_encode = {
+    .name = "encode",
+    .size = sizeof(mf_encode),
+    .fields = encode_fields,
+    .prepare = encode_prepare,
+    .run = encode_run,
+    .out_type = encode_out_type,
+    .check = encode_check,
+};

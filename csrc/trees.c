@@ -193,8 +193,8 @@ add_leaf(const mf_forest *f, Py_ssize_t t, int32_t row, double *acc)
     }
 }
 
-void
-mf_forest_raw(const mf_forest *f, const double *x, Py_ssize_t n_rows, double *raw)
+static void
+forest_raw(const mf_forest *f, const double *x, Py_ssize_t n_rows, double *raw)
 {
     Py_ssize_t r, c, t, j;
     Py_ssize_t n_raw = f->n_raw, d = f->n_features, padded = d + 1;
@@ -210,7 +210,7 @@ mf_forest_raw(const mf_forest *f, const double *x, Py_ssize_t n_rows, double *ra
             raw[r * n_raw + c] = f->init != NULL ? f->init[c] : 0.0;
         }
     }
-    if (f->cats == NULL) {
+    if (f->splits == NULL) {
         /* rows copied with the NaN padding column: whole groups
          * feature-major (group q at pad + q * MF_WALK_GROUP * padded), then
          * the rows left over one after the other; without the memory, the
@@ -238,7 +238,7 @@ mf_forest_raw(const mf_forest *f, const double *x, Py_ssize_t n_rows, double *ra
         int32_t depth = f->depths[2 * t], shallow = f->depths[2 * t + 1];
         if (pad == NULL) {
             for (r = 0; r < n_rows; r++) {
-                add_leaf(f, t, walk(tree, x + r * d, f->cats), raw + r * n_raw);
+                add_leaf(f, t, walk(tree, x + r * d, f->splits), raw + r * n_raw);
             }
             continue;
         }
@@ -275,11 +275,11 @@ mf_forest_raw(const mf_forest *f, const double *x, Py_ssize_t n_rows, double *ra
  * indices, features, category split indices, and that every node is reached
  * once (a cycle or a shared child is an error, so every walk ends). */
 
-int
-mf_forest_build(mf_forest *f, const mf_forest_input *in, mf_tnode *nodes, int64_t *roots,
-                double *values, char *err, size_t err_size)
+static int
+forest_build(mf_forest *f, mf_tnode *nodes, int64_t *roots, double *values, char *err,
+             size_t err_size)
 {
-    Py_ssize_t t, n_nodes = in->n_nodes, n_leaves = 0, out = 0;
+    Py_ssize_t t, n_nodes = f->n_node_rows, n_leaves = 0, out = 0;
     size_t cap = (size_t)(n_nodes > 0 ? n_nodes : 1);
     int64_t *stack = NULL, *pos = NULL, *old_right = NULL;
     int result = -1;
@@ -295,7 +295,7 @@ mf_forest_build(mf_forest *f, const mf_forest_input *in, mf_tnode *nodes, int64_
         pos[t] = -1;
     }
     for (t = 0; t < f->n_trees; t++) {
-        int64_t base = in->offsets[t], end = in->offsets[t + 1], size = end - base;
+        int64_t base = f->offsets[t], end = f->offsets[t + 1], size = end - base;
         Py_ssize_t top = 0, root = out, i;
         if (base < 0 || end <= base || end > n_nodes) {
             PyOS_snprintf(err, err_size, "tree %zd: node range [%lld, %lld) is invalid",
@@ -306,7 +306,7 @@ mf_forest_build(mf_forest *f, const mf_forest_input *in, mf_tnode *nodes, int64_
         stack[top++] = 0;
         while (top > 0) {
             int64_t local = stack[--top], id = base + local;
-            int64_t l = in->left[id], r = in->right[id];
+            int64_t l = f->left[id], r = f->right[id];
             mf_tnode *node = nodes + out;
             if (pos[id] >= 0) {
                 PyOS_snprintf(err, err_size, "tree %zd: node %lld is reached twice",
@@ -321,7 +321,7 @@ mf_forest_build(mf_forest *f, const mf_forest_input *in, mf_tnode *nodes, int64_
                 node->info = NODE_LEAF | (uint32_t)f->n_features;
                 node->threshold = (double)n_leaves;
                 node->right = (int32_t)(out - 1 - root);
-                memcpy(values + n_leaves * f->n_values, in->values + id * f->n_values,
+                memcpy(values + n_leaves * f->n_values, f->node_values + id * f->n_values,
                        (size_t)f->n_values * sizeof(double));
                 n_leaves++;
                 continue;
@@ -332,18 +332,18 @@ mf_forest_build(mf_forest *f, const mf_forest_input *in, mf_tnode *nodes, int64_
                               (long long)l, (long long)r, (long long)size);
                 goto done;
             }
-            if (in->feature[id] < 0 || in->feature[id] >= f->n_features) {
+            if (f->feature[id] < 0 || f->feature[id] >= f->n_features) {
                 PyOS_snprintf(err, err_size, "tree %zd: node %lld splits on feature %lld "
-                              "of %zd", t, (long long)local, (long long)in->feature[id],
+                              "of %zd", t, (long long)local, (long long)f->feature[id],
                               f->n_features);
                 goto done;
             }
-            node->info = (uint32_t)in->feature[id];
-            node->threshold = in->threshold[id];
-            if (in->flags[id] & 1) {
+            node->info = (uint32_t)f->feature[id];
+            node->threshold = f->threshold[id];
+            if (f->flags[id] & 1) {
                 node->info |= NODE_MISSING_LEFT;
             }
-            if (in->flags[id] & 2) {
+            if (f->flags[id] & 2) {
                 double ci = node->threshold;
                 if (!(ci >= 0.0 && ci < (double)f->n_cats && ci == floor(ci))) {
                     PyOS_snprintf(err, err_size, "tree %zd: node %lld names category split "
@@ -383,8 +383,8 @@ done:
 
 /* Checks a forest already in the packed layout (a pickled Model): every
  * walk must end, inside its tree, at a leaf with values. */
-int
-mf_forest_check(const mf_forest *f, char *err, size_t err_size)
+static int
+forest_check_packed(const mf_forest *f, char *err, size_t err_size)
 {
     Py_ssize_t t, i;
     for (t = 0; t < f->n_trees; t++) {
@@ -427,15 +427,19 @@ mf_forest_check(const mf_forest *f, char *err, size_t err_size)
 /* The depths of each tree's deepest and shallowest leaves (depths[2t],
  * depths[2t + 1]), from the packed layout (children come after their
  * parent, so one forward pass sees every parent first). */
-int
-mf_forest_depths(const mf_forest *f, int32_t *depths, char *err, size_t err_size)
+static int
+forest_depths(mf_forest *f)
 {
     Py_ssize_t t, i;
     int32_t *d = PyMem_Malloc((size_t)(f->n_nodes > 0 ? f->n_nodes : 1) * sizeof(int32_t));
-    if (d == NULL) {
-        PyOS_snprintf(err, err_size, "out of memory");
+
+    f->depths = PyMem_Malloc((size_t)(2 * f->n_trees) * sizeof(int32_t));
+    if (d == NULL || f->depths == NULL) {
+        PyMem_Free(d);
+        PyErr_NoMemory();
         return -1;
     }
+    f->steps = 0;
     for (t = 0; t < f->n_trees; t++) {
         int64_t root = f->roots[t];
         int64_t end = t + 1 < f->n_trees ? f->roots[t + 1] : f->n_nodes;
@@ -455,9 +459,281 @@ mf_forest_depths(const mf_forest *f, int32_t *depths, char *err, size_t err_size
             d[i + 1] = d[i] + 1;
             d[root + n->right] = d[i] + 1;
         }
-        depths[2 * t] = deepest;
-        depths[2 * t + 1] = shallowest;
+        f->depths[2 * t] = deepest;
+        f->depths[2 * t + 1] = shallowest;
+        f->steps += deepest;
     }
     PyMem_Free(d);
     return 0;
 }
+
+/* What the two forest ops share: the output columns, category splits,
+ * initial values; then the depths. */
+static int
+forest_common(mf_forest *f, Py_ssize_t n_in, Py_ssize_t *n_out)
+{
+    Py_ssize_t t;
+    if (f->n_features != n_in || f->n_features < 1 ||
+        f->n_features >= MF_TREE_MAX_FEATURES || f->n_raw < 1) {
+        PyErr_Format(PyExc_ValueError, "forest: %zd features and %zd outputs for %zd input "
+                     "columns", f->n_features, f->n_raw, n_in);
+        return -1;
+    }
+    if (f->column != NULL) {
+        if (f->n_column != f->n_trees || f->n_values != 1) {
+            PyErr_SetString(PyExc_ValueError, "forest: a tree feeding one column has one "
+                            "value, and every tree a column");
+            return -1;
+        }
+        for (t = 0; t < f->n_trees; t++) {
+            if (f->column[t] < 0 || f->column[t] >= f->n_raw) {
+                PyErr_SetString(PyExc_ValueError, "forest: tree output column out of range");
+                return -1;
+            }
+        }
+    }
+    else if (f->n_values != f->n_raw) {
+        PyErr_SetString(PyExc_ValueError, "forest: leaf values must fill the outputs");
+        return -1;
+    }
+    if (f->cats != NULL && f->n_cat_words != 16) {
+        PyErr_SetString(PyExc_ValueError, "forest: category splits must be 16 words");
+        return -1;
+    }
+    f->splits = (const mf_catsplit *)f->cats;
+    if (f->cats == NULL) {
+        f->n_cats = 0;
+    }
+    if (f->init != NULL && f->n_init != f->n_raw) {
+        PyErr_SetString(PyExc_ValueError, "forest: init must give each output a value");
+        return -1;
+    }
+    *n_out = f->n_raw;
+    return forest_depths(f);
+}
+
+/* Lays the per-node arrays out again into arrays the graph keeps (the
+ * per-node arrays are transient: a forest costs only its packed nodes and
+ * leaf values). */
+static int
+forest_prepare(void *op, Py_ssize_t n_in, Py_ssize_t *n_out, PyObject *owners)
+{
+    mf_forest *f = op;
+    PyArrayObject *nodes_arr = NULL, *roots_arr = NULL, *values_arr = NULL;
+    PyObject *nodes_used = NULL, *values_used = NULL;
+    npy_intp dims[2];
+    Py_ssize_t i, n_leaves = 0, n = f->n_node_rows;
+    char err[256];
+    int result = -1;
+
+    if (f->n_offsets < 2 || f->n_left != n || f->n_right != n || f->n_feature != n ||
+        f->n_threshold != n || f->n_flags != n || f->n_values < 1) {
+        PyErr_SetString(PyExc_ValueError, "forest: per-node arrays of different lengths");
+        return -1;
+    }
+    f->n_trees = f->n_offsets - 1;
+    if (f->offsets[0] != 0 || f->offsets[f->n_trees] != n) {
+        PyErr_SetString(PyExc_ValueError, "forest: offsets must run from 0 to the node count");
+        return -1;
+    }
+    for (i = 0; i < n; i++) {
+        n_leaves += f->left[i] < 0;
+    }
+    dims[0] = n * (npy_intp)sizeof(mf_tnode);
+    nodes_arr = (PyArrayObject *)PyArray_SimpleNew(1, dims, NPY_UINT8);
+    dims[0] = f->n_trees;
+    roots_arr = (PyArrayObject *)PyArray_SimpleNew(1, dims, NPY_INT64);
+    dims[0] = n_leaves;
+    dims[1] = f->n_values;
+    values_arr = (PyArrayObject *)PyArray_SimpleNew(2, dims, NPY_DOUBLE);
+    if (nodes_arr == NULL || roots_arr == NULL || values_arr == NULL) {
+        goto done;
+    }
+    if (forest_build(f, (mf_tnode *)PyArray_DATA(nodes_arr),
+                     (int64_t *)PyArray_DATA(roots_arr), (double *)PyArray_DATA(values_arr),
+                     err, sizeof(err)) < 0) {
+        PyErr_Format(mf_ModelFormatError, "invalid tree: %s", err);
+        goto done;
+    }
+    /* the per-node arrays are not kept: nothing may point into them */
+    f->left = f->right = f->feature = f->offsets = NULL;
+    f->threshold = f->node_values = NULL;
+    f->flags = NULL;
+    if (PyList_Append(owners, (PyObject *)nodes_arr) < 0 ||
+        PyList_Append(owners, (PyObject *)roots_arr) < 0 ||
+        PyList_Append(owners, (PyObject *)values_arr) < 0) {
+        goto done;
+    }
+    /* unreachable nodes (none in scikit-learn's trees) are left out */
+    nodes_used = PySequence_GetSlice((PyObject *)nodes_arr, 0,
+                                     f->n_nodes * (Py_ssize_t)sizeof(mf_tnode));
+    values_used = PySequence_GetSlice((PyObject *)values_arr, 0, f->n_leaves);
+    if (nodes_used == NULL || values_used == NULL) {
+        goto done;
+    }
+    f->packed = Py_BuildValue("(OOO)", nodes_used, roots_arr, values_used);
+    if (f->packed == NULL) {
+        goto done;
+    }
+    result = forest_common(f, n_in, n_out);
+done:
+    Py_XDECREF(nodes_used);
+    Py_XDECREF(values_used);
+    Py_XDECREF(nodes_arr);
+    Py_XDECREF(roots_arr);
+    Py_XDECREF(values_arr);
+    return result;
+}
+
+/* The layout forest_prepare makes, as a pickled Model carries it: checked,
+ * then used in place. */
+static int
+forest_packed_prepare(void *op, Py_ssize_t n_in, Py_ssize_t *n_out, PyObject *owners)
+{
+    mf_forest *f = op;
+    char err[256];
+
+    if (f->n_packed_bytes % (Py_ssize_t)sizeof(mf_tnode) != 0 || f->n_packed_roots < 1 ||
+        f->n_packed_width < 1) {
+        PyErr_SetString(PyExc_ValueError, "forest_packed: arrays malformed");
+        return -1;
+    }
+    if (((uintptr_t)f->packed_nodes) % sizeof(double) != 0) {
+        PyErr_SetString(PyExc_ValueError, "forest_packed: nodes are not aligned");
+        return -1;
+    }
+    f->nodes = (const mf_tnode *)f->packed_nodes;
+    f->n_nodes = f->n_packed_bytes / (Py_ssize_t)sizeof(mf_tnode);
+    f->roots = f->packed_roots;
+    f->n_trees = f->n_packed_roots;
+    f->values = f->packed_values;
+    f->n_leaves = f->n_packed_leaves;
+    f->n_values = f->n_packed_width;
+    if (f->n_features < 1 || f->n_features >= MF_TREE_MAX_FEATURES) {
+        PyErr_SetString(PyExc_ValueError, "forest_packed: bad feature count");
+        return -1;
+    }
+    f->n_cats = f->cats != NULL ? f->n_cats : 0;
+    if (forest_check_packed(f, err, sizeof(err)) < 0) {
+        PyErr_Format(mf_ModelFormatError, "invalid packed forest: %s", err);
+        return -1;
+    }
+    return forest_common(f, n_in, n_out);
+}
+
+static void
+forest_release(void *op)
+{
+    mf_forest *f = op;
+    PyMem_Free(f->depths);
+    f->depths = NULL;
+    Py_CLEAR(f->packed);
+}
+
+static void
+forest_run(const void *op, const double *in, Py_ssize_t n_in, double *out,
+           Py_ssize_t n_out, Py_ssize_t n_rows, mf_precision prec)
+{
+    forest_raw(op, in, n_rows, out);
+}
+
+void
+mf_forest_raw(const mf_forest *f, const double *x, Py_ssize_t n_rows, double *raw)
+{
+    forest_raw(f, x, n_rows, raw);
+}
+
+static int
+forest_out_type(const void *op, int in_type)
+{
+    return NPY_DOUBLE;
+}
+
+/* a walk is a handful of dependent loads per level */
+static void
+forest_cost(const void *op, Py_ssize_t n_in, Py_ssize_t n_out, double *work, double *steps)
+{
+    const mf_forest *f = op;
+    *work = (double)f->n_trees * (double)(8 + f->n_values);
+    *steps = (double)f->steps;
+}
+
+static PyObject *
+forest_made(const void *op)
+{
+    const mf_forest *f = op;
+    PyObject *v = f->packed != NULL ? f->packed : Py_None;
+    Py_INCREF(v);
+    return v;
+}
+
+/* A forest larger than the caches is read from memory once per block:
+ * blocks large enough that each tree's nodes serve many rows. */
+static Py_ssize_t
+forest_block_rows(const void *op)
+{
+    const mf_forest *f = op;
+    if (f->n_nodes * (Py_ssize_t)sizeof(mf_tnode) +
+        f->n_leaves * f->n_values * (Py_ssize_t)sizeof(double) > MF_FOREST_CACHE_BYTES) {
+        return MF_BIG_BLOCK_ROWS;
+    }
+    return 0;
+}
+
+static const mf_field forest_fields[] = {
+    MF_SCALAR_FIELD(mf_forest, n_features, MF_FIELD_INT),
+    MF_SCALAR_FIELD(mf_forest, n_raw, MF_FIELD_INT),
+    MF_VECTOR_FIELD(mf_forest, left, NPY_INT64, MF_FIELD_TRANSIENT, n_left),
+    MF_VECTOR_FIELD(mf_forest, right, NPY_INT64, MF_FIELD_TRANSIENT, n_right),
+    MF_VECTOR_FIELD(mf_forest, feature, NPY_INT64, MF_FIELD_TRANSIENT, n_feature),
+    MF_VECTOR_FIELD(mf_forest, threshold, NPY_DOUBLE, MF_FIELD_TRANSIENT, n_threshold),
+    MF_VECTOR_FIELD(mf_forest, flags, NPY_UINT8, MF_FIELD_TRANSIENT, n_flags),
+    MF_MATRIX_FIELD(mf_forest, node_values, NPY_DOUBLE, MF_FIELD_TRANSIENT, n_node_rows,
+                    n_values),
+    MF_VECTOR_FIELD(mf_forest, offsets, NPY_INT64, MF_FIELD_TRANSIENT, n_offsets),
+    MF_VECTOR_FIELD(mf_forest, column, NPY_INT32, MF_FIELD_OPTIONAL, n_column),
+    MF_MATRIX_FIELD(mf_forest, cats, NPY_UINT32, MF_FIELD_OPTIONAL, n_cats, n_cat_words),
+    MF_VECTOR_FIELD(mf_forest, init, NPY_DOUBLE, MF_FIELD_OPTIONAL, n_init),
+    MF_SCALAR_FIELD(mf_forest, average, MF_FIELD_BOOL),
+    MF_END_FIELDS,
+};
+
+const mf_op_def mf_op_forest = {
+    .name = "forest",
+    .size = sizeof(mf_forest),
+    .fields = forest_fields,
+    .prepare = forest_prepare,
+    .release = forest_release,
+    .run = forest_run,
+    .out_type = forest_out_type,
+    .cost = forest_cost,
+    .made = forest_made,
+    .block_rows = forest_block_rows,
+};
+
+static const mf_field forest_packed_fields[] = {
+    MF_SCALAR_FIELD(mf_forest, n_features, MF_FIELD_INT),
+    MF_SCALAR_FIELD(mf_forest, n_raw, MF_FIELD_INT),
+    MF_VECTOR_FIELD(mf_forest, packed_nodes, NPY_UINT8, 0, n_packed_bytes),
+    MF_VECTOR_FIELD(mf_forest, packed_roots, NPY_INT64, 0, n_packed_roots),
+    MF_MATRIX_FIELD(mf_forest, packed_values, NPY_DOUBLE, 0, n_packed_leaves,
+                    n_packed_width),
+    MF_VECTOR_FIELD(mf_forest, column, NPY_INT32, MF_FIELD_OPTIONAL, n_column),
+    MF_MATRIX_FIELD(mf_forest, cats, NPY_UINT32, MF_FIELD_OPTIONAL, n_cats, n_cat_words),
+    MF_VECTOR_FIELD(mf_forest, init, NPY_DOUBLE, MF_FIELD_OPTIONAL, n_init),
+    MF_SCALAR_FIELD(mf_forest, average, MF_FIELD_BOOL),
+    MF_END_FIELDS,
+};
+
+const mf_op_def mf_op_forest_packed = {
+    .name = "forest_packed",
+    .size = sizeof(mf_forest),
+    .fields = forest_packed_fields,
+    .prepare = forest_packed_prepare,
+    .release = forest_release,
+    .run = forest_run,
+    .out_type = forest_out_type,
+    .cost = forest_cost,
+    .made = forest_made,
+    .block_rows = forest_block_rows,
+};

@@ -614,6 +614,8 @@ static const global_entry exact_globals[] = {
     {"numpy.random._pickle", "__generator_ctor", MF_G_RECORD},
     {"numpy.random._pickle", "__bit_generator_ctor", MF_G_RECORD},
     {"numpy.random.bit_generator", "__pyx_unpickle_SeedSequence", MF_G_RECORD},
+    /* a Model pickled by mlfast: its graph as plain data (mlfast._model) */
+    {"mlfast._model", "_from_state", MF_G_RECORD},
     {NULL, NULL, 0}
 };
 

@@ -3,8 +3,8 @@
 
 Each input goes through what ``mlfast.loads`` does -- decompression by magic
 bytes (mlfast/_loader.py), the restricted pickle VM (csrc/unpickle.c), the
-builders (mlfast/_builders/) and the C constructors of the chain
-(csrc/chain.c) -- then ``inspect``'s tree printer, and, when a model comes
+builders (mlfast/_builders/) and the C constructors of the graph
+(csrc/graph.c and each op's prepare) -- then ``inspect``'s tree printer, and, when a model comes
 out, every predict-like method on a few fixed batches (csrc/trees.c,
 linear.c, transform.c, links.c), so that a file whose numbers lie (a child
 index past the end, a feature past n_features, a class count of zero) is

@@ -46,6 +46,8 @@ from mlfast._builders import supported as _supported
 from mlfast._inspect import format_tree as _format_tree
 from mlfast._loader import DEFAULT_MAX_MEMORY, Source, load_tree, read_source
 from mlfast._model import Model
+from mlfast._model import Spec as _Spec
+from mlfast._model import spec_from_state as _spec_from_state
 from mlfast.errors import MlfastError, ModelFormatError, UnsafeModelError, UnsupportedModelError
 
 __version__ = "0.1.0"
@@ -72,9 +74,15 @@ _TRIM_ABOVE = 8 << 20
 
 
 def _build(tree: _Any, source=None) -> Model:
-    parts = _Builders().build(tree, "model")
     try:
-        return Model(parts, source)
+        if isinstance(tree, _core.Record) and tree.path == "mlfast._model._from_state":
+            # a Model pickled by mlfast itself: its graph, read as data
+            if not isinstance(tree.args, tuple) or not tree.args:
+                raise ModelFormatError("model: a pickled mlfast Model without its state")
+            return Model(_spec_from_state(tree.args[0]), source)
+        builders = _Builders()
+        built = builders.build(tree, "model")
+        return Model(_Spec.from_built(built, builders.graph), source)
     except (ValueError, TypeError) as exc:
         if isinstance(exc, MlfastError):
             raise

@@ -1,9 +1,13 @@
 """Type stubs for mlfast._core, the C engine (csrc/)."""
-from typing import Any, Optional, Tuple
+from typing import Any, Dict, List, Optional, Tuple
 
 import numpy as np
 
-GLOBAL_KINDS: dict[str, int]
+GLOBAL_KINDS: Dict[str, int]
+#: every op of the IR: its fields (name, kind, dtype, ndim, optional)
+OPS: Dict[str, Tuple[Tuple[str, str, Optional[np.dtype], int, int], ...]]
+#: the IR's enums (accept, proba, labels, post, strings) and the methods
+CODES: Dict[str, Any]
 
 class MlfastError(ValueError): ...
 class ModelFormatError(MlfastError): ...
@@ -38,32 +42,30 @@ class Record:
     @property
     def via_reduce(self) -> int: ...
 
-class Chain:
-    """A model as transform steps and a final estimator, run in C."""
+class Graph:
+    """A model as a graph of ops, run in C (built by mlfast._builders.ir)."""
     def __init__(
         self,
         n_features: int,
-        steps: list,
-        final: Optional[tuple] = ...,
+        nodes: list,
+        outputs: Dict[str, Any],
         *,
-        label_rule: int = ...,
-        proba_rule: int = ...,
-        classes: Optional[np.ndarray] = ...,
-        raw_1d: bool = ...,
-        coef_f32: bool = ...,
         coerce: Any = ...,
-        post_rule: int = ...,
-        post_params: Tuple[float, float] = ...,
         strings: int = ...,
         string_prefix: Optional[str] = ...,
         names_warning: Optional[str] = ...,
+        first_name: Optional[str] = ...,
     ) -> None: ...
     @property
     def n_features(self) -> int: ...
     @property
-    def n_outputs(self) -> int: ...
+    def n_slots(self) -> int: ...
     @property
-    def packed(self) -> Optional[Tuple[np.ndarray, np.ndarray, np.ndarray]]: ...
+    def block_rows(self) -> int: ...
+    @property
+    def made(self) -> Tuple[Any, ...]: ...
+    @property
+    def methods(self) -> List[str]: ...
     def predict(self, X: Any) -> np.ndarray: ...
     def predict_proba(self, X: Any) -> np.ndarray: ...
     def predict_log_proba(self, X: Any) -> np.ndarray: ...

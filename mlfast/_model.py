@@ -1,20 +1,23 @@
-"""Model: the scikit-learn-shaped face of a compiled chain.
+"""Model: the scikit-learn-shaped face of a compiled graph.
 
-Thin by design.  ``predict`` and friends are the C methods of the chain
+Thin by design.  ``predict`` and friends are the C methods of the graph
 itself, bound on the instance, so a call goes straight to C; only inputs that
 are not ndarrays (lists, DataFrames) come back to Python, through
 ``_coerce``, to be turned into arrays and have their column names checked.
 """
 from __future__ import annotations
 
+import dataclasses
 import html
 import warnings
-from typing import Any, Optional
+from dataclasses import dataclass
+from typing import Any, Dict, List, Optional
 
 import numpy as np
 
-from mlfast._builders import STRINGS_CONVERT, Parts
-from mlfast._core import Chain
+from mlfast import _core
+from mlfast._builders import ir
+from mlfast._core import Graph
 
 _METHODS = ("predict", "predict_proba", "predict_log_proba", "decision_function",
             "transform", "score_samples")
@@ -56,62 +59,90 @@ def _feature_name_error(fitted: np.ndarray, given: np.ndarray) -> ValueError:
     return ValueError(message)
 
 
+@dataclass
+class Spec:
+    """Everything a Model is made of: its graph and what describes it.
+    Plain data: it is what a pickled Model carries."""
+
+    n_features: int
+    nodes: List[ir.Node]
+    outputs: Dict[str, ir.Output]
+    estimator: str
+    kind: str
+    feature_names_in: Optional[np.ndarray] = None
+    first_name: str = ""
+    strings: int = ir.Strings.CONVERT
+    string_prefix: Optional[str] = None
+    sklearn_version: Optional[str] = None
+    multi_classes: Optional[List[np.ndarray]] = None
+    normalize_outputs: bool = False
+
+    @classmethod
+    def from_built(cls, built: ir.Built, graph: ir.GraphBuilder) -> "Spec":
+        outputs = {m: ir.Output(o.cols.slots, o.classes, o.squeeze)
+                   for m, o in built.outputs.items()}
+        nodes, outputs = graph.finish(outputs)
+        return cls(int(graph.n_features or built.n_features_in), nodes, outputs, built.name,
+                   built.kind, built.feature_names_in, built.first_name, int(built.strings),
+                   built.string_prefix, built.sklearn_version, built.multi_classes,
+                   built.normalize_outputs)
+
+    def state(self) -> dict:
+        meta = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)
+                if f.name not in ("nodes", "outputs")}
+        return {"format": STATE_FORMAT, "meta": meta,
+                "nodes": [n.state() for n in self.nodes],
+                "outputs": {m: o.state() for m, o in self.outputs.items()}}
+
+
+#: the version of Spec.state(); a Model pickled with another is refused
+STATE_FORMAT = 1
+
+
 class Model:
     """A fitted scikit-learn estimator or pipeline, compiled to mlfast's C
     engine.  Made by :func:`mlfast.load`, :func:`mlfast.loads` and
     :func:`mlfast.compile`; it answers like the estimator it came from."""
 
-    def __init__(self, parts: Parts, source: Optional[str] = None):
-        final = parts.final
-        chain_kwargs = {}
-        if final is not None:
-            chain_kwargs = dict(
-                label_rule=final.label_rule,
-                proba_rule=final.proba_rule,
-                classes=final.classes,
-                raw_1d=final.raw_1d,
-                coef_f32=final.coef_f32,
-                post_rule=final.post_rule,
-                post_params=final.post_params,
-            )
-        self._parts = parts
+    def __init__(self, spec: Spec, source: Optional[str] = None):
+        self._spec = spec
         self._source = source
-        first = parts.steps[0] if parts.steps else final
         names_warning = None
-        if parts.feature_names_in is not None:
-            names_warning = (f"X does not have valid feature names, but {first.name} was "
-                             "fitted with feature names")
+        if spec.feature_names_in is not None:
+            names_warning = (f"X does not have valid feature names, but {spec.first_name} "
+                             "was fitted with feature names")
         self._names_warning = names_warning
-        self._chain = Chain(
-            parts.n_features_in,
-            [s.spec for s in parts.steps],
-            final.spec if final is not None else None,
-            coerce=self._coerce,
-            strings=first.strings,
-            string_prefix=first.string_prefix,
-            names_warning=names_warning,
-            **chain_kwargs,
-        )
-        methods = final.methods if final is not None else ("transform",)
-        if final is not None and final.multi_classes is not None:
+        self._graph = Graph(
+            spec.n_features, spec.nodes, spec.outputs, coerce=self._coerce,
+            strings=int(spec.strings), string_prefix=spec.string_prefix,
+            names_warning=names_warning, first_name=spec.first_name or None)
+        for node, made in zip(spec.nodes, self._graph.made[1:]):
+            if made is not None and isinstance(node.op, ir.Forest):
+                # keep a forest only in its packed layout: the per-node
+                # arrays the builder made are dropped, so a forest costs its
+                # node data
+                op = node.op
+                node.op = ir.PackedForest(
+                    n_features=op.n_features, n_raw=op.n_raw, packed_nodes=made[0],
+                    packed_roots=made[1], packed_values=made[2], column=op.column,
+                    cats=op.cats, init=op.init, average=op.average)
+        methods = tuple(m for m in _METHODS if m in spec.outputs)
+        if spec.multi_classes is not None:
+            methods = ("predict", "predict_proba", "predict_log_proba")
             for name in methods:
                 setattr(self, name, getattr(self, "_multi_" + name))
         else:
             for name in methods:
-                setattr(self, name, getattr(self._chain, name))
+                setattr(self, name, getattr(self._graph, name))
         self._methods = methods
-        self.n_features_in_ = parts.n_features_in
-        if parts.feature_names_in is not None:
-            self.feature_names_in_ = parts.feature_names_in
-        if final is not None and final.classes is not None and final.kind == "classifier":
-            self.classes_ = final.classes
-        if final is not None and final.multi_classes is not None:
-            self.classes_ = list(final.multi_classes)
-        packed = self._chain.packed
-        if packed is not None and final.spec[0] == "forest":
-            # keep the forest only in its packed layout: the per-node arrays
-            # the builder made are dropped, so a forest costs its node data
-            final.spec = ("forest_packed",) + final.spec[1:5] + packed + final.spec[12:]
+        self.n_features_in_ = spec.n_features
+        if spec.feature_names_in is not None:
+            self.feature_names_in_ = spec.feature_names_in
+        predict = spec.outputs.get("predict")
+        if predict is not None and predict.classes is not None and spec.kind == "classifier":
+            self.classes_ = predict.classes
+        if spec.multi_classes is not None:
+            self.classes_ = list(spec.multi_classes)
 
     # -- input that is not an ndarray -----------------------------------------
 
@@ -141,15 +172,15 @@ class Model:
                 except (TypeError, ValueError):
                     pass
             return np.asarray(X)
-        first = self._parts.steps[0] if self._parts.steps else self._parts.final
-        if first.strings == STRINGS_CONVERT:
+        spec = self._spec
+        if spec.strings == ir.Strings.CONVERT:
             # check_array's np.asarray(X, dtype=float64): Python's float()
             # names the value it cannot read
             try:
                 return np.asarray(X, dtype=np.float64)
             except ValueError as exc:
-                if first.string_prefix and "could not convert" in str(exc):
-                    raise ValueError(f"{first.string_prefix}{exc}") from None
+                if spec.string_prefix and "could not convert" in str(exc):
+                    raise ValueError(f"{spec.string_prefix}{exc}") from None
                 raise
             except TypeError:
                 pass
@@ -158,12 +189,12 @@ class Model:
     # -- multi-output classification (rare: done in Python over the C sums) ------
 
     def _multi_predict_proba(self, X: Any) -> list:
-        raw = self._chain.decision_function(X)
+        raw = self._graph.predict_proba(X)
         out, start = [], 0
-        for classes in self._parts.final.multi_classes:
+        for classes in self._spec.multi_classes:
             proba = raw[:, start:start + classes.size]
             start += classes.size
-            if self._parts.final.normalize_outputs:
+            if self._spec.normalize_outputs:
                 normalizer = proba.sum(axis=1)[:, np.newaxis]
                 normalizer[normalizer == 0.0] = 1.0
                 proba = proba / normalizer
@@ -174,7 +205,7 @@ class Model:
         return [np.log(p) for p in self._multi_predict_proba(X)]
 
     def _multi_predict(self, X: Any) -> np.ndarray:
-        classes = self._parts.final.multi_classes
+        classes = self._spec.multi_classes
         proba = self._multi_predict_proba(X)
         out = np.empty((proba[0].shape[0], len(classes)), dtype=classes[0].dtype)
         for k, (c, p) in enumerate(zip(classes, proba)):
@@ -185,34 +216,29 @@ class Model:
 
     @property
     def _first_name(self) -> str:
-        if self._parts.steps:
-            return self._parts.steps[0].name
-        return self._parts.final.name
+        return self._spec.first_name
 
     @property
     def estimator(self) -> str:
-        """The estimator chain, e.g. 'Pipeline(StandardScaler -> LogisticRegression)'."""
-        return " -> ".join(self._parts.names)
+        """The estimator, e.g. 'Pipeline(StandardScaler -> LogisticRegression)'."""
+        return self._spec.estimator
 
     @property
     def kind(self) -> str:
-        """'classifier', 'regressor' or 'transformer'."""
-        return self._parts.final.kind if self._parts.final is not None else "transformer"
+        """'classifier', 'regressor', 'transformer' or 'outlier_detector'."""
+        return self._spec.kind
 
     @property
     def sklearn_version(self) -> Optional[str]:
         """The scikit-learn version that saved the model, if the file says."""
-        return self._parts.sklearn_version
+        return self._spec.sklearn_version
 
     @property
     def nbytes(self) -> int:
         """Bytes of parameter data the compiled model holds."""
-        total = 0
-        specs = [s.spec for s in self._parts.steps]
-        if self._parts.final is not None:
-            specs.append(self._parts.final.spec)
-        for spec in specs:
-            total += sum(v.nbytes for v in spec if isinstance(v, np.ndarray))
+        total = sum(a.nbytes for node in self._spec.nodes for a in node.op.arrays())
+        total += sum(o.classes.nbytes for o in self._spec.outputs.values()
+                     if o.classes is not None)
         return total
 
     def __dir__(self):
@@ -236,9 +262,9 @@ class Model:
             out["classes"] = [c.tolist() for c in self.classes_]
         elif hasattr(self, "classes_"):
             out["classes"] = self.classes_.tolist()
-        if self._parts.final is not None and self._parts.final.raw_1d is False and \
-                self.kind == "regressor":
-            out["outputs"] = int(self._chain.n_outputs)
+        predict = self._spec.outputs.get("predict")
+        if self.kind == "regressor" and predict is not None and not predict.squeeze:
+            out["outputs"] = int(predict.slots.size)
         out["methods"] = list(self._methods)
         out["sklearn"] = self.sklearn_version
         out["size"] = _human_bytes(self.nbytes)
@@ -266,10 +292,10 @@ class Model:
         )
         return f"<table><caption>mlfast.Model</caption>{rows}</table>"
 
-    # -- pickling: rebuilt from its parts, plain data ------------------------------
+    # -- pickling: plain data, which mlfast.load reads back safely ----------------
 
     def __reduce__(self):
-        return (Model, (self._parts, self._source))
+        return (_from_state, (self._spec.state(), self._source))
 
 
 def _human_bytes(n: int) -> str:
@@ -278,3 +304,119 @@ def _human_bytes(n: int) -> str:
             return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
         n /= 1024
     return f"{n} B"
+
+
+def _from_state(state: Any, source: Any = None) -> Model:
+    """A Model from what it pickled (``Model.__reduce__``)."""
+    return Model(spec_from_state(state), source if isinstance(source, str) else None)
+
+
+def spec_from_state(state: Any) -> Spec:
+    """The Spec of a pickled Model, every value checked: a file saying it is
+    one is as hostile as any other."""
+    if not isinstance(state, dict) or state.get("format") != STATE_FORMAT:
+        raise ValueError(f"not a pickled mlfast Model of format {STATE_FORMAT}")
+    meta, nodes, outputs = state.get("meta"), state.get("nodes"), state.get("outputs")
+    if not isinstance(meta, dict) or not isinstance(nodes, list) or \
+            not isinstance(outputs, dict):
+        raise ValueError("a pickled Model needs meta, nodes and outputs")
+    return Spec(
+        n_features=_typed(meta.get("n_features"), int, "n_features"),
+        nodes=[_node_from_state(n, i) for i, n in enumerate(nodes)],
+        outputs={_typed(m, str, "output name"): _output_from_state(o)
+                 for m, o in outputs.items()},
+        estimator=_typed(meta.get("estimator"), str, "estimator"),
+        kind=_typed(meta.get("kind"), str, "kind"),
+        feature_names_in=_names(meta.get("feature_names_in")),
+        first_name=_typed(meta.get("first_name"), str, "first_name"),
+        strings=_typed(meta.get("strings"), int, "strings"),
+        string_prefix=_typed(meta.get("string_prefix"), str, "string_prefix", True),
+        sklearn_version=_typed(meta.get("sklearn_version"), str, "sklearn_version", True),
+        multi_classes=_multi_classes(meta.get("multi_classes")),
+        normalize_outputs=_typed(meta.get("normalize_outputs"), bool, "normalize_outputs"),
+    )
+
+
+def _typed(value: Any, kind: type, what: str, optional: bool = False) -> Any:
+    if value is None and optional:
+        return None
+    if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
+        raise ValueError(f"{what} is a {type(value).__name__}, expected {kind.__name__}")
+    if kind is str and len(value) > 10000:
+        raise ValueError(f"{what} is too long")
+    return value
+
+
+def _array(value: Any, what: str, optional: bool = False) -> Any:
+    if value is None and optional:
+        return None
+    if not isinstance(value, np.ndarray):
+        raise ValueError(f"{what} is a {type(value).__name__}, expected an array")
+    return value
+
+
+def _names(value: Any) -> Optional[np.ndarray]:
+    names = _array(value, "feature_names_in", True)
+    if names is not None and (names.ndim != 1 or names.dtype.kind != "O" or
+                              not all(isinstance(x, str) for x in names.tolist())):
+        raise ValueError("feature_names_in must be a 1-D array of str")
+    return names
+
+
+def _multi_classes(value: Any) -> Optional[List[np.ndarray]]:
+    if value is None:
+        return None
+    if not isinstance(value, list) or not value:
+        raise ValueError("multi_classes must be a list of arrays")
+    return [_classes(c) for c in value]
+
+
+def _classes(value: Any) -> np.ndarray:
+    classes = _array(value, "classes")
+    if classes.ndim != 1 or classes.size < 1 or classes.dtype.kind not in "biufUSO":
+        raise ValueError("classes must be a non-empty 1-D array of labels")
+    return classes
+
+
+def _field(value: Any, kind: str, optional: bool, what: str) -> Any:
+    if kind == "array":
+        return _array(value, what, optional)
+    if kind == "float":
+        return _float(value, what)
+    return _typed(value, int if kind == "int" else bool, what)
+
+
+def _float(value: Any, what: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise ValueError(f"{what} is a {type(value).__name__}, expected float")
+    return float(value)
+
+
+def _node_from_state(state: Any, i: int) -> ir.Node:
+    if not isinstance(state, dict) or not isinstance(state.get("op"), dict):
+        raise ValueError(f"nodes[{i}] is not a node")
+    op_state = state["op"]
+    kind = op_state.get("op")
+    fields = _core.OPS.get(kind) if isinstance(kind, str) else None
+    if fields is None:
+        raise ValueError(f"nodes[{i}]: unknown op {str(kind)[:40]!r}")
+    values = {name: _field(op_state.get(name), fkind, bool(optional), f"nodes[{i}].{name}")
+              for name, fkind, _dtype, _ndim, optional in fields}
+    return ir.Node(
+        op=ir.op_from_state({"op": kind, **values}),
+        inputs=np.require(_array(state.get("inputs"), f"nodes[{i}].inputs"), np.int64, "CA"),
+        n_out=_typed(state.get("n_out"), int, f"nodes[{i}].n_out"),
+        name=_typed(state.get("name"), str, f"nodes[{i}].name"),
+        accept=_typed(state.get("accept"), int, f"nodes[{i}].accept"),
+        cast_f32=_typed(state.get("cast_f32"), bool, f"nodes[{i}].cast_f32"),
+        unnamed=_typed(state.get("unnamed"), bool, f"nodes[{i}].unnamed"))
+
+
+def _output_from_state(state: Any) -> ir.Output:
+    if not isinstance(state, dict):
+        raise ValueError("an output is not a dict")
+    classes = state.get("classes")
+    return ir.Output(
+        slots=np.require(_array(state.get("slots"), "output slots"), np.int64, "CA"),
+        classes=None if classes is None else np.ascontiguousarray(_classes(classes)),
+        squeeze=_typed(state.get("squeeze"), bool, "squeeze"))

@@ -513,9 +513,9 @@ def test_splitter_rejects_unbalanced_source():
 
 MUTATIONS = [
     # (file, text removed, expected report)
-    ("chain.c", "Py_END_ALLOW_THREADS", "run_job(): 1 Py_BEGIN_ALLOW_THREADS but 0 Py_END_ALLOW_THREADS"),
-    ("chain.c", "free(mem);", "run_range(): malloc() into 'mem' without free(mem)"),
-    ("chain.c", "PyMem_Free(index);", "PyMem_Free(index)"),
+    ("run.c", "Py_END_ALLOW_THREADS", "run_job(): 1 Py_BEGIN_ALLOW_THREADS but 0 Py_END_ALLOW_THREADS"),
+    ("run.c", "free(mem);", "run_task(): malloc() into 'mem' without free(mem)"),
+    ("run.c", "PyMem_Free(index);", "PyMem_Free(index)"),
     ("unpickle.c", "PyBuffer_Release(&view);", "mf_unpickle(): PyArg_Parse* format"),
     ("unpickle.c", "PyMem_Free(aligned);", "vm_scalar(): PyMem_Malloc() into 'aligned'"),
     ("values.c", "Py_TRASHCAN_END", "record_dealloc(): 1 Py_TRASHCAN_BEGIN but 0 Py_TRASHCAN_END"),

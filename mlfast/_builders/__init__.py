@@ -1,83 +1,39 @@
 """Builders: from the value tree of a model file to the C IR.
 
 Each family module registers small functions, one per scikit-learn class,
-that read a Record's state (``coef_``, ``mean_``, ``steps`` ...) and return
-parts of a chain: transform steps and at most one final estimator.  Version
-differences of scikit-learn (``_sklearn_version`` in every estimator's state)
-are decided here, in Python, where they are easy to read.  Nothing in a
-Record can run; a builder only reads values and checks their shapes.
+that read a Record's state (``coef_``, ``mean_``, ``steps`` ...) and add the
+estimator to the model's graph (``ir.GraphBuilder``): the ops it runs, over
+the columns it is given, and which columns each of its methods returns
+(``ir.Built``).  A meta-estimator builds its members over its own input and
+combines their outputs.  Version differences of scikit-learn
+(``_sklearn_version`` in every estimator's state) are decided here, in
+Python, where they are easy to read.  Nothing in a Record can run; a builder
+only reads values and checks their shapes.
 """
 from __future__ import annotations
 
 import math
 import re
-from dataclasses import dataclass, field
 from typing import Any, Callable, Dict, List, Optional, Tuple
 
 import numpy as np
 
+from mlfast._builders.ir import (
+    Accept,
+    Built,
+    Cols,
+    GraphBuilder,
+    Labels,
+    Out,
+    Post,
+    PostRule,
+    Proba,
+    Strings,
+)
 from mlfast._core import Record
 from mlfast.errors import ModelFormatError, UnsupportedModelError
 
-# accept codes of mlfast.h
-ACCEPT_FINITE, ACCEPT_NAN, ACCEPT_ANY = 0, 1, 2
-# label rules (mf_label_rule)
-LABEL_NONE, LABEL_THRESHOLD, LABEL_ARGMAX, LABEL_THRESHOLD_GE, LABEL_PROBA_ARGMAX = range(5)
-# proba rules (mf_proba_rule)
-(PROBA_NONE, PROBA_EXPIT_OVR, PROBA_SOFTMAX, PROBA_SOFTMAX_BINARY, PROBA_MODIFIED_HUBER,
- PROBA_IDENTITY, PROBA_NORMALIZE, PROBA_EXPIT2) = range(8)
-# post rules (mf_post_rule)
-POST_NONE, POST_EXP, POST_IFOREST = range(3)
-# what the first stage does with string arrays (MF_STRINGS_*)
-STRINGS_REFUSE, STRINGS_CONVERT, STRINGS_IMPUTER = range(3)
-
 MAX_NESTING = 32
-
-
-@dataclass
-class Step:
-    """A transform step: the tuple Chain takes, and its widths."""
-
-    spec: tuple
-    n_in: int
-    n_out: int
-    name: str
-    strings: int = STRINGS_CONVERT       # transformers read X as float
-    string_prefix: Optional[str] = None
-
-
-@dataclass
-class Final:
-    """A final estimator."""
-
-    spec: tuple
-    name: str
-    n_in: int
-    kind: str  # "classifier" or "regressor"
-    label_rule: int = LABEL_NONE
-    proba_rule: int = PROBA_NONE
-    classes: Optional[np.ndarray] = None
-    raw_1d: bool = False
-    coef_f32: bool = False
-    methods: Tuple[str, ...] = ("predict",)
-    post_rule: int = POST_NONE
-    post_params: Tuple[float, float] = (0.0, 0.0)
-    strings: int = STRINGS_REFUSE        # dtype='numeric' refuses strings
-    string_prefix: Optional[str] = None
-    # multi-output classification: one classes_ array per output; raw holds
-    # their distributions side by side (normalised by the Model if asked)
-    multi_classes: Optional[List[np.ndarray]] = None
-    normalize_outputs: bool = False
-
-
-@dataclass
-class Parts:
-    steps: List[Step] = field(default_factory=list)
-    final: Optional[Final] = None
-    names: List[str] = field(default_factory=list)      # estimator chain, for repr
-    n_features_in: Optional[int] = None
-    feature_names_in: Optional[np.ndarray] = None
-    sklearn_version: Optional[str] = None
 
 
 def parse_version(text: Any) -> Tuple[int, ...]:
@@ -178,7 +134,7 @@ class Node:
         return names
 
 
-Builder = Callable[[Node, "Builders"], Parts]
+Builder = Callable[[Node, "Builders", Optional[Cols]], Built]
 
 #: class name -> (scikit-learn subpackage it must come from, builder)
 _REGISTRY: Dict[str, Tuple[str, Builder]] = {}
@@ -198,12 +154,31 @@ def supported() -> List[str]:
 
 
 class Builders:
-    """Walks the tree, dispatching each Record to its builder."""
+    """Walks the tree, dispatching each Record to its builder, which adds
+    the estimator to one graph."""
 
     def __init__(self) -> None:
         self.depth = 0
+        self.graph = GraphBuilder()
 
-    def build(self, obj: Any, where: str) -> Parts:
+    def input(self, node: Node, X: Optional[Cols], n: int) -> Cols:
+        """The columns an estimator of n features reads: X, or the model's
+        input when it is the first to read it."""
+        if X is None:
+            try:
+                return self.graph.input(n)
+            except ValueError as exc:
+                raise node.fail(str(exc)) from None
+        if len(X) != n:
+            raise node.fail(f"takes {n} columns but receives {len(X)}")
+        return X
+
+    def add(self, node: Node, op, X: Cols, n_out: int, accept: int = Accept.ANY,
+            **kw) -> Cols:
+        """An op of this estimator, named after it in messages."""
+        return self.graph.add(op, X, n_out, node.name, accept=accept, **kw)
+
+    def build(self, obj: Any, where: str, X: Optional[Cols] = None) -> Built:
         if not isinstance(obj, Record):
             raise UnsupportedModelError(
                 f"{where} is a {type(obj).__name__}, not a scikit-learn estimator"
@@ -222,7 +197,7 @@ class Builders:
         self.depth += 1
         try:
             node = Node(obj, where)
-            parts = entry[1](node, self)
+            built = entry[1](node, self, X)
         except (ModelFormatError, UnsupportedModelError):
             raise
         except (ValueError, TypeError, KeyError, IndexError, AttributeError) as exc:
@@ -231,19 +206,55 @@ class Builders:
             raise ModelFormatError(f"{where} ({name}): malformed state: {exc}") from None
         finally:
             self.depth -= 1
-        if parts.sklearn_version is None:
-            parts.sklearn_version = node.state.get("_sklearn_version")
-        return parts
+        if built.sklearn_version is None:
+            version = node.state.get("_sklearn_version")
+            built.sklearn_version = version if isinstance(version, str) else None
+        return built
 
 
-def transformer(node: Node, spec: tuple, n_in: int, n_out: int, **kw) -> Parts:
-    """Parts of a single transform step."""
-    return Parts(
-        steps=[Step(spec, n_in, n_out, node.name, **kw)],
-        names=[node.name],
-        n_features_in=n_in,
-        feature_names_in=node.feature_names(),
-    )
+def transformer(node: Node, b: Builders, X: Optional[Cols], op, n_in: int, n_out: int,
+                accept: int, strings: int = Strings.CONVERT,
+                string_prefix: Optional[str] = None, unnamed: bool = False) -> Built:
+    """A transformer that is one op."""
+    X = b.input(node, X, n_in)
+    cols = b.add(node, op, X, n_out, accept=accept, unnamed=unnamed)
+    return Built(node.name, "transformer", {"transform": Out(cols)}, n_in,
+                 feature_names_in=node.feature_names(), first_name=node.name,
+                 strings=strings, string_prefix=string_prefix)
+
+
+def classifier(node: Node, b: Builders, raw: Cols, classes: np.ndarray, n_in: int, *,
+               label_rule: int, proba_rule: Optional[int] = None,
+               proba: Optional[Cols] = None, decision: bool = True, raw_1d: bool = False,
+               log_proba: bool = True, strings: int = Strings.REFUSE,
+               label_from_proba: bool = False) -> Built:
+    """A classifier's methods over its raw scores: decision_function (raw),
+    predict_proba (a proba op over raw, or `proba` as given), its log, and
+    predict (a labels op over raw, or over the probabilities)."""
+    k = int(classes.size)
+    outputs: Dict[str, Out] = {}
+    if decision:
+        outputs["decision_function"] = Out(raw, squeeze=raw_1d)
+    if proba is None and proba_rule is not None:
+        proba = b.add(node, Proba(rule=proba_rule, n_classes=k), raw, k)
+    if proba is not None:
+        outputs["predict_proba"] = Out(proba)
+        if log_proba:
+            outputs["predict_log_proba"] = Out(b.add(node, Post(rule=PostRule.LOG), proba, k))
+    scores = proba if label_from_proba else raw
+    labels = b.add(node, Labels(rule=label_rule), scores, 1)
+    outputs["predict"] = Out(labels, classes=classes, squeeze=True)
+    return Built(node.name, "classifier", outputs, n_in,
+                 feature_names_in=node.feature_names(), first_name=node.name,
+                 strings=strings)
+
+
+def regressor(node: Node, raw: Cols, n_in: int, *, raw_1d: bool,
+              strings: int = Strings.REFUSE, kind: str = "regressor") -> Built:
+    """A regressor whose predict is these columns."""
+    return Built(node.name, kind, {"predict": Out(raw, squeeze=raw_1d)}, n_in,
+                 feature_names_in=node.feature_names(), first_name=node.name,
+                 strings=strings)
 
 
 def is_nan(v: Any) -> bool:

@@ -3,21 +3,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from mlfast._builders import (
-    ACCEPT_FINITE,
-    LABEL_ARGMAX,
-    LABEL_THRESHOLD,
-    PROBA_EXPIT_OVR,
-    PROBA_MODIFIED_HUBER,
-    PROBA_NONE,
-    PROBA_SOFTMAX,
-    PROBA_SOFTMAX_BINARY,
-    Builders,
-    Final,
-    Node,
-    Parts,
-    register,
-)
+from typing import Optional
+
+from mlfast._builders import Builders, Node, classifier, register, regressor
+from mlfast._builders.ir import Accept, Built, Cols, LabelRule, Linear, ProbaRule
 
 # LinearModel subclasses whose predict is X @ coef_.T + intercept_.
 REGRESSORS = (
@@ -80,23 +69,21 @@ def _coef(node: Node):
     return matrix, intercept, raw_1d, f32
 
 
-def _final_parts(node: Node, final: Final) -> Parts:
-    return Parts(
-        final=final,
-        names=[node.name],
-        n_features_in=final.n_in,
-        feature_names_in=node.feature_names(),
-    )
+def _raw(node: Node, b: Builders, X: Optional[Cols], coef, intercept, f32: bool):
+    """The linear op over X: its scores, and the number of features."""
+    n = node.n_features(coef.shape[1])
+    X = b.input(node, X, n)
+    raw = b.add(node, Linear(coef=coef, intercept=intercept, f32=f32), X, coef.shape[0],
+                accept=Accept.FINITE)
+    return raw, n
 
 
 @register("sklearn.linear_model", *REGRESSORS)
 @register("sklearn.svm", "LinearSVR")
-def build_linear_regressor(node: Node, builders: Builders) -> Parts:
+def build_linear_regressor(node: Node, b: Builders, X: Optional[Cols]) -> Built:
     coef, intercept, raw_1d, f32 = _coef(node)
-    n = node.n_features(coef.shape[1])
-    spec = ("linear", node.name, ACCEPT_FINITE, coef, intercept)
-    return _final_parts(node, Final(spec, node.name, n, "regressor", raw_1d=raw_1d,
-                                    coef_f32=f32))
+    raw, n = _raw(node, b, X, coef, intercept, f32)
+    return regressor(node, raw, n, raw_1d=raw_1d)
 
 
 def _classes(node: Node) -> np.ndarray:
@@ -118,11 +105,11 @@ def _classes(node: Node) -> np.ndarray:
     return np.ascontiguousarray(classes)
 
 
-def _logistic_proba(node: Node, n_classes: int) -> int:
+def _logistic_proba(node: Node, n_classes: int) -> Optional[int]:
     multi_class = node.state.get("multi_class")
     if multi_class is None:
         # scikit-learn >= 1.8: binary is one-vs-rest, multiclass multinomial
-        return PROBA_EXPIT_OVR if n_classes <= 2 else PROBA_SOFTMAX
+        return ProbaRule.EXPIT_OVR if n_classes <= 2 else ProbaRule.SOFTMAX
     solver = node.state.get("solver")
     # 'auto' meant one-vs-rest for liblinear, and in 1.2-1.5 for
     # newton-cholesky too (it had no multinomial mode yet)
@@ -132,30 +119,29 @@ def _logistic_proba(node: Node, n_classes: int) -> int:
         multi_class in ("auto", "deprecated") and (n_classes <= 2 or ovr_solver)
     )
     if ovr:
-        return PROBA_EXPIT_OVR
-    return PROBA_SOFTMAX_BINARY if n_classes == 2 else PROBA_SOFTMAX
+        return ProbaRule.EXPIT_OVR
+    return ProbaRule.SOFTMAX_BINARY if n_classes == 2 else ProbaRule.SOFTMAX
 
 
-def _sgd_proba(node: Node) -> int:
+def _sgd_proba(node: Node) -> Optional[int]:
     loss = node.state.get("loss")
     if loss in ("log_loss", "log"):
-        return PROBA_EXPIT_OVR
+        return ProbaRule.EXPIT_OVR
     if loss == "modified_huber":
-        return PROBA_MODIFIED_HUBER
-    return PROBA_NONE
+        return ProbaRule.MODIFIED_HUBER
+    return None
 
 
 @register("sklearn.linear_model", *CLASSIFIERS)
 @register("sklearn.svm", "LinearSVC")
-def build_linear_classifier(node: Node, builders: Builders) -> Parts:
+def build_linear_classifier(node: Node, b: Builders, X: Optional[Cols]) -> Built:
     coef, intercept, _, f32 = _coef(node)
     classes = _classes(node)
-    n = node.n_features(coef.shape[1])
     k = classes.size
     if k == 2 and coef.shape[0] == 1:
-        label_rule, raw_1d = LABEL_THRESHOLD, True
+        label_rule, raw_1d = LabelRule.THRESHOLD, True
     elif k > 2 and coef.shape[0] == k:
-        label_rule, raw_1d = LABEL_ARGMAX, False
+        label_rule, raw_1d = LabelRule.ARGMAX, False
     else:
         raise node.fail(f"coef_ has {coef.shape[0]} rows for {k} classes")
     if node.name.startswith("LogisticRegression"):
@@ -163,11 +149,7 @@ def build_linear_classifier(node: Node, builders: Builders) -> Parts:
     elif node.name == "SGDClassifier":
         proba = _sgd_proba(node)
     else:
-        proba = PROBA_NONE
-    methods = ("predict", "decision_function")
-    if proba != PROBA_NONE:
-        methods += ("predict_proba", "predict_log_proba")
-    spec = ("linear", node.name, ACCEPT_FINITE, coef, intercept)
-    final = Final(spec, node.name, n, "classifier", label_rule=label_rule, proba_rule=proba,
-                  classes=classes, raw_1d=raw_1d, coef_f32=f32, methods=methods)
-    return _final_parts(node, final)
+        proba = None
+    raw, n = _raw(node, b, X, coef, intercept, f32)
+    return classifier(node, b, raw, classes, n, label_rule=label_rule, proba_rule=proba,
+                      raw_1d=raw_1d)

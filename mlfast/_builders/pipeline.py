@@ -1,7 +1,11 @@
-"""Pipeline: its steps' parts joined into one chain, run in C end to end."""
+"""Pipeline: each step reads what the step before it returns; the last
+step's methods are the pipeline's."""
 from __future__ import annotations
 
-from mlfast._builders import Builders, Node, Parts, register
+from typing import List, Optional
+
+from mlfast._builders import Builders, Node, register
+from mlfast._builders.ir import Built, Cols
 
 
 def _is_passthrough(est) -> bool:
@@ -9,30 +13,33 @@ def _is_passthrough(est) -> bool:
 
 
 @register("sklearn.pipeline", "Pipeline")
-def build_pipeline(node: Node, builders: Builders) -> Parts:
+def build_pipeline(node: Node, b: Builders, X: Optional[Cols]) -> Built:
     steps = node.get("steps")
     if not isinstance(steps, list) or not steps:
         raise node.fail("steps must be a non-empty list of (name, estimator)")
-    joined = Parts(names=[])
+    first: Optional[Built] = None
+    last: Optional[Built] = None
+    names: List[str] = []
     for i, item in enumerate(steps):
         if not isinstance(item, tuple) or len(item) != 2 or not isinstance(item[0], str):
             raise node.fail(f"steps[{i}] is not a (name, estimator) pair")
         if _is_passthrough(item[1]):
             continue
-        where = f"{node.where}.steps[{i}]"
-        if joined.final is not None:
-            raise node.fail(
-                f"steps[{i}] follows a final estimator ({joined.final.name}); only the "
-                "last step may be one"
-            )
-        part = builders.build(item[1], where)
-        if joined.n_features_in is None:
-            joined.n_features_in = part.n_features_in
-            joined.feature_names_in = part.feature_names_in
-        joined.steps.extend(part.steps)
-        joined.final = part.final
-        joined.names.extend(part.names)
-    if joined.n_features_in is None:
+        if last is not None:
+            transform = last.outputs.get("transform")
+            if transform is None:
+                raise node.fail(f"steps[{i}] follows a final estimator ({last.name}); only "
+                                "the last step may be one")
+            X = transform.cols
+        last = b.build(item[1], f"{node.where}.steps[{i}]", X)
+        if first is None:
+            first = last
+        names.append(last.name)
+    if first is None or last is None:
         raise node.fail("every step is 'passthrough': nothing to serve")
-    joined.names = [f"Pipeline({' -> '.join(joined.names)})"]
-    return joined
+    return Built(
+        f"Pipeline({' -> '.join(names)})", last.kind, last.outputs, first.n_features_in,
+        feature_names_in=first.feature_names_in, first_name=first.first_name,
+        strings=first.strings, string_prefix=first.string_prefix,
+        multi_classes=last.multi_classes,
+        normalize_outputs=last.normalize_outputs)

@@ -4,18 +4,10 @@ from __future__ import annotations
 import numpy as np
 
 from mlfast.errors import UnsupportedModelError
-from mlfast._builders import (
-    ACCEPT_FINITE,
-    ACCEPT_NAN,
-    STRINGS_CONVERT,
-    STRINGS_IMPUTER,
-    Builders,
-    Node,
-    Parts,
-    is_nan,
-    register,
-    transformer,
-)
+from typing import Optional
+
+from mlfast._builders import Builders, Node, is_nan, register, transformer
+from mlfast._builders.ir import Accept, Affine, Built, Cols, Impute, Strings
 
 
 def _width(node: Node, key: str) -> int:
@@ -25,12 +17,13 @@ def _width(node: Node, key: str) -> int:
     return node.n_features(v.size)
 
 
-def _affine(node: Node, n: int, sub=None, mul=None, div=None, add=None,
-            cast_params=False, clip=None) -> Parts:
-    vec = lambda key, on: node.vector(key, n) if on else None  # noqa: E731
-    spec = ("affine", node.name, ACCEPT_NAN, n, vec(sub, sub), vec(mul, mul), vec(div, div),
-            vec(add, add), bool(cast_params), clip)
-    return transformer(node, spec, n, n)
+def _affine(node: Node, b: Builders, X: Optional[Cols], n: int, sub=None, mul=None,
+            div=None, add=None, cast_params=False, clip=None) -> Built:
+    vec = lambda key: node.vector(key, n) if key else None  # noqa: E731
+    lo, hi = clip if clip is not None else (0.0, 0.0)
+    op = Affine(sub=vec(sub), mul=vec(mul), div=vec(div), add=vec(add),
+                cast_params=bool(cast_params), clip=clip is not None, clip_lo=lo, clip_hi=hi)
+    return transformer(node, b, X, op, n, n, accept=Accept.NAN)
 
 
 def _flag(node: Node, key: str, default: bool) -> bool:
@@ -41,7 +34,7 @@ def _flag(node: Node, key: str, default: bool) -> bool:
 
 
 @register("sklearn.preprocessing", "StandardScaler")
-def build_standard_scaler(node: Node, builders: Builders) -> Parts:
+def build_standard_scaler(node: Node, b: Builders, X: Optional[Cols]) -> Built:
     with_mean = _flag(node, "with_mean", True)
     with_std = _flag(node, "with_std", True)
     n = _width(node, "mean_" if with_mean else "scale_") if (with_mean or with_std) \
@@ -50,39 +43,39 @@ def build_standard_scaler(node: Node, builders: Builders) -> Parts:
     # before the in-place operations (array API support); earlier versions
     # computed float32 input against the float64 parameters.
     cast = node.version >= (1, 8)
-    return _affine(node, n, sub="mean_" if with_mean else None,
+    return _affine(node, b, X, n, sub="mean_" if with_mean else None,
                    div="scale_" if with_std else None, cast_params=cast)
 
 
 @register("sklearn.preprocessing", "MinMaxScaler")
-def build_minmax_scaler(node: Node, builders: Builders) -> Parts:
+def build_minmax_scaler(node: Node, b: Builders, X: Optional[Cols]) -> Built:
     n = _width(node, "scale_")
     clip = None
     if _flag(node, "clip", False):
         lo, hi = node.get("feature_range")
         clip = (float(lo), float(hi))
-    return _affine(node, n, mul="scale_", add="min_", clip=clip)
+    return _affine(node, b, X, n, mul="scale_", add="min_", clip=clip)
 
 
 @register("sklearn.preprocessing", "MaxAbsScaler")
-def build_maxabs_scaler(node: Node, builders: Builders) -> Parts:
+def build_maxabs_scaler(node: Node, b: Builders, X: Optional[Cols]) -> Built:
     n = _width(node, "scale_")
     clip = (-1.0, 1.0) if _flag(node, "clip", False) else None
-    return _affine(node, n, div="scale_", clip=clip)
+    return _affine(node, b, X, n, div="scale_", clip=clip)
 
 
 @register("sklearn.preprocessing", "RobustScaler")
-def build_robust_scaler(node: Node, builders: Builders) -> Parts:
+def build_robust_scaler(node: Node, b: Builders, X: Optional[Cols]) -> Built:
     centering = _flag(node, "with_centering", True)
     scaling = _flag(node, "with_scaling", True)
     n = _width(node, "center_" if centering else "scale_") if (centering or scaling) \
         else node.integer("n_features_in_")
-    return _affine(node, n, sub="center_" if centering else None,
+    return _affine(node, b, X, n, sub="center_" if centering else None,
                    div="scale_" if scaling else None)
 
 
 @register("sklearn.impute", "SimpleImputer")
-def build_simple_imputer(node: Node, builders: Builders) -> Parts:
+def build_simple_imputer(node: Node, b: Builders, X: Optional[Cols]) -> Built:
     fit_dtype = node.state.get("_fit_dtype")
     if getattr(fit_dtype, "kind", "f") == "O":
         raise UnsupportedModelError(
@@ -101,11 +94,11 @@ def build_simple_imputer(node: Node, builders: Builders) -> Parts:
     n = node.n_features(stats.size)
     missing = node.get("missing_values")
     if is_nan(missing):
-        missing_value, accept = float("nan"), ACCEPT_NAN
+        missing_value, accept = float("nan"), Accept.NAN
     elif isinstance(missing, (int, float, np.integer, np.floating)) and not isinstance(
         missing, (bool, np.bool_)
     ):
-        missing_value, accept = float(missing), ACCEPT_FINITE
+        missing_value, accept = float(missing), Accept.FINITE
     else:
         raise node.fail(f"missing_values={missing!r} is not served (numeric or NaN only)")
     strategy = node.get("strategy")
@@ -126,10 +119,10 @@ def build_simple_imputer(node: Node, builders: Builders) -> Parts:
     # keep_empty_features.
     keep_all = strategy == "constant" and fill_dtype is None
     if keep_all or _flag(node, "keep_empty_features", False):
-        keep = np.arange(n, dtype=np.intp)
+        keep = np.arange(n, dtype=np.int64)
     else:
-        keep = np.flatnonzero(~np.isnan(fill)).astype(np.intp)
-    indicator = np.zeros(0, dtype=np.intp)
+        keep = np.flatnonzero(~np.isnan(fill)).astype(np.int64)
+    indicator = np.zeros(0, dtype=np.int64)
     if _flag(node, "add_indicator", False):
         mi = node.get("indicator_")
         state = getattr(mi, "state", None)
@@ -140,14 +133,15 @@ def build_simple_imputer(node: Node, builders: Builders) -> Parts:
             features.size and (features.min() < 0 or features.max() >= n)
         ):
             raise node.fail("indicator_.features_ must index the input columns")
-        indicator = np.ascontiguousarray(features, dtype=np.intp)
+        indicator = np.ascontiguousarray(features, dtype=np.int64)
     n_out = keep.size + indicator.size
     if n_out == 0:
         raise node.fail("every column is empty and no indicator is added: no output")
     keeps_int = strategy in ("most_frequent", "constant")
-    spec = ("impute", node.name, accept, n, missing_value, fill, keep, indicator, keeps_int)
+    op = Impute(missing=missing_value, fill=fill, keeps_int=keeps_int, keep=keep,
+                indicator=indicator)
     if keeps_int:
         # dtype=None: strings stay strings, which SimpleImputer then refuses
-        return transformer(node, spec, n, n_out, strings=STRINGS_IMPUTER)
-    return transformer(node, spec, n, n_out, strings=STRINGS_CONVERT,
+        return transformer(node, b, X, op, n, n_out, accept, strings=Strings.IMPUTER)
+    return transformer(node, b, X, op, n, n_out, accept, strings=Strings.CONVERT,
                        string_prefix=f"Cannot use {strategy} strategy with non-numeric data:\n")

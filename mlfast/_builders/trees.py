@@ -16,27 +16,21 @@ from typing import List, Optional, Sequence, Tuple
 
 import numpy as np
 
-from mlfast._builders import (
-    ACCEPT_ANY,
-    ACCEPT_FINITE,
-    ACCEPT_NAN,
-    LABEL_ARGMAX,
-    LABEL_PROBA_ARGMAX,
-    LABEL_THRESHOLD_GE,
-    PROBA_EXPIT2,
-    PROBA_EXPIT_OVR,
-    PROBA_IDENTITY,
-    PROBA_NORMALIZE,
-    PROBA_SOFTMAX,
-    POST_EXP,
-    POST_IFOREST,
-    STRINGS_CONVERT,
-    Builders,
-    Final,
-    Node,
-    Parts,
-    Step,
-    register,
+from mlfast._builders import Builders, Node, classifier, register, regressor
+from mlfast._builders.ir import (
+    Accept,
+    Built,
+    Cols,
+    Encode,
+    Forest,
+    LabelRule,
+    Labels,
+    Out,
+    Post,
+    PostRule,
+    Proba,
+    ProbaRule,
+    Strings,
 )
 from mlfast._core import Record
 from mlfast.errors import ModelFormatError, UnsupportedModelError
@@ -63,20 +57,25 @@ class _Trees:
         self.values.append(np.asarray(values, dtype=np.float64))
         self.sizes.append(len(left))
 
-    def spec(self, name: str, accept: int, n_features: int, n_raw: int, column=None,
-             cats=None, init=None, average=False, cast_f32=True) -> tuple:
-        cat = lambda parts: np.ascontiguousarray(np.concatenate(parts))  # noqa: E731
+    def op(self, n_features: int, n_raw: int, column=None, cats=None, init=None,
+           average=False) -> Forest:
+        cat = lambda parts: np.concatenate(parts)  # noqa: E731
         offsets = np.zeros(len(self.sizes) + 1, dtype=np.int64)
         np.cumsum(self.sizes, out=offsets[1:])
-        values = np.ascontiguousarray(np.concatenate(self.values, axis=0))
-        return (
-            "forest", name, accept, int(n_features), int(n_raw),
-            cat(self.left), cat(self.right), cat(self.feature), cat(self.threshold),
-            cat(self.flags), values, offsets,
-            None if column is None else np.ascontiguousarray(column, dtype=np.int32),
-            cats, None if init is None else np.ascontiguousarray(init, dtype=np.float64),
-            bool(average), bool(cast_f32),
-        )
+        return Forest(
+            n_features=int(n_features), n_raw=int(n_raw), left=cat(self.left),
+            right=cat(self.right), feature=cat(self.feature), threshold=cat(self.threshold),
+            flags=cat(self.flags), node_values=np.concatenate(self.values, axis=0),
+            offsets=offsets, column=column, cats=cats, init=init, average=bool(average))
+
+    def add_to(self, node: Node, b: Builders, X: Optional[Cols], n_features: int,
+               n_raw: int, accept: int, cast_f32: bool = True, **kw) -> Tuple[Cols, int]:
+        """The forest op over X (its raw sums), and the number of features."""
+        n = node.n_features(n_features)
+        X = b.input(node, X, n)
+        raw = b.add(node, self.op(n, n_raw, **kw), X, n_raw, accept=accept,
+                    cast_f32=cast_f32)
+        return raw, n
 
 
 def _record(node: Node, value, what: str) -> Node:
@@ -122,13 +121,13 @@ def _nan_support(est: Node, kind: str, nodes: np.ndarray) -> int:
     """Whether this estimator, in the scikit-learn version that saved it,
     accepts NaN at predict time (routing it by missing_go_to_left)."""
     if "missing_go_to_left" not in nodes.dtype.names:
-        return ACCEPT_FINITE
+        return Accept.FINITE
     since = {"DecisionTree": (1, 3), "RandomForest": (1, 4), "ExtraTree": (1, 6),
              "ExtraTrees": (1, 6)}[kind]
     if kind == "ExtraTree" and est.state.get("splitter", "random") != "random":
         # ExtraTree*(splitter='best') declines NaN (allow_nan tag)
-        return ACCEPT_FINITE
-    return ACCEPT_NAN if est.version >= since else ACCEPT_FINITE
+        return Accept.FINITE
+    return Accept.NAN if est.version >= since else Accept.FINITE
 
 
 def _class_proba(est: Node, values: np.ndarray, n_classes: int) -> np.ndarray:
@@ -163,13 +162,6 @@ def _classes_array(node: Node, classes) -> np.ndarray:
     return np.ascontiguousarray(classes)
 
 
-def _final(node: Node, spec: tuple, n: int, kind: str, **kw) -> Parts:
-    final = Final(spec, node.name, n, kind, strings=STRINGS_CONVERT, **kw)
-    return Parts(final=final, names=[node.name], n_features_in=n,
-                 feature_names_in=node.feature_names())
-
-
-CLASSIFIER_METHODS = ("predict", "predict_proba", "predict_log_proba")
 
 
 # ---- single trees and forests --------------------------------------------------------
@@ -181,15 +173,15 @@ def _forest_members(node: Node) -> List[Node]:
     return [_record(node, t, f"estimators_[{i}]") for i, t in enumerate(trees)]
 
 
-def _build_trees(node: Node, family: str, members: Sequence[Node], classifier: bool,
-                 average: bool) -> Parts:
+def _build_trees(node: Node, b: Builders, X: Optional[Cols], family: str,
+                 members: Sequence[Node], is_classifier: bool, average: bool) -> Built:
     trees = _Trees()
     n_features = None
-    accept = ACCEPT_NAN
-    classes = _classes(node, multi_output=True) if classifier else None
+    accept = Accept.NAN
+    classes = _classes(node, multi_output=True) if is_classifier else None
     n_outputs = int(node.get("n_outputs_", 1))
     if isinstance(classes, list):
-        return _build_multi_output(node, family, members, classes, average)
+        return _build_multi_output(node, b, X, family, members, classes, average)
     for est in members:
         arrays, args = _tree_of(est)
         nodes, values = arrays["nodes"], arrays["values"]
@@ -199,7 +191,7 @@ def _build_trees(node: Node, family: str, members: Sequence[Node], classifier: b
             raise est.fail("trees of one forest disagree on the number of features")
         accept = min(accept, _nan_support(est, family, nodes))
         left, right, feature, threshold, flags = _split_arrays(nodes)
-        if classifier:
+        if is_classifier:
             if values.shape[1] != 1 or values.shape[2] < classes.size:
                 raise est.fail(f"tree_.values has shape {values.shape} for "
                                f"{classes.size} classes")
@@ -211,27 +203,29 @@ def _build_trees(node: Node, family: str, members: Sequence[Node], classifier: b
                                f"{n_outputs} outputs")
             leaf = np.ascontiguousarray(values[:, :, 0])
         trees.add(left, right, feature, threshold, flags, leaf)
-    n = node.n_features(n_features)
-    if classifier:
+    if is_classifier:
         k = classes.size
+        raw, n = trees.add_to(node, b, X, n_features, k, accept, average=average)
         # a single tree before 1.4 predicts the argmax of its counts and
         # normalises them for predict_proba; everything else holds fractions
-        proba = PROBA_NORMALIZE if (not average and members[0].version < (1, 4)) \
-            else PROBA_IDENTITY
-        spec = trees.spec(node.name, accept, n, k, average=average)
-        return _final(node, spec, n, "classifier", label_rule=LABEL_ARGMAX,
-                      proba_rule=proba, classes=classes, methods=CLASSIFIER_METHODS)
-    spec = trees.spec(node.name, accept, n, n_outputs, average=average)
-    return _final(node, spec, n, "regressor", raw_1d=n_outputs == 1)
+        if not average and members[0].version < (1, 4):
+            return classifier(node, b, raw, classes, n, label_rule=LabelRule.ARGMAX,
+                              proba_rule=ProbaRule.NORMALIZE, decision=False,
+                              strings=Strings.CONVERT)
+        return classifier(node, b, raw, classes, n, label_rule=LabelRule.ARGMAX, proba=raw,
+                          decision=False, strings=Strings.CONVERT)
+    raw, n = trees.add_to(node, b, X, n_features, n_outputs, accept, average=average)
+    return regressor(node, raw, n, raw_1d=n_outputs == 1, strings=Strings.CONVERT)
 
 
-def _build_multi_output(node: Node, family: str, members: Sequence[Node],
-                        classes: List[np.ndarray], average: bool) -> Parts:
+def _build_multi_output(node: Node, b: Builders, X: Optional[Cols], family: str,
+                        members: Sequence[Node], classes: List[np.ndarray],
+                        average: bool) -> Built:
     """Multi-output classification: each leaf holds every output's class
     distribution side by side; the Model slices and labels them."""
     trees = _Trees()
     n_features = None
-    accept = ACCEPT_NAN
+    accept = Accept.NAN
     sizes = [c.size for c in classes]
     for est in members:
         arrays, args = _tree_of(est)
@@ -249,36 +243,37 @@ def _build_multi_output(node: Node, family: str, members: Sequence[Node],
             else:
                 parts.append(np.ascontiguousarray(v[:, 0, :size]))
         trees.add(*_split_arrays(nodes), np.concatenate(parts, axis=1))
-    n = node.n_features(n_features)
     normalize = not average and members[0].version < (1, 4)
-    spec = trees.spec(node.name, accept, n, sum(sizes), average=average)
-    return _final(node, spec, n, "classifier", multi_classes=classes,
-                  normalize_outputs=normalize, methods=CLASSIFIER_METHODS)
+    raw, n = trees.add_to(node, b, X, n_features, sum(sizes), accept, average=average)
+    return Built(node.name, "classifier", {"predict_proba": Out(raw)}, n,
+                 feature_names_in=node.feature_names(), first_name=node.name,
+                 strings=Strings.CONVERT, multi_classes=classes, normalize_outputs=normalize)
 
 
 @register("sklearn.tree", "DecisionTreeClassifier", "ExtraTreeClassifier")
-def build_tree_classifier(node: Node, builders: Builders) -> Parts:
+def build_tree_classifier(node: Node, b: Builders, X: Optional[Cols]) -> Built:
     family = "ExtraTree" if node.name.startswith("Extra") else "DecisionTree"
-    # one tree, "averaged" over itself: dividing by 1 changes nothing
-    return _build_trees(node, family, [node], classifier=True, average=False)
+    return _build_trees(node, b, X, family, [node], is_classifier=True, average=False)
 
 
 @register("sklearn.tree", "DecisionTreeRegressor", "ExtraTreeRegressor")
-def build_tree_regressor(node: Node, builders: Builders) -> Parts:
+def build_tree_regressor(node: Node, b: Builders, X: Optional[Cols]) -> Built:
     family = "ExtraTree" if node.name.startswith("Extra") else "DecisionTree"
-    return _build_trees(node, family, [node], classifier=False, average=False)
+    return _build_trees(node, b, X, family, [node], is_classifier=False, average=False)
 
 
 @register("sklearn.ensemble", "RandomForestClassifier", "ExtraTreesClassifier")
-def build_forest_classifier(node: Node, builders: Builders) -> Parts:
+def build_forest_classifier(node: Node, b: Builders, X: Optional[Cols]) -> Built:
     family = "ExtraTrees" if node.name.startswith("Extra") else "RandomForest"
-    return _build_trees(node, family, _forest_members(node), classifier=True, average=True)
+    return _build_trees(node, b, X, family, _forest_members(node), is_classifier=True,
+                        average=True)
 
 
 @register("sklearn.ensemble", "RandomForestRegressor", "ExtraTreesRegressor")
-def build_forest_regressor(node: Node, builders: Builders) -> Parts:
+def build_forest_regressor(node: Node, b: Builders, X: Optional[Cols]) -> Built:
     family = "ExtraTrees" if node.name.startswith("Extra") else "RandomForest"
-    return _build_trees(node, family, _forest_members(node), classifier=False, average=True)
+    return _build_trees(node, b, X, family, _forest_members(node), is_classifier=False,
+                        average=True)
 
 
 # ---- gradient boosting -------------------------------------------------------------------
@@ -379,40 +374,38 @@ def _learning_rate(node: Node) -> float:
 
 
 @register("sklearn.ensemble", "GradientBoostingClassifier")
-def build_gb_classifier(node: Node, builders: Builders) -> Parts:
+def build_gb_classifier(node: Node, b: Builders, X: Optional[Cols]) -> Built:
     classes = _classes(node)
     loss, modern = _gb_loss_name(node)
     k = 1 if classes.size == 2 else classes.size
     trees, columns, n_features = _gb_trees(node, k, _learning_rate(node))
-    n = node.n_features(n_features)
     init = _gb_init(node, loss, modern, k, classifier=True)
     if loss in ("HalfBinomialLoss", "BinomialDeviance"):
-        proba = PROBA_EXPIT_OVR
+        proba = ProbaRule.EXPIT_OVR
     elif loss == "ExponentialLoss":
-        proba = PROBA_EXPIT2
+        proba = ProbaRule.EXPIT2
     elif loss in ("HalfMultinomialLoss", "MultinomialDeviance"):
-        proba = PROBA_SOFTMAX
+        proba = ProbaRule.SOFTMAX
     else:
         raise UnsupportedModelError(f"{node.where}: GradientBoosting loss {loss} is not served")
+    raw, n = trees.add_to(node, b, X, n_features, k, Accept.FINITE, column=columns, init=init)
     if modern or loss == "ExponentialLoss":
-        label = LABEL_THRESHOLD_GE if k == 1 else LABEL_ARGMAX
-    else:
-        # before 1.4 the deviance losses predicted the argmax of predict_proba
-        label = LABEL_PROBA_ARGMAX
-    spec = trees.spec(node.name, ACCEPT_FINITE, n, k, column=columns, init=init)
-    return _final(node, spec, n, "classifier", label_rule=label, proba_rule=proba,
-                  classes=classes, raw_1d=k == 1,
-                  methods=CLASSIFIER_METHODS + ("decision_function",))
+        return classifier(node, b, raw, classes, n, proba_rule=proba, raw_1d=k == 1,
+                          label_rule=LabelRule.THRESHOLD_GE if k == 1 else LabelRule.ARGMAX,
+                          strings=Strings.CONVERT)
+    # before 1.4 the deviance losses predicted the argmax of predict_proba
+    return classifier(node, b, raw, classes, n, proba_rule=proba, raw_1d=k == 1,
+                      label_rule=LabelRule.ARGMAX, label_from_proba=True,
+                      strings=Strings.CONVERT)
 
 
 @register("sklearn.ensemble", "GradientBoostingRegressor")
-def build_gb_regressor(node: Node, builders: Builders) -> Parts:
+def build_gb_regressor(node: Node, b: Builders, X: Optional[Cols]) -> Built:
     loss, modern = _gb_loss_name(node)
     trees, columns, n_features = _gb_trees(node, 1, _learning_rate(node))
-    n = node.n_features(n_features)
     init = _gb_init(node, loss, modern, 1, classifier=False)
-    spec = trees.spec(node.name, ACCEPT_FINITE, n, 1, column=columns, init=init)
-    return _final(node, spec, n, "regressor", raw_1d=True)
+    raw, n = trees.add_to(node, b, X, n_features, 1, Accept.FINITE, column=columns, init=init)
+    return regressor(node, raw, n, raw_1d=True, strings=Strings.CONVERT)
 
 
 # ---- histogram gradient boosting ---------------------------------------------------------
@@ -449,7 +442,7 @@ def _known_bitsets(node: Node, n: int):
     return known, f_idx_map
 
 
-def _hgb_encoder(node: Node, n: int) -> Optional[Step]:
+def _hgb_encoder(node: Node, n: int) -> Optional[Encode]:
     """The OrdinalEncoder + column reordering of HistGradientBoosting's
     _preprocessor (1.4+, categorical features): categorical columns first,
     encoded as their index in categories_ (unknown and NaN -> NaN)."""
@@ -471,8 +464,8 @@ def _hgb_encoder(node: Node, n: int) -> Optional[Step]:
     cat_cols = np.flatnonzero(is_cat)
     if not isinstance(categories, list) or len(categories) != cat_cols.size:
         raise encoder.fail("categories_ does not match the categorical features")
-    perm = np.concatenate([cat_cols, np.flatnonzero(~is_cat)]).astype(np.intp)
-    offsets = np.zeros(len(categories) + 1, dtype=np.intp)
+    perm = np.concatenate([cat_cols, np.flatnonzero(~is_cat)]).astype(np.int64)
+    offsets = np.zeros(len(categories) + 1, dtype=np.int64)
     flat = []
     for j, cats in enumerate(categories):
         cats = np.asarray(cats)
@@ -484,10 +477,8 @@ def _hgb_encoder(node: Node, n: int) -> Optional[Step]:
         cats = cats[~np.isnan(cats)]
         flat.append(cats)
         offsets[j + 1] = offsets[j] + cats.size
-    values = np.ascontiguousarray(np.concatenate(flat) if flat else np.zeros(0))
-    offsets = np.ascontiguousarray(offsets[:len(categories) + 1])
-    spec = ("encode", node.name, ACCEPT_ANY, n, perm, values, offsets)
-    return Step(spec, n, n, node.name)
+    values = np.concatenate(flat) if flat else np.zeros(0)
+    return Encode(perm=perm, categories=values, offsets=offsets)
 
 
 def _hgb_trees(node: Node, n: int, k: int):
@@ -537,13 +528,8 @@ def _hgb_trees(node: Node, n: int, k: int):
     return trees, np.asarray(columns, dtype=np.int32), cats
 
 
-def _hgb_parts(node: Node, final: Final, encoder: Optional[Step]) -> Parts:
-    steps = [encoder] if encoder is not None else []
-    return Parts(steps=steps, final=final, names=[node.name], n_features_in=final.n_in,
-                 feature_names_in=node.feature_names())
-
-
-def _hgb_common(node: Node, k: int):
+def _hgb_raw(node: Node, b: Builders, X: Optional[Cols], k: int) -> Tuple[Cols, int]:
+    """The encoder (categorical features) and the forest: the raw scores."""
     n = node.integer("n_features_in_")
     encoder = _hgb_encoder(node, n)
     trees, columns, cats = _hgb_trees(node, n, k)
@@ -551,7 +537,14 @@ def _hgb_common(node: Node, k: int):
     baseline = np.ravel(baseline).astype(np.float64)
     if baseline.size != k:
         raise node.fail(f"_baseline_prediction has {baseline.size} values for {k} outputs")
-    return n, encoder, trees, columns, cats, baseline
+    if n < 1:
+        raise node.fail(f"n_features_in_ is {n}")
+    X = b.input(node, X, n)
+    if encoder is not None:
+        # its OrdinalEncoder's own check_array names no input
+        X = b.add(node, encoder, X, n, unnamed=True)
+    return trees.add_to(node, b, X, n, k, Accept.ANY, cast_f32=False, column=columns,
+                        cats=cats, init=baseline)
 
 
 def _hgb_loss(node: Node) -> str:
@@ -565,47 +558,38 @@ def _hgb_loss(node: Node) -> str:
 
 
 @register("sklearn.ensemble", "HistGradientBoostingClassifier")
-def build_hgb_classifier(node: Node, builders: Builders) -> Parts:
+def build_hgb_classifier(node: Node, b: Builders, X: Optional[Cols]) -> Built:
     classes = _classes(node)
     k = node.integer("n_trees_per_iteration_")
     if (k == 1) != (classes.size == 2):
         raise node.fail(f"{k} trees per iteration for {classes.size} classes")
-    n, encoder, trees, columns, cats, baseline = _hgb_common(node, k)
     loss = _hgb_loss(node)
     if loss not in ("HalfBinomialLoss", "BinaryCrossEntropy", "HalfMultinomialLoss",
                     "CategoricalCrossEntropy"):
         raise UnsupportedModelError(f"{node.where}: loss {loss} is not served")
-    proba = PROBA_EXPIT_OVR if k == 1 else PROBA_SOFTMAX
-    spec = trees.spec(node.name, ACCEPT_ANY, n, k, column=columns, cats=cats, init=baseline,
-                      cast_f32=False)
-    # HistGradientBoostingClassifier has no predict_log_proba
-    final = Final(spec, node.name, n, "classifier", label_rule=LABEL_PROBA_ARGMAX,
-                  strings=STRINGS_CONVERT,
-                  proba_rule=proba, classes=classes, raw_1d=k == 1,
-                  methods=("predict", "predict_proba", "decision_function"))
-    return _hgb_parts(node, final, encoder)
+    raw, n = _hgb_raw(node, b, X, k)
+    # HistGradientBoostingClassifier has no predict_log_proba; predict is the
+    # argmax of predict_proba
+    return classifier(node, b, raw, classes, n, label_rule=LabelRule.ARGMAX,
+                      proba_rule=ProbaRule.EXPIT_OVR if k == 1 else ProbaRule.SOFTMAX,
+                      raw_1d=k == 1, log_proba=False, label_from_proba=True,
+                      strings=Strings.CONVERT)
 
 
 @register("sklearn.ensemble", "HistGradientBoostingRegressor")
-def build_hgb_regressor(node: Node, builders: Builders) -> Parts:
-    n, encoder, trees, columns, cats, baseline = _hgb_common(node, 1)
+def build_hgb_regressor(node: Node, b: Builders, X: Optional[Cols]) -> Built:
     loss = _hgb_loss(node)
     if loss in ("HalfSquaredError", "AbsoluteError", "PinballLoss", "LeastSquares",
-                "LeastAbsoluteDeviation"):
-        post = 0
-    elif loss in ("HalfPoissonLoss", "HalfGammaLoss", "Poisson", "HalfTweedieLoss",
-                  "HalfTweedieLossIdentity"):
-        if loss == "HalfTweedieLossIdentity":
-            post = 0
-        else:
-            post = POST_EXP
+                "LeastAbsoluteDeviation", "HalfTweedieLossIdentity"):
+        link_exp = False
+    elif loss in ("HalfPoissonLoss", "HalfGammaLoss", "Poisson", "HalfTweedieLoss"):
+        link_exp = True
     else:
         raise UnsupportedModelError(f"{node.where}: loss {loss} is not served")
-    spec = trees.spec(node.name, ACCEPT_ANY, n, 1, column=columns, cats=cats, init=baseline,
-                      cast_f32=False)
-    final = Final(spec, node.name, n, "regressor", raw_1d=True, post_rule=post,
-                  strings=STRINGS_CONVERT)
-    return _hgb_parts(node, final, encoder)
+    raw, n = _hgb_raw(node, b, X, 1)
+    if link_exp:
+        raw = b.add(node, Post(rule=PostRule.EXP), raw, 1)
+    return regressor(node, raw, n, raw_1d=True, strings=Strings.CONVERT)
 
 
 # ---- isolation forest ---------------------------------------------------------------------
@@ -639,7 +623,7 @@ def _node_depths(left: np.ndarray, right: np.ndarray) -> np.ndarray:
 
 
 @register("sklearn.ensemble", "IsolationForest")
-def build_isolation_forest(node: Node, builders: Builders) -> Parts:
+def build_isolation_forest(node: Node, b: Builders, X: Optional[Cols]) -> Built:
     members = _forest_members(node)
     features = node.get("estimators_features_")
     if not isinstance(features, list) or len(features) != len(members):
@@ -660,25 +644,28 @@ def build_isolation_forest(node: Node, builders: Builders) -> Parts:
             feature = feature.copy()
             feature[internal] = feats[feature[internal]]
         if path_lengths is not None and avg_lengths is not None:
-            a = np.asarray(path_lengths[t], dtype=np.float64)
-            b = np.asarray(avg_lengths[t], dtype=np.float64)
+            path = np.asarray(path_lengths[t], dtype=np.float64)
+            avg = np.asarray(avg_lengths[t], dtype=np.float64)
         else:
             # before 1.4: nodes on the decision path and the leaf's size
-            a = (_node_depths(left, right) + 1).astype(np.float64)
-            b = _average_path_length(nodes["n_node_samples"])
-        if a.shape != (len(nodes),) or b.shape != (len(nodes),):
+            path = (_node_depths(left, right) + 1).astype(np.float64)
+            avg = _average_path_length(nodes["n_node_samples"])
+        if path.shape != (len(nodes),) or avg.shape != (len(nodes),):
             raise est.fail("path length arrays do not match the tree")
-        trees.add(left, right, feature, threshold, flags, ((a + b) - 1.0)[:, None])
+        trees.add(left, right, feature, threshold, flags, ((path + avg) - 1.0)[:, None])
     max_samples = node.state.get("_max_samples", node.state.get("max_samples_"))
     if not isinstance(max_samples, (int, np.integer)) or isinstance(max_samples, bool):
         raise node.fail(f"max_samples_ is {max_samples!r}")
     denominator = len(members) * _average_path_length([max_samples])[0]
     offset = float(node.get("offset_"))
-    spec = trees.spec(node.name, ACCEPT_ANY, n, 1)
-    final = Final(spec, node.name, n, "outlier_detector", label_rule=LABEL_THRESHOLD_GE,
-                  strings=STRINGS_CONVERT,
-                  classes=np.array([-1, 1], dtype=np.int64), raw_1d=True,
-                  post_rule=POST_IFOREST, post_params=(float(denominator), offset),
-                  methods=("predict", "decision_function", "score_samples"))
-    return Parts(final=final, names=[node.name], n_features_in=n,
-                 feature_names_in=node.feature_names())
+    raw, n = trees.add_to(node, b, X, n, 1, Accept.ANY)
+    score = b.add(node, Post(rule=PostRule.IFOREST, denominator=float(denominator)), raw, 1)
+    decision = b.add(node, Post(rule=PostRule.IFOREST, denominator=float(denominator),
+                                offset=offset), raw, 1)
+    labels = b.add(node, Labels(rule=LabelRule.THRESHOLD_GE), decision, 1)
+    outputs = {"predict": Out(labels, classes=np.array([-1, 1], dtype=np.int64), squeeze=True),
+               "decision_function": Out(decision, squeeze=True),
+               "score_samples": Out(score, squeeze=True)}
+    return Built(node.name, "outlier_detector", outputs, n,
+                 feature_names_in=node.feature_names(), first_name=node.name,
+                 strings=Strings.CONVERT)

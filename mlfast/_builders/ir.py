@@ -1,0 +1,349 @@
+"""The model IR, Python side: what the builders hand over to C.
+
+A model is a graph.  Its slots are the columns of a row: the input X fills
+slots ``0..n_features-1``; each :class:`Node` reads some slots (a
+:class:`Cols`) and writes ``n_out`` new ones.  Each op kind is one dataclass
+below with the fields of its C struct in ``csrc/mlfast.h``, by the same
+names: C reads them by name (``_core.OPS`` lists them, and a test checks the
+two sides agree).  The enums come from C (``_core.CODES``), never retyped.
+
+Builders add nodes to a :class:`GraphBuilder` and return a :class:`Built`:
+which slots each method of the estimator returns.  ``GraphBuilder.finish``
+drops the nodes no method needs.
+"""
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from enum import IntEnum
+from typing import Any, ClassVar, Dict, Iterable, List, Optional, Sequence, Tuple, Union
+
+import numpy as np
+
+from mlfast import _core
+
+Accept = IntEnum("Accept", _core.CODES["accept"])  # type: ignore[misc]
+ProbaRule = IntEnum("ProbaRule", _core.CODES["proba"])  # type: ignore[misc]
+LabelRule = IntEnum("LabelRule", _core.CODES["labels"])  # type: ignore[misc]
+PostRule = IntEnum("PostRule", _core.CODES["post"])  # type: ignore[misc]
+Strings = IntEnum("Strings", _core.CODES["strings"])  # type: ignore[misc]
+METHODS: Tuple[str, ...] = tuple(_core.CODES["methods"])
+
+
+# ---- ops ---------------------------------------------------------------------------
+
+def _coerce(value: Any, kind: str, dtype: Optional[np.dtype], optional: bool) -> Any:
+    """A field value as C reads it: arrays contiguous, aligned, of the C
+    dtype (a copy only where needed, e.g. an array unpickled at an odd
+    offset); scalars as plain Python values."""
+    if kind == "array":
+        if value is None and optional:
+            return None
+        return np.require(value, dtype=dtype, requirements=["C", "A"])
+    if kind == "int":
+        return int(value)
+    if kind == "float":
+        return float(value)
+    return bool(value)
+
+
+@dataclass
+class Op:
+    """Base of the op dataclasses; ``op_name`` names the C op."""
+
+    op_name: ClassVar[str] = ""
+
+    def __post_init__(self) -> None:
+        for name, kind, dtype, _ndim, optional in _core.OPS[self.op_name]:
+            setattr(self, name, _coerce(getattr(self, name), kind, dtype, optional))
+
+    def arrays(self) -> List[np.ndarray]:
+        return [v for v in (getattr(self, f.name) for f in dataclasses.fields(self))
+                if isinstance(v, np.ndarray)]
+
+    def state(self) -> dict:
+        """Plain values, for a pickled Model."""
+        out = {"op": self.op_name}
+        out.update({f.name: getattr(self, f.name) for f in dataclasses.fields(self)})
+        return out
+
+
+@dataclass
+class Affine(Op):
+    """The scalers: x = clip(((x - sub) * mul / div) + add), each optional."""
+
+    op_name: ClassVar[str] = "affine"
+    sub: Optional[np.ndarray] = None
+    mul: Optional[np.ndarray] = None
+    div: Optional[np.ndarray] = None
+    add: Optional[np.ndarray] = None
+    cast_params: bool = False
+    clip: bool = False
+    clip_lo: float = 0.0
+    clip_hi: float = 0.0
+
+
+@dataclass
+class Impute(Op):
+    """SimpleImputer: fill, keep some columns, add missing indicators."""
+
+    op_name: ClassVar[str] = "impute"
+    missing: float = float("nan")
+    fill: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    keeps_int: bool = False
+    keep: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
+    indicator: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
+
+
+@dataclass
+class Encode(Op):
+    """HistGradientBoosting's ordinal encoding of numeric categories."""
+
+    op_name: ClassVar[str] = "encode"
+    perm: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
+    categories: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    offsets: np.ndarray = field(default_factory=lambda: np.zeros(1, np.int64))
+
+
+@dataclass
+class Linear(Op):
+    """raw = X @ coef.T + intercept; f32: the product stays float32 for
+    float32 input (a float32 coef_)."""
+
+    op_name: ClassVar[str] = "linear"
+    coef: np.ndarray = field(default_factory=lambda: np.zeros((1, 1)))
+    intercept: np.ndarray = field(default_factory=lambda: np.zeros(1))
+    f32: bool = False
+
+
+@dataclass
+class Forest(Op):
+    """Any tree ensemble, as per-node arrays of all trees concatenated."""
+
+    op_name: ClassVar[str] = "forest"
+    n_features: int = 0
+    n_raw: int = 0
+    left: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
+    right: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
+    feature: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
+    threshold: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    flags: np.ndarray = field(default_factory=lambda: np.zeros(0, np.uint8))
+    node_values: np.ndarray = field(default_factory=lambda: np.zeros((0, 1)))
+    offsets: np.ndarray = field(default_factory=lambda: np.zeros(1, np.int64))
+    column: Optional[np.ndarray] = None
+    cats: Optional[np.ndarray] = None
+    init: Optional[np.ndarray] = None
+    average: bool = False
+
+
+@dataclass
+class PackedForest(Op):
+    """A forest in the layout C made of a :class:`Forest` (what a Model keeps)."""
+
+    op_name: ClassVar[str] = "forest_packed"
+    n_features: int = 0
+    n_raw: int = 0
+    packed_nodes: np.ndarray = field(default_factory=lambda: np.zeros(0, np.uint8))
+    packed_roots: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
+    packed_values: np.ndarray = field(default_factory=lambda: np.zeros((0, 1)))
+    column: Optional[np.ndarray] = None
+    cats: Optional[np.ndarray] = None
+    init: Optional[np.ndarray] = None
+    average: bool = False
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.packed_nodes.ctypes.data % 8:
+            # the nodes are structs of doubles read in place
+            self.packed_nodes = self.packed_nodes.copy()
+
+
+@dataclass
+class Proba(Op):
+    """From raw scores to predict_proba."""
+
+    op_name: ClassVar[str] = "proba"
+    rule: int = 0
+    n_classes: int = 0
+
+
+@dataclass
+class Labels(Op):
+    """One column: each row's class index."""
+
+    op_name: ClassVar[str] = "labels"
+    rule: int = 0
+    threshold: float = 0.0
+
+
+@dataclass
+class Post(Op):
+    """Element-wise: exp (log links), isolation-forest scores, log."""
+
+    op_name: ClassVar[str] = "post"
+    rule: int = 0
+    denominator: float = 0.0
+    offset: float = 0.0
+
+
+OP_TYPES: Dict[str, type] = {cls.op_name: cls for cls in
+                             (Affine, Impute, Encode, Linear, Forest, PackedForest, Proba,
+                              Labels, Post)}
+
+
+def op_from_state(state: dict) -> Op:
+    """The op of a pickled Model's plain state; unknown keys are refused."""
+    kind = state.get("op")
+    cls = OP_TYPES.get(kind) if isinstance(kind, str) else None
+    if cls is None:
+        raise ValueError(f"unknown op {kind!r}")
+    names = {f.name for f in dataclasses.fields(cls)}
+    extra = set(state) - names - {"op"}
+    if extra:
+        raise ValueError(f"op {kind}: unknown fields {sorted(map(str, extra))[:5]}")
+    return cls(**{k: v for k, v in state.items() if k != "op"})
+
+
+# ---- nodes and outputs ------------------------------------------------------------
+
+@dataclass
+class Node:
+    """One op over some slots; C reads these fields by name."""
+
+    op: Op
+    inputs: np.ndarray
+    n_out: int
+    name: str
+    accept: int = Accept.ANY
+    cast_f32: bool = False       # the input is read as float32 (scikit-learn's trees)
+    unnamed: bool = False        # an inf message names no input (an encoder's check)
+
+    def state(self) -> dict:
+        return {"op": self.op.state(), "inputs": self.inputs, "n_out": self.n_out,
+                "name": self.name, "accept": int(self.accept), "cast_f32": self.cast_f32,
+                "unnamed": self.unnamed}
+
+
+@dataclass
+class Output:
+    """What a method returns: slots, and with classes, labels."""
+
+    slots: np.ndarray
+    classes: Optional[np.ndarray] = None
+    squeeze: bool = False        # one column is returned 1-D
+
+    def state(self) -> dict:
+        return {"slots": self.slots, "classes": self.classes, "squeeze": self.squeeze}
+
+
+class Cols:
+    """A list of slots: the columns an estimator reads or writes."""
+
+    __slots__ = ("slots",)
+
+    def __init__(self, slots: Union[Sequence[int], np.ndarray]):
+        self.slots = np.ascontiguousarray(slots, dtype=np.int64)
+
+    def __len__(self) -> int:
+        return int(self.slots.size)
+
+    def __getitem__(self, index: Any) -> "Cols":
+        return Cols(np.atleast_1d(self.slots[index]))
+
+    @staticmethod
+    def concat(parts: Iterable["Cols"]) -> "Cols":
+        arrays = [p.slots for p in parts]
+        return Cols(np.concatenate(arrays) if arrays else np.zeros(0, np.int64))
+
+    def __repr__(self) -> str:
+        return f"Cols({self.slots.tolist()[:8]}{'...' if len(self) > 8 else ''})"
+
+
+@dataclass
+class Out:
+    """A method of a built estimator: its columns; classifiers' predict also
+    names the classes its columns index."""
+
+    cols: Cols
+    classes: Optional[np.ndarray] = None
+    squeeze: bool = False
+
+
+@dataclass
+class Built:
+    """An estimator as the graph now computes it."""
+
+    name: str                               # for repr: 'Pipeline(A -> B)'
+    kind: str                               # classifier, regressor, transformer, ...
+    outputs: Dict[str, Out]
+    n_features_in: int
+    feature_names_in: Optional[np.ndarray] = None
+    first_name: str = ""                    # the estimator that checks X first
+    strings: int = Strings.CONVERT          # what that estimator does with strings
+    string_prefix: Optional[str] = None
+    sklearn_version: Optional[str] = None
+    # multi-output classification: one classes_ array per output; the
+    # predict_proba output holds their distributions side by side
+    multi_classes: Optional[List[np.ndarray]] = None
+    normalize_outputs: bool = False
+
+    @property
+    def classes(self) -> Optional[np.ndarray]:
+        predict = self.outputs.get("predict")
+        return predict.classes if predict is not None else None
+
+
+class GraphBuilder:
+    """Nodes as the builders add them, in the order scikit-learn runs them."""
+
+    def __init__(self) -> None:
+        self.n_features: Optional[int] = None
+        self.nodes: List[Node] = []
+        self.n_slots = 0
+
+    def input(self, n_features: int) -> Cols:
+        """The input X; its width is fixed by the first estimator that reads it."""
+        if self.n_features is None:
+            self.n_features = int(n_features)
+            self.n_slots = self.n_features
+        elif self.n_features != n_features:
+            raise ValueError(f"the input has {self.n_features} columns, not {n_features}")
+        return Cols(np.arange(self.n_features))
+
+    def add(self, op: Op, inputs: Cols, n_out: int, name: str, accept: int = Accept.ANY,
+            cast_f32: bool = False, unnamed: bool = False) -> Cols:
+        if len(inputs) < 1:
+            raise ValueError(f"{name}: a node reads at least one column")
+        node = Node(op, inputs.slots, int(n_out), name, accept, cast_f32, unnamed)
+        self.nodes.append(node)
+        first = self.n_slots
+        self.n_slots += node.n_out
+        return Cols(np.arange(first, self.n_slots))
+
+    def finish(self, outputs: Dict[str, Output]) -> Tuple[List[Node], Dict[str, Output]]:
+        """The nodes some output needs, with slots numbered again."""
+        if self.n_features is None:
+            raise ValueError("nothing reads the input")
+        bases = np.cumsum([self.n_features] + [n.n_out for n in self.nodes])
+        owner = lambda slots: np.searchsorted(bases, slots, side="right")  # noqa: E731
+        need = np.zeros(len(self.nodes) + 1, dtype=bool)   # index 0: the input
+        for out in outputs.values():
+            need[owner(out.slots)] = True
+        for k in range(len(self.nodes), 0, -1):
+            if need[k]:
+                need[owner(self.nodes[k - 1].inputs)] = True
+        new_base = np.zeros(len(self.nodes) + 1, dtype=np.int64)
+        widths = np.array([self.n_features] + [n.n_out for n in self.nodes], dtype=np.int64)
+        kept = np.where(need, widths, 0)
+        kept[0] = self.n_features
+        new_base[1:] = np.cumsum(kept)[:-1]
+        old_base = np.concatenate([[0], bases[:-1]])
+
+        def renumber(slots: np.ndarray) -> np.ndarray:
+            k = owner(slots)
+            return np.ascontiguousarray(new_base[k] + (slots - old_base[k]), dtype=np.int64)
+
+        nodes = [dataclasses.replace(n, inputs=renumber(n.inputs))
+                 for k, n in enumerate(self.nodes, start=1) if need[k]]
+        outs = {m: dataclasses.replace(o, slots=renumber(o.slots)) for m, o in outputs.items()}
+        return nodes, outs

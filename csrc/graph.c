@@ -16,10 +16,18 @@
 #include <string.h>
 #include <structmember.h>
 
-/* Every op kind; _core.OPS lists them in this order. */
+/* Every op kind (mlfast.h declares them). */
 static const mf_op_def *const op_defs[] = {
-    &mf_op_affine, &mf_op_impute, &mf_op_encode, &mf_op_linear, &mf_op_forest,
-    &mf_op_forest_packed, &mf_op_proba, &mf_op_labels, &mf_op_post, NULL,
+    &mf_op_affine,
+    &mf_op_impute,
+    &mf_op_encode,
+    &mf_op_linear,
+    &mf_op_forest,
+    &mf_op_forest_packed,
+    &mf_op_proba,
+    &mf_op_labels,
+    &mf_op_post,
+    NULL,
 };
 
 const char *const mf_method_names[MF_N_METHODS] = {

@@ -349,9 +349,17 @@ typedef struct {
     double denominator, offset;
 } mf_post;
 
-/* Every op kind, in the order of _core.OPS. */
-extern const mf_op_def mf_op_affine, mf_op_impute, mf_op_encode, mf_op_linear,
-    mf_op_forest, mf_op_forest_packed, mf_op_proba, mf_op_labels, mf_op_post;
+/* Every op kind (graph.c lists them for the Graph and _core.OPS), by the
+ * file that defines it. */
+extern const mf_op_def mf_op_affine;        /* transform.c */
+extern const mf_op_def mf_op_impute;        /* transform.c */
+extern const mf_op_def mf_op_encode;        /* transform.c */
+extern const mf_op_def mf_op_linear;        /* linear.c */
+extern const mf_op_def mf_op_forest;        /* trees.c */
+extern const mf_op_def mf_op_forest_packed; /* trees.c */
+extern const mf_op_def mf_op_proba;         /* links.c */
+extern const mf_op_def mf_op_labels;        /* links.c */
+extern const mf_op_def mf_op_post;          /* links.c */
 
 /* Blocks of rows go through a graph together, so that each node's loop and
  * a matrix product run over a small matrix that stays in cache. */

@@ -74,18 +74,14 @@ class Spec:
     strings: int = ir.Strings.CONVERT
     string_prefix: Optional[str] = None
     sklearn_version: Optional[str] = None
-    multi_classes: Optional[List[np.ndarray]] = None
-    normalize_outputs: bool = False
 
     @classmethod
     def from_built(cls, built: ir.Built, graph: ir.GraphBuilder) -> "Spec":
-        outputs = {m: ir.Output(o.cols.slots, o.classes, o.squeeze)
-                   for m, o in built.outputs.items()}
+        outputs = {m: o.output() for m, o in built.outputs.items()}
         nodes, outputs = graph.finish(outputs)
         return cls(int(graph.n_features or built.n_features_in), nodes, outputs, built.name,
                    built.kind, built.feature_names_in, built.first_name, int(built.strings),
-                   built.string_prefix, built.sklearn_version, built.multi_classes,
-                   built.normalize_outputs)
+                   built.string_prefix, built.sklearn_version)
 
     def state(self) -> dict:
         meta = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)
@@ -127,22 +123,22 @@ class Model:
                     packed_roots=made[1], packed_values=made[2], column=op.column,
                     cats=op.cats, init=op.init, average=op.average)
         methods = tuple(m for m in _METHODS if m in spec.outputs)
-        if spec.multi_classes is not None:
-            methods = ("predict", "predict_proba", "predict_log_proba")
-            for name in methods:
-                setattr(self, name, getattr(self, "_multi_" + name))
-        else:
-            for name in methods:
-                setattr(self, name, getattr(self._graph, name))
+        for name in methods:
+            out = spec.outputs[name]
+            method = getattr(self._graph, name)
+            if out.split is not None or out.column_classes is not None:
+                method = _multi_output(method, out)
+            setattr(self, name, method)
         self._methods = methods
         self.n_features_in_ = spec.n_features
         if spec.feature_names_in is not None:
             self.feature_names_in_ = spec.feature_names_in
         predict = spec.outputs.get("predict")
-        if predict is not None and predict.classes is not None and spec.kind == "classifier":
-            self.classes_ = predict.classes
-        if spec.multi_classes is not None:
-            self.classes_ = list(spec.multi_classes)
+        if predict is not None and spec.kind == "classifier":
+            if predict.classes is not None:
+                self.classes_ = predict.classes
+            elif predict.column_classes is not None:
+                self.classes_ = list(predict.column_classes)
 
     # -- input that is not an ndarray -----------------------------------------
 
@@ -186,32 +182,6 @@ class Model:
                 pass
         return np.asarray(X)
 
-    # -- multi-output classification (rare: done in Python over the C sums) ------
-
-    def _multi_predict_proba(self, X: Any) -> list:
-        raw = self._graph.predict_proba(X)
-        out, start = [], 0
-        for classes in self._spec.multi_classes:
-            proba = raw[:, start:start + classes.size]
-            start += classes.size
-            if self._spec.normalize_outputs:
-                normalizer = proba.sum(axis=1)[:, np.newaxis]
-                normalizer[normalizer == 0.0] = 1.0
-                proba = proba / normalizer
-            out.append(proba)
-        return out
-
-    def _multi_predict_log_proba(self, X: Any) -> list:
-        return [np.log(p) for p in self._multi_predict_proba(X)]
-
-    def _multi_predict(self, X: Any) -> np.ndarray:
-        classes = self._spec.multi_classes
-        proba = self._multi_predict_proba(X)
-        out = np.empty((proba[0].shape[0], len(classes)), dtype=classes[0].dtype)
-        for k, (c, p) in enumerate(zip(classes, proba)):
-            out[:, k] = c.take(np.argmax(p, axis=1), axis=0)
-        return out
-
     # -- description -------------------------------------------------------------
 
     @property
@@ -237,8 +207,10 @@ class Model:
     def nbytes(self) -> int:
         """Bytes of parameter data the compiled model holds."""
         total = sum(a.nbytes for node in self._spec.nodes for a in node.op.arrays())
-        total += sum(o.classes.nbytes for o in self._spec.outputs.values()
-                     if o.classes is not None)
+        for out in self._spec.outputs.values():
+            for classes in ([out.classes] if out.classes is not None else []) + \
+                    list(out.column_classes or []):
+                total += classes.nbytes
         return total
 
     def __dir__(self):
@@ -298,6 +270,31 @@ class Model:
         return (_from_state, (self._spec.state(), self._source))
 
 
+def _multi_output(method, out: ir.Output):
+    """A multi-output answer from what C returns: a list of arrays (each
+    output's probabilities), or each column's indices as its own labels."""
+    if out.split is not None:
+        bounds = np.cumsum(out.split)[:-1]
+
+        def split(X):
+            return np.split(method(X), bounds, axis=1)
+
+        return split
+    classes = out.column_classes
+
+    def labels(X):
+        index = method(X).astype(np.intp)
+        columns = [c.take(index[:, k], axis=0) for k, c in enumerate(classes)]
+        if out.column_dtype is not None:
+            result = np.empty(index.shape, dtype=out.column_dtype)
+            for k, column in enumerate(columns):
+                result[:, k] = column
+            return result
+        return np.asarray(columns).T
+
+    return labels
+
+
 def _human_bytes(n: int) -> str:
     for unit in ("B", "KiB", "MiB", "GiB"):
         if n < 1024 or unit == "GiB":
@@ -332,8 +329,6 @@ def spec_from_state(state: Any) -> Spec:
         strings=_typed(meta.get("strings"), int, "strings"),
         string_prefix=_typed(meta.get("string_prefix"), str, "string_prefix", True),
         sklearn_version=_typed(meta.get("sklearn_version"), str, "sklearn_version", True),
-        multi_classes=_multi_classes(meta.get("multi_classes")),
-        normalize_outputs=_typed(meta.get("normalize_outputs"), bool, "normalize_outputs"),
     )
 
 
@@ -363,12 +358,32 @@ def _names(value: Any) -> Optional[np.ndarray]:
     return names
 
 
-def _multi_classes(value: Any) -> Optional[List[np.ndarray]]:
+def _column_classes(value: Any) -> Optional[List[np.ndarray]]:
     if value is None:
         return None
     if not isinstance(value, list) or not value:
-        raise ValueError("multi_classes must be a list of arrays")
+        raise ValueError("column_classes must be a list of arrays")
     return [_classes(c) for c in value]
+
+
+def _split(value: Any) -> Optional[List[int]]:
+    if value is None:
+        return None
+    if not isinstance(value, list) or not value or \
+            not all(isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in value):
+        raise ValueError("split must be a list of positive widths")
+    return value
+
+
+def _dtype(value: Any) -> Optional[np.dtype]:
+    if value is None:
+        return None
+    if not isinstance(value, str) or len(value) > 16:
+        raise ValueError("column_dtype must be a dtype string")
+    dtype = np.dtype(value)
+    if dtype.kind not in "biufUS" and value != "|O":
+        raise ValueError(f"column_dtype {value!r} is not a label dtype")
+    return dtype
 
 
 def _classes(value: Any) -> np.ndarray:
@@ -419,4 +434,7 @@ def _output_from_state(state: Any) -> ir.Output:
     return ir.Output(
         slots=np.require(_array(state.get("slots"), "output slots"), np.int64, "CA"),
         classes=None if classes is None else np.ascontiguousarray(_classes(classes)),
-        squeeze=_typed(state.get("squeeze"), bool, "squeeze"))
+        squeeze=_typed(state.get("squeeze"), bool, "squeeze"),
+        split=_split(state.get("split")),
+        column_classes=_column_classes(state.get("column_classes")),
+        column_dtype=_dtype(state.get("column_dtype")))

@@ -47,11 +47,19 @@ def _coerce(value: Any, kind: str, dtype: Optional[np.dtype], optional: bool) ->
     return bool(value)
 
 
+#: every op dataclass, by its C name
+OP_TYPES: Dict[str, type] = {}
+
+
 @dataclass
 class Op:
     """Base of the op dataclasses; ``op_name`` names the C op."""
 
     op_name: ClassVar[str] = ""
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        OP_TYPES[cls.op_name] = cls
 
     def __post_init__(self) -> None:
         for name, kind, dtype, _ndim, optional in _core.OPS[self.op_name]:
@@ -186,9 +194,7 @@ class Post(Op):
     offset: float = 0.0
 
 
-OP_TYPES: Dict[str, type] = {cls.op_name: cls for cls in
-                             (Affine, Impute, Encode, Linear, Forest, PackedForest, Proba,
-                              Labels, Post)}
+
 
 
 def op_from_state(state: dict) -> Op:
@@ -226,14 +232,23 @@ class Node:
 
 @dataclass
 class Output:
-    """What a method returns: slots, and with classes, labels."""
+    """What a method returns: slots, and with classes, labels.  C reads
+    slots, classes and squeeze; the rest (multi-output answers, rare) the
+    Model applies to what C returns."""
 
     slots: np.ndarray
     classes: Optional[np.ndarray] = None
     squeeze: bool = False        # one column is returned 1-D
+    split: Optional[List[int]] = None     # a list of arrays of these widths
+    # each column holds an index into its own classes (multi-output predict);
+    # the labels take column_dtype, or numpy's promotion of the classes
+    column_classes: Optional[List[np.ndarray]] = None
+    column_dtype: Optional[np.dtype] = None
 
     def state(self) -> dict:
-        return {"slots": self.slots, "classes": self.classes, "squeeze": self.squeeze}
+        return {"slots": self.slots, "classes": self.classes, "squeeze": self.squeeze,
+                "split": self.split, "column_classes": self.column_classes,
+                "column_dtype": None if self.column_dtype is None else self.column_dtype.str}
 
 
 class Cols:
@@ -262,11 +277,18 @@ class Cols:
 @dataclass
 class Out:
     """A method of a built estimator: its columns; classifiers' predict also
-    names the classes its columns index."""
+    names the classes its columns index (see Output for the other fields)."""
 
     cols: Cols
     classes: Optional[np.ndarray] = None
     squeeze: bool = False
+    split: Optional[List[int]] = None
+    column_classes: Optional[List[np.ndarray]] = None
+    column_dtype: Optional[np.dtype] = None
+
+    def output(self) -> Output:
+        return Output(self.cols.slots, self.classes, self.squeeze, self.split,
+                      self.column_classes, self.column_dtype)
 
 
 @dataclass
@@ -282,13 +304,10 @@ class Built:
     strings: int = Strings.CONVERT          # what that estimator does with strings
     string_prefix: Optional[str] = None
     sklearn_version: Optional[str] = None
-    # multi-output classification: one classes_ array per output; the
-    # predict_proba output holds their distributions side by side
-    multi_classes: Optional[List[np.ndarray]] = None
-    normalize_outputs: bool = False
 
     @property
     def classes(self) -> Optional[np.ndarray]:
+        """The classes a single-output classifier's predict indexes."""
         predict = self.outputs.get("predict")
         return predict.classes if predict is not None else None
 

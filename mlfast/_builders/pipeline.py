@@ -40,6 +40,4 @@ def build_pipeline(node: Node, b: Builders, X: Optional[Cols]) -> Built:
     return Built(
         f"Pipeline({' -> '.join(names)})", last.kind, last.outputs, first.n_features_in,
         feature_names_in=first.feature_names_in, first_name=first.first_name,
-        strings=first.strings, string_prefix=first.string_prefix,
-        multi_classes=last.multi_classes,
-        normalize_outputs=last.normalize_outputs)
+        strings=first.strings, string_prefix=first.string_prefix)

@@ -243,11 +243,23 @@ def _build_multi_output(node: Node, b: Builders, X: Optional[Cols], family: str,
             else:
                 parts.append(np.ascontiguousarray(v[:, 0, :size]))
         trees.add(*_split_arrays(nodes), np.concatenate(parts, axis=1))
-    normalize = not average and members[0].version < (1, 4)
     raw, n = trees.add_to(node, b, X, n_features, sum(sizes), accept, average=average)
-    return Built(node.name, "classifier", {"predict_proba": Out(raw)}, n,
-                 feature_names_in=node.feature_names(), first_name=node.name,
-                 strings=Strings.CONVERT, multi_classes=classes, normalize_outputs=normalize)
+    starts = np.cumsum([0] + sizes)
+    blocks = [raw[starts[k]:starts[k + 1]] for k in range(len(sizes))]
+    if not average and members[0].version < (1, 4):
+        # a single tree before 1.4 normalised each output's counts
+        blocks = [b.add(node, Proba(rule=ProbaRule.NORMALIZE, n_classes=len(c)), c, len(c))
+                  for c in blocks]
+    proba = Cols.concat(blocks)
+    log = b.add(node, Post(rule=PostRule.LOG), proba, len(proba))
+    labels = Cols.concat(b.add(node, Labels(rule=LabelRule.ARGMAX), c, 1) for c in blocks)
+    outputs = {
+        "predict": Out(labels, column_classes=classes, column_dtype=classes[0].dtype),
+        "predict_proba": Out(proba, split=sizes),
+        "predict_log_proba": Out(log, split=sizes),
+    }
+    return Built(node.name, "classifier", outputs, n, feature_names_in=node.feature_names(),
+                 first_name=node.name, strings=Strings.CONVERT)
 
 
 @register("sklearn.tree", "DecisionTreeClassifier", "ExtraTreeClassifier")

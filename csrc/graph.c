@@ -658,6 +658,12 @@ graph_init(mf_Graph *g, PyObject *args, PyObject *kwargs)
             return -1;
         }
     }
+    /* store_block gathers an output that is not one node's into scratch too */
+    for (m = 0; m < MF_N_METHODS; m++) {
+        if (g->outputs[m].present && g->outputs[m].n_cols > widest) {
+            widest = g->outputs[m].n_cols;
+        }
+    }
     g->widest = widest;
     g->ready = 1;
     return 0;

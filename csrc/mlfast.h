@@ -57,8 +57,9 @@ typedef enum {
     MF_G_TYPEREF,           /* a type named as a value: numpy.float64, int, ... */
     MF_G_RECORD,            /* scikit-learn classes, numpy random states */
     MF_G_PARTIAL,           /* functools.partial, around a scikit-learn function only */
-    MF_G_SLICE,             /* builtins.slice of ints (ColumnTransformer.output_indices_) */
-    MF_G_BYTES              /* builtins.bytes: b'' in protocol 2 */
+    MF_G_SLICE,             /* builtins.slice of ints or labels (ColumnTransformer) */
+    MF_G_BYTES,             /* builtins.bytes: b'' in protocol 2 */
+    MF_G_GETATTR            /* builtins.getattr: an inert method reference on a record */
 } mf_global_kind;
 
 typedef struct {
@@ -438,7 +439,7 @@ typedef struct {
     mf_node *nodes;
     Py_ssize_t n_slots;
     Py_ssize_t block_rows;     /* rows a block holds (at most) */
-    Py_ssize_t widest;         /* the widest input a node gathers */
+    Py_ssize_t widest;         /* the widest input a node gathers, or output */
     mf_output outputs[MF_N_METHODS];
     int *types[MF_TYPE_CACHE]; /* PyMem, per input type_num, filled on first use */
     PyObject *owners;          /* list: arrays whose data the IR points into */

@@ -616,6 +616,15 @@ static const global_entry exact_globals[] = {
     {"numpy.random.bit_generator", "__pyx_unpickle_SeedSequence", MF_G_RECORD},
     /* a Model pickled by mlfast: its graph as plain data (mlfast._model) */
     {"mlfast._model", "_from_state", MF_G_RECORD},
+    /* the search objects' cv_results_ hold masked arrays */
+    {"numpy.ma.core", "_mareconstruct", MF_G_RECORD},
+    {"numpy.ma.core", "MaskedArray", MF_G_TYPEREF},
+    {"numpy.ma", "MaskedArray", MF_G_TYPEREF},
+    /* scipy.stats' discrete distributions (RandomizedSearchCV's
+     * param_distributions) keep numpy.vectorize(getattr(self, '_method')):
+     * both become inert records, see vm_call */
+    {"numpy", "vectorize", MF_G_RECORD},
+    {"builtins", "getattr", MF_G_GETATTR},
     {NULL, NULL, 0}
 };
 
@@ -674,6 +683,13 @@ static int
 has_prefix(const char *s, const char *prefix)
 {
     return strncmp(s, prefix, strlen(prefix)) == 0;
+}
+
+static int
+has_suffix(const char *s, const char *suffix)
+{
+    size_t n = strlen(s), k = strlen(suffix);
+    return n >= k && strcmp(s + n - k, suffix) == 0;
 }
 
 /* Classifies module.name.  Returns a kind, or 0 with reason set to why it is
@@ -744,6 +760,13 @@ classify(PyObject *module, PyObject *name, const char **reason)
             *reason = "dunder names are never allowed";
             return 0;
         }
+        return MF_G_RECORD;
+    }
+    if (has_prefix(m, "scipy.stats.") && !has_prefix(n, "_") &&
+        (has_suffix(n, "_gen") || has_suffix(n, "_frozen"))) {
+        /* scipy.stats distributions and frozen distributions (the
+         * parameter distributions a RandomizedSearchCV keeps) as inert
+         * records */
         return MF_G_RECORD;
     }
     if (strcmp(m, "__main__") == 0) {
@@ -1636,8 +1659,9 @@ vm_call(mf_vm *vm, PyObject *callable, PyObject *args, int newobj)
         }
         for (i = 0; i < n; i++) {
             PyObject *v = PyTuple_GET_ITEM(args, i);
-            if (v != Py_None && !PyLong_CheckExact(v)) {
-                FORMAT_ERROR(vm, "slice bounds must be ints or None");
+            /* a ColumnTransformer may slice columns by label */
+            if (v != Py_None && !PyLong_CheckExact(v) && !PyUnicode_CheckExact(v)) {
+                FORMAT_ERROR(vm, "slice bounds must be ints, str or None");
                 return NULL;
             }
             parts[i] = v;
@@ -1654,6 +1678,22 @@ vm_call(mf_vm *vm, PyObject *callable, PyObject *args, int newobj)
             return NULL;
         }
         return PyDict_New();
+    case MF_G_GETATTR: {
+        /* getattr(record, 'name') is how pickle writes a bound method; on
+         * an inert record it names a method of a class mlfast never
+         * instantiates, so it stays a name: a record of the call, never
+         * made.  On anything else (a module, a global) it is refused. */
+        PyObject *name = PyTuple_GET_SIZE(args) == 2 ? PyTuple_GET_ITEM(args, 1) : NULL;
+        if (name == NULL || !mf_Record_Check(PyTuple_GET_ITEM(args, 0)) ||
+            !is_identifier(name) ||
+            (PyUnicode_GET_LENGTH(name) >= 2 && PyUnicode_READ_CHAR(name, 0) == '_' &&
+             PyUnicode_READ_CHAR(name, 1) == '_')) {
+            UNSAFE_ERROR(vm, "builtins.getattr is refused on anything but an inert "
+                         "instance and a plain method name");
+            return NULL;
+        }
+        return mf_record_new(callable, args, 1);
+    }
     default:
         UNSAFE_ERROR(vm, "'%U.%U' may not be called", g->module, g->name);
         return NULL;

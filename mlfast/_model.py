@@ -3,7 +3,7 @@
 Thin by design.  ``predict`` and friends are the C methods of the graph
 itself, bound on the instance, so a call goes straight to C; only inputs that
 are not ndarrays (lists, DataFrames) come back to Python, through
-``_coerce``, to be turned into arrays and have their column names checked.
+``_Coerce``, to be turned into arrays and have their column names checked.
 """
 from __future__ import annotations
 
@@ -74,6 +74,8 @@ class Spec:
     strings: int = ir.Strings.CONVERT
     string_prefix: Optional[str] = None
     sklearn_version: Optional[str] = None
+    warn_name: Optional[str] = None
+    names_required: Optional[np.ndarray] = None
 
     @classmethod
     def from_built(cls, built: ir.Built, graph: ir.GraphBuilder) -> "Spec":
@@ -81,7 +83,8 @@ class Spec:
         nodes, outputs = graph.finish(outputs)
         return cls(int(graph.n_features or built.n_features_in), nodes, outputs, built.name,
                    built.kind, built.feature_names_in, built.first_name, int(built.strings),
-                   built.string_prefix, built.sklearn_version)
+                   built.string_prefix, built.sklearn_version, built.warn_name,
+                   built.names_required)
 
     def state(self) -> dict:
         meta = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)
@@ -95,6 +98,68 @@ class Spec:
 STATE_FORMAT = 1
 
 
+class _Coerce:
+    """Turns what is not an ndarray (lists, DataFrames) into one, as
+    check_array reads it, checking DataFrame columns against the names seen
+    at fit.  It holds the Spec, not the Model: the Graph keeps it, and a
+    Model that the Graph referred back to would live until the garbage
+    collector ran."""
+
+    __slots__ = ("spec", "names_warning")
+
+    def __init__(self, spec: "Spec", names_warning: Optional[str]):
+        self.spec = spec
+        self.names_warning = names_warning
+
+    def __call__(self, X: Any) -> np.ndarray:
+        spec = self.spec
+        names = _column_names(X)
+        fitted = spec.feature_names_in
+        required = spec.names_required
+        if names is not None and fitted is not None and required is not None:
+            # a ColumnTransformer fitted on a DataFrame selects its columns
+            # by name: any order, extra columns ignored
+            missing = set(required.tolist()) - set(names.tolist())
+            if missing:
+                raise ValueError(f"columns are missing: {missing}")
+            X = X.reindex(columns=list(fitted)) if hasattr(X, "reindex") else X[list(fitted)]
+            names = fitted
+        if names is not None:
+            if fitted is None:
+                warnings.warn(
+                    f"X has feature names, but {spec.first_name} was fitted without "
+                    "feature names",
+                    UserWarning,
+                    stacklevel=3,
+                )
+            elif names.shape != fitted.shape or not np.array_equal(names, fitted):
+                raise _feature_name_error(fitted, names)
+        elif self.names_warning is not None:
+            warnings.warn(self.names_warning, UserWarning, stacklevel=3)
+        if names is not None or hasattr(X, "dtypes"):
+            dtypes = list(getattr(X, "dtypes", []))
+            if dtypes and not all(isinstance(d, np.dtype) for d in dtypes):
+                # pandas extension dtypes (nullable Int64, Float64, boolean):
+                # converted early, pd.NA becoming NaN, as scikit-learn does
+                try:
+                    return X.to_numpy(dtype=np.float64, na_value=np.nan)
+                except (TypeError, ValueError):
+                    pass
+            return np.asarray(X)
+        if spec.strings == ir.Strings.CONVERT:
+            # check_array's np.asarray(X, dtype=float64): Python's float()
+            # names the value it cannot read
+            try:
+                return np.asarray(X, dtype=np.float64)
+            except ValueError as exc:
+                if spec.string_prefix and "could not convert" in str(exc):
+                    raise ValueError(f"{spec.string_prefix}{exc}") from None
+                raise
+            except TypeError:
+                pass
+        return np.asarray(X)
+
+
 class Model:
     """A fitted scikit-learn estimator or pipeline, compiled to mlfast's C
     engine.  Made by :func:`mlfast.load`, :func:`mlfast.loads` and
@@ -105,11 +170,10 @@ class Model:
         self._source = source
         names_warning = None
         if spec.feature_names_in is not None:
-            names_warning = (f"X does not have valid feature names, but {spec.first_name} "
-                             "was fitted with feature names")
-        self._names_warning = names_warning
+            names_warning = (f"X does not have valid feature names, but "
+                             f"{spec.warn_name or spec.first_name} was fitted with feature names")
         self._graph = Graph(
-            spec.n_features, spec.nodes, spec.outputs, coerce=self._coerce,
+            spec.n_features, spec.nodes, spec.outputs, coerce=_Coerce(spec, names_warning),
             strings=int(spec.strings), string_prefix=spec.string_prefix,
             names_warning=names_warning, first_name=spec.first_name or None)
         for node, made in zip(spec.nodes, self._graph.made[1:]):
@@ -139,48 +203,6 @@ class Model:
                 self.classes_ = predict.classes
             elif predict.column_classes is not None:
                 self.classes_ = list(predict.column_classes)
-
-    # -- input that is not an ndarray -----------------------------------------
-
-    def _coerce(self, X: Any) -> np.ndarray:
-        """Lists, DataFrames and other array-likes, as check_array reads them."""
-        names = _column_names(X)
-        fitted = getattr(self, "feature_names_in_", None)
-        if names is not None:
-            if fitted is None:
-                warnings.warn(
-                    f"X has feature names, but {self._first_name} was fitted without "
-                    "feature names",
-                    UserWarning,
-                    stacklevel=3,
-                )
-            elif names.shape != fitted.shape or not np.array_equal(names, fitted):
-                raise _feature_name_error(fitted, names)
-        elif self._names_warning is not None:
-            warnings.warn(self._names_warning, UserWarning, stacklevel=3)
-        if names is not None or hasattr(X, "dtypes"):
-            dtypes = list(getattr(X, "dtypes", []))
-            if dtypes and not all(isinstance(d, np.dtype) for d in dtypes):
-                # pandas extension dtypes (nullable Int64, Float64, boolean):
-                # converted early, pd.NA becoming NaN, as scikit-learn does
-                try:
-                    return X.to_numpy(dtype=np.float64, na_value=np.nan)
-                except (TypeError, ValueError):
-                    pass
-            return np.asarray(X)
-        spec = self._spec
-        if spec.strings == ir.Strings.CONVERT:
-            # check_array's np.asarray(X, dtype=float64): Python's float()
-            # names the value it cannot read
-            try:
-                return np.asarray(X, dtype=np.float64)
-            except ValueError as exc:
-                if spec.string_prefix and "could not convert" in str(exc):
-                    raise ValueError(f"{spec.string_prefix}{exc}") from None
-                raise
-            except TypeError:
-                pass
-        return np.asarray(X)
 
     # -- description -------------------------------------------------------------
 
@@ -329,6 +351,8 @@ def spec_from_state(state: Any) -> Spec:
         strings=_typed(meta.get("strings"), int, "strings"),
         string_prefix=_typed(meta.get("string_prefix"), str, "string_prefix", True),
         sklearn_version=_typed(meta.get("sklearn_version"), str, "sklearn_version", True),
+        warn_name=_typed(meta.get("warn_name"), str, "warn_name", True),
+        names_required=_names(meta.get("names_required")),
     )
 
 

@@ -200,7 +200,7 @@ def test_load_from_a_path_is_refused_too(ctx, tmp_path):
 def test_every_global_of_the_payloads_is_classified_refused():
     """classify_global (used by the inspect command) agrees with the VM."""
     for module, name in [("posix", "system"), ("os", "system"), ("builtins", "eval"),
-                         ("builtins", "getattr"), ("builtins", "map"), ("builtins", "filter"),
+                         ("builtins", "map"), ("builtins", "filter"),
                          ("importlib", "import_module"), ("pkgutil", "resolve_name"),
                          ("operator", "attrgetter"), ("functools", "reduce"), ("runpy", "run_path"),
                          ("pdb", "run"), ("marshal", "loads"), ("types", "FunctionType"),
@@ -214,6 +214,51 @@ def test_every_global_of_the_payloads_is_classified_refused():
                          ("_loss", "os"), ("_loss", "__builtins__"),
                          ("sklearn..x", "Y"), ("sklearn ", "Y"), ("", "Y")]:
         assert _core.classify_global(module, name) == 0, f"{module}.{name} is not refused"
+
+
+def test_getattr_only_names_a_method_of_an_inert_record(ctx):
+    """builtins.getattr may stand for a bound method of an inert record (how
+    pickle writes the numpy.vectorize(getattr(self, '_entropy')) that scipy's
+    discrete distributions keep); on anything else -- a global, a module a
+    payload hopes to reach, a dunder name -- it is refused, and it is never
+    called."""
+    a = Asm(4).stack_global("builtins", "getattr").stack_global("builtins", "set")
+    a.str("add").tuple_n(2).reduce(label="call").stop()
+    expect(UnsafeModelError, a.bytes(), "builtins.getattr is refused on anything but an inert",
+           where("REDUCE", a.pos("call")), marker=ctx.marker)
+    for name in ("__class__", "__reduce_ex__", "not an identifier", "__globals__"):
+        a = Asm(4).stack_global("builtins", "getattr")
+        a.stack_global("sklearn.linear_model", "LogisticRegression").op("EMPTY_TUPLE").newobj()
+        a.str(name).tuple_n(2).reduce(label="call").stop()
+        expect(UnsafeModelError, a.bytes(), "builtins.getattr is refused",
+               where("REDUCE", a.pos("call")), marker=ctx.marker)
+    a = Asm(4).stack_global("builtins", "getattr")
+    a.stack_global("sklearn.linear_model", "LogisticRegression").op("EMPTY_TUPLE").newobj()
+    a.str("predict").tuple_n(2).reduce().stop()
+    ref = mlfast._core.unpickle(a.bytes())
+    assert ref.path == "builtins.getattr" and ref.args[1] == "predict"
+    assert ref.args[0].path == "sklearn.linear_model.LogisticRegression"
+    a = Asm(4).stack_global("builtins", "getattr").op("EMPTY_TUPLE").newobj(label="new").stop()
+    expect(UnsafeModelError, a.bytes(), "may not be instantiated with NEWOBJ",
+           where("NEWOBJ", a.pos("new")))
+
+
+def test_scipy_and_numpy_ma_are_read_only_as_records():
+    """The search objects' masked arrays and scipy.stats distributions are
+    inert records; other scipy and numpy names stay refused."""
+    kinds = mlfast._core.GLOBAL_KINDS
+    record, typeref = kinds["record"], kinds["typeref"]
+    classify = mlfast._core.classify_global
+    assert classify("scipy.stats._distn_infrastructure", "rv_continuous_frozen") == record
+    assert classify("scipy.stats._discrete_distns", "randint_gen") == record
+    assert classify("numpy.ma.core", "_mareconstruct") == record
+    assert classify("numpy.ma.core", "MaskedArray") == typeref
+    for module, name in [("scipy.stats", "_gen"), ("scipy.stats._x", "__init_gen"),
+                         ("scipy.io", "loadmat"), ("scipy.stats", "rvs"),
+                         ("scipy.stats._distn_infrastructure", "rv_frozen_gen_x"),
+                         ("numpy.ma.core", "fromfile"), ("numpy.ma", "load"),
+                         ("scipy", "stats"), ("scipy.stats.os", "system")]:
+        assert classify(module, name) == 0, (module, name)
 
 
 def test_functools_partial_only_around_a_scikit_learn_function(ctx):

@@ -153,6 +153,95 @@ def supported() -> List[str]:
     return sorted(_REGISTRY)
 
 
+def _entry(path: str) -> Optional[Tuple[str, Builder]]:
+    """The builder of a class path, if mlfast serves it."""
+    name = path.rsplit(".", 1)[-1]
+    module = path.rsplit(".", 1)[0]
+    entry = _REGISTRY.get(name)
+    if entry is None or not (module == entry[0] or module.startswith(entry[0] + ".")):
+        return None
+    return entry
+
+
+# Attributes that hold no fitted estimator a model runs: unfitted templates
+# (the fitted copies sit in the attribute with a trailing underscore) and a
+# search's records of what it tried.
+_NOT_MEMBERS = frozenset(("cv_results_", "param_grid", "param_distributions", "scorer_",
+                          "_checked_cv_orig", "multimetric_", "best_params_"))
+_TEMPLATES = frozenset(("estimator", "base_estimator", "estimators", "transformers"))
+_SURVEY_BUDGET = 100_000
+
+
+def unserved(root: Any, where: str) -> List[Tuple[str, str]]:
+    """(where, class path) of every estimator in the tree mlfast does not
+    serve, in the order a builder would meet them; an unserved estimator's
+    own members are not looked at.  Bounded in time: each container is seen
+    once, depth and size are capped."""
+    found: List[Tuple[str, str]] = []
+    seen = set()
+    budget = [_SURVEY_BUDGET]
+
+    def visit(obj: Any, path: str, depth: int) -> None:
+        budget[0] -= 1
+        if budget[0] < 0 or depth > 4 * MAX_NESTING or len(found) >= 20:
+            return
+        if isinstance(obj, (Record, list, tuple, dict, np.ndarray)):
+            if id(obj) in seen:
+                return
+            seen.add(id(obj))
+        if isinstance(obj, Record):
+            state = obj.state
+            if isinstance(state, tuple) and len(state) == 2 and isinstance(state[0], dict):
+                state = state[0]
+            if not isinstance(state, dict):
+                return
+            if "_sklearn_version" in state and _entry(obj.path) is None:
+                found.append((path, obj.path))
+                return
+            keys = [k for k in state if isinstance(k, str)]
+            fitted = any(k.endswith(("estimator_", "estimators_", "transformers_"))
+                         for k in keys)
+            for k in keys:
+                if k in _NOT_MEMBERS or (k in _TEMPLATES and fitted) or \
+                        (not k.endswith("_") and k + "_" in state):
+                    continue
+                visit(state[k], f"{path}.{k}", depth + 1)
+        elif isinstance(obj, (list, tuple)):
+            for i, item in enumerate(obj[:10_000]):
+                if isinstance(item, tuple) and len(item) in (2, 3) and \
+                        isinstance(item[0], str) and isinstance(item[1], Record):
+                    # (name, estimator) pairs read as steps[i]; triples
+                    # (name, transformer, columns) as transformers_[i][1]
+                    visit(item[1], f"{path}[{i}]" if len(item) == 2 else f"{path}[{i}][1]",
+                          depth + 1)
+                else:
+                    visit(item, f"{path}[{i}]", depth + 1)
+        elif isinstance(obj, dict):
+            for k, v in list(obj.items())[:10_000]:
+                visit(v, f"{path}[{str(k)[:40]!r}]", depth + 1)
+        elif isinstance(obj, np.ndarray) and obj.dtype.kind == "O":
+            for i, item in enumerate(obj.ravel()[:10_000]):
+                visit(item, f"{path}[{i}]", depth + 1)
+
+    visit(root, where, 0)
+    return found
+
+
+def _not_served(root: Any, root_where: str, first: Tuple[str, str]) -> str:
+    """The message for a model holding estimators mlfast does not serve:
+    every one of them, where it sits, and where to look next."""
+    found = unserved(root, root_where)
+    if first not in found:
+        found.insert(0, first)
+    listed = "; ".join(f"{where} is a {path}" for where, path in found)
+    if len(found) == 1:
+        head = f"{listed}, which mlfast does not serve yet"
+    else:
+        head = f"mlfast does not serve {len(found)} estimators of this model yet: {listed}"
+    return (f"{head}. mlfast.supported_estimators() lists the {len(_REGISTRY)} classes it "
+            "serves")
+
+
 class Builders:
     """Walks the tree, dispatching each Record to its builder, which adds
     the estimator to one graph."""
@@ -160,6 +249,7 @@ class Builders:
     def __init__(self) -> None:
         self.depth = 0
         self.graph = GraphBuilder()
+        self.root: Any = None
 
     def input(self, node: Node, X: Optional[Cols], n: int) -> Cols:
         """The columns an estimator of n features reads: X, or the model's
@@ -183,15 +273,12 @@ class Builders:
             raise UnsupportedModelError(
                 f"{where} is a {type(obj).__name__}, not a scikit-learn estimator"
             )
+        if self.root is None:
+            self.root = (obj, where)
         path = obj.path
-        name = path.rsplit(".", 1)[-1]
-        entry = _REGISTRY.get(name)
-        module = path.rsplit(".", 1)[0]
-        if entry is None or not (module == entry[0] or module.startswith(entry[0] + ".")):
-            raise UnsupportedModelError(
-                f"{where} is a {path}, which mlfast does not serve yet. "
-                f"Supported estimators: {', '.join(supported())}"
-            )
+        entry = _entry(path)
+        if entry is None:
+            raise UnsupportedModelError(_not_served(*self.root, (where, path)))
         if self.depth >= MAX_NESTING:
             raise UnsupportedModelError(f"{where}: estimators nested deeper than {MAX_NESTING}")
         self.depth += 1
@@ -262,4 +349,4 @@ def is_nan(v: Any) -> bool:
 
 
 # importing the family modules fills the registry
-from mlfast._builders import linear, pipeline, preprocessing, trees  # noqa: E402,F401
+from mlfast._builders import compose, linear, pipeline, preprocessing, trees  # noqa: E402,F401

@@ -304,6 +304,11 @@ class Built:
     strings: int = Strings.CONVERT          # what that estimator does with strings
     string_prefix: Optional[str] = None
     sklearn_version: Optional[str] = None
+    # the estimator that warns of an array given to a model fitted on
+    # names (default first_name), and, for a ColumnTransformer fitted on a
+    # DataFrame, the columns it selects by name from a DataFrame
+    warn_name: Optional[str] = None
+    names_required: Optional[np.ndarray] = None
 
     @property
     def classes(self) -> Optional[np.ndarray]:

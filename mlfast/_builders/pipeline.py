@@ -40,4 +40,5 @@ def build_pipeline(node: Node, b: Builders, X: Optional[Cols]) -> Built:
     return Built(
         f"Pipeline({' -> '.join(names)})", last.kind, last.outputs, first.n_features_in,
         feature_names_in=first.feature_names_in, first_name=first.first_name,
-        strings=first.strings, string_prefix=first.string_prefix)
+        strings=first.strings, string_prefix=first.string_prefix,
+        warn_name=first.warn_name, names_required=first.names_required)

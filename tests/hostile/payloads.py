@@ -231,11 +231,13 @@ def _(c: Ctx) -> Payload:
 
 @payload("builtins.getattr")
 def _(c: Ctx) -> Payload:
-    # getattr(__import__('os'), 'system')(cmd)
-    a = Asm(4).stack_global("builtins", "getattr", label="first")
-    a.stack_global("builtins", "__import__").str("os").tuple_n(1).reduce()
+    # getattr(__import__('os'), 'system')(cmd): getattr itself may name a
+    # method of an inert record (scipy.stats keeps such references), so the
+    # refusal comes at __import__
+    a = Asm(4).stack_global("builtins", "getattr")
+    a.stack_global("builtins", "__import__", label="first").str("os").tuple_n(1).reduce()
     a.str("system").tuple_n(2).reduce().str(c.cmd).tuple_n(1).reduce().stop()
-    return assembled(a, "builtins.getattr")
+    return assembled(a, "builtins.__import__")
 
 
 @payload("builtins.__import__")

@@ -804,14 +804,20 @@ static PyGetSetDef graph_getset[] = {
     {NULL}
 };
 
+/* The text signatures let inspect.signature read a Model's bound methods. */
 static PyMethodDef graph_methods[] = {
-    {"predict", (PyCFunction)graph_predict, METH_O, "Labels or regression values."},
-    {"predict_proba", (PyCFunction)graph_predict_proba, METH_O, "Class probabilities."},
+    {"predict", (PyCFunction)graph_predict, METH_O,
+     "predict($self, X, /)\n--\n\nLabels or regression values."},
+    {"predict_proba", (PyCFunction)graph_predict_proba, METH_O,
+     "predict_proba($self, X, /)\n--\n\nClass probabilities."},
     {"predict_log_proba", (PyCFunction)graph_predict_log_proba, METH_O,
-     "Logarithm of the class probabilities."},
-    {"decision_function", (PyCFunction)graph_decision_function, METH_O, "Raw scores."},
-    {"transform", (PyCFunction)graph_transform, METH_O, "Transformed rows."},
-    {"score_samples", (PyCFunction)graph_score_samples, METH_O, "Per-sample scores."},
+     "predict_log_proba($self, X, /)\n--\n\nLogarithm of the class probabilities."},
+    {"decision_function", (PyCFunction)graph_decision_function, METH_O,
+     "decision_function($self, X, /)\n--\n\nRaw scores."},
+    {"transform", (PyCFunction)graph_transform, METH_O,
+     "transform($self, X, /)\n--\n\nTransformed rows."},
+    {"score_samples", (PyCFunction)graph_score_samples, METH_O,
+     "score_samples($self, X, /)\n--\n\nPer-sample scores."},
     {NULL, NULL, 0, NULL}
 };
 

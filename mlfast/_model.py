@@ -11,7 +11,7 @@ import dataclasses
 import html
 import warnings
 from dataclasses import dataclass
-from typing import Any, Dict, List, Optional
+from typing import TYPE_CHECKING, Any, Dict, List, Optional
 
 import numpy as np
 
@@ -21,6 +21,26 @@ from mlfast._core import Graph
 
 _METHODS = ("predict", "predict_proba", "predict_log_proba", "decision_function",
             "transform", "score_samples")
+
+
+class _Method:
+    """A Model method as the class shows it: the documented signature for
+    help() and inspect.signature; on an instance whose estimator lacks the
+    method, AttributeError.  (An instance whose estimator has it holds the C
+    method in its __dict__, which a non-data descriptor does not shadow.)"""
+
+    def __init__(self, fn: Any):
+        self.fn = fn
+        self.name = fn.__name__
+        self.__doc__ = fn.__doc__
+
+    def __set_name__(self, owner: type, name: str) -> None:
+        self.name = name
+
+    def __get__(self, obj: Any, owner: Optional[type] = None) -> Any:
+        if obj is None:
+            return self.fn
+        raise AttributeError(f"This {obj.estimator} model has no attribute {self.name!r}")
 
 
 def _column_names(X: Any) -> Optional[np.ndarray]:
@@ -239,12 +259,46 @@ class Model:
         hidden = set(_METHODS) - set(self._methods)
         return [n for n in super().__dir__() if n not in hidden]
 
-    def __getattr__(self, name: str):
-        # only reached for attributes that are not set: methods this
-        # estimator does not have, like scikit-learn's AttributeError
-        if name in _METHODS:
-            raise AttributeError(f"This {self.estimator} model has no attribute {name!r}")
-        raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
+    # The methods.  An instance binds the graph's C method of each method its
+    # estimator has in its own __dict__ (a call goes straight to C); these
+    # class attributes document them (help(), inspect.signature, type
+    # checkers) and, for a method the estimator lacks, raise AttributeError
+    # as scikit-learn does, so hasattr() answers as for the estimator.
+    if TYPE_CHECKING:
+        def predict(self, X: Any) -> np.ndarray: ...
+        def predict_proba(self, X: Any) -> np.ndarray: ...
+        def predict_log_proba(self, X: Any) -> np.ndarray: ...
+        def decision_function(self, X: Any) -> np.ndarray: ...
+        def transform(self, X: Any) -> np.ndarray: ...
+        def score_samples(self, X: Any) -> np.ndarray: ...
+    else:
+        @_Method
+        def predict(self, X):
+            """Labels (classifiers, outlier detectors: -1 or 1) or values
+            (regressors) for the rows of X: an array of any real dtype and
+            layout, a list of rows, a DataFrame; a 1-D array is one row."""
+
+        @_Method
+        def predict_proba(self, X):
+            """Class probabilities, one column per class of ``classes_``."""
+
+        @_Method
+        def predict_log_proba(self, X):
+            """The logarithm of predict_proba, as the estimator computes it."""
+
+        @_Method
+        def decision_function(self, X):
+            """Raw scores: one column for a binary classifier (returned 1-D),
+            one per class otherwise; outlier detectors' shifted scores."""
+
+        @_Method
+        def transform(self, X):
+            """The transformed rows (a transformer or a pipeline of them)."""
+
+        @_Method
+        def score_samples(self, X):
+            """Per-row scores (IsolationForest: the opposite of the anomaly
+            score)."""
 
     def _summary(self) -> dict:
         out = {

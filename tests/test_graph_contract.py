@@ -165,3 +165,22 @@ def test_a_spoiled_model_pickle_is_a_model_format_error(iris, spoil, error):
 
     with pytest.raises(mlfast.ModelFormatError, match=error):
         mlfast.loads(pickle.dumps(Carrier()))
+
+
+def test_model_methods_are_documented_and_absent_ones_raise(iris):
+    """help() and inspect.signature see the methods; a method the estimator
+    lacks is an AttributeError (hasattr False), as in scikit-learn."""
+    import inspect as pyinspect
+
+    X, y = iris
+    model = mlfast.compile(LogisticRegression(max_iter=500).fit(X, y))
+    assert str(pyinspect.signature(model.predict)) == "(X, /)"
+    assert str(pyinspect.signature(mlfast.Model.predict_proba)) == "(self, X)"
+    assert "probabilities" in mlfast.Model.predict_proba.__doc__
+    assert not hasattr(model, "transform") and not hasattr(model, "score_samples")
+    with pytest.raises(AttributeError, match="This LogisticRegression model has no attribute "
+                                             "'transform'"):
+        model.transform(X)
+    assert "transform" not in dir(model) and "predict_proba" in dir(model)
+    with pytest.raises(AttributeError, match="has no attribute 'nonsense'"):
+        model.nonsense

@@ -290,6 +290,7 @@ class Builders:
         except (ValueError, TypeError, KeyError, IndexError, AttributeError) as exc:
             # a state the builder did not foresee (a missing field, an array
             # where a name belongs...): from a file, that is a malformed file
+            name = path.rsplit(".", 1)[-1]
             raise ModelFormatError(f"{where} ({name}): malformed state: {exc}") from None
         finally:
             self.depth -= 1

@@ -7,9 +7,11 @@ Open Inference Protocol's infer, JSON or Triton's binary extension), a
 Content-Type, an Accept and an ``Inference-Header-Content-Length``, and the
 rest of it is the body.  The route's handler is called directly, as
 ``Service.handle`` calls it: whatever escapes must be what ``handle`` turns
-into a 4xx -- an ``HttpError`` with a 4xx status, or a ``ValueError``
-(``MlfastError`` included).  Anything else, or an ``HttpError`` of 5xx, is a
-crash here (libFuzzer writes the input to fuzz/artifacts/).  A Response is
+into a 4xx (``service.status_of``: an ``HttpError`` with a 4xx status, a
+domain error of ``serving.errors`` such as ``InvalidInput``, or a
+``ValueError``, ``MlfastError`` included).  Anything else, or an error
+answered with a 5xx, is a crash here (libFuzzer writes the input to
+fuzz/artifacts/).  A Response is
 checked too: a status, bytes, and a JSON body that parses when it says JSON.
 
 Python-level coverage (atheris instruments mlfast.serving); the C kernels
@@ -27,8 +29,10 @@ import atheris
 
 with atheris.instrument_imports(include=["mlfast.serving"]):
     import mlfast
-    from mlfast.serving import build_service, codec, kserve, lesson, sagemaker, vertex  # noqa: F401
-    from mlfast.serving.core import HttpError, Request
+    from mlfast.serving import (  # noqa: F401 - imported here to be instrumented
+        build_service, codec, kserve_v1, lesson, oip, repository_routes, sagemaker, vertex)
+    from mlfast.serving.http import HttpError, Request
+    from mlfast.serving.service import status_of
 
 import numpy as np
 import orjson
@@ -144,7 +148,7 @@ def TestOneInput(data: bytes) -> None:
     try:
         response = route.handler(request)
     except Exception as e:  # noqa: BLE001 - sorted out below
-        if not isinstance(e, (HttpError, ValueError)) and known(e):
+        if status_of(e) >= 500 and known(e):
             return
         handled(e, route)
         return
@@ -153,14 +157,12 @@ def TestOneInput(data: bytes) -> None:
 
 def handled(exc: Exception, route) -> None:
     """Raises unless Service.handle would answer exc with a 4xx."""
-    try:
-        raise exc
-    except HttpError as e:
-        if not 400 <= e.status < 500:
-            raise AssertionError(f"{route.name}: HttpError {e.status}: {e.message}") from e
+    status = status_of(exc)
+    if 400 <= status < 500:
         return
-    except ValueError:
-        return  # MlfastError included: Service.handle answers 400
+    if isinstance(exc, HttpError):
+        raise AssertionError(f"{route.name}: HttpError {status}: {exc.message}") from exc
+    raise exc
 
 
 def main() -> None:

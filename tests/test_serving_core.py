@@ -17,7 +17,9 @@ import pytest
 
 import mlfast
 from mlfast.serving import build_service, codec, create_app
-from mlfast.serving.core import HttpError, Request, Response, Route, json_response
+from mlfast.serving.errors import InvalidInput, ModelNotFound
+from mlfast.serving.http import HttpError, Request, Response, Route, json_response
+from mlfast.serving.service import status_of
 from test_serving_support import FRAMEWORKS, assert_json_error, fit_imputing, fit_regressor, fit_string_labels, iris
 
 SERVING = Path(mlfast.__file__).with_name("serving")
@@ -87,7 +89,18 @@ def _imports(path: Path):
             yield node.module.split(".")[0]
 
 
-@pytest.mark.parametrize("module", ["core", "codec", "schemas", "lesson", "sagemaker", "vertex", "kserve"])
+# every module of the core and the protocols: all but the adapters and the
+# process runner (server.py starts uvicorn and gunicorn)
+CORE_MODULES = sorted(p.stem for p in SERVING.glob("*.py")
+                      if p.stem not in ("fastapi", "flask", "server", "__init__"))
+
+
+def test_the_core_modules_are_all_checked():
+    assert {"http", "errors", "registry", "service", "loading", "codec", "schemas", "lesson",
+            "sagemaker", "vertex", "kserve_v1", "oip", "repository_routes"} <= set(CORE_MODULES)
+
+
+@pytest.mark.parametrize("module", CORE_MODULES)
 def test_protocols_never_know_the_framework(module):
     assert not set(_imports(SERVING / f"{module}.py")) & FRAMEWORK_MODULES
 
@@ -99,7 +112,7 @@ def test_adapters_never_know_a_body_shape(module):
     for node in ast.walk(ast.parse(source)):
         if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("mlfast.serving."):
             imported.add(node.module)
-    assert imported <= {"mlfast.serving.core", "mlfast.serving.schemas"}, imported
+    assert imported <= {"mlfast.serving.http", "mlfast.serving.service", "mlfast.serving.schemas"}, imported
     for word in ("features", "instances", "predictions", "inputs", "outputs", "codec", "orjson"):
         assert f'"{word}"' not in source and f"'{word}'" not in source, word
 
@@ -108,7 +121,7 @@ def test_importing_serving_imports_no_framework():
     import subprocess
     import sys
 
-    code = ("import sys, mlfast.serving, mlfast.serving.core, mlfast.serving.codec; "
+    code = ("import sys, mlfast.serving, mlfast.serving.service, mlfast.serving.codec; "
             "print(sorted(m for m in ('fastapi', 'flask', 'starlette', 'uvicorn', 'gunicorn') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
@@ -223,8 +236,8 @@ def test_null_is_a_missing_value_for_models_that_impute(models, framework):
 
 
 @pytest.mark.parametrize("framework", FRAMEWORKS)
-# core.py silences this warning for the serving modules, but pytest resets
-# warning filters around each test; tests/test_cli.py checks a real server
+# serving silences this warning for its modules, but pytest resets warning
+# filters around each test; tests/test_cli.py checks a real server
 @pytest.mark.filterwarnings("ignore:X does not have valid feature names")
 def test_rows_by_feature_name(tmp_path, framework):
     pytest.importorskip("pandas")
@@ -349,9 +362,9 @@ def test_registry_lookups():
     registry = service.registry
     assert registry.get("iris").version == "3"
     assert registry.get("iris", "3").name == "iris"
-    with pytest.raises(HttpError) as info:
+    with pytest.raises(ModelNotFound) as info:
         registry.get("iris", "1")
-    assert info.value.status == 404
+    assert status_of(info.value) == 404
 
 
 def test_model_directory_is_resolved(tmp_path):
@@ -420,7 +433,7 @@ def test_decode_styles():
     np.save(buf, np.ones((3, 4), dtype=np.float32))
     X, style = codec.decode_payload(buf.getvalue(), "application/x-npy", served)
     assert style == codec.TABULAR and X.dtype == np.float32
-    with pytest.raises(HttpError, match="Open Inference Protocol"):
+    with pytest.raises(InvalidInput, match="Open Inference Protocol"):
         codec.decode_payload(b'{"inputs": []}', "application/json", served)
 
 
@@ -428,7 +441,7 @@ def test_npy_with_pickles_is_refused():
     served = build_service(mlfast.demo_model_path()).registry.default
     buf = io.BytesIO()
     np.save(buf, np.array([object(), 1], dtype=object), allow_pickle=True)
-    with pytest.raises(HttpError, match="dtype object; expected numbers"):
+    with pytest.raises(InvalidInput, match="dtype object; expected numbers"):
         codec.decode_payload(buf.getvalue(), "application/x-npy", served)
 
 

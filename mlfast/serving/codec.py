@@ -4,19 +4,26 @@ Decoding goes straight to an ndarray: orjson parses JSON into lists, one
 ``np.array`` call makes the matrix, and only when that array is not numeric
 do we walk the lists to name the bad value.  CSV goes through
 ``np.loadtxt`` (C); NPY through numpy's header reader and ``np.frombuffer``
-(no pickles, no allocation the body does not back).
+(no pickles, no allocation the body does not back).  Tensors of the Open
+Inference Protocol (V2) are read from JSON or from Triton's binary tensor
+data extension, and written back in either.
+
+A malformed body is ``InvalidInput`` (``serving.errors``), whose message
+says what was wrong and where; the service answers it with a 400.
 """
 from __future__ import annotations
 
 import io
 import json
 import math
+import struct
 from typing import Any, List, Optional, Sequence, Tuple
 
 import numpy as np
 import orjson
 
-from mlfast.serving.core import HttpError, ServedModel
+from mlfast.serving.errors import InvalidInput
+from mlfast.serving.registry import ServedModel
 
 JSON_TYPES = ("application/json",)
 CSV_TYPES = ("text/csv",)
@@ -33,13 +40,13 @@ def parse_json(body: bytes, *, what: str = "request body") -> Any:
         return orjson.loads(body)
     except orjson.JSONDecodeError as first:
         if not body.strip():
-            raise HttpError(400, f"empty {what}: expected JSON") from None
+            raise InvalidInput(f"empty {what}: expected JSON") from None
         try:
             return json.loads(body)
         except (ValueError, UnicodeDecodeError):
-            raise HttpError(400, f"malformed JSON in {what}: {first}") from None
+            raise InvalidInput(f"malformed JSON in {what}: {first}") from None
         except RecursionError:
-            raise HttpError(400, f"JSON in {what} is nested too deeply") from None
+            raise InvalidInput(f"JSON in {what} is nested too deeply") from None
 
 
 def _first_bad(value: Any, where: str) -> Optional[str]:
@@ -83,10 +90,10 @@ def to_array(value: Any, where: str) -> np.ndarray:
     """Nested JSON lists of numbers to an ndarray; ``null`` is NaN (a missing
     value, for models that impute)."""
     if isinstance(value, (int, float)) and not isinstance(value, bool):
-        raise HttpError(400, f"{where} must be a list of numbers or a list of rows, got a number")
+        raise InvalidInput(f"{where} must be a list of numbers or a list of rows, got a number")
     if not isinstance(value, list):
-        raise HttpError(
-            400, f"{where} must be a list of numbers or a list of rows, got {_json_type(value)}"
+        raise InvalidInput(
+            f"{where} must be a list of numbers or a list of rows, got {_json_type(value)}"
         )
     try:
         array = np.array(value)
@@ -95,7 +102,7 @@ def to_array(value: Any, where: str) -> np.ndarray:
             why = _ragged(value, where) or "too many levels of nesting"
         except RecursionError:
             why = "too many levels of nesting"
-        raise HttpError(400, f"{where} is not rectangular: {why}") from None
+        raise InvalidInput(f"{where} is not rectangular: {why}") from None
     if array.dtype.kind in _NUMERIC_KINDS:
         return array
     try:
@@ -103,13 +110,13 @@ def to_array(value: Any, where: str) -> np.ndarray:
     except RecursionError:
         bad = f"{where} holds lists nested too deeply"
     if bad:
-        raise HttpError(400, f"non-numeric value: {bad}")
+        raise InvalidInput(f"non-numeric value: {bad}")
     # numbers mixed with null (object dtype, where float64 turns None into
     # NaN), or integers too big for int64
     try:
         return np.array(value, dtype=np.float64)
     except OverflowError:
-        raise HttpError(400, f"{where} holds an integer too large for a float") from None
+        raise InvalidInput(f"{where} holds an integer too large for a float") from None
 
 
 def to_matrix(value: Any, where: str) -> np.ndarray:
@@ -119,8 +126,8 @@ def to_matrix(value: Any, where: str) -> np.ndarray:
     if array.ndim == 1:
         return array.reshape(1, -1)
     if array.ndim != 2:
-        raise HttpError(
-            400, f"{where} must be a list of numbers or a list of rows, got {array.ndim} levels "
+        raise InvalidInput(
+            f"{where} must be a list of numbers or a list of rows, got {array.ndim} levels "
                  f"of nesting (shape {list(array.shape)})"
         )
     return array
@@ -142,8 +149,7 @@ def rows_from_named(records: Sequence[dict], served: ServedModel, where: str) ->
     """Rows given as objects keyed by feature name (``feature_names_in_``)."""
     names = served.feature_names
     if names is None:
-        raise HttpError(
-            400,
+        raise InvalidInput(
             f"{where}[0] is an object, but model {served.name!r} was fitted without feature "
             f"names: send each row as a list of {served.n_features} numbers",
         )
@@ -151,15 +157,15 @@ def rows_from_named(records: Sequence[dict], served: ServedModel, where: str) ->
     out = np.empty((len(records), len(names)), dtype=np.float64)
     for i, record in enumerate(records):
         if not isinstance(record, dict):
-            raise HttpError(400, f"{where}[{i}] must be an object like {where}[0], "
+            raise InvalidInput(f"{where}[{i}] must be an object like {where}[0], "
                                  f"got {_json_type(record)}")
         missing = [n for n in names if n not in record]
         if missing:
-            raise HttpError(400, f"{where}[{i}] lacks feature(s) {', '.join(map(repr, missing[:5]))}"
+            raise InvalidInput(f"{where}[{i}] lacks feature(s) {', '.join(map(repr, missing[:5]))}"
                                  + (", ..." if len(missing) > 5 else ""))
         unknown = [k for k in record if k not in names]
         if unknown:
-            raise HttpError(400, f"{where}[{i}] has unknown feature(s) "
+            raise InvalidInput(f"{where}[{i}] has unknown feature(s) "
                                  f"{', '.join(map(repr, unknown[:5]))}; the model's features are "
                                  f"{', '.join(map(repr, names[:10]))}" + (", ..." if len(names) > 10 else ""))
         for j, n in enumerate(names):
@@ -170,9 +176,9 @@ def rows_from_named(records: Sequence[dict], served: ServedModel, where: str) ->
                 try:
                     out[i, j] = v
                 except OverflowError:
-                    raise HttpError(400, f"{where}[{i}][{n!r}] is too large for a float") from None
+                    raise InvalidInput(f"{where}[{i}][{n!r}] is too large for a float") from None
             else:
-                raise HttpError(400, f"non-numeric value: {where}[{i}][{n!r}] is {_show(v)}")
+                raise InvalidInput(f"non-numeric value: {where}[{i}][{n!r}] is {_show(v)}")
     return out
 
 
@@ -181,13 +187,12 @@ def instances_to_matrix(instances: Any, served: ServedModel, where: str = "insta
     numbers), of the lesson's ``{"features": [...]}`` objects, or of objects
     keyed by feature name."""
     if not isinstance(instances, list):
-        raise HttpError(400, f"{where} must be a list of rows, got {_json_type(instances)}")
+        raise InvalidInput(f"{where} must be a list of rows, got {_json_type(instances)}")
     if not instances:
-        raise HttpError(400, f"{where} is empty: send at least one row")
+        raise InvalidInput(f"{where} is empty: send at least one row")
     first = instances[0]
     if isinstance(first, str):
-        raise HttpError(
-            400,
+        raise InvalidInput(
             f"non-numeric value: {where}[0] is {_show(first)}. Each instance is a row of "
             f"{served.n_features} numbers. (aiplatform's Endpoint.predict(instances) takes a list: "
             "a dict passed as instances sends only its keys, e.g. [\"features\"]; call "
@@ -198,7 +203,7 @@ def instances_to_matrix(instances: Any, served: ServedModel, where: str = "insta
             rows = []
             for i, inst in enumerate(instances):
                 if not isinstance(inst, dict) or "features" not in inst:
-                    raise HttpError(400, f"{where}[{i}] lacks the key 'features' that {where}[0] has")
+                    raise InvalidInput(f"{where}[{i}] lacks the key 'features' that {where}[0] has")
                 rows.append(inst["features"])
             return to_matrix(rows, f"{where}[*].features")
         return rows_from_named(instances, served, where)
@@ -210,12 +215,12 @@ def decode_csv(body: bytes) -> np.ndarray:
     """CSV rows of numbers (no header), as SageMaker's scikit-learn container
     reads them; ``nan`` for missing values."""
     if not body.strip():
-        raise HttpError(400, "empty request body: expected CSV rows of numbers")
+        raise InvalidInput("empty request body: expected CSV rows of numbers")
     try:
         return np.loadtxt(io.BytesIO(body), delimiter=",", dtype=np.float64, ndmin=2,
                           encoding="utf-8")
     except (ValueError, UnicodeDecodeError) as e:
-        raise HttpError(400, f"malformed CSV: {e}") from None
+        raise InvalidInput(f"malformed CSV: {e}") from None
 
 
 def decode_npy(body: bytes) -> np.ndarray:
@@ -227,7 +232,7 @@ def decode_npy(body: bytes) -> np.ndarray:
     is checked against the bytes that came, and the array is a view of them.
     """
     if not body:
-        raise HttpError(400, "empty request body: expected an .npy array")
+        raise InvalidInput("empty request body: expected an .npy array")
     fp = io.BytesIO(body)
     try:
         version = np.lib.format.read_magic(fp)
@@ -242,19 +247,19 @@ def decode_npy(body: bytes) -> np.ndarray:
         raise
     except Exception as e:  # noqa: BLE001 - numpy's parser of untrusted header text
         # raises ValueError, SyntaxError, tokenize.TokenError, TypeError...
-        raise HttpError(400, f"malformed NPY: {e}") from None
+        raise InvalidInput(f"malformed NPY: {e}") from None
     if dtype.hasobject or dtype.kind not in _NUMERIC_KINDS:
-        raise HttpError(400, f"NPY array has dtype {dtype}; expected numbers")
+        raise InvalidInput(f"NPY array has dtype {dtype}; expected numbers")
     data = memoryview(body)[fp.tell():]
     expected = math.prod(shape) * dtype.itemsize
     if len(data) != expected:
-        raise HttpError(400, f"malformed NPY: the header says shape {list(shape)} of {dtype} "
+        raise InvalidInput(f"malformed NPY: the header says shape {list(shape)} of {dtype} "
                              f"({expected} bytes), the body has {len(data)} bytes of data")
     array = np.frombuffer(data, dtype=dtype).reshape(shape, order="F" if fortran_order else "C")
     if array.ndim == 1:
         return array.reshape(1, -1)
     if array.ndim != 2:
-        raise HttpError(400, f"NPY array has shape {list(shape)}; expected rows of features")
+        raise InvalidInput(f"NPY array has shape {list(shape)}; expected rows of features")
     return array
 
 
@@ -287,18 +292,17 @@ def decode_payload(request_body: bytes, media: str, served: ServedModel) -> Tupl
         if "instances" in data:
             return instances_to_matrix(data["instances"], served), INSTANCES
         if "inputs" in data:
-            raise HttpError(400, "this looks like an Open Inference Protocol (V2) request: "
+            raise InvalidInput("this looks like an Open Inference Protocol (V2) request: "
                                  f"POST it to /v2/models/{served.name}/infer")
         keys = ", ".join(repr(k) for k in list(data)[:5]) or "none"
-        raise HttpError(
-            400,
+        raise InvalidInput(
             f"missing key 'features': expected {{\"features\": [{', '.join(map(str, served.example_row()[:4]))}"
             f"{', ...' if served.n_features > 4 else ''}]}} (or \"instances\", or a bare array); "
             f"got keys {keys}",
         )
     if isinstance(data, list):
         return to_matrix(data, "body"), BARE
-    raise HttpError(400, f"expected a JSON object like {{\"features\": [...]}} or an array, "
+    raise InvalidInput(f"expected a JSON object like {{\"features\": [...]}} or an array, "
                          f"got {_json_type(data)}")
 
 
@@ -375,3 +379,131 @@ def choose_accept(accept: Optional[str], offered: Sequence[str], default: str) -
         if mtype in offered:
             return mtype
     return None
+
+
+# -- tensors of the Open Inference Protocol (V2) ------------------------------------
+
+# V2 datatypes and their little-endian numpy dtypes (the binary extension's
+# byte order).
+TENSOR_DTYPES = {
+    "BOOL": np.dtype("?"),
+    "UINT8": np.dtype("<u1"), "UINT16": np.dtype("<u2"), "UINT32": np.dtype("<u4"),
+    "UINT64": np.dtype("<u8"),
+    "INT8": np.dtype("<i1"), "INT16": np.dtype("<i2"), "INT32": np.dtype("<i4"),
+    "INT64": np.dtype("<i8"),
+    "FP16": np.dtype("<f2"), "FP32": np.dtype("<f4"), "FP64": np.dtype("<f8"),
+}
+_DATATYPE_NAMES = {dt.str.lstrip("<|=>"): name for name, dt in TENSOR_DTYPES.items()}
+# Triton's binary tensor data extension: the length of the JSON header that
+# comes before the raw tensors.
+HEADER_LENGTH = "inference-header-content-length"
+
+
+def datatype_of(dtype: np.dtype) -> str:
+    """The V2 datatype of an output's dtype (strings and objects: BYTES)."""
+    if dtype.kind in "USO":
+        return "BYTES"
+    name = _DATATYPE_NAMES.get(dtype.str.lstrip("<|=>"))
+    if name is None:
+        raise TypeError(f"cannot send dtype {dtype} as a V2 tensor")
+    return name
+
+
+def split_inference_body(body: bytes, header_length: Optional[str]) -> Tuple[Any, memoryview]:
+    """The inference request's JSON and the binary data after it: with
+    ``Inference-Header-Content-Length``, the JSON is that many bytes at the
+    start of the body and raw tensors follow."""
+    if header_length is None:
+        return parse_json(body), memoryview(b"")
+    try:
+        n = int(header_length)
+    except ValueError:
+        raise InvalidInput(f"Inference-Header-Content-Length {header_length!r} is not an integer") from None
+    if not 0 <= n <= len(body):
+        raise InvalidInput(f"Inference-Header-Content-Length {n} is outside the body's "
+                           f"{len(body)} bytes")
+    return parse_json(body[:n], what="inference header"), memoryview(body)[n:]
+
+
+def _tensor_shape(value: Any, where: str) -> Tuple[int, ...]:
+    if not isinstance(value, list) or not all(
+        isinstance(d, int) and not isinstance(d, bool) and d >= 0 for d in value
+    ):
+        raise InvalidInput(f"{where}.shape must be a list of non-negative integers, got {value!r}")
+    return tuple(value)
+
+
+def decode_tensor(tensor: Any, binary: memoryview, offset: int, where: str) -> Tuple[np.ndarray, int]:
+    """One input tensor to a 2-D batch, from its JSON ``data`` or from
+    ``binary`` at ``offset`` (its ``parameters.binary_data_size``); returns
+    the batch and the next binary offset."""
+    if not isinstance(tensor, dict):
+        raise InvalidInput(f"{where} must be an object with name, shape, datatype and data")
+    for key in ("name", "shape", "datatype"):
+        if key not in tensor:
+            raise InvalidInput(f"{where} lacks {key!r}")
+    shape = _tensor_shape(tensor["shape"], where)
+    datatype = tensor["datatype"]
+    dtype = TENSOR_DTYPES.get(datatype) if isinstance(datatype, str) else None
+    if dtype is None:
+        raise InvalidInput(f"{where}.datatype {datatype!r} is not supported: send one of "
+                           f"{', '.join(TENSOR_DTYPES)}")
+    count = math.prod(shape)
+    parameters = tensor.get("parameters") or {}
+    if not isinstance(parameters, dict):
+        raise InvalidInput(f"{where}.parameters must be an object")
+    size = parameters.get("binary_data_size")
+    if size is not None:
+        if not isinstance(size, int) or size < 0:
+            raise InvalidInput(f"{where}.parameters.binary_data_size must be a non-negative integer")
+        if offset + size > len(binary):
+            raise InvalidInput(f"{where} has binary_data_size {size} but only "
+                               f"{len(binary) - offset} bytes of binary data are left")
+        if size != count * dtype.itemsize:
+            raise InvalidInput(f"{where} has binary_data_size {size}, but shape {list(shape)} of "
+                               f"{datatype} takes {count * dtype.itemsize} bytes")
+        array = np.frombuffer(binary[offset:offset + size], dtype=dtype).reshape(shape)
+        offset += size
+    else:
+        if "data" not in tensor:
+            raise InvalidInput(f"{where} lacks 'data' (and has no binary_data_size)")
+        array = to_array(tensor["data"], f"{where}.data")
+        if array.size != count:
+            raise InvalidInput(f"{where}.data has {array.size} values but shape {list(shape)} "
+                               f"needs {count}")
+        array = array.reshape(shape).astype(dtype, copy=False)
+    if array.ndim == 1:
+        array = array.reshape(1, -1)
+    elif array.ndim != 2:
+        raise InvalidInput(f"{where}.shape {list(shape)} must be [rows, features]")
+    return array, offset
+
+
+def _bytes_tensor(array: np.ndarray) -> bytes:
+    """Triton's BYTES serialisation: each element's length (uint32, little
+    endian) then its UTF-8 bytes."""
+    parts = []
+    for item in array.ravel().tolist():
+        b = item.encode() if isinstance(item, str) else str(item).encode()
+        parts.append(struct.pack("<I", len(b)))
+        parts.append(b)
+    return b"".join(parts)
+
+
+def encode_tensor(name: str, result: Any, binary: bool) -> Tuple[dict, Optional[bytes]]:
+    """An output tensor: its JSON description (with ``data``, or with
+    ``parameters.binary_data_size`` when ``binary``) and its raw bytes for
+    the binary extension (None when in the JSON)."""
+    if isinstance(result, list):
+        # a multi-output classifier's probabilities: one array per output,
+        # sent side by side as one [rows, sum of classes] tensor
+        result = np.hstack(result)
+    result = np.ascontiguousarray(result)
+    tensor: dict = {"name": name, "shape": list(result.shape), "datatype": datatype_of(result.dtype)}
+    if not binary:
+        tensor["data"] = result.ravel()
+        return tensor, None
+    raw = _bytes_tensor(result) if tensor["datatype"] == "BYTES" else \
+        result.astype(result.dtype.newbyteorder("<"), copy=False).tobytes()
+    tensor["parameters"] = {"binary_data_size": len(raw)}
+    return tensor, raw

@@ -22,7 +22,8 @@ from starlette.requests import Request as StarletteRequest
 from starlette.responses import Response as StarletteResponse
 
 import mlfast
-from mlfast.serving.core import Request, Response, Route, Service, json_error
+from mlfast.serving.http import DRAIN_LIMIT, Request, Response, Route, json_error
+from mlfast.serving.service import INTERNAL_ERROR, Service
 from mlfast.serving.schemas import ErrorBody
 
 # Bodies up to this size are handled on the event loop: decoding and
@@ -30,11 +31,6 @@ from mlfast.serving.schemas import ErrorBody
 # pool.  Larger bodies go to the pool so one big batch does not stall the
 # other connections.
 INLINE_BODY = 64 * 1024
-# A body over the limit is read and dropped up to this many bytes before the
-# 413 is sent: answering while the client is still sending makes it see a
-# reset connection instead of the 413.
-DRAIN_LIMIT = 64 * 1024 * 1024
-
 _COMPONENT = "#/components/schemas/{model}"
 
 
@@ -264,7 +260,7 @@ def build_app(service: Service) -> FastAPI:
         return _starlette(response)
 
     async def server_error(request: StarletteRequest, exc: Exception) -> StarletteResponse:
-        return _starlette(json_error(500, "internal server error; the server log has the details"))
+        return _starlette(json_error(500, INTERNAL_ERROR))
 
     app.add_exception_handler(StarletteHTTPException, http_error)
     app.add_exception_handler(Exception, server_error)

@@ -16,11 +16,9 @@ from flask import Response as FlaskResponse
 from flask import request as flask_request
 from werkzeug.exceptions import HTTPException
 
-from mlfast.serving.core import Request, Response, Route, Service, json_error
+from mlfast.serving.http import DRAIN_LIMIT, Request, Response, Route, json_error
+from mlfast.serving.service import INTERNAL_ERROR, Service
 
-# See serving/fastapi.py: an over-limit body is read and dropped up to this
-# many bytes so the client gets its 413 instead of a reset connection.
-DRAIN_LIMIT = 64 * 1024 * 1024
 _CHUNK = 64 * 1024
 
 
@@ -104,6 +102,6 @@ def build_app(service: Service) -> Flask:
     @app.errorhandler(Exception)
     def server_error(exc: Exception) -> FlaskResponse:
         app.logger.exception("error serving %s %s", flask_request.method, flask_request.path)
-        return _flask_response(json_error(500, "internal server error; the server log has the details"))
+        return _flask_response(json_error(500, INTERNAL_ERROR))
 
     return app

@@ -22,7 +22,7 @@ drained into totals kept here and handed to prometheus-client as metric
 families; prometheus-client writes the exposition format.
 
 Several workers: prometheus-client's multiprocess mode.  The server sets
-``PROMETHEUS_MULTIPROC_DIR`` before this module is imported (the mode is
+``PROMETHEUS_MULTIPROC_DIR`` before a Metrics is made (the mode is
 chosen when prometheus-client is first imported), each worker writes its
 samples to files there, and ``/metrics`` in any worker sums them all.  A
 worker counts its requests in the same tally as one process does and
@@ -45,7 +45,8 @@ import threading
 import time
 from typing import Any, Dict, Iterator, List, Optional, Sequence, Tuple
 
-from mlfast.serving.core import ModelRegistry, Request, Response, Route, ServedModel
+from mlfast.serving.http import Request, Response, Route
+from mlfast.serving.registry import ModelRegistry, ServedModel
 from mlfast.serving.schemas import MetricsText
 
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
@@ -65,11 +66,13 @@ def multiprocess() -> bool:
     return bool(os.environ.get(MULTIPROC_ENV))
 
 
-# prometheus-client turns multiprocess mode on when the variable exists,
-# even empty, and then writes its files into the working directory: an
-# empty value means "not set".
-if MULTIPROC_ENV in os.environ and not os.environ[MULTIPROC_ENV]:
-    del os.environ[MULTIPROC_ENV]
+def clear_empty_multiproc_env() -> None:
+    """prometheus-client turns multiprocess mode on when the variable exists,
+    even empty, and then writes its files into the working directory: an
+    empty value means "not set", so it is removed before prometheus-client
+    is imported."""
+    if MULTIPROC_ENV in os.environ and not os.environ[MULTIPROC_ENV]:
+        del os.environ[MULTIPROC_ENV]
 
 
 class Metrics:
@@ -78,6 +81,7 @@ class Metrics:
     multiprocess mode in the shared directory."""
 
     def __init__(self, registry: ModelRegistry):
+        clear_empty_multiproc_env()
         from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, disable_created_metrics
 
         disable_created_metrics()  # the *_created series double the output for nothing we use

@@ -37,7 +37,9 @@ from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence
 
 import orjson
 
-from mlfast.serving.core import STATS, HttpError, Request, RequestStats, Response, Route, Service
+from mlfast.serving.http import HttpError, Request, Response, Route
+from mlfast.serving.registry import STATS, RequestStats
+from mlfast.serving.service import Service
 
 log = logging.getLogger("mlfast.serving")
 access_log = logging.getLogger("mlfast.access")

@@ -27,9 +27,9 @@ import tempfile
 from typing import Any, Dict, Optional
 
 from mlfast.serving import FRAMEWORKS, create_app
-from mlfast.serving.core import Service
+from mlfast.serving.metrics import MULTIPROC_ENV, clear_empty_multiproc_env
+from mlfast.serving.service import Service
 
-MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 _runtime: Dict[str, Any] = {}
 
 
@@ -38,8 +38,7 @@ def prepare(workers: int) -> Optional[str]:
     directory, and prometheus-client's multiprocess mode pointed into it
     (the mode is fixed when prometheus-client is first imported).  A
     ``PROMETHEUS_MULTIPROC_DIR`` already set is used as it is."""
-    if os.environ.get(MULTIPROC_ENV) == "":
-        del os.environ[MULTIPROC_ENV]  # see serving.metrics: empty means unset
+    clear_empty_multiproc_env()
     if workers <= 1:
         return None
     if "dir" not in _runtime:

@@ -16,6 +16,7 @@ from __future__ import annotations
 import io
 import json
 import math
+import re
 import struct
 from typing import Any, List, Optional, Sequence, Tuple
 
@@ -31,22 +32,121 @@ NPY_TYPES = ("application/x-npy",)
 
 _NUMERIC_KINDS = "biuf"
 
+# JSON arrays and objects a body may hold: parsed, each costs about 100
+# bytes of Python objects (a 16 MB body of "[]," would take 550 MB before
+# it could be refused), so past this many rows the batch goes as NPY or
+# CSV, or in parts.  Counted only in bodies long enough to hold more.
+MAX_JSON_CONTAINERS = 1 << 20
+
+# An escape of a UTF-16 surrogate (\ud800-\udfff) in JSON text: only a pair
+# of them is a character.
+_SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
 
 def parse_json(body: bytes, *, what: str = "request body") -> Any:
     """orjson first; a body it refuses gets a second chance with the standard
     library, which also reads the NaN and Infinity that Python's
-    ``json.dumps`` writes (orjson, strictly, does not)."""
+    ``json.dumps`` writes (orjson, strictly, does not).  What the second
+    parser reads must still be writable as JSON: a lone surrogate escape
+    (``"\\ud800"``), which orjson refuses to read and to write, is refused."""
+    if len(body) > 2 * MAX_JSON_CONTAINERS and \
+            body.count(b"[") + body.count(b"{") > MAX_JSON_CONTAINERS:
+        raise InvalidInput(f"{what} holds more than {MAX_JSON_CONTAINERS:,} JSON arrays and objects "
+                           "(rows): split the batch, or send it as NPY or CSV")
     try:
         return orjson.loads(body)
     except orjson.JSONDecodeError as first:
         if not body.strip():
             raise InvalidInput(f"empty {what}: expected JSON") from None
         try:
-            return json.loads(body)
+            doc = json.loads(body)
         except (ValueError, UnicodeDecodeError):
             raise InvalidInput(f"malformed JSON in {what}: {first}") from None
         except RecursionError:
             raise InvalidInput(f"JSON in {what} is nested too deeply") from None
+        if _SURROGATE_ESCAPE.search(body) and _holds_lone_surrogate(doc):
+            raise InvalidInput(f"malformed JSON in {what}: a string holds a lone UTF-16 surrogate "
+                               "(\\ud800 to \\udfff without its pair), which is not a character")
+        return doc
+
+
+def _holds_lone_surrogate(doc: Any) -> bool:
+    # json.loads joins a pair of surrogate escapes into one character, so a
+    # surrogate left in a string stood alone
+    stack = [doc]
+    while stack:
+        value = stack.pop()
+        if isinstance(value, str):
+            if not value.isascii() and _SURROGATE.search(value):
+                return True
+        elif isinstance(value, list):
+            stack.extend(value)
+        elif isinstance(value, dict):
+            stack.extend(value)
+            stack.extend(value.values())
+    return False
+
+
+# Previews of a request's values in error messages: about this many
+# characters, and lists and objects this deep.
+_PREVIEW_CHARS = 60
+_PREVIEW_DEPTH = 8
+
+
+def show(value: Any, limit: int = _PREVIEW_CHARS) -> str:
+    """A value from a request, as JSON-like text for an error message: about
+    ``limit`` characters whatever the value's size or depth (``...`` marks
+    what is left out), strings escaped as JSON escapes them (a control
+    character or a lone surrogate reads as its escape)."""
+    out: List[str] = []
+    _preview(value, out, limit + 1, 0)
+    text = "".join(out)
+    return text if len(text) <= limit else text[:limit - 3] + "..."
+
+
+def _preview(value: Any, out: List[str], room: int, depth: int) -> int:
+    """Appends a preview of ``value`` to ``out`` in about ``room``
+    characters; returns how many it used.  The work is bounded by ``room``
+    and ``_PREVIEW_DEPTH``, not by the value."""
+    if isinstance(value, str):
+        text = json.dumps(value[:room])
+    elif value is None or isinstance(value, bool):
+        text = "null" if value is None else ("true" if value else "false")
+    elif isinstance(value, int):
+        text = str(value) if value.bit_length() < 4 * room else f"<an integer of {value.bit_length()} bits>"
+    elif isinstance(value, float):
+        text = repr(value)
+    elif isinstance(value, (list, tuple, dict)):
+        if depth >= _PREVIEW_DEPTH:
+            text = "[...]" if not isinstance(value, dict) else "{...}"
+        else:
+            return _preview_container(value, out, room, depth)
+    else:
+        text = f"<{type(value).__name__}>"
+    out.append(text)
+    return len(text)
+
+
+def _preview_container(value: Any, out: List[str], room: int, depth: int) -> int:
+    is_dict = isinstance(value, dict)
+    used = 1
+    out.append("{" if is_dict else "[")
+    for i, item in enumerate(value.items() if is_dict else value):
+        if used >= room:
+            out.append("...")
+            return used + 3
+        if i:
+            out.append(", ")
+            used += 2
+        if is_dict:
+            key = json.dumps(str(item[0])[:room]) + ": "
+            out.append(key)
+            used += len(key)
+            item = item[1]
+        used += _preview(item, out, room - used, depth + 1)
+    out.append("}" if is_dict else "]")
+    return used + 1
 
 
 def _first_bad(value: Any, where: str) -> Optional[str]:
@@ -62,12 +162,7 @@ def _first_bad(value: Any, where: str) -> Optional[str]:
             if found:
                 return found
         return None
-    return f"{where} is {_show(value)}"
-
-
-def _show(value: Any) -> str:
-    text = json.dumps(value) if isinstance(value, (str, dict, list)) else repr(value)
-    return text if len(text) <= 60 else text[:57] + "..."
+    return f"{where} is {show(value)}"
 
 
 def _ragged(value: Any, where: str) -> str:
@@ -139,7 +234,7 @@ def _json_type(value: Any) -> str:
     if isinstance(value, bool):
         return "a boolean"
     if isinstance(value, str):
-        return f"the string {_show(value)}"
+        return f"the string {show(value)}"
     if isinstance(value, dict):
         return "an object"
     return type(value).__name__
@@ -178,7 +273,7 @@ def rows_from_named(records: Sequence[dict], served: ServedModel, where: str) ->
                 except OverflowError:
                     raise InvalidInput(f"{where}[{i}][{n!r}] is too large for a float") from None
             else:
-                raise InvalidInput(f"non-numeric value: {where}[{i}][{n!r}] is {_show(v)}")
+                raise InvalidInput(f"non-numeric value: {where}[{i}][{n!r}] is {show(v)}")
     return out
 
 
@@ -193,7 +288,7 @@ def instances_to_matrix(instances: Any, served: ServedModel, where: str = "insta
     first = instances[0]
     if isinstance(first, str):
         raise InvalidInput(
-            f"non-numeric value: {where}[0] is {_show(first)}. Each instance is a row of "
+            f"non-numeric value: {where}[0] is {show(first)}. Each instance is a row of "
             f"{served.n_features} numbers. (aiplatform's Endpoint.predict(instances) takes a list: "
             "a dict passed as instances sends only its keys, e.g. [\"features\"]; call "
             "endpoint.predict([payload]) or endpoint.predict([[...numbers...]]))",
@@ -418,7 +513,8 @@ def split_inference_body(body: bytes, header_length: Optional[str]) -> Tuple[Any
     try:
         n = int(header_length)
     except ValueError:
-        raise InvalidInput(f"Inference-Header-Content-Length {header_length!r} is not an integer") from None
+        raise InvalidInput(f"Inference-Header-Content-Length {show(header_length)} is not an "
+                           "integer") from None
     if not 0 <= n <= len(body):
         raise InvalidInput(f"Inference-Header-Content-Length {n} is outside the body's "
                            f"{len(body)} bytes")
@@ -426,10 +522,13 @@ def split_inference_body(body: bytes, header_length: Optional[str]) -> Tuple[Any
 
 
 def _tensor_shape(value: Any, where: str) -> Tuple[int, ...]:
-    if not isinstance(value, list) or not all(
+    # the length first: a shape of a million entries is refused before
+    # anything walks it (math.prod over it holds the GIL for seconds)
+    if not isinstance(value, list) or not 1 <= len(value) <= 2 or not all(
         isinstance(d, int) and not isinstance(d, bool) and d >= 0 for d in value
     ):
-        raise InvalidInput(f"{where}.shape must be a list of non-negative integers, got {value!r}")
+        raise InvalidInput(f"{where}.shape must be a list of non-negative integers, [rows, features] "
+                           f"(or [features] for one row), got {show(value)}")
     return tuple(value)
 
 
@@ -446,7 +545,7 @@ def decode_tensor(tensor: Any, binary: memoryview, offset: int, where: str) -> T
     datatype = tensor["datatype"]
     dtype = TENSOR_DTYPES.get(datatype) if isinstance(datatype, str) else None
     if dtype is None:
-        raise InvalidInput(f"{where}.datatype {datatype!r} is not supported: send one of "
+        raise InvalidInput(f"{where}.datatype {show(datatype)} is not supported: send one of "
                            f"{', '.join(TENSOR_DTYPES)}")
     count = math.prod(shape)
     parameters = tensor.get("parameters") or {}

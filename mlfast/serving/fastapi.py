@@ -22,7 +22,7 @@ from starlette.requests import Request as StarletteRequest
 from starlette.responses import Response as StarletteResponse
 
 import mlfast
-from mlfast.serving.http import DRAIN_LIMIT, Request, Response, Route, json_error
+from mlfast.serving.http import DRAIN_LIMIT, Request, Response, Route
 from mlfast.serving.service import INTERNAL_ERROR, Service
 from mlfast.serving.schemas import ErrorBody
 
@@ -66,14 +66,11 @@ async def _drain(stream, seen: int) -> None:
 
 
 async def _read_body(request: StarletteRequest, limit: int):
-    """The body, or None when it is over ``limit``.  A client that hangs up
-    mid-body raises starlette's ClientDisconnect, which the endpoint answers
-    with nothing."""
-    length = request.headers.get("content-length")
+    """The body, or None when it is over ``limit`` (a body without a
+    Content-Length, read up to the limit).  A client that hangs up mid-body
+    raises starlette's ClientDisconnect, which the endpoint answers with
+    nothing."""
     stream = request.stream()
-    if length is not None and length.isdigit() and int(length) > limit:
-        await _drain(stream, 0)
-        return None
     chunks: List[bytes] = []
     size = 0
     async for chunk in stream:
@@ -83,6 +80,26 @@ async def _read_body(request: StarletteRequest, limit: int):
             return None
         chunks.append(chunk)
     return b"".join(chunks)
+
+
+async def _discard_body(request: StarletteRequest, timeout: Optional[float]) -> bool:
+    """Reads and drops the body of a request answered without it, so that a
+    client still sending gets the answer rather than a reset connection;
+    False when the client hung up or did not finish within ``timeout``."""
+    try:
+        if timeout:
+            async with _deadline(timeout):
+                await _drain(request.stream(), 0)
+        else:
+            await _drain(request.stream(), 0)
+    except (asyncio.TimeoutError, ClientDisconnect):
+        return False
+    return True
+
+
+def _content_length(request: StarletteRequest) -> Optional[int]:
+    length = request.headers.get("content-length")
+    return int(length) if length is not None and length.isdigit() else None
 
 
 def _deadline(seconds: float):
@@ -125,6 +142,20 @@ def _endpoint(service: Service, route: Route):
                                client[0] if client else "")
         body = b""
         if reads_body:
+            # answers that need no body: a missing key, a Content-Length over
+            # the limit (a request without a key costs no memory for its body)
+            early = service.admit(route, core_request)
+            length = _content_length(request)
+            if early is None and length is not None and length > limit:
+                early = service.too_large(route, length, core_request)
+            if early is not None:
+                # receiving would send "100 Continue" to a client that asked
+                # before sending its body: it gets the answer and the
+                # connection closes instead
+                if request.headers.get("expect", "").lower() == "100-continue" or \
+                        not await _discard_body(request, timeout):
+                    early.headers["Connection"] = "close"
+                return _starlette(early)
             try:
                 if timeout:
                     try:
@@ -139,9 +170,7 @@ def _endpoint(service: Service, route: Route):
                 # error (nothing to log, and no one to answer)
                 return StarletteResponse(b"", 400)
             if body is None:
-                length = request.headers.get("content-length")
-                return _starlette(service.too_large(
-                    route, int(length) if length and length.isdigit() else None, core_request))
+                return _starlette(service.too_large(route, None, core_request))
             core_request.body = body
         if len(body) > INLINE_BODY:
             # a big batch goes to a thread (the GIL is released while the
@@ -213,6 +242,8 @@ def _openapi_extra(route: Route) -> Dict[str, Any]:
 def build_app(service: Service) -> FastAPI:
     served = service.registry.default
     app = FastAPIOffline(
+        # '/predict/' is not '/predict': a 404 in JSON, not a redirect
+        redirect_slashes=False,
         title=f"mlfast: {served.name}",
         version=mlfast.__version__,
         description=(f"Serving `{served.name}` ({served.model.estimator}, {served.kind}, "
@@ -254,13 +285,14 @@ def build_app(service: Service) -> FastAPI:
         if exc.status_code == 404:
             response = service.not_found(method, path)
         elif exc.status_code == 405:
-            response = service.method_not_allowed(method, path)
+            allow = (exc.headers or {}).get("Allow")
+            response = service.method_not_allowed(method, path, allow.split(", ") if allow else None)
         else:
-            response = json_error(exc.status_code, str(exc.detail))
+            response = service.answer(exc.status_code, str(exc.detail))
         return _starlette(response)
 
     async def server_error(request: StarletteRequest, exc: Exception) -> StarletteResponse:
-        return _starlette(json_error(500, INTERNAL_ERROR))
+        return _starlette(service.answer(500, INTERNAL_ERROR))
 
     app.add_exception_handler(StarletteHTTPException, http_error)
     app.add_exception_handler(Exception, server_error)

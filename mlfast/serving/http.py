@@ -20,9 +20,10 @@ import orjson
 # whose platform has a smaller limit declares it on its routes (Vertex AI
 # public endpoints: 1.5 MB; SageMaker real-time endpoints: 6 MB).
 DEFAULT_MAX_BODY = 16 * 1024 * 1024
-# A body over the limit is read and dropped up to this many bytes before the
-# 413 is sent: answering while the client is still sending makes it see a
-# reset connection instead of the 413.
+# A body the server will not use (over the limit, or sent without a valid
+# key) is read and dropped up to this many bytes before the answer goes out:
+# answering while the client is still sending makes it see a reset
+# connection instead of the answer.
 DRAIN_LIMIT = 64 * 1024 * 1024
 
 _JSON_OPTIONS = orjson.OPT_SERIALIZE_NUMPY
@@ -35,11 +36,13 @@ class Request:
     capped by the adapter at the route's limit; ``client`` the peer's
     address when the adapter knows it.  ``id`` (the request id), ``served``
     (the model that answered) and ``error_kind`` are filled in while the
-    request is handled, for the hooks that log and count it.
+    request is handled, for the hooks that log and count it; ``admitted``
+    says that the checks on headers (API keys) passed before the adapter
+    read the body (``Service.admit``).
     """
 
     __slots__ = ("method", "path", "params", "headers", "body", "query", "client", "id",
-                 "served", "error_kind")
+                 "served", "error_kind", "admitted")
 
     def __init__(
         self,
@@ -61,6 +64,7 @@ class Request:
         self.id: Optional[str] = None
         self.served: Any = None
         self.error_kind: Optional[str] = None
+        self.admitted = False
 
     def header(self, name: str, default: Optional[str] = None) -> Optional[str]:
         return self.headers.get(name, default)

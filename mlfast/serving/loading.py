@@ -41,8 +41,19 @@ class ModelIntegrityError(ValueError):
     """A model file whose SHA-256 is not the one it was pinned to."""
 
 
-def _sidecar_sha256(path: Path) -> Optional[str]:
+def _check_inside(path: Path, root: Path) -> None:
+    """Refuse a file that resolves (through links) to outside ``root``: a
+    repository's ``model.pkl -> /proc/self/environ`` would have its first
+    bytes quoted in the load error the admin index shows."""
+    real, top = os.path.realpath(path), os.path.realpath(root)
+    if os.path.commonpath([real, top]) != top:
+        raise ValueError(f"{path} links to {real}, outside {root}: refused")
+
+
+def _sidecar_sha256(path: Path, within: Optional[Path] = None) -> Optional[str]:
     side = path.with_name(path.name + ".sha256")
+    if within is not None and os.path.lexists(side):
+        _check_inside(side, within)
     try:
         text = side.read_text(encoding="ascii", errors="replace").strip()
     except OSError:
@@ -51,15 +62,19 @@ def _sidecar_sha256(path: Path) -> Optional[str]:
 
 
 def load_served(path: Union[str, os.PathLike], name: str, version: str = "1", *,
-                sha256: Optional[str] = None) -> ServedModel:
+                sha256: Optional[str] = None, within: Optional[Union[str, os.PathLike]] = None) -> ServedModel:
     """Read a model file once, check its SHA-256 (``sha256``, else the
     ``sha256sum`` line of a ``<file>.sha256`` beside it) before anything
     parses it, then load those very bytes: no second read for a swapped
-    file to slip into."""
+    file to slip into.  With ``within`` (a model repository), the file and
+    its ``.sha256`` must not resolve to outside that directory."""
     path = Path(path)
+    root = Path(within) if within is not None else None
+    if root is not None:
+        _check_inside(path, root)
     data = path.read_bytes()
     digest = hashlib.sha256(data).hexdigest()
-    expected = (sha256 or _sidecar_sha256(path) or "").strip().lower()
+    expected = (sha256 or _sidecar_sha256(path, root) or "").strip().lower()
     if expected and not hmac.compare_digest(digest, expected):
         raise ModelIntegrityError(f"{path} has SHA-256 {digest}, but {expected} was expected: "
                                   "it is not the file that was pinned")

@@ -49,6 +49,10 @@ def infer(served: ServedModel, request: Request) -> Response:
     doc, binary = codec.split_inference_body(request.body, request.header(codec.HEADER_LENGTH))
     if not isinstance(doc, dict):
         raise InvalidInput("expected an inference request object {\"inputs\": [...]}")
+    # the id is sent back as it came: it must be what the protocol says it
+    # is, a string (a list nested 300 deep is more than orjson writes)
+    if "id" in doc and not isinstance(doc["id"], str):
+        raise InvalidInput(f"'id' must be a string, got {codec.show(doc['id'])}")
     inputs = doc.get("inputs")
     if not isinstance(inputs, list) or not inputs:
         raise InvalidInput("missing key 'inputs': expected {\"inputs\": [{\"name\", \"shape\", "

@@ -9,7 +9,9 @@ Names and versions are what the URLs say (``/v2/models/{name}/versions/
 {version}/infer``); a directory whose name starts with ``.`` or ``_`` is
 skipped, so a new version can be written under ``.tmp-3`` and renamed to
 ``3`` when complete.  A model's default version is its highest (numbers
-order as numbers) unless one is pinned.
+order as numbers) unless one is pinned.  A model file (or its ``.sha256``)
+that a symbolic link takes outside the directory is refused, as a file that
+fails to load is.
 
 Changes come from the admin routes (``load``, ``unload``; the Open
 Inference Protocol's repository extension, ``serving.repository_routes``) and, when watching
@@ -201,7 +203,8 @@ class ModelRepository:
                         continue
                     self._pending.pop(key, None)
                     try:
-                        served = load_served(path, name, version, sha256=self.sha256.get(f"{name}/{version}"))
+                        served = load_served(path, name, version, sha256=self.sha256.get(f"{name}/{version}"),
+                                             within=self.root)
                     except Exception as e:  # noqa: BLE001 - every failure is reported, none is fatal
                         reason = _reason(e)
                         self._failed[key] = (fp, reason)

@@ -59,7 +59,7 @@ def routes(service: Service) -> List[Route]:
         if version is None:
             return None
         if isinstance(version, bool) or not isinstance(version, (str, int)):
-            raise InvalidInput(f"'version' must be a string, got {version!r}")
+            raise InvalidInput(f"'version' must be a string, got {codec.show(version)}")
         return str(version)
 
     def index(request: Request) -> Response:
@@ -73,7 +73,7 @@ def routes(service: Service) -> List[Route]:
         params = _repository_parameters(request)
         pin = params.get("pin")
         if pin is not None and not isinstance(pin, bool):
-            raise InvalidInput(f"'pin' must be true or false, got {pin!r}")
+            raise InvalidInput(f"'pin' must be true or false, got {codec.show(pin)}")
         answer = repository.load(request.params["name"], version_of(params), pin)
         registry.for_request(request, request.params["name"])
         return json_response(answer)

@@ -6,7 +6,9 @@ arrays copy-on-write (``gc.freeze()`` first, so that the collector does not
 write to every object's header in each worker and un-share its page).
 FastAPI workers under gunicorn use the ``uvicorn-worker`` package's worker
 class; Flask runs on gunicorn's threaded worker (a WSGI app needs a WSGI
-server, and Flask's development server is not one to expose).
+server, and Flask's development server is not one to expose), given a
+deadline for reading each request (``ReadDeadlines``) and JSON answers to
+the requests gunicorn itself refuses.
 
 Several workers share one port and one runtime directory (``prepare``):
 prometheus-client's multiprocess files, and the model repository's admin
@@ -20,14 +22,20 @@ from __future__ import annotations
 
 import atexit
 import gc
+import itertools
 import os
 import shutil
 import signal
+import socket
 import tempfile
-from typing import Any, Dict, Optional
+import threading
+import time
+from http import HTTPStatus
+from typing import Any, Dict, Optional, Tuple
 
 from mlfast.serving import FRAMEWORKS, create_app
 from mlfast.serving.metrics import MULTIPROC_ENV, clear_empty_multiproc_env
+from mlfast.serving.http import Response
 from mlfast.serving.service import Service
 
 _runtime: Dict[str, Any] = {}
@@ -153,9 +161,123 @@ def run(
 
         options["worker_class"] = Worker
     else:
-        options["worker_class"] = "gthread"
+        options["worker_class"] = _flask_worker(service, timeout)
         options["threads"] = threads
     _gunicorn(app, options).run()
+
+
+class ReadDeadlines:
+    """Connections whose request is being read, each with the time by which
+    it must have arrived.
+
+    gunicorn's threaded worker reads a request (headers and body) on a
+    blocking socket with no timeout, and its worker timeout never fires
+    while the main loop runs: a client sending a byte every few seconds
+    holds a thread for as long as it likes, and as many clients as threads
+    hold the worker.  A thread here looks at the armed connections a few
+    times per timeout and shuts the reading side of a late one: the worker
+    thread blocked on it reads the end of the stream, and the request ends
+    (408 when its headers had come, the connection closed when not).
+    Arming and disarming are a dict store and a pop: no lock, no wakeup.
+    """
+
+    def __init__(self, seconds: float):
+        self.seconds = seconds
+        self._active: Dict[int, Tuple[float, Any]] = {}
+        self._keys = itertools.count()
+        self._pid: Optional[int] = None
+
+    def arm(self, sock: Any) -> int:
+        if self._pid != os.getpid():  # the first request of this worker process
+            self._pid = os.getpid()
+            threading.Thread(target=self._watch, name="mlfast-read-deadlines", daemon=True).start()
+        key = next(self._keys)
+        self._active[key] = (time.monotonic() + self.seconds, sock)
+        return key
+
+    def disarm(self, key: int) -> None:
+        self._active.pop(key, None)
+
+    def expire(self, now: float) -> int:
+        """Shut the reading side of every connection late at ``now``."""
+        late = 0
+        for key, (deadline, sock) in list(self._active.items()):
+            if deadline <= now and self._active.pop(key, None) is not None:
+                late += 1
+                try:
+                    # socket.socket's own shutdown: an SSLSocket's would drop
+                    # its TLS state under the thread still reading it
+                    socket.socket.shutdown(sock, socket.SHUT_RD)
+                except OSError:
+                    pass
+        return late
+
+    def _watch(self) -> None:
+        interval = min(1.0, self.seconds / 4)
+        while True:  # a daemon thread: it ends with its process
+            time.sleep(interval)
+            self.expire(time.monotonic())
+
+
+def _flask_worker(service: Service, read_timeout: Optional[float]) -> type:
+    """gunicorn's threaded worker (the WSGI worker for Flask) with what
+    facing clients needs and it lacks: a request must arrive within
+    ``read_timeout`` seconds (``ReadDeadlines``), and a request gunicorn
+    cannot parse (oversized headers, a malformed request line) is answered
+    in JSON with the headers of every answer, not an HTML page."""
+    from gunicorn.http.errors import (
+        ExpectationFailed,
+        ForbiddenProxyRequest,
+        InvalidResponseHeader,
+        InvalidResponseHeaderName,
+        LimitRequestHeaders,
+        LimitRequestLine,
+        ParseException,
+        UnsupportedTransferCoding,
+    )
+    from gunicorn.util import write_nonblock
+    from gunicorn.workers.gthread import ThreadWorker
+
+    statuses = {LimitRequestHeaders: 431, LimitRequestLine: 414, ExpectationFailed: 417,
+                ForbiddenProxyRequest: 403, UnsupportedTransferCoding: 501}
+    deadlines = ReadDeadlines(read_timeout) if read_timeout else None
+
+    class FlaskWorker(ThreadWorker):
+        def handle(self, conn: Any) -> Any:
+            if deadlines is None:
+                return super().handle(conn)
+            key = deadlines.arm(conn.sock)
+            try:
+                return super().handle(conn)
+            finally:
+                deadlines.disarm(key)
+
+        def handle_error(self, req: Any, client: Any, addr: Any, exc: BaseException) -> None:
+            if not isinstance(exc, ParseException) or \
+                    isinstance(exc, (InvalidResponseHeader, InvalidResponseHeaderName)):
+                super().handle_error(req, client, addr, exc)  # a fault of the server: a 500
+                return
+            status = next((s for cls, s in statuses.items() if isinstance(exc, cls)), 400)
+            self.log.warning("Invalid request from ip=%s: %s", (addr or ("",))[0], exc)
+            try:
+                write_nonblock(client, _raw_response(service.answer(status, f"malformed request: {exc}")))
+            except Exception:  # noqa: BLE001 - the client may be gone
+                self.log.debug("Failed to send error message.")
+
+    return FlaskWorker
+
+
+def _raw_response(response: Response) -> bytes:
+    """An answer as HTTP/1.1 bytes, closing the connection (for what gunicorn
+    writes itself)."""
+    try:
+        reason = HTTPStatus(response.status).phrase
+    except ValueError:
+        reason = "Error"
+    lines = [f"HTTP/1.1 {response.status} {reason}", "Connection: close",
+             f"Content-Type: {response.content_type}", f"Content-Length: {len(response.body)}"]
+    lines += [f"{name}: {value}" for name, value in response.headers.items()]
+    return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + response.body
 
 
 def _exit_cleanly(signum: int, frame: Any) -> None:

@@ -72,7 +72,9 @@ class Service:
 
     ``hooks`` wrap every call (outermost first) and are the seam for
     metrics, auth and limits (``serving.ops``): a hook gets the route, the
-    request and a ``call_next`` and returns a Response.
+    request and a ``call_next`` and returns a Response.  ``authorize``
+    (set by ``serving.ops`` when keys are configured) checks a request's
+    headers; the adapters call it through ``admit`` before they read a body.
 
     ``max_body`` caps every body; ``protocol_limits`` (protocol name to
     bytes) replaces a protocol's own limits (SageMaker's 6 MB, Vertex AI's
@@ -81,7 +83,8 @@ class Service:
     platforms' settings (``AIP_PREDICT_ROUTE``...).  ``repository`` is the
     model repository behind the registry when one is served;
     ``on_worker_start`` callbacks run once in each serving process (after a
-    fork).
+    fork).  ``headers`` go on every answer, those made outside the routes
+    too (``answer``).
     """
 
     def __init__(self, registry: ModelRegistry, *, max_body: int = DEFAULT_MAX_BODY,
@@ -97,6 +100,8 @@ class Service:
         self.hooks: List[Hook] = []
         self.repository: Any = None
         self.metrics: Any = None
+        self.authorize: Optional[Callable[[Route, Request], None]] = None
+        self.headers: Dict[str, str] = {}
         self.on_worker_start: List[Callable[[], None]] = []
         self._seen: set = set()
 
@@ -146,6 +151,21 @@ class Service:
         except Exception as e:
             return self._error(route, request, e)
 
+    def admit(self, route: Route, request: Request) -> Optional[Response]:
+        """The checks that need only the headers (API keys), made by the
+        adapters before they read a body, so that a request without a valid
+        key costs no memory for its body: None to go on, else the refusal
+        (counted and logged like any answer)."""
+        if self.authorize is None:
+            return None
+        try:
+            self.authorize(route, request)
+        except HttpError as refusal:
+            request.admitted = True  # checked: the hooks need not check again
+            return self.refuse(route, request, refusal)
+        request.admitted = True
+        return None
+
     def error_response(self, route: Route, request: Request, error: Exception) -> Response:
         """The answer to an error raised while handling ``request``, as the
         hooks' levels make it (for a hook that checks before ``call_next``)."""
@@ -170,6 +190,14 @@ class Service:
                   exc_info=error)
         return route.on_error(500, INTERNAL_ERROR)
 
+    def refuse(self, route: Route, request: Request, error: HttpError) -> Response:
+        """The answer to a request refused before its handler ran, made
+        through the hooks so that it is counted and logged like any other."""
+        def raise_error(_: Request) -> Response:
+            raise error
+
+        return self.handle(route, request, raise_error)
+
     def too_large(self, route: Route, size: Optional[int] = None,
                   request: Optional[Request] = None) -> Response:
         limit = self.body_limit(route)
@@ -177,11 +205,7 @@ class Service:
         message = f"request body too large{got}: the limit is {limit} bytes"
         if request is None:
             return route.on_error(413, message)
-
-        def refuse(_: Request) -> Response:
-            raise HttpError(413, message)
-
-        return self.handle(route, request, refuse)
+        return self.refuse(route, request, HttpError(413, message))
 
     def timed_out(self, route: Route, request: Request, status: int = 504) -> Response:
         """408 when the client did not send its body in time, 504 when the
@@ -190,17 +214,30 @@ class Service:
             message = f"the request body did not arrive within {self.request_timeout:g} s"
         else:
             message = f"the request took longer than {self.request_timeout:g} s"
+        return self.refuse(route, request, HttpError(status, message, {"Connection": "close"}))
 
-        def refuse(_: Request) -> Response:
-            raise HttpError(status, message, {"Connection": "close"})
+    def incomplete_body(self, route: Route, request: Request) -> Response:
+        """A body that ended before its Content-Length: the client hung up,
+        or did not send it within the request timeout (the server stopped
+        reading)."""
+        if self.request_timeout:
+            return self.timed_out(route, request, 408)
+        return self.refuse(route, request, HttpError(400, "the request body ended before its "
+                                                          "Content-Length", {"Connection": "close"}))
 
-        return self.handle(route, request, refuse)
+    def answer(self, status: int, message: str, headers: Optional[Dict[str, str]] = None) -> Response:
+        """An answer made outside the routes (no route for the path, a
+        method the route does not take, a request the framework refused):
+        ``{"error": ...}`` with the headers every answer carries."""
+        return json_error(status, message, {**self.headers, **(headers or {})})
 
     def not_found(self, method: str, path: str) -> Response:
-        return json_error(404, f"no route for {method} {path}")
+        return self.answer(404, f"no route for {method} {path}")
 
-    def method_not_allowed(self, method: str, path: str) -> Response:
-        return json_error(405, f"method {method} is not allowed for {path}")
+    def method_not_allowed(self, method: str, path: str,
+                           allowed: Optional[Sequence[str]] = None) -> Response:
+        headers = {"Allow": ", ".join(allowed)} if allowed else None
+        return self.answer(405, f"method {method} is not allowed for {path}", headers)
 
 
 def _message(error: BaseException) -> str:

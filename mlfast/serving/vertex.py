@@ -40,9 +40,10 @@ PREDICT_TEMPLATE = HEALTH_TEMPLATE + ":predict"
 SDK_ENDPOINT = "/v1/projects/{project}/locations/{location}/endpoints/{endpoint}"
 
 
-_GOOGLE_STATUS = {400: "INVALID_ARGUMENT", 404: "NOT_FOUND", 406: "INVALID_ARGUMENT",
+_GOOGLE_STATUS = {400: "INVALID_ARGUMENT", 401: "UNAUTHENTICATED", 403: "PERMISSION_DENIED",
+                  404: "NOT_FOUND", 406: "INVALID_ARGUMENT", 408: "DEADLINE_EXCEEDED",
                   413: "INVALID_ARGUMENT", 415: "INVALID_ARGUMENT", 429: "RESOURCE_EXHAUSTED",
-                  503: "UNAVAILABLE"}
+                  503: "UNAVAILABLE", 504: "DEADLINE_EXCEEDED"}
 
 
 def google_error(status: int, message: str, headers: Optional[Dict[str, str]] = None) -> Response:

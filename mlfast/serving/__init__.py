@@ -22,15 +22,39 @@ Web frameworks are imported only when an app is created: ``pip install
 """
 from __future__ import annotations
 
+import contextlib
 import os
-from typing import TYPE_CHECKING, Any, Mapping, Optional, Sequence, Union
+from typing import TYPE_CHECKING, Any, Iterator, Mapping, Optional, Sequence, Union
 
 import mlfast
 
-from mlfast.serving.http import DEFAULT_MAX_BODY, HttpError, Request, Response, Route
-from mlfast.serving.loading import served_model
-from mlfast.serving.registry import ModelRegistry, ServedModel
-from mlfast.serving.service import Service
+
+def needs_serve_extra(missing: Optional[str]) -> str:
+    """What to do when a module of the ``serve`` extra is missing: one
+    wording for ``create_app``, the apps and ``mlfast serve``."""
+    return (f"serving models needs mlfast's web stack, and {missing or 'a module of it'} is not "
+            "installed: pip install 'mlfast[serve]'")
+
+
+@contextlib.contextmanager
+def serve_extra() -> Iterator[None]:
+    """Imports of the ``serve`` extra: a missing one says how to install it."""
+    try:
+        yield
+    except ModuleNotFoundError as e:
+        package = (e.name or "").split(".")[0]  # gunicorn.http: the gunicorn package
+        if not package or package == "mlfast":
+            raise
+        raise ModuleNotFoundError(needs_serve_extra(package), name=package) from None
+
+
+with serve_extra():
+    import orjson  # noqa: F401 - the serving core writes JSON with it
+
+from mlfast.serving.http import DEFAULT_MAX_BODY, HttpError, Request, Response, Route  # noqa: E402
+from mlfast.serving.loading import served_model  # noqa: E402
+from mlfast.serving.registry import ModelRegistry, ServedModel  # noqa: E402
+from mlfast.serving.service import Service  # noqa: E402
 
 if TYPE_CHECKING:
     from mlfast.serving.ops import Ops
@@ -46,6 +70,7 @@ PROTOCOL_MODULES = ("lesson", "sagemaker", "vertex", "kserve_v1", "oip", "reposi
 __all__ = [
     "create_app",
     "build_service",
+    "needs_serve_extra",
     "FRAMEWORKS",
     "PROTOCOLS",
     "HttpError",
@@ -125,7 +150,8 @@ def build_service(
         repository.load_initial()
         service.on_worker_start.append(repository.start_watching)
     for module_name in PROTOCOL_MODULES:
-        module = importlib.import_module(f"mlfast.serving.{module_name}")
+        with serve_extra():  # pydantic, for the routes' schemas
+            module = importlib.import_module(f"mlfast.serving.{module_name}")
         if module.PROTOCOL in protocols:
             service.add_routes(module.routes(service), module.PROTOCOL)
     service.add_routes(extra)
@@ -157,10 +183,11 @@ def create_app(model_or_path: Any, framework: str = "fastapi", **options: Any):
             options["ops"] = Ops.from_env(options.get("env"), metrics=_have_prometheus())
         service = build_service(model_or_path, **options)
         service.start_worker()
-    if framework == "fastapi":
-        from mlfast.serving.fastapi import build_app
-    else:
-        from mlfast.serving.flask import build_app
+    with serve_extra():
+        if framework == "fastapi":
+            from mlfast.serving.fastapi import build_app
+        else:
+            from mlfast.serving.flask import build_app
     return build_app(service)
 
 

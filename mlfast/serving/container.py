@@ -85,9 +85,12 @@ def main(argv: Optional[List[str]] = None, env: Optional[Mapping[str, str]] = No
                                 ops=ops, request_timeout=timeout)
     except (OSError, ValueError) as e:
         raise SystemExit(f"mlfast: cannot load the model: {e}") from None
-    run(service, host=host, port=port, workers=workers,
-        framework=env.get("MLFAST_FRAMEWORK", "fastapi"), timeout=timeout,
-        ssl_keyfile=env.get("MLFAST_SSL_KEYFILE") or None, ssl_certfile=certfile)
+    try:
+        run(service, host=host, port=port, workers=workers,
+            framework=env.get("MLFAST_FRAMEWORK", "fastapi"), timeout=timeout,
+            ssl_keyfile=env.get("MLFAST_SSL_KEYFILE") or None, ssl_certfile=certfile)
+    except ValueError as e:
+        raise SystemExit(f"mlfast: {e}") from None
 
 
 if __name__ == "__main__":

@@ -32,6 +32,7 @@ from mlfast.serving.schemas import ErrorBody
 # other connections.
 INLINE_BODY = 64 * 1024
 _COMPONENT = "#/components/schemas/{model}"
+DOCS = "/docs"
 
 
 def _headers(scope: Dict[str, Any]) -> Dict[str, str]:
@@ -242,6 +243,7 @@ def _openapi_extra(route: Route) -> Dict[str, Any]:
 def build_app(service: Service) -> FastAPI:
     served = service.registry.default
     app = FastAPIOffline(
+        docs_url=DOCS,
         # '/predict/' is not '/predict': a 404 in JSON, not a redirect
         redirect_slashes=False,
         title=f"mlfast: {served.name}",
@@ -251,6 +253,7 @@ def build_app(service: Service) -> FastAPI:
                      "SageMaker, Vertex AI, KServe V1 and the Open Inference Protocol (V2)."),
     )
     app.state.mlfast_service = service
+    service.docs_path = DOCS
     for route in service.routes:
         app.add_api_route(
             route.path,

@@ -52,15 +52,17 @@ def routes(service: Service) -> List[Route]:
         return json_response(codec.encode_predictions(model.predict(X), style))
 
     def index(request: Request) -> Response:
-        return json_response({
+        answer = {
             "name": "mlfast",
             "version": mlfast.__version__,
             "model": registry.for_request(request).describe(),
             "models": {name: {"versions": registry.versions(name),
                               "default_version": registry.default_version(name)}
                        for name in registry.names()},
-            "docs": "/docs",
-        })
+        }
+        if service.docs_path is not None:  # the adapter serves API docs (FastAPI does)
+            answer["docs"] = service.docs_path
+        return json_response(answer)
 
     return [
         Route("POST", "/predict", predict, "predict",

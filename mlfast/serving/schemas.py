@@ -48,7 +48,7 @@ class ServerIndex(BaseModel):
     name: str
     version: str
     model: ModelInfo
-    docs: str
+    docs: Optional[str] = Field(default=None, description="where the API docs are, when served")
 
 
 class InstancesBody(BaseModel):

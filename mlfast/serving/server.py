@@ -33,7 +33,7 @@ import time
 from http import HTTPStatus
 from typing import Any, Dict, Optional, Tuple
 
-from mlfast.serving import FRAMEWORKS, create_app
+from mlfast.serving import FRAMEWORKS, create_app, serve_extra
 from mlfast.serving.metrics import MULTIPROC_ENV, clear_empty_multiproc_env
 from mlfast.serving.http import Response
 from mlfast.serving.service import Service
@@ -95,16 +95,21 @@ def run(
         if path and not os.path.isfile(path):
             raise ValueError(f"TLS file {path} does not exist")
     configure_logging(log_level)
+    check_port(host, port)
     app = create_app(service, framework=framework)
     served = service.registry.default
     scheme = "https" if ssl_certfile else "http"
     models = service.registry.names()
     what = (f"{len(models)} models ({', '.join(models)}; default {served.name})"
             if len(models) > 1 else f"{served.name} ({served.model.estimator})")
-    print(f"mlfast: serving {what} with {framework} on {scheme}://{host}:{port} "
+    url = f"{scheme}://{f'[{host}]' if ':' in host else host}:{port}"
+    print(f"mlfast: serving {what} with {framework} on {url} "
           f"({workers} worker{'s' if workers > 1 else ''})", flush=True)
+    if service.docs_path is not None:
+        print(f"mlfast: API docs at {url}{service.docs_path}", flush=True)
     if framework == "fastapi" and workers == 1:
-        import uvicorn
+        with serve_extra():
+            import uvicorn
 
         service.start_worker()
         # uvicorn re-raises the SIGTERM it handled once it has shut down
@@ -153,7 +158,8 @@ def run(
         if ssl_keyfile_password:
             options["ssl_keyfile_password"] = ssl_keyfile_password  # not in every gunicorn
     if framework == "fastapi":
-        from uvicorn_worker import UvicornWorker
+        with serve_extra():
+            from uvicorn_worker import UvicornWorker
 
         class Worker(UvicornWorker):  # uvicorn's options that gunicorn's config lacks
             CONFIG_KWARGS = {**UvicornWorker.CONFIG_KWARGS, "server_header": False,
@@ -225,18 +231,19 @@ def _flask_worker(service: Service, read_timeout: Optional[float]) -> type:
     ``read_timeout`` seconds (``ReadDeadlines``), and a request gunicorn
     cannot parse (oversized headers, a malformed request line) is answered
     in JSON with the headers of every answer, not an HTML page."""
-    from gunicorn.http.errors import (
-        ExpectationFailed,
-        ForbiddenProxyRequest,
-        InvalidResponseHeader,
-        InvalidResponseHeaderName,
-        LimitRequestHeaders,
-        LimitRequestLine,
-        ParseException,
-        UnsupportedTransferCoding,
-    )
-    from gunicorn.util import write_nonblock
-    from gunicorn.workers.gthread import ThreadWorker
+    with serve_extra():
+        from gunicorn.http.errors import (
+            ExpectationFailed,
+            ForbiddenProxyRequest,
+            InvalidResponseHeader,
+            InvalidResponseHeaderName,
+            LimitRequestHeaders,
+            LimitRequestLine,
+            ParseException,
+            UnsupportedTransferCoding,
+        )
+        from gunicorn.util import write_nonblock
+        from gunicorn.workers.gthread import ThreadWorker
 
     statuses = {LimitRequestHeaders: 431, LimitRequestLine: 414, ExpectationFailed: 417,
                 ForbiddenProxyRequest: 403, UnsupportedTransferCoding: 501}
@@ -280,6 +287,24 @@ def _raw_response(response: Response) -> bytes:
     return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + response.body
 
 
+def check_port(host: str, port: int) -> None:
+    """Refuse (ValueError) a port another server listens on, before saying
+    that this one serves there; the servers bind it again, as they do,
+    with SO_REUSEADDR."""
+    try:
+        infos = socket.getaddrinfo(host.strip("[]"), port, type=socket.SOCK_STREAM)
+    except OSError as e:
+        raise ValueError(f"cannot listen on {host}:{port}: {e.strerror or e}") from None
+    family, _, _, _, address = infos[0]
+    with socket.socket(family, socket.SOCK_STREAM) as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            s.bind(address)
+        except OSError as e:
+            raise ValueError(f"cannot listen on {host}:{port}: {e.strerror or e} (another server "
+                             "there? choose another port with --port)") from None
+
+
 def _exit_cleanly(signum: int, frame: Any) -> None:
     raise SystemExit(0)
 
@@ -288,7 +313,8 @@ def _gunicorn(app: Any, options: Dict[str, Any]):
     """gunicorn's documented "custom application": an app object already
     built (and its model already loaded) instead of an import string.
     Imported here: gunicorn is Unix-only, one uvicorn worker is not."""
-    from gunicorn.app.base import BaseApplication
+    with serve_extra():
+        from gunicorn.app.base import BaseApplication
 
     class Application(BaseApplication):
         def load_config(self) -> None:

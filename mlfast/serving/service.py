@@ -84,7 +84,8 @@ class Service:
     model repository behind the registry when one is served;
     ``on_worker_start`` callbacks run once in each serving process (after a
     fork).  ``headers`` go on every answer, those made outside the routes
-    too (``answer``).
+    too (``answer``); ``docs_path`` is where the adapter serves API docs, if
+    it does.
     """
 
     def __init__(self, registry: ModelRegistry, *, max_body: int = DEFAULT_MAX_BODY,
@@ -102,6 +103,7 @@ class Service:
         self.metrics: Any = None
         self.authorize: Optional[Callable[[Route, Request], None]] = None
         self.headers: Dict[str, str] = {}
+        self.docs_path: Optional[str] = None
         self.on_worker_start: List[Callable[[], None]] = []
         self._seen: set = set()
 

@@ -530,3 +530,117 @@ def test_every_kind_of_model_answers_on_every_route(tmp_path):
         for declared, got in zip(meta["outputs"], r.json()["outputs"]):
             assert got["datatype"] == declared["datatype"], (name, declared, got)
             assert len(got["shape"]) == len(declared["shape"]), (name, declared, got)
+
+
+# -- the server answers as the library does --------------------------------------------------
+
+
+def _agreement_models(tmp_path):
+    """A model that refuses numbers written as strings (LogisticRegression:
+    dtype='numeric') and one that converts them (a tree), as files."""
+    import joblib
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.tree import DecisionTreeClassifier
+
+    X, y = iris()
+    out = {}
+    for name, est in (("logreg", LogisticRegression(max_iter=1000)), ("tree", DecisionTreeClassifier(max_depth=3))):
+        joblib.dump(est.fit(X, y), tmp_path / f"{name}.pkl")
+        out[name] = tmp_path / f"{name}.pkl"
+    return out
+
+
+@pytest.mark.parametrize("framework", FRAMEWORKS)
+def test_numbers_written_as_strings_are_read_as_the_library_reads_them(tmp_path, framework):
+    """``{"features": ["5.1", ...]}``: the server answers what
+    ``model.predict`` answers for the same list -- predictions, or the
+    model's own refusal -- on every JSON protocol, for rows made at random."""
+    import random
+
+    rng = random.Random(7)
+    X = iris()[0]
+    for name, path in _agreement_models(tmp_path).items():
+        model = mlfast.load(path)
+        c = client(path, framework, name=name)
+        for _ in range(12):
+            rows = [[rng.choice([v, repr(v), f" {v} ", f"{v:.3e}"]) for v in X[rng.randrange(150)].tolist()]
+                    for _ in range(rng.randrange(1, 4))]
+            try:
+                expected, refusal = model.predict(rows).tolist(), None
+            except ValueError as e:
+                expected, refusal = None, str(e)
+            for path_, body, key in (("/predict", {"features": rows}, "predictions"),
+                                     ("/invocations", rows, None),
+                                     (f"/v1/models/{name}:predict", {"instances": rows}, "predictions"),
+                                     ("/v1/endpoints/1/deployedModels/2:predict", {"instances": rows}, "predictions")):
+                r = c.post(path_, json=body)
+                if refusal is not None:
+                    assert_json_error(r, 400, refusal)
+                else:
+                    assert r.status_code == 200, (name, path_, r.text)
+                    assert (r.json()[key] if key else r.json()) == expected, (name, path_, rows)
+        # a value that is no number at all is named, whatever the model
+        bad = [[5.1, "three", 1.4, 0.2]]
+        assert_json_error(c.post("/predict", json={"features": bad}), 400, "non-numeric value",
+                          "features[0][1]", "three")
+
+
+@pytest.mark.filterwarnings("ignore:X does not have valid feature names")
+@pytest.mark.parametrize("framework", FRAMEWORKS)
+def test_rows_by_name_and_the_keys_they_lack(tmp_path, framework):
+    pd = pytest.importorskip("pandas")
+    import joblib
+    from sklearn.datasets import load_iris
+    from sklearn.linear_model import LogisticRegression
+
+    data = load_iris(as_frame=True)
+    est = LogisticRegression(max_iter=1000).fit(data.data, data.target)
+    joblib.dump(est, tmp_path / "named.pkl")
+    model = mlfast.load(tmp_path / "named.pkl")
+    c = client(tmp_path / "named.pkl", framework)
+    names = list(data.data.columns)
+    row = {n: str(v) for n, v in zip(names, data.data.iloc[100])}  # a DataFrame of text columns
+    expected = model.predict(pd.DataFrame([row], dtype=object)).tolist()
+    assert c.post("/predict", json={"features": row}).json() == {"prediction": expected[0]}
+    # keys that are not the model's: the answer lists the ones that were sent
+    sent = {"sepal_length": 5.1, "sepal_width": 3.5, "petal_length": 1.4, "petal_width": 0.2}
+    error = assert_json_error(c.post("/v1/models/named:predict", json={"instances": [sent]}), 400,
+                              "lacks feature(s)", names[0])
+    assert all(k in error for k in sent), error
+
+
+@pytest.mark.parametrize("framework", FRAMEWORKS)
+def test_a_bare_list_of_objects_is_pointed_to_instances(framework):
+    c = Client(create_app(mlfast.demo_model_path(), framework=framework), framework)
+    for body in ([{"features": [5.1, 3.5, 1.4, 0.2]}], [{"a": 1}, {"b": 2}]):
+        for path in ("/predict", "/invocations"):
+            assert_json_error(c.post(path, json=body), 400, '{"instances": [...]}')
+
+
+@pytest.mark.parametrize("framework", FRAMEWORKS)
+def test_csv_mistakes_are_placed_as_an_editor_counts(framework):
+    """A header line, a cell that is no number, a line of another length:
+    line and column counted from 1, over randomly made bodies."""
+    import random
+
+    rng = random.Random(8)
+    c = Client(create_app(mlfast.demo_model_path(), framework=framework), framework)
+    rows = iris()[0][:20].tolist()
+
+    def csv(lines):
+        return "\n".join(",".join(str(v) for v in line) for line in lines) + "\n"
+
+    def post(text):
+        return c.post("/invocations", data=text, headers={"Content-Type": "text/csv"})
+
+    for _ in range(8):
+        header = rng.sample(["sepal_length", "sepal width", "petal.length", "petal_w", "a", "b", "c", "d"], 4)
+        assert_json_error(post(csv([header] + rows[:3])), 400, "line 1 looks like a header", header[0])
+        lines = [list(r) for r in rows[:rng.randrange(2, 8)]]
+        at, col = rng.randrange(len(lines)), rng.randrange(4)
+        lines[at][col] = rng.choice(["x", "5,1".replace(",", ";"), "--", "1.2.3"])
+        assert_json_error(post(csv(lines)), 400, f"line {at + 1}, column {col + 1} is")
+        lines = [list(r) for r in rows[:rng.randrange(2, 8)]]
+        at = rng.randrange(1, len(lines))
+        lines[at] = lines[at][:3]
+        assert_json_error(post(csv(lines)), 400, f"line {at + 1} has 3 values, line 1 has 4")

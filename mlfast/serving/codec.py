@@ -18,7 +18,7 @@ import json
 import math
 import re
 import struct
-from typing import Any, List, Optional, Sequence, Tuple
+from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 import orjson
@@ -149,16 +149,33 @@ def _preview_container(value: Any, out: List[str], room: int, depth: int) -> int
     return used + 1
 
 
-def _first_bad(value: Any, where: str) -> Optional[str]:
-    """The path and value of the first non-number in nested lists, for the
-    error message (only called once ``np.array`` made a non-numeric array)."""
+def _number_text(text: str) -> bool:
+    """A number written as a string ("5.1"), as float() and numpy read one."""
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
+
+
+def _first_bad(value: Any, where: str, seen: Dict[str, bool]) -> Optional[str]:
+    """The path and value of the first value that is no number (a number
+    written as a string is one) in nested lists, for the error message
+    (only called once ``np.array`` made a non-numeric array); ``seen``
+    records whether strings and nulls were met."""
     if isinstance(value, bool):
         return None
-    if isinstance(value, (int, float)) or value is None:
+    if isinstance(value, (int, float)):
+        return None
+    if value is None:
+        seen["null"] = True
+        return None
+    if isinstance(value, str) and _number_text(value):
+        seen["text"] = True
         return None
     if isinstance(value, (list, tuple)):
         for i, item in enumerate(value):
-            found = _first_bad(item, f"{where}[{i}]")
+            found = _first_bad(item, f"{where}[{i}]", seen)
             if found:
                 return found
         return None
@@ -200,12 +217,21 @@ def to_array(value: Any, where: str) -> np.ndarray:
         raise InvalidInput(f"{where} is not rectangular: {why}") from None
     if array.dtype.kind in _NUMERIC_KINDS:
         return array
+    seen: Dict[str, bool] = {}
     try:
-        bad = _first_bad(value, where)
+        bad = _first_bad(value, where, seen)
     except RecursionError:
         bad = f"{where} holds lists nested too deeply"
     if bad:
         raise InvalidInput(f"non-numeric value: {bad}")
+    if seen.get("text"):
+        if seen.get("null"):
+            raise InvalidInput(f"{where} mixes null with numbers written as strings: send numbers "
+                               "(null for a missing value)")
+        # numbers written as strings ("5.1"): the model reads them as
+        # model.predict reads the same list, and as scikit-learn does (a
+        # tree converts them, a linear model refuses them in its words)
+        return array
     # numbers mixed with null (object dtype, where float64 turns None into
     # NaN), or integers too big for int64
     try:
@@ -257,7 +283,8 @@ def rows_from_named(records: Sequence[dict], served: ServedModel, where: str) ->
         missing = [n for n in names if n not in record]
         if missing:
             raise InvalidInput(f"{where}[{i}] lacks feature(s) {', '.join(map(repr, missing[:5]))}"
-                                 + (", ..." if len(missing) > 5 else ""))
+                               + (", ..." if len(missing) > 5 else "")
+                               + f"; it has {show(list(record)[:10], 200)}")
         unknown = [k for k in record if k not in names]
         if unknown:
             raise InvalidInput(f"{where}[{i}] has unknown feature(s) "
@@ -272,6 +299,10 @@ def rows_from_named(records: Sequence[dict], served: ServedModel, where: str) ->
                     out[i, j] = v
                 except OverflowError:
                     raise InvalidInput(f"{where}[{i}][{n!r}] is too large for a float") from None
+            elif isinstance(v, str) and _number_text(v):
+                # a DataFrame column of numbers written as strings is an
+                # object column, which scikit-learn (and model.predict) convert
+                out[i, j] = float(v)
             else:
                 raise InvalidInput(f"non-numeric value: {where}[{i}][{n!r}] is {show(v)}")
     return out
@@ -286,7 +317,7 @@ def instances_to_matrix(instances: Any, served: ServedModel, where: str = "insta
     if not instances:
         raise InvalidInput(f"{where} is empty: send at least one row")
     first = instances[0]
-    if isinstance(first, str):
+    if isinstance(first, str) and not _number_text(first):
         raise InvalidInput(
             f"non-numeric value: {where}[0] is {show(first)}. Each instance is a row of "
             f"{served.n_features} numbers. (aiplatform's Endpoint.predict(instances) takes a list: "
@@ -315,7 +346,34 @@ def decode_csv(body: bytes) -> np.ndarray:
         return np.loadtxt(io.BytesIO(body), delimiter=",", dtype=np.float64, ndmin=2,
                           encoding="utf-8")
     except (ValueError, UnicodeDecodeError) as e:
-        raise InvalidInput(f"malformed CSV: {e}") from None
+        raise InvalidInput(f"malformed CSV: {_csv_problem(body) or e}") from None
+
+
+def _csv_problem(body: bytes) -> Optional[str]:
+    """Where a CSV body stops being rows of numbers, counted as an editor
+    counts (numpy says "row 0, column 1"): a header line, a line of another
+    length than the first, or the first cell that is no number."""
+    try:
+        text = body.decode("utf-8")
+    except UnicodeDecodeError:
+        return None
+    first: Optional[Tuple[int, int]] = None
+    for number, line in enumerate(text.splitlines(), 1):
+        line = line.split("#", 1)[0]  # np.loadtxt's comments
+        if not line.strip():
+            continue
+        cells = [cell.strip() for cell in line.split(",")]
+        bad = [j for j, cell in enumerate(cells) if not _number_text(cell)]
+        if number == 1 and len(bad) == len(cells):
+            return (f"line 1 looks like a header ({show(', '.join(cells), 80)}): send rows of numbers "
+                    "only, as SageMaker's scikit-learn container reads them")
+        if bad:
+            return f"line {number}, column {bad[0] + 1} is {show(cells[bad[0]])}: not a number"
+        if first is None:
+            first = (number, len(cells))
+        elif len(cells) != first[1]:
+            return f"line {number} has {len(cells)} values, line {first[0]} has {first[1]}"
+    return None
 
 
 def decode_npy(body: bytes) -> np.ndarray:
@@ -396,6 +454,10 @@ def decode_payload(request_body: bytes, media: str, served: ServedModel) -> Tupl
             f"got keys {keys}",
         )
     if isinstance(data, list):
+        if data and isinstance(data[0], dict):
+            raise InvalidInput("the body is a list of objects: send it as {\"instances\": [...]} "
+                               "(objects keyed by feature name, or {\"features\": [...]} each), or "
+                               "send rows of numbers")
         return to_matrix(data, "body"), BARE
     raise InvalidInput(f"expected a JSON object like {{\"features\": [...]}} or an array, "
                          f"got {_json_type(data)}")

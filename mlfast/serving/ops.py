@@ -350,8 +350,9 @@ def install(service: Service, ops: Ops) -> List[Route]:
 
 # What SageMaker sets in an inference container (the platform, or its SDK
 # when it deploys a model), and what the operator of a bring-your-own
-# container sets for it; a prefix would do, but unrelated packages use
-# SM_* names of their own (SM_FRAMEWORK) and would switch the refusal off.
+# container sets for it.  Names, not a prefix: unrelated packages give
+# their own settings SM_* names (SM_FRAMEWORK), which would switch the
+# refusal off.
 SAGEMAKER_VARIABLES = (
     "SAGEMAKER_BIND_TO_PORT", "SAGEMAKER_SAFE_PORT_RANGE", "SAGEMAKER_MODEL_SERVER_WORKERS",
     "SAGEMAKER_MODEL_SERVER_TIMEOUT", "SAGEMAKER_PROGRAM", "SAGEMAKER_SUBMIT_DIRECTORY",

@@ -1,9 +1,13 @@
 # mlfast's tasks.  `make test` and `make serve` set up everything on a fresh
-# machine: a virtualenv in .venv with the package (editable) and its extras.
+# machine: a virtualenv in .venv with the package (editable) and the extras
+# each needs (`serve`: the web stack; `test`: scikit-learn, the platforms'
+# clients, a browser driver... about a gigabyte more).
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
-STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml setup.py | cksum | cut -d' ' -f1)
+SOURCES := $(shell cat pyproject.toml setup.py | cksum | cut -d' ' -f1)
+STAMP  := $(VENV)/.installed-serve-$(SOURCES)
+TEST_STAMP := $(VENV)/.installed-test-$(SOURCES)
 CSRC   := $(wildcard csrc/*.c csrc/*.h)
 EXT    := mlfast/_core$(shell $(PYTHON) -c "import sysconfig; print(sysconfig.get_config_var('EXT_SUFFIX'))")
 
@@ -17,9 +21,14 @@ $(BIN)/python:
 
 $(STAMP): $(BIN)/python pyproject.toml setup.py
 	$(BIN)/python -m pip install -q "setuptools>=77" wheel "numpy>=2" "scipy-openblas32>=0.3.27"
-	$(BIN)/python -m pip install -q -e ".[test,serve]"
-	rm -f $(VENV)/.installed-*
+	$(BIN)/python -m pip install -q -e ".[serve]"
+	rm -f $(VENV)/.installed-serve-*
 	touch $(STAMP)
+
+$(TEST_STAMP): $(STAMP)
+	$(BIN)/python -m pip install -q -e ".[test,serve]"
+	rm -f $(VENV)/.installed-test-*
+	touch $(TEST_STAMP)
 
 # Rebuild the C extension in place when a C source changes.
 $(EXT): $(STAMP) $(CSRC) setup.py
@@ -36,13 +45,16 @@ chromium:
 	    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; } || \
 	  echo "chromium could not be installed: the /docs browser test will skip"
 
-test: build chromium
+test: $(TEST_STAMP) build chromium
 	$(BIN)/python -m pytest -q
 
-# Serve the bundled demo model (the lesson's iris LogisticRegression) on
-# http://127.0.0.1:8000: POST /predict, API docs at /docs.
+# Serve MODEL (a model file, a directory holding one, or a repository;
+# default: the bundled demo model, the lesson's iris LogisticRegression) on
+# http://127.0.0.1:$(PORT): POST /predict, API docs at /docs.
+PORT  ?= 8000
+MODEL ?=
 serve: build
-	$(BIN)/mlfast serve --host 127.0.0.1 --port 8000
+	$(BIN)/mlfast serve --host 127.0.0.1 --port $(PORT) $(MODEL)
 
 clean:
 	rm -rf build dist *.egg-info mlfast/*.so
@@ -62,7 +74,7 @@ bench: build
 	$(BIN)/python benchmarks/run_all.py
 
 # What operations cost (metrics, auth, access logs: req/s with wrk and
-# instructions a request under callgrind) and what workers share (issue 5):
+# instructions a request under callgrind) and what workers share:
 # writes benchmarks/results/ops.json and prints its tables (about 12 minutes).
 .PHONY: bench-ops
 bench-ops: build
@@ -74,7 +86,7 @@ bench-ops: build
 	  echo "wrk or valgrind could not be installed: their parts will fail or be skipped"
 	$(BIN)/python benchmarks/bench_ops.py
 
-# Fuzzing (issue 7): the model-file loader (decompression, the C pickle VM,
+# Fuzzing: the model-file loader (decompression, the C pickle VM,
 # builders, every predict method) under AddressSanitizer and UBSan, and the
 # serving core's request decoders, for FUZZ_SECONDS in all (3/4 on the
 # loader; FUZZ_TARGET=load or codec for one).  fuzz/run.sh builds a clang
@@ -83,7 +95,7 @@ bench-ops: build
 FUZZ_SECONDS ?= 600
 FUZZ_TARGET  ?= all
 .PHONY: fuzz
-fuzz: $(STAMP)
+fuzz: $(TEST_STAMP)
 	@command -v clang >/dev/null 2>&1 || \
 	  { command -v apt-get >/dev/null 2>&1 && apt-get update -qq && \
 	    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq clang >/dev/null; } || \
@@ -98,5 +110,5 @@ fuzz: $(STAMP)
 # The loader and kernel tests against a copy built with ASan and UBSan
 # (scripts/test_sanitized.sh; about 3 minutes).  --all: the whole suite.
 .PHONY: test-asan
-test-asan: $(STAMP)
+test-asan: $(TEST_STAMP)
 	scripts/test_sanitized.sh

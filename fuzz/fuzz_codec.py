@@ -7,10 +7,13 @@ Open Inference Protocol's infer, JSON or Triton's binary extension), a
 Content-Type, an Accept and an ``Inference-Header-Content-Length``, and the
 rest of it is the body.  The route's handler is called directly, as
 ``Service.handle`` calls it: whatever escapes must be what ``handle`` turns
-into a 4xx -- an ``HttpError`` with a 4xx status, or a ``ValueError``
-(``MlfastError`` included).  Anything else, or an ``HttpError`` of 5xx, is a
-crash here (libFuzzer writes the input to fuzz/artifacts/).  A Response is
-checked too: a status, bytes, and a JSON body that parses when it says JSON.
+into a 4xx (``service.status_of``: an ``HttpError`` with a 4xx status, a
+domain error of ``serving.errors`` such as ``InvalidInput``, or a
+``ValueError``, ``MlfastError`` included).  Anything else, or an error
+answered with a 5xx, is a crash here (libFuzzer writes the input to
+fuzz/artifacts/); so is an input that takes seconds, or hundreds of MB at
+the peak.  A Response is checked too: a status, bytes, and a JSON body that
+parses when it says JSON.
 
 Python-level coverage (atheris instruments mlfast.serving); the C kernels
 run too, in the sanitizer build of fuzz/run.sh.  ``make fuzz`` runs it.
@@ -18,8 +21,10 @@ run too, in the sanitizer build of fuzz/run.sh.  ``make fuzz`` runs it.
 from __future__ import annotations
 
 import os
-import traceback
+import resource
 import sys
+import time
+import traceback
 import warnings
 from pathlib import Path
 
@@ -27,8 +32,10 @@ import atheris
 
 with atheris.instrument_imports(include=["mlfast.serving"]):
     import mlfast
-    from mlfast.serving import build_service, codec, kserve, lesson, sagemaker, vertex  # noqa: F401
-    from mlfast.serving.core import HttpError, Request
+    from mlfast.serving import (  # noqa: F401 - imported here to be instrumented
+        build_service, codec, kserve_v1, lesson, oip, repository_routes, sagemaker, vertex)
+    from mlfast.serving.http import HttpError, Request
+    from mlfast.serving.service import status_of
 
 import numpy as np
 import orjson
@@ -139,28 +146,40 @@ def known(exc: BaseException) -> bool:
     return any((type(exc).__name__, f.name) in KNOWN for f in frames)
 
 
+# What one input may cost: its body is at most a fuzzer's input (a few KB),
+# so anything near these is work out of proportion to the request (a shape
+# of a million entries multiplied, a million rows parsed).
+MAX_SECONDS = 2.0
+MAX_GROWTH_KB = 512 * 1024
+
+
 def TestOneInput(data: bytes) -> None:
     route, request = request_of(data)
+    start, peak = time.monotonic(), resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     try:
         response = route.handler(request)
     except Exception as e:  # noqa: BLE001 - sorted out below
-        if not isinstance(e, (HttpError, ValueError)) and known(e):
+        if status_of(e) >= 500 and known(e):
             return
         handled(e, route)
-        return
-    check_response(response, route)
+        response = None
+    elapsed = time.monotonic() - start
+    grown = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - peak
+    if elapsed > MAX_SECONDS or grown > MAX_GROWTH_KB:
+        raise AssertionError(f"{route.name}: one input took {elapsed:.1f} s and {grown // 1024} MB more "
+                             "at the peak")
+    if response is not None:
+        check_response(response, route)
 
 
 def handled(exc: Exception, route) -> None:
     """Raises unless Service.handle would answer exc with a 4xx."""
-    try:
-        raise exc
-    except HttpError as e:
-        if not 400 <= e.status < 500:
-            raise AssertionError(f"{route.name}: HttpError {e.status}: {e.message}") from e
+    status = status_of(exc)
+    if 400 <= status < 500:
         return
-    except ValueError:
-        return  # MlfastError included: Service.handle answers 400
+    if isinstance(exc, HttpError):
+        raise AssertionError(f"{route.name}: HttpError {status}: {exc.message}") from exc
+    raise exc
 
 
 def main() -> None:

@@ -113,9 +113,10 @@ def load(source: Source, *, max_memory: int = DEFAULT_MAX_MEMORY) -> Model:
     return model
 
 
-def loads(data, *, max_memory: int = DEFAULT_MAX_MEMORY) -> Model:
-    """Like :func:`load`, from bytes."""
-    return _build(load_tree(data, max_memory))
+def loads(data, *, max_memory: int = DEFAULT_MAX_MEMORY, source: _Any = None) -> Model:
+    """Like :func:`load`, from bytes; ``source`` names where they came from
+    (shown by the model, as ``load`` shows its path)."""
+    return _build(load_tree(data, max_memory), None if source is None else str(source))
 
 
 def compile(estimator: _Any) -> Model:  # noqa: A001 - the verb is the API

@@ -3,6 +3,7 @@
     mlfast serve [PATH] [--host 127.0.0.1] [--port 8000] [--workers N]
                  [--framework fastapi|flask] [--name NAME] [operations options]
     mlfast inspect PATH
+    mlfast --version
 
 PATH is a model file, a directory holding ``model.joblib``/``model.pkl``, or
 a model repository laid out ``PATH/<name>/<version>/model.joblib``.
@@ -35,10 +36,14 @@ def _pair(text: str, what: str) -> Tuple[str, str]:
 
 
 def _parser() -> argparse.ArgumentParser:
+    import mlfast
+
     parser = argparse.ArgumentParser(
         prog="mlfast",
         description="Load scikit-learn model files safely in C; serve them.",
     )
+    parser.add_argument("--version", action="version", version=f"mlfast {mlfast.__version__}",
+                        help="print mlfast's version and exit")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
     commands.required = True
 
@@ -62,7 +67,9 @@ def _parser() -> argparse.ArgumentParser:
                        help="web framework (default fastapi)")
     serve.add_argument("--name", help="model name in URLs (default: the file's stem)")
     serve.add_argument("--log-level", default="info",
-                       choices=("critical", "error", "warning", "info", "debug"))
+                       choices=("critical", "error", "warning", "info", "debug"),
+                       help="least important log lines written on stderr (default info: one "
+                            "JSON line a request)")
 
     repo = serve.add_argument_group("model repository (PATH/<name>/<version>/model.joblib)")
     repo.add_argument("--default-model", metavar="NAME",
@@ -101,8 +108,11 @@ def _parser() -> argparse.ArgumentParser:
     ops.add_argument("--no-access-log", dest="access_log", action="store_false",
                      help="no JSON access log lines")
 
-    inspect = commands.add_parser("inspect", help="print a model file's object tree, running nothing")
-    inspect.add_argument("path", metavar="PATH")
+    inspect = commands.add_parser("inspect", help="print a model file's object tree, running nothing",
+                                  description="Print the object tree of a model file (classes, array "
+                                              "shapes and dtypes, scikit-learn version), read without "
+                                              "building or running anything.")
+    inspect.add_argument("path", metavar="PATH", help="model file saved by joblib.dump or pickle.dump")
     return parser
 
 
@@ -113,12 +123,14 @@ def _serve(args: argparse.Namespace) -> int:
         from mlfast.serving import build_service
         from mlfast.serving.ops import Ops, check_bind
         from mlfast.serving.server import env_int, prepare, run, workers_from_env
-    except ImportError as e:  # the serve extra is missing
-        print(f"mlfast serve needs the web stack ({e.name} is missing): "
-              "pip install 'mlfast[serve]'", file=sys.stderr)
+    except ImportError as e:
+        print(f"mlfast: {_missing_extra(e)}", file=sys.stderr)
         return 2
     env = os.environ
     path = args.path or mlfast.demo_model_path()
+    if args.path is None:
+        print("mlfast: no PATH given: serving the bundled demo model (the lesson's iris "
+              "LogisticRegression); `mlfast serve model.pkl` serves yours", flush=True)
     try:
         workers = args.workers if args.workers is not None else workers_from_env(env, 1)
         max_body, limits = 16 * 1024 * 1024, {}
@@ -155,8 +167,7 @@ def _serve(args: argparse.Namespace) -> int:
             log_level=args.log_level, timeout=int(timeout), ssl_keyfile=args.ssl_keyfile,
             ssl_certfile=args.ssl_certfile, graceful_timeout=args.graceful_timeout)
     except ImportError as e:
-        print(f"mlfast serve needs the web stack ({e.name} is missing): "
-              "pip install 'mlfast[serve]'", file=sys.stderr)
+        print(f"mlfast: {_missing_extra(e)}", file=sys.stderr)
         return 2
     except ValueError as e:
         print(f"mlfast: {e}", file=sys.stderr)
@@ -164,9 +175,20 @@ def _serve(args: argparse.Namespace) -> int:
     return 0
 
 
+def _missing_extra(error: ImportError) -> str:
+    if "mlfast[serve]" in str(error):  # worded by mlfast.serving already
+        return str(error)
+    from mlfast.serving import needs_serve_extra
+
+    return needs_serve_extra((error.name or "").split(".")[0] or None)
+
+
 def _inspect(args: argparse.Namespace) -> int:
     import mlfast
 
+    if not os.path.exists(args.path):
+        print(f"mlfast: cannot inspect {args.path}: model file {args.path} does not exist", file=sys.stderr)
+        return 1
     try:
         print(mlfast.inspect(args.path))
     except (OSError, ValueError) as e:

@@ -245,7 +245,7 @@ def service():
 
 
 def post(service, route_name: str, body: bytes, content_type: str, headers=None):
-    from mlfast.serving.core import Request
+    from mlfast.serving.http import Request
 
     route = next(r for r in service.routes if r.name == route_name)
     h = {"content-type": content_type, **(headers or {})}

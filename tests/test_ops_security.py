@@ -181,7 +181,7 @@ def test_key_check_follows_its_rules_for_every_header_combination():
     otherwise), an open route anything."""
     import itertools
 
-    from mlfast.serving.core import HttpError, Request, Route
+    from mlfast.serving.http import HttpError, Request, Route
     from mlfast.serving.ops import KeySet, authorizer
 
     api, api2, admin = "api-key-0123456789abcdef", "second-api-key-0123456789", "admin-key-0123456789abcdef"

@@ -17,7 +17,9 @@ import pytest
 
 import mlfast
 from mlfast.serving import build_service, codec, create_app
-from mlfast.serving.core import HttpError, Request, Response, Route, json_response
+from mlfast.serving.errors import InvalidInput, ModelNotFound
+from mlfast.serving.http import HttpError, Request, Response, Route, json_response
+from mlfast.serving.service import status_of
 from test_serving_support import FRAMEWORKS, assert_json_error, fit_imputing, fit_regressor, fit_string_labels, iris
 
 SERVING = Path(mlfast.__file__).with_name("serving")
@@ -87,7 +89,18 @@ def _imports(path: Path):
             yield node.module.split(".")[0]
 
 
-@pytest.mark.parametrize("module", ["core", "codec", "schemas", "lesson", "sagemaker", "vertex", "kserve"])
+# every module of the core and the protocols: all but the adapters and the
+# process runner (server.py starts uvicorn and gunicorn)
+CORE_MODULES = sorted(p.stem for p in SERVING.glob("*.py")
+                      if p.stem not in ("fastapi", "flask", "server", "__init__"))
+
+
+def test_the_core_modules_are_all_checked():
+    assert {"http", "errors", "registry", "service", "loading", "codec", "schemas", "lesson",
+            "sagemaker", "vertex", "kserve_v1", "oip", "repository_routes"} <= set(CORE_MODULES)
+
+
+@pytest.mark.parametrize("module", CORE_MODULES)
 def test_protocols_never_know_the_framework(module):
     assert not set(_imports(SERVING / f"{module}.py")) & FRAMEWORK_MODULES
 
@@ -99,7 +112,7 @@ def test_adapters_never_know_a_body_shape(module):
     for node in ast.walk(ast.parse(source)):
         if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("mlfast.serving."):
             imported.add(node.module)
-    assert imported <= {"mlfast.serving.core", "mlfast.serving.schemas"}, imported
+    assert imported <= {"mlfast.serving.http", "mlfast.serving.service", "mlfast.serving.schemas"}, imported
     for word in ("features", "instances", "predictions", "inputs", "outputs", "codec", "orjson"):
         assert f'"{word}"' not in source and f"'{word}'" not in source, word
 
@@ -108,7 +121,7 @@ def test_importing_serving_imports_no_framework():
     import subprocess
     import sys
 
-    code = ("import sys, mlfast.serving, mlfast.serving.core, mlfast.serving.codec; "
+    code = ("import sys, mlfast.serving, mlfast.serving.service, mlfast.serving.codec; "
             "print(sorted(m for m in ('fastapi', 'flask', 'starlette', 'uvicorn', 'gunicorn') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
@@ -223,8 +236,8 @@ def test_null_is_a_missing_value_for_models_that_impute(models, framework):
 
 
 @pytest.mark.parametrize("framework", FRAMEWORKS)
-# core.py silences this warning for the serving modules, but pytest resets
-# warning filters around each test; tests/test_cli.py checks a real server
+# serving silences this warning for its modules, but pytest resets warning
+# filters around each test; tests/test_cli.py checks a real server
 @pytest.mark.filterwarnings("ignore:X does not have valid feature names")
 def test_rows_by_feature_name(tmp_path, framework):
     pytest.importorskip("pandas")
@@ -349,9 +362,9 @@ def test_registry_lookups():
     registry = service.registry
     assert registry.get("iris").version == "3"
     assert registry.get("iris", "3").name == "iris"
-    with pytest.raises(HttpError) as info:
+    with pytest.raises(ModelNotFound) as info:
         registry.get("iris", "1")
-    assert info.value.status == 404
+    assert status_of(info.value) == 404
 
 
 def test_model_directory_is_resolved(tmp_path):
@@ -420,7 +433,7 @@ def test_decode_styles():
     np.save(buf, np.ones((3, 4), dtype=np.float32))
     X, style = codec.decode_payload(buf.getvalue(), "application/x-npy", served)
     assert style == codec.TABULAR and X.dtype == np.float32
-    with pytest.raises(HttpError, match="Open Inference Protocol"):
+    with pytest.raises(InvalidInput, match="Open Inference Protocol"):
         codec.decode_payload(b'{"inputs": []}', "application/json", served)
 
 
@@ -428,7 +441,7 @@ def test_npy_with_pickles_is_refused():
     served = build_service(mlfast.demo_model_path()).registry.default
     buf = io.BytesIO()
     np.save(buf, np.array([object(), 1], dtype=object), allow_pickle=True)
-    with pytest.raises(HttpError, match="dtype object; expected numbers"):
+    with pytest.raises(InvalidInput, match="dtype object; expected numbers"):
         codec.decode_payload(buf.getvalue(), "application/x-npy", served)
 
 
@@ -517,3 +530,117 @@ def test_every_kind_of_model_answers_on_every_route(tmp_path):
         for declared, got in zip(meta["outputs"], r.json()["outputs"]):
             assert got["datatype"] == declared["datatype"], (name, declared, got)
             assert len(got["shape"]) == len(declared["shape"]), (name, declared, got)
+
+
+# -- the server answers as the library does --------------------------------------------------
+
+
+def _agreement_models(tmp_path):
+    """A model that refuses numbers written as strings (LogisticRegression:
+    dtype='numeric') and one that converts them (a tree), as files."""
+    import joblib
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.tree import DecisionTreeClassifier
+
+    X, y = iris()
+    out = {}
+    for name, est in (("logreg", LogisticRegression(max_iter=1000)), ("tree", DecisionTreeClassifier(max_depth=3))):
+        joblib.dump(est.fit(X, y), tmp_path / f"{name}.pkl")
+        out[name] = tmp_path / f"{name}.pkl"
+    return out
+
+
+@pytest.mark.parametrize("framework", FRAMEWORKS)
+def test_numbers_written_as_strings_are_read_as_the_library_reads_them(tmp_path, framework):
+    """``{"features": ["5.1", ...]}``: the server answers what
+    ``model.predict`` answers for the same list -- predictions, or the
+    model's own refusal -- on every JSON protocol, for rows made at random."""
+    import random
+
+    rng = random.Random(7)
+    X = iris()[0]
+    for name, path in _agreement_models(tmp_path).items():
+        model = mlfast.load(path)
+        c = client(path, framework, name=name)
+        for _ in range(12):
+            rows = [[rng.choice([v, repr(v), f" {v} ", f"{v:.3e}"]) for v in X[rng.randrange(150)].tolist()]
+                    for _ in range(rng.randrange(1, 4))]
+            try:
+                expected, refusal = model.predict(rows).tolist(), None
+            except ValueError as e:
+                expected, refusal = None, str(e)
+            for path_, body, key in (("/predict", {"features": rows}, "predictions"),
+                                     ("/invocations", rows, None),
+                                     (f"/v1/models/{name}:predict", {"instances": rows}, "predictions"),
+                                     ("/v1/endpoints/1/deployedModels/2:predict", {"instances": rows}, "predictions")):
+                r = c.post(path_, json=body)
+                if refusal is not None:
+                    assert_json_error(r, 400, refusal)
+                else:
+                    assert r.status_code == 200, (name, path_, r.text)
+                    assert (r.json()[key] if key else r.json()) == expected, (name, path_, rows)
+        # a value that is no number at all is named, whatever the model
+        bad = [[5.1, "three", 1.4, 0.2]]
+        assert_json_error(c.post("/predict", json={"features": bad}), 400, "non-numeric value",
+                          "features[0][1]", "three")
+
+
+@pytest.mark.filterwarnings("ignore:X does not have valid feature names")
+@pytest.mark.parametrize("framework", FRAMEWORKS)
+def test_rows_by_name_and_the_keys_they_lack(tmp_path, framework):
+    pd = pytest.importorskip("pandas")
+    import joblib
+    from sklearn.datasets import load_iris
+    from sklearn.linear_model import LogisticRegression
+
+    data = load_iris(as_frame=True)
+    est = LogisticRegression(max_iter=1000).fit(data.data, data.target)
+    joblib.dump(est, tmp_path / "named.pkl")
+    model = mlfast.load(tmp_path / "named.pkl")
+    c = client(tmp_path / "named.pkl", framework)
+    names = list(data.data.columns)
+    row = {n: str(v) for n, v in zip(names, data.data.iloc[100])}  # a DataFrame of text columns
+    expected = model.predict(pd.DataFrame([row], dtype=object)).tolist()
+    assert c.post("/predict", json={"features": row}).json() == {"prediction": expected[0]}
+    # keys that are not the model's: the answer lists the ones that were sent
+    sent = {"sepal_length": 5.1, "sepal_width": 3.5, "petal_length": 1.4, "petal_width": 0.2}
+    error = assert_json_error(c.post("/v1/models/named:predict", json={"instances": [sent]}), 400,
+                              "lacks feature(s)", names[0])
+    assert all(k in error for k in sent), error
+
+
+@pytest.mark.parametrize("framework", FRAMEWORKS)
+def test_a_bare_list_of_objects_is_pointed_to_instances(framework):
+    c = Client(create_app(mlfast.demo_model_path(), framework=framework), framework)
+    for body in ([{"features": [5.1, 3.5, 1.4, 0.2]}], [{"a": 1}, {"b": 2}]):
+        for path in ("/predict", "/invocations"):
+            assert_json_error(c.post(path, json=body), 400, '{"instances": [...]}')
+
+
+@pytest.mark.parametrize("framework", FRAMEWORKS)
+def test_csv_mistakes_are_placed_as_an_editor_counts(framework):
+    """A header line, a cell that is no number, a line of another length:
+    line and column counted from 1, over randomly made bodies."""
+    import random
+
+    rng = random.Random(8)
+    c = Client(create_app(mlfast.demo_model_path(), framework=framework), framework)
+    rows = iris()[0][:20].tolist()
+
+    def csv(lines):
+        return "\n".join(",".join(str(v) for v in line) for line in lines) + "\n"
+
+    def post(text):
+        return c.post("/invocations", data=text, headers={"Content-Type": "text/csv"})
+
+    for _ in range(8):
+        header = rng.sample(["sepal_length", "sepal width", "petal.length", "petal_w", "a", "b", "c", "d"], 4)
+        assert_json_error(post(csv([header] + rows[:3])), 400, "line 1 looks like a header", header[0])
+        lines = [list(r) for r in rows[:rng.randrange(2, 8)]]
+        at, col = rng.randrange(len(lines)), rng.randrange(4)
+        lines[at][col] = rng.choice(["x", "5,1".replace(",", ";"), "--", "1.2.3"])
+        assert_json_error(post(csv(lines)), 400, f"line {at + 1}, column {col + 1} is")
+        lines = [list(r) for r in rows[:rng.randrange(2, 8)]]
+        at = rng.randrange(1, len(lines))
+        lines[at] = lines[at][:3]
+        assert_json_error(post(csv(lines)), 400, f"line {at + 1} has 3 values, line 1 has 4")

@@ -172,7 +172,7 @@ def test_metrics_keep_their_totals_across_scrapes():
     from prometheus_client.parser import text_string_to_metric_families
 
     from mlfast.serving import build_service
-    from mlfast.serving.core import Request
+    from mlfast.serving.http import Request
     from mlfast.serving.ops import Ops
 
     service = build_service(mlfast.demo_model_path(), ops=Ops(access_log=False))
@@ -231,7 +231,7 @@ def test_a_status_that_is_not_a_plain_int_is_counted():
     from prometheus_client.parser import text_string_to_metric_families
 
     from mlfast.serving import build_service
-    from mlfast.serving.core import Request, Response, Route
+    from mlfast.serving.http import Request, Response, Route
     from mlfast.serving.ops import Ops
 
     service = build_service(mlfast.demo_model_path(), ops=Ops(access_log=False))

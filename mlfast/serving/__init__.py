@@ -5,51 +5,72 @@ Open Inference Protocol (V2) over one framework-neutral core.
     >>> app = create_app("model.pkl")                      # FastAPI, /docs included
     >>> app = create_app("model.pkl", framework="flask")   # Flask
 
-Layers: ``core`` (Request, Response, Route, ServedModel, ModelRegistry,
-Service), ``codec`` (bodies to ndarrays and back), one module per protocol
-(``lesson``, ``sagemaker``, ``vertex``, ``kserve``) declaring its routes as
-data, and the adapters ``serving.fastapi`` and ``serving.flask`` that map
-those routes onto a framework.  ``server.run`` starts processes (uvicorn,
-gunicorn); ``container`` is the entrypoint of the SageMaker/Vertex image.
+Layers, one job a module: ``http`` (Request, Response, Route, HttpError),
+``errors`` (the domain's errors), ``registry`` (ServedModel, ModelRegistry),
+``service`` (the route table, and errors into answers), ``loading`` (model
+files, SHA-256 pins, names); ``codec`` (bodies and tensors to ndarrays and
+back); one module per protocol (``lesson``, ``sagemaker``, ``vertex``,
+``kserve_v1``, ``oip`` and ``repository_routes``), each declaring its routes
+as data with ``routes(service)``; the adapters ``serving.fastapi`` and
+``serving.flask`` that map those routes onto a framework.  Operations are
+``ops``, ``metrics`` and ``repository``; ``server.run`` starts processes
+(uvicorn, gunicorn); ``container`` is the entrypoint of the SageMaker/Vertex
+image.
 
 Web frameworks are imported only when an app is created: ``pip install
 'mlfast[serve]'``.
 """
 from __future__ import annotations
 
+import contextlib
 import os
-from typing import TYPE_CHECKING, Any, Mapping, Optional, Sequence, Union
+from typing import TYPE_CHECKING, Any, Iterator, Mapping, Optional, Sequence, Union
 
 import mlfast
 
-from mlfast.serving.core import (
-    DEFAULT_MAX_BODY,
-    HttpError,
-    ModelRegistry,
-    Request,
-    Response,
-    Route,
-    ServedModel,
-    Service,
-    served_model,
-)
+
+def needs_serve_extra(missing: Optional[str]) -> str:
+    """What to do when a module of the ``serve`` extra is missing: one
+    wording for ``create_app``, the apps and ``mlfast serve``."""
+    return (f"serving models needs mlfast's web stack, and {missing or 'a module of it'} is not "
+            "installed: pip install 'mlfast[serve]'")
 
 
-def install_ops(service: Service, ops: "Ops"):
-    from mlfast.serving.ops import install
+@contextlib.contextmanager
+def serve_extra() -> Iterator[None]:
+    """Imports of the ``serve`` extra: a missing one says how to install it."""
+    try:
+        yield
+    except ModuleNotFoundError as e:
+        package = (e.name or "").split(".")[0]  # gunicorn.http: the gunicorn package
+        if not package or package == "mlfast":
+            raise
+        raise ModuleNotFoundError(needs_serve_extra(package), name=package) from None
 
-    return install(service, ops)
 
+with serve_extra():
+    import orjson  # noqa: F401 - the serving core writes JSON with it
+
+from mlfast.serving.http import DEFAULT_MAX_BODY, HttpError, Request, Response, Route  # noqa: E402
+from mlfast.serving.loading import served_model  # noqa: E402
+from mlfast.serving.registry import ModelRegistry, ServedModel  # noqa: E402
+from mlfast.serving.service import Service  # noqa: E402
 
 if TYPE_CHECKING:
     from mlfast.serving.ops import Ops
 
 FRAMEWORKS = ("fastapi", "flask")
 PROTOCOLS = ("lesson", "sagemaker", "vertex", "kserve")
+# The modules of the protocols, in the order their routes are added: where
+# two name the same method and path (AIP_HEALTH_ROUTE=/ping, say), the
+# first keeps it.  Each has PROTOCOL (its name in PROTOCOLS) and
+# routes(service).
+PROTOCOL_MODULES = ("lesson", "sagemaker", "vertex", "kserve_v1", "oip", "repository_routes")
 
 __all__ = [
     "create_app",
     "build_service",
+    "needs_serve_extra",
     "FRAMEWORKS",
     "PROTOCOLS",
     "HttpError",
@@ -95,7 +116,8 @@ def build_service(
     and Vertex AI), ``pins`` (name to the version served by default),
     ``watch`` and ``poll_interval`` (seconds) for picking up new versions.
     """
-    from mlfast.serving import kserve, lesson, sagemaker, vertex
+    import importlib
+
     from mlfast.serving.repository import ModelRepository, is_repository
 
     env = os.environ if env is None else env
@@ -117,25 +139,21 @@ def build_service(
             raise ValueError("one model file takes one SHA-256")
         registry = ModelRegistry([served_model(model_or_path, name, version, sha256=sha256)])
     service = Service(registry, max_body=max_body, protocol_limits=protocol_limits,
-                      request_timeout=request_timeout)
+                      request_timeout=request_timeout, env=env)
     service.repository = repository
-    extra = install_ops(service, ops) if ops is not None else []
+    extra = []
+    if ops is not None:
+        from mlfast.serving.ops import install
+
+        extra = install(service, ops)
     if repository is not None:
         repository.load_initial()
         service.on_worker_start.append(repository.start_watching)
-    # Order matters only where two protocols name the same method and path
-    # (AIP_HEALTH_ROUTE=/ping, say): the first keeps it.
-    for protocol in PROTOCOLS:
-        if protocol not in protocols:
-            continue
-        if protocol == "lesson":
-            service.add_routes(lesson.routes(registry), protocol)
-        elif protocol == "sagemaker":
-            service.add_routes(sagemaker.routes(registry, env), protocol)
-        elif protocol == "vertex":
-            service.add_routes(vertex.routes(registry, env), protocol)
-        elif protocol == "kserve":
-            service.add_routes(kserve.routes(registry, repository), protocol)
+    for module_name in PROTOCOL_MODULES:
+        with serve_extra():  # pydantic, for the routes' schemas
+            module = importlib.import_module(f"mlfast.serving.{module_name}")
+        if module.PROTOCOL in protocols:
+            service.add_routes(module.routes(service), module.PROTOCOL)
     service.add_routes(extra)
     return service
 
@@ -165,10 +183,11 @@ def create_app(model_or_path: Any, framework: str = "fastapi", **options: Any):
             options["ops"] = Ops.from_env(options.get("env"), metrics=_have_prometheus())
         service = build_service(model_or_path, **options)
         service.start_worker()
-    if framework == "fastapi":
-        from mlfast.serving.fastapi import build_app
-    else:
-        from mlfast.serving.flask import build_app
+    with serve_extra():
+        if framework == "fastapi":
+            from mlfast.serving.fastapi import build_app
+        else:
+            from mlfast.serving.flask import build_app
     return build_app(service)
 
 

@@ -4,19 +4,27 @@ Decoding goes straight to an ndarray: orjson parses JSON into lists, one
 ``np.array`` call makes the matrix, and only when that array is not numeric
 do we walk the lists to name the bad value.  CSV goes through
 ``np.loadtxt`` (C); NPY through numpy's header reader and ``np.frombuffer``
-(no pickles, no allocation the body does not back).
+(no pickles, no allocation the body does not back).  Tensors of the Open
+Inference Protocol (V2) are read from JSON or from Triton's binary tensor
+data extension, and written back in either.
+
+A malformed body is ``InvalidInput`` (``serving.errors``), whose message
+says what was wrong and where; the service answers it with a 400.
 """
 from __future__ import annotations
 
 import io
 import json
 import math
-from typing import Any, List, Optional, Sequence, Tuple
+import re
+import struct
+from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 import orjson
 
-from mlfast.serving.core import HttpError, ServedModel
+from mlfast.serving.errors import InvalidInput
+from mlfast.serving.registry import ServedModel
 
 JSON_TYPES = ("application/json",)
 CSV_TYPES = ("text/csv",)
@@ -24,43 +32,154 @@ NPY_TYPES = ("application/x-npy",)
 
 _NUMERIC_KINDS = "biuf"
 
+# JSON arrays and objects a body may hold: parsed, each costs about 100
+# bytes of Python objects (a 16 MB body of "[]," would take 550 MB before
+# it could be refused), so past this many rows the batch goes as NPY or
+# CSV, or in parts.  Counted only in bodies long enough to hold more.
+MAX_JSON_CONTAINERS = 1 << 20
+
+# An escape of a UTF-16 surrogate (\ud800-\udfff) in JSON text: only a pair
+# of them is a character.
+_SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
 
 def parse_json(body: bytes, *, what: str = "request body") -> Any:
     """orjson first; a body it refuses gets a second chance with the standard
     library, which also reads the NaN and Infinity that Python's
-    ``json.dumps`` writes (orjson, strictly, does not)."""
+    ``json.dumps`` writes (orjson, strictly, does not).  What the second
+    parser reads must still be writable as JSON: a lone surrogate escape
+    (``"\\ud800"``), which orjson refuses to read and to write, is refused."""
+    if len(body) > 2 * MAX_JSON_CONTAINERS and \
+            body.count(b"[") + body.count(b"{") > MAX_JSON_CONTAINERS:
+        raise InvalidInput(f"{what} holds more than {MAX_JSON_CONTAINERS:,} JSON arrays and objects "
+                           "(rows): split the batch, or send it as NPY or CSV")
     try:
         return orjson.loads(body)
     except orjson.JSONDecodeError as first:
         if not body.strip():
-            raise HttpError(400, f"empty {what}: expected JSON") from None
+            raise InvalidInput(f"empty {what}: expected JSON") from None
         try:
-            return json.loads(body)
+            doc = json.loads(body)
         except (ValueError, UnicodeDecodeError):
-            raise HttpError(400, f"malformed JSON in {what}: {first}") from None
+            raise InvalidInput(f"malformed JSON in {what}: {first}") from None
         except RecursionError:
-            raise HttpError(400, f"JSON in {what} is nested too deeply") from None
+            raise InvalidInput(f"JSON in {what} is nested too deeply") from None
+        if _SURROGATE_ESCAPE.search(body) and _holds_lone_surrogate(doc):
+            raise InvalidInput(f"malformed JSON in {what}: a string holds a lone UTF-16 surrogate "
+                               "(\\ud800 to \\udfff without its pair), which is not a character")
+        return doc
 
 
-def _first_bad(value: Any, where: str) -> Optional[str]:
-    """The path and value of the first non-number in nested lists, for the
-    error message (only called once ``np.array`` made a non-numeric array)."""
+def _holds_lone_surrogate(doc: Any) -> bool:
+    # json.loads joins a pair of surrogate escapes into one character, so a
+    # surrogate left in a string stood alone
+    stack = [doc]
+    while stack:
+        value = stack.pop()
+        if isinstance(value, str):
+            if not value.isascii() and _SURROGATE.search(value):
+                return True
+        elif isinstance(value, list):
+            stack.extend(value)
+        elif isinstance(value, dict):
+            stack.extend(value)
+            stack.extend(value.values())
+    return False
+
+
+# Previews of a request's values in error messages: about this many
+# characters, and lists and objects this deep.
+_PREVIEW_CHARS = 60
+_PREVIEW_DEPTH = 8
+
+
+def show(value: Any, limit: int = _PREVIEW_CHARS) -> str:
+    """A value from a request, as JSON-like text for an error message: about
+    ``limit`` characters whatever the value's size or depth (``...`` marks
+    what is left out), strings escaped as JSON escapes them (a control
+    character or a lone surrogate reads as its escape)."""
+    out: List[str] = []
+    _preview(value, out, limit + 1, 0)
+    text = "".join(out)
+    return text if len(text) <= limit else text[:limit - 3] + "..."
+
+
+def _preview(value: Any, out: List[str], room: int, depth: int) -> int:
+    """Appends a preview of ``value`` to ``out`` in about ``room``
+    characters; returns how many it used.  The work is bounded by ``room``
+    and ``_PREVIEW_DEPTH``, not by the value."""
+    if isinstance(value, str):
+        text = json.dumps(value[:room])
+    elif value is None or isinstance(value, bool):
+        text = "null" if value is None else ("true" if value else "false")
+    elif isinstance(value, int):
+        text = str(value) if value.bit_length() < 4 * room else f"<an integer of {value.bit_length()} bits>"
+    elif isinstance(value, float):
+        text = repr(value)
+    elif isinstance(value, (list, tuple, dict)):
+        if depth >= _PREVIEW_DEPTH:
+            text = "[...]" if not isinstance(value, dict) else "{...}"
+        else:
+            return _preview_container(value, out, room, depth)
+    else:
+        text = f"<{type(value).__name__}>"
+    out.append(text)
+    return len(text)
+
+
+def _preview_container(value: Any, out: List[str], room: int, depth: int) -> int:
+    is_dict = isinstance(value, dict)
+    used = 1
+    out.append("{" if is_dict else "[")
+    for i, item in enumerate(value.items() if is_dict else value):
+        if used >= room:
+            out.append("...")
+            return used + 3
+        if i:
+            out.append(", ")
+            used += 2
+        if is_dict:
+            key = json.dumps(str(item[0])[:room]) + ": "
+            out.append(key)
+            used += len(key)
+            item = item[1]
+        used += _preview(item, out, room - used, depth + 1)
+    out.append("}" if is_dict else "]")
+    return used + 1
+
+
+def _number_text(text: str) -> bool:
+    """A number written as a string ("5.1"), as float() and numpy read one."""
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
+
+
+def _first_bad(value: Any, where: str, seen: Dict[str, bool]) -> Optional[str]:
+    """The path and value of the first value that is no number (a number
+    written as a string is one) in nested lists, for the error message
+    (only called once ``np.array`` made a non-numeric array); ``seen``
+    records whether strings and nulls were met."""
     if isinstance(value, bool):
         return None
-    if isinstance(value, (int, float)) or value is None:
+    if isinstance(value, (int, float)):
+        return None
+    if value is None:
+        seen["null"] = True
+        return None
+    if isinstance(value, str) and _number_text(value):
+        seen["text"] = True
         return None
     if isinstance(value, (list, tuple)):
         for i, item in enumerate(value):
-            found = _first_bad(item, f"{where}[{i}]")
+            found = _first_bad(item, f"{where}[{i}]", seen)
             if found:
                 return found
         return None
-    return f"{where} is {_show(value)}"
-
-
-def _show(value: Any) -> str:
-    text = json.dumps(value) if isinstance(value, (str, dict, list)) else repr(value)
-    return text if len(text) <= 60 else text[:57] + "..."
+    return f"{where} is {show(value)}"
 
 
 def _ragged(value: Any, where: str) -> str:
@@ -83,10 +202,10 @@ def to_array(value: Any, where: str) -> np.ndarray:
     """Nested JSON lists of numbers to an ndarray; ``null`` is NaN (a missing
     value, for models that impute)."""
     if isinstance(value, (int, float)) and not isinstance(value, bool):
-        raise HttpError(400, f"{where} must be a list of numbers or a list of rows, got a number")
+        raise InvalidInput(f"{where} must be a list of numbers or a list of rows, got a number")
     if not isinstance(value, list):
-        raise HttpError(
-            400, f"{where} must be a list of numbers or a list of rows, got {_json_type(value)}"
+        raise InvalidInput(
+            f"{where} must be a list of numbers or a list of rows, got {_json_type(value)}"
         )
     try:
         array = np.array(value)
@@ -95,21 +214,30 @@ def to_array(value: Any, where: str) -> np.ndarray:
             why = _ragged(value, where) or "too many levels of nesting"
         except RecursionError:
             why = "too many levels of nesting"
-        raise HttpError(400, f"{where} is not rectangular: {why}") from None
+        raise InvalidInput(f"{where} is not rectangular: {why}") from None
     if array.dtype.kind in _NUMERIC_KINDS:
         return array
+    seen: Dict[str, bool] = {}
     try:
-        bad = _first_bad(value, where)
+        bad = _first_bad(value, where, seen)
     except RecursionError:
         bad = f"{where} holds lists nested too deeply"
     if bad:
-        raise HttpError(400, f"non-numeric value: {bad}")
+        raise InvalidInput(f"non-numeric value: {bad}")
+    if seen.get("text"):
+        if seen.get("null"):
+            raise InvalidInput(f"{where} mixes null with numbers written as strings: send numbers "
+                               "(null for a missing value)")
+        # numbers written as strings ("5.1"): the model reads them as
+        # model.predict reads the same list, and as scikit-learn does (a
+        # tree converts them, a linear model refuses them in its words)
+        return array
     # numbers mixed with null (object dtype, where float64 turns None into
     # NaN), or integers too big for int64
     try:
         return np.array(value, dtype=np.float64)
     except OverflowError:
-        raise HttpError(400, f"{where} holds an integer too large for a float") from None
+        raise InvalidInput(f"{where} holds an integer too large for a float") from None
 
 
 def to_matrix(value: Any, where: str) -> np.ndarray:
@@ -119,8 +247,8 @@ def to_matrix(value: Any, where: str) -> np.ndarray:
     if array.ndim == 1:
         return array.reshape(1, -1)
     if array.ndim != 2:
-        raise HttpError(
-            400, f"{where} must be a list of numbers or a list of rows, got {array.ndim} levels "
+        raise InvalidInput(
+            f"{where} must be a list of numbers or a list of rows, got {array.ndim} levels "
                  f"of nesting (shape {list(array.shape)})"
         )
     return array
@@ -132,7 +260,7 @@ def _json_type(value: Any) -> str:
     if isinstance(value, bool):
         return "a boolean"
     if isinstance(value, str):
-        return f"the string {_show(value)}"
+        return f"the string {show(value)}"
     if isinstance(value, dict):
         return "an object"
     return type(value).__name__
@@ -142,8 +270,7 @@ def rows_from_named(records: Sequence[dict], served: ServedModel, where: str) ->
     """Rows given as objects keyed by feature name (``feature_names_in_``)."""
     names = served.feature_names
     if names is None:
-        raise HttpError(
-            400,
+        raise InvalidInput(
             f"{where}[0] is an object, but model {served.name!r} was fitted without feature "
             f"names: send each row as a list of {served.n_features} numbers",
         )
@@ -151,15 +278,16 @@ def rows_from_named(records: Sequence[dict], served: ServedModel, where: str) ->
     out = np.empty((len(records), len(names)), dtype=np.float64)
     for i, record in enumerate(records):
         if not isinstance(record, dict):
-            raise HttpError(400, f"{where}[{i}] must be an object like {where}[0], "
+            raise InvalidInput(f"{where}[{i}] must be an object like {where}[0], "
                                  f"got {_json_type(record)}")
         missing = [n for n in names if n not in record]
         if missing:
-            raise HttpError(400, f"{where}[{i}] lacks feature(s) {', '.join(map(repr, missing[:5]))}"
-                                 + (", ..." if len(missing) > 5 else ""))
+            raise InvalidInput(f"{where}[{i}] lacks feature(s) {', '.join(map(repr, missing[:5]))}"
+                               + (", ..." if len(missing) > 5 else "")
+                               + f"; it has {show(list(record)[:10], 200)}")
         unknown = [k for k in record if k not in names]
         if unknown:
-            raise HttpError(400, f"{where}[{i}] has unknown feature(s) "
+            raise InvalidInput(f"{where}[{i}] has unknown feature(s) "
                                  f"{', '.join(map(repr, unknown[:5]))}; the model's features are "
                                  f"{', '.join(map(repr, names[:10]))}" + (", ..." if len(names) > 10 else ""))
         for j, n in enumerate(names):
@@ -170,9 +298,13 @@ def rows_from_named(records: Sequence[dict], served: ServedModel, where: str) ->
                 try:
                     out[i, j] = v
                 except OverflowError:
-                    raise HttpError(400, f"{where}[{i}][{n!r}] is too large for a float") from None
+                    raise InvalidInput(f"{where}[{i}][{n!r}] is too large for a float") from None
+            elif isinstance(v, str) and _number_text(v):
+                # a DataFrame column of numbers written as strings is an
+                # object column, which scikit-learn (and model.predict) convert
+                out[i, j] = float(v)
             else:
-                raise HttpError(400, f"non-numeric value: {where}[{i}][{n!r}] is {_show(v)}")
+                raise InvalidInput(f"non-numeric value: {where}[{i}][{n!r}] is {show(v)}")
     return out
 
 
@@ -181,14 +313,13 @@ def instances_to_matrix(instances: Any, served: ServedModel, where: str = "insta
     numbers), of the lesson's ``{"features": [...]}`` objects, or of objects
     keyed by feature name."""
     if not isinstance(instances, list):
-        raise HttpError(400, f"{where} must be a list of rows, got {_json_type(instances)}")
+        raise InvalidInput(f"{where} must be a list of rows, got {_json_type(instances)}")
     if not instances:
-        raise HttpError(400, f"{where} is empty: send at least one row")
+        raise InvalidInput(f"{where} is empty: send at least one row")
     first = instances[0]
-    if isinstance(first, str):
-        raise HttpError(
-            400,
-            f"non-numeric value: {where}[0] is {_show(first)}. Each instance is a row of "
+    if isinstance(first, str) and not _number_text(first):
+        raise InvalidInput(
+            f"non-numeric value: {where}[0] is {show(first)}. Each instance is a row of "
             f"{served.n_features} numbers. (aiplatform's Endpoint.predict(instances) takes a list: "
             "a dict passed as instances sends only its keys, e.g. [\"features\"]; call "
             "endpoint.predict([payload]) or endpoint.predict([[...numbers...]]))",
@@ -198,7 +329,7 @@ def instances_to_matrix(instances: Any, served: ServedModel, where: str = "insta
             rows = []
             for i, inst in enumerate(instances):
                 if not isinstance(inst, dict) or "features" not in inst:
-                    raise HttpError(400, f"{where}[{i}] lacks the key 'features' that {where}[0] has")
+                    raise InvalidInput(f"{where}[{i}] lacks the key 'features' that {where}[0] has")
                 rows.append(inst["features"])
             return to_matrix(rows, f"{where}[*].features")
         return rows_from_named(instances, served, where)
@@ -210,12 +341,39 @@ def decode_csv(body: bytes) -> np.ndarray:
     """CSV rows of numbers (no header), as SageMaker's scikit-learn container
     reads them; ``nan`` for missing values."""
     if not body.strip():
-        raise HttpError(400, "empty request body: expected CSV rows of numbers")
+        raise InvalidInput("empty request body: expected CSV rows of numbers")
     try:
         return np.loadtxt(io.BytesIO(body), delimiter=",", dtype=np.float64, ndmin=2,
                           encoding="utf-8")
     except (ValueError, UnicodeDecodeError) as e:
-        raise HttpError(400, f"malformed CSV: {e}") from None
+        raise InvalidInput(f"malformed CSV: {_csv_problem(body) or e}") from None
+
+
+def _csv_problem(body: bytes) -> Optional[str]:
+    """Where a CSV body stops being rows of numbers, counted as an editor
+    counts (numpy says "row 0, column 1"): a header line, a line of another
+    length than the first, or the first cell that is no number."""
+    try:
+        text = body.decode("utf-8")
+    except UnicodeDecodeError:
+        return None
+    first: Optional[Tuple[int, int]] = None
+    for number, line in enumerate(text.splitlines(), 1):
+        line = line.split("#", 1)[0]  # np.loadtxt's comments
+        if not line.strip():
+            continue
+        cells = [cell.strip() for cell in line.split(",")]
+        bad = [j for j, cell in enumerate(cells) if not _number_text(cell)]
+        if number == 1 and len(bad) == len(cells):
+            return (f"line 1 looks like a header ({show(', '.join(cells), 80)}): send rows of numbers "
+                    "only, as SageMaker's scikit-learn container reads them")
+        if bad:
+            return f"line {number}, column {bad[0] + 1} is {show(cells[bad[0]])}: not a number"
+        if first is None:
+            first = (number, len(cells))
+        elif len(cells) != first[1]:
+            return f"line {number} has {len(cells)} values, line {first[0]} has {first[1]}"
+    return None
 
 
 def decode_npy(body: bytes) -> np.ndarray:
@@ -227,7 +385,7 @@ def decode_npy(body: bytes) -> np.ndarray:
     is checked against the bytes that came, and the array is a view of them.
     """
     if not body:
-        raise HttpError(400, "empty request body: expected an .npy array")
+        raise InvalidInput("empty request body: expected an .npy array")
     fp = io.BytesIO(body)
     try:
         version = np.lib.format.read_magic(fp)
@@ -242,19 +400,19 @@ def decode_npy(body: bytes) -> np.ndarray:
         raise
     except Exception as e:  # noqa: BLE001 - numpy's parser of untrusted header text
         # raises ValueError, SyntaxError, tokenize.TokenError, TypeError...
-        raise HttpError(400, f"malformed NPY: {e}") from None
+        raise InvalidInput(f"malformed NPY: {e}") from None
     if dtype.hasobject or dtype.kind not in _NUMERIC_KINDS:
-        raise HttpError(400, f"NPY array has dtype {dtype}; expected numbers")
+        raise InvalidInput(f"NPY array has dtype {dtype}; expected numbers")
     data = memoryview(body)[fp.tell():]
     expected = math.prod(shape) * dtype.itemsize
     if len(data) != expected:
-        raise HttpError(400, f"malformed NPY: the header says shape {list(shape)} of {dtype} "
+        raise InvalidInput(f"malformed NPY: the header says shape {list(shape)} of {dtype} "
                              f"({expected} bytes), the body has {len(data)} bytes of data")
     array = np.frombuffer(data, dtype=dtype).reshape(shape, order="F" if fortran_order else "C")
     if array.ndim == 1:
         return array.reshape(1, -1)
     if array.ndim != 2:
-        raise HttpError(400, f"NPY array has shape {list(shape)}; expected rows of features")
+        raise InvalidInput(f"NPY array has shape {list(shape)}; expected rows of features")
     return array
 
 
@@ -287,18 +445,21 @@ def decode_payload(request_body: bytes, media: str, served: ServedModel) -> Tupl
         if "instances" in data:
             return instances_to_matrix(data["instances"], served), INSTANCES
         if "inputs" in data:
-            raise HttpError(400, "this looks like an Open Inference Protocol (V2) request: "
+            raise InvalidInput("this looks like an Open Inference Protocol (V2) request: "
                                  f"POST it to /v2/models/{served.name}/infer")
         keys = ", ".join(repr(k) for k in list(data)[:5]) or "none"
-        raise HttpError(
-            400,
+        raise InvalidInput(
             f"missing key 'features': expected {{\"features\": [{', '.join(map(str, served.example_row()[:4]))}"
             f"{', ...' if served.n_features > 4 else ''}]}} (or \"instances\", or a bare array); "
             f"got keys {keys}",
         )
     if isinstance(data, list):
+        if data and isinstance(data[0], dict):
+            raise InvalidInput("the body is a list of objects: send it as {\"instances\": [...]} "
+                               "(objects keyed by feature name, or {\"features\": [...]} each), or "
+                               "send rows of numbers")
         return to_matrix(data, "body"), BARE
-    raise HttpError(400, f"expected a JSON object like {{\"features\": [...]}} or an array, "
+    raise InvalidInput(f"expected a JSON object like {{\"features\": [...]}} or an array, "
                          f"got {_json_type(data)}")
 
 
@@ -375,3 +536,135 @@ def choose_accept(accept: Optional[str], offered: Sequence[str], default: str) -
         if mtype in offered:
             return mtype
     return None
+
+
+# -- tensors of the Open Inference Protocol (V2) ------------------------------------
+
+# V2 datatypes and their little-endian numpy dtypes (the binary extension's
+# byte order).
+TENSOR_DTYPES = {
+    "BOOL": np.dtype("?"),
+    "UINT8": np.dtype("<u1"), "UINT16": np.dtype("<u2"), "UINT32": np.dtype("<u4"),
+    "UINT64": np.dtype("<u8"),
+    "INT8": np.dtype("<i1"), "INT16": np.dtype("<i2"), "INT32": np.dtype("<i4"),
+    "INT64": np.dtype("<i8"),
+    "FP16": np.dtype("<f2"), "FP32": np.dtype("<f4"), "FP64": np.dtype("<f8"),
+}
+_DATATYPE_NAMES = {dt.str.lstrip("<|=>"): name for name, dt in TENSOR_DTYPES.items()}
+# Triton's binary tensor data extension: the length of the JSON header that
+# comes before the raw tensors.
+HEADER_LENGTH = "inference-header-content-length"
+
+
+def datatype_of(dtype: np.dtype) -> str:
+    """The V2 datatype of an output's dtype (strings and objects: BYTES)."""
+    if dtype.kind in "USO":
+        return "BYTES"
+    name = _DATATYPE_NAMES.get(dtype.str.lstrip("<|=>"))
+    if name is None:
+        raise TypeError(f"cannot send dtype {dtype} as a V2 tensor")
+    return name
+
+
+def split_inference_body(body: bytes, header_length: Optional[str]) -> Tuple[Any, memoryview]:
+    """The inference request's JSON and the binary data after it: with
+    ``Inference-Header-Content-Length``, the JSON is that many bytes at the
+    start of the body and raw tensors follow."""
+    if header_length is None:
+        return parse_json(body), memoryview(b"")
+    try:
+        n = int(header_length)
+    except ValueError:
+        raise InvalidInput(f"Inference-Header-Content-Length {show(header_length)} is not an "
+                           "integer") from None
+    if not 0 <= n <= len(body):
+        raise InvalidInput(f"Inference-Header-Content-Length {n} is outside the body's "
+                           f"{len(body)} bytes")
+    return parse_json(body[:n], what="inference header"), memoryview(body)[n:]
+
+
+def _tensor_shape(value: Any, where: str) -> Tuple[int, ...]:
+    # the length first: a shape of a million entries is refused before
+    # anything walks it (math.prod over it holds the GIL for seconds)
+    if not isinstance(value, list) or not 1 <= len(value) <= 2 or not all(
+        isinstance(d, int) and not isinstance(d, bool) and d >= 0 for d in value
+    ):
+        raise InvalidInput(f"{where}.shape must be a list of non-negative integers, [rows, features] "
+                           f"(or [features] for one row), got {show(value)}")
+    return tuple(value)
+
+
+def decode_tensor(tensor: Any, binary: memoryview, offset: int, where: str) -> Tuple[np.ndarray, int]:
+    """One input tensor to a 2-D batch, from its JSON ``data`` or from
+    ``binary`` at ``offset`` (its ``parameters.binary_data_size``); returns
+    the batch and the next binary offset."""
+    if not isinstance(tensor, dict):
+        raise InvalidInput(f"{where} must be an object with name, shape, datatype and data")
+    for key in ("name", "shape", "datatype"):
+        if key not in tensor:
+            raise InvalidInput(f"{where} lacks {key!r}")
+    shape = _tensor_shape(tensor["shape"], where)
+    datatype = tensor["datatype"]
+    dtype = TENSOR_DTYPES.get(datatype) if isinstance(datatype, str) else None
+    if dtype is None:
+        raise InvalidInput(f"{where}.datatype {show(datatype)} is not supported: send one of "
+                           f"{', '.join(TENSOR_DTYPES)}")
+    count = math.prod(shape)
+    parameters = tensor.get("parameters") or {}
+    if not isinstance(parameters, dict):
+        raise InvalidInput(f"{where}.parameters must be an object")
+    size = parameters.get("binary_data_size")
+    if size is not None:
+        if not isinstance(size, int) or size < 0:
+            raise InvalidInput(f"{where}.parameters.binary_data_size must be a non-negative integer")
+        if offset + size > len(binary):
+            raise InvalidInput(f"{where} has binary_data_size {size} but only "
+                               f"{len(binary) - offset} bytes of binary data are left")
+        if size != count * dtype.itemsize:
+            raise InvalidInput(f"{where} has binary_data_size {size}, but shape {list(shape)} of "
+                               f"{datatype} takes {count * dtype.itemsize} bytes")
+        array = np.frombuffer(binary[offset:offset + size], dtype=dtype).reshape(shape)
+        offset += size
+    else:
+        if "data" not in tensor:
+            raise InvalidInput(f"{where} lacks 'data' (and has no binary_data_size)")
+        array = to_array(tensor["data"], f"{where}.data")
+        if array.size != count:
+            raise InvalidInput(f"{where}.data has {array.size} values but shape {list(shape)} "
+                               f"needs {count}")
+        array = array.reshape(shape).astype(dtype, copy=False)
+    if array.ndim == 1:
+        array = array.reshape(1, -1)
+    elif array.ndim != 2:
+        raise InvalidInput(f"{where}.shape {list(shape)} must be [rows, features]")
+    return array, offset
+
+
+def _bytes_tensor(array: np.ndarray) -> bytes:
+    """Triton's BYTES serialisation: each element's length (uint32, little
+    endian) then its UTF-8 bytes."""
+    parts = []
+    for item in array.ravel().tolist():
+        b = item.encode() if isinstance(item, str) else str(item).encode()
+        parts.append(struct.pack("<I", len(b)))
+        parts.append(b)
+    return b"".join(parts)
+
+
+def encode_tensor(name: str, result: Any, binary: bool) -> Tuple[dict, Optional[bytes]]:
+    """An output tensor: its JSON description (with ``data``, or with
+    ``parameters.binary_data_size`` when ``binary``) and its raw bytes for
+    the binary extension (None when in the JSON)."""
+    if isinstance(result, list):
+        # a multi-output classifier's probabilities: one array per output,
+        # sent side by side as one [rows, sum of classes] tensor
+        result = np.hstack(result)
+    result = np.ascontiguousarray(result)
+    tensor: dict = {"name": name, "shape": list(result.shape), "datatype": datatype_of(result.dtype)}
+    if not binary:
+        tensor["data"] = result.ravel()
+        return tensor, None
+    raw = _bytes_tensor(result) if tensor["datatype"] == "BYTES" else \
+        result.astype(result.dtype.newbyteorder("<"), copy=False).tobytes()
+    tensor["parameters"] = {"binary_data_size": len(raw)}
+    return tensor, raw

@@ -20,8 +20,8 @@ is told by its environment:
 - operations as for ``mlfast serve``: ``MLFAST_API_KEYS``,
   ``MLFAST_ADMIN_KEYS`` (or ``*_KEY_FILE``); with no keys the server starts
   on 0.0.0.0 only behind SageMaker or Vertex AI (their front ends
-  authenticate: any ``SAGEMAKER_*``/``SM_*`` or ``AIP_*`` variable tells
-  them) or with ``MLFAST_ALLOW_UNAUTHENTICATED=1``.  ``MLFAST_SSL_KEYFILE``
+  authenticate: a variable they set tells them, ``ops.SAGEMAKER_VARIABLES``
+  and ``ops.VERTEX_VARIABLES``) or with ``MLFAST_ALLOW_UNAUTHENTICATED=1``.  ``MLFAST_SSL_KEYFILE``
   and ``MLFAST_SSL_CERTFILE`` serve HTTPS.
 """
 from __future__ import annotations
@@ -85,9 +85,12 @@ def main(argv: Optional[List[str]] = None, env: Optional[Mapping[str, str]] = No
                                 ops=ops, request_timeout=timeout)
     except (OSError, ValueError) as e:
         raise SystemExit(f"mlfast: cannot load the model: {e}") from None
-    run(service, host=host, port=port, workers=workers,
-        framework=env.get("MLFAST_FRAMEWORK", "fastapi"), timeout=timeout,
-        ssl_keyfile=env.get("MLFAST_SSL_KEYFILE") or None, ssl_certfile=certfile)
+    try:
+        run(service, host=host, port=port, workers=workers,
+            framework=env.get("MLFAST_FRAMEWORK", "fastapi"), timeout=timeout,
+            ssl_keyfile=env.get("MLFAST_SSL_KEYFILE") or None, ssl_certfile=certfile)
+    except ValueError as e:
+        raise SystemExit(f"mlfast: {e}") from None
 
 
 if __name__ == "__main__":

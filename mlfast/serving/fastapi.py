@@ -22,7 +22,8 @@ from starlette.requests import Request as StarletteRequest
 from starlette.responses import Response as StarletteResponse
 
 import mlfast
-from mlfast.serving.core import Request, Response, Route, Service, json_error
+from mlfast.serving.http import DRAIN_LIMIT, Request, Response, Route
+from mlfast.serving.service import INTERNAL_ERROR, Service
 from mlfast.serving.schemas import ErrorBody
 
 # Bodies up to this size are handled on the event loop: decoding and
@@ -30,12 +31,8 @@ from mlfast.serving.schemas import ErrorBody
 # pool.  Larger bodies go to the pool so one big batch does not stall the
 # other connections.
 INLINE_BODY = 64 * 1024
-# A body over the limit is read and dropped up to this many bytes before the
-# 413 is sent: answering while the client is still sending makes it see a
-# reset connection instead of the 413.
-DRAIN_LIMIT = 64 * 1024 * 1024
-
 _COMPONENT = "#/components/schemas/{model}"
+DOCS = "/docs"
 
 
 def _headers(scope: Dict[str, Any]) -> Dict[str, str]:
@@ -70,14 +67,11 @@ async def _drain(stream, seen: int) -> None:
 
 
 async def _read_body(request: StarletteRequest, limit: int):
-    """The body, or None when it is over ``limit``.  A client that hangs up
-    mid-body raises starlette's ClientDisconnect, which the endpoint answers
-    with nothing."""
-    length = request.headers.get("content-length")
+    """The body, or None when it is over ``limit`` (a body without a
+    Content-Length, read up to the limit).  A client that hangs up mid-body
+    raises starlette's ClientDisconnect, which the endpoint answers with
+    nothing."""
     stream = request.stream()
-    if length is not None and length.isdigit() and int(length) > limit:
-        await _drain(stream, 0)
-        return None
     chunks: List[bytes] = []
     size = 0
     async for chunk in stream:
@@ -87,6 +81,26 @@ async def _read_body(request: StarletteRequest, limit: int):
             return None
         chunks.append(chunk)
     return b"".join(chunks)
+
+
+async def _discard_body(request: StarletteRequest, timeout: Optional[float]) -> bool:
+    """Reads and drops the body of a request answered without it, so that a
+    client still sending gets the answer rather than a reset connection;
+    False when the client hung up or did not finish within ``timeout``."""
+    try:
+        if timeout:
+            async with _deadline(timeout):
+                await _drain(request.stream(), 0)
+        else:
+            await _drain(request.stream(), 0)
+    except (asyncio.TimeoutError, ClientDisconnect):
+        return False
+    return True
+
+
+def _content_length(request: StarletteRequest) -> Optional[int]:
+    length = request.headers.get("content-length")
+    return int(length) if length is not None and length.isdigit() else None
 
 
 def _deadline(seconds: float):
@@ -129,6 +143,20 @@ def _endpoint(service: Service, route: Route):
                                client[0] if client else "")
         body = b""
         if reads_body:
+            # answers that need no body: a missing key, a Content-Length over
+            # the limit (a request without a key costs no memory for its body)
+            early = service.admit(route, core_request)
+            length = _content_length(request)
+            if early is None and length is not None and length > limit:
+                early = service.too_large(route, length, core_request)
+            if early is not None:
+                # receiving would send "100 Continue" to a client that asked
+                # before sending its body: it gets the answer and the
+                # connection closes instead
+                if request.headers.get("expect", "").lower() == "100-continue" or \
+                        not await _discard_body(request, timeout):
+                    early.headers["Connection"] = "close"
+                return _starlette(early)
             try:
                 if timeout:
                     try:
@@ -143,9 +171,7 @@ def _endpoint(service: Service, route: Route):
                 # error (nothing to log, and no one to answer)
                 return StarletteResponse(b"", 400)
             if body is None:
-                length = request.headers.get("content-length")
-                return _starlette(service.too_large(
-                    route, int(length) if length and length.isdigit() else None, core_request))
+                return _starlette(service.too_large(route, None, core_request))
             core_request.body = body
         if len(body) > INLINE_BODY:
             # a big batch goes to a thread (the GIL is released while the
@@ -217,6 +243,9 @@ def _openapi_extra(route: Route) -> Dict[str, Any]:
 def build_app(service: Service) -> FastAPI:
     served = service.registry.default
     app = FastAPIOffline(
+        docs_url=DOCS,
+        # '/predict/' is not '/predict': a 404 in JSON, not a redirect
+        redirect_slashes=False,
         title=f"mlfast: {served.name}",
         version=mlfast.__version__,
         description=(f"Serving `{served.name}` ({served.model.estimator}, {served.kind}, "
@@ -224,6 +253,7 @@ def build_app(service: Service) -> FastAPI:
                      "SageMaker, Vertex AI, KServe V1 and the Open Inference Protocol (V2)."),
     )
     app.state.mlfast_service = service
+    service.docs_path = DOCS
     for route in service.routes:
         app.add_api_route(
             route.path,
@@ -258,13 +288,14 @@ def build_app(service: Service) -> FastAPI:
         if exc.status_code == 404:
             response = service.not_found(method, path)
         elif exc.status_code == 405:
-            response = service.method_not_allowed(method, path)
+            allow = (exc.headers or {}).get("Allow")
+            response = service.method_not_allowed(method, path, allow.split(", ") if allow else None)
         else:
-            response = json_error(exc.status_code, str(exc.detail))
+            response = service.answer(exc.status_code, str(exc.detail))
         return _starlette(response)
 
     async def server_error(request: StarletteRequest, exc: Exception) -> StarletteResponse:
-        return _starlette(json_error(500, "internal server error; the server log has the details"))
+        return _starlette(service.answer(500, INTERNAL_ERROR))
 
     app.add_exception_handler(StarletteHTTPException, http_error)
     app.add_exception_handler(Exception, server_error)

@@ -1,27 +1,30 @@
 """Flask adapter: the core's routes as Flask routes, and nothing more.
 
-Each route gets one view that reads the body (capped), builds a core
-``Request``, calls ``Service.handle`` and returns the core ``Response``.
-Flask's own errors (404, 405) are answered as JSON ``{"error": ...}`` too.
-Serve it with a WSGI server (``mlfast serve --framework flask`` runs
-gunicorn); never with ``debug=True``, whose debugger runs code sent by
-anyone who can reach the port.
+Each route gets one view that checks the headers (API keys), reads the body
+(capped), builds a core ``Request``, calls ``Service.handle`` and returns
+the core ``Response``.  What Flask answers by itself (404, 405, an OPTIONS
+request, a malformed request) is JSON ``{"error": ...}`` with the headers
+of every answer too.  Serve it with a WSGI server (``mlfast serve
+--framework flask`` runs gunicorn); never with ``debug=True``, whose
+debugger runs code sent by anyone who can reach the port.
 """
 from __future__ import annotations
 
-from typing import Dict
+from typing import Dict, Optional
 
 from flask import Flask
 from flask import Response as FlaskResponse
 from flask import request as flask_request
 from werkzeug.exceptions import HTTPException
 
-from mlfast.serving.core import Request, Response, Route, Service, json_error
+from mlfast.serving.http import DRAIN_LIMIT, Request, Response, Route
+from mlfast.serving.service import INTERNAL_ERROR, Service
 
-# See serving/fastapi.py: an over-limit body is read and dropped up to this
-# many bytes so the client gets its 413 instead of a reset connection.
-DRAIN_LIMIT = 64 * 1024 * 1024
 _CHUNK = 64 * 1024
+
+
+class _Incomplete(Exception):
+    """The body ended before its Content-Length."""
 
 
 def _flask_path(path: str) -> str:
@@ -29,29 +32,40 @@ def _flask_path(path: str) -> str:
 
 
 def _flask_response(response: Response) -> FlaskResponse:
-    return FlaskResponse(response.body, status=response.status, headers=response.headers,
+    headers = response.headers
+    if "Connection" in headers:  # hop-by-hop: the WSGI server's to set, not the app's
+        headers = {k: v for k, v in headers.items() if k != "Connection"}
+    return FlaskResponse(response.body, status=response.status, headers=headers,
                          content_type=response.content_type)
 
 
 def _drain(stream, seen: int) -> None:
-    while seen <= DRAIN_LIMIT:
-        chunk = stream.read(_CHUNK)
-        if not chunk:
-            break
-        seen += len(chunk)
+    try:
+        while seen <= DRAIN_LIMIT:
+            chunk = stream.read(_CHUNK)
+            if not chunk:
+                break
+            seen += len(chunk)
+    except Exception:  # noqa: BLE001 - a body being dropped may end any way it likes
+        pass
 
 
-def _read_body(limit: int):
-    """The body, or None when it is over ``limit``."""
+def _read_body(limit: int) -> Optional[bytes]:
+    """The body, or None when it is over ``limit`` (a body without a
+    Content-Length, read up to the limit).  Raises _Incomplete when it ends
+    early: the client hung up, or the server stopped reading it at the
+    request's deadline."""
     stream = flask_request.stream
     length = flask_request.content_length
-    if length is not None and length > limit:
-        _drain(stream, 0)
-        return None
-    body = stream.read(limit + 1)
-    if len(body) > limit:
-        _drain(stream, len(body))
-        return None
+    try:
+        body = stream.read(limit + 1)
+        if len(body) > limit:
+            _drain(stream, len(body))
+            return None
+    except Exception as e:  # noqa: BLE001 - the WSGI server's reader: a reset, a bad chunk
+        raise _Incomplete from e
+    if length is not None and len(body) < length:
+        raise _Incomplete
     return body
 
 
@@ -72,10 +86,22 @@ def _view(service: Service, route: Route):
                                flask_request.query_string.decode("latin-1"),
                                flask_request.remote_addr or "")
         if reads_body:
-            body = _read_body(limit)
+            # a request without a valid key is answered before its body is
+            # read (the WSGI server reads and drops what the client sends
+            # after, within its own bounds)
+            refused = service.admit(route, core_request)
+            if refused is not None:
+                return _flask_response(refused)
+            length = flask_request.content_length
+            if length is not None and length > limit:
+                _drain(flask_request.stream, 0)
+                return _flask_response(service.too_large(route, length, core_request))
+            try:
+                body = _read_body(limit)
+            except _Incomplete:
+                return _flask_response(service.incomplete_body(route, core_request))
             if body is None:
-                return _flask_response(service.too_large(route, flask_request.content_length,
-                                                         core_request))
+                return _flask_response(service.too_large(route, None, core_request))
             core_request.body = body
         return _flask_response(service.handle(route, core_request))
 
@@ -86,9 +112,14 @@ def _view(service: Service, route: Route):
 def build_app(service: Service) -> Flask:
     app = Flask("mlfast.serving")
     app.extensions["mlfast_service"] = service
+    # '//predict' is not '/predict' (Werkzeug would redirect with an HTML
+    # page), and OPTIONS is not answered for every route (Flask would,
+    # with an empty 200): 404 and 405 in JSON, as FastAPI answers them
+    app.url_map.merge_slashes = False
     for route in service.routes:
         app.add_url_rule(_flask_path(route.path), endpoint=route.name,
-                         view_func=_view(service, route), methods=[route.method])
+                         view_func=_view(service, route), methods=[route.method],
+                         provide_automatic_options=False)
 
     @app.errorhandler(HTTPException)
     def http_error(exc: HTTPException) -> FlaskResponse:
@@ -96,14 +127,14 @@ def build_app(service: Service) -> Flask:
         if exc.code == 404:
             response = service.not_found(method, path)
         elif exc.code == 405:
-            response = service.method_not_allowed(method, path)
+            response = service.method_not_allowed(method, path, getattr(exc, "valid_methods", None))
         else:
-            response = json_error(exc.code or 500, exc.description or exc.name)
+            response = service.answer(exc.code or 500, exc.description or exc.name)
         return _flask_response(response)
 
     @app.errorhandler(Exception)
     def server_error(exc: Exception) -> FlaskResponse:
         app.logger.exception("error serving %s %s", flask_request.method, flask_request.path)
-        return _flask_response(json_error(500, "internal server error; the server log has the details"))
+        return _flask_response(service.answer(500, INTERNAL_ERROR))
 
     return app

@@ -8,43 +8,21 @@ too and answered in their own style.  ``GET /`` describes the server.
 """
 from __future__ import annotations
 
-from typing import List, Union
-
-from pydantic import BaseModel, Field, RootModel
+from typing import List
 
 import mlfast
 from mlfast.serving import codec
-from mlfast.serving.core import HttpError, ModelRegistry, Request, Response, Route, json_response
-from mlfast.serving.schemas import Label, Row, ServerIndex, Value
+from mlfast.serving.http import HttpError, Request, Response, Route, json_response
+from mlfast.serving.schemas import PredictRequest, PredictResponse, ServerIndex
+from mlfast.serving.service import Service
 
+PROTOCOL = "lesson"
 TAG = "Lesson"
 
 # The lesson reads the body with request.get_json(force=True): whatever the
 # Content-Type, it is JSON.  We keep that for the types curl and browsers
 # send by default, read CSV and NPY as such, and refuse the rest (415).
 _JSON_LIKE = ("", "application/json", "text/plain", "application/x-www-form-urlencoded")
-
-
-class PredictRequest(BaseModel):
-    """The lesson's request: one row of features, or a list of rows."""
-
-    features: Union[Row, List[Row]] = Field(
-        description="one row of numbers (answered with 'prediction') or a list of rows "
-                    "(answered with 'predictions'); null is a missing value"
-    )
-
-
-class Prediction(BaseModel):
-    prediction: Label = Field(description="int for integer labels, str for string labels, "
-                                          "float for a regressor")
-
-
-class PredictionList(BaseModel):
-    predictions: List[Value]
-
-
-class PredictResponse(RootModel[Union[Prediction, PredictionList]]):
-    """``prediction`` for one row, ``predictions`` for a list of rows."""
 
 
 def json_media(request: Request) -> str:
@@ -64,7 +42,8 @@ def examples(served) -> dict:
             "text/csv": ",".join(str(v) for v in row) + "\n"}
 
 
-def routes(registry: ModelRegistry) -> List[Route]:
+def routes(service: Service) -> List[Route]:
+    registry = service.registry
     served = registry.default
 
     def predict(request: Request) -> Response:
@@ -73,15 +52,17 @@ def routes(registry: ModelRegistry) -> List[Route]:
         return json_response(codec.encode_predictions(model.predict(X), style))
 
     def index(request: Request) -> Response:
-        return json_response({
+        answer = {
             "name": "mlfast",
             "version": mlfast.__version__,
             "model": registry.for_request(request).describe(),
             "models": {name: {"versions": registry.versions(name),
                               "default_version": registry.default_version(name)}
                        for name in registry.names()},
-            "docs": "/docs",
-        })
+        }
+        if service.docs_path is not None:  # the adapter serves API docs (FastAPI does)
+            answer["docs"] = service.docs_path
+        return json_response(answer)
 
     return [
         Route("POST", "/predict", predict, "predict",
@@ -96,4 +77,4 @@ def routes(registry: ModelRegistry) -> List[Route]:
     ]
 
 
-__all__ = ["routes", "PredictRequest", "PredictResponse"]
+__all__ = ["PROTOCOL", "routes"]

@@ -22,9 +22,11 @@ drained into totals kept here and handed to prometheus-client as metric
 families; prometheus-client writes the exposition format.
 
 Several workers: prometheus-client's multiprocess mode.  The server sets
-``PROMETHEUS_MULTIPROC_DIR`` before this module is imported (the mode is
+``PROMETHEUS_MULTIPROC_DIR`` before a Metrics is made (the mode is
 chosen when prometheus-client is first imported), each worker writes its
-samples to files there, and ``/metrics`` in any worker sums them all.  A
+samples to files there, and ``/metrics`` in any worker sums them all.  An
+app that gunicorn or ``uvicorn --workers`` imports in each worker finds
+its server's directory by itself (``share_with_workers``).  A
 worker counts its requests in the same tally as one process does and
 hands them to prometheus-client's file-backed metrics in batches
 (``Metrics.flush``): every ``FLUSH_INTERVAL`` seconds from a thread, before
@@ -41,11 +43,17 @@ from __future__ import annotations
 import atexit
 import logging
 import os
+import shutil
+import sys
+import tempfile
 import threading
 import time
+import weakref
+from pathlib import Path
 from typing import Any, Dict, Iterator, List, Optional, Sequence, Tuple
 
-from mlfast.serving.core import ModelRegistry, Request, Response, Route, ServedModel
+from mlfast.serving.http import Request, Response, Route
+from mlfast.serving.registry import ModelRegistry, ServedModel
 from mlfast.serving.schemas import MetricsText
 
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
@@ -65,11 +73,118 @@ def multiprocess() -> bool:
     return bool(os.environ.get(MULTIPROC_ENV))
 
 
-# prometheus-client turns multiprocess mode on when the variable exists,
-# even empty, and then writes its files into the working directory: an
-# empty value means "not set".
-if MULTIPROC_ENV in os.environ and not os.environ[MULTIPROC_ENV]:
-    del os.environ[MULTIPROC_ENV]
+def clear_empty_multiproc_env() -> None:
+    """prometheus-client turns multiprocess mode on when the variable exists,
+    even empty, and then writes its files into the working directory: an
+    empty value means "not set", so it is removed before prometheus-client
+    is imported."""
+    if MULTIPROC_ENV in os.environ and not os.environ[MULTIPROC_ENV]:
+        del os.environ[MULTIPROC_ENV]
+
+
+# -- an app whose workers a server started (the lesson's apps) ------------------------
+#
+# `mlfast serve` builds the app once and sets PROMETHEUS_MULTIPROC_DIR before
+# it forks its workers.  `gunicorn flask_app:app -w 2` and `uvicorn
+# fastapi_app:app --workers 2` import the app in each worker instead, and no
+# mlfast code runs in the process that starts them: each worker finds the
+# directory of its server by the server's process id (and start time, which
+# tells a pid used again from the one before).
+
+
+def _start_time(pid: int) -> Optional[str]:
+    """When ``pid`` started (clock ticks since boot, /proc/<pid>/stat field
+    22); None when the process is gone; '0' for a live process where there
+    is no /proc to say."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            stat = f.read()
+    except FileNotFoundError:
+        if os.path.exists("/proc/self/stat"):
+            return None
+    except OSError:
+        pass
+    else:
+        # the command name (field 2) is in parentheses and may hold anything
+        return stat[stat.rindex(b")") + 2:].split()[19].decode()
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return None
+    except PermissionError:
+        pass
+    return "0"
+
+
+def _workers_parent() -> Optional[int]:
+    """The process whose workers serve this app when this process is one of
+    them, or is loading the app for them before it forks: gunicorn's
+    master (the app is imported in each worker, or with ``--preload`` in
+    the master) or the supervisor of ``uvicorn --workers``.  Told by who is
+    importing the app: the server's own functions on the stack."""
+    frame = sys._getframe(1)
+    while frame is not None:
+        module, function = frame.f_globals.get("__name__", ""), frame.f_code.co_name
+        if module == "gunicorn.workers.base" and function == "load_wsgi":
+            return os.getppid()
+        if module == "gunicorn.arbiter" and function == "setup":
+            return os.getpid()
+        if module == "uvicorn._subprocess" and function == "subprocess_started":
+            return os.getppid()
+        frame = frame.f_back
+    return None
+
+
+def workers_directory(parent: int) -> Path:
+    """The metrics directory of the workers of process ``parent``."""
+    return Path(tempfile.gettempdir()) / f"mlfast-metrics-{os.getuid()}" / f"{parent}-{_start_time(parent)}"
+
+
+def share_with_workers() -> Optional[str]:
+    """In a worker of a server that imports the app in each worker: point
+    ``PROMETHEUS_MULTIPROC_DIR`` at a directory private to this user and
+    shared by the server's workers, so that whichever answers ``/metrics``
+    sums them all; directories of servers that have ended are removed.
+    Nothing when the variable is set, when the app is not served so, or
+    when prometheus-client was imported before (its mode is fixed then)."""
+    if os.environ.get(MULTIPROC_ENV):
+        return None
+    parent = _workers_parent()
+    if parent is None:
+        return None
+    if "prometheus_client" in sys.modules:
+        logging.getLogger("mlfast.serving").warning(
+            "prometheus_client was imported before the app: /metrics counts this worker only "
+            "(set %s to a directory the workers share)", MULTIPROC_ENV)
+        return None
+    path = workers_directory(parent)
+    top = path.parent
+    try:
+        top.mkdir(mode=0o700, exist_ok=True)
+        if top.stat().st_uid != os.getuid() or top.stat().st_mode & 0o077:
+            raise PermissionError(f"{top} is not private to this user")
+        path.mkdir(mode=0o700, exist_ok=True)
+    except OSError as e:
+        logging.getLogger("mlfast.serving").warning("cannot share metrics between workers: %s", e)
+        return None
+    for other in top.iterdir():
+        pid, _, started = other.name.partition("-")
+        if other != path and pid.isdigit() and _start_time(int(pid)) != started:
+            shutil.rmtree(other, ignore_errors=True)  # a server that has ended
+    os.environ[MULTIPROC_ENV] = str(path)
+    return str(path)
+
+
+def _reap_dead_workers(directory: str) -> None:
+    """Drop the live gauges of workers that have exited (a server that is
+    not mlfast's own has no hook to tell us)."""
+    from prometheus_client import multiprocess as mp
+
+    for name in os.listdir(directory):
+        if name.startswith("gauge_live") and name.endswith(".db"):
+            pid = name.rsplit("_", 1)[-1][:-3]
+            if pid.isdigit() and _start_time(int(pid)) is None:
+                mp.mark_process_dead(int(pid), directory)
 
 
 class Metrics:
@@ -78,6 +193,8 @@ class Metrics:
     multiprocess mode in the shared directory."""
 
     def __init__(self, registry: ModelRegistry):
+        clear_empty_multiproc_env()
+        share_with_workers()
         from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, disable_created_metrics
 
         disable_created_metrics()  # the *_created series double the output for nothing we use
@@ -102,7 +219,11 @@ class Metrics:
             return
         reg = self.registry
         self._flush_lock = threading.Lock()
-        self._flusher: Optional[threading.Thread] = None
+        self._flusher_pid: Optional[int] = None
+        # the flushing thread does not survive a fork: a worker forked after
+        # the app was made (gunicorn --preload) starts its own
+        ref = weakref.ref(self)
+        os.register_at_fork(after_in_child=lambda: _start_if_alive(ref))
         self.requests = Counter(
             "mlfast_requests", "Requests answered, by route, protocol, method, status, model and version.",
             ["route", "protocol", "method", "status", "model", "version"], registry=reg)
@@ -127,12 +248,11 @@ class Metrics:
             ["model", "version", "result"], registry=reg)
 
     def start(self) -> None:
-        """In a worker (after the fork): flush every FLUSH_INTERVAL seconds
-        and at exit."""
-        if not self.multiprocess or self._flusher is not None:
+        """In each worker: flush every FLUSH_INTERVAL seconds and at exit."""
+        if not self.multiprocess or self._flusher_pid == os.getpid():
             return
-        self._flusher = threading.Thread(target=self._flush_loop, name="mlfast-metrics", daemon=True)
-        self._flusher.start()
+        self._flusher_pid = os.getpid()
+        threading.Thread(target=self._flush_loop, name="mlfast-metrics", daemon=True).start()
         atexit.register(self.flush)
 
     def _flush_loop(self) -> None:
@@ -180,6 +300,7 @@ class Metrics:
         from prometheus_client.multiprocess import MultiProcessCollector
 
         self.flush()  # this worker's own counts, up to this request
+        _reap_dead_workers(os.environ[MULTIPROC_ENV])
         registry = CollectorRegistry()
         MultiProcessCollector(registry)
         registry.register(_ModelCollector(self.model_registry))
@@ -199,6 +320,12 @@ class Metrics:
                      response_schema=MetricsText, response_types=("text/plain",),
                      description="Prometheus text format: requests, latency, compute time, rows, "
                                  "errors, in-flight requests, model versions.")
+
+
+def _start_if_alive(ref: "weakref.ref[Metrics]") -> None:
+    metrics = ref()
+    if metrics is not None:
+        metrics.start()
 
 
 class _Histogram:

@@ -5,7 +5,8 @@ FastAPI and Flask alike.
 
 ``observe``
     takes the request's ``X-Request-ID`` (or makes one) and echoes it;
-    when keys are configured, checks them first (``authorizer``): health
+    when keys are configured, checks them first (``authorizer``), unless
+    the adapter did before reading the body (``Service.admit``): health
     routes go through, the other routes need an API key, the repository
     routes an admin key, as ``Authorization: Bearer <key>`` or
     ``X-API-Key: <key>``, compared in constant time; 401 without a valid
@@ -37,7 +38,9 @@ from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence
 
 import orjson
 
-from mlfast.serving.core import STATS, HttpError, Request, RequestStats, Response, Route, Service
+from mlfast.serving.http import HttpError, Request, Response, Route
+from mlfast.serving.registry import STATS, RequestStats
+from mlfast.serving.service import Service
 
 log = logging.getLogger("mlfast.serving")
 access_log = logging.getLogger("mlfast.access")
@@ -61,6 +64,8 @@ HSTS = ("Strict-Transport-Security", "max-age=31536000")
 
 # The metrics' model labels of a request no model answered (an unknown model).
 NO_MODEL = ("", "")
+# Error kinds of requests refused for their key.
+_REFUSED = ("unauthorized", "forbidden")
 
 # A request id we echo must be safe to put in a header and a log line.
 _REQUEST_ID = re.compile(r"[\x21-\x7e]{1,128}")
@@ -201,13 +206,18 @@ def authorizer(api_keys: KeySet, admin_keys: KeySet) -> Callable[[Route, Request
 # -- observing: request ids, headers, metrics, access log ----------------------------------
 
 
-def observe_hook(service: Service, ops: Ops, metrics: Any = None,
-                 authorize: Optional[Callable[[Route, Request], None]] = None) -> Callable:
-    registry = service.registry
+def static_headers(ops: Ops) -> Dict[str, str]:
+    """The headers of every answer: the security headers (and HSTS over TLS)."""
     static = dict(SECURITY_HEADERS) if ops.security_headers else {}
     if ops.security_headers and ops.tls:
         static[HSTS[0]] = HSTS[1]
-    static_items = list(static.items())
+    return static
+
+
+def observe_hook(service: Service, ops: Ops, metrics: Any = None,
+                 authorize: Optional[Callable[[Route, Request], None]] = None) -> Callable:
+    registry = service.registry
+    static_items = list(static_headers(ops).items())
     request_ids = ops.request_ids
     log_access = ops.access_log
     in_flight = metrics.in_flight if metrics is not None else None
@@ -228,7 +238,7 @@ def observe_hook(service: Service, ops: Ops, metrics: Any = None,
         start = perf_counter()
         try:
             try:
-                if authorize is not None:
+                if authorize is not None and not request.admitted:
                     authorize(route, request)
                 response = call_next()  # never raises: errors come back as answers
             except HttpError as e:      # so this is the key check's refusal
@@ -240,7 +250,9 @@ def observe_hook(service: Service, ops: Ops, metrics: Any = None,
         elapsed = perf_counter() - start
         headers = response.headers
         served = request.served
-        if served is None and "name" not in request.params:
+        if served is None and "name" not in request.params and request.error_kind not in _REFUSED:
+            # a route that names no model answers for the default one; a
+            # caller without a valid key learns nothing about it
             served = registry._snap.default
         if served is not None:
             headers["X-Model-Name"] = served.name
@@ -327,6 +339,8 @@ def install(service: Service, ops: Ops) -> List[Route]:
             for served in service.registry.models():
                 metrics.model_load(served.name, served.version, True, served.load_seconds, "")
     authorize = authorizer(KeySet(ops.api_keys), KeySet(ops.admin_keys)) if ops.auth else None
+    service.authorize = authorize
+    service.headers = static_headers(ops)
     service.hooks.append(observe_hook(service, ops, metrics, authorize))
     return [metrics.route("open" if ops.public_metrics else "api")] if metrics is not None else []
 
@@ -334,13 +348,27 @@ def install(service: Service, ops: Ops) -> List[Route]:
 # -- binding ------------------------------------------------------------------------------
 
 
+# What SageMaker sets in an inference container (the platform, or its SDK
+# when it deploys a model), and what the operator of a bring-your-own
+# container sets for it.  Names, not a prefix: unrelated packages give
+# their own settings SM_* names (SM_FRAMEWORK), which would switch the
+# refusal off.
+SAGEMAKER_VARIABLES = (
+    "SAGEMAKER_BIND_TO_PORT", "SAGEMAKER_SAFE_PORT_RANGE", "SAGEMAKER_MODEL_SERVER_WORKERS",
+    "SAGEMAKER_MODEL_SERVER_TIMEOUT", "SAGEMAKER_PROGRAM", "SAGEMAKER_SUBMIT_DIRECTORY",
+    "SAGEMAKER_REGION", "SAGEMAKER_CONTAINER_LOG_LEVEL", "SAGEMAKER_DEFAULT_INVOCATIONS_ACCEPT",
+    "SAGEMAKER_MULTI_MODEL", "SM_MODEL_DIR",
+)
+# What Vertex AI sets in every custom container.
+VERTEX_VARIABLES = ("AIP_HTTP_PORT", "AIP_PREDICT_ROUTE", "AIP_HEALTH_ROUTE", "AIP_MODE")
+
+
 def platform(env: Mapping[str, str]) -> Optional[str]:
     """The managed platform we run on, whose front end authenticates
-    callers: SageMaker (any ``SAGEMAKER_*`` or ``SM_*`` variable) or Vertex
-    AI (``AIP_*`` variables, which it sets in every custom container)."""
-    if any(k.startswith(("SAGEMAKER_", "SM_")) for k in env):
+    callers: SageMaker or Vertex AI, told by the variables they set."""
+    if any(env.get(k) for k in SAGEMAKER_VARIABLES):
         return "SageMaker"
-    if any(k in env for k in ("AIP_HTTP_PORT", "AIP_PREDICT_ROUTE", "AIP_HEALTH_ROUTE", "AIP_MODE")):
+    if any(env.get(k) for k in VERTEX_VARIABLES):
         return "Vertex AI"
     return None
 

@@ -9,10 +9,12 @@ Names and versions are what the URLs say (``/v2/models/{name}/versions/
 {version}/infer``); a directory whose name starts with ``.`` or ``_`` is
 skipped, so a new version can be written under ``.tmp-3`` and renamed to
 ``3`` when complete.  A model's default version is its highest (numbers
-order as numbers) unless one is pinned.
+order as numbers) unless one is pinned.  A model file (or its ``.sha256``)
+that a symbolic link takes outside the directory is refused, as a file that
+fails to load is.
 
 Changes come from the admin routes (``load``, ``unload``; the Open
-Inference Protocol's repository extension in ``kserve``) and, when watching
+Inference Protocol's repository extension, ``serving.repository_routes``) and, when watching
 is on, from polling the directory: a new or changed file is loaded once its
 size and mtime have stayed the same for one poll (it is not still being
 copied).  A version is published only after it loaded: requests already
@@ -35,19 +37,13 @@ import json
 import logging
 import os
 import threading
+import time
 from pathlib import Path
 from typing import Any, Callable, Dict, Iterable, List, Mapping, Optional, Tuple
 
-from mlfast.serving.core import (
-    MODEL_FILE_NAMES,
-    MODEL_NAME_RE,
-    HttpError,
-    ModelIntegrityError,
-    ModelRegistry,
-    ServedModel,
-    load_served,
-    version_key,
-)
+from mlfast.serving.errors import Conflict, InvalidInput, ModelLoadFailed, ModelNotFound
+from mlfast.serving.loading import MODEL_FILE_NAMES, MODEL_NAME_RE, load_served
+from mlfast.serving.registry import ModelRegistry, ServedModel, version_key
 
 log = logging.getLogger("mlfast.serving.repository")
 
@@ -147,7 +143,6 @@ class ModelRepository:
         self._failed: Dict[Tuple[str, str], Tuple[Optional[Fingerprint], str]] = {}
         self._pending: Dict[Tuple[str, str], Fingerprint] = {}
         self._lock = threading.RLock()
-        self._stop = threading.Event()
         self._thread: Optional[threading.Thread] = None
         self._pid = os.getpid()
 
@@ -208,7 +203,8 @@ class ModelRepository:
                         continue
                     self._pending.pop(key, None)
                     try:
-                        served = load_served(path, name, version, sha256=self.sha256.get(f"{name}/{version}"))
+                        served = load_served(path, name, version, sha256=self.sha256.get(f"{name}/{version}"),
+                                             within=self.root)
                     except Exception as e:  # noqa: BLE001 - every failure is reported, none is fatal
                         reason = _reason(e)
                         self._failed[key] = (fp, reason)
@@ -324,17 +320,17 @@ class ModelRepository:
     def load(self, name: str, version: Optional[str] = None, pin: Optional[bool] = None) -> Dict[str, Any]:
         """Load what is on disk for ``name`` (only ``version`` when given),
         taking back earlier unloads; ``pin`` True pins ``version`` as the
-        default, False unpins.  Raises HttpError 400 when a version that
+        default, False unpins.  Raises ModelLoadFailed when a version that
         was tried failed to load, saying why and what is still served."""
         on_disk = scan(self.root).get(name, {})
         if not on_disk:
-            raise HttpError(404, f"no model {name!r} in the repository (expected "
-                                 f"{self.root}/{name}/<version>/{MODEL_FILE_NAMES[0]})")
+            raise ModelNotFound(f"no model {name!r} in the repository (expected "
+                                f"{self.root}/{name}/<version>/{MODEL_FILE_NAMES[0]})")
         if version is not None and version not in on_disk:
-            raise HttpError(404, f"model {name!r} has no version {version!r} on disk "
-                                 f"(versions: {', '.join(sorted(on_disk, key=version_key))})")
+            raise ModelNotFound(f"model {name!r} has no version {version!r} on disk "
+                                f"(versions: {', '.join(sorted(on_disk, key=version_key))})")
         if pin and version is None:
-            raise HttpError(400, "to pin a version, name it: {\"parameters\": {\"version\": \"2\", \"pin\": true}}")
+            raise InvalidInput("to pin a version, name it: {\"parameters\": {\"version\": \"2\", \"pin\": true}}")
 
         def edit(state: Dict[str, Any]) -> None:
             if name in state["unloaded_models"]:
@@ -363,7 +359,7 @@ class ModelRepository:
             serving = answer["default_version"]
             still = f"; still serving version {serving}" if serving else "; no version is served"
             details = "; ".join(f"version {v}: {why}" for v, why in sorted(failed.items()))
-            raise HttpError(400, f"model {name!r} not loaded: {details}{still}")
+            raise ModelLoadFailed(f"model {name!r} not loaded: {details}{still}")
         return answer
 
     def unload(self, name: str, version: Optional[str] = None) -> Dict[str, Any]:
@@ -373,14 +369,14 @@ class ModelRepository:
         health checks depend on it."""
         versions = self.registry.versions(name)
         if not versions:
-            raise HttpError(404, f"model {name!r} is not loaded")
+            raise ModelNotFound(f"model {name!r} is not loaded")
         if version is not None and version not in versions:
-            raise HttpError(404, f"model {name!r} has no loaded version {version!r} "
-                                 f"(versions: {', '.join(versions)})")
+            raise ModelNotFound(f"model {name!r} has no loaded version {version!r} "
+                                f"(versions: {', '.join(versions)})")
         if name == self.default_model and (version is None or versions == [version]):
-            raise HttpError(409, f"model {name!r} is the default model (/predict, SageMaker, "
-                                 "Vertex AI and the health checks use it): it keeps at least one "
-                                 "version; load another version first")
+            raise Conflict(f"model {name!r} is the default model (/predict, SageMaker, "
+                           "Vertex AI and the health checks use it): it keeps at least one "
+                           "version; load another version first")
 
         def edit(state: Dict[str, Any]) -> None:
             if version is None:
@@ -447,19 +443,16 @@ class ModelRepository:
         if self._state_dir is None and not self.watch:
             return
         self._pid = os.getpid()
-        self._stop = threading.Event()
         self._thread = threading.Thread(target=self._watch, name="mlfast-repository-watcher", daemon=True)
         self._thread.start()
 
-    def stop_watching(self) -> None:
-        self._stop.set()
-
     def _watch(self) -> None:
-        while not self._stop.wait(self.poll_interval):
+        while True:  # a daemon thread: it ends with its process
+            time.sleep(self.poll_interval)
             try:
                 self.poll()
             except Exception:  # the watcher must outlive a bad poll
                 log.exception("watching %s failed", self.root)
 
 
-__all__ = ["ModelRepository", "ModelIntegrityError", "is_repository", "load_served", "scan"]
+__all__ = ["ModelRepository", "is_repository", "scan"]

@@ -14,23 +14,15 @@ request's style.  ``X-Amzn-SageMaker-Custom-Attributes`` is echoed.
 """
 from __future__ import annotations
 
-import os
-from typing import Dict, List, Mapping, Optional
+from typing import Dict, List, Optional
 
 from mlfast.serving import codec
-from mlfast.serving.core import (
-    HttpError,
-    ModelRegistry,
-    Request,
-    Response,
-    Route,
-    dumps,
-    json_error,
-    json_response,
-)
-from mlfast.serving.lesson import PredictRequest, PredictResponse, examples
-from mlfast.serving.schemas import Health
+from mlfast.serving.http import HttpError, Request, Response, Route, dumps, json_error, json_response
+from mlfast.serving.lesson import examples
+from mlfast.serving.schemas import Health, PredictRequest, PredictResponse
+from mlfast.serving.service import Service
 
+PROTOCOL = "sagemaker"
 TAG = "SageMaker"
 CUSTOM_ATTRIBUTES = "x-amzn-sagemaker-custom-attributes"
 # SageMaker real-time endpoints take payloads up to 6 MB.
@@ -52,9 +44,10 @@ def sagemaker_error(status: int, message: str, headers: Optional[Dict[str, str]]
     return Response(status, dumps({"error": message, "message": message}), "application/json", out)
 
 
-def routes(registry: ModelRegistry, env: Mapping[str, str] = os.environ) -> List[Route]:
+def routes(service: Service) -> List[Route]:
+    registry = service.registry
     default_accept = codec.choose_accept(
-        env.get("SAGEMAKER_DEFAULT_INVOCATIONS_ACCEPT"), _ACCEPT_TYPES, "application/json"
+        service.env.get("SAGEMAKER_DEFAULT_INVOCATIONS_ACCEPT"), _ACCEPT_TYPES, "application/json"
     ) or "application/json"
     served = registry.default
 

@@ -1,4 +1,4 @@
-"""Pydantic models shared by the protocols' OpenAPI descriptions.
+"""Pydantic models of the protocols' bodies, for their OpenAPI descriptions.
 
 They document bodies on /docs; requests are never parsed through them (the
 codec decodes JSON straight to ndarrays).  Class names are unique across
@@ -6,7 +6,7 @@ protocols because they become OpenAPI component names.
 """
 from __future__ import annotations
 
-from typing import List, Optional, Union
+from typing import Any, Dict, List, Optional, Union
 
 from pydantic import BaseModel, Field, RootModel
 
@@ -48,7 +48,7 @@ class ServerIndex(BaseModel):
     name: str
     version: str
     model: ModelInfo
-    docs: str
+    docs: Optional[str] = Field(default=None, description="where the API docs are, when served")
 
 
 class InstancesBody(BaseModel):
@@ -65,6 +65,141 @@ class PredictionsBody(BaseModel):
 
 class Predictions(RootModel[List[Value]]):
     """A bare array of predictions, one per row."""
+
+
+# -- the lesson's /predict (and SageMaker's invocations) -------------------------------
+
+
+class PredictRequest(BaseModel):
+    """The lesson's request: one row of features, or a list of rows."""
+
+    features: Union[Row, List[Row]] = Field(
+        description="one row of numbers (answered with 'prediction') or a list of rows "
+                    "(answered with 'predictions'); null is a missing value"
+    )
+
+
+class Prediction(BaseModel):
+    prediction: Label = Field(description="int for integer labels, str for string labels, "
+                                          "float for a regressor")
+
+
+class PredictionList(BaseModel):
+    predictions: List[Value]
+
+
+class PredictResponse(RootModel[Union[Prediction, PredictionList]]):
+    """``prediction`` for one row, ``predictions`` for a list of rows."""
+
+
+# -- Vertex AI's REST paths ------------------------------------------------------------
+
+
+class VertexPrediction(PredictionsBody):
+    """What Vertex AI's PredictionService answers (the SDK reads these)."""
+
+    deployedModelId: Optional[str] = None
+    model: Optional[str] = None
+    modelDisplayName: Optional[str] = None
+    modelVersionId: Optional[str] = None
+
+
+class DeployedModel(BaseModel):
+    id: str
+    model: str
+    displayName: str
+    modelVersionId: str
+    createTime: str
+
+
+class VertexEndpoint(BaseModel):
+    """The Endpoint resource, as much of it as the SDK reads."""
+
+    name: str
+    displayName: str
+    deployedModels: List[DeployedModel]
+    trafficSplit: dict
+    createTime: str
+    updateTime: str
+
+
+# -- KServe V1 and the Open Inference Protocol (V2) ---------------------------------
+
+Datatype = str
+Data = Union[List[Any], Any]
+
+
+class RequestInput(BaseModel):
+    name: str = Field(examples=["input"])
+    shape: List[int] = Field(description="[rows, features]")
+    datatype: Datatype = Field(description="FP32, FP64, INT64, ...", examples=["FP64"])
+    parameters: Optional[Dict[str, Any]] = None
+    data: Optional[Data] = Field(default=None, description="row-major, flat or nested")
+
+
+class RequestOutput(BaseModel):
+    name: str = Field(description="'predict' or 'predict_proba' (or another method of the model)")
+    parameters: Optional[Dict[str, Any]] = None
+
+
+class InferenceRequest(BaseModel):
+    id: Optional[str] = None
+    parameters: Optional[Dict[str, Any]] = None
+    inputs: List[RequestInput]
+    outputs: Optional[List[RequestOutput]] = None
+
+
+class ResponseOutput(BaseModel):
+    name: str
+    shape: List[int]
+    datatype: Datatype
+    parameters: Optional[Dict[str, Any]] = None
+    data: Optional[List[Any]] = None
+
+
+class InferenceResponse(BaseModel):
+    model_name: str
+    model_version: Optional[str] = None
+    id: Optional[str] = None
+    parameters: Optional[Dict[str, Any]] = None
+    outputs: List[ResponseOutput]
+
+
+class TensorMetadata(BaseModel):
+    name: str
+    datatype: Datatype
+    shape: List[int]
+
+
+class ModelMetadata(BaseModel):
+    name: str
+    versions: List[str]
+    platform: str
+    inputs: List[TensorMetadata]
+    outputs: List[TensorMetadata]
+
+
+class ServerMetadata(BaseModel):
+    name: str
+    version: str
+    extensions: List[str]
+
+
+class Live(BaseModel):
+    live: bool
+
+
+class Ready(BaseModel):
+    ready: bool
+
+
+class ModelReady(BaseModel):
+    name: str
+    ready: bool
+
+
+class ModelList(BaseModel):
+    models: List[str]
 
 
 # -- operations: metrics and the model repository (V2 extension) --------------------

@@ -16,15 +16,21 @@ this server is the endpoint), so the lesson's client runs against it when
 from __future__ import annotations
 
 import datetime
-import os
-from typing import Any, Dict, List, Mapping, Optional
-
-from pydantic import BaseModel
+from typing import Any, Dict, List, Optional
 
 from mlfast.serving import codec
-from mlfast.serving.core import HttpError, ModelRegistry, Request, Response, Route, dumps, json_response
-from mlfast.serving.schemas import Health, InstancesBody, PredictionsBody
+from mlfast.serving.errors import InvalidInput, NotReady
+from mlfast.serving.http import HttpError, Request, Response, Route, dumps, json_response
+from mlfast.serving.schemas import (
+    Health,
+    InstancesBody,
+    PredictionsBody,
+    VertexEndpoint,
+    VertexPrediction,
+)
+from mlfast.serving.service import Service
 
+PROTOCOL = "vertex"
 TAG = "Vertex AI"
 # Vertex AI public endpoints refuse requests over 1.5 MB.
 MAX_BODY = 1_500_000
@@ -34,37 +40,10 @@ PREDICT_TEMPLATE = HEALTH_TEMPLATE + ":predict"
 SDK_ENDPOINT = "/v1/projects/{project}/locations/{location}/endpoints/{endpoint}"
 
 
-class VertexPrediction(PredictionsBody):
-    """What Vertex AI's PredictionService answers (the SDK reads these)."""
-
-    deployedModelId: Optional[str] = None
-    model: Optional[str] = None
-    modelDisplayName: Optional[str] = None
-    modelVersionId: Optional[str] = None
-
-
-class DeployedModel(BaseModel):
-    id: str
-    model: str
-    displayName: str
-    modelVersionId: str
-    createTime: str
-
-
-class VertexEndpoint(BaseModel):
-    """The Endpoint resource, as much of it as the SDK reads."""
-
-    name: str
-    displayName: str
-    deployedModels: List[DeployedModel]
-    trafficSplit: dict
-    createTime: str
-    updateTime: str
-
-
-_GOOGLE_STATUS = {400: "INVALID_ARGUMENT", 404: "NOT_FOUND", 406: "INVALID_ARGUMENT",
+_GOOGLE_STATUS = {400: "INVALID_ARGUMENT", 401: "UNAUTHENTICATED", 403: "PERMISSION_DENIED",
+                  404: "NOT_FOUND", 406: "INVALID_ARGUMENT", 408: "DEADLINE_EXCEEDED",
                   413: "INVALID_ARGUMENT", 415: "INVALID_ARGUMENT", 429: "RESOURCE_EXHAUSTED",
-                  503: "UNAVAILABLE"}
+                  503: "UNAVAILABLE", 504: "DEADLINE_EXCEEDED"}
 
 
 def google_error(status: int, message: str, headers: Optional[Dict[str, str]] = None) -> Response:
@@ -83,22 +62,23 @@ def _instances(request: Request, served) -> Any:
     data = codec.parse_json(request.body)
     if not isinstance(data, dict) or "instances" not in data:
         got = f"keys {', '.join(map(repr, list(data)[:5]))}" if isinstance(data, dict) else "not an object"
-        raise HttpError(400, f"missing key 'instances': expected {{\"instances\": [[...], ...], "
+        raise InvalidInput(f"missing key 'instances': expected {{\"instances\": [[...], ...], "
                              f"\"parameters\": {{...}}}} ({got})")
     parameters = data.get("parameters")
     if parameters is not None and not isinstance(parameters, dict):
-        raise HttpError(400, "'parameters' must be an object")
+        raise InvalidInput("'parameters' must be an object")
     return codec.instances_to_matrix(data["instances"], served)
 
 
-def routes(registry: ModelRegistry, env: Mapping[str, str] = os.environ) -> List[Route]:
+def routes(service: Service) -> List[Route]:
+    registry, env = service.registry, service.env
     served = registry.default
     started = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
     deployed_id = env.get("AIP_DEPLOYED_MODEL_ID") or served.name
 
     def health(request: Request) -> Response:
         if not registry.ready:
-            raise HttpError(503, "the model is not loaded yet")
+            raise NotReady("the model is not loaded yet")
         return json_response({"status": "ok"})
 
     def predict(request: Request) -> Response:
@@ -166,4 +146,4 @@ def routes(registry: ModelRegistry, env: Mapping[str, str] = os.environ) -> List
     return out
 
 
-__all__ = ["routes"]
+__all__ = ["PROTOCOL", "routes"]

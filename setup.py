@@ -27,6 +27,7 @@ SOURCES = [
     "csrc/linear.c",
     "csrc/links.c",
     "csrc/trees.c",
+    "csrc/ensemble.c",
     "csrc/tally.c",
 ]
 

@@ -27,6 +27,15 @@ static const mf_op_def *const op_defs[] = {
     &mf_op_proba,
     &mf_op_labels,
     &mf_op_post,
+    &mf_op_average,
+    &mf_op_vote,
+    &mf_op_take,
+    &mf_op_bag,
+    &mf_op_samme,
+    &mf_op_wmedian,
+    &mf_op_onehot,
+    &mf_op_constant,
+    &mf_op_check,
     NULL,
 };
 

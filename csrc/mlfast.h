@@ -350,6 +350,136 @@ typedef struct {
     double denominator, offset;
 } mf_post;
 
+/* ---- ensembles (ensemble.c) ------------------------------------------
+ *
+ * A member block is the columns one member estimator returns for the
+ * method the ensemble calls; a label column holds a member's class index
+ * (its labels node) and a class map turns it into the ensemble's class
+ * index.  Every index read from a row is checked against its map before it
+ * is used: a slot wired to the wrong column reads as no vote, never out of
+ * bounds. */
+
+/* average: np.average over member blocks of equal width (VotingClassifier's
+ * soft predict_proba, VotingRegressor's predict).  out[c] = (sum over
+ * members of in[m][c] * weights[m]) / scale.  pairwise: the members of one
+ * output are numpy's contiguous axis (VotingRegressor: one row of the
+ * (n, m) predictions), so they are summed as numpy's pairwise sum does;
+ * otherwise one member after the other.  weighted: the products are taken
+ * (weights given), and the result is float64 whatever the input. */
+typedef struct {
+    const double *weights;     /* n_members */
+    Py_ssize_t n_members;
+    double scale;
+    int pairwise;
+    int weighted;
+} mf_average;
+
+/* vote: hard voting (VotingClassifier).  Each input is a member's label
+ * column; out[c] = the weights of the members that voted c, added in
+ * member order, as np.bincount(votes, weights) does; classes above the
+ * highest vote of the row are -inf (bincount's length ends there), so that
+ * a labels node's argmax is bincount's argmax. */
+typedef struct {
+    Py_ssize_t n_classes;
+    const double *weights;     /* n_in, or NULL: each vote counts 1 */
+    Py_ssize_t n_weights;
+    const int64_t *class_map;  /* member m's class i -> class_map[map_offsets[m] + i] */
+    Py_ssize_t n_class_map;
+    const int64_t *map_offsets;/* n_in + 1 */
+    Py_ssize_t n_map_offsets;
+} mf_vote;
+
+/* take: each input column is a class index; out = the class's value in
+ * table[offsets[j] : offsets[j + 1]] (NaN out of range).  int_out: the
+ * values are labels numpy returns as int64 (a member's predict stacked or
+ * voted). */
+typedef struct {
+    const double *table;
+    Py_ssize_t n_table;
+    const int64_t *offsets;    /* n_in + 1 */
+    Py_ssize_t n_offsets;
+    int int_out;
+} mf_take;
+
+/* bag: BaggingClassifier and BaggingRegressor.  Member m reads widths[m]
+ * columns; a vote member (votes[m] = 1) reads its label column and adds 1
+ * to the class its map names, any other adds column j to output
+ * class_map[map_offsets[m] + j].  Members are summed chunk by chunk
+ * (chunk_starts: scikit-learn's _partition_estimators over n_jobs), each
+ * chunk from 0, the chunks then added in order from 0 (Python's sum); then
+ * divided by divisor.  log: predict_log_proba, chunks and members combined
+ * by np.logaddexp from -inf, then log_offset subtracted.  keep_type: the
+ * sum keeps the members' float type (decision_function, regression);
+ * otherwise it is float64 (predict_proba's np.zeros). */
+typedef struct {
+    Py_ssize_t n_outputs;
+    const int64_t *widths;     /* n_members */
+    Py_ssize_t n_members;
+    const int64_t *votes;      /* n_members: 0 or 1 */
+    Py_ssize_t n_votes;
+    const int64_t *class_map;
+    Py_ssize_t n_class_map;
+    const int64_t *map_offsets;/* n_members + 1 */
+    Py_ssize_t n_map_offsets;
+    const int64_t *chunk_starts;
+    Py_ssize_t n_chunk_starts;
+    double divisor;
+    int log;
+    double log_offset;
+    int keep_type;
+} mf_bag;
+
+/* samme: AdaBoostClassifier.decision_function.  SAMME: member m reads its
+ * label column; a row gets weights[m] for the class it names (class_map)
+ * and others[m] for every other class.  SAMME.R (real): member m reads its
+ * n_classes probabilities p, clipped below at eps, and adds
+ * (n_classes - 1) * (log p - inv_classes * sum(log p)).  The sum over
+ * members starts from 0 and is divided by total; two classes give one
+ * column, -col0 + col1. */
+typedef struct {
+    Py_ssize_t n_classes;
+    int real;
+    const double *weights;     /* n_members */
+    Py_ssize_t n_members;
+    const double *others;      /* n_members (SAMME) */
+    Py_ssize_t n_others;
+    const int64_t *class_map;  /* SAMME */
+    Py_ssize_t n_class_map;
+    const int64_t *map_offsets;/* n_members + 1 (SAMME) */
+    Py_ssize_t n_map_offsets;
+    double total, inv_classes, eps;
+} mf_samme;
+
+/* wmedian: AdaBoostRegressor.predict, the weighted median of the members'
+ * predictions: sorted (ties in member order), weights summed along that
+ * order, the first prediction whose running sum reaches half the total. */
+#define MF_WMEDIAN_MAX_MEMBERS 4096
+typedef struct {
+    const double *weights;     /* n_in */
+    Py_ssize_t n_weights;
+} mf_wmedian;
+
+/* onehot: each input column holds a column index in [0, n_outputs) (a
+ * tree's leaf, RandomTreesEmbedding); out is 1 there and 0 elsewhere. */
+typedef struct {
+    Py_ssize_t n_outputs;
+} mf_onehot;
+
+/* constant: every row is `values` (DummyClassifier, DummyRegressor), read
+ * from none of its inputs, returned as numpy returns the fitted constant:
+ * out_kind 0 float64, 1 int64, 2 float32. */
+typedef struct {
+    const double *values;
+    Py_ssize_t n_values;
+    Py_ssize_t out_kind;
+} mf_constant;
+
+/* check: the input unchanged, after the node's accept rule (an ensemble
+ * that validates X itself before its members see it: AdaBoost). */
+typedef struct {
+    int unused;
+} mf_check;
+
 /* Every op kind (graph.c lists them for the Graph and _core.OPS), by the
  * file that defines it. */
 extern const mf_op_def mf_op_affine;        /* transform.c */
@@ -361,6 +491,15 @@ extern const mf_op_def mf_op_forest_packed; /* trees.c */
 extern const mf_op_def mf_op_proba;         /* links.c */
 extern const mf_op_def mf_op_labels;        /* links.c */
 extern const mf_op_def mf_op_post;          /* links.c */
+extern const mf_op_def mf_op_average;       /* ensemble.c */
+extern const mf_op_def mf_op_vote;          /* ensemble.c */
+extern const mf_op_def mf_op_take;          /* ensemble.c */
+extern const mf_op_def mf_op_bag;           /* ensemble.c */
+extern const mf_op_def mf_op_samme;         /* ensemble.c */
+extern const mf_op_def mf_op_wmedian;       /* ensemble.c */
+extern const mf_op_def mf_op_onehot;        /* ensemble.c */
+extern const mf_op_def mf_op_constant;      /* ensemble.c */
+extern const mf_op_def mf_op_check;         /* ensemble.c */
 
 /* Blocks of rows go through a graph together, so that each node's loop and
  * a matrix product run over a small matrix that stays in cache. */

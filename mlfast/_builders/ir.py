@@ -194,6 +194,102 @@ class Post(Op):
     offset: float = 0.0
 
 
+@dataclass
+class Average(Op):
+    """np.average over member blocks of equal width (soft voting, VotingRegressor)."""
+
+    op_name: ClassVar[str] = "average"
+    weights: np.ndarray = field(default_factory=lambda: np.ones(1))
+    scale: float = 1.0
+    pairwise: bool = False
+    weighted: bool = False
+
+
+@dataclass
+class Vote(Op):
+    """Hard voting: each class's weighted count of the members' labels."""
+
+    op_name: ClassVar[str] = "vote"
+    n_classes: int = 0
+    weights: Optional[np.ndarray] = None
+    class_map: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
+    map_offsets: np.ndarray = field(default_factory=lambda: np.zeros(1, np.int64))
+
+
+@dataclass
+class Take(Op):
+    """Class indices to their values (a member's labels as numbers)."""
+
+    op_name: ClassVar[str] = "take"
+    table: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    offsets: np.ndarray = field(default_factory=lambda: np.zeros(1, np.int64))
+    int_out: bool = False
+
+
+@dataclass
+class Bag(Op):
+    """Bagging: members' answers summed (or log-added) by chunk, then averaged."""
+
+    op_name: ClassVar[str] = "bag"
+    n_outputs: int = 0
+    widths: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
+    votes: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
+    class_map: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
+    map_offsets: np.ndarray = field(default_factory=lambda: np.zeros(1, np.int64))
+    chunk_starts: np.ndarray = field(default_factory=lambda: np.zeros(2, np.int64))
+    divisor: float = 1.0
+    log: bool = False
+    log_offset: float = 0.0
+    keep_type: bool = False
+
+
+@dataclass
+class Samme(Op):
+    """AdaBoostClassifier's decision function (SAMME, or SAMME.R when real)."""
+
+    op_name: ClassVar[str] = "samme"
+    n_classes: int = 0
+    real: bool = False
+    weights: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    others: Optional[np.ndarray] = None
+    class_map: Optional[np.ndarray] = None
+    map_offsets: Optional[np.ndarray] = None
+    total: float = 1.0
+    inv_classes: float = 0.0
+    eps: float = 0.0
+
+
+@dataclass
+class WeightedMedian(Op):
+    """AdaBoostRegressor: the weighted median of the members' predictions."""
+
+    op_name: ClassVar[str] = "wmedian"
+    weights: np.ndarray = field(default_factory=lambda: np.zeros(0))
+
+
+@dataclass
+class OneHot(Op):
+    """Column indices to a dense one-hot row (RandomTreesEmbedding's leaves)."""
+
+    op_name: ClassVar[str] = "onehot"
+    n_outputs: int = 0
+
+
+@dataclass
+class Constant(Op):
+    """The same row whatever the input (the Dummy estimators)."""
+
+    op_name: ClassVar[str] = "constant"
+    values: np.ndarray = field(default_factory=lambda: np.zeros(1))
+    out_kind: int = 0            # 0 float64, 1 int64, 2 float32
+
+
+@dataclass
+class Check(Op):
+    """The input unchanged, after the node's accept rule."""
+
+    op_name: ClassVar[str] = "check"
+
 
 
 

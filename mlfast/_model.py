@@ -353,7 +353,8 @@ def _multi_output(method, out: ir.Output):
         bounds = np.cumsum(out.split)[:-1]
 
         def split(X):
-            return np.split(method(X), bounds, axis=1)
+            parts = np.split(method(X), bounds, axis=1)
+            return np.asarray(parts) if out.stacked else parts
 
         return split
     classes = out.column_classes
@@ -515,4 +516,5 @@ def _output_from_state(state: Any) -> ir.Output:
         squeeze=_typed(state.get("squeeze"), bool, "squeeze"),
         split=_split(state.get("split")),
         column_classes=_column_classes(state.get("column_classes")),
-        column_dtype=_dtype(state.get("column_dtype")))
+        column_dtype=_dtype(state.get("column_dtype")),
+        stacked=_typed(state.get("stacked", False), bool, "stacked"))

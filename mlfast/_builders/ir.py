@@ -340,11 +340,14 @@ class Output:
     # the labels take column_dtype, or numpy's promotion of the classes
     column_classes: Optional[List[np.ndarray]] = None
     column_dtype: Optional[np.dtype] = None
+    # with split: the parts stacked into one 3-D array (np.asarray of them)
+    stacked: bool = False
 
     def state(self) -> dict:
         return {"slots": self.slots, "classes": self.classes, "squeeze": self.squeeze,
                 "split": self.split, "column_classes": self.column_classes,
-                "column_dtype": None if self.column_dtype is None else self.column_dtype.str}
+                "column_dtype": None if self.column_dtype is None else self.column_dtype.str,
+                "stacked": self.stacked}
 
 
 class Cols:
@@ -381,10 +384,11 @@ class Out:
     split: Optional[List[int]] = None
     column_classes: Optional[List[np.ndarray]] = None
     column_dtype: Optional[np.dtype] = None
+    stacked: bool = False
 
     def output(self) -> Output:
         return Output(self.cols.slots, self.classes, self.squeeze, self.split,
-                      self.column_classes, self.column_dtype)
+                      self.column_classes, self.column_dtype, self.stacked)
 
 
 @dataclass

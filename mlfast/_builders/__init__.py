@@ -351,3 +351,4 @@ def is_nan(v: Any) -> bool:
 
 # importing the family modules fills the registry
 from mlfast._builders import compose, linear, pipeline, preprocessing, trees  # noqa: E402,F401
+from mlfast._builders import ensemble  # noqa: E402,F401

@@ -21,13 +21,13 @@
  * contiguous axis): below 8 values one after the other from -0.0, up to 128
  * with eight accumulators, above that split in two. */
 static double
-pairwise_sum(const double *a, Py_ssize_t n, Py_ssize_t stride, mf_precision prec)
+pairwise_sum(const double *a, Py_ssize_t n)
 {
     if (n < 8) {
         double res = -0.0;
         Py_ssize_t i;
         for (i = 0; i < n; i++) {
-            res = mf_round_to(prec, res + a[i * stride]);
+            res += a[i];
         }
         return res;
     }
@@ -36,36 +36,32 @@ pairwise_sum(const double *a, Py_ssize_t n, Py_ssize_t stride, mf_precision prec
         Py_ssize_t i;
         int j;
         for (j = 0; j < 8; j++) {
-            r[j] = a[j * stride];
+            r[j] = a[j];
         }
         for (i = 8; i < n - (n % 8); i += 8) {
             for (j = 0; j < 8; j++) {
-                r[j] = mf_round_to(prec, r[j] + a[(i + j) * stride]);
+                r[j] += a[i + j];
             }
         }
-        res = mf_round_to(prec, mf_round_to(prec, mf_round_to(prec, r[0] + r[1]) +
-                                                      mf_round_to(prec, r[2] + r[3])) +
-                                    mf_round_to(prec, mf_round_to(prec, r[4] + r[5]) +
-                                                      mf_round_to(prec, r[6] + r[7])));
+        res = ((r[0] + r[1]) + (r[2] + r[3])) + ((r[4] + r[5]) + (r[6] + r[7]));
         for (; i < n; i++) {
-            res = mf_round_to(prec, res + a[i * stride]);
+            res += a[i];
         }
         return res;
     }
     {
         Py_ssize_t n2 = n / 2;
         n2 -= n2 % 8;
-        return mf_round_to(prec, pairwise_sum(a, n2, stride, prec) +
-                                 pairwise_sum(a + n2 * stride, n - n2, stride, prec));
+        return pairwise_sum(a, n2) + pairwise_sum(a + n2, n - n2);
     }
 }
 
 /* np.add.reduce over a contiguous axis: the identity 0.0, plus the
  * pairwise sum. */
 static double
-reduce_sum(const double *a, Py_ssize_t n, Py_ssize_t stride, mf_precision prec)
+reduce_sum(const double *a, Py_ssize_t n)
 {
-    return mf_round_to(prec, 0.0 + pairwise_sum(a, n, stride, prec));
+    return 0.0 + pairwise_sum(a, n);
 }
 
 /* npy_logaddexp */
@@ -159,39 +155,25 @@ double_out(const void *op, int in_type)
 
 /* ---- average ------------------------------------------------------------------ */
 
-/* the members of one output sit side by side on the stack */
-#define MF_AVERAGE_MAX_MEMBERS 4096
-
 static void
 average_run(const void *op, const double *in, Py_ssize_t n_in, double *out,
             Py_ssize_t k, Py_ssize_t n_rows, mf_precision prec)
 {
     const mf_average *av = op;
-    Py_ssize_t n_members = av->n_members, r, c, m;
+    Py_ssize_t r, c, m;
     /* weighted: np.multiply(a, w, dtype=float64), so float64 throughout */
     mf_precision p = av->weighted ? MF_F64 : prec;
-    double terms[MF_AVERAGE_MAX_MEMBERS];
 
     for (r = 0; r < n_rows; r++) {
         const double *row = in + r * n_in;
         for (c = 0; c < k; c++) {
             double s = 0.0;
-            if (av->pairwise) {
-                /* one output's members side by side, as a row of numpy's
-                 * (n, m) predictions: products first, then the row's sum */
-                for (m = 0; m < n_members; m++) {
-                    terms[m] = av->weighted ? row[m * k + c] * av->weights[m]
-                                            : row[m * k + c];
+            for (m = 0; m < av->n_members; m++) {
+                double v = row[m * k + c];
+                if (av->weighted) {
+                    v = v * av->weights[m];
                 }
-                s = reduce_sum(terms, n_members, 1, p);
-            }
-            else {
-                /* whole member arrays added one after the other, from 0 */
-                for (m = 0; m < n_members; m++) {
-                    double v = av->weighted ? row[m * k + c] * av->weights[m]
-                                            : row[m * k + c];
-                    s = mf_round_to(p, s + v);
-                }
+                s = mf_round_to(p, s + v);
             }
             out[r * k + c] = mf_round_to(p, s / av->scale);
         }
@@ -204,8 +186,6 @@ average_prepare(void *op, Py_ssize_t n_in, Py_ssize_t *n_out, PyObject *owners)
     mf_average *av = op;
     if (require(av->n_members >= 1 && n_in % av->n_members == 0, "average",
                 "the input must be one block of equal width per member") < 0 ||
-        require(av->n_members <= MF_AVERAGE_MAX_MEMBERS, "average",
-                "at most 4096 members are served") < 0 ||
         require(av->scale != 0.0, "average", "the weights must not add up to 0") < 0) {
         return -1;
     }
@@ -226,7 +206,6 @@ average_out_type(const void *op, int in_type)
 static const mf_field average_fields[] = {
     MF_VECTOR_FIELD(mf_average, weights, NPY_DOUBLE, 0, n_members),
     MF_SCALAR_FIELD(mf_average, scale, MF_FIELD_FLOAT),
-    MF_SCALAR_FIELD(mf_average, pairwise, MF_FIELD_BOOL),
     MF_SCALAR_FIELD(mf_average, weighted, MF_FIELD_BOOL),
     MF_END_FIELDS,
 };
@@ -523,7 +502,7 @@ samme_run(const void *op, const double *in, Py_ssize_t n_in, double *out, Py_ssi
                     v = v < sa->eps ? sa->eps : v;
                     logp[c] = log(v);
                 }
-                s = sa->inv_classes * reduce_sum(logp, k, 1, MF_F64);
+                s = sa->inv_classes * reduce_sum(logp, k);
                 for (c = 0; c < k; c++) {
                     pred[c] += (double)(k - 1) * (logp[c] - s);
                 }
@@ -544,7 +523,7 @@ samme_run(const void *op, const double *in, Py_ssize_t n_in, double *out, Py_ssi
         if (k == 2) {
             /* pred[:, 0] *= -1; pred.sum(axis=1) */
             double two[2] = {pred[0] * -1.0, pred[1]};
-            out[r] = reduce_sum(two, 2, 1, MF_F64);
+            out[r] = reduce_sum(two, 2);
         }
         else {
             memcpy(out + r * k, pred, (size_t)k * sizeof(double));

@@ -361,16 +361,15 @@ typedef struct {
 
 /* average: np.average over member blocks of equal width (VotingClassifier's
  * soft predict_proba, VotingRegressor's predict).  out[c] = (sum over
- * members of in[m][c] * weights[m]) / scale.  pairwise: the members of one
- * output are numpy's contiguous axis (VotingRegressor: one row of the
- * (n, m) predictions), so they are summed as numpy's pairwise sum does;
- * otherwise one member after the other.  weighted: the products are taken
- * (weights given), and the result is float64 whatever the input. */
+ * members of in[m][c] * weights[m]) / scale, the members added one after
+ * the other from 0: numpy reduces the members' axis with the rows as its
+ * inner loop (the (m, n, k) probabilities, the transposed (n, m)
+ * predictions), never pairwise.  weighted: the products are taken (weights
+ * given), and the result is float64 whatever the input. */
 typedef struct {
     const double *weights;     /* n_members */
     Py_ssize_t n_members;
     double scale;
-    int pairwise;
     int weighted;
 } mf_average;
 

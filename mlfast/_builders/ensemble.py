@@ -160,7 +160,7 @@ def _built(node: Node, kind: str, outputs: Dict[str, Out], X: Cols, first: Built
 
 def _numpy_sum(values: np.ndarray) -> float:
     """values.sum() as numpy adds a 1-D array (pairwise)."""
-    return float(np.asarray(values, dtype=np.float64).sum())
+    return float(np.asarray(values).sum())
 
 
 # ---- voting -----------------------------------------------------------------------------
@@ -182,18 +182,17 @@ def _voting_weights(node: Node, n_members: int) -> Optional[np.ndarray]:
     return w
 
 
-def _average(node: Node, weights: Optional[np.ndarray], n_members: int,
-             pairwise: bool) -> Average:
-    """np.average(a, axis, weights) over the members' axis: the sum of the
-    weights as numpy takes it (broadcast along that axis, in float64)."""
+def _average(node: Node, weights: Optional[np.ndarray], n_members: int, ndim: int,
+             axis: int) -> Average:
+    """np.average(a, axis, weights) over the members' axis of an ndim array:
+    the sum of the weights as numpy takes it (broadcast along that axis)."""
     if weights is None:
-        return Average(weights=np.ones(n_members), scale=float(n_members),
-                       pairwise=pairwise, weighted=False)
-    scale = _numpy_sum(np.broadcast_to(weights.astype(np.float64), (1, n_members)))
+        return Average(weights=np.ones(n_members), scale=float(n_members), weighted=False)
+    wgt = np.broadcast_to(weights, (ndim - 1) * (1,) + weights.shape).swapaxes(-1, axis)
+    scale = float(np.ravel(wgt.sum(axis=axis, dtype=np.result_type(weights.dtype, "f8")))[0])
     if scale == 0.0:
         raise node.fail("weights add up to 0: scikit-learn cannot average them")
-    return Average(weights=weights.astype(np.float64), scale=scale, pairwise=pairwise,
-                   weighted=True)
+    return Average(weights=weights.astype(np.float64), scale=scale, weighted=True)
 
 
 @register("sklearn.ensemble", "VotingClassifier")
@@ -216,7 +215,8 @@ def build_voting_classifier(node: Node, b: Builders, X: Optional[Cols]) -> Built
                                 f"for {k} classes")
             probas.append(proba.cols)
         stacked = Cols.concat(probas)
-        average = b.add(node, _average(node, weights, len(built), pairwise=False), stacked, k)
+        # np.average of the (m, n, k) probabilities over axis 0
+        average = b.add(node, _average(node, weights, len(built), 3, 0), stacked, k)
         outputs["predict_proba"] = Out(average)
         outputs["predict"] = _labels(node, b, average, classes)
         if node.get("flatten_transform", True):
@@ -254,9 +254,8 @@ def build_voting_regressor(node: Node, b: Builders, X: Optional[Cols]) -> Built:
             raise node.fail(f"estimators_[{i}] does not predict one value a row")
         preds.append(predict.cols)
     stacked = Cols.concat(preds)
-    # np.average(predictions (n, m), axis=1): a row's members are numpy's
-    # contiguous axis, summed pairwise
-    average = b.add(node, _average(node, weights, len(built), pairwise=True), stacked, 1)
+    # np.average of the (n, m) predictions over axis 1
+    average = b.add(node, _average(node, weights, len(built), 2, 1), stacked, 1)
     outputs = {"predict": Out(average, squeeze=True), "transform": Out(stacked)}
     return _built(node, "regressor", outputs, X, built[0])
 

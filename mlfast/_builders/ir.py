@@ -201,7 +201,6 @@ class Average(Op):
     op_name: ClassVar[str] = "average"
     weights: np.ndarray = field(default_factory=lambda: np.ones(1))
     scale: float = 1.0
-    pairwise: bool = False
     weighted: bool = False
 
 

@@ -455,6 +455,76 @@ record("hgbr_cat",
        XCT, note="column 5 categorical (0..3 at fit; 4 unseen and NaN at predict)")
 record("iforest", IsolationForest(n_estimators=10, max_samples=8, random_state=0).fit(X2), XT)
 
+# ---------------------------------------------------------------------------
+# ensembles and baselines: few, shallow members and compressed files keep
+# them small
+
+from sklearn.dummy import DummyClassifier, DummyRegressor  # noqa: E402
+from sklearn.ensemble import (  # noqa: E402
+    AdaBoostClassifier,
+    AdaBoostRegressor,
+    BaggingClassifier,
+    BaggingRegressor,
+    RandomTreesEmbedding,
+    StackingClassifier,
+    StackingRegressor,
+    VotingClassifier,
+    VotingRegressor,
+)
+
+
+Z3 = ("joblib_z3",)
+
+
+def _shallow(cls, n, depth=2):
+    return [("t%d" % i, cls(max_depth=depth, random_state=i)) for i in range(n)]
+
+
+record("voting_hard", VotingClassifier(
+    [("lr", LogisticRegression(max_iter=1000))] + _shallow(DecisionTreeClassifier, 2),
+    weights=[2, 1, 1.5]).fit(X3, y3), XT, variants=Z3)
+record("voting_soft", VotingClassifier(
+    [("lr", LogisticRegression(max_iter=1000))] + _shallow(DecisionTreeClassifier, 2),
+    voting="soft", flatten_transform=False).fit(X3, y3), XT, variants=Z3)
+record("voting_regressor", VotingRegressor(
+    [("lin", LinearRegression())] + _shallow(DecisionTreeRegressor, 2),
+    weights=[1, 3, 2]).fit(Xr, yr), XT, variants=Z3)
+record("stacking_classifier", StackingClassifier(
+    _shallow(DecisionTreeClassifier, 2) + [("lr", LogisticRegression(max_iter=1000))],
+    passthrough=True).fit(X2, y2), XT, variants=Z3,
+    note="binary: the first probability column dropped")
+record("stacking_regressor", StackingRegressor(
+    _shallow(DecisionTreeRegressor, 2) + [("ridge", Ridge())]).fit(Xr, yr), XT,
+    variants=Z3)
+record("bagging_classifier", BaggingClassifier(
+    DecisionTreeClassifier(max_depth=3), n_estimators=4, max_features=0.7, max_samples=20,
+    random_state=0).fit(X3, y3), XT, variants=Z3)
+record("bagging_regressor", BaggingRegressor(
+    DecisionTreeRegressor(max_depth=3), n_estimators=4, bootstrap_features=True,
+    random_state=0).fit(Xr, yr), XT, variants=Z3)
+HAS_ALGORITHM = "algorithm" in AdaBoostClassifier().get_params()
+samme = {"algorithm": "SAMME"} if HAS_ALGORITHM else {}
+record("adaboost_classifier", AdaBoostClassifier(
+    n_estimators=8, random_state=0, **samme).fit(X3, y3), XT, variants=Z3)
+if HAS_ALGORITHM and SK < (1, 6):
+    record("adaboost_samme_r", AdaBoostClassifier(
+        n_estimators=8, algorithm="SAMME.R", random_state=0).fit(X3, y3), XT, variants=Z3)
+else:
+    skipped("adaboost_samme_r", "SAMME.R was removed in 1.6")
+record("adaboost_regressor", AdaBoostRegressor(
+    DecisionTreeRegressor(max_depth=2), n_estimators=8, random_state=0).fit(Xr, yr), XT,
+    variants=Z3)
+est = DummyClassifier(strategy="prior").fit(X3, y3)
+if "n_features_in_" in est.__dict__:
+    record("dummy_classifier", est, XT, variants=Z3)
+    record("dummy_regressor", DummyRegressor(strategy="quantile", quantile=0.3).fit(Xr, yr),
+           XT, variants=Z3)
+else:
+    skipped("dummy_*", "this DummyClassifier does not record n_features_in_")
+record("random_trees_embedding", RandomTreesEmbedding(
+    n_estimators=3, max_depth=2, sparse_output=False, random_state=0).fit(X3), XT,
+    variants=Z3, note="sparse_output=False: a sparse transform has no .npz form here")
+
 savez(os.path.join(OUT, "inputs.npz"), INPUTS)
 with open(os.path.join(OUT, "manifest.part.json"), "w") as fh:
     json.dump({"versions": VERSIONS, "fixtures": entries}, fh, indent=1)

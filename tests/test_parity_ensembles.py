@@ -297,6 +297,18 @@ def test_parity(case, tmp_path):
         assert_same(model.classes_, est.classes_, f"classes_: {context}")
 
 
+def test_every_registered_ensemble_estimator_is_covered():
+    from mlfast._builders import _REGISTRY
+
+    names = {name for name, (_, fn) in _REGISTRY.items()
+             if fn.__module__ == "mlfast._builders.ensemble"}
+    covered = {type(fitted(case)[0]).__name__ for case in CASES}
+    covered |= {type(step).__name__ for case in CASES
+                for _, step in getattr(fitted(case)[0], "steps", [])}
+    missing = names - covered
+    assert not missing, f"ensemble estimators without a parity case: {sorted(missing)}"
+
+
 @pytest.mark.parametrize("variant", FILE_VARIANTS)
 def test_file_variants(variant, tmp_path):
     """One nested ensemble through every way a user hands a model over."""

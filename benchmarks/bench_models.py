@@ -10,6 +10,8 @@ scikit-learn version and the model's parameters.
     pipe_lr    Pipeline(StandardScaler, LogisticRegression): 20 features, 3 classes
     wide_lr    LogisticRegression: 200 features, 10 classes
     rf100      RandomForestClassifier: 100 trees, max_depth 10, 20 features, 2 classes
+    vote3      soft VotingClassifier(LogisticRegression, RandomForest 50, HistGradientBoosting 50)
+    stack3     StackingClassifier of the same three members (LogisticRegression on top)
     et100      ExtraTreesClassifier: 100 trees, max_depth 10, same data
     gb100      GradientBoostingClassifier: 100 trees of depth 3, same data
     hgb100     HistGradientBoostingClassifier: 100 iterations (31 leaves), same data
@@ -83,7 +85,8 @@ def _tree_data(quick: bool, n_test: int):
 
 def _specs() -> List[Spec]:
     from sklearn.ensemble import (ExtraTreesClassifier, GradientBoostingClassifier,
-                                  HistGradientBoostingClassifier, RandomForestClassifier)
+                                  HistGradientBoostingClassifier, RandomForestClassifier,
+                                  StackingClassifier, VotingClassifier)
     from sklearn.linear_model import LogisticRegression
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import StandardScaler
@@ -93,6 +96,14 @@ def _specs() -> List[Spec]:
 
     def depth(quick):
         return 4 if quick else 10
+
+    def members(quick):
+        n = 5 if quick else 50
+        return [("lr", LogisticRegression(max_iter=1000)),
+                ("rf", RandomForestClassifier(n_estimators=n, max_depth=depth(quick),
+                                              random_state=0)),
+                ("hgb", HistGradientBoostingClassifier(max_iter=n, early_stopping=False,
+                                                       random_state=0))]
 
     return [
         Spec("iris_lr", "iris LogisticRegression", None, _iris_rows,
@@ -122,10 +133,19 @@ def _specs() -> List[Spec]:
                                                       random_state=0),
              _tree_data, "HistGradientBoostingClassifier(max_iter=100, early_stopping=False) "
                          "(31 leaves a tree), same data"),
+        Spec("vote3", "soft Voting (LR, RF 50, HGB 50)",
+             lambda q: VotingClassifier(members(q), voting="soft"),
+             _tree_data, "VotingClassifier(voting='soft') of LogisticRegression, "
+                         "RandomForestClassifier(50, max_depth=10), "
+                         "HistGradientBoostingClassifier(max_iter=50), same data"),
+        Spec("stack3", "Stacking (LR, RF 50, HGB 50)",
+             lambda q: StackingClassifier(members(q)),
+             _tree_data, "StackingClassifier of the same three members, "
+                         "LogisticRegression on top, same data"),
     ]
 
 
-KEYS = ["iris_lr", "pipe_lr", "wide_lr", "rf100", "et100", "gb100", "hgb100"]
+KEYS = ["iris_lr", "pipe_lr", "wide_lr", "rf100", "et100", "gb100", "hgb100", "vote3", "stack3"]
 
 
 def build(work: Path, quick: bool, keys: Optional[List[str]] = None,
@@ -231,6 +251,10 @@ def onnx_graph(model: BenchModel, work: Path, log=print) -> Dict[str, object]:
             _patch_skl2onnx()
             if est is None:
                 est = joblib.load(model.path)
+                if hasattr(est, "flatten_transform"):
+                    # skl2onnx converts a VotingClassifier only with this off;
+                    # it changes transform's shape, not predict
+                    est.flatten_transform = False
             tensor = DoubleTensorType if dtype == "float64" else FloatTensorType
             path.parent.mkdir(parents=True, exist_ok=True)
             try:

@@ -42,6 +42,9 @@ compile_args = [
     # multiply-add may change a rounding.
     "-ffp-contract=off",
     "-fno-strict-aliasing",
+    # a C-API function missing from an older Python must fail the build,
+    # not the import (an implicit declaration links to nothing)
+    "-Werror=implicit-function-declaration",
 ]
 link_args = ["-Wl,-rpath,$ORIGIN/../scipy_openblas32/lib"]
 
@@ -57,7 +60,7 @@ if os.environ.get("MLFAST_SANITIZE") == "1":
 core = Extension(
     "mlfast._core",
     sources=SOURCES,
-    depends=["csrc/mlfast.h"],
+    depends=["csrc/mlfast.h", "csrc/pycompat.h"],
     include_dirs=[numpy.get_include(), scipy_openblas32.get_include_dir()],
     library_dirs=[scipy_openblas32.get_lib_dir()],
     libraries=[scipy_openblas32.get_library(), "pthread", "m"],

@@ -17,6 +17,7 @@
 
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
+#include "pycompat.h"
 
 #define PY_ARRAY_UNIQUE_SYMBOL MLFAST_ARRAY_API
 #ifndef MLFAST_IMPORT_ARRAY

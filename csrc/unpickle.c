@@ -1,10 +1,9 @@
 /*
  * unpickle.c -- a restricted pickle VM for model files.
  *
- * It runs the opcodes of pickle protocols 2-5 (and the protocol 0/1 opcodes
- * that appear inside them) over one byte buffer, plus joblib's extension:
- * the raw bytes of a NumpyArrayWrapper's array inline after its BUILD, and
- * object arrays as a nested pickle.  It never imports a module and never
+ * It runs the opcodes of pickle protocols 0-5 over one byte buffer, plus
+ * joblib's extension: the raw bytes of a NumpyArrayWrapper's array inline
+ * after its BUILD, and object arrays as a nested pickle.  It never imports a module and never
  * calls anything a file names:
  *
  *   - a global is looked up in a fixed table when GLOBAL/STACK_GLOBAL is
@@ -35,6 +34,8 @@
 #define MF_MARKS_MAX        1024      /* nested MARKs; pickle's own depth is ~1000 */
 #define MF_LONG_MAX_BYTES   256       /* LONG1/LONG4 payload */
 #define MF_LINE_MAX         4096      /* text opcodes (GLOBAL, INT, ...) */
+/* decimal digits of a protocol 0 INT/LONG: as many as MF_LONG_MAX_BYTES hold */
+#define MF_LONG_MAX_DIGITS  617
 #define MF_NDIM_MAX         32
 #define MF_ITEMSIZE_MAX     (1 << 20)
 #define MF_KEY_DEPTH_MAX    32        /* nesting of tuple keys (hashing recurses) */
@@ -322,12 +323,13 @@ vm_read_length(mf_vm *vm, int width, Py_ssize_t *out)
     return 0;
 }
 
-/* A '\n'-terminated line of a text opcode; the newline is not included. */
+/* A '\n'-terminated line of a text opcode, at most `max` bytes long; the
+ * newline is not included. */
 static int
-vm_readline(mf_vm *vm, const char **line, Py_ssize_t *len)
+vm_readline_max(mf_vm *vm, Py_ssize_t max, const char **line, Py_ssize_t *len)
 {
     Py_ssize_t left = vm->size - vm->pos;
-    Py_ssize_t limit = left < MF_LINE_MAX ? left : MF_LINE_MAX;
+    Py_ssize_t limit = left < max ? left : max;
     const unsigned char *start = vm->buf + vm->pos;
     const unsigned char *nl = memchr(start, '\n', (size_t)limit);
 
@@ -338,6 +340,12 @@ vm_readline(mf_vm *vm, const char **line, Py_ssize_t *len)
     *len = nl - start;
     vm->pos += *len + 1;
     return 0;
+}
+
+static int
+vm_readline(mf_vm *vm, const char **line, Py_ssize_t *len)
+{
+    return vm_readline_max(vm, MF_LINE_MAX, line, len);
 }
 
 /* ---- stack ------------------------------------------------------------------ */
@@ -777,7 +785,8 @@ classify(PyObject *module, PyObject *name, const char **reason)
     return 0;
 }
 
-/* Python 2 names that pickle's fix_imports maps for protocols < 3. */
+/* Python 2 names that pickle's fix_imports maps for protocols < 3 (the
+ * ones a model file can hold: Python 3 writes them for protocols 0-2). */
 static PyObject *
 fix_module(int proto, PyObject *module)
 {
@@ -793,15 +802,36 @@ fix_module(int proto, PyObject *module)
     return module;
 }
 
+static PyObject *
+fix_name(int proto, PyObject *module_in, PyObject *name)
+{
+    if (proto < 3 && PyUnicode_Check(module_in) && PyUnicode_Check(name) &&
+        PyUnicode_CompareWithASCIIString(module_in, "__builtin__") == 0) {
+        if (PyUnicode_CompareWithASCIIString(name, "unicode") == 0) {
+            return PyUnicode_FromString("str");
+        }
+        if (PyUnicode_CompareWithASCIIString(name, "long") == 0) {
+            return PyUnicode_FromString("int");
+        }
+    }
+    Py_INCREF(name);
+    return name;
+}
+
 static int
-vm_push_global(mf_vm *vm, PyObject *module_in, PyObject *name)
+vm_push_global(mf_vm *vm, PyObject *module_in, PyObject *name_in)
 {
     const char *reason;
     PyObject *module = fix_module(vm->proto, module_in);
+    PyObject *name = NULL;
     int kind, result = -1;
 
     if (module == NULL) {
         return -1;
+    }
+    name = fix_name(vm->proto, module_in, name_in);
+    if (name == NULL) {
+        goto done;
     }
     kind = classify(module, name, &reason);
     if (PyErr_Occurred()) {
@@ -819,6 +849,7 @@ vm_push_global(mf_vm *vm, PyObject *module_in, PyObject *name)
     result = vm_push(vm, mf_global_new(module, name, kind));
 done:
     Py_DECREF(module);
+    Py_XDECREF(name);
     return result;
 }
 
@@ -1592,7 +1623,9 @@ vm_call(mf_vm *vm, PyObject *callable, PyObject *args, int newobj)
         }
         cls = PyTuple_GET_ITEM(args, 0);
         base = PyTuple_GET_ITEM(args, 1);
-        if (!mf_Global_Check(cls) || ((mf_Global *)cls)->kind != MF_G_RECORD) {
+        /* protocols 0 and 1 make every object so, joblib's wrappers too */
+        if (!mf_Global_Check(cls) || (((mf_Global *)cls)->kind != MF_G_RECORD &&
+                                      ((mf_Global *)cls)->kind != MF_G_JOBLIB_WRAPPER)) {
             UNSAFE_ERROR(vm, "copyreg._reconstructor of something other than an "
                          "allowed class");
             return NULL;
@@ -1601,6 +1634,9 @@ vm_call(mf_vm *vm, PyObject *callable, PyObject *args, int newobj)
             PyTuple_GET_ITEM(args, 2) != Py_None) {
             UNSUPPORTED_ERROR(vm, "copyreg._reconstructor with a base other than object");
             return NULL;
+        }
+        if (((mf_Global *)cls)->kind == MF_G_JOBLIB_WRAPPER) {
+            return pending_new(PENDING_WRAPPER, NULL);
         }
         {
             PyObject *empty = PyTuple_New(0), *rec;
@@ -1844,15 +1880,19 @@ load_long_binary(mf_vm *vm, int width)
     return vm_push(vm, _PyLong_FromByteArray(p, (size_t)n, 1, 1));
 }
 
-/* Text INT / LONG of protocol 0, as they can appear inside protocol 2. */
+/* INT / LONG of protocol 0 (and of protocol 1 for ints beyond 32 bits):
+ * decimal text as Python writes it; INT also spells True and False as 01
+ * and 00.  CPython reads more spellings (strtol and int() with base 0, so
+ * INT "010" is 8 and "0x1f" 31); no pickler writes them, and rather than
+ * guess which meaning a file intends they are refused. */
 static int
 load_text_int(mf_vm *vm, int is_long)
 {
     const char *line = NULL;
-    Py_ssize_t len = 0;
-    char buf[64];
-    char *end;
-    long long v;
+    Py_ssize_t len = 0, digits, i;
+    char buf[MF_LONG_MAX_DIGITS + 2];
+    char *end = NULL;
+    PyObject *value;
 
     if (vm_readline(vm, &line, &len) < 0) {
         return -1;
@@ -1860,25 +1900,31 @@ load_text_int(mf_vm *vm, int is_long)
     if (is_long && len > 0 && line[len - 1] == 'L') {
         len--;
     }
-    if (len <= 0 || len >= (Py_ssize_t)sizeof(buf)) {
-        return FORMAT_ERROR(vm, "integer text of %zd characters", len);
+    if (!is_long && len == 2 && line[0] == '0' && (line[1] == '0' || line[1] == '1')) {
+        value = line[1] == '1' ? Py_True : Py_False;
+        Py_INCREF(value);
+        return vm_push(vm, value);
+    }
+    digits = len > 0 && line[0] == '-' ? len - 1 : len;
+    if (digits < 1 || (digits > 1 && line[len - digits] == '0')) {
+        return FORMAT_ERROR(vm, "invalid integer text");
+    }
+    for (i = len - digits; i < len; i++) {
+        if (line[i] < '0' || line[i] > '9') {
+            return FORMAT_ERROR(vm, "invalid integer text");
+        }
+    }
+    if (digits > MF_LONG_MAX_DIGITS) {
+        return UNSUPPORTED_ERROR(vm, "integer of %zd digits (at most %d)", digits,
+                                 MF_LONG_MAX_DIGITS);
     }
     memcpy(buf, line, (size_t)len);
     buf[len] = '\0';
-    if (!is_long && strcmp(buf, "00") == 0) {
-        Py_INCREF(Py_False);
-        return vm_push(vm, Py_False);
+    value = PyLong_FromString(buf, &end, 10);
+    if (value == NULL) {
+        return vm_wrap_error(vm, "invalid integer text");
     }
-    if (!is_long && strcmp(buf, "01") == 0) {
-        Py_INCREF(Py_True);
-        return vm_push(vm, Py_True);
-    }
-    errno = 0;
-    v = strtoll(buf, &end, 10);
-    if (*end != '\0' || errno != 0) {
-        return FORMAT_ERROR(vm, "invalid integer text");
-    }
-    return vm_push(vm, PyLong_FromLongLong(v));
+    return vm_push(vm, value);
 }
 
 static int
@@ -1921,6 +1967,34 @@ load_binfloat(mf_vm *vm)
         return -1;
     }
     return vm_push(vm, PyFloat_FromDouble(d));
+}
+
+/* UNICODE of protocol 0: a str as raw-unicode-escape text up to a newline
+ * (Python escapes backslash and newline in it).  bytes arrive so too, as
+ * _codecs.encode(str, 'latin1'): a numpy array's data is one such line, so
+ * the line may run to the end of the input rather than MF_LINE_MAX. */
+static int
+load_unicode_line(mf_vm *vm)
+{
+    const char *line = NULL;
+    Py_ssize_t len = 0;
+    PyObject *obj;
+
+    if (vm_readline_max(vm, vm->size - vm->pos, &line, &len) < 0) {
+        return -1;
+    }
+    /* each input byte makes at most one character of 4 bytes */
+    if ((size_t)len > (SIZE_MAX - MF_OBJECT_COST) / 4) {
+        return UNSUPPORTED_ERROR(vm, "string of %zd bytes is too long", len);
+    }
+    if (vm_charge(vm, 4 * (size_t)len + MF_OBJECT_COST) < 0) {
+        return -1;
+    }
+    obj = PyUnicode_DecodeRawUnicodeEscape(line, len, "strict");
+    if (obj == NULL) {
+        return vm_wrap_error(vm, "invalid string data");
+    }
+    return vm_push(vm, obj);
 }
 
 enum { STR_UNICODE, STR_BYTES, STR_BYTEARRAY, STR_ASCII };
@@ -2532,8 +2606,12 @@ vm_step(mf_vm *vm, unsigned char op)
     case 0x97: case 0x98:
         return UNSAFE_ERROR(vm, "out-of-band buffers are refused: their data is not "
                             "in the file");
-    case 'S': case 'V':
-        return UNSUPPORTED_ERROR(vm, "protocol 0 text strings are not supported");
+    case 'V': return load_unicode_line(vm);
+    case 'S':
+        /* Python 3 never writes STRING (its protocol 0 writes str as
+         * UNICODE, bytes through _codecs.encode) */
+        return UNSUPPORTED_ERROR(vm, "STRING (a Python 2 str) is not supported: "
+                                 "mlfast reads files written by Python 3");
     default:
         return FORMAT_ERROR(vm, "invalid opcode 0x%02x", op);
     }
@@ -2588,14 +2666,17 @@ vm_run(mf_vm *vm)
 
     vm->op_pos = vm->pos;
     vm->op = 0x80;
-    if (vm->pos >= vm->size || vm->buf[vm->pos] != 0x80) {
-        if (vm->pos < vm->size) {
-            FORMAT_ERROR(vm, "not a pickle of protocol 2 or later: first byte is "
-                         "0x%02x, expected PROTO (0x80)", vm->buf[vm->pos]);
-        }
-        else {
-            FORMAT_ERROR(vm, "empty input: expected a pickle");
-        }
+    if (vm->pos >= vm->size) {
+        FORMAT_ERROR(vm, "empty input: expected a pickle");
+        return NULL;
+    }
+    /* Protocols 0 and 1 have no PROTO opcode; joblib writes the pickles
+     * nested in a file at protocol 2 or later. */
+    if (vm->buf[vm->pos] != 0x80 &&
+        (vm->nested || op_name(vm->buf[vm->pos]) == NULL)) {
+        FORMAT_ERROR(vm, "not a pickle%s: first byte is 0x%02x, expected PROTO (0x80)%s",
+                     vm->nested ? " of protocol 2 or later" : "", vm->buf[vm->pos],
+                     vm->nested ? "" : " or an opcode of protocol 0 or 1");
         return NULL;
     }
     for (;;) {

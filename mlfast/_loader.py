@@ -13,6 +13,7 @@ import bz2
 import io
 import lzma
 import os
+import re
 import zlib
 from typing import BinaryIO, Union
 
@@ -46,6 +47,14 @@ def read_source(source: Source) -> bytes | bytearray | memoryview:
     return data
 
 
+#: How a pickle of protocol 0 or 1 (no PROTO opcode) of a model starts: an
+#: object's class as a GLOBAL line (``ccopy_reg\n_reconstructor``, ...), or a
+#: MARK or an empty list/dict/tuple opening a container of models.
+_PROTOCOL_0_1_START = re.compile(rb"c[A-Za-z_][A-Za-z0-9_.]*\n|[(\]})]")
+#: bytes of a file's start that codec_of looks at (a GLOBAL line fits)
+_HEAD = 256
+
+
 def codec_of(head: bytes) -> str:
     """Names the container of a model file from its first bytes."""
     if head[:1] == b"\x80":
@@ -64,6 +73,9 @@ def codec_of(head: bytes) -> str:
         return "joblib-zfile"
     if len(head) >= 2 and head[0] == 0x78 and (head[0] * 256 + head[1]) % 31 == 0:
         return "zlib"
+    # after the magic numbers: lzma's 5d 00 00 opens like EMPTY_LIST
+    if _PROTOCOL_0_1_START.match(head):
+        return "pickle"
     return "unknown"
 
 
@@ -107,7 +119,7 @@ def _drain(make, data, max_size: int, codec: str) -> bytes:
 
 def decompress(data, max_size: int = DEFAULT_MAX_MEMORY):
     """Decompressed pickle bytes of a (possibly compressed) joblib file."""
-    head = bytes(data[:8])
+    head = bytes(data[:_HEAD])
     codec = codec_of(head)
     if codec == "pickle":
         return data
@@ -149,14 +161,15 @@ def decompress(data, max_size: int = DEFAULT_MAX_MEMORY):
         )
     raise ModelFormatError(
         f"not a pickle or joblib file: it starts with {head[:8]!r}, expected a pickle "
-        "PROTO byte (0x80) or a zlib, gzip, bz2, xz, lzma or lz4 header"
+        "(PROTO byte 0x80, or the opening of a protocol 0 or 1 pickle) or a zlib, gzip, "
+        "bz2, xz, lzma or lz4 header"
     )
 
 
 def load_tree(source: Source, max_memory: int = DEFAULT_MAX_MEMORY):
     """The value tree of a model file: plain values, ndarrays and inert Records."""
     raw = read_source(source)
-    codec = codec_of(bytes(raw[:8]))
+    codec = codec_of(bytes(raw[:_HEAD]))
     data = decompress(raw, max_memory)
     try:
         return _core.unpickle(data, max_memory=max_memory)

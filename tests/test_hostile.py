@@ -125,6 +125,20 @@ def proto2_bytes(pipeline):
     return pickle.dumps(pipeline[0], protocol=2)
 
 
+@pytest.fixture(scope="module")
+def proto0_bytes(pipeline):
+    return pickle.dumps(pipeline[0], protocol=0)
+
+
+@pytest.fixture(scope="module")
+def joblib_p1_bytes(pipeline):
+    import joblib
+
+    buf = io.BytesIO()
+    joblib.dump(pipeline[0], buf, protocol=1)
+    return buf.getvalue()
+
+
 def nested_stream(data: bytes, attribute: bytes = b"classes_"):
     """(start, end) of the nested pickle joblib wrote for an object array:
     it follows the wrapper's SETITEMS + BUILD right after the attribute name."""
@@ -460,14 +474,15 @@ def test_obj_over_a_forbidden_class_stops_at_the_global():
     expect(UnsafeModelError, a.bytes(), "global 'posix.system' is refused", where("GLOBAL", a.pos("first")))
 
 
-def test_protocol_0_and_1_and_future_protocols():
-    for proto in (0, 1):
-        data = pickle.dumps([1], protocol=proto)
-        expect(ModelFormatError, data, "not a pickle or joblib file", raw=False)
-        with pytest.raises(ModelFormatError, match=r"not a pickle of protocol 2 or later.*\(at PROTO, byte 0\)"):
-            _core.unpickle(data)
+def test_future_protocols_and_python2_strings():
     expect(UnsupportedModelError, b"\x80\x06N.", "pickle protocol 6", where("PROTO", 0))
-    expect(UnsupportedModelError, b"\x80\x02S'x'\n.", "protocol 0 text strings", where("STRING", 2))
+    expect(UnsupportedModelError, b"\x80\x02S'x'\n.", "STRING (a Python 2 str) is not supported",
+           where("STRING", 2))
+    with pytest.raises(UnsupportedModelError, match=r"STRING .*\(at STRING, byte 0\)"):
+        _core.unpickle(b"S'x'\n.")
+    # a first byte that no pickle starts with
+    with pytest.raises(ModelFormatError, match=r"not a pickle: first byte is 0xff.*\(at PROTO, byte 0\)"):
+        _core.unpickle(b"\xffN.")
 
 
 def test_invalid_opcode():
@@ -617,8 +632,9 @@ def test_text_lines_must_end():
     expect(ModelFormatError, a.bytes(), "line not terminated", where("GLOBAL", a.pos("op")))
     a = Asm(2).op("INT", b"1" * 5000 + b"\n", label="op").stop()
     expect(ModelFormatError, a.bytes(), "line not terminated within 4096 bytes", where("INT", a.pos("op")))
+    # beyond 64 bits INT is read as pickle reads it, as an arbitrary integer
     a = Asm(2).op("INT", b"99999999999999999999999\n", label="op").stop()
-    expect(ModelFormatError, a.bytes(), "invalid integer text", where("INT", a.pos("op")))
+    assert _core.unpickle(a.bytes()) == pickle.loads(a.bytes()) == 99999999999999999999999
 
 
 def test_invalid_utf8_text():
@@ -1475,9 +1491,21 @@ def test_very_deep_tree_loads_and_predicts(small_tree):
 # =============================================================================================
 
 
-@pytest.mark.parametrize("which", ["joblib", "proto2"])
-def test_truncation_at_every_byte(which, joblib_bytes, proto2_bytes):
-    data = joblib_bytes if which == "joblib" else proto2_bytes
+@pytest.fixture
+def real_file(request):
+    """A real model file by name: joblib's default, protocol 2, protocol 0,
+    and joblib at protocol 1 (its array wrappers made by copyreg)."""
+    return request.getfixturevalue({"joblib": "joblib_bytes", "proto2": "proto2_bytes",
+                                    "proto0": "proto0_bytes",
+                                    "joblib_p1": "joblib_p1_bytes"}[request.param])
+
+
+REAL_FILES = ["joblib", "proto2", "proto0", "joblib_p1"]
+
+
+@pytest.mark.parametrize("real_file", REAL_FILES, indirect=True)
+def test_truncation_at_every_byte(real_file):
+    data = real_file
     wrong = []
     for n in range(len(data)):
         for fn in (mlfast.loads, _core.unpickle):
@@ -1492,10 +1520,10 @@ def test_truncation_at_every_byte(which, joblib_bytes, proto2_bytes):
     assert not wrong, f"{len(wrong)} prefixes of {len(data)} misbehaved:\n" + "\n".join(wrong[:20])
 
 
-@pytest.mark.parametrize("which", ["joblib", "proto2"])
-def test_random_corruption(which, joblib_bytes, proto2_bytes):
-    data = joblib_bytes if which == "joblib" else proto2_bytes
-    rng = random.Random(20240601 + (which == "proto2"))
+@pytest.mark.parametrize("real_file", REAL_FILES, indirect=True)
+def test_random_corruption(real_file):
+    data = real_file
+    rng = random.Random(20240601 + len(data))
     wrong, outcomes = [], {}
     for attempt in range(4000):
         d = bytearray(data)
@@ -1516,3 +1544,198 @@ def test_random_corruption(which, joblib_bytes, proto2_bytes):
         outcomes[outcome] = outcomes.get(outcome, 0) + 1
     assert not wrong, "\n".join(wrong[:20])
     assert outcomes.get("ModelFormatError", 0) > 100    # the corruption did bite
+
+
+# =============================================================================================
+# 13. Protocols 0 and 1: the same VM, the same rules, text opcodes with checked lines
+# =============================================================================================
+
+def expect_vm(exc, data, *fragments, max_memory=None):
+    """expect() for a bare stream of old-protocol values: the loader takes
+    only what opens like a model file (see the last test), the VM any pickle."""
+    kw = {} if max_memory is None else {"max_memory": max_memory}
+    with pytest.raises(exc) as info:
+        _core.unpickle(data, **kw)
+    assert type(info.value) is exc, f"got {type(info.value).__name__}: {info.value}"
+    for fragment in fragments:
+        assert fragment in str(info.value), f"{fragment!r} not in message: {info.value}"
+
+
+
+def _same_value(a, b) -> bool:
+    """Equal values, arrays compared by dtype, shape and content (NaN too)."""
+    if isinstance(a, np.ndarray) or isinstance(b, np.ndarray):
+        return (isinstance(a, np.ndarray) and isinstance(b, np.ndarray) and a.dtype == b.dtype
+                and a.shape == b.shape and a.flags.f_contiguous == b.flags.f_contiguous
+                and (a.tolist() == b.tolist() if a.dtype.kind == "O"
+                     else np.array_equal(a, b, equal_nan=a.dtype.kind in "fc")))
+    if isinstance(a, (list, tuple)):
+        return type(a) is type(b) and len(a) == len(b) and all(map(_same_value, a, b))
+    if isinstance(a, dict):
+        return type(b) is dict and a.keys() == b.keys() and all(
+            _same_value(a[k], b[k]) for k in a)
+    if isinstance(a, float) and a != a:
+        return isinstance(b, float) and b != b
+    return type(a) is type(b) and a == b
+
+
+PLAIN_VALUES = [
+    "line\nbreak and back\\slash", "\u00e9t\u00e9 \u2603 \U0001f600", "",
+    bytes(range(256)), b"", b"\n\\",
+    0, 1, -1, 255, 65535, 2**31 - 1, -(2**31), 2**31, -(2**63), 2**64 + 1, -(10**300),
+    0.0, -0.0, 1.5, 1e-310, float("inf"), float("-inf"), float("nan"),
+    True, False, None, (), (1,), (1, 2, 3, 4), [], [1, [2, [3]]], {}, {"a": {"b": None}},
+    {1: "int key", (1, "a"): "tuple key"}, {1, 2}, frozenset({"x"}),
+    np.arange(7.0), np.arange(12, dtype=np.int32).reshape(3, 4).T, np.array([], dtype="<U3"),
+    np.array(["a", None, 1.5], dtype=object), np.array([b"ab", b"\n"]), np.float64(0.1),
+    np.dtype([("a", "<i8"), ("b", "<f4")]),
+]
+
+
+@pytest.mark.parametrize("proto", [0, 1])
+def test_protocol_0_and_1_read_as_pickle_reads_them(proto):
+    """Differential against CPython's own unpickler, on values whose text or
+    binary forms differ between the protocols (escapes in UNICODE lines, ints
+    beyond 32 bits as LONG text, floats as FLOAT text or BINFLOAT, bytes and
+    array data through _codecs.encode, the Python 2 names of protocols < 3)."""
+    data = pickle.dumps(PLAIN_VALUES, protocol=proto)
+    assert data[:1] != b"\x80"
+    ours, theirs = _core.unpickle(data), pickle.loads(data)
+    bad = [(i, a, b) for i, (a, b) in enumerate(zip(ours, theirs)) if not _same_value(a, b)]
+    assert not bad, bad[:5]
+    assert len(ours) == len(PLAIN_VALUES)
+
+
+@pytest.mark.parametrize("proto", [0, 1])
+@pytest.mark.parametrize("how", ["pickle", "joblib", "joblib_z3"])
+def test_protocol_0_and_1_model_files(proto, how, pipeline):
+    """Whole model files at protocols 0 and 1, plain or written by joblib (its
+    array wrappers then come through copyreg._reconstructor and their data
+    still follows inline), compressed or not."""
+    import joblib
+
+    model, X = pipeline
+    if how == "pickle":
+        data = pickle.dumps(model, protocol=proto)
+    else:
+        buf = io.BytesIO()
+        joblib.dump(model, buf, protocol=proto, compress=3 if how == "joblib_z3" else 0)
+        data = buf.getvalue()
+    assert (data[:1] == b"c") == (how != "joblib_z3")    # no PROTO: a GLOBAL first
+    fast = mlfast.loads(data)
+    np.testing.assert_array_equal(fast.predict(X), model.predict(X))
+    np.testing.assert_allclose(fast.predict_proba(X), model.predict_proba(X),
+                               rtol=1e-12, atol=1e-12)
+
+
+def test_protocol_0_python2_names_map_as_pickle_maps_them():
+    """Python 3 writes builtins.str and int as __builtin__.unicode and .long
+    at protocols < 3 (fix_imports); they come back as themselves."""
+    for cls in (str, int, float, bool):
+        data = pickle.dumps(cls, protocol=0)
+        g = _core.unpickle(data)
+        assert pickle.loads(data) is cls
+        assert (g.module, g.name) == ("builtins", cls.__name__), data
+
+
+@pytest.mark.parametrize("proto", [0, 1])
+def test_protocol_0_and_1_payloads_are_refused_at_their_global(proto, ctx):
+    """A payload of an old protocol names its callable with a GLOBAL line at
+    byte 0 (or after a MARK); it is refused there, and it is live under
+    CPython."""
+    payload = pickle.dumps(P.Reduce(os.system, ctx.cmd), protocol=proto)
+    assert payload.startswith(b"cposix\nsystem\n")
+    expect(UnsafeModelError, payload, "global 'posix.system' is refused", where("GLOBAL", 0),
+           marker=ctx.marker)
+    data = b"c__builtin__\neval\n(Vprint(1)\ntR."
+    expect(UnsafeModelError, data, "global 'builtins.eval' is refused", where("GLOBAL", 0))
+    data = b"(c__builtin__\ngetattr\n(c__builtin__\nobject\nV__subclasses__\ntRtR."
+    expect(UnsafeModelError, data, "global 'builtins.getattr' is refused", where("GLOBAL", 1))
+    r = run_python(f"import pickle; pickle.loads({payload!r})", timeout=30)
+    assert r.returncode == 0 and ctx.marker.exists(), r.stderr[-2000:]
+
+
+UNICODE_CASES = [
+    # (line after 'V', what is expected)
+    (b"no newline at all", "line not terminated"),
+    (b"\\u12\n", "invalid string data"),         # a \u escape cut short
+    (b"\\U00110000\n", "invalid string data"),   # past the last code point
+]
+
+
+@pytest.mark.parametrize("line,fragment", UNICODE_CASES)
+def test_protocol_0_unicode_lines(line, fragment):
+    a = Asm(None).op("UNICODE", line, label="op").stop()
+    expect_vm(ModelFormatError, a.bytes(), fragment, where("UNICODE", a.pos("op")))
+
+
+def test_protocol_0_unicode_line_may_be_long_and_is_charged():
+    """A UNICODE line is as long as its array's data (no MF_LINE_MAX), and
+    what decoding it may take (4 bytes a character) is charged before."""
+    text = "\u00ff" * 100_000
+    data = pickle.dumps(text.encode("latin1"), protocol=0)
+    assert _core.unpickle(data) == pickle.loads(data)
+    a = Asm(None).op("UNICODE", b"x" * 300_000 + b"\n", label="op").stop()
+    expect_vm(UnsupportedModelError, a.bytes(), "memory budget", where("UNICODE", 0),
+           max_memory=1_000_000)
+
+
+TEXT_INTS = [
+    # what CPython's unpickler reads, and what mlfast refuses instead
+    (b"I010\n", 8),          # strtol with base 0: octal
+    (b"I0x1f\n", 31),        # hexadecimal
+    (b"I+5\n", 5),
+    (b"I 5\n", 5),
+    (b"I1_000\n", 1000),     # int() with base 0: underscores
+    (b"L012L\n", None),
+    (b"I-\n", None),
+    (b"I\n", None),
+    (b"L\n", None),
+]
+
+
+@pytest.mark.parametrize("text,cpython", TEXT_INTS)
+def test_protocol_0_ints_in_python_spelling_only(text, cpython):
+    """INT and LONG take decimal text as Python writes it: anything CPython
+    would read as another base (or not at all) is refused, so that no
+    spelling means one number to pickle and another to mlfast."""
+    data = text + b"."
+    if cpython is None:
+        with pytest.raises(Exception):
+            pickle.loads(data)
+    else:
+        assert pickle.loads(data) == cpython
+    expect_vm(ModelFormatError, data, "invalid integer text", where(
+        "INT" if text[:1] == b"I" else "LONG", 0))
+
+
+def test_protocol_0_ints_have_a_digit_cap():
+    ok = b"L" + b"9" * 617 + b"L\n."
+    assert _core.unpickle(ok) == pickle.loads(ok) == int("9" * 617)
+    assert _core.unpickle(b"I-2147483649\n.") == -2147483649
+    assert _core.unpickle(b"I00\n.") is False and _core.unpickle(b"I01\n.") is True
+    expect_vm(UnsupportedModelError, b"L" + b"9" * 618 + b"L\n.", "integer of 618 digits (at most 617)",
+           where("LONG", 0))
+    expect_vm(UnsupportedModelError, b"I-" + b"1" * 700 + b"\n.", "integer of 700 digits",
+           where("INT", 0))
+
+
+def test_protocol_0_floats_and_memo_text():
+    assert _core.unpickle(b"F1e-310\n.") == 1e-310
+    assert np.isnan(_core.unpickle(b"Fnan\n."))
+    expect_vm(ModelFormatError, b"Fone\n.", "invalid float text", where("FLOAT", 0))
+    expect_vm(ModelFormatError, b"F1.5x\n.", "invalid float text", where("FLOAT", 0))
+    expect_vm(ModelFormatError, b"Np-1\n.", "invalid memo index text", where("PUT", 1))
+    expect_vm(ModelFormatError, b"Np0\n0g1\n.", "memo key 1 was never stored", where("GET", 5))
+    expect_vm(ModelFormatError, b"Np" + b"9" * 12 + b"\n.", "memo index text of 12 characters",
+           where("PUT", 1))
+
+
+def test_protocol_0_or_1_is_recognised_by_its_first_bytes():
+    """The loader hands a file to the VM when it opens like an old-protocol
+    pickle (a GLOBAL line, a MARK, an empty container); text that merely
+    starts with 'c' is still not a pickle."""
+    for data in (b"cat model.txt\n", b"class Model:\n    pass\n", b"hello world", b"c\n"):
+        expect(ModelFormatError, data, "not a pickle or joblib file", raw=False)
+    expect(UnsupportedModelError, pickle.dumps([1], protocol=0), "model is a list", raw=False)
+    expect(UnsupportedModelError, pickle.dumps({}, protocol=1), "model is a dict", raw=False)

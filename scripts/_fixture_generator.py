@@ -2,13 +2,16 @@
 
 Run by scripts/make_version_fixtures.py with the python of an old stack's
 virtualenv (``python -I _fixture_generator.py OUT_DIR STACK_NAME``); it must
-therefore run unchanged on every scikit-learn from 1.1 to today and on numpy
-1.23 to 2.x, and it imports nothing from mlfast.
+therefore run unchanged on every scikit-learn from 0.21 to today, on numpy
+1.16 to 2.x and on Python 3.7 to today, and it imports nothing from mlfast.
 
 For each fixture it writes
-  <fixture>.joblib       joblib.dump(est, path)                (default options)
+  <fixture>.joblib       joblib.dump(est, path)                (default options:
+                         the running Python's default protocol, 3 on 3.7)
   <fixture>.z3.joblib    joblib.dump(est, path, compress=3)    (a few fixtures)
-  <fixture>.p2.pkl       pickle.dump(est, f, protocol=2)       (a few fixtures)
+  <fixture>.<codec>.joblib  joblib.dump(compress=(codec, 3))   (one fixture)
+  <fixture>.ext.joblib   sklearn.externals.joblib.dump(...)    (where it exists)
+  <fixture>.p<N>.pkl     pickle.dump(est, f, protocol=N), N = 0, 1, 2 (a few)
   <fixture>.npz          for each method, an array of shape (2, ...): this
                          stack's scikit-learn output on the float64 test
                          input [0] and on the same input as float32 [1]
@@ -22,7 +25,9 @@ tests/fixtures/versions/manifest.json.
 
 Fixtures a version cannot make (no multi_class before/after, no
 keep_empty_features before 1.2, no NaN in trees before 1.3, ...) are
-skipped with a message; every other failure stops the run.
+skipped with a message; every other failure stops the run.  A file mlfast
+must refuse (a state it cannot predict from exactly) is recorded with
+"refused": the error class and a fragment of its message.
 """
 from __future__ import annotations
 
@@ -68,6 +73,7 @@ VERSIONS = {
     "joblib": joblib.__version__,
     "scipy": scipy.__version__,
     "python": platform.python_version(),
+    "pickle_protocol": pickle.DEFAULT_PROTOCOL,
 }
 METHODS = ("predict", "predict_proba", "predict_log_proba", "decision_function",
            "transform", "score_samples")
@@ -194,7 +200,53 @@ def _classes_in(est):
     return names
 
 
-def record(name, est, X_test, variants=("joblib",), note=None):
+#: module.name of every global the top-level streams of the stack's files
+#: name (read back with an unpickler that records and never runs a class)
+MODULES = set()
+
+
+def _globals_of(path, variant):
+    """The modules of the globals a file's top-level pickle names, found by
+    joblib's or pickle's own (pure Python) unpickler with find_class
+    recording each name before looking it up."""
+    from joblib import numpy_pickle
+
+    seen = []
+
+    class Recording(pickle._Unpickler):
+        def find_class(self, module, name):
+            seen.append(module)
+            return super().find_class(module, name)
+
+    original = numpy_pickle.NumpyUnpickler.find_class
+
+    def recording_find_class(self, module, name):
+        seen.append(module)
+        return original(self, module, name)
+
+    if variant.startswith("pickle"):
+        with open(path, "rb") as fh:
+            Recording(fh).load()
+    else:
+        numpy_pickle.NumpyUnpickler.find_class = recording_find_class
+        try:
+            joblib.load(path)
+        finally:
+            numpy_pickle.NumpyUnpickler.find_class = original
+    # old joblib wrote some through the Python 2 names
+    return {{"copy_reg": "copyreg", "__builtin__": "builtins"}.get(m, m) for m in seen}
+
+
+def _externals_joblib():
+    """sklearn.externals.joblib where this scikit-learn still has it."""
+    try:
+        from sklearn.externals import joblib as ext
+    except ImportError:
+        return None
+    return ext if hasattr(ext, "dump") else None
+
+
+def record(name, est, X_test, variants=("joblib",), note=None, refused=None):
     """Save est in the given variants and record its outputs on X_test.
 
     X_test is one of INPUTS (float64; the float32 input is
@@ -241,10 +293,13 @@ def record(name, est, X_test, variants=("joblib",), note=None):
         "stack": STACK,
         "fixture": name,
         "estimator": type(est).__name__,
+        "module": type(est).__module__,
         "methods": dtypes,
         "input": input_name,
         "files": {},
     }
+    if refused:
+        entry["refused"] = refused
     if _classes_in(est) != [entry["estimator"]]:
         entry["classes_in_file"] = _classes_in(est)
     if object_outputs:
@@ -265,13 +320,30 @@ def record(name, est, X_test, variants=("joblib",), note=None):
         elif variant == "joblib_z3":
             fname = name + ".z3.joblib"
             joblib.dump(est, os.path.join(OUT, fname), compress=3)
-        elif variant == "pickle_p2":
-            fname = name + ".p2.pkl"
+        elif variant in ("joblib_gzip", "joblib_bz2", "joblib_xz", "joblib_lzma"):
+            codec = variant.split("_", 1)[1]
+            fname = "{}.{}.joblib".format(name, codec)
+            joblib.dump(est, os.path.join(OUT, fname), compress=(codec, 3))
+        elif variant == "joblib_ext":
+            ext = _externals_joblib()
+            if ext is None:
+                continue
+            fname = name + ".ext.joblib"
+            ext.dump(est, os.path.join(OUT, fname))
+        elif variant in ("pickle_p0", "pickle_p1", "pickle_p2"):
+            fname = "{}.p{}.pkl".format(name, variant[-1])
             with open(os.path.join(OUT, fname), "wb") as fh:
-                pickle.dump(est, fh, protocol=2)
+                pickle.dump(est, fh, protocol=int(variant[-1]))
         else:
             raise ValueError(variant)
+        if variant == "joblib_gzip":
+            # gzip's header holds the time of writing: zero it, so that the
+            # file is the same byte for byte whenever it is made
+            with open(os.path.join(OUT, fname), "r+b") as fh:
+                fh.seek(4)
+                fh.write(b"\0\0\0\0")
         entry["files"][variant] = fname
+        MODULES.update(_globals_of(os.path.join(OUT, fname), variant))
     entries.append(entry)
 
 
@@ -280,35 +352,69 @@ def skipped(name, why):
 
 
 ALL_VARIANTS = ("joblib", "joblib_z3", "pickle_p2")
+OLD_PROTOCOLS = ("pickle_p0", "pickle_p1")
+#: ensembles are saved compressed: every tree of one carries its parameters
+#: and GradientBoosting's carry their random state (a few KB each); what
+#: the VM reads is the same stream once decompressed
+Z3 = ("joblib_z3",)
+CODECS = ("joblib_gzip", "joblib_bz2", "joblib_xz", "joblib_lzma")
 
 # ---------------------------------------------------------------------------
 # linear classifiers
 
 from sklearn.linear_model import (  # noqa: E402
+    ARDRegression,
+    BayesianRidge,
     ElasticNet,
+    ElasticNetCV,
+    HuberRegressor,
+    Lars,
+    LarsCV,
     Lasso,
+    LassoCV,
+    LassoLars,
+    LassoLarsCV,
+    LassoLarsIC,
     LinearRegression,
     LogisticRegression,
+    LogisticRegressionCV,
+    MultiTaskElasticNet,
+    MultiTaskElasticNetCV,
+    MultiTaskLasso,
+    MultiTaskLassoCV,
+    OrthogonalMatchingPursuit,
+    OrthogonalMatchingPursuitCV,
+    PassiveAggressiveClassifier,
+    PassiveAggressiveRegressor,
+    Perceptron,
     Ridge,
     RidgeClassifier,
+    RidgeClassifierCV,
+    RidgeCV,
     SGDClassifier,
     SGDRegressor,
+    TheilSenRegressor,
 )
-from sklearn.svm import LinearSVC  # noqa: E402
+from sklearn.svm import LinearSVC, LinearSVR  # noqa: E402
 
 HAS_MULTI_CLASS = "multi_class" in LogisticRegression().get_params()
+# before 0.22 the default solver was liblinear (one-vs-rest only): the
+# multinomial fixtures name lbfgs, the default since
+LBFGS = {"solver": "lbfgs"}
 
 record("logreg_binary", LogisticRegression(max_iter=1000).fit(X2, y2), XT,
-       variants=ALL_VARIANTS)
+       variants=ALL_VARIANTS + CODECS)
 record("logreg_multi", LogisticRegression(max_iter=1000).fit(X3, y3), XT,
        variants=ALL_VARIANTS)
 if HAS_MULTI_CLASS:
     record("logreg_ovr_multi",
-           LogisticRegression(multi_class="ovr", max_iter=1000).fit(X3, y3), XT)
+           LogisticRegression(multi_class="ovr", max_iter=1000, **LBFGS).fit(X3, y3), XT)
     record("logreg_multinomial_multi",
-           LogisticRegression(multi_class="multinomial", max_iter=1000).fit(X3, y3), XT)
+           LogisticRegression(multi_class="multinomial", max_iter=1000, **LBFGS).fit(X3, y3),
+           XT)
     record("logreg_multinomial_binary",
-           LogisticRegression(multi_class="multinomial", max_iter=1000).fit(X2, y2), XT)
+           LogisticRegression(multi_class="multinomial", max_iter=1000, **LBFGS).fit(X2, y2),
+           XT)
 else:
     skipped("logreg_ovr_*/logreg_multinomial_*", "LogisticRegression has no multi_class")
 try:   # newton-cholesky is new in 1.2; 1.2-1.5 fit and predict it one-vs-rest
@@ -329,13 +435,15 @@ labels = np.array(["cat", "dog", "emu"])
 record("logreg_strings", LogisticRegression(max_iter=1000).fit(X3, labels[y3]), XT)
 record("logreg_strings_obj",
        LogisticRegression(max_iter=1000).fit(X2, np.array(["no", "yes"], dtype=object)[y2]),
-       XT, variants=ALL_VARIANTS,
+       XT, variants=ALL_VARIANTS + OLD_PROTOCOLS + ("joblib_ext",),
        note="object-dtype classes_: joblib stores them as a nested pickle")
 est = LogisticRegression(max_iter=1000).fit(X2, y2)
 # what fitting on a DataFrame leaves behind (no pandas in the old stacks)
 est.feature_names_in_ = np.array([f"f{i}" for i in range(N_FEAT)], dtype=object)
 record("logreg_named", est, XT, note="feature_names_in_ set as a DataFrame fit would")
 record("logreg_f32fit", LogisticRegression(max_iter=1000).fit(X3.astype(np.float32), y3), XT)
+record("logreg_cv_binary", LogisticRegressionCV(Cs=3, cv=3, max_iter=1000).fit(X2, y2), XT)
+record("logreg_cv_multi", LogisticRegressionCV(Cs=3, cv=3, max_iter=1000).fit(X3, y3), XT)
 
 old_log = SK < (1, 3)   # 'log' was renamed 'log_loss' in 1.1 and removed in 1.3
 log_loss = "log" if old_log else "log_loss"
@@ -345,20 +453,55 @@ record("sgd_mhuber_binary",
        SGDClassifier(loss="modified_huber", random_state=0).fit(X2, y2), XT)
 record("sgd_mhuber_multi",
        SGDClassifier(loss="modified_huber", random_state=0).fit(X3, y3), XT)
+record("sgd_hinge_multi", SGDClassifier(random_state=0).fit(X3, y3), XT)
+record("perceptron_multi", Perceptron(random_state=0).fit(X3, y3), XT)
+record("pa_classifier_binary", PassiveAggressiveClassifier(random_state=0).fit(X2, y2), XT)
 record("ridge_classifier_binary", RidgeClassifier().fit(X2, y2), XT)
 record("ridge_classifier_multi", RidgeClassifier().fit(X3, y3), XT)
+record("ridge_classifier_cv_multi", RidgeClassifierCV(alphas=(0.1, 1.0, 10.0)).fit(X3, y3), XT)
 record("linear_svc_multi", LinearSVC(random_state=0, max_iter=5000).fit(X3, y3), XT)
 
 # ---------------------------------------------------------------------------
-# linear regressors
+# linear regressors (the CV searches kept short: their paths are pickled too)
 
+ALPHAS = np.array([1.0, 0.3, 0.1, 0.03])
 record("linreg_1d", LinearRegression().fit(Xr, yr), XT, variants=("joblib", "pickle_p2"))
 record("linreg_2d", LinearRegression().fit(Xr2, Yr2), XT)
 record("ridge", Ridge(alpha=0.5).fit(Xr, yr), XT)
 record("ridge_f32fit", Ridge(alpha=0.5).fit(Xr.astype(np.float32), yr.astype(np.float32)), XT)
+record("ridge_cv", RidgeCV(alphas=(0.1, 1.0, 10.0)).fit(Xr, yr), XT)
 record("lasso", Lasso(alpha=0.1).fit(Xr, yr), XT)
+record("lasso_cv", LassoCV(alphas=ALPHAS, cv=3).fit(Xr, yr), XT)
 record("elasticnet", ElasticNet(alpha=0.1, l1_ratio=0.3).fit(Xr, yr), XT)
+record("elasticnet_cv", ElasticNetCV(alphas=ALPHAS, l1_ratio=[0.3, 0.7], cv=3).fit(Xr, yr), XT)
+record("multitask_lasso", MultiTaskLasso(alpha=0.1).fit(Xr2, Yr2), XT)
+record("multitask_lasso_cv", MultiTaskLassoCV(alphas=ALPHAS, cv=3).fit(Xr2, Yr2), XT)
+record("multitask_elasticnet", MultiTaskElasticNet(alpha=0.1, l1_ratio=0.3).fit(Xr2, Yr2), XT)
+record("multitask_elasticnet_cv",
+       MultiTaskElasticNetCV(alphas=ALPHAS, l1_ratio=[0.3, 0.7], cv=3).fit(Xr2, Yr2), XT)
+# Lars and friends normalised X by default before 1.2 (coef_ and intercept_
+# are then rescaled at fit; predict is the same product)
+record("lars", Lars(n_nonzero_coefs=4).fit(Xr, yr), XT)
+record("lars_cv", LarsCV(cv=3).fit(Xr, yr), XT)
+record("lasso_lars", LassoLars(alpha=0.1).fit(Xr, yr), XT)
+record("lasso_lars_cv", LassoLarsCV(cv=3).fit(Xr, yr), XT)
+record("lasso_lars_ic", LassoLarsIC(criterion="bic").fit(Xr, yr), XT)
+record("omp", OrthogonalMatchingPursuit(n_nonzero_coefs=3).fit(Xr, yr), XT)
+record("omp_cv", OrthogonalMatchingPursuitCV(cv=3).fit(Xr, yr), XT)
+record("bayesian_ridge", BayesianRidge().fit(Xr, yr), XT)
+record("ard", ARDRegression().fit(Xr, yr), XT)
+record("huber", HuberRegressor(max_iter=1000).fit(Xr, yr), XT)
+try:   # new in 1.0; 'highs' needs scipy >= 1.6
+    from sklearn.linear_model import QuantileRegressor
+except ImportError as exc:
+    skipped("quantile", exc)
+else:
+    record("quantile", QuantileRegressor(quantile=0.7, alpha=0.01, solver="highs").fit(Xr, yr),
+           XT)
+record("theil_sen", TheilSenRegressor(random_state=0, max_subpopulation=100).fit(Xr, yr), XT)
 record("sgd_regressor", SGDRegressor(random_state=0).fit(Xr, yr), XT)
+record("pa_regressor", PassiveAggressiveRegressor(random_state=0).fit(Xr, yr), XT)
+record("linear_svr", LinearSVR(random_state=0, max_iter=10000).fit(Xr, yr), XT)
 
 # ---------------------------------------------------------------------------
 # preprocessing
@@ -372,11 +515,16 @@ from sklearn.preprocessing import (  # noqa: E402
     StandardScaler,
 )
 
-record("standard_scaler", StandardScaler().fit(XS), XST, variants=ALL_VARIANTS)
+record("standard_scaler", StandardScaler().fit(XS), XST,
+       variants=ALL_VARIANTS + OLD_PROTOCOLS)
 record("standard_scaler_f32fit", StandardScaler().fit(XS.astype(np.float32)), XST)
 record("standard_scaler_nomean", StandardScaler(with_mean=False).fit(XS), XST)
 record("minmax_scaler", MinMaxScaler().fit(XS), XST)
-record("minmax_scaler_clip", MinMaxScaler(feature_range=(-1, 2), clip=True).fit(XS), XSTW)
+if "clip" in MinMaxScaler().get_params():
+    record("minmax_scaler_clip", MinMaxScaler(feature_range=(-1, 2), clip=True).fit(XS),
+           XSTW)
+else:
+    skipped("minmax_scaler_clip", "MinMaxScaler has no clip (new in 0.24)")
 record("maxabs_scaler", MaxAbsScaler().fit(XS), XST)
 record("robust_scaler", RobustScaler().fit(XS), XST)
 
@@ -402,26 +550,36 @@ else:
 record("pipeline_scaler_logreg",
        Pipeline([("scaler", StandardScaler()),
                  ("clf", LogisticRegression(max_iter=1000))]).fit(XS, y3),
-       XST, variants=ALL_VARIANTS)
+       XST, variants=ALL_VARIANTS + ("joblib_ext",))
 
 # ---------------------------------------------------------------------------
-# trees, forests, boosting, IsolationForest.  The sizes asked for (10 trees
-# of depth 4, 20 boosting stages, ...) with knobs that keep the files small:
-# min_samples_leaf, shallow boosting trees, few bins and leaves, few samples.
+# trees, forests, boosting, IsolationForest.  Few and shallow trees keep the
+# files small (every tree of an ensemble is an estimator with its parameters):
+# what a fixture proves is the meaning of each stored attribute, which two or
+# three trees show as well as a hundred.
 
 from sklearn.ensemble import (  # noqa: E402
+    ExtraTreesClassifier,
+    ExtraTreesRegressor,
     GradientBoostingClassifier,
     GradientBoostingRegressor,
-    HistGradientBoostingClassifier,  # stable (no experimental import) since 1.0
-    HistGradientBoostingRegressor,
     IsolationForest,
     RandomForestClassifier,
+    RandomForestRegressor,
 )
-from sklearn.tree import DecisionTreeClassifier, DecisionTreeRegressor  # noqa: E402
+from sklearn.tree import (  # noqa: E402
+    DecisionTreeClassifier,
+    DecisionTreeRegressor,
+    ExtraTreeClassifier,
+    ExtraTreeRegressor,
+)
 
 record("dtc", DecisionTreeClassifier(max_depth=4, random_state=0).fit(X3, y3), XT,
        variants=("joblib", "pickle_p2"))
 record("dtr", DecisionTreeRegressor(max_depth=4, random_state=0).fit(Xr, yr), XT)
+record("dtr_2d", DecisionTreeRegressor(max_depth=3, random_state=0).fit(Xr2, Yr2), XT)
+record("etc", ExtraTreeClassifier(max_depth=4, random_state=0).fit(X3, y3), XT)
+record("etr", ExtraTreeRegressor(max_depth=4, random_state=0).fit(Xr, yr), XT)
 XM = X2.copy()
 XM[_rng(9).uniform(size=len(XM)) < 0.2, 1] = np.nan
 XMT = XT.copy()
@@ -432,16 +590,73 @@ if SK >= (1, 3):
            note="NaN in column 1 at fit and at predict (missing_go_to_left)")
 else:
     skipped("dtc_nan", "trees learn missing values from 1.3")
-record("rfc", RandomForestClassifier(n_estimators=10, max_depth=4, min_samples_leaf=8,
-                                    random_state=0).fit(X3, y3), XT)
-record("gbc", GradientBoostingClassifier(n_estimators=20, max_depth=2,
-                                        random_state=0).fit(X2, y2), XT,
+FOREST = {"max_depth": 3, "min_samples_leaf": 8, "random_state": 0}
+record("rfc", RandomForestClassifier(n_estimators=3, **FOREST).fit(X3, y3), XT, variants=Z3)
+record("rfr", RandomForestRegressor(n_estimators=3, **FOREST).fit(Xr, yr), XT, variants=Z3)
+record("etsc", ExtraTreesClassifier(n_estimators=2, **FOREST).fit(X3, y3), XT, variants=Z3)
+record("etsr", ExtraTreesRegressor(n_estimators=2, **FOREST).fit(Xr, yr), XT, variants=Z3)
+record("rfc_multiout",
+       RandomForestClassifier(n_estimators=2, **FOREST).fit(X3, np.column_stack([y3, y3 % 2])),
+       XT, variants=Z3, note="two outputs: 3 and 2 classes")
+
+# GradientBoosting: the init estimator's raw prediction changed meaning with
+# the losses of 1.4 (log(p) vs the symmetric multinomial logit) and its
+# clipping with 1.8 (float32's eps vs float64's); classes of tiny weight
+# show the clipping
+record("gbc", GradientBoostingClassifier(n_estimators=5, max_depth=2,
+                                        random_state=0).fit(X2, y2), XT, variants=Z3,
        note="estimators_ is an object array (nested pickle in joblib files)")
-record("gbr", GradientBoostingRegressor(n_estimators=20, max_depth=1,
-                                       random_state=0).fit(Xr, yr), XT)
-record("hgbc_nan", HistGradientBoostingClassifier(max_iter=20, max_leaf_nodes=4, max_bins=32,
-                                                  random_state=0).fit(XM, y2),
-       XMT, note="NaN in column 1 at fit and at predict")
+record("gbc_multi", GradientBoostingClassifier(n_estimators=3, max_depth=2,
+                                              random_state=0).fit(X3, y3), XT, variants=Z3,
+       note="3 classes: the init raw prediction log(p), or log(p) - mean(log(p)) from 1.4")
+record("gbc_exp", GradientBoostingClassifier(loss="exponential", n_estimators=3, max_depth=1,
+                                            random_state=0).fit(X2, y2), XT, variants=Z3)
+record("gbc_zero", GradientBoostingClassifier(init="zero", n_estimators=2, max_depth=1,
+                                             random_state=0).fit(X2, y2), XT, variants=Z3)
+tiny = np.where(y2 == 1, 1e-9, 1.0)
+record("gbc_tiny_prior", GradientBoostingClassifier(n_estimators=2, max_depth=1, random_state=0)
+       .fit(X2, y2, sample_weight=tiny), XT, variants=Z3,
+       note="class 1 weighs 1e-9: its prior is clipped by eps")
+tiny = np.where(y3 == 2, 1e-9, 1.0)
+record("gbc_multi_tiny_prior", GradientBoostingClassifier(n_estimators=2, max_depth=1,
+                                                         random_state=0)
+       .fit(X3, y3, sample_weight=tiny), XT, variants=Z3,
+       note="class 2 weighs 1e-9: its prior is clipped by eps")
+record("gbr", GradientBoostingRegressor(n_estimators=5, max_depth=1,
+                                       random_state=0).fit(Xr, yr), XT, variants=Z3)
+# the regression losses' init is the Dummy estimator's constant in every
+# version (mean, median, quantile): one other than the mean stands for them
+record("gbr_quantile", GradientBoostingRegressor(loss="quantile", alpha=0.8, n_estimators=3,
+                                                max_depth=1, random_state=0).fit(Xr, yr), XT,
+       variants=Z3)
+
+# HistGradientBoosting: experimental before 1.0, missing values from 0.22,
+# categorical features from 0.24
+if SK < (1, 0):
+    from sklearn.experimental import enable_hist_gradient_boosting  # noqa: E402,F401
+from sklearn.ensemble import (  # noqa: E402
+    HistGradientBoostingClassifier,
+    HistGradientBoostingRegressor,
+)
+
+HGB = {"max_iter": 5, "max_leaf_nodes": 4, "max_bins": 32, "random_state": 0}
+if SK >= (0, 22):
+    record("hgbc_nan", HistGradientBoostingClassifier(**HGB).fit(XM, y2),
+           XMT, variants=Z3, note="NaN in column 1 at fit and at predict")
+    record("hgbc_multi", HistGradientBoostingClassifier(**HGB).fit(X3, y3), XT, variants=Z3)
+    record("hgbr_lad",
+           HistGradientBoostingRegressor(loss="least_absolute_deviation" if SK < (1, 0)
+                                         else "absolute_error", **HGB).fit(Xr, yr), XT,
+           variants=Z3)
+else:
+    # experimental, without missing values and with other node fields
+    record("hgbc_multi", HistGradientBoostingClassifier(**HGB).fit(X3, y3), XT, variants=Z3,
+           refused=["UnsupportedModelError", "scikit-learn < 0.22"])
+if SK >= (0, 23):
+    record("hgbr_poisson", HistGradientBoostingRegressor(loss="poisson", **HGB)
+           .fit(Xr, np.exp(yr / 100.0)), XT, variants=Z3)
+else:
+    skipped("hgbr_poisson", "HistGradientBoosting has no poisson loss before 0.23")
 XC = Xr.copy()
 XC[:, 5] = _rng(10).randint(0, 4, size=len(XC))
 yc = yr + 40.0 * (XC[:, 5] == 2) - 25.0 * (XC[:, 5] == 0)
@@ -449,11 +664,24 @@ XCT = XT.copy()
 XCT[:, 5] = np.arange(len(XCT)) % 5          # 4 is a category unseen at fit
 XCT[7, 5] = np.nan
 XCT = test_input("XCT", XCT)
-record("hgbr_cat",
-       HistGradientBoostingRegressor(max_iter=20, max_leaf_nodes=4, max_bins=32,
-                                     categorical_features=[5], random_state=0).fit(XC, yc),
-       XCT, note="column 5 categorical (0..3 at fit; 4 unseen and NaN at predict)")
-record("iforest", IsolationForest(n_estimators=10, max_samples=8, random_state=0).fit(X2), XT)
+if SK >= (0, 24):
+    record("hgbr_cat",
+           HistGradientBoostingRegressor(categorical_features=[5], **HGB).fit(XC, yc),
+           XCT, variants=Z3, note="column 5 categorical (0..3 at fit; 4 unseen and NaN at predict)")
+else:
+    skipped("hgbr_cat", "HistGradientBoosting learns categorical features from 0.24")
+
+IFOREST = {"n_estimators": 3, "max_samples": 8, "random_state": 0}
+if SK < (0, 22):
+    # 'behaviour' chose between the old and the new meaning of offset_ and
+    # predict until 0.22 made the new one the only one
+    record("iforest", IsolationForest(behaviour="new", contamination="auto", **IFOREST).fit(X2),
+           XT, variants=Z3)
+    record("iforest_old", IsolationForest(behaviour="old", contamination=0.1, **IFOREST).fit(X2),
+           XT, variants=Z3, refused=["UnsupportedModelError", "behaviour='old'"],
+           note="predict compares with threshold_, not 0")
+else:
+    record("iforest", IsolationForest(**IFOREST).fit(X2), XT, variants=Z3)
 
 # ---------------------------------------------------------------------------
 # ensembles and baselines: few, shallow members and compressed files keep
@@ -527,7 +755,8 @@ record("random_trees_embedding", RandomTreesEmbedding(
 
 savez(os.path.join(OUT, "inputs.npz"), INPUTS)
 with open(os.path.join(OUT, "manifest.part.json"), "w") as fh:
-    json.dump({"versions": VERSIONS, "fixtures": entries}, fh, indent=1)
+    json.dump({"versions": VERSIONS, "modules": sorted(MODULES), "fixtures": entries}, fh,
+              indent=1)
 n_files = sum(len(e["files"]) for e in entries)
 print(f"  {STACK}: {len(entries)} fixtures, {n_files} files, sklearn {sklearn.__version__}, "
       f"numpy {np.__version__}, joblib {joblib.__version__}", flush=True)

@@ -2,33 +2,40 @@
 """Record golden model files from older scikit-learn / numpy / joblib stacks.
 
 mlfast must read files that older stacks wrote (numpy 1.x ``numpy.core.*``
-names, joblib < 1.2 without alignment padding, joblib 1.2-1.4 object arrays
-as nested protocol-2 pickles, scikit-learn state that changed across
-versions).  CI cannot install a dozen old stacks, so this script is run by
-hand, once, and its output is committed:
+names and, before 1.17, ``numpy.random.__RandomState_ctor``; joblib < 1.2
+without alignment padding, joblib 1.2-1.4 object arrays as nested protocol-2
+pickles; Python 3.7's protocol 3; the public module paths of scikit-learn
+< 0.22 such as ``sklearn.ensemble.forest``; scikit-learn state that changed
+meaning across versions).  CI cannot install a dozen old stacks, so this
+script is run by hand, once, and its output is committed:
 
     python3 scripts/make_version_fixtures.py            # every stack
     python3 scripts/make_version_fixtures.py sk1.3.2    # some stacks
 
 For each stack of STACKS it creates (or reuses) a virtualenv under
-/tmp/mlfast-venvs/<name> with ``python3 -m venv`` + pip, then runs
-scripts/_fixture_generator.py with that venv's python.  The generator fits
-small estimators on generated data with fixed seeds, saves them with that
-stack's joblib (and, for a few, ``compress=3`` and ``pickle.dump(protocol=2)``),
-and records the outputs of every method on fixed float64 and float32 test
-inputs, computed by that stack's scikit-learn, in ``<fixture>.npz``.
+/tmp/mlfast-venvs/<name> with ``python -m venv`` + pip (wheels only), the
+python being PYTHONS[name] from pyenv for the stacks older than CPython
+3.11's wheels (scikit-learn < 1.1: Python 3.7 and 3.8), else --python; then
+it runs scripts/_fixture_generator.py with that venv's python.  The
+generator fits small estimators on generated data with fixed seeds, saves
+them with that stack's joblib (and, for a few, compressed with each codec,
+through sklearn.externals.joblib where it exists, and with
+``pickle.dump(protocol=0, 1, 2)``), and records the outputs of every method
+on fixed float64 and float32 test inputs, computed by that stack's
+scikit-learn, in ``<fixture>.npz``.
 
 Output: tests/fixtures/versions/<stack>/ (model files, <fixture>.npz with
 the recorded outputs, inputs.npz with the test inputs) and
-tests/fixtures/versions/manifest.json: stack -> requirements, versions and
-fixtures (estimator, methods with their output dtypes, test input, files by
-variant, and a few version-dependent facts of the pickled state).  Read by
-tests/test_versions.py.  The run is reproducible byte for byte (fixed seeds,
-fixed zip timestamps), so regenerating changes no unchanged file.
+tests/fixtures/versions/manifest.json: stack -> requirements, versions, the
+modules the files name, and fixtures (estimator and its module, methods with
+their output dtypes, test input, files by variant, a few version-dependent
+facts of the pickled state, and, for a file mlfast must refuse, the error).
+Read by tests/test_versions.py.  The run is reproducible byte for byte
+(fixed seeds, fixed zip and gzip timestamps), so regenerating changes no
+unchanged file.
 
-Wheels for the running python (3.11, cp311) must exist for every pin: the
-oldest scikit-learn with cp311 wheels is 1.1.3.  The whole matrix takes a few
-minutes once the venvs exist (2.7 GB under /tmp/mlfast-venvs).
+The whole matrix (14 stacks) takes about five minutes once the venvs exist
+(about 4 GB under /tmp/mlfast-venvs; creating them takes longer).
 """
 from __future__ import annotations
 
@@ -50,6 +57,25 @@ VENVS = Path(os.environ.get("MLFAST_VENVS", "/tmp/mlfast-venvs"))
 #: numpy and scipy are pinned because the old scikit-learn wheels do not cap
 #: numpy < 2 in their metadata although they were built against numpy 1.x.
 STACKS = {
+    # the last release with the public module names (sklearn.ensemble.forest,
+    # sklearn.tree.tree, sklearn.linear_model.logistic, ...), the first with
+    # _gb_losses and Dummy init_ estimators; LogisticRegression's solver and
+    # multi_class defaults are still 'warn' (liblinear, one-vs-rest)
+    "sk0.21.3": ["scikit-learn==0.21.3", "numpy==1.16.6", "scipy==1.3.3", "joblib==0.13.2"],
+    # Python 3.7: joblib 0.14 writes protocol 3 (GLOBAL, BINPUT, no frames);
+    # sklearn.externals.joblib still exists (a shim over joblib); the first
+    # release with the private module names (sklearn.ensemble._forest, ...)
+    "sk0.22.2": ["scikit-learn==0.22.2.post1", "numpy==1.17.5", "scipy==1.4.1",
+                 "joblib==0.14.1"],
+    # Python 3.8: protocol 4; sklearn.externals.joblib is gone
+    "sk0.23.2": ["scikit-learn==0.23.2", "numpy==1.18.5", "scipy==1.5.4", "joblib==0.16.0",
+                 "threadpoolctl==2.1.0"],
+    # n_features_in_ appears; HistGradientBoosting learns categorical features
+    "sk0.24.2": ["scikit-learn==0.24.2", "numpy==1.19.5", "scipy==1.6.3", "joblib==1.0.1",
+                 "threadpoolctl==2.1.0"],
+    # Python 3.7 again (protocol 3) with the last loss_ attributes
+    "sk1.0.2": ["scikit-learn==1.0.2", "numpy==1.21.6", "scipy==1.7.3", "joblib==1.1.0",
+                "threadpoolctl==3.0.0"],
     # numpy 1.x `numpy.core` names; joblib 1.1: no alignment padding
     "sk1.1.3": ["scikit-learn==1.1.3", "numpy==1.23.5", "scipy==1.9.3", "joblib==1.1.1",
                 "threadpoolctl<3.6"],
@@ -70,7 +96,28 @@ STACKS = {
     "sk1.9.1": ["scikit-learn==1.9.1", "numpy==2.4.6", "scipy==1.17.1", "joblib==1.6.0"],
 }
 
+#: stacks that need an older interpreter than the one running this script
+#: (scikit-learn < 1.1 has no wheels for CPython 3.11): pyenv's, if present
+PYTHONS = {"sk0.21.3": "3.7", "sk0.22.2": "3.7", "sk0.23.2": "3.8", "sk0.24.2": "3.8", "sk1.0.2": "3.7"}
+
 _STAMP = ".mlfast-requirements"
+
+
+def python_for(name: str, default: str) -> str:
+    """The interpreter of a stack: PYTHONS[name] from pyenv (the newest
+    patch release installed) or from PATH, else the default."""
+    wanted = PYTHONS.get(name)
+    if wanted is None:
+        return default
+    root = Path(os.environ.get("PYENV_ROOT", Path.home() / ".pyenv")) / "versions"
+    found = sorted(root.glob(f"{wanted}.*/bin/python{wanted}"),
+                   key=lambda p: [int(x) for x in p.parts[-3].split(".") if x.isdigit()])
+    if found:
+        return str(found[-1])
+    on_path = shutil.which(f"python{wanted}")
+    if on_path is None:
+        raise SystemExit(f"[{name}] needs Python {wanted}: install it with pyenv")
+    return on_path
 
 
 def ensure_venv(name: str, requirements: list, python: str) -> Path:
@@ -79,7 +126,7 @@ def ensure_venv(name: str, requirements: list, python: str) -> Path:
     venv = VENVS / name
     py = venv / "bin" / "python"
     stamp = venv / _STAMP
-    wanted = "\n".join(requirements) + "\n"
+    wanted = "\n".join([f"python: {python}", *requirements]) + "\n"
     if py.exists() and stamp.exists() and stamp.read_text() == wanted:
         return py
     if venv.exists():
@@ -146,7 +193,8 @@ def main(argv=None) -> int:
     if unknown:
         parser.error(f"unknown stacks {unknown}; known: {', '.join(STACKS)}")
 
-    pythons = {name: ensure_venv(name, STACKS[name], args.python) for name in names}
+    pythons = {name: ensure_venv(name, STACKS[name], python_for(name, args.python))
+               for name in names}
     if args.setup_only:
         return 0
 
@@ -162,6 +210,7 @@ def main(argv=None) -> int:
             assert entry.pop("stack") == name
             fixtures[entry.pop("fixture")] = entry
         stacks[name] = {"requirements": STACKS[name], "versions": result["versions"],
+                        "modules": result["modules"],
                         "fixtures": dict(sorted(fixtures.items()))}
     order = {n: i for i, n in enumerate(STACKS)}
     stacks = {n: stacks[n] for n in sorted(stacks, key=lambda n: order.get(n, len(order)))}

@@ -619,6 +619,7 @@ static const global_entry exact_globals[] = {
     {"functools", "partial", MF_G_PARTIAL},
     /* numpy random states: their constructors become inert records */
     {"numpy.random._pickle", "__randomstate_ctor", MF_G_RECORD},
+    {"numpy.random", "__RandomState_ctor", MF_G_RECORD},      /* numpy < 1.17 */
     {"numpy.random._pickle", "__generator_ctor", MF_G_RECORD},
     {"numpy.random._pickle", "__bit_generator_ctor", MF_G_RECORD},
     {"numpy.random.bit_generator", "__pyx_unpickle_SeedSequence", MF_G_RECORD},

@@ -305,20 +305,29 @@ def _logit(p: np.ndarray) -> np.ndarray:
 
 
 def _gb_loss_name(node: Node) -> Tuple[str, bool]:
-    """(loss, modern): modern = the sklearn._loss objects of 1.4+."""
+    """(loss, modern), decided by the version that saved the file: modern =
+    the sklearn._loss objects and _init_raw_predictions of 1.4+.  Before,
+    the loss was a sklearn.ensemble._gb_losses object, stored as loss_ and,
+    from 1.1 to 1.3, as _loss (the attribute's name says nothing)."""
     loss = node.state.get("_loss")
-    if isinstance(loss, Record):
-        return loss.path.rsplit(".", 1)[-1], True
-    old = node.state.get("loss_")
-    if isinstance(old, Record):
-        return old.path.rsplit(".", 1)[-1], False
-    raise node.fail("has neither _loss nor loss_")
+    if not isinstance(loss, Record):
+        loss = node.state.get("loss_")
+    if not isinstance(loss, Record):
+        raise node.fail("has neither _loss nor loss_")
+    modern = node.version >= (1, 4)
+    if modern != loss.path.startswith("sklearn._loss."):
+        version = node.state.get("_sklearn_version")
+        raise node.fail(f"its loss is a {loss.path}, which scikit-learn {version} "
+                        "never saved with GradientBoosting")
+    return loss.path.rsplit(".", 1)[-1], modern
 
 
 def _gb_init(node: Node, loss: str, modern: bool, k: int, classifier: bool) -> np.ndarray:
     """The constant raw prediction of init_ (a Dummy estimator) or zeros, as
     _init_raw_predictions (1.4+) or the old losses' get_init_raw_predictions
-    compute it."""
+    compute it.  The two disagree for more than two classes: the old
+    MultinomialDeviance started from log(p), the symmetric multinomial logit
+    of 1.4+ from log(p) - mean(log(p))."""
     init = node.get("init_")
     if init == "zero":
         return np.zeros(k)
@@ -331,7 +340,9 @@ def _gb_init(node: Node, loss: str, modern: bool, k: int, classifier: bool) -> n
         if est.get("_strategy", est.get("strategy", "prior")) != "prior":
             raise UnsupportedModelError(f"{node.where}.init_: only strategy='prior' is served")
         if modern:
-            eps = _F64_EPS
+            # probabilities are clipped to [eps, 1 - eps] first: with float32's
+            # eps up to 1.7 (as the old losses did), with float64's from 1.8
+            eps = _F64_EPS if node.version >= (1, 8) else _F32_EPS
             if k == 1:
                 p = np.clip(prior[1:2], eps, 1 - eps)
                 raw = _logit(p)

@@ -444,6 +444,8 @@ def _bitset_rows(value, what: str, node: Node) -> np.ndarray:
 
 def _known_bitsets(node: Node, n: int):
     """known_cat_bitsets and f_idx_map of _BinMapper.make_known_categories_bitsets."""
+    if "_bin_mapper" not in node.state and "bin_mapper_" in node.state:
+        return None, None       # 0.22-0.23: bin_mapper_, and no categorical features
     mapper = _record(node, node.get("_bin_mapper"), "_bin_mapper")
     is_cat = mapper.get("is_categorical_")
     if is_cat is None:
@@ -520,7 +522,13 @@ def _hgb_trees(node: Node, n: int, k: int):
             p = _record(node, pred, f"_predictors[{i}][{j}]")
             nodes = p.get("nodes")
             names = getattr(getattr(nodes, "dtype", None), "names", None) or ()
-            for field in ("value", "feature_idx", "num_threshold", "missing_go_to_left",
+            if "missing_go_to_left" not in names:
+                raise UnsupportedModelError(
+                    f"{node.where} ({node.name}): HistGradientBoosting from scikit-learn "
+                    "< 0.22 (experimental, no missing values) is not served")
+            # num_threshold was named threshold up to 0.23
+            num_threshold = "num_threshold" if "num_threshold" in names else "threshold"
+            for field in ("value", "feature_idx", num_threshold, "missing_go_to_left",
                           "left", "right", "is_leaf"):
                 if field not in names:
                     raise p.fail(f"nodes has no field {field!r}")
@@ -528,7 +536,7 @@ def _hgb_trees(node: Node, n: int, k: int):
             left = np.where(is_leaf, -1, nodes["left"].astype(np.int64))
             right = np.where(is_leaf, -1, nodes["right"].astype(np.int64))
             flags = (nodes["missing_go_to_left"] != 0).astype(np.uint8)
-            threshold = nodes["num_threshold"].astype(np.float64)
+            threshold = nodes[num_threshold].astype(np.float64)
             if "is_categorical" in names and np.any(nodes["is_categorical"][~is_leaf]):
                 if known is None:
                     raise p.fail("categorical splits but no known categories")
@@ -553,7 +561,8 @@ def _hgb_trees(node: Node, n: int, k: int):
 
 def _hgb_raw(node: Node, b: Builders, X: Optional[Cols], k: int) -> Tuple[Cols, int]:
     """The encoder (categorical features) and the forest: the raw scores."""
-    n = node.integer("n_features_in_")
+    # n_features_in_ from 0.24, n_features_ before
+    n = node.integer("n_features_in_" if "n_features_in_" in node.state else "n_features_")
     encoder = _hgb_encoder(node, n)
     trees, columns, cats = _hgb_trees(node, n, k)
     baseline = node.array("_baseline_prediction", ndim=(0, 1, 2), kinds="f")
@@ -653,7 +662,13 @@ def build_isolation_forest(node: Node, b: Builders, X: Optional[Cols]) -> Built:
         raise node.fail("estimators_features_ must list one feature array per tree")
     path_lengths = node.state.get("_decision_path_lengths")
     avg_lengths = node.state.get("_average_path_length_per_tree")
-    n = node.integer("n_features_in_")
+    if node.state.get("behaviour") == "old":
+        # up to 0.21, behaviour='old' predicted by comparing with threshold_
+        raise UnsupportedModelError(
+            f"{node.where} (IsolationForest): behaviour='old' (scikit-learn < 0.22) is not "
+            "served; fit it again with behaviour='new'")
+    # n_features_in_ from 0.24, n_features_ before
+    n = node.integer("n_features_in_" if "n_features_in_" in node.state else "n_features_")
     trees = _Trees()
     for t, est in enumerate(members):
         arrays, _ = _tree_of(est)

@@ -60,9 +60,9 @@ def _models():
     out = [mlfast.load(mlfast.demo_model_path())]
     for name in ("logreg_named", "logreg_strings_obj", "hgbc_nan", "standard_scaler",
                  "imputer_mean_indicator"):
-        path = FIXTURES / f"{name}.joblib"
-        if path.exists():
-            out.append(mlfast.load(path))
+        for path in (FIXTURES / f"{name}.joblib", FIXTURES / f"{name}.z3.joblib"):
+            if path.exists():
+                out.append(mlfast.load(path))
     try:
         from sklearn.ensemble import RandomForestClassifier
 

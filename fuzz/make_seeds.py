@@ -4,8 +4,9 @@ them (and of what fuzzing found) that cover something new, in fuzz/corpus/.
 
 Seeds:
 
-* every model file of tests/fixtures/versions/ (nine scikit-learn stacks,
-  joblib and protocol-2 pickles and joblib's compressed files), so that the
+* every model file of tests/fixtures/versions/ (fourteen scikit-learn stacks,
+  joblib files, pickles of protocols 0 to 2 and joblib's compressed files
+  (ensembles are stored compressed only)), so that the
   fuzzer starts from real files of every family: linear models, scalers and
   imputers, pipelines, trees, forests, gradient and histogram boosting,
   isolation forests;
@@ -43,8 +44,8 @@ MAX_SEED = 64 * 1024
 # recompressed in every codec: one file per family
 RECOMPRESS = [
     "logreg_binary.joblib", "logreg_strings_obj.joblib", "pipeline_scaler_logreg.joblib",
-    "standard_scaler.joblib", "imputer_mean_indicator.joblib", "dtc.joblib", "rfc.joblib",
-    "hgbc_nan.joblib", "hgbr_cat.joblib", "iforest.joblib", "gbr.joblib",
+    "standard_scaler.joblib", "imputer_mean_indicator.joblib", "dtc.joblib", "rfc.z3.joblib",
+    "hgbc_nan.z3.joblib", "hgbr_cat.z3.joblib", "iforest.z3.joblib", "gbr.z3.joblib",
 ]
 
 
@@ -86,6 +87,8 @@ def main(out: Path) -> None:
             if not path.exists():
                 continue
             raw = path.read_bytes()
+            if name.endswith(".z3.joblib"):
+                raw = zlib.decompress(raw)      # recompressed below with every codec
             for codec, data in compressed_variants(raw):
                 write(out, f"{codec}-{stack}-{path.stem}", data)
                 if stack == "sk1.9.1" and name == "logreg_binary.joblib":

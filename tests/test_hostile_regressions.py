@@ -134,9 +134,9 @@ def test_unsorted_categories_of_a_categorical_hgb_are_a_model_format_error():
     passes the categories unchecked: it should refuse them as a
     ModelFormatError that names where they are, like every other lie in a
     file."""
-    from mlfast._loader import load_tree
+    from mlfast._loader import decompress, load_tree
 
-    data = (FIXTURES / "hgbr_cat.joblib").read_bytes()
+    data = bytes(decompress((FIXTURES / "hgbr_cat.z3.joblib").read_bytes()))
     pre = load_tree(data).state["_preprocessor"]
     categories = pre.state["transformers_"][0][1].state["categories_"][0]
     raw = categories.tobytes()
@@ -152,7 +152,7 @@ def _hgb_cat_file(change) -> bytes:
     pytest.importorskip("sklearn")
     import joblib
 
-    model = joblib.load(FIXTURES / "hgbr_cat.joblib")
+    model = joblib.load(FIXTURES / "hgbr_cat.z3.joblib")
     change(model)
     buf = io.BytesIO()
     joblib.dump(model, buf)

@@ -1568,7 +1568,7 @@ def _same_value(a, b) -> bool:
         return (isinstance(a, np.ndarray) and isinstance(b, np.ndarray) and a.dtype == b.dtype
                 and a.shape == b.shape and a.flags.f_contiguous == b.flags.f_contiguous
                 and (a.tolist() == b.tolist() if a.dtype.kind == "O"
-                     else np.array_equal(a, b, equal_nan=a.dtype.kind in "fc")))
+                     else a.tobytes() == b.tobytes()))
     if isinstance(a, (list, tuple)):
         return type(a) is type(b) and len(a) == len(b) and all(map(_same_value, a, b))
     if isinstance(a, dict):
@@ -1589,6 +1589,7 @@ PLAIN_VALUES = [
     np.arange(7.0), np.arange(12, dtype=np.int32).reshape(3, 4).T, np.array([], dtype="<U3"),
     np.array(["a", None, 1.5], dtype=object), np.array([b"ab", b"\n"]), np.float64(0.1),
     np.dtype([("a", "<i8"), ("b", "<f4")]),
+    np.array([(1, 2.5), (-3, np.nan)], dtype=[("left", "<i8"), ("threshold", "<f8")]),
 ]
 
 

@@ -23,6 +23,7 @@ import runpy
 import shlex
 import shutil
 import subprocess
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Dict, Optional
@@ -218,8 +219,10 @@ def _(c: Ctx) -> Payload:
 
 @payload("io.open")
 def _(c: Ctx) -> Payload:
-    # builtins.open is io.open: pickle names it so
-    return dumped(Reduce(builtins.open, str(c.marker), "w"), "io.open", 4)
+    # builtins.open is io.open, which pickle names by its module: io up to
+    # Python 3.11, _io from 3.12
+    return dumped(Reduce(builtins.open, str(c.marker), "w"),
+                  f"{builtins.open.__module__}.open", 4)
 
 
 @payload("builtins.open")
@@ -322,6 +325,11 @@ def _(c: Ctx) -> Payload:
 
 # ---- code objects -------------------------------------------------------------------------
 
+#: FunctionType(code, {}) runs with the caller's builtins from Python 3.10 on;
+#: before, with none (no __import__), so these two payloads die in 3.9
+_FUNCTION_GETS_BUILTINS = sys.version_info >= (3, 10)
+
+
 @payload("marshal.loads")
 def _(c: Ctx) -> Payload:
     code = marshal.dumps(compile(c.py, "<x>", "exec"))
@@ -329,7 +337,7 @@ def _(c: Ctx) -> Payload:
     a.binput(0).op("POP")
     a.stack_global("types", "FunctionType").binget(0).op("EMPTY_DICT").tuple_n(2).reduce()
     a.op("EMPTY_TUPLE").reduce().stop()
-    return assembled(a, "marshal.loads")
+    return assembled(a, "marshal.loads", live=_FUNCTION_GETS_BUILTINS)
 
 
 @payload("types.FunctionType")
@@ -338,7 +346,7 @@ def _(c: Ctx) -> Payload:
     a = Asm(4).stack_global("types", "FunctionType", label="first")
     a.stack_global("marshal", "loads").bytes_(code).tuple_n(1).reduce()
     a.op("EMPTY_DICT").tuple_n(2).reduce().op("EMPTY_TUPLE").reduce().stop()
-    return assembled(a, "types.FunctionType")
+    return assembled(a, "types.FunctionType", live=_FUNCTION_GETS_BUILTINS)
 
 
 # ---- loaders called from the file ------------------------------------------------------------

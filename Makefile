@@ -112,3 +112,11 @@ fuzz: $(TEST_STAMP)
 .PHONY: test-asan
 test-asan: $(TEST_STAMP)
 	scripts/test_sanitized.sh
+
+# Every other supported Python (3.9, 3.10, 3.12, 3.13 from pyenv; .venv's
+# runs `make test`): a copy of the sources built with each, then the smoke,
+# version-fixture and hostile-file tests (scripts/test_pythons.sh; one venv
+# per Python of wheels only, kept in /tmp/mlfast-pythons).
+.PHONY: test-pythons
+test-pythons:
+	scripts/test_pythons.sh

@@ -580,14 +580,16 @@ record("dtr", DecisionTreeRegressor(max_depth=4, random_state=0).fit(Xr, yr), XT
 record("dtr_2d", DecisionTreeRegressor(max_depth=3, random_state=0).fit(Xr2, Yr2), XT)
 record("etc", ExtraTreeClassifier(max_depth=4, random_state=0).fit(X3, y3), XT)
 record("etr", ExtraTreeRegressor(max_depth=4, random_state=0).fit(Xr, yr), XT)
+# NaN in column 0, the one the trees split on most: the routing of NaN
+# (missing_go_to_left) is then used at predict
 XM = X2.copy()
-XM[_rng(9).uniform(size=len(XM)) < 0.2, 1] = np.nan
+XM[_rng(9).uniform(size=len(XM)) < 0.2, 0] = np.nan
 XMT = XT.copy()
-XMT[::3, 1] = np.nan
+XMT[::3, 0] = np.nan
 XMT = test_input("XMT", XMT)
 if SK >= (1, 3):
     record("dtc_nan", DecisionTreeClassifier(max_depth=4, random_state=0).fit(XM, y2), XMT,
-           note="NaN in column 1 at fit and at predict (missing_go_to_left)")
+           note="NaN in column 0 at fit and at predict (missing_go_to_left)")
 else:
     skipped("dtc_nan", "trees learn missing values from 1.3")
 FOREST = {"max_depth": 3, "min_samples_leaf": 8, "random_state": 0}
@@ -642,7 +644,7 @@ from sklearn.ensemble import (  # noqa: E402
 HGB = {"max_iter": 5, "max_leaf_nodes": 4, "max_bins": 32, "random_state": 0}
 if SK >= (0, 22):
     record("hgbc_nan", HistGradientBoostingClassifier(**HGB).fit(XM, y2),
-           XMT, variants=Z3, note="NaN in column 1 at fit and at predict")
+           XMT, variants=Z3, note="NaN in column 0 at fit and at predict")
     record("hgbc_multi", HistGradientBoostingClassifier(**HGB).fit(X3, y3), XT, variants=Z3)
     record("hgbr_lad",
            HistGradientBoostingRegressor(loss="least_absolute_deviation" if SK < (1, 0)
@@ -659,7 +661,8 @@ else:
     skipped("hgbr_poisson", "HistGradientBoosting has no poisson loss before 0.23")
 XC = Xr.copy()
 XC[:, 5] = _rng(10).randint(0, 4, size=len(XC))
-yc = yr + 40.0 * (XC[:, 5] == 2) - 25.0 * (XC[:, 5] == 0)
+# strong enough that each of the few trees splits on the category too
+yc = yr + 160.0 * (XC[:, 5] == 2) - 100.0 * (XC[:, 5] == 0)
 XCT = XT.copy()
 XCT[:, 5] = np.arange(len(XCT)) % 5          # 4 is a category unseen at fit
 XCT[7, 5] = np.nan

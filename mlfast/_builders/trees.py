@@ -117,17 +117,38 @@ def _split_arrays(nodes: np.ndarray):
     return left, right, nodes["feature"].astype(np.int64), nodes["threshold"], flags
 
 
+#: criteria whose splitters learn missing values (1.3 to 1.8; 1.9 drops the condition)
+_NAN_CRITERIA = ("gini", "log_loss", "entropy", "squared_error", "friedman_mse", "poisson")
+
+
 def _nan_support(est: Node, kind: str, nodes: np.ndarray) -> int:
-    """Whether this estimator, in the scikit-learn version that saved it,
-    accepts NaN at predict time (routing it by missing_go_to_left)."""
+    """Whether this tree, in the scikit-learn version that saved it, accepts
+    NaN at predict time (routing it by missing_go_to_left): that version's
+    _support_missing_values and allow_nan tag, which look at the splitter,
+    the criterion and monotonic constraints.  A forest asks its first tree
+    (all alike) from 1.4 on, and refuses NaN before."""
     if "missing_go_to_left" not in nodes.dtype.names:
+        return Accept.FINITE                  # written before 1.3
+    version = est.version
+    if version < (1, 3) or (kind in ("RandomForest", "ExtraTrees") and version < (1, 4)):
         return Accept.FINITE
-    since = {"DecisionTree": (1, 3), "RandomForest": (1, 4), "ExtraTree": (1, 6),
-             "ExtraTrees": (1, 6)}[kind]
-    if kind == "ExtraTree" and est.state.get("splitter", "random") != "random":
-        # ExtraTree*(splitter='best') declines NaN (allow_nan tag)
-        return Accept.FINITE
-    return Accept.NAN if est.version >= since else Accept.FINITE
+    splitter = est.state.get("splitter")
+    extra = est.name.startswith("Extra")
+    if version >= (1, 9):
+        allow = splitter == "random" if extra else True
+    else:
+        if version < (1, 6):
+            splitters = ("best",)             # ExtraTree* used DecisionTree*'s tag
+        elif extra and not (est.name == "ExtraTreeRegressor" and version < (1, 7)):
+            splitters = ("random",)
+        else:
+            # 1.6's ExtraTreeRegressor annotated its tag instead of setting
+            # it, and so kept DecisionTreeRegressor's
+            splitters = ("best", "random")
+        allow = splitter in splitters and est.state.get("criterion") in _NAN_CRITERIA
+        if version >= (1, 4) and est.state.get("monotonic_cst") is not None:
+            allow = False
+    return Accept.NAN if allow else Accept.FINITE
 
 
 def _class_proba(est: Node, values: np.ndarray, n_classes: int) -> np.ndarray:

@@ -253,7 +253,8 @@ def record(name, est, X_test, variants=("joblib",), note=None, refused=None):
     ``X_test.astype(np.float32)``).  <name>.npz holds, for each method, one
     array of shape (2, ...) stacking the output on the float64 input and the
     output on the float32 input (one zip member instead of two keeps the
-    files small).  Each output's own dtype is in the manifest ("methods":
+    files small); a method that answers a list (multi-output predict_proba)
+    has one such array per output, "<method>.<k>".  Each output's own dtype is in the manifest ("methods":
     method -> its dtype, or [dtype on float64 input, dtype on float32 input]
     when they differ); a float32 output is stored exactly in the float64
     stack.  Object arrays of labels are stored as '<U' and listed in
@@ -271,12 +272,18 @@ def record(name, est, X_test, variants=("joblib",), note=None, refused=None):
         for tag, X in (("f64", X64), ("f32", X32)):
             try:
                 with np.errstate(all="ignore"):
-                    results.append(np.asarray(getattr(est, m)(X)))
+                    results.append(getattr(est, m)(X))
             except Exception as exc:  # recorded, never silently dropped
                 errors[f"{m}__{tag}"] = f"{type(exc).__name__}: {exc}"[:300]
         if len(results) != 2:
             continue
-        a64, a32 = results
+        if isinstance(results[0], list):
+            # multi-output predict_proba: one array per output, "<method>.<k>"
+            for k, (b64, b32) in enumerate(zip(*results)):
+                arrays["{}.{}".format(m, k)] = np.stack([np.asarray(b64), np.asarray(b32)])
+            dtypes[m] = {"outputs": len(results[0]), "dtype": str(np.asarray(results[0][0]).dtype)}
+            continue
+        a64, a32 = np.asarray(results[0]), np.asarray(results[1])
         assert a64.shape == a32.shape, (name, m, a64.shape, a32.shape)
         dtypes[m] = (str(a64.dtype) if a64.dtype == a32.dtype
                      else [str(a64.dtype), str(a32.dtype)])
@@ -600,6 +607,36 @@ record("etsr", ExtraTreesRegressor(n_estimators=2, **FOREST).fit(Xr, yr), XT, va
 record("rfc_multiout",
        RandomForestClassifier(n_estimators=2, **FOREST).fit(X3, np.column_stack([y3, y3 % 2])),
        XT, variants=Z3, note="two outputs: 3 and 2 classes")
+
+if SK >= (1, 3):
+    # Whether a tree accepts NaN at predict depends on its splitter,
+    # criterion and monotonic constraints, by rules that changed in 1.4,
+    # 1.6, 1.7 and 1.9: each of these is trained without NaN and asked with
+    # NaN (sklearn's answer or its ValueError is what is recorded)
+    NAN_TREES = [
+        ("dtc_random_nan", DecisionTreeClassifier(splitter="random", max_depth=3,
+                                                  random_state=0), X2, y2),
+        ("dtr_mae_nan", DecisionTreeRegressor(criterion="absolute_error", max_depth=3,
+                                              random_state=0), Xr, yr),
+        ("etc_nan", ExtraTreeClassifier(max_depth=3, random_state=0), X2, y2),
+        ("etc_best_nan", ExtraTreeClassifier(splitter="best", max_depth=3, random_state=0),
+         X2, y2),
+        ("etr_best_nan", ExtraTreeRegressor(splitter="best", max_depth=3, random_state=0),
+         Xr, yr),
+        ("rfr_mae_nan", RandomForestRegressor(criterion="absolute_error", n_estimators=2,
+                                              **FOREST), Xr, yr),
+        ("etsc_nan", ExtraTreesClassifier(n_estimators=2, **FOREST), X2, y2),
+    ]
+    if "monotonic_cst" in DecisionTreeClassifier().get_params():
+        NAN_TREES.append(("dtc_monotonic_nan",
+                          DecisionTreeClassifier(monotonic_cst=[1, 0, 0, 0, 0, 0], max_depth=3,
+                                                 random_state=0), X2, y2))
+    for name, est, X, y in NAN_TREES:
+        record(name, est.fit(X, y), XMT,
+               variants=Z3 if hasattr(est, "estimators_") else ("joblib",),
+               note="trained without NaN, asked with NaN in column 0")
+else:
+    skipped("*_nan trees", "trees learn missing values from 1.3")
 
 # GradientBoosting: the init estimator's raw prediction changed meaning with
 # the losses of 1.4 (log(p) vs the symmetric multinomial logit) and its

@@ -3,8 +3,8 @@
  *
  * It runs the opcodes of pickle protocols 0-5 over one byte buffer, plus
  * joblib's extension: the raw bytes of a NumpyArrayWrapper's array inline
- * after its BUILD, and object arrays as a nested pickle.  It never imports a module and never
- * calls anything a file names:
+ * after its BUILD, and object arrays as a nested pickle.  It never imports a
+ * module and never calls anything a file names:
  *
  *   - a global is looked up in a fixed table when GLOBAL/STACK_GLOBAL is
  *     read, and anything not in it is refused right there, with its name and
@@ -20,7 +20,6 @@
  * returning 0 or -1, a fence at the last MARK, and one bounds-checked read.
  */
 #include "mlfast.h"
-#include <errno.h>
 #include <string.h>
 
 /* ---- caps ---------------------------------------------------------------
@@ -1892,7 +1891,6 @@ load_text_int(mf_vm *vm, int is_long)
     const char *line = NULL;
     Py_ssize_t len = 0, digits, i;
     char buf[MF_LONG_MAX_DIGITS + 2];
-    char *end = NULL;
     PyObject *value;
 
     if (vm_readline(vm, &line, &len) < 0) {
@@ -1921,7 +1919,7 @@ load_text_int(mf_vm *vm, int is_long)
     }
     memcpy(buf, line, (size_t)len);
     buf[len] = '\0';
-    value = PyLong_FromString(buf, &end, 10);
+    value = PyLong_FromString(buf, NULL, 10);
     if (value == NULL) {
         return vm_wrap_error(vm, "invalid integer text");
     }

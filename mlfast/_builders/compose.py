@@ -120,7 +120,8 @@ def _resolve_spec(node: Node, name: str, columns: Any, n: int,
 
 @register("sklearn.compose", "ColumnTransformer")
 def build_column_transformer(node: Node, b: Builders, X: Optional[Cols]) -> Built:
-    n = node.integer("n_features_in_")
+    # n_features_in_ from 0.24, _n_features before
+    n = node.integer("n_features_in_" if "n_features_in_" in node.state else "_n_features")
     if n < 1:
         raise node.fail(f"n_features_in_ is {n}")
     X = b.input(node, X, n)

@@ -138,6 +138,10 @@ entries = []
 STATE_KEYS = ("multi_class", "solver", "loss", "clip", "keep_empty_features")
 
 
+#: facts of the stack's files that every fixture shares (tree node layouts)
+FACTS = {}
+
+
 def _state_notes(est):
     """Attributes of the pickled state that vary across versions (only what
     is worth reading: the manifest stays small)."""
@@ -163,8 +167,8 @@ def _state_notes(est):
                 notes[k + "dtype"] = text
     if "tree_" in d:
         nodes = d["tree_"].__getstate__()["nodes"]
-        notes["tree_nodes"] = " ".join(f"{n}:{nodes.dtype.fields[n][0].str}"
-                                       for n in nodes.dtype.names)
+        FACTS.setdefault("tree_nodes", " ".join(f"{n}:{nodes.dtype.fields[n][0].str}"
+                                                for n in nodes.dtype.names))
         values = d["tree_"].__getstate__()["values"]
         root = values[0].ravel()
         notes["tree_root_value"] = [float(x) for x in root[:3]]
@@ -175,8 +179,8 @@ def _state_notes(est):
         notes["init_"] = type(d["init_"]).__name__
     if "_predictors" in d:
         nodes = d["_predictors"][0][0].nodes
-        notes["hgb_nodes"] = " ".join(f"{n}:{nodes.dtype.fields[n][0].str}"
-                                      for n in nodes.dtype.names)
+        FACTS.setdefault("hgb_nodes", " ".join(f"{n}:{nodes.dtype.fields[n][0].str}"
+                                               for n in nodes.dtype.names))
     return notes
 
 
@@ -193,10 +197,21 @@ def savez(path, arrays):
 
 
 def _classes_in(est):
+    """The estimator classes a file holds and mlfast must serve: pipeline
+    steps, fitted ColumnTransformer and FeatureUnion parts, a search's
+    best_estimator_."""
     names = [type(est).__name__]
-    for _, step in getattr(est, "steps", []):
-        if step is not None and step != "passthrough":
-            names.extend(_classes_in(step))
+    parts = [step for _, step in getattr(est, "steps", [])]
+    parts += [t for _, t, _ in getattr(est, "transformers_", [])]
+    parts += [t for _, t in getattr(est, "transformer_list", [])]
+    if hasattr(est, "best_estimator_"):
+        parts.append(est.best_estimator_)
+    for part in parts:
+        if part is None or isinstance(part, str):
+            continue
+        if type(part).__name__ == "FunctionTransformer" and getattr(part, "func", 0) is None:
+            continue     # what fit puts in the place of remainder='passthrough'
+        names.extend(_classes_in(part))
     return names
 
 
@@ -274,7 +289,8 @@ def record(name, est, X_test, variants=("joblib",), note=None, refused=None):
                 with np.errstate(all="ignore"):
                     results.append(getattr(est, m)(X))
             except Exception as exc:  # recorded, never silently dropped
-                errors[f"{m}__{tag}"] = f"{type(exc).__name__}: {exc}"[:300]
+                # the first line: what scikit-learn says is wrong
+                errors[f"{m}__{tag}"] = f"{type(exc).__name__}: {exc}".split("\n")[0][:200]
         if len(results) != 2:
             continue
         if isinstance(results[0], list):
@@ -560,6 +576,61 @@ record("pipeline_scaler_logreg",
        XST, variants=ALL_VARIANTS + ("joblib_ext",))
 
 # ---------------------------------------------------------------------------
+# composition and fitted searches (columns by index: no pandas in old stacks)
+
+from sklearn.compose import ColumnTransformer  # noqa: E402
+from sklearn.model_selection import GridSearchCV, RandomizedSearchCV  # noqa: E402
+from sklearn.pipeline import FeatureUnion  # noqa: E402
+
+record("column_transformer",
+       Pipeline([("columns", ColumnTransformer([("scale", StandardScaler(), [0, 1, 2]),
+                                                ("minmax", MinMaxScaler(), [3, 4])],
+                                               remainder="passthrough")),
+                 ("clf", LogisticRegression(max_iter=1000))]).fit(XS, y3),
+       XST, note="column 5 passes through")
+record("feature_union",
+       FeatureUnion([("std", StandardScaler()), ("maxabs", MaxAbsScaler())]).fit(XS), XST)
+
+
+def _untimed(search):
+    """A fitted search with its wall-clock timings (cv_results_'s *_time
+    arrays, refit_time_) set to 0, so that its file is the same byte for
+    byte at every run; nothing reads them to predict."""
+    for key in list(search.cv_results_):
+        if key.endswith("_time"):
+            search.cv_results_[key] = np.zeros_like(search.cv_results_[key])
+    if hasattr(search, "refit_time_"):
+        search.refit_time_ = 0.0
+    return search
+
+
+UNTIMED = "timings zeroed for a reproducible file"
+record("grid_search",
+       _untimed(GridSearchCV(LogisticRegression(max_iter=1000), {"C": [0.1, 1.0]}, cv=3)
+                .fit(X3, y3)), XT, variants=Z3, note=UNTIMED)
+record("random_search",
+       _untimed(RandomizedSearchCV(Ridge(), {"alpha": [0.1, 1.0, 10.0]}, n_iter=2, cv=3,
+                                   random_state=0).fit(Xr, yr)), XT, variants=Z3, note=UNTIMED)
+if SK >= (0, 24):
+    from sklearn.experimental import enable_halving_search_cv  # noqa: E402,F401
+    from sklearn.model_selection import (  # noqa: E402
+        HalvingGridSearchCV,
+        HalvingRandomSearchCV,
+    )
+    from sklearn.tree import DecisionTreeClassifier  # noqa: E402
+
+    record("halving_grid_search",
+           _untimed(HalvingGridSearchCV(DecisionTreeClassifier(random_state=0),
+                                        {"max_depth": [2, 3]}, cv=3, random_state=0)
+                    .fit(X3, y3)), XT, variants=Z3, note=UNTIMED)
+    record("halving_random_search",
+           _untimed(HalvingRandomSearchCV(Ridge(), {"alpha": [0.1, 1.0, 10.0]}, cv=3,
+                                          random_state=0).fit(Xr, yr)), XT, variants=Z3,
+           note=UNTIMED)
+else:
+    skipped("halving_*_search", "the successive-halving searches are new in 0.24")
+
+# ---------------------------------------------------------------------------
 # trees, forests, boosting, IsolationForest.  Few and shallow trees keep the
 # files small (every tree of an ensemble is an estimator with its parameters):
 # what a fixture proves is the meaning of each stored attribute, which two or
@@ -795,8 +866,8 @@ record("random_trees_embedding", RandomTreesEmbedding(
 
 savez(os.path.join(OUT, "inputs.npz"), INPUTS)
 with open(os.path.join(OUT, "manifest.part.json"), "w") as fh:
-    json.dump({"versions": VERSIONS, "modules": sorted(MODULES), "fixtures": entries}, fh,
-              indent=1)
+    json.dump({"versions": VERSIONS, "modules": sorted(MODULES), "facts": FACTS,
+               "fixtures": entries}, fh, indent=1)
 n_files = sum(len(e["files"]) for e in entries)
 print(f"  {STACK}: {len(entries)} fixtures, {n_files} files, sklearn {sklearn.__version__}, "
       f"numpy {np.__version__}, joblib {joblib.__version__}", flush=True)

@@ -27,7 +27,7 @@ scikit-learn, in ``<fixture>.npz``.
 Output: tests/fixtures/versions/<stack>/ (model files, <fixture>.npz with
 the recorded outputs, inputs.npz with the test inputs) and
 tests/fixtures/versions/manifest.json: stack -> requirements, versions, the
-modules the files name, and fixtures (estimator and its module, methods with
+modules the files name, facts all its files share (tree node layouts), and fixtures (estimator and its module, methods with
 their output dtypes, test input, files by variant, a few version-dependent
 facts of the pickled state, and, for a file mlfast must refuse, the error).
 Read by tests/test_versions.py.  The run is reproducible byte for byte
@@ -210,7 +210,7 @@ def main(argv=None) -> int:
             assert entry.pop("stack") == name
             fixtures[entry.pop("fixture")] = entry
         stacks[name] = {"requirements": STACKS[name], "versions": result["versions"],
-                        "modules": result["modules"],
+                        "modules": result["modules"], "facts": result["facts"],
                         "fixtures": dict(sorted(fixtures.items()))}
     order = {n: i for i, n in enumerate(STACKS)}
     stacks = {n: stacks[n] for n in sorted(stacks, key=lambda n: order.get(n, len(order)))}

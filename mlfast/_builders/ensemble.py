@@ -556,6 +556,21 @@ def build_adaboost_classifier(node: Node, b: Builders, X: Optional[Cols]) -> Bui
         # softmax(decision / (n_classes - 1))
         scaled = b.add(node, Affine(div=np.full(k, float(k - 1))), decision, k)
         proba = b.add(node, Proba(rule=ProbaRule.SOFTMAX, n_classes=k), scaled, k)
+    if not real and node.version < (0, 22):
+        # before 0.22 SAMME's predict_proba did not come from the decision: it
+        # averaged the members' predict_proba (weighted), then normalised
+        # exp(average / (n_classes - 1))
+        probas = []
+        for i, member in enumerate(built):
+            member_proba = _method(node, member, i, "predict_proba", "SAMME before 0.22 needs")
+            if len(member_proba.cols) != k or not np.array_equal(
+                    _value_map(node, member.classes, classes, i), np.arange(k)):
+                raise node.fail(f"estimators_[{i}] does not know the {k} classes in order")
+            probas.append(member_proba.cols)
+        mean = b.add(node, Average(weights=w, scale=total, weighted=True), Cols.concat(probas), k)
+        scaled = b.add(node, Affine(div=np.full(k, float(k - 1))), mean, k)
+        exp = b.add(node, Post(rule=PostRule.EXP), scaled, k)
+        proba = b.add(node, Proba(rule=ProbaRule.NORMALIZE, n_classes=k), exp, k)
     outputs["predict_proba"] = Out(proba)
     outputs["predict_log_proba"] = Out(b.add(node, Post(rule=PostRule.LOG), proba, k))
     return _built(node, "classifier", outputs, X, built[0], first_name=node.name)

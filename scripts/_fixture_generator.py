@@ -316,7 +316,6 @@ def record(name, est, X_test, variants=("joblib",), note=None, refused=None):
         "stack": STACK,
         "fixture": name,
         "estimator": type(est).__name__,
-        "module": type(est).__module__,
         "methods": dtypes,
         "input": input_name,
         "files": {},
@@ -805,14 +804,9 @@ from sklearn.ensemble import (  # noqa: E402
     BaggingClassifier,
     BaggingRegressor,
     RandomTreesEmbedding,
-    StackingClassifier,
-    StackingRegressor,
     VotingClassifier,
     VotingRegressor,
 )
-
-
-Z3 = ("joblib_z3",)
 
 
 def _shallow(cls, n, depth=2):
@@ -828,13 +822,18 @@ record("voting_soft", VotingClassifier(
 record("voting_regressor", VotingRegressor(
     [("lin", LinearRegression())] + _shallow(DecisionTreeRegressor, 2),
     weights=[1, 3, 2]).fit(Xr, yr), XT, variants=Z3)
-record("stacking_classifier", StackingClassifier(
-    _shallow(DecisionTreeClassifier, 2) + [("lr", LogisticRegression(max_iter=1000))],
-    passthrough=True).fit(X2, y2), XT, variants=Z3,
-    note="binary: the first probability column dropped")
-record("stacking_regressor", StackingRegressor(
-    _shallow(DecisionTreeRegressor, 2) + [("ridge", Ridge())]).fit(Xr, yr), XT,
-    variants=Z3)
+if SK >= (0, 22):
+    from sklearn.ensemble import StackingClassifier, StackingRegressor  # noqa: E402
+
+    record("stacking_classifier", StackingClassifier(
+        _shallow(DecisionTreeClassifier, 2) + [("lr", LogisticRegression(max_iter=1000))],
+        passthrough=True).fit(X2, y2), XT, variants=Z3,
+        note="binary: the first probability column dropped")
+    record("stacking_regressor", StackingRegressor(
+        _shallow(DecisionTreeRegressor, 2) + [("ridge", Ridge())]).fit(Xr, yr), XT,
+        variants=Z3)
+else:
+    skipped("stacking_*", "Stacking is new in 0.22")
 record("bagging_classifier", BaggingClassifier(
     DecisionTreeClassifier(max_depth=3), n_estimators=4, max_features=0.7, max_samples=20,
     random_state=0).fit(X3, y3), XT, variants=Z3)
@@ -854,12 +853,17 @@ record("adaboost_regressor", AdaBoostRegressor(
     DecisionTreeRegressor(max_depth=2), n_estimators=8, random_state=0).fit(Xr, yr), XT,
     variants=Z3)
 est = DummyClassifier(strategy="prior").fit(X3, y3)
-if "n_features_in_" in est.__dict__:
+if est.__dict__.get("n_features_in_") is not None:
     record("dummy_classifier", est, XT, variants=Z3)
     record("dummy_regressor", DummyRegressor(strategy="quantile", quantile=0.3).fit(Xr, yr),
            XT, variants=Z3)
 else:
-    skipped("dummy_*", "this DummyClassifier does not record n_features_in_")
+    # no n_features_in_ (before 1.5, but None in 0.23 and 0.24): no width to
+    # check X against, and mlfast says so
+    refused = ["UnsupportedModelError", "no n_features_in_"]
+    record("dummy_classifier", est, XT, variants=Z3, refused=refused)
+    record("dummy_regressor", DummyRegressor(strategy="quantile", quantile=0.3).fit(Xr, yr),
+           XT, variants=Z3, refused=refused)
 record("random_trees_embedding", RandomTreesEmbedding(
     n_estimators=3, max_depth=2, sparse_output=False, random_state=0).fit(X3), XT,
     variants=Z3, note="sparse_output=False: a sparse transform has no .npz form here")

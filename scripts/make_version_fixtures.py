@@ -27,9 +27,10 @@ scikit-learn, in ``<fixture>.npz``.
 Output: tests/fixtures/versions/<stack>/ (model files, <fixture>.npz with
 the recorded outputs, inputs.npz with the test inputs) and
 tests/fixtures/versions/manifest.json: stack -> requirements, versions, the
-modules the files name, facts all its files share (tree node layouts), and fixtures (estimator and its module, methods with
-their output dtypes, test input, files by variant, a few version-dependent
-facts of the pickled state, and, for a file mlfast must refuse, the error).
+modules the files name, facts all its files share (tree node layouts), and
+fixtures (estimator, methods with their output dtypes, test input, files by
+variant, a few version-dependent facts of the pickled state, what scikit-learn
+refused to answer, and, for a file mlfast must refuse, the error).
 Read by tests/test_versions.py.  The run is reproducible byte for byte
 (fixed seeds, fixed zip and gzip timestamps), so regenerating changes no
 unchanged file.

@@ -373,6 +373,96 @@ done:
     return result;
 }
 
+/* A value of a dict read as a number, as numpy's cast of an object array
+ * to float64 reads it (check_array): None is NaN, a str is parsed. */
+static int
+number_of(mf_Graph *g, PyObject *v, double *out)
+{
+    PyObject *f;
+    if (PyFloat_CheckExact(v)) {
+        *out = PyFloat_AS_DOUBLE(v);
+        return 0;
+    }
+    if (v == Py_None) {
+        *out = NAN;
+        return 0;
+    }
+    f = PyUnicode_Check(v) ? PyFloat_FromString(v) : PyNumber_Float(v);
+    if (f == NULL) {
+        if (g->string_prefix != NULL && PyErr_ExceptionMatches(PyExc_ValueError)) {
+            PyObject *type, *value, *tb, *text;
+            PyErr_Fetch(&type, &value, &tb);
+            PyErr_NormalizeException(&type, &value, &tb);
+            text = value != NULL ? PyObject_Str(value) : NULL;
+            if (text != NULL) {
+                PyErr_Format(PyExc_ValueError, "%U%U", g->string_prefix, text);
+            }
+            Py_XDECREF(text);
+            Py_XDECREF(type);
+            Py_XDECREF(value);
+            Py_XDECREF(tb);
+        }
+        return -1;
+    }
+    *out = PyFloat_AS_DOUBLE(f);
+    Py_DECREF(f);
+    return 0;
+}
+
+/* Rows given as dicts keyed by the model's column names (one dict, or a
+ * list of them), read straight into numbers and keys.  Returns 1 when a row
+ * is not exactly the model's columns: the Python side then reads it and
+ * says what is wrong. */
+static int
+read_records(mf_Graph *g, PyObject *X, mf_hold *hold, mf_input *in)
+{
+    Py_ssize_t n = PyDict_Check(X) ? 1 : PyList_GET_SIZE(X), nf = g->n_features, r, c;
+
+    for (r = 0; r < n; r++) {
+        PyObject *row = PyDict_Check(X) ? X : PyList_GET_ITEM(X, r);
+        if (!PyDict_Check(row) || PyDict_GET_SIZE(row) != nf) {
+            return 1;
+        }
+    }
+    hold->numbers = PyMem_Malloc((size_t)n * (size_t)nf * sizeof(double));
+    hold->keys = PyMem_Malloc((size_t)n * (size_t)(g->n_keys > 0 ? g->n_keys : 1) *
+                              sizeof(uint64_t));
+    if (hold->numbers == NULL || hold->keys == NULL) {
+        PyErr_NoMemory();
+        return -1;
+    }
+    for (r = 0; r < n; r++) {
+        PyObject *row = PyDict_Check(X) ? X : PyList_GET_ITEM(X, r);
+        for (c = 0; c < nf; c++) {
+            PyObject *v = PyDict_GetItemWithError(row, PyTuple_GET_ITEM(g->column_names, c));
+            Py_ssize_t t = g->key_of_column[c];
+            if (v == NULL) {
+                return PyErr_Occurred() ? -1 : 1;
+            }
+            hold->numbers[r * nf + c] = NAN;
+            if (g->num_read[c] && number_of(g, v, &hold->numbers[r * nf + c]) < 0) {
+                return -1;
+            }
+            if (t >= 0) {
+                PyObject *name = PyTuple_GET_ITEM(g->column_names, c);
+                if (mf_key_of_object(&hold->store, v, hold->keys + r * g->n_keys + t,
+                                     name) < 0) {
+                    return -1;
+                }
+            }
+        }
+    }
+    in->data = (const char *)hold->numbers;
+    in->n_rows = n;
+    in->n_cols = nf;
+    in->row_stride = nf * (npy_intp)sizeof(double);
+    in->col_stride = sizeof(double);
+    in->type_num = NPY_DOUBLE;
+    in->keys = hold->keys;
+    in->n_keys = g->n_keys;
+    return 0;
+}
+
 /* Validates X and describes it; *hold owns whatever is read, until
  * mf_input_release. */
 int
@@ -387,6 +477,20 @@ mf_input_read(mf_Graph *g, PyObject *X, mf_hold *hold, mf_input *in)
     hold->arrays = PyList_New(0);
     if (hold->arrays == NULL) {
         return -1;
+    }
+    if (g->column_names != NULL && g->n_keys > 0 &&
+        (PyDict_Check(X) || (PyList_Check(X) && PyList_GET_SIZE(X) > 0 &&
+                             PyDict_Check(PyList_GET_ITEM(X, 0))))) {
+        result = read_records(g, X, hold, in);
+        if (result <= 0) {
+            return result;
+        }
+        /* not the model's columns: the Python side says what differs */
+        PyMem_Free(hold->numbers);
+        PyMem_Free(hold->keys);
+        hold->numbers = NULL;
+        hold->keys = NULL;
+        mf_keystore_free(&hold->store);
     }
     if (PyArray_Check(X)) {
         if (g->names_warning != NULL) {
@@ -447,8 +551,10 @@ mf_input_release(mf_hold *hold)
     Py_CLEAR(hold->source);
     PyMem_Free(hold->columns);
     PyMem_Free(hold->keys);
+    PyMem_Free(hold->numbers);
     hold->columns = NULL;
     hold->keys = NULL;
+    hold->numbers = NULL;
     mf_keystore_free(&hold->store);
 }
 

@@ -309,8 +309,8 @@ key_of_str(mf_keystore *st, PyObject *o, uint64_t *key)
 }
 
 /* The key of one Python value of an object column. */
-static int
-key_of_object(mf_keystore *st, PyObject *o, uint64_t *key, PyObject *column)
+int
+mf_key_of_object(mf_keystore *st, PyObject *o, uint64_t *key, PyObject *column)
 {
     if (o == Py_None) {
         *key = KEY_NONE;
@@ -491,7 +491,7 @@ mf_keys_from_column(const char *data, npy_intp n, npy_intp stride, PyArray_Descr
         for (i = 0; i < n; i++) {
             PyObject *o;
             memcpy(&o, data + i * stride, sizeof(o));
-            if (key_of_object(st, o != NULL ? o : Py_None, dst + i * dst_stride,
+            if (mf_key_of_object(st, o != NULL ? o : Py_None, dst + i * dst_stride,
                               column) < 0) {
                 return -1;
             }

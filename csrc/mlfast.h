@@ -533,6 +533,7 @@ void mf_keystore_free(mf_keystore *st);
 int mf_keys_from_column(const char *data, npy_intp n, npy_intp stride, PyArray_Descr *descr,
                         mf_keystore *st, uint64_t *dst, npy_intp dst_stride,
                         PyObject *column);
+int mf_key_of_object(mf_keystore *st, PyObject *o, uint64_t *key, PyObject *column);
 PyObject *mf_key_to_object(const double *slot);
 PyObject *mf_encode_keys(PyObject *module, PyObject *array);   /* _core.encode_keys */
 PyObject *mf_decode_keys(PyObject *module, PyObject *args);    /* _core.decode_keys */
@@ -763,6 +764,7 @@ typedef struct {
     PyObject *source;          /* list: each column as the caller gave it, or NULL */
     mf_column *columns;        /* PyMem */
     uint64_t *keys;            /* PyMem */
+    double *numbers;           /* PyMem: rows read from dicts */
     mf_keystore store;
 } mf_hold;
 

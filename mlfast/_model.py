@@ -152,18 +152,43 @@ def _is_nan(v: Any) -> bool:
     return isinstance(v, (float, np.floating)) and v != v
 
 
-def _frame_column(series: Any) -> np.ndarray:
-    """One DataFrame column as scikit-learn's check_array reads it: numpy
-    dtypes as they are, pandas' nullable numbers and booleans as float64
-    with NaN for NA, strings and categories as object arrays."""
-    dtype = series.dtype
+def _column_array(values: Any) -> np.ndarray:
+    """One DataFrame column's values as scikit-learn's check_array reads
+    them: numpy dtypes as they are, pandas' nullable numbers and booleans as
+    float64 with NaN for NA, strings and categories as numpy arrays (object
+    for strings)."""
+    if type(values) is np.ndarray:
+        return values
+    dtype = values.dtype
     if isinstance(dtype, np.dtype):
-        return series.to_numpy()
+        return np.asarray(values)
     kind = getattr(dtype, "kind", "O")
     if kind in "biuf" and getattr(dtype, "name", "") != "category":
         # Int64, Float64, boolean (and their pyarrow twins): NA is NaN
-        return series.to_numpy(dtype=np.float64, na_value=np.nan)
-    return np.asarray(series)
+        return values.to_numpy(dtype=np.float64, na_value=np.nan)
+    return np.asarray(values)
+
+
+def _frame_columns(X: Any) -> List[np.ndarray]:
+    """The columns of a DataFrame, each as its own array, read where pandas
+    keeps them (a row of a 2-D block is a view); Series only when pandas
+    lays its data out otherwise."""
+    n = X.shape[1]
+    try:
+        out: List[Any] = [None] * n
+        for block in X._mgr.blocks:
+            values = block.values
+            locs = block.mgr_locs.as_array.tolist()
+            if type(values) is np.ndarray and values.ndim == 2:
+                for i, loc in enumerate(locs):
+                    out[loc] = values[i]
+            else:
+                out[locs[0]] = _column_array(values)
+        if all(o is not None for o in out):
+            return out
+    except (AttributeError, TypeError, IndexError, ValueError):
+        pass
+    return [_column_array(X.iloc[:, j].array) for j in range(n)]
 
 
 class _Coerce:
@@ -173,11 +198,13 @@ class _Coerce:
     Model that the Graph referred back to would live until the garbage
     collector ran."""
 
-    __slots__ = ("spec", "names_warning")
+    __slots__ = ("spec", "names_warning", "fitted_list")
 
     def __init__(self, spec: "Spec", names_warning: Optional[str]):
         self.spec = spec
         self.names_warning = names_warning
+        self.fitted_list = None if spec.feature_names_in is None else \
+            spec.feature_names_in.tolist()
 
     def __call__(self, X: Any) -> Any:
         spec = self.spec
@@ -217,11 +244,15 @@ class _Coerce:
         """Columns, one 1-D array each, as scikit-learn's encoders read a
         DataFrame (column by column, never one 2-D object array)."""
         spec = self.spec
+        if self.fitted_list is not None and hasattr(X, "_mgr") and \
+                X.columns.tolist() == self.fitted_list:
+            # the usual case first: a DataFrame of fit()'s columns, in order
+            return _frame_columns(X)
         if isinstance(X, dict) or (isinstance(X, list) and X and isinstance(X[0], dict)):
             return self._records(X)
         if hasattr(X, "dtypes") and hasattr(X, "columns"):
-            names = _column_names(X)
             fitted = spec.feature_names_in
+            names = _column_names(X)
             if names is not None and fitted is not None and spec.names_required is not None:
                 missing = set(spec.names_required.tolist()) - set(names.tolist())
                 if missing:
@@ -236,7 +267,7 @@ class _Coerce:
                     raise _feature_name_error(fitted, names)
             elif self.names_warning is not None:
                 warnings.warn(self.names_warning, UserWarning, stacklevel=3)
-            return [_frame_column(X.iloc[:, j]) for j in range(X.shape[1])]
+            return _frame_columns(X)
         if self.names_warning is not None:
             warnings.warn(self.names_warning, UserWarning, stacklevel=3)
         # a list of rows keeps its Python values (check_array(dtype=object))

@@ -229,6 +229,9 @@ class _Coerce:
                                    if spec.names_required is not None else names)
                        if n not in row]
             extra = [k for k in row if k not in allowed]
+            if missing and spec.names_required is not None:
+                # a ColumnTransformer selecting by name, in its words
+                raise ValueError(f"columns are missing: {set(missing)}")
             if missing or (extra and spec.names_required is None):
                 raise _feature_name_error(fitted, np.asarray(
                     [k for k in names if k in row] + extra, dtype=object))

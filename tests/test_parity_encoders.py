@@ -332,3 +332,35 @@ def test_pipeline_unknown_category_error_names_the_encoder_column():
     with pytest.raises(ValueError) as got:
         model.predict(bad)
     assert str(got.value) == str(want.value)
+
+
+# ---- HistGradientBoosting on categories -------------------------------------------------
+
+@pytest.mark.parametrize("how", ["from_dtype", "by-name"])
+def test_hist_gradient_boosting_on_string_categories(how):
+    from sklearn.ensemble import HistGradientBoostingClassifier, HistGradientBoostingRegressor
+
+    def data(n, seed, unseen=False):
+        rng = np.random.default_rng(seed)
+        df = pd.DataFrame({
+            "a": rng.normal(size=n),
+            "colour": pd.Categorical(rng.choice(["red", "green", "blue", None], n),
+                                     categories=["blue", "green", "red"]),
+            "town": rng.choice(["Oslo", "Lima", "Pune", "Kyiv"], n).astype(object),
+            "b": rng.normal(size=n)})
+        if unseen:
+            df.loc[::5, "town"] = "Quito"
+        return df
+
+    train = data(600, 0)
+    y = ((train.a > 0) ^ (train.colour == "red")).astype(int).to_numpy()
+    kw = {"categorical_features": "from_dtype"} if how == "from_dtype" else \
+        {"categorical_features": ["colour", "town"]}
+    X = train.drop(columns="town") if how == "from_dtype" else train
+    clf = HistGradientBoostingClassifier(max_iter=15, **kw).fit(X, y)
+    reg = HistGradientBoostingRegressor(max_iter=15, **kw).fit(X, train.b.to_numpy())
+    test = data(300, 3, unseen=True)[X.columns]
+    for est, methods in ((clf, ["predict", "predict_proba"]), (reg, ["predict"])):
+        model = mlfast.compile(est)
+        compare(est, model, test, methods, f"{type(est).__name__} {how}")
+        compare(est, model, test.iloc[[5]], methods, f"{type(est).__name__} {how} one row")

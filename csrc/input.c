@@ -165,6 +165,23 @@ column_name(mf_Graph *g, Py_ssize_t c)
     return PyUnicode_FromFormat("%zd", c);
 }
 
+/* Names column c in front of the key error just raised (a name is made
+ * only for a message). */
+static void
+name_column_error(mf_Graph *g, Py_ssize_t c)
+{
+    PyObject *name = column_name(g, c), *full;
+    if (name == NULL) {
+        return;
+    }
+    full = PyUnicode_FromFormat("column %U", name);
+    if (full != NULL) {
+        mf_name_key_error(full);
+        Py_DECREF(full);
+    }
+    Py_DECREF(name);
+}
+
 /* The keys of the key slots, from column c of each: data, n rows apart by
  * stride, of dtype descr. */
 static int
@@ -182,15 +199,9 @@ read_keys(mf_Graph *g, mf_hold *hold, mf_input *in, const char *const *data,
     }
     for (t = 0; t < g->n_keys; t++) {
         Py_ssize_t c = (Py_ssize_t)g->key_columns[t];
-        PyObject *name = column_name(g, c);
-        int ok;
-        if (name == NULL) {
-            return -1;
-        }
-        ok = mf_keys_from_column(data[c], in->n_rows, stride[c], descr[c], &hold->store,
-                                 hold->keys + t, g->n_keys, name);
-        Py_DECREF(name);
-        if (ok < 0) {
+        if (mf_keys_from_column(data[c], in->n_rows, stride[c], descr[c], &hold->store,
+                                hold->keys + t, g->n_keys, NULL) < 0) {
+            name_column_error(g, c);
             return -1;
         }
     }
@@ -443,12 +454,10 @@ read_records(mf_Graph *g, PyObject *X, mf_hold *hold, mf_input *in)
             if (g->num_read[c] && number_of(g, v, &hold->numbers[r * nf + c]) < 0) {
                 return -1;
             }
-            if (t >= 0) {
-                PyObject *name = PyTuple_GET_ITEM(g->column_names, c);
-                if (mf_key_of_object(&hold->store, v, hold->keys + r * g->n_keys + t,
-                                     name) < 0) {
-                    return -1;
-                }
+            if (t >= 0 &&
+                mf_key_of_object(&hold->store, v, hold->keys + r * g->n_keys + t, NULL) < 0) {
+                name_column_error(g, c);
+                return -1;
             }
         }
     }

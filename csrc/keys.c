@@ -308,7 +308,9 @@ key_of_str(mf_keystore *st, PyObject *o, uint64_t *key)
     return result;
 }
 
-/* The key of one Python value of an object column. */
+/* The key of one Python value of an object column.  Errors read as the
+ * rest of a sentence about the column ("holds a value of type ..."): the
+ * caller names the column in front, only once there is an error. */
 int
 mf_key_of_object(mf_keystore *st, PyObject *o, uint64_t *key, PyObject *column)
 {
@@ -361,8 +363,8 @@ mf_key_of_object(mf_keystore *st, PyObject *o, uint64_t *key, PyObject *column)
         return 0;
     }
     PyErr_Format(PyExc_TypeError,
-                 "column %S holds a value of type %.100s; categories are str, bytes, "
-                 "numbers, None or NaN", column, Py_TYPE(o)->tp_name);
+                 "holds a value of type %.100s; categories are str, bytes, "
+                 "numbers, None or NaN", Py_TYPE(o)->tp_name);
     return -1;
 }
 
@@ -410,8 +412,8 @@ key_of_ucs4(mf_keystore *st, const char *data, Py_ssize_t n_chars, uint64_t *key
             buf[len++] = (char)(0x80 | (cp & 0x3f));
         }
         else {
-            PyErr_Format(PyExc_ValueError, "column %S holds code point 0x%x, which is not "
-                         "Unicode", column, (unsigned int)cp);
+            PyErr_Format(PyExc_ValueError, "holds code point 0x%x, which is not Unicode",
+                         (unsigned int)cp);
             PyMem_Free(buf);
             return -1;
         }
@@ -431,8 +433,8 @@ mf_keys_from_column(const char *data, npy_intp n, npy_intp stride, PyArray_Descr
     Py_ssize_t elsize = PyDataType_ELSIZE(descr);
 
     if (swapped && t != NPY_OBJECT && t != NPY_STRING && t != NPY_BOOL) {
-        PyErr_Format(PyExc_TypeError, "column %S: a non-native byte order is not read as "
-                     "categories", column);
+        PyErr_SetString(PyExc_TypeError, "has a non-native byte order, which is not read "
+                        "as categories");
         return -1;
     }
 #define NUMBERS(T, EXPR)                                              \
@@ -498,9 +500,8 @@ mf_keys_from_column(const char *data, npy_intp n, npy_intp stride, PyArray_Descr
         }
         return 0;
     default:
-        PyErr_Format(PyExc_TypeError, "column %S has dtype %S, which is not read as "
-                     "categories (numbers, bool, str, bytes or objects)", column,
-                     (PyObject *)descr);
+        PyErr_Format(PyExc_TypeError, "has dtype %S, which is not read as categories "
+                     "(numbers, bool, str, bytes or objects)", (PyObject *)descr);
         return -1;
     }
 #undef NUMBERS
@@ -543,6 +544,30 @@ key_to_object(uint64_t k)
     }
 }
 
+/* Puts "<column> " in front of a key error's message. */
+void
+mf_name_key_error(PyObject *column)
+{
+    PyObject *type, *value, *tb, *text;
+    if (!PyErr_ExceptionMatches(PyExc_TypeError) && !PyErr_ExceptionMatches(PyExc_ValueError)) {
+        return;
+    }
+    PyErr_Fetch(&type, &value, &tb);
+    PyErr_NormalizeException(&type, &value, &tb);
+    text = value != NULL ? PyObject_Str(value) : NULL;
+    if (text != NULL) {
+        PyErr_Format(type, "%U %U", column, text);
+        Py_DECREF(text);
+        Py_XDECREF(type);
+    }
+    else {
+        PyErr_Restore(type, NULL, NULL);
+        type = NULL;
+    }
+    Py_XDECREF(value);
+    Py_XDECREF(tb);
+}
+
 /* The Python value of the key in a slot (messages). */
 PyObject *
 mf_key_to_object(const double *slot)
@@ -577,7 +602,7 @@ mf_encode_keys(PyObject *Py_UNUSED(module), PyObject *obj)
                      (Py_ssize_t)n, MF_MAX_CATEGORIES);
         goto done;
     }
-    what = PyUnicode_FromString("of categories");
+    what = PyUnicode_FromString("categories");
     keys = PyMem_Malloc((size_t)(n > 0 ? n : 1) * sizeof(uint64_t));
     if (what == NULL || keys == NULL) {
         if (keys == NULL) {
@@ -587,6 +612,7 @@ mf_encode_keys(PyObject *Py_UNUSED(module), PyObject *obj)
     }
     if (mf_keys_from_column(PyArray_BYTES(arr), n, PyArray_STRIDE(arr, 0),
                             PyArray_DESCR(arr), &st, keys, 1, what) < 0) {
+        mf_name_key_error(what);
         goto done;
     }
     for (i = 0; i < n; i++) {

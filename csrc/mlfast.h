@@ -535,6 +535,7 @@ int mf_keys_from_column(const char *data, npy_intp n, npy_intp stride, PyArray_D
                         PyObject *column);
 int mf_key_of_object(mf_keystore *st, PyObject *o, uint64_t *key, PyObject *column);
 PyObject *mf_key_to_object(const double *slot);
+void mf_name_key_error(PyObject *column);
 PyObject *mf_encode_keys(PyObject *module, PyObject *array);   /* _core.encode_keys */
 PyObject *mf_decode_keys(PyObject *module, PyObject *args);    /* _core.decode_keys */
 

@@ -24,6 +24,7 @@ SOURCES = [
     "csrc/pool.c",
     "csrc/run.c",
     "csrc/transform.c",
+    "csrc/keys.c",
     "csrc/linear.c",
     "csrc/links.c",
     "csrc/trees.c",

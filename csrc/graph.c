@@ -36,6 +36,10 @@ static const mf_op_def *const op_defs[] = {
     &mf_op_onehot,
     &mf_op_constant,
     &mf_op_check,
+    &mf_op_catmap,
+    &mf_op_keyfill,
+    &mf_op_keymissing,
+    &mf_op_tokey,
     NULL,
 };
 
@@ -339,6 +343,22 @@ build_node(mf_Graph *g, Py_ssize_t k, PyObject *spec)
     if (node->def == NULL) {
         goto done;
     }
+    for (i = 0; i < n_in; i++) {
+        /* a kernel reading keys takes some for pointers: it reads keys only */
+        if (g->kinds[node->inputs[i]] != node->def->in_kind) {
+            PyErr_Format(PyExc_ValueError, "node %zd (%s) reads %s, but slot %lld holds %s",
+                         k, node->def->name,
+                         node->def->in_kind == MF_SLOT_KEY ? "keys" : "numbers",
+                         (long long)node->inputs[i],
+                         g->kinds[node->inputs[i]] == MF_SLOT_KEY ? "keys" : "numbers");
+            goto done;
+        }
+    }
+    if (node->def->in_kind == MF_SLOT_KEY && (node->cast_f32 || node->def->check == NULL)) {
+        PyErr_Format(PyExc_ValueError, "node %zd (%s) reads keys: they are never rounded "
+                     "nor checked as numbers", k, node->def->name);
+        goto done;
+    }
     node->op = PyMem_Calloc(1, (size_t)node->def->size);
     transient = PyList_New(0);
     if (node->op == NULL || transient == NULL) {
@@ -480,6 +500,16 @@ build_output(mf_Graph *g, mf_method m, PyObject *spec)
                       (const void **)&out->slots, &out->n_cols, NULL) < 0) {
         goto done;
     }
+    for (i = 0; i < out->n_cols; i++) {
+        if (out->slots[i] < 0 || out->slots[i] >= g->n_slots) {
+            break;     /* reported below */
+        }
+        if (g->kinds[out->slots[i]] != MF_SLOT_NUM) {
+            PyErr_Format(PyExc_ValueError, "%s returns slot %lld, which holds keys: a method "
+                         "returns numbers", mf_method_names[m], (long long)out->slots[i]);
+            goto done;
+        }
+    }
     if (out->n_cols < 1) {
         PyErr_Format(PyExc_ValueError, "%s returns no column", mf_method_names[m]);
         goto done;
@@ -565,24 +595,83 @@ optional_str(PyObject *v, PyObject **slot, const char *what)
     return 0;
 }
 
+/* The slots' kinds, grown node by node. */
+static int
+append_kinds(mf_Graph *g, Py_ssize_t *cap, Py_ssize_t n, int kind)
+{
+    if (g->n_slots + n > *cap) {
+        Py_ssize_t want = 2 * (g->n_slots + n);
+        uint8_t *grown = PyMem_Realloc(g->kinds, (size_t)want);
+        if (grown == NULL) {
+            PyErr_NoMemory();
+            return -1;
+        }
+        g->kinds = grown;
+        *cap = want;
+    }
+    memset(g->kinds + g->n_slots, kind, (size_t)n);
+    return 0;
+}
+
+/* The input's key slots: key_columns[t] is the input column of slot
+ * n_features + t, each column at most once. */
+static int
+read_key_columns(mf_Graph *g, PyObject *key_columns)
+{
+    Py_ssize_t c, t;
+    g->key_of_column = PyMem_Malloc((size_t)g->n_features * sizeof(Py_ssize_t));
+    g->num_read = PyMem_Calloc((size_t)g->n_features, 1);
+    if (g->key_of_column == NULL || g->num_read == NULL) {
+        PyErr_NoMemory();
+        return -1;
+    }
+    for (c = 0; c < g->n_features; c++) {
+        g->key_of_column[c] = -1;
+    }
+    if (key_columns == Py_None) {
+        return 0;
+    }
+    if (mf_take_array(g->owners, key_columns, NPY_INT64, 1, "key_columns",
+                      (const void **)&g->key_columns, &g->n_keys, NULL) < 0) {
+        return -1;
+    }
+    if (g->n_keys > g->n_features) {
+        PyErr_SetString(PyExc_ValueError, "key_columns: more key slots than columns");
+        return -1;
+    }
+    for (t = 0; t < g->n_keys; t++) {
+        int64_t col = g->key_columns[t];
+        if (col < 0 || col >= g->n_features || g->key_of_column[col] >= 0) {
+            PyErr_Format(PyExc_ValueError, "key_columns[%zd] = %lld is not a column of "
+                         "0..%zd, or is listed twice", t, (long long)col, g->n_features - 1);
+            return -1;
+        }
+        g->key_of_column[col] = t;
+    }
+    return 0;
+}
+
 static int
 graph_init(mf_Graph *g, PyObject *args, PyObject *kwargs)
 {
     static char *kwlist[] = {"n_features", "nodes", "outputs", "coerce", "strings",
-                             "string_prefix", "names_warning", "first_name", NULL};
+                             "string_prefix", "names_warning", "first_name", "key_columns",
+                             "explain", "column_names", NULL};
     PyObject *nodes, *outputs, *coerce = Py_None, *string_prefix = Py_None;
-    PyObject *names_warning = Py_None, *first_name = Py_None;
-    Py_ssize_t n_features, k, widest = 0;
+    PyObject *names_warning = Py_None, *first_name = Py_None, *key_columns = Py_None;
+    PyObject *explain = Py_None, *column_names = Py_None;
+    Py_ssize_t n_features, k, i, widest = 0, kinds_cap = 0;
     int strings = MF_STRINGS_REFUSE, m;
 
     if (g->owners != NULL) {
         PyErr_SetString(PyExc_RuntimeError, "Graph is already initialized");
         return -1;
     }
-    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "nO!O!|$OiOOO:Graph", kwlist,
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "nO!O!|$OiOOOOOO:Graph", kwlist,
                                      &n_features, &PyList_Type, &nodes, &PyDict_Type,
                                      &outputs, &coerce, &strings, &string_prefix,
-                                     &names_warning, &first_name)) {
+                                     &names_warning, &first_name, &key_columns, &explain,
+                                     &column_names)) {
         return -1;
     }
     if (n_features < 1 || n_features > MF_MAX_SLOTS) {
@@ -611,7 +700,26 @@ graph_init(mf_Graph *g, PyObject *args, PyObject *kwargs)
         Py_INCREF(coerce);
         g->coerce = coerce;
     }
+    if (explain != Py_None) {
+        if (!PyCallable_Check(explain)) {
+            PyErr_SetString(PyExc_TypeError, "explain must be callable");
+            return -1;
+        }
+        Py_INCREF(explain);
+        g->explain = explain;
+    }
+    if (column_names != Py_None) {
+        if (!PyTuple_Check(column_names)) {
+            PyErr_SetString(PyExc_TypeError, "column_names must be a tuple");
+            return -1;
+        }
+        Py_INCREF(column_names);
+        g->column_names = column_names;
+    }
     g->n_features = n_features;
+    if (read_key_columns(g, key_columns) < 0) {
+        return -1;
+    }
     g->n_nodes = PyList_GET_SIZE(nodes) + 1;
     g->nodes = PyMem_Calloc((size_t)g->n_nodes, sizeof(mf_node));
     g->made = PyTuple_New(g->n_nodes);
@@ -623,18 +731,36 @@ graph_init(mf_Graph *g, PyObject *args, PyObject *kwargs)
     }
     Py_INCREF(Py_None);
     PyTuple_SET_ITEM(g->made, 0, Py_None);
-    g->nodes[0].n_out = n_features;
+    g->nodes[0].n_out = n_features + g->n_keys;
     g->nodes[0].direct = -1;
+    g->n_slots = 0;
+    if (append_kinds(g, &kinds_cap, n_features, MF_SLOT_NUM) < 0) {
+        return -1;
+    }
     g->n_slots = n_features;
+    if (append_kinds(g, &kinds_cap, g->n_keys, MF_SLOT_KEY) < 0) {
+        return -1;
+    }
+    g->n_slots = n_features + g->n_keys;
     for (k = 1; k < g->n_nodes; k++) {
         g->nodes[k].base = g->n_slots;
         g->nodes[k].direct = -1;
         if (build_node(g, k, PyList_GET_ITEM(nodes, k - 1)) < 0) {
             return -1;
         }
+        if (append_kinds(g, &kinds_cap, g->nodes[k].n_out, g->nodes[k].def->out_kind) < 0) {
+            return -1;
+        }
         g->n_slots += g->nodes[k].n_out;
         if (g->nodes[k].n_in > widest) {
             widest = g->nodes[k].n_in;
+        }
+        /* the input columns whose numbers a node reads: only those are
+         * converted (a column of strings read as keys never is) */
+        for (i = 0; i < g->nodes[k].n_in; i++) {
+            if (g->nodes[k].inputs[i] < n_features) {
+                g->num_read[g->nodes[k].inputs[i]] = 1;
+            }
         }
     }
     if (g->first_name == NULL) {
@@ -669,8 +795,14 @@ graph_init(mf_Graph *g, PyObject *args, PyObject *kwargs)
     }
     /* store_block gathers an output that is not one node's into scratch too */
     for (m = 0; m < MF_N_METHODS; m++) {
-        if (g->outputs[m].present && g->outputs[m].n_cols > widest) {
-            widest = g->outputs[m].n_cols;
+        const mf_output *out = &g->outputs[m];
+        if (out->present && out->n_cols > widest) {
+            widest = out->n_cols;
+        }
+        for (i = 0; out->present && i < out->n_cols; i++) {
+            if (out->slots[i] < n_features) {
+                g->num_read[out->slots[i]] = 1;
+            }
         }
     }
     g->widest = widest;
@@ -693,6 +825,8 @@ graph_traverse(mf_Graph *g, visitproc visit, void *arg)
     Py_VISIT(g->string_prefix);
     Py_VISIT(g->names_warning);
     Py_VISIT(g->first_name);
+    Py_VISIT(g->explain);
+    Py_VISIT(g->column_names);
     return 0;
 }
 
@@ -709,6 +843,8 @@ graph_clear(mf_Graph *g)
     Py_CLEAR(g->string_prefix);
     Py_CLEAR(g->names_warning);
     Py_CLEAR(g->first_name);
+    Py_CLEAR(g->explain);
+    Py_CLEAR(g->column_names);
     return 0;
 }
 
@@ -739,6 +875,9 @@ graph_dealloc(mf_Graph *g)
     for (m = 0; m < MF_TYPE_CACHE; m++) {
         PyMem_Free(g->types[m]);
     }
+    PyMem_Free(g->key_of_column);
+    PyMem_Free(g->num_read);
+    PyMem_Free(g->kinds);
     graph_clear(g);
     Py_TYPE(g)->tp_free((PyObject *)g);
 }
@@ -837,6 +976,8 @@ static PyMemberDef graph_members[] = {
      "columns of a row across every node"},
     {"block_rows", T_PYSSIZET, offsetof(mf_Graph, block_rows), READONLY,
      "rows that go through the graph together"},
+    {"n_keys", T_PYSSIZET, offsetof(mf_Graph, n_keys), READONLY,
+     "input columns read as keys (categories)"},
     {NULL}
 };
 
@@ -847,7 +988,8 @@ PyTypeObject mf_GraphType = {
     .tp_dealloc = (destructor)graph_dealloc,
     .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC,
     .tp_doc = "Graph(n_features, nodes, outputs, *, coerce=None, strings=0, "
-              "string_prefix=None, names_warning=None, first_name=None)\n\n"
+              "string_prefix=None, names_warning=None, first_name=None, key_columns=None, "
+              "explain=None, column_names=None)\n\n"
               "A model as a graph of ops, run in C. Built by mlfast's builders "
               "(mlfast._builders.ir); not meant to be made by hand.",
     .tp_traverse = (traverseproc)graph_traverse,
@@ -921,6 +1063,24 @@ mf_ops_table(void)
     return table;
 }
 
+/* {op name: (kind of slot read, kind of slot written)} */
+PyObject *
+mf_op_kinds_table(void)
+{
+    PyObject *table = PyDict_New();
+    const mf_op_def *const *d;
+    for (d = op_defs; table != NULL && *d != NULL; d++) {
+        PyObject *item = Py_BuildValue("(ii)", (*d)->in_kind, (*d)->out_kind);
+        if (item == NULL || PyDict_SetItemString(table, (*d)->name, item) < 0) {
+            Py_XDECREF(item);
+            Py_CLEAR(table);
+            break;
+        }
+        Py_DECREF(item);
+    }
+    return table;
+}
+
 /* {"accept": {...}, "proba": {...}, "labels": {...}, "post": {...},
  *  "strings": {...}, "methods": (...)} */
 PyObject *
@@ -940,7 +1100,7 @@ mf_codes_table(void)
         PyTuple_SET_ITEM(methods, m, name);
     }
     return Py_BuildValue(
-        "{s{sisisi}s{sisisisisisi}s{sisisi}s{sisisi}s{sisisi}sN}",
+        "{s{sisisi}s{sisisisisisi}s{sisisi}s{sisisi}s{sisisi}s{sisi}sN}",
         "accept", "FINITE", MF_ACCEPT_FINITE, "NAN", MF_ACCEPT_NAN, "ANY", MF_ACCEPT_ANY,
         "proba", "EXPIT_OVR", MF_PROBA_EXPIT_OVR, "SOFTMAX", MF_PROBA_SOFTMAX,
         "SOFTMAX_BINARY", MF_PROBA_SOFTMAX_BINARY, "MODIFIED_HUBER",
@@ -951,5 +1111,6 @@ mf_codes_table(void)
         "post", "EXP", MF_POST_EXP, "IFOREST", MF_POST_IFOREST, "LOG", MF_POST_LOG,
         "strings", "REFUSE", MF_STRINGS_REFUSE, "CONVERT", MF_STRINGS_CONVERT, "IMPUTER",
         MF_STRINGS_IMPUTER,
+        "slots", "NUM", MF_SLOT_NUM, "KEY", MF_SLOT_KEY,
         "methods", methods);
 }

@@ -25,6 +25,7 @@
 #endif
 #include <numpy/arrayobject.h>
 
+#include <math.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -130,7 +131,17 @@ typedef enum {
 } mf_accept;
 
 /* A failure found inside a kernel, reported after the GIL is retaken. */
-typedef enum { MF_ERR_NONE = 0, MF_ERR_NAN, MF_ERR_INF, MF_ERR_NOMEM } mf_err_kind;
+typedef enum {
+    MF_ERR_NONE = 0, MF_ERR_NAN, MF_ERR_INF, MF_ERR_NOMEM,
+    MF_ERR_UNKNOWN             /* a key op met a category it refuses (handle_unknown='error') */
+} mf_err_kind;
+
+/* What a slot holds: a number, or a key (keys.c): a category value of any
+ * Python type, 64 bits, read and written with memcpy.  Each op reads slots
+ * of one kind and writes slots of one kind; graph.c checks every read, so a
+ * kernel never takes an arbitrary double for a key (a key may be a
+ * pointer). */
+typedef enum { MF_SLOT_NUM = 0, MF_SLOT_KEY = 1 } mf_slot_kind;
 
 /* How one field of an op struct is read from the builders' dataclass. */
 typedef enum {
@@ -192,6 +203,14 @@ typedef struct mf_op_def {
     PyObject *(*made)(const void *op);
     /* rows a block should hold for this op to run well (0: no wish) */
     Py_ssize_t (*block_rows)(const void *op);
+    /* the kinds of slot it reads and writes (mf_slot_kind); an op reading
+     * keys has a check function */
+    int in_kind, out_kind;
+    /* an op that refuses unknown keys: the first input column of a row it
+     * refuses (-1: none), and a column's categories as a list of Python
+     * values, for the message made after the run */
+    Py_ssize_t (*refused_column)(const void *op, const double *in_row, Py_ssize_t n_in);
+    PyObject *(*known)(const void *op, Py_ssize_t column);
 } mf_op_def;
 
 /* ---- the ops ---------------------------------------------------------- */
@@ -480,6 +499,117 @@ typedef struct {
     int unused;
 } mf_check;
 
+/* ---- keys (keys.c) ----------------------------------------------------
+ *
+ * A key is one value of a categorical column in 64 bits, with Python's
+ * equality: a number is the double itself (1 == 1.0 == True; -0.0 made 0.0;
+ * every NaN made one NaN, the one missing value scikit-learn's
+ * _object_dtype_isnan sees); None, pandas' NA and a pointer to an
+ * mf_keystr (str, bytes, an int no double holds exactly) are NaN patterns
+ * that no number key has.  Keys of the caller's values are made at input
+ * under the GIL (mf_keys_from_column) and live as long as the call;
+ * categories' keys come from _core.encode_keys, the same function, so the
+ * two can never disagree. */
+enum { MF_KEY_NUMBER = 0, MF_KEY_NONE, MF_KEY_STR, MF_KEY_BYTES, MF_KEY_BIGINT, MF_KEY_NA,
+       MF_KEY_N_TAGS };
+
+typedef struct {
+    uint64_t hash;
+    const char *data;          /* UTF-8 (str), the bytes, or decimal digits */
+    Py_ssize_t len;
+    int tag;
+} mf_keystr;
+
+/* Storage of a call's or an op's mf_keystr and text: blocks that never
+ * move, freed together. */
+typedef struct mf_keyblock mf_keyblock;
+typedef struct {
+    mf_keyblock *blocks;
+} mf_keystore;
+
+void mf_keystore_free(mf_keystore *st);
+/* Keys of n values of a column (any dtype), one every dst_stride keys;
+ * `column` names it in errors.  With the GIL. */
+int mf_keys_from_column(const char *data, npy_intp n, npy_intp stride, PyArray_Descr *descr,
+                        mf_keystore *st, uint64_t *dst, npy_intp dst_stride,
+                        PyObject *column);
+int mf_key_of_object(mf_keystore *st, PyObject *o, uint64_t *key, PyObject *column);
+PyObject *mf_key_to_object(const double *slot);
+void mf_name_key_error(PyObject *column);
+PyObject *mf_encode_keys(PyObject *module, PyObject *array);   /* _core.encode_keys */
+PyObject *mf_decode_keys(PyObject *module, PyObject *args);    /* _core.decode_keys */
+
+/* Categories as keys, every column's in one array (encode_keys' four
+ * arrays), with one open-addressing table per column, made by prepare. */
+typedef struct {
+    uint64_t *keys;            /* n_keys, owned */
+    int32_t *slots;            /* every column's table: a category's index or -1 */
+    int64_t *starts;           /* n_cols + 1: each table's first slot */
+    int32_t *probes;           /* n_cols: the longest probe a lookup needs */
+    mf_keystore store;
+} mf_keytable;
+
+#define MF_KEY_FIELDS(st) \
+    MF_VECTOR_FIELD(st, tags, NPY_UINT8, 0, n_tags), \
+    MF_VECTOR_FIELD(st, nums, NPY_DOUBLE, 0, n_nums), \
+    MF_VECTOR_FIELD(st, text, NPY_UINT8, 0, n_text), \
+    MF_VECTOR_FIELD(st, text_offsets, NPY_INT64, 0, n_text_offsets)
+#define MF_KEY_ARRAYS \
+    const uint8_t *tags; Py_ssize_t n_tags; \
+    const double *nums; Py_ssize_t n_nums; \
+    const uint8_t *text; Py_ssize_t n_text; \
+    const int64_t *text_offsets; Py_ssize_t n_text_offsets
+
+/* catmap: OneHotEncoder and OrdinalEncoder (keys -> numbers).  Input
+ * column j's categories are keys [columns[j], columns[j + 1]); a key found
+ * at category c writes values[c], one not found writes unknown[j], unless
+ * refuse[j] (handle_unknown='error'), when the row is refused.  n_outputs
+ * 0: one output per input (ordinal codes; NaN allowed); n_outputs > 0:
+ * one-hot, every output 0 but the column each input's value names (-1:
+ * none).  The builders fold drop, infrequent categories and the missing
+ * category into values and unknown.  out_type: the numpy type returned. */
+typedef struct {
+    MF_KEY_ARRAYS;
+    const int64_t *columns;    /* n_in + 1 */
+    Py_ssize_t n_columns;
+    const double *values;      /* n_categories */
+    Py_ssize_t n_values;
+    const double *unknown;     /* n_in */
+    Py_ssize_t n_unknown;
+    const uint8_t *refuse;     /* n_in: 0 or 1 */
+    Py_ssize_t n_refuse;
+    Py_ssize_t n_outputs;
+    Py_ssize_t out_type;
+    mf_keytable table;         /* made by prepare */
+} mf_catmap;
+
+/* keyfill: SimpleImputer on object data (keys -> keys).  Keys 0..n_in-1
+ * are each column's fill value, key n_in the missing value; out[t] is
+ * input keep[t], its fill when it equals the missing value. */
+typedef struct {
+    MF_KEY_ARRAYS;
+    const int64_t *keep;
+    Py_ssize_t n_keep;
+    mf_keytable table;         /* made by prepare */
+} mf_keyfill;
+
+/* keymissing: MissingIndicator over keys (keys -> numbers): out[t] is 1
+ * where input features[t] equals the one key (the missing value).
+ * out_type: the numpy type returned (bool). */
+typedef struct {
+    MF_KEY_ARRAYS;
+    const int64_t *features;
+    Py_ssize_t n_features;
+    Py_ssize_t out_type;
+    mf_keytable table;         /* made by prepare */
+} mf_keymissing;
+
+/* tokey: numbers read as keys (an encoder after a numeric step): -0.0
+ * made 0.0, every NaN the one NaN. */
+typedef struct {
+    int unused;
+} mf_tokey;
+
 /* Every op kind (graph.c lists them for the Graph and _core.OPS), by the
  * file that defines it. */
 extern const mf_op_def mf_op_affine;        /* transform.c */
@@ -500,6 +630,10 @@ extern const mf_op_def mf_op_wmedian;       /* ensemble.c */
 extern const mf_op_def mf_op_onehot;        /* ensemble.c */
 extern const mf_op_def mf_op_constant;      /* ensemble.c */
 extern const mf_op_def mf_op_check;         /* ensemble.c */
+extern const mf_op_def mf_op_catmap;        /* keys.c */
+extern const mf_op_def mf_op_keyfill;       /* keys.c */
+extern const mf_op_def mf_op_keymissing;    /* keys.c */
+extern const mf_op_def mf_op_tokey;         /* keys.c */
 
 /* Blocks of rows go through a graph together, so that each node's loop and
  * a matrix product run over a small matrix that stays in cache. */
@@ -588,6 +722,15 @@ typedef struct {
     PyObject *string_prefix;   /* put before a failed conversion's message, or NULL */
     PyObject *names_warning;   /* warned when an array meets a model fitted on names */
     PyObject *first_name;      /* the estimator that checks X first, in messages */
+    /* keys: slots [n_features, n_features + n_keys) of the input hold the
+     * keys of input columns key_columns[t]; uint8 per slot: its kind */
+    Py_ssize_t n_keys;
+    const int64_t *key_columns;
+    Py_ssize_t *key_of_column; /* PyMem, n_features: its key slot - n_features, or -1 */
+    uint8_t *num_read;         /* PyMem, n_features: some node reads the number */
+    uint8_t *kinds;            /* PyMem, n_slots: mf_slot_kind */
+    PyObject *explain;         /* callable making an unknown category's message, or NULL */
+    PyObject *column_names;    /* tuple: the input columns' names, in messages, or NULL */
 } mf_Graph;
 
 /* What the input does with an array of strings: refuse it as
@@ -595,27 +738,72 @@ typedef struct {
  * SimpleImputer(strategy='most_frequent'|'constant') does. */
 enum { MF_STRINGS_REFUSE = 0, MF_STRINGS_CONVERT = 1, MF_STRINGS_IMPUTER = 2 };
 
-/* The caller's rows, read in place. */
+/* One column of the caller's rows, read in place (data NULL: no node
+ * reads its numbers). */
+typedef struct {
+    const char *data;
+    npy_intp stride;
+    int type_num;
+} mf_column;
+
+/* The caller's rows, read in place: a 2-D array, or (columns not NULL)
+ * one 1-D array a column; and the keys of the key slots, n_rows x n_keys,
+ * made before the run. */
 typedef struct {
     const char *data;
     npy_intp n_rows, n_cols;
     npy_intp row_stride, col_stride;
-    int type_num;
+    int type_num;              /* of the numbers (columns: their promotion) */
+    const mf_column *columns;
+    const uint64_t *keys;
+    Py_ssize_t n_keys;
 } mf_input;
 
+/* What a call's input owns until the call returns. */
+typedef struct {
+    PyObject *arrays;          /* list: the arrays read (converted, or the caller's) */
+    PyObject *source;          /* list: each column as the caller gave it, or NULL */
+    mf_column *columns;        /* PyMem */
+    uint64_t *keys;            /* PyMem */
+    double *numbers;           /* PyMem: rows read from dicts */
+    mf_keystore store;
+} mf_hold;
+
 /* input.c */
-int mf_input_read(mf_Graph *g, PyObject *X, PyArrayObject **hold, mf_input *in);
+int mf_input_read(mf_Graph *g, PyObject *X, mf_hold *hold, mf_input *in);
+void mf_input_release(mf_hold *hold);
 void mf_input_gather(const mf_input *in, npy_intp r0, npy_intp nr, double *dst);
+
+/* IEEE half to double, exactly (npymath is not linked). */
+static inline double
+mf_half_to_double(npy_uint16 h)
+{
+    int exp = (h >> 10) & 0x1f;
+    int mant = h & 0x3ff;
+    double v;
+    if (exp == 0) {
+        v = ldexp((double)mant, -24);
+    }
+    else if (exp == 31) {
+        v = mant ? NAN : INFINITY;
+    }
+    else {
+        v = ldexp((double)(mant | 0x400), exp - 25);
+    }
+    return (h & 0x8000) ? -v : v;
+}
 
 /* run.c */
 PyObject *mf_graph_call(mf_Graph *g, PyObject *X, mf_method method);
 const int *mf_graph_types(mf_Graph *g, int input_type);
+int mf_promote_types(int a, int b);
 
 /* graph.c: the Graph type (construction, methods) */
 extern PyTypeObject mf_GraphType;
 extern const char *const mf_method_names[MF_N_METHODS];
 PyObject *mf_ops_table(void);     /* _core.OPS */
 PyObject *mf_codes_table(void);   /* _core.CODES */
+PyObject *mf_op_kinds_table(void);   /* _core.OP_KINDS */
 int mf_take_array(PyObject *owners, PyObject *obj, int type_num, int ndim, const char *what,
                   const void **data, Py_ssize_t *dim0, Py_ssize_t *dim1);
 

@@ -56,6 +56,13 @@ static PyMethodDef core_methods[] = {
      "set_num_threads(n)\n--\n\nThreads used for large batches."},
     {"get_num_threads", core_get_num_threads, METH_NOARGS,
      "get_num_threads()\n--\n\nThreads used for large batches."},
+    {"encode_keys", mf_encode_keys, METH_O,
+     "encode_keys(values, /)\n--\n\n"
+     "The keys of a 1-D array of categories, as (tags, nums, text, text_offsets): "
+     "the same keys the input makes of the caller's values."},
+    {"decode_keys", mf_decode_keys, METH_VARARGS,
+     "decode_keys(tags, nums, text, text_offsets, /)\n--\n\n"
+     "The values of encode_keys' arrays, as a list."},
     {"trim_memory", core_trim_memory, METH_NOARGS,
      "trim_memory()\n--\n\nReturn freed heap memory to the system (glibc)."},
     {NULL, NULL, 0, NULL}
@@ -160,7 +167,8 @@ PyInit__core(void)
         goto error;
     }
     if (add_owned(m, "OPS", mf_ops_table()) < 0 ||
-        add_owned(m, "CODES", mf_codes_table()) < 0) {
+        add_owned(m, "CODES", mf_codes_table()) < 0 ||
+        add_owned(m, "OP_KINDS", mf_op_kinds_table()) < 0) {
         goto error;
     }
     if (mf_blas_init() < 0) {

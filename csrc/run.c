@@ -19,6 +19,7 @@ typedef struct {
     const mf_output *out;
     const int *types;          /* mf_graph_types for this input */
     mf_input in;
+    const mf_hold *hold;       /* what the input owns (the caller's columns) */
     npy_intp block_rows;       /* rows per block: the layout of every block */
     char *dst;                 /* returned rows (doubles or floats) or labels */
     int dst_f32;
@@ -41,8 +42,8 @@ typedef struct {
 
 /* ---- types ------------------------------------------------------------------- */
 
-static int
-promote(int a, int b)
+int
+mf_promote_types(int a, int b)
 {
     PyArray_Descr *da, *db, *dc;
     int t = a;
@@ -112,7 +113,10 @@ mf_graph_types(mf_Graph *g, int input_type)
     for (k = 1; k < g->n_nodes; k++) {
         const mf_node *node = &g->nodes[k];
         int t;
-        if (node->direct >= 0) {
+        if (node->def->in_kind == MF_SLOT_KEY) {
+            t = NPY_OBJECT;         /* keys: categories of any type */
+        }
+        else if (node->direct >= 0) {
             t = types[2 * node->direct + 1];
         }
         else {
@@ -120,7 +124,7 @@ mf_graph_types(mf_Graph *g, int input_type)
             t = -1;
             for (i = 0; i < node->n_in; i++) {
                 int s = types[2 * node_at(g, node->src_base[i]) + 1];
-                t = t < 0 ? s : promote(t, s);
+                t = t < 0 ? s : mf_promote_types(t, s);
             }
         }
         types[2 * k] = t;
@@ -132,7 +136,7 @@ mf_graph_types(mf_Graph *g, int input_type)
         int t = NPY_DOUBLE;
         for (i = 0; i < out->n_owners; i++) {
             int s = types[2 * out->owners[i] + 1];
-            t = i == 0 ? s : promote(t, s);
+            t = i == 0 ? s : mf_promote_types(t, s);
         }
         types[2 * g->n_nodes + m] = t;
     }
@@ -408,7 +412,8 @@ diagnose(const mf_job *job, Py_ssize_t *pos_out, mf_err_kind *kind_out)
             const double *in = node_input(g, node, arena, 1, 1, scratch);
             mf_err_kind e = MF_ERR_NONE;
             /* the message prefers NaN: note it apart from the refusal */
-            if (mf_check_block(MF_ACCEPT_FINITE, in, node->n_in, &e) && e == MF_ERR_NAN) {
+            if (node->def->in_kind == MF_SLOT_NUM &&
+                mf_check_block(MF_ACCEPT_FINITE, in, node->n_in, &e) && e == MF_ERR_NAN) {
                 nan_seen[p] = 1;
             }
             if (node_refuses(node, in, 1, &e)) {
@@ -424,8 +429,9 @@ diagnose(const mf_job *job, Py_ssize_t *pos_out, mf_err_kind *kind_out)
     if (first < out->n_plan) {
         const mf_node *node = &g->nodes[out->plan[first]];
         *pos_out = first;
-        *kind_out = (node->accept == MF_ACCEPT_FINITE && nan_seen[first]) ? MF_ERR_NAN
-                                                                         : MF_ERR_INF;
+        *kind_out = node->def->in_kind == MF_SLOT_KEY ? MF_ERR_UNKNOWN
+                    : (node->accept == MF_ACCEPT_FINITE && nan_seen[first]) ? MF_ERR_NAN
+                                                                           : MF_ERR_INF;
         found = 1;
     }
     else {
@@ -436,6 +442,109 @@ done:
     PyMem_Free(arena);
     PyMem_Free(nan_seen);
     return found;
+}
+
+/* The values a key node read in its column j, over every row: the
+ * caller's column when the node reads an input column (so the message
+ * shows them as the caller gave them), else the keys as Python values. */
+static PyObject *
+column_values(const mf_job *job, const mf_node *node, Py_ssize_t j, const double *rows)
+{
+    const mf_Graph *g = job->g;
+    int64_t slot = node->inputs[j];
+    npy_intp r, n = job->in.n_rows;
+    PyObject *list;
+
+    if (slot >= g->n_features && slot < g->n_features + g->n_keys &&
+        job->hold->source != NULL) {
+        PyObject *col = PyList_GET_ITEM(job->hold->source, g->key_columns[slot - g->n_features]);
+        Py_INCREF(col);
+        return col;
+    }
+    list = PyList_New(n);
+    for (r = 0; list != NULL && r < n; r++) {
+        PyObject *v = mf_key_to_object(rows + r * node->n_in + j);
+        if (v == NULL) {
+            Py_CLEAR(list);
+            break;
+        }
+        PyList_SET_ITEM(list, r, v);
+    }
+    return list;
+}
+
+/* scikit-learn's "Found unknown categories [...] in column j during
+ * transform": the first column (of the encoder) where any row holds an
+ * unknown category, its values over every row; the Python side (explain)
+ * lists them as _check_unknown does. */
+static void
+raise_unknown(const mf_job *job, Py_ssize_t pos)
+{
+    const mf_Graph *g = job->g;
+    const mf_output *out = job->out;
+    const mf_node *node = &g->nodes[out->plan[pos]];
+    double *arena = NULL, *scratch, *rows = NULL;
+    PyObject *values = NULL, *known = NULL, *msg = NULL;
+    Py_ssize_t p, column = -1;
+    npy_intp r;
+
+    arena = PyMem_Malloc((size_t)(g->n_slots + g->widest) * sizeof(double));
+    rows = PyMem_Malloc((size_t)job->in.n_rows * (size_t)node->n_in * sizeof(double));
+    if (arena == NULL || rows == NULL) {
+        PyErr_NoMemory();
+        goto done;
+    }
+    scratch = arena + g->n_slots;
+    for (r = 0; r < job->in.n_rows; r++) {
+        const double *in = NULL;
+        mf_input_gather(&job->in, r, 1, arena);
+        /* every row reaches the first refusing node */
+        for (p = 0; p <= pos; p++) {
+            const mf_node *nd = &g->nodes[out->plan[p]];
+            in = node_input(g, nd, arena, 1, 1, scratch);
+            if (p < pos) {
+                nd->def->run(nd->op, in, nd->n_in, arena + nd->base, nd->n_out, 1,
+                             precision_of(job->types[2 * out->plan[p]]));
+            }
+        }
+        memcpy(rows + r * node->n_in, in, (size_t)node->n_in * sizeof(double));
+        {
+            Py_ssize_t j = node->def->refused_column(node->op, in, node->n_in);
+            if (j >= 0 && (column < 0 || j < column)) {
+                column = j;
+            }
+        }
+    }
+    if (column < 0) {
+        PyErr_SetString(PyExc_RuntimeError, "mlfast: an unknown category could not be "
+                        "found again (please report this)");
+        goto done;
+    }
+    values = column_values(job, node, column, rows);
+    known = node->def->known(node->op, column);
+    if (values == NULL || known == NULL) {
+        goto done;
+    }
+    if (g->explain != NULL) {
+        msg = PyObject_CallFunction(g->explain, "OnOO", node->name, column, values, known);
+        if (msg != NULL && !PyUnicode_Check(msg)) {
+            Py_CLEAR(msg);
+            PyErr_SetString(PyExc_TypeError, "explain must return a str");
+        }
+    }
+    else {
+        msg = PyUnicode_FromFormat("Found unknown categories in column %zd during transform",
+                                   column);
+    }
+    if (msg != NULL) {
+        PyErr_SetObject(PyExc_ValueError, msg);
+    }
+done:
+    PyMem_Free(arena);
+    PyMem_Free(rows);
+    Py_XDECREF(values);
+    Py_XDECREF(known);
+    Py_XDECREF(msg);
 }
 
 static void
@@ -449,7 +558,10 @@ raise_refusal(const mf_job *job)
         return;
     }
     node = &job->g->nodes[job->out->plan[pos]];
-    if (kind == MF_ERR_NAN) {
+    if (kind == MF_ERR_UNKNOWN) {
+        raise_unknown(job, pos);
+    }
+    else if (kind == MF_ERR_NAN) {
         PyErr_Format(
             PyExc_ValueError,
             "Input X contains NaN.\n%U does not accept missing values encoded as NaN "
@@ -479,7 +591,8 @@ raise_refusal(const mf_job *job)
 PyObject *
 mf_graph_call(mf_Graph *g, PyObject *X, mf_method method)
 {
-    PyArrayObject *hold = NULL, *out = NULL, *result = NULL;
+    PyArrayObject *out = NULL, *result = NULL;
+    mf_hold hold;
     const mf_output *o = &g->outputs[method];
     npy_intp *index = NULL;
     mf_job job;
@@ -497,6 +610,7 @@ mf_graph_call(mf_Graph *g, PyObject *X, mf_method method)
     memset(&job, 0, sizeof(job));
     job.g = g;
     job.out = o;
+    job.hold = &hold;
     if (mf_input_read(g, X, &hold, &job.in) < 0) {
         goto done;
     }
@@ -578,6 +692,6 @@ mf_graph_call(mf_Graph *g, PyObject *X, mf_method method)
 done:
     PyMem_Free(index);
     Py_XDECREF(out);
-    Py_XDECREF(hold);
+    mf_input_release(&hold);
     return (PyObject *)result;
 }

@@ -96,15 +96,18 @@ class Spec:
     sklearn_version: Optional[str] = None
     warn_name: Optional[str] = None
     names_required: Optional[np.ndarray] = None
+    # the input columns read as keys (categories), one key slot each
+    key_columns: Optional[np.ndarray] = None
 
     @classmethod
     def from_built(cls, built: ir.Built, graph: ir.GraphBuilder) -> "Spec":
         outputs = {m: o.output() for m, o in built.outputs.items()}
         nodes, outputs = graph.finish(outputs)
+        keys = graph.key_columns
         return cls(int(graph.n_features or built.n_features_in), nodes, outputs, built.name,
                    built.kind, built.feature_names_in, built.first_name, int(built.strings),
                    built.string_prefix, built.sklearn_version, built.warn_name,
-                   built.names_required)
+                   built.names_required, keys if keys is not None and keys.size else None)
 
     def state(self) -> dict:
         meta = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)
@@ -118,6 +121,76 @@ class Spec:
 STATE_FORMAT = 1
 
 
+def _unknown_message(name: str, column: int, values: Any, known: list) -> str:
+    """scikit-learn's message for unknown categories (_BaseEncoder._transform),
+    the categories listed as _check_unknown lists them: sorted for a numeric
+    column, in set order (Python's, as scikit-learn's own) otherwise."""
+    if isinstance(values, np.ndarray) and values.dtype.kind in "biuf":
+        known_arr = np.array([k for k in known if isinstance(k, (int, float))], dtype=np.float64)
+        unique = np.unique(values)
+        diff = unique[~np.isin(unique, known_arr)]
+        if np.isnan(known_arr).any() and diff.dtype.kind == "f":
+            diff = diff[~np.isnan(diff)]
+        listed = list(diff)
+    else:
+        def missing_of(items: set):
+            found = {v for v in items if v is None or _is_nan(v)}
+            return items - found, any(v is None for v in found), any(_is_nan(v) for v in found)
+
+        # set() of the array iterates its elements, as scikit-learn's does
+        values_set, v_none, v_nan = missing_of(set(values))
+        uniques_set, k_none, k_nan = missing_of(set(known))
+        listed = list(values_set - uniques_set)
+        if v_none and not k_none:
+            listed.append(None)
+        if v_nan and not k_nan:
+            listed.append(np.nan)
+    return f"Found unknown categories {listed} in column {column} during transform"
+
+
+def _is_nan(v: Any) -> bool:
+    return isinstance(v, (float, np.floating)) and v != v
+
+
+def _column_array(values: Any) -> np.ndarray:
+    """One DataFrame column's values as scikit-learn's check_array reads
+    them: numpy dtypes as they are, pandas' nullable numbers and booleans as
+    float64 with NaN for NA, strings and categories as numpy arrays (object
+    for strings)."""
+    if type(values) is np.ndarray:
+        return values
+    dtype = values.dtype
+    if isinstance(dtype, np.dtype):
+        return np.asarray(values)
+    kind = getattr(dtype, "kind", "O")
+    if kind in "biuf" and getattr(dtype, "name", "") != "category":
+        # Int64, Float64, boolean (and their pyarrow twins): NA is NaN
+        return values.to_numpy(dtype=np.float64, na_value=np.nan)
+    return np.asarray(values)
+
+
+def _frame_columns(X: Any) -> List[np.ndarray]:
+    """The columns of a DataFrame, each as its own array, read where pandas
+    keeps them (a row of a 2-D block is a view); Series only when pandas
+    lays its data out otherwise."""
+    n = X.shape[1]
+    try:
+        out: List[Any] = [None] * n
+        for block in X._mgr.blocks:
+            values = block.values
+            locs = block.mgr_locs.as_array.tolist()
+            if type(values) is np.ndarray and values.ndim == 2:
+                for i, loc in enumerate(locs):
+                    out[loc] = values[i]
+            else:
+                out[locs[0]] = _column_array(values)
+        if all(o is not None for o in out):
+            return out
+    except (AttributeError, TypeError, IndexError, ValueError):
+        pass
+    return [_column_array(X.iloc[:, j].array) for j in range(n)]
+
+
 class _Coerce:
     """Turns what is not an ndarray (lists, DataFrames) into one, as
     check_array reads it, checking DataFrame columns against the names seen
@@ -125,13 +198,85 @@ class _Coerce:
     Model that the Graph referred back to would live until the garbage
     collector ran."""
 
-    __slots__ = ("spec", "names_warning")
+    __slots__ = ("spec", "names_warning", "fitted_list")
 
     def __init__(self, spec: "Spec", names_warning: Optional[str]):
         self.spec = spec
         self.names_warning = names_warning
+        self.fitted_list = None if spec.feature_names_in is None else \
+            spec.feature_names_in.tolist()
 
-    def __call__(self, X: Any) -> np.ndarray:
+    def __call__(self, X: Any) -> Any:
+        spec = self.spec
+        if spec.key_columns is not None:
+            return self._table(X)
+        return self._numbers(X)
+
+    def _records(self, X: Any) -> List[np.ndarray]:
+        """A dict (one row) or a list of dicts, keyed by column name."""
+        spec = self.spec
+        rows = [X] if isinstance(X, dict) else X
+        fitted = spec.feature_names_in
+        if fitted is None:
+            raise ValueError(f"{spec.first_name} was fitted without feature names: give "
+                             "rows as lists or arrays, not dicts keyed by name")
+        names = fitted.tolist()
+        allowed = set(names) if spec.names_required is None else set(names)
+        for i, row in enumerate(rows):
+            if not isinstance(row, dict):
+                raise TypeError(f"row {i} is a {type(row).__name__}, not a dict like row 0")
+            missing = [n for n in (spec.names_required.tolist()
+                                   if spec.names_required is not None else names)
+                       if n not in row]
+            extra = [k for k in row if k not in allowed]
+            if missing and spec.names_required is not None:
+                # a ColumnTransformer selecting by name, in its words
+                raise ValueError(f"columns are missing: {set(missing)}")
+            if missing or (extra and spec.names_required is None):
+                raise _feature_name_error(fitted, np.asarray(
+                    [k for k in names if k in row] + extra, dtype=object))
+        columns = []
+        for name in names:
+            col = np.empty(len(rows), dtype=object)
+            for i, row in enumerate(rows):
+                col[i] = row.get(name, np.nan)
+            columns.append(col)
+        return columns
+
+    def _table(self, X: Any) -> Any:
+        """Columns, one 1-D array each, as scikit-learn's encoders read a
+        DataFrame (column by column, never one 2-D object array)."""
+        spec = self.spec
+        if self.fitted_list is not None and hasattr(X, "_mgr") and \
+                X.columns.tolist() == self.fitted_list:
+            # the usual case first: a DataFrame of fit()'s columns, in order
+            return _frame_columns(X)
+        if isinstance(X, dict) or (isinstance(X, list) and X and isinstance(X[0], dict)):
+            return self._records(X)
+        if hasattr(X, "dtypes") and hasattr(X, "columns"):
+            fitted = spec.feature_names_in
+            names = _column_names(X)
+            if names is not None and fitted is not None and spec.names_required is not None:
+                missing = set(spec.names_required.tolist()) - set(names.tolist())
+                if missing:
+                    raise ValueError(f"columns are missing: {missing}")
+                X = X.reindex(columns=list(fitted))
+                names = fitted
+            if names is not None:
+                if fitted is None:
+                    warnings.warn(f"X has feature names, but {spec.first_name} was fitted "
+                                  "without feature names", UserWarning, stacklevel=3)
+                elif names.shape != fitted.shape or not np.array_equal(names, fitted):
+                    raise _feature_name_error(fitted, names)
+            elif self.names_warning is not None:
+                warnings.warn(self.names_warning, UserWarning, stacklevel=3)
+            return _frame_columns(X)
+        if self.names_warning is not None:
+            warnings.warn(self.names_warning, UserWarning, stacklevel=3)
+        # a list of rows keeps its Python values (check_array(dtype=object))
+        return np.asarray(X, dtype=object)
+
+    def _numbers(self, X: Any) -> np.ndarray:
         spec = self.spec
         names = _column_names(X)
         fitted = spec.feature_names_in
@@ -195,7 +340,10 @@ class Model:
         self._graph = Graph(
             spec.n_features, spec.nodes, spec.outputs, coerce=_Coerce(spec, names_warning),
             strings=int(spec.strings), string_prefix=spec.string_prefix,
-            names_warning=names_warning, first_name=spec.first_name or None)
+            names_warning=names_warning, first_name=spec.first_name or None,
+            key_columns=spec.key_columns, explain=_unknown_message,
+            column_names=None if spec.feature_names_in is None else
+            tuple(spec.feature_names_in.tolist()))
         for node, made in zip(spec.nodes, self._graph.made[1:]):
             if made is not None and isinstance(node.op, ir.Forest):
                 # keep a forest only in its packed layout: the per-node
@@ -408,7 +556,17 @@ def spec_from_state(state: Any) -> Spec:
         sklearn_version=_typed(meta.get("sklearn_version"), str, "sklearn_version", True),
         warn_name=_typed(meta.get("warn_name"), str, "warn_name", True),
         names_required=_names(meta.get("names_required")),
+        key_columns=_key_columns(meta.get("key_columns")),
     )
+
+
+def _key_columns(value: Any) -> Optional[np.ndarray]:
+    columns = _array(value, "key_columns", True)
+    if columns is not None:
+        if columns.ndim != 1 or columns.dtype.kind not in "iu":
+            raise ValueError("key_columns must be a 1-D array of column indices")
+        columns = np.ascontiguousarray(columns, dtype=np.int64)
+    return columns
 
 
 def _typed(value: Any, kind: type, what: str, optional: bool = False) -> Any:

@@ -263,6 +263,13 @@ class Builders:
             raise node.fail(f"takes {n} columns but receives {len(X)}")
         return X
 
+    def keys(self, node: Node, X: Cols) -> Cols:
+        """The same columns read as keys (categories of any type)."""
+        try:
+            return self.graph.keys(X, node.name)
+        except ValueError as exc:
+            raise node.fail(str(exc)) from None
+
     def add(self, node: Node, op, X: Cols, n_out: int, accept: int = Accept.ANY,
             **kw) -> Cols:
         """An op of this estimator, named after it in messages."""
@@ -352,3 +359,4 @@ def is_nan(v: Any) -> bool:
 # importing the family modules fills the registry
 from mlfast._builders import compose, linear, pipeline, preprocessing, trees  # noqa: E402,F401
 from mlfast._builders import ensemble  # noqa: E402,F401
+from mlfast._builders import encoders  # noqa: E402,F401

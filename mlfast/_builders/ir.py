@@ -27,6 +27,7 @@ ProbaRule = IntEnum("ProbaRule", _core.CODES["proba"])  # type: ignore[misc]
 LabelRule = IntEnum("LabelRule", _core.CODES["labels"])  # type: ignore[misc]
 PostRule = IntEnum("PostRule", _core.CODES["post"])  # type: ignore[misc]
 Strings = IntEnum("Strings", _core.CODES["strings"])  # type: ignore[misc]
+Slot = IntEnum("Slot", _core.CODES["slots"])  # type: ignore[misc]
 METHODS: Tuple[str, ...] = tuple(_core.CODES["methods"])
 
 
@@ -290,6 +291,71 @@ class Check(Op):
     op_name: ClassVar[str] = "check"
 
 
+# ---- keys: categories of any type (csrc/keys.c) ------------------------------------
+
+def encode_keys(values: Any) -> Tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """The keys of a 1-D array of categories (tags, nums, text,
+    text_offsets): made by the C function that makes the caller's keys."""
+    return _core.encode_keys(values)
+
+
+def _u8() -> np.ndarray:
+    return np.zeros(0, np.uint8)
+
+
+@dataclass
+class CatMap(Op):
+    """OneHotEncoder and OrdinalEncoder: each input key's category, looked up
+    in its column's categories, writes values[c] (one-hot: sets that output
+    column; ordinal: is the output), an unknown one unknown[j] or, where
+    refuse[j], refuses the row."""
+
+    op_name: ClassVar[str] = "catmap"
+    tags: np.ndarray = field(default_factory=_u8)
+    nums: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    text: np.ndarray = field(default_factory=_u8)
+    text_offsets: np.ndarray = field(default_factory=lambda: np.zeros(1, np.int64))
+    columns: np.ndarray = field(default_factory=lambda: np.zeros(1, np.int64))
+    values: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    unknown: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    refuse: np.ndarray = field(default_factory=_u8)
+    n_outputs: int = 0
+    out_type: int = int(np.dtype(np.float64).num)
+
+
+@dataclass
+class KeyFill(Op):
+    """SimpleImputer on object data: keys 0..n-1 fill each column where it
+    holds key n (the missing value); keep: the columns returned."""
+
+    op_name: ClassVar[str] = "keyfill"
+    tags: np.ndarray = field(default_factory=_u8)
+    nums: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    text: np.ndarray = field(default_factory=_u8)
+    text_offsets: np.ndarray = field(default_factory=lambda: np.zeros(1, np.int64))
+    keep: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
+
+
+@dataclass
+class KeyMissing(Op):
+    """MissingIndicator over keys: 1 where a feature holds the one key."""
+
+    op_name: ClassVar[str] = "keymissing"
+    tags: np.ndarray = field(default_factory=_u8)
+    nums: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    text: np.ndarray = field(default_factory=_u8)
+    text_offsets: np.ndarray = field(default_factory=lambda: np.zeros(1, np.int64))
+    features: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
+    out_type: int = int(np.dtype(np.bool_).num)
+
+
+@dataclass
+class ToKey(Op):
+    """Numbers read as keys (an encoder after a numeric step)."""
+
+    op_name: ClassVar[str] = "tokey"
+
+
 
 
 def op_from_state(state: dict) -> Op:
@@ -417,12 +483,20 @@ class Built:
 
 
 class GraphBuilder:
-    """Nodes as the builders add them, in the order scikit-learn runs them."""
+    """Nodes as the builders add them, in the order scikit-learn runs them.
+
+    Slots: the input's numbers are 0..n_features-1, the nodes' outputs
+    follow; a key slot of the input (an input column read as categories)
+    is numbered -(t + 1) until :meth:`finish` places it after the input's
+    numbers."""
 
     def __init__(self) -> None:
         self.n_features: Optional[int] = None
         self.nodes: List[Node] = []
+        self.kinds: List[int] = []          # each node's output kind (Slot)
         self.n_slots = 0
+        self.key_inputs: List[int] = []     # key slot t reads input column key_inputs[t]
+        self.key_columns: Optional[np.ndarray] = None   # set by finish
 
     def input(self, n_features: int) -> Cols:
         """The input X; its width is fixed by the first estimator that reads it."""
@@ -433,38 +507,91 @@ class GraphBuilder:
             raise ValueError(f"the input has {self.n_features} columns, not {n_features}")
         return Cols(np.arange(self.n_features))
 
+    def _bases(self) -> np.ndarray:
+        return np.cumsum([self.n_features or 0] + [n.n_out for n in self.nodes])
+
+    def kind_of(self, slots: np.ndarray) -> np.ndarray:
+        """Each slot's kind (Slot.NUM or Slot.KEY)."""
+        slots = np.asarray(slots, dtype=np.int64)
+        out = np.full(slots.shape, int(Slot.NUM), dtype=np.int64)
+        out[slots < 0] = int(Slot.KEY)
+        nodes = slots >= (self.n_features or 0)
+        if nodes.any():
+            owner = np.searchsorted(self._bases(), slots[nodes], side="right") - 1
+            out[nodes] = np.asarray(self.kinds, dtype=np.int64)[owner]
+        return out
+
+    def keys(self, inputs: Cols, name: str) -> Cols:
+        """The same columns as keys: an input column's key slot, a key slot
+        as it is, numbers a node wrote through a tokey node."""
+        slots = inputs.slots.copy()
+        kinds = self.kind_of(slots)
+        for i, s in enumerate(slots.tolist()):
+            if 0 <= s < (self.n_features or 0):
+                if s not in self.key_inputs:
+                    self.key_inputs.append(s)
+                slots[i] = -(self.key_inputs.index(s) + 1)
+        computed = np.flatnonzero((kinds == int(Slot.NUM)) & (slots >= (self.n_features or 0)))
+        if computed.size:
+            made = self.add(ToKey(), Cols(slots[computed]), computed.size, name)
+            slots[computed] = made.slots
+        return Cols(slots)
+
     def add(self, op: Op, inputs: Cols, n_out: int, name: str, accept: int = Accept.ANY,
             cast_f32: bool = False, unnamed: bool = False) -> Cols:
         if len(inputs) < 1:
             raise ValueError(f"{name}: a node reads at least one column")
+        in_kind, out_kind = _core.OP_KINDS[op.op_name]
+        if np.any(self.kind_of(inputs.slots) != in_kind):
+            raise ValueError(f"{name}: {op.op_name} reads "
+                             f"{'keys' if in_kind == Slot.KEY else 'numbers'} only")
         node = Node(op, inputs.slots, int(n_out), name, accept, cast_f32, unnamed)
         self.nodes.append(node)
+        self.kinds.append(int(out_kind))
         first = self.n_slots
         self.n_slots += node.n_out
         return Cols(np.arange(first, self.n_slots))
 
     def finish(self, outputs: Dict[str, Output]) -> Tuple[List[Node], Dict[str, Output]]:
-        """The nodes some output needs, with slots numbered again."""
+        """The nodes some output needs, with slots numbered again (the
+        input's key slots after its numbers; ``key_columns`` says which
+        input column each reads)."""
         if self.n_features is None:
             raise ValueError("nothing reads the input")
-        bases = np.cumsum([self.n_features] + [n.n_out for n in self.nodes])
-        owner = lambda slots: np.searchsorted(bases, slots, side="right")  # noqa: E731
+        nf = self.n_features
+        bases = self._bases()
+
+        def owner(slots: np.ndarray) -> np.ndarray:
+            slots = np.asarray(slots)
+            return np.where(slots < nf, 0, np.searchsorted(bases, slots, side="right"))
+
         need = np.zeros(len(self.nodes) + 1, dtype=bool)   # index 0: the input
+        need_keys = np.zeros(len(self.key_inputs), dtype=bool)
         for out in outputs.values():
             need[owner(out.slots)] = True
         for k in range(len(self.nodes), 0, -1):
             if need[k]:
-                need[owner(self.nodes[k - 1].inputs)] = True
-        new_base = np.zeros(len(self.nodes) + 1, dtype=np.int64)
-        widths = np.array([self.n_features] + [n.n_out for n in self.nodes], dtype=np.int64)
+                inputs = self.nodes[k - 1].inputs
+                need[owner(inputs)] = True
+                keys = inputs[inputs < 0]
+                need_keys[-keys - 1] = True
+        key_map = np.cumsum(need_keys) - 1
+        n_keys = int(need_keys.sum())
+        self.key_columns = np.asarray(self.key_inputs, dtype=np.int64)[need_keys]
+        widths = np.array([nf] + [n.n_out for n in self.nodes], dtype=np.int64)
         kept = np.where(need, widths, 0)
-        kept[0] = self.n_features
+        kept[0] = nf + n_keys
+        new_base = np.zeros(len(self.nodes) + 1, dtype=np.int64)
         new_base[1:] = np.cumsum(kept)[:-1]
         old_base = np.concatenate([[0], bases[:-1]])
 
         def renumber(slots: np.ndarray) -> np.ndarray:
+            slots = np.asarray(slots, dtype=np.int64)
             k = owner(slots)
-            return np.ascontiguousarray(new_base[k] + (slots - old_base[k]), dtype=np.int64)
+            out = new_base[k] + (slots - old_base[k])
+            is_key = slots < 0
+            out[is_key] = nf + key_map[-slots[is_key] - 1]
+            return np.ascontiguousarray(out, dtype=np.int64)
 
         nodes = [dataclasses.replace(n, inputs=renumber(n.inputs))
                  for k, n in enumerate(self.nodes, start=1) if need[k]]

@@ -77,11 +77,14 @@ def build_robust_scaler(node: Node, b: Builders, X: Optional[Cols]) -> Built:
 @register("sklearn.impute", "SimpleImputer")
 def build_simple_imputer(node: Node, b: Builders, X: Optional[Cols]) -> Built:
     fit_dtype = node.state.get("_fit_dtype")
-    if getattr(fit_dtype, "kind", "f") == "O":
-        raise UnsupportedModelError(
-            f"{node.where} (SimpleImputer) was fitted on object data; only numeric data "
-            "is served")
     stats = node.get("statistics_")
+    if getattr(fit_dtype, "kind", "f") == "O" or (
+            fit_dtype is None and isinstance(stats, np.ndarray) and stats.dtype.kind == "O"
+            and node.get("strategy", None) in ("most_frequent", "constant")
+            and not all(isinstance(v, (int, float)) for v in stats.tolist())):
+        # fitted on strings or objects: its columns are read as keys
+        from mlfast._builders.encoders import build_object_imputer
+        return build_object_imputer(node, b, X)
     if isinstance(stats, np.ndarray) and stats.dtype.kind == "O":
         # strategy='constant' stores its statistics with object dtype
         try:

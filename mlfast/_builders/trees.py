@@ -516,9 +516,8 @@ def _hgb_encoder(node: Node, n: int) -> Optional[Encode]:
     for j, cats in enumerate(categories):
         cats = np.asarray(cats)
         if cats.dtype.kind not in "fiub":
-            raise UnsupportedModelError(
-                f"{node.where}: categorical feature {cat_cols[j]} has {cats.dtype} categories; "
-                "only numeric categories are served")
+            # strings (or a pandas category dtype's labels): read as keys
+            return (cat_cols, [np.asarray(c) for c in categories])
         cats = cats.astype(np.float64)
         cats = cats[~np.isnan(cats)]
         flat.append(cats)
@@ -593,7 +592,16 @@ def _hgb_raw(node: Node, b: Builders, X: Optional[Cols], k: int) -> Tuple[Cols, 
     if n < 1:
         raise node.fail(f"n_features_in_ is {n}")
     X = b.input(node, X, n)
-    if encoder is not None:
+    if isinstance(encoder, tuple):
+        # categories of any type: the categorical columns' codes first, the
+        # others after them, as the _preprocessor's ColumnTransformer orders
+        # them
+        from mlfast._builders.encoders import ordinal_codes
+        cat_cols, categories = encoder
+        codes = ordinal_codes(b, node, X[cat_cols], categories)
+        rest = np.setdiff1d(np.arange(n), cat_cols)
+        X = Cols.concat([codes, X[rest]]) if rest.size else codes
+    elif encoder is not None:
         # its OrdinalEncoder's own check_array names no input
         X = b.add(node, encoder, X, n, unnamed=True)
     return trees.add_to(node, b, X, n, k, Accept.ANY, cast_f32=False, column=columns,

@@ -275,6 +275,8 @@ def rows_from_named(records: Sequence[dict], served: ServedModel, where: str) ->
             f"names: send each row as a list of {served.n_features} numbers",
         )
     names = [str(n) for n in names]
+    if getattr(served, "tables", False):
+        return _table_records(records, names, where)
     out = np.empty((len(records), len(names)), dtype=np.float64)
     for i, record in enumerate(records):
         if not isinstance(record, dict):
@@ -308,6 +310,54 @@ def rows_from_named(records: Sequence[dict], served: ServedModel, where: str) ->
     return out
 
 
+_TABLE_VALUES = (str, int, float, bool, type(None))
+
+
+def _table_records(records: Sequence[Any], names: List[str], where: str) -> List[dict]:
+    """Rows keyed by column name for a model that reads categories: the
+    model takes the objects themselves (strings, numbers, null)."""
+    known = set(names)
+    for i, record in enumerate(records):
+        if not isinstance(record, dict):
+            raise InvalidInput(f"{where}[{i}] must be an object like {where}[0], "
+                               f"got {_json_type(record)}")
+        missing = [n for n in names if n not in record]
+        if missing:
+            raise InvalidInput(f"{where}[{i}] lacks feature(s) {', '.join(map(repr, missing[:5]))}"
+                               + (", ..." if len(missing) > 5 else "")
+                               + f"; it has {show(list(record)[:10], 200)}")
+        unknown = [k for k in record if k not in known]
+        if unknown:
+            raise InvalidInput(f"{where}[{i}] has unknown feature(s) "
+                               f"{', '.join(map(repr, unknown[:5]))}; the model's features are "
+                               f"{', '.join(map(repr, names[:10]))}" + (", ..." if len(names) > 10 else ""))
+        for n in names:
+            if not isinstance(record[n], _TABLE_VALUES):
+                raise InvalidInput(f"{where}[{i}][{n!r}] is {show(record[n])}: expected a "
+                                   "string, a number or null")
+    return list(records)
+
+
+def _table_rows(value: Any, where: str, n_features: int) -> np.ndarray:
+    """Rows of strings, numbers and nulls for a model that reads
+    categories: a 2-D object array, each value as it came."""
+    rows = value if value and isinstance(value[0], list) else [value]
+    for i, row in enumerate(rows):
+        if not isinstance(row, list):
+            raise InvalidInput(f"{where}[{i}] must be a row (a list), got {_json_type(row)}")
+        if len(row) != n_features:
+            raise InvalidInput(f"{where}[{i}] has {len(row)} values; the model reads "
+                               f"{n_features}")
+        for j, v in enumerate(row):
+            if not isinstance(v, _TABLE_VALUES):
+                raise InvalidInput(f"{where}[{i}][{j}] is {show(v)}: expected a string, a "
+                                   "number or null")
+    out = np.empty((len(rows), n_features), dtype=object)
+    for i, row in enumerate(rows):
+        out[i, :] = row
+    return out
+
+
 def instances_to_matrix(instances: Any, served: ServedModel, where: str = "instances") -> np.ndarray:
     """Vertex AI and KServe V1 ``instances``: a list of rows (lists of
     numbers), of the lesson's ``{"features": [...]}`` objects, or of objects
@@ -317,6 +367,8 @@ def instances_to_matrix(instances: Any, served: ServedModel, where: str = "insta
     if not instances:
         raise InvalidInput(f"{where} is empty: send at least one row")
     first = instances[0]
+    if getattr(served, "tables", False) and isinstance(first, list):
+        return _table_rows(instances, where, served.n_features)
     if isinstance(first, str) and not _number_text(first):
         raise InvalidInput(
             f"non-numeric value: {where}[0] is {show(first)}. Each instance is a row of "
@@ -347,6 +399,63 @@ def decode_csv(body: bytes) -> np.ndarray:
                           encoding="utf-8")
     except (ValueError, UnicodeDecodeError) as e:
         raise InvalidInput(f"malformed CSV: {_csv_problem(body) or e}") from None
+
+
+def _csv_cell_value(cells: List[str]) -> List[Any]:
+    """One CSV column's cells typed as pandas.read_csv types them: all
+    integers, all numbers, else strings; an empty cell is missing (NaN)."""
+    def parse(kind):
+        out = []
+        for c in cells:
+            c = c.strip()
+            out.append(math.nan if c == "" else kind(c))
+        return out
+
+    try:
+        return parse(int)
+    except ValueError:
+        pass
+    try:
+        return parse(float)
+    except ValueError:
+        return [math.nan if c == "" else c for c in cells]
+
+
+def decode_csv_table(body: bytes, served: ServedModel) -> Any:
+    """CSV rows with strings for a model that reads categories: with a
+    header row naming the model's columns (any order), rows keyed by name;
+    without one, the model's columns in order (SageMaker's CSV).  Each
+    column is typed as pandas.read_csv types it."""
+    import csv
+
+    try:
+        text = body.decode("utf-8")
+    except UnicodeDecodeError:
+        raise InvalidInput("malformed CSV: the body is not UTF-8") from None
+    rows = [r for r in csv.reader(io.StringIO(text)) if r and any(c.strip() for c in r)]
+    if not rows:
+        raise InvalidInput("empty request body: expected CSV rows")
+    names = [str(n) for n in served.feature_names] if served.feature_names is not None else None
+    header = None
+    if names is not None and sorted(c.strip() for c in rows[0]) == sorted(names):
+        header = [c.strip() for c in rows[0]]
+        rows = rows[1:]
+        if not rows:
+            raise InvalidInput("the CSV body has a header but no rows")
+    width = len(header) if header else served.n_features
+    for i, r in enumerate(rows):
+        if len(r) != width:
+            line = i + 1 + (header is not None)
+            raise InvalidInput(f"malformed CSV: line {line} has {len(r)} values, the model reads "
+                               f"{width}" + ("" if header else
+                                             " (a header row must name the model's columns)"))
+    columns = [_csv_cell_value([r[j] for r in rows]) for j in range(width)]
+    if header is not None:
+        return [{header[j]: columns[j][i] for j in range(width)} for i in range(len(rows))]
+    out = np.empty((len(rows), width), dtype=object)
+    for j in range(width):
+        out[:, j] = columns[j]
+    return out
 
 
 def _csv_problem(body: bytes) -> Optional[str]:
@@ -430,6 +539,8 @@ def decode_payload(request_body: bytes, media: str, served: ServedModel) -> Tupl
     style, which ``encode_predictions`` mirrors.
     """
     if media in CSV_TYPES:
+        if getattr(served, "tables", False):
+            return decode_csv_table(request_body, served), TABULAR
         return decode_csv(request_body), TABULAR
     if media in NPY_TYPES:
         return decode_npy(request_body), TABULAR
@@ -439,6 +550,10 @@ def decode_payload(request_body: bytes, media: str, served: ServedModel) -> Tupl
             features = data["features"]
             if isinstance(features, dict):
                 return rows_from_named([features], served, "features"), LESSON_ONE
+            if getattr(served, "tables", False) and isinstance(features, list) and features:
+                X = _table_rows(features, "features", served.n_features)
+                one = not isinstance(features[0], list)
+                return X, LESSON_ONE if one else LESSON_MANY
             X = to_matrix(features, "features")
             one = isinstance(features, list) and not (features and isinstance(features[0], list))
             return X, LESSON_ONE if one else LESSON_MANY
@@ -638,6 +753,111 @@ def decode_tensor(tensor: Any, binary: memoryview, offset: int, where: str) -> T
     elif array.ndim != 2:
         raise InvalidInput(f"{where}.shape {list(shape)} must be [rows, features]")
     return array, offset
+
+
+def _bytes_elements(raw: memoryview, count: int, where: str) -> List[str]:
+    """Triton's BYTES serialisation read back: each element a uint32 length
+    (little endian) and that many bytes, taken as UTF-8 text."""
+    out: List[str] = []
+    pos = 0
+    for _ in range(count):
+        if pos + 4 > len(raw):
+            raise InvalidInput(f"{where}: the binary BYTES data ends inside an element's length")
+        (n,) = struct.unpack_from("<I", raw, pos)
+        pos += 4
+        if pos + n > len(raw):
+            raise InvalidInput(f"{where}: a BYTES element of {n} bytes runs past the data")
+        try:
+            out.append(bytes(raw[pos:pos + n]).decode("utf-8"))
+        except UnicodeDecodeError:
+            raise InvalidInput(f"{where}: a BYTES element is not UTF-8 text") from None
+        pos += n
+    if pos != len(raw):
+        raise InvalidInput(f"{where}: {len(raw) - pos} bytes are left after {count} BYTES elements")
+    return out
+
+
+def decode_table_tensor(tensor: Any, binary: memoryview, offset: int,
+                        where: str) -> Tuple[List[Any], Tuple[int, ...], int]:
+    """A tensor of a model that reads categories: its values as a flat list
+    (BYTES as text, numbers as numbers), its shape, the next binary offset."""
+    if not isinstance(tensor, dict):
+        raise InvalidInput(f"{where} must be an object with name, shape, datatype and data")
+    for key in ("name", "shape", "datatype"):
+        if key not in tensor:
+            raise InvalidInput(f"{where} lacks {key!r}")
+    shape = _tensor_shape(tensor["shape"], where)
+    count = math.prod(shape)
+    if tensor["datatype"] != "BYTES":
+        array, offset = decode_tensor(tensor, binary, offset, where)
+        return array.ravel().tolist(), shape, offset
+    parameters = tensor.get("parameters") or {}
+    if not isinstance(parameters, dict):
+        raise InvalidInput(f"{where}.parameters must be an object")
+    size = parameters.get("binary_data_size")
+    if size is not None:
+        if not isinstance(size, int) or size < 0 or offset + size > len(binary):
+            raise InvalidInput(f"{where}.parameters.binary_data_size does not fit the binary data")
+        values: List[Any] = _bytes_elements(binary[offset:offset + size], count, where)
+        offset += size
+    else:
+        data = tensor.get("data")
+        if not isinstance(data, list):
+            raise InvalidInput(f"{where} lacks 'data' (and has no binary_data_size)")
+        values = []
+        stack = [data]
+        while stack:          # flatten nested lists, in order
+            item = stack.pop()
+            if isinstance(item, list):
+                stack.extend(reversed(item))
+            elif isinstance(item, _TABLE_VALUES):
+                values.append(item)
+            else:
+                raise InvalidInput(f"{where}.data holds {show(item)}: expected strings")
+            if len(values) > count:
+                break
+        if len(values) != count:
+            raise InvalidInput(f"{where}.data has {len(values)} values but shape {list(shape)} "
+                               f"needs {count}")
+    return values, shape, offset
+
+
+def table_from_tensors(inputs: List[Any], binary: memoryview, served: ServedModel) -> Any:
+    """V2 inputs of a model that reads categories: one tensor per column,
+    named after it (MLServer's pandas codec), or one [rows, features]
+    tensor of BYTES or numbers."""
+    names = [str(n) for n in served.feature_names] if served.feature_names is not None else None
+    offset = 0
+    if len(inputs) == 1 and not (names and inputs[0].get("name") in names and len(names) > 1):
+        values, shape, _ = decode_table_tensor(inputs[0], binary, 0, "inputs[0]")
+        rows = shape[0] if len(shape) == 2 else 1
+        width = shape[-1]
+        if width != served.n_features:
+            raise InvalidInput(f"inputs[0] has {width} columns; the model reads {served.n_features}")
+        out = np.empty((rows, width), dtype=object)
+        out.ravel()[:] = values
+        return out
+    if names is None:
+        raise InvalidInput(f"expected 1 input tensor of shape [rows, {served.n_features}], "
+                           f"got {len(inputs)}")
+    columns: Dict[str, List[Any]] = {}
+    for i, tensor in enumerate(inputs):
+        name = tensor.get("name") if isinstance(tensor, dict) else None
+        if name not in names:
+            raise InvalidInput(f"inputs[{i}] is named {show(name)}, which is not a column of the "
+                               f"model: {', '.join(map(repr, names[:10]))}")
+        values, shape, offset = decode_table_tensor(tensor, binary, offset, f"inputs[{i}]")
+        if len(shape) == 2 and shape[1] != 1:
+            raise InvalidInput(f"inputs[{i}] ({name}) has shape {list(shape)}: a column is "
+                               "[rows] or [rows, 1]")
+        columns[name] = values
+    missing = [n for n in names if n not in columns]
+    if missing:
+        raise InvalidInput(f"the inputs lack column(s) {', '.join(map(repr, missing[:5]))}")
+    n_rows = {len(v) for v in columns.values()}
+    if len(n_rows) != 1:
+        raise InvalidInput(f"the input columns have different lengths: {sorted(n_rows)}")
+    return [{n: columns[n][i] for n in names} for i in range(n_rows.pop())]
 
 
 def _bytes_tensor(array: np.ndarray) -> bytes:

@@ -57,10 +57,14 @@ def infer(served: ServedModel, request: Request) -> Response:
     if not isinstance(inputs, list) or not inputs:
         raise InvalidInput("missing key 'inputs': expected {\"inputs\": [{\"name\", \"shape\", "
                            "\"datatype\", \"data\"}]}")
-    if len(inputs) != 1:
-        raise InvalidInput(f"expected 1 input tensor of shape [rows, {served.n_features}], "
-                           f"got {len(inputs)}")
-    X, _ = codec.decode_tensor(inputs[0], binary, 0, "inputs[0]")
+    if getattr(served, "tables", False):
+        # strings: BYTES tensors, one per column or one for all of them
+        X = codec.table_from_tensors(inputs, binary, served)
+    else:
+        if len(inputs) != 1:
+            raise InvalidInput(f"expected 1 input tensor of shape [rows, {served.n_features}], "
+                               f"got {len(inputs)}")
+        X, _ = codec.decode_tensor(inputs[0], binary, 0, "inputs[0]")
 
     request_params = doc.get("parameters") or {}
     binary_default = bool(isinstance(request_params, dict) and request_params.get("binary_data_output"))

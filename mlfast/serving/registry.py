@@ -80,6 +80,9 @@ class ServedModel:
         self.kind = model.kind
         self.n_features = model.n_features_in_
         self.feature_names = getattr(model, "feature_names_in_", None)
+        # the model reads some columns as categories (strings, any value)
+        spec = getattr(model, "_spec", None)
+        self.tables = getattr(spec, "key_columns", None) is not None
         if self.feature_names is not None:
             _quiet_feature_names_warning()
         self.classes = getattr(model, "classes_", None)

@@ -1,0 +1,328 @@
+"""Encoders of categorical columns: OneHotEncoder, OrdinalEncoder, and
+SimpleImputer fitted on object data.
+
+They read their columns as keys (``csrc/keys.c``): any Python value, with
+Python's equality, looked up in tables made of ``categories_`` by the same C
+function that makes the caller's keys.  Everything scikit-learn's
+``_transform`` decides per category -- infrequent groups, the dropped
+column, the missing category -- is folded here, once, into what each
+category writes (``CatMap.values``) and what an unknown one writes
+(``CatMap.unknown``), following ``sklearn/preprocessing/_encoders.py``.
+"""
+from __future__ import annotations
+
+from typing import Any, Dict, List, Optional
+
+import numpy as np
+
+from mlfast._builders import Builders, Node, is_nan, register
+from mlfast._builders.ir import (
+    Built,
+    CatMap,
+    Cols,
+    KeyFill,
+    KeyMissing,
+    Out,
+    Strings,
+    encode_keys,
+)
+from mlfast.errors import UnsupportedModelError
+
+#: categories of one encoder, all columns together (the C tables' cap)
+MAX_CATEGORIES = 1 << 24
+
+
+def numpy_dtype(node: Node, key: str, default: Any = np.float64) -> np.dtype:
+    """A dtype parameter (``dtype=np.float64``): the file holds the type as
+    a global, a live estimator as the type itself."""
+    value = node.state.get(key, default)
+    if isinstance(value, np.dtype):
+        dtype = value
+    elif isinstance(value, type) and issubclass(value, (np.generic, int, float, bool)):
+        dtype = np.dtype(value)
+    elif getattr(value, "module", None) in ("numpy", "builtins") and \
+            isinstance(getattr(value, "name", None), str):
+        try:
+            dtype = np.dtype(value.name if value.module == "numpy" else
+                             {"float": float, "int": int, "bool": bool}[value.name])
+        except (TypeError, KeyError):
+            raise node.fail(f"{key}={value!r} is not a numeric dtype") from None
+    elif isinstance(value, str):
+        try:
+            dtype = np.dtype(value)
+        except TypeError:
+            raise node.fail(f"{key}={value!r} is not a dtype") from None
+    else:
+        raise node.fail(f"{key} is a {type(value).__name__}, expected a dtype")
+    if dtype.kind not in "biuf":
+        raise node.fail(f"{key}={dtype} is not a numeric dtype")
+    return dtype
+
+
+def _categories(node: Node) -> List[np.ndarray]:
+    cats = node.get("categories_")
+    if not isinstance(cats, list) or not cats:
+        raise node.fail("categories_ must be a non-empty list of arrays")
+    total = 0
+    for j, c in enumerate(cats):
+        if not isinstance(c, np.ndarray) or c.ndim != 1:
+            raise node.fail(f"categories_[{j}] is not a 1-D array")
+        total += c.size
+        if total > MAX_CATEGORIES:
+            raise node.fail(f"categories_ holds more than {MAX_CATEGORIES} categories")
+    return cats
+
+
+def _index_list(node: Node, key: str, n: int) -> List[Optional[np.ndarray]]:
+    """A per-column list of integer arrays or None (the infrequent state)."""
+    value = node.get(key)
+    if not isinstance(value, list) or len(value) != n:
+        raise node.fail(f"{key} must be a list of {n} entries")
+    out: List[Optional[np.ndarray]] = []
+    for j, v in enumerate(value):
+        if v is None:
+            out.append(None)
+            continue
+        if not isinstance(v, np.ndarray) or v.ndim != 1 or v.dtype.kind not in "iu":
+            raise node.fail(f"{key}[{j}] is not a 1-D integer array")
+        out.append(v.astype(np.int64))
+    return out
+
+
+def _drop_indices(node: Node, n: int) -> List[Optional[int]]:
+    """The category each column drops after infrequent grouping, or None."""
+    key = "_drop_idx_after_grouping" if "_drop_idx_after_grouping" in node.state \
+        else "drop_idx_"
+    value = node.state.get(key)
+    if value is None:
+        return [None] * n
+    if not isinstance(value, np.ndarray) or value.ndim != 1 or value.size != n:
+        raise node.fail(f"{key} must be an array of {n} entries")
+    out: List[Optional[int]] = []
+    for j, v in enumerate(value.tolist()):
+        if v is None:
+            out.append(None)
+        elif isinstance(v, (int, np.integer)) and not isinstance(v, bool) and v >= 0:
+            out.append(int(v))
+        else:
+            raise node.fail(f"{key}[{j}] is {v!r}, expected an index or None")
+    return out
+
+
+def _keys_of(node: Node, arrays: List[np.ndarray], what: str):
+    """The four key arrays of several 1-D arrays of values, concatenated."""
+    parts = []
+    for j, a in enumerate(arrays):
+        try:
+            parts.append(encode_keys(a))
+        except (TypeError, ValueError) as exc:
+            raise node.fail(f"{what}[{j}]: {exc}") from None
+    tags = np.concatenate([p[0] for p in parts])
+    nums = np.concatenate([p[1] for p in parts])
+    text = np.concatenate([p[2] for p in parts])
+    offsets = [np.zeros(1, np.int64)]
+    base = 0
+    for p in parts:
+        offsets.append(p[3][1:] + base)
+        base += int(p[3][-1])
+    return tags, nums, text, np.concatenate(offsets)
+
+
+def _encoder_input(node: Node, b: Builders, X: Optional[Cols], n: int) -> Cols:
+    X = b.input(node, X, n)
+    return b.keys(node, X)
+
+
+def _built(node: Node, n: int, cols: Cols) -> Built:
+    return Built(node.name, "transformer", {"transform": Out(cols)}, n,
+                 feature_names_in=node.feature_names(), first_name=node.name,
+                 strings=Strings.CONVERT)
+
+
+@register("sklearn.preprocessing", "OneHotEncoder")
+def build_one_hot_encoder(node: Node, b: Builders, X: Optional[Cols]) -> Built:
+    cats = _categories(node)
+    n = node.n_features(len(cats))
+    handle = node.get("handle_unknown", "error")
+    if handle not in ("error", "ignore", "infrequent_if_exist", "warn"):
+        raise node.fail(f"handle_unknown={handle!r} is not served")
+    infrequent = bool(node.state.get("_infrequent_enabled", False))
+    mappings = _index_list(node, "_default_to_infrequent_mappings", n) if infrequent \
+        else [None] * n
+    infreq_idx = _index_list(node, "_infrequent_indices", n) if infrequent else [None] * n
+    drops = _drop_indices(node, n)
+    dtype = numpy_dtype(node, "dtype")
+    values: List[np.ndarray] = []
+    unknown = np.full(n, -1.0)
+    offset = 0
+    for j, c in enumerate(cats):
+        k = c.size
+        mapping = mappings[j]
+        if mapping is not None:
+            if mapping.size != k or mapping.size and (mapping.min() < 0 or mapping.max() >= k):
+                raise node.fail(f"_default_to_infrequent_mappings[{j}] does not fit "
+                                f"{k} categories")
+            grouped = mapping
+            width = int(mapping.max()) + 1 if k else 0
+        else:
+            grouped = np.arange(k, dtype=np.int64)
+            width = k
+        drop = drops[j]
+        if drop is not None and not 0 <= drop < width:
+            raise node.fail(f"drop index {drop} of column {j} is outside 0..{width - 1}")
+        out = grouped.astype(np.float64)
+        if drop is not None:
+            out = np.where(grouped == drop, -1.0, grouped - (grouped > drop) + offset)
+            width -= 1
+        else:
+            out = out + offset
+        values.append(out)
+        # an unknown value: the infrequent column where handle_unknown groups
+        # it there (infrequent_if_exist, warn), else none (ignore)
+        if mapping is not None and infreq_idx[j] is not None and \
+                handle in ("infrequent_if_exist", "warn"):
+            g = int(mapping[infreq_idx[j][0]])
+            unknown[j] = -1.0 if drop == g else float(g - (drop is not None and g > drop) + offset)
+        offset += width
+    if offset < 1:
+        raise node.fail("every category is dropped: no output")
+    refuse = np.full(n, 1 if handle == "error" else 0, dtype=np.uint8)
+    tags, nums, text, text_offsets = _keys_of(node, cats, "categories_")
+    columns = np.concatenate([[0], np.cumsum([c.size for c in cats])]).astype(np.int64)
+    op = CatMap(tags=tags, nums=nums, text=text, text_offsets=text_offsets, columns=columns,
+                values=np.concatenate(values), unknown=unknown, refuse=refuse,
+                n_outputs=offset, out_type=int(dtype.num))
+    K = _encoder_input(node, b, X, n)
+    return _built(node, n, b.add(node, op, K, offset))
+
+
+@register("sklearn.preprocessing", "OrdinalEncoder")
+def build_ordinal_encoder(node: Node, b: Builders, X: Optional[Cols]) -> Built:
+    cats = _categories(node)
+    n = node.n_features(len(cats))
+    handle = node.get("handle_unknown", "error")
+    if handle not in ("error", "use_encoded_value"):
+        raise node.fail(f"handle_unknown={handle!r} is not served")
+    unknown_value = node.state.get("unknown_value")
+    if handle == "use_encoded_value":
+        if not (is_nan(unknown_value) or isinstance(unknown_value, (int, np.integer))):
+            raise node.fail(f"unknown_value={unknown_value!r} is not an integer or NaN")
+        unknown_fill = float(unknown_value)
+    else:
+        unknown_fill = float("nan")
+    missing_value = node.state.get("encoded_missing_value", float("nan"))
+    if not (is_nan(missing_value) or isinstance(missing_value, (int, np.integer))):
+        raise node.fail(f"encoded_missing_value={missing_value!r} is not an integer or NaN")
+    missing_indices = node.state.get("_missing_indices") or {}
+    if not isinstance(missing_indices, dict):
+        raise node.fail("_missing_indices must be a dict")
+    infrequent = bool(node.state.get("_infrequent_enabled", False))
+    mappings = _index_list(node, "_default_to_infrequent_mappings", n) if infrequent \
+        else [None] * n
+    dtype = numpy_dtype(node, "dtype")
+    values: List[np.ndarray] = []
+    for j, c in enumerate(cats):
+        k = c.size
+        missing = missing_indices.get(j)
+        if missing is not None and (not isinstance(missing, (int, np.integer)) or
+                                    not 0 <= missing < k):
+            raise node.fail(f"_missing_indices[{j}] = {missing!r} is not a category")
+        mapping = mappings[j]
+        codes = np.arange(k, dtype=np.float64)
+        if mapping is not None:
+            # the missing category was left out of the mapping
+            n_mapped = k - (missing is not None)
+            if mapping.size != n_mapped:
+                raise node.fail(f"_default_to_infrequent_mappings[{j}] does not fit "
+                                f"{n_mapped} categories")
+            idx = np.arange(k)
+            keep = idx != missing if missing is not None else np.ones(k, bool)
+            # X_int is only remapped where it is not the missing index, and
+            # a category's own index reads the mapping at that index
+            remapped = mapping[np.minimum(idx, max(n_mapped - 1, 0))].astype(np.float64) \
+                if n_mapped else codes
+            codes = np.where(keep, remapped, codes)
+        if missing is not None:
+            codes[int(missing)] = float(missing_value)
+        values.append(codes)
+    refuse = np.full(n, 1 if handle == "error" else 0, dtype=np.uint8)
+    tags, nums, text, text_offsets = _keys_of(node, cats, "categories_")
+    columns = np.concatenate([[0], np.cumsum([c.size for c in cats])]).astype(np.int64)
+    op = CatMap(tags=tags, nums=nums, text=text, text_offsets=text_offsets, columns=columns,
+                values=np.concatenate(values), unknown=np.full(n, unknown_fill),
+                refuse=refuse, n_outputs=0, out_type=int(dtype.num))
+    K = _encoder_input(node, b, X, n)
+    return _built(node, n, b.add(node, op, K, n))
+
+
+def ordinal_codes(b: Builders, node: Node, X: Cols, categories: List[np.ndarray]) -> Cols:
+    """HistGradientBoosting's OrdinalEncoder: each column's index among its
+    categories (a NaN category, an unknown value and a missing one: NaN)."""
+    values = []
+    for c in categories:
+        codes = np.arange(c.size, dtype=np.float64)
+        if c.size and is_nan(c[-1]):
+            codes[-1] = np.nan
+        values.append(codes)
+    tags, nums, text, text_offsets = _keys_of(node, categories, "categories_")
+    columns = np.concatenate([[0], np.cumsum([c.size for c in categories])]).astype(np.int64)
+    op = CatMap(tags=tags, nums=nums, text=text, text_offsets=text_offsets, columns=columns,
+                values=np.concatenate(values), unknown=np.full(len(categories), np.nan),
+                refuse=np.zeros(len(categories), np.uint8), n_outputs=0,
+                out_type=int(np.dtype(np.float64).num))
+    K = b.keys(node, X)
+    return b.add(node, op, K, len(categories))
+
+
+def _object_missing(node: Node, stats: np.ndarray) -> np.ndarray:
+    """_get_mask(statistics, np.nan) of object statistics: the NaN ones."""
+    return np.array([is_nan(v) for v in stats.tolist()], dtype=bool)
+
+
+def build_object_imputer(node: Node, b: Builders, X: Optional[Cols]) -> Built:
+    """SimpleImputer fitted on object data (most_frequent or constant): a
+    key op filling the missing value with each column's statistic."""
+    stats = node.get("statistics_")
+    if not isinstance(stats, np.ndarray) or stats.ndim != 1 or stats.size < 1:
+        raise node.fail("statistics_ must be a non-empty 1-D array")
+    n = node.n_features(stats.size)
+    strategy = node.get("strategy")
+    if strategy not in ("most_frequent", "constant"):
+        raise node.fail(f"strategy={strategy!r} on object data is not served")
+    missing = node.get("missing_values")
+    if not (is_nan(missing) or missing is None or isinstance(missing, (str, bytes, int, float))):
+        raise UnsupportedModelError(
+            f"{node.where} (SimpleImputer): missing_values={missing!r} is not served")
+    keep_all = strategy == "constant" or bool(node.state.get("keep_empty_features", False))
+    keep = np.arange(n, dtype=np.int64) if keep_all else \
+        np.flatnonzero(~_object_missing(node, stats)).astype(np.int64)
+    fill_and_missing = np.empty(n + 1, dtype=object)
+    fill_and_missing[:n] = stats.tolist()
+    fill_and_missing[n] = missing
+    try:
+        tags, nums, text, text_offsets = encode_keys(fill_and_missing)
+    except (TypeError, ValueError) as exc:
+        raise node.fail(f"statistics_: {exc}") from None
+    K = _encoder_input(node, b, X, n)
+    parts: List[Cols] = []
+    if keep.size:
+        op = KeyFill(tags=tags, nums=nums, text=text, text_offsets=text_offsets, keep=keep)
+        parts.append(b.add(node, op, K, keep.size))
+    if bool(node.state.get("add_indicator", False)):
+        mi = node.get("indicator_")
+        state = getattr(mi, "state", None)
+        features = state.get("features_") if isinstance(state, dict) else None
+        if not isinstance(features, np.ndarray) or features.ndim != 1 or (
+                features.size and (features.min() < 0 or features.max() >= n)):
+            raise node.fail("indicator_.features_ must index the input columns")
+        if features.size:
+            one = np.empty(1, dtype=object)
+            one[0] = missing
+            mt, mn, mx, mo = encode_keys(one)
+            op = KeyMissing(tags=mt, nums=mn, text=mx, text_offsets=mo,
+                            features=features.astype(np.int64),
+                            out_type=int(np.dtype(np.bool_).num))
+            parts.append(b.add(node, op, K, features.size))
+    if not parts:
+        raise node.fail("every column is empty and no indicator is added: no output")
+    return _built(node, n, Cols.concat(parts))

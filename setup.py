@@ -61,7 +61,7 @@ if os.environ.get("MLFAST_SANITIZE") == "1":
 core = Extension(
     "mlfast._core",
     sources=SOURCES,
-    depends=["csrc/mlfast.h", "csrc/pycompat.h"],
+    depends=["csrc/mlfast.h", "csrc/pycompat.h", "csrc/stdlib_names.h"],
     include_dirs=[numpy.get_include(), scipy_openblas32.get_include_dir()],
     library_dirs=[scipy_openblas32.get_lib_dir()],
     libraries=[scipy_openblas32.get_library(), "pthread", "m"],

@@ -40,7 +40,9 @@ extern PyObject *mf_UnsupportedModelError;/* valid, but not served (yet) */
 
 /* What an allowed global stands for.  The VM interprets the first group
  * itself; MF_G_RECORD globals become inert Record objects when called;
- * MF_G_TYPEREF globals may only appear as values (a dtype= parameter). */
+ * MF_G_TYPEREF globals may only appear as values (a dtype= parameter);
+ * MF_G_UNKNOWN globals become inert Records when instantiated (NEWOBJ,
+ * copyreg._reconstructor) and are refused when called (REDUCE). */
 typedef enum {
     MF_G_RECONSTRUCT = 1,   /* numpy.(_)core.multiarray._reconstruct */
     MF_G_SCALAR,            /* numpy.(_)core.multiarray.scalar */
@@ -61,7 +63,9 @@ typedef enum {
     MF_G_PARTIAL,           /* functools.partial, around a scikit-learn function only */
     MF_G_SLICE,             /* builtins.slice of ints or labels (ColumnTransformer) */
     MF_G_BYTES,             /* builtins.bytes: b'' in protocol 2 */
-    MF_G_GETATTR            /* builtins.getattr: an inert method reference on a record */
+    MF_G_GETATTR,           /* builtins.getattr: an inert method reference on a record */
+    MF_G_UNKNOWN            /* a class of a module outside the table (a user's own, another
+                             * library's): instantiated as an inert record, never called */
 } mf_global_kind;
 
 typedef struct {

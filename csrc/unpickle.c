@@ -700,6 +700,30 @@ has_suffix(const char *s, const char *suffix)
     return n >= k && strcmp(s + n - k, suffix) == 0;
 }
 
+#include "stdlib_names.h"
+
+/* Modules whose names the table covers: the standard library (any Python
+ * 3.7-3.13, and Python 2's spellings) and the libraries whose objects a
+ * model file holds.  A name of theirs outside the table is refused when it
+ * is named: they hold the functions a payload reaches for (os.system,
+ * numpy.load, joblib.load, pickle.loads). */
+static int
+is_library(const char *m)
+{
+    static const char *const libraries[] = {
+        "numpy", "scipy", "sklearn", "joblib", "pandas", "mlfast", "_loss",
+        "cloudpickle", "dill", NULL
+    };
+    char top[64];
+    size_t n = strcspn(m, ".");
+    if (n >= sizeof(top)) {
+        return 0;
+    }
+    memcpy(top, m, n);
+    top[n] = '\0';
+    return in_list(stdlib_names, top) || in_list(libraries, top);
+}
+
 /* Classifies module.name.  Returns a kind, or 0 with reason set to why it is
  * refused (no exception is set). */
 static int
@@ -777,12 +801,15 @@ classify(PyObject *module, PyObject *name, const char **reason)
          * records */
         return MF_G_RECORD;
     }
-    if (strcmp(m, "__main__") == 0) {
-        *reason = "it was defined in a script (__main__); mlfast loads scikit-learn "
-                  "estimators only";
+    if (is_library(m)) {
         return 0;
     }
-    return 0;
+    /* A class of any other module -- a user's own transformer, defined in
+     * a script (__main__) or a package, or another library's estimator --
+     * is a name mlfast does not know.  Nothing is imported: it may become
+     * an inert record (so that the builders can say which class the model
+     * holds and where), and vm_call refuses to call it. */
+    return MF_G_UNKNOWN;
 }
 
 /* Python 2 names that pickle's fix_imports maps for protocols < 3 (the
@@ -1564,6 +1591,7 @@ vm_call(mf_vm *vm, PyObject *callable, PyObject *args, int newobj)
     if (newobj) {
         switch (g->kind) {
         case MF_G_RECORD:
+        case MF_G_UNKNOWN:
             return mf_record_new(callable, args, 0);
         case MF_G_JOBLIB_WRAPPER:
             return pending_new(PENDING_WRAPPER, NULL);
@@ -1625,6 +1653,7 @@ vm_call(mf_vm *vm, PyObject *callable, PyObject *args, int newobj)
         base = PyTuple_GET_ITEM(args, 1);
         /* protocols 0 and 1 make every object so, joblib's wrappers too */
         if (!mf_Global_Check(cls) || (((mf_Global *)cls)->kind != MF_G_RECORD &&
+                                      ((mf_Global *)cls)->kind != MF_G_UNKNOWN &&
                                       ((mf_Global *)cls)->kind != MF_G_JOBLIB_WRAPPER)) {
             UNSAFE_ERROR(vm, "copyreg._reconstructor of something other than an "
                          "allowed class");
@@ -1730,6 +1759,12 @@ vm_call(mf_vm *vm, PyObject *callable, PyObject *args, int newobj)
         }
         return mf_record_new(callable, args, 1);
     }
+    case MF_G_UNKNOWN:
+        /* a class instantiated by NEWOBJ is data; a call of a name mlfast
+         * does not know is code it will not run */
+        UNSAFE_ERROR(vm, "'%U.%U' is called; mlfast never calls what a file names "
+                     "outside its table", g->module, g->name);
+        return NULL;
     default:
         UNSAFE_ERROR(vm, "'%U.%U' may not be called", g->module, g->name);
         return NULL;

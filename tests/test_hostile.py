@@ -172,8 +172,7 @@ def test_real_files_load(pipeline, joblib_bytes, proto2_bytes):
 @pytest.mark.parametrize("name", list(P.PAYLOADS))
 def test_code_execution_payload_is_refused(name, ctx):
     p = P.build(name, ctx)
-    expect(UnsafeModelError, p.data, f"global '{p.refused}' is refused", where(p.op, p.offset),
-           marker=ctx.marker)
+    expect(UnsafeModelError, p.data, p.refusal, where(p.op, p.offset), marker=ctx.marker)
 
 
 def test_code_execution_payloads_are_live_under_cpython(tmp_path):
@@ -222,12 +221,80 @@ def test_every_global_of_the_payloads_is_classified_refused():
                          ("numpy", "load"), ("joblib", "load"), ("pickle", "loads"),
                          ("numpy.ctypeslib", "load_library"), ("numpy", "__builtins__"),
                          ("sklearn", "__builtins__"), ("sklearn.utils", "__loader__"),
-                         ("sklearn", "utils.os.system"), ("__main__", "Anything"),
+                         ("sklearn", "utils.os.system"), ("numpy.lib.npyio", "load"),
                          ("numpy.random", "__builtins__"), ("numpy.random._pickle", "__builtins__"),
                          ("joblib.numpy_pickle", "NDArrayWrapper"), ("copyreg", "__newobj__"),
                          ("_loss", "os"), ("_loss", "__builtins__"),
                          ("sklearn..x", "Y"), ("sklearn ", "Y"), ("", "Y")]:
         assert _core.classify_global(module, name) == 0, f"{module}.{name} is not refused"
+
+
+def test_a_class_outside_the_table_is_a_name_never_imported(ctx):
+    """A user's own class (in __main__ or a package) or another library's is
+    classified as unknown: instantiated as an inert record by NEWOBJ or
+    copyreg._reconstructor, refused when called; the standard library and
+    the libraries mlfast reads stay refused when named."""
+    unknown = _core.GLOBAL_KINDS["unknown"]
+    for module, name in [("__main__", "MyTransformer"), ("mypkg.features", "Clip"),
+                         ("torch.nn.modules.linear", "Linear"), ("mlfast_hostile_x", "x")]:
+        assert _core.classify_global(module, name) == unknown, f"{module}.{name}"
+    for module, name in [("os", "system"), ("posixpath", "join"), ("imp", "load_source"),
+                         ("distutils.spawn", "spawn"), ("numpy.lib.npyio", "load"),
+                         ("scipy.io", "loadmat"), ("pandas.io.pickle", "read_pickle"),
+                         ("joblib.numpy_pickle", "load"), ("dill", "loads"),
+                         ("cloudpickle.cloudpickle", "subimport"), ("__builtin__", "eval")]:
+        assert _core.classify_global(module, name) == 0, f"{module}.{name} is not refused"
+    # NEWOBJ + BUILD: an inert record, its state kept as data
+    a = Asm(4).stack_global(ctx.evil_module(), "Thing").op("EMPTY_TUPLE").newobj()
+    a.op("EMPTY_DICT").str("alpha").op("BININT1", b"\x03").op("SETITEM").op("BUILD").stop()
+    rec = _core.unpickle(a.bytes())
+    assert rec.path.endswith(".Thing") and rec.state == {"alpha": 3}
+    assert rec.cls.kind == unknown
+    # protocols 0 and 1 make the same object through copyreg._reconstructor
+    a = Asm(2).global_("copy_reg", "_reconstructor").global_("__main__", "Mine")
+    a.global_("__builtin__", "object").op("NONE").tuple_n(3).reduce().stop()
+    assert _core.unpickle(a.bytes()).path == "__main__.Mine"
+    # an unknown class named as a value is a name too
+    a = Asm(4).stack_global("mypkg.funcs", "score").stop()
+    assert _core.unpickle(a.bytes()).path == "mypkg.funcs.score"
+    # a call of it is refused where it is made, and nothing was imported
+    for args in (b"", None):
+        a = Asm(4).stack_global("mypkg.funcs", "score")
+        a = a.op("EMPTY_TUPLE") if args == b"" else a.str("x").tuple_n(1)
+        a.reduce(label="call").stop()
+        expect(UnsafeModelError, a.bytes(), "'mypkg.funcs.score' is called",
+               where("REDUCE", a.pos("call")), marker=ctx.marker)
+    assert not ctx.marker.exists()
+
+
+def test_a_users_own_class_is_unsupported_and_named(tmp_path):
+    """A Pipeline holding a user's transformer loads as far as the builders,
+    which name every class mlfast does not serve and where it sits."""
+    script = tmp_path / "train.py"
+    out = tmp_path / "model.pkl"
+    script.write_text(
+        "import joblib, numpy as np\n"
+        "from sklearn.base import BaseEstimator, TransformerMixin\n"
+        "from sklearn.pipeline import Pipeline\n"
+        "from sklearn.preprocessing import StandardScaler\n"
+        "from sklearn.linear_model import LogisticRegression\n"
+        "class Clip(BaseEstimator, TransformerMixin):\n"
+        "    def fit(self, X, y=None):\n        return self\n"
+        "    def transform(self, X):\n        return np.clip(X, 0, 1)\n"
+        "X = np.random.RandomState(0).rand(40, 3); y = (X[:, 0] > 0.5).astype(int)\n"
+        "m = Pipeline([('clip', Clip()), ('s', StandardScaler()), ('c', Clip()),\n"
+        "              ('lr', LogisticRegression())]).fit(X, y)\n"
+        f"joblib.dump(m, {str(out)!r})\n")
+    subprocess.run([sys.executable, str(script)], check=True, cwd=tmp_path)
+    with pytest.raises(UnsupportedModelError) as info:
+        mlfast.load(out)
+    msg = str(info.value)
+    assert "model.steps[0] is a __main__.Clip" in msg and "model.steps[2] is a __main__.Clip" in msg
+    assert "mlfast does not serve 2 estimators of this model:" in msg
+    assert "defined in the script or notebook that saved the model" in msg
+    assert "supported_estimators()" in msg
+    # inspect shows the tree, the user's class by name
+    assert "__main__.Clip" in mlfast.inspect(out)
 
 
 def test_getattr_only_names_a_method_of_an_inert_record(ctx):
@@ -1139,7 +1206,7 @@ def test_nested_stream_with_every_code_execution_payload(joblib_bytes, ctx):
     for name in P.PAYLOADS:
         p = P.build(name, ctx)
         data = joblib_bytes[:start] + p.data + joblib_bytes[end:]
-        expect(UnsafeModelError, data, f"global '{p.refused}' is refused", where(p.op, start + p.offset),
+        expect(UnsafeModelError, data, p.refusal, where(p.op, start + p.offset),
                marker=ctx.marker)
 
 

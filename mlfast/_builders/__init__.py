@@ -30,7 +30,7 @@ from mlfast._builders.ir import (
     Proba,
     Strings,
 )
-from mlfast._core import Record
+from mlfast._core import GLOBAL_KINDS, Record
 from mlfast.errors import ModelFormatError, UnsupportedModelError
 
 MAX_NESTING = 32
@@ -170,6 +170,8 @@ _NOT_MEMBERS = frozenset(("cv_results_", "param_grid", "param_distributions", "s
                           "_checked_cv_orig", "multimetric_", "best_params_"))
 _TEMPLATES = frozenset(("estimator", "base_estimator", "estimators", "transformers"))
 _SURVEY_BUDGET = 100_000
+# a class from a module the unpickler's table does not know (a user's own)
+_UNKNOWN = GLOBAL_KINDS["unknown"]
 
 
 def unserved(root: Any, where: str) -> List[Tuple[str, str]]:
@@ -190,6 +192,9 @@ def unserved(root: Any, where: str) -> List[Tuple[str, str]]:
                 return
             seen.add(id(obj))
         if isinstance(obj, Record):
+            if obj.cls.kind == _UNKNOWN:
+                found.append((path, obj.path))
+                return
             state = obj.state
             if isinstance(state, tuple) and len(state) == 2 and isinstance(state[0], dict):
                 state = state[0]
@@ -234,12 +239,18 @@ def _not_served(root: Any, root_where: str, first: Tuple[str, str]) -> str:
     if first not in found:
         found.insert(0, first)
     listed = "; ".join(f"{where} is a {path}" for where, path in found)
+    ours = all(path.startswith("sklearn.") for _, path in found)
     if len(found) == 1:
-        head = f"{listed}, which mlfast does not serve yet"
+        head = f"{listed}, which mlfast does not serve{' yet' if ours else ''}"
     else:
-        head = f"mlfast does not serve {len(found)} estimators of this model yet: {listed}"
+        head = (f"mlfast does not serve {len(found)} estimators of this model"
+                f"{' yet' if ours else ''}: {listed}")
+    tail = ""
+    if any(path.startswith("__main__.") for _, path in found):
+        tail = ("; a __main__ class was defined in the script or notebook that saved the "
+                "model, and mlfast never imports code")
     return (f"{head}. mlfast.supported_estimators() lists the {len(_REGISTRY)} classes it "
-            "serves")
+            f"serves{tail}")
 
 
 class Builders:

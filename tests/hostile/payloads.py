@@ -65,6 +65,11 @@ class Payload:
     offset: int               # byte offset of that opcode
     live: bool = True         # CPython's pickle.loads creates the marker
     env_path: bool = False    # needs ctx.scratch on PYTHONPATH to be live
+    message: str = ""         # mlfast's refusal, if not "global '<refused>' is refused"
+
+    @property
+    def refusal(self) -> str:
+        return self.message or f"global '{self.refused}' is refused"
 
 
 class Reduce:
@@ -446,10 +451,28 @@ def _(c: Ctx) -> Payload:
     return assembled(a, "builtins.getattr.__self__")
 
 
+# A name from outside the standard library and the libraries mlfast reads
+# (a user's class in __main__ or a package) is only a name: mlfast never
+# imports it, so it may be instantiated as an inert record, never called.
+
 @payload("__main__.Anything")
 def _(c: Ctx) -> Payload:
-    a = Asm(4).stack_global("__main__", "Anything", label="first").str(c.cmd).tuple_n(1).reduce().stop()
-    return assembled(a, "__main__.Anything", live=False)
+    a = Asm(4).stack_global("__main__", "Anything").str(c.cmd).tuple_n(1).reduce(label="call")
+    a.stop()
+    return Payload(a.bytes(), "__main__.Anything", "REDUCE", a.pos("call"), live=False,
+                   message="'__main__.Anything' is called; mlfast never calls")
+
+
+@payload("module import by naming a class")
+def _(c: Ctx) -> Payload:
+    # CPython's pickle imports a module to find a class it names, and so
+    # runs the module's code even to instantiate an empty object; mlfast
+    # never imports, so it reads the instance and refuses the call after it
+    a = Asm(4).stack_global(c.evil_module(), "x").op("EMPTY_TUPLE").newobj()
+    a.op("POP").stack_global(c.evil_module(), "x").str(c.cmd).tuple_n(1).reduce(label="call")
+    a.stop()
+    return Payload(a.bytes(), f"{c.evil_module()}.x", "REDUCE", a.pos("call"), env_path=True,
+                   message="is called; mlfast never calls")
 
 
 @payload("copyreg._reconstructor over posix.system")

@@ -137,82 +137,98 @@ pending_new(int kind, PyObject *base)
 
 #define Pending_Check(op) Py_IS_TYPE((op), &PendingType)
 
-/* ---- opcode names, for messages ----------------------------------------- */
+/* ---- opcodes ------------------------------------------------------------
+ * Every opcode of protocols 0-5 by name, as pickletools and _pickle.c name
+ * them: one list, from which the enum and the names in messages are made. */
+
+#define PICKLE_OPCODES(X) \
+    X(MARK, '(') \
+    X(STOP, '.') \
+    X(POP, '0') \
+    X(POP_MARK, '1') \
+    X(DUP, '2') \
+    X(FLOAT, 'F') \
+    X(INT, 'I') \
+    X(BININT, 'J') \
+    X(BININT1, 'K') \
+    X(LONG, 'L') \
+    X(BININT2, 'M') \
+    X(NONE, 'N') \
+    X(PERSID, 'P') \
+    X(BINPERSID, 'Q') \
+    X(REDUCE, 'R') \
+    X(STRING, 'S') \
+    X(BINSTRING, 'T') \
+    X(SHORT_BINSTRING, 'U') \
+    X(UNICODE, 'V') \
+    X(BINUNICODE, 'X') \
+    X(APPEND, 'a') \
+    X(BUILD, 'b') \
+    X(GLOBAL, 'c') \
+    X(DICT, 'd') \
+    X(EMPTY_DICT, '}') \
+    X(APPENDS, 'e') \
+    X(GET, 'g') \
+    X(BINGET, 'h') \
+    X(INST, 'i') \
+    X(LONG_BINGET, 'j') \
+    X(LIST, 'l') \
+    X(EMPTY_LIST, ']') \
+    X(OBJ, 'o') \
+    X(PUT, 'p') \
+    X(BINPUT, 'q') \
+    X(LONG_BINPUT, 'r') \
+    X(SETITEM, 's') \
+    X(TUPLE, 't') \
+    X(EMPTY_TUPLE, ')') \
+    X(SETITEMS, 'u') \
+    X(BINFLOAT, 'G') \
+    X(BINBYTES, 'B') \
+    X(SHORT_BINBYTES, 'C') \
+    X(PROTO, 0x80) \
+    X(NEWOBJ, 0x81) \
+    X(EXT1, 0x82) \
+    X(EXT2, 0x83) \
+    X(EXT4, 0x84) \
+    X(TUPLE1, 0x85) \
+    X(TUPLE2, 0x86) \
+    X(TUPLE3, 0x87) \
+    X(NEWTRUE, 0x88) \
+    X(NEWFALSE, 0x89) \
+    X(LONG1, 0x8a) \
+    X(LONG4, 0x8b) \
+    X(SHORT_BINUNICODE, 0x8c) \
+    X(BINUNICODE8, 0x8d) \
+    X(BINBYTES8, 0x8e) \
+    X(EMPTY_SET, 0x8f) \
+    X(ADDITEMS, 0x90) \
+    X(FROZENSET, 0x91) \
+    X(NEWOBJ_EX, 0x92) \
+    X(STACK_GLOBAL, 0x93) \
+    X(MEMOIZE, 0x94) \
+    X(FRAME, 0x95) \
+    X(BYTEARRAY8, 0x96) \
+    X(NEXT_BUFFER, 0x97) \
+    X(READONLY_BUFFER, 0x98)
+
+enum opcode {
+#define OPCODE_ENUM(name, byte) OP_##name = (byte),
+    PICKLE_OPCODES(OPCODE_ENUM)
+#undef OPCODE_ENUM
+};
 
 static const char *
 op_name(unsigned char op)
 {
+    const char *name = NULL;
     switch (op) {
-    case '(': return "MARK";
-    case '.': return "STOP";
-    case '0': return "POP";
-    case '1': return "POP_MARK";
-    case '2': return "DUP";
-    case 'F': return "FLOAT";
-    case 'I': return "INT";
-    case 'J': return "BININT";
-    case 'K': return "BININT1";
-    case 'L': return "LONG";
-    case 'M': return "BININT2";
-    case 'N': return "NONE";
-    case 'P': return "PERSID";
-    case 'Q': return "BINPERSID";
-    case 'R': return "REDUCE";
-    case 'S': return "STRING";
-    case 'T': return "BINSTRING";
-    case 'U': return "SHORT_BINSTRING";
-    case 'V': return "UNICODE";
-    case 'X': return "BINUNICODE";
-    case 'a': return "APPEND";
-    case 'b': return "BUILD";
-    case 'c': return "GLOBAL";
-    case 'd': return "DICT";
-    case '}': return "EMPTY_DICT";
-    case 'e': return "APPENDS";
-    case 'g': return "GET";
-    case 'h': return "BINGET";
-    case 'i': return "INST";
-    case 'j': return "LONG_BINGET";
-    case 'l': return "LIST";
-    case ']': return "EMPTY_LIST";
-    case 'o': return "OBJ";
-    case 'p': return "PUT";
-    case 'q': return "BINPUT";
-    case 'r': return "LONG_BINPUT";
-    case 's': return "SETITEM";
-    case 't': return "TUPLE";
-    case ')': return "EMPTY_TUPLE";
-    case 'u': return "SETITEMS";
-    case 'G': return "BINFLOAT";
-    case 'B': return "BINBYTES";
-    case 'C': return "SHORT_BINBYTES";
-    case 0x80: return "PROTO";
-    case 0x81: return "NEWOBJ";
-    case 0x82: return "EXT1";
-    case 0x83: return "EXT2";
-    case 0x84: return "EXT4";
-    case 0x85: return "TUPLE1";
-    case 0x86: return "TUPLE2";
-    case 0x87: return "TUPLE3";
-    case 0x88: return "NEWTRUE";
-    case 0x89: return "NEWFALSE";
-    case 0x8a: return "LONG1";
-    case 0x8b: return "LONG4";
-    case 0x8c: return "SHORT_BINUNICODE";
-    case 0x8d: return "BINUNICODE8";
-    case 0x8e: return "BINBYTES8";
-    case 0x8f: return "EMPTY_SET";
-    case 0x90: return "ADDITEMS";
-    case 0x91: return "FROZENSET";
-    case 0x92: return "NEWOBJ_EX";
-    case 0x93: return "STACK_GLOBAL";
-    case 0x94: return "MEMOIZE";
-    case 0x95: return "FRAME";
-    case 0x96: return "BYTEARRAY8";
-    case 0x97: return "NEXT_BUFFER";
-    case 0x98: return "READONLY_BUFFER";
-    default: return NULL;
+#define OPCODE_NAME(n, byte) case OP_##n: name = #n; break;
+    PICKLE_OPCODES(OPCODE_NAME)
+#undef OPCODE_NAME
+    default:
+        break;
     }
+    return name;
 }
 
 /* ---- errors --------------------------------------------------------------
@@ -2142,11 +2158,11 @@ load_empty(mf_vm *vm, int what)
         return -1;
     }
     switch (what) {
-    case ')':
+    case OP_EMPTY_TUPLE:
         return vm_push(vm, PyTuple_New(0));
-    case ']':
+    case OP_EMPTY_LIST:
         return vm_push(vm, PyList_New(0));
-    case '}':
+    case OP_EMPTY_DICT:
         return vm_push(vm, PyDict_New());
     default:
         return vm_push(vm, PySet_New(NULL));
@@ -2568,80 +2584,80 @@ vm_step(mf_vm *vm, unsigned char op)
     PyObject *top;
 
     switch (op) {
-    case 0x80: return load_proto(vm);
-    case 0x95: return load_frame(vm);
-    case '(': return load_mark(vm);
-    case '0': return load_pop(vm);
-    case '1': return load_pop_mark(vm);
-    case '2': return load_dup(vm);
-    case 'J': return load_binint(vm, 4);
-    case 'K': return load_binint(vm, 1);
-    case 'M': return load_binint(vm, 2);
-    case 'I': return load_text_int(vm, 0);
-    case 'L': return load_text_int(vm, 1);
-    case 0x8a: return load_long_binary(vm, 1);
-    case 0x8b: return load_long_binary(vm, 4);
-    case 'F': return load_text_float(vm);
-    case 'G': return load_binfloat(vm);
-    case 'N': Py_INCREF(Py_None); return vm_push(vm, Py_None);
-    case 0x88: Py_INCREF(Py_True); return vm_push(vm, Py_True);
-    case 0x89: Py_INCREF(Py_False); return vm_push(vm, Py_False);
-    case 'X': return load_counted(vm, 4, STR_UNICODE);
-    case 0x8c: return load_counted(vm, 1, STR_UNICODE);
-    case 0x8d: return load_counted(vm, 8, STR_UNICODE);
-    case 'B': return load_counted(vm, 4, STR_BYTES);
-    case 'C': return load_counted(vm, 1, STR_BYTES);
-    case 0x8e: return load_counted(vm, 8, STR_BYTES);
-    case 0x96: return load_counted(vm, 8, STR_BYTEARRAY);
-    case 'T': return load_counted(vm, 4, STR_ASCII);
-    case 'U': return load_counted(vm, 1, STR_ASCII);
-    case ')': case ']': case '}': case 0x8f: return load_empty(vm, op);
-    case 0x85: return load_tuple_n(vm, 1);
-    case 0x86: return load_tuple_n(vm, 2);
-    case 0x87: return load_tuple_n(vm, 3);
-    case 't': return load_tuple_mark(vm);
-    case 'l': return load_list_mark(vm);
-    case 'd': return load_dict_mark(vm);
-    case 'a': return load_append(vm);
-    case 'e': return load_appends(vm);
-    case 's': return load_setitem(vm);
-    case 'u': return load_setitems(vm);
-    case 0x90: return load_additems(vm);
-    case 0x91: return load_frozenset(vm);
-    case 'c': return load_global(vm);
-    case 0x93: return load_stack_global(vm);
-    case 'R': return load_reduce(vm);
-    case 0x81: return load_newobj(vm, 0);
-    case 0x92: return load_newobj(vm, 1);
-    case 'b': return load_build(vm);
-    case 'q': return load_put_binary(vm, 1);
-    case 'r': return load_put_binary(vm, 4);
-    case 0x94: return load_memoize(vm);
-    case 'p':
+    case OP_PROTO: return load_proto(vm);
+    case OP_FRAME: return load_frame(vm);
+    case OP_MARK: return load_mark(vm);
+    case OP_POP: return load_pop(vm);
+    case OP_POP_MARK: return load_pop_mark(vm);
+    case OP_DUP: return load_dup(vm);
+    case OP_BININT: return load_binint(vm, 4);
+    case OP_BININT1: return load_binint(vm, 1);
+    case OP_BININT2: return load_binint(vm, 2);
+    case OP_INT: return load_text_int(vm, 0);
+    case OP_LONG: return load_text_int(vm, 1);
+    case OP_LONG1: return load_long_binary(vm, 1);
+    case OP_LONG4: return load_long_binary(vm, 4);
+    case OP_FLOAT: return load_text_float(vm);
+    case OP_BINFLOAT: return load_binfloat(vm);
+    case OP_NONE: Py_INCREF(Py_None); return vm_push(vm, Py_None);
+    case OP_NEWTRUE: Py_INCREF(Py_True); return vm_push(vm, Py_True);
+    case OP_NEWFALSE: Py_INCREF(Py_False); return vm_push(vm, Py_False);
+    case OP_BINUNICODE: return load_counted(vm, 4, STR_UNICODE);
+    case OP_SHORT_BINUNICODE: return load_counted(vm, 1, STR_UNICODE);
+    case OP_BINUNICODE8: return load_counted(vm, 8, STR_UNICODE);
+    case OP_BINBYTES: return load_counted(vm, 4, STR_BYTES);
+    case OP_SHORT_BINBYTES: return load_counted(vm, 1, STR_BYTES);
+    case OP_BINBYTES8: return load_counted(vm, 8, STR_BYTES);
+    case OP_BYTEARRAY8: return load_counted(vm, 8, STR_BYTEARRAY);
+    case OP_BINSTRING: return load_counted(vm, 4, STR_ASCII);
+    case OP_SHORT_BINSTRING: return load_counted(vm, 1, STR_ASCII);
+    case OP_EMPTY_TUPLE: case OP_EMPTY_LIST: case OP_EMPTY_DICT: case OP_EMPTY_SET: return load_empty(vm, op);
+    case OP_TUPLE1: return load_tuple_n(vm, 1);
+    case OP_TUPLE2: return load_tuple_n(vm, 2);
+    case OP_TUPLE3: return load_tuple_n(vm, 3);
+    case OP_TUPLE: return load_tuple_mark(vm);
+    case OP_LIST: return load_list_mark(vm);
+    case OP_DICT: return load_dict_mark(vm);
+    case OP_APPEND: return load_append(vm);
+    case OP_APPENDS: return load_appends(vm);
+    case OP_SETITEM: return load_setitem(vm);
+    case OP_SETITEMS: return load_setitems(vm);
+    case OP_ADDITEMS: return load_additems(vm);
+    case OP_FROZENSET: return load_frozenset(vm);
+    case OP_GLOBAL: return load_global(vm);
+    case OP_STACK_GLOBAL: return load_stack_global(vm);
+    case OP_REDUCE: return load_reduce(vm);
+    case OP_NEWOBJ: return load_newobj(vm, 0);
+    case OP_NEWOBJ_EX: return load_newobj(vm, 1);
+    case OP_BUILD: return load_build(vm);
+    case OP_BINPUT: return load_put_binary(vm, 1);
+    case OP_LONG_BINPUT: return load_put_binary(vm, 4);
+    case OP_MEMOIZE: return load_memoize(vm);
+    case OP_PUT:
         if (read_text_index(vm, &idx) < 0 || (top = vm_top(vm)) == NULL) {
             return -1;
         }
         return vm_memo_put(vm, idx, top);
-    case 'h': return load_get_binary(vm, 1);
-    case 'j': return load_get_binary(vm, 4);
-    case 'g':
+    case OP_BINGET: return load_get_binary(vm, 1);
+    case OP_LONG_BINGET: return load_get_binary(vm, 4);
+    case OP_GET:
         if (read_text_index(vm, &idx) < 0) {
             return -1;
         }
         return vm_memo_get(vm, idx);
-    case 'P': case 'Q':
+    case OP_PERSID: case OP_BINPERSID:
         return UNSAFE_ERROR(vm, "persistent ids are refused: they ask the loader to "
                             "fetch objects from outside the file");
-    case 0x82: case 0x83: case 0x84:
+    case OP_EXT1: case OP_EXT2: case OP_EXT4:
         return UNSAFE_ERROR(vm, "extension-registry opcodes are refused: they name "
                             "globals indirectly");
-    case 'i': case 'o':
+    case OP_INST: case OP_OBJ:
         return UNSAFE_ERROR(vm, "INST/OBJ are refused: they call a class directly");
-    case 0x97: case 0x98:
+    case OP_NEXT_BUFFER: case OP_READONLY_BUFFER:
         return UNSAFE_ERROR(vm, "out-of-band buffers are refused: their data is not "
                             "in the file");
-    case 'V': return load_unicode_line(vm);
-    case 'S':
+    case OP_UNICODE: return load_unicode_line(vm);
+    case OP_STRING:
         /* Python 3 never writes STRING (its protocol 0 writes str as
          * UNICODE, bytes through _codecs.encode) */
         return UNSUPPORTED_ERROR(vm, "STRING (a Python 2 str) is not supported: "
@@ -2699,14 +2715,14 @@ vm_run(mf_vm *vm)
     const unsigned char *p = NULL;
 
     vm->op_pos = vm->pos;
-    vm->op = 0x80;
+    vm->op = OP_PROTO;
     if (vm->pos >= vm->size) {
         FORMAT_ERROR(vm, "empty input: expected a pickle");
         return NULL;
     }
     /* Protocols 0 and 1 have no PROTO opcode; joblib writes the pickles
      * nested in a file at protocol 2 or later. */
-    if (vm->buf[vm->pos] != 0x80 &&
+    if (vm->buf[vm->pos] != OP_PROTO &&
         (vm->nested || op_name(vm->buf[vm->pos]) == NULL)) {
         FORMAT_ERROR(vm, "not a pickle%s: first byte is 0x%02x, expected PROTO (0x80)%s",
                      vm->nested ? " of protocol 2 or later" : "", vm->buf[vm->pos],
@@ -2722,7 +2738,7 @@ vm_run(mf_vm *vm)
             break;
         }
         vm->op = p[0];
-        if (vm->op == '.') {
+        if (vm->op == OP_STOP) {
             if (vm->stack_len != 1 || vm->n_marks != 0) {
                 FORMAT_ERROR(vm, "STOP with %zd items and %zd marks on the stack "
                              "(expected one value)", vm->stack_len, vm->n_marks);

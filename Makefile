@@ -48,13 +48,11 @@ chromium:
 test: $(TEST_STAMP) build chromium
 	$(BIN)/python -m pytest -q
 
-# The engine alone (loader, builders, graph, kernels; no servers): about a
-# minute, for the edit-build-test loop.
+# The engine alone (loader, builders, graph, kernels; no servers, no slow
+# modules: tests/conftest.py marks them), for the edit-build-test loop.
 .PHONY: test-fast
 test-fast: $(TEST_STAMP) build
-	$(BIN)/python -m pytest -q tests/test_smoke.py tests/test_graph_contract.py \
-	    tests/test_parity_linear.py tests/test_parity_compose.py tests/test_hostile.py \
-	    tests/test_c_lint.py
+	$(BIN)/python -m pytest -q -m "engine and not slow"
 
 # Serve MODEL (a model file, a directory holding one, or a repository;
 # default: the bundled demo model, the lesson's iris LogisticRegression) on

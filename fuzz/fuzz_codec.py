@@ -22,10 +22,8 @@ from __future__ import annotations
 
 import os
 import resource
-import sys
 import time
 import traceback
-import warnings
 from pathlib import Path
 
 import atheris
@@ -182,12 +180,7 @@ def handled(exc: Exception, route) -> None:
     raise exc
 
 
-def main() -> None:
-    warnings.simplefilter("ignore")
-    np.seterr(all="ignore")
-    atheris.Setup(sys.argv, TestOneInput)
-    atheris.Fuzz()
-
-
 if __name__ == "__main__":
-    main()
+    from _harness import run
+
+    run(TestOneInput)

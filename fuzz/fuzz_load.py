@@ -30,7 +30,6 @@ import os
 import re
 import sys
 import traceback
-import warnings
 from pathlib import Path
 
 import atheris
@@ -163,12 +162,7 @@ def TestOneInput(data: bytes) -> None:
         finding("predict-wrong-width", e, data)
 
 
-def main() -> None:
-    warnings.simplefilter("ignore")
-    np.seterr(all="ignore")
-    atheris.Setup(sys.argv, TestOneInput)
-    atheris.Fuzz()
-
-
 if __name__ == "__main__":
-    main()
+    from _harness import run
+
+    run(TestOneInput)

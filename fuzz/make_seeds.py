@@ -13,7 +13,7 @@ Seeds:
 * those files recompressed with every codec the loader recognises (zlib,
   gzip, bz2, xz, lzma, lz4), truncated, and as concatenated gzip members, so
   that the decompression path of mlfast/_loader.py is exercised;
-* the code-execution payloads of tests/hostile/payloads.py;
+* the code-execution payloads of tests/support/hostile/payloads.py;
 * every byte string tests/test_hostile.py hands to the VM, recorded by
   fuzz/capture_plugin.py (hand-assembled opcodes, truncations, bit flips).
 
@@ -96,7 +96,7 @@ def main(out: Path) -> None:
 
     # 3. the hostile suite's code-execution payloads
     sys.path.insert(0, str(ROOT / "tests"))
-    from hostile import payloads as P
+    from support.hostile import payloads as P
 
     with tempfile.TemporaryDirectory() as tmp:
         for name, build in P.PAYLOADS.items():

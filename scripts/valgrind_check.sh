@@ -33,7 +33,7 @@ cleanup() { [ "${VALGRIND_KEEP:-0}" = 1 ] && echo "kept $WORK" >&2 || rm -rf "$W
 trap cleanup EXIT
 
 (cd "$ROOT" && tar -cf - --exclude='__pycache__' --exclude='*.so' csrc mlfast setup.py pyproject.toml \
-    tests/hostile tests/fixtures/versions/sk1.9.1 tests/fixtures/versions/sk1.1.3 fuzz/corpus/load) |
+    tests/support tests/fixtures/versions/sk1.9.1 tests/fixtures/versions/sk1.1.3 fuzz/corpus/load) |
     tar -xf - -C "$WORK"
 echo "building a debug copy in $WORK" >&2
 (cd "$WORK" && MLFAST_DEBUG=1 nice -n 10 "$PY" setup.py -q build_ext --inplace >"$WORK/build.log" 2>&1) ||
@@ -120,7 +120,7 @@ for packed in (zlib.compress(raw), gzip.compress(raw), bz2.compress(raw), lzma.c
     load(packed[: len(packed) // 2])
 
 sys.path.insert(0, str(HERE / "tests"))
-from hostile import payloads as P  # noqa: E402
+from support.hostile import payloads as P  # noqa: E402
 
 import tempfile  # noqa: E402
 

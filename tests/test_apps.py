@@ -11,7 +11,7 @@ import time
 import pytest
 import requests
 
-from test_serving_support import BIN, PYTHON, REPO, Server, fit_string_labels, free_port, iris, mlfast_serve
+from support.serving import BIN, PYTHON, REPO, Server, fit_string_labels, free_port, iris, mlfast_serve
 
 APPS = REPO / "apps"
 

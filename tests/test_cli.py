@@ -9,7 +9,7 @@ import pytest
 import requests
 
 import mlfast
-from test_serving_support import BIN, PYTHON, REPO, mlfast_serve
+from support.serving import BIN, PYTHON, REPO, mlfast_serve
 
 
 def run(*args, timeout=60):

@@ -12,7 +12,7 @@ from urllib.parse import urlparse
 
 import pytest
 
-from test_serving_support import mlfast_serve
+from support.serving import mlfast_serve
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 

@@ -3,7 +3,7 @@ and where, and never run anything, crash or hang.
 
 Every payload is built here, opcode by opcode (tests/hostile/__init__.py) or
 by pickling small objects whose ``__reduce__`` names a dangerous callable
-(tests/hostile/payloads.py).  Each test checks three things:
+(tests/support/hostile/payloads.py).  Each test checks three things:
 
 1. the exact exception class: ``UnsafeModelError`` for a forbidden global,
    opcode or construct, ``ModelFormatError`` for corrupt, truncated or lying
@@ -37,9 +37,8 @@ import pytest
 import mlfast
 from mlfast import ModelFormatError, UnsafeModelError, UnsupportedModelError, _core
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from hostile import Asm, frombuffer_pickle, ndarray_pickle  # noqa: E402
-from hostile import payloads as P  # noqa: E402
+from support.hostile import Asm, frombuffer_pickle, ndarray_pickle
+from support.hostile import payloads as P
 
 TESTS = Path(__file__).resolve().parent
 ROOT = TESTS.parent
@@ -190,7 +189,7 @@ def test_code_execution_payloads_are_live_under_cpython(tmp_path):
         dirs.append(str(d))
     assert len(names) >= 30
     env = {"PYTHONPATH": os.pathsep.join([str(TESTS)] + dirs)}
-    r = subprocess.run([sys.executable, "-m", "hostile.payloads", str(tmp_path)] + names,
+    r = subprocess.run([sys.executable, "-m", "support.hostile.payloads", str(tmp_path)] + names,
                        capture_output=True, text=True, timeout=60, env={**os.environ, **env},
                        cwd=str(tmp_path), stdin=subprocess.DEVNULL)
     status = dict(line.split(" ", 1)[::-1] for line in r.stdout.splitlines()

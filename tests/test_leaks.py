@@ -39,7 +39,6 @@ TESTS = Path(__file__).resolve().parent
 ROOT = TESTS.parent
 CORPUS = ROOT / "fuzz" / "corpus" / "load"
 
-sys.path.insert(0, str(TESTS))
 
 
 # ---- measuring -------------------------------------------------------------------------
@@ -254,7 +253,7 @@ def test_bad_input_errors_are_flat(families):
 
 
 def test_hostile_payloads_are_refused_without_leaking(tmp_path):
-    from hostile import payloads as P
+    from support.hostile import payloads as P
 
     payloads = []
     for i, (name, build) in enumerate(P.PAYLOADS.items()):

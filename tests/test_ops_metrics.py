@@ -12,8 +12,8 @@ import requests
 
 import mlfast
 from mlfast.serving.metrics import FLUSH_INTERVAL
-from test_ops_support import ROW, scrape, serve, value
-from test_serving_support import iris
+from support.ops import ROW, scrape, serve, value
+from support.serving import iris
 
 
 def test_metrics_after_known_traffic_one_worker():

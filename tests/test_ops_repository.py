@@ -10,7 +10,7 @@ import time
 import pytest
 import requests
 
-from test_ops_support import (
+from support.ops import (
     ADMIN_KEY,
     API_KEY,
     ROW,

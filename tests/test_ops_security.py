@@ -9,14 +9,15 @@ import shutil
 import socket
 import subprocess
 import time
+from pathlib import Path
 
 import pytest
 import requests
 
 import mlfast
 from mlfast.serving.ops import Ops, check_bind, platform
-from test_ops_support import ADMIN_KEY, API_KEY, ROW, run_cli, serve
-from test_serving_support import free_port
+from support.ops import ADMIN_KEY, API_KEY, ROW, run_cli, serve
+from support.serving import free_port
 
 KEYS = {"MLFAST_API_KEYS": f"{API_KEY},second-api-key-0123456789", "MLFAST_ADMIN_KEYS": ADMIN_KEY}
 
@@ -124,7 +125,7 @@ def certificate(tmp_path_factory):
 def test_tls_with_a_self_signed_certificate(certificate, framework, workers):
     key, cert = certificate
     demo = mlfast.demo_model_path()
-    digest = hashlib.sha256(open(demo, "rb").read()).hexdigest()
+    digest = hashlib.sha256(Path(demo).read_bytes()).hexdigest()
     # uvicorn may wait for a TLS client's close_notify that never comes
     # before it exits (up to the graceful timeout): keep that short here
     extra = ["--ssl-keyfile", str(key), "--ssl-certfile", str(cert), "--model-sha256", digest,

@@ -16,8 +16,8 @@ import pytest
 import requests
 
 import mlfast
-from test_ops_support import ROW, serve
-from test_serving_support import iris
+from support.ops import ROW, serve
+from support.serving import iris
 
 IN_FLIGHT = 6
 

@@ -34,7 +34,7 @@ from sklearn.pipeline import FeatureUnion, Pipeline, make_pipeline, make_union
 from sklearn.preprocessing import MaxAbsScaler, MinMaxScaler, RobustScaler, StandardScaler
 
 import mlfast
-from _variants import load_variant
+from support.variants import load_variant
 
 METHODS = ("predict", "predict_proba", "predict_log_proba", "decision_function", "transform")
 COLUMNS = ["age", "fare", "sibsp", "parch", "score", "height"]

@@ -25,7 +25,7 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import OneHotEncoder, OrdinalEncoder, StandardScaler
 
 import mlfast
-from _variants import load_variant
+from support.variants import load_variant
 
 RTOL = ATOL = 1e-12
 

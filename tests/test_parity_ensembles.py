@@ -29,7 +29,7 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import MinMaxScaler, StandardScaler
 
 import mlfast
-from _variants import FILE_VARIANTS, load_variant
+from support.variants import FILE_VARIANTS, load_variant
 
 METHODS = ("predict", "predict_proba", "predict_log_proba", "decision_function",
            "transform")

@@ -34,7 +34,7 @@ from sklearn.pipeline import Pipeline, make_pipeline
 from sklearn.preprocessing import MaxAbsScaler, MinMaxScaler, RobustScaler, StandardScaler
 
 import mlfast
-from _variants import (
+from support.variants import (
     FILE_VARIANTS,
     LAYOUTS,
     describe_input,
@@ -822,6 +822,7 @@ BIG_ROWS = 120_000
     "LinearRegression-multioutput",
     "Ridge-float32-fitted",
 ])
+@pytest.mark.filterwarnings("ignore:X does not have valid feature names")
 def test_large_batch(name, layout_models):
     """More than 100,000 rows: the GIL-released, multi-threaded path; the
     answers equal sklearn's and do not depend on the number of threads."""
@@ -1051,6 +1052,7 @@ def test_pickle_model(name, layout_models):
     assert repr(clone) == repr(model)
 
 
+@pytest.mark.filterwarnings("ignore:X does not have valid feature names")
 def test_concurrent_calls(layout_models):
     """A Model used from 4 threads at once answers like serial calls."""
     est, model, X_new, _ = layout_models["Pipeline(SimpleImputer, StandardScaler, LR)-DataFrame"]

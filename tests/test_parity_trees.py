@@ -44,7 +44,7 @@ from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import MaxAbsScaler, MinMaxScaler, RobustScaler, StandardScaler
 
 import mlfast
-from _variants import (
+from support.variants import (
     FILE_VARIANTS,
     LAYOUTS,
     describe_input,

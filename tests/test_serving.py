@@ -17,7 +17,7 @@ import pytest
 import requests
 
 import mlfast
-from test_serving_support import FRAMEWORKS, assert_json_error, iris, mlfast_serve
+from support.serving import FRAMEWORKS, assert_json_error, iris, mlfast_serve
 
 NAME = "iris_logreg"  # the demo model file's stem
 ROW = [5.1, 3.5, 1.4, 0.2]

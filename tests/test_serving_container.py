@@ -16,7 +16,7 @@ import pytest
 import requests
 
 import mlfast
-from test_serving_support import PYTHON, REPO, Server, free_port
+from support.serving import PYTHON, REPO, Server, free_port
 
 DOCKERFILE = (REPO / "Dockerfile").read_text()
 

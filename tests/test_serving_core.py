@@ -20,7 +20,7 @@ from mlfast.serving import build_service, codec, create_app
 from mlfast.serving.errors import InvalidInput, ModelNotFound
 from mlfast.serving.http import HttpError, Request, Response, Route, json_response
 from mlfast.serving.service import status_of
-from test_serving_support import FRAMEWORKS, assert_json_error, fit_imputing, fit_regressor, fit_string_labels, iris
+from support.serving import FRAMEWORKS, assert_json_error, fit_imputing, fit_regressor, fit_string_labels, iris
 
 SERVING = Path(mlfast.__file__).with_name("serving")
 # starlette's TestClient asks for httpx2 now; httpx is what is installed

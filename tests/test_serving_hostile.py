@@ -27,8 +27,8 @@ import pytest
 import requests
 
 import mlfast
-from test_ops_support import ADMIN_KEY, API_KEY, ROW, serve
-from test_serving_support import FRAMEWORKS, assert_json_error
+from support.ops import ADMIN_KEY, API_KEY, ROW, serve
+from support.serving import FRAMEWORKS, assert_json_error
 
 CONFIGS = [("fastapi", 1), ("flask", 1), ("fastapi", 2), ("flask", 2)]
 NAME = "iris"

@@ -20,7 +20,7 @@ from sklearn.preprocessing import OneHotEncoder, StandardScaler
 import mlfast
 from mlfast.serving import create_app
 from test_serving_core import Client
-from test_serving_support import FRAMEWORKS
+from support.serving import FRAMEWORKS
 
 pytestmark = pytest.mark.filterwarnings("ignore:Using `httpx` with `starlette.testclient`")
 

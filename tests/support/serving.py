@@ -21,7 +21,7 @@ import joblib
 import numpy as np
 import requests
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 PYTHON = sys.executable
 BIN = Path(sys.executable).parent
 FRAMEWORKS = ("fastapi", "flask")

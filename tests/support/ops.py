@@ -19,7 +19,7 @@ from typing import Dict, List, Optional, Sequence
 import joblib
 import requests
 
-from test_serving_support import PYTHON, Server, free_port, iris
+from support.serving import PYTHON, Server, free_port, iris
 
 ROW = [5.1, 3.5, 1.4, 0.2]
 API_KEY = "api-key-for-tests-0123456789"

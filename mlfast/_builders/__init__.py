@@ -360,4 +360,4 @@ def is_nan(v: Any) -> bool:
 from mlfast._builders import compose, linear, pipeline, preprocessing, trees  # noqa: E402,F401
 from mlfast._builders import ensemble  # noqa: E402,F401
 from mlfast._builders import encoders  # noqa: E402,F401
-from mlfast._builders import functions  # noqa: E402,F401
+from mlfast._builders import functions, multiclass  # noqa: E402,F401

@@ -163,7 +163,8 @@ def _meta(node: Node, name: str, kind: str, outputs: Dict[str, Out], first: Buil
                      first_name=node.name, strings=Strings.REFUSE)
     return Built(name, kind, outputs, int(n), feature_names_in=names,
                  first_name=first.first_name, strings=first.strings,
-                 string_prefix=first.string_prefix)
+                 string_prefix=first.string_prefix, warn_name=first.warn_name,
+                 names_required=first.names_required)
 
 
 def _flag(node: Node, key: str, default: bool) -> bool:
@@ -177,7 +178,8 @@ def _flag(node: Node, key: str, default: bool) -> bool:
 
 def _calibrators(cal: Node, method: str, n: int, columns: np.ndarray, k: int):
     """The calibrate op of one _CalibratedClassifier over n score columns."""
-    items = cal.get("calibrators")
+    # (calibrators_ before 0.24)
+    items = cal.get("calibrators" if "calibrators" in cal.state else "calibrators_")
     if not isinstance(items, list) or not items:
         raise cal.fail("calibrators must be a non-empty list")
     if method == "temperature":
@@ -201,8 +203,10 @@ def _calibrators(cal: Node, method: str, n: int, columns: np.ndarray, k: int):
             raise UnsupportedModelError(
                 f"{c.where}: IsotonicRegression(out_of_bounds={c.get('out_of_bounds')!r}) "
                 "is not served")
-        x = c.array("X_thresholds_", ndim=(1,), kinds="f")
-        y = c.array("y_thresholds_", ndim=(1,), kinds="f")
+        # (_necessary_X_ and _necessary_y_ before 0.24)
+        old = "X_thresholds_" not in c.state
+        x = c.array("_necessary_X_" if old else "X_thresholds_", ndim=(1,), kinds="f")
+        y = c.array("_necessary_y_" if old else "y_thresholds_", ndim=(1,), kinds="f")
         if x.dtype != np.float64 or y.dtype != np.float64:
             # interp1d delegates to np.interp for float64 thresholds only
             raise UnsupportedModelError(
@@ -226,7 +230,9 @@ def _calibrated(node: Node, b: Builders, X: Optional[Cols], i: int, classes: np.
     member = _build(cal, b, cal.get(key), key, X)
     if member.kind != "classifier":
         raise UnsupportedModelError(f"{cal.where}.{key} ({member.name}) is not a classifier")
-    own = _classes(cal, key="classes")
+    # (classes_ of a LabelEncoder of classes before 0.24; the 1/n_classes
+    # those versions put in place of NaN rows is what a zero sum gives now)
+    own = _classes(cal, key="classes_" if "classes_" in cal.state else "classes")
     if not np.array_equal(own, classes):
         raise cal.fail("classes differ from the CalibratedClassifierCV's classes_")
     k = classes.size
@@ -480,7 +486,12 @@ def build_chain(node: Node, b: Builders, X: Optional[Cols]) -> Built:
     feed = node.state.get("chain_method_", "predict")
     if feed not in ("predict", "predict_proba", "predict_log_proba", "decision_function"):
         raise node.fail(f"chain_method_ is {feed!r}")
-    n = node.integer("n_features_in_")
+    if "n_features_in_" in node.state:
+        n = node.integer("n_features_in_")
+    else:
+        # before 0.24 a chain records no width: its first estimator's, built
+        # aside (it reads X alone)
+        n = Builders().build(ests[0], f"{node.where}.estimators_[0]").n_features_in
     X = b.input(node, X, n)
     # validate_data (finite numbers), then np.hstack with float64 columns
     X = b.add(node, Cast(rule=CastRule.FLOAT64), X, n, accept=Accept.FINITE)

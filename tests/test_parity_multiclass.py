@@ -57,6 +57,8 @@ from sklearn.tree import DecisionTreeClassifier, DecisionTreeRegressor
 
 import mlfast
 from _variants import load_variant
+from mlfast import _core
+from mlfast._builders import ir
 from mlfast._builders.ir import FUNCTIONS
 
 METHODS = ("predict", "predict_proba", "predict_log_proba", "decision_function", "transform")
@@ -665,3 +667,55 @@ def test_input_layouts(tmp_path):
             assert_same(quietly(getattr(model, method), rows),
                         quietly(getattr(est, method), rows), f"{method} {type(rows)}",
                         exact=True)
+
+
+# -- the ops refuse what does not fit --------------------------------------------------
+
+def _graph(op, n_in, n_out, n_features=None):
+    node = ir.Node(op, np.arange(n_in, dtype=np.int64), n_out, "Op")
+    n = n_features or n_in
+    return _core.Graph(n, [node], {"transform": ir.Output(np.arange(n, n + n_out))})
+
+
+@pytest.mark.parametrize("op,n_in,n_out,message", [
+    (ir.Calibrate(rule=9, n_classes=3), 3, 3, "calibrate: rule 9"),
+    (ir.Calibrate(rule=ir.CalibrateRule.SIGMOID, n_classes=3, columns=np.array([0, 3]),
+                  a=np.ones(2), b=np.ones(2)), 2, 3, r"calibrate.columns\[1\] is outside"),
+    (ir.Calibrate(rule=ir.CalibrateRule.SIGMOID, n_classes=3, columns=np.array([0, 1]),
+                  a=np.ones(1), b=np.ones(2)), 2, 3, "calibrate.a must hold 2 items"),
+    (ir.Calibrate(rule=ir.CalibrateRule.ISOTONIC, n_classes=2, columns=np.array([1]),
+                  x=np.array([0.0, 2.0, 1.0]), y=np.zeros(3), offsets=np.array([0, 3]),
+                  lo=np.zeros(1), hi=np.ones(1)), 1, 2, "calibrate.x of calibrator 0 is not"),
+    (ir.Calibrate(rule=ir.CalibrateRule.ISOTONIC, n_classes=2, columns=np.array([1]),
+                  x=np.zeros(3), y=np.zeros(3), offsets=np.array([0, 4]), lo=np.zeros(1),
+                  hi=np.ones(1)), 1, 2, "calibrate.offsets must be 2 bounds from 0 to 3"),
+    (ir.Calibrate(rule=ir.CalibrateRule.TEMPERATURE, n_classes=3), 2, 3,
+     "temperature scaling of 2 columns into 3 classes"),
+    (ir.BlockMean(n_blocks=2), 3, 1, "block_mean: 3 columns are not 2 equal blocks"),
+    (ir.Normalize(rule=ir.NormalizeRule.ZERO_NAN, complement=True), 2, 2,
+     "normalize: rule 2 does not read 2 columns"),
+    (ir.OvoVotes(n_classes=3), 4, 3, "ovo_votes: 4 columns for 3 classes"),
+    (ir.OvoVotes(n_classes=5000), 2, 3, "ovo_votes: 2 columns for 5000 classes"),
+    (ir.Ecoc(rule=ir.EcocRule.SQUARED, code_book=np.ones((3, 2)), code_norms=np.ones(3)), 3, 3,
+     r"ecoc: rule 1, code book \(3, 2\)"),
+    (ir.Ecoc(rule=ir.EcocRule.SQUARED, code_book=np.ones((3, 2)), code_norms=np.ones(2)), 2, 3,
+     "and 2 norms"),
+    (ir.Constant(values=np.zeros(0)), 1, 1, "constant: no values"),
+    (ir.Lookup(values=np.zeros(3), offsets=np.array([0, 3, 3])), 2, 2,
+     "lookup.offsets must rise by at least 1"),
+    (ir.Lookup(values=np.zeros(3), offsets=np.array([0, -5, 3])), 2, 2,
+     "lookup.offsets must rise by at least 1"),
+    (ir.Cast(rule=ir.CastRule.UFUNC, code=0), 1, 1, "cast: unknown function code 0"),
+    (ir.Function(code=len(FUNCTIONS) + 1), 1, 1, "function: unknown function code"),
+])
+def test_ops_refuse_fields_that_do_not_fit(op, n_in, n_out, message):
+    with pytest.raises(ValueError, match=message):
+        _graph(op, n_in, n_out)
+
+
+def test_lookup_of_an_index_out_of_range_is_nan():
+    """A pickled Model may feed a lookup any column: it never reads outside."""
+    g = _graph(ir.Lookup(values=np.array([5.0, 7.0]), offsets=np.array([0, 2])), 1, 1)
+    X = np.array([[0.0], [1.0], [2.0], [-1.0], [np.nan], [1e300], [0.5]])
+    np.testing.assert_array_equal(g.transform(X)[:, 0], [5.0, 7.0, np.nan, np.nan, np.nan,
+                                                         np.nan, 5.0])

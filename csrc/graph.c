@@ -43,6 +43,7 @@ static const mf_op_def *const op_defs[] = {
     &mf_op_calibrate,
     &mf_op_block_mean,
     &mf_op_normalize,
+    &mf_op_ovr_argmax,
     &mf_op_ovo_votes,
     &mf_op_ecoc,
     &mf_op_lookup,

@@ -669,6 +669,14 @@ typedef struct {
     int complement;
 } mf_normalize;
 
+/* ovr_argmax: OneVsRestClassifier.predict's running maximum over its
+ * estimators' scores (np.maximum, NaN spreading), which keeps the last
+ * estimator whose score equals it, in estimator order (before 1.8) or in
+ * reverse (since), as a row of 0 with a 1 there for labels' argmax. */
+typedef struct {
+    int reverse;
+} mf_ovr_argmax;
+
 /* ovo_votes: OneVsOneClassifier.decision_function (_ovr_decision_function).
  * The input is each pair's predicted class index (0 or 1), then each pair's
  * confidence, pairs in the order (0, 1), (0, 2), ..., (k - 2, k - 1). */
@@ -761,6 +769,7 @@ extern const mf_op_def mf_op_tokey;         /* keys.c */
 extern const mf_op_def mf_op_calibrate;     /* multiclass.c */
 extern const mf_op_def mf_op_block_mean;    /* multiclass.c */
 extern const mf_op_def mf_op_normalize;     /* multiclass.c */
+extern const mf_op_def mf_op_ovr_argmax;    /* multiclass.c */
 extern const mf_op_def mf_op_ovo_votes;     /* multiclass.c */
 extern const mf_op_def mf_op_ecoc;          /* multiclass.c */
 extern const mf_op_def mf_op_lookup;        /* multiclass.c */

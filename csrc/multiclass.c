@@ -667,6 +667,58 @@ const mf_op_def mf_op_normalize = {
     .run = normalize_run,
 };
 
+/* ---- ovr_argmax ---------------------------------------------------------------- */
+
+/* OneVsRestClassifier.predict, multiclass:
+ *     maxima = -inf; for i, e in (reversed) enumerate(estimators_):
+ *         np.maximum(maxima, pred_i, out=maxima); argmaxima[maxima == pred_i] = i */
+static void
+ovr_argmax_run(const void *op, const double *in, Py_ssize_t n_in, double *out,
+               Py_ssize_t n_out, Py_ssize_t n_rows, mf_precision prec)
+{
+    const mf_ovr_argmax *oa = op;
+    Py_ssize_t r, t;
+
+    for (r = 0; r < n_rows; r++) {
+        const double *s = in + r * n_in;
+        double *y = out + r * n_in, maxima = -INFINITY;
+        Py_ssize_t arg = 0;
+        for (t = 0; t < n_in; t++) {
+            Py_ssize_t i = oa->reverse ? n_in - 1 - t : t;
+            double pred = s[i];
+            maxima = (isnan(maxima) || isnan(pred)) ? NAN : (pred > maxima ? pred : maxima);
+            if (maxima == pred) {
+                arg = i;
+            }
+        }
+        for (t = 0; t < n_in; t++) {
+            y[t] = 0.0;
+        }
+        y[arg] = 1.0;
+    }
+}
+
+static int
+ovr_argmax_prepare(void *op, Py_ssize_t n_in, Py_ssize_t *n_out, PyObject *owners)
+{
+    *n_out = n_in;
+    return 0;
+}
+
+static const mf_field ovr_argmax_fields[] = {
+    MF_SCALAR_FIELD(mf_ovr_argmax, reverse, MF_FIELD_BOOL),
+    MF_END_FIELDS,
+};
+
+const mf_op_def mf_op_ovr_argmax = {
+    .name = "ovr_argmax",
+    .size = sizeof(mf_ovr_argmax),
+    .fields = ovr_argmax_fields,
+    .prepare = ovr_argmax_prepare,
+    .run = ovr_argmax_run,
+    .out_type = double_out_type,
+};
+
 /* ---- ovo_votes ----------------------------------------------------------------- */
 
 /* sklearn.utils.multiclass._ovr_decision_function: votes plus the summed

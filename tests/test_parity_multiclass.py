@@ -719,3 +719,14 @@ def test_lookup_of_an_index_out_of_range_is_nan():
     X = np.array([[0.0], [1.0], [2.0], [-1.0], [np.nan], [1e300], [0.5]])
     np.testing.assert_array_equal(g.transform(X)[:, 0], [5.0, 7.0, np.nan, np.nan, np.nan,
                                                          np.nan, 5.0])
+
+
+@pytest.mark.parametrize("stack", ["sk1.1.3", "sk1.6.1", "sk1.7.2", "sk1.9.1"])
+def test_one_vs_rest_of_older_versions_keeps_its_classes(stack):
+    """Before 1.8 ties go to the last estimator (the version fixtures check
+    the labels); the classes keep their order all the same."""
+    from pathlib import Path
+
+    path = Path(__file__).parent / "fixtures" / "versions" / stack / "one_vs_rest_trees.joblib"
+    model = mlfast.load(path)
+    assert model.classes_.tolist() == [0, 1, 2]

@@ -402,6 +402,15 @@ class Normalize(Op):
 
 
 @dataclass
+class OvrArgmax(Op):
+    """One-vs-rest's running maximum: a row of 0 with a 1 at the estimator
+    it keeps (the last equal to it, estimators in order or reversed)."""
+
+    op_name: ClassVar[str] = "ovr_argmax"
+    reverse: bool = False
+
+
+@dataclass
 class OvoVotes(Op):
     """One-vs-one votes and confidences: pairs' class indices, then their
     confidences."""

@@ -39,6 +39,7 @@ from mlfast._builders.ir import (
     Normalize,
     NormalizeRule,
     OvoVotes,
+    OvrArgmax,
     Out,
     Strings,
 )
@@ -308,17 +309,12 @@ def build_one_vs_rest(node: Node, b: Builders, X: Optional[Cols]) -> Built:
     if y_type == "multiclass":
         if len(members) != classes.size:
             raise node.fail(f"{len(members)} estimators for {classes.size} classes")
-        if node.version >= (1, 8):
-            # the maxima, estimators taken in reverse: np.argmax's first maximum
-            labels = b.add(node, Labels(rule=LabelRule.ARGMAX), Cols.concat(scores), 1)
-            outputs["predict"] = Out(labels, classes=classes, squeeze=True)
-        else:
-            # `argmaxima[maxima == pred] = i` in estimator order: the last
-            # maximum, which is the first of the scores reversed
-            labels = b.add(node, Labels(rule=LabelRule.ARGMAX),
-                           Cols.concat(scores[::-1]), 1)
-            outputs["predict"] = Out(labels, classes=np.ascontiguousarray(classes[::-1]),
-                                     squeeze=True)
+        # the running maximum keeps the last estimator equal to it: since
+        # 1.8 they are taken in reverse (np.argmax's first maximum)
+        keep = b.add(node, OvrArgmax(reverse=node.version >= (1, 8)), Cols.concat(scores),
+                     len(scores))
+        labels = b.add(node, Labels(rule=LabelRule.ARGMAX), keep, 1)
+        outputs["predict"] = Out(labels, classes=classes, squeeze=True)
     elif y_type == "binary":
         if len(members) != 1 or classes.size != 2:
             raise node.fail(f"{len(members)} estimators for binary classes")

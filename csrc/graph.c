@@ -41,12 +41,10 @@ static const mf_op_def *const op_defs[] = {
     &mf_op_keymissing,
     &mf_op_tokey,
     &mf_op_calibrate,
-    &mf_op_block_mean,
     &mf_op_normalize,
     &mf_op_ovr_argmax,
     &mf_op_ovo_votes,
     &mf_op_ecoc,
-    &mf_op_lookup,
     &mf_op_cast,
     &mf_op_function,
     NULL,
@@ -1111,7 +1109,7 @@ mf_codes_table(void)
     }
     return Py_BuildValue(
         "{s{sisisi}s{sisisisisisi}s{sisisi}s{sisisi}s{sisisi}s{sisi}sN"
-        "s{sisisi}s{sisi}s{sisi}s{sisisi}sN}",
+        "s{sisisi}s{sisi}s{sisi}s{sisi}sN}",
         "accept", "FINITE", MF_ACCEPT_FINITE, "NAN", MF_ACCEPT_NAN, "ANY", MF_ACCEPT_ANY,
         "proba", "EXPIT_OVR", MF_PROBA_EXPIT_OVR, "SOFTMAX", MF_PROBA_SOFTMAX,
         "SOFTMAX_BINARY", MF_PROBA_SOFTMAX_BINARY, "MODIFIED_HUBER",
@@ -1128,6 +1126,6 @@ mf_codes_table(void)
         MF_CAL_TEMPERATURE,
         "normalize", "ZERO_KEEPS", MF_NORM_ZERO_KEEPS, "ZERO_NAN", MF_NORM_ZERO_NAN,
         "ecoc", "SQUARED", MF_ECOC_SQUARED, "SQRT", MF_ECOC_SQRT,
-        "cast", "FLOAT64", MF_CAST_FLOAT64, "KEEP", MF_CAST_KEEP, "UFUNC", MF_CAST_UFUNC,
+        "cast", "FLOAT64", MF_CAST_FLOAT64, "UFUNC", MF_CAST_UFUNC,
         "functions", mf_function_codes());
 }

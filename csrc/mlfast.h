@@ -652,12 +652,6 @@ typedef struct {
     mf_ufunc_loop exp, log;    /* temperature: numpy's own (prepare finds them) */
 } mf_calibrate;
 
-/* block_mean: n_blocks blocks of n_out columns, averaged column by column
- * as CalibratedClassifierCV does: ((0 + b1) + b2 + ...) / n_blocks. */
-typedef struct {
-    Py_ssize_t n_blocks;
-} mf_block_mean;
-
 /* normalize: OneVsRestClassifier.predict_proba.  complement: one column p
  * becomes [1 - p, p]; then each row is divided by its sum (numpy's pairwise
  * sum).  A zero sum keeps the row (ZERO_KEEPS, since 1.7) or divides by it
@@ -699,15 +693,6 @@ typedef struct {
     Py_ssize_t n_code_norms;
 } mf_ecoc;
 
-/* lookup: column c holds a class index; out is values[offsets[c] + index]
- * (a classifier's label as a number), NaN for an index out of range. */
-typedef struct {
-    const double *values;
-    Py_ssize_t n_values;
-    const int64_t *offsets;    /* n_in + 1 */
-    Py_ssize_t n_offsets;
-} mf_lookup;
-
 /* The numpy functions a FunctionTransformer may name (func, inverse_func),
  * by numpy's own names: the values of MF_FUNCTION_NAMES, in order, are the
  * codes 1, 2, ... (_core.CODES["functions"]). */
@@ -720,12 +705,11 @@ typedef struct {
 /* The numpy types a function's loop is chosen for: bool to float16. */
 #define MF_UFUNC_TYPES (NPY_HALF + 1)
 
-/* cast: the input as is (a node that checks, or declares a type).
- * FLOAT64: returned as float64 (np.hstack with float64 columns, a
- * dtype=np.float64 array); KEEP: as the input's type; UFUNC: as the type of
- * the loop numpy picks for function `code` (float16 for int8, ...), which
- * holds every value exactly. */
-typedef enum { MF_CAST_FLOAT64 = 1, MF_CAST_KEEP, MF_CAST_UFUNC } mf_cast_rule;
+/* cast: the input as is, of another type.  FLOAT64: returned as float64
+ * (np.hstack with float64 columns, a dtype=np.float64 array); UFUNC: as
+ * the type of the loop numpy picks for function `code` (float16 for int8,
+ * ...), which holds every value exactly. */
+typedef enum { MF_CAST_FLOAT64 = 1, MF_CAST_UFUNC } mf_cast_rule;
 
 typedef struct {
     Py_ssize_t rule;           /* mf_cast_rule */
@@ -767,12 +751,10 @@ extern const mf_op_def mf_op_keyfill;       /* keys.c */
 extern const mf_op_def mf_op_keymissing;    /* keys.c */
 extern const mf_op_def mf_op_tokey;         /* keys.c */
 extern const mf_op_def mf_op_calibrate;     /* multiclass.c */
-extern const mf_op_def mf_op_block_mean;    /* multiclass.c */
 extern const mf_op_def mf_op_normalize;     /* multiclass.c */
 extern const mf_op_def mf_op_ovr_argmax;    /* multiclass.c */
 extern const mf_op_def mf_op_ovo_votes;     /* multiclass.c */
 extern const mf_op_def mf_op_ecoc;          /* multiclass.c */
-extern const mf_op_def mf_op_lookup;        /* multiclass.c */
 extern const mf_op_def mf_op_cast;          /* multiclass.c */
 extern const mf_op_def mf_op_function;      /* multiclass.c */
 

@@ -1,9 +1,9 @@
 /*
  * multiclass.c -- the ops of the meta-estimators that combine other
  * estimators' answers: probability calibration (CalibratedClassifierCV),
- * one-vs-rest probabilities and one-vs-one votes, output codes, labels as
- * numbers (classifier chains), and numpy's element-wise functions
- * (FunctionTransformer, TransformedTargetRegressor).
+ * one-vs-rest probabilities and one-vs-one votes, output codes, and numpy's
+ * element-wise functions (FunctionTransformer, TransformedTargetRegressor);
+ * averages, labels as numbers and constants are ensemble.c's.
  *
  * Each computes what scikit-learn computes, in its order of operations
  * (row sums are numpy's pairwise sums).  Where scikit-learn calls numpy's
@@ -559,56 +559,6 @@ const mf_op_def mf_op_calibrate = {
     .out_type = double_out_type,
 };
 
-/* ---- block_mean ---------------------------------------------------------------- */
-
-/* CalibratedClassifierCV.predict_proba: mean_proba = zeros, += each
- * calibrated classifier's probabilities in turn, /= their number. */
-static void
-block_mean_run(const void *op, const double *in, Py_ssize_t n_in, double *out,
-               Py_ssize_t n_out, Py_ssize_t n_rows, mf_precision prec)
-{
-    const mf_block_mean *bm = op;
-    Py_ssize_t r, j, b;
-
-    for (r = 0; r < n_rows; r++) {
-        const double *x = in + r * n_in;
-        for (j = 0; j < n_out; j++) {
-            double acc = 0.0;
-            for (b = 0; b < bm->n_blocks; b++) {
-                acc += x[b * n_out + j];
-            }
-            out[r * n_out + j] = acc / (double)bm->n_blocks;
-        }
-    }
-}
-
-static int
-block_mean_prepare(void *op, Py_ssize_t n_in, Py_ssize_t *n_out, PyObject *owners)
-{
-    mf_block_mean *bm = op;
-    if (bm->n_blocks < 1 || n_in % bm->n_blocks != 0) {
-        PyErr_Format(PyExc_ValueError, "block_mean: %zd columns are not %zd equal blocks",
-                     n_in, bm->n_blocks);
-        return -1;
-    }
-    *n_out = n_in / bm->n_blocks;
-    return 0;
-}
-
-static const mf_field block_mean_fields[] = {
-    MF_SCALAR_FIELD(mf_block_mean, n_blocks, MF_FIELD_INT),
-    MF_END_FIELDS,
-};
-
-const mf_op_def mf_op_block_mean = {
-    .name = "block_mean",
-    .size = sizeof(mf_block_mean),
-    .fields = block_mean_fields,
-    .prepare = block_mean_prepare,
-    .run = block_mean_run,
-    .out_type = double_out_type,
-};
-
 /* ---- normalize ----------------------------------------------------------------- */
 
 /* OneVsRestClassifier.predict_proba: the positive-class probabilities of
@@ -856,51 +806,6 @@ const mf_op_def mf_op_ecoc = {
     .cost = ecoc_cost,
 };
 
-/* ---- lookup -------------------------------------------------------------------- */
-
-/* classes_[index] as a number: what a chain stores of a member's predict. */
-static void
-lookup_run(const void *op, const double *in, Py_ssize_t n_in, double *out,
-           Py_ssize_t n_out, Py_ssize_t n_rows, mf_precision prec)
-{
-    const mf_lookup *lk = op;
-    Py_ssize_t r, c;
-    for (r = 0; r < n_rows; r++) {
-        for (c = 0; c < n_in; c++) {
-            double v = in[r * n_in + c];
-            int64_t start = lk->offsets[c];
-            out[r * n_in + c] = (v >= 0.0 && v < (double)(lk->offsets[c + 1] - start))
-                ? lk->values[start + (int64_t)v] : NAN;
-        }
-    }
-}
-
-static int
-lookup_prepare(void *op, Py_ssize_t n_in, Py_ssize_t *n_out, PyObject *owners)
-{
-    mf_lookup *lk = op;
-    if (offsets_fit("lookup.offsets", lk->offsets, lk->n_offsets, n_in, lk->n_values, 1) < 0) {
-        return -1;
-    }
-    *n_out = n_in;
-    return 0;
-}
-
-static const mf_field lookup_fields[] = {
-    MF_VECTOR_FIELD(mf_lookup, values, NPY_DOUBLE, 0, n_values),
-    MF_VECTOR_FIELD(mf_lookup, offsets, NPY_INT64, 0, n_offsets),
-    MF_END_FIELDS,
-};
-
-const mf_op_def mf_op_lookup = {
-    .name = "lookup",
-    .size = sizeof(mf_lookup),
-    .fields = lookup_fields,
-    .prepare = lookup_prepare,
-    .run = lookup_run,
-    .out_type = double_out_type,
-};
-
 /* ---- cast ---------------------------------------------------------------------- */
 
 static void
@@ -940,17 +845,13 @@ static int
 cast_out_type(const void *op, int in_type)
 {
     const mf_cast *ca = op;
-    switch (ca->rule) {
-    case MF_CAST_FLOAT64:
+    if (ca->rule == MF_CAST_FLOAT64) {
         return NPY_DOUBLE;
-    case MF_CAST_UFUNC:
-        if (in_type >= 0 && in_type < MF_UFUNC_TYPES && ca->in_types[in_type] >= 0) {
-            return ca->in_types[in_type];
-        }
-        return in_type;
-    default:
-        return in_type;
     }
+    if (in_type >= 0 && in_type < MF_UFUNC_TYPES && ca->in_types[in_type] >= 0) {
+        return ca->in_types[in_type];
+    }
+    return in_type;
 }
 
 static const mf_field cast_fields[] = {

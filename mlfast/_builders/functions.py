@@ -14,7 +14,17 @@ from __future__ import annotations
 from typing import Any, Optional
 
 from mlfast._builders import MAX_NESTING, Builders, Node, register
-from mlfast._builders.ir import FUNCTIONS, Accept, Built, Cast, CastRule, Cols, Function, Out
+from mlfast._builders.ir import (
+    FUNCTIONS,
+    Accept,
+    Built,
+    Cast,
+    CastRule,
+    Check,
+    Cols,
+    Function,
+    Out,
+)
 from mlfast._core import Global, Record
 from mlfast.errors import ModelFormatError, UnsupportedModelError
 
@@ -64,8 +74,7 @@ def apply(node: Node, b: Builders, X: Cols, code: Optional[int], accept: int,
     if code is None:
         if accept == Accept.ANY:
             return X
-        return b.add(node, Cast(rule=CastRule.KEEP), X, len(X), accept=accept,
-                     unnamed=unnamed)
+        return b.add(node, Check(), X, len(X), accept=accept, unnamed=unnamed)
     X = b.add(node, Cast(rule=CastRule.UFUNC, code=code), X, len(X), accept=accept,
               unnamed=unnamed)
     return b.add(node, Function(code=code), X, len(X))

@@ -385,14 +385,6 @@ class Calibrate(Op):
 
 
 @dataclass
-class BlockMean(Op):
-    """The mean of n_blocks equal blocks of columns, in block order."""
-
-    op_name: ClassVar[str] = "block_mean"
-    n_blocks: int = 1
-
-
-@dataclass
 class Normalize(Op):
     """Rows over their sums (one column p: [1 - p, p] first)."""
 
@@ -430,18 +422,9 @@ class Ecoc(Op):
 
 
 @dataclass
-class Lookup(Op):
-    """Each column's class index as its label value."""
-
-    op_name: ClassVar[str] = "lookup"
-    values: np.ndarray = field(default_factory=lambda: np.zeros(1))
-    offsets: np.ndarray = field(default_factory=lambda: np.array([0, 1], np.int64))
-
-
-@dataclass
 class Cast(Op):
-    """The input as is, returned as float64, as its own type, or as the type
-    numpy's loop for a function reads."""
+    """The input as is, returned as float64, or as the type numpy's loop for
+    a function reads."""
 
     op_name: ClassVar[str] = "cast"
     rule: int = 0

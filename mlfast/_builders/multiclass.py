@@ -21,7 +21,7 @@ from mlfast._builders.functions import apply, function_code, no_kwargs, validate
 from mlfast._builders.ir import (
     Accept,
     Affine,
-    BlockMean,
+    Average,
     Built,
     Calibrate,
     CalibrateRule,
@@ -35,13 +35,13 @@ from mlfast._builders.ir import (
     Function,
     LabelRule,
     Labels,
-    Lookup,
     Normalize,
     NormalizeRule,
     OvoVotes,
     OvrArgmax,
     Out,
     Strings,
+    Take,
 )
 from mlfast._core import Global, Record
 from mlfast.errors import UnsupportedModelError
@@ -278,7 +278,8 @@ def build_calibrated_classifier(node: Node, b: Builders, X: Optional[Cols]) -> B
         blocks.append(proba)
     # mean_proba = zeros, += each, /= their number: one is itself
     proba = blocks[0] if len(blocks) == 1 else b.add(
-        node, BlockMean(n_blocks=len(blocks)), Cols.concat(blocks), k)
+        node, Average(weights=np.ones(len(blocks)), scale=float(len(blocks))),
+        Cols.concat(blocks), k)
     labels = b.add(node, Labels(rule=LabelRule.ARGMAX), proba, 1)
     outputs = {"predict": Out(labels, classes=classes, squeeze=True),
                "predict_proba": Out(proba)}
@@ -458,8 +459,7 @@ def _chain_responses(node: Node, b: Builders, member: Built, what: str) -> Dict[
             f"{node.where}.{what} ({member.name}) has classes {out.classes.tolist()}; a chain "
             "of binary numeric labels is served")
     values = np.ascontiguousarray(out.classes, dtype=np.float64)
-    responses = {"predict": b.add(node, Lookup(values=values,
-                                               offsets=np.array([0, 2], np.int64)),
+    responses = {"predict": b.add(node, Take(table=values, offsets=np.array([0, 2], np.int64)),
                                   out.cols, 1)}
     for method in ("predict_proba", "predict_log_proba"):
         if method in member.outputs:

@@ -29,6 +29,7 @@ SOURCES = [
     "csrc/links.c",
     "csrc/trees.c",
     "csrc/ensemble.c",
+    "csrc/multiclass.c",
     "csrc/tally.c",
 ]
 

@@ -40,6 +40,13 @@ static const mf_op_def *const op_defs[] = {
     &mf_op_keyfill,
     &mf_op_keymissing,
     &mf_op_tokey,
+    &mf_op_calibrate,
+    &mf_op_normalize,
+    &mf_op_ovr_argmax,
+    &mf_op_ovo_votes,
+    &mf_op_ecoc,
+    &mf_op_cast,
+    &mf_op_function,
     NULL,
 };
 
@@ -1082,7 +1089,8 @@ mf_op_kinds_table(void)
 }
 
 /* {"accept": {...}, "proba": {...}, "labels": {...}, "post": {...},
- *  "strings": {...}, "methods": (...)} */
+ *  "strings": {...}, "methods": (...), "calibrate", "normalize", "ecoc",
+ *  "cast": {...}, "functions": {numpy name: code}} */
 PyObject *
 mf_codes_table(void)
 {
@@ -1100,7 +1108,8 @@ mf_codes_table(void)
         PyTuple_SET_ITEM(methods, m, name);
     }
     return Py_BuildValue(
-        "{s{sisisi}s{sisisisisisi}s{sisisi}s{sisisi}s{sisisi}s{sisi}sN}",
+        "{s{sisisi}s{sisisisisisi}s{sisisi}s{sisisi}s{sisisi}s{sisi}sN"
+        "s{sisisi}s{sisi}s{sisi}s{sisi}sN}",
         "accept", "FINITE", MF_ACCEPT_FINITE, "NAN", MF_ACCEPT_NAN, "ANY", MF_ACCEPT_ANY,
         "proba", "EXPIT_OVR", MF_PROBA_EXPIT_OVR, "SOFTMAX", MF_PROBA_SOFTMAX,
         "SOFTMAX_BINARY", MF_PROBA_SOFTMAX_BINARY, "MODIFIED_HUBER",
@@ -1112,5 +1121,11 @@ mf_codes_table(void)
         "strings", "REFUSE", MF_STRINGS_REFUSE, "CONVERT", MF_STRINGS_CONVERT, "IMPUTER",
         MF_STRINGS_IMPUTER,
         "slots", "NUM", MF_SLOT_NUM, "KEY", MF_SLOT_KEY,
-        "methods", methods);
+        "methods", methods,
+        "calibrate", "SIGMOID", MF_CAL_SIGMOID, "ISOTONIC", MF_CAL_ISOTONIC, "TEMPERATURE",
+        MF_CAL_TEMPERATURE,
+        "normalize", "ZERO_KEEPS", MF_NORM_ZERO_KEEPS, "ZERO_NAN", MF_NORM_ZERO_NAN,
+        "ecoc", "SQUARED", MF_ECOC_SQUARED, "SQRT", MF_ECOC_SQRT,
+        "cast", "FLOAT64", MF_CAST_FLOAT64, "UFUNC", MF_CAST_UFUNC,
+        "functions", mf_function_codes());
 }

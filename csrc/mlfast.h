@@ -6,7 +6,7 @@
  *     restricted unpickler (unpickle.c, values.c);
  *   - the model IR: a graph of ops, each op a plain struct of arrays that
  *     the builders fill through graph.c and the kernels only read
- *     (transform.c, linear.c, trees.c, links.c); input.c, pool.c and run.c
+ *     (transform.c, linear.c, trees.c, links.c, multiclass.c); input.c, pool.c and run.c
  *     take rows through it;
  *   - RequestTally (tally.c), the serving metrics' counts.
  *
@@ -64,6 +64,8 @@ typedef enum {
     MF_G_SLICE,             /* builtins.slice of ints or labels (ColumnTransformer) */
     MF_G_BYTES,             /* builtins.bytes: b'' in protocol 2 */
     MF_G_GETATTR,           /* builtins.getattr: an inert method reference on a record */
+    MF_G_FUNCTION,          /* a numpy function named as a value: FunctionTransformer(np.log1p) */
+    MF_G_UFUNC_RECONSTRUCT, /* numpy.core._ufunc_reconstruct: how numpy < 1.20 named one */
     MF_G_UNKNOWN            /* a class of a module outside the table (a user's own, another
                              * library's): instantiated as an inert record, never called */
 } mf_global_kind;
@@ -614,6 +616,120 @@ typedef struct {
     int unused;
 } mf_tokey;
 
+/* ---- the meta-estimators' ops (multiclass.c) ---- */
+
+/* A numpy ufunc's inner loop for one type, as numpy itself calls it. */
+typedef struct {
+    void (*fn)(char **args, const npy_intp *dims, const npy_intp *steps, void *data);
+    void *data;
+} mf_ufunc_loop;
+
+/* calibrate: _CalibratedClassifier.predict_proba (CalibratedClassifierCV).
+ * sigmoid and isotonic: score column c goes through its own calibrator
+ * into class columns[c], the others stay 0; two classes: p0 = 1 - p1,
+ * more: each row divided by its sum (numpy's pairwise sum), a zero sum
+ * giving 1 / n_classes.  temperature: softmax(beta * logits) of all the
+ * columns at once, the logits being log(p + 1e-12) of probabilities
+ * (from_proba) or the scores themselves; one column stands for two
+ * ([1 - p, p] or [-d, d]).  Last, values in (1, 1 + 1e-5] become 1. */
+typedef enum {
+    MF_CAL_SIGMOID = 1,        /* expit(-(a * s + b)): _SigmoidCalibration */
+    MF_CAL_ISOTONIC,           /* np.interp(clip(s, lo, hi), x, y): IsotonicRegression */
+    MF_CAL_TEMPERATURE         /* _TemperatureScaling */
+} mf_calibrate_rule;
+
+typedef struct {
+    Py_ssize_t rule;           /* mf_calibrate_rule */
+    Py_ssize_t n_classes;
+    const int64_t *columns;    /* sigmoid, isotonic: the class of each score column */
+    Py_ssize_t n_columns;
+    const double *a, *b;       /* sigmoid: each calibrator's a_ and b_ */
+    Py_ssize_t n_a, n_b;
+    const double *x, *y;       /* isotonic: every calibrator's thresholds, concatenated */
+    Py_ssize_t n_x, n_y;
+    const int64_t *offsets;    /* isotonic: n_in + 1 bounds into x and y */
+    Py_ssize_t n_offsets;
+    const double *lo, *hi;     /* isotonic: each calibrator's X_min_ and X_max_ */
+    Py_ssize_t n_lo, n_hi;
+    double beta;               /* temperature: beta_ */
+    int from_proba;            /* temperature: the scores are probabilities */
+    mf_ufunc_loop exp, log;    /* temperature: numpy's own (prepare finds them) */
+} mf_calibrate;
+
+/* normalize: OneVsRestClassifier.predict_proba.  complement: one column p
+ * becomes [1 - p, p]; then each row is divided by its sum (numpy's pairwise
+ * sum).  A zero sum keeps the row (ZERO_KEEPS, since 1.7) or divides by it
+ * (ZERO_NAN: 0 / 0). */
+typedef enum { MF_NORM_ZERO_KEEPS = 1, MF_NORM_ZERO_NAN } mf_normalize_rule;
+
+typedef struct {
+    Py_ssize_t rule;           /* mf_normalize_rule */
+    int complement;
+} mf_normalize;
+
+/* ovr_argmax: OneVsRestClassifier.predict's running maximum over its
+ * estimators' scores (np.maximum, NaN spreading), which keeps the last
+ * estimator whose score equals it, in estimator order (before 1.8) or in
+ * reverse (since), as a row of 0 with a 1 there for labels' argmax. */
+typedef struct {
+    int reverse;
+} mf_ovr_argmax;
+
+/* ovo_votes: OneVsOneClassifier.decision_function (_ovr_decision_function).
+ * The input is each pair's predicted class index (0 or 1), then each pair's
+ * confidence, pairs in the order (0, 1), (0, 2), ..., (k - 2, k - 1). */
+typedef struct {
+    Py_ssize_t n_classes;
+} mf_ovo_votes;
+
+/* ecoc: OutputCodeClassifier: minus the Euclidean distance of the row of
+ * estimator outputs to each class's code word, so that the first maximum
+ * is scikit-learn's first minimum.  SQUARED: ||x||^2 - 2 x.c + ||c||^2 as
+ * ArgKmin ranks them (1.3+); SQRT: that, clipped at 0, square-rooted
+ * (euclidean_distances, before 1.3).  The products are OpenBLAS's. */
+typedef enum { MF_ECOC_SQUARED = 1, MF_ECOC_SQRT } mf_ecoc_rule;
+
+typedef struct {
+    Py_ssize_t rule;           /* mf_ecoc_rule */
+    const double *code_book;   /* (n_codes, n_bits) */
+    Py_ssize_t n_codes, n_bits;
+    const double *code_norms;  /* n_codes: ||c||^2 */
+    Py_ssize_t n_code_norms;
+} mf_ecoc;
+
+/* The numpy functions a FunctionTransformer may name (func, inverse_func),
+ * by numpy's own names: the values of MF_FUNCTION_NAMES, in order, are the
+ * codes 1, 2, ... (_core.CODES["functions"]). */
+#define MF_FUNCTION_NAMES                                                                 \
+    "log1p", "expm1", "log", "exp", "sqrt", "absolute", "fabs", "square", "log2", "log10", \
+    "exp2", "cbrt", "reciprocal", "negative", "positive", "sign", "sin", "cos", "tan",    \
+    "arcsin", "arccos", "arctan", "sinh", "cosh", "tanh", "arcsinh", "arccosh",           \
+    "arctanh", "rint", "floor", "ceil", "trunc", "deg2rad", "rad2deg", "degrees", "radians"
+
+/* The numpy types a function's loop is chosen for: bool to float16. */
+#define MF_UFUNC_TYPES (NPY_HALF + 1)
+
+/* cast: the input as is, of another type.  FLOAT64: returned as float64
+ * (np.hstack with float64 columns, a dtype=np.float64 array); UFUNC: as
+ * the type of the loop numpy picks for function `code` (float16 for int8,
+ * ...), which holds every value exactly. */
+typedef enum { MF_CAST_FLOAT64 = 1, MF_CAST_UFUNC } mf_cast_rule;
+
+typedef struct {
+    Py_ssize_t rule;           /* mf_cast_rule */
+    Py_ssize_t code;           /* UFUNC: the function (MF_FUNCTION_NAMES) */
+    signed char in_types[MF_UFUNC_TYPES];   /* UFUNC: made by prepare */
+} mf_cast;
+
+/* function: a numpy ufunc of MF_FUNCTION_NAMES, element by element, through
+ * numpy's own loops (the float64, float32 or float16 one, as the node's
+ * precision says), so that the values are numpy's bit for bit. */
+typedef struct {
+    Py_ssize_t code;
+    mf_ufunc_loop loop_d, loop_f, loop_e;   /* made by prepare */
+    signed char out_types[MF_UFUNC_TYPES];  /* numpy's result type per input type */
+} mf_function;
+
 /* Every op kind (graph.c lists them for the Graph and _core.OPS), by the
  * file that defines it. */
 extern const mf_op_def mf_op_affine;        /* transform.c */
@@ -638,6 +754,13 @@ extern const mf_op_def mf_op_catmap;        /* keys.c */
 extern const mf_op_def mf_op_keyfill;       /* keys.c */
 extern const mf_op_def mf_op_keymissing;    /* keys.c */
 extern const mf_op_def mf_op_tokey;         /* keys.c */
+extern const mf_op_def mf_op_calibrate;     /* multiclass.c */
+extern const mf_op_def mf_op_normalize;     /* multiclass.c */
+extern const mf_op_def mf_op_ovr_argmax;    /* multiclass.c */
+extern const mf_op_def mf_op_ovo_votes;     /* multiclass.c */
+extern const mf_op_def mf_op_ecoc;          /* multiclass.c */
+extern const mf_op_def mf_op_cast;          /* multiclass.c */
+extern const mf_op_def mf_op_function;      /* multiclass.c */
 
 /* Blocks of rows go through a graph together, so that each node's loop and
  * a matrix product run over a small matrix that stays in cache. */
@@ -654,6 +777,9 @@ double mf_round_to(mf_precision prec, double v);
 
 /* linear.c */
 int mf_blas_init(void);
+
+/* multiclass.c: {numpy name: code} of MF_FUNCTION_NAMES (_core.CODES) */
+PyObject *mf_function_codes(void);
 
 /* trees.c */
 void mf_forest_raw(const mf_forest *f, const double *x, Py_ssize_t n_rows, double *raw);

@@ -649,6 +649,8 @@ static const global_entry exact_globals[] = {
      * both become inert records, see vm_call */
     {"numpy", "vectorize", MF_G_RECORD},
     {"builtins", "getattr", MF_G_GETATTR},
+    /* numpy < 1.20 wrote a ufunc as this call of (module, name); see vm_call */
+    {"numpy.core", "_ufunc_reconstruct", MF_G_UFUNC_RECONSTRUCT},
     {NULL, NULL, 0}
 };
 
@@ -663,6 +665,14 @@ static const char *const numpy_typerefs[] = {
     "uint", "longlong", "ulonglong", "half", "single", "double", "byte",
     "ubyte", "short", "ushort", "str_", "bytes_", "object_", "number",
     "integer", "floating", "generic", NULL
+};
+
+/* The numpy functions the builders serve, and where numpy's versions pickle
+ * them (numpy.log1p), by name. */
+static const char *const served_functions[] = {MF_FUNCTION_NAMES, NULL};
+static const char *const ufunc_modules[] = {
+    "numpy", "numpy.core._multiarray_umath", "numpy._core._multiarray_umath",
+    "numpy.core.umath", "numpy._core.umath", NULL
 };
 
 static int
@@ -787,6 +797,11 @@ classify(PyObject *module, PyObject *name, const char **reason)
     }
     if (strcmp(m, "numpy") == 0 && in_list(numpy_typerefs, n)) {
         return MF_G_TYPEREF;
+    }
+    if (in_list(ufunc_modules, m) && in_list(served_functions, n)) {
+        /* a numpy function named as a value (FunctionTransformer(func=np.log1p)):
+         * a name only, which vm_call refuses to call */
+        return MF_G_FUNCTION;
     }
     if (strcmp(m, "numpy.random") == 0 || has_prefix(m, "numpy.random.")) {
         /* bit generator classes (MT19937, PCG64, ...) passed as values */
@@ -1752,6 +1767,22 @@ vm_call(mf_vm *vm, PyObject *callable, PyObject *args, int newobj)
             return PySlice_New(Py_None, parts[0], Py_None);
         }
         return PySlice_New(parts[0], parts[1], parts[2]);
+    }
+    case MF_G_UFUNC_RECONSTRUCT: {
+        /* _ufunc_reconstruct(module, name) stands for numpy's function of
+         * that name: it becomes that name, never looked up */
+        PyObject *module = PyTuple_GET_SIZE(args) == 2 ? PyTuple_GET_ITEM(args, 0) : NULL;
+        PyObject *name = module != NULL ? PyTuple_GET_ITEM(args, 1) : NULL;
+        const char *reason;
+        if (module == NULL || !PyUnicode_CheckExact(module) || !PyUnicode_CheckExact(name) ||
+            classify(module, name, &reason) != MF_G_FUNCTION) {
+            if (!PyErr_Occurred()) {
+                UNSAFE_ERROR(vm, "numpy.core._ufunc_reconstruct is refused for anything "
+                             "but the name of a numpy function mlfast serves");
+            }
+            return NULL;
+        }
+        return mf_global_new(module, name, MF_G_FUNCTION);
     }
     case MF_G_ORDEREDDICT:
         if (PyTuple_GET_SIZE(args) != 0) {

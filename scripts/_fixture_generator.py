@@ -868,6 +868,86 @@ record("random_trees_embedding", RandomTreesEmbedding(
     n_estimators=3, max_depth=2, sparse_output=False, random_state=0).fit(X3), XT,
     variants=Z3, note="sparse_output=False: a sparse transform has no .npz form here")
 
+# ---------------------------------------------------------------------------
+# meta-estimators: what changed across versions (calibration's attributes
+# and prefit/FrozenEstimator, one-vs-rest's tie rule and zero rows, output
+# codes' distances, chains' responses, numpy's names of its functions);
+# compressed files, as the ensembles'
+
+from sklearn.calibration import CalibratedClassifierCV  # noqa: E402
+from sklearn.compose import TransformedTargetRegressor  # noqa: E402
+from sklearn.multiclass import OneVsRestClassifier, OutputCodeClassifier  # noqa: E402
+from sklearn.multioutput import ClassifierChain  # noqa: E402
+from sklearn.preprocessing import FunctionTransformer  # noqa: E402
+
+lr = LogisticRegression(max_iter=1000)
+record("calibrated_sigmoid", CalibratedClassifierCV(lr, cv=2).fit(X3, y3), XT, variants=Z3)
+tree = DecisionTreeClassifier(max_depth=3, random_state=0).fit(X2[:60], y2[:60])
+if SK < (1, 6):
+    est = CalibratedClassifierCV(tree, method="isotonic", cv="prefit")
+else:
+    from sklearn.frozen import FrozenEstimator
+    est = CalibratedClassifierCV(FrozenEstimator(tree), method="isotonic")
+record("calibrated_isotonic_prefit", est.fit(X2[60:], y2[60:]), XT, variants=Z3,
+       note="cv='prefit' before 1.6, FrozenEstimator since")
+if SK >= (1, 8):
+    record("calibrated_temperature",
+           CalibratedClassifierCV(lr, method="temperature", cv=2).fit(X3, y3), XT, variants=Z3)
+else:
+    skipped("calibrated_temperature", "temperature scaling is new in 1.8")
+record("one_vs_rest_trees",
+       OneVsRestClassifier(DecisionTreeClassifier(max_depth=4, random_state=0)).fit(X3, y3),
+       XT, variants=Z3,
+       note="ties (the last maximum before 1.8) and rows of zeros (NaN before 1.7)")
+record("output_code",
+       OutputCodeClassifier(lr, code_size=2, random_state=0).fit(X3, y3), XT, variants=Z3,
+       note="distances by euclidean_distances before 1.3, ArgKmin since")
+Y3 = np.column_stack([y3 == 0, y3 == 1, X3[:, 0] > 0]).astype(int)
+record("classifier_chain", ClassifierChain(lr, order=[2, 0, 1]).fit(X3, Y3), XT, variants=Z3)
+record("transformed_target_log1p",
+       TransformedTargetRegressor(LinearRegression(), func=np.log1p,
+                                  inverse_func=np.expm1).fit(Xr, np.abs(yr)), XT, variants=Z3,
+       note="numpy's functions under the name each numpy pickles them by")
+# (np.square: IEEE-exact in every numpy; a float32 transcendental function
+# follows each numpy's own SIMD code, which changed over the years)
+record("function_transformer_pipeline",
+       Pipeline([("square", FunctionTransformer(np.square, validate=True)),
+                 ("clf", LogisticRegression(max_iter=1000))]).fit(X3, y3), XT, variants=Z3,
+       note="numpy < 1.20 pickles its function as _ufunc_reconstruct(module, name)")
+
+# the other meta-estimators, whose prediction did not change: the newest stacks
+if SK >= (1, 5):
+    from sklearn.model_selection import FixedThresholdClassifier, TunedThresholdClassifierCV
+    from sklearn.multiclass import OneVsOneClassifier
+    from sklearn.multioutput import (
+        MultiOutputClassifier,
+        MultiOutputRegressor,
+        RegressorChain,
+    )
+    from sklearn.semi_supervised import SelfTrainingClassifier
+
+    record("one_vs_one", OneVsOneClassifier(lr).fit(X3, y3), XT, variants=Z3)
+    record("multi_output_classifier", MultiOutputClassifier(lr).fit(X3, Y3), XT, variants=Z3)
+    record("multi_output_regressor", MultiOutputRegressor(Ridge()).fit(Xr2, Yr2), XT,
+           variants=Z3)
+    record("regressor_chain", RegressorChain(Ridge(), order=[1, 0]).fit(Xr2, Yr2), XT,
+           variants=Z3)
+    y3u = y3.copy()
+    y3u[::3] = -1
+    record("self_training", SelfTrainingClassifier(lr).fit(X3, y3u), XT, variants=Z3)
+    record("fixed_threshold", FixedThresholdClassifier(lr, threshold=0.3, pos_label=0)
+           .fit(X2, y2), XT, variants=Z3)
+    record("tuned_threshold", TunedThresholdClassifierCV(lr, scoring="f1", cv=2)
+           .fit(X2, y2), XT, variants=Z3)
+else:
+    skipped("one_vs_one, multi-output, chains, thresholds", "kept to the newest stacks")
+if SK >= (1, 6):
+    from sklearn.frozen import FrozenEstimator
+    record("frozen_estimator", FrozenEstimator(LogisticRegression(max_iter=1000).fit(X3, y3)),
+           XT, variants=Z3)
+else:
+    skipped("frozen_estimator", "FrozenEstimator is new in 1.6")
+
 savez(os.path.join(OUT, "inputs.npz"), INPUTS)
 with open(os.path.join(OUT, "manifest.part.json"), "w") as fh:
     json.dump({"versions": VERSIONS, "modules": sorted(MODULES), "facts": FACTS,

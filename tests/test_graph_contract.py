@@ -114,6 +114,17 @@ def test_columns_gathered_from_several_nodes():
     np.testing.assert_array_equal(g.transform(X), np.column_stack([c_out, a_out[:, 1]]))
 
 
+def test_an_output_wider_than_every_node_input():
+    """An output gathered from several nodes may be wider than any node's
+    input; a block's rows of it are gathered in the same scratch (ASan checks
+    its size)."""
+    a = ir.Node(ir.Affine(add=np.arange(8.0)), np.arange(8), 8, "A")
+    slots = np.concatenate([np.arange(8, 16), np.arange(8)[::-1]])
+    g = _core.Graph(8, [a], {"transform": ir.Output(slots)})
+    X = np.arange(8000, dtype=np.float64).reshape(1000, 8)
+    np.testing.assert_array_equal(g.transform(X), np.hstack([X + np.arange(8.0), X[:, ::-1]]))
+
+
 @pytest.fixture(scope="module")
 def iris():
     return load_iris(return_X_y=True)

@@ -167,7 +167,11 @@ def _entry(path: str) -> Optional[Tuple[str, Builder]]:
 # (the fitted copies sit in the attribute with a trailing underscore) and a
 # search's records of what it tried.
 _NOT_MEMBERS = frozenset(("cv_results_", "param_grid", "param_distributions", "scorer_",
-                          "_checked_cv_orig", "multimetric_", "best_params_"))
+                          "_checked_cv_orig", "multimetric_", "best_params_",
+                          # read by their meta-estimator's builder as its own parts
+                          "label_binarizer_", "calibrators"))
+#: classes a meta-estimator's builder reads as its own parts
+_PARTS = frozenset(("sklearn.multiclass._ConstantPredictor",))
 _TEMPLATES = frozenset(("estimator", "base_estimator", "estimators", "transformers"))
 _SURVEY_BUDGET = 100_000
 # a class from a module the unpickler's table does not know (a user's own)
@@ -200,12 +204,13 @@ def unserved(root: Any, where: str) -> List[Tuple[str, str]]:
                 state = state[0]
             if not isinstance(state, dict):
                 return
-            if "_sklearn_version" in state and _entry(obj.path) is None:
+            if "_sklearn_version" in state and _entry(obj.path) is None and \
+                    obj.path not in _PARTS:
                 found.append((path, obj.path))
                 return
             keys = [k for k in state if isinstance(k, str)]
-            fitted = any(k.endswith(("estimator_", "estimators_", "transformers_"))
-                         for k in keys)
+            fitted = any(k.endswith(("estimator_", "estimators_", "transformers_",
+                                     "calibrated_classifiers_")) for k in keys)
             for k in keys:
                 if k in _NOT_MEMBERS or (k in _TEMPLATES and fitted) or \
                         (not k.endswith("_") and k + "_" in state):
@@ -371,3 +376,4 @@ def is_nan(v: Any) -> bool:
 from mlfast._builders import compose, linear, pipeline, preprocessing, trees  # noqa: E402,F401
 from mlfast._builders import ensemble  # noqa: E402,F401
 from mlfast._builders import encoders  # noqa: E402,F401
+from mlfast._builders import functions, multiclass  # noqa: E402,F401

@@ -28,6 +28,12 @@ LabelRule = IntEnum("LabelRule", _core.CODES["labels"])  # type: ignore[misc]
 PostRule = IntEnum("PostRule", _core.CODES["post"])  # type: ignore[misc]
 Strings = IntEnum("Strings", _core.CODES["strings"])  # type: ignore[misc]
 Slot = IntEnum("Slot", _core.CODES["slots"])  # type: ignore[misc]
+CalibrateRule = IntEnum("CalibrateRule", _core.CODES["calibrate"])  # type: ignore[misc]
+NormalizeRule = IntEnum("NormalizeRule", _core.CODES["normalize"])  # type: ignore[misc]
+EcocRule = IntEnum("EcocRule", _core.CODES["ecoc"])  # type: ignore[misc]
+CastRule = IntEnum("CastRule", _core.CODES["cast"])  # type: ignore[misc]
+#: numpy's name -> code, of the functions a FunctionTransformer may name
+FUNCTIONS: Dict[str, int] = dict(_core.CODES["functions"])
 METHODS: Tuple[str, ...] = tuple(_core.CODES["methods"])
 
 
@@ -356,6 +362,81 @@ class ToKey(Op):
     op_name: ClassVar[str] = "tokey"
 
 
+@dataclass
+class Calibrate(Op):
+    """_CalibratedClassifier.predict_proba: each score column through its
+    calibrator (sigmoid: a, b; isotonic: thresholds x, y between offsets,
+    clipped to lo, hi) into its class column, then normalised; or
+    temperature scaling (beta) of all the columns."""
+
+    op_name: ClassVar[str] = "calibrate"
+    rule: int = 0
+    n_classes: int = 0
+    columns: Optional[np.ndarray] = None
+    a: Optional[np.ndarray] = None
+    b: Optional[np.ndarray] = None
+    x: Optional[np.ndarray] = None
+    y: Optional[np.ndarray] = None
+    offsets: Optional[np.ndarray] = None
+    lo: Optional[np.ndarray] = None
+    hi: Optional[np.ndarray] = None
+    beta: float = 1.0
+    from_proba: bool = False
+
+
+@dataclass
+class Normalize(Op):
+    """Rows over their sums (one column p: [1 - p, p] first)."""
+
+    op_name: ClassVar[str] = "normalize"
+    rule: int = 0
+    complement: bool = False
+
+
+@dataclass
+class OvrArgmax(Op):
+    """One-vs-rest's running maximum: a row of 0 with a 1 at the estimator
+    it keeps (the last equal to it, estimators in order or reversed)."""
+
+    op_name: ClassVar[str] = "ovr_argmax"
+    reverse: bool = False
+
+
+@dataclass
+class OvoVotes(Op):
+    """One-vs-one votes and confidences: pairs' class indices, then their
+    confidences."""
+
+    op_name: ClassVar[str] = "ovo_votes"
+    n_classes: int = 2
+
+
+@dataclass
+class Ecoc(Op):
+    """Minus each code word's Euclidean distance (output codes)."""
+
+    op_name: ClassVar[str] = "ecoc"
+    rule: int = 0
+    code_book: np.ndarray = field(default_factory=lambda: np.zeros((1, 1)))
+    code_norms: np.ndarray = field(default_factory=lambda: np.zeros(1))
+
+
+@dataclass
+class Cast(Op):
+    """The input as is, returned as float64, or as the type numpy's loop for
+    a function reads."""
+
+    op_name: ClassVar[str] = "cast"
+    rule: int = 0
+    code: int = 0
+
+
+@dataclass
+class Function(Op):
+    """A numpy function of FUNCTIONS, element by element, by numpy's loops."""
+
+    op_name: ClassVar[str] = "function"
+    code: int = 0
 
 
 def op_from_state(state: dict) -> Op:

@@ -296,6 +296,26 @@ def test_a_users_own_class_is_unsupported_and_named(tmp_path):
     assert "__main__.Clip" in mlfast.inspect(out)
 
 
+def test_a_users_own_function_is_unsupported_and_named(tmp_path):
+    """FunctionTransformer(func=a function of the user's): the name is kept
+    as an inert value, never imported, and the builder names it."""
+    script = tmp_path / "train.py"
+    script.write_text(
+        "import pickle, numpy as np\n"
+        "from sklearn.preprocessing import FunctionTransformer\n"
+        "from sklearn.pipeline import make_pipeline\n"
+        "from sklearn.linear_model import LogisticRegression\n"
+        "def clip01(X):\n    return np.clip(X, 0, 1)\n"
+        "X = np.random.RandomState(0).rand(30, 3); y = (X[:, 0] > 0.5).astype(int)\n"
+        "m = make_pipeline(FunctionTransformer(clip01), LogisticRegression()).fit(X, y)\n"
+        "pickle.dump(m, open('m.pkl', 'wb'))\n")
+    subprocess.run([sys.executable, str(script)], check=True, cwd=tmp_path)
+    with pytest.raises(UnsupportedModelError,
+                       match=r"model\.steps\[0\] \(FunctionTransformer\): func is __main__\.clip01, "
+                             r"which mlfast does not serve"):
+        mlfast.load(tmp_path / "m.pkl")
+
+
 def test_getattr_only_names_a_method_of_an_inert_record(ctx):
     """builtins.getattr may stand for a bound method of an inert record (how
     pickle writes the numpy.vectorize(getattr(self, '_entropy')) that scipy's

@@ -282,6 +282,34 @@ def test_deep_nesting():
     check_same(search, model, df, "deep")
 
 
+@pytest.mark.parametrize("method", ["sigmoid", "isotonic"])
+def test_deep_nesting_inside_calibration(method):
+    """The issue's deepest shape: a ColumnTransformer inside a FeatureUnion
+    inside a Pipeline inside a GridSearchCV inside a CalibratedClassifierCV
+    (three calibrated copies of the search, each with its own best model),
+    ending in a soft vote of a linear model and a forest."""
+    from sklearn.calibration import CalibratedClassifierCV
+    from sklearn.ensemble import VotingClassifier
+
+    df, y = _data(nan=False)
+    inner = make_pipeline(
+        make_union(ColumnTransformer([("a", StandardScaler(), ["age", "fare"])]),
+                   ColumnTransformer([("b", RobustScaler(), ["score"])],
+                                     remainder=MinMaxScaler())),
+        VotingClassifier([("lr", LogisticRegression(max_iter=1000)),
+                          ("rf", RandomForestClassifier(n_estimators=5, max_depth=3,
+                                                        random_state=0))], voting="soft"))
+    search = GridSearchCV(inner, {"votingclassifier__lr__C": [0.1, 1.0]}, cv=3)
+    calibrated = CalibratedClassifierCV(search, method=method, cv=3).fit(df, y)
+    model = roundtrip(calibrated)
+    assert model.estimator.startswith(
+        "CalibratedClassifierCV(GridSearchCV(Pipeline(FeatureUnion(ColumnTransformer("), \
+        model.estimator
+    check_same(calibrated, model, df, f"deep {method}")
+    new = _data(n=50, seed=7)[0]
+    check_same(calibrated, model, new, f"deep {method}, new rows")
+
+
 # ---- fitted searches ----------------------------------------------------------------------
 
 def _searches():

@@ -21,10 +21,9 @@ import sys
 import time
 import warnings
 
-import numpy as np
-
 import _common
 import bench_models
+import numpy as np
 
 ENGINES = ["scikit-learn", "scikit-learn, OpenMP 1 thread", "ONNX Runtime", "mlfast 1 thread",
            "mlfast all cores"]

@@ -423,7 +423,7 @@ def headline_and_targets(inproc, cold, http, out: List[str]) -> List[str]:
         out.append("")
         big = inproc["config"]["throughput_rows"]
         sizes = [b for b in inproc["config"]["batches"] if b >= 10]
-        out += [f"### Batches: sklearn ÷ mlfast and ONNX RT ÷ mlfast (mlfast all cores; > 1× means mlfast is faster)", "",
+        out += ["### Batches: sklearn ÷ mlfast and ONNX RT ÷ mlfast (mlfast all cores; > 1× means mlfast is faster)", "",
                 "| model | " + " | ".join(f"{b:,} rows" for b in sizes) + f" | {big:,} rows (throughput) |",
                 "|---|" + "---|" * (len(sizes) + 1)]
         for m in inproc["models"]:

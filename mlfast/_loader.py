@@ -10,7 +10,6 @@ decompression bomb fails early instead of filling the machine).
 from __future__ import annotations
 
 import bz2
-import io
 import lzma
 import os
 import re

@@ -194,4 +194,4 @@ def test_model_methods_are_documented_and_absent_ones_raise(iris):
         model.transform(X)
     assert "transform" not in dir(model) and "predict_proba" in dir(model)
     with pytest.raises(AttributeError, match="has no attribute 'nonsense'"):
-        model.nonsense
+        _ = model.nonsense

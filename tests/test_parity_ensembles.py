@@ -27,9 +27,9 @@ from sklearn import dummy, ensemble, linear_model, svm, tree
 from sklearn.datasets import make_classification, make_regression
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import MinMaxScaler, StandardScaler
+from support.variants import FILE_VARIANTS, load_variant
 
 import mlfast
-from support.variants import FILE_VARIANTS, load_variant
 
 METHODS = ("predict", "predict_proba", "predict_log_proba", "decision_function",
            "transform")

@@ -373,7 +373,14 @@ def is_nan(v: Any) -> bool:
 
 
 # importing the family modules fills the registry
-from mlfast._builders import compose, linear, pipeline, preprocessing, trees  # noqa: E402,F401
-from mlfast._builders import ensemble  # noqa: E402,F401
-from mlfast._builders import encoders  # noqa: E402,F401
-from mlfast._builders import functions, multiclass  # noqa: E402,F401
+from mlfast._builders import (  # noqa: E402,F401  # noqa: E402,F401
+    compose,
+    encoders,  # noqa: E402,F401
+    ensemble,  # noqa: E402,F401
+    functions,
+    linear,
+    multiclass,
+    pipeline,
+    preprocessing,
+    trees,
+)

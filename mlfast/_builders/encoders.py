@@ -11,7 +11,7 @@ category writes (``CatMap.values``) and what an unknown one writes
 """
 from __future__ import annotations
 
-from typing import Any, Dict, List, Optional
+from typing import Any, List, Optional
 
 import numpy as np
 

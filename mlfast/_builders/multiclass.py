@@ -11,14 +11,14 @@ the one scikit-learn would name.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Dict, List, Optional, Sequence
+from typing import Dict, List, Optional
 
 import numpy as np
 
 from mlfast._builders import Builders, Node, register
 from mlfast._builders.functions import apply, function_code, no_kwargs, validates
 from mlfast._builders.ir import (
+    FUNCTIONS,
     Accept,
     Affine,
     Average,
@@ -31,21 +31,19 @@ from mlfast._builders.ir import (
     Constant,
     Ecoc,
     EcocRule,
-    FUNCTIONS,
     Function,
     LabelRule,
     Labels,
     Normalize,
     NormalizeRule,
+    Out,
     OvoVotes,
     OvrArgmax,
-    Out,
     Strings,
     Take,
 )
 from mlfast._core import Global, Record
 from mlfast.errors import UnsupportedModelError
-
 
 # ---- members ------------------------------------------------------------------------
 
@@ -431,18 +429,18 @@ def build_multi_output(node: Node, b: Builders, X: Optional[Cols]) -> Built:
     for i, est in enumerate(_members(node)):
         members.append(_build(node, b, est, f"estimators_[{i}]", _input(b, X) if members
                               else X))
-    whats = [f"estimators_[{i}]" for i in range(len(members))]
+    places = [f"estimators_[{i}]" for i in range(len(members))]
     outputs: Dict[str, Out] = {}
     if node.name == "MultiOutputRegressor":
         # np.asarray([e.predict(X) for e in estimators_]).T
         outputs["predict"] = Out(Cols.concat(_width1(node, m, "predict", w)
-                                             for m, w in zip(members, whats)))
+                                             for m, w in zip(members, places)))
         return _meta(node, f"{node.name}({members[0].name})", "regressor", outputs, members[0])
-    labels = [_labels_of(node, m, w) for m, w in zip(members, whats)]
+    labels = [_labels_of(node, m, w) for m, w in zip(members, places)]
     outputs["predict"] = Out(Cols.concat(o.cols for o in labels),
                              column_classes=[o.classes for o in labels])
     if all("predict_proba" in m.outputs for m in members):
-        probas = [_out(node, m, "predict_proba", w).cols for m, w in zip(members, whats)]
+        probas = [_out(node, m, "predict_proba", w).cols for m, w in zip(members, places)]
         outputs["predict_proba"] = Out(Cols.concat(probas), split=[len(p) for p in probas])
     return _meta(node, f"{node.name}({members[0].name})", "classifier", outputs, members[0])
 

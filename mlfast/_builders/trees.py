@@ -11,7 +11,6 @@ that the C sum adds the very same doubles in the same order.
 """
 from __future__ import annotations
 
-import math
 from typing import List, Optional, Sequence, Tuple
 
 import numpy as np

@@ -67,7 +67,7 @@ def parse_json(body: bytes, *, what: str = "request body") -> Any:
             raise InvalidInput(f"JSON in {what} is nested too deeply") from None
         if _SURROGATE_ESCAPE.search(body) and _holds_lone_surrogate(doc):
             raise InvalidInput(f"malformed JSON in {what}: a string holds a lone UTF-16 surrogate "
-                               "(\\ud800 to \\udfff without its pair), which is not a character")
+                               "(\\ud800 to \\udfff without its pair), which is not a character") from None
         return doc
 
 

@@ -23,8 +23,8 @@ from starlette.responses import Response as StarletteResponse
 
 import mlfast
 from mlfast.serving.http import DRAIN_LIMIT, Request, Response, Route
-from mlfast.serving.service import INTERNAL_ERROR, Service
 from mlfast.serving.schemas import ErrorBody
+from mlfast.serving.service import INTERNAL_ERROR, Service
 
 # Bodies up to this size are handled on the event loop: decoding and
 # predicting a few rows takes microseconds, less than a hop to the thread

@@ -195,7 +195,13 @@ class Metrics:
     def __init__(self, registry: ModelRegistry):
         clear_empty_multiproc_env()
         share_with_workers()
-        from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, disable_created_metrics
+        from prometheus_client import (
+            CollectorRegistry,
+            Counter,
+            Gauge,
+            Histogram,
+            disable_created_metrics,
+        )
 
         disable_created_metrics()  # the *_created series double the output for nothing we use
         self.model_registry = registry
@@ -463,7 +469,11 @@ class _LocalSamples:
             self._errors[key] = self._errors.get(key, 0) + n
 
     def collect(self) -> Iterator[Any]:
-        from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
+        from prometheus_client.core import (
+            CounterMetricFamily,
+            GaugeMetricFamily,
+            HistogramMetricFamily,
+        )
 
         with self._lock:  # one scrape at a time adds to the totals; a copy to build from
             self._take()

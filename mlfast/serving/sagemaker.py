@@ -17,7 +17,15 @@ from __future__ import annotations
 from typing import Dict, List, Optional
 
 from mlfast.serving import codec
-from mlfast.serving.http import HttpError, Request, Response, Route, dumps, json_error, json_response
+from mlfast.serving.http import (
+    HttpError,
+    Request,
+    Response,
+    Route,
+    dumps,
+    json_error,
+    json_response,
+)
 from mlfast.serving.lesson import examples
 from mlfast.serving.schemas import Health, PredictRequest, PredictResponse
 from mlfast.serving.service import Service

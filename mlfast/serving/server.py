@@ -34,8 +34,8 @@ from http import HTTPStatus
 from typing import Any, Dict, Optional, Tuple
 
 from mlfast.serving import FRAMEWORKS, create_app, serve_extra
-from mlfast.serving.metrics import MULTIPROC_ENV, clear_empty_multiproc_env
 from mlfast.serving.http import Response
+from mlfast.serving.metrics import MULTIPROC_ENV, clear_empty_multiproc_env
 from mlfast.serving.service import Service
 
 _runtime: Dict[str, Any] = {}

@@ -25,6 +25,27 @@ from mlfast._builders import ir
 KINDS = {"int": int, "float": float, "bool": bool}
 
 
+ENUMS = ("Accept", "ProbaRule", "LabelRule", "PostRule", "Strings", "Slot", "CalibrateRule",
+         "NormalizeRule", "EcocRule", "CastRule")
+
+
+def test_every_enum_member_the_builders_name_is_one_of_cs_codes():
+    """The enums are made from C's tables at import, so a type checker cannot
+    see a misspelt member: this reads every `Enum.MEMBER` in the builders
+    and the Model and looks it up."""
+    import pathlib
+    import re
+
+    root = pathlib.Path(mlfast.__file__).parent
+    pattern = re.compile(r"\b(" + "|".join(ENUMS) + r")\.([A-Z][A-Z0-9_]*)\b")
+    named = set()
+    for path in sorted(root.rglob("*.py")):
+        for enum, member in pattern.findall(path.read_text()):
+            named.add((enum, member))
+            assert member in getattr(ir, enum).__members__, f"{path.name}: {enum}.{member}"
+    assert len({e for e, _ in named}) >= 8, named  # the scan finds the builders' uses
+
+
 @pytest.mark.parametrize("name", sorted(_core.OPS))
 def test_every_c_op_has_a_dataclass_with_its_fields(name):
     cls = ir.OP_TYPES[name]

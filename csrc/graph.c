@@ -17,6 +17,7 @@
 #include <structmember.h>
 
 /* Every op kind (mlfast.h declares them). */
+// clang-format off: one op a line (clang-format would lay them out in columns)
 static const mf_op_def *const op_defs[] = {
     &mf_op_affine,
     &mf_op_impute,
@@ -49,6 +50,7 @@ static const mf_op_def *const op_defs[] = {
     &mf_op_function,
     NULL,
 };
+// clang-format on
 
 const char *const mf_method_names[MF_N_METHODS] = {
     "predict", "predict_proba", "predict_log_proba", "decision_function", "transform",

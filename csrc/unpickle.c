@@ -2614,6 +2614,7 @@ vm_step(mf_vm *vm, unsigned char op)
     Py_ssize_t idx;
     PyObject *top;
 
+    // clang-format off: the dispatch table, one opcode a line
     switch (op) {
     case OP_PROTO: return load_proto(vm);
     case OP_FRAME: return load_frame(vm);
@@ -2696,6 +2697,7 @@ vm_step(mf_vm *vm, unsigned char op)
     default:
         return FORMAT_ERROR(vm, "invalid opcode 0x%02x", op);
     }
+    // clang-format on
 }
 
 static void

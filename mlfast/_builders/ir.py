@@ -28,7 +28,7 @@ def _codes(name: str, key: str) -> Any:
     """An IntEnum of one of C's code tables.  Its members come from C at
     import, so a type checker cannot list them: typed Any, and
     tests/test_graph_contract.py checks every member the builders name."""
-    return IntEnum(name, _core.CODES[key])  # type: ignore[misc]
+    return IntEnum(name, _core.CODES[key])
 
 
 Accept = _codes("Accept", "accept")
@@ -48,7 +48,7 @@ METHODS: Tuple[str, ...] = tuple(_core.CODES["methods"])
 
 # ---- ops ---------------------------------------------------------------------------
 
-def _coerce(value: Any, kind: str, dtype: Optional[np.dtype], optional: bool) -> Any:
+def _coerce(value: Any, kind: str, dtype: Optional[np.dtype], optional: int) -> Any:
     """A field value as C reads it: arrays contiguous, aligned, of the C
     dtype (a copy only where needed, e.g. an array unpickled at an odd
     offset); scalars as plain Python values."""

@@ -18,7 +18,7 @@ import json
 import math
 import re
 import struct
-from typing import Any, Dict, List, Optional, Sequence, Tuple
+from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 import orjson
@@ -42,6 +42,11 @@ MAX_JSON_CONTAINERS = 1 << 20
 # of them is a character.
 _SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")
 _SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+#: a batch of rows as the model takes them: an array, or (a model that reads
+#: categories) objects keyed by feature name
+Rows = Union[np.ndarray, List[Dict[str, Any]]]
 
 
 def parse_json(body: bytes, *, what: str = "request body") -> Any:
@@ -266,7 +271,7 @@ def _json_type(value: Any) -> str:
     return type(value).__name__
 
 
-def rows_from_named(records: Sequence[dict], served: ServedModel, where: str) -> np.ndarray:
+def rows_from_named(records: Sequence[dict], served: ServedModel, where: str) -> Rows:
     """Rows given as objects keyed by feature name (``feature_names_in_``)."""
     names = served.feature_names
     if names is None:
@@ -358,7 +363,7 @@ def _table_rows(value: Any, where: str, n_features: int) -> np.ndarray:
     return out
 
 
-def instances_to_matrix(instances: Any, served: ServedModel, where: str = "instances") -> np.ndarray:
+def instances_to_matrix(instances: Any, served: ServedModel, where: str = "instances") -> Rows:
     """Vertex AI and KServe V1 ``instances``: a list of rows (lists of
     numbers), of the lesson's ``{"features": [...]}`` objects, or of objects
     keyed by feature name."""
@@ -530,7 +535,7 @@ def decode_npy(body: bytes) -> np.ndarray:
 LESSON_ONE, LESSON_MANY, BARE, INSTANCES, TABULAR = "lesson-one", "lesson-many", "bare", "instances", "tabular"
 
 
-def decode_payload(request_body: bytes, media: str, served: ServedModel) -> Tuple[np.ndarray, str]:
+def decode_payload(request_body: bytes, media: str, served: ServedModel) -> Tuple[Rows, str]:
     """A prediction request in any style the lesson and SageMaker use.
 
     JSON ``{"features": row}`` (the lesson; one row answers ``prediction``)
@@ -729,6 +734,7 @@ def decode_tensor(tensor: Any, binary: memoryview, offset: int, where: str) -> T
     if not isinstance(parameters, dict):
         raise InvalidInput(f"{where}.parameters must be an object")
     size = parameters.get("binary_data_size")
+    array: np.ndarray
     if size is not None:
         if not isinstance(size, int) or size < 0:
             raise InvalidInput(f"{where}.parameters.binary_data_size must be a non-negative integer")

@@ -47,6 +47,9 @@ static const mf_op_def *const op_defs[] = {
     &mf_op_ecoc,
     &mf_op_cast,
     &mf_op_function,
+    &mf_op_quadform,
+    &mf_op_mixture,
+    &mf_op_kernel_dual,
     NULL,
 };
 
@@ -1095,6 +1098,7 @@ PyObject *
 mf_codes_table(void)
 {
     PyObject *methods = PyTuple_New(MF_N_METHODS);
+    PyObject *table;
     int m;
     if (methods == NULL) {
         return NULL;
@@ -1107,7 +1111,7 @@ mf_codes_table(void)
         }
         PyTuple_SET_ITEM(methods, m, name);
     }
-    return Py_BuildValue(
+    table = Py_BuildValue(
         "{s{sisisi}s{sisisisisisi}s{sisisi}s{sisisi}s{sisisi}s{sisi}sN"
         "s{sisisi}s{sisi}s{sisi}s{sisi}sN}",
         "accept", "FINITE", MF_ACCEPT_FINITE, "NAN", MF_ACCEPT_NAN, "ANY", MF_ACCEPT_ANY,
@@ -1128,4 +1132,8 @@ mf_codes_table(void)
         "ecoc", "SQUARED", MF_ECOC_SQUARED, "SQRT", MF_ECOC_SQRT,
         "cast", "FLOAT64", MF_CAST_FLOAT64, "UFUNC", MF_CAST_UFUNC,
         "functions", mf_function_codes());
+    if (table != NULL && mf_family_codes(table) < 0) {
+        Py_CLEAR(table);
+    }
+    return table;
 }

@@ -730,6 +730,69 @@ typedef struct {
     signed char out_types[MF_UFUNC_TYPES];  /* numpy's result type per input type */
 } mf_function;
 
+/* ---- distances to stored points (distances.c) ---- */
+
+/* quadform: out = mul * q + add, q = sum_j z_j (z @ prec)_j with z = x - loc
+ * (squared Mahalanobis distances: EllipticEnvelope, the Gaussian
+ * log-likelihoods of PCA and FactorAnalysis' score_samples). */
+typedef struct {
+    const double *loc;
+    Py_ssize_t n_loc;
+    const double *prec;        /* (d, d) */
+    Py_ssize_t n_prec_rows, n_prec_cols;
+    double mul, add;
+} mf_quadform;
+
+/* mixture: GaussianMixture and BayesianGaussianMixture.  For component c,
+ * wlp[c] = -0.5 * (log_2pi_d + lp[c]) + adds[0][c] + adds[1][c] + ...,
+ * lp the squared distance of _estimate_log_gaussian_prob for the
+ * covariance type; out = wlp (n_components), logsumexp(wlp), then
+ * exp(wlp - logsumexp) (n_components). */
+typedef enum { MF_MIX_FULL = 1, MF_MIX_TIED, MF_MIX_DIAG, MF_MIX_SPHERICAL } mf_mixture_rule;
+
+typedef struct {
+    Py_ssize_t rule;           /* mf_mixture_rule */
+    Py_ssize_t n_components;
+    const double *prec;        /* full: (K, d, d) Cholesky factors; tied: (d, d);
+                                * diag: (K, d) precisions; spherical: K precisions */
+    Py_ssize_t n_prec;
+    const double *shift;       /* (K, d): mu @ prec_chol (full, tied), mu * prec (diag,
+                                * spherical) */
+    Py_ssize_t n_shift_rows, n_shift_cols;
+    const double *base;        /* K: the constant term (diag, spherical) */
+    Py_ssize_t n_base;
+    const double *adds;        /* (n_adds, K): log det, log weights, ... added in order */
+    Py_ssize_t n_adds_rows, n_adds_cols;
+    double log_2pi_d;          /* n_features * log(2 pi) */
+    /* float32 input (full, tied): 1: lp is stored in float32 (scikit-learn
+     * 1.7's log_prob of X's dtype); 2: -0.5 * (log_2pi_d + lp) too, the
+     * constant rounded to float32 first (1.8's Python float constant is
+     * cast to the array's float32) */
+    Py_ssize_t f32_terms;
+} mf_mixture;
+
+/* kernel_dual: KernelRidge.predict, kernel(x, fit[i]) @ dual, the kernels of
+ * sklearn.metrics.pairwise; fit_norms: the stored rows' squared norms (rbf);
+ * cosine's stored rows come normalised. */
+typedef enum {
+    MF_KER_LINEAR = 1, MF_KER_POLY, MF_KER_RBF, MF_KER_SIGMOID, MF_KER_LAPLACIAN,
+    MF_KER_COSINE, MF_KER_CHI2, MF_KER_ADDITIVE_CHI2
+} mf_kernel_rule;
+
+typedef struct {
+    Py_ssize_t rule;           /* mf_kernel_rule */
+    const double *fit;         /* (n_fit, d) */
+    Py_ssize_t n_fit, n_fit_features;
+    const double *dual;        /* (n_fit, n_outputs) */
+    Py_ssize_t n_dual_rows, n_dual_cols;
+    const double *fit_norms;   /* n_fit, or NULL */
+    Py_ssize_t n_fit_norms;
+    double gamma, coef0, degree;
+} mf_kernel_dual;
+
+/* distances.c: the codes of its rules, added to _core.CODES */
+int mf_family_codes(PyObject *table);
+
 /* Every op kind (graph.c lists them for the Graph and _core.OPS), by the
  * file that defines it. */
 extern const mf_op_def mf_op_affine;        /* transform.c */
@@ -761,6 +824,9 @@ extern const mf_op_def mf_op_ovo_votes;     /* multiclass.c */
 extern const mf_op_def mf_op_ecoc;          /* multiclass.c */
 extern const mf_op_def mf_op_cast;          /* multiclass.c */
 extern const mf_op_def mf_op_function;      /* multiclass.c */
+extern const mf_op_def mf_op_quadform;      /* distances.c */
+extern const mf_op_def mf_op_mixture;       /* distances.c */
+extern const mf_op_def mf_op_kernel_dual;   /* distances.c */
 
 /* Blocks of rows go through a graph together, so that each node's loop and
  * a matrix product run over a small matrix that stays in cache. */

@@ -15,6 +15,11 @@ import numpy as np
 
 from mlfast._builders import Builders, Node, register
 from mlfast._builders.ir import Accept, Affine, Built, Cast, CastRule, Cols, Linear, Out, Strings
+from mlfast._builders.mixture import (
+    factor_analysis_precision,
+    gaussian_log_likelihood,
+    pca_precision,
+)
 from mlfast.errors import UnsupportedModelError
 
 #: the most columns or components a projection may have (a hostile shape
@@ -93,7 +98,12 @@ def build_pca(node: Node, b: Builders, X: Optional[Cols]) -> Built:
         # rank-deficient fits would give non-finite components)
         scale[scale < np.finfo(scale.dtype).eps] = np.finfo(scale.dtype).eps
         cols = b.add(node, Affine(div=_f64(scale)), cols, k)
-    return _transformer(node, cols, n)
+    if node.name != "PCA":
+        return _transformer(node, cols, n)
+    # PCA (not IncrementalPCA) has score_samples
+    precision = pca_precision(node, components, d)
+    score = gaussian_log_likelihood(node, b, X, mean, precision)
+    return _transformer(node, cols, n, {"score_samples": Out(score, squeeze=True)})
 
 
 # ---- TruncatedSVD, random projections --------------------------------------------
@@ -187,15 +197,18 @@ def build_factor_analysis(node: Node, b: Builders, X: Optional[Cols]) -> Built:
     X = b.input(node, X, n)
     # X - mean_ is a new float64 array whatever X's float type
     X = b.add(node, Cast(rule=CastRule.FLOAT64), X, d, accept=Accept.FINITE)
-    X = b.add(node, Affine(sub=node.vector("mean_", d)), X, d)
+    centred = b.add(node, Affine(sub=node.vector("mean_", d)), X, d)
     wpsi = comps / noise
     with np.errstate(all="ignore"):
         cov_z = np.linalg.inv(np.eye(k) + wpsi @ comps.T)
     if not np.all(np.isfinite(cov_z)):
         raise node.fail("components_ and noise_variance_ give a singular latent covariance")
-    tmp = _product(node, b, X, wpsi)
+    tmp = _product(node, b, centred, wpsi)
     cols = _product(node, b, tmp, np.ascontiguousarray(cov_z.T))
-    return _transformer(node, cols, n, strings=Strings.REFUSE)
+    precision = factor_analysis_precision(node, comps, noise)
+    score = gaussian_log_likelihood(node, b, X, node.vector("mean_", d), precision)
+    return _transformer(node, cols, n, {"score_samples": Out(score, squeeze=True)},
+                        strings=Strings.REFUSE)
 
 
 # ---- cross decomposition ------------------------------------------------------------

@@ -678,3 +678,51 @@ class GraphBuilder:
                  for k, n in enumerate(self.nodes, start=1) if need[k]]
         outs = {m: dataclasses.replace(o, slots=renumber(o.slots)) for m, o in outputs.items()}
         return nodes, outs
+
+
+# ---- distances to stored points (csrc/distances.c) ---------------------------------
+
+MixtureRule = IntEnum("MixtureRule", _core.CODES["mixture"])  # type: ignore[misc]
+KernelRule = IntEnum("KernelRule", _core.CODES["kernel"])  # type: ignore[misc]
+
+
+@dataclass
+class QuadForm(Op):
+    """mul * (x - loc) @ prec @ (x - loc) + add: Mahalanobis distances,
+    Gaussian log-likelihoods."""
+
+    op_name: ClassVar[str] = "quadform"
+    loc: np.ndarray = field(default_factory=lambda: np.zeros(1))
+    prec: np.ndarray = field(default_factory=lambda: np.zeros((1, 1)))
+    mul: float = 1.0
+    add: float = 0.0
+
+
+@dataclass
+class Mixture(Op):
+    """Gaussian mixtures: weighted log probabilities, their logsumexp, the
+    responsibilities."""
+
+    op_name: ClassVar[str] = "mixture"
+    rule: int = 0
+    n_components: int = 0
+    prec: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    shift: np.ndarray = field(default_factory=lambda: np.zeros((0, 0)))
+    base: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    adds: np.ndarray = field(default_factory=lambda: np.zeros((0, 0)))
+    log_2pi_d: float = 0.0
+    f32_terms: int = 0
+
+
+@dataclass
+class KernelDual(Op):
+    """kernel(x, fit) @ dual (KernelRidge)."""
+
+    op_name: ClassVar[str] = "kernel_dual"
+    rule: int = 0
+    fit: np.ndarray = field(default_factory=lambda: np.zeros((1, 1)))
+    dual: np.ndarray = field(default_factory=lambda: np.zeros((1, 1)))
+    fit_norms: Optional[np.ndarray] = None
+    gamma: float = 0.0
+    coef0: float = 0.0
+    degree: float = 0.0

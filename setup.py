@@ -32,6 +32,7 @@ SOURCES = [
     "csrc/multiclass.c",
     "csrc/tally.c",
     "csrc/distances.c",
+    "csrc/preprocess.c",
 ]
 
 compile_args = [

@@ -403,7 +403,7 @@ mf_family_codes(PyObject *table)
     if (codes == NULL) {
         goto done;
     }
-    if (PyDict_Update(table, codes) < 0) {
+    if (PyDict_Update(table, codes) < 0 || mf_preprocess_codes(table) < 0) {
         goto done;
     }
     rc = 0;

@@ -50,6 +50,11 @@ static const mf_op_def *const op_defs[] = {
     &mf_op_quadform,
     &mf_op_mixture,
     &mf_op_kernel_dual,
+    &mf_op_interp,
+    &mf_op_rownorm,
+    &mf_op_bins,
+    &mf_op_center_kernel,
+    &mf_op_power,
     NULL,
 };
 

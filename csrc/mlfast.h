@@ -139,7 +139,8 @@ typedef enum {
 /* A failure found inside a kernel, reported after the GIL is retaken. */
 typedef enum {
     MF_ERR_NONE = 0, MF_ERR_NAN, MF_ERR_INF, MF_ERR_NOMEM,
-    MF_ERR_UNKNOWN             /* a key op met a category it refuses (handle_unknown='error') */
+    MF_ERR_UNKNOWN,            /* a key op met a category it refuses (handle_unknown='error') */
+    MF_ERR_DOMAIN              /* a value outside what the op reads (its domain_message) */
 } mf_err_kind;
 
 /* What a slot holds: a number, or a key (keys.c): a category value of any
@@ -217,6 +218,10 @@ typedef struct mf_op_def {
      * values, for the message made after the run */
     Py_ssize_t (*refused_column)(const void *op, const double *in_row, Py_ssize_t n_in);
     PyObject *(*known)(const void *op, Py_ssize_t column);
+    /* scikit-learn's message for a row its check refused with MF_ERR_DOMAIN
+     * (a value outside what the estimator reads: Box-Cox of a negative
+     * value, ...), or NULL */
+    const char *(*domain_message)(const void *op);
 } mf_op_def;
 
 /* ---- the ops ---------------------------------------------------------- */
@@ -790,8 +795,75 @@ typedef struct {
     double gamma, coef0, degree;
 } mf_kernel_dual;
 
-/* distances.c: the codes of its rules, added to _core.CODES */
+/* distances.c: the codes of its rules and preprocess.c's, added to _core.CODES */
 int mf_family_codes(PyObject *table);
+int mf_preprocess_codes(PyObject *table);
+
+/* ---- preprocessing (preprocess.c) ---- */
+
+/* interp: a table per input column, xp = x[offsets[c] : offsets[c + 1]] and
+ * fp = y[...] (np.interp).  CLIP, NAN, RAISE: IsotonicRegression's
+ * out_of_bounds (clip to [lo, hi]; NaN outside the thresholds; refuse);
+ * QUANTILE_*: QuantileTransformer's forward transform, the mean of the
+ * interpolation up (x, y) and down (x2 = -x reversed, y2 = -y reversed),
+ * the bounds set to 0 and 1, then for NORMAL the normal quantile, clipped. */
+typedef enum {
+    MF_INTERP_CLIP = 1, MF_INTERP_NAN, MF_INTERP_RAISE, MF_INTERP_QUANTILE_UNIFORM,
+    MF_INTERP_QUANTILE_NORMAL
+} mf_interp_rule;
+
+typedef struct {
+    Py_ssize_t rule;           /* mf_interp_rule */
+    const double *x, *y, *x2, *y2;
+    Py_ssize_t n_x, n_y, n_x2, n_y2;
+    const int64_t *offsets;    /* n_in + 1 */
+    Py_ssize_t n_offsets;
+    const double *lo, *hi;     /* CLIP: n_in bounds */
+    Py_ssize_t n_lo, n_hi;
+    double clip_min, clip_max; /* made by prepare: norm.ppf(1e-7 - eps), its mirror */
+} mf_interp;
+
+/* rownorm: Normalizer, x / its row's l1, l2 or max norm (a norm below
+ * 10 eps divides by 1). */
+typedef enum { MF_ROWNORM_L1 = 1, MF_ROWNORM_L2, MF_ROWNORM_MAX } mf_rownorm_rule;
+
+typedef struct {
+    Py_ssize_t rule;           /* mf_rownorm_rule */
+} mf_rownorm;
+
+/* bins: KBinsDiscretizer, each column's bin np.searchsorted(inner edges, x,
+ * side='right'): the bin number (ordinal) or one-hot columns, every
+ * column's n_edges + 1 in turn.  round_f32: x is first cast to float32
+ * (dtype=np.float32); out_type: a fixed numpy type, or 0 for X's float. */
+typedef struct {
+    const double *edges;       /* every column's inner edges, concatenated */
+    Py_ssize_t n_edges;
+    const int64_t *offsets;    /* n_in + 1 */
+    Py_ssize_t n_offsets;
+    int onehot;
+    int round_f32;
+    Py_ssize_t out_type;
+} mf_bins;
+
+/* center_kernel: KernelCenterer, ((k - fit_rows) - mean(row)) + fit_all. */
+typedef struct {
+    const double *fit_rows;    /* K_fit_rows_ */
+    Py_ssize_t n_fit_rows;
+    double fit_all;            /* K_fit_all_ */
+} mf_center_kernel;
+
+/* power: PowerTransformer's Box-Cox (strictly positive input) or
+ * Yeo-Johnson transform of each column with its lambda: with pow (its own
+ * up to scikit-learn 1.7) or with expm1 and log1p (scipy's, from 1.8). */
+typedef enum {
+    MF_POWER_BOX_COX = 1, MF_POWER_YEO_JOHNSON, MF_POWER_YEO_JOHNSON_EXPM1
+} mf_power_rule;
+
+typedef struct {
+    Py_ssize_t rule;           /* mf_power_rule */
+    const double *lambdas;
+    Py_ssize_t n_lambdas;
+} mf_power;
 
 /* Every op kind (graph.c lists them for the Graph and _core.OPS), by the
  * file that defines it. */
@@ -827,6 +899,11 @@ extern const mf_op_def mf_op_function;      /* multiclass.c */
 extern const mf_op_def mf_op_quadform;      /* distances.c */
 extern const mf_op_def mf_op_mixture;       /* distances.c */
 extern const mf_op_def mf_op_kernel_dual;   /* distances.c */
+extern const mf_op_def mf_op_interp;        /* preprocess.c */
+extern const mf_op_def mf_op_rownorm;       /* preprocess.c */
+extern const mf_op_def mf_op_bins;          /* preprocess.c */
+extern const mf_op_def mf_op_center_kernel; /* preprocess.c */
+extern const mf_op_def mf_op_power;         /* preprocess.c */
 
 /* Blocks of rows go through a graph together, so that each node's loop and
  * a matrix product run over a small matrix that stays in cache. */

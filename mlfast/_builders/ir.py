@@ -726,3 +726,63 @@ class KernelDual(Op):
     gamma: float = 0.0
     coef0: float = 0.0
     degree: float = 0.0
+
+
+# ---- preprocessing (csrc/preprocess.c) ---------------------------------------------
+
+InterpRule = IntEnum("InterpRule", _core.CODES["interp"])  # type: ignore[misc]
+RowNormRule = IntEnum("RowNormRule", _core.CODES["rownorm"])  # type: ignore[misc]
+PowerRule = IntEnum("PowerRule", _core.CODES["power"])  # type: ignore[misc]
+
+
+@dataclass
+class Interp(Op):
+    """np.interp tables per column: IsotonicRegression, QuantileTransformer."""
+
+    op_name: ClassVar[str] = "interp"
+    rule: int = 0
+    x: np.ndarray = field(default_factory=lambda: np.zeros(1))
+    y: np.ndarray = field(default_factory=lambda: np.zeros(1))
+    x2: Optional[np.ndarray] = None
+    y2: Optional[np.ndarray] = None
+    offsets: np.ndarray = field(default_factory=lambda: np.zeros(2, np.int64))
+    lo: Optional[np.ndarray] = None
+    hi: Optional[np.ndarray] = None
+
+
+@dataclass
+class RowNorm(Op):
+    """Normalizer: each row divided by its l1, l2 or max norm."""
+
+    op_name: ClassVar[str] = "rownorm"
+    rule: int = 0
+
+
+@dataclass
+class Bins(Op):
+    """KBinsDiscretizer: bin numbers or their one-hot columns."""
+
+    op_name: ClassVar[str] = "bins"
+    edges: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    offsets: np.ndarray = field(default_factory=lambda: np.zeros(1, np.int64))
+    onehot: bool = False
+    round_f32: bool = False
+    out_type: int = 0
+
+
+@dataclass
+class CenterKernel(Op):
+    """KernelCenterer."""
+
+    op_name: ClassVar[str] = "center_kernel"
+    fit_rows: np.ndarray = field(default_factory=lambda: np.zeros(1))
+    fit_all: float = 0.0
+
+
+@dataclass
+class Power(Op):
+    """PowerTransformer's Box-Cox or Yeo-Johnson transform."""
+
+    op_name: ClassVar[str] = "power"
+    rule: int = 0
+    lambdas: np.ndarray = field(default_factory=lambda: np.zeros(1))

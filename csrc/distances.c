@@ -387,18 +387,165 @@ const mf_op_def mf_op_kernel_dual = {
     .cost = kernel_dual_cost,
 };
 
+/* ---- nearest ------------------------------------------------------------------- */
+
+static double
+dot_row(const double *x, const double *c, Py_ssize_t d)
+{
+    double s = 0.0;
+    Py_ssize_t j;
+    for (j = 0; j < d; j++) {
+        s += x[j] * c[j];
+    }
+    return s;
+}
+
+static void
+nearest_run(const void *op, const double *in, Py_ssize_t n_in, double *out, Py_ssize_t n_out,
+            Py_ssize_t n_rows, mf_precision prec)
+{
+    const mf_nearest *nr = op;
+    Py_ssize_t r, k;
+    for (r = 0; r < n_rows; r++) {
+        const double *x = in + r * n_in;
+        double xx = nr->rule == MF_NEAREST_DISTANCES ? dot_row(x, x, n_in) : 0.0;
+        for (k = 0; k < nr->n_centers; k++) {
+            /* ||c||^2 - 2 x.c (the gemm with beta 1 of _k_means_lloyd) */
+            double v = -2.0 * dot_row(x, nr->centers + k * n_in, n_in);
+            if (nr->rule == MF_NEAREST_SCORES) {
+                out[r * n_out + k] = -(v + nr->norms[k]);
+            }
+            else {
+                /* euclidean_distances: -2 x.c + ||x||^2 + ||c||^2, at least 0 */
+                v = (v + xx) + nr->norms[k];
+                out[r * n_out + k] = sqrt(v < 0.0 ? 0.0 : v);
+            }
+        }
+    }
+}
+
+static int
+nearest_prepare(void *op, Py_ssize_t n_in, Py_ssize_t *n_out, PyObject *owners)
+{
+    mf_nearest *nr = op;
+    if ((nr->rule != MF_NEAREST_SCORES && nr->rule != MF_NEAREST_DISTANCES) ||
+        nr->n_centers < 1 || nr->n_center_features != n_in || nr->n_norms != nr->n_centers) {
+        PyErr_Format(PyExc_ValueError, "nearest: rule %zd, centers (%zd, %zd), %zd norms for "
+                     "%zd columns", nr->rule, nr->n_centers, nr->n_center_features,
+                     nr->n_norms, n_in);
+        return -1;
+    }
+    *n_out = nr->n_centers;
+    return 0;
+}
+
+static void
+nearest_cost(const void *op, Py_ssize_t n_in, Py_ssize_t n_out, double *work, double *steps)
+{
+    *work = (double)n_in * (double)(n_out + 1);
+    *steps = 0.0;
+}
+
+static const mf_field nearest_fields[] = {
+    MF_SCALAR_FIELD(mf_nearest, rule, MF_FIELD_INT),
+    MF_MATRIX_FIELD(mf_nearest, centers, NPY_DOUBLE, 0, n_centers, n_center_features),
+    MF_VECTOR_FIELD(mf_nearest, norms, NPY_DOUBLE, 0, n_norms),
+    MF_END_FIELDS,
+};
+
+const mf_op_def mf_op_nearest = {
+    .name = "nearest",
+    .size = sizeof(mf_nearest),
+    .fields = nearest_fields,
+    .prepare = nearest_prepare,
+    .run = nearest_run,
+    .out_type = double_out_type,
+    .cost = nearest_cost,
+};
+
+/* ---- bisect -------------------------------------------------------------------- */
+
+static void
+bisect_run(const void *op, const double *in, Py_ssize_t n_in, double *out, Py_ssize_t n_out,
+           Py_ssize_t n_rows, mf_precision prec)
+{
+    const mf_bisect *bs = op;
+    Py_ssize_t r;
+    for (r = 0; r < n_rows; r++) {
+        const double *x = in + r * n_in;
+        int64_t node = 0;
+        while (bs->left[node] >= 0) {
+            int64_t l = bs->left[node], rt = bs->right[node];
+            double dl = -2.0 * dot_row(x, bs->centers + l * n_in, n_in) + bs->norms[l];
+            double dr = -2.0 * dot_row(x, bs->centers + rt * n_in, n_in) + bs->norms[rt];
+            node = dr < dl ? rt : l;
+        }
+        memset(out + r * n_out, 0, (size_t)n_out * sizeof(double));
+        out[r * n_out + bs->label[node]] = 1.0;
+    }
+}
+
+static int
+bisect_prepare(void *op, Py_ssize_t n_in, Py_ssize_t *n_out, PyObject *owners)
+{
+    mf_bisect *bs = op;
+    Py_ssize_t n = bs->n_left, i;
+    if (n < 1 || bs->n_right != n || bs->n_label != n || bs->n_centers != n ||
+        bs->n_center_features != n_in || bs->n_norms != n) {
+        PyErr_Format(PyExc_ValueError, "bisect: %zd nodes with %zd, %zd, %zd, (%zd, %zd), %zd "
+                     "values for %zd columns", n, bs->n_right, bs->n_label, bs->n_centers,
+                     bs->n_center_features, bs->n_norms, n_in);
+        return -1;
+    }
+    for (i = 0; i < n; i++) {
+        /* children come after their parent (preorder): the walk ends; a
+         * leaf's label is one of the n_clusters output columns */
+        int leaf = bs->left[i] < 0;
+        if ((leaf && (bs->right[i] >= 0 || bs->label[i] < 0 ||
+                      bs->label[i] >= bs->n_clusters)) ||
+            (!leaf && (bs->left[i] <= i || bs->left[i] >= n || bs->right[i] <= i ||
+                       bs->right[i] >= n))) {
+            PyErr_Format(PyExc_ValueError, "bisect: node %zd has children %lld and %lld of "
+                         "%zd nodes", i, (long long)bs->left[i], (long long)bs->right[i], n);
+            return -1;
+        }
+    }
+    *n_out = bs->n_clusters;
+    return 0;
+}
+
+static const mf_field bisect_fields[] = {
+    MF_SCALAR_FIELD(mf_bisect, n_clusters, MF_FIELD_INT),
+    MF_VECTOR_FIELD(mf_bisect, left, NPY_INT64, 0, n_left),
+    MF_VECTOR_FIELD(mf_bisect, right, NPY_INT64, 0, n_right),
+    MF_VECTOR_FIELD(mf_bisect, label, NPY_INT64, 0, n_label),
+    MF_MATRIX_FIELD(mf_bisect, centers, NPY_DOUBLE, 0, n_centers, n_center_features),
+    MF_VECTOR_FIELD(mf_bisect, norms, NPY_DOUBLE, 0, n_norms),
+    MF_END_FIELDS,
+};
+
+const mf_op_def mf_op_bisect = {
+    .name = "bisect",
+    .size = sizeof(mf_bisect),
+    .fields = bisect_fields,
+    .prepare = bisect_prepare,
+    .run = bisect_run,
+    .out_type = double_out_type,
+};
+
 /* ---- codes --------------------------------------------------------------------- */
 
 int
 mf_family_codes(PyObject *table)
 {
     PyObject *codes = Py_BuildValue(
-        "{s{sisisisi}s{sisisisisisisisi}}",
+        "{s{sisisisi}s{sisisisisisisisi}s{sisi}}",
         "mixture", "FULL", MF_MIX_FULL, "TIED", MF_MIX_TIED, "DIAG", MF_MIX_DIAG,
         "SPHERICAL", MF_MIX_SPHERICAL,
         "kernel", "LINEAR", MF_KER_LINEAR, "POLY", MF_KER_POLY, "RBF", MF_KER_RBF,
         "SIGMOID", MF_KER_SIGMOID, "LAPLACIAN", MF_KER_LAPLACIAN, "COSINE", MF_KER_COSINE,
-        "CHI2", MF_KER_CHI2, "ADDITIVE_CHI2", MF_KER_ADDITIVE_CHI2);
+        "CHI2", MF_KER_CHI2, "ADDITIVE_CHI2", MF_KER_ADDITIVE_CHI2,
+        "nearest", "SCORES", MF_NEAREST_SCORES, "DISTANCES", MF_NEAREST_DISTANCES);
     int rc = -1;
     if (codes == NULL) {
         goto done;

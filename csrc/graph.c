@@ -55,6 +55,8 @@ static const mf_op_def *const op_defs[] = {
     &mf_op_bins,
     &mf_op_center_kernel,
     &mf_op_power,
+    &mf_op_nearest,
+    &mf_op_bisect,
     NULL,
 };
 

@@ -795,6 +795,33 @@ typedef struct {
     double gamma, coef0, degree;
 } mf_kernel_dual;
 
+/* nearest: the stored centres (KMeans, MeanShift, Birch, ...).  SCORES:
+ * -(||c||^2 - 2 x.c) for each centre, so that the first maximum is
+ * scikit-learn's first nearest centre; DISTANCES: euclidean_distances. */
+typedef enum { MF_NEAREST_SCORES = 1, MF_NEAREST_DISTANCES } mf_nearest_rule;
+
+typedef struct {
+    Py_ssize_t rule;           /* mf_nearest_rule */
+    const double *centers;     /* (k, d) */
+    Py_ssize_t n_centers, n_center_features;
+    const double *norms;       /* k: ||c||^2 */
+    Py_ssize_t n_norms;
+} mf_nearest;
+
+/* bisect: BisectingKMeans.predict, a walk down its tree of centres in
+ * preorder (left[i], right[i] after i; -1 at a leaf), to the nearer child
+ * each time (the left one at a tie); out: n_clusters columns, 1 at the
+ * leaf's label (for a labels node's argmax). */
+typedef struct {
+    Py_ssize_t n_clusters;
+    const int64_t *left, *right, *label;
+    Py_ssize_t n_left, n_right, n_label;
+    const double *centers;     /* (n_nodes, d) */
+    Py_ssize_t n_centers, n_center_features;
+    const double *norms;       /* n_nodes: ||c||^2 */
+    Py_ssize_t n_norms;
+} mf_bisect;
+
 /* distances.c: the codes of its rules and preprocess.c's, added to _core.CODES */
 int mf_family_codes(PyObject *table);
 int mf_preprocess_codes(PyObject *table);
@@ -904,6 +931,8 @@ extern const mf_op_def mf_op_rownorm;       /* preprocess.c */
 extern const mf_op_def mf_op_bins;          /* preprocess.c */
 extern const mf_op_def mf_op_center_kernel; /* preprocess.c */
 extern const mf_op_def mf_op_power;         /* preprocess.c */
+extern const mf_op_def mf_op_nearest;       /* distances.c */
+extern const mf_op_def mf_op_bisect;        /* distances.c */
 
 /* Blocks of rows go through a graph together, so that each node's loop and
  * a matrix product run over a small matrix that stays in cache. */

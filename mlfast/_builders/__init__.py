@@ -381,3 +381,4 @@ from mlfast._builders import decomposition  # noqa: E402,F401
 from mlfast._builders import glm, mixture  # noqa: E402,F401
 from mlfast._builders import feature_selection  # noqa: E402,F401
 from mlfast._builders import transforms  # noqa: E402,F401
+from mlfast._builders import cluster  # noqa: E402,F401

@@ -786,3 +786,31 @@ class Power(Op):
     op_name: ClassVar[str] = "power"
     rule: int = 0
     lambdas: np.ndarray = field(default_factory=lambda: np.zeros(1))
+
+
+# ---- clustering (csrc/distances.c) ---------------------------------------------------
+
+NearestRule = IntEnum("NearestRule", _core.CODES["nearest"])  # type: ignore[misc]
+
+
+@dataclass
+class Nearest(Op):
+    """Scores or Euclidean distances to stored centres."""
+
+    op_name: ClassVar[str] = "nearest"
+    rule: int = 0
+    centers: np.ndarray = field(default_factory=lambda: np.zeros((1, 1)))
+    norms: np.ndarray = field(default_factory=lambda: np.zeros(1))
+
+
+@dataclass
+class Bisect(Op):
+    """BisectingKMeans' tree of centres."""
+
+    op_name: ClassVar[str] = "bisect"
+    n_clusters: int = 0
+    left: np.ndarray = field(default_factory=lambda: np.zeros(1, np.int64))
+    right: np.ndarray = field(default_factory=lambda: np.zeros(1, np.int64))
+    label: np.ndarray = field(default_factory=lambda: np.zeros(1, np.int64))
+    centers: np.ndarray = field(default_factory=lambda: np.zeros((1, 1)))
+    norms: np.ndarray = field(default_factory=lambda: np.zeros(1))

@@ -48,6 +48,16 @@ static const mf_op_def *const op_defs[] = {
     &mf_op_ecoc,
     &mf_op_cast,
     &mf_op_function,
+    &mf_op_quadform,
+    &mf_op_mixture,
+    &mf_op_kernel_dual,
+    &mf_op_interp,
+    &mf_op_rownorm,
+    &mf_op_bins,
+    &mf_op_center_kernel,
+    &mf_op_power,
+    &mf_op_nearest,
+    &mf_op_bisect,
     NULL,
 };
 // clang-format on
@@ -1097,6 +1107,7 @@ PyObject *
 mf_codes_table(void)
 {
     PyObject *methods = PyTuple_New(MF_N_METHODS);
+    PyObject *table;
     int m;
     if (methods == NULL) {
         return NULL;
@@ -1109,7 +1120,7 @@ mf_codes_table(void)
         }
         PyTuple_SET_ITEM(methods, m, name);
     }
-    return Py_BuildValue(
+    table = Py_BuildValue(
         "{s{sisisi}s{sisisisisisi}s{sisisi}s{sisisi}s{sisisi}s{sisi}sN"
         "s{sisisi}s{sisi}s{sisi}s{sisi}sN}",
         "accept", "FINITE", MF_ACCEPT_FINITE, "NAN", MF_ACCEPT_NAN, "ANY", MF_ACCEPT_ANY,
@@ -1130,4 +1141,8 @@ mf_codes_table(void)
         "ecoc", "SQUARED", MF_ECOC_SQUARED, "SQRT", MF_ECOC_SQRT,
         "cast", "FLOAT64", MF_CAST_FLOAT64, "UFUNC", MF_CAST_UFUNC,
         "functions", mf_function_codes());
+    if (table != NULL && mf_family_codes(table) < 0) {
+        Py_CLEAR(table);
+    }
+    return table;
 }

@@ -687,3 +687,139 @@ class GraphBuilder:
                  for k, n in enumerate(self.nodes, start=1) if need[k]]
         outs = {m: dataclasses.replace(o, slots=renumber(o.slots)) for m, o in outputs.items()}
         return nodes, outs
+
+
+# ---- distances to stored points (csrc/distances.c) ---------------------------------
+
+MixtureRule = IntEnum("MixtureRule", _core.CODES["mixture"])  # type: ignore[misc]
+KernelRule = IntEnum("KernelRule", _core.CODES["kernel"])  # type: ignore[misc]
+
+
+@dataclass
+class QuadForm(Op):
+    """mul * (x - loc) @ prec @ (x - loc) + add: Mahalanobis distances,
+    Gaussian log-likelihoods."""
+
+    op_name: ClassVar[str] = "quadform"
+    loc: np.ndarray = field(default_factory=lambda: np.zeros(1))
+    prec: np.ndarray = field(default_factory=lambda: np.zeros((1, 1)))
+    mul: float = 1.0
+    add: float = 0.0
+
+
+@dataclass
+class Mixture(Op):
+    """Gaussian mixtures: weighted log probabilities, their logsumexp, the
+    responsibilities."""
+
+    op_name: ClassVar[str] = "mixture"
+    rule: int = 0
+    n_components: int = 0
+    prec: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    shift: np.ndarray = field(default_factory=lambda: np.zeros((0, 0)))
+    base: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    adds: np.ndarray = field(default_factory=lambda: np.zeros((0, 0)))
+    log_2pi_d: float = 0.0
+    f32_terms: int = 0
+
+
+@dataclass
+class KernelDual(Op):
+    """kernel(x, fit) @ dual (KernelRidge)."""
+
+    op_name: ClassVar[str] = "kernel_dual"
+    rule: int = 0
+    fit: np.ndarray = field(default_factory=lambda: np.zeros((1, 1)))
+    dual: np.ndarray = field(default_factory=lambda: np.zeros((1, 1)))
+    fit_norms: Optional[np.ndarray] = None
+    gamma: float = 0.0
+    coef0: float = 0.0
+    degree: float = 0.0
+
+
+# ---- preprocessing (csrc/preprocess.c) ---------------------------------------------
+
+InterpRule = IntEnum("InterpRule", _core.CODES["interp"])  # type: ignore[misc]
+RowNormRule = IntEnum("RowNormRule", _core.CODES["rownorm"])  # type: ignore[misc]
+PowerRule = IntEnum("PowerRule", _core.CODES["power"])  # type: ignore[misc]
+
+
+@dataclass
+class Interp(Op):
+    """np.interp tables per column: IsotonicRegression, QuantileTransformer."""
+
+    op_name: ClassVar[str] = "interp"
+    rule: int = 0
+    x: np.ndarray = field(default_factory=lambda: np.zeros(1))
+    y: np.ndarray = field(default_factory=lambda: np.zeros(1))
+    x2: Optional[np.ndarray] = None
+    y2: Optional[np.ndarray] = None
+    offsets: np.ndarray = field(default_factory=lambda: np.zeros(2, np.int64))
+    lo: Optional[np.ndarray] = None
+    hi: Optional[np.ndarray] = None
+
+
+@dataclass
+class RowNorm(Op):
+    """Normalizer: each row divided by its l1, l2 or max norm."""
+
+    op_name: ClassVar[str] = "rownorm"
+    rule: int = 0
+
+
+@dataclass
+class Bins(Op):
+    """KBinsDiscretizer: bin numbers or their one-hot columns."""
+
+    op_name: ClassVar[str] = "bins"
+    edges: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    offsets: np.ndarray = field(default_factory=lambda: np.zeros(1, np.int64))
+    onehot: bool = False
+    round_f32: bool = False
+    out_type: int = 0
+
+
+@dataclass
+class CenterKernel(Op):
+    """KernelCenterer."""
+
+    op_name: ClassVar[str] = "center_kernel"
+    fit_rows: np.ndarray = field(default_factory=lambda: np.zeros(1))
+    fit_all: float = 0.0
+
+
+@dataclass
+class Power(Op):
+    """PowerTransformer's Box-Cox or Yeo-Johnson transform."""
+
+    op_name: ClassVar[str] = "power"
+    rule: int = 0
+    lambdas: np.ndarray = field(default_factory=lambda: np.zeros(1))
+
+
+# ---- clustering (csrc/distances.c) ---------------------------------------------------
+
+NearestRule = IntEnum("NearestRule", _core.CODES["nearest"])  # type: ignore[misc]
+
+
+@dataclass
+class Nearest(Op):
+    """Scores or Euclidean distances to stored centres."""
+
+    op_name: ClassVar[str] = "nearest"
+    rule: int = 0
+    centers: np.ndarray = field(default_factory=lambda: np.zeros((1, 1)))
+    norms: np.ndarray = field(default_factory=lambda: np.zeros(1))
+
+
+@dataclass
+class Bisect(Op):
+    """BisectingKMeans' tree of centres."""
+
+    op_name: ClassVar[str] = "bisect"
+    n_clusters: int = 0
+    left: np.ndarray = field(default_factory=lambda: np.zeros(1, np.int64))
+    right: np.ndarray = field(default_factory=lambda: np.zeros(1, np.int64))
+    label: np.ndarray = field(default_factory=lambda: np.zeros(1, np.int64))
+    centers: np.ndarray = field(default_factory=lambda: np.zeros((1, 1)))
+    norms: np.ndarray = field(default_factory=lambda: np.zeros(1))

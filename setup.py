@@ -31,6 +31,7 @@ SOURCES = [
     "csrc/ensemble.c",
     "csrc/multiclass.c",
     "csrc/tally.c",
+    "csrc/text.c",
 ]
 
 compile_args = [

@@ -47,6 +47,7 @@ static const mf_op_def *const op_defs[] = {
     &mf_op_ecoc,
     &mf_op_cast,
     &mf_op_function,
+    &mf_op_sparse,
     NULL,
 };
 
@@ -1094,6 +1095,7 @@ mf_op_kinds_table(void)
 PyObject *
 mf_codes_table(void)
 {
+    PyObject *codes, *text = NULL, *norms = NULL;
     PyObject *methods = PyTuple_New(MF_N_METHODS);
     int m;
     if (methods == NULL) {
@@ -1107,7 +1109,7 @@ mf_codes_table(void)
         }
         PyTuple_SET_ITEM(methods, m, name);
     }
-    return Py_BuildValue(
+    codes = Py_BuildValue(
         "{s{sisisi}s{sisisisisisi}s{sisisi}s{sisisi}s{sisisi}s{sisi}sN"
         "s{sisisi}s{sisi}s{sisi}s{sisi}sN}",
         "accept", "FINITE", MF_ACCEPT_FINITE, "NAN", MF_ACCEPT_NAN, "ANY", MF_ACCEPT_ANY,
@@ -1128,4 +1130,16 @@ mf_codes_table(void)
         "ecoc", "SQUARED", MF_ECOC_SQUARED, "SQRT", MF_ECOC_SQRT,
         "cast", "FLOAT64", MF_CAST_FLOAT64, "UFUNC", MF_CAST_UFUNC,
         "functions", mf_function_codes());
+    text = Py_BuildValue("{sisisisi}", "WORD", MF_TEXT_WORD, "TOKENS", MF_TEXT_TOKENS,
+                         "CHAR", MF_TEXT_CHAR, "CHAR_WB", MF_TEXT_CHAR_WB);
+    norms = Py_BuildValue("{sisisi}", "NONE", MF_TEXT_NORM_NONE, "L1", MF_TEXT_NORM_L1, "L2",
+                          MF_TEXT_NORM_L2);
+    if (codes == NULL || text == NULL || norms == NULL ||
+        PyDict_SetItemString(codes, "analyzers", text) < 0 ||
+        PyDict_SetItemString(codes, "text_norms", norms) < 0) {
+        Py_CLEAR(codes);
+    }
+    Py_XDECREF(text);
+    Py_XDECREF(norms);
+    return codes;
 }

@@ -18,6 +18,7 @@ import numpy as np
 from mlfast import _core
 from mlfast._builders import ir
 from mlfast._core import Graph
+from mlfast._text import Documents, check_text
 
 _METHODS = ("predict", "predict_proba", "predict_log_proba", "decision_function",
             "transform", "score_samples")
@@ -98,6 +99,8 @@ class Spec:
     names_required: Optional[np.ndarray] = None
     # the input columns read as keys (categories), one key slot each
     key_columns: Optional[np.ndarray] = None
+    # a text model: how its vectorizer reads the documents (mlfast/_text.py)
+    text: Optional[dict] = None
 
     @classmethod
     def from_built(cls, built: ir.Built, graph: ir.GraphBuilder) -> "Spec":
@@ -107,7 +110,8 @@ class Spec:
         return cls(int(graph.n_features or built.n_features_in), nodes, outputs, built.name,
                    built.kind, built.feature_names_in, built.first_name, int(built.strings),
                    built.string_prefix, built.sklearn_version, built.warn_name,
-                   built.names_required, keys if keys is not None and keys.size else None)
+                   built.names_required, keys if keys is not None and keys.size else None,
+                   None if graph.text is None else check_text(graph.text))
 
     def state(self) -> dict:
         meta = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)
@@ -357,14 +361,19 @@ class Model:
         # a list first: tuple(generator) over-allocates and shrinks, which leaves
         # one tuple per model in CPython's free list until it fills (2,000)
         methods = tuple([m for m in _METHODS if m in spec.outputs])
+        documents = Documents(spec.text) if spec.text is not None else None
         for name in methods:
             out = spec.outputs[name]
             method = getattr(self._graph, name)
             if out.split is not None or out.column_classes is not None:
                 method = _multi_output(method, out)
+            if documents is not None:
+                method = _reading_documents(method, documents)
             setattr(self, name, method)
         self._methods = methods
-        self.n_features_in_ = spec.n_features
+        if documents is None:
+            # a vectorizer reads documents, not columns: it has no n_features_in_
+            self.n_features_in_ = spec.n_features
         if spec.feature_names_in is not None:
             self.feature_names_in_ = spec.feature_names_in
         predict = spec.outputs.get("predict")
@@ -454,7 +463,7 @@ class Model:
         out = {
             "estimator": self.estimator,
             "kind": self.kind,
-            "features": self.n_features_in_,
+            "features": getattr(self, "n_features_in_", None),
         }
         if isinstance(getattr(self, "classes_", None), list):
             out["classes"] = [c.tolist() for c in self.classes_]
@@ -494,6 +503,17 @@ class Model:
 
     def __reduce__(self):
         return (_from_state, (self._spec.state(), self._source))
+
+
+def _reading_documents(method, documents: Documents):
+    """A text model's method: the documents packed, then the graph."""
+
+    def call(X):
+        return method(documents(X))
+
+    call.__name__ = getattr(method, "__name__", "method")
+    call.__doc__ = getattr(method, "__doc__", None)
+    return call
 
 
 def _multi_output(method, out: ir.Output):
@@ -559,6 +579,7 @@ def spec_from_state(state: Any) -> Spec:
         warn_name=_typed(meta.get("warn_name"), str, "warn_name", True),
         names_required=_names(meta.get("names_required")),
         key_columns=_key_columns(meta.get("key_columns")),
+        text=None if meta.get("text") is None else check_text(meta.get("text")),
     )
 
 

@@ -31,6 +31,8 @@ Slot = IntEnum("Slot", _core.CODES["slots"])  # type: ignore[misc]
 CalibrateRule = IntEnum("CalibrateRule", _core.CODES["calibrate"])  # type: ignore[misc]
 NormalizeRule = IntEnum("NormalizeRule", _core.CODES["normalize"])  # type: ignore[misc]
 EcocRule = IntEnum("EcocRule", _core.CODES["ecoc"])  # type: ignore[misc]
+Analyzer = IntEnum("Analyzer", _core.CODES["analyzers"])  # type: ignore[misc]
+TextNorm = IntEnum("TextNorm", _core.CODES["text_norms"])  # type: ignore[misc]
 CastRule = IntEnum("CastRule", _core.CODES["cast"])  # type: ignore[misc]
 #: numpy's name -> code, of the functions a FunctionTransformer may name
 FUNCTIONS: Dict[str, int] = dict(_core.CODES["functions"])
@@ -439,6 +441,24 @@ class Function(Op):
     code: int = 0
 
 
+@dataclass
+class Sparse(Op):
+    """A document's packed sparse row (a key slot), weighed as scikit-learn's
+    vectorizers and TfidfTransformer weigh it, then multiplied by coef.T
+    (+ intercept), or written out dense."""
+
+    op_name: ClassVar[str] = "sparse"
+    n_features: int = 1
+    binary: bool = False
+    pre_norm: int = 0
+    sublinear: bool = False
+    idf: Optional[np.ndarray] = None
+    norm: int = 0
+    coef: Optional[np.ndarray] = None
+    intercept: Optional[np.ndarray] = None
+    counts: bool = False
+
+
 def op_from_state(state: dict) -> Op:
     """The op of a pickled Model's plain state; unknown keys are refused."""
     kind = state.get("op")
@@ -578,6 +598,8 @@ class GraphBuilder:
         self.n_slots = 0
         self.key_inputs: List[int] = []     # key slot t reads input column key_inputs[t]
         self.key_columns: Optional[np.ndarray] = None   # set by finish
+        # a vectorizer's analysis of the documents, the model's input (Spec.text)
+        self.text: Optional[Dict[str, Any]] = None
 
     def input(self, n_features: int) -> Cols:
         """The input X; its width is fixed by the first estimator that reads it."""

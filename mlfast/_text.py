@@ -20,7 +20,19 @@ _MAX_PATTERN = 10_000
 
 
 def strip_accents_unicode(s: str) -> str:
-    """scikit-learn's strip_accents_unicode: NFKD, combining marks dropped."""
+    """scikit-learn's strip_accents_unicode (0.22 on): NFKD, combining
+    marks dropped, unless the text is ASCII."""
+    try:
+        s.encode("ASCII", errors="strict")
+        return s
+    except UnicodeEncodeError:
+        normalized = unicodedata.normalize("NFKD", s)
+        return "".join([c for c in normalized if not unicodedata.combining(c)])
+
+
+def strip_accents_unicode_021(s: str) -> str:
+    """strip_accents_unicode up to scikit-learn 0.21, which left a text
+    already in NFKD as it was, combining marks and all."""
     normalized = unicodedata.normalize("NFKD", s)
     if normalized == s:
         return s
@@ -58,8 +70,9 @@ def check_text(text: Any) -> Dict[str, Any]:
         if not isinstance(text.get(key), bool):
             raise ValueError(f"text.{key} must be a bool")
         out[key] = text[key]
-    if text.get("strip_accents") not in (None, "ascii", "unicode"):
-        raise ValueError("text.strip_accents must be None, 'ascii' or 'unicode'")
+    if text.get("strip_accents") not in (None, "ascii", "unicode", "unicode_0.21"):
+        raise ValueError("text.strip_accents must be None, 'ascii', 'unicode' or "
+                         "'unicode_0.21'")
     out["strip_accents"] = text.get("strip_accents")
     if text.get("encoding") not in _ENCODINGS:
         raise ValueError(f"text.encoding must be one of {sorted(_ENCODINGS)}")
@@ -111,7 +124,8 @@ class Documents:
         self.min_n, self.max_n = text["ngram"]
         self.lowercase = text["lowercase"]
         self.strip = {None: None, "ascii": strip_accents_ascii,
-                      "unicode": strip_accents_unicode}[text["strip_accents"]]
+                      "unicode": strip_accents_unicode,
+                      "unicode_0.21": strip_accents_unicode_021}[text["strip_accents"]]
         self.encoding = text["encoding"]
         self.decode_error = text["decode_error"]
         pattern = text["token_pattern"]

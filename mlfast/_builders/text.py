@@ -141,6 +141,9 @@ def _analysis(node: Node, hashing: bool) -> Dict[str, Any]:
     strip = node.state.get("strip_accents")
     if strip not in (None, "ascii", "unicode"):
         raise node.fail(f"strip_accents={strip!r} is not None, 'ascii' or 'unicode'")
+    if strip == "unicode" and node.version < (0, 22):
+        # 0.22 stopped leaving text already in NFKD unstripped
+        strip = "unicode_0.21"
     fixed = bool(node.state.get("fixed_vocabulary_", False))
     text: Dict[str, Any] = {
         "name": node.name, "lowercase": _flag(node, "lowercase", True),

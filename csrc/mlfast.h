@@ -770,6 +770,7 @@ typedef struct {
 extern PyTypeObject mf_VocabularyType;
 PyObject *mf_text_rows(PyObject *module, PyObject *args);       /* _core.text_rows */
 PyObject *mf_text_tokens(PyObject *module, PyObject *arg);      /* _core.text_tokens */
+PyObject *mf_text_lower(PyObject *module, PyObject *arg);       /* _core.text_lower */
 PyObject *mf_murmurhash3_32(PyObject *module, PyObject *arg);   /* _core.murmurhash3_32 */
 
 /* Every op kind (graph.c lists them for the Graph and _core.OPS), by the

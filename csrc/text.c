@@ -384,6 +384,48 @@ put_utf8(char *dst, Py_UCS4 c)
     return 4;
 }
 
+/* \w of the Basic Multilingual Plane, one bit a code point, made once
+ * (under the GIL) from the test _sre makes. */
+static uint8_t bmp_word[0x10000 / 8];
+static int bmp_word_ready;
+
+static void
+bmp_word_init(void)
+{
+    Py_UCS4 c;
+    if (bmp_word_ready) {
+        return;
+    }
+    for (c = 0; c < 0x10000; c++) {
+        if (Py_UNICODE_ISALNUM(c) || c == '_') {
+            bmp_word[c >> 3] |= (uint8_t)(1u << (c & 7));
+        }
+    }
+    bmp_word_ready = 1;
+}
+
+static inline int
+is_word(Py_UCS4 c)
+{
+    if (c < 0x10000) {
+        return (bmp_word[c >> 3] >> (c & 7)) & 1;
+    }
+    return Py_UNICODE_ISALNUM(c) || c == '_';
+}
+
+/* str.lower() of one code point, for a text holding neither U+0130 (whose
+ * lowercase is two code points) nor U+03A3 (whose lowercase depends on
+ * its neighbours): the simple lowercase mapping.  The tests check every
+ * code point against str.lower(). */
+static inline Py_UCS4
+lower_of(Py_UCS4 c)
+{
+    if (c < 0x80) {
+        return c >= 'A' && c <= 'Z' ? c + 32u : c;
+    }
+    return Py_UNICODE_TOLOWER(c);
+}
+
 /* Fills d->utf8 and d->at from d->cp[0 .. d->n). */
 static void
 doc_encode(mf_doc *d)
@@ -397,16 +439,37 @@ doc_encode(mf_doc *d)
     d->n_bytes = pos;
 }
 
-/* Reads a str's code points; normalize_space: runs of two or more
- * whitespace characters become one ' ' (the analyzers' \s\s+ -> ' '). */
+/* Reads a str's code points, lowercased (lower: as str.lower() does);
+ * normalize_space: runs of two or more whitespace characters become one
+ * ' ' (the analyzers' \s\s+ -> ' '). */
 static int
-doc_read(mf_doc *d, PyObject *s, int normalize_space)
+doc_read(mf_doc *d, PyObject *s, int lower, int normalize_space)
 {
     Py_ssize_t n = PyUnicode_GET_LENGTH(s), i, out = 0;
-    int kind = PyUnicode_KIND(s);
-    const void *data = PyUnicode_DATA(s);
+    int kind, result = -1;
+    const void *data;
+    PyObject *lowered = NULL;
+
+    if (lower && !PyUnicode_IS_ASCII(s) &&
+        (PyUnicode_FindChar(s, 0x130, 0, n, 1) != -1 ||
+         PyUnicode_FindChar(s, 0x3a3, 0, n, 1) != -1)) {
+        /* the two code points the simple mapping does not give: str.lower */
+        lowered = PyObject_CallMethod(s, "lower", NULL);
+        if (lowered == NULL) {
+            return -1;
+        }
+        if (!PyUnicode_Check(lowered)) {
+            PyErr_SetString(PyExc_TypeError, "str.lower() did not return a str");
+            goto done;
+        }
+        s = lowered;
+        lower = 0;
+        n = PyUnicode_GET_LENGTH(s);
+    }
+    kind = PyUnicode_KIND(s);
+    data = PyUnicode_DATA(s);
     if (doc_reserve(d, n) < 0) {
-        return -1;
+        goto done;
     }
     for (i = 0; i < n; i++) {
         Py_UCS4 c = PyUnicode_READ(kind, data, i);
@@ -417,17 +480,14 @@ doc_read(mf_doc *d, PyObject *s, int normalize_space)
             }
             c = ' ';
         }
-        d->cp[out++] = c;
+        d->cp[out++] = lower ? lower_of(c) : c;
     }
     d->n = out;
     doc_encode(d);
-    return 0;
-}
-
-static inline int
-is_word(Py_UCS4 c)
-{
-    return Py_UNICODE_ISALNUM(c) || c == '_';
+    result = 0;
+done:
+    Py_XDECREF(lowered);
+    return result;
 }
 
 /* A feature's sink: the row's (column, value) pairs as they come. */
@@ -607,8 +667,27 @@ static PyObject *
 pack_row(mf_buf *pairs)
 {
     size_t n = pairs->len / 16, i, out = 0;
-    if (n > 1) {
+    if (n > 48) {
         qsort(pairs->data, n, 16, compare_pairs);
+    }
+    else {
+        /* a short row: insertion sort, without qsort's calls */
+        for (i = 1; i < n; i++) {
+            char item[16];
+            int64_t c, d;
+            size_t j = i;
+            memcpy(item, pairs->data + 16 * i, 16);
+            memcpy(&c, item, 8);
+            while (j > 0) {
+                memcpy(&d, pairs->data + 16 * (j - 1), 8);
+                if (d <= c) {
+                    break;
+                }
+                memcpy(pairs->data + 16 * j, pairs->data + 16 * (j - 1), 16);
+                j--;
+            }
+            memcpy(pairs->data + 16 * j, item, 16);
+        }
     }
     for (i = 0; i < n; i++) {
         int64_t c;
@@ -649,12 +728,13 @@ append_str(mf_buf *b, PyObject *s)
 }
 
 /* text_rows(docs, analyzer, ngram_min, ngram_max, vocabulary, stop_words,
- *           n_features, alternate_sign) -> list of bytes */
+ *           n_features, alternate_sign, lowercase) -> list of bytes; lowercase:
+ * each document (a str) is lowercased as str.lower() does first */
 PyObject *
 mf_text_rows(PyObject *module, PyObject *args)
 {
     PyObject *docs, *vocab_obj, *stop_obj, *result = NULL, *list = NULL;
-    int analyzer, min_n, max_n, alternate_sign;
+    int analyzer, min_n, max_n, alternate_sign, lowercase;
     Py_ssize_t n_features, n_docs, r;
     mf_sink sink;
     mf_doc doc;
@@ -664,11 +744,12 @@ mf_text_rows(PyObject *module, PyObject *args)
 
     memset(&sink, 0, sizeof(sink));
     memset(&doc, 0, sizeof(doc));
-    if (!PyArg_ParseTuple(args, "O!iiiOOni:text_rows", &PyList_Type, &docs, &analyzer,
+    if (!PyArg_ParseTuple(args, "O!iiiOOnii:text_rows", &PyList_Type, &docs, &analyzer,
                           &min_n, &max_n, &vocab_obj, &stop_obj, &n_features,
-                          &alternate_sign)) {
+                          &alternate_sign, &lowercase)) {
         return NULL;
     }
+    bmp_word_init();
     if (analyzer < MF_TEXT_WORD || analyzer > MF_TEXT_CHAR_WB || min_n < 1 ||
         max_n < min_n || max_n > MF_MAX_NGRAM) {
         PyErr_Format(PyExc_ValueError, "text_rows: analyzer %d, ngram_range (%d, %d)",
@@ -741,7 +822,7 @@ mf_text_rows(PyObject *module, PyObject *args)
                              Py_TYPE(item)->tp_name);
                 goto done;
             }
-            if (doc_read(&doc, item, analyzer != MF_TEXT_WORD) < 0) {
+            if (doc_read(&doc, item, lowercase, analyzer != MF_TEXT_WORD) < 0) {
                 goto done;
             }
             base = doc.utf8;
@@ -840,6 +921,7 @@ mf_text_tokens(PyObject *module, PyObject *arg)
         PyErr_SetString(PyExc_TypeError, "text_tokens takes a str");
         return NULL;
     }
+    bmp_word_init();
     n = PyUnicode_GET_LENGTH(arg);
     kind = PyUnicode_KIND(arg);
     data = PyUnicode_DATA(arg);
@@ -863,6 +945,27 @@ mf_text_tokens(PyObject *module, PyObject *arg)
         }
         i = j;
     }
+    return out;
+}
+
+/* text_lower(doc) -> the document as text_rows lowercases it (tests
+ * compare it with str.lower()). */
+PyObject *
+mf_text_lower(PyObject *module, PyObject *arg)
+{
+    mf_doc doc;
+    PyObject *out = NULL;
+    memset(&doc, 0, sizeof(doc));
+    if (!PyUnicode_Check(arg)) {
+        PyErr_SetString(PyExc_TypeError, "text_lower takes a str");
+        return NULL;
+    }
+    if (doc_read(&doc, arg, 1, 0) == 0) {
+        out = PyUnicode_FromKindAndData(PyUnicode_4BYTE_KIND, doc.cp, doc.n);
+    }
+    PyMem_Free(doc.cp);
+    PyMem_Free(doc.at);
+    PyMem_Free(doc.utf8);
     return out;
 }
 

@@ -107,6 +107,18 @@ def test_default_token_pattern_on_generated_text():
             assert _core.text_tokens(text) == pattern.findall(text)
 
 
+def test_lowercase_equals_str_lower_on_every_code_point():
+    # text_rows lowercases in C: the simple mapping, and str.lower() itself
+    # for a text holding U+0130 or U+03A3 (final sigma)
+    chars = [chr(cp) for cp in range(0x110000)]
+    for start in range(0, len(chars), 8192):
+        block = "".join(chars[start:start + 8192])
+        assert _core.text_lower(block) == block.lower(), hex(start)
+    for doc in ["ΣΑΣ ΣΑΣ. Σ", "İstanbul", "ὈΔΥΣΣΕΎΣ", "aΣ", "Σa", "aͅΣ b"] + \
+            _unicode_sample(4, 2000, 40) + corpus(300, 5):
+        assert _core.text_lower(doc) == doc.lower(), ascii(doc)
+
+
 def test_murmurhash_equals_scikit_learn():
     tokens = set()
     for doc in corpus(300, 2, unknown=True) + _unicode_sample(3, 200, 12):

@@ -18,7 +18,7 @@ import numpy as np
 from mlfast import _core
 from mlfast._builders import ir
 from mlfast._core import Graph
-from mlfast._text import Documents, check_text
+from mlfast._text import Documents, check_text, is_sparse, pack_sparse, sparse_route
 
 _METHODS = ("predict", "predict_proba", "predict_log_proba", "decision_function",
             "transform", "score_samples")
@@ -362,9 +362,20 @@ class Model:
         # one tuple per model in CPython's free list until it fills (2,000)
         methods = tuple([m for m in _METHODS if m in spec.outputs])
         documents = Documents(spec.text) if spec.text is not None else None
+        route = sparse_route(spec)
+        sparse_graph = None
+        if route is not None:
+            # scipy.sparse X: the same model over packed rows
+            sparse_graph = Graph(
+                1, route[0], route[1], strings=int(spec.strings),
+                string_prefix=spec.string_prefix, names_warning=names_warning,
+                first_name=spec.first_name or None, key_columns=np.zeros(1, np.int64))
         for name in methods:
             out = spec.outputs[name]
             method = getattr(self._graph, name)
+            if sparse_graph is not None:
+                method = _reading_sparse(method, getattr(sparse_graph, name), spec.n_features,
+                                         route[2])
             if out.split is not None or out.column_classes is not None:
                 method = _multi_output(method, out)
             if documents is not None:
@@ -510,6 +521,20 @@ def _reading_documents(method, documents: Documents):
 
     def call(X):
         return method(documents(X))
+
+    call.__name__ = getattr(method, "__name__", "method")
+    call.__doc__ = getattr(method, "__doc__", None)
+    return call
+
+
+def _reading_sparse(method, sparse_method, n_features: int, coo: bool):
+    """A method of a model that starts with a linear model: scipy.sparse X
+    goes through its sparse route, never densified."""
+
+    def call(X):
+        if type(X) is not np.ndarray and is_sparse(X):
+            return sparse_method(pack_sparse(X, n_features, method, coo))
+        return method(X)
 
     call.__name__ = getattr(method, "__name__", "method")
     call.__doc__ = getattr(method, "__doc__", None)

@@ -6,6 +6,7 @@ the model's ``sparse`` op reads."""
 from __future__ import annotations
 
 import re
+import sys
 import unicodedata
 from typing import Any, Dict, List, Optional
 
@@ -186,3 +187,89 @@ class Documents:
         # dtype=object keeps each bytes object as it is (an S array would
         # drop trailing NUL bytes)
         return np.array(rows, dtype=object).reshape(len(rows), 1)
+
+
+# ---- scipy.sparse input to a linear model ---------------------------------------------
+
+_CSR_REGRESSORS = frozenset(("SGDRegressor", "PassiveAggressiveRegressor"))
+
+
+def sparse_route(spec: Any) -> Optional[tuple]:
+    """The nodes and outputs of a model that starts with a linear model
+    reading X, with that model reading a packed sparse row instead (the
+    ``sparse`` op, scipy's CSR product), and whether COO input keeps its
+    order; or None when the model does not start so.  Slots: the packed row is the key slot 1 (after one number
+    slot), every node's outputs follow."""
+    from mlfast._builders import ir
+    if spec.text is not None or spec.key_columns is not None or not spec.nodes:
+        return None
+    n = spec.n_features
+    first = spec.nodes[0]
+    if not isinstance(first.op, ir.Linear) or first.op.f32 or \
+            not np.array_equal(first.inputs, np.arange(n)):
+        return None
+    if any((node.inputs < n).any() for node in spec.nodes[1:]) or \
+            any((out.slots < n).any() for out in spec.outputs.values()):
+        return None
+
+    def moved(slots: np.ndarray) -> np.ndarray:
+        return np.ascontiguousarray(slots - n + 2, dtype=np.int64)
+
+    op = ir.Sparse(n_features=n, coef=first.op.coef, intercept=first.op.intercept)
+    nodes = [ir.Node(op, np.array([1], dtype=np.int64), first.n_out, first.name)]
+    import dataclasses
+    nodes += [dataclasses.replace(node, inputs=moved(node.inputs)) for node in spec.nodes[1:]]
+    outputs = {m: dataclasses.replace(o, slots=moved(o.slots)) for m, o in spec.outputs.items()}
+    # LinearModel's regressors multiply a COO matrix as it is; the SGD
+    # regressors and every classifier convert it to CSR first
+    coo = spec.kind == "regressor" and first.name not in _CSR_REGRESSORS
+    return nodes, outputs, coo
+
+
+def is_sparse(X: Any) -> bool:
+    """A scipy.sparse matrix or array (scipy already imported by the caller)."""
+    sparse = sys.modules.get("scipy.sparse")
+    return sparse is not None and sparse.issparse(X)
+
+
+_PAIR = np.dtype([("column", "<i8"), ("value", "<f8")])
+
+
+def pack_sparse(X: Any, n_features: int, dense_method: Any, coo: bool) -> np.ndarray:
+    """A scipy.sparse X as the packed rows of the sparse route, each row's
+    (column, value) pairs in the order scipy's product adds them: CSR as
+    check_array(accept_sparse='csr') makes it (other formats converted,
+    CSR's entries kept in their order); coo (a regressor, which accepts COO
+    as it is): a COO matrix's entries in their own order, row by row.
+    What scikit-learn refuses (a wrong width, NaN or inf) is refused by the
+    dense model on the row that shows it, so the message is the same."""
+    if X.ndim != 2:
+        raise ValueError(f"Expected 2D input, got input with shape {X.shape}")
+    if X.shape[1] != n_features:
+        dense_method(np.zeros((1, X.shape[1])))
+    if coo and X.format == "coo":
+        # coo_matvec adds the entries in their stored order
+        order = np.argsort(X.row, kind="stable")
+        counts = np.bincount(X.row, minlength=X.shape[0])
+        indptr = np.concatenate([[0], np.cumsum(counts)])
+        indices, data = X.col[order], X.data[order]
+    else:
+        if X.format != "csr":
+            X = X.tocsr()
+        indptr, indices, data = X.indptr, X.indices, X.data
+    if data.dtype.kind not in "biuf":
+        raise ValueError(f"sparse X of dtype {data.dtype} is not read (real numbers only)")
+    finite = np.isfinite(data) if data.dtype.kind == "f" else None
+    if finite is not None and not finite.all():
+        bad = np.flatnonzero(~finite)
+        nan = bad[np.isnan(data[bad])]
+        entry = nan[0] if nan.size else bad[0]
+        row = int(np.searchsorted(indptr, entry, side="right") - 1)
+        dense_method(X.tocsr()[row:row + 1].toarray())
+    pairs = np.empty(data.size, dtype=_PAIR)
+    pairs["column"] = indices
+    pairs["value"] = data
+    raw = pairs.tobytes()
+    bounds = (np.asarray(indptr, dtype=np.int64) * 16).tolist()
+    rows = [raw[a:b] for a, b in zip(bounds[:-1], bounds[1:])]
+    return np.array(rows, dtype=object).reshape(len(rows), 1)

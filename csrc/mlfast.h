@@ -750,7 +750,9 @@ enum { MF_TEXT_NORM_NONE = 0, MF_TEXT_NORM_L1 = 1, MF_TEXT_NORM_L2 = 2 };
  * output is the row times coef.T plus intercept, each output summed in
  * the row's order from 0 (scipy's CSR product, as safe_sparse_dot
  * makes it); without, the dense row (n_features columns, int64 when
- * counts). */
+ * counts).  reverse: after idf the row's order is last column first,
+ * zeros left out (scikit-learn up to 1.4 multiplied by idf as a diagonal
+ * sparse matrix, and scipy's product lists a row so and drops zeros). */
 typedef struct {
     Py_ssize_t n_features;
     int binary;
@@ -764,6 +766,7 @@ typedef struct {
     const double *intercept;   /* n_outputs, or NULL */
     Py_ssize_t n_intercept;
     int counts;                /* the dense row is CountVectorizer's int64 counts */
+    int reverse;
     mf_ufunc_loop log;         /* made by prepare (sublinear) */
 } mf_sparse;
 

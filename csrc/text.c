@@ -1027,11 +1027,12 @@ row_scale(const mf_sparse *s, const char *data, Py_ssize_t nnz, Py_ssize_t norm,
           double pre_scale)
 {
     double sum = 0.0;
-    Py_ssize_t i;
-    for (i = 0; i < nnz; i++) {
+    Py_ssize_t t;
+    int reverse = stage == 1 && s->reverse;
+    for (t = 0; t < nnz; t++) {
         int64_t c;
         double v;
-        pair_at(data, i, &c, &v);
+        pair_at(data, reverse ? nnz - 1 - t : t, &c, &v);
         if (c < 0 || c >= s->n_features) {
             continue;
         }
@@ -1040,6 +1041,9 @@ row_scale(const mf_sparse *s, const char *data, Py_ssize_t nnz, Py_ssize_t norm,
         }
         else {
             v = weigh(s, c, v, pre_scale);
+            if (reverse && v == 0.0) {
+                continue;
+            }
         }
         sum += norm == MF_TEXT_NORM_L1 ? fabs(v) : v * v;
     }
@@ -1054,7 +1058,7 @@ sparse_run(const void *op, const double *in, Py_ssize_t n_in, double *out, Py_ss
            Py_ssize_t n_rows, mf_precision prec)
 {
     const mf_sparse *s = op;
-    Py_ssize_t r, i, k;
+    Py_ssize_t r, t, k;
     for (r = 0; r < n_rows; r++) {
         const char *data;
         Py_ssize_t nnz = row_pairs(in + r * n_in, &data);
@@ -1067,14 +1071,17 @@ sparse_run(const void *op, const double *in, Py_ssize_t n_in, double *out, Py_ss
             scale = row_scale(s, data, nnz, s->norm, 1, pre);
         }
         memset(y, 0, (size_t)n_out * sizeof(double));
-        for (i = 0; i < nnz; i++) {
+        for (t = 0; t < nnz; t++) {
             int64_t c;
             double v;
-            pair_at(data, i, &c, &v);
+            pair_at(data, s->reverse ? nnz - 1 - t : t, &c, &v);
             if (c < 0 || c >= s->n_features) {
                 continue;
             }
             v = weigh(s, c, v, pre);
+            if (s->reverse && v == 0.0) {
+                continue;
+            }
             if (scale != 0.0) {
                 v /= scale;
             }
@@ -1116,6 +1123,10 @@ sparse_prepare(void *op, Py_ssize_t n_in, Py_ssize_t *n_out, PyObject *owners)
         s->norm < 0 || s->norm > 2 || s->pre_norm < 0 || s->pre_norm > 2) {
         PyErr_Format(PyExc_ValueError, "sparse: %zd features, norms %zd and %zd",
                      s->n_features, s->pre_norm, s->norm);
+        return -1;
+    }
+    if (s->reverse && s->idf == NULL) {
+        PyErr_SetString(PyExc_ValueError, "sparse: reverse without idf");
         return -1;
     }
     if (s->idf != NULL && s->n_idf != s->n_features) {
@@ -1176,6 +1187,7 @@ static const mf_field sparse_fields[] = {
                     n_coef_features),
     MF_VECTOR_FIELD(mf_sparse, intercept, NPY_DOUBLE, MF_FIELD_OPTIONAL, n_intercept),
     MF_SCALAR_FIELD(mf_sparse, counts, MF_FIELD_BOOL),
+    MF_SCALAR_FIELD(mf_sparse, reverse, MF_FIELD_BOOL),
     MF_END_FIELDS,
 };
 

@@ -457,6 +457,7 @@ class Sparse(Op):
     coef: Optional[np.ndarray] = None
     intercept: Optional[np.ndarray] = None
     counts: bool = False
+    reverse: bool = False
 
 
 def op_from_state(state: dict) -> Op:

@@ -208,16 +208,37 @@ def _dtype_counts(node: Node, default: Any) -> bool:
                                 "(int64 or float64)")
 
 
+def _idf_diag(tfidf: Node, n: int) -> np.ndarray:
+    """idf_ of scikit-learn up to 1.4: the diagonal of _idf_diag, a CSR
+    matrix (scipy.sparse.diags(idf, format='csr')), read as data."""
+    diag = tfidf.get("_idf_diag")
+    state = getattr(diag, "state", None)
+    if getattr(diag, "path", "").rsplit(".", 1)[-1] != "csr_matrix" or \
+            not isinstance(state, dict):
+        raise tfidf.fail("_idf_diag is not a CSR matrix")
+    shape = state.get("_shape")
+    indices, indptr = state.get("indices"), state.get("indptr")
+    data = tfidf.array("_idf_diag.data", ndim=(1,), kinds="f", value=state.get("data"))
+    if tuple(shape or ()) != (n, n) or not isinstance(indices, np.ndarray) or \
+            not isinstance(indptr, np.ndarray) or data.shape != (n,) or \
+            not np.array_equal(indices, np.arange(n)) or \
+            not np.array_equal(indptr, np.arange(n + 1)):
+        raise tfidf.fail(f"_idf_diag is not the ({n}, {n}) diagonal of the idf")
+    return np.ascontiguousarray(data, dtype=np.float64)
+
+
 def _tfidf_weights(node: Node, tfidf: Node, n: int) -> Dict[str, Any]:
     idf = None
+    reverse = False
     if "idf_" in tfidf.state:
         idf = tfidf.vector("idf_", n)
     elif "_idf_diag" in tfidf.state:
-        raise UnsupportedModelError(
-            f"{tfidf.where} ({tfidf.name}): idf held as _idf_diag (scikit-learn before 1.0) "
-            "is not served yet")
+        # up to 1.4 X @ _idf_diag: scipy's product lists each row last
+        # column first and drops zeros, and what follows sums in that order
+        idf = _idf_diag(tfidf, n)
+        reverse = True
     return {"sublinear": _flag(tfidf, "sublinear_tf", False), "idf": idf,
-            "norm": _norm(tfidf, tfidf.state.get("norm", "l2"), "norm")}
+            "norm": _norm(tfidf, tfidf.state.get("norm", "l2"), "norm"), "reverse": reverse}
 
 
 def _vocabulary(node: Node) -> Dict[str, Any]:
@@ -283,7 +304,8 @@ def build_tfidf_transformer(node: Node, b: Builders, X: Optional[Cols]) -> Built
             f"{node.where} ({node.name}): served after a CountVectorizer or "
             "HashingVectorizer only (its sparse rows)")
     weights = dict(X.weights)
-    if weights.get("sublinear") or weights.get("idf") is not None or weights.get("norm"):
+    if weights.get("sublinear") or weights.get("idf") is not None or weights.get("norm") or \
+            weights.get("reverse"):
         raise UnsupportedModelError(f"{node.where} ({node.name}): a second tf-idf "
                                     "weighting of the same rows is not served")
     n = int(weights["n_features"])

@@ -33,6 +33,7 @@ SOURCES = [
     "csrc/tally.c",
     "csrc/distances.c",
     "csrc/preprocess.c",
+    "csrc/text.c",
 ]
 
 compile_args = [

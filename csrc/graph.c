@@ -58,6 +58,7 @@ static const mf_op_def *const op_defs[] = {
     &mf_op_power,
     &mf_op_nearest,
     &mf_op_bisect,
+    &mf_op_sparse,
     NULL,
 };
 // clang-format on
@@ -1106,8 +1107,8 @@ mf_op_kinds_table(void)
 PyObject *
 mf_codes_table(void)
 {
+    PyObject *table, *text = NULL, *norms = NULL;
     PyObject *methods = PyTuple_New(MF_N_METHODS);
-    PyObject *table;
     int m;
     if (methods == NULL) {
         return NULL;
@@ -1141,8 +1142,17 @@ mf_codes_table(void)
         "ecoc", "SQUARED", MF_ECOC_SQUARED, "SQRT", MF_ECOC_SQRT,
         "cast", "FLOAT64", MF_CAST_FLOAT64, "UFUNC", MF_CAST_UFUNC,
         "functions", mf_function_codes());
-    if (table != NULL && mf_family_codes(table) < 0) {
+    text = Py_BuildValue("{sisisisi}", "WORD", MF_TEXT_WORD, "TOKENS", MF_TEXT_TOKENS,
+                         "CHAR", MF_TEXT_CHAR, "CHAR_WB", MF_TEXT_CHAR_WB);
+    norms = Py_BuildValue("{sisisi}", "NONE", MF_TEXT_NORM_NONE, "L1", MF_TEXT_NORM_L1, "L2",
+                          MF_TEXT_NORM_L2);
+    if (table == NULL || text == NULL || norms == NULL ||
+        PyDict_SetItemString(table, "analyzers", text) < 0 ||
+        PyDict_SetItemString(table, "text_norms", norms) < 0 ||
+        mf_family_codes(table) < 0) {
         Py_CLEAR(table);
     }
+    Py_XDECREF(text);
+    Py_XDECREF(norms);
     return table;
 }

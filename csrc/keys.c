@@ -114,6 +114,12 @@ text_hash(int tag, const char *data, Py_ssize_t len)
     return mix64(h ^ (uint64_t)len);
 }
 
+const mf_keystr *
+mf_key_text(uint64_t key)
+{
+    return key_is_str(key) ? key_str(key) : NULL;
+}
+
 /* ---- storage that never moves ----------------------------------------------------- */
 
 struct mf_keyblock {

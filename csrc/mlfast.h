@@ -549,6 +549,8 @@ PyObject *mf_key_to_object(const double *slot);
 void mf_name_key_error(PyObject *column);
 PyObject *mf_encode_keys(PyObject *module, PyObject *array);   /* _core.encode_keys */
 PyObject *mf_decode_keys(PyObject *module, PyObject *args);    /* _core.decode_keys */
+/* The text of a str, bytes or big-int key, or NULL for any other key. */
+const mf_keystr *mf_key_text(uint64_t key);
 
 /* Categories as keys, every column's in one array (encode_keys' four
  * arrays), with one open-addressing table per column, made by prepare. */
@@ -891,6 +893,49 @@ typedef struct {
     const double *lambdas;
     Py_ssize_t n_lambdas;
 } mf_power;
+/* ---- text (text.c) ---- */
+
+/* How _core.text_rows cuts a document into features: the default token
+ * pattern, tokens the Python side found with re, characters, characters
+ * within words. */
+enum { MF_TEXT_WORD = 1, MF_TEXT_TOKENS, MF_TEXT_CHAR, MF_TEXT_CHAR_WB };
+/* A row's norm (sparse.norm, sparse.pre_norm). */
+enum { MF_TEXT_NORM_NONE = 0, MF_TEXT_NORM_L1 = 1, MF_TEXT_NORM_L2 = 2 };
+
+/* sparse: a document's row, packed by _core.text_rows as bytes of (int64
+ * column, float64 value) pairs, columns ascending (a CSR row), read from
+ * a key slot.  Each value goes through scikit-learn's steps in order:
+ * binary (1), the hashing vectorizer's norm (pre_norm), sublinear tf
+ * (numpy's log, + 1), idf; then the row's norm (0 none, 1 l1, 2 l2: the
+ * sum in the row's order, a zero sum leaving the row).  With coef the
+ * output is the row times coef.T plus intercept, each output summed in
+ * the row's order from 0 (scipy's CSR product, as safe_sparse_dot
+ * makes it); without, the dense row (n_features columns, int64 when
+ * counts).  reverse: after idf the row's order is last column first,
+ * zeros left out (scikit-learn up to 1.4 multiplied by idf as a diagonal
+ * sparse matrix, and scipy's product lists a row so and drops zeros). */
+typedef struct {
+    Py_ssize_t n_features;
+    int binary;
+    Py_ssize_t pre_norm;
+    int sublinear;
+    const double *idf;         /* n_features, or NULL */
+    Py_ssize_t n_idf;
+    Py_ssize_t norm;
+    const double *coef;        /* (n_outputs, n_features), or NULL */
+    Py_ssize_t n_outputs, n_coef_features;
+    const double *intercept;   /* n_outputs, or NULL */
+    Py_ssize_t n_intercept;
+    int counts;                /* the dense row is CountVectorizer's int64 counts */
+    int reverse;
+    mf_ufunc_loop log;         /* made by prepare (sublinear) */
+} mf_sparse;
+
+extern PyTypeObject mf_VocabularyType;
+PyObject *mf_text_rows(PyObject *module, PyObject *args);       /* _core.text_rows */
+PyObject *mf_text_tokens(PyObject *module, PyObject *arg);      /* _core.text_tokens */
+PyObject *mf_text_lower(PyObject *module, PyObject *arg);       /* _core.text_lower */
+PyObject *mf_murmurhash3_32(PyObject *module, PyObject *arg);   /* _core.murmurhash3_32 */
 
 /* Every op kind (graph.c lists them for the Graph and _core.OPS), by the
  * file that defines it. */
@@ -933,6 +978,7 @@ extern const mf_op_def mf_op_center_kernel; /* preprocess.c */
 extern const mf_op_def mf_op_power;         /* preprocess.c */
 extern const mf_op_def mf_op_nearest;       /* distances.c */
 extern const mf_op_def mf_op_bisect;        /* distances.c */
+extern const mf_op_def mf_op_sparse;        /* text.c */
 
 /* Blocks of rows go through a graph together, so that each node's loop and
  * a matrix product run over a small matrix that stays in cache. */
@@ -952,6 +998,8 @@ int mf_blas_init(void);
 
 /* multiclass.c: {numpy name: code} of MF_FUNCTION_NAMES (_core.CODES) */
 PyObject *mf_function_codes(void);
+/* multiclass.c: numpy's own loop of ufunc `name` for `type` (kept alive by owners) */
+int mf_numpy_loop(const char *name, int type, mf_ufunc_loop *loop, PyObject *owners);
 
 /* trees.c */
 void mf_forest_raw(const mf_forest *f, const double *x, Py_ssize_t n_rows, double *raw);

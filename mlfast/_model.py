@@ -8,6 +8,7 @@ are not ndarrays (lists, DataFrames) come back to Python, through
 from __future__ import annotations
 
 import dataclasses
+import functools
 import html
 import warnings
 from dataclasses import dataclass
@@ -18,6 +19,7 @@ import numpy as np
 from mlfast import _core
 from mlfast._builders import ir
 from mlfast._core import Graph
+from mlfast._text import Documents, check_text, is_sparse, pack_sparse, sparse_route
 
 _METHODS = ("predict", "predict_proba", "predict_log_proba", "decision_function",
             "transform", "score_samples")
@@ -98,6 +100,8 @@ class Spec:
     names_required: Optional[np.ndarray] = None
     # the input columns read as keys (categories), one key slot each
     key_columns: Optional[np.ndarray] = None
+    # a text model: how its vectorizer reads the documents (mlfast/_text.py)
+    text: Optional[dict] = None
 
     @classmethod
     def from_built(cls, built: ir.Built, graph: ir.GraphBuilder) -> "Spec":
@@ -107,7 +111,8 @@ class Spec:
         return cls(int(graph.n_features or built.n_features_in), nodes, outputs, built.name,
                    built.kind, built.feature_names_in, built.first_name, int(built.strings),
                    built.string_prefix, built.sklearn_version, built.warn_name,
-                   built.names_required, keys if keys is not None and keys.size else None)
+                   built.names_required, keys if keys is not None and keys.size else None,
+                   None if graph.text is None else check_text(graph.text))
 
     def state(self) -> Dict[str, Any]:
         meta = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)
@@ -365,14 +370,30 @@ class Model:
         # a list first: tuple(generator) over-allocates and shrinks, which leaves
         # one tuple per model in CPython's free list until it fills (2,000)
         methods = tuple([m for m in _METHODS if m in spec.outputs])
+        documents = Documents(spec.text) if spec.text is not None else None
+        route = sparse_route(spec)
+        sparse_graph = None
+        if route is not None:
+            # scipy.sparse X: the same model over packed rows
+            sparse_graph = Graph(
+                1, route[0], route[1], strings=int(spec.strings),
+                string_prefix=spec.string_prefix, names_warning=names_warning,
+                first_name=spec.first_name or None, key_columns=np.zeros(1, np.int64))
         for name in methods:
             out = spec.outputs[name]
             method = getattr(self._graph, name)
+            if sparse_graph is not None:
+                method = _reading_sparse(method, getattr(sparse_graph, name), spec.n_features,
+                                         route[2])
             if out.split is not None or out.column_classes is not None:
                 method = _multi_output(method, out)
+            if documents is not None:
+                method = _reading_documents(method, documents)
             setattr(self, name, method)
         self._methods = methods
-        self.n_features_in_ = spec.n_features
+        if documents is None:
+            # a vectorizer reads documents, not columns: it has no n_features_in_
+            self.n_features_in_ = spec.n_features
         if spec.feature_names_in is not None:
             self.feature_names_in_ = spec.feature_names_in
         predict = spec.outputs.get("predict")
@@ -462,7 +483,7 @@ class Model:
         out = {
             "estimator": self.estimator,
             "kind": self.kind,
-            "features": self.n_features_in_,
+            "features": getattr(self, "n_features_in_", None),
         }
         classes = getattr(self, "classes_", None)
         if isinstance(classes, list):
@@ -503,6 +524,30 @@ class Model:
 
     def __reduce__(self) -> Tuple[Any, ...]:
         return (_from_state, (self._spec.state(), self._source))
+
+
+def _reading_documents(method: Callable[[Any], Any], documents: Documents) -> Callable[[Any], Any]:
+    """A text model's method: the documents packed, then the graph."""
+
+    @functools.wraps(method)
+    def call(X: Any) -> Any:
+        return method(documents(X))
+
+    return call
+
+
+def _reading_sparse(method: Callable[[Any], Any], sparse_method: Callable[[Any], Any],
+                    n_features: int, coo: bool) -> Callable[[Any], Any]:
+    """A method of a model that starts with a linear model: scipy.sparse X
+    goes through its sparse route, never densified."""
+
+    @functools.wraps(method)
+    def call(X: Any) -> Any:
+        if type(X) is not np.ndarray and is_sparse(X):
+            return sparse_method(pack_sparse(X, n_features, method, coo))
+        return method(X)
+
+    return call
 
 
 def _multi_output(method: Callable[[Any], np.ndarray], out: ir.Output) -> Callable[[Any], Any]:
@@ -571,6 +616,7 @@ def spec_from_state(state: Any) -> Spec:
         warn_name=_typed(meta.get("warn_name"), str, "warn_name", True),
         names_required=_names(meta.get("names_required")),
         key_columns=_key_columns(meta.get("key_columns")),
+        text=None if meta.get("text") is None else check_text(meta.get("text")),
     )
 
 

@@ -391,6 +391,7 @@ from mlfast._builders import (  # noqa: E402,F401
     multiclass,
     pipeline,
     preprocessing,
+    text,
     transforms,
     trees,
 )

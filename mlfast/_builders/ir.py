@@ -40,6 +40,8 @@ Slot = _codes("Slot", "slots")
 CalibrateRule = _codes("CalibrateRule", "calibrate")
 NormalizeRule = _codes("NormalizeRule", "normalize")
 EcocRule = _codes("EcocRule", "ecoc")
+Analyzer = _codes("Analyzer", "analyzers")
+TextNorm = _codes("TextNorm", "text_norms")
 CastRule = _codes("CastRule", "cast")
 #: numpy's name -> code, of the functions a FunctionTransformer may name
 FUNCTIONS: Dict[str, int] = dict(_core.CODES["functions"])
@@ -448,6 +450,25 @@ class Function(Op):
     code: int = 0
 
 
+@dataclass
+class Sparse(Op):
+    """A document's packed sparse row (a key slot), weighed as scikit-learn's
+    vectorizers and TfidfTransformer weigh it, then multiplied by coef.T
+    (+ intercept), or written out dense."""
+
+    op_name: ClassVar[str] = "sparse"
+    n_features: int = 1
+    binary: bool = False
+    pre_norm: int = 0
+    sublinear: bool = False
+    idf: Optional[np.ndarray] = None
+    norm: int = 0
+    coef: Optional[np.ndarray] = None
+    intercept: Optional[np.ndarray] = None
+    counts: bool = False
+    reverse: bool = False
+
+
 def op_from_state(state: dict) -> Op:
     """The op of a pickled Model's plain state; unknown keys are refused."""
     kind = state.get("op")
@@ -587,6 +608,8 @@ class GraphBuilder:
         self.n_slots = 0
         self.key_inputs: List[int] = []     # key slot t reads input column key_inputs[t]
         self.key_columns: Optional[np.ndarray] = None   # set by finish
+        # a vectorizer's analysis of the documents, the model's input (Spec.text)
+        self.text: Optional[Dict[str, Any]] = None
 
     def input(self, n_features: int) -> Cols:
         """The input X; its width is fixed by the first estimator that reads it."""
@@ -691,8 +714,8 @@ class GraphBuilder:
 
 # ---- distances to stored points (csrc/distances.c) ---------------------------------
 
-MixtureRule = IntEnum("MixtureRule", _core.CODES["mixture"])  # type: ignore[misc]
-KernelRule = IntEnum("KernelRule", _core.CODES["kernel"])  # type: ignore[misc]
+MixtureRule = _codes("MixtureRule", "mixture")
+KernelRule = _codes("KernelRule", "kernel")
 
 
 @dataclass
@@ -739,9 +762,9 @@ class KernelDual(Op):
 
 # ---- preprocessing (csrc/preprocess.c) ---------------------------------------------
 
-InterpRule = IntEnum("InterpRule", _core.CODES["interp"])  # type: ignore[misc]
-RowNormRule = IntEnum("RowNormRule", _core.CODES["rownorm"])  # type: ignore[misc]
-PowerRule = IntEnum("PowerRule", _core.CODES["power"])  # type: ignore[misc]
+InterpRule = _codes("InterpRule", "interp")
+RowNormRule = _codes("RowNormRule", "rownorm")
+PowerRule = _codes("PowerRule", "power")
 
 
 @dataclass
@@ -799,7 +822,7 @@ class Power(Op):
 
 # ---- clustering (csrc/distances.c) ---------------------------------------------------
 
-NearestRule = IntEnum("NearestRule", _core.CODES["nearest"])  # type: ignore[misc]
+NearestRule = _codes("NearestRule", "nearest")
 
 
 @dataclass

@@ -473,6 +473,38 @@ column_values(const mf_job *job, const mf_node *node, Py_ssize_t j, const double
     return list;
 }
 
+/* The dtype check_array saw in a key node's column j, as numpy names it:
+ * the caller's column, the caller's 2-D array of numbers, or object (rows
+ * of Python values); a column a node computed is float64. */
+static PyObject *
+dtype_of_column(const mf_job *job, const mf_node *node, Py_ssize_t j)
+{
+    const mf_Graph *g = job->g;
+    int64_t slot = node->inputs[j];
+    PyArray_Descr *descr;
+    PyObject *name;
+
+    if (slot >= g->n_features && slot < g->n_features + g->n_keys &&
+        job->hold->source != NULL) {
+        PyObject *col = PyList_GET_ITEM(job->hold->source, g->key_columns[slot - g->n_features]);
+        return PyObject_Str((PyObject *)PyArray_DESCR((PyArrayObject *)col));
+    }
+    if (slot >= g->n_features && slot < g->n_features + g->n_keys) {
+        descr = PyArray_DescrFromType(job->in.data != NULL && job->hold->numbers == NULL
+                                          ? job->in.type_num
+                                          : NPY_OBJECT);
+    }
+    else {
+        descr = PyArray_DescrFromType(NPY_DOUBLE);
+    }
+    if (descr == NULL) {
+        return NULL;
+    }
+    name = PyObject_Str((PyObject *)descr);
+    Py_DECREF(descr);
+    return name;
+}
+
 /* scikit-learn's "Found unknown categories [...] in column j during
  * transform": the first column (of the encoder) where any row holds an
  * unknown category, its values over every row; the Python side (explain)
@@ -484,8 +516,8 @@ raise_unknown(const mf_job *job, Py_ssize_t pos)
     const mf_output *out = job->out;
     const mf_node *node = &g->nodes[out->plan[pos]];
     double *arena = NULL, *scratch, *rows = NULL;
-    PyObject *values = NULL, *known = NULL, *msg = NULL;
-    Py_ssize_t p, column = -1;
+    PyObject *values = NULL, *known = NULL, *msg = NULL, *nan_dtype = NULL;
+    Py_ssize_t p, column = -1, nan_column = -1;
     npy_intp r;
 
     arena = PyMem_Malloc((size_t)(g->n_slots + g->widest) * sizeof(double));
@@ -513,6 +545,19 @@ raise_unknown(const mf_job *job, Py_ssize_t pos)
             if (j >= 0 && (column < 0 || j < column)) {
                 column = j;
             }
+            j = node->def->refused_nan != NULL ? node->def->refused_nan(node->op, in, node->n_in)
+                                               : -1;
+            if (j >= 0 && (nan_column < 0 || j < nan_column)) {
+                nan_column = j;
+            }
+        }
+    }
+    if (nan_column >= 0) {
+        /* check_array refused any NaN before the encoder looked anything up */
+        column = nan_column;
+        nan_dtype = dtype_of_column(job, node, column);
+        if (nan_dtype == NULL) {
+            goto done;
         }
     }
     if (column < 0) {
@@ -526,7 +571,8 @@ raise_unknown(const mf_job *job, Py_ssize_t pos)
         goto done;
     }
     if (g->explain != NULL) {
-        msg = PyObject_CallFunction(g->explain, "OnOO", node->name, column, values, known);
+        msg = PyObject_CallFunction(g->explain, "OnOOO", node->name, column, values, known,
+                                    nan_dtype != NULL ? nan_dtype : Py_None);
         if (msg != NULL && !PyUnicode_Check(msg)) {
             Py_CLEAR(msg);
             PyErr_SetString(PyExc_TypeError, "explain must return a str");
@@ -545,6 +591,7 @@ done:
     Py_XDECREF(values);
     Py_XDECREF(known);
     Py_XDECREF(msg);
+    Py_XDECREF(nan_dtype);
 }
 
 static void

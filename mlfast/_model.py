@@ -121,10 +121,17 @@ class Spec:
 STATE_FORMAT = 1
 
 
-def _unknown_message(name: str, column: int, values: Any, known: list) -> str:
+def _unknown_message(name: str, column: int, values: Any, known: list,
+                     nan_dtype: Optional[str] = None) -> str:
     """scikit-learn's message for unknown categories (_BaseEncoder._transform),
     the categories listed as _check_unknown lists them: sorted for a numeric
-    column, in set order (Python's, as scikit-learn's own) otherwise."""
+    column, in set order (Python's, as scikit-learn's own) otherwise.  With
+    nan_dtype, the encoder is of a version whose check_array took no NaN:
+    its message for a column of that dtype."""
+    if nan_dtype is not None:
+        if nan_dtype == "object":
+            return "Input contains NaN"
+        return f"Input contains NaN, infinity or a value too large for dtype('{nan_dtype}')."
     if isinstance(values, np.ndarray) and values.dtype.kind in "biuf":
         known_arr = np.array([k for k in known if isinstance(k, (int, float))], dtype=np.float64)
         unique = np.unique(values)
@@ -273,6 +280,10 @@ class _Coerce:
             return _frame_columns(X)
         if self.names_warning is not None:
             warnings.warn(self.names_warning, UserWarning, stacklevel=3)
+        if spec.strings == ir.Strings.IMPUTER:
+            # check_array(dtype=None) of an old SimpleImputer: numpy's own
+            # dtype, a str array when every value is text (refused in C)
+            return np.asarray(X)
         # a list of rows keeps its Python values (check_array(dtype=object))
         return np.asarray(X, dtype=object)
 

@@ -128,15 +128,24 @@ def _keys_of(node: Node, arrays: List[np.ndarray], what: str):
     return tags, nums, text, np.concatenate(offsets)
 
 
+#: CatMap.refuse's bits (csrc/mlfast.h: MF_REFUSE_UNKNOWN, MF_REFUSE_NAN)
+REFUSE_UNKNOWN, REFUSE_NAN = 1, 2
+
+
+def _refuse(n: int, unknown: bool, nan: bool) -> np.ndarray:
+    bits = (REFUSE_UNKNOWN if unknown else 0) | (REFUSE_NAN if nan else 0)
+    return np.full(n, bits, dtype=np.uint8)
+
+
 def _encoder_input(node: Node, b: Builders, X: Optional[Cols], n: int) -> Cols:
     X = b.input(node, X, n)
     return b.keys(node, X)
 
 
-def _built(node: Node, n: int, cols: Cols) -> Built:
+def _built(node: Node, n: int, cols: Cols, strings: int = Strings.CONVERT) -> Built:
     return Built(node.name, "transformer", {"transform": Out(cols)}, n,
                  feature_names_in=node.feature_names(), first_name=node.name,
-                 strings=Strings.CONVERT)
+                 strings=strings)
 
 
 @register("sklearn.preprocessing", "OneHotEncoder")
@@ -186,7 +195,9 @@ def build_one_hot_encoder(node: Node, b: Builders, X: Optional[Cols]) -> Built:
         offset += width
     if offset < 1:
         raise node.fail("every category is dropped: no output")
-    refuse = np.full(n, 1 if handle == "error" else 0, dtype=np.uint8)
+    # before 0.24 check_array refused NaN in any column (missing values
+    # became categories in 0.24)
+    refuse = _refuse(n, handle == "error", node.version < (0, 24))
     tags, nums, text, text_offsets = _keys_of(node, cats, "categories_")
     columns = np.concatenate([[0], np.cumsum([c.size for c in cats])]).astype(np.int64)
     op = CatMap(tags=tags, nums=nums, text=text, text_offsets=text_offsets, columns=columns,
@@ -245,7 +256,9 @@ def build_ordinal_encoder(node: Node, b: Builders, X: Optional[Cols]) -> Built:
         if missing is not None:
             codes[int(missing)] = float(missing_value)
         values.append(codes)
-    refuse = np.full(n, 1 if handle == "error" else 0, dtype=np.uint8)
+    # before 1.0 check_array refused NaN in any column (OrdinalEncoder
+    # took missing values one release after OneHotEncoder)
+    refuse = _refuse(n, handle == "error", node.version < (1, 0))
     tags, nums, text, text_offsets = _keys_of(node, cats, "categories_")
     columns = np.concatenate([[0], np.cumsum([c.size for c in cats])]).astype(np.int64)
     op = CatMap(tags=tags, nums=nums, text=text, text_offsets=text_offsets, columns=columns,
@@ -325,4 +338,8 @@ def build_object_imputer(node: Node, b: Builders, X: Optional[Cols]) -> Built:
             parts.append(b.add(node, op, K, features.size))
     if not parts:
         raise node.fail("every column is empty and no indicator is added: no output")
-    return _built(node, n, Cols.concat(parts))
+    # before 0.24 check_array(dtype=None) kept a str array (and a list of
+    # str rows) as '<U', which SimpleImputer refused; from 0.24 it reads
+    # them as objects, the dtype seen at fit
+    strings = Strings.IMPUTER if node.version < (0, 24) else Strings.CONVERT
+    return _built(node, n, Cols.concat(parts), strings)

@@ -968,17 +968,11 @@ catmap_run(const void *op, const double *in, Py_ssize_t n_in, double *out, Py_ss
     }
 }
 
-static Py_ssize_t
-catmap_refused_nan(const void *op, const double *x, Py_ssize_t n_in)
+static int
+catmap_refuses_nan(const void *op, const double *x, Py_ssize_t j)
 {
     const mf_catmap *s = op;
-    Py_ssize_t j;
-    for (j = 0; j < n_in; j++) {
-        if ((s->refuse[j] & MF_REFUSE_NAN) && slot_key(x + j) == KEY_NAN) {
-            return j;
-        }
-    }
-    return -1;
+    return (s->refuse[j] & MF_REFUSE_NAN) && slot_key(x + j) == KEY_NAN;
 }
 
 static Py_ssize_t
@@ -1098,7 +1092,7 @@ const mf_op_def mf_op_catmap = {
     .in_kind = MF_SLOT_KEY,
     .out_kind = MF_SLOT_NUM,
     .refused_column = catmap_refused_column,
-    .refused_nan = catmap_refused_nan,
+    .refuses_nan = catmap_refuses_nan,
     .known = catmap_known,
 };
 

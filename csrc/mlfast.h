@@ -216,9 +216,9 @@ typedef struct mf_op_def {
      * refuses (-1: none), and a column's categories as a list of Python
      * values, for the message made after the run */
     Py_ssize_t (*refused_column)(const void *op, const double *in_row, Py_ssize_t n_in);
-    /* of those, the first input column of a row refused for a NaN (-1:
-     * none; NULL: the op takes NaN as a key like any other) */
-    Py_ssize_t (*refused_nan)(const void *op, const double *in_row, Py_ssize_t n_in);
+    /* of those, whether input column j of a row is refused for a NaN
+     * (NULL: the op takes NaN as a key like any other) */
+    int (*refuses_nan)(const void *op, const double *in_row, Py_ssize_t j);
     PyObject *(*known)(const void *op, Py_ssize_t column);
 } mf_op_def;
 

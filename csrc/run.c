@@ -516,13 +516,15 @@ raise_unknown(const mf_job *job, Py_ssize_t pos)
     const mf_output *out = job->out;
     const mf_node *node = &g->nodes[out->plan[pos]];
     double *arena = NULL, *scratch, *rows = NULL;
+    char *nan_seen = NULL;
     PyObject *values = NULL, *known = NULL, *msg = NULL, *nan_dtype = NULL;
     Py_ssize_t p, column = -1, nan_column = -1;
     npy_intp r;
 
     arena = PyMem_Malloc((size_t)(g->n_slots + g->widest) * sizeof(double));
     rows = PyMem_Malloc((size_t)job->in.n_rows * (size_t)node->n_in * sizeof(double));
-    if (arena == NULL || rows == NULL) {
+    nan_seen = PyMem_Calloc((size_t)node->n_in, 1);
+    if (arena == NULL || rows == NULL || nan_seen == NULL) {
         PyErr_NoMemory();
         goto done;
     }
@@ -545,20 +547,35 @@ raise_unknown(const mf_job *job, Py_ssize_t pos)
             if (j >= 0 && (column < 0 || j < column)) {
                 column = j;
             }
-            j = node->def->refused_nan != NULL ? node->def->refused_nan(node->op, in, node->n_in)
-                                               : -1;
-            if (j >= 0 && (nan_column < 0 || j < nan_column)) {
-                nan_column = j;
+            for (j = 0; node->def->refuses_nan != NULL && j < node->n_in; j++) {
+                if (!nan_seen[j] && node->def->refuses_nan(node->op, in, j)) {
+                    nan_seen[j] = 1;
+                    nan_column = nan_column < 0 || j < nan_column ? j : nan_column;
+                }
             }
         }
     }
     if (nan_column >= 0) {
-        /* check_array refused any NaN before the encoder looked anything up */
-        column = nan_column;
-        nan_dtype = dtype_of_column(job, node, column);
+        /* a NaN refused before any lookup (check_array): the message names
+         * the first such column's dtype, or every such column */
+        PyObject *dtype = dtype_of_column(job, node, nan_column), *columns = PyList_New(0);
+        Py_ssize_t j;
+        for (j = 0; columns != NULL && j < node->n_in; j++) {
+            PyObject *index = nan_seen[j] ? PyLong_FromSsize_t(j) : NULL;
+            if (nan_seen[j] && (index == NULL || PyList_Append(columns, index) < 0)) {
+                Py_CLEAR(columns);
+            }
+            Py_XDECREF(index);
+        }
+        if (dtype != NULL && columns != NULL) {
+            nan_dtype = PyTuple_Pack(2, dtype, columns);
+        }
+        Py_XDECREF(dtype);
+        Py_XDECREF(columns);
         if (nan_dtype == NULL) {
             goto done;
         }
+        column = nan_column;
     }
     if (column < 0) {
         PyErr_SetString(PyExc_RuntimeError, "mlfast: an unknown category could not be "
@@ -588,6 +605,7 @@ raise_unknown(const mf_job *job, Py_ssize_t pos)
 done:
     PyMem_Free(arena);
     PyMem_Free(rows);
+    PyMem_Free(nan_seen);
     Py_XDECREF(values);
     Py_XDECREF(known);
     Py_XDECREF(msg);

@@ -122,16 +122,21 @@ STATE_FORMAT = 1
 
 
 def _unknown_message(name: str, column: int, values: Any, known: list,
-                     nan_dtype: Optional[str] = None) -> str:
+                     nan: Optional[tuple] = None) -> str:
     """scikit-learn's message for unknown categories (_BaseEncoder._transform),
     the categories listed as _check_unknown lists them: sorted for a numeric
     column, in set order (Python's, as scikit-learn's own) otherwise.  With
-    nan_dtype, the encoder is of a version whose check_array took no NaN:
-    its message for a column of that dtype."""
-    if nan_dtype is not None:
-        if nan_dtype == "object":
+    nan, (the first such column's dtype, every column) of a NaN refused
+    before any lookup: MissingIndicator's error_on_new, or the check_array of
+    an encoder whose version took no NaN."""
+    if nan is not None:
+        dtype, columns = nan
+        if name == "MissingIndicator":
+            return (f"The features {np.array(columns)} have missing values in transform but "
+                    "have no missing values in fit.")
+        if dtype == "object":
             return "Input contains NaN"
-        return f"Input contains NaN, infinity or a value too large for dtype('{nan_dtype}')."
+        return f"Input contains NaN, infinity or a value too large for dtype('{dtype}')."
     if isinstance(values, np.ndarray) and values.dtype.kind in "biuf":
         known_arr = np.array([k for k in known if isinstance(k, (int, float))], dtype=np.float64)
         unique = np.unique(values)

@@ -1037,24 +1037,22 @@ record("ordinal_drop_first", ordinal_drop.fit(XO), XOC, variants=Z3)
 # NaN at transform: refused by check_array before 1.0, an unknown category
 # since (and OrdinalEncoder's handle_unknown='error' then names it)
 record("ordinal_drop_first_nan", ordinal_drop, XOK, file_of="ordinal_drop_first")
-if SK >= (0, 24):
-    record("ordinal_unknown_value",
-           OrdinalEncoder(handle_unknown="use_encoded_value", unknown_value=-1).fit(XO), XOT,
-           variants=Z3)
-else:
-    skipped("ordinal_unknown_value", "handle_unknown='use_encoded_value' is new in 0.24")
-# NaN and None categories seen at fit
-# NaN and None categories seen at fit: one-hot from 0.24, ordinal from 1.0
-# (both in one ColumnTransformer where both can)
+# NaN and None categories seen at fit (one-hot from 0.24, ordinal from 1.0),
+# unknown_value (0.24 on) and TargetEncoder (binary 1.3, several classes
+# 1.4 on): one ColumnTransformer, one file
+ENCODED = {"handle_unknown": "use_encoded_value", "unknown_value": -1}
+yo = _rng(24).randint(0, 3 if SK >= (1, 4) else 2, len(XOM))
 if SK >= (1, 0):
-    record("encoders_fit_missing",
-           ColumnTransformer([("onehot", OneHotEncoder(handle_unknown="ignore", **DENSE),
-                               [0, 1, 2]),
-                              ("ordinal", OrdinalEncoder(), [1, 2])]).fit(XOM), XOK,
-           variants=Z3)
+    parts = [("onehot", OneHotEncoder(handle_unknown="ignore", **DENSE), [0, 1, 2]),
+             ("ordinal", OrdinalEncoder(**ENCODED), [0, 1, 2])]
+    if SK >= (1, 3):
+        from sklearn.preprocessing import TargetEncoder
+        parts.append(("target", TargetEncoder(random_state=0), [0, 1, 2]))
+    record("encoders_fit_missing", ColumnTransformer(parts).fit(XOM, yo), XOT, variants=Z3)
 elif SK >= (0, 24):
-    record("encoders_fit_missing", OneHotEncoder(handle_unknown="ignore", **DENSE).fit(XOM),
-           XOK, variants=Z3)
+    record("encoders_fit_missing", ColumnTransformer([
+        ("onehot", OneHotEncoder(handle_unknown="ignore", **DENSE), [0, 1, 2]),
+        ("ordinal", OrdinalEncoder(**ENCODED), [0])]).fit(XOM), XOT, variants=Z3)
 else:
     skipped("encoders_fit_missing", "missing values are categories from 0.24")
 
@@ -1097,11 +1095,14 @@ XTIT = object_input("XTIT", [
     [22.0, 7.25, "male", "S", "C"], [38.0, 71.28, "female", "C", "B"],
     [float("nan"), 8.05, "female", "Q", "E"], [35.0, 53.1, "male", float("nan"), "A"],
     [2.0, 21.07, "female", "X", "G"], [54.0, 51.86, "male", "S", "T"]])
+from sklearn.impute import MissingIndicator  # noqa: E402
+
 num = Pipeline([("impute", SimpleImputer(strategy="median")), ("scale", StandardScaler())])
 cat = Pipeline([("impute", SimpleImputer(strategy="constant", fill_value="missing")),
                 ("onehot", OneHotEncoder(handle_unknown="ignore", **DENSE))])
 record("titanic_pipeline",
-       Pipeline([("columns", ColumnTransformer([("num", num, [0, 1]), ("cat", cat, [2, 3, 4])])),
+       Pipeline([("columns", ColumnTransformer([("num", num, [0, 1]), ("cat", cat, [2, 3, 4]),
+                                                ("missing", MissingIndicator(), [0, 1])])),
                  ("clf", LogisticRegression(max_iter=1000))]).fit(XTI, yti), XTIT,
        variants=Z3, methods=("predict", "predict_proba"))
 

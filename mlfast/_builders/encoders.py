@@ -343,3 +343,106 @@ def build_object_imputer(node: Node, b: Builders, X: Optional[Cols]) -> Built:
     # them as objects, the dtype seen at fit
     strings = Strings.IMPUTER if node.version < (0, 24) else Strings.CONVERT
     return _built(node, n, Cols.concat(parts), strings)
+
+
+@register("sklearn.preprocessing", "TargetEncoder")
+def build_target_encoder(node: Node, b: Builders, X: Optional[Cols]) -> Built:
+    """TargetEncoder.transform (not fit_transform, whose cross fitting is
+    not kept): each category's encoding, the target mean for one unknown
+    (``_transform_X_ordinal``).  Several classes: an encoding per class,
+    the outputs of a feature's classes side by side."""
+    cats = _categories(node)
+    n = node.n_features(len(cats))
+    target_type = node.get("target_type_")
+    if target_type not in ("binary", "multiclass", "continuous"):
+        raise node.fail(f"target_type_={target_type!r} is not binary, multiclass or continuous")
+    encodings = node.get("encodings_")
+    if not isinstance(encodings, list):
+        raise node.fail("encodings_ must be a list of arrays")
+    if target_type == "multiclass":
+        classes = node.get("classes_")
+        if not isinstance(classes, np.ndarray) or classes.ndim != 1 or classes.size < 3:
+            raise node.fail("classes_ must hold three classes or more")
+        n_classes = classes.size
+        means = node.array("target_mean_", ndim=(1,), kinds="f")
+        if means.size != n_classes:
+            raise node.fail(f"target_mean_ holds {means.size} means for {n_classes} classes")
+    else:
+        n_classes = 1
+        mean = node.get("target_mean_")
+        if isinstance(mean, np.ndarray) and mean.ndim == 0:
+            mean = mean.item()
+        if isinstance(mean, bool) or not isinstance(mean, (int, float, np.floating)):
+            raise node.fail(f"target_mean_ is {type(mean).__name__}, expected a number")
+        means = np.array([float(mean)])
+    if len(encodings) != n * n_classes:
+        raise node.fail(f"encodings_ holds {len(encodings)} arrays, expected "
+                        f"{n * n_classes} ({n} features x {n_classes})")
+    for e, (enc, f) in enumerate(zip(encodings, np.repeat(np.arange(n), n_classes))):
+        if not isinstance(enc, np.ndarray) or enc.ndim != 1 or enc.dtype.kind not in "fiu" \
+                or enc.size != cats[f].size:
+            raise node.fail(f"encodings_[{e}] is not {cats[f].size} numbers, one a category "
+                            f"of feature {f}")
+    tags, nums, text, text_offsets = _keys_of(node, cats, "categories_")
+    columns = np.concatenate([[0], np.cumsum([c.size for c in cats])]).astype(np.int64)
+    K = _encoder_input(node, b, X, n)
+    per_class = []
+    for c in range(n_classes):
+        values = np.concatenate([np.asarray(encodings[f * n_classes + c], dtype=np.float64)
+                                 for f in range(n)])
+        op = CatMap(tags=tags, nums=nums, text=text, text_offsets=text_offsets,
+                    columns=columns, values=values, unknown=np.full(n, means[c]),
+                    refuse=_refuse(n, False, False), n_outputs=0,
+                    out_type=int(np.dtype(np.float64).num))
+        per_class.append(b.add(node, op, K, n).slots)
+    # column f * n_classes + c: feature f's encoding for class c
+    slots = np.stack(per_class, axis=1).reshape(-1)
+    return _built(node, n, Cols(slots))
+
+
+@register("sklearn.impute", "MissingIndicator")
+def build_missing_indicator(node: Node, b: Builders, X: Optional[Cols]) -> Built:
+    """MissingIndicator.transform: True where a column of ``features_`` holds
+    the missing value (its columns read as keys, so numbers and objects
+    alike).  With ``features='missing-only'`` and ``error_on_new``, a NaN
+    in another column refuses the call, naming every such column."""
+    features = node.array("features_", ndim=(1,), kinds="iu")
+    n = node.n_features(node.integer("_n_features"))
+    if features.size and (features.min() < 0 or features.max() >= n or
+                          np.unique(features).size != features.size):
+        raise node.fail(f"features_ must be distinct indices of the {n} input columns")
+    missing = node.get("missing_values")
+    if not (is_nan(missing) or missing is None or isinstance(missing, (str, bytes, int, float))):
+        raise UnsupportedModelError(
+            f"{node.where} (MissingIndicator): missing_values={missing!r} is not served")
+    which = node.get("features", "missing-only")
+    if which not in ("missing-only", "all"):
+        raise node.fail(f"features={which!r} is not 'missing-only' or 'all'")
+    error_on_new = which == "missing-only" and bool(node.state.get("error_on_new", True))
+    uncovered = np.setdiff1d(np.arange(n), features)
+    if error_on_new and uncovered.size and not is_nan(missing):
+        raise UnsupportedModelError(
+            f"{node.where} (MissingIndicator): error_on_new with missing_values={missing!r} "
+            "is not served (only with NaN)")
+    if not features.size:
+        raise UnsupportedModelError(
+            f"{node.where} (MissingIndicator): no column had missing values at fit, so "
+            "transform returns no columns")
+    # one-hot over keys: a column of features_ has the one category (the
+    # missing value) writing its output; the others have none
+    one = np.empty(1, dtype=object)
+    one[0] = missing
+    cats = [one if j in set(features.tolist()) else np.empty(0, dtype=object)
+            for j in range(n)]
+    out_of = {int(f): t for t, f in enumerate(features.tolist())}
+    values = np.array([float(out_of[j]) for j in range(n) if j in out_of])
+    tags, nums, text, text_offsets = _keys_of(node, cats, "missing_values")
+    columns = np.concatenate([[0], np.cumsum([c.size for c in cats])]).astype(np.int64)
+    refuse = np.zeros(n, dtype=np.uint8)
+    if error_on_new:
+        refuse[uncovered] = REFUSE_NAN
+    op = CatMap(tags=tags, nums=nums, text=text, text_offsets=text_offsets, columns=columns,
+                values=values, unknown=np.full(n, -1.0), refuse=refuse,
+                n_outputs=features.size, out_type=int(np.dtype(np.bool_).num))
+    K = _encoder_input(node, b, X, n)
+    return _built(node, n, b.add(node, op, K, features.size))

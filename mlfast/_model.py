@@ -181,6 +181,27 @@ def _column_array(values: Any) -> np.ndarray:
     return np.asarray(values)
 
 
+def _foreign_frame(X: Any) -> Optional[tuple]:
+    """(column names, columns) of a polars DataFrame or a pyarrow Table, each
+    column a 1-D array as scikit-learn reads it (numbers with nulls as
+    float NaN, strings as objects with None); None for anything else."""
+    module = type(X).__module__
+    if module.startswith("polars") and hasattr(X, "get_columns"):
+        columns = [np.asarray(s.to_numpy()) for s in X.get_columns()]
+        names = list(X.columns)
+    elif module.startswith("pyarrow") and hasattr(X, "column_names") and \
+            hasattr(X, "num_columns"):
+        columns = [np.asarray(X.column(i).to_numpy()) for i in range(X.num_columns)]
+        names = list(X.column_names)
+    else:
+        return None
+    if not columns or not all(isinstance(n, str) for n in names):
+        return None
+    # a numpy string column (polars' to_numpy of a column without nulls)
+    columns = [c.astype(object) if c.dtype.kind in "US" else c for c in columns]
+    return np.asarray(names, dtype=object), columns
+
+
 def _frame_columns(X: Any) -> List[np.ndarray]:
     """The columns of a DataFrame, each as its own array, read where pandas
     keeps them (a row of a 2-D block is a view); Series only when pandas
@@ -220,9 +241,39 @@ class _Coerce:
 
     def __call__(self, X: Any) -> Any:
         spec = self.spec
+        foreign = _foreign_frame(X)
+        if foreign is not None:
+            return self._foreign(*foreign)
         if spec.key_columns is not None:
             return self._table(X)
         return self._numbers(X)
+
+    def _foreign(self, names: np.ndarray, columns: List[np.ndarray]) -> Any:
+        """A polars DataFrame or a pyarrow Table: its columns by name, as
+        scikit-learn reads a DataFrame (names checked, or selected by a
+        ColumnTransformer fitted on names)."""
+        spec = self.spec
+        fitted, required = spec.feature_names_in, spec.names_required
+        by_name = dict(zip(names.tolist(), columns))
+        if fitted is not None and required is not None:
+            missing = set(required.tolist()) - set(by_name)
+            if missing:
+                raise ValueError(f"columns are missing: {missing}")
+            columns = [by_name[n] if n in by_name else np.full(len(columns[0]), np.nan)
+                       for n in fitted.tolist()]
+        elif fitted is None:
+            warnings.warn(f"X has feature names, but {spec.first_name} was fitted without "
+                          "feature names", UserWarning, stacklevel=3)
+        elif names.shape != fitted.shape or not np.array_equal(names, fitted):
+            raise _feature_name_error(fitted, names)
+        if spec.key_columns is not None:
+            return columns
+        if all(c.dtype.kind in "biuf" for c in columns):
+            return np.column_stack(columns)
+        out = np.empty((len(columns[0]), len(columns)), dtype=object)
+        for j, c in enumerate(columns):
+            out[:, j] = c
+        return out
 
     def _records(self, X: Any) -> List[np.ndarray]:
         """A dict (one row) or a list of dicts, keyed by column name."""

@@ -10,6 +10,8 @@ from __future__ import annotations
 import dataclasses
 import html
 import warnings
+from collections.abc import Iterable, Mapping
+from numbers import Number
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Dict, List, Optional
 
@@ -98,6 +100,9 @@ class Spec:
     names_required: Optional[np.ndarray] = None
     # the input columns read as keys (categories), one key slot each
     key_columns: Optional[np.ndarray] = None
+    # a DictVectorizer first: {"features": [...], "separator": str,
+    # "dtype": str}, dicts made into rows before the graph
+    dict_input: Optional[Dict[str, Any]] = None
 
     @classmethod
     def from_built(cls, built: ir.Built, graph: ir.GraphBuilder) -> "Spec":
@@ -107,7 +112,8 @@ class Spec:
         return cls(int(graph.n_features or built.n_features_in), nodes, outputs, built.name,
                    built.kind, built.feature_names_in, built.first_name, int(built.strings),
                    built.string_prefix, built.sklearn_version, built.warn_name,
-                   built.names_required, keys if keys is not None and keys.size else None)
+                   built.names_required, keys if keys is not None and keys.size else None,
+                   graph.dict_input)
 
     def state(self) -> dict:
         meta = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)
@@ -181,6 +187,47 @@ def _column_array(values: Any) -> np.ndarray:
     return np.asarray(values)
 
 
+def _dict_rows(spec: Dict[str, Any], vocab: Dict[str, int], X: Any) -> np.ndarray:
+    """DictVectorizer.transform, dense: a str value sets feature
+    'name<separator>value' to 1, a number (or None, NaN) feature 'name' to
+    it, an iterable of str each 'name<separator>item' to 1; features not
+    seen at fit are ignored, one set twice is summed (csr_matrix.toarray)."""
+    sep = spec["separator"]
+    dtype = np.dtype(spec["dtype"]).type
+    rows = [X] if isinstance(X, Mapping) else X
+    if isinstance(rows, np.ndarray) and rows.dtype.kind != "O":
+        raise TypeError("DictVectorizer transforms dicts (a mapping or an iterable of "
+                        f"mappings), not an array of {rows.dtype}")
+    out = np.zeros((len(rows), len(vocab)), dtype=dtype)
+    for i, x in enumerate(rows):
+        for f, v in x.items():
+            if isinstance(v, str):
+                j = vocab.get(f"{f}{sep}{v}")
+                if j is not None:
+                    out[i, j] += dtype(1)
+            elif isinstance(v, Number) or v is None:
+                j = vocab.get(f)
+                if j is not None:
+                    out[i, j] += dtype(v)
+            elif not spec["iterables"]:
+                # before 0.24 any other value was the feature's own value
+                j = vocab.get(f)
+                if j is not None:
+                    out[i, j] += dtype(v)
+            elif not isinstance(v, Mapping) and isinstance(v, Iterable):
+                for vv in v:
+                    if not isinstance(vv, str):
+                        raise TypeError(f"Unsupported type {type(vv)} in iterable value. "
+                                        "Only iterables of string are supported.")
+                    j = vocab.get(f"{f}{sep}{vv}")
+                    if j is not None:
+                        out[i, j] += dtype(1)
+            else:
+                raise TypeError(f"Unsupported type {type(v)} in iterable value. "
+                                "Only iterables of string are supported.")
+    return out
+
+
 def _foreign_frame(X: Any) -> Optional[tuple]:
     """(column names, columns) of a polars DataFrame or a pyarrow Table, each
     column a 1-D array as scikit-learn reads it (numbers with nulls as
@@ -231,16 +278,20 @@ class _Coerce:
     Model that the Graph referred back to would live until the garbage
     collector ran."""
 
-    __slots__ = ("spec", "names_warning", "fitted_list")
+    __slots__ = ("spec", "names_warning", "fitted_list", "vocab")
 
     def __init__(self, spec: "Spec", names_warning: Optional[str]):
         self.spec = spec
         self.names_warning = names_warning
+        self.vocab = None if spec.dict_input is None else \
+            {f: i for i, f in enumerate(spec.dict_input["features"])}
         self.fitted_list = None if spec.feature_names_in is None else \
             spec.feature_names_in.tolist()
 
     def __call__(self, X: Any) -> Any:
         spec = self.spec
+        if spec.dict_input is not None:
+            return _dict_rows(spec.dict_input, self.vocab, X)
         foreign = _foreign_frame(X)
         if foreign is not None:
             return self._foreign(*foreign)
@@ -626,7 +677,22 @@ def spec_from_state(state: Any) -> Spec:
         warn_name=_typed(meta.get("warn_name"), str, "warn_name", True),
         names_required=_names(meta.get("names_required")),
         key_columns=_key_columns(meta.get("key_columns")),
+        dict_input=_dict_input(meta.get("dict_input")),
     )
+
+
+def _dict_input(value: Any) -> Optional[Dict[str, Any]]:
+    if value is None:
+        return None
+    if not isinstance(value, dict) or \
+            set(value) != {"features", "separator", "dtype", "iterables"} or \
+            not isinstance(value["iterables"], bool) or \
+            not isinstance(value["features"], list) or \
+            not all(isinstance(f, str) for f in value["features"]) or \
+            not isinstance(value["separator"], str) or \
+            value["dtype"] not in ("float64", "float32", "float16", "int64", "int32", "bool"):
+        raise ValueError("dict_input must hold features (str), a separator and a dtype")
+    return value
 
 
 def _key_columns(value: Any) -> Optional[np.ndarray]:

@@ -305,6 +305,11 @@ def record(name, est, X_test, variants=("joblib",), note=None, refused=None, fil
     if names:
         input_name, input_kind = names[0], None
         pairs = (("f64", X_test), ("f32", X_test.astype(np.float32)))
+    elif isinstance(X_test, list):
+        # dicts of features: as a list and as a tuple of the same dicts
+        input_name = next(k for k, v in OBJ_INPUTS.items() if v is X_test)
+        input_kind = "dicts"
+        pairs = (("records", X_test), ("tuple", tuple(X_test)))
     else:
         input_name = next(k for k, v in OBJ_INPUTS.items() if v is X_test)[:-len("#array")]
         input_kind = "object"
@@ -1105,6 +1110,28 @@ record("titanic_pipeline",
                                                 ("missing", MissingIndicator(), [0, 1])])),
                  ("clf", LogisticRegression(max_iter=1000))]).fit(XTI, yti), XTIT,
        variants=Z3, methods=("predict", "predict_proba"))
+
+# DictVectorizer (nothing of it changed meaning: the oldest stack and the
+# newest)
+if SK < (0, 22) or SK >= (1, 9):
+    from sklearn.feature_extraction import DictVectorizer
+
+    # (a list of str values is one feature a value from 0.24; before, the
+    # list itself was the value of the feature named by its key)
+    XD = [{"city": str(c), "t": float(t), "tags": ["a", "b"][:int(k)]}
+          for c, t, k in zip(_rng(25).choice(["Oslo", "Lima", "Pune"], 40),
+                             _rng(26).normal(size=40), _rng(27).randint(0, 3, 40))]
+    if SK < (0, 24):
+        for row in XD:
+            del row["tags"]
+    OBJ_INPUTS["XDT"] = [{"city": "Rome", "t": 0.5, "tags": ["a", "z", "a"]},
+                         {"city": "Oslo", "t": -1.25, "extra": 2.0}, {"t": 3.0}]
+    record("dict_vectorizer", Pipeline([("vec", DictVectorizer()),
+                                        ("clf", LogisticRegression(max_iter=1000))])
+           .fit(XD, (_rng(28).uniform(size=40) < 0.5).astype(int)), OBJ_INPUTS["XDT"],
+           variants=Z3, methods=("predict_proba",))
+else:
+    skipped("dict_vectorizer", "kept to the oldest and the newest stack")
 
 savez(os.path.join(OUT, "inputs.npz"), INPUTS)
 with open(os.path.join(OUT, "inputs_obj.json"), "w") as fh:

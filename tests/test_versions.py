@@ -67,7 +67,8 @@ def _file_id(item) -> str:
 def _tags(entry) -> tuple:
     """The two forms of a fixture's test input: float64 and float32, or
     object rows as an array and as a list."""
-    return ("obj", "list") if entry.get("input_kind") == "object" else ("f64", "f32")
+    kind = entry.get("input_kind")
+    return {"object": ("obj", "list"), "dicts": ("records", "tuple")}.get(kind, ("f64", "f32"))
 
 
 def _methods(entry) -> list:
@@ -128,6 +129,8 @@ def _object_rows(stack: str) -> dict:
 def _input(entry) -> np.ndarray:
     """The test input of a fixture (inputs are shared within a stack): float64,
     or object rows as a 2-D object array."""
+    if entry.get("input_kind") == "dicts":
+        return _object_rows(entry["stack"])[entry["input"]]
     if entry.get("input_kind") == "object":
         rows = _object_rows(entry["stack"])[entry["input"]]
         X = np.empty((len(rows), len(rows[0])), dtype=object)
@@ -143,6 +146,8 @@ def _tagged_input(entry, tag: str):
         return _input(entry).astype(np.float32)
     if tag == "list":
         return [list(row) for row in _object_rows(entry["stack"])[entry["input"]]]
+    if tag == "tuple":
+        return tuple(_input(entry))
     return _input(entry)
 
 
@@ -150,7 +155,7 @@ def _expected(entry, method: str, tag: str):
     """The test input and what that stack's scikit-learn answered, with its dtype."""
     golden = _golden(entry)
     X = _tagged_input(entry, tag)
-    index = 0 if tag in ("f64", "obj") else 1
+    index = 0 if tag in ("f64", "obj", "records") else 1
     dtype = entry["methods"][method]
     if isinstance(dtype, list):
         dtype = dtype[index]
@@ -168,6 +173,9 @@ def test_manifest_is_consistent():
             assert (FIXTURES / entry["stack"] / fname).is_file(), fname
         assert set(_golden(entry)) == _golden_keys(entry), entry["fixture"]
         X = _input(entry)
+        if entry.get("input_kind") == "dicts":
+            assert all(isinstance(row, dict) for row in X)
+            continue
         assert X.ndim == 2 and X.dtype == (
             object if entry.get("input_kind") == "object" else np.float64)
     total = sum(p.stat().st_size for p in FIXTURES.rglob("*") if p.is_file())
@@ -201,7 +209,8 @@ def test_load(item):
     model = _load(path)
     version = STACKS[entry["stack"]]["versions"]["sklearn"]
     assert model.sklearn_version == version
-    assert model.n_features_in_ == _input(entry).shape[1]
+    if entry.get("input_kind") != "dicts":
+        assert model.n_features_in_ == _input(entry).shape[1]
     if "feature_names_in" in entry:
         assert model.feature_names_in_.tolist() == entry["feature_names_in"]
     else:

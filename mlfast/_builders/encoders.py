@@ -446,3 +446,35 @@ def build_missing_indicator(node: Node, b: Builders, X: Optional[Cols]) -> Built
                 n_outputs=features.size, out_type=int(np.dtype(np.bool_).num))
     K = _encoder_input(node, b, X, n)
     return _built(node, n, b.add(node, op, K, features.size))
+
+
+@register("sklearn.feature_extraction", "DictVectorizer")
+def build_dict_vectorizer(node: Node, b: Builders, X: Optional[Cols]) -> Built:
+    """DictVectorizer first in a model: its dicts become rows of
+    ``feature_names_`` in Python (``_model._dict_rows``), which the graph
+    reads as its input; ``sparse=True`` gives the same numbers, dense."""
+    if X is not None:
+        raise UnsupportedModelError(
+            f"{node.where} (DictVectorizer): served as the first step only (it reads dicts)")
+    names = node.get("feature_names_")
+    if not isinstance(names, list) or not names or \
+            not all(isinstance(f, str) for f in names):
+        raise node.fail("feature_names_ must be a non-empty list of str")
+    vocab = node.get("vocabulary_")
+    if not isinstance(vocab, dict) or len(vocab) != len(names) or \
+            any(vocab.get(f) != i for i, f in enumerate(names)):
+        raise node.fail("vocabulary_ does not index feature_names_")
+    separator = node.get("separator", "=")
+    if not isinstance(separator, str):
+        raise node.fail(f"separator is {type(separator).__name__}, expected a str")
+    dtype = numpy_dtype(node, "dtype")
+    if dtype.name not in ("float64", "float32", "float16", "int64", "int32", "bool"):
+        raise UnsupportedModelError(f"{node.where} (DictVectorizer): dtype={dtype} is not "
+                                    "served")
+    cols = b.input(node, None, len(names))
+    # a list of str values is one feature a value from 0.24 (before, the
+    # list was the value of the feature its key names)
+    b.graph.dict_input = {"features": list(names), "separator": separator,
+                          "dtype": dtype.name, "iterables": node.version >= (0, 24)}
+    return Built(node.name, "transformer", {"transform": Out(cols)}, len(names),
+                 first_name=node.name)

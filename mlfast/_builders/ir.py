@@ -578,6 +578,10 @@ class GraphBuilder:
         self.n_slots = 0
         self.key_inputs: List[int] = []     # key slot t reads input column key_inputs[t]
         self.key_columns: Optional[np.ndarray] = None   # set by finish
+        # a DictVectorizer reading the model's input: its feature names (in
+        # column order), separator and dtype, for the Python side to turn
+        # dicts into rows
+        self.dict_input: Optional[Dict[str, Any]] = None
 
     def input(self, n_features: int) -> Cols:
         """The input X; its width is fixed by the first estimator that reads it."""

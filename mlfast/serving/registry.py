@@ -83,6 +83,8 @@ class ServedModel:
         # the model reads some columns as categories (strings, any value)
         spec = getattr(model, "_spec", None)
         self.tables = getattr(spec, "key_columns", None) is not None
+        # the model reads dicts of features (a DictVectorizer first)
+        self.dicts = getattr(spec, "dict_input", None) is not None
         if self.feature_names is not None:
             _quiet_feature_names_warning()
         self.classes = getattr(model, "classes_", None)

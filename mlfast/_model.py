@@ -103,6 +103,9 @@ class Spec:
     # a DictVectorizer first: {"features": [...], "separator": str,
     # "dtype": str}, dicts made into rows before the graph
     dict_input: Optional[Dict[str, Any]] = None
+    # a FeatureHasher first: {"n_features": int, "input_type": str,
+    # "alternate_sign": bool, "dtype": str}
+    hash_input: Optional[Dict[str, Any]] = None
 
     @classmethod
     def from_built(cls, built: ir.Built, graph: ir.GraphBuilder) -> "Spec":
@@ -113,7 +116,7 @@ class Spec:
                    built.kind, built.feature_names_in, built.first_name, int(built.strings),
                    built.string_prefix, built.sklearn_version, built.warn_name,
                    built.names_required, keys if keys is not None and keys.size else None,
-                   graph.dict_input)
+                   graph.dict_input, graph.hash_input)
 
     def state(self) -> dict:
         meta = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)
@@ -228,6 +231,81 @@ def _dict_rows(spec: Dict[str, Any], vocab: Dict[str, int], X: Any) -> np.ndarra
     return out
 
 
+def murmurhash3_32(data: bytes, seed: int = 0) -> int:
+    """MurmurHash3 (x86, 32 bits) of bytes, as a signed int: the hash
+    scikit-learn's FeatureHasher and murmurhash3_32 compute."""
+    mask = 0xFFFFFFFF
+    c1, c2 = 0xCC9E2D51, 0x1B873593
+    h = seed & mask
+    n = len(data)
+    end = n - n % 4
+    for i in range(0, end, 4):
+        k = int.from_bytes(data[i:i + 4], "little")
+        k = (k * c1) & mask
+        k = ((k << 15) | (k >> 17)) & mask
+        k = (k * c2) & mask
+        h ^= k
+        h = ((h << 13) | (h >> 19)) & mask
+        h = (h * 5 + 0xE6546B64) & mask
+    k = 0
+    tail = data[end:]
+    if len(tail) == 3:
+        k ^= tail[2] << 16
+    if len(tail) >= 2:
+        k ^= tail[1] << 8
+    if tail:
+        k ^= tail[0]
+        k = (k * c1) & mask
+        k = ((k << 15) | (k >> 17)) & mask
+        k = (k * c2) & mask
+        h ^= k
+    h ^= n
+    h ^= h >> 16
+    h = (h * 0x85EBCA6B) & mask
+    h ^= h >> 13
+    h = (h * 0xC2B2AE35) & mask
+    h ^= h >> 16
+    return h - (1 << 32) if h & 0x80000000 else h
+
+
+def _hashed_rows(spec: Dict[str, Any], X: Any) -> np.ndarray:
+    """FeatureHasher.transform, dense (sklearn/feature_extraction/
+    _hashing_fast.pyx): 'name=value' for a str value (then 1), a zero value
+    skipped, the column abs(h) % n_features, the sign of h when
+    alternate_sign, values of one column summed."""
+    n_features, kind, alternate = spec["n_features"], spec["input_type"], \
+        spec["alternate_sign"]
+    dtype = np.dtype(spec["dtype"])
+    if kind == "string" and isinstance(X, (list, tuple)) and X and isinstance(X[0], str):
+        raise ValueError("Samples can not be a single string. The input must be an iterable "
+                         "over iterables of strings.")
+    rows = list(X)
+    if not rows:
+        raise ValueError("Cannot vectorize empty sequence.")
+    out = np.zeros((len(rows), n_features), dtype=dtype)
+    for i, x in enumerate(rows):
+        pairs = x.items() if kind == "dict" else ((f, 1) for f in x) if kind == "string" else x
+        for f, v in pairs:
+            if isinstance(v, str):
+                f = f"{f}={v}"
+                value = 1.0
+            else:
+                value = float(v)
+            if value == 0:
+                continue
+            if isinstance(f, str):
+                f = f.encode("utf-8")
+            elif not isinstance(f, bytes):
+                raise TypeError("feature names must be strings")
+            h = murmurhash3_32(f)
+            j = (2147483647 - (n_features - 1)) % n_features if h == -2147483648 \
+                else abs(h) % n_features
+            if alternate and h < 0:
+                value = -value
+            out[i, j] += dtype.type(value)
+    return out
+
+
 def _foreign_frame(X: Any) -> Optional[tuple]:
     """(column names, columns) of a polars DataFrame or a pyarrow Table, each
     column a 1-D array as scikit-learn reads it (numbers with nulls as
@@ -292,6 +370,8 @@ class _Coerce:
         spec = self.spec
         if spec.dict_input is not None:
             return _dict_rows(spec.dict_input, self.vocab, X)
+        if spec.hash_input is not None:
+            return _hashed_rows(spec.hash_input, X)
         foreign = _foreign_frame(X)
         if foreign is not None:
             return self._foreign(*foreign)
@@ -678,7 +758,22 @@ def spec_from_state(state: Any) -> Spec:
         names_required=_names(meta.get("names_required")),
         key_columns=_key_columns(meta.get("key_columns")),
         dict_input=_dict_input(meta.get("dict_input")),
+        hash_input=_hash_input(meta.get("hash_input")),
     )
+
+
+def _hash_input(value: Any) -> Optional[Dict[str, Any]]:
+    if value is None:
+        return None
+    if not isinstance(value, dict) or \
+            set(value) != {"n_features", "input_type", "alternate_sign", "dtype"} or \
+            not isinstance(value["n_features"], int) or \
+            not 1 <= value["n_features"] <= 2 ** 31 - 1 or \
+            value["input_type"] not in ("dict", "pair", "string") or \
+            not isinstance(value["alternate_sign"], bool) or \
+            value["dtype"] not in ("float64", "float32", "float16", "int64", "int32", "bool"):
+        raise ValueError("hash_input must hold n_features, input_type, alternate_sign, dtype")
+    return value
 
 
 def _dict_input(value: Any) -> Optional[Dict[str, Any]]:

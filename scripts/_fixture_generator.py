@@ -1111,8 +1111,8 @@ record("titanic_pipeline",
                  ("clf", LogisticRegression(max_iter=1000))]).fit(XTI, yti), XTIT,
        variants=Z3, methods=("predict", "predict_proba"))
 
-# DictVectorizer (nothing of it changed meaning: the oldest stack and the
-# newest)
+# DictVectorizer and FeatureHasher (nothing of them changed meaning but
+# DictVectorizer's list values: the oldest stack and the newest)
 if SK < (0, 22) or SK >= (1, 9):
     from sklearn.feature_extraction import DictVectorizer
 
@@ -1132,6 +1132,19 @@ if SK < (0, 22) or SK >= (1, 9):
            variants=Z3, methods=("predict_proba",))
 else:
     skipped("dict_vectorizer", "kept to the oldest and the newest stack")
+if SK >= (1, 9):
+    from sklearn.feature_extraction import FeatureHasher
+
+    # (values are numbers or str only; the newest stack: the corpus's size)
+    OBJ_INPUTS["XHT"] = [{k: v for k, v in row.items() if k != "tags"}
+                         for row in OBJ_INPUTS["XDT"]]
+    record("feature_hasher", Pipeline([("hash", FeatureHasher(n_features=8)),
+                                       ("clf", LogisticRegression(max_iter=1000))])
+           .fit([{k: v for k, v in row.items() if k != "tags"} for row in XD],
+                (_rng(28).uniform(size=40) < 0.5).astype(int)), OBJ_INPUTS["XHT"],
+           variants=Z3, methods=("predict_proba",))
+else:
+    skipped("feature_hasher", "kept to the newest stack")
 
 savez(os.path.join(OUT, "inputs.npz"), INPUTS)
 with open(os.path.join(OUT, "inputs_obj.json"), "w") as fh:

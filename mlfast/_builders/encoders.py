@@ -478,3 +478,36 @@ def build_dict_vectorizer(node: Node, b: Builders, X: Optional[Cols]) -> Built:
                           "dtype": dtype.name, "iterables": node.version >= (0, 24)}
     return Built(node.name, "transformer", {"transform": Out(cols)}, len(names),
                  first_name=node.name)
+
+
+@register("sklearn.feature_extraction", "FeatureHasher")
+def build_feature_hasher(node: Node, b: Builders, X: Optional[Cols]) -> Built:
+    """FeatureHasher first in a model: its samples (dicts, pairs or
+    strings) hashed into rows in Python (``_model._hashed_rows``), which the
+    graph reads as its input; the sparse answer given dense."""
+    if X is not None:
+        raise UnsupportedModelError(
+            f"{node.where} (FeatureHasher): served as the first step only (it reads samples "
+            "of features, not arrays)")
+    n = node.get("n_features", 2 ** 20)
+    if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or not 1 <= n < 2 ** 31:
+        raise node.fail(f"n_features={n!r} is not an integer in 1..2**31-1")
+    if n > 1 << 16:
+        raise UnsupportedModelError(
+            f"{node.where} (FeatureHasher): n_features={n} columns are served dense, and "
+            "mlfast serves up to 65536")
+    kind = node.get("input_type", "dict")
+    if kind not in ("dict", "pair", "string"):
+        raise node.fail(f"input_type={kind!r} is not dict, pair or string")
+    alternate = node.get("alternate_sign", True)
+    if not isinstance(alternate, bool):
+        raise node.fail(f"alternate_sign is {type(alternate).__name__}, expected a bool")
+    dtype = numpy_dtype(node, "dtype")
+    if dtype.name not in ("float64", "float32", "float16", "int64", "int32"):
+        raise UnsupportedModelError(f"{node.where} (FeatureHasher): dtype={dtype} is not "
+                                    "served")
+    cols = b.input(node, None, int(n))
+    b.graph.hash_input = {"n_features": int(n), "input_type": kind,
+                          "alternate_sign": alternate, "dtype": dtype.name}
+    return Built(node.name, "transformer", {"transform": Out(cols)}, int(n),
+                 first_name=node.name)

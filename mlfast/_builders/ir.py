@@ -582,6 +582,8 @@ class GraphBuilder:
         # column order), separator and dtype, for the Python side to turn
         # dicts into rows
         self.dict_input: Optional[Dict[str, Any]] = None
+        # a FeatureHasher reading the model's input: its parameters
+        self.hash_input: Optional[Dict[str, Any]] = None
 
     def input(self, n_features: int) -> Cols:
         """The input X; its width is fixed by the first estimator that reads it."""

@@ -84,7 +84,8 @@ class ServedModel:
         spec = getattr(model, "_spec", None)
         self.tables = getattr(spec, "key_columns", None) is not None
         # the model reads dicts of features (a DictVectorizer first)
-        self.dicts = getattr(spec, "dict_input", None) is not None
+        self.dicts = getattr(spec, "dict_input", None) is not None or \
+            (getattr(spec, "hash_input", None) or {}).get("input_type") == "dict"
         if self.feature_names is not None:
             _quiet_feature_names_warning()
         self.classes = getattr(model, "classes_", None)

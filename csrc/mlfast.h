@@ -217,6 +217,9 @@ typedef struct mf_op_def {
      * refuses (-1: none), and a column's categories as a list of Python
      * values, for the message made after the run */
     Py_ssize_t (*refused_column)(const void *op, const double *in_row, Py_ssize_t n_in);
+    /* of those, whether input column j of a row is refused for a NaN
+     * (NULL: the op takes NaN as a key like any other) */
+    int (*refuses_nan)(const void *op, const double *in_row, Py_ssize_t j);
     PyObject *(*known)(const void *op, Py_ssize_t column);
     /* scikit-learn's message for a row its check refused with MF_ERR_DOMAIN
      * (a value outside what the estimator reads: Box-Cox of a negative
@@ -573,10 +576,14 @@ typedef struct {
     const uint8_t *text; Py_ssize_t n_text; \
     const int64_t *text_offsets; Py_ssize_t n_text_offsets
 
+enum { MF_REFUSE_UNKNOWN = 1, MF_REFUSE_NAN = 2 };
+
 /* catmap: OneHotEncoder and OrdinalEncoder (keys -> numbers).  Input
  * column j's categories are keys [columns[j], columns[j + 1]); a key found
  * at category c writes values[c], one not found writes unknown[j], unless
- * refuse[j] (handle_unknown='error'), when the row is refused.  n_outputs
+ * refuse[j] has MF_REFUSE_UNKNOWN (handle_unknown='error'), when the row
+ * is refused; with MF_REFUSE_NAN a NaN is refused before any lookup (the
+ * check_array of scikit-learn versions whose encoder took no NaN).  n_outputs
  * 0: one output per input (ordinal codes; NaN allowed); n_outputs > 0:
  * one-hot, every output 0 but the column each input's value names (-1:
  * none).  The builders fold drop, infrequent categories and the missing
@@ -589,7 +596,7 @@ typedef struct {
     Py_ssize_t n_values;
     const double *unknown;     /* n_in */
     Py_ssize_t n_unknown;
-    const uint8_t *refuse;     /* n_in: 0 or 1 */
+    const uint8_t *refuse;     /* n_in: MF_REFUSE_* bits */
     Py_ssize_t n_refuse;
     Py_ssize_t n_outputs;
     Py_ssize_t out_type;

@@ -610,6 +610,12 @@ class GraphBuilder:
         self.key_columns: Optional[np.ndarray] = None   # set by finish
         # a vectorizer's analysis of the documents, the model's input (Spec.text)
         self.text: Optional[Dict[str, Any]] = None
+        # a DictVectorizer reading the model's input: its feature names (in
+        # column order), separator and dtype, for the Python side to turn
+        # dicts into rows
+        self.dict_input: Optional[Dict[str, Any]] = None
+        # a FeatureHasher reading the model's input: its parameters
+        self.hash_input: Optional[Dict[str, Any]] = None
 
     def input(self, n_features: int) -> Cols:
         """The input X; its width is fixed by the first estimator that reads it."""

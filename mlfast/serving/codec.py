@@ -273,6 +273,8 @@ def _json_type(value: Any) -> str:
 
 def rows_from_named(records: Sequence[dict], served: ServedModel, where: str) -> Rows:
     """Rows given as objects keyed by feature name (``feature_names_in_``)."""
+    if getattr(served, "dicts", False):
+        return _dict_records(records, where)
     names = served.feature_names
     if names is None:
         raise InvalidInput(
@@ -316,6 +318,24 @@ def rows_from_named(records: Sequence[dict], served: ServedModel, where: str) ->
 
 
 _TABLE_VALUES = (str, int, float, bool, type(None))
+
+
+def _dict_records(records: Sequence[Any], where: str) -> List[dict]:
+    """Rows for a model that vectorizes dicts: any keys; values strings,
+    numbers, null or lists of strings."""
+    for i, record in enumerate(records):
+        if not isinstance(record, dict):
+            raise InvalidInput(f"{where}[{i}] must be an object like {where}[0], "
+                               f"got {_json_type(record)}")
+        for k, v in record.items():
+            if isinstance(v, list):
+                if not all(isinstance(x, str) for x in v):
+                    raise InvalidInput(f"{where}[{i}][{k!r}] is {show(v)}: a list must hold "
+                                       "strings only")
+            elif not isinstance(v, _TABLE_VALUES):
+                raise InvalidInput(f"{where}[{i}][{k!r}] is {show(v)}: expected a string, a "
+                                   "number, null or a list of strings")
+    return list(records)
 
 
 def _table_records(records: Sequence[Any], names: List[str], where: str) -> List[dict]:

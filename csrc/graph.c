@@ -47,6 +47,7 @@ static const mf_op_def *const op_defs[] = {
     &mf_op_ecoc,
     &mf_op_cast,
     &mf_op_function,
+    &mf_op_xgb_link,
     NULL,
 };
 
@@ -1109,7 +1110,7 @@ mf_codes_table(void)
     }
     return Py_BuildValue(
         "{s{sisisi}s{sisisisisisi}s{sisisi}s{sisisi}s{sisisi}s{sisi}sN"
-        "s{sisisi}s{sisi}s{sisi}s{sisi}sN}",
+        "s{sisisi}s{sisi}s{sisi}s{sisi}sNs{sisisisisi}}",
         "accept", "FINITE", MF_ACCEPT_FINITE, "NAN", MF_ACCEPT_NAN, "ANY", MF_ACCEPT_ANY,
         "proba", "EXPIT_OVR", MF_PROBA_EXPIT_OVR, "SOFTMAX", MF_PROBA_SOFTMAX,
         "SOFTMAX_BINARY", MF_PROBA_SOFTMAX_BINARY, "MODIFIED_HUBER",
@@ -1127,5 +1128,7 @@ mf_codes_table(void)
         "normalize", "ZERO_KEEPS", MF_NORM_ZERO_KEEPS, "ZERO_NAN", MF_NORM_ZERO_NAN,
         "ecoc", "SQUARED", MF_ECOC_SQUARED, "SQRT", MF_ECOC_SQRT,
         "cast", "FLOAT64", MF_CAST_FLOAT64, "UFUNC", MF_CAST_UFUNC,
-        "functions", mf_function_codes());
+        "functions", mf_function_codes(),
+        "xgb_link", "IDENTITY", MF_XGB_IDENTITY, "SIGMOID", MF_XGB_SIGMOID, "SOFTMAX",
+        MF_XGB_SOFTMAX, "EXP", MF_XGB_EXP, "COMPLEMENT", MF_XGB_COMPLEMENT);
 }

@@ -66,6 +66,7 @@ typedef enum {
     MF_G_GETATTR,           /* builtins.getattr: an inert method reference on a record */
     MF_G_FUNCTION,          /* a numpy function named as a value: FunctionTransformer(np.log1p) */
     MF_G_UFUNC_RECONSTRUCT, /* numpy.core._ufunc_reconstruct: how numpy < 1.20 named one */
+    MF_G_DEFAULTDICT,       /* collections.defaultdict: read as the dict it holds */
     MF_G_UNKNOWN            /* a class of a module outside the table (a user's own, another
                              * library's): instantiated as an inert record, never called */
 } mf_global_kind;
@@ -295,6 +296,10 @@ typedef struct {
  * trees.  (scikit-learn's own trees read X as float32: their node casts
  * its input, see mf_node.cast_f32.)
  *
+ * sum_f32: XGBoost keeps a row's margin in a float: init and every leaf
+ * are float32 values and each sum is rounded to float32 (a double sum of
+ * two floats rounded once is the float sum, exactly).
+ *
  * `forest` takes per-node arrays of all trees concatenated (children as
  * indices within their tree, -1 for a leaf; flags bit 0: missing values go
  * left, bit 1: categorical split) and lays them out again (prepare);
@@ -325,6 +330,7 @@ typedef struct {
     const double *init;        /* n_raw initial values, or NULL for zeros */
     Py_ssize_t n_init;
     int average;
+    int sum_f32;               /* each addition rounded to float32 (XGBoost's float sums) */
     /* the walk's layout, made or checked by prepare */
     Py_ssize_t n_trees, n_nodes, n_leaves;
     Py_ssize_t n_values;       /* values per leaf */
@@ -375,6 +381,21 @@ typedef struct {
     Py_ssize_t rule;           /* mf_post_rule */
     double denominator, offset;
 } mf_post;
+
+/* xgb_link: XGBoost's transforms of its float32 margins (gbdt.c), in
+ * float32 and in XGBoost's order of operations, so that the bits are
+ * XGBoost's.  The output is float32, as XGBoost returns it. */
+typedef enum {
+    MF_XGB_IDENTITY = 1,       /* reg:squarederror, binary:logitraw, rank:*: the margin */
+    MF_XGB_SIGMOID,            /* binary:logistic, reg:logistic: common::Sigmoid */
+    MF_XGB_SOFTMAX,            /* multi:softprob: common::Softmax over the row */
+    MF_XGB_EXP,                /* count:poisson, reg:gamma, reg:tweedie: expf */
+    MF_XGB_COMPLEMENT          /* one column p -> [1 - p, p] (the wrapper's predict_proba) */
+} mf_xgb_rule;
+
+typedef struct {
+    Py_ssize_t rule;           /* mf_xgb_rule */
+} mf_xgb_link;
 
 /* ---- ensembles (ensemble.c) ------------------------------------------
  *
@@ -761,6 +782,7 @@ extern const mf_op_def mf_op_ovo_votes;     /* multiclass.c */
 extern const mf_op_def mf_op_ecoc;          /* multiclass.c */
 extern const mf_op_def mf_op_cast;          /* multiclass.c */
 extern const mf_op_def mf_op_function;      /* multiclass.c */
+extern const mf_op_def mf_op_xgb_link;      /* gbdt.c */
 
 /* Blocks of rows go through a graph together, so that each node's loop and
  * a matrix product run over a small matrix that stays in cache. */

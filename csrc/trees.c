@@ -183,7 +183,13 @@ add_leaf(const mf_forest *f, Py_ssize_t t, int32_t row, double *acc)
 {
     const double *v = f->values + (Py_ssize_t)row * f->n_values;
     Py_ssize_t c;
-    if (f->column != NULL) {
+    if (f->sum_f32) {
+        for (c = 0; c < f->n_values; c++) {
+            double *a = acc + (f->column != NULL ? f->column[t] : c);
+            *a = (double)(float)(*a + v[c]);
+        }
+    }
+    else if (f->column != NULL) {
         acc[f->column[t]] += v[0];
     }
     else {
@@ -695,6 +701,7 @@ static const mf_field forest_fields[] = {
     MF_MATRIX_FIELD(mf_forest, cats, NPY_UINT32, MF_FIELD_OPTIONAL, n_cats, n_cat_words),
     MF_VECTOR_FIELD(mf_forest, init, NPY_DOUBLE, MF_FIELD_OPTIONAL, n_init),
     MF_SCALAR_FIELD(mf_forest, average, MF_FIELD_BOOL),
+    MF_SCALAR_FIELD(mf_forest, sum_f32, MF_FIELD_BOOL),
     MF_END_FIELDS,
 };
 
@@ -722,6 +729,7 @@ static const mf_field forest_packed_fields[] = {
     MF_MATRIX_FIELD(mf_forest, cats, NPY_UINT32, MF_FIELD_OPTIONAL, n_cats, n_cat_words),
     MF_VECTOR_FIELD(mf_forest, init, NPY_DOUBLE, MF_FIELD_OPTIONAL, n_init),
     MF_SCALAR_FIELD(mf_forest, average, MF_FIELD_BOOL),
+    MF_SCALAR_FIELD(mf_forest, sum_f32, MF_FIELD_BOOL),
     MF_END_FIELDS,
 };
 

@@ -32,6 +32,7 @@ CalibrateRule = IntEnum("CalibrateRule", _core.CODES["calibrate"])  # type: igno
 NormalizeRule = IntEnum("NormalizeRule", _core.CODES["normalize"])  # type: ignore[misc]
 EcocRule = IntEnum("EcocRule", _core.CODES["ecoc"])  # type: ignore[misc]
 CastRule = IntEnum("CastRule", _core.CODES["cast"])  # type: ignore[misc]
+XgbRule = IntEnum("XgbRule", _core.CODES["xgb_link"])  # type: ignore[misc]
 #: numpy's name -> code, of the functions a FunctionTransformer may name
 FUNCTIONS: Dict[str, int] = dict(_core.CODES["functions"])
 METHODS: Tuple[str, ...] = tuple(_core.CODES["methods"])
@@ -149,6 +150,7 @@ class Forest(Op):
     cats: Optional[np.ndarray] = None
     init: Optional[np.ndarray] = None
     average: bool = False
+    sum_f32: bool = False
 
 
 @dataclass
@@ -165,6 +167,7 @@ class PackedForest(Op):
     cats: Optional[np.ndarray] = None
     init: Optional[np.ndarray] = None
     average: bool = False
+    sum_f32: bool = False
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -450,6 +453,14 @@ def op_from_state(state: dict) -> Op:
     if extra:
         raise ValueError(f"op {kind}: unknown fields {sorted(map(str, extra))[:5]}")
     return cls(**{k: v for k, v in state.items() if k != "op"})
+
+
+@dataclass
+class XgbLink(Op):
+    """XGBoost's float32 transforms of its margins."""
+
+    op_name: ClassVar[str] = "xgb_link"
+    rule: int = 0
 
 
 # ---- nodes and outputs ------------------------------------------------------------

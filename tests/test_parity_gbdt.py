@@ -285,3 +285,32 @@ def test_lightgbm_in_a_pipeline_and_native_booster(tmp_path) -> None:
     Xt = rows(30)
     np.testing.assert_allclose(mlfast.load(path).predict(Xt), booster.predict(Xt),
                                rtol=RTOL, atol=ATOL)
+
+
+# ---- the libraries' own files ------------------------------------------------------
+
+@pytest.mark.parametrize("suffix", ["json", "ubj"])
+def test_xgboost_model_files(suffix: str, tmp_path) -> None:
+    xgb = _xgb()
+    X = rows(31)
+    est = xgb.XGBClassifier(n_estimators=25, max_depth=5).fit(X, target(X, "multi"))
+    path = tmp_path / f"model.{suffix}"
+    est.save_model(path)
+    Xt = rows(32)
+    expected = est.get_booster().predict(xgb.DMatrix(Xt))
+    for model in (mlfast.load(path), mlfast.loads(path.read_bytes()),
+                  mlfast.load(str(path))):
+        got = model.predict(Xt)
+        assert got.dtype == expected.dtype
+        np.testing.assert_array_equal(got, expected)
+
+
+def test_lightgbm_model_file(tmp_path) -> None:
+    lgb = _lgb()
+    X = rows(33)
+    est = lgb.LGBMRegressor(n_estimators=30, verbose=-1).fit(X, target(X, "real"))
+    path = tmp_path / "model.txt"
+    est.booster_.save_model(path)
+    Xt = rows(34)
+    np.testing.assert_allclose(mlfast.load(path).predict(Xt), est.booster_.predict(Xt),
+                               rtol=RTOL, atol=ATOL)

@@ -613,3 +613,45 @@ def build_lgb_booster(node: Node, b: Builders, X: Optional[Cols]) -> Built:
 def lgb_text_names(text: str) -> List[str]:
     header, _, _ = lightgbm_document(text, "model")
     return header.get("feature_names", "").split()
+
+
+# ---- the libraries' own model files ------------------------------------------------
+
+class _FileNode(Node):
+    """A model file read on its own (no pickle): the Booster it would be."""
+
+    def __init__(self, name: str, state: dict):   # noqa: super-init-not-called
+        self.record = None
+        self.where = "model"
+        self.path = name
+        self.name = name.rsplit(".", 1)[-1]
+        self.state = state
+        self.version = (0,)
+
+
+def native_kind(head: bytes) -> Optional[str]:
+    """Which library wrote a model file, from its first bytes (None: a
+    pickle or joblib file, or something else)."""
+    if head[:1] == b"{":
+        # an XGBoost document, JSON or UBJSON; no pickle opens with '{'
+        return "xgboost"
+    if head.startswith((b"tree\nversion=", b"tree\r\nversion=")):
+        return "lightgbm"
+    if head.startswith(b"CBM1"):
+        return "catboost"
+    return None
+
+
+def build_file(kind: str, data: bytes, b: Builders) -> Built:
+    """A model file XGBoost (save_model: JSON, UBJSON) or LightGBM
+    (save_model: text) wrote, built as the Booster that pickles it."""
+    if kind == "xgboost":
+        return build_xgb_booster(_FileNode("xgboost.core.Booster", {"handle": data}), b, None)
+    if kind == "lightgbm":
+        try:
+            text = data.decode("utf-8")
+        except UnicodeDecodeError:
+            raise ModelFormatError("model: a LightGBM model text that is not UTF-8") from None
+        return build_lgb_booster(_FileNode("lightgbm.basic.Booster",
+                                           {"_handle": text.replace("\r\n", "\n")}), b, None)
+    raise UnsupportedModelError("model: a CatBoost model (.cbm) is not served yet")

@@ -1110,7 +1110,7 @@ mf_codes_table(void)
     }
     return Py_BuildValue(
         "{s{sisisi}s{sisisisisisi}s{sisisi}s{sisisi}s{sisisi}s{sisi}sN"
-        "s{sisisi}s{sisi}s{sisi}s{sisi}sNs{sisisisisi}}",
+        "s{sisisi}s{sisi}s{sisi}s{sisi}sNs{sisisisisi}s{sisi}}",
         "accept", "FINITE", MF_ACCEPT_FINITE, "NAN", MF_ACCEPT_NAN, "ANY", MF_ACCEPT_ANY,
         "proba", "EXPIT_OVR", MF_PROBA_EXPIT_OVR, "SOFTMAX", MF_PROBA_SOFTMAX,
         "SOFTMAX_BINARY", MF_PROBA_SOFTMAX_BINARY, "MODIFIED_HUBER",
@@ -1130,5 +1130,6 @@ mf_codes_table(void)
         "cast", "FLOAT64", MF_CAST_FLOAT64, "UFUNC", MF_CAST_UFUNC,
         "functions", mf_function_codes(),
         "xgb_link", "IDENTITY", MF_XGB_IDENTITY, "SIGMOID", MF_XGB_SIGMOID, "SOFTMAX",
-        MF_XGB_SOFTMAX, "EXP", MF_XGB_EXP, "COMPLEMENT", MF_XGB_COMPLEMENT);
+        MF_XGB_SOFTMAX, "EXP", MF_XGB_EXP, "COMPLEMENT", MF_XGB_COMPLEMENT,
+        "cat_rule", "XGBOOST", MF_CATS_XGBOOST, "LIGHTGBM", MF_CATS_LIGHTGBM);
 }

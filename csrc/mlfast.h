@@ -283,6 +283,12 @@ typedef struct {
     int32_t right;
 } mf_tnode;
 
+/* Whose category sets a forest's categorical splits hold. */
+typedef enum {
+    MF_CATS_XGBOOST = 1,       /* the set goes right; negative values are in no set */
+    MF_CATS_LIGHTGBM = 2       /* the set goes left; values truncating below 0 in none */
+} mf_cat_rule;
+
 /* A categorical split of HistGradientBoosting: 256-bit sets of the raw
  * categories that go left and of those known at fit time. */
 typedef struct {
@@ -331,6 +337,14 @@ typedef struct {
     Py_ssize_t n_init;
     int average;
     int sum_f32;               /* each addition rounded to float32 (XGBoost's float sums) */
+    /* category sets of XGBoost's and LightGBM's splits (cat_rule != 0;
+     * then `cats` is NULL): a categorical node's threshold is a set's
+     * index, its words cat_words[cat_offsets[i] : cat_offsets[i + 1]] */
+    const uint32_t *cat_words;
+    Py_ssize_t n_cat_set_words;
+    const int64_t *cat_offsets;
+    Py_ssize_t n_cat_offsets;
+    Py_ssize_t cat_rule;       /* mf_cat_rule */
     /* the walk's layout, made or checked by prepare */
     Py_ssize_t n_trees, n_nodes, n_leaves;
     Py_ssize_t n_values;       /* values per leaf */

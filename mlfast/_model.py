@@ -354,7 +354,8 @@ class Model:
                     n_features=op.n_features, n_raw=op.n_raw, packed_nodes=made[0],
                     packed_roots=made[1], packed_values=made[2], column=op.column,
                     cats=op.cats, init=op.init, average=op.average,
-                    sum_f32=op.sum_f32)
+                    sum_f32=op.sum_f32, cat_words=op.cat_words,
+                    cat_offsets=op.cat_offsets, cat_rule=op.cat_rule)
         # a list first: tuple(generator) over-allocates and shrinks, which leaves
         # one tuple per model in CPython's free list until it fills (2,000)
         methods = tuple([m for m in _METHODS if m in spec.outputs])

@@ -314,3 +314,69 @@ def test_lightgbm_model_file(tmp_path) -> None:
     Xt = rows(34)
     np.testing.assert_allclose(mlfast.load(path).predict(Xt), est.booster_.predict(Xt),
                                rtol=RTOL, atol=ATOL)
+
+
+# ---- categorical splits ------------------------------------------------------------
+
+def category_rows(seed: int, n: int = 800) -> np.ndarray:
+    """Columns 1 and 4 hold category codes (0..60), NaN, and in test rows
+    the awkward values: negative, fractional, beyond every category."""
+    X = rows(seed, n)
+    rng = np.random.default_rng(seed)
+    for j in (1, 4):
+        X[:, j] = rng.integers(0, 60, n).astype(float)
+        X[rng.random(n) < 0.08, j] = np.nan
+    return X
+
+
+def awkward(X: np.ndarray) -> np.ndarray:
+    X = X.copy()
+    X[::17, 1] = -1.0
+    X[1::17, 1] = -0.5
+    X[2::17, 1] = 2.5
+    X[3::17, 4] = 1e6
+    X[4::17, 4] = 3e9
+    X[5::17, 1] = 33.999
+    return X
+
+
+def category_target(X: np.ndarray) -> np.ndarray:
+    c = np.nan_to_num(X[:, 1], nan=7)
+    return (((c % 5) < 2) ^ (np.nan_to_num(X[:, 0]) > 0.3) ^ (np.nan_to_num(X[:, 4]) > 40)
+            ).astype(int)
+
+
+@pytest.mark.parametrize("onehot", [1, 64])
+def test_xgboost_categorical_splits(onehot: int, tmp_path) -> None:
+    xgb = _xgb()
+    X = category_rows(40)
+    types = ["q"] * N_FEATURES
+    types[1] = types[4] = "c"
+    est = xgb.XGBClassifier(n_estimators=30, max_depth=5, enable_categorical=True,
+                            feature_types=types, max_cat_to_onehot=onehot)
+    est.fit(X, category_target(X))
+    Xt = category_rows(41)
+    model = load_variant(est, "joblib", tmp_path)
+    compare(est, model, Xt, exact=True, where=f"categorical onehot={onehot}")
+    # awkward values: XGBoost refuses negative and too-large categories
+    # ("Invalid categorical value"), so only fractional ones are compared
+    Xf = Xt.copy()
+    Xf[2::17, 1] = 2.5
+    Xf[5::17, 1] = 33.999
+    compare(est, model, Xf, exact=True, where="categorical, fractional codes")
+
+
+def test_lightgbm_categorical_splits(tmp_path) -> None:
+    lgb = _lgb()
+    X = category_rows(42)
+    est = lgb.LGBMClassifier(n_estimators=30, verbose=-1, min_data_per_group=5,
+                             cat_smooth=1, max_cat_threshold=40)
+    est.fit(X, category_target(X), categorical_feature=[1, 4])
+    model = load_variant(est, "joblib", tmp_path)
+    Xt = category_rows(43)
+    compare(est, model, Xt, exact=False, where="categorical")
+    compare(est, model, awkward(Xt), exact=False, where="categorical, awkward codes")
+    reg = lgb.LGBMRegressor(n_estimators=20, verbose=-1, min_data_per_group=5).fit(
+        X, np.nan_to_num(X[:, 0]) + category_target(X), categorical_feature=[1, 4])
+    compare(reg, load_variant(reg, "pickle-p2", tmp_path), awkward(Xt), exact=False,
+            where="categorical regressor")

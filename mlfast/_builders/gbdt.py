@@ -28,6 +28,7 @@ from mlfast._builders import Builders, Node, register, register_exact
 from mlfast._builders.ir import (
     Accept,
     Built,
+    CatRule,
     Cols,
     LabelRule,
     Labels,
@@ -193,6 +194,7 @@ def _xgb_trees(model: _Doc, n_features: int, n_groups: int, n_iterations: Option
             keep = min(n_trees, n_iterations * per)
         n_trees = keep
     trees = _Trees()
+    sets = _CatSets()
     for t in range(n_trees):
         tree = trees_doc.value[t]
         doc = _Doc(tree, f"{trees_doc.where}[{t}]")
@@ -210,10 +212,10 @@ def _xgb_trees(model: _Doc, n_features: int, n_groups: int, n_iterations: Option
         cond = doc["split_conditions"].array(n, "f").astype(np.float32)
         default_left = doc["default_left"].array(n, "i").astype(np.int64)
         split_type = doc.get("split_type")
-        if split_type is not None and np.any(split_type.array(n, "i")[left >= 0] != 0):
-            raise UnsupportedModelError(f"{doc.where}: categorical splits are not served "
-                                        "yet")
         is_leaf = left < 0
+        categorical = np.zeros(n, dtype=bool)
+        if split_type is not None:
+            categorical = (split_type.array(n, "i") != 0) & ~is_leaf
         right = np.where(is_leaf, -1, right)
         left = np.where(is_leaf, -1, left)
         # x < c  <=>  x <= the float below c (x a float32); c = -inf sends
@@ -223,9 +225,70 @@ def _xgb_trees(model: _Doc, n_features: int, n_groups: int, n_iterations: Option
         threshold = np.where(is_leaf, 0.0, below)
         feature = np.where(is_leaf, 0, feature)
         flags = ((default_left != 0) & ~is_leaf).astype(np.uint8)
+        if categorical.any():
+            threshold = threshold.copy()
+            for node_id, members in _xgb_categories(doc, n, categorical):
+                threshold[node_id] = sets.add(members, doc.where)
+            flags |= categorical.astype(np.uint8) << 1
         values = np.where(is_leaf, cond, 0.0).astype(np.float64)[:, None]
         trees.add(left, right, feature, threshold, flags, values)
-    return trees, info[:n_trees].astype(np.int32)
+    return trees, info[:n_trees].astype(np.int32), sets
+
+
+#: XGBoost's largest category (a float32 holds every integer below it)
+_XGB_MAX_CAT = 1 << 24
+
+
+class _CatSets:
+    """The category sets of a forest's splits, as words of bits."""
+
+    def __init__(self) -> None:
+        self.words: List[np.ndarray] = []
+        self.offsets = [0]
+
+    def add(self, members: np.ndarray, where: str) -> float:
+        """A set's index (a categorical node's threshold) for these categories."""
+        if members.size and (members.min() < 0 or members.max() >= _XGB_MAX_CAT):
+            raise ModelFormatError(f"{where}: a category outside 0..{_XGB_MAX_CAT - 1}")
+        n_words = int(members.max()) // 32 + 1 if members.size else 1
+        words = np.zeros(n_words, dtype=np.uint32)
+        np.bitwise_or.at(words, members // 32, (np.uint32(1) << (members % 32).astype(
+            np.uint32)).astype(np.uint32))
+        return self.add_words(words)
+
+    def add_words(self, words: np.ndarray) -> float:
+        self.words.append(np.asarray(words, dtype=np.uint32))
+        self.offsets.append(self.offsets[-1] + len(words))
+        return float(len(self.offsets) - 2)
+
+    def fields(self, rule: int) -> Dict[str, Any]:
+        if len(self.offsets) == 1:
+            return {}
+        return {"cat_words": np.concatenate(self.words),
+                "cat_offsets": np.asarray(self.offsets, dtype=np.int64), "cat_rule": rule}
+
+
+def _xgb_categories(doc: _Doc, n: int, categorical: np.ndarray):
+    """(node, its categories) of a tree's categorical splits: the set goes
+    right (common::Decision)."""
+    nodes_doc = doc["categories_nodes"]
+    k = len(nodes_doc.value) if isinstance(nodes_doc.value, (list, np.ndarray)) else -1
+    nodes = nodes_doc.array(k, "i").astype(np.int64)
+    segments = doc["categories_segments"].array(k, "i").astype(np.int64)
+    sizes = doc["categories_sizes"].array(k, "i").astype(np.int64)
+    cats_doc = doc["categories"]
+    total = len(cats_doc.value) if isinstance(cats_doc.value, (list, np.ndarray)) else -1
+    cats = cats_doc.array(total, "i").astype(np.int64)
+    if np.any(nodes < 0) or np.any(nodes >= n) or np.any(segments < 0) or \
+            np.any(sizes < 0) or np.any(segments + sizes > total):
+        raise doc.fail("categories_* name nodes or categories out of range")
+    listed = np.zeros(n, dtype=bool)
+    listed[nodes] = True
+    if np.any(categorical & ~listed):
+        raise doc.fail("a categorical split without its categories")
+    for node_id, start, size in zip(nodes.tolist(), segments.tolist(), sizes.tolist()):
+        if categorical[node_id]:
+            yield node_id, cats[start:start + size]
 
 
 def _best_iteration(learner: _Doc) -> Optional[int]:
@@ -287,18 +350,24 @@ class _XgbModel:
                     not all(isinstance(x, str) for x in names.value):
                 raise names.fail(f"does not name the {self.n_features} features")
             self.feature_names = np.asarray(names.value, dtype=object)
-        types = learner.get("feature_types")
-        if types is not None and isinstance(types.value, list) and "c" in types.value:
-            raise UnsupportedModelError(f"{where}: categorical features are not served yet")
+        cats = booster["model"].get("cats")
+        if cats is not None and isinstance(cats.value, dict) and \
+                any(len(v) for v in cats.value.values() if isinstance(v, (list, np.ndarray))):
+            # XGBoost >= 3.1 fitted on a DataFrame keeps its categories and
+            # codes a DataFrame's values itself
+            raise UnsupportedModelError(f"{where}: categories kept from a DataFrame (pandas "
+                                        "'category' columns) are not served yet; a model fitted "
+                                        "on category codes (numbers) is")
 
     def raw(self, node: Node, b: Builders, X: Optional[Cols],
             n_iterations: Optional[int]) -> Cols:
-        trees, columns = _xgb_trees(self.model, self.n_features, self.n_groups, n_iterations)
+        trees, columns, sets = _xgb_trees(self.model, self.n_features, self.n_groups,
+                                          n_iterations)
         X = b.input(node, X, self.n_features)
         if not trees.sizes:
             raise UnsupportedModelError(f"{node.where}: an XGBoost model without trees")
         op = trees.op(self.n_features, self.n_groups, column=columns, init=self.init,
-                      sum_f32=True)
+                      sum_f32=True, **sets.fields(CatRule.XGBOOST))
         return b.add(node, op, X, self.n_groups, accept=Accept.ANY, cast_f32=True)
 
 
@@ -439,6 +508,7 @@ class _LgbModel:
         if n_iterations is not None and n_iterations > 0:
             trees = trees[:n_iterations * self.per_iteration]
         laid = _Trees()
+        sets = _CatSets()
         columns = []
         for t, fields in enumerate(trees):
             where = f"{self.where}: Tree={t}"
@@ -454,18 +524,39 @@ class _LgbModel:
                 laid.add([-1], [-1], [0], [0.0], [0], leaf_value[:, None])
                 columns.append(t % self.per_iteration)
                 continue
-            if lightgbm_int(fields, "num_cat", where, default=0) > 0:
-                raise UnsupportedModelError(f"{where}: categorical splits are not served yet")
+            n_cat = lightgbm_int(fields, "num_cat", where, default=0)
             feature = lightgbm_array(fields, "split_feature", np.int64, n_int, where)
             threshold = lightgbm_array(fields, "threshold", np.float64, n_int, where)
             decision = lightgbm_array(fields, "decision_type", np.int64, n_int, where)
             lc = lightgbm_array(fields, "left_child", np.int64, n_int, where)
             rc = lightgbm_array(fields, "right_child", np.int64, n_int, where)
-            if np.any(decision & 1):
-                raise UnsupportedModelError(f"{where}: categorical splits are not served yet")
+            categorical = (decision & 1) != 0
+            threshold = threshold.copy()
+            if categorical.any():
+                if n_cat < 1:
+                    raise ModelFormatError(f"{where}: categorical splits but num_cat {n_cat}")
+                bounds = lightgbm_array(fields, "cat_boundaries", np.int64, n_cat + 1, where)
+                words = lightgbm_array(fields, "cat_threshold", np.int64, int(bounds[-1])
+                                       if bounds.size and 0 <= bounds[-1] <= 1 << 24 else -1,
+                                       where)
+                if bounds[0] != 0 or np.any(np.diff(bounds) < 0) or \
+                        np.any((words < 0) | (words > 0xFFFFFFFF)):
+                    raise ModelFormatError(f"{where}: cat_boundaries or cat_threshold malformed")
+                first = None
+                for i in range(n_cat):
+                    index = sets.add_words(words[bounds[i]:bounds[i + 1]])
+                    first = index if first is None else first
+                cat_index = threshold[categorical]
+                if np.any((cat_index < 0) | (cat_index >= n_cat) |
+                          (cat_index != np.floor(cat_index))):
+                    raise ModelFormatError(f"{where}: a categorical split names a set out of "
+                                           "range")
+                threshold[categorical] = cat_index + first
             default_left = (decision & 2) != 0
             missing_type = (decision >> 2) & 3
             flags = np.zeros(n_int, dtype=bool)
+            # a categorical split sends NaN right (Tree::CategoricalDecision)
+            missing_type = np.where(categorical, 4, missing_type)
             nan_type = missing_type == 2
             flags[nan_type] = default_left[nan_type]
             none_type = missing_type == 0
@@ -483,7 +574,7 @@ class _LgbModel:
                         f"{where}: a split with missing_type Zero whose threshold cuts the "
                         "zero range away from its default side is not served")
                 flags[zero_type] = dl
-            if np.any(missing_type == 3):
+            if np.any(missing_type[~categorical] == 3):
                 raise ModelFormatError(f"{where}: decision_type names missing type 3")
             # children: >= 0 an internal node, < 0 the leaf ~child
             left = np.where(lc >= 0, lc, n_int + ~lc)
@@ -491,19 +582,20 @@ class _LgbModel:
             if np.any((lc < 0) & (~lc >= n_leaves)) or np.any((rc < 0) & (~rc >= n_leaves)):
                 raise ModelFormatError(f"{where}: a child names a leaf out of range")
             n = n_int + n_leaves
+            node_flags = flags.astype(np.uint8) | (categorical.astype(np.uint8) << 1)
             laid.add(np.concatenate([left, np.full(n_leaves, -1)]),
                      np.concatenate([right, np.full(n_leaves, -1)]),
                      np.concatenate([feature, np.zeros(n_leaves, np.int64)]),
                      np.concatenate([threshold, np.zeros(n_leaves)]),
-                     np.concatenate([flags.astype(np.uint8), np.zeros(n_leaves, np.uint8)]),
+                     np.concatenate([node_flags, np.zeros(n_leaves, np.uint8)]),
                      np.concatenate([np.zeros(n_int), leaf_value])[:, None])
-            assert laid.sizes[-1] == n
             columns.append(t % self.per_iteration)
         if not laid.sizes:
             raise UnsupportedModelError(f"{node.where}: a LightGBM model without trees")
         X = b.input(node, X, self.n_features)
         op = laid.op(self.n_features, self.per_iteration,
-                     column=np.asarray(columns, dtype=np.int32))
+                     column=np.asarray(columns, dtype=np.int32),
+                     **sets.fields(CatRule.LIGHTGBM))
         return b.add(node, op, X, self.per_iteration, accept=Accept.ANY, cast_f32=False)
 
 

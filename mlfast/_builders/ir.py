@@ -33,6 +33,7 @@ NormalizeRule = IntEnum("NormalizeRule", _core.CODES["normalize"])  # type: igno
 EcocRule = IntEnum("EcocRule", _core.CODES["ecoc"])  # type: ignore[misc]
 CastRule = IntEnum("CastRule", _core.CODES["cast"])  # type: ignore[misc]
 XgbRule = IntEnum("XgbRule", _core.CODES["xgb_link"])  # type: ignore[misc]
+CatRule = IntEnum("CatRule", _core.CODES["cat_rule"])  # type: ignore[misc]
 #: numpy's name -> code, of the functions a FunctionTransformer may name
 FUNCTIONS: Dict[str, int] = dict(_core.CODES["functions"])
 METHODS: Tuple[str, ...] = tuple(_core.CODES["methods"])
@@ -151,6 +152,9 @@ class Forest(Op):
     init: Optional[np.ndarray] = None
     average: bool = False
     sum_f32: bool = False
+    cat_words: Optional[np.ndarray] = None
+    cat_offsets: Optional[np.ndarray] = None
+    cat_rule: int = 0
 
 
 @dataclass
@@ -168,6 +172,9 @@ class PackedForest(Op):
     init: Optional[np.ndarray] = None
     average: bool = False
     sum_f32: bool = False
+    cat_words: Optional[np.ndarray] = None
+    cat_offsets: Optional[np.ndarray] = None
+    cat_rule: int = 0
 
     def __post_init__(self) -> None:
         super().__post_init__()

@@ -208,8 +208,9 @@ def _key_values(block: str, what: str) -> Dict[str, str]:
     out: Dict[str, str] = {}
     for line in block.split("\n"):
         line = line.strip()
-        if not line or "=" not in line:
+        if not line:
             continue
+        # a bare word is a flag (average_output)
         key, _, value = line.partition("=")
         out[key] = value
     return out

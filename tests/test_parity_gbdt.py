@@ -109,6 +109,10 @@ XGB_CASES: Dict[str, Callable[[Any], Any]] = {
     "XGBRegressor pseudohuber": lambda x: (x.XGBRegressor(
         n_estimators=20, objective="reg:pseudohubererror"), "real"),
     "XGBRFRegressor": lambda x: (x.XGBRFRegressor(n_estimators=10), "real"),
+    "XGBRegressor dart": lambda x: (x.XGBRegressor(n_estimators=30, booster="dart",
+                                                   rate_drop=0.3, max_depth=4), "real"),
+    "XGBClassifier dart multi": lambda x: (x.XGBClassifier(n_estimators=15, booster="dart",
+                                                           rate_drop=0.2), "multi"),
 }
 
 
@@ -220,6 +224,10 @@ LGB_CASES: Dict[str, Callable[[Any], Any]] = {
                                         "positive"),
     "LGBMRegressor dart": lambda m: (m.LGBMRegressor(n_estimators=20, boosting_type="dart"),
                                      "real"),
+    "LGBMRegressor rf": lambda m: (m.LGBMRegressor(n_estimators=15, boosting_type="rf",
+                                                   subsample=0.7, subsample_freq=1), "real"),
+    "LGBMClassifier rf": lambda m: (m.LGBMClassifier(n_estimators=15, boosting_type="rf",
+                                                     subsample=0.7, subsample_freq=1), "binary"),
 }
 
 

@@ -169,7 +169,8 @@ def _xgb_margin(kind: str, base: np.ndarray, where: str) -> np.ndarray:
     return out
 
 
-def _xgb_trees(model: _Doc, n_features: int, n_groups: int, n_iterations: Optional[int]):
+def _xgb_trees(model: _Doc, n_features: int, n_groups: int, n_iterations: Optional[int],
+               init: np.ndarray, weights: Optional[np.ndarray] = None):
     """The trees of a gbtree model (of the first n_iterations rounds), laid
     out for the forest op, and the output group of each."""
     trees_doc = model["trees"]
@@ -230,7 +231,14 @@ def _xgb_trees(model: _Doc, n_features: int, n_groups: int, n_iterations: Option
             for node_id, members in _xgb_categories(doc, n, categorical):
                 threshold[node_id] = sets.add(members, doc.where)
             flags |= categorical.astype(np.uint8) << 1
-        values = np.where(is_leaf, cond, 0.0).astype(np.float64)[:, None]
+        leaf = np.where(is_leaf, cond, np.float32(0.0)).astype(np.float32)
+        if weights is not None:
+            # DART (Dart::InplacePredict): each tree predicted alone from the
+            # base margin, the margin taken off again, times the tree's
+            # weight, every step in float32
+            base = np.float32(init[info[t]])
+            leaf = ((base + leaf) - base) * weights[t]
+        values = np.where(is_leaf, leaf, 0.0).astype(np.float64)[:, None]
         trees.add(left, right, feature, threshold, flags, values)
     return trees, info[:n_trees].astype(np.int32), sets
 
@@ -338,9 +346,15 @@ class _XgbModel:
         self.init = _xgb_margin(margin_kind, base, param.where).astype(np.float64)
         booster = learner["gradient_booster"]
         name = booster["name"].text()
-        if name != "gbtree":
+        self.weights: Optional[np.ndarray] = None
+        if name == "dart":
+            trees_doc = booster["gbtree"]["model"]["trees"]
+            n_trees = len(trees_doc.value) if isinstance(trees_doc.value, list) else -1
+            self.weights = booster["weight_drop"].array(n_trees, "f").astype(np.float32)
+            booster = booster["gbtree"]
+        elif name != "gbtree":
             raise UnsupportedModelError(f"{where}: XGBoost booster {name!r} is not served "
-                                        "(gbtree is)")
+                                        "(gbtree and dart are)")
         self.best_iteration = _best_iteration(learner)
         self.model = booster["model"]
         names = learner.get("feature_names")
@@ -362,7 +376,8 @@ class _XgbModel:
     def raw(self, node: Node, b: Builders, X: Optional[Cols],
             n_iterations: Optional[int]) -> Cols:
         trees, columns, sets = _xgb_trees(self.model, self.n_features, self.n_groups,
-                                          n_iterations)
+                                          n_iterations, self.init.astype(np.float32),
+                                          self.weights)
         X = b.input(node, X, self.n_features)
         if not trees.sizes:
             raise UnsupportedModelError(f"{node.where}: an XGBoost model without trees")
@@ -494,9 +509,11 @@ class _LgbModel:
                                    f"num_tree_per_iteration {self.per_iteration}, "
                                    f"{self.n_features} features")
         self.objective, self.sigmoid = _lgb_objective(header, where)
-        if "average_output" in header:
-            raise UnsupportedModelError(f"{where}: LightGBM random forests "
-                                        "(average_output) are not served yet")
+        # boosting='rf': the trees' outputs are averaged over the iterations
+        self.average = "average_output" in header
+        if self.average and self.per_iteration != 1:
+            raise UnsupportedModelError(f"{where}: LightGBM random forests of "
+                                        f"{self.per_iteration} classes are not served yet")
         self.trees = trees
         names = header.get("feature_names", "").split()
         self.feature_names = np.asarray(names, dtype=object) \
@@ -595,7 +612,7 @@ class _LgbModel:
         X = b.input(node, X, self.n_features)
         op = laid.op(self.n_features, self.per_iteration,
                      column=np.asarray(columns, dtype=np.int32),
-                     **sets.fields(CatRule.LIGHTGBM))
+                     average=self.average, **sets.fields(CatRule.LIGHTGBM))
         return b.add(node, op, X, self.per_iteration, accept=Accept.ANY, cast_f32=False)
 
 

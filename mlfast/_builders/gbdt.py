@@ -624,7 +624,8 @@ def _lgb_booster(node: Node) -> Tuple[_LgbModel, Optional[int]]:
 
 
 def _lgb_from_booster(booster: Node) -> Tuple[_LgbModel, Optional[int]]:
-    text = booster.get("_handle")
+    # the model text is `handle` up to lightgbm 3.3, `_handle` from 4.0
+    text = booster.get("_handle" if "_handle" in booster.state else "handle")
     model = _LgbModel(text, booster.where)
     if booster.state.get("pandas_categorical") not in (None, []):
         raise UnsupportedModelError(f"{booster.where}: pandas categorical columns are not "
@@ -681,8 +682,8 @@ def _lgb_names(node: Node) -> Optional[np.ndarray]:
     if not node.state.get("_fitted_with_feature_names", False):
         return None
     booster = node.get("_Booster")
-    text = booster.state.get("_handle") if isinstance(booster, Record) and \
-        isinstance(booster.state, dict) else None
+    state = booster.state if isinstance(booster, Record) else None
+    text = state.get("_handle", state.get("handle")) if isinstance(state, dict) else None
     if not isinstance(text, str):
         return None
     header, _, _ = lightgbm_document(text, node.where)

@@ -28,6 +28,7 @@ SOURCES = [
     "csrc/linear.c",
     "csrc/links.c",
     "csrc/trees.c",
+    "csrc/gbdt.c",
     "csrc/ensemble.c",
     "csrc/multiclass.c",
     "csrc/tally.c",

@@ -66,6 +66,7 @@ typedef enum {
     MF_G_GETATTR,           /* builtins.getattr: an inert method reference on a record */
     MF_G_FUNCTION,          /* a numpy function named as a value: FunctionTransformer(np.log1p) */
     MF_G_UFUNC_RECONSTRUCT, /* numpy.core._ufunc_reconstruct: how numpy < 1.20 named one */
+    MF_G_DEFAULTDICT,       /* collections.defaultdict: read as the dict it holds */
     MF_G_UNKNOWN            /* a class of a module outside the table (a user's own, another
                              * library's): instantiated as an inert record, never called */
 } mf_global_kind;
@@ -290,6 +291,12 @@ typedef struct {
     int32_t right;
 } mf_tnode;
 
+/* Whose category sets a forest's categorical splits hold. */
+typedef enum {
+    MF_CATS_XGBOOST = 1,       /* the set goes right; negative values are in no set */
+    MF_CATS_LIGHTGBM = 2       /* the set goes left; values truncating below 0 in none */
+} mf_cat_rule;
+
 /* A categorical split of HistGradientBoosting: 256-bit sets of the raw
  * categories that go left and of those known at fit time. */
 typedef struct {
@@ -302,6 +309,10 @@ typedef struct {
  * boosting) or all of them (forests); average divides by the number of
  * trees.  (scikit-learn's own trees read X as float32: their node casts
  * its input, see mf_node.cast_f32.)
+ *
+ * sum_f32: XGBoost keeps a row's margin in a float: init and every leaf
+ * are float32 values and each sum is rounded to float32 (a double sum of
+ * two floats rounded once is the float sum, exactly).
  *
  * `forest` takes per-node arrays of all trees concatenated (children as
  * indices within their tree, -1 for a leaf; flags bit 0: missing values go
@@ -333,6 +344,15 @@ typedef struct {
     const double *init;        /* n_raw initial values, or NULL for zeros */
     Py_ssize_t n_init;
     int average;
+    int sum_f32;               /* each addition rounded to float32 (XGBoost's float sums) */
+    /* category sets of XGBoost's and LightGBM's splits (cat_rule != 0;
+     * then `cats` is NULL): a categorical node's threshold is a set's
+     * index, its words cat_words[cat_offsets[i] : cat_offsets[i + 1]] */
+    const uint32_t *cat_words;
+    Py_ssize_t n_cat_set_words;
+    const int64_t *cat_offsets;
+    Py_ssize_t n_cat_offsets;
+    Py_ssize_t cat_rule;       /* mf_cat_rule */
     /* the walk's layout, made or checked by prepare */
     Py_ssize_t n_trees, n_nodes, n_leaves;
     Py_ssize_t n_values;       /* values per leaf */
@@ -383,6 +403,21 @@ typedef struct {
     Py_ssize_t rule;           /* mf_post_rule */
     double denominator, offset;
 } mf_post;
+
+/* xgb_link: XGBoost's transforms of its float32 margins (gbdt.c), in
+ * float32 and in XGBoost's order of operations, so that the bits are
+ * XGBoost's.  The output is float32, as XGBoost returns it. */
+typedef enum {
+    MF_XGB_IDENTITY = 1,       /* reg:squarederror, binary:logitraw, rank:*: the margin */
+    MF_XGB_SIGMOID,            /* binary:logistic, reg:logistic: common::Sigmoid */
+    MF_XGB_SOFTMAX,            /* multi:softprob: common::Softmax over the row */
+    MF_XGB_EXP,                /* count:poisson, reg:gamma, reg:tweedie: expf */
+    MF_XGB_COMPLEMENT          /* one column p -> [1 - p, p] (the wrapper's predict_proba) */
+} mf_xgb_rule;
+
+typedef struct {
+    Py_ssize_t rule;           /* mf_xgb_rule */
+} mf_xgb_link;
 
 /* ---- ensembles (ensemble.c) ------------------------------------------
  *
@@ -986,6 +1021,7 @@ extern const mf_op_def mf_op_power;         /* preprocess.c */
 extern const mf_op_def mf_op_nearest;       /* distances.c */
 extern const mf_op_def mf_op_bisect;        /* distances.c */
 extern const mf_op_def mf_op_sparse;        /* text.c */
+extern const mf_op_def mf_op_xgb_link;      /* gbdt.c */
 
 /* Blocks of rows go through a graph together, so that each node's loop and
  * a matrix product run over a small matrix that stays in cache. */
@@ -1075,6 +1111,9 @@ typedef struct {
     PyObject *owners;          /* list: arrays whose data the IR points into */
     PyObject *made;            /* tuple: what each node's prepare made, or None */
     PyObject *coerce;          /* callable turning non-arrays into arrays, or NULL */
+    PyObject *route;           /* route(graph, method, X): the answer for an input another
+                                * graph reads (scipy.sparse), NotImplemented otherwise;
+                                * called for what is not an ndarray; or NULL */
     int strings;               /* what the input does with strings (MF_STRINGS_*) */
     PyObject *string_prefix;   /* put before a failed conversion's message, or NULL */
     PyObject *names_warning;   /* warned when an array meets a model fitted on names */

@@ -165,7 +165,7 @@ PyInit__core(void)
         goto error;
     }
     kinds = Py_BuildValue(
-        "{sisisisisisisisisisisisisisisisisisisisisisisi}",
+        "{sisisisisisisisisisisisisisisisisisisisisisisisi}",
         "reconstruct", MF_G_RECONSTRUCT, "scalar", MF_G_SCALAR,
         "frombuffer", MF_G_FROMBUFFER, "dtype", MF_G_DTYPE, "ndarray", MF_G_NDARRAY,
         "joblib_wrapper", MF_G_JOBLIB_WRAPPER, "codecs_encode", MF_G_CODECS_ENCODE,
@@ -175,7 +175,7 @@ PyInit__core(void)
         "typeref", MF_G_TYPEREF, "record", MF_G_RECORD, "partial", MF_G_PARTIAL,
         "slice", MF_G_SLICE, "bytes", MF_G_BYTES, "getattr", MF_G_GETATTR,
         "function", MF_G_FUNCTION, "ufunc_reconstruct", MF_G_UFUNC_RECONSTRUCT,
-        "unknown", MF_G_UNKNOWN);
+        "defaultdict", MF_G_DEFAULTDICT, "unknown", MF_G_UNKNOWN);
     if (kinds == NULL || PyModule_AddObject(m, "GLOBAL_KINDS", kinds) < 0) {
         Py_XDECREF(kinds);
         goto error;

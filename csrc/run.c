@@ -681,6 +681,16 @@ mf_graph_call(mf_Graph *g, PyObject *X, mf_method method)
         PyErr_Format(PyExc_AttributeError, "this model has no %s", mf_method_names[method]);
         return NULL;
     }
+    if (g->route != NULL && !PyArray_Check(X)) {
+        /* an input another graph reads (scipy.sparse rows): its answer.  The
+         * graph is passed, not kept by the route, so that no cycle holds it. */
+        PyObject *routed = PyObject_CallFunction(g->route, "OsO", (PyObject *)g,
+                                                 mf_method_names[method], X);
+        if (routed != Py_NotImplemented) {
+            return routed;      /* the answer, or NULL with its error */
+        }
+        Py_DECREF(routed);
+    }
     memset(&job, 0, sizeof(job));
     job.g = g;
     job.out = o;

@@ -668,6 +668,17 @@ static const global_entry exact_globals[] = {
     {NULL, NULL, 0}
 };
 
+/* What the pickles of XGBoost's, LightGBM's and CatBoost's scikit-learn
+ * wrappers name besides their own classes (which stay unknown names, inert
+ * records a builder reads).  Each is data, never a callable that runs. */
+static const global_entry gbdt_globals[] = {
+    /* lightgbm's Booster and LGBMModel keep best_score as
+     * defaultdict(OrderedDict) of metric values: read as a plain dict,
+     * its factory never called */
+    {"collections", "defaultdict", MF_G_DEFAULTDICT},
+    {NULL, NULL, 0}
+};
+
 /* Types that may be named as values (e.g. an estimator's dtype=np.float64). */
 static const char *const builtin_typerefs[] = {
     "int", "float", "str", "bool", "list", "dict", "tuple", NULL
@@ -845,6 +856,11 @@ classify(PyObject *module, PyObject *name, const char **reason)
          * parameter distributions a RandomizedSearchCV keeps) as inert
          * records */
         return MF_G_RECORD;
+    }
+    for (e = gbdt_globals; e->module != NULL; e++) {
+        if (strcmp(e->module, m) == 0 && strcmp(e->name, n) == 0) {
+            return e->kind;
+        }
     }
     if (is_library(m)) {
         return 0;
@@ -1804,6 +1820,22 @@ vm_call(mf_vm *vm, PyObject *callable, PyObject *args, int newobj)
             return NULL;
         }
         return PyDict_New();
+    case MF_G_DEFAULTDICT: {
+        /* defaultdict(factory) then SETITEMS: the dict of its items; the
+         * factory only fills missing keys, which nothing here looks up, and
+         * may only be a type (OrderedDict, dict, list, ...) or None */
+        PyObject *factory = PyTuple_GET_SIZE(args) == 1 ? PyTuple_GET_ITEM(args, 0) : NULL;
+        int kind = factory != NULL && mf_Global_Check(factory)
+            ? ((mf_Global *)factory)->kind : 0;
+        if (PyTuple_GET_SIZE(args) > 1 ||
+            (factory != NULL && factory != Py_None && kind != MF_G_ORDEREDDICT &&
+             kind != MF_G_TYPEREF && kind != MF_G_DEFAULTDICT)) {
+            UNSAFE_ERROR(vm, "collections.defaultdict is refused with a factory other "
+                         "than a type");
+            return NULL;
+        }
+        return PyDict_New();
+    }
     case MF_G_GETATTR: {
         /* getattr(record, 'name') is how pickle writes a bound method; on
          * an inert record it names a method of a class mlfast never

@@ -117,8 +117,31 @@ def _build(tree: _Any, source: _Optional[str] = None) -> Model:
         raise ModelFormatError(f"model: invalid parameters: {exc}") from None
 
 
+def _native(raw, source, max_memory: int) -> _Any:
+    """A model file XGBoost or LightGBM wrote itself, built as its Booster;
+    None for anything else (pickles and joblib files)."""
+    from mlfast._builders.gbdt import build_file, native_kind
+
+    kind = native_kind(bytes(raw[:16]))
+    if kind is None:
+        return None
+    if len(raw) > max_memory // 4:
+        # the document read as Python values costs a few times its bytes
+        raise ModelFormatError(f"model: the file's {len(raw)} bytes exceed a quarter of "
+                               f"max_memory={max_memory}")
+    try:
+        builders = _Builders()
+        built = build_file(kind, bytes(raw), builders)
+        return Model(_Spec.from_built(built, builders.graph), source)
+    except (ValueError, TypeError) as exc:
+        if isinstance(exc, MlfastError):
+            raise
+        raise ModelFormatError(f"model: invalid parameters: {exc}") from None
+
+
 def load(source: Source, *, max_memory: int = DEFAULT_MAX_MEMORY) -> Model:
-    """Load a model saved by ``joblib.dump`` or ``pickle.dump``.
+    """Load a model saved by ``joblib.dump`` or ``pickle.dump``, or a model
+    file XGBoost (JSON, UBJSON) or LightGBM (text) saved itself.
 
     ``source`` is a path, a binary file object or bytes.  Compressed joblib
     files (zlib, gzip, bz2, xz, lzma, lz4) are recognised by their first
@@ -132,7 +155,9 @@ def load(source: Source, *, max_memory: int = DEFAULT_MAX_MEMORY) -> Model:
     """
     name = str(source) if isinstance(source, (str, _os.PathLike)) else None
     raw = read_source(source)
-    model = _build(load_tree(raw, max_memory), name)
+    model = _native(raw, name, max_memory)
+    if model is None:
+        model = _build(load_tree(raw, max_memory), name)
     if len(raw) > _TRIM_ABOVE:
         _core.trim_memory()
     return model
@@ -142,7 +167,10 @@ def loads(data: _Union[bytes, bytearray, memoryview], *, max_memory: int = DEFAU
           source: _Any = None) -> Model:
     """Like :func:`load`, from bytes; ``source`` names where they came from
     (shown by the model, as ``load`` shows its path)."""
-    return _build(load_tree(data, max_memory), None if source is None else str(source))
+    name = None if source is None else str(source)
+    raw = read_source(data)
+    model = _native(raw, name, max_memory)
+    return model if model is not None else _build(load_tree(raw, max_memory), name)
 
 
 def compile(estimator: _Any) -> Model:  # noqa: A001 - the verb is the API

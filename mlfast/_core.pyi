@@ -78,6 +78,7 @@ class Graph:
         explain: Optional[Callable[[str, int, Any, List[Any]], str]] = None,
         column_names: Optional[Tuple[str, ...]] = None,
     ) -> None: ...
+    route: Optional[Callable[["Graph", str, Any], Any]]
     @property
     def n_features(self) -> int: ...
     @property

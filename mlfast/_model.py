@@ -555,6 +555,14 @@ class Model:
             key_columns=spec.key_columns, explain=_unknown_message,
             column_names=None if spec.feature_names_in is None else
             tuple(spec.feature_names_in.tolist()))
+        route = sparse_route(spec)
+        if route is not None:
+            # scipy.sparse X: the same model over packed rows
+            sparse_graph = Graph(
+                1, route[0], route[1], strings=int(spec.strings),
+                string_prefix=spec.string_prefix, names_warning=names_warning,
+                first_name=spec.first_name or None, key_columns=np.zeros(1, np.int64))
+            self._graph.route = _SparseRoute(sparse_graph, spec.n_features, bool(route[2]))
         for node, made in zip(spec.nodes, self._graph.made[1:]):
             if made is not None and isinstance(node.op, ir.Forest):
                 # keep a forest only in its packed layout: the per-node
@@ -564,25 +572,16 @@ class Model:
                 node.op = ir.PackedForest(
                     n_features=op.n_features, n_raw=op.n_raw, packed_nodes=made[0],
                     packed_roots=made[1], packed_values=made[2], column=op.column,
-                    cats=op.cats, init=op.init, average=op.average)
+                    cats=op.cats, init=op.init, average=op.average,
+                    sum_f32=op.sum_f32, cat_words=op.cat_words,
+                    cat_offsets=op.cat_offsets, cat_rule=op.cat_rule)
         # a list first: tuple(generator) over-allocates and shrinks, which leaves
         # one tuple per model in CPython's free list until it fills (2,000)
         methods = tuple([m for m in _METHODS if m in spec.outputs])
         documents = Documents(spec.text) if spec.text is not None else None
-        route = sparse_route(spec)
-        sparse_graph = None
-        if route is not None:
-            # scipy.sparse X: the same model over packed rows
-            sparse_graph = Graph(
-                1, route[0], route[1], strings=int(spec.strings),
-                string_prefix=spec.string_prefix, names_warning=names_warning,
-                first_name=spec.first_name or None, key_columns=np.zeros(1, np.int64))
         for name in methods:
             out = spec.outputs[name]
             method = getattr(self._graph, name)
-            if sparse_graph is not None:
-                method = _reading_sparse(method, getattr(sparse_graph, name), spec.n_features,
-                                         route[2])
             if out.split is not None or out.column_classes is not None:
                 method = _multi_output(method, out)
             if documents is not None:
@@ -734,18 +733,24 @@ def _reading_documents(method: Callable[[Any], Any], documents: Documents) -> Ca
     return call
 
 
-def _reading_sparse(method: Callable[[Any], Any], sparse_method: Callable[[Any], Any],
-                    n_features: int, coo: bool) -> Callable[[Any], Any]:
-    """A method of a model that starts with a linear model: scipy.sparse X
-    goes through its sparse route, never densified."""
+class _SparseRoute:
+    """A model that starts with a linear model reads scipy.sparse X through
+    its sparse graph, never densified.  The Graph calls this (in C) for any
+    X that is not an ndarray, so an array pays nothing; it is handed the
+    dense graph rather than keeping it, so that no cycle holds the graph."""
 
-    @functools.wraps(method)
-    def call(X: Any) -> Any:
-        if type(X) is not np.ndarray and is_sparse(X):
-            return sparse_method(pack_sparse(X, n_features, method, coo))
-        return method(X)
+    __slots__ = ("sparse", "n_features", "coo")
 
-    return call
+    def __init__(self, sparse: Graph, n_features: int, coo: bool):
+        self.sparse = sparse
+        self.n_features = n_features
+        self.coo = coo
+
+    def __call__(self, dense: Graph, method: str, X: Any) -> Any:
+        if not is_sparse(X):
+            return NotImplemented
+        rows = pack_sparse(X, self.n_features, getattr(dense, method), self.coo)
+        return getattr(self.sparse, method)(rows)
 
 
 def _multi_output(method: Callable[[Any], np.ndarray], out: ir.Output) -> Callable[[Any], Any]:

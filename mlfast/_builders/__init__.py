@@ -149,12 +149,28 @@ def register(package: str, *names: str):
     return deco
 
 
+#: full class path -> builder, for classes whose bare name is not unique
+#: (``xgboost.core.Booster``, ``lightgbm.basic.Booster``)
+_EXACT: Dict[str, Builder] = {}
+
+
+def register_exact(*paths: str):
+    def deco(fn: Builder) -> Builder:
+        for path in paths:
+            _EXACT[path] = fn
+        return fn
+
+    return deco
+
+
 def supported() -> List[str]:
-    return sorted(_REGISTRY)
+    return sorted(list(_REGISTRY) + list(_EXACT))
 
 
 def _entry(path: str) -> Optional[Tuple[str, Builder]]:
     """The builder of a class path, if mlfast serves it."""
+    if path in _EXACT:
+        return (path.rsplit(".", 1)[0], _EXACT[path])
     name = path.rsplit(".", 1)[-1]
     module = path.rsplit(".", 1)[0]
     entry = _REGISTRY.get(name)
@@ -196,7 +212,7 @@ def unserved(root: Any, where: str) -> List[Tuple[str, str]]:
                 return
             seen.add(id(obj))
         if isinstance(obj, Record):
-            if obj.cls.kind == _UNKNOWN:
+            if obj.cls.kind == _UNKNOWN and _entry(obj.path) is None:
                 found.append((path, obj.path))
                 return
             state = obj.state
@@ -254,7 +270,7 @@ def _not_served(root: Any, root_where: str, first: Tuple[str, str]) -> str:
     if any(path.startswith("__main__.") for _, path in found):
         tail = ("; a __main__ class was defined in the script or notebook that saved the "
                 "model, and mlfast never imports code")
-    return (f"{head}. mlfast.supported_estimators() lists the {len(_REGISTRY)} classes it "
+    return (f"{head}. mlfast.supported_estimators() lists the {len(_REGISTRY) + len(_EXACT)} classes it "
             f"serves{tail}")
 
 
@@ -385,6 +401,7 @@ from mlfast._builders import (  # noqa: E402,F401
     ensemble,
     feature_selection,
     functions,
+    gbdt,
     glm,
     linear,
     mixture,

@@ -43,6 +43,8 @@ EcocRule = _codes("EcocRule", "ecoc")
 Analyzer = _codes("Analyzer", "analyzers")
 TextNorm = _codes("TextNorm", "text_norms")
 CastRule = _codes("CastRule", "cast")
+XgbRule = _codes("XgbRule", "xgb_link")
+CatRule = _codes("CatRule", "cat_rule")
 #: numpy's name -> code, of the functions a FunctionTransformer may name
 FUNCTIONS: Dict[str, int] = dict(_core.CODES["functions"])
 METHODS: Tuple[str, ...] = tuple(_core.CODES["methods"])
@@ -160,6 +162,10 @@ class Forest(Op):
     cats: Optional[np.ndarray] = None
     init: Optional[np.ndarray] = None
     average: bool = False
+    sum_f32: bool = False
+    cat_words: Optional[np.ndarray] = None
+    cat_offsets: Optional[np.ndarray] = None
+    cat_rule: int = 0
 
 
 @dataclass
@@ -176,6 +182,10 @@ class PackedForest(Op):
     cats: Optional[np.ndarray] = None
     init: Optional[np.ndarray] = None
     average: bool = False
+    sum_f32: bool = False
+    cat_words: Optional[np.ndarray] = None
+    cat_offsets: Optional[np.ndarray] = None
+    cat_rule: int = 0
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -480,6 +490,14 @@ def op_from_state(state: dict) -> Op:
     if extra:
         raise ValueError(f"op {kind}: unknown fields {sorted(map(str, extra))[:5]}")
     return cls(**{k: v for k, v in state.items() if k != "op"})
+
+
+@dataclass
+class XgbLink(Op):
+    """XGBoost's float32 transforms of its margins."""
+
+    op_name: ClassVar[str] = "xgb_link"
+    rule: int = 0
 
 
 # ---- nodes and outputs ------------------------------------------------------------

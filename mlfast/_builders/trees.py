@@ -58,7 +58,8 @@ class _Trees:
         self.sizes.append(len(left))
 
     def op(self, n_features: int, n_raw: int, column=None, cats=None, init=None,
-           average=False) -> Forest:
+           average=False, sum_f32=False, cat_words=None, cat_offsets=None,
+           cat_rule=0) -> Forest:
         cat = lambda parts: np.concatenate(parts)  # noqa: E731
         offsets = np.zeros(len(self.sizes) + 1, dtype=np.int64)
         np.cumsum(self.sizes, out=offsets[1:])
@@ -66,7 +67,9 @@ class _Trees:
             n_features=int(n_features), n_raw=int(n_raw), left=cat(self.left),
             right=cat(self.right), feature=cat(self.feature), threshold=cat(self.threshold),
             flags=cat(self.flags), node_values=np.concatenate(self.values, axis=0),
-            offsets=offsets, column=column, cats=cats, init=init, average=bool(average))
+            offsets=offsets, column=column, cats=cats, init=init, average=bool(average),
+            sum_f32=bool(sum_f32), cat_words=cat_words, cat_offsets=cat_offsets,
+            cat_rule=int(cat_rule))
 
     def add_to(self, node: Node, b: Builders, X: Optional[Cols], n_features: int,
                n_raw: int, accept: int, cast_f32: bool = True, **kw) -> Tuple[Cols, int]:

@@ -30,6 +30,7 @@ SOURCES = [
     "csrc/trees.c",
     "csrc/ensemble.c",
     "csrc/multiclass.c",
+    "csrc/bayes.c",
     "csrc/tally.c",
 ]
 

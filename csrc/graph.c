@@ -47,12 +47,16 @@ static const mf_op_def *const op_defs[] = {
     &mf_op_ecoc,
     &mf_op_cast,
     &mf_op_function,
+    &mf_op_gaussian_nb,
+    &mf_op_bernoulli_nb,
+    &mf_op_categorical_nb,
+    &mf_op_nb_log_proba,
     NULL,
 };
 
 const char *const mf_method_names[MF_N_METHODS] = {
     "predict", "predict_proba", "predict_log_proba", "decision_function", "transform",
-    "score_samples",
+    "score_samples", "predict_joint_log_proba",
 };
 
 /* Caps on what a graph may hold, so that sizes below never overflow. */
@@ -926,6 +930,12 @@ graph_score_samples(mf_Graph *g, PyObject *X)
 }
 
 static PyObject *
+graph_predict_joint_log_proba(mf_Graph *g, PyObject *X)
+{
+    return mf_graph_call(g, X, MF_M_PREDICT_JOINT_LOG_PROBA);
+}
+
+static PyObject *
 graph_get_made(mf_Graph *g, void *closure)
 {
     PyObject *v = g->ready ? g->made : Py_None;
@@ -973,6 +983,8 @@ static PyMethodDef graph_methods[] = {
      "transform($self, X, /)\n--\n\nTransformed rows."},
     {"score_samples", (PyCFunction)graph_score_samples, METH_O,
      "score_samples($self, X, /)\n--\n\nPer-sample scores."},
+    {"predict_joint_log_proba", (PyCFunction)graph_predict_joint_log_proba, METH_O,
+     "predict_joint_log_proba($self, X, /)\n--\n\nJoint log probabilities."},
     {NULL, NULL, 0, NULL}
 };
 

@@ -139,7 +139,8 @@ typedef enum {
 /* A failure found inside a kernel, reported after the GIL is retaken. */
 typedef enum {
     MF_ERR_NONE = 0, MF_ERR_NAN, MF_ERR_INF, MF_ERR_NOMEM,
-    MF_ERR_UNKNOWN             /* a key op met a category it refuses (handle_unknown='error') */
+    MF_ERR_UNKNOWN,            /* a key op met a category it refuses (handle_unknown='error') */
+    MF_ERR_VALUE               /* a value the op cannot read (its def's refusal says which) */
 } mf_err_kind;
 
 /* What a slot holds: a number, or a key (keys.c): a category value of any
@@ -217,6 +218,9 @@ typedef struct mf_op_def {
      * values, for the message made after the run */
     Py_ssize_t (*refused_column)(const void *op, const double *in_row, Py_ssize_t n_in);
     PyObject *(*known)(const void *op, Py_ssize_t column);
+    /* an op whose check refuses with MF_ERR_VALUE: sets the Python error
+     * scikit-learn raises for that row (with the GIL) */
+    void (*refusal)(const void *op, const double *in_row, Py_ssize_t n_in);
 } mf_op_def;
 
 /* ---- the ops ---------------------------------------------------------- */
@@ -730,6 +734,58 @@ typedef struct {
     signed char out_types[MF_UFUNC_TYPES];  /* numpy's result type per input type */
 } mf_function;
 
+/* ---- naive Bayes (bayes.c) ---- */
+
+/* gaussian_nb: GaussianNB's joint log likelihood, class c:
+ * log_prior[c] + (norm[c] - 0.5 * sum_j ((x_j - theta[c, j]) ** 2) / var[c, j]),
+ * the sum numpy's pairwise one.  log_prior = log(class_prior_) and
+ * norm = -0.5 * sum(log(2 pi var_[c])) come from the builder (numpy).  f32:
+ * the parameters are float32 (a float32 fit), and float32 input is then
+ * computed in float32. */
+typedef struct {
+    const double *theta;       /* (n_classes, n_features) */
+    Py_ssize_t n_classes, n_features;
+    const double *var;         /* (n_classes, n_features) */
+    Py_ssize_t n_var_rows, n_var_cols;
+    const double *log_prior;   /* n_classes */
+    Py_ssize_t n_log_prior;
+    const double *norm;        /* n_classes */
+    Py_ssize_t n_norm;
+    int f32;
+} mf_gaussian_nb;
+
+/* bernoulli_nb: BernoulliNB with binarize: b = (x > threshold), then
+ * b @ coef.T + intercept. */
+typedef struct {
+    const double *coef;        /* (n_classes, n_features) */
+    Py_ssize_t n_classes, n_features;
+    const double *intercept;   /* n_classes */
+    Py_ssize_t n_intercept;
+    double threshold;
+} mf_bernoulli_nb;
+
+/* categorical_nb: CategoricalNB: x_j truncated to an integer category
+ * (refused when negative or not below n_categories[j]); the row's
+ * n_classes values are the sum over features, in order from 0.0, of
+ * tables[offsets[j] + category * n_classes + c], then + log_prior[c]. */
+typedef struct {
+    Py_ssize_t n_classes;
+    const double *tables;
+    Py_ssize_t n_tables;
+    const int64_t *offsets;    /* n_features + 1 */
+    Py_ssize_t n_offsets;
+    const int64_t *n_categories;   /* n_features */
+    Py_ssize_t n_n_categories;
+    const double *log_prior;   /* n_classes */
+    Py_ssize_t n_log_prior;
+} mf_categorical_nb;
+
+/* nb_log_proba: _BaseNB.predict_log_proba: each row minus its
+ * scikit-learn _logsumexp. */
+typedef struct {
+    int unused;
+} mf_nb_log_proba;
+
 /* Every op kind (graph.c lists them for the Graph and _core.OPS), by the
  * file that defines it. */
 extern const mf_op_def mf_op_affine;        /* transform.c */
@@ -761,6 +817,10 @@ extern const mf_op_def mf_op_ovo_votes;     /* multiclass.c */
 extern const mf_op_def mf_op_ecoc;          /* multiclass.c */
 extern const mf_op_def mf_op_cast;          /* multiclass.c */
 extern const mf_op_def mf_op_function;      /* multiclass.c */
+extern const mf_op_def mf_op_gaussian_nb;   /* bayes.c */
+extern const mf_op_def mf_op_bernoulli_nb;  /* bayes.c */
+extern const mf_op_def mf_op_categorical_nb;/* bayes.c */
+extern const mf_op_def mf_op_nb_log_proba;  /* bayes.c */
 
 /* Blocks of rows go through a graph together, so that each node's loop and
  * a matrix product run over a small matrix that stays in cache. */
@@ -794,6 +854,7 @@ typedef enum {
     MF_M_DECISION_FUNCTION,
     MF_M_TRANSFORM,
     MF_M_SCORE_SAMPLES,
+    MF_M_PREDICT_JOINT_LOG_PROBA,
     MF_N_METHODS
 } mf_method;
 

@@ -20,7 +20,7 @@ from mlfast._builders import ir
 from mlfast._core import Graph
 
 _METHODS = ("predict", "predict_proba", "predict_log_proba", "decision_function",
-            "transform", "score_samples")
+            "transform", "score_samples", "predict_joint_log_proba")
 
 
 class _Method:
@@ -421,6 +421,7 @@ class Model:
         def decision_function(self, X: Any) -> np.ndarray: ...
         def transform(self, X: Any) -> np.ndarray: ...
         def score_samples(self, X: Any) -> np.ndarray: ...
+        def predict_joint_log_proba(self, X: Any) -> np.ndarray: ...
     else:
         @_Method
         def predict(self, X):
@@ -449,6 +450,10 @@ class Model:
         def score_samples(self, X):
             """Per-row scores (IsolationForest: the opposite of the anomaly
             score)."""
+
+        @_Method
+        def predict_joint_log_proba(self, X):
+            """Naive Bayes: log P(x, y) for each class of ``classes_``."""
 
     def _summary(self) -> dict:
         out = {

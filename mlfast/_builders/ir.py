@@ -439,6 +439,49 @@ class Function(Op):
     code: int = 0
 
 
+# ---- naive Bayes (csrc/bayes.c) ----------------------------------------------------
+
+@dataclass
+class GaussianNB(Op):
+    """GaussianNB's joint log likelihood: log_prior + (norm - 0.5 * sum((x - theta)**2 / var))."""
+
+    op_name: ClassVar[str] = "gaussian_nb"
+    theta: np.ndarray = field(default_factory=lambda: np.zeros((1, 1)))
+    var: np.ndarray = field(default_factory=lambda: np.ones((1, 1)))
+    log_prior: np.ndarray = field(default_factory=lambda: np.zeros(1))
+    norm: np.ndarray = field(default_factory=lambda: np.zeros(1))
+    f32: bool = False
+
+
+@dataclass
+class BernoulliNB(Op):
+    """BernoulliNB with binarize: (x > threshold) @ coef.T + intercept."""
+
+    op_name: ClassVar[str] = "bernoulli_nb"
+    coef: np.ndarray = field(default_factory=lambda: np.zeros((1, 1)))
+    intercept: np.ndarray = field(default_factory=lambda: np.zeros(1))
+    threshold: float = 0.0
+
+
+@dataclass
+class CategoricalNB(Op):
+    """CategoricalNB: each feature's table row of its category, summed, + log_prior."""
+
+    op_name: ClassVar[str] = "categorical_nb"
+    n_classes: int = 1
+    tables: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    offsets: np.ndarray = field(default_factory=lambda: np.zeros(1, np.int64))
+    n_categories: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
+    log_prior: np.ndarray = field(default_factory=lambda: np.zeros(1))
+
+
+@dataclass
+class NbLogProba(Op):
+    """Each row minus its logsumexp (naive Bayes' predict_log_proba)."""
+
+    op_name: ClassVar[str] = "nb_log_proba"
+
+
 def op_from_state(state: dict) -> Op:
     """The op of a pickled Model's plain state; unknown keys are refused."""
     kind = state.get("op")

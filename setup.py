@@ -31,6 +31,7 @@ SOURCES = [
     "csrc/ensemble.c",
     "csrc/multiclass.c",
     "csrc/bayes.c",
+    "csrc/svm.c",
     "csrc/tally.c",
 ]
 

@@ -13,6 +13,7 @@
  * classes fit the labels.
  */
 #include "mlfast.h"
+#include <stdarg.h>
 #include <string.h>
 #include <structmember.h>
 
@@ -51,6 +52,8 @@ static const mf_op_def *const op_defs[] = {
     &mf_op_bernoulli_nb,
     &mf_op_categorical_nb,
     &mf_op_nb_log_proba,
+    &mf_op_svm,
+    &mf_op_svm_post,
     NULL,
 };
 
@@ -1103,10 +1106,28 @@ mf_op_kinds_table(void)
 /* {"accept": {...}, "proba": {...}, "labels": {...}, "post": {...},
  *  "strings": {...}, "methods": (...), "calibrate", "normalize", "ecoc",
  *  "cast": {...}, "functions": {numpy name: code}} */
+/* codes[key] = Py_BuildValue(format, ...): a family's enum, by name. */
+static int
+add_codes(PyObject *codes, const char *key, const char *format, ...)
+{
+    va_list va;
+    PyObject *table;
+    int rc;
+    va_start(va, format);
+    table = Py_VaBuildValue(format, va);
+    va_end(va);
+    if (table == NULL) {
+        return -1;
+    }
+    rc = PyDict_SetItemString(codes, key, table);
+    Py_DECREF(table);
+    return rc;
+}
+
 PyObject *
 mf_codes_table(void)
 {
-    PyObject *methods = PyTuple_New(MF_N_METHODS);
+    PyObject *methods = PyTuple_New(MF_N_METHODS), *codes;
     int m;
     if (methods == NULL) {
         return NULL;
@@ -1119,7 +1140,7 @@ mf_codes_table(void)
         }
         PyTuple_SET_ITEM(methods, m, name);
     }
-    return Py_BuildValue(
+    codes = Py_BuildValue(
         "{s{sisisi}s{sisisisisisi}s{sisisi}s{sisisi}s{sisisi}s{sisi}sN"
         "s{sisisi}s{sisi}s{sisi}s{sisi}sN}",
         "accept", "FINITE", MF_ACCEPT_FINITE, "NAN", MF_ACCEPT_NAN, "ANY", MF_ACCEPT_ANY,
@@ -1140,4 +1161,11 @@ mf_codes_table(void)
         "ecoc", "SQUARED", MF_ECOC_SQUARED, "SQRT", MF_ECOC_SQRT,
         "cast", "FLOAT64", MF_CAST_FLOAT64, "UFUNC", MF_CAST_UFUNC,
         "functions", mf_function_codes());
+    /* the families' own enums, one entry a family */
+    if (codes != NULL && add_codes(codes, "svm_post", "{sisisisisi}", "VOTE", MF_SVM_VOTE,
+                                   "OVR", MF_SVM_OVR, "NEGATE", MF_SVM_NEGATE, "ADD",
+                                   MF_SVM_ADD, "PROBA", MF_SVM_PROBA) < 0) {
+        Py_CLEAR(codes);
+    }
+    return codes;
 }

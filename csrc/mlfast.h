@@ -786,6 +786,45 @@ typedef struct {
     int unused;
 } mf_nb_log_proba;
 
+/* ---- support vector machines (svm.c) ---- */
+
+/* svm: libsvm's decision values.  kernel: libsvm's code (0 linear, 1 poly,
+ * 2 rbf, 3 sigmoid).  n_classes 0: regression or one class, one value
+ * sum(dual_coef[0] * K) + intercept[0]; n_classes k >= 2: one value per pair
+ * (i, j), i < j, support vectors grouped by class (n_support), dual_coef
+ * (k - 1, n_sv) as libsvm's sv_coef, intercept = -rho per pair. */
+typedef struct {
+    Py_ssize_t kernel, degree;
+    double gamma, coef0;
+    Py_ssize_t n_classes;
+    const double *support_vectors; /* (n_sv, n_features) */
+    Py_ssize_t n_sv, n_features;
+    const double *dual_coef;   /* (n_coef_rows, n_coef_cols) */
+    Py_ssize_t n_coef_rows, n_coef_cols;
+    const double *intercept;
+    Py_ssize_t n_intercept;
+    const int64_t *n_support;  /* n_classes, or NULL */
+    Py_ssize_t n_n_support;
+    int32_t *sv_class;         /* made by prepare: each support vector's class */
+} mf_svm;
+
+/* svm_post: from decision values: VOTE libsvm's votes (each class's count
+ * of pairs it wins, whose first maximum is libsvm's predict); OVR the input of
+ * _ovr_decision_function ([dec < 0, -dec]); NEGATE -dec (binary SVC's
+ * decision_function); ADD dec + offset (OneClassSVM.score_samples); PROBA
+ * Platt's sigmoids (prob_a, prob_b) coupled pairwise (predict_proba). */
+typedef enum {
+    MF_SVM_VOTE = 1, MF_SVM_OVR, MF_SVM_NEGATE, MF_SVM_ADD, MF_SVM_PROBA
+} mf_svm_post_rule;
+
+typedef struct {
+    Py_ssize_t rule;           /* mf_svm_post_rule */
+    Py_ssize_t n_classes;
+    double offset;
+    const double *prob_a, *prob_b;
+    Py_ssize_t n_prob_a, n_prob_b;
+} mf_svm_post;
+
 /* Every op kind (graph.c lists them for the Graph and _core.OPS), by the
  * file that defines it. */
 extern const mf_op_def mf_op_affine;        /* transform.c */
@@ -821,6 +860,8 @@ extern const mf_op_def mf_op_gaussian_nb;   /* bayes.c */
 extern const mf_op_def mf_op_bernoulli_nb;  /* bayes.c */
 extern const mf_op_def mf_op_categorical_nb;/* bayes.c */
 extern const mf_op_def mf_op_nb_log_proba;  /* bayes.c */
+extern const mf_op_def mf_op_svm;           /* svm.c */
+extern const mf_op_def mf_op_svm_post;      /* svm.c */
 
 /* Blocks of rows go through a graph together, so that each node's loop and
  * a matrix product run over a small matrix that stays in cache. */

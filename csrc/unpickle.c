@@ -832,6 +832,12 @@ classify(PyObject *module, PyObject *name, const char **reason)
          * records */
         return MF_G_RECORD;
     }
+    if ((strcmp(m, "scipy.sparse._csr") == 0 || strcmp(m, "scipy.sparse.csr") == 0) &&
+        (strcmp(n, "csr_matrix") == 0 || strcmp(n, "csr_array") == 0)) {
+        /* the support vectors of a sparse fit (SVC & co.): an inert record
+         * whose data, indices and indptr the builders read and check */
+        return MF_G_RECORD;
+    }
     if (is_library(m)) {
         return 0;
     }

@@ -32,6 +32,7 @@ CalibrateRule = IntEnum("CalibrateRule", _core.CODES["calibrate"])  # type: igno
 NormalizeRule = IntEnum("NormalizeRule", _core.CODES["normalize"])  # type: ignore[misc]
 EcocRule = IntEnum("EcocRule", _core.CODES["ecoc"])  # type: ignore[misc]
 CastRule = IntEnum("CastRule", _core.CODES["cast"])  # type: ignore[misc]
+SvmPostRule = IntEnum("SvmPostRule", _core.CODES["svm_post"])  # type: ignore[misc]
 #: numpy's name -> code, of the functions a FunctionTransformer may name
 FUNCTIONS: Dict[str, int] = dict(_core.CODES["functions"])
 METHODS: Tuple[str, ...] = tuple(_core.CODES["methods"])
@@ -480,6 +481,38 @@ class NbLogProba(Op):
     """Each row minus its logsumexp (naive Bayes' predict_log_proba)."""
 
     op_name: ClassVar[str] = "nb_log_proba"
+
+
+# ---- support vector machines (csrc/svm.c) -------------------------------------------
+
+@dataclass
+class Svm(Op):
+    """libsvm's decision values: one per pair of classes (n_classes >= 2), or one
+    (n_classes 0: regression, one class)."""
+
+    op_name: ClassVar[str] = "svm"
+    kernel: int = 2
+    degree: int = 3
+    gamma: float = 1.0
+    coef0: float = 0.0
+    n_classes: int = 0
+    support_vectors: np.ndarray = field(default_factory=lambda: np.zeros((0, 1)))
+    dual_coef: np.ndarray = field(default_factory=lambda: np.zeros((1, 0)))
+    intercept: np.ndarray = field(default_factory=lambda: np.zeros(1))
+    n_support: Optional[np.ndarray] = None
+
+
+@dataclass
+class SvmPost(Op):
+    """From decision values: libsvm's vote, one-vs-rest input, sign flip,
+    offset, or Platt probabilities coupled pairwise."""
+
+    op_name: ClassVar[str] = "svm_post"
+    rule: int = 0
+    n_classes: int = 0
+    offset: float = 0.0
+    prob_a: Optional[np.ndarray] = None
+    prob_b: Optional[np.ndarray] = None
 
 
 def op_from_state(state: dict) -> Op:

@@ -32,6 +32,7 @@ SOURCES = [
     "csrc/multiclass.c",
     "csrc/bayes.c",
     "csrc/svm.c",
+    "csrc/discriminant.c",
     "csrc/tally.c",
 ]
 

@@ -54,6 +54,8 @@ static const mf_op_def *const op_defs[] = {
     &mf_op_nb_log_proba,
     &mf_op_svm,
     &mf_op_svm_post,
+    &mf_op_qda,
+    &mf_op_da_post,
     NULL,
 };
 
@@ -1165,6 +1167,12 @@ mf_codes_table(void)
     if (codes != NULL && add_codes(codes, "svm_post", "{sisisisisi}", "VOTE", MF_SVM_VOTE,
                                    "OVR", MF_SVM_OVR, "NEGATE", MF_SVM_NEGATE, "ADD",
                                    MF_SVM_ADD, "PROBA", MF_SVM_PROBA) < 0) {
+        Py_CLEAR(codes);
+    }
+    if (codes != NULL && add_codes(codes, "da_post", "{sisisisisi}", "DIFF", MF_DA_DIFF,
+                                   "LOG_PROBA", MF_DA_LOG_PROBA, "PROBA", MF_DA_PROBA,
+                                   "PROBA_OLD", MF_DA_PROBA_OLD, "LOG_TINY",
+                                   MF_DA_LOG_TINY) < 0) {
         Py_CLEAR(codes);
     }
     return codes;

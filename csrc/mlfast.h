@@ -825,6 +825,35 @@ typedef struct {
     Py_ssize_t n_prob_a, n_prob_b;
 } mf_svm_post;
 
+/* ---- discriminant analysis (discriminant.c) ---- */
+
+/* qda: QuadraticDiscriminantAnalysis._decision_function: class c's score
+ * -0.5 * (sum(((x - means[c]) @ W_c) ** 2) + u[c]) + log_prior[c], W_c the
+ * (n_features, rank) matrix at weights[c * n_features * rank]. */
+typedef struct {
+    Py_ssize_t n_classes, rank;
+    const double *means;       /* (n_classes, n_features) */
+    Py_ssize_t n_mean_rows, n_features;
+    const double *weights;
+    Py_ssize_t n_weights;
+    const double *u;
+    Py_ssize_t n_u;
+    const double *log_prior;
+    Py_ssize_t n_log_prior;
+} mf_qda;
+
+/* da_post: DIFF s1 - s0 (binary decision_function); LOG_PROBA and PROBA
+ * the log probabilities of DiscriminantAnalysisPredictionMixin (1.6) and
+ * their exp; PROBA_OLD exp(s - max) / sum (QDA before 1.6); LOG_TINY
+ * log(p), p = 0 raised to the smallest normal (LDA.predict_log_proba). */
+typedef enum {
+    MF_DA_DIFF = 1, MF_DA_LOG_PROBA, MF_DA_PROBA, MF_DA_PROBA_OLD, MF_DA_LOG_TINY
+} mf_da_post_rule;
+
+typedef struct {
+    Py_ssize_t rule;           /* mf_da_post_rule */
+} mf_da_post;
+
 /* Every op kind (graph.c lists them for the Graph and _core.OPS), by the
  * file that defines it. */
 extern const mf_op_def mf_op_affine;        /* transform.c */
@@ -862,6 +891,8 @@ extern const mf_op_def mf_op_categorical_nb;/* bayes.c */
 extern const mf_op_def mf_op_nb_log_proba;  /* bayes.c */
 extern const mf_op_def mf_op_svm;           /* svm.c */
 extern const mf_op_def mf_op_svm_post;      /* svm.c */
+extern const mf_op_def mf_op_qda;           /* discriminant.c */
+extern const mf_op_def mf_op_da_post;       /* discriminant.c */
 
 /* Blocks of rows go through a graph together, so that each node's loop and
  * a matrix product run over a small matrix that stays in cache. */

@@ -33,6 +33,7 @@ NormalizeRule = IntEnum("NormalizeRule", _core.CODES["normalize"])  # type: igno
 EcocRule = IntEnum("EcocRule", _core.CODES["ecoc"])  # type: ignore[misc]
 CastRule = IntEnum("CastRule", _core.CODES["cast"])  # type: ignore[misc]
 SvmPostRule = IntEnum("SvmPostRule", _core.CODES["svm_post"])  # type: ignore[misc]
+DaPostRule = IntEnum("DaPostRule", _core.CODES["da_post"])  # type: ignore[misc]
 #: numpy's name -> code, of the functions a FunctionTransformer may name
 FUNCTIONS: Dict[str, int] = dict(_core.CODES["functions"])
 METHODS: Tuple[str, ...] = tuple(_core.CODES["methods"])
@@ -513,6 +514,29 @@ class SvmPost(Op):
     offset: float = 0.0
     prob_a: Optional[np.ndarray] = None
     prob_b: Optional[np.ndarray] = None
+
+
+# ---- discriminant analysis (csrc/discriminant.c) --------------------------------------
+
+@dataclass
+class Qda(Op):
+    """QuadraticDiscriminantAnalysis's log posteriors, one column per class."""
+
+    op_name: ClassVar[str] = "qda"
+    n_classes: int = 1
+    rank: int = 1
+    means: np.ndarray = field(default_factory=lambda: np.zeros((1, 1)))
+    weights: np.ndarray = field(default_factory=lambda: np.zeros(1))
+    u: np.ndarray = field(default_factory=lambda: np.zeros(1))
+    log_prior: np.ndarray = field(default_factory=lambda: np.zeros(1))
+
+
+@dataclass
+class DaPost(Op):
+    """Discriminant analysis: binary difference, log probabilities, probabilities."""
+
+    op_name: ClassVar[str] = "da_post"
+    rule: int = 0
 
 
 def op_from_state(state: dict) -> Op:

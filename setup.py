@@ -33,6 +33,7 @@ SOURCES = [
     "csrc/bayes.c",
     "csrc/svm.c",
     "csrc/discriminant.c",
+    "csrc/nn.c",
     "csrc/tally.c",
 ]
 

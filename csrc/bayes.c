@@ -441,13 +441,7 @@ nb_log_proba_run(const void *op, const double *in, Py_ssize_t n_in, double *out,
     for (r = 0; r < n_rows; r++) {
         const double *x = in + r * n_in;
         double *o = out + r * n_out;
-        double amax = x[0], shift, s, m = 0.0, total;
-        for (c = 1; c < k; c++) {
-            /* np.max: NaN wins */
-            if (!(x[c] <= amax)) {
-                amax = x[c];
-            }
-        }
+        double amax = mf_row_max(x, k), shift, s, m = 0.0, total;
         shift = isfinite(amax) ? amax : 0.0;
         /* the exps, in o, with the maxima's set to exp(-inf) = 0 */
         for (c = 0; c < k; c++) {

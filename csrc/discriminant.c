@@ -18,44 +18,6 @@
 /* Widest rank of a class's rotation a row keeps on the stack. */
 #define MF_QDA_MAX_RANK 4096
 
-/* numpy's pairwise sum of n contiguous values. */
-static double
-pairwise_sum(const double *a, Py_ssize_t n)
-{
-    Py_ssize_t i;
-    int k;
-    double res;
-
-    if (n < 8) {
-        res = -0.0;
-        for (i = 0; i < n; i++) {
-            res += a[i];
-        }
-        return res;
-    }
-    if (n <= 128) {
-        double r[8];
-        for (k = 0; k < 8; k++) {
-            r[k] = a[k];
-        }
-        for (i = 8; i < n - (n % 8); i += 8) {
-            for (k = 0; k < 8; k++) {
-                r[k] += a[i + k];
-            }
-        }
-        res = ((r[0] + r[1]) + (r[2] + r[3])) + ((r[4] + r[5]) + (r[6] + r[7]));
-        for (; i < n; i++) {
-            res += a[i];
-        }
-        return res;
-    }
-    {
-        Py_ssize_t n2 = n / 2;
-        n2 -= n2 % 8;
-        return pairwise_sum(a, n2) + pairwise_sum(a + n2, n - n2);
-    }
-}
-
 static void
 qda_run(const void *op, const double *in, Py_ssize_t n_in, double *out, Py_ssize_t n_out,
         Py_ssize_t n_rows, mf_precision prec)
@@ -79,7 +41,7 @@ qda_run(const void *op, const double *in, Py_ssize_t n_in, double *out, Py_ssize
                 }
                 x2[t] = acc * acc;
             }
-            out[r * n_out + c] = -0.5 * (pairwise_sum(x2, m) + q->u[c]) + q->log_prior[c];
+            out[r * n_out + c] = -0.5 * (mf_pairwise_sum(x2, m) + q->u[c]) + q->log_prior[c];
         }
     }
 }
@@ -149,7 +111,7 @@ da_post_run(const void *op, const double *in, Py_ssize_t n_in, double *out, Py_s
     for (r = 0; r < n_rows; r++) {
         const double *s = in + r * n_in;
         double *o = out + r * n_out;
-        double smax = s[0], total;
+        double smax, total;
         switch (dp->rule) {
         case MF_DA_DIFF:
             o[0] = s[1] - s[0];
@@ -164,15 +126,11 @@ da_post_run(const void *op, const double *in, Py_ssize_t n_in, double *out, Py_s
         default:
             break;
         }
-        for (c = 1; c < k; c++) {
-            if (!(s[c] <= smax)) {
-                smax = s[c];   /* np.max: NaN wins */
-            }
-        }
+        smax = mf_row_max(s, k);
         for (c = 0; c < k; c++) {
             o[c] = exp(s[c] - smax);
         }
-        total = pairwise_sum(o, k);
+        total = mf_pairwise_sum(o, k);
         if (dp->rule == MF_DA_PROBA_OLD) {
             /* QDA.predict_proba before 1.6: exp(s - max) / sum */
             for (c = 0; c < k; c++) {

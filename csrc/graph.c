@@ -56,6 +56,7 @@ static const mf_op_def *const op_defs[] = {
     &mf_op_svm_post,
     &mf_op_qda,
     &mf_op_da_post,
+    &mf_op_activation,
     NULL,
 };
 
@@ -1173,6 +1174,11 @@ mf_codes_table(void)
                                    "LOG_PROBA", MF_DA_LOG_PROBA, "PROBA", MF_DA_PROBA,
                                    "PROBA_OLD", MF_DA_PROBA_OLD, "LOG_TINY",
                                    MF_DA_LOG_TINY) < 0) {
+        Py_CLEAR(codes);
+    }
+    if (codes != NULL && add_codes(codes, "activation", "{sisisisisi}", "LOGISTIC",
+                                   MF_ACT_LOGISTIC, "TANH", MF_ACT_TANH, "RELU", MF_ACT_RELU,
+                                   "EXP", MF_ACT_EXP, "SOFTMAX", MF_ACT_SOFTMAX) < 0) {
         Py_CLEAR(codes);
     }
     return codes;

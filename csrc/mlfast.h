@@ -854,6 +854,19 @@ typedef struct {
     Py_ssize_t rule;           /* mf_da_post_rule */
 } mf_da_post;
 
+/* ---- neural networks (nn.c) ---- */
+
+/* activation: MLP's activations, element by element (LOGISTIC scipy's
+ * expit, TANH, RELU max(x, 0), EXP) or by row (SOFTMAX: x - max, exp,
+ * divided by numpy's pairwise sum). */
+typedef enum {
+    MF_ACT_LOGISTIC = 1, MF_ACT_TANH, MF_ACT_RELU, MF_ACT_EXP, MF_ACT_SOFTMAX
+} mf_activation_rule;
+
+typedef struct {
+    Py_ssize_t rule;           /* mf_activation_rule */
+} mf_activation;
+
 /* Every op kind (graph.c lists them for the Graph and _core.OPS), by the
  * file that defines it. */
 extern const mf_op_def mf_op_affine;        /* transform.c */
@@ -893,6 +906,7 @@ extern const mf_op_def mf_op_svm;           /* svm.c */
 extern const mf_op_def mf_op_svm_post;      /* svm.c */
 extern const mf_op_def mf_op_qda;           /* discriminant.c */
 extern const mf_op_def mf_op_da_post;       /* discriminant.c */
+extern const mf_op_def mf_op_activation;    /* nn.c */
 
 /* Blocks of rows go through a graph together, so that each node's loop and
  * a matrix product run over a small matrix that stays in cache. */
@@ -1054,6 +1068,60 @@ mf_half_to_double(npy_uint16 h)
         v = ldexp((double)(mant | 0x400), exp - 25);
     }
     return (h & 0x8000) ? -v : v;
+}
+
+/* numpy's pairwise summation of n contiguous doubles (np.sum along a row):
+ * one after the other from -0.0 below 8 values, eight accumulators up to
+ * 128, beyond that split in two, the first part a multiple of 8. */
+static inline double
+mf_pairwise_sum(const double *a, Py_ssize_t n)
+{
+    Py_ssize_t i;
+    int k;
+    double res;
+
+    if (n < 8) {
+        res = -0.0;
+        for (i = 0; i < n; i++) {
+            res += a[i];
+        }
+        return res;
+    }
+    if (n <= 128) {
+        double r[8];
+        for (k = 0; k < 8; k++) {
+            r[k] = a[k];
+        }
+        for (i = 8; i < n - (n % 8); i += 8) {
+            for (k = 0; k < 8; k++) {
+                r[k] += a[i + k];
+            }
+        }
+        res = ((r[0] + r[1]) + (r[2] + r[3])) + ((r[4] + r[5]) + (r[6] + r[7]));
+        for (; i < n; i++) {
+            res += a[i];
+        }
+        return res;
+    }
+    {
+        Py_ssize_t n2 = n / 2;
+        n2 -= n2 % 8;
+        return mf_pairwise_sum(a, n2) + mf_pairwise_sum(a + n2, n - n2);
+    }
+}
+
+/* np.max of n >= 1 values: NaN if any is NaN. */
+static inline double
+mf_row_max(const double *a, Py_ssize_t n)
+{
+    double m = a[0];
+    Py_ssize_t i;
+    for (i = 0; i < n && !isnan(m); i++) {
+        if (isnan(a[i]) || a[i] > m) {
+            m = a[i];
+        }
+    }
+    return m;
 }
 
 /* run.c */

@@ -34,6 +34,7 @@ EcocRule = IntEnum("EcocRule", _core.CODES["ecoc"])  # type: ignore[misc]
 CastRule = IntEnum("CastRule", _core.CODES["cast"])  # type: ignore[misc]
 SvmPostRule = IntEnum("SvmPostRule", _core.CODES["svm_post"])  # type: ignore[misc]
 DaPostRule = IntEnum("DaPostRule", _core.CODES["da_post"])  # type: ignore[misc]
+ActivationRule = IntEnum("ActivationRule", _core.CODES["activation"])  # type: ignore[misc]
 #: numpy's name -> code, of the functions a FunctionTransformer may name
 FUNCTIONS: Dict[str, int] = dict(_core.CODES["functions"])
 METHODS: Tuple[str, ...] = tuple(_core.CODES["methods"])
@@ -536,6 +537,16 @@ class DaPost(Op):
     """Discriminant analysis: binary difference, log probabilities, probabilities."""
 
     op_name: ClassVar[str] = "da_post"
+    rule: int = 0
+
+
+# ---- neural networks (csrc/nn.c) -----------------------------------------------------
+
+@dataclass
+class Activation(Op):
+    """An MLP activation: logistic, tanh, relu, exp, or softmax by row."""
+
+    op_name: ClassVar[str] = "activation"
     rule: int = 0
 
 

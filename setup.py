@@ -34,6 +34,7 @@ SOURCES = [
     "csrc/svm.c",
     "csrc/discriminant.c",
     "csrc/nn.c",
+    "csrc/neighbors.c",
     "csrc/tally.c",
 ]
 

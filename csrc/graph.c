@@ -57,6 +57,9 @@ static const mf_op_def *const op_defs[] = {
     &mf_op_qda,
     &mf_op_da_post,
     &mf_op_activation,
+    &mf_op_knn,
+    &mf_op_knn_vote,
+    &mf_op_knn_mean,
     NULL,
 };
 

@@ -867,6 +867,50 @@ typedef struct {
     Py_ssize_t rule;           /* mf_activation_rule */
 } mf_activation;
 
+/* ---- nearest neighbours (neighbors.c) ---- */
+
+/* knn: each row's k nearest training rows (data), k indices then k
+ * distances, nearest first.  mode 0 brute force, 1 a KD-tree, 2 a ball
+ * tree: nodes (n_nodes x 3: idx_start, idx_end, is_leaf) over idx_array,
+ * bounds the KD-tree's lower then upper corners (2 x n_nodes x n_features)
+ * or the ball tree's centroids (n_nodes x n_features) with radius.  metric
+ * 1 euclidean, 2 manhattan, 3 chebyshev, 4 minkowski of power p (p is also
+ * what a KD-tree's bound raises to: 2, 1, inf, p). */
+typedef struct {
+    Py_ssize_t mode, metric;
+    double p;
+    Py_ssize_t k;
+    const double *data;        /* (n_train, n_features) */
+    Py_ssize_t n_train, n_features;
+    const int64_t *idx_array;
+    Py_ssize_t n_idx_array;
+    const int64_t *nodes;
+    Py_ssize_t n_node_fields;
+    const double *bounds;
+    Py_ssize_t n_bounds;
+    const double *radius;
+    Py_ssize_t n_radius;
+    Py_ssize_t n_nodes;
+} mf_knn;
+
+/* knn_vote: KNeighborsClassifier over a knn node's columns: each class's
+ * weight (uniform or 1 / distance) as predict_proba normalises it, or
+ * (mode_counts) as weighted_mode sums it for predict.  labels: each
+ * training row's class index. */
+typedef struct {
+    Py_ssize_t n_classes, n_train;
+    const int64_t *labels;
+    Py_ssize_t n_labels;
+    int distance, mode_counts;
+} mf_knn_vote;
+
+/* knn_mean: KNeighborsRegressor.predict over a knn node's columns. */
+typedef struct {
+    const double *targets;     /* (n_train, n_targets) */
+    Py_ssize_t n_train, n_targets;
+    int distance;
+} mf_knn_mean;
+
 /* Every op kind (graph.c lists them for the Graph and _core.OPS), by the
  * file that defines it. */
 extern const mf_op_def mf_op_affine;        /* transform.c */
@@ -907,6 +951,9 @@ extern const mf_op_def mf_op_svm_post;      /* svm.c */
 extern const mf_op_def mf_op_qda;           /* discriminant.c */
 extern const mf_op_def mf_op_da_post;       /* discriminant.c */
 extern const mf_op_def mf_op_activation;    /* nn.c */
+extern const mf_op_def mf_op_knn;           /* neighbors.c */
+extern const mf_op_def mf_op_knn_vote;      /* neighbors.c */
+extern const mf_op_def mf_op_knn_mean;      /* neighbors.c */
 
 /* Blocks of rows go through a graph together, so that each node's loop and
  * a matrix product run over a small matrix that stays in cache. */

@@ -377,4 +377,4 @@ from mlfast._builders import compose, linear, pipeline, preprocessing, trees  # 
 from mlfast._builders import ensemble  # noqa: E402,F401
 from mlfast._builders import encoders  # noqa: E402,F401
 from mlfast._builders import functions, multiclass  # noqa: E402,F401
-from mlfast._builders import bayes, discriminant, neural, svm  # noqa: E402,F401
+from mlfast._builders import bayes, discriminant, neighbors, neural, svm  # noqa: E402,F401

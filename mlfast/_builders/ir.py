@@ -550,6 +550,46 @@ class Activation(Op):
     rule: int = 0
 
 
+# ---- nearest neighbours (csrc/neighbors.c) --------------------------------------------
+
+@dataclass
+class Knn(Op):
+    """k nearest training rows: k indices, then k distances, nearest first."""
+
+    op_name: ClassVar[str] = "knn"
+    mode: int = 0
+    metric: int = 1
+    p: float = 2.0
+    k: int = 1
+    data: np.ndarray = field(default_factory=lambda: np.zeros((1, 1)))
+    idx_array: Optional[np.ndarray] = None
+    nodes: Optional[np.ndarray] = None
+    bounds: Optional[np.ndarray] = None
+    radius: Optional[np.ndarray] = None
+    n_nodes: int = 0
+
+
+@dataclass
+class KnnVote(Op):
+    """KNeighborsClassifier: class weights of the neighbours."""
+
+    op_name: ClassVar[str] = "knn_vote"
+    n_classes: int = 1
+    n_train: int = 1
+    labels: np.ndarray = field(default_factory=lambda: np.zeros(1, np.int64))
+    distance: bool = False
+    mode_counts: bool = False
+
+
+@dataclass
+class KnnMean(Op):
+    """KNeighborsRegressor: the neighbours' (weighted) mean target."""
+
+    op_name: ClassVar[str] = "knn_mean"
+    targets: np.ndarray = field(default_factory=lambda: np.zeros((1, 1)))
+    distance: bool = False
+
+
 def op_from_state(state: dict) -> Op:
     """The op of a pickled Model's plain state; unknown keys are refused."""
     kind = state.get("op")

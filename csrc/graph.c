@@ -13,6 +13,7 @@
  * classes fit the labels.
  */
 #include "mlfast.h"
+#include <stdarg.h>
 #include <string.h>
 #include <structmember.h>
 
@@ -60,13 +61,25 @@ static const mf_op_def *const op_defs[] = {
     &mf_op_bisect,
     &mf_op_sparse,
     &mf_op_xgb_link,
+    &mf_op_gaussian_nb,
+    &mf_op_bernoulli_nb,
+    &mf_op_categorical_nb,
+    &mf_op_nb_log_proba,
+    &mf_op_svm,
+    &mf_op_svm_post,
+    &mf_op_qda,
+    &mf_op_da_post,
+    &mf_op_activation,
+    &mf_op_knn,
+    &mf_op_knn_vote,
+    &mf_op_knn_mean,
     NULL,
 };
 // clang-format on
 
 const char *const mf_method_names[MF_N_METHODS] = {
     "predict", "predict_proba", "predict_log_proba", "decision_function", "transform",
-    "score_samples",
+    "score_samples", "predict_joint_log_proba",
 };
 
 /* Caps on what a graph may hold, so that sizes below never overflow. */
@@ -942,6 +955,12 @@ graph_score_samples(mf_Graph *g, PyObject *X)
 }
 
 static PyObject *
+graph_predict_joint_log_proba(mf_Graph *g, PyObject *X)
+{
+    return mf_graph_call(g, X, MF_M_PREDICT_JOINT_LOG_PROBA);
+}
+
+static PyObject *
 graph_get_made(mf_Graph *g, void *closure)
 {
     PyObject *v = g->ready ? g->made : Py_None;
@@ -1017,6 +1036,8 @@ static PyMethodDef graph_methods[] = {
      "transform($self, X, /)\n--\n\nTransformed rows."},
     {"score_samples", (PyCFunction)graph_score_samples, METH_O,
      "score_samples($self, X, /)\n--\n\nPer-sample scores."},
+    {"predict_joint_log_proba", (PyCFunction)graph_predict_joint_log_proba, METH_O,
+     "predict_joint_log_proba($self, X, /)\n--\n\nJoint log probabilities."},
     {NULL, NULL, 0, NULL}
 };
 
@@ -1135,6 +1156,24 @@ mf_op_kinds_table(void)
 /* {"accept": {...}, "proba": {...}, "labels": {...}, "post": {...},
  *  "strings": {...}, "methods": (...), "calibrate", "normalize", "ecoc",
  *  "cast": {...}, "functions": {numpy name: code}} */
+/* codes[key] = Py_BuildValue(format, ...): a family's enum, by name. */
+static int
+add_codes(PyObject *codes, const char *key, const char *format, ...)
+{
+    va_list va;
+    PyObject *table;
+    int rc;
+    va_start(va, format);
+    table = Py_VaBuildValue(format, va);
+    va_end(va);
+    if (table == NULL) {
+        return -1;
+    }
+    rc = PyDict_SetItemString(codes, key, table);
+    Py_DECREF(table);
+    return rc;
+}
+
 PyObject *
 mf_codes_table(void)
 {
@@ -1188,5 +1227,22 @@ mf_codes_table(void)
     }
     Py_XDECREF(text);
     Py_XDECREF(norms);
+    /* the families' own enums, one entry a family */
+    if (table != NULL && add_codes(table, "svm_post", "{sisisisisi}", "VOTE", MF_SVM_VOTE,
+                                   "OVR", MF_SVM_OVR, "NEGATE", MF_SVM_NEGATE, "ADD",
+                                   MF_SVM_ADD, "PROBA", MF_SVM_PROBA) < 0) {
+        Py_CLEAR(table);
+    }
+    if (table != NULL && add_codes(table, "da_post", "{sisisisisi}", "DIFF", MF_DA_DIFF,
+                                   "LOG_PROBA", MF_DA_LOG_PROBA, "PROBA", MF_DA_PROBA,
+                                   "PROBA_OLD", MF_DA_PROBA_OLD, "LOG_TINY",
+                                   MF_DA_LOG_TINY) < 0) {
+        Py_CLEAR(table);
+    }
+    if (table != NULL && add_codes(table, "activation", "{sisisisisi}", "LOGISTIC",
+                                   MF_ACT_LOGISTIC, "TANH", MF_ACT_TANH, "RELU", MF_ACT_RELU,
+                                   "EXP", MF_ACT_EXP, "SOFTMAX", MF_ACT_SOFTMAX) < 0) {
+        Py_CLEAR(table);
+    }
     return table;
 }

@@ -141,7 +141,8 @@ typedef enum {
 typedef enum {
     MF_ERR_NONE = 0, MF_ERR_NAN, MF_ERR_INF, MF_ERR_NOMEM,
     MF_ERR_UNKNOWN,            /* a key op met a category it refuses (handle_unknown='error') */
-    MF_ERR_DOMAIN              /* a value outside what the op reads (its domain_message) */
+    MF_ERR_DOMAIN,             /* a value outside what the op reads (its domain_message) */
+    MF_ERR_VALUE               /* a value the op cannot read (its def's refusal says which) */
 } mf_err_kind;
 
 /* What a slot holds: a number, or a key (keys.c): a category value of any
@@ -226,6 +227,9 @@ typedef struct mf_op_def {
      * (a value outside what the estimator reads: Box-Cox of a negative
      * value, ...), or NULL */
     const char *(*domain_message)(const void *op);
+    /* an op whose check refuses with MF_ERR_VALUE: sets the Python error
+     * scikit-learn raises for that row (with the GIL) */
+    void (*refusal)(const void *op, const double *in_row, Py_ssize_t n_in);
 } mf_op_def;
 
 /* ---- the ops ---------------------------------------------------------- */
@@ -978,6 +982,182 @@ PyObject *mf_text_rows(PyObject *module, PyObject *args);       /* _core.text_ro
 PyObject *mf_text_tokens(PyObject *module, PyObject *arg);      /* _core.text_tokens */
 PyObject *mf_text_lower(PyObject *module, PyObject *arg);       /* _core.text_lower */
 PyObject *mf_murmurhash3_32(PyObject *module, PyObject *arg);   /* _core.murmurhash3_32 */
+/* ---- naive Bayes (bayes.c) ---- */
+
+/* gaussian_nb: GaussianNB's joint log likelihood, class c:
+ * log_prior[c] + (norm[c] - 0.5 * sum_j ((x_j - theta[c, j]) ** 2) / var[c, j]),
+ * the sum numpy's pairwise one.  log_prior = log(class_prior_) and
+ * norm = -0.5 * sum(log(2 pi var_[c])) come from the builder (numpy).  f32:
+ * the parameters are float32 (a float32 fit), and float32 input is then
+ * computed in float32. */
+typedef struct {
+    const double *theta;       /* (n_classes, n_features) */
+    Py_ssize_t n_classes, n_features;
+    const double *var;         /* (n_classes, n_features) */
+    Py_ssize_t n_var_rows, n_var_cols;
+    const double *log_prior;   /* n_classes */
+    Py_ssize_t n_log_prior;
+    const double *norm;        /* n_classes */
+    Py_ssize_t n_norm;
+    int f32;
+} mf_gaussian_nb;
+
+/* bernoulli_nb: BernoulliNB with binarize: b = (x > threshold), then
+ * b @ coef.T + intercept. */
+typedef struct {
+    const double *coef;        /* (n_classes, n_features) */
+    Py_ssize_t n_classes, n_features;
+    const double *intercept;   /* n_classes */
+    Py_ssize_t n_intercept;
+    double threshold;
+} mf_bernoulli_nb;
+
+/* categorical_nb: CategoricalNB: x_j truncated to an integer category
+ * (refused when negative or not below n_categories[j]); the row's
+ * n_classes values are the sum over features, in order from 0.0, of
+ * tables[offsets[j] + category * n_classes + c], then + log_prior[c]. */
+typedef struct {
+    Py_ssize_t n_classes;
+    const double *tables;
+    Py_ssize_t n_tables;
+    const int64_t *offsets;    /* n_features + 1 */
+    Py_ssize_t n_offsets;
+    const int64_t *n_categories;   /* n_features */
+    Py_ssize_t n_n_categories;
+    const double *log_prior;   /* n_classes */
+    Py_ssize_t n_log_prior;
+} mf_categorical_nb;
+
+/* nb_log_proba: _BaseNB.predict_log_proba: each row minus its
+ * scikit-learn _logsumexp. */
+typedef struct {
+    int unused;
+} mf_nb_log_proba;
+
+/* ---- support vector machines (svm.c) ---- */
+
+/* svm: libsvm's decision values.  kernel: libsvm's code (0 linear, 1 poly,
+ * 2 rbf, 3 sigmoid).  n_classes 0: regression or one class, one value
+ * sum(dual_coef[0] * K) + intercept[0]; n_classes k >= 2: one value per pair
+ * (i, j), i < j, support vectors grouped by class (n_support), dual_coef
+ * (k - 1, n_sv) as libsvm's sv_coef, intercept = -rho per pair. */
+typedef struct {
+    Py_ssize_t kernel, degree;
+    double gamma, coef0;
+    Py_ssize_t n_classes;
+    const double *support_vectors; /* (n_sv, n_features) */
+    Py_ssize_t n_sv, n_features;
+    const double *dual_coef;   /* (n_coef_rows, n_coef_cols) */
+    Py_ssize_t n_coef_rows, n_coef_cols;
+    const double *intercept;
+    Py_ssize_t n_intercept;
+    const int64_t *n_support;  /* n_classes, or NULL */
+    Py_ssize_t n_n_support;
+    int32_t *sv_class;         /* made by prepare: each support vector's class */
+} mf_svm;
+
+/* svm_post: from decision values: VOTE libsvm's votes (each class's count
+ * of pairs it wins, whose first maximum is libsvm's predict); OVR the input of
+ * _ovr_decision_function ([dec < 0, -dec]); NEGATE -dec (binary SVC's
+ * decision_function); ADD dec + offset (OneClassSVM.score_samples); PROBA
+ * Platt's sigmoids (prob_a, prob_b) coupled pairwise (predict_proba). */
+typedef enum {
+    MF_SVM_VOTE = 1, MF_SVM_OVR, MF_SVM_NEGATE, MF_SVM_ADD, MF_SVM_PROBA
+} mf_svm_post_rule;
+
+typedef struct {
+    Py_ssize_t rule;           /* mf_svm_post_rule */
+    Py_ssize_t n_classes;
+    double offset;
+    const double *prob_a, *prob_b;
+    Py_ssize_t n_prob_a, n_prob_b;
+} mf_svm_post;
+
+/* ---- discriminant analysis (discriminant.c) ---- */
+
+/* qda: QuadraticDiscriminantAnalysis._decision_function: class c's score
+ * -0.5 * (sum(((x - means[c]) @ W_c) ** 2) + u[c]) + log_prior[c], W_c the
+ * (n_features, rank) matrix at weights[c * n_features * rank]. */
+typedef struct {
+    Py_ssize_t n_classes, rank;
+    const double *means;       /* (n_classes, n_features) */
+    Py_ssize_t n_mean_rows, n_features;
+    const double *weights;
+    Py_ssize_t n_weights;
+    const double *u;
+    Py_ssize_t n_u;
+    const double *log_prior;
+    Py_ssize_t n_log_prior;
+} mf_qda;
+
+/* da_post: DIFF s1 - s0 (binary decision_function); LOG_PROBA and PROBA
+ * the log probabilities of DiscriminantAnalysisPredictionMixin (1.6) and
+ * their exp; PROBA_OLD exp(s - max) / sum (QDA before 1.6); LOG_TINY
+ * log(p), p = 0 raised to the smallest normal (LDA.predict_log_proba). */
+typedef enum {
+    MF_DA_DIFF = 1, MF_DA_LOG_PROBA, MF_DA_PROBA, MF_DA_PROBA_OLD, MF_DA_LOG_TINY
+} mf_da_post_rule;
+
+typedef struct {
+    Py_ssize_t rule;           /* mf_da_post_rule */
+} mf_da_post;
+
+/* ---- neural networks (nn.c) ---- */
+
+/* activation: MLP's activations, element by element (LOGISTIC scipy's
+ * expit, TANH, RELU max(x, 0), EXP) or by row (SOFTMAX: x - max, exp,
+ * divided by numpy's pairwise sum). */
+typedef enum {
+    MF_ACT_LOGISTIC = 1, MF_ACT_TANH, MF_ACT_RELU, MF_ACT_EXP, MF_ACT_SOFTMAX
+} mf_activation_rule;
+
+typedef struct {
+    Py_ssize_t rule;           /* mf_activation_rule */
+} mf_activation;
+
+/* ---- nearest neighbours (neighbors.c) ---- */
+
+/* knn: each row's k nearest training rows (data), k indices then k
+ * distances, nearest first.  mode 0 brute force, 1 a KD-tree, 2 a ball
+ * tree: nodes (n_nodes x 3: idx_start, idx_end, is_leaf) over idx_array,
+ * bounds the KD-tree's lower then upper corners (2 x n_nodes x n_features)
+ * or the ball tree's centroids (n_nodes x n_features) with radius.  metric
+ * 1 euclidean, 2 manhattan, 3 chebyshev, 4 minkowski of power p (p is also
+ * what a KD-tree's bound raises to: 2, 1, inf, p). */
+typedef struct {
+    Py_ssize_t mode, metric;
+    double p;
+    Py_ssize_t k;
+    const double *data;        /* (n_train, n_features) */
+    Py_ssize_t n_train, n_features;
+    const int64_t *idx_array;
+    Py_ssize_t n_idx_array;
+    const int64_t *nodes;
+    Py_ssize_t n_node_fields;
+    const double *bounds;
+    Py_ssize_t n_bounds;
+    const double *radius;
+    Py_ssize_t n_radius;
+    Py_ssize_t n_nodes;
+} mf_knn;
+
+/* knn_vote: KNeighborsClassifier over a knn node's columns: each class's
+ * weight (uniform or 1 / distance) as predict_proba normalises it, or
+ * (mode_counts) as weighted_mode sums it for predict.  labels: each
+ * training row's class index. */
+typedef struct {
+    Py_ssize_t n_classes, n_train;
+    const int64_t *labels;
+    Py_ssize_t n_labels;
+    int distance, mode_counts;
+} mf_knn_vote;
+
+/* knn_mean: KNeighborsRegressor.predict over a knn node's columns. */
+typedef struct {
+    const double *targets;     /* (n_train, n_targets) */
+    Py_ssize_t n_train, n_targets;
+    int distance;
+} mf_knn_mean;
 
 /* Every op kind (graph.c lists them for the Graph and _core.OPS), by the
  * file that defines it. */
@@ -1022,6 +1202,18 @@ extern const mf_op_def mf_op_nearest;       /* distances.c */
 extern const mf_op_def mf_op_bisect;        /* distances.c */
 extern const mf_op_def mf_op_sparse;        /* text.c */
 extern const mf_op_def mf_op_xgb_link;      /* gbdt.c */
+extern const mf_op_def mf_op_gaussian_nb;   /* bayes.c */
+extern const mf_op_def mf_op_bernoulli_nb;  /* bayes.c */
+extern const mf_op_def mf_op_categorical_nb;/* bayes.c */
+extern const mf_op_def mf_op_nb_log_proba;  /* bayes.c */
+extern const mf_op_def mf_op_svm;           /* svm.c */
+extern const mf_op_def mf_op_svm_post;      /* svm.c */
+extern const mf_op_def mf_op_qda;           /* discriminant.c */
+extern const mf_op_def mf_op_da_post;       /* discriminant.c */
+extern const mf_op_def mf_op_activation;    /* nn.c */
+extern const mf_op_def mf_op_knn;           /* neighbors.c */
+extern const mf_op_def mf_op_knn_vote;      /* neighbors.c */
+extern const mf_op_def mf_op_knn_mean;      /* neighbors.c */
 
 /* Blocks of rows go through a graph together, so that each node's loop and
  * a matrix product run over a small matrix that stays in cache. */
@@ -1057,6 +1249,7 @@ typedef enum {
     MF_M_DECISION_FUNCTION,
     MF_M_TRANSFORM,
     MF_M_SCORE_SAMPLES,
+    MF_M_PREDICT_JOINT_LOG_PROBA,
     MF_N_METHODS
 } mf_method;
 
@@ -1187,6 +1380,60 @@ mf_half_to_double(npy_uint16 h)
         v = ldexp((double)(mant | 0x400), exp - 25);
     }
     return (h & 0x8000) ? -v : v;
+}
+
+/* numpy's pairwise summation of n contiguous doubles (np.sum along a row):
+ * one after the other from -0.0 below 8 values, eight accumulators up to
+ * 128, beyond that split in two, the first part a multiple of 8. */
+static inline double
+mf_pairwise_sum(const double *a, Py_ssize_t n)
+{
+    Py_ssize_t i;
+    int k;
+    double res;
+
+    if (n < 8) {
+        res = -0.0;
+        for (i = 0; i < n; i++) {
+            res += a[i];
+        }
+        return res;
+    }
+    if (n <= 128) {
+        double r[8];
+        for (k = 0; k < 8; k++) {
+            r[k] = a[k];
+        }
+        for (i = 8; i < n - (n % 8); i += 8) {
+            for (k = 0; k < 8; k++) {
+                r[k] += a[i + k];
+            }
+        }
+        res = ((r[0] + r[1]) + (r[2] + r[3])) + ((r[4] + r[5]) + (r[6] + r[7]));
+        for (; i < n; i++) {
+            res += a[i];
+        }
+        return res;
+    }
+    {
+        Py_ssize_t n2 = n / 2;
+        n2 -= n2 % 8;
+        return mf_pairwise_sum(a, n2) + mf_pairwise_sum(a + n2, n - n2);
+    }
+}
+
+/* np.max of n >= 1 values: NaN if any is NaN. */
+static inline double
+mf_row_max(const double *a, Py_ssize_t n)
+{
+    double m = a[0];
+    Py_ssize_t i;
+    for (i = 0; i < n && !isnan(m); i++) {
+        if (isnan(a[i]) || a[i] > m) {
+            m = a[i];
+        }
+    }
+    return m;
 }
 
 /* run.c */

@@ -392,15 +392,19 @@ diagnose(const mf_job *job, Py_ssize_t *pos_out, mf_err_kind *kind_out)
 {
     const mf_Graph *g = job->g;
     const mf_output *out = job->out;
-    Py_ssize_t first = out->n_plan, p;
-    double *arena = NULL, *scratch;
-    char *nan_seen = NULL;
+    Py_ssize_t first = out->n_plan, p, value_p = out->n_plan;
+    double *arena = NULL, *scratch, *value_in = NULL;
+    char *nan_seen = NULL, *other_seen = NULL;
     npy_intp r;
     int found = 0;
 
     arena = PyMem_Malloc((size_t)(g->n_slots + g->widest) * sizeof(double));
     nan_seen = PyMem_Calloc((size_t)out->n_plan + 1, 1);
-    if (arena == NULL || nan_seen == NULL) {
+    other_seen = PyMem_Calloc((size_t)out->n_plan + 1, 1);
+    /* the input row of the earliest refusal of a value an op cannot read
+     * (MF_ERR_VALUE), for its message */
+    value_in = PyMem_Malloc((size_t)(g->widest + 1) * sizeof(double));
+    if (arena == NULL || nan_seen == NULL || other_seen == NULL || value_in == NULL) {
         PyErr_NoMemory();
         goto done;
     }
@@ -423,6 +427,13 @@ diagnose(const mf_job *job, Py_ssize_t *pos_out, mf_err_kind *kind_out)
                 if (p < first) {
                     first = p;
                 }
+                if (e != MF_ERR_VALUE) {
+                    other_seen[p] = 1;
+                }
+                else if (p < value_p) {
+                    value_p = p;
+                    memcpy(value_in, in, (size_t)node->n_in * sizeof(double));
+                }
                 break;
             }
             node->def->run(node->op, in, node->n_in, arena + node->base, node->n_out, 1,
@@ -436,6 +447,11 @@ diagnose(const mf_job *job, Py_ssize_t *pos_out, mf_err_kind *kind_out)
                     : (nan_seen[first] & 6) == 2 ? MF_ERR_DOMAIN
                     : (node->accept == MF_ACCEPT_FINITE && (nan_seen[first] & 1)) ? MF_ERR_NAN
                                                                                  : MF_ERR_INF;
+        if (!other_seen[first] && value_p == first && node->def->refusal != NULL) {
+            /* scikit-learn's own error for the value (set now, raised as is) */
+            *kind_out = MF_ERR_VALUE;
+            node->def->refusal(node->op, value_in, node->n_in);
+        }
         found = 1;
     }
     else {
@@ -445,6 +461,8 @@ diagnose(const mf_job *job, Py_ssize_t *pos_out, mf_err_kind *kind_out)
 done:
     PyMem_Free(arena);
     PyMem_Free(nan_seen);
+    PyMem_Free(other_seen);
+    PyMem_Free(value_in);
     return found;
 }
 
@@ -627,7 +645,10 @@ raise_refusal(const mf_job *job)
         return;
     }
     node = &job->g->nodes[job->out->plan[pos]];
-    if (kind == MF_ERR_UNKNOWN) {
+    if (kind == MF_ERR_VALUE) {
+        /* set by diagnose */
+    }
+    else if (kind == MF_ERR_UNKNOWN) {
         raise_unknown(job, pos);
     }
     else if (kind == MF_ERR_DOMAIN) {

@@ -648,16 +648,14 @@ static const global_entry exact_globals[] = {
      * param_distributions) keep numpy.vectorize(getattr(self, '_method')):
      * both become inert records, see vm_call */
     {"numpy", "vectorize", MF_G_RECORD},
-    /* TfidfTransformer up to scikit-learn 1.4 keeps its idf as a diagonal
-     * CSR matrix (_idf_diag): an inert record whose arrays the builder reads */
-    {"scipy.sparse.csr", "csr_matrix", MF_G_RECORD},
-    {"scipy.sparse._csr", "csr_matrix", MF_G_RECORD},
     {"builtins", "getattr", MF_G_GETATTR},
     /* numpy < 1.20 wrote a ufunc as this call of (module, name); see vm_call */
     {"numpy.core", "_ufunc_reconstruct", MF_G_UFUNC_RECONSTRUCT},
     /* scipy.sparse matrices a fitted estimator holds (SparseRandomProjection's
-     * components_) and SplineTransformer's BSpline objects: inert records
-     * whose arrays the builders read; never called */
+     * components_, TfidfTransformer's _idf_diag up to scikit-learn 1.4, the
+     * support vectors of an SVM fitted on sparse data) and SplineTransformer's
+     * BSpline objects: inert records whose arrays the builders read and
+     * check; never called */
     {"scipy.sparse._csr", "csr_matrix", MF_G_RECORD},
     {"scipy.sparse.csr", "csr_matrix", MF_G_RECORD},
     {"scipy.sparse._csr", "csr_array", MF_G_RECORD},

@@ -24,7 +24,7 @@ from mlfast._core import Graph
 from mlfast._text import Documents, check_text, is_sparse, pack_sparse, sparse_route
 
 _METHODS = ("predict", "predict_proba", "predict_log_proba", "decision_function",
-            "transform", "score_samples")
+            "transform", "score_samples", "predict_joint_log_proba")
 
 
 class _Method:
@@ -647,6 +647,7 @@ class Model:
         def decision_function(self, X: Any) -> np.ndarray: ...
         def transform(self, X: Any) -> np.ndarray: ...
         def score_samples(self, X: Any) -> np.ndarray: ...
+        def predict_joint_log_proba(self, X: Any) -> np.ndarray: ...
     else:
         @_Method
         def predict(self, X):
@@ -675,6 +676,10 @@ class Model:
         def score_samples(self, X):
             """Per-row scores (IsolationForest: the opposite of the anomaly
             score)."""
+
+        @_Method
+        def predict_joint_log_proba(self, X: Any) -> np.ndarray:
+            """Naive Bayes: log P(x, y) for each class of ``classes_``."""
 
     def _summary(self) -> Dict[str, Any]:
         out = {

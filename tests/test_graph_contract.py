@@ -72,7 +72,8 @@ def test_enums_come_from_c():
     assert ir.ProbaRule.SOFTMAX == _core.CODES["proba"]["SOFTMAX"]
     assert ir.Accept.FINITE == 0 and ir.Accept.ANY == _core.CODES["accept"]["ANY"]
     assert ir.METHODS == ("predict", "predict_proba", "predict_log_proba",
-                          "decision_function", "transform", "score_samples")
+                          "decision_function", "transform", "score_samples",
+                          "predict_joint_log_proba")
 
 
 def _affine_graph(inputs, n_out=2, outputs=None):

@@ -336,6 +336,10 @@ AWAITING_FIXTURES = {
     "RFE", "RFECV", "SelectFdr", "SelectFpr", "SelectFromModel", "SelectFwe", "SelectKBest",
     "SelectPercentile", "SequentialFeatureSelector", "SparseRandomProjection", "TruncatedSVD",
     "TweedieRegressor", "VarianceThreshold",
+    "BernoulliNB", "BernoulliRBM", "CategoricalNB", "ComplementNB", "GaussianNB",
+    "KNeighborsClassifier", "KNeighborsRegressor", "LinearDiscriminantAnalysis",
+    "MLPClassifier", "MLPRegressor", "MultinomialNB", "NuSVC", "NuSVR", "OneClassSVM",
+    "QuadraticDiscriminantAnalysis", "SVC", "SVR",
 }
 
 

@@ -394,9 +394,11 @@ def is_nan(v: Any) -> bool:
 
 # importing the family modules fills the registry
 from mlfast._builders import (  # noqa: E402,F401
+    bayes,
     cluster,
     compose,
     decomposition,
+    discriminant,
     encoders,
     ensemble,
     feature_selection,
@@ -406,8 +408,11 @@ from mlfast._builders import (  # noqa: E402,F401
     linear,
     mixture,
     multiclass,
+    neighbors,
+    neural,
     pipeline,
     preprocessing,
+    svm,
     text,
     transforms,
     trees,

@@ -45,6 +45,9 @@ TextNorm = _codes("TextNorm", "text_norms")
 CastRule = _codes("CastRule", "cast")
 XgbRule = _codes("XgbRule", "xgb_link")
 CatRule = _codes("CatRule", "cat_rule")
+SvmPostRule = _codes("SvmPostRule", "svm_post")
+DaPostRule = _codes("DaPostRule", "da_post")
+ActivationRule = _codes("ActivationRule", "activation")
 #: numpy's name -> code, of the functions a FunctionTransformer may name
 FUNCTIONS: Dict[str, int] = dict(_core.CODES["functions"])
 METHODS: Tuple[str, ...] = tuple(_core.CODES["methods"])
@@ -477,6 +480,154 @@ class Sparse(Op):
     intercept: Optional[np.ndarray] = None
     counts: bool = False
     reverse: bool = False
+
+
+# ---- naive Bayes (csrc/bayes.c) ----------------------------------------------------
+
+@dataclass
+class GaussianNB(Op):
+    """GaussianNB's joint log likelihood: log_prior + (norm - 0.5 * sum((x - theta)**2 / var))."""
+
+    op_name: ClassVar[str] = "gaussian_nb"
+    theta: np.ndarray = field(default_factory=lambda: np.zeros((1, 1)))
+    var: np.ndarray = field(default_factory=lambda: np.ones((1, 1)))
+    log_prior: np.ndarray = field(default_factory=lambda: np.zeros(1))
+    norm: np.ndarray = field(default_factory=lambda: np.zeros(1))
+    f32: bool = False
+
+
+@dataclass
+class BernoulliNB(Op):
+    """BernoulliNB with binarize: (x > threshold) @ coef.T + intercept."""
+
+    op_name: ClassVar[str] = "bernoulli_nb"
+    coef: np.ndarray = field(default_factory=lambda: np.zeros((1, 1)))
+    intercept: np.ndarray = field(default_factory=lambda: np.zeros(1))
+    threshold: float = 0.0
+
+
+@dataclass
+class CategoricalNB(Op):
+    """CategoricalNB: each feature's table row of its category, summed, + log_prior."""
+
+    op_name: ClassVar[str] = "categorical_nb"
+    n_classes: int = 1
+    tables: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    offsets: np.ndarray = field(default_factory=lambda: np.zeros(1, np.int64))
+    n_categories: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
+    log_prior: np.ndarray = field(default_factory=lambda: np.zeros(1))
+
+
+@dataclass
+class NbLogProba(Op):
+    """Each row minus its logsumexp (naive Bayes' predict_log_proba)."""
+
+    op_name: ClassVar[str] = "nb_log_proba"
+
+
+# ---- support vector machines (csrc/svm.c) -------------------------------------------
+
+@dataclass
+class Svm(Op):
+    """libsvm's decision values: one per pair of classes (n_classes >= 2), or one
+    (n_classes 0: regression, one class)."""
+
+    op_name: ClassVar[str] = "svm"
+    kernel: int = 2
+    degree: int = 3
+    gamma: float = 1.0
+    coef0: float = 0.0
+    n_classes: int = 0
+    support_vectors: np.ndarray = field(default_factory=lambda: np.zeros((0, 1)))
+    dual_coef: np.ndarray = field(default_factory=lambda: np.zeros((1, 0)))
+    intercept: np.ndarray = field(default_factory=lambda: np.zeros(1))
+    n_support: Optional[np.ndarray] = None
+
+
+@dataclass
+class SvmPost(Op):
+    """From decision values: libsvm's vote, one-vs-rest input, sign flip,
+    offset, or Platt probabilities coupled pairwise."""
+
+    op_name: ClassVar[str] = "svm_post"
+    rule: int = 0
+    n_classes: int = 0
+    offset: float = 0.0
+    prob_a: Optional[np.ndarray] = None
+    prob_b: Optional[np.ndarray] = None
+
+
+# ---- discriminant analysis (csrc/discriminant.c) --------------------------------------
+
+@dataclass
+class Qda(Op):
+    """QuadraticDiscriminantAnalysis's log posteriors, one column per class."""
+
+    op_name: ClassVar[str] = "qda"
+    n_classes: int = 1
+    rank: int = 1
+    means: np.ndarray = field(default_factory=lambda: np.zeros((1, 1)))
+    weights: np.ndarray = field(default_factory=lambda: np.zeros(1))
+    u: np.ndarray = field(default_factory=lambda: np.zeros(1))
+    log_prior: np.ndarray = field(default_factory=lambda: np.zeros(1))
+
+
+@dataclass
+class DaPost(Op):
+    """Discriminant analysis: binary difference, log probabilities, probabilities."""
+
+    op_name: ClassVar[str] = "da_post"
+    rule: int = 0
+
+
+# ---- neural networks (csrc/nn.c) -----------------------------------------------------
+
+@dataclass
+class Activation(Op):
+    """An MLP activation: logistic, tanh, relu, exp, or softmax by row."""
+
+    op_name: ClassVar[str] = "activation"
+    rule: int = 0
+
+
+# ---- nearest neighbours (csrc/neighbors.c) --------------------------------------------
+
+@dataclass
+class Knn(Op):
+    """k nearest training rows: k indices, then k distances, nearest first."""
+
+    op_name: ClassVar[str] = "knn"
+    mode: int = 0
+    metric: int = 1
+    p: float = 2.0
+    k: int = 1
+    data: np.ndarray = field(default_factory=lambda: np.zeros((1, 1)))
+    idx_array: Optional[np.ndarray] = None
+    nodes: Optional[np.ndarray] = None
+    bounds: Optional[np.ndarray] = None
+    radius: Optional[np.ndarray] = None
+    n_nodes: int = 0
+
+
+@dataclass
+class KnnVote(Op):
+    """KNeighborsClassifier: class weights of the neighbours."""
+
+    op_name: ClassVar[str] = "knn_vote"
+    n_classes: int = 1
+    n_train: int = 1
+    labels: np.ndarray = field(default_factory=lambda: np.zeros(1, np.int64))
+    distance: bool = False
+    mode_counts: bool = False
+
+
+@dataclass
+class KnnMean(Op):
+    """KNeighborsRegressor: the neighbours' (weighted) mean target."""
+
+    op_name: ClassVar[str] = "knn_mean"
+    targets: np.ndarray = field(default_factory=lambda: np.zeros((1, 1)))
+    distance: bool = False
 
 
 def op_from_state(state: dict) -> Op:

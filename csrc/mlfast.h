@@ -777,8 +777,9 @@ typedef struct {
 } mf_mixture;
 
 /* kernel_dual: KernelRidge.predict, kernel(x, fit[i]) @ dual, the kernels of
- * sklearn.metrics.pairwise; fit_norms: the stored rows' squared norms (rbf);
- * cosine's stored rows come normalised. */
+ * sklearn.metrics.pairwise (no dual: the kernel values themselves);
+ * fit_norms: the stored rows' squared norms (rbf); cosine's stored rows come
+ * normalised. */
 typedef enum {
     MF_KER_LINEAR = 1, MF_KER_POLY, MF_KER_RBF, MF_KER_SIGMOID, MF_KER_LAPLACIAN,
     MF_KER_COSINE, MF_KER_CHI2, MF_KER_ADDITIVE_CHI2
@@ -788,7 +789,7 @@ typedef struct {
     Py_ssize_t rule;           /* mf_kernel_rule */
     const double *fit;         /* (n_fit, d) */
     Py_ssize_t n_fit, n_fit_features;
-    const double *dual;        /* (n_fit, n_outputs) */
+    const double *dual;        /* (n_fit, n_outputs), or NULL */
     Py_ssize_t n_dual_rows, n_dual_cols;
     const double *fit_norms;   /* n_fit, or NULL */
     Py_ssize_t n_fit_norms;

@@ -382,3 +382,4 @@ from mlfast._builders import glm, mixture  # noqa: E402,F401
 from mlfast._builders import feature_selection  # noqa: E402,F401
 from mlfast._builders import transforms  # noqa: E402,F401
 from mlfast._builders import cluster  # noqa: E402,F401
+from mlfast._builders import kernel_approximation  # noqa: E402,F401

@@ -721,7 +721,7 @@ class KernelDual(Op):
     op_name: ClassVar[str] = "kernel_dual"
     rule: int = 0
     fit: np.ndarray = field(default_factory=lambda: np.zeros((1, 1)))
-    dual: np.ndarray = field(default_factory=lambda: np.zeros((1, 1)))
+    dual: Optional[np.ndarray] = None
     fit_norms: Optional[np.ndarray] = None
     gamma: float = 0.0
     coef0: float = 0.0

@@ -172,11 +172,7 @@ mixture_run(const void *op, const double *in, Py_ssize_t n_in, double *out,
             double lp = mixture_term(mx, x, n_in, c, prec), v;
             if (prec == MF_F32 && mx->f32_terms > 0 && mx->rule <= MF_MIX_TIED) {
                 lp = mf_round_to(MF_F32, lp);
-                v = mx->f32_terms > 1
-                        ? mf_round_to(MF_F32,
-                                      -0.5 * mf_round_to(MF_F32, mf_round_to(MF_F32,
-                                                                             mx->log_2pi_d) + lp))
-                        : -0.5 * (mx->log_2pi_d + lp);
+                v = mf_round_to(MF_F32, -0.5 * mf_round_to(MF_F32, mx->log_2pi_d_f32 + lp));
             }
             else {
                 v = -0.5 * (mx->log_2pi_d + lp);
@@ -239,6 +235,7 @@ static const mf_field mixture_fields[] = {
     MF_MATRIX_FIELD(mf_mixture, adds, NPY_DOUBLE, 0, n_adds_rows, n_adds_cols),
     MF_SCALAR_FIELD(mf_mixture, log_2pi_d, MF_FIELD_FLOAT),
     MF_SCALAR_FIELD(mf_mixture, f32_terms, MF_FIELD_INT),
+    MF_SCALAR_FIELD(mf_mixture, log_2pi_d_f32, MF_FIELD_FLOAT),
     MF_END_FIELDS,
 };
 

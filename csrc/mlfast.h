@@ -769,11 +769,12 @@ typedef struct {
     const double *adds;        /* (n_adds, K): log det, log weights, ... added in order */
     Py_ssize_t n_adds_rows, n_adds_cols;
     double log_2pi_d;          /* n_features * log(2 pi) */
-    /* float32 input (full, tied): 1: lp is stored in float32 (scikit-learn
-     * 1.7's log_prob of X's dtype); 2: -0.5 * (log_2pi_d + lp) too, the
-     * constant rounded to float32 first (1.8's Python float constant is
-     * cast to the array's float32) */
+    /* float32 input (full, tied), from scikit-learn 1.7: lp is stored in
+     * X's float32 and -0.5 * (log_2pi_d_f32 + lp) computed in float32 (the
+     * constant is 1.7's n_features * float32(log(2 pi)), 1.8's float32 of
+     * the Python float) */
     Py_ssize_t f32_terms;
+    double log_2pi_d_f32;
 } mf_mixture;
 
 /* kernel_dual: KernelRidge.predict, kernel(x, fit[i]) @ dual, the kernels of

@@ -712,6 +712,7 @@ class Mixture(Op):
     adds: np.ndarray = field(default_factory=lambda: np.zeros((0, 0)))
     log_2pi_d: float = 0.0
     f32_terms: int = 0
+    log_2pi_d_f32: float = 0.0
 
 
 @dataclass

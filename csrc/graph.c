@@ -57,6 +57,7 @@ static const mf_op_def *const op_defs[] = {
     &mf_op_power,
     &mf_op_nearest,
     &mf_op_bisect,
+    &mf_op_spline,
     NULL,
 };
 

@@ -824,6 +824,29 @@ typedef struct {
     Py_ssize_t n_norms;
 } mf_bisect;
 
+/* spline: SplineTransformer, each column's B-spline basis at x (scipy's
+ * BSpline with coefficients coef, de Boor's recursion): CONTINUE
+ * extrapolates the end polynomials, ERROR refuses x outside the base knots,
+ * PERIODIC maps x into them, CONSTANT keeps the end values of the first and
+ * last `degree` splines; NaN gives zeros (handle_missing='zeros').  Without
+ * include_bias the last spline of each column is dropped. */
+#define MF_SPLINE_MAX_DEGREE 32
+#define MF_SPLINE_MAX_SPLINES 4096
+typedef enum {
+    MF_SPLINE_CONTINUE = 1, MF_SPLINE_ERROR, MF_SPLINE_PERIODIC, MF_SPLINE_CONSTANT
+} mf_spline_rule;
+
+typedef struct {
+    Py_ssize_t rule;           /* mf_spline_rule */
+    Py_ssize_t degree;
+    const double *knots;       /* (n_in, n_knots) */
+    Py_ssize_t n_knot_rows, n_knot_cols;
+    const double *coef;        /* (n_knots - degree - 1, n_splines) */
+    Py_ssize_t n_coef_rows, n_coef_cols;
+    int include_bias;
+    double *f_min, *f_max;     /* made by prepare (CONSTANT): the basis at the ends */
+} mf_spline;
+
 /* distances.c: the codes of its rules and preprocess.c's, added to _core.CODES */
 int mf_family_codes(PyObject *table);
 int mf_preprocess_codes(PyObject *table);
@@ -935,6 +958,7 @@ extern const mf_op_def mf_op_center_kernel; /* preprocess.c */
 extern const mf_op_def mf_op_power;         /* preprocess.c */
 extern const mf_op_def mf_op_nearest;       /* distances.c */
 extern const mf_op_def mf_op_bisect;        /* distances.c */
+extern const mf_op_def mf_op_spline;        /* preprocess.c */
 
 /* Blocks of rows go through a graph together, so that each node's loop and
  * a matrix product run over a small matrix that stays in cache. */

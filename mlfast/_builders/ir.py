@@ -815,3 +815,18 @@ class Bisect(Op):
     label: np.ndarray = field(default_factory=lambda: np.zeros(1, np.int64))
     centers: np.ndarray = field(default_factory=lambda: np.zeros((1, 1)))
     norms: np.ndarray = field(default_factory=lambda: np.zeros(1))
+
+
+SplineRule = IntEnum("SplineRule", _core.CODES["spline"])  # type: ignore[misc]
+
+
+@dataclass
+class Spline(Op):
+    """SplineTransformer: each column's B-spline basis."""
+
+    op_name: ClassVar[str] = "spline"
+    rule: int = 0
+    degree: int = 0
+    knots: np.ndarray = field(default_factory=lambda: np.zeros((1, 2)))
+    coef: np.ndarray = field(default_factory=lambda: np.zeros((1, 1)))
+    include_bias: bool = True

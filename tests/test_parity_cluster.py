@@ -13,8 +13,8 @@ import numpy as np
 import pytest
 from sklearn.cluster import (
     AffinityPropagation,
-    BisectingKMeans,
     Birch,
+    BisectingKMeans,
     KMeans,
     MeanShift,
     MiniBatchKMeans,
@@ -22,11 +22,11 @@ from sklearn.cluster import (
 from sklearn.datasets import make_blobs
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
+from support.families import check, check_refuses_like, fit
+from support.variants import load_variant
 
 import mlfast
 from mlfast.errors import ModelFormatError, UnsupportedModelError
-from support.families import check, check_refuses_like, fit
-from support.variants import load_variant
 
 
 def data(seed=0):

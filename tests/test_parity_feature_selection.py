@@ -32,11 +32,11 @@ from sklearn.feature_selection import (
 from sklearn.linear_model import Lasso, LinearRegression, LogisticRegression
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
+from support.families import check, fit, quietly
+from support.variants import load_variant
 
 import mlfast
 from mlfast.errors import ModelFormatError, UnsupportedModelError
-from support.families import check, fit, quietly
-from support.variants import load_variant
 
 
 def classification(seed=0):

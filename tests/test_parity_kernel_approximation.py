@@ -16,11 +16,11 @@ from sklearn.decomposition import KernelPCA
 from sklearn.kernel_approximation import Nystroem, RBFSampler
 from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import make_pipeline
+from support.families import check, fit
+from support.variants import load_variant
 
 import mlfast
 from mlfast.errors import ModelFormatError, UnsupportedModelError
-from support.families import check, fit
-from support.variants import load_variant
 
 
 def data(seed=0):

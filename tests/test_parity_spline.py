@@ -13,12 +13,12 @@ import pytest
 from sklearn.linear_model import Ridge
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import SplineTransformer
+from support.families import assert_same, check, fit, quietly
+from support.variants import load_variant
 
 import mlfast
 from mlfast._core import classify_global
 from mlfast.errors import ModelFormatError, UnsupportedModelError
-from support.families import assert_same, check, fit, quietly
-from support.variants import load_variant
 
 sklearn_version = tuple(int(p) for p in __import__("sklearn").__version__.split(".")[:2])
 

@@ -18,7 +18,7 @@ import numpy as np
 from mlfast._builders import Builders, Node, register
 from mlfast._builders.ir import Accept, Built, Check, Cols, Out, Strings
 from mlfast._core import Record
-from mlfast.errors import UnsupportedModelError
+from mlfast.errors import ModelFormatError, UnsupportedModelError
 
 
 def _clean_nans(scores: np.ndarray) -> np.ndarray:
@@ -101,7 +101,8 @@ def _estimator_allows_nan(b: Builders, est: Any, where: str, n: int) -> bool:
     scratch = Builders()
     try:
         built = scratch.build(est, where)
-    except Exception:   # an unfitted template or an unserved estimator: its tag is unknown
+    except (ModelFormatError, UnsupportedModelError):
+        # an unfitted template or an unserved estimator: its tag is unknown
         name = est.path.rsplit(".", 1)[-1]
         return name.startswith("HistGradientBoosting")
     nf = scratch.graph.n_features or 0

@@ -13,7 +13,16 @@ from typing import Any, Optional
 import numpy as np
 
 from mlfast._builders import Builders, Node, register, regressor
-from mlfast._builders.ir import Accept, Built, Cols, KernelDual, KernelRule, Linear, Post, PostRule
+from mlfast._builders.ir import (
+    Accept,
+    Built,
+    Cols,
+    KernelDual,
+    KernelRule,
+    Linear,
+    Post,
+    PostRule,
+)
 from mlfast.errors import UnsupportedModelError
 
 MAX_FIT_ROWS = 1 << 22
@@ -90,7 +99,7 @@ def kernel_op(node: Node, kernel: Any, params: dict, fit: np.ndarray,
             f"{node.where} ({node.name}): kernel={kernel!r} is not served: {why}")
     if fit.shape[0] < 1 or fit.shape[1] < 1 or fit.shape[0] > MAX_FIT_ROWS:
         raise node.fail(f"the stored rows have shape {fit.shape}")
-    n_fit, d = fit.shape
+    d = fit.shape[1]
     fit64 = np.ascontiguousarray(fit, dtype=np.float64)
     rule = _KERNELS[kernel]
     used = {k: v for k, v in params.items() if k in _KERNEL_PARAMS[kernel] and v is not None}
@@ -114,9 +123,9 @@ def build_kernel_ridge(node: Node, b: Builders, X: Optional[Cols]) -> Built:
     fit = node.array("X_fit_", ndim=(2,), kinds="fiub") if isinstance(kernel, str) and \
         kernel in _KERNELS else np.zeros((1, 1))
     dual = node.array("dual_coef_", ndim=(1, 2), kinds="f")
-    if dual.shape[0] != fit.shape[0] or dual.size < 1:
-        if isinstance(kernel, str) and kernel in _KERNELS:
-            raise node.fail(f"dual_coef_ has shape {dual.shape} for {fit.shape[0]} stored rows")
+    if (dual.shape[0] != fit.shape[0] or dual.size < 1) and isinstance(kernel, str) and \
+            kernel in _KERNELS:
+        raise node.fail(f"dual_coef_ has shape {dual.shape} for {fit.shape[0]} stored rows")
     t = 1 if dual.ndim == 1 else dual.shape[1]
     params = {"gamma": node.get("gamma", None), "degree": node.get("degree", 3),
               "coef0": node.get("coef0", 1)}

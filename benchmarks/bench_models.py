@@ -15,6 +15,7 @@ scikit-learn version and the model's parameters.
     et100      ExtraTreesClassifier: 100 trees, max_depth 10, same data
     gb100      GradientBoostingClassifier: 100 trees of depth 3, same data
     hgb100     HistGradientBoostingClassifier: 100 iterations (31 leaves), same data
+    pca_lr     Pipeline(PCA(10, whiten=True), LogisticRegression): 20 features, 3 classes
 
 The tree models are binary, so "100 trees" is 100 trees for the boosted
 models too (a 3-class booster fits 3 trees an iteration).
@@ -92,6 +93,7 @@ def _specs() -> List[Spec]:
         StackingClassifier,
         VotingClassifier,
     )
+    from sklearn.decomposition import PCA
     from sklearn.linear_model import LogisticRegression
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import StandardScaler
@@ -143,6 +145,11 @@ def _specs() -> List[Spec]:
              _tree_data, "VotingClassifier(voting='soft') of LogisticRegression, "
                          "RandomForestClassifier(50, max_depth=10), "
                          "HistGradientBoostingClassifier(max_iter=50), same data"),
+        Spec("pca_lr", "PCA + LogisticRegression",
+             lambda q: make_pipeline(PCA(10, whiten=True, random_state=0),
+                                     LogisticRegression(max_iter=2000)),
+             lambda q, n: _classification(500 if q else 5_000, n, 20, 10, 3, seed=5),
+             "Pipeline(PCA(10, whiten=True), LogisticRegression), 20 features, 3 classes"),
         Spec("stack3", "Stacking (LR, RF 50, HGB 50)",
              lambda q: StackingClassifier(members(q)),
              _tree_data, "StackingClassifier of the same three members, "
@@ -150,7 +157,8 @@ def _specs() -> List[Spec]:
     ]
 
 
-KEYS = ["iris_lr", "pipe_lr", "wide_lr", "rf100", "et100", "gb100", "hgb100", "vote3", "stack3"]
+KEYS = ["iris_lr", "pipe_lr", "wide_lr", "rf100", "et100", "gb100", "hgb100", "vote3", "stack3",
+        "pca_lr"]
 
 
 def build(work: Path, quick: bool, keys: Optional[List[str]] = None,

@@ -172,11 +172,7 @@ mixture_run(const void *op, const double *in, Py_ssize_t n_in, double *out,
             double lp = mixture_term(mx, x, n_in, c, prec), v;
             if (prec == MF_F32 && mx->f32_terms > 0 && mx->rule <= MF_MIX_TIED) {
                 lp = mf_round_to(MF_F32, lp);
-                v = mx->f32_terms > 1
-                        ? mf_round_to(MF_F32,
-                                      -0.5 * mf_round_to(MF_F32, mf_round_to(MF_F32,
-                                                                             mx->log_2pi_d) + lp))
-                        : -0.5 * (mx->log_2pi_d + lp);
+                v = mf_round_to(MF_F32, -0.5 * mf_round_to(MF_F32, mx->log_2pi_d_f32 + lp));
             }
             else {
                 v = -0.5 * (mx->log_2pi_d + lp);
@@ -239,6 +235,7 @@ static const mf_field mixture_fields[] = {
     MF_MATRIX_FIELD(mf_mixture, adds, NPY_DOUBLE, 0, n_adds_rows, n_adds_cols),
     MF_SCALAR_FIELD(mf_mixture, log_2pi_d, MF_FIELD_FLOAT),
     MF_SCALAR_FIELD(mf_mixture, f32_terms, MF_FIELD_INT),
+    MF_SCALAR_FIELD(mf_mixture, log_2pi_d_f32, MF_FIELD_FLOAT),
     MF_END_FIELDS,
 };
 
@@ -328,6 +325,13 @@ kernel_dual_run(const void *op, const double *in, Py_ssize_t n_in, double *out,
                 x_norm = x_norm < 10.0 * DBL_EPSILON ? 1.0 : x_norm;
             }
         }
+        if (kd->dual == NULL) {
+            /* the kernel itself (KernelPCA) */
+            for (i = 0; i < n_fit; i++) {
+                o[i] = kernel_value(kd, x, x_norm, i, n_in);
+            }
+            continue;
+        }
         for (t = 0; t < n_out; t++) {
             o[t] = 0.0;
         }
@@ -345,7 +349,8 @@ kernel_dual_prepare(void *op, Py_ssize_t n_in, Py_ssize_t *n_out, PyObject *owne
 {
     mf_kernel_dual *kd = op;
     if (kd->rule < MF_KER_LINEAR || kd->rule > MF_KER_ADDITIVE_CHI2 || kd->n_fit < 1 ||
-        kd->n_fit_features != n_in || kd->n_dual_rows != kd->n_fit || kd->n_dual_cols < 1 ||
+        kd->n_fit_features != n_in ||
+        (kd->dual != NULL && (kd->n_dual_rows != kd->n_fit || kd->n_dual_cols < 1)) ||
         (kd->rule == MF_KER_RBF && kd->n_fit_norms != kd->n_fit)) {
         PyErr_Format(PyExc_ValueError, "kernel_dual: rule %zd, stored rows (%zd, %zd), dual "
                      "coefficients (%zd, %zd), %zd norms for %zd columns", kd->rule,
@@ -353,7 +358,7 @@ kernel_dual_prepare(void *op, Py_ssize_t n_in, Py_ssize_t *n_out, PyObject *owne
                      kd->n_fit_norms, n_in);
         return -1;
     }
-    *n_out = kd->n_dual_cols;
+    *n_out = kd->dual != NULL ? kd->n_dual_cols : kd->n_fit;
     return 0;
 }
 
@@ -362,14 +367,15 @@ kernel_dual_cost(const void *op, Py_ssize_t n_in, Py_ssize_t n_out, double *work
                  double *steps)
 {
     const mf_kernel_dual *kd = op;
-    *work = (double)kd->n_fit * (double)(n_in + n_out);
+    *work = (double)kd->n_fit * (double)(n_in + (kd->dual != NULL ? n_out : 1));
     *steps = 0.0;
 }
 
 static const mf_field kernel_dual_fields[] = {
     MF_SCALAR_FIELD(mf_kernel_dual, rule, MF_FIELD_INT),
     MF_MATRIX_FIELD(mf_kernel_dual, fit, NPY_DOUBLE, 0, n_fit, n_fit_features),
-    MF_MATRIX_FIELD(mf_kernel_dual, dual, NPY_DOUBLE, 0, n_dual_rows, n_dual_cols),
+    MF_MATRIX_FIELD(mf_kernel_dual, dual, NPY_DOUBLE, MF_FIELD_OPTIONAL, n_dual_rows,
+                    n_dual_cols),
     MF_VECTOR_FIELD(mf_kernel_dual, fit_norms, NPY_DOUBLE, MF_FIELD_OPTIONAL, n_fit_norms),
     MF_SCALAR_FIELD(mf_kernel_dual, gamma, MF_FIELD_FLOAT),
     MF_SCALAR_FIELD(mf_kernel_dual, coef0, MF_FIELD_FLOAT),

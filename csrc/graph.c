@@ -73,6 +73,7 @@ static const mf_op_def *const op_defs[] = {
     &mf_op_knn,
     &mf_op_knn_vote,
     &mf_op_knn_mean,
+    &mf_op_spline,
     NULL,
 };
 // clang-format on

@@ -817,16 +817,18 @@ typedef struct {
     const double *adds;        /* (n_adds, K): log det, log weights, ... added in order */
     Py_ssize_t n_adds_rows, n_adds_cols;
     double log_2pi_d;          /* n_features * log(2 pi) */
-    /* float32 input (full, tied): 1: lp is stored in float32 (scikit-learn
-     * 1.7's log_prob of X's dtype); 2: -0.5 * (log_2pi_d + lp) too, the
-     * constant rounded to float32 first (1.8's Python float constant is
-     * cast to the array's float32) */
+    /* float32 input (full, tied), from scikit-learn 1.7: lp is stored in
+     * X's float32 and -0.5 * (log_2pi_d_f32 + lp) computed in float32 (the
+     * constant is 1.7's n_features * float32(log(2 pi)), 1.8's float32 of
+     * the Python float) */
     Py_ssize_t f32_terms;
+    double log_2pi_d_f32;
 } mf_mixture;
 
 /* kernel_dual: KernelRidge.predict, kernel(x, fit[i]) @ dual, the kernels of
- * sklearn.metrics.pairwise; fit_norms: the stored rows' squared norms (rbf);
- * cosine's stored rows come normalised. */
+ * sklearn.metrics.pairwise (no dual: the kernel values themselves);
+ * fit_norms: the stored rows' squared norms (rbf); cosine's stored rows come
+ * normalised. */
 typedef enum {
     MF_KER_LINEAR = 1, MF_KER_POLY, MF_KER_RBF, MF_KER_SIGMOID, MF_KER_LAPLACIAN,
     MF_KER_COSINE, MF_KER_CHI2, MF_KER_ADDITIVE_CHI2
@@ -836,7 +838,7 @@ typedef struct {
     Py_ssize_t rule;           /* mf_kernel_rule */
     const double *fit;         /* (n_fit, d) */
     Py_ssize_t n_fit, n_fit_features;
-    const double *dual;        /* (n_fit, n_outputs) */
+    const double *dual;        /* (n_fit, n_outputs), or NULL */
     Py_ssize_t n_dual_rows, n_dual_cols;
     const double *fit_norms;   /* n_fit, or NULL */
     Py_ssize_t n_fit_norms;
@@ -869,6 +871,29 @@ typedef struct {
     const double *norms;       /* n_nodes: ||c||^2 */
     Py_ssize_t n_norms;
 } mf_bisect;
+
+/* spline: SplineTransformer, each column's B-spline basis at x (scipy's
+ * BSpline with coefficients coef, de Boor's recursion): CONTINUE
+ * extrapolates the end polynomials, ERROR refuses x outside the base knots,
+ * PERIODIC maps x into them, CONSTANT keeps the end values of the first and
+ * last `degree` splines; NaN gives zeros (handle_missing='zeros').  Without
+ * include_bias the last spline of each column is dropped. */
+#define MF_SPLINE_MAX_DEGREE 32
+#define MF_SPLINE_MAX_SPLINES 4096
+typedef enum {
+    MF_SPLINE_CONTINUE = 1, MF_SPLINE_ERROR, MF_SPLINE_PERIODIC, MF_SPLINE_CONSTANT
+} mf_spline_rule;
+
+typedef struct {
+    Py_ssize_t rule;           /* mf_spline_rule */
+    Py_ssize_t degree;
+    const double *knots;       /* (n_in, n_knots) */
+    Py_ssize_t n_knot_rows, n_knot_cols;
+    const double *coef;        /* (n_knots - degree - 1, n_splines) */
+    Py_ssize_t n_coef_rows, n_coef_cols;
+    int include_bias;
+    double *f_min, *f_max;     /* made by prepare (CONSTANT): the basis at the ends */
+} mf_spline;
 
 /* distances.c: the codes of its rules and preprocess.c's, added to _core.CODES */
 int mf_family_codes(PyObject *table);
@@ -1214,6 +1239,7 @@ extern const mf_op_def mf_op_activation;    /* nn.c */
 extern const mf_op_def mf_op_knn;           /* neighbors.c */
 extern const mf_op_def mf_op_knn_vote;      /* neighbors.c */
 extern const mf_op_def mf_op_knn_mean;      /* neighbors.c */
+extern const mf_op_def mf_op_spline;        /* preprocess.c */
 
 /* Blocks of rows go through a graph together, so that each node's loop and
  * a matrix product run over a small matrix that stays in cache. */

@@ -616,13 +616,15 @@ int
 mf_preprocess_codes(PyObject *table)
 {
     PyObject *codes = Py_BuildValue(
-        "{s{sisisisisi}s{sisisi}s{sisisi}}",
+        "{s{sisisisisi}s{sisisi}s{sisisi}s{sisisisi}}",
         "interp", "CLIP", MF_INTERP_CLIP, "NAN", MF_INTERP_NAN, "RAISE", MF_INTERP_RAISE,
         "QUANTILE_UNIFORM", MF_INTERP_QUANTILE_UNIFORM, "QUANTILE_NORMAL",
         MF_INTERP_QUANTILE_NORMAL,
         "rownorm", "L1", MF_ROWNORM_L1, "L2", MF_ROWNORM_L2, "MAX", MF_ROWNORM_MAX,
         "power", "BOX_COX", MF_POWER_BOX_COX, "YEO_JOHNSON", MF_POWER_YEO_JOHNSON,
-        "YEO_JOHNSON_EXPM1", MF_POWER_YEO_JOHNSON_EXPM1);
+        "YEO_JOHNSON_EXPM1", MF_POWER_YEO_JOHNSON_EXPM1,
+        "spline", "CONTINUE", MF_SPLINE_CONTINUE, "ERROR", MF_SPLINE_ERROR, "PERIODIC",
+        MF_SPLINE_PERIODIC, "CONSTANT", MF_SPLINE_CONSTANT);
     int rc = -1;
     if (codes == NULL) {
         goto done;
@@ -635,3 +637,226 @@ done:
     Py_XDECREF(codes);
     return rc;
 }
+
+/* ---- spline -------------------------------------------------------------------- */
+
+/* scipy's find_interval: the largest l in [k, n - 1] with t[l] <= x (from
+ * l = k up), or -1 for NaN and, without extrapolation, outside [t[k], t[n]]. */
+static Py_ssize_t
+spline_interval(const double *t, Py_ssize_t n_t, Py_ssize_t k, double x, int extrapolate)
+{
+    Py_ssize_t n = n_t - k - 1, l = k;
+    if (isnan(x) || (!extrapolate && (x < t[k] || x > t[n]))) {
+        return -1;
+    }
+    l += 1;
+    while (l != n && x >= t[l]) {
+        l += 1;
+    }
+    return l - 1;
+}
+
+/* The basis values of one column at x: out[jp] = sum over a of
+ * c[l - k + a, jp] * h[a], h the non-zero B-splines at x (de Boor's
+ * recursion as scipy computes it); NaN everywhere for interval -1. */
+static void
+spline_basis(const mf_spline *sp, const double *t, double x, int extrapolate, double *out)
+{
+    Py_ssize_t k = sp->degree, ns = sp->n_coef_cols, l, j, n, a, jp;
+    double h[MF_SPLINE_MAX_DEGREE + 1], hh[MF_SPLINE_MAX_DEGREE + 1];
+
+    l = spline_interval(t, sp->n_knot_cols, k, x, extrapolate);
+    if (l < 0) {
+        for (jp = 0; jp < ns; jp++) {
+            out[jp] = NAN;
+        }
+        return;
+    }
+    h[0] = 1.0;
+    for (j = 1; j <= k; j++) {
+        memcpy(hh, h, (size_t)j * sizeof(double));
+        h[0] = 0.0;
+        for (n = 1; n <= j; n++) {
+            double xb = t[l + n], xa = t[l + n - j], w;
+            if (xb == xa) {
+                h[n] = 0.0;
+                continue;
+            }
+            w = hh[n - 1] / (xb - xa);
+            h[n - 1] += w * (xb - x);
+            h[n] = w * (x - xa);
+        }
+    }
+    for (jp = 0; jp < ns; jp++) {
+        out[jp] = 0.0;
+    }
+    for (a = 0; a <= k; a++) {
+        const double *row = sp->coef + (l - k + a) * ns;
+        for (jp = 0; jp < ns; jp++) {
+            out[jp] += row[jp] * h[a];
+        }
+    }
+}
+
+static void
+spline_run(const void *op, const double *in, Py_ssize_t n_in, double *out, Py_ssize_t n_out,
+           Py_ssize_t n_rows, mf_precision prec)
+{
+    const mf_spline *sp = op;
+    Py_ssize_t ns = sp->n_coef_cols, keep = ns - !sp->include_bias, k = sp->degree;
+    Py_ssize_t nk = sp->n_knot_cols, r, c, jp;
+    double basis[MF_SPLINE_MAX_SPLINES];
+
+    for (r = 0; r < n_rows; r++) {
+        for (c = 0; c < n_in; c++) {
+            const double *t = sp->knots + c * nk;
+            double x = in[r * n_in + c], lo = t[k], hi = t[nk - k - 1];
+            double *o = out + r * n_out + c * keep;
+            if (isnan(x)) {
+                /* handle_missing='zeros' */
+                for (jp = 0; jp < ns; jp++) {
+                    basis[jp] = 0.0;
+                }
+            }
+            else if (sp->rule == MF_SPLINE_CONSTANT) {
+                if (x >= lo && x <= hi) {
+                    spline_basis(sp, t, x, 0, basis);
+                }
+                else {
+                    for (jp = 0; jp < ns; jp++) {
+                        basis[jp] = 0.0;
+                    }
+                    if (x < lo) {
+                        memcpy(basis, sp->f_min + c * ns, (size_t)k * sizeof(double));
+                    }
+                    else {
+                        memcpy(basis + ns - k, sp->f_max + c * ns + ns - k,
+                               (size_t)k * sizeof(double));
+                    }
+                }
+            }
+            else {
+                if (sp->rule == MF_SPLINE_PERIODIC) {
+                    double period = hi - lo;
+                    if (period > 0.0) {
+                        /* lo + (x - lo) % period, Python's remainder */
+                        double m = fmod(x - lo, period);
+                        if (m != 0.0 && (m < 0.0) != (period < 0.0)) {
+                            m += period;
+                        }
+                        x = lo + m;
+                    }
+                    else {
+                        x = 0.0;
+                    }
+                }
+                spline_basis(sp, t, x, sp->rule != MF_SPLINE_ERROR, basis);
+            }
+            for (jp = 0; jp < keep; jp++) {
+                o[jp] = to_prec(prec, basis[jp]);
+            }
+        }
+    }
+}
+
+static int
+spline_check(const void *op, const double *in, Py_ssize_t n_in, Py_ssize_t n_rows,
+             mf_accept accept, mf_err_kind *err)
+{
+    const mf_spline *sp = op;
+    Py_ssize_t r, c, k = sp->degree, nk = sp->n_knot_cols;
+    if (mf_check_block(accept, in, n_rows * n_in, err)) {
+        return 1;
+    }
+    if (sp->rule != MF_SPLINE_ERROR) {
+        return 0;
+    }
+    for (r = 0; r < n_rows; r++) {
+        for (c = 0; c < n_in; c++) {
+            const double *t = sp->knots + c * nk;
+            double x = in[r * n_in + c];
+            if (x < t[k] || x > t[nk - k - 1]) {
+                *err = MF_ERR_DOMAIN;
+                return 1;
+            }
+        }
+    }
+    return 0;
+}
+
+static const char *
+spline_domain(const void *op)
+{
+    return "`X` contains values beyond the limits of the knots.";
+}
+
+static int
+spline_prepare(void *op, Py_ssize_t n_in, Py_ssize_t *n_out, PyObject *owners)
+{
+    mf_spline *sp = op;
+    Py_ssize_t k = sp->degree, nk = sp->n_knot_cols, ns = sp->n_coef_cols, c, i;
+
+    if (sp->rule < MF_SPLINE_CONTINUE || sp->rule > MF_SPLINE_CONSTANT || k < 0 ||
+        k > MF_SPLINE_MAX_DEGREE || sp->n_knot_rows != n_in || nk < 2 * k + 2 || ns < 1 ||
+        ns > MF_SPLINE_MAX_SPLINES || ns - !sp->include_bias < 1 ||
+        sp->n_coef_rows != nk - k - 1 || (sp->rule == MF_SPLINE_CONSTANT && ns < k)) {
+        PyErr_Format(PyExc_ValueError, "spline: rule %zd, degree %zd, knots (%zd, %zd), "
+                     "coefficients (%zd, %zd) for %zd columns", sp->rule, k, sp->n_knot_rows,
+                     nk, sp->n_coef_rows, ns, n_in);
+        return -1;
+    }
+    for (c = 0; c < n_in; c++) {
+        for (i = 0; i + 1 < nk; i++) {
+            double a = sp->knots[c * nk + i], b = sp->knots[c * nk + i + 1];
+            if (!(a <= b) || !isfinite(a) || !isfinite(b)) {
+                PyErr_Format(PyExc_ValueError, "spline: the knots of column %zd are not "
+                             "finite and sorted", c);
+                return -1;
+            }
+        }
+    }
+    if (sp->rule == MF_SPLINE_CONSTANT) {
+        sp->f_min = PyMem_Calloc((size_t)(n_in * ns), sizeof(double));
+        sp->f_max = PyMem_Calloc((size_t)(n_in * ns), sizeof(double));
+        if (sp->f_min == NULL || sp->f_max == NULL) {
+            PyErr_NoMemory();
+            return -1;
+        }
+        for (c = 0; c < n_in; c++) {
+            const double *t = sp->knots + c * nk;
+            spline_basis(sp, t, t[k], 0, sp->f_min + c * ns);
+            spline_basis(sp, t, t[nk - k - 1], 0, sp->f_max + c * ns);
+        }
+    }
+    *n_out = n_in * (ns - !sp->include_bias);
+    return 0;
+}
+
+static void
+spline_release(void *op)
+{
+    mf_spline *sp = op;
+    PyMem_Free(sp->f_min);
+    PyMem_Free(sp->f_max);
+    sp->f_min = sp->f_max = NULL;
+}
+
+static const mf_field spline_fields[] = {
+    MF_SCALAR_FIELD(mf_spline, rule, MF_FIELD_INT),
+    MF_SCALAR_FIELD(mf_spline, degree, MF_FIELD_INT),
+    MF_MATRIX_FIELD(mf_spline, knots, NPY_DOUBLE, 0, n_knot_rows, n_knot_cols),
+    MF_MATRIX_FIELD(mf_spline, coef, NPY_DOUBLE, 0, n_coef_rows, n_coef_cols),
+    MF_SCALAR_FIELD(mf_spline, include_bias, MF_FIELD_BOOL),
+    MF_END_FIELDS,
+};
+
+const mf_op_def mf_op_spline = {
+    .name = "spline",
+    .size = sizeof(mf_spline),
+    .fields = spline_fields,
+    .prepare = spline_prepare,
+    .release = spline_release,
+    .run = spline_run,
+    .check = spline_check,
+    .domain_message = spline_domain,
+};

@@ -663,6 +663,10 @@ static const global_entry exact_globals[] = {
     {"scipy.sparse.csc", "csc_matrix", MF_G_RECORD},
     {"scipy.sparse._csc", "csc_array", MF_G_RECORD},
     {"scipy.interpolate._bsplines", "BSpline", MF_G_RECORD},
+    /* scipy >= 1.15 keeps the array namespace's asarray in a BSpline's state
+     * (_asarray): a function named as a value, never called */
+    {"scipy._lib.array_api_compat.numpy._aliases", "asarray", MF_G_TYPEREF},
+    {"scipy._lib.array_api_compat.numpy", "asarray", MF_G_TYPEREF},
     {NULL, NULL, 0}
 };
 

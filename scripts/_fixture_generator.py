@@ -1145,6 +1145,61 @@ if SK >= (1, 9):
            variants=Z3, methods=("predict_proba",))
 else:
     skipped("feature_hasher", "kept to the newest stack")
+# decompositions, GLMs, preprocessing, selection, clustering, mixtures (1.1 on)
+
+if SK >= (1, 1):
+    from sklearn.cluster import MeanShift  # noqa: E402
+    from sklearn.covariance import EllipticEnvelope  # noqa: E402
+    from sklearn.cross_decomposition import PLSRegression  # noqa: E402
+    from sklearn.decomposition import PCA, FactorAnalysis  # noqa: E402
+    from sklearn.feature_selection import SelectKBest  # noqa: E402
+    from sklearn.isotonic import IsotonicRegression  # noqa: E402
+    from sklearn.kernel_ridge import KernelRidge  # noqa: E402
+    from sklearn.linear_model import PoissonRegressor  # noqa: E402
+    from sklearn.mixture import BayesianGaussianMixture, GaussianMixture  # noqa: E402
+    from sklearn.preprocessing import KBinsDiscretizer, QuantileTransformer  # noqa: E402
+    from sklearn.random_projection import SparseRandomProjection  # noqa: E402
+
+    XT1 = test_input("XT1", XT[:, :1])
+    ypos = np.exp(0.3 * Xr[:, 0]) + 0.1
+    # every stack: the estimators whose state or float32 rules changed
+    # across versions; the others on the oldest and newest stack only, to
+    # keep the corpus small
+    record("pls_regression", PLSRegression(2).fit(Xr2[:40], Yr2[:40]), XT, variants=Z3,
+           note="_coef_ (1.1-1.2), coef_ (n_targets, n_features) from 1.3, scaled by "
+                "_x_std from 1.5")
+    for cov in ("full", "tied"):
+        record("gaussian_mixture_" + cov,
+               GaussianMixture(3, covariance_type=cov, random_state=0).fit(X3), XT,
+               variants=Z3, note="float32 rows: log_prob in X's dtype from 1.7")
+    if STACK in ("sk1.1.3", "sk1.9.1"):
+        X40, y40 = X3[:40], y3[:40]
+        record("pca_whiten", PCA(3, whiten=True).fit(XS), XST, variants=Z3)
+        record("sparse_random_projection",
+               SparseRandomProjection(4, density=0.5, random_state=0).fit(X3), XT,
+               variants=Z3, note="components_ is a scipy.sparse matrix")
+        record("factor_analysis", FactorAnalysis(2, random_state=0).fit(X3), XT, variants=Z3)
+        record("poisson", PoissonRegressor().fit(Xr, ypos), XT, variants=Z3)
+        record("kernel_ridge_rbf", KernelRidge(kernel="rbf", gamma=0.1).fit(Xr[:30], yr[:30]),
+               XT, variants=Z3)
+        record("elliptic_envelope", EllipticEnvelope(random_state=0).fit(X40), XT,
+               variants=Z3)
+        record("bayesian_gaussian_mixture",
+               BayesianGaussianMixture(n_components=3, random_state=0).fit(X3), XT,
+               variants=Z3)
+        record("isotonic", IsotonicRegression(out_of_bounds="clip").fit(Xr[:40, 0], yr[:40]),
+               XT1, variants=Z3)
+        record("quantile_normal",
+               QuantileTransformer(n_quantiles=20, output_distribution="normal").fit(X3), XT,
+               variants=Z3)
+        record("kbins_onehot", KBinsDiscretizer(3, encode="onehot-dense",
+                                                strategy="uniform").fit(X3), XT, variants=Z3)
+        record("select_kbest", SelectKBest(k=3).fit(X3, y3), XT, variants=Z3)
+        record("mean_shift", MeanShift(bandwidth=2.0).fit(X40), XT, variants=Z3)
+    else:
+        skipped("the other new families", "kept to the oldest and newest stacks")
+else:
+    skipped("decompositions, GLMs, preprocessing, clustering, mixtures", "kept to 1.1 on")
 
 savez(os.path.join(OUT, "inputs.npz"), INPUTS)
 with open(os.path.join(OUT, "inputs_obj.json"), "w") as fh:

@@ -66,7 +66,7 @@ def test_inprocess(ran):
     data = result(ran, "bench_inprocess.py", "inprocess.json")
     keys = [m["key"] for m in data["models"]]
     assert keys == ["iris_lr", "pipe_lr", "wide_lr", "rf100", "et100", "gb100", "hgb100", "vote3",
-                    "stack3"]
+                    "stack3", "pca_lr"]
     onnx = has("onnxruntime", "skl2onnx")
     for m in data["models"]:
         engines = set(m["latency"]["1"])

@@ -1825,3 +1825,82 @@ def test_protocol_0_or_1_is_recognised_by_its_first_bytes():
         expect(ModelFormatError, data, "not a pickle or joblib file", raw=False)
     expect(UnsupportedModelError, pickle.dumps([1], protocol=0), "model is a list", raw=False)
     expect(UnsupportedModelError, pickle.dumps({}, protocol=1), "model is a dict", raw=False)
+
+
+# =============================================================================================
+# Decompositions, GLMs, preprocessing, selection, clustering, mixtures: lying arrays
+# =============================================================================================
+
+def _family_models():
+    from sklearn.cluster import BisectingKMeans, Birch, KMeans
+    from sklearn.covariance import EllipticEnvelope
+    from sklearn.cross_decomposition import PLSRegression
+    from sklearn.decomposition import PCA, FactorAnalysis, KernelPCA
+    from sklearn.feature_selection import RFE, SelectKBest
+    from sklearn.isotonic import IsotonicRegression
+    from sklearn.kernel_approximation import Nystroem
+    from sklearn.kernel_ridge import KernelRidge
+    from sklearn.linear_model import LinearRegression, PoissonRegressor
+    from sklearn.mixture import BayesianGaussianMixture, GaussianMixture
+    from sklearn.preprocessing import KBinsDiscretizer, PowerTransformer, QuantileTransformer
+    from sklearn.random_projection import SparseRandomProjection
+
+    rng = np.random.RandomState(0)
+    X = rng.randn(60, 4)
+    y = np.abs(X[:, 0]) + 0.1
+    return [PCA(2, whiten=True).fit(X), FactorAnalysis(2).fit(X), KernelPCA(2, kernel="rbf").fit(X),
+            PLSRegression(2).fit(X, y), SparseRandomProjection(3, density=0.5,
+                                                               random_state=0).fit(X),
+            PoissonRegressor().fit(X, y), KernelRidge(kernel="rbf").fit(X, y),
+            Nystroem(n_components=10, random_state=0).fit(X),
+            GaussianMixture(2, covariance_type="full", random_state=0).fit(X),
+            BayesianGaussianMixture(n_components=2, random_state=0).fit(X),
+            EllipticEnvelope(random_state=0).fit(X), KMeans(3, n_init=1, random_state=0).fit(X),
+            BisectingKMeans(3, random_state=0).fit(X), Birch(n_clusters=2).fit(X),
+            IsotonicRegression().fit(X[:, 0], y), QuantileTransformer(n_quantiles=10).fit(X),
+            PowerTransformer().fit(X), KBinsDiscretizer(3, encode="onehot-dense").fit(X),
+            SelectKBest(k=2).fit(X, y > 1), RFE(LinearRegression(), n_features_to_select=2).fit(X, y)]
+
+
+def _lies(value):
+    """Arrays that lie about an attribute: shorter, wider, flat, empty, huge
+    integers, NaN."""
+    if not isinstance(value, np.ndarray) or value.dtype.kind not in "fiub":
+        return []
+    lies = [value[:1], value.reshape(-1), np.zeros((0,) + value.shape[1:], value.dtype),
+            np.full(value.shape, 10**9, dtype=np.int64), np.full(value.shape, np.nan)]
+    if value.ndim >= 1:
+        lies.append(np.concatenate([value, value[:1]]))
+    if value.ndim == 2:
+        lies.append(np.ascontiguousarray(value.T))
+    return lies
+
+
+@pytest.mark.filterwarnings("ignore::RuntimeWarning")
+@pytest.mark.parametrize("index", range(20))
+def test_new_families_with_lying_arrays(index):
+    """Every array attribute of a fitted model replaced by one that lies
+    about its shape or its values: a clean refusal (MlfastError) or a model
+    that answers, never a crash or a read out of bounds (ASan runs this)."""
+    import copy
+
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        est = _family_models()[index]
+    rows = np.random.RandomState(1).randn(5, getattr(est, "n_features_in_", 1))
+    for key, value in list(vars(est).items()):
+        for lie in _lies(value):
+            bad = copy.deepcopy(est)
+            setattr(bad, key, lie)
+            try:
+                model = mlfast.loads(pickle.dumps(bad))
+            except mlfast.MlfastError:
+                continue
+            for method in ("predict", "transform", "predict_proba", "score_samples"):
+                if hasattr(model, method):
+                    try:
+                        getattr(model, method)(rows)
+                    except ValueError:
+                        pass

@@ -13,8 +13,8 @@ import numpy as np
 import pytest
 from sklearn.cluster import (
     AffinityPropagation,
-    BisectingKMeans,
     Birch,
+    BisectingKMeans,
     KMeans,
     MeanShift,
     MiniBatchKMeans,
@@ -22,11 +22,11 @@ from sklearn.cluster import (
 from sklearn.datasets import make_blobs
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
+from support.families import check, check_refuses_like, fit
+from support.variants import load_variant
 
 import mlfast
 from mlfast.errors import ModelFormatError, UnsupportedModelError
-from support.families import check, check_refuses_like, fit
-from support.variants import load_variant
 
 
 def data(seed=0):
@@ -114,4 +114,38 @@ def test_hostile_states():
     est = fit(BisectingKMeans(3, random_state=0), X)
     est._bisecting_tree.right = None
     with pytest.raises(ModelFormatError, match="one child"):
+        mlfast.loads(pickle.dumps(est))
+
+
+def _cannot_predict_cases():
+    from sklearn.cluster import (
+        DBSCAN,
+        OPTICS,
+        AgglomerativeClustering,
+        SpectralClustering,
+    )
+    from sklearn.manifold import MDS, TSNE, SpectralEmbedding
+
+    return [("DBSCAN", DBSCAN), ("OPTICS", lambda: OPTICS(min_samples=5)),
+            ("AgglomerativeClustering", AgglomerativeClustering),
+            ("SpectralClustering", lambda: SpectralClustering(3, random_state=0)),
+            ("TSNE", lambda: TSNE(perplexity=5, max_iter=250, random_state=0)),
+            ("MDS", lambda: MDS(max_iter=20, n_init=1, random_state=0)),
+            ("SpectralEmbedding", lambda: SpectralEmbedding(random_state=0))]
+
+
+@pytest.mark.parametrize("name,make", _cannot_predict_cases(),
+                         ids=[c[0] for c in _cannot_predict_cases()])
+def test_cannot_predict_is_refused_with_the_reason(name, make):
+    from mlfast._builders.unpredictable import CANNOT_PREDICT
+
+    X, _ = data(6)
+    est = fit(make(), X[:60])
+    assert not hasattr(est, "predict") and not hasattr(est, "transform")
+    with pytest.raises(UnsupportedModelError,
+                       match="cannot predict from its fitted state") as info:
+        mlfast.loads(pickle.dumps(fit(make_pipeline(StandardScaler(), make()), X[:60])))
+    assert CANNOT_PREDICT[name] in str(info.value)
+    assert "model.steps[1]" in str(info.value)
+    with pytest.raises(UnsupportedModelError, match=name):
         mlfast.loads(pickle.dumps(est))

@@ -15,15 +15,21 @@ import numpy as np
 import pytest
 import scipy.sparse as sp
 from sklearn.cross_decomposition import CCA, PLSSVD, PLSCanonical, PLSRegression
-from sklearn.decomposition import PCA, FactorAnalysis, FastICA, IncrementalPCA, TruncatedSVD
+from sklearn.decomposition import (
+    PCA,
+    FactorAnalysis,
+    FastICA,
+    IncrementalPCA,
+    TruncatedSVD,
+)
 from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import make_pipeline
 from sklearn.random_projection import GaussianRandomProjection, SparseRandomProjection
+from support.families import check, check_refuses_like, fit
+from support.variants import load_variant
 
 import mlfast
 from mlfast.errors import ModelFormatError
-from support.families import check, check_refuses_like, fit
-from support.variants import load_variant
 
 N_FEATURES = 7
 

@@ -32,11 +32,11 @@ from sklearn.feature_selection import (
 from sklearn.linear_model import Lasso, LinearRegression, LogisticRegression
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
+from support.families import check, fit, quietly
+from support.variants import load_variant
 
 import mlfast
 from mlfast.errors import ModelFormatError, UnsupportedModelError
-from support.families import check, fit, quietly
-from support.variants import load_variant
 
 
 def classification(seed=0):
@@ -68,6 +68,11 @@ SELECTORS = [
         LogisticRegression(), threshold="1.5*median", max_features=3)),
     ("SelectFromModel(threshold=0.2)", lambda: SelectFromModel(LogisticRegression(),
                                                                threshold=0.2)),
+    ("SelectFromModel(forest)", lambda: SelectFromModel(RandomForestClassifier(
+        10, random_state=0))),
+    ("SelectFromModel(tree, median)", lambda: SelectFromModel(
+        __import__("sklearn.tree").tree.DecisionTreeClassifier(max_depth=4, random_state=0),
+        threshold="median")),
     ("RFE", lambda: RFE(LogisticRegression(), n_features_to_select=4)),
     ("RFE(step=3)", lambda: RFE(LogisticRegression(), n_features_to_select=5, step=3)),
     ("RFE(forest)", lambda: RFE(RandomForestClassifier(6, random_state=0),

@@ -22,11 +22,11 @@ from sklearn.linear_model import (
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 from sklearn.tree import DecisionTreeRegressor
+from support.families import check, check_refuses_like, fit
+from support.variants import load_variant
 
 import mlfast
 from mlfast.errors import ModelFormatError, UnsupportedModelError
-from support.families import check, check_refuses_like, fit
-from support.variants import load_variant
 
 N_FEATURES = 5
 

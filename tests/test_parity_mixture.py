@@ -17,11 +17,11 @@ import numpy as np
 import pytest
 from sklearn.covariance import EllipticEnvelope
 from sklearn.mixture import BayesianGaussianMixture, GaussianMixture
+from support.families import check, check_refuses_like, fit
+from support.variants import load_variant
 
 import mlfast
 from mlfast.errors import ModelFormatError
-from support.families import check, check_refuses_like, fit
-from support.variants import load_variant
 
 N_FEATURES = 4
 COVARIANCES = ["full", "tied", "diag", "spherical"]

@@ -23,11 +23,11 @@ from sklearn.preprocessing import (
     PowerTransformer,
     QuantileTransformer,
 )
+from support.families import assert_same, check, fit, quietly
+from support.variants import load_variant
 
 import mlfast
 from mlfast.errors import ModelFormatError
-from support.families import assert_same, check, fit, quietly
-from support.variants import load_variant
 
 
 def data(seed=0, n=200, d=4):

@@ -180,7 +180,7 @@ def test_manifest_is_consistent():
             object if entry.get("input_kind") == "object" else np.float64)
     total = sum(p.stat().st_size for p in FIXTURES.rglob("*") if p.is_file())
     # 14 stacks of about 110 fixtures each, ensembles compressed
-    assert total < 5.5e6, f"golden files take {total} bytes; keep them small"
+    assert total < 6.5e6, f"golden files take {total} bytes; keep them small"
 
 
 @pytest.mark.parametrize("item", FILES, ids=_file_id)
@@ -326,20 +326,20 @@ GBDT_FIXTURES = {"XGBClassifier", "XGBRegressor", "XGBRanker", "XGBRFClassifier"
                  "LGBMRanker", "lightgbm.basic.Booster"}
 # Served, but no file from an older stack recorded yet: named here, one by
 # one, so that the gap is visible and a new class cannot join it silently.
+# (The newest families record the estimators whose state or float32 rules
+# changed across versions, and one of each family on the oldest and newest
+# stack; these are tested on today's scikit-learn only.)
 AWAITING_FIXTURES = {
-    "AffinityPropagation", "BayesianGaussianMixture", "Birch", "BisectingKMeans", "CCA",
-    "EllipticEnvelope", "FactorAnalysis", "FastICA", "GammaRegressor", "GaussianMixture",
-    "GaussianRandomProjection", "GenericUnivariateSelect", "IncrementalPCA",
-    "IsotonicRegression", "KBinsDiscretizer", "KMeans", "KernelCenterer", "KernelRidge",
-    "MeanShift", "MiniBatchKMeans", "Normalizer", "PCA", "PLSCanonical", "PLSRegression",
-    "PLSSVD", "PoissonRegressor", "PowerTransformer", "QuantileTransformer", "RANSACRegressor",
-    "RFE", "RFECV", "SelectFdr", "SelectFpr", "SelectFromModel", "SelectFwe", "SelectKBest",
-    "SelectPercentile", "SequentialFeatureSelector", "SparseRandomProjection", "TruncatedSVD",
+    "AffinityPropagation", "BernoulliNB", "BernoulliRBM", "Birch", "BisectingKMeans", "CCA",
+    "CategoricalNB", "ComplementNB", "FastICA", "GammaRegressor", "GaussianNB",
+    "GaussianRandomProjection", "GenericUnivariateSelect", "IncrementalPCA", "KMeans",
+    "KNeighborsClassifier", "KNeighborsRegressor", "KernelCenterer", "KernelPCA",
+    "LinearDiscriminantAnalysis", "MLPClassifier", "MLPRegressor", "MiniBatchKMeans",
+    "MultinomialNB", "Normalizer", "NuSVC", "NuSVR", "Nystroem", "OneClassSVM", "PLSCanonical",
+    "PLSSVD", "PowerTransformer", "QuadraticDiscriminantAnalysis", "RANSACRegressor", "RBFSampler",
+    "RFE", "RFECV", "SVC", "SVR", "SelectFdr", "SelectFpr", "SelectFromModel", "SelectFwe",
+    "SelectPercentile", "SequentialFeatureSelector", "SplineTransformer", "TruncatedSVD",
     "TweedieRegressor", "VarianceThreshold",
-    "BernoulliNB", "BernoulliRBM", "CategoricalNB", "ComplementNB", "GaussianNB",
-    "KNeighborsClassifier", "KNeighborsRegressor", "LinearDiscriminantAnalysis",
-    "MLPClassifier", "MLPRegressor", "MultinomialNB", "NuSVC", "NuSVR", "OneClassSVM",
-    "QuadraticDiscriminantAnalysis", "SVC", "SVR",
 }
 
 

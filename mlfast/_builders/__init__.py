@@ -259,9 +259,18 @@ def _not_served(root: Any, root_where: str, first: Tuple[str, str]) -> str:
     found = unserved(root, root_where)
     if first not in found:
         found.insert(0, first)
-    listed = "; ".join(f"{where} is a {path}" for where, path in found)
+    from mlfast._builders.unpredictable import reason
+
+    def entry(where: str, path: str) -> str:
+        why = reason(path)
+        return f"{where} is a {path}" + (
+            f", which cannot predict from its fitted state ({why})" if why else "")
+
+    listed = "; ".join(entry(where, path) for where, path in found)
     ours = all(path.startswith("sklearn.") for _, path in found)
-    if len(found) == 1:
+    if len(found) == 1 and reason(found[0][1]):
+        head = listed
+    elif len(found) == 1:
         head = f"{listed}, which mlfast does not serve{' yet' if ours else ''}"
     else:
         head = (f"mlfast does not serve {len(found)} estimators of this model"
@@ -405,6 +414,7 @@ from mlfast._builders import (  # noqa: E402,F401
     functions,
     gbdt,
     glm,
+    kernel_approximation,
     linear,
     mixture,
     multiclass,

@@ -14,7 +14,17 @@ from typing import Any, Optional
 import numpy as np
 
 from mlfast._builders import Builders, Node, register
-from mlfast._builders.ir import Accept, Affine, Built, Cast, CastRule, Cols, Linear, Out, Strings
+from mlfast._builders.ir import (
+    Accept,
+    Affine,
+    Built,
+    Cast,
+    CastRule,
+    Cols,
+    Linear,
+    Out,
+    Strings,
+)
 from mlfast._builders.mixture import (
     factor_analysis_precision,
     gaussian_log_likelihood,
@@ -224,7 +234,7 @@ def _pls_center(node: Node, b: Builders, X: Cols, d: int, scale: bool) -> Cols:
 def build_pls(node: Node, b: Builders, X: Optional[Cols]) -> Built:
     svd = node.name == "PLSSVD"
     rotations = _matrix(node, "x_weights_" if svd else "x_rotations_")
-    d, k = rotations.shape
+    d = rotations.shape[0]
     n = node.n_features(d)
     X = b.input(node, X, n)
     if svd:

@@ -18,7 +18,7 @@ import numpy as np
 from mlfast._builders import Builders, Node, register
 from mlfast._builders.ir import Accept, Built, Check, Cols, Out, Strings
 from mlfast._core import Record
-from mlfast.errors import UnsupportedModelError
+from mlfast.errors import ModelFormatError, UnsupportedModelError
 
 
 def _clean_nans(scores: np.ndarray) -> np.ndarray:
@@ -101,7 +101,8 @@ def _estimator_allows_nan(b: Builders, est: Any, where: str, n: int) -> bool:
     scratch = Builders()
     try:
         built = scratch.build(est, where)
-    except Exception:   # an unfitted template or an unserved estimator: its tag is unknown
+    except (ModelFormatError, UnsupportedModelError):
+        # an unfitted template or an unserved estimator: its tag is unknown
         name = est.path.rsplit(".", 1)[-1]
         return name.startswith("HistGradientBoosting")
     nf = scratch.graph.n_features or 0
@@ -175,15 +176,83 @@ def _importances(node: Node, est: Any) -> np.ndarray:
     else:
         raise UnsupportedModelError(
             f"{node.where} (SelectFromModel): importance_getter={getter!r} is not served")
+    if key not in state and key == "feature_importances_":
+        return _tree_importances(node, est)
     if key not in state:
         raise UnsupportedModelError(
-            f"{node.where} (SelectFromModel): its estimator keeps no {key} in its state "
-            "(tree ensembles compute feature_importances_ when asked); not served yet")
+            f"{node.where} (SelectFromModel): its estimator keeps no {key} in its state")
     imp = node.array(f"estimator_.{key}", ndim=(1, 2), kinds="f", value=state[key])
     if imp.ndim == 1:
         return np.abs(imp)
     order = node.get("norm_order", 1)
     return np.linalg.norm(imp, axis=0, ord=order)
+
+
+_TREES = ("DecisionTreeClassifier", "DecisionTreeRegressor", "ExtraTreeClassifier",
+          "ExtraTreeRegressor")
+_FORESTS = ("RandomForestClassifier", "RandomForestRegressor", "ExtraTreesClassifier",
+            "ExtraTreesRegressor")
+
+
+def _one_tree_importances(node: Node, tree: Any, n_features: int) -> np.ndarray:
+    """Tree.compute_feature_importances(normalize=True), node by node in the
+    order of its Cython loop."""
+    from mlfast._builders.trees import _tree_of
+
+    arrays, _ = _tree_of(Node(tree, f"{node.where}.estimator_"))
+    nodes = arrays["nodes"]
+    for field in ("impurity", "weighted_n_node_samples"):
+        if field not in nodes.dtype.names:
+            raise node.fail(f"tree_.nodes has no field {field!r}")
+    left, right = nodes["left_child"].astype(np.int64), nodes["right_child"].astype(np.int64)
+    feature = nodes["feature"].astype(np.int64)
+    w = nodes["weighted_n_node_samples"].astype(np.float64).tolist()
+    imp = nodes["impurity"].astype(np.float64).tolist()
+    n = len(nodes)
+    internal = left != -1
+    if np.any(internal & ((left < 0) | (left >= n) | (right < 0) | (right >= n) |
+                          (feature < 0) | (feature >= n_features))):
+        raise node.fail("a tree of estimator_ has children or features out of range")
+    out = [0.0] * n_features
+    for i in np.flatnonzero(internal).tolist():
+        a, b = int(left[i]), int(right[i])
+        out[int(feature[i])] += w[i] * imp[i] - w[a] * imp[a] - w[b] * imp[b]
+    importances = np.array(out) / w[0]
+    total = np.sum(importances)
+    if total > 0.0:
+        importances /= total
+    return importances
+
+
+def _tree_importances(node: Node, est: Any) -> np.ndarray:
+    """feature_importances_ of a tree or a forest, computed from its trees
+    as the property computes it."""
+    name = getattr(est, "path", "").rsplit(".", 1)[-1]
+    state = est.state[0] if isinstance(est.state, tuple) else est.state
+    n_features = state.get("n_features_in_")
+    if isinstance(n_features, bool) or not isinstance(n_features, (int, np.integer)) or \
+            n_features < 1:
+        raise node.fail(f"estimator_.n_features_in_ is {n_features!r}")
+    if name in _TREES:
+        return _one_tree_importances(node, est, int(n_features))
+    if name in _FORESTS:
+        members = state.get("estimators_")
+        if not isinstance(members, list) or not members:
+            raise node.fail("estimator_.estimators_ is not a list of trees")
+        per_tree = []
+        for tree in members:
+            tstate = getattr(tree, "state", None)
+            tree_ = tstate.get("tree_") if isinstance(tstate, dict) else None
+            count = getattr(tree_, "state", {}).get("node_count") if tree_ is not None else None
+            if isinstance(count, (int, np.integer)) and count > 1:
+                per_tree.append(_one_tree_importances(node, tree, int(n_features)))
+        if not per_tree:
+            return np.zeros(int(n_features), dtype=np.float64)
+        mean = np.mean(per_tree, axis=0, dtype=np.float64)
+        return mean / np.sum(mean)
+    raise UnsupportedModelError(
+        f"{node.where} (SelectFromModel): the feature_importances_ of a {name} are computed "
+        "when asked and mlfast computes them for trees and forests only")
 
 
 def _threshold(node: Node, est: Any, importances: np.ndarray) -> float:

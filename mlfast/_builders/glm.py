@@ -13,7 +13,16 @@ from typing import Any, Optional
 import numpy as np
 
 from mlfast._builders import Builders, Node, register, regressor
-from mlfast._builders.ir import Accept, Built, Cols, KernelDual, KernelRule, Linear, Post, PostRule
+from mlfast._builders.ir import (
+    Accept,
+    Built,
+    Cols,
+    KernelDual,
+    KernelRule,
+    Linear,
+    Post,
+    PostRule,
+)
 from mlfast.errors import UnsupportedModelError
 
 MAX_FIT_ROWS = 1 << 22
@@ -69,33 +78,34 @@ def _number(node: Node, key: str, value: Any) -> float:
     return float(value)
 
 
-@register("sklearn.kernel_ridge", "KernelRidge")
-def build_kernel_ridge(node: Node, b: Builders, X: Optional[Cols]) -> Built:
-    kernel = node.get("kernel")
+#: the parameters each kernel of sklearn.metrics.pairwise reads (KERNEL_PARAMS)
+_KERNEL_PARAMS = {"linear": (), "poly": ("gamma", "degree", "coef0"),
+                  "polynomial": ("gamma", "degree", "coef0"), "rbf": ("gamma",),
+                  "sigmoid": ("gamma", "coef0"), "laplacian": ("gamma",), "cosine": ()}
+
+
+def kernel_op(node: Node, kernel: Any, params: dict, fit: np.ndarray,
+              dual: Optional[np.ndarray]) -> KernelDual:
+    """pairwise_kernels(X, fit, metric=kernel, filter_params=True, **params)
+    (@ dual): the op, its parameters resolved as the kernel functions'
+    defaults do (gamma None: 1 / n_features; degree 3; coef0 1)."""
     if not isinstance(kernel, str):
         raise UnsupportedModelError(
-            f"{node.where} (KernelRidge): a callable kernel is code, which mlfast never runs; "
+            f"{node.where} ({node.name}): a callable kernel is code, which mlfast never runs; "
             f"it serves {', '.join(sorted(_KERNELS))}")
     if kernel not in _KERNELS:
         why = _REFUSED_KERNELS.get(kernel, "it is not a kernel of sklearn.metrics.pairwise")
         raise UnsupportedModelError(
-            f"{node.where} (KernelRidge): kernel={kernel!r} is not served: {why}")
-    fit = node.array("X_fit_", ndim=(2,), kinds="fiub")
+            f"{node.where} ({node.name}): kernel={kernel!r} is not served: {why}")
     if fit.shape[0] < 1 or fit.shape[1] < 1 or fit.shape[0] > MAX_FIT_ROWS:
-        raise node.fail(f"X_fit_ has shape {fit.shape}")
-    dual = node.array("dual_coef_", ndim=(1, 2), kinds="f")
-    if dual.shape[0] != fit.shape[0] or dual.size < 1:
-        raise node.fail(f"dual_coef_ has shape {dual.shape} for {fit.shape[0]} stored rows")
-    n_fit, d = fit.shape
+        raise node.fail(f"the stored rows have shape {fit.shape}")
+    d = fit.shape[1]
     fit64 = np.ascontiguousarray(fit, dtype=np.float64)
     rule = _KERNELS[kernel]
-    gamma = node.get("gamma", None)
-    # pairwise kernels read gamma=None as 1 / n_features
-    if gamma is None:
-        gamma = 1.0 / d
-    gamma = _number(node, "gamma", gamma)
-    degree = _number(node, "degree", node.get("degree", 3))
-    coef0 = _number(node, "coef0", node.get("coef0", 1))
+    used = {k: v for k, v in params.items() if k in _KERNEL_PARAMS[kernel] and v is not None}
+    gamma = _number(node, "gamma", used.get("gamma", 1.0 / d))
+    degree = _number(node, "degree", used.get("degree", 3))
+    coef0 = _number(node, "coef0", used.get("coef0", 1))
     norms = None
     if rule == KernelRule.RBF:
         norms = np.einsum("ij,ij->i", fit64, fit64)
@@ -103,12 +113,26 @@ def build_kernel_ridge(node: Node, b: Builders, X: Optional[Cols]) -> Built:
         lengths = np.sqrt(np.einsum("ij,ij->i", fit64, fit64))
         lengths[lengths < 10 * np.finfo(lengths.dtype).eps] = 1.0
         fit64 = fit64 / lengths[:, None]
-    n = node.n_features(d)
-    X = b.input(node, X, n)
+    return KernelDual(rule=int(rule), fit=fit64, dual=dual, fit_norms=norms, gamma=gamma,
+                      coef0=coef0, degree=degree)
+
+
+@register("sklearn.kernel_ridge", "KernelRidge")
+def build_kernel_ridge(node: Node, b: Builders, X: Optional[Cols]) -> Built:
+    kernel = node.get("kernel")
+    fit = node.array("X_fit_", ndim=(2,), kinds="fiub") if isinstance(kernel, str) and \
+        kernel in _KERNELS else np.zeros((1, 1))
+    dual = node.array("dual_coef_", ndim=(1, 2), kinds="f")
+    if (dual.shape[0] != fit.shape[0] or dual.size < 1) and isinstance(kernel, str) and \
+            kernel in _KERNELS:
+        raise node.fail(f"dual_coef_ has shape {dual.shape} for {fit.shape[0]} stored rows")
     t = 1 if dual.ndim == 1 else dual.shape[1]
-    op = KernelDual(rule=int(rule), fit=fit64,
-                    dual=np.ascontiguousarray(dual, dtype=np.float64).reshape(n_fit, t),
-                    fit_norms=norms, gamma=gamma, coef0=coef0, degree=degree)
+    params = {"gamma": node.get("gamma", None), "degree": node.get("degree", 3),
+              "coef0": node.get("coef0", 1)}
+    op = kernel_op(node, kernel, params, fit, None)
+    op.dual = np.ascontiguousarray(dual, dtype=np.float64).reshape(fit.shape[0], t)
+    n = node.n_features(fit.shape[1])
+    X = b.input(node, X, n)
     raw = b.add(node, op, X, t, accept=Accept.FINITE)
     return regressor(node, raw, n, raw_1d=dual.ndim == 1)
 

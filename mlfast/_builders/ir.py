@@ -919,6 +919,7 @@ class Mixture(Op):
     adds: np.ndarray = field(default_factory=lambda: np.zeros((0, 0)))
     log_2pi_d: float = 0.0
     f32_terms: int = 0
+    log_2pi_d_f32: float = 0.0
 
 
 @dataclass
@@ -928,7 +929,7 @@ class KernelDual(Op):
     op_name: ClassVar[str] = "kernel_dual"
     rule: int = 0
     fit: np.ndarray = field(default_factory=lambda: np.zeros((1, 1)))
-    dual: np.ndarray = field(default_factory=lambda: np.zeros((1, 1)))
+    dual: Optional[np.ndarray] = None
     fit_norms: Optional[np.ndarray] = None
     gamma: float = 0.0
     coef0: float = 0.0
@@ -1021,3 +1022,18 @@ class Bisect(Op):
     label: np.ndarray = field(default_factory=lambda: np.zeros(1, np.int64))
     centers: np.ndarray = field(default_factory=lambda: np.zeros((1, 1)))
     norms: np.ndarray = field(default_factory=lambda: np.zeros(1))
+
+
+SplineRule = _codes("SplineRule", "spline")
+
+
+@dataclass
+class Spline(Op):
+    """SplineTransformer: each column's B-spline basis."""
+
+    op_name: ClassVar[str] = "spline"
+    rule: int = 0
+    degree: int = 0
+    knots: np.ndarray = field(default_factory=lambda: np.zeros((1, 2)))
+    coef: np.ndarray = field(default_factory=lambda: np.zeros((1, 1)))
+    include_bias: bool = True

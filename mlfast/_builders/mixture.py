@@ -238,9 +238,15 @@ def build_gaussian_mixture(node: Node, b: Builders, X: Optional[Cols]) -> Built:
         if not np.all(np.isfinite(a)):
             raise node.fail("its parameters give log weights or determinants that are "
                             "not finite")
-    # scikit-learn 1.7 stores full and tied log_prob in X's dtype; 1.8 also
-    # keeps -0.5 * (d log(2 pi) + log_prob) there (a Python float constant)
-    f32_terms = 2 if node.version >= (1, 8) else 1 if node.version >= (1, 7) else 0
+    # From 1.7 full and tied log_prob is stored in X's dtype and, for float32
+    # X, -0.5 * (constant + log_prob) computed in float32: the constant is
+    # n_features * np.log(2 pi).astype(X.dtype) in 1.7 (a float32 product),
+    # n_features * math.log(2 pi) from 1.8 (a Python float, cast to float32)
+    f32_terms = 1 if node.version >= (1, 7) else 0
+    if node.version >= (1, 8):
+        const_f32 = float(np.float32(d * math.log(2 * math.pi)))
+    else:
+        const_f32 = float(np.float32(d) * np.float32(np.log(2 * np.pi)))
     n = node.n_features(d)
     X = b.input(node, X, n)
     op = Mixture(rule=int(_COVARIANCE[cov_type]), n_components=k,
@@ -249,7 +255,8 @@ def build_gaussian_mixture(node: Node, b: Builders, X: Optional[Cols]) -> Built:
                  base=np.ascontiguousarray(base, dtype=np.float64),
                  adds=np.ascontiguousarray(np.stack(adds), dtype=np.float64),
                  log_2pi_d=d * (math.log(2 * math.pi) if node.version >= (1, 8)
-                                else float(np.log(2 * np.pi))), f32_terms=f32_terms)
+                                else float(np.log(2 * np.pi))), f32_terms=f32_terms,
+                 log_2pi_d_f32=const_f32)
     cols = b.add(node, op, X, 2 * k + 1, accept=Accept.FINITE)
     labels = b.add(node, Labels(rule=LabelRule.ARGMAX), cols[:k], 1)
     outputs = {"predict": Out(labels, classes=np.arange(k, dtype=np.int64), squeeze=True),

@@ -207,3 +207,63 @@ def build_power_transformer(node: Node, b: Builders, X: Optional[Cols]) -> Built
         scaled = b.build(node.get("_scaler"), f"{node.where}._scaler", cols)
         cols = scaled.outputs["transform"].cols
     return _transformer(node, cols, n)
+
+
+# ---- SplineTransformer -----------------------------------------------------------------
+
+_SPLINE_RULES = {"continue": "CONTINUE", "error": "ERROR", "periodic": "PERIODIC",
+                 "constant": "CONSTANT"}
+
+
+@register("sklearn.preprocessing", "SplineTransformer")
+def build_spline_transformer(node: Node, b: Builders, X: Optional[Cols]) -> Built:
+    """Each BSpline of bsplines_ is an inert record: its knots (_t, or t in
+    older scipy), coefficients (_c, or c) and degree k are read as values;
+    scipy is never called."""
+    from mlfast._builders.ir import Spline, SplineRule
+    from mlfast._core import Record
+
+    extrapolation = node.get("extrapolation", "constant")
+    if extrapolation == "linear":
+        raise UnsupportedModelError(f"{node.where} (SplineTransformer): extrapolation='linear' "
+                                    "is not served yet (it needs the splines' derivatives)")
+    if extrapolation not in _SPLINE_RULES:
+        raise node.fail(f"extrapolation is {extrapolation!r}")
+    if node.get("sparse_output", False):
+        pass        # the same numbers, returned dense
+    splines = node.get("bsplines_")
+    if not isinstance(splines, list) or not splines:
+        raise node.fail("bsplines_ is not a list of BSpline")
+    degree = node.integer("degree")
+    knots, coef = [], None
+    for i, spl in enumerate(splines):
+        state = getattr(spl, "state", None)
+        if not isinstance(spl, Record) or spl.path != "scipy.interpolate._bsplines.BSpline" \
+                or not isinstance(state, dict):
+            raise node.fail(f"bsplines_[{i}] is not a scipy BSpline")
+        t = node.array(f"bsplines_[{i}].t", ndim=(1,), kinds="f",
+                       value=state.get("_t", state.get("t")))
+        c = node.array(f"bsplines_[{i}].c", ndim=(2,), kinds="f",
+                       value=state.get("_c", state.get("c")))
+        k = state.get("k")
+        if k != degree:
+            raise node.fail(f"bsplines_[{i}] has degree {k!r}, expected {degree}")
+        if knots and t.shape != knots[0].shape:
+            raise node.fail(f"bsplines_[{i}] has {t.size} knots, bsplines_[0] {knots[0].size}")
+        if coef is None:
+            coef = np.ascontiguousarray(c, dtype=np.float64)
+        elif c.shape != coef.shape or not np.array_equal(c, coef):
+            raise UnsupportedModelError(f"{node.where} (SplineTransformer): its splines have "
+                                        "different coefficients, which it never makes")
+        knots.append(np.asarray(t, dtype=np.float64))
+    d = len(splines)
+    include_bias = node.get("include_bias", True)
+    missing = node.get("handle_missing", "error")
+    n = node.n_features(d)
+    X = b.input(node, X, n)
+    op = Spline(rule=int(SplineRule[_SPLINE_RULES[extrapolation]]), degree=degree,
+                knots=np.ascontiguousarray(np.stack(knots)), coef=coef,
+                include_bias=bool(include_bias))
+    width = d * (coef.shape[1] - (0 if include_bias else 1))
+    cols = b.add(node, op, X, width, accept=Accept.NAN if missing == "zeros" else Accept.FINITE)
+    return _transformer(node, cols, n)

@@ -12,6 +12,7 @@ the caller's NumPy buffer and gives scikit-learn's answers.
 import os as _os
 from pathlib import Path as _Path
 from typing import Any as _Any
+from typing import Union as _Union
 
 
 def _import_core():
@@ -43,6 +44,7 @@ def _import_core():
 _core = _import_core()
 from mlfast._builders import Builders as _Builders
 from mlfast._builders import supported as _supported
+from mlfast import _labels
 from mlfast._builders import ir as _ir
 from mlfast._inspect import format_tree as _format_tree
 from mlfast._loader import DEFAULT_MAX_MEMORY, Source, load_tree, read_source
@@ -88,13 +90,16 @@ def _refuse_key_outputs(built: _Any, builders: _Builders) -> None:
                 "(OneHotEncoder, OrdinalEncoder)")
 
 
-def _build(tree: _Any, source=None) -> Model:
+def _build(tree: _Any, source=None) -> _Union[Model, _labels.LabelModel]:
     try:
         if isinstance(tree, _core.Record) and tree.path == "mlfast._model._from_state":
             # a Model pickled by mlfast itself: its graph, read as data
             if not isinstance(tree.args, tuple) or not tree.args:
                 raise ModelFormatError("model: a pickled mlfast Model without its state")
             return Model(_spec_from_state(tree.args[0]), source)
+        if isinstance(tree, _core.Record) and _labels.is_label_transformer(tree.path):
+            # y's transformers, saved alone: a face of their own
+            return _labels.build_label_model(tree, source)
         builders = _Builders()
         built = builders.build(tree, "model")
         _refuse_key_outputs(built, builders)
@@ -108,7 +113,8 @@ def _build(tree: _Any, source=None) -> Model:
         raise ModelFormatError(f"model: invalid parameters: {exc}") from None
 
 
-def load(source: Source, *, max_memory: int = DEFAULT_MAX_MEMORY) -> Model:
+def load(source: Source, *,
+         max_memory: int = DEFAULT_MAX_MEMORY) -> _Union[Model, _labels.LabelModel]:
     """Load a model saved by ``joblib.dump`` or ``pickle.dump``.
 
     ``source`` is a path, a binary file object or bytes.  Compressed joblib
@@ -129,13 +135,14 @@ def load(source: Source, *, max_memory: int = DEFAULT_MAX_MEMORY) -> Model:
     return model
 
 
-def loads(data, *, max_memory: int = DEFAULT_MAX_MEMORY, source: _Any = None) -> Model:
+def loads(data, *, max_memory: int = DEFAULT_MAX_MEMORY,
+          source: _Any = None) -> _Union[Model, _labels.LabelModel]:
     """Like :func:`load`, from bytes; ``source`` names where they came from
     (shown by the model, as ``load`` shows its path)."""
     return _build(load_tree(data, max_memory), None if source is None else str(source))
 
 
-def compile(estimator: _Any) -> Model:  # noqa: A001 - the verb is the API
+def compile(estimator: _Any) -> _Union[Model, _labels.LabelModel]:  # noqa: A001
     """Compile a fitted, in-memory scikit-learn estimator (as in a notebook).
 
     The estimator is pickled in memory and read back by the same restricted
@@ -169,8 +176,9 @@ def get_num_threads() -> int:
 
 
 def supported_estimators() -> list:
-    """Names of the scikit-learn classes mlfast serves."""
-    return _supported()
+    """Names of the scikit-learn classes mlfast serves (the label
+    transformers, which read y, included)."""
+    return sorted(set(_supported()) | set(_labels.LABEL_CLASSES))
 
 
 def _default_threads() -> int:

@@ -114,6 +114,12 @@ text_hash(int tag, const char *data, Py_ssize_t len)
     return mix64(h ^ (uint64_t)len);
 }
 
+const mf_keystr *
+mf_key_text(uint64_t key)
+{
+    return key_is_str(key) ? key_str(key) : NULL;
+}
+
 /* ---- storage that never moves ----------------------------------------------------- */
 
 struct mf_keyblock {
@@ -455,6 +461,7 @@ mf_keys_from_column(const char *data, npy_intp n, npy_intp stride, PyArray_Descr
     return 0;
 
     switch (t) {
+    // clang-format off: a table, one dtype a line (the macro is its case's body)
     case NPY_BOOL: NUMBERS(npy_bool, v != 0)
     case NPY_BYTE: NUMBERS(npy_byte, v)
     case NPY_UBYTE: NUMBERS(npy_ubyte, v)
@@ -469,6 +476,7 @@ mf_keys_from_column(const char *data, npy_intp n, npy_intp stride, PyArray_Descr
     case NPY_HALF: NUMBERS(npy_half, mf_half_to_double(v))
     case NPY_FLOAT: NUMBERS(npy_float, v)
     case NPY_DOUBLE: NUMBERS(npy_double, v)
+    // clang-format on
     case NPY_STRING:
         for (i = 0; i < n; i++) {
             const char *s = data + i * stride;

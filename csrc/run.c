@@ -414,9 +414,12 @@ diagnose(const mf_job *job, Py_ssize_t *pos_out, mf_err_kind *kind_out)
             /* the message prefers NaN: note it apart from the refusal */
             if (node->def->in_kind == MF_SLOT_NUM &&
                 mf_check_block(MF_ACCEPT_FINITE, in, node->n_in, &e) && e == MF_ERR_NAN) {
-                nan_seen[p] = 1;
+                nan_seen[p] |= 1;
             }
             if (node_refuses(node, in, 1, &e)) {
+                /* bit 1: refused for a value out of the op's domain; bit 2: for
+                 * a non-finite value (which scikit-learn checks first) */
+                nan_seen[p] |= e == MF_ERR_DOMAIN ? 2 : 4;
                 if (p < first) {
                     first = p;
                 }
@@ -430,8 +433,9 @@ diagnose(const mf_job *job, Py_ssize_t *pos_out, mf_err_kind *kind_out)
         const mf_node *node = &g->nodes[out->plan[first]];
         *pos_out = first;
         *kind_out = node->def->in_kind == MF_SLOT_KEY ? MF_ERR_UNKNOWN
-                    : (node->accept == MF_ACCEPT_FINITE && nan_seen[first]) ? MF_ERR_NAN
-                                                                           : MF_ERR_INF;
+                    : (nan_seen[first] & 6) == 2 ? MF_ERR_DOMAIN
+                    : (node->accept == MF_ACCEPT_FINITE && (nan_seen[first] & 1)) ? MF_ERR_NAN
+                                                                                 : MF_ERR_INF;
         found = 1;
     }
     else {
@@ -625,6 +629,11 @@ raise_refusal(const mf_job *job)
     node = &job->g->nodes[job->out->plan[pos]];
     if (kind == MF_ERR_UNKNOWN) {
         raise_unknown(job, pos);
+    }
+    else if (kind == MF_ERR_DOMAIN) {
+        PyErr_SetString(PyExc_ValueError, node->def->domain_message != NULL
+                                              ? node->def->domain_message(node->op)
+                                              : "Input X contains a value out of range.");
     }
     else if (kind == MF_ERR_NAN) {
         PyErr_Format(

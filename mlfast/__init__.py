@@ -11,11 +11,15 @@ the caller's NumPy buffer and gives scikit-learn's answers.
 """
 import os as _os
 from pathlib import Path as _Path
+from types import ModuleType as _ModuleType
+from typing import TYPE_CHECKING as _TYPE_CHECKING
 from typing import Any as _Any
+from typing import List as _List
+from typing import Optional as _Optional
 from typing import Union as _Union
 
 
-def _import_core():
+def _import_core() -> _ModuleType:
     """_core links to libscipy_openblas from the scipy-openblas32 wheel and
     finds it through its rpath in a regular install.  Elsewhere (an editable
     install, an unusual layout) the library is loaded by path first; the
@@ -41,7 +45,11 @@ def _import_core():
     return _core
 
 
-_core = _import_core()
+if _TYPE_CHECKING:
+    # what _import_core returns, as the type checker sees it (mlfast/_core.pyi)
+    from mlfast import _core
+else:
+    _core = _import_core()
 from mlfast._builders import Builders as _Builders
 from mlfast._builders import supported as _supported
 from mlfast import _labels
@@ -90,7 +98,7 @@ def _refuse_key_outputs(built: _Any, builders: _Builders) -> None:
                 "(OneHotEncoder, OrdinalEncoder)")
 
 
-def _build(tree: _Any, source=None) -> _Union[Model, _labels.LabelModel]:
+def _build(tree: _Any, source: _Optional[str] = None) -> _Union[Model, _labels.LabelModel]:
     try:
         if isinstance(tree, _core.Record) and tree.path == "mlfast._model._from_state":
             # a Model pickled by mlfast itself: its graph, read as data
@@ -135,7 +143,7 @@ def load(source: Source, *,
     return model
 
 
-def loads(data, *, max_memory: int = DEFAULT_MAX_MEMORY,
+def loads(data: _Union[bytes, bytearray, memoryview], *, max_memory: int = DEFAULT_MAX_MEMORY,
           source: _Any = None) -> _Union[Model, _labels.LabelModel]:
     """Like :func:`load`, from bytes; ``source`` names where they came from
     (shown by the model, as ``load`` shows its path)."""
@@ -175,7 +183,7 @@ def get_num_threads() -> int:
     return _core.get_num_threads()
 
 
-def supported_estimators() -> list:
+def supported_estimators() -> _List[str]:
     """Names of the scikit-learn classes mlfast serves (the label
     transformers, which read y, included)."""
     return sorted(set(_supported()) | set(_labels.LABEL_CLASSES))

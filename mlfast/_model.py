@@ -8,18 +8,20 @@ are not ndarrays (lists, DataFrames) come back to Python, through
 from __future__ import annotations
 
 import dataclasses
+import functools
 import html
 import warnings
 from collections.abc import Iterable, Mapping
 from numbers import Number
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Dict, List, Optional
+from typing import TYPE_CHECKING, Any, Callable, Dict, List, Optional, Set, Tuple, Union
 
 import numpy as np
 
 from mlfast import _core
 from mlfast._builders import ir
 from mlfast._core import Graph
+from mlfast._text import Documents, check_text, is_sparse, pack_sparse, sparse_route
 
 _METHODS = ("predict", "predict_proba", "predict_log_proba", "decision_function",
             "transform", "score_samples")
@@ -62,7 +64,7 @@ def _feature_name_error(fitted: np.ndarray, given: np.ndarray) -> ValueError:
     unexpected = sorted(given_set - fitted_set)
     missing = sorted(fitted_set - given_set)
 
-    def listing(names):
+    def listing(names: List[Any]) -> str:
         out = ""
         for i, name in enumerate(names):
             if i >= 5:
@@ -100,6 +102,8 @@ class Spec:
     names_required: Optional[np.ndarray] = None
     # the input columns read as keys (categories), one key slot each
     key_columns: Optional[np.ndarray] = None
+    # a text model: how its vectorizer reads the documents (mlfast/_text.py)
+    text: Optional[dict] = None
     # a DictVectorizer first: {"features": [...], "separator": str,
     # "dtype": str}, dicts made into rows before the graph
     dict_input: Optional[Dict[str, Any]] = None
@@ -116,9 +120,10 @@ class Spec:
                    built.kind, built.feature_names_in, built.first_name, int(built.strings),
                    built.string_prefix, built.sklearn_version, built.warn_name,
                    built.names_required, keys if keys is not None and keys.size else None,
+                   None if graph.text is None else check_text(graph.text),
                    graph.dict_input, graph.hash_input)
 
-    def state(self) -> dict:
+    def state(self) -> Dict[str, Any]:
         meta = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)
                 if f.name not in ("nodes", "outputs")}
         return {"format": STATE_FORMAT, "meta": meta,
@@ -130,8 +135,8 @@ class Spec:
 STATE_FORMAT = 1
 
 
-def _unknown_message(name: str, column: int, values: Any, known: list,
-                     nan: Optional[tuple] = None) -> str:
+def _unknown_message(name: str, column: int, values: Any, known: List[Any],
+                     nan: Optional[Tuple[Any, ...]] = None) -> str:
     """scikit-learn's message for unknown categories (_BaseEncoder._transform),
     the categories listed as _check_unknown lists them: sorted for a numeric
     column, in set order (Python's, as scikit-learn's own) otherwise.  With
@@ -154,7 +159,7 @@ def _unknown_message(name: str, column: int, values: Any, known: list,
             diff = diff[~np.isnan(diff)]
         listed = list(diff)
     else:
-        def missing_of(items: set):
+        def missing_of(items: Set[Any]) -> Tuple[Set[Any], bool, bool]:
             found = {v for v in items if v is None or _is_nan(v)}
             return items - found, any(v is None for v in found), any(_is_nan(v) for v in found)
 
@@ -186,7 +191,8 @@ def _column_array(values: Any) -> np.ndarray:
     kind = getattr(dtype, "kind", "O")
     if kind in "biuf" and getattr(dtype, "name", "") != "category":
         # Int64, Float64, boolean (and their pyarrow twins): NA is NaN
-        return values.to_numpy(dtype=np.float64, na_value=np.nan)
+        converted: np.ndarray = values.to_numpy(dtype=np.float64, na_value=np.nan)
+        return converted
     return np.asarray(values)
 
 
@@ -508,7 +514,8 @@ class _Coerce:
                 # pandas extension dtypes (nullable Int64, Float64, boolean):
                 # converted early, pd.NA becoming NaN, as scikit-learn does
                 try:
-                    return X.to_numpy(dtype=np.float64, na_value=np.nan)
+                    converted: np.ndarray = X.to_numpy(dtype=np.float64, na_value=np.nan)
+                    return converted
                 except (TypeError, ValueError):
                     pass
             return np.asarray(X)
@@ -530,6 +537,12 @@ class Model:
     """A fitted scikit-learn estimator or pipeline, compiled to mlfast's C
     engine.  Made by :func:`mlfast.load`, :func:`mlfast.loads` and
     :func:`mlfast.compile`; it answers like the estimator it came from."""
+
+    # set in __init__ where the estimator has them, as scikit-learn's are
+    n_features_in_: int
+    feature_names_in_: np.ndarray
+    #: one array of labels; a list of them for a multi-output classifier
+    classes_: Union[np.ndarray, List[np.ndarray]]
 
     def __init__(self, spec: Spec, source: Optional[str] = None):
         self._spec = spec
@@ -558,14 +571,30 @@ class Model:
         # a list first: tuple(generator) over-allocates and shrinks, which leaves
         # one tuple per model in CPython's free list until it fills (2,000)
         methods = tuple([m for m in _METHODS if m in spec.outputs])
+        documents = Documents(spec.text) if spec.text is not None else None
+        route = sparse_route(spec)
+        sparse_graph = None
+        if route is not None:
+            # scipy.sparse X: the same model over packed rows
+            sparse_graph = Graph(
+                1, route[0], route[1], strings=int(spec.strings),
+                string_prefix=spec.string_prefix, names_warning=names_warning,
+                first_name=spec.first_name or None, key_columns=np.zeros(1, np.int64))
         for name in methods:
             out = spec.outputs[name]
             method = getattr(self._graph, name)
+            if sparse_graph is not None:
+                method = _reading_sparse(method, getattr(sparse_graph, name), spec.n_features,
+                                         route[2])
             if out.split is not None or out.column_classes is not None:
                 method = _multi_output(method, out)
+            if documents is not None:
+                method = _reading_documents(method, documents)
             setattr(self, name, method)
         self._methods = methods
-        self.n_features_in_ = spec.n_features
+        if documents is None:
+            # a vectorizer reads documents, not columns: it has no n_features_in_
+            self.n_features_in_ = spec.n_features
         if spec.feature_names_in is not None:
             self.feature_names_in_ = spec.feature_names_in
         predict = spec.outputs.get("predict")
@@ -606,7 +635,7 @@ class Model:
                 total += classes.nbytes
         return total
 
-    def __dir__(self):
+    def __dir__(self) -> List[str]:
         hidden = set(_METHODS) - set(self._methods)
         return [n for n in super().__dir__() if n not in hidden]
 
@@ -651,16 +680,17 @@ class Model:
             """Per-row scores (IsolationForest: the opposite of the anomaly
             score)."""
 
-    def _summary(self) -> dict:
+    def _summary(self) -> Dict[str, Any]:
         out = {
             "estimator": self.estimator,
             "kind": self.kind,
-            "features": self.n_features_in_,
+            "features": getattr(self, "n_features_in_", None),
         }
-        if isinstance(getattr(self, "classes_", None), list):
-            out["classes"] = [c.tolist() for c in self.classes_]
-        elif hasattr(self, "classes_"):
-            out["classes"] = self.classes_.tolist()
+        classes = getattr(self, "classes_", None)
+        if isinstance(classes, list):
+            out["classes"] = [c.tolist() for c in classes]
+        elif classes is not None:
+            out["classes"] = classes.tolist()
         predict = self._spec.outputs.get("predict")
         if self.kind == "regressor" and predict is not None and not predict.squeeze:
             out["outputs"] = int(predict.slots.size)
@@ -693,24 +723,50 @@ class Model:
 
     # -- pickling: plain data, which mlfast.load reads back safely ----------------
 
-    def __reduce__(self):
+    def __reduce__(self) -> Tuple[Any, ...]:
         return (_from_state, (self._spec.state(), self._source))
 
 
-def _multi_output(method, out: ir.Output):
+def _reading_documents(method: Callable[[Any], Any], documents: Documents) -> Callable[[Any], Any]:
+    """A text model's method: the documents packed, then the graph."""
+
+    @functools.wraps(method)
+    def call(X: Any) -> Any:
+        return method(documents(X))
+
+    return call
+
+
+def _reading_sparse(method: Callable[[Any], Any], sparse_method: Callable[[Any], Any],
+                    n_features: int, coo: bool) -> Callable[[Any], Any]:
+    """A method of a model that starts with a linear model: scipy.sparse X
+    goes through its sparse route, never densified."""
+
+    @functools.wraps(method)
+    def call(X: Any) -> Any:
+        if type(X) is not np.ndarray and is_sparse(X):
+            return sparse_method(pack_sparse(X, n_features, method, coo))
+        return method(X)
+
+    return call
+
+
+def _multi_output(method: Callable[[Any], np.ndarray], out: ir.Output) -> Callable[[Any], Any]:
     """A multi-output answer from what C returns: a list of arrays (each
     output's probabilities), or each column's indices as its own labels."""
     if out.split is not None:
         bounds = np.cumsum(out.split)[:-1]
 
-        def split(X):
+        def split(X: Any) -> Any:
             parts = np.split(method(X), bounds, axis=1)
             return np.asarray(parts) if out.stacked else parts
 
         return split
     classes = out.column_classes
+    if classes is None:
+        raise TypeError("a multi-output answer needs split widths or column classes")
 
-    def labels(X):
+    def labels(X: Any) -> np.ndarray:
         index = method(X).astype(np.intp)
         columns = [c.take(index[:, k], axis=0) for k, c in enumerate(classes)]
         if out.column_dtype is not None:
@@ -718,12 +774,13 @@ def _multi_output(method, out: ir.Output):
             for k, column in enumerate(columns):
                 result[:, k] = column
             return result
-        return np.asarray(columns).T
+        stacked: np.ndarray = np.asarray(columns)
+        return np.transpose(stacked)
 
     return labels
 
 
-def _human_bytes(n: int) -> str:
+def _human_bytes(n: float) -> str:
     for unit in ("B", "KiB", "MiB", "GiB"):
         if n < 1024 or unit == "GiB":
             return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
@@ -760,6 +817,7 @@ def spec_from_state(state: Any) -> Spec:
         warn_name=_typed(meta.get("warn_name"), str, "warn_name", True),
         names_required=_names(meta.get("names_required")),
         key_columns=_key_columns(meta.get("key_columns")),
+        text=None if meta.get("text") is None else check_text(meta.get("text")),
         dict_input=_dict_input(meta.get("dict_input")),
         hash_input=_hash_input(meta.get("hash_input")),
     )
@@ -794,7 +852,7 @@ def _dict_input(value: Any) -> Optional[Dict[str, Any]]:
 
 
 def _key_columns(value: Any) -> Optional[np.ndarray]:
-    columns = _array(value, "key_columns", True)
+    columns: Optional[np.ndarray] = _array(value, "key_columns", True)
     if columns is not None:
         if columns.ndim != 1 or columns.dtype.kind not in "iu":
             raise ValueError("key_columns must be a 1-D array of column indices")
@@ -807,7 +865,7 @@ def _typed(value: Any, kind: type, what: str, optional: bool = False) -> Any:
         return None
     if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
         raise ValueError(f"{what} is a {type(value).__name__}, expected {kind.__name__}")
-    if kind is str and len(value) > 10000:
+    if isinstance(value, str) and len(value) > 10000:
         raise ValueError(f"{what} is too long")
     return value
 
@@ -821,7 +879,7 @@ def _array(value: Any, what: str, optional: bool = False) -> Any:
 
 
 def _names(value: Any) -> Optional[np.ndarray]:
-    names = _array(value, "feature_names_in", True)
+    names: Optional[np.ndarray] = _array(value, "feature_names_in", True)
     if names is not None and (names.ndim != 1 or names.dtype.kind != "O" or
                               not all(isinstance(x, str) for x in names.tolist())):
         raise ValueError("feature_names_in must be a 1-D array of str")
@@ -857,7 +915,7 @@ def _dtype(value: Any) -> Optional[np.dtype]:
 
 
 def _classes(value: Any) -> np.ndarray:
-    classes = _array(value, "classes")
+    classes: np.ndarray = _array(value, "classes")
     if classes.ndim != 1 or classes.size < 1 or classes.dtype.kind not in "biufUSO":
         raise ValueError("classes must be a non-empty 1-D array of labels")
     return classes
@@ -889,7 +947,7 @@ def _node_from_state(state: Any, i: int) -> ir.Node:
               for name, fkind, _dtype, _ndim, optional in fields}
     return ir.Node(
         op=ir.op_from_state({"op": kind, **values}),
-        inputs=np.require(_array(state.get("inputs"), f"nodes[{i}].inputs"), np.int64, "CA"),
+        inputs=np.require(_array(state.get("inputs"), f"nodes[{i}].inputs"), np.int64, ["C", "A"]),
         n_out=_typed(state.get("n_out"), int, f"nodes[{i}].n_out"),
         name=_typed(state.get("name"), str, f"nodes[{i}].name"),
         accept=_typed(state.get("accept"), int, f"nodes[{i}].accept"),
@@ -902,7 +960,7 @@ def _output_from_state(state: Any) -> ir.Output:
         raise ValueError("an output is not a dict")
     classes = state.get("classes")
     return ir.Output(
-        slots=np.require(_array(state.get("slots"), "output slots"), np.int64, "CA"),
+        slots=np.require(_array(state.get("slots"), "output slots"), np.int64, ["C", "A"]),
         classes=None if classes is None else np.ascontiguousarray(_classes(classes)),
         squeeze=_typed(state.get("squeeze"), bool, "squeeze"),
         split=_split(state.get("split")),

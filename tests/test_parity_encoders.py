@@ -23,9 +23,9 @@ from sklearn.impute import SimpleImputer
 from sklearn.linear_model import LogisticRegression, Ridge
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import OneHotEncoder, OrdinalEncoder, StandardScaler
+from support.variants import load_variant
 
 import mlfast
-from support.variants import load_variant
 
 RTOL = ATOL = 1e-12
 

@@ -11,7 +11,7 @@ category writes (``CatMap.values``) and what an unknown one writes
 """
 from __future__ import annotations
 
-from typing import Any, Dict, List, Optional
+from typing import Any, List, Optional
 
 import numpy as np
 
@@ -188,9 +188,10 @@ def build_one_hot_encoder(node: Node, b: Builders, X: Optional[Cols]) -> Built:
         values.append(out)
         # an unknown value: the infrequent column where handle_unknown groups
         # it there (infrequent_if_exist, warn), else none (ignore)
-        if mapping is not None and infreq_idx[j] is not None and \
+        infrequent_j = infreq_idx[j]
+        if mapping is not None and infrequent_j is not None and \
                 handle in ("infrequent_if_exist", "warn"):
-            g = int(mapping[infreq_idx[j][0]])
+            g = int(mapping[infrequent_j[0]])
             unknown[j] = -1.0 if drop == g else float(g - (drop is not None and g > drop) + offset)
         offset += width
     if offset < 1:
@@ -215,12 +216,12 @@ def build_ordinal_encoder(node: Node, b: Builders, X: Optional[Cols]) -> Built:
     if handle not in ("error", "use_encoded_value"):
         raise node.fail(f"handle_unknown={handle!r} is not served")
     unknown_value = node.state.get("unknown_value")
+    unknown_fill = float("nan")
     if handle == "use_encoded_value":
-        if not (is_nan(unknown_value) or isinstance(unknown_value, (int, np.integer))):
+        if isinstance(unknown_value, (int, np.integer)):
+            unknown_fill = float(unknown_value)
+        elif not is_nan(unknown_value):
             raise node.fail(f"unknown_value={unknown_value!r} is not an integer or NaN")
-        unknown_fill = float(unknown_value)
-    else:
-        unknown_fill = float("nan")
     missing_value = node.state.get("encoded_missing_value", float("nan"))
     if not (is_nan(missing_value) or isinstance(missing_value, (int, np.integer))):
         raise node.fail(f"encoded_missing_value={missing_value!r} is not an integer or NaN")
@@ -332,10 +333,10 @@ def build_object_imputer(node: Node, b: Builders, X: Optional[Cols]) -> Built:
             one = np.empty(1, dtype=object)
             one[0] = missing
             mt, mn, mx, mo = encode_keys(one)
-            op = KeyMissing(tags=mt, nums=mn, text=mx, text_offsets=mo,
-                            features=features.astype(np.int64),
-                            out_type=int(np.dtype(np.bool_).num))
-            parts.append(b.add(node, op, K, features.size))
+            indicator = KeyMissing(tags=mt, nums=mn, text=mx, text_offsets=mo,
+                                   features=features.astype(np.int64),
+                                   out_type=int(np.dtype(np.bool_).num))
+            parts.append(b.add(node, indicator, K, features.size))
     if not parts:
         raise node.fail("every column is empty and no indicator is added: no output")
     # before 0.24 check_array(dtype=None) kept a str array (and a list of

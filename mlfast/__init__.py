@@ -52,6 +52,7 @@ else:
     _core = _import_core()
 from mlfast._builders import Builders as _Builders
 from mlfast._builders import supported as _supported
+from mlfast import _labels
 from mlfast._builders import ir as _ir
 from mlfast._inspect import format_tree as _format_tree
 from mlfast._loader import DEFAULT_MAX_MEMORY, Source, load_tree, read_source
@@ -97,13 +98,16 @@ def _refuse_key_outputs(built: _Any, builders: _Builders) -> None:
                 "(OneHotEncoder, OrdinalEncoder)")
 
 
-def _build(tree: _Any, source: _Optional[str] = None) -> Model:
+def _build(tree: _Any, source: _Optional[str] = None) -> _Union[Model, _labels.LabelModel]:
     try:
         if isinstance(tree, _core.Record) and tree.path == "mlfast._model._from_state":
             # a Model pickled by mlfast itself: its graph, read as data
             if not isinstance(tree.args, tuple) or not tree.args:
                 raise ModelFormatError("model: a pickled mlfast Model without its state")
             return Model(_spec_from_state(tree.args[0]), source)
+        if isinstance(tree, _core.Record) and _labels.is_label_transformer(tree.path):
+            # y's transformers, saved alone: a face of their own
+            return _labels.build_label_model(tree, source)
         builders = _Builders()
         built = builders.build(tree, "model")
         _refuse_key_outputs(built, builders)
@@ -139,7 +143,8 @@ def _native(raw, source, max_memory: int) -> _Any:
         raise ModelFormatError(f"model: invalid parameters: {exc}") from None
 
 
-def load(source: Source, *, max_memory: int = DEFAULT_MAX_MEMORY) -> Model:
+def load(source: Source, *,
+         max_memory: int = DEFAULT_MAX_MEMORY) -> _Union[Model, _labels.LabelModel]:
     """Load a model saved by ``joblib.dump`` or ``pickle.dump``, or a model
     file XGBoost (JSON, UBJSON) or LightGBM (text) saved itself.
 
@@ -164,7 +169,7 @@ def load(source: Source, *, max_memory: int = DEFAULT_MAX_MEMORY) -> Model:
 
 
 def loads(data: _Union[bytes, bytearray, memoryview], *, max_memory: int = DEFAULT_MAX_MEMORY,
-          source: _Any = None) -> Model:
+          source: _Any = None) -> _Union[Model, _labels.LabelModel]:
     """Like :func:`load`, from bytes; ``source`` names where they came from
     (shown by the model, as ``load`` shows its path)."""
     name = None if source is None else str(source)
@@ -173,7 +178,7 @@ def loads(data: _Union[bytes, bytearray, memoryview], *, max_memory: int = DEFAU
     return model if model is not None else _build(load_tree(raw, max_memory), name)
 
 
-def compile(estimator: _Any) -> Model:  # noqa: A001 - the verb is the API
+def compile(estimator: _Any) -> _Union[Model, _labels.LabelModel]:  # noqa: A001
     """Compile a fitted, in-memory scikit-learn estimator (as in a notebook).
 
     The estimator is pickled in memory and read back by the same restricted
@@ -207,8 +212,9 @@ def get_num_threads() -> int:
 
 
 def supported_estimators() -> _List[str]:
-    """Names of the scikit-learn classes mlfast serves."""
-    return _supported()
+    """Names of the scikit-learn classes mlfast serves (the label
+    transformers, which read y, included)."""
+    return sorted(set(_supported()) | set(_labels.LABEL_CLASSES))
 
 
 def _default_threads() -> int:

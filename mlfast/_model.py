@@ -295,8 +295,11 @@ def _hashed_rows(spec: Dict[str, Any], X: Any) -> np.ndarray:
             if isinstance(v, str):
                 f = f"{f}={v}"
                 value = 1.0
-            else:
+            elif isinstance(v, (int, float, np.number)) and not isinstance(v, complex):
                 value = float(v)
+            else:
+                # the Cython assignment to a double, in its words
+                raise TypeError(f"must be real number, not {type(v).__name__}")
             if value == 0:
                 continue
             if isinstance(f, str):

@@ -306,10 +306,18 @@ def record(name, est, X_test, variants=("joblib",), note=None, refused=None, fil
         input_name, input_kind = names[0], None
         pairs = (("f64", X_test), ("f32", X_test.astype(np.float32)))
     elif isinstance(X_test, list):
-        # dicts of features: as a list and as a tuple of the same dicts
+        # dicts of features: as a list and as a tuple of the same dicts;
+        # labels (y): as an array and as a list; sets of labels: as lists
+        # and as tuples
         input_name = next(k for k, v in OBJ_INPUTS.items() if v is X_test)
-        input_kind = "dicts"
-        pairs = (("records", X_test), ("tuple", tuple(X_test)))
+        input_kind = "dicts" if isinstance(X_test[0], dict) else \
+            "labelsets" if isinstance(X_test[0], list) else "labels"
+        if input_kind == "dicts":
+            pairs = (("records", X_test), ("tuple", tuple(X_test)))
+        elif input_kind == "labels":
+            pairs = (("labels", np.asarray(X_test)), ("list", X_test))
+        else:
+            pairs = (("labelsets", X_test), ("tuples", tuple(tuple(r) for r in X_test)))
     else:
         input_name = next(k for k, v in OBJ_INPUTS.items() if v is X_test)[:-len("#array")]
         input_kind = "object"
@@ -1200,6 +1208,20 @@ if SK >= (1, 1):
         skipped("the other new families", "kept to the oldest and newest stacks")
 else:
     skipped("decompositions, GLMs, preprocessing, clustering, mixtures", "kept to 1.1 on")
+
+# LabelEncoder and MultiLabelBinarizer saved alone (they read y; nothing
+# of them changed meaning: the newest stack)
+if SK >= (1, 9):
+    from sklearn.preprocessing import LabelEncoder, MultiLabelBinarizer
+
+    OBJ_INPUTS["YL"] = ["dog", "cat", "emu", "cat"]
+    record("label_encoder", LabelEncoder().fit(["emu", "cat", "dog", "cat"]),
+           OBJ_INPUTS["YL"], variants=Z3)
+    OBJ_INPUTS["YLS"] = [["dog", "cat"], [], ["emu"]]
+    record("multilabel_binarizer", MultiLabelBinarizer().fit([["emu", "cat"], ["dog"]]),
+           OBJ_INPUTS["YLS"], variants=Z3)
+else:
+    skipped("label_encoder, multilabel_binarizer", "kept to the newest stack")
 
 savez(os.path.join(OUT, "inputs.npz"), INPUTS)
 with open(os.path.join(OUT, "inputs_obj.json"), "w") as fh:

@@ -72,6 +72,13 @@ def test_refusals_in_scikit_learns_words():
         mlfast.compile(FeatureHasher(n_features=16)).transform([])
     with pytest.raises(TypeError, match="feature names must be strings"):
         mlfast.compile(FeatureHasher(n_features=16, input_type="pair")).transform([[(1, 2.0)]])
+    est = FeatureHasher(n_features=16)
+    for bad in ([{"tags": ["a"]}], [{"x": None}]):
+        with pytest.raises(TypeError) as want:
+            est.transform(bad)
+        with pytest.raises(TypeError) as got:
+            mlfast.compile(est).transform(bad)
+        assert str(got.value) == str(want.value)
 
 
 @pytest.mark.parametrize("variant", ["joblib", "pickle-p2", "loads-bytes"])

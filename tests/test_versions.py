@@ -68,7 +68,9 @@ def _tags(entry) -> tuple:
     """The two forms of a fixture's test input: float64 and float32, or
     object rows as an array and as a list."""
     kind = entry.get("input_kind")
-    return {"object": ("obj", "list"), "dicts": ("records", "tuple")}.get(kind, ("f64", "f32"))
+    return {"object": ("obj", "list"), "dicts": ("records", "tuple"),
+            "labels": ("labels", "list"), "labelsets": ("labelsets", "tuples")
+            }.get(kind, ("f64", "f32"))
 
 
 def _methods(entry) -> list:
@@ -129,8 +131,10 @@ def _object_rows(stack: str) -> dict:
 def _input(entry) -> np.ndarray:
     """The test input of a fixture (inputs are shared within a stack): float64,
     or object rows as a 2-D object array."""
-    if entry.get("input_kind") == "dicts":
+    if entry.get("input_kind") in ("dicts", "labelsets"):
         return _object_rows(entry["stack"])[entry["input"]]
+    if entry.get("input_kind") == "labels":
+        return np.asarray(_object_rows(entry["stack"])[entry["input"]])
     if entry.get("input_kind") == "object":
         rows = _object_rows(entry["stack"])[entry["input"]]
         X = np.empty((len(rows), len(rows[0])), dtype=object)
@@ -144,10 +148,14 @@ def _tagged_input(entry, tag: str):
     """The test input in the form a tag names."""
     if tag == "f32":
         return _input(entry).astype(np.float32)
-    if tag == "list":
+    if tag == "list" and entry.get("input_kind") == "object":
         return [list(row) for row in _object_rows(entry["stack"])[entry["input"]]]
     if tag == "tuple":
         return tuple(_input(entry))
+    if tag == "list" and entry.get("input_kind") == "labels":
+        return _object_rows(entry["stack"])[entry["input"]]
+    if tag == "tuples":
+        return tuple(tuple(r) for r in _input(entry))
     return _input(entry)
 
 
@@ -155,7 +163,7 @@ def _expected(entry, method: str, tag: str):
     """The test input and what that stack's scikit-learn answered, with its dtype."""
     golden = _golden(entry)
     X = _tagged_input(entry, tag)
-    index = 0 if tag in ("f64", "obj", "records") else 1
+    index = 0 if tag in ("f64", "obj", "records", "labels", "labelsets") else 1
     dtype = entry["methods"][method]
     if isinstance(dtype, list):
         dtype = dtype[index]
@@ -173,8 +181,8 @@ def test_manifest_is_consistent():
             assert (FIXTURES / entry["stack"] / fname).is_file(), fname
         assert set(_golden(entry)) == _golden_keys(entry), entry["fixture"]
         X = _input(entry)
-        if entry.get("input_kind") == "dicts":
-            assert all(isinstance(row, dict) for row in X)
+        if entry.get("input_kind") in ("dicts", "labels", "labelsets"):
+            assert len(X) > 0
             continue
         assert X.ndim == 2 and X.dtype == (
             object if entry.get("input_kind") == "object" else np.float64)
@@ -209,6 +217,8 @@ def test_load(item):
     model = _load(path)
     version = STACKS[entry["stack"]]["versions"]["sklearn"]
     assert model.sklearn_version == version
+    if entry.get("input_kind") in ("labels", "labelsets"):
+        return          # y's transformers: no X, no n_features_in_
     if entry.get("input_kind") != "dicts":
         assert model.n_features_in_ == _input(entry).shape[1]
     if "feature_names_in" in entry:

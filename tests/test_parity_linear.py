@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import concurrent.futures
 import warnings
-from dataclasses import dataclass, field
 from functools import partial
 from typing import Any, Callable, Dict
 
@@ -38,10 +37,13 @@ from support import parity
 from support.parity import (
     F32_RTOL,
     METHODS,
+    Case,
     add_extreme_rows,
+    check_across_threads,
     check_attributes,
     classification_data,
     fit,
+    fit_case,
     opts,
     quietly,
     regression_data,
@@ -67,33 +69,6 @@ assert_same_output = partial(parity.assert_same_output, float32_rtol=F32_RTOL)
 check_same_or_same_error = partial(parity.check_same_or_same_error, float32_rtol=F32_RTOL)
 
 
-@dataclass
-class Case:
-    """An estimator to fit, with the options to print when it fails."""
-
-    name: str
-    make: Callable[[], Any]
-    options: str = "defaults"
-    sample_weight: bool = False
-    n_classes: tuple = (2, 3)
-    fit_kw: Dict[str, Any] = field(default_factory=dict)
-
-    @property
-    def id(self) -> str:
-        return f"{self.name}[{self.options}]"
-
-
-def sample_weights(n: int) -> np.ndarray:
-    return np.random.default_rng(7).uniform(0.1, 3.0, n)
-
-
-def fit_case(case: Case, X, y):
-    kw = dict(case.fit_kw)
-    if case.sample_weight:
-        kw["sample_weight"] = sample_weights(len(X))
-    return fit(quietly(case.make), X, y, **kw)
-
-
 # -- regressors -------------------------------------------------------------------
 
 REGRESSOR_CASES = [
@@ -101,12 +76,12 @@ REGRESSOR_CASES = [
     Case("LinearRegression", lambda: lm.LinearRegression(fit_intercept=False),
          "fit_intercept=False"),
     Case("LinearRegression", lambda: lm.LinearRegression(positive=True), "positive=True"),
-    Case("LinearRegression", lambda: lm.LinearRegression(), "sample_weight", sample_weight=True),
+    Case("LinearRegression", lambda: lm.LinearRegression(), sample_weight=True),
     Case("Ridge", lambda: lm.Ridge(alpha=2.0), "alpha=2.0"),
     Case("Ridge", lambda: lm.Ridge(solver="svd", fit_intercept=False),
          "solver='svd', fit_intercept=False"),
     Case("Ridge", lambda: lm.Ridge(solver="sag", random_state=0), "solver='sag'"),
-    Case("Ridge", lambda: lm.Ridge(), "sample_weight", sample_weight=True),
+    Case("Ridge", lambda: lm.Ridge(), sample_weight=True),
     Case("RidgeCV", lambda: lm.RidgeCV(alphas=(0.1, 1.0, 10.0)), "alphas=(0.1, 1, 10)"),
     Case("Lasso", lambda: lm.Lasso(alpha=0.5), "alpha=0.5"),
     Case("LassoCV", lambda: lm.LassoCV(cv=3, alphas=10), "cv=3, alphas=10"),
@@ -229,7 +204,7 @@ CLASSIFIER_CASES = [
     *[Case("LogisticRegression", _lr(**kw), opts(**kw),
            n_classes=(2,) if kw.get("solver") == "liblinear" else (2, 3))
       for kw in LR_OPTIONS],
-    Case("LogisticRegression", _lr(), "sample_weight", sample_weight=True),
+    Case("LogisticRegression", _lr(), sample_weight=True),
     Case("LogisticRegressionCV", lambda: lm.LogisticRegressionCV(Cs=3, cv=3), "Cs=3, cv=3"),
     *[Case("SGDClassifier", (lambda loss=loss: lm.SGDClassifier(loss=loss, random_state=0)),
            f"loss={loss!r}")
@@ -359,7 +334,7 @@ TRANSFORMER_CASES = [
     Case("StandardScaler", lambda: StandardScaler(with_std=False), "with_std=False"),
     Case("StandardScaler", lambda: StandardScaler(with_mean=False, with_std=False),
          "with_mean=False, with_std=False"),
-    Case("StandardScaler", lambda: StandardScaler(), "sample_weight", sample_weight=True),
+    Case("StandardScaler", lambda: StandardScaler(), sample_weight=True),
     Case("MinMaxScaler", lambda: MinMaxScaler()),
     Case("MinMaxScaler", lambda: MinMaxScaler(feature_range=(-2.0, 3.0)),
          "feature_range=(-2, 3)"),
@@ -719,25 +694,9 @@ def test_large_batch(name, layout_models):
                                                                             base.shape[1]))
     if name == "Ridge-float32-fitted":
         rows = rows.astype(np.float32)
-    before = mlfast.get_num_threads()
-    try:
-        answers = {}
-        for threads in (before, 1, 4):
-            mlfast.set_num_threads(threads)
-            ctx = where(estimator=name, variant="joblib", layout=describe_input(rows),
-                        rows=BIG_ROWS, threads=threads)
-            for method in METHODS:
-                if hasattr(est, method):
-                    got = getattr(model, method)(rows)
-                    if method in answers:
-                        np.testing.assert_array_equal(got, answers[method], strict=True,
-                                                      err_msg=f"{method} threads: {ctx}")
-                    else:
-                        answers[method] = got
-                        assert_same_output(got, quietly(getattr(est, method), rows),
-                                           f"{method}: {ctx}")
-    finally:
-        mlfast.set_num_threads(before)
+    check_across_threads(model, est, rows, [m for m in METHODS if hasattr(est, m)],
+                         where(estimator=name, variant="joblib", rows=BIG_ROWS),
+                         float32_rtol=F32_RTOL)
 
 
 def test_large_batch_error_in_last_row(layout_models):

@@ -18,6 +18,7 @@ A failure names the estimator, its options, the input and the method.
 """
 from __future__ import annotations
 
+import pickle
 import warnings
 
 import numpy as np
@@ -58,6 +59,7 @@ from support.parity import (
     assert_same_output,
     check_attributes,
     check_methods,
+    final_estimator,
     fit,
     quietly,
 )
@@ -216,13 +218,20 @@ def test_one_vs_rest_multilabel(member, tmp_path):
           exact=exact(member))
 
 
-@pytest.mark.xfail(strict=True, reason="mlfast's classes_ of a multilabel OneVsRestClassifier "
-                   "is a list of [0, 1] per label (what its predict maps); scikit-learn's is "
-                   "the label indices, one array")
-def test_one_vs_rest_multilabel_classes(tmp_path):
+@pytest.mark.parametrize("variant", ["joblib", "compile"])
+def test_one_vs_rest_multilabel_classes(variant, tmp_path):
+    """classes_ of a multilabel OneVsRestClassifier is scikit-learn's: the
+    label indices, one array (each column of predict is 0 or 1), pickled
+    Model too; inside a pipeline the same."""
     X, Y, _ = multilabel(seed=3)
-    est = fit(OneVsRestClassifier(RF[1]()), X, Y)
-    check_attributes(serve(est, tmp_path), est, "OneVsRestClassifier(RF) multilabel")
+    for est in (OneVsRestClassifier(RF[1]()),
+                make_pipeline(StandardScaler(), OneVsRestClassifier(LR[1]()))):
+        est = fit(est, X, Y)
+        model = load_variant(est, variant, tmp_path)
+        for m in (model, pickle.loads(pickle.dumps(model))):
+            ctx = f"{type(final_estimator(est)).__name__} multilabel ({variant})"
+            check_attributes(m, est, ctx)
+            assert_same_output(m.classes_, np.arange(Y.shape[1]), ctx)
 
 
 def test_one_vs_rest_ties_take_the_versions_maximum(tmp_path):
@@ -620,7 +629,7 @@ def representatives():
             lambda: OutputCodeClassifier(RF[1](), random_state=0), clf),
         "ClassifierChain(GB)-multilabel": on(
             lambda: ClassifierChain(GB[1](), order="random", random_state=0), multi),
-        "OneVsRestClassifier(RF)": on(lambda: OneVsRestClassifier(RF[1]()), clf),
+        "OneVsRestClassifier(RF)-multilabel": on(lambda: OneVsRestClassifier(RF[1]()), multi),
         "MultiOutputClassifier(RF)": on(lambda: MultiOutputClassifier(RF[1]()), multi),
         "TransformedTargetRegressor(RF, log1p)": on(
             lambda: TransformedTargetRegressor(RandomForestRegressor(4, random_state=0),

@@ -30,9 +30,8 @@ memory and load-time figures of a large forest are measured by
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from functools import partial
-from typing import Any, Callable, Dict, List, Optional
+from typing import Any, Callable, Dict, List
 
 import numpy as np
 import pandas as pd
@@ -48,12 +47,14 @@ from support.parity import (
     CAT1_VALUES,
     CAT_COLUMNS,
     N_FEATURES,
-    assert_same_output,
+    Case,
     check_absent_methods,
+    check_across_threads,
     check_attributes,
     check_methods,
     check_same_or_same_error,
     fit,
+    fit_case,
     hgb_data,
     isolation_data,
     opts,
@@ -65,7 +66,6 @@ from support.parity import (
 from support.representatives import Representative
 from support.variants import (
     LAYOUTS,
-    describe_input,
     load_variant,
     make_layout,
 )
@@ -79,35 +79,6 @@ pytestmark = pytest.mark.usefixtures("one_openmp_thread")
 classification_data = partial(parity.classification_data, n_fit=200, flip_y=0.05,
                               extreme=40.0)
 regression_data = partial(parity.regression_data, n_fit=200, extreme=40.0)
-
-
-@dataclass
-class Case:
-    """An estimator to fit, with the options to print when it fails."""
-
-    name: str
-    make: Callable[[], Any]
-    options: str = "defaults"
-    sample_weight: bool = False
-    n_classes: tuple = (2, 3)
-    data: Dict[str, Any] = field(default_factory=dict)
-    check: Optional[Callable[[Any], None]] = None    # asserts about the fitted estimator
-
-    @property
-    def id(self) -> str:
-        weights = ", sample_weight" if self.sample_weight else ""
-        data = f"; data: {opts(**self.data)}" if self.data else ""
-        return f"{self.name}[{self.options}{weights}{data}]"
-
-
-def fit_case(case: Case, X, y):
-    kw = {}
-    if case.sample_weight:
-        kw["sample_weight"] = np.random.default_rng(7).uniform(0.1, 3.0, len(X))
-    est = fit(case.make(), X, y, **kw)
-    if case.check is not None:
-        case.check(est)
-    return est
 
 
 def not_preorder(est) -> None:
@@ -1024,24 +995,8 @@ def test_large_batch(name, big_models):
         np.ones(N_FEATURES, dtype=bool)
     rows[:, noisy] += rng.normal(0, 0.05, (BIG_ROWS, int(noisy.sum())))
     methods = [m for m in ("predict", "predict_proba") if hasattr(est, m)]
-    before = mlfast.get_num_threads()
-    try:
-        answers = {}
-        for threads in (before, 1, 4):
-            mlfast.set_num_threads(threads)
-            ctx = where(estimator=name, variant="joblib", layout=describe_input(rows),
-                        rows=BIG_ROWS, threads=threads)
-            for method in methods:
-                got = getattr(model, method)(rows)
-                if method in answers:
-                    np.testing.assert_array_equal(got, answers[method], strict=True,
-                                                  err_msg=f"{method} threads: {ctx}")
-                else:
-                    answers[method] = got
-                    assert_same_output(got, quietly(getattr(est, method), rows),
-                                       f"{method}: {ctx}")
-    finally:
-        mlfast.set_num_threads(before)
+    check_across_threads(model, est, rows, methods,
+                         where(estimator=name, variant="joblib", rows=BIG_ROWS))
 
 
 def test_threads_concurrent_calls_and_fork(big_models):

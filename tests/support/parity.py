@@ -28,12 +28,14 @@ suite.  Every generator takes its seed: the same call gives the same rows.
 from __future__ import annotations
 
 import warnings
-from typing import Any, Optional, Tuple
+from dataclasses import dataclass, field
+from typing import Any, Callable, Dict, Optional, Tuple
 
 import numpy as np
 import pytest
 from sklearn.datasets import make_classification, make_regression
 
+import mlfast
 from support.variants import describe_input
 
 #: every method a Model may have, in the order the checks call them
@@ -200,6 +202,30 @@ def check_same_or_same_error(model: Any, est: Any, X_fast: Any, X_ref: Any = Non
             assert_same_output(got, expected, f"sklearn accepts it: {ctx}", **tolerance)
 
 
+def check_across_threads(model: Any, est: Any, rows: Any, methods: Any, context: str = "",
+                         threads: Tuple[int, ...] = (1, 4), **tolerance: Any) -> None:
+    """A large batch, split across mlfast's threads: with the current number
+    of threads and each of ``threads``, every method gives the same answer
+    bit for bit, and that answer is scikit-learn's."""
+    before = mlfast.get_num_threads()
+    try:
+        answers: dict = {}
+        for n in (before, *threads):
+            mlfast.set_num_threads(n)
+            ctx = where(context=context or None, input=describe_input(rows), threads=n)
+            for method in methods:
+                got = getattr(model, method)(rows)
+                if method in answers:
+                    np.testing.assert_array_equal(got, answers[method], strict=True,
+                                                  err_msg=f"{method} threads: {ctx}")
+                else:
+                    answers[method] = got
+                    assert_same_output(got, dense(quietly(getattr(est, method), rows)),
+                                       f"{method}: {ctx}", **tolerance)
+    finally:
+        mlfast.set_num_threads(before)
+
+
 def final_estimator(est: Any) -> Any:
     """The last step of a Pipeline (of nested Pipelines), else est itself."""
     from sklearn.pipeline import Pipeline
@@ -232,6 +258,41 @@ def check_attributes(model: Any, est: Any, context: str = "") -> None:
         assert_same_output(model.classes_, est.classes_, f"classes_: {context}")
     else:
         assert not hasattr(model, "classes_"), f"classes_ on a non-classifier: {context}"
+
+
+# -- cases ----------------------------------------------------------------------------------
+
+@dataclass
+class Case:
+    """An estimator to fit, with the options to print when it fails."""
+
+    name: str
+    make: Callable[[], Any]
+    options: str = "defaults"
+    sample_weight: bool = False
+    n_classes: tuple = (2, 3)
+    data: Dict[str, Any] = field(default_factory=dict)        # the data generator's options
+    check: Optional[Callable[[Any], None]] = None    # asserts about the fitted estimator
+
+    @property
+    def id(self) -> str:
+        weights = ", sample_weight" if self.sample_weight else ""
+        data = f"; data: {opts(**self.data)}" if self.data else ""
+        return f"{self.name}[{self.options}{weights}{data}]"
+
+
+def sample_weights(n: int) -> np.ndarray:
+    return np.random.default_rng(7).uniform(0.1, 3.0, n)
+
+
+def fit_case(case: Case, X: Any, y: Any) -> Any:
+    """case.make() fitted quietly (with sample_weights when the case says),
+    then case.check of the fitted estimator."""
+    kw = {"sample_weight": sample_weights(len(X))} if case.sample_weight else {}
+    est = fit(quietly(case.make), X, y, **kw)
+    if case.check is not None:
+        case.check(est)
+    return est
 
 
 # -- data ----------------------------------------------------------------------------------
@@ -283,13 +344,7 @@ def classification_data(n_classes: int = 2, labels: str = "int", seed: int = 0,
                                n_informative=4, n_redundant=0, n_classes=n_classes,
                                n_clusters_per_class=1, class_sep=1.0, flip_y=flip_y,
                                random_state=seed)
-    y = relabel(y, labels)
-    X_new = add_extreme_rows(X[n_fit:], extreme)
-    X = X[:n_fit]
-    if missing:
-        X = with_missing(X, missing, seed)
-        X_new = with_missing(X_new, missing, seed + 1)
-    return X, y[:n_fit], X_new
+    return _split(X, relabel(y, labels), n_fit, extreme, missing, seed)
 
 
 def regression_data(n_targets: int = 1, seed: int = 0, n_fit: int = 120, n_new: int = 40,
@@ -300,6 +355,12 @@ def regression_data(n_targets: int = 1, seed: int = 0, n_fit: int = 120, n_new: 
                            n_targets=n_targets, noise=5.0, bias=3.0, random_state=seed)
     if positive:
         y = np.exp(y / (2 * np.std(y)))
+    return _split(X, y, n_fit, extreme, missing, seed)
+
+
+def _split(X: np.ndarray, y: np.ndarray, n_fit: int, extreme: float, missing: float,
+           seed: int):
+    """The first n_fit rows to fit; the rest, with extreme rows, to predict."""
     X_new = add_extreme_rows(X[n_fit:], extreme)
     X = X[:n_fit]
     if missing:

@@ -22,7 +22,7 @@ from sklearn.impute import SimpleImputer
 from sklearn.linear_model import LogisticRegression, Ridge
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import OneHotEncoder, OrdinalEncoder, StandardScaler
-from support.parity import assert_same_output, dense, quietly
+from support.parity import assert_same_output, check_across_threads, dense, quietly
 from support.representatives import Representative
 
 import mlfast
@@ -276,12 +276,8 @@ def test_batches_across_threads(case):
     est, data = fitted(case)
     model = mlfast.compile(est)
     X = data(6000, 11, unseen=True)
-    before = mlfast.get_num_threads()
-    mlfast.set_num_threads(2)
-    try:
-        compare(est, model, X, ["predict", "predict_proba"], f"{case} 6000 rows")
-    finally:
-        mlfast.set_num_threads(before)
+    check_across_threads(model, est, X, ["predict", "predict_proba"], f"{case} 6000 rows",
+                         threads=(2,))
 
 
 def representatives():

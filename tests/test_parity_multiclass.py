@@ -55,8 +55,10 @@ from sklearn.semi_supervised import SelfTrainingClassifier
 from sklearn.svm import LinearSVC
 from sklearn.tree import DecisionTreeClassifier, DecisionTreeRegressor
 from support.parity import (
+    METHODS,
     N_FEATURES,
     assert_same_output,
+    check_across_threads,
     check_attributes,
     check_methods,
     final_estimator,
@@ -70,8 +72,6 @@ import mlfast
 from mlfast import _core
 from mlfast._builders import ir
 from mlfast._builders.ir import FUNCTIONS
-
-METHODS = ("predict", "predict_proba", "predict_log_proba", "decision_function", "transform")
 
 sklearn_version = tuple(int(p) for p in __import__("sklearn").__version__.split(".")[:2])
 needs = lambda v: pytest.mark.skipif(sklearn_version < v,  # noqa: E731
@@ -653,19 +653,10 @@ def test_batches_split_across_threads(tmp_path):
         ClassifierChain(HGB[1](), order="random", random_state=0).fit(X3, Y),
         make_pipeline(FunctionTransformer(np.arcsinh), HGB[1]()).fit(X, y),
     ]
-    before = mlfast.get_num_threads()
-    try:
-        for est in ests:
-            model = mlfast.compile(est)
-            mlfast.set_num_threads(2)
-            threaded = {m: getattr(model, m)(X_big) for m in METHODS if hasattr(model, m)}
-            mlfast.set_num_threads(1)
-            for method, got in threaded.items():
-                assert_same_output(got, getattr(model, method)(X_big), f"{method}: threads", exact=True)
-                assert_same_output(got, quietly(getattr(est, method), X_big),
-                            f"{method}: {model.estimator}", exact=False)
-    finally:
-        mlfast.set_num_threads(before)
+    for est in ests:
+        model = mlfast.compile(est)
+        check_across_threads(model, est, X_big, [m for m in METHODS if hasattr(est, m)],
+                             model.estimator, threads=(2, 1))
 
 
 def test_input_layouts(tmp_path):

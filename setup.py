@@ -28,9 +28,13 @@ SOURCES = [
     "csrc/linear.c",
     "csrc/links.c",
     "csrc/trees.c",
+    "csrc/gbdt.c",
     "csrc/ensemble.c",
     "csrc/multiclass.c",
     "csrc/tally.c",
+    "csrc/distances.c",
+    "csrc/preprocess.c",
+    "csrc/text.c",
 ]
 
 compile_args = [

@@ -17,6 +17,7 @@
 #include <structmember.h>
 
 /* Every op kind (mlfast.h declares them). */
+// clang-format off: one op a line (clang-format would lay them out in columns)
 static const mf_op_def *const op_defs[] = {
     &mf_op_affine,
     &mf_op_impute,
@@ -47,8 +48,21 @@ static const mf_op_def *const op_defs[] = {
     &mf_op_ecoc,
     &mf_op_cast,
     &mf_op_function,
+    &mf_op_quadform,
+    &mf_op_mixture,
+    &mf_op_kernel_dual,
+    &mf_op_interp,
+    &mf_op_rownorm,
+    &mf_op_bins,
+    &mf_op_center_kernel,
+    &mf_op_power,
+    &mf_op_nearest,
+    &mf_op_bisect,
+    &mf_op_sparse,
+    &mf_op_xgb_link,
     NULL,
 };
+// clang-format on
 
 const char *const mf_method_names[MF_N_METHODS] = {
     "predict", "predict_proba", "predict_log_proba", "decision_function", "transform",
@@ -829,6 +843,7 @@ graph_traverse(mf_Graph *g, visitproc visit, void *arg)
     Py_VISIT(g->owners);
     Py_VISIT(g->made);
     Py_VISIT(g->coerce);
+    Py_VISIT(g->route);
     Py_VISIT(g->string_prefix);
     Py_VISIT(g->names_warning);
     Py_VISIT(g->first_name);
@@ -847,6 +862,7 @@ graph_clear(mf_Graph *g)
     Py_CLEAR(g->owners);
     Py_CLEAR(g->made);
     Py_CLEAR(g->coerce);
+    Py_CLEAR(g->route);
     Py_CLEAR(g->string_prefix);
     Py_CLEAR(g->names_warning);
     Py_CLEAR(g->first_name);
@@ -952,7 +968,35 @@ graph_get_methods(mf_Graph *g, void *closure)
     return out;
 }
 
+static PyObject *
+graph_get_route(mf_Graph *g, void *closure)
+{
+    PyObject *v = g->route != NULL ? g->route : Py_None;
+    Py_INCREF(v);
+    return v;
+}
+
+/* Set once the graph is built (the other graph a route calls is built from
+ * the same spec after this one has checked it). */
+static int
+graph_set_route(mf_Graph *g, PyObject *v, void *closure)
+{
+    if (v == NULL || (v != Py_None && !PyCallable_Check(v))) {
+        PyErr_SetString(PyExc_TypeError, "route must be a callable or None");
+        return -1;
+    }
+    if (v == Py_None) {
+        v = NULL;
+    }
+    Py_XINCREF(v);
+    Py_XSETREF(g->route, v);
+    return 0;
+}
+
 static PyGetSetDef graph_getset[] = {
+    {"route", (getter)graph_get_route, (setter)graph_set_route,
+     "route(graph, method, X): the answer for an X another graph reads (scipy.sparse), "
+     "or NotImplemented; called in C for what is not an ndarray", NULL},
     {"made", (getter)graph_get_made, NULL,
      "what each node's construction made (a forest's packed layout), or None", NULL},
     {"methods", (getter)graph_get_methods, NULL, "the methods the graph answers", NULL},
@@ -1094,6 +1138,7 @@ mf_op_kinds_table(void)
 PyObject *
 mf_codes_table(void)
 {
+    PyObject *table, *text = NULL, *norms = NULL;
     PyObject *methods = PyTuple_New(MF_N_METHODS);
     int m;
     if (methods == NULL) {
@@ -1107,9 +1152,9 @@ mf_codes_table(void)
         }
         PyTuple_SET_ITEM(methods, m, name);
     }
-    return Py_BuildValue(
+    table = Py_BuildValue(
         "{s{sisisi}s{sisisisisisi}s{sisisi}s{sisisi}s{sisisi}s{sisi}sN"
-        "s{sisisi}s{sisi}s{sisi}s{sisi}sN}",
+        "s{sisisi}s{sisi}s{sisi}s{sisi}sNs{sisisisisi}s{sisi}}",
         "accept", "FINITE", MF_ACCEPT_FINITE, "NAN", MF_ACCEPT_NAN, "ANY", MF_ACCEPT_ANY,
         "proba", "EXPIT_OVR", MF_PROBA_EXPIT_OVR, "SOFTMAX", MF_PROBA_SOFTMAX,
         "SOFTMAX_BINARY", MF_PROBA_SOFTMAX_BINARY, "MODIFIED_HUBER",
@@ -1127,5 +1172,21 @@ mf_codes_table(void)
         "normalize", "ZERO_KEEPS", MF_NORM_ZERO_KEEPS, "ZERO_NAN", MF_NORM_ZERO_NAN,
         "ecoc", "SQUARED", MF_ECOC_SQUARED, "SQRT", MF_ECOC_SQRT,
         "cast", "FLOAT64", MF_CAST_FLOAT64, "UFUNC", MF_CAST_UFUNC,
-        "functions", mf_function_codes());
+        "functions", mf_function_codes(),
+        "xgb_link", "IDENTITY", MF_XGB_IDENTITY, "SIGMOID", MF_XGB_SIGMOID, "SOFTMAX",
+        MF_XGB_SOFTMAX, "EXP", MF_XGB_EXP, "COMPLEMENT", MF_XGB_COMPLEMENT,
+        "cat_rule", "XGBOOST", MF_CATS_XGBOOST, "LIGHTGBM", MF_CATS_LIGHTGBM);
+    text = Py_BuildValue("{sisisisi}", "WORD", MF_TEXT_WORD, "TOKENS", MF_TEXT_TOKENS,
+                         "CHAR", MF_TEXT_CHAR, "CHAR_WB", MF_TEXT_CHAR_WB);
+    norms = Py_BuildValue("{sisisi}", "NONE", MF_TEXT_NORM_NONE, "L1", MF_TEXT_NORM_L1, "L2",
+                          MF_TEXT_NORM_L2);
+    if (table == NULL || text == NULL || norms == NULL ||
+        PyDict_SetItemString(table, "analyzers", text) < 0 ||
+        PyDict_SetItemString(table, "text_norms", norms) < 0 ||
+        mf_family_codes(table) < 0) {
+        Py_CLEAR(table);
+    }
+    Py_XDECREF(text);
+    Py_XDECREF(norms);
+    return table;
 }

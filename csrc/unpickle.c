@@ -648,9 +648,34 @@ static const global_entry exact_globals[] = {
      * param_distributions) keep numpy.vectorize(getattr(self, '_method')):
      * both become inert records, see vm_call */
     {"numpy", "vectorize", MF_G_RECORD},
+    /* TfidfTransformer up to scikit-learn 1.4 keeps its idf as a diagonal
+     * CSR matrix (_idf_diag): an inert record whose arrays the builder reads */
+    {"scipy.sparse.csr", "csr_matrix", MF_G_RECORD},
+    {"scipy.sparse._csr", "csr_matrix", MF_G_RECORD},
     {"builtins", "getattr", MF_G_GETATTR},
     /* numpy < 1.20 wrote a ufunc as this call of (module, name); see vm_call */
     {"numpy.core", "_ufunc_reconstruct", MF_G_UFUNC_RECONSTRUCT},
+    /* scipy.sparse matrices a fitted estimator holds (SparseRandomProjection's
+     * components_) and SplineTransformer's BSpline objects: inert records
+     * whose arrays the builders read; never called */
+    {"scipy.sparse._csr", "csr_matrix", MF_G_RECORD},
+    {"scipy.sparse.csr", "csr_matrix", MF_G_RECORD},
+    {"scipy.sparse._csr", "csr_array", MF_G_RECORD},
+    {"scipy.sparse._csc", "csc_matrix", MF_G_RECORD},
+    {"scipy.sparse.csc", "csc_matrix", MF_G_RECORD},
+    {"scipy.sparse._csc", "csc_array", MF_G_RECORD},
+    {"scipy.interpolate._bsplines", "BSpline", MF_G_RECORD},
+    {NULL, NULL, 0}
+};
+
+/* What the pickles of XGBoost's, LightGBM's and CatBoost's scikit-learn
+ * wrappers name besides their own classes (which stay unknown names, inert
+ * records a builder reads).  Each is data, never a callable that runs. */
+static const global_entry gbdt_globals[] = {
+    /* lightgbm's Booster and LGBMModel keep best_score as
+     * defaultdict(OrderedDict) of metric values: read as a plain dict,
+     * its factory never called */
+    {"collections", "defaultdict", MF_G_DEFAULTDICT},
     {NULL, NULL, 0}
 };
 
@@ -831,6 +856,11 @@ classify(PyObject *module, PyObject *name, const char **reason)
          * parameter distributions a RandomizedSearchCV keeps) as inert
          * records */
         return MF_G_RECORD;
+    }
+    for (e = gbdt_globals; e->module != NULL; e++) {
+        if (strcmp(e->module, m) == 0 && strcmp(e->name, n) == 0) {
+            return e->kind;
+        }
     }
     if (is_library(m)) {
         return 0;
@@ -1790,6 +1820,22 @@ vm_call(mf_vm *vm, PyObject *callable, PyObject *args, int newobj)
             return NULL;
         }
         return PyDict_New();
+    case MF_G_DEFAULTDICT: {
+        /* defaultdict(factory) then SETITEMS: the dict of its items; the
+         * factory only fills missing keys, which nothing here looks up, and
+         * may only be a type (OrderedDict, dict, list, ...) or None */
+        PyObject *factory = PyTuple_GET_SIZE(args) == 1 ? PyTuple_GET_ITEM(args, 0) : NULL;
+        int kind = factory != NULL && mf_Global_Check(factory)
+            ? ((mf_Global *)factory)->kind : 0;
+        if (PyTuple_GET_SIZE(args) > 1 ||
+            (factory != NULL && factory != Py_None && kind != MF_G_ORDEREDDICT &&
+             kind != MF_G_TYPEREF && kind != MF_G_DEFAULTDICT)) {
+            UNSAFE_ERROR(vm, "collections.defaultdict is refused with a factory other "
+                         "than a type");
+            return NULL;
+        }
+        return PyDict_New();
+    }
     case MF_G_GETATTR: {
         /* getattr(record, 'name') is how pickle writes a bound method; on
          * an inert record it names a method of a class mlfast never
@@ -2614,6 +2660,7 @@ vm_step(mf_vm *vm, unsigned char op)
     Py_ssize_t idx;
     PyObject *top;
 
+    // clang-format off: the dispatch table, one opcode a line
     switch (op) {
     case OP_PROTO: return load_proto(vm);
     case OP_FRAME: return load_frame(vm);
@@ -2696,6 +2743,7 @@ vm_step(mf_vm *vm, unsigned char op)
     default:
         return FORMAT_ERROR(vm, "invalid opcode 0x%02x", op);
     }
+    // clang-format on
 }
 
 static void

@@ -87,7 +87,7 @@ def _drain(make, data, max_size: int, codec: str) -> bytes:
     out = []
     total = 0
     pos = 0
-    pending = b""
+    pending: bytes | memoryview = b""
     dec = make()
     while True:
         if not pending and pos < len(view) and getattr(dec, "needs_input", True):

@@ -362,6 +362,23 @@ def test_soft_voting_member_without_predict_proba_is_named():
         mlfast.compile(est)
 
 
+@pytest.mark.parametrize("make", [
+    lambda: ensemble.VotingClassifier([("a", linear_model.LogisticRegression()),
+                                       ("b", linear_model.LogisticRegression())]),
+    lambda: ensemble.BaggingClassifier(linear_model.LogisticRegression(), n_estimators=2,
+                                       random_state=0),
+], ids=["voting", "bagging"])
+def test_a_regressor_among_a_classifiers_members_is_named(make):
+    """A file can put a regressor where a classifier's member belongs: the
+    error names it rather than failing on its missing classes."""
+    X, y = classification(3)
+    est = fit(make(), X, y)
+    est.estimators_[1] = fit(linear_model.LinearRegression(), X, y)
+    with pytest.raises(mlfast.ModelFormatError,
+                       match=r"estimators_\[1\] predicts no classes \(it is not a classifier\)"):
+        mlfast.compile(est)
+
+
 def test_random_trees_embedding_with_an_unseen_leaf_is_refused():
     """A leaf no training row reached (here: made by hand) is an unknown
     category to the fitted one-hot encoder, which scikit-learn refuses."""

@@ -149,12 +149,28 @@ def register(package: str, *names: str):
     return deco
 
 
+#: full class path -> builder, for classes whose bare name is not unique
+#: (``xgboost.core.Booster``, ``lightgbm.basic.Booster``)
+_EXACT: Dict[str, Builder] = {}
+
+
+def register_exact(*paths: str):
+    def deco(fn: Builder) -> Builder:
+        for path in paths:
+            _EXACT[path] = fn
+        return fn
+
+    return deco
+
+
 def supported() -> List[str]:
-    return sorted(_REGISTRY)
+    return sorted(list(_REGISTRY) + list(_EXACT))
 
 
 def _entry(path: str) -> Optional[Tuple[str, Builder]]:
     """The builder of a class path, if mlfast serves it."""
+    if path in _EXACT:
+        return (path.rsplit(".", 1)[0], _EXACT[path])
     name = path.rsplit(".", 1)[-1]
     module = path.rsplit(".", 1)[0]
     entry = _REGISTRY.get(name)
@@ -196,7 +212,7 @@ def unserved(root: Any, where: str) -> List[Tuple[str, str]]:
                 return
             seen.add(id(obj))
         if isinstance(obj, Record):
-            if obj.cls.kind == _UNKNOWN:
+            if obj.cls.kind == _UNKNOWN and _entry(obj.path) is None:
                 found.append((path, obj.path))
                 return
             state = obj.state
@@ -254,7 +270,7 @@ def _not_served(root: Any, root_where: str, first: Tuple[str, str]) -> str:
     if any(path.startswith("__main__.") for _, path in found):
         tail = ("; a __main__ class was defined in the script or notebook that saved the "
                 "model, and mlfast never imports code")
-    return (f"{head}. mlfast.supported_estimators() lists the {len(_REGISTRY)} classes it "
+    return (f"{head}. mlfast.supported_estimators() lists the {len(_REGISTRY) + len(_EXACT)} classes it "
             f"serves{tail}")
 
 
@@ -265,7 +281,7 @@ class Builders:
     def __init__(self) -> None:
         self.depth = 0
         self.graph = GraphBuilder()
-        self.root: Any = None
+        self.root: Optional[Tuple[Record, str]] = None
 
     def input(self, node: Node, X: Optional[Cols], n: int) -> Cols:
         """The columns an estimator of n features reads: X, or the model's
@@ -301,7 +317,7 @@ class Builders:
         path = obj.path
         entry = _entry(path)
         if entry is None:
-            raise UnsupportedModelError(_not_served(*self.root, (where, path)))
+            raise UnsupportedModelError(_not_served(self.root[0], self.root[1], (where, path)))
         if self.depth >= MAX_NESTING:
             raise UnsupportedModelError(f"{where}: estimators nested deeper than {MAX_NESTING}")
         self.depth += 1
@@ -352,7 +368,11 @@ def classifier(node: Node, b: Builders, raw: Cols, classes: np.ndarray, n_in: in
         outputs["predict_proba"] = Out(proba)
         if log_proba:
             outputs["predict_log_proba"] = Out(b.add(node, Post(rule=PostRule.LOG), proba, k))
-    scores = proba if label_from_proba else raw
+    scores = raw
+    if label_from_proba:
+        if proba is None:
+            raise TypeError(f"{node.name}: label_from_proba without proba or proba_rule")
+        scores = proba
     labels = b.add(node, Labels(rule=label_rule), scores, 1)
     outputs["predict"] = Out(labels, classes=classes, squeeze=True)
     return Built(node.name, "classifier", outputs, n_in,
@@ -373,14 +393,22 @@ def is_nan(v: Any) -> bool:
 
 
 # importing the family modules fills the registry
-from mlfast._builders import (  # noqa: E402,F401  # noqa: E402,F401
+from mlfast._builders import (  # noqa: E402,F401
+    cluster,
     compose,
-    encoders,  # noqa: E402,F401
-    ensemble,  # noqa: E402,F401
+    decomposition,
+    encoders,
+    ensemble,
+    feature_selection,
     functions,
+    gbdt,
+    glm,
     linear,
+    mixture,
     multiclass,
     pipeline,
     preprocessing,
+    text,
+    transforms,
     trees,
 )

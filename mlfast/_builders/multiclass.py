@@ -11,7 +11,7 @@ the one scikit-learn would name.
 """
 from __future__ import annotations
 
-from typing import Dict, List, Optional
+from typing import Dict, List, NamedTuple, Optional
 
 import numpy as np
 
@@ -63,7 +63,11 @@ def _members(node: Node, key: str = "estimators_") -> list:
 def _input(b: Builders, X: Optional[Cols]) -> Cols:
     """The columns the members read: X, or the model's input once the first
     member has fixed its width."""
-    return X if X is not None else Cols(np.arange(b.graph.n_features))
+    if X is not None:
+        return X
+    if b.graph.n_features is None:
+        raise ValueError("the model's input is read before its width is known")
+    return Cols(np.arange(b.graph.n_features))
 
 
 def _classes(node: Node, value=None, key: str = "classes_") -> np.ndarray:
@@ -139,13 +143,20 @@ def _binary_threshold(member: Built) -> float:
     return 0.5
 
 
-def _labels_of(node: Node, member: Built, what: str) -> Out:
+class _Labels(NamedTuple):
+    """A single-output classifier's predict: its column and its classes."""
+
+    cols: Cols
+    classes: np.ndarray
+
+
+def _labels_of(node: Node, member: Built, what: str) -> _Labels:
     """A member's predict: one column of class indices and its classes."""
     out = _out(node, member, "predict", what)
     if out.classes is None or len(out.cols) != 1:
         raise UnsupportedModelError(
             f"{node.where}.{what} ({member.name}) is not a single-output classifier")
-    return out
+    return _Labels(out.cols, out.classes)
 
 
 def _meta(node: Node, name: str, kind: str, outputs: Dict[str, Out], first: Built,
@@ -274,6 +285,8 @@ def build_calibrated_classifier(node: Node, b: Builders, X: Optional[Cols]) -> B
         member, proba = _calibrated(node, b, X if first is None else _input(b, X), i, classes)
         first = first or member
         blocks.append(proba)
+    if first is None:
+        raise node.fail("calibrated_classifiers_ holds no classifiers")
     # mean_proba = zeros, += each, /= their number: one is itself
     proba = blocks[0] if len(blocks) == 1 else b.add(
         node, Average(weights=np.ones(len(blocks)), scale=float(len(blocks))),
@@ -596,8 +609,8 @@ def build_threshold_classifier(node: Node, b: Builders, X: Optional[Cols]) -> Bu
             score = _width1(node, member, used, key)
         rule, threshold = LabelRule.THRESHOLD, -threshold
     labels = b.add(node, Labels(rule=rule, threshold=threshold), score, 1)
-    outputs = {m: member.outputs[m] for m in ("predict_proba", "predict_log_proba",
-                                               "decision_function") if m in member.outputs}
+    outputs: Dict[str, Out] = {m: member.outputs[m] for m in (
+        "predict_proba", "predict_log_proba", "decision_function") if m in member.outputs}
     outputs["predict"] = Out(labels, classes=classes, squeeze=True)
     return _meta(node, f"{node.name}({member.name})", "classifier", outputs, member)
 
@@ -608,8 +621,9 @@ def build_threshold_classifier(node: Node, b: Builders, X: Optional[Cols]) -> Bu
 def build_self_training(node: Node, b: Builders, X: Optional[Cols]) -> Built:
     key = "estimator_" if "estimator_" in node.state else "base_estimator_"
     member = _build(node, b, node.get(key), key, X)
-    outputs = {m: member.outputs[m] for m in ("predict", "predict_proba", "predict_log_proba",
-                                               "decision_function") if m in member.outputs}
+    outputs: Dict[str, Out] = {m: member.outputs[m] for m in (
+        "predict", "predict_proba", "predict_log_proba", "decision_function")
+        if m in member.outputs}
     # validate_data(ensure_all_finite=False) first: its names, the member's NaN rules
     return _meta(node, f"SelfTrainingClassifier({member.name})", "classifier", outputs, member,
                  checks_itself=True)

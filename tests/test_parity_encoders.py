@@ -11,6 +11,7 @@ bit for bit), an unknown category is scikit-learn's ValueError word for word.
 """
 from __future__ import annotations
 
+import pickle
 import warnings
 
 import numpy as np

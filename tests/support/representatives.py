@@ -14,9 +14,10 @@ A family's differential suite ``tests/test_parity_<family>.py`` defines::
             return Representative(fit(RandomForestClassifier(10), X, y), X_new)
         return {"RandomForestClassifier(10)-str-labels": forest, ...}
 
+Then take the family's name out of ``WAITING`` below, if it is there.
 Nothing else: every ``test_parity_*.py`` module is a family (``families()``
 finds them) and ``tests/test_parity_shared.py`` fails, naming the module, for
-one without ``representatives``.  Keep it cheap: the dict is made when tests
+one without ``representatives`` that is not ``WAITING``.  Keep it cheap: the dict is made when tests
 are collected, so a value is a function that fits when called (the shared
 module calls it once and keeps the model for all its runs).  A few models a
 family are enough -- the kinds of answer it has (labels of each dtype,
@@ -33,6 +34,13 @@ from typing import Any, Callable, Dict, NamedTuple, Optional, Tuple
 
 TESTS = Path(__file__).resolve().parent.parent
 SHARED = "test_parity_shared"
+#: families whose suites have not joined the shared runs yet (their own
+#: suites still check what they check): a family leaves this list when its
+#: suite defines representatives(), and test_parity_shared fails for one
+#: that has joined and is still listed, or for a suite neither joined nor here
+WAITING = ("cluster", "decomposition", "dict_vectorizer", "feature_hasher",
+           "feature_selection", "gbdt", "glm", "mixture", "sparse", "target_missing", "text",
+           "transforms")
 
 
 class Representative(NamedTuple):

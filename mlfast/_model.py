@@ -598,7 +598,9 @@ class Model:
             self.feature_names_in_ = spec.feature_names_in
         predict = spec.outputs.get("predict")
         if predict is not None and spec.kind == "classifier":
-            if predict.classes is not None:
+            if predict.estimator_classes is not None:
+                self.classes_ = predict.estimator_classes
+            elif predict.classes is not None:
                 self.classes_ = predict.classes
             elif predict.column_classes is not None:
                 self.classes_ = list(predict.column_classes)
@@ -969,6 +971,7 @@ def _output_from_state(state: Any) -> ir.Output:
     if not isinstance(state, dict):
         raise ValueError("an output is not a dict")
     classes = state.get("classes")
+    estimator_classes = state.get("estimator_classes")
     return ir.Output(
         slots=np.require(_array(state.get("slots"), "output slots"), np.int64, ["C", "A"]),
         classes=None if classes is None else np.ascontiguousarray(_classes(classes)),
@@ -976,4 +979,6 @@ def _output_from_state(state: Any) -> ir.Output:
         split=_split(state.get("split")),
         column_classes=_column_classes(state.get("column_classes")),
         column_dtype=_dtype(state.get("column_dtype")),
-        stacked=_typed(state.get("stacked", False), bool, "stacked"))
+        stacked=_typed(state.get("stacked", False), bool, "stacked"),
+        estimator_classes=None if estimator_classes is None else
+        np.ascontiguousarray(_classes(estimator_classes)))

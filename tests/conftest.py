@@ -7,6 +7,10 @@ slow"``):
 engine   the library in-process: the loader, the builders, the graph, kernels
 serving  real servers, HTTP clients and the platforms' SDKs
 slow     an engine module that takes more than about half a minute
+
+A module that fits or predicts with scikit-learn's histogram boosting asks
+for one OpenMP thread with ``pytestmark =
+pytest.mark.usefixtures("one_openmp_thread")``.
 """
 from __future__ import annotations
 
@@ -15,7 +19,7 @@ import pytest
 SERVING = ("test_serving", "test_ops_", "test_apps", "test_cli", "test_docs_browser",
            "test_schemathesis", "test_tally")
 SLOW = ("test_versions", "test_leaks", "test_parity_trees", "test_parity_ensembles",
-        "test_hostile_regressions", "test_benchmarks_smoke")
+        "test_parity_shared", "test_hostile_regressions", "test_benchmarks_smoke")
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list) -> None:
@@ -27,3 +31,14 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list) -> None:
             item.add_marker(pytest.mark.engine)
             if module.startswith(SLOW):
                 item.add_marker(pytest.mark.slow)
+
+
+@pytest.fixture(scope="module")
+def one_openmp_thread():
+    """scikit-learn's histogram boosting fits and predicts with OpenMP; on a
+    shared 2-core machine its threads spin against everything else.  One
+    thread gives the same answers (mlfast's own threads are not OpenMP)."""
+    from threadpoolctl import threadpool_limits
+
+    with threadpool_limits(limits=1, user_api="openmp"):
+        yield

@@ -32,11 +32,14 @@ from sklearn.model_selection import (
 )
 from sklearn.pipeline import FeatureUnion, Pipeline, make_pipeline, make_union
 from sklearn.preprocessing import MaxAbsScaler, MinMaxScaler, RobustScaler, StandardScaler
+from support.parity import assert_same_output
+from support.representatives import Representative
 from support.variants import load_variant
 
 import mlfast
 
 METHODS = ("predict", "predict_proba", "predict_log_proba", "decision_function", "transform")
+pytestmark = pytest.mark.usefixtures("one_openmp_thread")
 COLUMNS = ["age", "fare", "sibsp", "parch", "score", "height"]
 
 
@@ -52,7 +55,9 @@ def _data(n=240, seed=0, nan=False):
 
 
 def check_same(est, model, X, where=""):
-    """Every method the estimator has, mlfast against scikit-learn."""
+    """Every method the estimator has, mlfast against scikit-learn (floats
+    within 1e-12 absolute, whatever their scale); only feature-name warnings
+    are quiet: any other warning is a failure."""
     compared = 0
     for method in METHODS:
         if not hasattr(est, method):
@@ -62,13 +67,7 @@ def check_same(est, model, X, where=""):
             warnings.simplefilter("ignore", UserWarning)
             want = getattr(est, method)(X)
             got = getattr(model, method)(X)
-        assert got.shape == want.shape, (where, method, got.shape, want.shape)
-        if want.dtype.kind in "fc":
-            np.testing.assert_allclose(got, want, rtol=0, atol=1e-12,
-                                       err_msg=f"{where}: {method}")
-            assert got.dtype == want.dtype, (where, method, got.dtype, want.dtype)
-        else:
-            np.testing.assert_array_equal(got, want, err_msg=f"{where}: {method}")
+        assert_same_output(got, want, f"{where}: {method}", rtol=0, atol=1e-12)
         compared += 1
     assert compared, where
 
@@ -368,6 +367,29 @@ def test_a_regression_search():
     check_same(search, roundtrip(search), X, "regression")
     ridge = GridSearchCV(Ridge(), {"alpha": [0.1, 1.0]}, cv=3).fit(X, target)
     check_same(ridge, roundtrip(ridge), X, "ridge")
+
+
+# ---- representatives of the shared runs (test_parity_shared.py) -------------------------
+
+def representatives():
+    """A ColumnTransformer pipeline fitted on a DataFrame with NaN, a
+    FeatureUnion and a fitted search, for every file variant, pickling,
+    inspect and repr."""
+    def make(est, nan=False):
+        def make_model():
+            df, y = _data(nan=nan)
+            return Representative(est().fit(df, y), _data(60, seed=1, nan=nan)[0])
+        return make_model
+
+    return {
+        "Pipeline(ColumnTransformer(pipeline-branch), HistGradientBoostingClassifier)": make(
+            lambda: make_pipeline(CT_CASES["pipeline-branch"](), FINALS["hgb"]()), nan=True),
+        "Pipeline(ColumnTransformer(drop+passthrough+weights), LogisticRegression)": make(
+            lambda: make_pipeline(CT_CASES["drop+passthrough+weights"](), FINALS["lr"]())),
+        "Pipeline(FeatureUnion(StandardScaler, MinMaxScaler), RandomForestClassifier)": make(
+            lambda: make_pipeline(make_union(StandardScaler(), MinMaxScaler()), FINALS["rf"]())),
+        "GridSearchCV(Pipeline(StandardScaler, LogisticRegression))": make(_searches()["grid"]),
+    }
 
 
 # ---- what is not served ---------------------------------------------------------------------

@@ -23,11 +23,10 @@ from sklearn.impute import SimpleImputer
 from sklearn.linear_model import LogisticRegression, Ridge
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import OneHotEncoder, OrdinalEncoder, StandardScaler
-from support.variants import load_variant
+from support.parity import assert_same_output, check_across_threads, dense, quietly
+from support.representatives import Representative
 
 import mlfast
-
-RTOL = ATOL = 1e-12
 
 
 def titanic(n: int, seed: int = 0, unseen: bool = False) -> pd.DataFrame:
@@ -74,34 +73,18 @@ def target(df: pd.DataFrame) -> np.ndarray:
     return (h % 3 == 0).astype(int)
 
 
-def quietly(fn, *args):
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        return fn(*args)
-
-
-def assert_same(got, expected, msg, exact=False):
-    assert isinstance(got, np.ndarray), msg
-    assert got.shape == expected.shape, f"{got.shape} != {expected.shape}: {msg}"
-    assert got.dtype == expected.dtype, f"{got.dtype} != {expected.dtype}: {msg}"
-    if expected.dtype.kind == "f" and not exact:
-        np.testing.assert_allclose(got, expected, rtol=RTOL, atol=ATOL, err_msg=msg)
-    else:
-        np.testing.assert_array_equal(got, expected, err_msg=msg, strict=True)
-
-
-def dense(a):
-    return a.toarray() if hasattr(a, "toarray") else np.asarray(a)
-
-
 def compare(est, model, X, methods, msg, exact=False):
+    """The answers of ``methods`` (an encoder's transform, a pipeline's
+    predict), as scikit-learn's."""
     for m in methods:
         want = dense(quietly(getattr(est, m), X))
         got = quietly(getattr(model, m), X)
-        assert_same(got, want, f"{m}: {msg}", exact=exact)
+        assert_same_output(got, want, f"{m}: {msg}", exact=exact)
 
 
 # ---- OneHotEncoder --------------------------------------------------------------------
+
+pytestmark = pytest.mark.usefixtures("one_openmp_thread")
 
 CAT = ["pclass", "sex", "embarked", "deck"]
 
@@ -275,9 +258,9 @@ def test_pipelines(case):
     row = X.iloc[3].to_dict()
     for m in methods:
         want = quietly(getattr(est, m), X.iloc[[3]])
-        assert_same(getattr(model, m)(row), want, f"{case} dict {m}")
+        assert_same_output(getattr(model, m)(row), want, f"{case} dict {m}")
         many = X.iloc[:20].to_dict("records")
-        assert_same(getattr(model, m)(many), quietly(getattr(est, m), X.iloc[:20]),
+        assert_same_output(getattr(model, m)(many), quietly(getattr(est, m), X.iloc[:20]),
                     f"{case} records {m}")
     # a 2-D object array: as scikit-learn reads it by position
     arr = X.to_numpy(dtype=object)
@@ -294,29 +277,22 @@ def test_batches_across_threads(case):
     est, data = fitted(case)
     model = mlfast.compile(est)
     X = data(6000, 11, unseen=True)
-    before = mlfast.get_num_threads()
-    mlfast.set_num_threads(2)
-    try:
-        compare(est, model, X, ["predict", "predict_proba"], f"{case} 6000 rows")
-    finally:
-        mlfast.set_num_threads(before)
+    check_across_threads(model, est, X, ["predict", "predict_proba"], f"{case} 6000 rows",
+                         threads=(2,))
 
 
-@pytest.mark.parametrize("variant", ["joblib", "joblib-zlib3", "pickle-p2", "loads-bytes",
-                                     "compile"])
-def test_file_variants(variant, tmp_path):
-    est, data = fitted("titanic-logreg")
-    model = load_variant(est, variant, tmp_path)
-    X = data(100, 3, unseen=True)
-    compare(est, model, X, ["predict_proba"], variant)
+def representatives():
+    """The titanic and adult pipelines (one-hot and ordinal encoders of
+    strings with missing values, then a linear model or a forest) for every
+    file variant, pickling, inspect and repr (test_parity_shared.py), asked
+    about rows with unseen categories."""
+    def make(case):
+        def make_model():
+            est, data = fitted(case)
+            return Representative(est, data(100, 3, unseen=True))
+        return make_model
 
-
-def test_pickled_model_keeps_its_keys():
-    est, data = fitted("adult-logreg")
-    model = mlfast.compile(est)
-    X = data(50, 2, unseen=True)
-    for again in (pickle.loads(pickle.dumps(model)), mlfast.loads(pickle.dumps(model))):
-        compare(est, again, X, ["predict_proba"], "pickled")
+    return {case: make(case) for case in ("titanic-logreg", "titanic-forest", "adult-logreg")}
 
 
 def test_pipeline_unknown_category_error_names_the_encoder_column():

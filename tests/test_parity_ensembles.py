@@ -17,7 +17,6 @@ A failure names the case, the file variant, the input and the method, e.g.
 from __future__ import annotations
 
 import pickle
-import warnings
 from typing import Any, Callable, Dict, List, Tuple
 
 import numpy as np
@@ -27,71 +26,19 @@ from sklearn import dummy, ensemble, linear_model, svm, tree
 from sklearn.datasets import make_classification, make_regression
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import MinMaxScaler, StandardScaler
-from support.variants import FILE_VARIANTS, load_variant
+from support.parity import (
+    assert_same_output,
+    check_attributes,
+    check_methods,
+    fit,
+    quietly,
+)
+from support.representatives import Representative
+from support.variants import load_variant
 
 import mlfast
 
-METHODS = ("predict", "predict_proba", "predict_log_proba", "decision_function",
-           "transform")
-RTOL = ATOL = 1e-12
-
-
-@pytest.fixture(scope="module", autouse=True)
-def _one_openmp_thread():
-    """Histogram boosting members predict with OpenMP; one thread gives the
-    same answers without spinning against the rest of a 2-core machine."""
-    from threadpoolctl import threadpool_limits
-
-    with threadpool_limits(limits=1, user_api="openmp"):
-        yield
-
-
-def quietly(fn, *args):
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        with np.errstate(all="ignore"):
-            return fn(*args)
-
-
-def fit(est, X, y=None):
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        return est.fit(X) if y is None else est.fit(X, y)
-
-
-def assert_same(got: Any, expected: Any, msg: str, exact: bool = False) -> None:
-    assert isinstance(got, np.ndarray), f"mlfast returned {type(got).__name__}: {msg}"
-    assert got.shape == expected.shape, f"shape {got.shape} != {expected.shape}: {msg}"
-    assert got.dtype == expected.dtype, f"dtype {got.dtype} != {expected.dtype}: {msg}"
-    if expected.dtype.kind == "f" and not exact:
-        np.testing.assert_allclose(got, expected, rtol=RTOL, atol=ATOL, err_msg=msg)
-    elif expected.dtype.kind == "f":
-        same = (got == expected) | (np.isnan(got) & np.isnan(expected))
-        assert same.all(), (f"{(~same).sum()} of {got.size} values are not scikit-learn's "
-                            f"bit for bit (max diff {np.nanmax(np.abs(got - expected))}): "
-                            f"{msg}")
-    else:
-        np.testing.assert_array_equal(got, expected, err_msg=msg, strict=True)
-
-
-#: the methods whose answers go through exp: numpy's vectorised exp and the C
-#: library's may differ in the last bit, so these are checked within 1e-12
-THROUGH_EXP = ("predict_proba", "predict_log_proba")
-
-
-def check_methods(model, est, X, context: str, exact: Any = False) -> None:
-    """exact: True, False, or "but exp" (every method but THROUGH_EXP)."""
-    for method in METHODS:
-        if hasattr(est, method):
-            assert hasattr(model, method), f"mlfast lacks {method}: {context}"
-            expected = quietly(getattr(est, method), X)
-            if hasattr(expected, "toarray"):     # RandomTreesEmbedding: sparse
-                expected = expected.toarray()
-            got = quietly(getattr(model, method), X)
-            bitwise = exact is True or (exact == "but exp" and method not in THROUGH_EXP)
-            assert_same(got, expected, f"{method}: {context}", exact=bitwise)
-        else:
-            assert not hasattr(model, method), f"mlfast has {method}, sklearn not: {context}"
+pytestmark = pytest.mark.usefixtures("one_openmp_thread")
 
 
 # -- data -------------------------------------------------------------------------------
@@ -285,16 +232,14 @@ def test_parity(case, tmp_path):
     est, X = fitted(case)
     model = load_variant(est, "joblib", tmp_path)
     context = f"case={name} | variant=joblib"
-    check_methods(model, est, X, f"{context} | input=f64", exact=exact)
-    check_methods(model, est, X[5:6], f"{context} | input=one row", exact=exact)
-    check_methods(model, est, X.astype(np.float32), f"{context} | input=f32", exact=exact)
-    check_methods(model, est, np.rint(X).astype(np.int64), f"{context} | input=int64",
+    check_methods(model, est, X, context=f"{context} | input=f64", exact=exact)
+    check_methods(model, est, X[5:6], context=f"{context} | input=one row", exact=exact)
+    check_methods(model, est, X.astype(np.float32), context=f"{context} | input=f32", exact=exact)
+    check_methods(model, est, np.rint(X).astype(np.int64), context=f"{context} | input=int64",
                   exact=exact)
     again = pickle.loads(pickle.dumps(model))
-    check_methods(again, est, X, f"case={name} | variant=Model pickled again", exact=exact)
-    assert model.n_features_in_ == N_FEATURES
-    if hasattr(est, "classes_"):
-        assert_same(model.classes_, est.classes_, f"classes_: {context}")
+    check_methods(again, est, X, context=f"case={name} | variant=Model pickled again", exact=exact)
+    check_attributes(model, est, context)
 
 
 def test_every_registered_ensemble_estimator_is_covered():
@@ -309,15 +254,20 @@ def test_every_registered_ensemble_estimator_is_covered():
     assert not missing, f"ensemble estimators without a parity case: {sorted(missing)}"
 
 
-@pytest.mark.parametrize("variant", FILE_VARIANTS)
-def test_file_variants(variant, tmp_path):
-    """One nested ensemble through every way a user hands a model over."""
-    case = CASES[CASE_IDS.index("nested-stacking-of-ensembles")]
-    est, X = fitted(case)
-    if variant == "joblib-lz4":
-        pytest.importorskip("lz4")
-    model = load_variant(est, variant, tmp_path)
-    check_methods(model, est, X, f"nested-stacking-of-ensembles | variant={variant}")
+def representatives():
+    """Nested ensembles of every kind, a bagged vote, AdaBoost (bit for bit
+    but for exp) and RandomTreesEmbedding's one-hot transform for every file
+    variant, pickling, inspect and repr (test_parity_shared.py)."""
+    def make(name):
+        def make_model():
+            case = CASES[CASE_IDS.index(name)]
+            est, X = fitted(case)
+            return Representative(est, X, exact=case[3])
+        return make_model
+
+    return {name: make(name) for name in ("nested-stacking-of-ensembles",
+                                          "nested-bagging-of-voting", "adaboost",
+                                          "random-trees-embedding")}
 
 
 @pytest.mark.parametrize("name", ["bagging-fewer-classes-n_jobs", "voting-soft-weights-trees",
@@ -329,7 +279,7 @@ def test_large_batch_across_threads(name):
     est, _ = fitted(case)
     X = np.random.default_rng(3).normal(size=(6000, N_FEATURES)) * 2
     model = mlfast.compile(est)
-    check_methods(model, est, X, f"case={name} | rows=6000", exact=case[3])
+    check_methods(model, est, X, context=f"case={name} | rows=6000", exact=case[3])
 
 
 def test_dataframe_feature_names():
@@ -345,7 +295,7 @@ def test_dataframe_feature_names():
         model = mlfast.compile(est)
         assert list(model.feature_names_in_) == columns
         rows = pd.DataFrame(sample_rows(), columns=columns)
-        check_methods(model, est, rows, f"{type(est).__name__} | input=DataFrame")
+        check_methods(model, est, rows, context=f"{type(est).__name__} | input=DataFrame")
 
 
 # -- what scikit-learn refuses, mlfast refuses the same way ------------------------------
@@ -378,7 +328,7 @@ def test_bagging_passes_nan_to_members_that_take_it():
     est = fit(ensemble.BaggingClassifier(n_estimators=5, random_state=0), X, y)
     rows = sample_rows()
     rows[::3, 1] = np.nan
-    check_methods(mlfast.compile(est), est, rows, "bagging with NaN", exact=True)
+    check_methods(mlfast.compile(est), est, rows, context="bagging with NaN", exact=True)
 
 
 # -- what mlfast does not serve, and why ---------------------------------------------------
@@ -398,7 +348,7 @@ def test_dummy_uniform_serves_its_probabilities_only():
     model = mlfast.compile(est)
     rows = sample_rows()
     for method in ("predict_proba", "predict_log_proba"):
-        assert_same(getattr(model, method)(rows), quietly(getattr(est, method), rows), method)
+        assert_same_output(getattr(model, method)(rows), quietly(getattr(est, method), rows), method)
     assert not hasattr(model, "predict")
 
 

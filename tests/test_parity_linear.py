@@ -13,14 +13,16 @@ layout and the batch size (bottleneck's style), e.g.::
     predict_proba: estimator=LogisticRegression | options=solver='saga' |
     labels=str/3 | variant=joblib | layout=fortran | rows=7
 
-File variants and input layouts come from ``tests/_variants.py``.
+The checks come from ``tests/support/parity.py``, file variants and input
+layouts from ``tests/support/variants.py``; every file variant, pickling,
+inspect and repr run on this family's representatives in
+``tests/test_parity_shared.py``.
 """
 from __future__ import annotations
 
 import concurrent.futures
-import pickle
 import warnings
-from dataclasses import dataclass, field
+from functools import partial
 from typing import Any, Callable, Dict
 
 import numpy as np
@@ -28,12 +30,27 @@ import pandas as pd
 import pytest
 from sklearn import linear_model as lm
 from sklearn import svm
-from sklearn.datasets import make_classification, make_regression
 from sklearn.impute import SimpleImputer
 from sklearn.pipeline import Pipeline, make_pipeline
 from sklearn.preprocessing import MaxAbsScaler, MinMaxScaler, RobustScaler, StandardScaler
+from support import parity
+from support.parity import (
+    F32_RTOL,
+    METHODS,
+    Case,
+    add_extreme_rows,
+    check_across_threads,
+    check_attributes,
+    classification_data,
+    fit,
+    fit_case,
+    opts,
+    quietly,
+    regression_data,
+    where,
+)
+from support.representatives import Representative
 from support.variants import (
-    FILE_VARIANTS,
     LAYOUTS,
     describe_input,
     load_variant,
@@ -42,159 +59,14 @@ from support.variants import (
 
 import mlfast
 
-METHODS = ("predict", "predict_proba", "predict_log_proba", "decision_function", "transform")
-RTOL = ATOL = 1e-12
-# float32 outputs (a float32-fitted model fed float32 rows, or a transformer fed
-# float32 rows) are compared at float32 precision: scikit-learn's float32 BLAS
-# product and mlfast's kernel may sum in a different order, and one float32
-# rounding is ~6e-8 relative; 1e-6 relative to the output's scale leaves room
-# for a few of them and nothing more.
-F32_RTOL = 1e-6
-N_FEATURES = 6
+N_FEATURES = parity.N_FEATURES
 
-
-# -- helpers ----------------------------------------------------------------------
-
-def where(**parts: Any) -> str:
-    """'estimator=... | options=... | variant=...' for failure messages."""
-    return " | ".join(f"{k}={v}" for k, v in parts.items() if v is not None)
-
-
-def fit(est, X, y=None, **kw):
-    """Fits quietly: convergence and deprecation warnings are not under test."""
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        return est.fit(X, y, **kw) if y is not None else est.fit(X, **kw)
-
-
-def quietly(fn, *args):
-    """Calls fn without warnings (feature-name warnings have their own test)."""
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        return fn(*args)
-
-
-def assert_same_output(got: Any, expected: np.ndarray, msg: str) -> None:
-    assert isinstance(got, np.ndarray), f"mlfast returned {type(got).__name__}: {msg}"
-    assert got.shape == expected.shape, (
-        f"shape {got.shape} != sklearn's {expected.shape}: {msg}")
-    assert got.dtype == expected.dtype, (
-        f"dtype {got.dtype} != sklearn's {expected.dtype}: {msg}")
-    if expected.dtype.kind == "f":
-        if expected.dtype == np.float32:
-            # float32 precision: see F32_RTOL
-            finite = np.abs(expected[np.isfinite(expected)])
-            scale = max(1.0, float(finite.max(initial=0.0)))
-            np.testing.assert_allclose(got, expected, rtol=F32_RTOL, atol=F32_RTOL * scale,
-                                       err_msg=msg)
-        else:
-            np.testing.assert_allclose(got, expected, rtol=RTOL, atol=ATOL, err_msg=msg)
-    else:
-        np.testing.assert_array_equal(got, expected, err_msg=msg, strict=True)
-
-
-def check_methods(model, est, X_fast, X_ref=None, context: str = "") -> None:
-    """Every method of METHODS: same answers where sklearn has it, an
-    AttributeError from mlfast where it does not."""
-    X_ref = X_fast if X_ref is None else X_ref
-    context = f"{context} | input={describe_input(X_fast)}"
-    for method in METHODS:
-        if not hasattr(est, method):
-            assert not hasattr(model, method), (
-                f"mlfast has {method} but sklearn does not: {context}")
-            with pytest.raises(AttributeError):
-                getattr(model, method)(X_fast)
-            continue
-        assert hasattr(model, method), f"mlfast lacks {method}, sklearn has it: {context}"
-        expected = quietly(getattr(est, method), X_ref)
-        got = quietly(getattr(model, method), X_fast)
-        assert_same_output(got, expected, f"{method}: {context}")
-
-
-def check_attributes(model, est, context: str = "") -> None:
-    assert model.n_features_in_ == est.n_features_in_, f"n_features_in_: {context}"
-    if hasattr(est, "feature_names_in_"):
-        assert hasattr(model, "feature_names_in_"), f"no feature_names_in_: {context}"
-        assert_same_output(np.asarray(model.feature_names_in_), est.feature_names_in_,
-                           f"feature_names_in_: {context}")
-    else:
-        assert not hasattr(model, "feature_names_in_"), f"feature_names_in_: {context}"
-    if hasattr(est, "classes_"):
-        assert hasattr(model, "classes_"), f"no classes_: {context}"
-        assert_same_output(model.classes_, est.classes_, f"classes_: {context}")
-    else:
-        assert not hasattr(model, "classes_"), f"classes_ on a non-classifier: {context}"
-
-
-def add_extreme_rows(X: np.ndarray, factor: float = 30.0) -> np.ndarray:
-    """Fresh rows plus a few far outside the training range (saturated
-    probabilities, clipped scalers) and a row of zeros."""
-    return np.vstack([X, factor * X[:3], -factor * X[3:5], np.zeros((1, X.shape[1]))])
-
-
-def regression_data(n_targets: int = 1, seed: int = 0, n_fit: int = 120, n_new: int = 40):
-    X, y = make_regression(n_samples=n_fit + n_new, n_features=N_FEATURES, n_informative=4,
-                           n_targets=n_targets, noise=5.0, bias=3.0, random_state=seed)
-    return X[:n_fit], y[:n_fit], add_extreme_rows(X[n_fit:])
-
-
-LABEL_NAMES = np.array(["no", "yes", "maybe", "unknown"])   # widths 2..7: '<U7'
-
-
-def relabel(y: np.ndarray, kind: str) -> np.ndarray:
-    """Integer labels 0..k-1 as the label kind under test."""
-    if kind == "int":
-        return y.astype(np.int64)
-    if kind == "int32":
-        return y.astype(np.int32)
-    if kind == "negative-int":
-        return (2 * y - 1).astype(np.int64)      # -1, 1, 3, ...
-    if kind == "float":
-        return y * 2.0 - 1.0                    # -1.0, 1.0, 3.0 (float64 classes_)
-    if kind == "str":
-        return LABEL_NAMES[y]                   # '<U7' (np.str_ items)
-    if kind == "object":
-        return np.array([str(v) for v in LABEL_NAMES[y]], dtype=object)
-    if kind == "bool":
-        assert y.max() <= 1
-        return y.astype(bool)
-    raise ValueError(kind)
-
-
-def classification_data(n_classes: int = 2, labels: str = "int", seed: int = 0,
-                        n_fit: int = 150, n_new: int = 40):
-    X, y = make_classification(n_samples=n_fit + n_new, n_features=N_FEATURES,
-                               n_informative=4, n_redundant=0, n_classes=n_classes,
-                               n_clusters_per_class=1, class_sep=1.0, random_state=seed)
-    y = relabel(y, labels)
-    return X[:n_fit], y[:n_fit], add_extreme_rows(X[n_fit:])
-
-
-@dataclass
-class Case:
-    """An estimator to fit, with the options to print when it fails."""
-
-    name: str
-    make: Callable[[], Any]
-    options: str = "defaults"
-    sample_weight: bool = False
-    n_classes: tuple = (2, 3)
-    fit_kw: Dict[str, Any] = field(default_factory=dict)
-
-    @property
-    def id(self) -> str:
-        return f"{self.name}[{self.options}]"
-
-
-def sample_weights(n: int) -> np.ndarray:
-    return np.random.default_rng(7).uniform(0.1, 3.0, n)
-
-
-def fit_case(case: Case, X, y):
-    kw = dict(case.fit_kw)
-    if case.sample_weight:
-        kw["sample_weight"] = sample_weights(len(X))
-    return fit(quietly(case.make), X, y, **kw)
+#: float32 answers (a float32-fitted model fed float32 rows, or a transformer
+#: fed float32 rows) are compared at float32 precision: scikit-learn's float32
+#: BLAS product and mlfast's kernel may sum in a different order (F32_RTOL)
+check_methods = partial(parity.check_methods, float32_rtol=F32_RTOL)
+assert_same_output = partial(parity.assert_same_output, float32_rtol=F32_RTOL)
+check_same_or_same_error = partial(parity.check_same_or_same_error, float32_rtol=F32_RTOL)
 
 
 # -- regressors -------------------------------------------------------------------
@@ -204,12 +76,12 @@ REGRESSOR_CASES = [
     Case("LinearRegression", lambda: lm.LinearRegression(fit_intercept=False),
          "fit_intercept=False"),
     Case("LinearRegression", lambda: lm.LinearRegression(positive=True), "positive=True"),
-    Case("LinearRegression", lambda: lm.LinearRegression(), "sample_weight", sample_weight=True),
+    Case("LinearRegression", lambda: lm.LinearRegression(), sample_weight=True),
     Case("Ridge", lambda: lm.Ridge(alpha=2.0), "alpha=2.0"),
     Case("Ridge", lambda: lm.Ridge(solver="svd", fit_intercept=False),
          "solver='svd', fit_intercept=False"),
     Case("Ridge", lambda: lm.Ridge(solver="sag", random_state=0), "solver='sag'"),
-    Case("Ridge", lambda: lm.Ridge(), "sample_weight", sample_weight=True),
+    Case("Ridge", lambda: lm.Ridge(), sample_weight=True),
     Case("RidgeCV", lambda: lm.RidgeCV(alphas=(0.1, 1.0, 10.0)), "alphas=(0.1, 1, 10)"),
     Case("Lasso", lambda: lm.Lasso(alpha=0.5), "alpha=0.5"),
     Case("LassoCV", lambda: lm.LassoCV(cv=3, alphas=10), "cv=3, alphas=10"),
@@ -311,10 +183,6 @@ def _lr(**kw):
     return lambda: lm.LogisticRegression(**kw)
 
 
-def _opts(**kw) -> str:
-    return ", ".join(f"{k}={v!r}" for k, v in kw.items()) or "defaults"
-
-
 LR_OPTIONS = [
     dict(),
     dict(solver="liblinear"),
@@ -333,10 +201,10 @@ LR_OPTIONS = [
 ]
 
 CLASSIFIER_CASES = [
-    *[Case("LogisticRegression", _lr(**kw), _opts(**kw),
+    *[Case("LogisticRegression", _lr(**kw), opts(**kw),
            n_classes=(2,) if kw.get("solver") == "liblinear" else (2, 3))
       for kw in LR_OPTIONS],
-    Case("LogisticRegression", _lr(), "sample_weight", sample_weight=True),
+    Case("LogisticRegression", _lr(), sample_weight=True),
     Case("LogisticRegressionCV", lambda: lm.LogisticRegressionCV(Cs=3, cv=3), "Cs=3, cv=3"),
     *[Case("SGDClassifier", (lambda loss=loss: lm.SGDClassifier(loss=loss, random_state=0)),
            f"loss={loss!r}")
@@ -466,7 +334,7 @@ TRANSFORMER_CASES = [
     Case("StandardScaler", lambda: StandardScaler(with_std=False), "with_std=False"),
     Case("StandardScaler", lambda: StandardScaler(with_mean=False, with_std=False),
          "with_mean=False, with_std=False"),
-    Case("StandardScaler", lambda: StandardScaler(), "sample_weight", sample_weight=True),
+    Case("StandardScaler", lambda: StandardScaler(), sample_weight=True),
     Case("MinMaxScaler", lambda: MinMaxScaler()),
     Case("MinMaxScaler", lambda: MinMaxScaler(feature_range=(-2.0, 3.0)),
          "feature_range=(-2, 3)"),
@@ -710,51 +578,44 @@ def test_float32_fitted(case, layout, float32_models):
     check_methods(model, est, lay.fast, lay.reference, context=ctx)
 
 
-# -- file variants ------------------------------------------------------------------
+# -- representatives of the shared runs (test_parity_shared.py) -------------------------
 
-def _representatives():
-    """A representative subset run through every file variant."""
-    out = {}
-    est, X_new = fit_pipeline("impute-scale-LR", frame=True)
-    out["Pipeline(SimpleImputer, StandardScaler, LR)-str-labels-DataFrame"] = (
-        est, pd.DataFrame(X_new, columns=est.feature_names_in_))
-    X, y, X_new = regression_data(n_targets=3, seed=50)
-    out["Ridge-multioutput"] = (fit(lm.Ridge(alpha=0.5), X, y), X_new)
-    X, y, X_new = classification_data(2, "object", seed=51)
-    out["SGDClassifier(modified_huber)-object-labels"] = (
-        fit(lm.SGDClassifier(loss="modified_huber", random_state=0), X, y), X_new)
-    X, y, X_new = regression_data(seed=52)
-    out["LinearRegression-float32"] = (
-        fit(lm.LinearRegression(), X.astype(np.float32), y.astype(np.float32)),
-        X_new.astype(np.float32))
-    est, X_new = fit_pipeline("transformers-only")
-    out["Pipeline(SimpleImputer+indicator, StandardScaler, MinMaxScaler)"] = (est, X_new)
-    return out
+def representatives() -> Dict[str, Callable[[], Representative]]:
+    """Linear models, scalers and imputers for every file variant, pickling,
+    inspect and repr: labels of several dtypes, multi-output, float32, a
+    pipeline fitted on a DataFrame and one of transformers only."""
 
+    def pipeline_frame():
+        est, X_new = fit_pipeline("impute-scale-LR", frame=True)
+        return Representative(est, pd.DataFrame(X_new, columns=est.feature_names_in_),
+                              float32_rtol=F32_RTOL)
 
-@pytest.fixture(scope="module")
-def representatives():
-    return _representatives()
+    def transformers():
+        return Representative(*fit_pipeline("transformers-only"), float32_rtol=F32_RTOL)
 
+    def fitted_on(make, data, f32=False):
+        def make_model():
+            X, y, X_new = data()
+            if f32:
+                X, y, X_new = X.astype(np.float32), y.astype(np.float32), X_new.astype(np.float32)
+            return Representative(fit(make(), X, y), X_new, float32_rtol=F32_RTOL)
+        return make_model
 
-REPRESENTATIVE_NAMES = [
-    "Pipeline(SimpleImputer, StandardScaler, LR)-str-labels-DataFrame",
-    "Ridge-multioutput",
-    "SGDClassifier(modified_huber)-object-labels",
-    "LinearRegression-float32",
-    "Pipeline(SimpleImputer+indicator, StandardScaler, MinMaxScaler)",
-]
-
-
-@pytest.mark.parametrize("variant", FILE_VARIANTS)
-@pytest.mark.parametrize("name", REPRESENTATIVE_NAMES)
-def test_file_variant(name, variant, representatives, tmp_path):
-    est, rows = representatives[name]
-    model = load_variant(est, variant, tmp_path)
-    ctx = where(estimator=name, variant=variant)
-    check_attributes(model, est, ctx)
-    check_methods(model, est, rows, context=f"{ctx} | layout={type(rows).__name__} | "
-                                            f"rows={len(rows)}")
+    return {
+        "Pipeline(SimpleImputer, StandardScaler, LR)-str-labels-DataFrame": pipeline_frame,
+        "Pipeline(SimpleImputer+indicator, StandardScaler, MinMaxScaler)": transformers,
+        "LogisticRegression-3classes": fitted_on(
+            lm.LogisticRegression, lambda: classification_data(3, "int", seed=60)),
+        "LinearSVC-binary-str": fitted_on(
+            lambda: svm.LinearSVC(random_state=0), lambda: classification_data(2, "str", seed=61)),
+        "SGDClassifier(modified_huber)-object-labels": fitted_on(
+            lambda: lm.SGDClassifier(loss="modified_huber", random_state=0),
+            lambda: classification_data(2, "object", seed=51)),
+        "Ridge-multioutput": fitted_on(lambda: lm.Ridge(alpha=0.5),
+                                       lambda: regression_data(n_targets=3, seed=50)),
+        "LinearRegression-float32": fitted_on(lm.LinearRegression,
+                                              lambda: regression_data(seed=52), f32=True),
+    }
 
 
 # -- input layouts --------------------------------------------------------------------
@@ -833,25 +694,9 @@ def test_large_batch(name, layout_models):
                                                                             base.shape[1]))
     if name == "Ridge-float32-fitted":
         rows = rows.astype(np.float32)
-    before = mlfast.get_num_threads()
-    try:
-        answers = {}
-        for threads in (before, 1, 4):
-            mlfast.set_num_threads(threads)
-            ctx = where(estimator=name, variant="joblib", layout=describe_input(rows),
-                        rows=BIG_ROWS, threads=threads)
-            for method in METHODS:
-                if hasattr(est, method):
-                    got = getattr(model, method)(rows)
-                    if method in answers:
-                        np.testing.assert_array_equal(got, answers[method], strict=True,
-                                                      err_msg=f"{method} threads: {ctx}")
-                    else:
-                        answers[method] = got
-                        assert_same_output(got, quietly(getattr(est, method), rows),
-                                           f"{method}: {ctx}")
-    finally:
-        mlfast.set_num_threads(before)
+    check_across_threads(model, est, rows, [m for m in METHODS if hasattr(est, m)],
+                         where(estimator=name, variant="joblib", rows=BIG_ROWS),
+                         float32_rtol=F32_RTOL)
 
 
 def test_large_batch_error_in_last_row(layout_models):
@@ -985,25 +830,9 @@ def test_input_error(name, bad, error_models):
     must agree instead."""
     est, model = error_models[name]
     X = BAD_INPUTS[bad]
-    ref_X = X
-    if bad.startswith("1d"):
-        ref_X = X.reshape(1, -1)     # mlfast reads 1-D as one row, on purpose
-    for method in METHODS:
-        if not hasattr(est, method):
-            continue
-        ctx = where(estimator=name, method=method, input=bad, variant="joblib")
-        try:
-            expected = quietly(getattr(est, method), ref_X)
-        except Exception as exc:     # noqa: BLE001 - any sklearn error is the oracle
-            with pytest.raises(Exception) as got:
-                quietly(getattr(model, method), X)
-            assert isinstance(got.value, type(exc)), (
-                f"{type(got.value).__name__} != sklearn's {type(exc).__name__}: {ctx}")
-            assert str(got.value) == str(exc), (
-                f"message differs: {ctx}\nmlfast:  {str(got.value)!r}\nsklearn: {str(exc)!r}")
-        else:
-            got = quietly(getattr(model, method), X)
-            assert_same_output(got, expected, f"sklearn accepts it: {ctx}")
+    ref_X = X.reshape(1, -1) if bad.startswith("1d") else X   # 1-D is one row, on purpose
+    ctx = where(estimator=name, input=bad, variant="joblib")
+    check_same_or_same_error(model, est, X, ref_X, context=ctx)
 
 
 def _same_warnings(error_models, cases):
@@ -1040,17 +869,7 @@ def test_warns_array_for_model_fitted_with_names(error_models):
     _same_warnings(error_models, [(name, X), (name, X.tolist())])
 
 
-# -- pickling and threads ---------------------------------------------------------------
-
-@pytest.mark.parametrize("name", LAYOUT_MODEL_NAMES)
-def test_pickle_model(name, layout_models):
-    est, model, X_new, columns = layout_models[name]
-    clone = pickle.loads(pickle.dumps(model))
-    ctx = where(estimator=name, variant="joblib -> pickle.dumps(Model)")
-    check_attributes(clone, est, ctx)
-    check_methods(clone, est, X_new, context=f"{ctx} | layout=c-f64 | rows={len(X_new)}")
-    assert repr(clone) == repr(model)
-
+# -- threads ---------------------------------------------------------------------------------
 
 @pytest.mark.filterwarnings("ignore:X does not have valid feature names")
 def test_concurrent_calls(layout_models):

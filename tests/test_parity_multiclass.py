@@ -54,6 +54,18 @@ from sklearn.preprocessing import (
 from sklearn.semi_supervised import SelfTrainingClassifier
 from sklearn.svm import LinearSVC
 from sklearn.tree import DecisionTreeClassifier, DecisionTreeRegressor
+from support.parity import (
+    METHODS,
+    N_FEATURES,
+    assert_same_output,
+    check_across_threads,
+    check_attributes,
+    check_methods,
+    final_estimator,
+    fit,
+    quietly,
+)
+from support.representatives import Representative
 from support.variants import load_variant
 
 import mlfast
@@ -61,22 +73,12 @@ from mlfast import _core
 from mlfast._builders import ir
 from mlfast._builders.ir import FUNCTIONS
 
-METHODS = ("predict", "predict_proba", "predict_log_proba", "decision_function", "transform")
-RTOL = ATOL = 1e-12
-N_FEATURES = 6
-
 sklearn_version = tuple(int(p) for p in __import__("sklearn").__version__.split(".")[:2])
 needs = lambda v: pytest.mark.skipif(sklearn_version < v,  # noqa: E731
                                      reason=f"scikit-learn < {'.'.join(map(str, v))}")
 
 
 # -- helpers ----------------------------------------------------------------------
-
-def quietly(fn, *args, **kw):
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        return fn(*args, **kw)
-
 
 def classification(k=3, seed=0, n_fit=150, n_new=40):
     X, y = make_classification(n_samples=n_fit + n_new, n_features=N_FEATURES, n_informative=4,
@@ -98,64 +100,21 @@ def regression(n_targets=1, seed=0):
     return X[:150], y[:150], X[150:]
 
 
-def assert_same(got, expected, msg, exact=False):
-    if isinstance(expected, list):
-        assert isinstance(got, list) and len(got) == len(expected), msg
-        for i, (g, e) in enumerate(zip(got, expected)):
-            assert_same(g, e, f"{msg} [{i}]", exact)
-        return
-    assert isinstance(got, np.ndarray), f"mlfast returned {type(got).__name__}: {msg}"
-    assert got.shape == expected.shape, f"shape {got.shape} != {expected.shape}: {msg}"
-    assert got.dtype == expected.dtype, f"dtype {got.dtype} != {expected.dtype}: {msg}"
-    if expected.dtype.kind == "f" and not exact:
-        np.testing.assert_allclose(got, expected, rtol=RTOL, atol=ATOL, err_msg=msg)
-    else:
-        np.testing.assert_array_equal(got, expected, err_msg=msg, strict=True)
-
-
 def check(model, est, X_new, context, exact=False, dtypes=(np.float64, np.float32)):
     """Every method on float64 and float32 rows, a batch and one row."""
-    for method in METHODS:
-        has = hasattr(est, method)
-        assert hasattr(model, method) == has, f"{method}: sklearn has it: {has}: {context}"
     for dtype in dtypes:
         X = X_new.astype(dtype)
         for rows in (X, X[:1]):
-            for method in METHODS:
-                if hasattr(est, method):
-                    expected = quietly(getattr(est, method), rows)
-                    got = quietly(getattr(model, method), rows)
-                    assert_same(got, expected, f"{method}: {context} | {np.dtype(dtype)} | "
-                                f"rows={len(rows)}", exact)
-
-
-def check_attributes(model, est, context):
-    assert model.n_features_in_ == est.n_features_in_, context
-    classes = getattr(est, "classes_", None)
-    if isinstance(classes, list):
-        assert isinstance(model.classes_, list), context
-        for got, expected in zip(model.classes_, classes):
-            assert_same(got, expected, f"classes_: {context}")
-    elif classes is not None:
-        assert_same(model.classes_, classes, f"classes_: {context}")
+            check_methods(model, est, rows,
+                          context=f"{context} | {np.dtype(dtype)} | rows={len(rows)}",
+                          exact=exact)
 
 
 def serve(est, tmp_path, variant="joblib"):
     return load_variant(est, variant, tmp_path)
 
 
-def fit(est, X, y):
-    return quietly(est.fit, X, y)
-
-
-@pytest.fixture(autouse=True, scope="module")
-def one_openmp_thread():
-    """Fitting HistGradientBoosting on a busy machine: one OpenMP thread is
-    several times faster (mlfast's own threads are not OpenMP's)."""
-    from threadpoolctl import threadpool_limits
-
-    with threadpool_limits(1):
-        yield
+pytestmark = pytest.mark.usefixtures("one_openmp_thread")
 
 
 # members: (name, factory, exactness).  "always": its answers are
@@ -259,6 +218,22 @@ def test_one_vs_rest_multilabel(member, tmp_path):
           exact=exact(member))
 
 
+@pytest.mark.parametrize("variant", ["joblib", "compile"])
+def test_one_vs_rest_multilabel_classes(variant, tmp_path):
+    """classes_ of a multilabel OneVsRestClassifier is scikit-learn's: the
+    label indices, one array (each column of predict is 0 or 1), pickled
+    Model too; inside a pipeline the same."""
+    X, Y, _ = multilabel(seed=3)
+    for est in (OneVsRestClassifier(RF[1]()),
+                make_pipeline(StandardScaler(), OneVsRestClassifier(LR[1]()))):
+        est = fit(est, X, Y)
+        model = load_variant(est, variant, tmp_path)
+        for m in (model, pickle.loads(pickle.dumps(model))):
+            ctx = f"{type(final_estimator(est)).__name__} multilabel ({variant})"
+            check_attributes(m, est, ctx)
+            assert_same_output(m.classes_, np.arange(Y.shape[1]), ctx)
+
+
 def test_one_vs_rest_ties_take_the_versions_maximum(tmp_path):
     """Members that answer the same score: 1.8+ takes the first class of the
     maximum (np.argmax), before it the last."""
@@ -267,8 +242,8 @@ def test_one_vs_rest_ties_take_the_versions_maximum(tmp_path):
     X_tie = np.repeat(X_new, 3, axis=0)
     model = serve(est, tmp_path)
     scores = est.predict_proba(X_tie)
-    assert_same(model.predict(X_tie), est.predict(X_tie), "OvR(tree) predict")
-    assert_same(model.predict_proba(X_tie), scores, "OvR(tree) predict_proba", exact=True)
+    assert_same_output(model.predict(X_tie), est.predict(X_tie), "OvR(tree) predict")
+    assert_same_output(model.predict_proba(X_tie), scores, "OvR(tree) predict_proba", exact=True)
 
 
 @pytest.mark.parametrize("member", [LR, PIPE, RF, HGB, SVC], ids=lambda m: m[0])
@@ -478,7 +453,7 @@ def test_function_transformer_is_numpys_function(name, validate, tmp_path):
         with np.errstate(all="ignore"):
             expected = quietly(est.transform, Xd)
             got = quietly(model.transform, Xd)
-        assert_same(got, expected, f"FunctionTransformer({name}) on {np.dtype(dtype)}",
+        assert_same_output(got, expected, f"FunctionTransformer({name}) on {np.dtype(dtype)}",
                     exact=True)
 
 
@@ -621,33 +596,49 @@ def test_deep_nesting(tmp_path):
         check(model, est, X_new, model.estimator)
 
 
-@pytest.mark.parametrize("variant", ["pickle-p2", "joblib-zlib3", "compile", "loads-bytes"])
-def test_file_variants(variant, tmp_path):
-    X, y, X_new = classification(3, seed=110)
-    est = fit(CalibratedClassifierCV(OneVsOneClassifier(HGB[1]()), method="isotonic", cv=2),
-              X, y)
-    check(load_variant(est, variant, tmp_path), est, X_new, variant, exact=True)
+def representatives():
+    """Meta-estimators around exact members (so their answers must be
+    scikit-learn's bit for bit) for every file variant, pickling, inspect and
+    repr (test_parity_shared.py): multi-output lists, a chain, a target
+    transform and a numpy function."""
+    def on(make, data, rows=lambda X_new: (X_new, X_new.astype(np.float32))):
+        def make_model():
+            X, y, X_new = data()
+            return Representative(fit(make(), X, y), rows(X_new), exact=True)
+        return make_model
 
+    def clf():
+        return classification(3, seed=120)
 
-def test_a_model_pickles_as_plain_data(tmp_path):
-    X, y, X_new = classification(3, seed=120)
-    X3, Y, _ = multilabel(seed=120)
-    Xr, Yr, _ = regression(2, seed=120)
-    for est, Xt in [
-        (CalibratedClassifierCV(RF[1](), method="isotonic", cv=2).fit(X, y), X_new),
-        (OneVsOneClassifier(HGB[1]()).fit(X, y), X_new),
-        (OutputCodeClassifier(RF[1](), random_state=0).fit(X, y), X_new),
-        (ClassifierChain(GB[1](), order="random", random_state=0).fit(X3, Y), X_new),
-        (OneVsRestClassifier(RF[1]()).fit(X3, Y), X_new),
-        (MultiOutputClassifier(RF[1]()).fit(X3, Y), X_new),
-        (TransformedTargetRegressor(RandomForestRegressor(4, random_state=0), func=np.log1p,
-                                    inverse_func=np.expm1).fit(Xr, np.abs(Yr)), X_new),
-        (FunctionTransformer(np.cbrt).fit(X), X_new.astype(np.float32)),
-    ]:
-        model = mlfast.compile(est)
-        for again in (pickle.loads(pickle.dumps(model)), mlfast.loads(pickle.dumps(model))):
-            check(again, est, Xt, f"pickled {model.estimator}", exact=True,
-                  dtypes=(Xt.dtype,))
+    def multi():
+        X, Y, _ = multilabel(seed=120)
+        return X, Y, clf()[2]
+
+    def positive_targets():
+        Xr, Yr, _ = regression(2, seed=120)
+        return Xr, np.abs(Yr), clf()[2]
+
+    return {
+        "CalibratedClassifierCV(OneVsOneClassifier(HGB), isotonic)": on(
+            lambda: CalibratedClassifierCV(OneVsOneClassifier(HGB[1]()), method="isotonic",
+                                           cv=2), lambda: classification(3, seed=110)),
+        "CalibratedClassifierCV(RF, isotonic)": on(
+            lambda: CalibratedClassifierCV(RF[1](), method="isotonic", cv=2), clf),
+        "OneVsOneClassifier(HGB)": on(lambda: OneVsOneClassifier(HGB[1]()), clf),
+        "OutputCodeClassifier(RF)": on(
+            lambda: OutputCodeClassifier(RF[1](), random_state=0), clf),
+        "ClassifierChain(GB)-multilabel": on(
+            lambda: ClassifierChain(GB[1](), order="random", random_state=0), multi),
+        "OneVsRestClassifier(RF)-multilabel": on(lambda: OneVsRestClassifier(RF[1]()), multi),
+        "MultiOutputClassifier(RF)": on(lambda: MultiOutputClassifier(RF[1]()), multi),
+        "TransformedTargetRegressor(RF, log1p)": on(
+            lambda: TransformedTargetRegressor(RandomForestRegressor(4, random_state=0),
+                                               func=np.log1p, inverse_func=np.expm1),
+            positive_targets),
+        "FunctionTransformer(cbrt)-float32": on(
+            lambda: FunctionTransformer(np.cbrt), lambda: (clf()[0], None, clf()[2]),
+            rows=lambda X_new: X_new.astype(np.float32)),
+    }
 
 
 def test_batches_split_across_threads(tmp_path):
@@ -662,19 +653,10 @@ def test_batches_split_across_threads(tmp_path):
         ClassifierChain(HGB[1](), order="random", random_state=0).fit(X3, Y),
         make_pipeline(FunctionTransformer(np.arcsinh), HGB[1]()).fit(X, y),
     ]
-    before = mlfast.get_num_threads()
-    try:
-        for est in ests:
-            model = mlfast.compile(est)
-            mlfast.set_num_threads(2)
-            threaded = {m: getattr(model, m)(X_big) for m in METHODS if hasattr(model, m)}
-            mlfast.set_num_threads(1)
-            for method, got in threaded.items():
-                assert_same(got, getattr(model, method)(X_big), f"{method}: threads", exact=True)
-                assert_same(got, quietly(getattr(est, method), X_big),
-                            f"{method}: {model.estimator}", exact=False)
-    finally:
-        mlfast.set_num_threads(before)
+    for est in ests:
+        model = mlfast.compile(est)
+        check_across_threads(model, est, X_big, [m for m in METHODS if hasattr(est, m)],
+                             model.estimator, threads=(2, 1))
 
 
 def test_input_layouts(tmp_path):
@@ -686,7 +668,7 @@ def test_input_layouts(tmp_path):
     for rows in (X_new.tolist(), np.asfortranarray(X_new), X_new[::2],
                  pd.DataFrame(X_new), X_new.astype(">f8")):
         for method in ("predict", "predict_proba", "decision_function"):
-            assert_same(quietly(getattr(model, method), rows),
+            assert_same_output(quietly(getattr(model, method), rows),
                         quietly(getattr(est, method), rows), f"{method} {type(rows)}",
                         exact=True)
 

@@ -21,301 +21,64 @@ layout and the batch size, e.g.::
     predict_proba: estimator=RandomForestClassifier | options=max_features=0.5 |
     labels=str/3 | variant=joblib | layout=fortran | rows=7
 
-File variants and input layouts come from ``tests/_variants.py``.  The
+The checks come from ``tests/support/parity.py``, file variants and input
+layouts from ``tests/support/variants.py``; every file variant, pickling,
+inspect and repr run on this family's representatives in
+``tests/test_parity_shared.py``.  The
 memory and load-time figures of a large forest are measured by
 ``benchmarks/forest_memory.py``, not here.
 """
 from __future__ import annotations
 
-import pickle
-import warnings
-from dataclasses import dataclass, field
-from typing import Any, Callable, Dict, List, Optional
+from functools import partial
+from typing import Any, Callable, Dict, List
 
-import joblib
 import numpy as np
 import pandas as pd
 import pytest
 from sklearn import ensemble, tree
-from sklearn.datasets import make_classification, make_regression
 from sklearn.impute import SimpleImputer
 from sklearn.linear_model import LinearRegression
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import MaxAbsScaler, MinMaxScaler, RobustScaler, StandardScaler
+from support import parity
+from support.parity import (
+    CAT0_VALUES,
+    CAT1_VALUES,
+    CAT_COLUMNS,
+    N_FEATURES,
+    Case,
+    check_absent_methods,
+    check_across_threads,
+    check_attributes,
+    check_methods,
+    check_same_or_same_error,
+    fit,
+    fit_case,
+    hgb_data,
+    isolation_data,
+    opts,
+    quietly,
+    relabel,
+    where,
+    with_missing,
+)
+from support.representatives import Representative
 from support.variants import (
-    FILE_VARIANTS,
     LAYOUTS,
-    describe_input,
     load_variant,
     make_layout,
 )
 
 import mlfast
 
-METHODS = ("predict", "predict_proba", "predict_log_proba", "decision_function",
-           "score_samples", "transform")
-RTOL = ATOL = 1e-12
-N_FEATURES = 6
+pytestmark = pytest.mark.usefixtures("one_openmp_thread")
 
-
-# -- helpers ----------------------------------------------------------------------
-
-@pytest.fixture(scope="module", autouse=True)
-def _one_openmp_thread():
-    """scikit-learn's histogram boosting fits and predicts with OpenMP; on a
-    shared 2-core machine its threads spin against everything else.  One
-    thread gives the same answers (mlfast's own threads are not OpenMP)."""
-    from threadpoolctl import threadpool_limits
-
-    with threadpool_limits(limits=1, user_api="openmp"):
-        yield
-
-
-def where(**parts: Any) -> str:
-    """'estimator=... | options=... | variant=...' for failure messages."""
-    return " | ".join(f"{k}={v}" for k, v in parts.items() if v is not None)
-
-
-def fit(est, X, y=None, **kw):
-    """Fits quietly: convergence and data-conversion warnings are not under test."""
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        return est.fit(X, y, **kw) if y is not None else est.fit(X, **kw)
-
-
-def quietly(fn, *args):
-    """Calls fn without warnings (divide-by-zero in log(proba), overflow in
-    scikit-learn's float32 cast, feature names)."""
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        with np.errstate(all="ignore"):
-            return fn(*args)
-
-
-def assert_same_output(got: Any, expected: Any, msg: str) -> None:
-    if isinstance(expected, list):       # multi-output predict_proba: one array an output
-        assert isinstance(got, list), f"mlfast returned {type(got).__name__}, not a list: {msg}"
-        assert len(got) == len(expected), (
-            f"{len(got)} outputs != sklearn's {len(expected)}: {msg}")
-        for k, (g, e) in enumerate(zip(got, expected)):
-            assert_same_output(g, e, f"output {k}: {msg}")
-        return
-    assert isinstance(got, np.ndarray), f"mlfast returned {type(got).__name__}: {msg}"
-    assert got.shape == expected.shape, (
-        f"shape {got.shape} != sklearn's {expected.shape}: {msg}")
-    assert got.dtype == expected.dtype, (
-        f"dtype {got.dtype} != sklearn's {expected.dtype}: {msg}")
-    if expected.dtype.kind == "f":
-        np.testing.assert_allclose(got, expected, rtol=RTOL, atol=ATOL, err_msg=msg)
-    else:
-        np.testing.assert_array_equal(got, expected, err_msg=msg, strict=True)
-
-
-def check_methods(model, est, X_fast, X_ref=None, context: str = "",
-                  absent: bool = True) -> None:
-    """Every method of METHODS: same answers where sklearn has it, an
-    AttributeError from mlfast where it does not (unless ``absent`` is
-    False: a test that checks several batches checks that once, last, with
-    check_absent_methods, so that a method mlfast has in excess does not
-    hide a wrong answer)."""
-    X_ref = X_fast if X_ref is None else X_ref
-    context = f"{context} | input={describe_input(X_fast)}"
-    for method in METHODS:
-        if hasattr(est, method):
-            assert hasattr(model, method), f"mlfast lacks {method}, sklearn has it: {context}"
-            expected = quietly(getattr(est, method), X_ref)
-            got = quietly(getattr(model, method), X_fast)
-            assert_same_output(got, expected, f"{method}: {context}")
-    if absent:
-        check_absent_methods(model, est, X_fast, context)
-
-
-def check_absent_methods(model, est, X_fast, context: str = "") -> None:
-    for method in METHODS:
-        if not hasattr(est, method):
-            assert not hasattr(model, method), (
-                f"mlfast has {method} but sklearn does not: {context}")
-            with pytest.raises(AttributeError):
-                getattr(model, method)(X_fast)
-
-
-def check_same_or_same_error(model, est, X_fast, X_ref=None, context: str = "") -> None:
-    """Where scikit-learn answers, the same answers; where it raises, the
-    same exception type and text."""
-    X_ref = X_fast if X_ref is None else X_ref
-    for method in METHODS:
-        if not hasattr(est, method):
-            continue
-        ctx = f"{method}: {context} | input={describe_input(X_fast)}"
-        try:
-            expected = quietly(getattr(est, method), X_ref)
-        except Exception as exc:     # noqa: BLE001 - any sklearn error is the oracle
-            try:
-                got = quietly(getattr(model, method), X_fast)
-            except Exception as mine:  # noqa: BLE001
-                assert isinstance(mine, type(exc)), (
-                    f"{type(mine).__name__} != sklearn's {type(exc).__name__}: {ctx}\n"
-                    f"mlfast:  {str(mine)!r}\nsklearn: {str(exc)!r}")
-                assert str(mine) == str(exc), (
-                    f"message differs: {ctx}\nmlfast:  {str(mine)!r}\nsklearn: {str(exc)!r}")
-            else:
-                pytest.fail(f"mlfast answered where sklearn raised "
-                            f"{type(exc).__name__}({str(exc)!r}): {ctx}\n"
-                            f"mlfast's answer: {got!r}"[:2000])
-        else:
-            try:
-                got = quietly(getattr(model, method), X_fast)
-            except Exception as exc:  # noqa: BLE001
-                pytest.fail(f"mlfast raised {type(exc).__name__}({str(exc)!r}) where "
-                            f"sklearn answers: {ctx}")
-            assert_same_output(got, expected, f"sklearn accepts it: {ctx}")
-
-
-def check_attributes(model, est, context: str = "") -> None:
-    assert model.n_features_in_ == est.n_features_in_, f"n_features_in_: {context}"
-    if hasattr(est, "feature_names_in_"):
-        assert hasattr(model, "feature_names_in_"), f"no feature_names_in_: {context}"
-        assert_same_output(np.asarray(model.feature_names_in_), est.feature_names_in_,
-                           f"feature_names_in_: {context}")
-    else:
-        assert not hasattr(model, "feature_names_in_"), f"feature_names_in_: {context}"
-    last = est.steps[-1][1] if isinstance(est, Pipeline) else est
-    if hasattr(last, "classes_") and not isinstance(last, ensemble.IsolationForest):
-        assert_same_output(model.classes_, est.classes_, f"classes_: {context}")
-
-
-# -- data ---------------------------------------------------------------------------
-
-def add_extreme_rows(X: np.ndarray, factor: float = 40.0) -> np.ndarray:
-    """Fresh rows plus a few far outside the training range (every tree's
-    outermost leaves) and a row of zeros."""
-    return np.vstack([X, factor * X[:3], -factor * X[3:5], np.zeros((1, X.shape[1]))])
-
-
-def with_missing(X: np.ndarray, rate: float, seed: int) -> np.ndarray:
-    X = X.copy()
-    X[np.random.default_rng(seed).random(X.shape) < rate] = np.nan
-    return X
-
-
-LABEL_NAMES = np.array(["no", "yes", "maybe", "unknown"])   # widths 2..7: '<U7'
-
-
-def relabel(y: np.ndarray, kind: str) -> np.ndarray:
-    """Integer labels 0..k-1 as the label kind under test."""
-    if kind == "int":
-        return y.astype(np.int64)
-    if kind == "negative-int":
-        return (2 * y - 1).astype(np.int64)      # -1, 1, 3, ...
-    if kind == "float":
-        return y * 2.0 - 1.0                    # -1.0, 1.0, 3.0 (float64 classes_)
-    if kind == "str":
-        return LABEL_NAMES[y]                   # '<U7' (np.str_ items)
-    if kind == "object":
-        return np.array([str(v) for v in LABEL_NAMES[y]], dtype=object)
-    if kind == "bool":
-        assert y.max() <= 1
-        return y.astype(bool)
-    raise ValueError(kind)
-
-
-def classification_data(n_classes: int = 2, labels: str = "int", seed: int = 0,
-                        n_fit: int = 200, n_new: int = 40, missing: float = 0.0):
-    """Noisy labels (flip_y) so that fully grown trees are deep."""
-    X, y = make_classification(n_samples=n_fit + n_new, n_features=N_FEATURES,
-                               n_informative=4, n_redundant=0, n_classes=n_classes,
-                               n_clusters_per_class=1, class_sep=1.0, flip_y=0.05,
-                               random_state=seed)
-    y = relabel(y, labels)
-    X_new = add_extreme_rows(X[n_fit:])
-    X = X[:n_fit]
-    if missing:
-        X = with_missing(X, missing, seed)
-        X_new = with_missing(X_new, missing, seed + 1)
-    return X, y[:n_fit], X_new
-
-
-def regression_data(n_targets: int = 1, seed: int = 0, n_fit: int = 200, n_new: int = 40,
-                    positive: bool = False, missing: float = 0.0):
-    X, y = make_regression(n_samples=n_fit + n_new, n_features=N_FEATURES, n_informative=4,
-                           n_targets=n_targets, noise=5.0, bias=3.0, random_state=seed)
-    if positive:                       # poisson, gamma: y > 0
-        y = np.exp(y / (2 * np.std(y)))
-    X_new = add_extreme_rows(X[n_fit:])
-    X = X[:n_fit]
-    if missing:
-        X = with_missing(X, missing, seed)
-        X_new = with_missing(X_new, missing, seed + 1)
-    return X, y[:n_fit], X_new
-
-
-#: categorical columns of hgb_data: col 0 has categories 0..7, col 1 has
-#: negative and large ones (scikit-learn >= 1.4 ordinal-encodes them)
-CAT_COLUMNS = (0, 1)
-CAT0_VALUES = np.arange(8.0)
-CAT1_VALUES = np.array([-3.0, -1.0, 2.0, 5.0, 300.0, 1000.0])
-
-
-def hgb_data(task: str = "binary", seed: int = 0, categorical: bool = False,
-             missing: float = 0.0, n_fit: int = 400, n_new: int = 60):
-    """Data for histogram boosting: enough rows for min_samples_leaf=20,
-    optionally two categorical columns (CAT_COLUMNS) and NaN anywhere."""
-    rng = np.random.default_rng(seed)
-    n = n_fit + n_new
-    X = rng.normal(size=(n, N_FEATURES))
-    score = X[:, 2] + 0.7 * X[:, 3] - 0.5 * X[:, 4] ** 2
-    if categorical:
-        X[:, 0] = rng.choice(CAT0_VALUES, n)
-        X[:, 1] = rng.choice(CAT1_VALUES, n)
-        score += np.where(np.isin(X[:, 0], [1, 4, 6]), 1.5, -0.5)
-        score += np.where(X[:, 1] > 3, 1.0, -1.0)
-    score += rng.normal(0, 0.5, n)
-    if task == "binary":
-        y = (score > np.median(score)).astype(np.int64)
-    elif task == "multiclass":
-        y = np.digitize(score, np.quantile(score, [0.33, 0.66])).astype(np.int64)
-    elif task == "positive":
-        y = np.exp(score / (2 * np.std(score)))
-    else:
-        y = 3.0 * score + 1.0
-    if missing:
-        X = with_missing(X, missing, seed)
-    X_new = X[n_fit:].copy()
-    X_new[:3] *= 40.0 if not categorical else 1.0
-    return X[:n_fit], y[:n_fit], X_new
-
-
-@dataclass
-class Case:
-    """An estimator to fit, with the options to print when it fails."""
-
-    name: str
-    make: Callable[[], Any]
-    options: str = "defaults"
-    sample_weight: bool = False
-    n_classes: tuple = (2, 3)
-    data: Dict[str, Any] = field(default_factory=dict)
-    check: Optional[Callable[[Any], None]] = None    # asserts about the fitted estimator
-
-    @property
-    def id(self) -> str:
-        weights = ", sample_weight" if self.sample_weight else ""
-        data = f"; data: {_opts(**self.data)}" if self.data else ""
-        return f"{self.name}[{self.options}{weights}{data}]"
-
-
-def _opts(**kw) -> str:
-    return ", ".join(f"{k}={v!r}" for k, v in kw.items()) or "defaults"
-
-
-def fit_case(case: Case, X, y):
-    kw = {}
-    if case.sample_weight:
-        kw["sample_weight"] = np.random.default_rng(7).uniform(0.1, 3.0, len(X))
-    est = fit(case.make(), X, y, **kw)
-    if case.check is not None:
-        case.check(est)
-    return est
+#: trees fit on more rows with noisier labels (so that fully grown trees are
+#: deep) and predict farther out (every tree's outermost leaves)
+classification_data = partial(parity.classification_data, n_fit=200, flip_y=0.05,
+                              extreme=40.0)
+regression_data = partial(parity.regression_data, n_fit=200, extreme=40.0)
 
 
 def not_preorder(est) -> None:
@@ -359,7 +122,7 @@ def _c(cls, check=None, n_classes=(2, 3), sample_weight=False, data=None, **kw):
     """A Case for cls(**kw, random_state=0)."""
     def make(cls=cls, kw=kw):
         return cls(random_state=0, **kw)
-    return Case(cls.__name__, make, _opts(**kw), check=check, n_classes=n_classes,
+    return Case(cls.__name__, make, opts(**kw), check=check, n_classes=n_classes,
                 sample_weight=sample_weight, data=data or {})
 
 
@@ -671,16 +434,6 @@ ISOLATION_CASES = [
     _if(n_estimators=50, max_features=0.7, contamination=0.05, max_samples=100),
     _if(n_estimators=10, bootstrap=True, max_samples=1.0),
 ]
-
-
-def isolation_data(seed: int = 50, n_fit: int = 300, missing: float = 0.0):
-    rng = np.random.default_rng(seed)
-    X = rng.normal(size=(n_fit, N_FEATURES))
-    X[:10] += rng.choice([-6.0, 6.0], size=(10, N_FEATURES))     # outliers
-    X_new = add_extreme_rows(rng.normal(size=(40, N_FEATURES)), factor=5.0)
-    if missing:
-        X_new = with_missing(X_new, missing, seed)
-    return X, X_new
 
 
 @pytest.mark.parametrize("case", ISOLATION_CASES, ids=lambda c: c.id)
@@ -1242,24 +995,8 @@ def test_large_batch(name, big_models):
         np.ones(N_FEATURES, dtype=bool)
     rows[:, noisy] += rng.normal(0, 0.05, (BIG_ROWS, int(noisy.sum())))
     methods = [m for m in ("predict", "predict_proba") if hasattr(est, m)]
-    before = mlfast.get_num_threads()
-    try:
-        answers = {}
-        for threads in (before, 1, 4):
-            mlfast.set_num_threads(threads)
-            ctx = where(estimator=name, variant="joblib", layout=describe_input(rows),
-                        rows=BIG_ROWS, threads=threads)
-            for method in methods:
-                got = getattr(model, method)(rows)
-                if method in answers:
-                    np.testing.assert_array_equal(got, answers[method], strict=True,
-                                                  err_msg=f"{method} threads: {ctx}")
-                else:
-                    answers[method] = got
-                    assert_same_output(got, quietly(getattr(est, method), rows),
-                                       f"{method}: {ctx}")
-    finally:
-        mlfast.set_num_threads(before)
+    check_across_threads(model, est, rows, methods,
+                         where(estimator=name, variant="joblib", rows=BIG_ROWS))
 
 
 def test_threads_concurrent_calls_and_fork(big_models):
@@ -1412,146 +1149,69 @@ def test_input_error(name, bad, error_models):
     check_same_or_same_error(model, est, BAD_INPUTS[bad], context=ctx)
 
 
-# -- file variants ---------------------------------------------------------------------------
+# -- representatives of the shared runs (test_parity_shared.py) -------------------------
 
-def _representatives():
-    """A representative subset run through every file variant."""
-    out = {}
-    X, y, X_new = classification_data(3, "str", seed=140)
-    out["RandomForestClassifier(10)-str-labels"] = (
-        fit(RFC(n_estimators=10, max_features=0.5, random_state=0), X, y), X_new)
-    X, y, X_new = hgb_data("multiclass", seed=141, categorical=True, missing=0.05)
-    out["HistGradientBoostingClassifier-categorical-NaN"] = (
-        fit(HGBC(max_iter=10, categorical_features=list(CAT_COLUMNS)), X, y), X_new)
-    X, y, X_new = classification_data(3, "object", seed=142)
-    out["GradientBoostingClassifier(10)-multiclass-object-labels"] = (
-        fit(GBC(n_estimators=10, random_state=0), X, y), X_new)
-    return out
+def representatives() -> Dict[str, Callable[[], Representative]]:
+    """One model of each tree family (and a pipeline, and multi-output
+    classifiers) for every file variant, pickling, inspect and repr; the
+    file of each shows the tree class its state holds."""
+    tree_class = ("sklearn.tree._tree.Tree",)
+    predictor = ("TreePredictor",)
 
+    def on(make, data, shows=tree_class):
+        def make_model():
+            X, y, X_new = data()
+            return Representative(fit(make(), X, y), X_new, shows=shows)
+        return make_model
 
-@pytest.fixture(scope="module")
-def representatives():
-    return _representatives()
+    def clf(labels, seed):
+        return lambda: classification_data(3, labels, seed=seed)
 
+    def reg2(seed):
+        return lambda: regression_data(n_targets=2, seed=seed)
 
-REPRESENTATIVE_NAMES = [
-    "RandomForestClassifier(10)-str-labels",
-    "HistGradientBoostingClassifier-categorical-NaN",
-    "GradientBoostingClassifier(10)-multiclass-object-labels",
-]
+    def multioutput(seed):
+        def data():
+            X, y, X_new = classification_data(3, "int", seed=seed)
+            return X, multioutput_labels(y, X, "str"), X_new
+        return data
 
+    def isolation():
+        X, X_new = isolation_data(seed=153)
+        return X, None, X_new
 
-@pytest.mark.parametrize("variant", FILE_VARIANTS)
-@pytest.mark.parametrize("name", REPRESENTATIVE_NAMES)
-def test_file_variant(name, variant, representatives, tmp_path):
-    if variant == "joblib-lz4":
-        pytest.importorskip("lz4.frame")
-    est, rows = representatives[name]
-    model = load_variant(est, variant, tmp_path)
-    ctx = where(estimator=name, variant=variant)
-    check_attributes(model, est, ctx)
-    check_methods(model, est, rows, context=f"{ctx} | layout=c-f64 | rows={len(rows)}")
+    def pipeline():
+        est, X_new = fit_pipeline(
+            "Pipeline(SimpleImputer, StandardScaler, RandomForestClassifier)")
+        return Representative(est, X_new, shows=tree_class)
 
-
-# -- pickling a Model, inspect ------------------------------------------------------------
-
-def _family_models():
-    """One model of each family (and a pipeline), for pickling and inspect."""
-    out = {}
-    X, y, X_new = classification_data(3, "str", seed=150)
-    Xr, yr, Xr_new = regression_data(n_targets=2, seed=151)
-    Xh, yh, Xh_new = hgb_data("multiclass", seed=152, categorical=True, missing=0.05)
-    Xi, Xi_new = isolation_data(seed=153)
-    out["DecisionTreeClassifier(max_leaf_nodes=15)"] = (
-        fit(DTC(max_leaf_nodes=15, random_state=0), X, y), X_new)
-    out["ExtraTreeRegressor-multioutput"] = (fit(ETR1(random_state=0), Xr, yr), Xr_new)
-    out["RandomForestClassifier(10)"] = (fit(RFC(n_estimators=10, random_state=0), X, y), X_new)
-    out["ExtraTreesRegressor(10)-multioutput"] = (
-        fit(ETR(n_estimators=10, random_state=0), Xr, yr), Xr_new)
-    out["GradientBoostingClassifier(10)"] = (
-        fit(GBC(n_estimators=10, random_state=0), X, y), X_new)
-    out["GradientBoostingRegressor(10, quantile)"] = (
-        fit(GBR(n_estimators=10, loss="quantile", random_state=0), Xr, yr[:, 0]), Xr_new)
-    out["HistGradientBoostingClassifier-categorical"] = (
-        fit(HGBC(max_iter=10, categorical_features=list(CAT_COLUMNS)), Xh, yh), Xh_new)
-    out["HistGradientBoostingRegressor(poisson)"] = (
-        fit(HGBR(max_iter=10, loss="poisson"), Xh, yh + 1.0), Xh_new)
-    out["IsolationForest(10)"] = (fit(IF(n_estimators=10, random_state=0), Xi), Xi_new)
-    est, X_new = fit_pipeline("Pipeline(SimpleImputer, StandardScaler, RandomForestClassifier)")
-    out["Pipeline(SimpleImputer, StandardScaler, RandomForestClassifier)"] = (est, X_new)
-    return out
-
-
-@pytest.fixture(scope="module")
-def family_models(tmp_path_factory):
-    directory = tmp_path_factory.mktemp("families")
-    out = {}
-    for i, (name, (est, X_new)) in enumerate(_family_models().items()):
-        path = directory / f"model{i}.joblib"
-        joblib.dump(est, path)
-        out[name] = (est, path, mlfast.load(path), X_new)
-    return out
-
-
-FAMILY_NAMES = [
-    "DecisionTreeClassifier(max_leaf_nodes=15)",
-    "ExtraTreeRegressor-multioutput",
-    "RandomForestClassifier(10)",
-    "ExtraTreesRegressor(10)-multioutput",
-    "GradientBoostingClassifier(10)",
-    "GradientBoostingRegressor(10, quantile)",
-    "HistGradientBoostingClassifier-categorical",
-    "HistGradientBoostingRegressor(poisson)",
-    "IsolationForest(10)",
-    "Pipeline(SimpleImputer, StandardScaler, RandomForestClassifier)",
-]
-
-
-@pytest.mark.parametrize("protocol", [2, pickle.HIGHEST_PROTOCOL])
-@pytest.mark.parametrize("name", FAMILY_NAMES)
-def test_pickle_model(name, protocol, family_models):
-    """pickle.loads(pickle.dumps(model)) answers the same (forests pickle in
-    their packed node layout, checked again when loaded) and describes
-    itself the same."""
-    est, _, model, X_new = family_models[name]
-    clone = pickle.loads(pickle.dumps(model, protocol=protocol))
-    ctx = where(estimator=name, variant=f"joblib -> pickle.dumps(Model, {protocol})")
-    check_attributes(clone, est, ctx)
-    check_methods(clone, est, X_new, context=f"{ctx} | layout=c-f64 | rows={len(X_new)}")
-    assert clone.nbytes == model.nbytes, f"nbytes {clone.nbytes} != {model.nbytes}: {ctx}"
-    assert repr(clone) == repr(model), ctx
-
-
-@pytest.mark.parametrize("name", FAMILY_NAMES)
-def test_pickle_model_twice(name, family_models):
-    """A clone of a clone: an unpickled Model pickles again."""
-    est, _, model, X_new = family_models[name]
-    clone = pickle.loads(pickle.dumps(model))
-    clone2 = pickle.loads(pickle.dumps(clone))
-    ctx = where(estimator=name, variant="joblib -> pickle.dumps twice")
-    check_methods(clone2, est, X_new, context=f"{ctx} | layout=c-f64 | rows={len(X_new)}")
-
-
-@pytest.mark.parametrize("name", FAMILY_NAMES)
-def test_inspect(name, family_models):
-    est, path, model, _ = family_models[name]
-    text = mlfast.inspect(path)
-    assert isinstance(text, str) and text, name
-    last = est.steps[-1][1] if isinstance(est, Pipeline) else est
-    assert type(last).__name__ in text, f"inspect does not name {type(last).__name__}: {name}"
-    assert "sklearn.tree._tree.Tree" in text or "predictor" in text.lower(), name
-    assert mlfast.inspect(path.read_bytes()) == text, name
-    assert type(last).__name__ in model.estimator, (model.estimator, name)
-
-
-@pytest.mark.parametrize("name", FAMILY_NAMES)
-def test_repr(name, family_models):
-    """repr and the notebook's HTML name the estimator and its size."""
-    est, _, model, _ = family_models[name]
-    last = est.steps[-1][1] if isinstance(est, Pipeline) else est
-    text = repr(model)
-    assert type(last).__name__ in text and f"{est.n_features_in_} features" in text, text
-    assert type(last).__name__ in model._repr_html_(), name
+    return {
+        "DecisionTreeClassifier(max_leaf_nodes=15)": on(
+            lambda: DTC(max_leaf_nodes=15, random_state=0), clf("str", 150)),
+        "ExtraTreeRegressor-multioutput": on(lambda: ETR1(random_state=0), reg2(151)),
+        "RandomForestClassifier(10, max_features=0.5)-str-labels": on(
+            lambda: RFC(n_estimators=10, max_features=0.5, random_state=0), clf("str", 140)),
+        "ExtraTreesRegressor(10)-multioutput": on(
+            lambda: ETR(n_estimators=10, random_state=0), reg2(151)),
+        "GradientBoostingClassifier(10)-multiclass-object-labels": on(
+            lambda: GBC(n_estimators=10, random_state=0), clf("object", 142)),
+        "GradientBoostingRegressor(10, quantile)": on(
+            lambda: GBR(n_estimators=10, loss="quantile", random_state=0),
+            lambda: regression_data(seed=151)),
+        "HistGradientBoostingClassifier-categorical-NaN": on(
+            lambda: HGBC(max_iter=10, categorical_features=list(CAT_COLUMNS)),
+            lambda: hgb_data("multiclass", seed=141, categorical=True, missing=0.05),
+            predictor),
+        "HistGradientBoostingRegressor(poisson)": on(
+            lambda: HGBR(max_iter=10, loss="poisson"),
+            lambda: hgb_data("positive", seed=152), predictor),
+        "IsolationForest(10)": on(lambda: IF(n_estimators=10, random_state=0), isolation),
+        "Pipeline(SimpleImputer, StandardScaler, RandomForestClassifier)": pipeline,
+        "DecisionTreeClassifier-multioutput-str": on(lambda: DTC(random_state=0),
+                                                     multioutput(161)),
+        "RandomForestClassifier(7)-multioutput-str": on(
+            lambda: RFC(n_estimators=7, random_state=0), multioutput(161)),
+    }
 
 
 def test_every_registered_tree_estimator_is_covered():
@@ -1601,20 +1261,6 @@ def test_multioutput_classifier(case, labels, tmp_path):
     Y = multioutput_labels(y, np.nan_to_num(X), labels)
     run_case(case, X, Y, X_new, tmp_path, labels=f"{labels}, y.shape={Y.shape}",
              data=case.data or None)
-
-
-@pytest.mark.parametrize("case", MULTIOUTPUT_CLASSIFIER_CASES[:5:4], ids=lambda c: c.id)
-def test_multioutput_classifier_pickle_and_repr(case, tmp_path):
-    X, y, X_new = classification_data(3, "int", seed=161)
-    Y = multioutput_labels(y, X, "str")
-    est = fit_case(case, X, Y)
-    model = load_variant(est, "joblib", tmp_path)
-    clone = pickle.loads(pickle.dumps(model))
-    ctx = where(estimator=case.name, options=case.options, variant="joblib -> pickle")
-    check_attributes(clone, est, ctx)
-    check_methods(clone, est, X_new, context=ctx)
-    assert repr(clone) == repr(model), ctx
-    assert case.name in repr(model), repr(model)
 
 
 # -- what is not served ------------------------------------------------------------------

@@ -687,12 +687,15 @@ class Output:
     column_dtype: Optional[np.dtype] = None
     # with split: the parts stacked into one 3-D array (np.asarray of them)
     stacked: bool = False
+    # the estimator's classes_ where it is not what the columns index: a
+    # multilabel OneVsRestClassifier's label indices (each column is 0 or 1)
+    estimator_classes: Optional[np.ndarray] = None
 
     def state(self) -> dict:
         return {"slots": self.slots, "classes": self.classes, "squeeze": self.squeeze,
                 "split": self.split, "column_classes": self.column_classes,
                 "column_dtype": None if self.column_dtype is None else self.column_dtype.str,
-                "stacked": self.stacked}
+                "stacked": self.stacked, "estimator_classes": self.estimator_classes}
 
 
 class Cols:
@@ -730,10 +733,12 @@ class Out:
     column_classes: Optional[List[np.ndarray]] = None
     column_dtype: Optional[np.dtype] = None
     stacked: bool = False
+    estimator_classes: Optional[np.ndarray] = None
 
     def output(self) -> Output:
         return Output(self.cols.slots, self.classes, self.squeeze, self.split,
-                      self.column_classes, self.column_dtype, self.stacked)
+                      self.column_classes, self.column_dtype, self.stacked,
+                      self.estimator_classes)
 
 
 @dataclass

@@ -343,7 +343,7 @@ def build_one_vs_rest(node: Node, b: Builders, X: Optional[Cols]) -> Built:
         labels = Cols.concat(b.add(node, Labels(rule=LabelRule.THRESHOLD, threshold=threshold),
                                    s, 1) for s in scores)
         outputs["predict"] = Out(labels, column_classes=[np.array([0, 1])] * len(scores),
-                                 column_dtype=np.dtype(int))
+                                 column_dtype=np.dtype(int), estimator_classes=classes)
     else:
         raise UnsupportedModelError(f"{node.where} ({node.name}): targets of type {y_type!r} "
                                     "are not served")

@@ -664,10 +664,10 @@ graph_init(mf_Graph *g, PyObject *args, PyObject *kwargs)
 {
     static char *kwlist[] = {"n_features", "nodes", "outputs", "coerce", "strings",
                              "string_prefix", "names_warning", "first_name", "key_columns",
-                             "explain", "column_names", NULL};
+                             "explain", "column_names", "alternate", NULL};
     PyObject *nodes, *outputs, *coerce = Py_None, *string_prefix = Py_None;
     PyObject *names_warning = Py_None, *first_name = Py_None, *key_columns = Py_None;
-    PyObject *explain = Py_None, *column_names = Py_None;
+    PyObject *explain = Py_None, *column_names = Py_None, *alternate = Py_None;
     Py_ssize_t n_features, k, i, widest = 0, kinds_cap = 0;
     int strings = MF_STRINGS_REFUSE, m;
 
@@ -675,11 +675,11 @@ graph_init(mf_Graph *g, PyObject *args, PyObject *kwargs)
         PyErr_SetString(PyExc_RuntimeError, "Graph is already initialized");
         return -1;
     }
-    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "nO!O!|$OiOOOOOO:Graph", kwlist,
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "nO!O!|$OiOOOOOOO:Graph", kwlist,
                                      &n_features, &PyList_Type, &nodes, &PyDict_Type,
                                      &outputs, &coerce, &strings, &string_prefix,
                                      &names_warning, &first_name, &key_columns, &explain,
-                                     &column_names)) {
+                                     &column_names, &alternate)) {
         return -1;
     }
     if (n_features < 1 || n_features > MF_MAX_SLOTS) {
@@ -707,6 +707,14 @@ graph_init(mf_Graph *g, PyObject *args, PyObject *kwargs)
     if (coerce != Py_None) {
         Py_INCREF(coerce);
         g->coerce = coerce;
+    }
+    if (alternate != Py_None) {
+        if (!PyCallable_Check(alternate)) {
+            PyErr_SetString(PyExc_TypeError, "alternate must be callable");
+            return -1;
+        }
+        Py_INCREF(alternate);
+        g->alternate = alternate;
     }
     if (explain != Py_None) {
         if (!PyCallable_Check(explain)) {
@@ -835,6 +843,7 @@ graph_traverse(mf_Graph *g, visitproc visit, void *arg)
     Py_VISIT(g->first_name);
     Py_VISIT(g->explain);
     Py_VISIT(g->column_names);
+    Py_VISIT(g->alternate);
     return 0;
 }
 
@@ -853,6 +862,7 @@ graph_clear(mf_Graph *g)
     Py_CLEAR(g->first_name);
     Py_CLEAR(g->explain);
     Py_CLEAR(g->column_names);
+    Py_CLEAR(g->alternate);
     return 0;
 }
 
@@ -997,7 +1007,7 @@ PyTypeObject mf_GraphType = {
     .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC,
     .tp_doc = "Graph(n_features, nodes, outputs, *, coerce=None, strings=0, "
               "string_prefix=None, names_warning=None, first_name=None, key_columns=None, "
-              "explain=None, column_names=None)\n\n"
+              "explain=None, column_names=None, alternate=None)\n\n"
               "A model as a graph of ops, run in C. Built by mlfast's builders "
               "(mlfast._builders.ir); not meant to be made by hand.",
     .tp_traverse = (traverseproc)graph_traverse,

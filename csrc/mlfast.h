@@ -910,6 +910,10 @@ typedef struct {
     uint8_t *kinds;            /* PyMem, n_slots: mf_slot_kind */
     PyObject *explain;         /* callable making an unknown category's message, or NULL */
     PyObject *column_names;    /* tuple: the input columns' names, in messages, or NULL */
+    /* called as alternate(X, method) for an X that is not an ndarray: its
+     * answer, or NotImplemented to read X here (scipy.sparse X goes to a
+     * model's sparse route), or NULL */
+    PyObject *alternate;
 } mf_Graph;
 
 /* What the input does with an array of strings: refuse it as

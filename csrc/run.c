@@ -607,6 +607,14 @@ mf_graph_call(mf_Graph *g, PyObject *X, mf_method method)
         PyErr_Format(PyExc_AttributeError, "this model has no %s", mf_method_names[method]);
         return NULL;
     }
+    if (g->alternate != NULL && !PyArray_Check(X)) {
+        PyObject *answer = PyObject_CallFunction(g->alternate, "Os", X,
+                                                 mf_method_names[method]);
+        if (answer != Py_NotImplemented) {
+            return answer;
+        }
+        Py_DECREF(answer);
+    }
     memset(&job, 0, sizeof(job));
     job.g = g;
     job.out = o;

@@ -55,6 +55,10 @@ class Graph:
         string_prefix: Optional[str] = ...,
         names_warning: Optional[str] = ...,
         first_name: Optional[str] = ...,
+        key_columns: Optional[np.ndarray] = ...,
+        explain: Any = ...,
+        column_names: Optional[Tuple[str, ...]] = ...,
+        alternate: Any = ...,
     ) -> None: ...
     @property
     def n_features(self) -> int: ...

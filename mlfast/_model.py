@@ -8,6 +8,7 @@ are not ndarrays (lists, DataFrames) come back to Python, through
 from __future__ import annotations
 
 import dataclasses
+import functools
 import html
 import warnings
 from dataclasses import dataclass
@@ -341,13 +342,29 @@ class Model:
         if spec.feature_names_in is not None:
             names_warning = (f"X does not have valid feature names, but "
                              f"{spec.warn_name or spec.first_name} was fitted with feature names")
-        self._graph = Graph(
-            spec.n_features, spec.nodes, spec.outputs, coerce=_Coerce(spec, names_warning),
+        dense = functools.partial(
+            Graph, spec.n_features, spec.nodes, spec.outputs,
+            coerce=_Coerce(spec, names_warning),
             strings=int(spec.strings), string_prefix=spec.string_prefix,
             names_warning=names_warning, first_name=spec.first_name or None,
             key_columns=spec.key_columns, explain=_unknown_message,
             column_names=None if spec.feature_names_in is None else
             tuple(spec.feature_names_in.tolist()))
+        route = sparse_route(spec)
+        sparse = None
+        if route is not None:
+            # scipy.sparse X: the same model over packed rows, which the
+            # graph asks for what is not an ndarray
+            try:
+                sparse_graph = Graph(
+                    1, route[0], route[1], strings=int(spec.strings),
+                    string_prefix=spec.string_prefix, names_warning=names_warning,
+                    first_name=spec.first_name or None, key_columns=np.zeros(1, np.int64))
+            except (ValueError, TypeError):
+                dense()       # what is wrong, in the model's own slots
+                raise
+            sparse = _Sparse(sparse_graph, spec.n_features, route[2], dense)
+        self._graph = dense(alternate=sparse)
         for node, made in zip(spec.nodes, self._graph.made[1:]):
             if made is not None and isinstance(node.op, ir.Forest):
                 # keep a forest only in its packed layout: the per-node
@@ -362,20 +379,9 @@ class Model:
         # one tuple per model in CPython's free list until it fills (2,000)
         methods = tuple([m for m in _METHODS if m in spec.outputs])
         documents = Documents(spec.text) if spec.text is not None else None
-        route = sparse_route(spec)
-        sparse_graph = None
-        if route is not None:
-            # scipy.sparse X: the same model over packed rows
-            sparse_graph = Graph(
-                1, route[0], route[1], strings=int(spec.strings),
-                string_prefix=spec.string_prefix, names_warning=names_warning,
-                first_name=spec.first_name or None, key_columns=np.zeros(1, np.int64))
         for name in methods:
             out = spec.outputs[name]
             method = getattr(self._graph, name)
-            if sparse_graph is not None:
-                method = _reading_sparse(method, getattr(sparse_graph, name), spec.n_features,
-                                         route[2])
             if out.split is not None or out.column_classes is not None:
                 method = _multi_output(method, out)
             if documents is not None:
@@ -519,7 +525,7 @@ class Model:
 def _reading_documents(method, documents: Documents):
     """A text model's method: the documents packed, then the graph."""
 
-    def call(X):
+    def call(X, /):
         return method(documents(X))
 
     call.__name__ = getattr(method, "__name__", "method")
@@ -527,18 +533,31 @@ def _reading_documents(method, documents: Documents):
     return call
 
 
-def _reading_sparse(method, sparse_method, n_features: int, coo: bool):
-    """A method of a model that starts with a linear model: scipy.sparse X
-    goes through its sparse route, never densified."""
+class _Sparse:
+    """A model that starts with a linear model, asked with what is not an
+    ndarray: scipy.sparse X goes through its sparse route, never
+    densified; anything else is read by the graph (NotImplemented).  A row
+    scikit-learn refuses (NaN, inf) or a wrong width is refused by the
+    model's dense graph, made again on that rare path, so the message is
+    the same: holding the Graph that holds this would make a cycle."""
 
-    def call(X):
-        if type(X) is not np.ndarray and is_sparse(X):
-            return sparse_method(pack_sparse(X, n_features, method, coo))
-        return method(X)
+    __slots__ = ("graph", "n_features", "coo", "make_dense")
 
-    call.__name__ = getattr(method, "__name__", "method")
-    call.__doc__ = getattr(method, "__doc__", None)
-    return call
+    def __init__(self, graph: Any, n_features: int, coo: bool, make_dense: Any):
+        self.graph = graph
+        self.n_features = n_features
+        self.coo = coo
+        self.make_dense = make_dense
+
+    def __call__(self, X: Any, method: str) -> Any:
+        if not is_sparse(X):
+            return NotImplemented
+
+        def refuse(dense: np.ndarray) -> Any:
+            return getattr(self.make_dense(), method)(dense)
+
+        rows = pack_sparse(X, self.n_features, refuse, self.coo)
+        return getattr(self.graph, method)(rows)
 
 
 def _multi_output(method, out: ir.Output):

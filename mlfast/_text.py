@@ -15,8 +15,10 @@ import numpy as np
 from mlfast import _core
 
 _ANALYZERS = dict(_core.CODES["analyzers"])
-_ENCODINGS = frozenset(("utf-8", "utf8", "utf_8", "latin-1", "latin1", "latin_1",
-                        "iso-8859-1", "ascii", "us-ascii", "utf-16", "utf-32", "cp1252"))
+#: the codecs a bytes document may be decoded with (a codec is looked up
+#: by name: a file may only name these)
+ENCODINGS = frozenset(("utf-8", "utf8", "utf_8", "latin-1", "latin1", "latin_1",
+                       "iso-8859-1", "ascii", "us-ascii", "utf-16", "utf-32", "cp1252"))
 _MAX_PATTERN = 10_000
 
 
@@ -43,6 +45,17 @@ def strip_accents_unicode_021(s: str) -> str:
 def strip_accents_ascii(s: str) -> str:
     """scikit-learn's strip_accents_ascii: NFKD, then what ASCII holds."""
     return unicodedata.normalize("NFKD", s).encode("ASCII", "ignore").decode("ASCII")
+
+
+def encode_terms(terms: List[str]):
+    """Terms as a Vocabulary reads them: UTF-8 (lone surrogates as their
+    three bytes, as text_rows encodes documents), concatenated, and the
+    offsets of each."""
+    encoded = [t.encode("utf-8", "surrogatepass") for t in terms]
+    offsets = np.zeros(len(encoded) + 1, dtype=np.int64)
+    offsets[1:] = np.cumsum([len(e) for e in encoded])
+    text = np.frombuffer(b"".join(encoded), dtype=np.uint8).copy()
+    return text, offsets
 
 
 def _array(value: Any, what: str, dtype: Any) -> Optional[np.ndarray]:
@@ -75,8 +88,8 @@ def check_text(text: Any) -> Dict[str, Any]:
         raise ValueError("text.strip_accents must be None, 'ascii', 'unicode' or "
                          "'unicode_0.21'")
     out["strip_accents"] = text.get("strip_accents")
-    if text.get("encoding") not in _ENCODINGS:
-        raise ValueError(f"text.encoding must be one of {sorted(_ENCODINGS)}")
+    if text.get("encoding") not in ENCODINGS:
+        raise ValueError(f"text.encoding must be one of {sorted(ENCODINGS)}")
     out["encoding"] = text["encoding"]
     if text.get("decode_error") not in ("strict", "ignore", "replace"):
         raise ValueError("text.decode_error must be strict, ignore or replace")
@@ -137,9 +150,8 @@ class Documents:
                                                text["columns"])
         self.stop = None
         if text["stop_words"]:
-            from mlfast._builders.text import _encode_terms
             words = text["stop_words"]
-            stop_text, stop_offsets = _encode_terms(words)
+            stop_text, stop_offsets = encode_terms(words)
             self.stop = _core.Vocabulary(stop_text, stop_offsets,
                                          np.arange(len(words), dtype=np.int64))
         self.n_features = text["n_features"]

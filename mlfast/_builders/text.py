@@ -19,16 +19,13 @@ import numpy as np
 
 from mlfast._builders import Builders, Node, register
 from mlfast._builders.ir import Analyzer, Built, Cols, Out, Sparse, Strings, TextNorm
+from mlfast._text import ENCODINGS, encode_terms
 from mlfast.errors import UnsupportedModelError
 
 #: scikit-learn's default token_pattern, which _core.text_rows runs in C
 DEFAULT_TOKEN_PATTERN = r"(?u)\b\w\w+\b"
 #: the widest dense row a vectorizer's own transform returns
 MAX_DENSE = 1 << 24
-#: the codecs a bytes document may be decoded with (a codec is looked up
-#: by name: the file may only name these)
-ENCODINGS = frozenset(("utf-8", "utf8", "utf_8", "latin-1", "latin1", "latin_1",
-                       "iso-8859-1", "ascii", "us-ascii", "utf-16", "utf-32", "cp1252"))
 DECODE_ERRORS = frozenset(("strict", "ignore", "replace"))
 
 
@@ -76,16 +73,6 @@ def _user_code(node: Node) -> None:
             f"{key}" + (" or a token_pattern" if key == "tokenizer" else ""))
 
 
-def _encode_terms(terms: List[str]):
-    """Terms as the Vocabulary reads them: UTF-8 (lone surrogates as their
-    three bytes, as text_rows encodes documents), concatenated."""
-    encoded = [t.encode("utf-8", "surrogatepass") for t in terms]
-    offsets = np.zeros(len(encoded) + 1, dtype=np.int64)
-    offsets[1:] = np.cumsum([len(e) for e in encoded])
-    text = np.frombuffer(b"".join(encoded), dtype=np.uint8).copy()
-    return text, offsets
-
-
 def _stop_words(node: Node, max_n: int, fixed: bool) -> Optional[List[str]]:
     stop = node.state.get("stop_words")
     if stop is None:
@@ -113,7 +100,7 @@ def _stop_words(node: Node, max_n: int, fixed: bool) -> Optional[List[str]]:
     return sorted(set(items))
 
 
-def _analysis(node: Node, hashing: bool) -> Dict[str, Any]:
+def _analysis(node: Node) -> Dict[str, Any]:
     """The vectorizer's analyzer, as plain data (``Spec.text``)."""
     _user_code(node)
     source = node.state.get("input", "content")
@@ -258,13 +245,13 @@ def _vocabulary(node: Node) -> Dict[str, Any]:
     n = len(terms)
     if cols.min() < 0 or cols.max() >= n or np.unique(cols).size != n:
         raise node.fail(f"vocabulary_'s columns are not 0..{n - 1}, each once")
-    text, offsets = _encode_terms(terms)
+    text, offsets = encode_terms(terms)
     return {"terms": text, "offsets": offsets, "columns": cols, "n_features": n}
 
 
 @register("sklearn.feature_extraction.text", "CountVectorizer", "TfidfVectorizer")
 def build_vectorizer(node: Node, b: Builders, X: Optional[Cols]) -> Built:
-    text = _analysis(node, hashing=False)
+    text = _analysis(node)
     text.update(_vocabulary(node))
     n = text["n_features"]
     weights: Dict[str, Any] = {"n_features": n, "binary": _flag(node, "binary", False)}
@@ -283,7 +270,7 @@ def build_vectorizer(node: Node, b: Builders, X: Optional[Cols]) -> Built:
 
 @register("sklearn.feature_extraction.text", "HashingVectorizer")
 def build_hashing_vectorizer(node: Node, b: Builders, X: Optional[Cols]) -> Built:
-    text = _analysis(node, hashing=True)
+    text = _analysis(node)
     n = node.integer("n_features", 1 << 20)
     if not 1 <= n <= (1 << 31) - 1:
         raise node.fail(f"n_features={n} is outside 1..2**31-1")

@@ -425,6 +425,9 @@ class Model:
     def nbytes(self) -> int:
         """Bytes of parameter data the compiled model holds."""
         total = sum(a.nbytes for node in self._spec.nodes for a in node.op.arrays())
+        if self._spec.text is not None:
+            # the vocabulary's terms and columns
+            total += sum(v.nbytes for v in self._spec.text.values() if isinstance(v, np.ndarray))
         for out in self._spec.outputs.values():
             for classes in ([out.classes] if out.classes is not None else []) + \
                     list(out.column_classes or []):
@@ -498,7 +501,7 @@ class Model:
 
     def __repr__(self) -> str:
         s = self._summary()
-        bits = [f"{s['features']} features"]
+        bits = ["documents" if self._spec.text is not None else f"{s['features']} features"]
         if "classes" in s:
             classes = s["classes"]
             shown = ", ".join(map(repr, classes[:6])) + (", ..." if len(classes) > 6 else "")

@@ -183,22 +183,20 @@ class Documents:
             docs = X
         else:
             docs = list(X)
-        lower_in_c = False
-        if self.strip is None and self.tokenize is None and \
-                all(type(d) is str for d in docs):
-            # the common case: text_rows lowercases as str.lower() does
-            prepared = docs if isinstance(docs, list) else list(docs)
-            lower_in_c = self.lowercase
-        else:
-            prepared = [self._document(d) for d in docs]
-            if self.tokenize is not None:
-                prepared = [self.tokenize(d) for d in prepared]
-        rows = _core.text_rows(prepared, self.analyzer, self.min_n, self.max_n,
+        if self.strip is None and self.tokenize is None:
+            # the common case: text_rows lowercases as str.lower() does, and
+            # declines (None) a document that is not a str
+            rows = _core.text_rows(docs, self.analyzer, self.min_n, self.max_n,
+                                   self.vocabulary, self.stop, self.n_features,
+                                   self.alternate_sign, self.lowercase)
+            if rows is not None:
+                return rows
+        prepared: List[Any] = [self._document(d) for d in docs]
+        if self.tokenize is not None:
+            prepared = [self.tokenize(d) for d in prepared]
+        return _core.text_rows(prepared, self.analyzer, self.min_n, self.max_n,
                                self.vocabulary, self.stop, self.n_features,
-                               self.alternate_sign, lower_in_c)
-        # dtype=object keeps each bytes object as it is (an S array would
-        # drop trailing NUL bytes)
-        return np.array(rows, dtype=object).reshape(len(rows), 1)
+                               self.alternate_sign, False)
 
 
 # ---- scipy.sparse input to a linear model ---------------------------------------------

@@ -347,3 +347,29 @@ def test_vectorizer_after_another_step_is_refused():
     with pytest.raises(mlfast.UnsupportedModelError) as err:
         mlfast.compile(pipe)
     assert "first step" in str(err.value)
+
+
+@pytest.mark.parametrize("final", ["ovr_linear_svc", "calibrated_linear_svc", "soft_vote",
+                                   "forest"])
+def test_vectorizer_before_meta_estimators_and_a_forest(final):
+    # the meta-estimators' members each read the sparse rows; a forest
+    # reads the vectorizer's dense row (its trees see every column)
+    from sklearn.calibration import CalibratedClassifierCV
+    from sklearn.ensemble import RandomForestClassifier, VotingClassifier
+    from sklearn.multiclass import OneVsRestClassifier
+    make = {
+        "ovr_linear_svc": lambda: OneVsRestClassifier(LinearSVC()),
+        "calibrated_linear_svc": lambda: CalibratedClassifierCV(LinearSVC(), cv=3),
+        "soft_vote": lambda: VotingClassifier(
+            [("lr", LogisticRegression()),
+             ("sgd", SGDClassifier(loss="log_loss", random_state=0))], voting="soft"),
+        "forest": lambda: RandomForestClassifier(10, random_state=0),
+    }[final]
+    docs = corpus(300, 3)
+    pipe = make_pipeline(TfidfVectorizer(ngram_range=(1, 2)), make()).fit(docs, labels(docs, 3))
+    model = mlfast.compile(pipe)
+    _same(model.predict(TEST_DOCS), pipe.predict(TEST_DOCS))
+    for method in ("predict_proba", "decision_function"):
+        if hasattr(pipe, method):
+            _same(getattr(model, method)(TEST_DOCS), getattr(pipe, method)(TEST_DOCS),
+                  exact=False)

@@ -163,6 +163,8 @@ VECTORIZERS = {
                                                      norm="l1", ngram_range=(1, 2)),
     "hashing_binary_nonorm": lambda: HashingVectorizer(n_features=1 << 12, binary=True,
                                                        norm=None, analyzer="char_wb"),
+    "hashing_stop_words": lambda: HashingVectorizer(n_features=128, stop_words=["the", "on"],
+                                                    ngram_range=(1, 2)),
     "min_max_df": lambda: TfidfVectorizer(min_df=2, max_df=0.5, max_features=40),
 }
 
@@ -324,6 +326,7 @@ def test_user_functions_are_named_not_run(param):
     ({"input": "file"}, "input='file'"),
     ({"encoding": "cp037"}, "encoding='cp037'"),
     ({"stop_words": "english", "ngram_range": (1, 2)}, "stop_words='english'"),
+    ({"stop_words": "english", "vocabulary": ["cat", "the"]}, "a given vocabulary"),
 ])
 def test_refused_parameters(params, fragment):
     docs = corpus(50, 16)
@@ -337,6 +340,15 @@ def test_refused_parameters(params, fragment):
     with pytest.raises(mlfast.UnsupportedModelError) as err:
         mlfast.compile(pipe)
     assert fragment in str(err.value)
+
+
+def test_hashing_with_english_stop_words_is_refused():
+    docs = corpus(50, 18)
+    pipe = make_pipeline(HashingVectorizer(stop_words="english"),
+                         LogisticRegression()).fit(docs, labels(docs))
+    with pytest.raises(mlfast.UnsupportedModelError) as err:
+        mlfast.compile(pipe)
+    assert "stop_words='english' with hashing" in str(err.value)
 
 
 def test_vectorizer_after_another_step_is_refused():

@@ -73,20 +73,20 @@ def _user_code(node: Node) -> None:
             f"{key}" + (" or a token_pattern" if key == "tokenizer" else ""))
 
 
-def _stop_words(node: Node, max_n: int, fixed: bool) -> Optional[List[str]]:
+def _stop_words(node: Node, max_n: int, fixed: bool, hashing: bool) -> Optional[List[str]]:
     stop = node.state.get("stop_words")
     if stop is None:
         return None
     if stop == "english":
         # the list lives in scikit-learn, which serving does without; it
-        # changes nothing when the vocabulary was fitted without it and no
+        # changes nothing when a vocabulary was fitted without it and no
         # n-gram spans a removed word
-        if max_n == 1 and not fixed:
+        if max_n == 1 and not fixed and not hashing:
             return None
+        why = "hashing" if hashing else "a given vocabulary" if fixed else "word n-grams"
         raise UnsupportedModelError(
-            f"{node.where} ({node.name}): stop_words='english' with "
-            f"{'a given vocabulary' if fixed else 'word n-grams'} is not served yet; give "
-            "the stop words as a list")
+            f"{node.where} ({node.name}): stop_words='english' with {why} is not served "
+            "yet; give the stop words as a list")
     if isinstance(stop, str):
         raise node.fail(f"stop_words={stop!r} is not a list")
     if isinstance(stop, (set, frozenset)):
@@ -100,7 +100,7 @@ def _stop_words(node: Node, max_n: int, fixed: bool) -> Optional[List[str]]:
     return sorted(set(items))
 
 
-def _analysis(node: Node) -> Dict[str, Any]:
+def _analysis(node: Node, hashing: bool) -> Dict[str, Any]:
     """The vectorizer's analyzer, as plain data (``Spec.text``)."""
     _user_code(node)
     source = node.state.get("input", "content")
@@ -152,7 +152,7 @@ def _analysis(node: Node) -> Dict[str, Any]:
                 raise node.fail(f"token_pattern {pattern!r} has more than one group")
             text["token_pattern"] = pattern
         text["analyzer"] = int(Analyzer.TOKENS if text["token_pattern"] else Analyzer.WORD)
-        text["stop_words"] = _stop_words(node, max_n, fixed)
+        text["stop_words"] = _stop_words(node, max_n, fixed, hashing)
     elif analyzer == "char":
         text["analyzer"] = int(Analyzer.CHAR)
     elif analyzer == "char_wb":
@@ -251,7 +251,7 @@ def _vocabulary(node: Node) -> Dict[str, Any]:
 
 @register("sklearn.feature_extraction.text", "CountVectorizer", "TfidfVectorizer")
 def build_vectorizer(node: Node, b: Builders, X: Optional[Cols]) -> Built:
-    text = _analysis(node)
+    text = _analysis(node, hashing=False)
     text.update(_vocabulary(node))
     n = text["n_features"]
     weights: Dict[str, Any] = {"n_features": n, "binary": _flag(node, "binary", False)}
@@ -270,7 +270,7 @@ def build_vectorizer(node: Node, b: Builders, X: Optional[Cols]) -> Built:
 
 @register("sklearn.feature_extraction.text", "HashingVectorizer")
 def build_hashing_vectorizer(node: Node, b: Builders, X: Optional[Cols]) -> Built:
-    text = _analysis(node)
+    text = _analysis(node, hashing=True)
     n = node.integer("n_features", 1 << 20)
     if not 1 <= n <= (1 << 31) - 1:
         raise node.fail(f"n_features={n} is outside 1..2**31-1")

@@ -24,6 +24,8 @@ from mlfast.errors import UnsupportedModelError
 
 #: scikit-learn's default token_pattern, which _core.text_rows runs in C
 DEFAULT_TOKEN_PATTERN = r"(?u)\b\w\w+\b"
+#: the longest token_pattern compiled (the stdlib re runs it on each document)
+MAX_PATTERN = 10_000
 #: the widest dense row a vectorizer's own transform returns
 MAX_DENSE = 1 << 24
 DECODE_ERRORS = frozenset(("strict", "ignore", "replace"))
@@ -139,8 +141,9 @@ def _analysis(node: Node, hashing: bool) -> Dict[str, Any]:
     }
     if analyzer == "word":
         pattern = node.state.get("token_pattern", DEFAULT_TOKEN_PATTERN)
-        if not isinstance(pattern, str):
-            raise node.fail(f"token_pattern is {pattern!r}, expected a str")
+        if not isinstance(pattern, str) or len(pattern) > MAX_PATTERN:
+            raise node.fail(f"token_pattern is {str(pattern)[:80]!r}, expected a str of at "
+                            f"most {MAX_PATTERN} characters")
         if pattern != DEFAULT_TOKEN_PATTERN:
             import re
             try:

@@ -125,6 +125,16 @@ def check_text(text: Any) -> Dict[str, Any]:
     return out
 
 
+class DocumentAttributeError(AttributeError, ValueError):
+    """A document that is not a string, refused as scikit-learn refuses it
+    (an AttributeError), and bad input to a server (a ValueError)."""
+
+
+class DocumentTypeError(TypeError, ValueError):
+    """A document that is not a string, refused as scikit-learn refuses it
+    (a TypeError), and bad input to a server (a ValueError)."""
+
+
 class Documents:
     """Reads a text model's X into the packed rows of its key slot."""
 
@@ -163,14 +173,18 @@ class Documents:
             doc = doc.decode(self.encoding, self.decode_error)
         elif doc is np.nan:
             raise ValueError("np.nan is an invalid document, expected byte or unicode string.")
+        if not isinstance(doc, str):
+            if self.lowercase:
+                # str.lower of what is no str: scikit-learn's AttributeError
+                raise DocumentAttributeError(f"'{type(doc).__name__}' object has no "
+                                             "attribute 'lower'")
+            # what the tokenizer (re) or the n-grams refuse
+            raise DocumentTypeError(f"expected string or bytes-like object, got "
+                                    f"'{type(doc).__name__}'")
         if self.lowercase:
             doc = doc.lower()
         if self.strip is not None:
             doc = self.strip(doc)
-        if not isinstance(doc, str):
-            # what the tokenizer (re) or the n-grams would refuse
-            raise TypeError(f"expected string or bytes-like object, got "
-                            f"'{type(doc).__name__}'")
         return doc
 
     def __call__(self, X: Any) -> np.ndarray:

@@ -352,13 +352,70 @@ def test_hashing_with_english_stop_words_is_refused():
 
 
 def test_vectorizer_after_another_step_is_refused():
-    from sklearn.compose import ColumnTransformer
-    frame = pd.DataFrame({"text": corpus(60, 17), "n": np.arange(60.0)})
-    ct = ColumnTransformer([("t", TfidfVectorizer(), "text")], remainder="passthrough")
-    pipe = make_pipeline(ct, LogisticRegression()).fit(frame, labels(frame["text"]))
+    from sklearn.preprocessing import FunctionTransformer
+    docs = corpus(60, 17)
+    pipe = make_pipeline(FunctionTransformer(), TfidfVectorizer(),
+                         LogisticRegression()).fit(docs, labels(docs))
     with pytest.raises(mlfast.UnsupportedModelError) as err:
         mlfast.compile(pipe)
-    assert "first step" in str(err.value)
+    assert "not after another step" in str(err.value)
+    assert "steps[1]" in str(err.value)
+
+
+# ---- text columns of a DataFrame (a ColumnTransformer's branches) ----------------------
+
+def text_frame(n: int, seed: int) -> pd.DataFrame:
+    rng = np.random.default_rng(seed)
+    return pd.DataFrame({"title": corpus(n, seed), "body": corpus(n, seed + 100, unknown=True),
+                         "price": rng.normal(size=n), "shop": rng.choice(["a", "b", "c"], n)})
+
+
+def text_columns_pipeline(final):
+    from sklearn.compose import ColumnTransformer
+    from sklearn.preprocessing import OneHotEncoder, StandardScaler
+    ct = ColumnTransformer([
+        ("title", TfidfVectorizer(ngram_range=(1, 2)), "title"),
+        ("body", make_pipeline(CountVectorizer(analyzer="char_wb", ngram_range=(2, 3)),
+                               TfidfTransformer()), "body"),
+        ("price", StandardScaler(), ["price"]),
+        ("shop", OneHotEncoder(handle_unknown="ignore"), ["shop"])])
+    train = text_frame(300, 1)
+    return make_pipeline(ct, final).fit(train, labels(train["title"], 3))
+
+
+@pytest.mark.parametrize("final", ["logreg", "forest"])
+def test_text_columns_of_a_frame(final):
+    from sklearn.ensemble import RandomForestClassifier
+    est = LogisticRegression(max_iter=500) if final == "logreg" else \
+        RandomForestClassifier(10, random_state=0)
+    pipe = text_columns_pipeline(est)
+    model = mlfast.compile(pipe)
+    test = text_frame(60, 7)
+    want = pipe.predict_proba(test)
+    # the ColumnTransformer's rows are sparse (scipy's product); mlfast's
+    # linear model reads them dense: equal within 1e-12
+    for given, rows in [(test, slice(None)), (test.iloc[:1], slice(0, 1)),
+                        (test.to_dict("records"), slice(None)),
+                        (test.to_dict("records")[3], slice(3, 4))]:
+        _same(model.predict_proba(given), want[rows], exact=False)
+        _same(model.predict(given), pipe.predict(test)[rows])
+    again = pickle.loads(pickle.dumps(model))
+    _same(again.predict_proba(test), want, exact=False)
+
+
+def test_text_columns_refusals_match():
+    pipe = text_columns_pipeline(LogisticRegression(max_iter=500))
+    model = mlfast.compile(pipe)
+    test = text_frame(5, 8)
+    bad = test.copy()
+    bad.loc[2, "title"] = np.nan
+    with pytest.raises(ValueError) as theirs:
+        pipe.predict(bad)
+    with pytest.raises(ValueError) as ours:
+        model.predict(bad)
+    assert str(ours.value) == str(theirs.value)
+    with pytest.raises(ValueError, match="columns are missing"):
+        model.predict(test.drop(columns=["body"]))
 
 
 @pytest.mark.parametrize("final", ["ovr_linear_svc", "calibrated_linear_svc", "soft_vote",

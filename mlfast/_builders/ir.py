@@ -601,6 +601,9 @@ class GraphBuilder:
         self.key_columns: Optional[np.ndarray] = None   # set by finish
         # a vectorizer's analysis of the documents, the model's input (Spec.text)
         self.text: Optional[Dict[str, Any]] = None
+        # input column -> the analysis of the documents it holds, for a
+        # vectorizer that reads one column (a ColumnTransformer's branch)
+        self.text_columns: Dict[int, Dict[str, Any]] = {}
 
     def input(self, n_features: int) -> Cols:
         """The input X; its width is fixed by the first estimator that reads it."""

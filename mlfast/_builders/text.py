@@ -166,13 +166,29 @@ def _analysis(node: Node, hashing: bool) -> Dict[str, Any]:
 
 
 def _start(node: Node, b: Builders, X: Optional[Cols], text: Dict[str, Any]) -> Cols:
-    """The model's input: the documents, one key slot of packed rows."""
-    if X is not None or b.graph.n_features is not None:
+    """Where the documents are: the model's input (a vectorizer first), or
+    one input column (a ColumnTransformer's branch); either way one key
+    slot, which holds each document's packed row."""
+    graph = b.graph
+    if X is None and graph.n_features is None:
+        graph.text = text
+        return b.keys(node, b.input(node, None, 1))
+    column = int(X.slots[0]) if X is not None and len(X) == 1 else -1
+    # a ColumnTransformer's branch (or the first step of one) reads its
+    # column as a 1-D array of documents
+    in_branch = ".transformers_[" in node.where
+    if X is None or not in_branch or not 0 <= column < (graph.n_features or 0) or \
+            graph.text is not None:
         raise UnsupportedModelError(
-            f"{node.where} ({node.name}): a vectorizer is served as the model's first step, "
-            "reading the documents (not inside a ColumnTransformer or after another step)")
-    b.graph.text = text
-    return b.keys(node, b.input(node, None, 1))
+            f"{node.where} ({node.name}): a vectorizer is served as the model's first step "
+            "or on one input column of a ColumnTransformer, reading the documents (not "
+            "after another step)")
+    if graph.text_columns.get(column, text) != text:
+        raise UnsupportedModelError(
+            f"{node.where} ({node.name}): input column {column} is read by two vectorizers "
+            "that analyse it differently")
+    graph.text_columns[column] = text
+    return b.keys(node, X)
 
 
 def _built(node: Node, b: Builders, key: Cols, weights: Dict[str, Any]) -> Built:

@@ -17,6 +17,7 @@
 #include <structmember.h>
 
 /* Every op kind (mlfast.h declares them). */
+// clang-format off: one op a line (clang-format would lay them out in columns)
 static const mf_op_def *const op_defs[] = {
     &mf_op_affine,
     &mf_op_impute,
@@ -47,9 +48,20 @@ static const mf_op_def *const op_defs[] = {
     &mf_op_ecoc,
     &mf_op_cast,
     &mf_op_function,
+    &mf_op_quadform,
+    &mf_op_mixture,
+    &mf_op_kernel_dual,
+    &mf_op_interp,
+    &mf_op_rownorm,
+    &mf_op_bins,
+    &mf_op_center_kernel,
+    &mf_op_power,
+    &mf_op_nearest,
+    &mf_op_bisect,
     &mf_op_sparse,
     NULL,
 };
+// clang-format on
 
 const char *const mf_method_names[MF_N_METHODS] = {
     "predict", "predict_proba", "predict_log_proba", "decision_function", "transform",
@@ -1105,7 +1117,7 @@ mf_op_kinds_table(void)
 PyObject *
 mf_codes_table(void)
 {
-    PyObject *codes, *text = NULL, *norms = NULL;
+    PyObject *table, *text = NULL, *norms = NULL;
     PyObject *methods = PyTuple_New(MF_N_METHODS);
     int m;
     if (methods == NULL) {
@@ -1119,7 +1131,7 @@ mf_codes_table(void)
         }
         PyTuple_SET_ITEM(methods, m, name);
     }
-    codes = Py_BuildValue(
+    table = Py_BuildValue(
         "{s{sisisi}s{sisisisisisi}s{sisisi}s{sisisi}s{sisisi}s{sisi}sN"
         "s{sisisi}s{sisi}s{sisi}s{sisi}sN}",
         "accept", "FINITE", MF_ACCEPT_FINITE, "NAN", MF_ACCEPT_NAN, "ANY", MF_ACCEPT_ANY,
@@ -1144,12 +1156,13 @@ mf_codes_table(void)
                          "CHAR", MF_TEXT_CHAR, "CHAR_WB", MF_TEXT_CHAR_WB);
     norms = Py_BuildValue("{sisisi}", "NONE", MF_TEXT_NORM_NONE, "L1", MF_TEXT_NORM_L1, "L2",
                           MF_TEXT_NORM_L2);
-    if (codes == NULL || text == NULL || norms == NULL ||
-        PyDict_SetItemString(codes, "analyzers", text) < 0 ||
-        PyDict_SetItemString(codes, "text_norms", norms) < 0) {
-        Py_CLEAR(codes);
+    if (table == NULL || text == NULL || norms == NULL ||
+        PyDict_SetItemString(table, "analyzers", text) < 0 ||
+        PyDict_SetItemString(table, "text_norms", norms) < 0 ||
+        mf_family_codes(table) < 0) {
+        Py_CLEAR(table);
     }
     Py_XDECREF(text);
     Py_XDECREF(norms);
-    return codes;
+    return table;
 }

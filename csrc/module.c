@@ -50,10 +50,10 @@ static PyMethodDef core_methods[] = {
      "Run the restricted pickle VM over a bytes-like object and return the value "
      "tree. Nothing named in the data is imported or called."},
     {"classify_global", mf_classify_global, METH_VARARGS,
-     "classify_global(module, name)\n--\n\n"
+     "classify_global(module, name, /)\n--\n\n"
      "How the VM treats a global: its kind, or 0 if it is refused."},
     {"set_num_threads", core_set_num_threads, METH_O,
-     "set_num_threads(n)\n--\n\nThreads used for large batches."},
+     "set_num_threads(n, /)\n--\n\nThreads used for large batches."},
     {"get_num_threads", core_get_num_threads, METH_NOARGS,
      "get_num_threads()\n--\n\nThreads used for large batches."},
     {"encode_keys", mf_encode_keys, METH_O,

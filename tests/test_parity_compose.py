@@ -32,9 +32,9 @@ from sklearn.model_selection import (
 )
 from sklearn.pipeline import FeatureUnion, Pipeline, make_pipeline, make_union
 from sklearn.preprocessing import MaxAbsScaler, MinMaxScaler, RobustScaler, StandardScaler
+from support.variants import load_variant
 
 import mlfast
-from support.variants import load_variant
 
 METHODS = ("predict", "predict_proba", "predict_log_proba", "decision_function", "transform")
 COLUMNS = ["age", "fare", "sibsp", "parch", "score", "height"]

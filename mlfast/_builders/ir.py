@@ -22,18 +22,27 @@ import numpy as np
 
 from mlfast import _core
 
-Accept = IntEnum("Accept", _core.CODES["accept"])  # type: ignore[misc]
-ProbaRule = IntEnum("ProbaRule", _core.CODES["proba"])  # type: ignore[misc]
-LabelRule = IntEnum("LabelRule", _core.CODES["labels"])  # type: ignore[misc]
-PostRule = IntEnum("PostRule", _core.CODES["post"])  # type: ignore[misc]
-Strings = IntEnum("Strings", _core.CODES["strings"])  # type: ignore[misc]
-Slot = IntEnum("Slot", _core.CODES["slots"])  # type: ignore[misc]
-CalibrateRule = IntEnum("CalibrateRule", _core.CODES["calibrate"])  # type: ignore[misc]
-NormalizeRule = IntEnum("NormalizeRule", _core.CODES["normalize"])  # type: ignore[misc]
-EcocRule = IntEnum("EcocRule", _core.CODES["ecoc"])  # type: ignore[misc]
-Analyzer = IntEnum("Analyzer", _core.CODES["analyzers"])  # type: ignore[misc]
-TextNorm = IntEnum("TextNorm", _core.CODES["text_norms"])  # type: ignore[misc]
-CastRule = IntEnum("CastRule", _core.CODES["cast"])  # type: ignore[misc]
+
+
+def _codes(name: str, key: str) -> Any:
+    """An IntEnum of one of C's code tables.  Its members come from C at
+    import, so a type checker cannot list them: typed Any, and
+    tests/test_graph_contract.py checks every member the builders name."""
+    return IntEnum(name, _core.CODES[key])
+
+
+Accept = _codes("Accept", "accept")
+ProbaRule = _codes("ProbaRule", "proba")
+LabelRule = _codes("LabelRule", "labels")
+PostRule = _codes("PostRule", "post")
+Strings = _codes("Strings", "strings")
+Slot = _codes("Slot", "slots")
+CalibrateRule = _codes("CalibrateRule", "calibrate")
+NormalizeRule = _codes("NormalizeRule", "normalize")
+EcocRule = _codes("EcocRule", "ecoc")
+Analyzer = _codes("Analyzer", "analyzers")
+TextNorm = _codes("TextNorm", "text_norms")
+CastRule = _codes("CastRule", "cast")
 #: numpy's name -> code, of the functions a FunctionTransformer may name
 FUNCTIONS: Dict[str, int] = dict(_core.CODES["functions"])
 METHODS: Tuple[str, ...] = tuple(_core.CODES["methods"])
@@ -41,7 +50,7 @@ METHODS: Tuple[str, ...] = tuple(_core.CODES["methods"])
 
 # ---- ops ---------------------------------------------------------------------------
 
-def _coerce(value: Any, kind: str, dtype: Optional[np.dtype], optional: bool) -> Any:
+def _coerce(value: Any, kind: str, dtype: Optional[np.dtype], optional: int) -> Any:
     """A field value as C reads it: arrays contiguous, aligned, of the C
     dtype (a copy only where needed, e.g. an array unpickled at an odd
     offset); scalars as plain Python values."""
@@ -604,6 +613,12 @@ class GraphBuilder:
         # input column -> the analysis of the documents it holds, for a
         # vectorizer that reads one column (a ColumnTransformer's branch)
         self.text_columns: Dict[int, Dict[str, Any]] = {}
+        # a DictVectorizer reading the model's input: its feature names (in
+        # column order), separator and dtype, for the Python side to turn
+        # dicts into rows
+        self.dict_input: Optional[Dict[str, Any]] = None
+        # a FeatureHasher reading the model's input: its parameters
+        self.hash_input: Optional[Dict[str, Any]] = None
 
     def input(self, n_features: int) -> Cols:
         """The input X; its width is fixed by the first estimator that reads it."""
@@ -704,3 +719,139 @@ class GraphBuilder:
                  for k, n in enumerate(self.nodes, start=1) if need[k]]
         outs = {m: dataclasses.replace(o, slots=renumber(o.slots)) for m, o in outputs.items()}
         return nodes, outs
+
+
+# ---- distances to stored points (csrc/distances.c) ---------------------------------
+
+MixtureRule = _codes("MixtureRule", "mixture")
+KernelRule = _codes("KernelRule", "kernel")
+
+
+@dataclass
+class QuadForm(Op):
+    """mul * (x - loc) @ prec @ (x - loc) + add: Mahalanobis distances,
+    Gaussian log-likelihoods."""
+
+    op_name: ClassVar[str] = "quadform"
+    loc: np.ndarray = field(default_factory=lambda: np.zeros(1))
+    prec: np.ndarray = field(default_factory=lambda: np.zeros((1, 1)))
+    mul: float = 1.0
+    add: float = 0.0
+
+
+@dataclass
+class Mixture(Op):
+    """Gaussian mixtures: weighted log probabilities, their logsumexp, the
+    responsibilities."""
+
+    op_name: ClassVar[str] = "mixture"
+    rule: int = 0
+    n_components: int = 0
+    prec: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    shift: np.ndarray = field(default_factory=lambda: np.zeros((0, 0)))
+    base: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    adds: np.ndarray = field(default_factory=lambda: np.zeros((0, 0)))
+    log_2pi_d: float = 0.0
+    f32_terms: int = 0
+
+
+@dataclass
+class KernelDual(Op):
+    """kernel(x, fit) @ dual (KernelRidge)."""
+
+    op_name: ClassVar[str] = "kernel_dual"
+    rule: int = 0
+    fit: np.ndarray = field(default_factory=lambda: np.zeros((1, 1)))
+    dual: np.ndarray = field(default_factory=lambda: np.zeros((1, 1)))
+    fit_norms: Optional[np.ndarray] = None
+    gamma: float = 0.0
+    coef0: float = 0.0
+    degree: float = 0.0
+
+
+# ---- preprocessing (csrc/preprocess.c) ---------------------------------------------
+
+InterpRule = _codes("InterpRule", "interp")
+RowNormRule = _codes("RowNormRule", "rownorm")
+PowerRule = _codes("PowerRule", "power")
+
+
+@dataclass
+class Interp(Op):
+    """np.interp tables per column: IsotonicRegression, QuantileTransformer."""
+
+    op_name: ClassVar[str] = "interp"
+    rule: int = 0
+    x: np.ndarray = field(default_factory=lambda: np.zeros(1))
+    y: np.ndarray = field(default_factory=lambda: np.zeros(1))
+    x2: Optional[np.ndarray] = None
+    y2: Optional[np.ndarray] = None
+    offsets: np.ndarray = field(default_factory=lambda: np.zeros(2, np.int64))
+    lo: Optional[np.ndarray] = None
+    hi: Optional[np.ndarray] = None
+
+
+@dataclass
+class RowNorm(Op):
+    """Normalizer: each row divided by its l1, l2 or max norm."""
+
+    op_name: ClassVar[str] = "rownorm"
+    rule: int = 0
+
+
+@dataclass
+class Bins(Op):
+    """KBinsDiscretizer: bin numbers or their one-hot columns."""
+
+    op_name: ClassVar[str] = "bins"
+    edges: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    offsets: np.ndarray = field(default_factory=lambda: np.zeros(1, np.int64))
+    onehot: bool = False
+    round_f32: bool = False
+    out_type: int = 0
+
+
+@dataclass
+class CenterKernel(Op):
+    """KernelCenterer."""
+
+    op_name: ClassVar[str] = "center_kernel"
+    fit_rows: np.ndarray = field(default_factory=lambda: np.zeros(1))
+    fit_all: float = 0.0
+
+
+@dataclass
+class Power(Op):
+    """PowerTransformer's Box-Cox or Yeo-Johnson transform."""
+
+    op_name: ClassVar[str] = "power"
+    rule: int = 0
+    lambdas: np.ndarray = field(default_factory=lambda: np.zeros(1))
+
+
+# ---- clustering (csrc/distances.c) ---------------------------------------------------
+
+NearestRule = _codes("NearestRule", "nearest")
+
+
+@dataclass
+class Nearest(Op):
+    """Scores or Euclidean distances to stored centres."""
+
+    op_name: ClassVar[str] = "nearest"
+    rule: int = 0
+    centers: np.ndarray = field(default_factory=lambda: np.zeros((1, 1)))
+    norms: np.ndarray = field(default_factory=lambda: np.zeros(1))
+
+
+@dataclass
+class Bisect(Op):
+    """BisectingKMeans' tree of centres."""
+
+    op_name: ClassVar[str] = "bisect"
+    n_clusters: int = 0
+    left: np.ndarray = field(default_factory=lambda: np.zeros(1, np.int64))
+    right: np.ndarray = field(default_factory=lambda: np.zeros(1, np.int64))
+    label: np.ndarray = field(default_factory=lambda: np.zeros(1, np.int64))
+    centers: np.ndarray = field(default_factory=lambda: np.zeros((1, 1)))
+    norms: np.ndarray = field(default_factory=lambda: np.zeros(1))

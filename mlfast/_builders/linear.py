@@ -1,9 +1,9 @@
 """Linear models: raw = X @ coef_.T + intercept_, then each class's rules."""
 from __future__ import annotations
 
-import numpy as np
-
 from typing import Optional
+
+import numpy as np
 
 from mlfast._builders import Builders, Node, classifier, register, regressor
 from mlfast._builders.ir import Accept, Built, Cols, LabelRule, Linear, ProbaRule

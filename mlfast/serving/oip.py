@@ -13,7 +13,7 @@ repository extension's routes are ``serving.repository_routes``.
 """
 from __future__ import annotations
 
-from typing import List, Optional
+from typing import Any, Dict, List, Optional
 
 import mlfast
 from mlfast.serving import codec
@@ -157,7 +157,8 @@ def routes(service: Service) -> List[Route]:
                     "data": [served.example_row()]}],
         "outputs": [{"name": n} for n in output_names(served)[:2]],
     }
-    infer_doc = dict(tag=TAG, request_schema=InferenceRequest, response_schema=InferenceResponse,
+    # the Route fields the inference routes share
+    infer_doc: Dict[str, Any] = dict(tag=TAG, request_schema=InferenceRequest, response_schema=InferenceResponse,
                      examples={"application/json": example}, param_examples=names,
                      request_types=("application/json", "application/octet-stream"),
                      description="JSON tensors, or Triton's binary tensor data extension "

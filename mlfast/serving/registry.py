@@ -85,6 +85,9 @@ class ServedModel:
         self.feature_names = getattr(model, "feature_names_in_", None)
         # the model reads some columns as categories (strings, any value)
         self.tables = getattr(spec, "key_columns", None) is not None and not self.documents
+        # the model reads dicts of features (a DictVectorizer first)
+        self.dicts = getattr(spec, "dict_input", None) is not None or \
+            (getattr(spec, "hash_input", None) or {}).get("input_type") == "dict"
         if self.feature_names is not None:
             _quiet_feature_names_warning()
         self.classes = getattr(model, "classes_", None)

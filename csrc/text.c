@@ -728,8 +728,10 @@ append_str(mf_buf *b, PyObject *s)
 }
 
 /* text_rows(docs, analyzer, ngram_min, ngram_max, vocabulary, stop_words,
- *           n_features, alternate_sign, lowercase) -> list of bytes; lowercase:
- * each document (a str) is lowercased as str.lower() does first */
+ *           n_features, alternate_sign, lowercase) -> an (n, 1) object array
+ * of bytes, the model's input; lowercase: each document is lowercased as
+ * str.lower() does first.  None when a document is not a str (nor, for
+ * TOKENS, a list): the Python side reads those as scikit-learn does. */
 PyObject *
 mf_text_rows(PyObject *module, PyObject *args)
 {
@@ -741,6 +743,8 @@ mf_text_rows(PyObject *module, PyObject *args)
     mf_buf scratch = {NULL, 0, 0}, text = {NULL, 0, 0}, spans = {NULL, 0, 0};
     Py_ssize_t *wb_at = NULL, wb_cap = 0;
     const mf_Vocabulary *stop = NULL;
+    npy_intp dims[2];
+    PyObject **cells;
 
     memset(&sink, 0, sizeof(sink));
     memset(&doc, 0, sizeof(doc));
@@ -777,10 +781,13 @@ mf_text_rows(PyObject *module, PyObject *args)
     sink.n_features = n_features;
     sink.alternate_sign = alternate_sign != 0;
     n_docs = PyList_GET_SIZE(docs);
-    list = PyList_New(n_docs);
+    dims[0] = n_docs;
+    dims[1] = 1;
+    list = PyArray_SimpleNew(2, dims, NPY_OBJECT);
     if (list == NULL) {
         goto done;
     }
+    cells = (PyObject **)PyArray_DATA((PyArrayObject *)list);
     for (r = 0; r < n_docs; r++) {
         PyObject *item = PyList_GET_ITEM(docs, r), *row;
         const char *base = NULL;
@@ -817,9 +824,10 @@ mf_text_rows(PyObject *module, PyObject *args)
             n_tok = (Py_ssize_t)(spans.len / sizeof(mf_span));
         }
         else {
-            if (!PyUnicode_Check(item)) {
-                PyErr_Format(PyExc_TypeError, "text_rows: document %zd is a %.100s", r,
-                             Py_TYPE(item)->tp_name);
+            if (!PyUnicode_CheckExact(item)) {
+                /* not a str: the Python side reads it as scikit-learn does */
+                Py_INCREF(Py_None);
+                result = Py_None;
                 goto done;
             }
             if (doc_read(&doc, item, lowercase, analyzer != MF_TEXT_WORD) < 0) {
@@ -878,7 +886,7 @@ mf_text_rows(PyObject *module, PyObject *args)
         if (row == NULL) {
             goto done;
         }
-        PyList_SET_ITEM(list, r, row);
+        Py_XSETREF(cells[r], row);
     }
     result = list;
     list = NULL;

@@ -104,6 +104,9 @@ class Spec:
     key_columns: Optional[np.ndarray] = None
     # a text model: how its vectorizer reads the documents (mlfast/_text.py)
     text: Optional[dict] = None
+    # input columns of documents, each with how its vectorizer reads them:
+    # [[column, text], ...] (a ColumnTransformer's text branches)
+    text_columns: Optional[list] = None
     # a DictVectorizer first: {"features": [...], "separator": str,
     # "dtype": str}, dicts made into rows before the graph
     dict_input: Optional[Dict[str, Any]] = None
@@ -121,7 +124,8 @@ class Spec:
                    built.string_prefix, built.sklearn_version, built.warn_name,
                    built.names_required, keys if keys is not None and keys.size else None,
                    None if graph.text is None else check_text(graph.text),
-                   graph.dict_input, graph.hash_input)
+                   [[c, check_text(t)] for c, t in sorted(graph.text_columns.items())]
+                   or None, graph.dict_input, graph.hash_input)
 
     def state(self) -> Dict[str, Any]:
         meta = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)
@@ -377,6 +381,8 @@ class _Coerce:
 
     def __call__(self, X: Any) -> Any:
         spec = self.spec
+        if type(X) is _Columns:
+            return list(X)       # columns made ready (documents packed)
         if spec.dict_input is not None:
             return _dict_rows(spec.dict_input, self.vocab, X)
         if spec.hash_input is not None:
@@ -533,6 +539,44 @@ class _Coerce:
         return np.asarray(X)
 
 
+class _Columns(list):
+    """Columns made ready by a model whose input has columns of documents:
+    the graph's coerce passes them as they are."""
+
+
+class _TextColumns:
+    """A model reading some input columns as documents (a ColumnTransformer
+    with a vectorizer branch): X is read column by column as the model's
+    coerce reads it, then each column of documents is packed."""
+
+    __slots__ = ("coerce", "documents", "n_features")
+
+    def __init__(self, coerce: Any, text_columns: list, n_features: int):
+        self.coerce = coerce
+        self.documents = [(c, Documents(t)) for c, t in text_columns]
+        self.n_features = n_features
+
+    def __call__(self, X: Any) -> "_Columns":
+        if isinstance(X, np.ndarray):
+            if X.ndim != 2:
+                return X          # the graph says what is wrong with it
+            if self.coerce.names_warning is not None:
+                warnings.warn(self.coerce.names_warning, UserWarning, stacklevel=3)
+            columns = [X[:, j] for j in range(X.shape[1])]
+        else:
+            columns = self.coerce(X)
+            if isinstance(columns, np.ndarray):
+                if columns.ndim != 2:
+                    return columns
+                columns = [columns[:, j] for j in range(columns.shape[1])]
+        if len(columns) != self.n_features:
+            return X              # the graph says how many columns it takes
+        out = _Columns(columns)
+        for c, documents in self.documents:
+            out[c] = documents(columns[c])[:, 0]
+        return out
+
+
 class Model:
     """A fitted scikit-learn estimator or pipeline, compiled to mlfast's C
     engine.  Made by :func:`mlfast.load`, :func:`mlfast.loads` and
@@ -581,7 +625,10 @@ class Model:
         # a list first: tuple(generator) over-allocates and shrinks, which leaves
         # one tuple per model in CPython's free list until it fills (2,000)
         methods = tuple([m for m in _METHODS if m in spec.outputs])
-        documents = Documents(spec.text) if spec.text is not None else None
+        documents: Any = Documents(spec.text) if spec.text is not None else None
+        if spec.text_columns is not None:
+            documents = _TextColumns(_Coerce(spec, names_warning), spec.text_columns,
+                                     spec.n_features)
         for name in methods:
             out = spec.outputs[name]
             method = getattr(self._graph, name)
@@ -591,7 +638,7 @@ class Model:
                 method = _reading_documents(method, documents)
             setattr(self, name, method)
         self._methods = methods
-        if documents is None:
+        if spec.text is None:
             # a vectorizer reads documents, not columns: it has no n_features_in_
             self.n_features_in_ = spec.n_features
         if spec.feature_names_in is not None:
@@ -630,6 +677,9 @@ class Model:
     def nbytes(self) -> int:
         """Bytes of parameter data the compiled model holds."""
         total = sum(a.nbytes for node in self._spec.nodes for a in node.op.arrays())
+        if self._spec.text is not None:
+            # the vocabulary's terms and columns
+            total += sum(v.nbytes for v in self._spec.text.values() if isinstance(v, np.ndarray))
         for out in self._spec.outputs.values():
             for classes in ([out.classes] if out.classes is not None else []) + \
                     list(out.column_classes or []):
@@ -709,7 +759,7 @@ class Model:
 
     def __repr__(self) -> str:
         s = self._summary()
-        bits = [f"{s['features']} features"]
+        bits = ["documents" if self._spec.text is not None else f"{s['features']} features"]
         if "classes" in s:
             classes = s["classes"]
             shown = ", ".join(map(repr, classes[:6])) + (", ..." if len(classes) > 6 else "")
@@ -733,7 +783,7 @@ class Model:
         return (_from_state, (self._spec.state(), self._source))
 
 
-def _reading_documents(method: Callable[[Any], Any], documents: Documents) -> Callable[[Any], Any]:
+def _reading_documents(method: Callable[[Any], Any], documents: Any) -> Callable[[Any], Any]:
     """A text model's method: the documents packed, then the graph."""
 
     @functools.wraps(method)
@@ -830,9 +880,26 @@ def spec_from_state(state: Any) -> Spec:
         names_required=_names(meta.get("names_required")),
         key_columns=_key_columns(meta.get("key_columns")),
         text=None if meta.get("text") is None else check_text(meta.get("text")),
+        text_columns=_text_columns(meta.get("text_columns"), meta.get("n_features")),
         dict_input=_dict_input(meta.get("dict_input")),
         hash_input=_hash_input(meta.get("hash_input")),
     )
+
+
+def _text_columns(value: Any, n_features: Any) -> Optional[list]:
+    if value is None:
+        return None
+    if not isinstance(value, list) or not value or len(value) > 10_000:
+        raise ValueError("text_columns must be a non-empty list of [column, text]")
+    out = []
+    for item in value:
+        if not isinstance(item, list) or len(item) != 2:
+            raise ValueError("text_columns holds an item that is not [column, text]")
+        column = _typed(item[0], int, "text_columns' column")
+        if not 0 <= column < n_features:
+            raise ValueError(f"text_columns' column {column} is not an input column")
+        out.append([column, check_text(item[1])])
+    return out
 
 
 def _hash_input(value: Any) -> Optional[Dict[str, Any]]:

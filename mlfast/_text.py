@@ -15,8 +15,10 @@ import numpy as np
 from mlfast import _core
 
 _ANALYZERS = dict(_core.CODES["analyzers"])
-_ENCODINGS = frozenset(("utf-8", "utf8", "utf_8", "latin-1", "latin1", "latin_1",
-                        "iso-8859-1", "ascii", "us-ascii", "utf-16", "utf-32", "cp1252"))
+#: the codecs a bytes document may be decoded with (a codec is looked up
+#: by name: a file may only name these)
+ENCODINGS = frozenset(("utf-8", "utf8", "utf_8", "latin-1", "latin1", "latin_1",
+                       "iso-8859-1", "ascii", "us-ascii", "utf-16", "utf-32", "cp1252"))
 _MAX_PATTERN = 10_000
 
 
@@ -43,6 +45,17 @@ def strip_accents_unicode_021(s: str) -> str:
 def strip_accents_ascii(s: str) -> str:
     """scikit-learn's strip_accents_ascii: NFKD, then what ASCII holds."""
     return unicodedata.normalize("NFKD", s).encode("ASCII", "ignore").decode("ASCII")
+
+
+def encode_terms(terms: List[str]):
+    """Terms as a Vocabulary reads them: UTF-8 (lone surrogates as their
+    three bytes, as text_rows encodes documents), concatenated, and the
+    offsets of each."""
+    encoded = [t.encode("utf-8", "surrogatepass") for t in terms]
+    offsets = np.zeros(len(encoded) + 1, dtype=np.int64)
+    offsets[1:] = np.cumsum([len(e) for e in encoded])
+    text = np.frombuffer(b"".join(encoded), dtype=np.uint8).copy()
+    return text, offsets
 
 
 def _array(value: Any, what: str, dtype: Any) -> Optional[np.ndarray]:
@@ -75,8 +88,8 @@ def check_text(text: Any) -> Dict[str, Any]:
         raise ValueError("text.strip_accents must be None, 'ascii', 'unicode' or "
                          "'unicode_0.21'")
     out["strip_accents"] = text.get("strip_accents")
-    if text.get("encoding") not in _ENCODINGS:
-        raise ValueError(f"text.encoding must be one of {sorted(_ENCODINGS)}")
+    if text.get("encoding") not in ENCODINGS:
+        raise ValueError(f"text.encoding must be one of {sorted(ENCODINGS)}")
     out["encoding"] = text["encoding"]
     if text.get("decode_error") not in ("strict", "ignore", "replace"):
         raise ValueError("text.decode_error must be strict, ignore or replace")
@@ -112,6 +125,16 @@ def check_text(text: Any) -> Dict[str, Any]:
     return out
 
 
+class DocumentAttributeError(AttributeError, ValueError):
+    """A document that is not a string, refused as scikit-learn refuses it
+    (an AttributeError), and bad input to a server (a ValueError)."""
+
+
+class DocumentTypeError(TypeError, ValueError):
+    """A document that is not a string, refused as scikit-learn refuses it
+    (a TypeError), and bad input to a server (a ValueError)."""
+
+
 class Documents:
     """Reads a text model's X into the packed rows of its key slot."""
 
@@ -137,9 +160,8 @@ class Documents:
                                                text["columns"])
         self.stop = None
         if text["stop_words"]:
-            from mlfast._builders.text import _encode_terms
             words = text["stop_words"]
-            stop_text, stop_offsets = _encode_terms(words)
+            stop_text, stop_offsets = encode_terms(words)
             self.stop = _core.Vocabulary(stop_text, stop_offsets,
                                          np.arange(len(words), dtype=np.int64))
         self.n_features = text["n_features"]
@@ -151,14 +173,18 @@ class Documents:
             doc = doc.decode(self.encoding, self.decode_error)
         elif doc is np.nan:
             raise ValueError("np.nan is an invalid document, expected byte or unicode string.")
+        if not isinstance(doc, str):
+            if self.lowercase:
+                # str.lower of what is no str: scikit-learn's AttributeError
+                raise DocumentAttributeError(f"'{type(doc).__name__}' object has no "
+                                             "attribute 'lower'")
+            # what the tokenizer (re) or the n-grams refuse
+            raise DocumentTypeError(f"expected string or bytes-like object, got "
+                                    f"'{type(doc).__name__}'")
         if self.lowercase:
             doc = doc.lower()
         if self.strip is not None:
             doc = self.strip(doc)
-        if not isinstance(doc, str):
-            # what the tokenizer (re) or the n-grams would refuse
-            raise TypeError(f"expected string or bytes-like object, got "
-                            f"'{type(doc).__name__}'")
         return doc
 
     def __call__(self, X: Any) -> np.ndarray:
@@ -171,22 +197,20 @@ class Documents:
             docs = X
         else:
             docs = list(X)
-        lower_in_c = False
-        if self.strip is None and self.tokenize is None and \
-                all(type(d) is str for d in docs):
-            # the common case: text_rows lowercases as str.lower() does
-            prepared = docs if isinstance(docs, list) else list(docs)
-            lower_in_c = self.lowercase
-        else:
-            prepared = [self._document(d) for d in docs]
-            if self.tokenize is not None:
-                prepared = [self.tokenize(d) for d in prepared]
-        rows = _core.text_rows(prepared, self.analyzer, self.min_n, self.max_n,
+        if self.strip is None and self.tokenize is None:
+            # the common case: text_rows lowercases as str.lower() does, and
+            # declines (None) a document that is not a str
+            rows = _core.text_rows(docs, self.analyzer, self.min_n, self.max_n,
+                                   self.vocabulary, self.stop, self.n_features,
+                                   self.alternate_sign, self.lowercase)
+            if rows is not None:
+                return rows
+        prepared: List[Any] = [self._document(d) for d in docs]
+        if self.tokenize is not None:
+            prepared = [self.tokenize(d) for d in prepared]
+        return _core.text_rows(prepared, self.analyzer, self.min_n, self.max_n,
                                self.vocabulary, self.stop, self.n_features,
-                               self.alternate_sign, lower_in_c)
-        # dtype=object keeps each bytes object as it is (an S array would
-        # drop trailing NUL bytes)
-        return np.array(rows, dtype=object).reshape(len(rows), 1)
+                               self.alternate_sign, False)
 
 
 # ---- scipy.sparse input to a linear model ---------------------------------------------

@@ -118,8 +118,10 @@ def test_rows_that_are_not_packed_rows_read_as_empty(pipe):
 
 
 def test_text_rows_refuses_what_is_not_a_document():
-    with pytest.raises(TypeError):
-        _core.text_rows([b"bytes"], 1, 1, 1, None, None, 16, 1, 1)
+    # a document that is not a str is declined: the Python side reads it
+    # as scikit-learn does (decodes bytes, refuses NaN...)
+    assert _core.text_rows([b"bytes"], 1, 1, 1, None, None, 16, 1, 1) is None
+    assert _core.text_rows(["ok", None], 3, 1, 1, None, None, 16, 1, 1) is None
     with pytest.raises(TypeError):
         _core.text_rows(["ok"], 2, 1, 1, None, None, 16, 1, 0)       # tokens: lists
     with pytest.raises(ValueError):
@@ -134,3 +136,20 @@ def test_model_pickles_and_loads_safely(pipe):
     model = mlfast.compile(pipe)
     again = pickle.loads(pickle.dumps(model))
     np.testing.assert_array_equal(again.predict(DOCS), pipe.predict(DOCS))
+
+
+@pytest.mark.parametrize("value", ["x", [], [[0]], [[9, None]], [["0", None]], [[-1, None]]])
+def test_pickled_model_with_lying_text_columns_is_refused(value):
+    import pandas as pd
+    from sklearn.compose import ColumnTransformer
+    frame = pd.DataFrame({"text": DOCS, "n": np.arange(5.0)})
+    pipe = make_pipeline(ColumnTransformer([("t", TfidfVectorizer(), "text")],
+                                           remainder="passthrough"),
+                         LogisticRegression()).fit(frame, Y)
+    model = mlfast.compile(pipe)
+    state = model._spec.state()
+    good = state["meta"]["text_columns"][0][1]
+    state["meta"]["text_columns"] = [[c, good if t is None else t] for c, t in value] \
+        if isinstance(value, list) and value and len(value[0]) == 2 else value
+    with pytest.raises((ValueError, TypeError)):
+        mlfast._model.Model(mlfast._model.spec_from_state(state))

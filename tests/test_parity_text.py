@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import pickle
 import re
-import sys
 import unicodedata
 
 import numpy as np
@@ -164,6 +163,8 @@ VECTORIZERS = {
                                                      norm="l1", ngram_range=(1, 2)),
     "hashing_binary_nonorm": lambda: HashingVectorizer(n_features=1 << 12, binary=True,
                                                        norm=None, analyzer="char_wb"),
+    "hashing_stop_words": lambda: HashingVectorizer(n_features=128, stop_words=["the", "on"],
+                                                    ngram_range=(1, 2)),
     "min_max_df": lambda: TfidfVectorizer(min_df=2, max_df=0.5, max_features=40),
 }
 
@@ -325,6 +326,7 @@ def test_user_functions_are_named_not_run(param):
     ({"input": "file"}, "input='file'"),
     ({"encoding": "cp037"}, "encoding='cp037'"),
     ({"stop_words": "english", "ngram_range": (1, 2)}, "stop_words='english'"),
+    ({"stop_words": "english", "vocabulary": ["cat", "the"]}, "a given vocabulary"),
 ])
 def test_refused_parameters(params, fragment):
     docs = corpus(50, 16)
@@ -340,11 +342,103 @@ def test_refused_parameters(params, fragment):
     assert fragment in str(err.value)
 
 
-def test_vectorizer_after_another_step_is_refused():
-    from sklearn.compose import ColumnTransformer
-    frame = pd.DataFrame({"text": corpus(60, 17), "n": np.arange(60.0)})
-    ct = ColumnTransformer([("t", TfidfVectorizer(), "text")], remainder="passthrough")
-    pipe = make_pipeline(ct, LogisticRegression()).fit(frame, labels(frame["text"]))
+def test_hashing_with_english_stop_words_is_refused():
+    docs = corpus(50, 18)
+    pipe = make_pipeline(HashingVectorizer(stop_words="english"),
+                         LogisticRegression()).fit(docs, labels(docs))
     with pytest.raises(mlfast.UnsupportedModelError) as err:
         mlfast.compile(pipe)
-    assert "first step" in str(err.value)
+    assert "stop_words='english' with hashing" in str(err.value)
+
+
+def test_vectorizer_after_another_step_is_refused():
+    from sklearn.preprocessing import FunctionTransformer
+    docs = corpus(60, 17)
+    pipe = make_pipeline(FunctionTransformer(), TfidfVectorizer(),
+                         LogisticRegression()).fit(docs, labels(docs))
+    with pytest.raises(mlfast.UnsupportedModelError) as err:
+        mlfast.compile(pipe)
+    assert "not after another step" in str(err.value)
+    assert "steps[1]" in str(err.value)
+
+
+# ---- text columns of a DataFrame (a ColumnTransformer's branches) ----------------------
+
+def text_frame(n: int, seed: int) -> pd.DataFrame:
+    rng = np.random.default_rng(seed)
+    return pd.DataFrame({"title": corpus(n, seed), "body": corpus(n, seed + 100, unknown=True),
+                         "price": rng.normal(size=n), "shop": rng.choice(["a", "b", "c"], n)})
+
+
+def text_columns_pipeline(final):
+    from sklearn.compose import ColumnTransformer
+    from sklearn.preprocessing import OneHotEncoder, StandardScaler
+    ct = ColumnTransformer([
+        ("title", TfidfVectorizer(ngram_range=(1, 2)), "title"),
+        ("body", make_pipeline(CountVectorizer(analyzer="char_wb", ngram_range=(2, 3)),
+                               TfidfTransformer()), "body"),
+        ("price", StandardScaler(), ["price"]),
+        ("shop", OneHotEncoder(handle_unknown="ignore"), ["shop"])])
+    train = text_frame(300, 1)
+    return make_pipeline(ct, final).fit(train, labels(train["title"], 3))
+
+
+@pytest.mark.parametrize("final", ["logreg", "forest"])
+def test_text_columns_of_a_frame(final):
+    from sklearn.ensemble import RandomForestClassifier
+    est = LogisticRegression(max_iter=500) if final == "logreg" else \
+        RandomForestClassifier(10, random_state=0)
+    pipe = text_columns_pipeline(est)
+    model = mlfast.compile(pipe)
+    test = text_frame(60, 7)
+    want = pipe.predict_proba(test)
+    # the ColumnTransformer's rows are sparse (scipy's product); mlfast's
+    # linear model reads them dense: equal within 1e-12
+    for given, rows in [(test, slice(None)), (test.iloc[:1], slice(0, 1)),
+                        (test.to_dict("records"), slice(None)),
+                        (test.to_dict("records")[3], slice(3, 4))]:
+        _same(model.predict_proba(given), want[rows], exact=False)
+        _same(model.predict(given), pipe.predict(test)[rows])
+    again = pickle.loads(pickle.dumps(model))
+    _same(again.predict_proba(test), want, exact=False)
+
+
+def test_text_columns_refusals_match():
+    pipe = text_columns_pipeline(LogisticRegression(max_iter=500))
+    model = mlfast.compile(pipe)
+    test = text_frame(5, 8)
+    bad = test.copy()
+    bad.loc[2, "title"] = np.nan
+    with pytest.raises(ValueError) as theirs:
+        pipe.predict(bad)
+    with pytest.raises(ValueError) as ours:
+        model.predict(bad)
+    assert str(ours.value) == str(theirs.value)
+    with pytest.raises(ValueError, match="columns are missing"):
+        model.predict(test.drop(columns=["body"]))
+
+
+@pytest.mark.parametrize("final", ["ovr_linear_svc", "calibrated_linear_svc", "soft_vote",
+                                   "forest"])
+def test_vectorizer_before_meta_estimators_and_a_forest(final):
+    # the meta-estimators' members each read the sparse rows; a forest
+    # reads the vectorizer's dense row (its trees see every column)
+    from sklearn.calibration import CalibratedClassifierCV
+    from sklearn.ensemble import RandomForestClassifier, VotingClassifier
+    from sklearn.multiclass import OneVsRestClassifier
+    make = {
+        "ovr_linear_svc": lambda: OneVsRestClassifier(LinearSVC()),
+        "calibrated_linear_svc": lambda: CalibratedClassifierCV(LinearSVC(), cv=3),
+        "soft_vote": lambda: VotingClassifier(
+            [("lr", LogisticRegression()),
+             ("sgd", SGDClassifier(loss="log_loss", random_state=0))], voting="soft"),
+        "forest": lambda: RandomForestClassifier(10, random_state=0),
+    }[final]
+    docs = corpus(300, 3)
+    pipe = make_pipeline(TfidfVectorizer(ngram_range=(1, 2)), make()).fit(docs, labels(docs, 3))
+    model = mlfast.compile(pipe)
+    _same(model.predict(TEST_DOCS), pipe.predict(TEST_DOCS))
+    for method in ("predict_proba", "decision_function"):
+        if hasattr(pipe, method):
+            _same(getattr(model, method)(TEST_DOCS), getattr(pipe, method)(TEST_DOCS),
+                  exact=False)

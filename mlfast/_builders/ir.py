@@ -784,6 +784,9 @@ class GraphBuilder:
         self.key_columns: Optional[np.ndarray] = None   # set by finish
         # a vectorizer's analysis of the documents, the model's input (Spec.text)
         self.text: Optional[Dict[str, Any]] = None
+        # input column -> the analysis of the documents it holds, for a
+        # vectorizer that reads one column (a ColumnTransformer's branch)
+        self.text_columns: Dict[int, Dict[str, Any]] = {}
         # a DictVectorizer reading the model's input: its feature names (in
         # column order), separator and dtype, for the Python side to turn
         # dicts into rows

@@ -19,16 +19,15 @@ import numpy as np
 
 from mlfast._builders import Builders, Node, register
 from mlfast._builders.ir import Analyzer, Built, Cols, Out, Sparse, Strings, TextNorm
+from mlfast._text import ENCODINGS, encode_terms
 from mlfast.errors import UnsupportedModelError
 
 #: scikit-learn's default token_pattern, which _core.text_rows runs in C
 DEFAULT_TOKEN_PATTERN = r"(?u)\b\w\w+\b"
+#: the longest token_pattern compiled (the stdlib re runs it on each document)
+MAX_PATTERN = 10_000
 #: the widest dense row a vectorizer's own transform returns
 MAX_DENSE = 1 << 24
-#: the codecs a bytes document may be decoded with (a codec is looked up
-#: by name: the file may only name these)
-ENCODINGS = frozenset(("utf-8", "utf8", "utf_8", "latin-1", "latin1", "latin_1",
-                       "iso-8859-1", "ascii", "us-ascii", "utf-16", "utf-32", "cp1252"))
 DECODE_ERRORS = frozenset(("strict", "ignore", "replace"))
 
 
@@ -76,30 +75,20 @@ def _user_code(node: Node) -> None:
             f"{key}" + (" or a token_pattern" if key == "tokenizer" else ""))
 
 
-def _encode_terms(terms: List[str]):
-    """Terms as the Vocabulary reads them: UTF-8 (lone surrogates as their
-    three bytes, as text_rows encodes documents), concatenated."""
-    encoded = [t.encode("utf-8", "surrogatepass") for t in terms]
-    offsets = np.zeros(len(encoded) + 1, dtype=np.int64)
-    offsets[1:] = np.cumsum([len(e) for e in encoded])
-    text = np.frombuffer(b"".join(encoded), dtype=np.uint8).copy()
-    return text, offsets
-
-
-def _stop_words(node: Node, max_n: int, fixed: bool) -> Optional[List[str]]:
+def _stop_words(node: Node, max_n: int, fixed: bool, hashing: bool) -> Optional[List[str]]:
     stop = node.state.get("stop_words")
     if stop is None:
         return None
     if stop == "english":
         # the list lives in scikit-learn, which serving does without; it
-        # changes nothing when the vocabulary was fitted without it and no
+        # changes nothing when a vocabulary was fitted without it and no
         # n-gram spans a removed word
-        if max_n == 1 and not fixed:
+        if max_n == 1 and not fixed and not hashing:
             return None
+        why = "hashing" if hashing else "a given vocabulary" if fixed else "word n-grams"
         raise UnsupportedModelError(
-            f"{node.where} ({node.name}): stop_words='english' with "
-            f"{'a given vocabulary' if fixed else 'word n-grams'} is not served yet; give "
-            "the stop words as a list")
+            f"{node.where} ({node.name}): stop_words='english' with {why} is not served "
+            "yet; give the stop words as a list")
     if isinstance(stop, str):
         raise node.fail(f"stop_words={stop!r} is not a list")
     if isinstance(stop, (set, frozenset)):
@@ -152,8 +141,9 @@ def _analysis(node: Node, hashing: bool) -> Dict[str, Any]:
     }
     if analyzer == "word":
         pattern = node.state.get("token_pattern", DEFAULT_TOKEN_PATTERN)
-        if not isinstance(pattern, str):
-            raise node.fail(f"token_pattern is {pattern!r}, expected a str")
+        if not isinstance(pattern, str) or len(pattern) > MAX_PATTERN:
+            raise node.fail(f"token_pattern is {str(pattern)[:80]!r}, expected a str of at "
+                            f"most {MAX_PATTERN} characters")
         if pattern != DEFAULT_TOKEN_PATTERN:
             import re
             try:
@@ -165,7 +155,7 @@ def _analysis(node: Node, hashing: bool) -> Dict[str, Any]:
                 raise node.fail(f"token_pattern {pattern!r} has more than one group")
             text["token_pattern"] = pattern
         text["analyzer"] = int(Analyzer.TOKENS if text["token_pattern"] else Analyzer.WORD)
-        text["stop_words"] = _stop_words(node, max_n, fixed)
+        text["stop_words"] = _stop_words(node, max_n, fixed, hashing)
     elif analyzer == "char":
         text["analyzer"] = int(Analyzer.CHAR)
     elif analyzer == "char_wb":
@@ -176,13 +166,29 @@ def _analysis(node: Node, hashing: bool) -> Dict[str, Any]:
 
 
 def _start(node: Node, b: Builders, X: Optional[Cols], text: Dict[str, Any]) -> Cols:
-    """The model's input: the documents, one key slot of packed rows."""
-    if X is not None or b.graph.n_features is not None:
+    """Where the documents are: the model's input (a vectorizer first), or
+    one input column (a ColumnTransformer's branch); either way one key
+    slot, which holds each document's packed row."""
+    graph = b.graph
+    if X is None and graph.n_features is None:
+        graph.text = text
+        return b.keys(node, b.input(node, None, 1))
+    column = int(X.slots[0]) if X is not None and len(X) == 1 else -1
+    # a ColumnTransformer's branch (or the first step of one) reads its
+    # column as a 1-D array of documents
+    in_branch = ".transformers_[" in node.where
+    if X is None or not in_branch or not 0 <= column < (graph.n_features or 0) or \
+            graph.text is not None:
         raise UnsupportedModelError(
-            f"{node.where} ({node.name}): a vectorizer is served as the model's first step, "
-            "reading the documents (not inside a ColumnTransformer or after another step)")
-    b.graph.text = text
-    return b.keys(node, b.input(node, None, 1))
+            f"{node.where} ({node.name}): a vectorizer is served as the model's first step "
+            "or on one input column of a ColumnTransformer, reading the documents (not "
+            "after another step)")
+    if graph.text_columns.get(column, text) != text:
+        raise UnsupportedModelError(
+            f"{node.where} ({node.name}): input column {column} is read by two vectorizers "
+            "that analyse it differently")
+    graph.text_columns[column] = text
+    return b.keys(node, X)
 
 
 def _built(node: Node, b: Builders, key: Cols, weights: Dict[str, Any]) -> Built:
@@ -258,7 +264,7 @@ def _vocabulary(node: Node) -> Dict[str, Any]:
     n = len(terms)
     if cols.min() < 0 or cols.max() >= n or np.unique(cols).size != n:
         raise node.fail(f"vocabulary_'s columns are not 0..{n - 1}, each once")
-    text, offsets = _encode_terms(terms)
+    text, offsets = encode_terms(terms)
     return {"terms": text, "offsets": offsets, "columns": cols, "n_features": n}
 
 

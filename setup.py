@@ -31,6 +31,9 @@ SOURCES = [
     "csrc/ensemble.c",
     "csrc/multiclass.c",
     "csrc/tally.c",
+    "csrc/distances.c",
+    "csrc/preprocess.c",
+    "csrc/text.c",
 ]
 
 compile_args = [

@@ -48,6 +48,17 @@ static const mf_op_def *const op_defs[] = {
     &mf_op_ecoc,
     &mf_op_cast,
     &mf_op_function,
+    &mf_op_quadform,
+    &mf_op_mixture,
+    &mf_op_kernel_dual,
+    &mf_op_interp,
+    &mf_op_rownorm,
+    &mf_op_bins,
+    &mf_op_center_kernel,
+    &mf_op_power,
+    &mf_op_nearest,
+    &mf_op_bisect,
+    &mf_op_sparse,
     NULL,
 };
 // clang-format on
@@ -1096,6 +1107,7 @@ mf_op_kinds_table(void)
 PyObject *
 mf_codes_table(void)
 {
+    PyObject *table, *text = NULL, *norms = NULL;
     PyObject *methods = PyTuple_New(MF_N_METHODS);
     int m;
     if (methods == NULL) {
@@ -1109,7 +1121,7 @@ mf_codes_table(void)
         }
         PyTuple_SET_ITEM(methods, m, name);
     }
-    return Py_BuildValue(
+    table = Py_BuildValue(
         "{s{sisisi}s{sisisisisisi}s{sisisi}s{sisisi}s{sisisi}s{sisi}sN"
         "s{sisisi}s{sisi}s{sisi}s{sisi}sN}",
         "accept", "FINITE", MF_ACCEPT_FINITE, "NAN", MF_ACCEPT_NAN, "ANY", MF_ACCEPT_ANY,
@@ -1130,4 +1142,17 @@ mf_codes_table(void)
         "ecoc", "SQUARED", MF_ECOC_SQUARED, "SQRT", MF_ECOC_SQRT,
         "cast", "FLOAT64", MF_CAST_FLOAT64, "UFUNC", MF_CAST_UFUNC,
         "functions", mf_function_codes());
+    text = Py_BuildValue("{sisisisi}", "WORD", MF_TEXT_WORD, "TOKENS", MF_TEXT_TOKENS,
+                         "CHAR", MF_TEXT_CHAR, "CHAR_WB", MF_TEXT_CHAR_WB);
+    norms = Py_BuildValue("{sisisi}", "NONE", MF_TEXT_NORM_NONE, "L1", MF_TEXT_NORM_L1, "L2",
+                          MF_TEXT_NORM_L2);
+    if (table == NULL || text == NULL || norms == NULL ||
+        PyDict_SetItemString(table, "analyzers", text) < 0 ||
+        PyDict_SetItemString(table, "text_norms", norms) < 0 ||
+        mf_family_codes(table) < 0) {
+        Py_CLEAR(table);
+    }
+    Py_XDECREF(text);
+    Py_XDECREF(norms);
+    return table;
 }

@@ -531,6 +531,12 @@ mf_input_read(mf_Graph *g, PyObject *X, mf_hold *hold, mf_input *in)
         Py_DECREF(obj);
         return -1;
     }
+    if (g->n_keys > 0 && g->strings == MF_STRINGS_IMPUTER &&
+        strchr("US", PyArray_DESCR((PyArrayObject *)obj)->kind) != NULL) {
+        refuse_strings(g, (PyArrayObject *)obj);
+        Py_DECREF(obj);
+        return -1;
+    }
     if (g->n_keys > 0 && strchr("USO", PyArray_DESCR((PyArrayObject *)obj)->kind) != NULL) {
         result = read_text_array(g, (PyArrayObject *)obj, hold, in);
         Py_DECREF(obj);

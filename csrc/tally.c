@@ -5,7 +5,7 @@
  * The observing hook (mlfast/serving/ops.py) counts every request: one
  * count and three histograms (latency, rows, model compute time) under a
  * label set.  Written in Python that took ~13,000 instructions a request,
- * 2% of the cheapest request (an iris prediction), where issue 5 allows
+ * 2% of the cheapest request (an iris prediction), where the project allows
  * metrics and auth 5% together; prometheus-client's own objects cost more
  * (a lock and a Python loop over the buckets for each histogram).  No
  * library counts histograms for us in C, so this file does: one dict

@@ -648,9 +648,23 @@ static const global_entry exact_globals[] = {
      * param_distributions) keep numpy.vectorize(getattr(self, '_method')):
      * both become inert records, see vm_call */
     {"numpy", "vectorize", MF_G_RECORD},
+    /* TfidfTransformer up to scikit-learn 1.4 keeps its idf as a diagonal
+     * CSR matrix (_idf_diag): an inert record whose arrays the builder reads */
+    {"scipy.sparse.csr", "csr_matrix", MF_G_RECORD},
+    {"scipy.sparse._csr", "csr_matrix", MF_G_RECORD},
     {"builtins", "getattr", MF_G_GETATTR},
     /* numpy < 1.20 wrote a ufunc as this call of (module, name); see vm_call */
     {"numpy.core", "_ufunc_reconstruct", MF_G_UFUNC_RECONSTRUCT},
+    /* scipy.sparse matrices a fitted estimator holds (SparseRandomProjection's
+     * components_) and SplineTransformer's BSpline objects: inert records
+     * whose arrays the builders read; never called */
+    {"scipy.sparse._csr", "csr_matrix", MF_G_RECORD},
+    {"scipy.sparse.csr", "csr_matrix", MF_G_RECORD},
+    {"scipy.sparse._csr", "csr_array", MF_G_RECORD},
+    {"scipy.sparse._csc", "csc_matrix", MF_G_RECORD},
+    {"scipy.sparse.csc", "csc_matrix", MF_G_RECORD},
+    {"scipy.sparse._csc", "csc_array", MF_G_RECORD},
+    {"scipy.interpolate._bsplines", "BSpline", MF_G_RECORD},
     {NULL, NULL, 0}
 };
 

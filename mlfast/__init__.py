@@ -52,6 +52,7 @@ else:
     _core = _import_core()
 from mlfast._builders import Builders as _Builders
 from mlfast._builders import supported as _supported
+from mlfast._builders import ir as _ir
 from mlfast._inspect import format_tree as _format_tree
 from mlfast._loader import DEFAULT_MAX_MEMORY, Source, load_tree, read_source
 from mlfast._model import Model
@@ -82,6 +83,20 @@ __all__ = [
 _TRIM_ABOVE = 8 << 20
 
 
+def _refuse_key_outputs(built: _Any, builders: _Builders) -> None:
+    """A method whose columns are values, not numbers (a SimpleImputer
+    fitted on object data, last or alone): a valid model whose answer is an
+    object array, which the engine does not return."""
+    for method, out in built.outputs.items():
+        kinds = builders.graph.kind_of(out.cols.slots)
+        if (kinds == int(_ir.Slot.KEY)).any():
+            raise UnsupportedModelError(
+                f"model ({built.name}): {method} would return the input's values "
+                "(strings or objects) as an object array; mlfast serves an estimator "
+                "that imputes object columns when a step after it encodes them "
+                "(OneHotEncoder, OrdinalEncoder)")
+
+
 def _build(tree: _Any, source: _Optional[str] = None) -> Model:
     try:
         if isinstance(tree, _core.Record) and tree.path == "mlfast._model._from_state":
@@ -91,6 +106,7 @@ def _build(tree: _Any, source: _Optional[str] = None) -> Model:
             return Model(_spec_from_state(tree.args[0]), source)
         builders = _Builders()
         built = builders.build(tree, "model")
+        _refuse_key_outputs(built, builders)
         return Model(_Spec.from_built(built, builders.graph), source)
     except (ValueError, TypeError) as exc:
         if isinstance(exc, MlfastError):

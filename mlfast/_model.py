@@ -8,8 +8,11 @@ are not ndarrays (lists, DataFrames) come back to Python, through
 from __future__ import annotations
 
 import dataclasses
+import functools
 import html
 import warnings
+from collections.abc import Iterable, Mapping
+from numbers import Number
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Callable, Dict, List, Optional, Set, Tuple, Union
 
@@ -18,6 +21,7 @@ import numpy as np
 from mlfast import _core
 from mlfast._builders import ir
 from mlfast._core import Graph
+from mlfast._text import Documents, check_text, is_sparse, pack_sparse, sparse_route
 
 _METHODS = ("predict", "predict_proba", "predict_log_proba", "decision_function",
             "transform", "score_samples")
@@ -98,6 +102,14 @@ class Spec:
     names_required: Optional[np.ndarray] = None
     # the input columns read as keys (categories), one key slot each
     key_columns: Optional[np.ndarray] = None
+    # a text model: how its vectorizer reads the documents (mlfast/_text.py)
+    text: Optional[dict] = None
+    # a DictVectorizer first: {"features": [...], "separator": str,
+    # "dtype": str}, dicts made into rows before the graph
+    dict_input: Optional[Dict[str, Any]] = None
+    # a FeatureHasher first: {"n_features": int, "input_type": str,
+    # "alternate_sign": bool, "dtype": str}
+    hash_input: Optional[Dict[str, Any]] = None
 
     @classmethod
     def from_built(cls, built: ir.Built, graph: ir.GraphBuilder) -> "Spec":
@@ -107,7 +119,9 @@ class Spec:
         return cls(int(graph.n_features or built.n_features_in), nodes, outputs, built.name,
                    built.kind, built.feature_names_in, built.first_name, int(built.strings),
                    built.string_prefix, built.sklearn_version, built.warn_name,
-                   built.names_required, keys if keys is not None and keys.size else None)
+                   built.names_required, keys if keys is not None and keys.size else None,
+                   None if graph.text is None else check_text(graph.text),
+                   graph.dict_input, graph.hash_input)
 
     def state(self) -> Dict[str, Any]:
         meta = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)
@@ -121,10 +135,22 @@ class Spec:
 STATE_FORMAT = 1
 
 
-def _unknown_message(name: str, column: int, values: Any, known: List[Any]) -> str:
+def _unknown_message(name: str, column: int, values: Any, known: List[Any],
+                     nan: Optional[Tuple[Any, ...]] = None) -> str:
     """scikit-learn's message for unknown categories (_BaseEncoder._transform),
     the categories listed as _check_unknown lists them: sorted for a numeric
-    column, in set order (Python's, as scikit-learn's own) otherwise."""
+    column, in set order (Python's, as scikit-learn's own) otherwise.  With
+    nan, (the first such column's dtype, every column) of a NaN refused
+    before any lookup: MissingIndicator's error_on_new, or the check_array of
+    an encoder whose version took no NaN."""
+    if nan is not None:
+        dtype, columns = nan
+        if name == "MissingIndicator":
+            return (f"The features {np.array(columns)} have missing values in transform but "
+                    "have no missing values in fit.")
+        if dtype == "object":
+            return "Input contains NaN"
+        return f"Input contains NaN, infinity or a value too large for dtype('{dtype}')."
     if isinstance(values, np.ndarray) and values.dtype.kind in "biuf":
         known_arr = np.array([k for k in known if isinstance(k, (int, float))], dtype=np.float64)
         unique = np.unique(values)
@@ -170,6 +196,143 @@ def _column_array(values: Any) -> np.ndarray:
     return np.asarray(values)
 
 
+def _dict_rows(spec: Dict[str, Any], vocab: Dict[str, int], X: Any) -> np.ndarray:
+    """DictVectorizer.transform, dense: a str value sets feature
+    'name<separator>value' to 1, a number (or None, NaN) feature 'name' to
+    it, an iterable of str each 'name<separator>item' to 1; features not
+    seen at fit are ignored, one set twice is summed (csr_matrix.toarray)."""
+    sep = spec["separator"]
+    dtype = np.dtype(spec["dtype"]).type
+    rows = [X] if isinstance(X, Mapping) else X
+    if isinstance(rows, np.ndarray) and rows.dtype.kind != "O":
+        raise TypeError("DictVectorizer transforms dicts (a mapping or an iterable of "
+                        f"mappings), not an array of {rows.dtype}")
+    out = np.zeros((len(rows), len(vocab)), dtype=dtype)
+    for i, x in enumerate(rows):
+        for f, v in x.items():
+            if isinstance(v, str):
+                j = vocab.get(f"{f}{sep}{v}")
+                if j is not None:
+                    out[i, j] += dtype(1)
+            elif isinstance(v, Number) or v is None:
+                j = vocab.get(f)
+                if j is not None:
+                    out[i, j] += dtype(v)
+            elif not spec["iterables"]:
+                # before 0.24 any other value was the feature's own value
+                j = vocab.get(f)
+                if j is not None:
+                    out[i, j] += dtype(v)
+            elif not isinstance(v, Mapping) and isinstance(v, Iterable):
+                for vv in v:
+                    if not isinstance(vv, str):
+                        raise TypeError(f"Unsupported type {type(vv)} in iterable value. "
+                                        "Only iterables of string are supported.")
+                    j = vocab.get(f"{f}{sep}{vv}")
+                    if j is not None:
+                        out[i, j] += dtype(1)
+            else:
+                raise TypeError(f"Unsupported type {type(v)} in iterable value. "
+                                "Only iterables of string are supported.")
+    return out
+
+
+def murmurhash3_32(data: bytes, seed: int = 0) -> int:
+    """MurmurHash3 (x86, 32 bits) of bytes, as a signed int: the hash
+    scikit-learn's FeatureHasher and murmurhash3_32 compute."""
+    mask = 0xFFFFFFFF
+    c1, c2 = 0xCC9E2D51, 0x1B873593
+    h = seed & mask
+    n = len(data)
+    end = n - n % 4
+    for i in range(0, end, 4):
+        k = int.from_bytes(data[i:i + 4], "little")
+        k = (k * c1) & mask
+        k = ((k << 15) | (k >> 17)) & mask
+        k = (k * c2) & mask
+        h ^= k
+        h = ((h << 13) | (h >> 19)) & mask
+        h = (h * 5 + 0xE6546B64) & mask
+    k = 0
+    tail = data[end:]
+    if len(tail) == 3:
+        k ^= tail[2] << 16
+    if len(tail) >= 2:
+        k ^= tail[1] << 8
+    if tail:
+        k ^= tail[0]
+        k = (k * c1) & mask
+        k = ((k << 15) | (k >> 17)) & mask
+        k = (k * c2) & mask
+        h ^= k
+    h ^= n
+    h ^= h >> 16
+    h = (h * 0x85EBCA6B) & mask
+    h ^= h >> 13
+    h = (h * 0xC2B2AE35) & mask
+    h ^= h >> 16
+    return h - (1 << 32) if h & 0x80000000 else h
+
+
+def _hashed_rows(spec: Dict[str, Any], X: Any) -> np.ndarray:
+    """FeatureHasher.transform, dense (sklearn/feature_extraction/
+    _hashing_fast.pyx): 'name=value' for a str value (then 1), a zero value
+    skipped, the column abs(h) % n_features, the sign of h when
+    alternate_sign, values of one column summed."""
+    n_features, kind, alternate = spec["n_features"], spec["input_type"], \
+        spec["alternate_sign"]
+    dtype = np.dtype(spec["dtype"])
+    if kind == "string" and isinstance(X, (list, tuple)) and X and isinstance(X[0], str):
+        raise ValueError("Samples can not be a single string. The input must be an iterable "
+                         "over iterables of strings.")
+    rows = list(X)
+    if not rows:
+        raise ValueError("Cannot vectorize empty sequence.")
+    out = np.zeros((len(rows), n_features), dtype=dtype)
+    for i, x in enumerate(rows):
+        pairs = x.items() if kind == "dict" else ((f, 1) for f in x) if kind == "string" else x
+        for f, v in pairs:
+            if isinstance(v, str):
+                f = f"{f}={v}"
+                value = 1.0
+            else:
+                value = float(v)
+            if value == 0:
+                continue
+            if isinstance(f, str):
+                f = f.encode("utf-8")
+            elif not isinstance(f, bytes):
+                raise TypeError("feature names must be strings")
+            h = murmurhash3_32(f)
+            j = (2147483647 - (n_features - 1)) % n_features if h == -2147483648 \
+                else abs(h) % n_features
+            if alternate and h < 0:
+                value = -value
+            out[i, j] += dtype.type(value)
+    return out
+
+
+def _foreign_frame(X: Any) -> Optional[tuple]:
+    """(column names, columns) of a polars DataFrame or a pyarrow Table, each
+    column a 1-D array as scikit-learn reads it (numbers with nulls as
+    float NaN, strings as objects with None); None for anything else."""
+    module = type(X).__module__
+    if module.startswith("polars") and hasattr(X, "get_columns"):
+        columns = [np.asarray(s.to_numpy()) for s in X.get_columns()]
+        names = list(X.columns)
+    elif module.startswith("pyarrow") and hasattr(X, "column_names") and \
+            hasattr(X, "num_columns"):
+        columns = [np.asarray(X.column(i).to_numpy()) for i in range(X.num_columns)]
+        names = list(X.column_names)
+    else:
+        return None
+    if not columns or not all(isinstance(n, str) for n in names):
+        return None
+    # a numpy string column (polars' to_numpy of a column without nulls)
+    columns = [c.astype(object) if c.dtype.kind in "US" else c for c in columns]
+    return np.asarray(names, dtype=object), columns
+
+
 def _frame_columns(X: Any) -> List[np.ndarray]:
     """The columns of a DataFrame, each as its own array, read where pandas
     keeps them (a row of a 2-D block is a view); Series only when pandas
@@ -199,19 +362,55 @@ class _Coerce:
     Model that the Graph referred back to would live until the garbage
     collector ran."""
 
-    __slots__ = ("spec", "names_warning", "fitted_list")
+    __slots__ = ("spec", "names_warning", "fitted_list", "vocab")
 
     def __init__(self, spec: "Spec", names_warning: Optional[str]):
         self.spec = spec
         self.names_warning = names_warning
+        self.vocab = None if spec.dict_input is None else \
+            {f: i for i, f in enumerate(spec.dict_input["features"])}
         self.fitted_list = None if spec.feature_names_in is None else \
             spec.feature_names_in.tolist()
 
     def __call__(self, X: Any) -> Any:
         spec = self.spec
+        if spec.dict_input is not None:
+            return _dict_rows(spec.dict_input, self.vocab, X)
+        if spec.hash_input is not None:
+            return _hashed_rows(spec.hash_input, X)
+        foreign = _foreign_frame(X)
+        if foreign is not None:
+            return self._foreign(*foreign)
         if spec.key_columns is not None:
             return self._table(X)
         return self._numbers(X)
+
+    def _foreign(self, names: np.ndarray, columns: List[np.ndarray]) -> Any:
+        """A polars DataFrame or a pyarrow Table: its columns by name, as
+        scikit-learn reads a DataFrame (names checked, or selected by a
+        ColumnTransformer fitted on names)."""
+        spec = self.spec
+        fitted, required = spec.feature_names_in, spec.names_required
+        by_name = dict(zip(names.tolist(), columns))
+        if fitted is not None and required is not None:
+            missing = set(required.tolist()) - set(by_name)
+            if missing:
+                raise ValueError(f"columns are missing: {missing}")
+            columns = [by_name[n] if n in by_name else np.full(len(columns[0]), np.nan)
+                       for n in fitted.tolist()]
+        elif fitted is None:
+            warnings.warn(f"X has feature names, but {spec.first_name} was fitted without "
+                          "feature names", UserWarning, stacklevel=3)
+        elif names.shape != fitted.shape or not np.array_equal(names, fitted):
+            raise _feature_name_error(fitted, names)
+        if spec.key_columns is not None:
+            return columns
+        if all(c.dtype.kind in "biuf" for c in columns):
+            return np.column_stack(columns)
+        out = np.empty((len(columns[0]), len(columns)), dtype=object)
+        for j, c in enumerate(columns):
+            out[:, j] = c
+        return out
 
     def _records(self, X: Any) -> List[np.ndarray]:
         """A dict (one row) or a list of dicts, keyed by column name."""
@@ -274,6 +473,10 @@ class _Coerce:
             return _frame_columns(X)
         if self.names_warning is not None:
             warnings.warn(self.names_warning, UserWarning, stacklevel=3)
+        if spec.strings == ir.Strings.IMPUTER:
+            # check_array(dtype=None) of an old SimpleImputer: numpy's own
+            # dtype, a str array when every value is text (refused in C)
+            return np.asarray(X)
         # a list of rows keeps its Python values (check_array(dtype=object))
         return np.asarray(X, dtype=object)
 
@@ -365,14 +568,30 @@ class Model:
         # a list first: tuple(generator) over-allocates and shrinks, which leaves
         # one tuple per model in CPython's free list until it fills (2,000)
         methods = tuple([m for m in _METHODS if m in spec.outputs])
+        documents = Documents(spec.text) if spec.text is not None else None
+        route = sparse_route(spec)
+        sparse_graph = None
+        if route is not None:
+            # scipy.sparse X: the same model over packed rows
+            sparse_graph = Graph(
+                1, route[0], route[1], strings=int(spec.strings),
+                string_prefix=spec.string_prefix, names_warning=names_warning,
+                first_name=spec.first_name or None, key_columns=np.zeros(1, np.int64))
         for name in methods:
             out = spec.outputs[name]
             method = getattr(self._graph, name)
+            if sparse_graph is not None:
+                method = _reading_sparse(method, getattr(sparse_graph, name), spec.n_features,
+                                         route[2])
             if out.split is not None or out.column_classes is not None:
                 method = _multi_output(method, out)
+            if documents is not None:
+                method = _reading_documents(method, documents)
             setattr(self, name, method)
         self._methods = methods
-        self.n_features_in_ = spec.n_features
+        if documents is None:
+            # a vectorizer reads documents, not columns: it has no n_features_in_
+            self.n_features_in_ = spec.n_features
         if spec.feature_names_in is not None:
             self.feature_names_in_ = spec.feature_names_in
         predict = spec.outputs.get("predict")
@@ -462,7 +681,7 @@ class Model:
         out = {
             "estimator": self.estimator,
             "kind": self.kind,
-            "features": self.n_features_in_,
+            "features": getattr(self, "n_features_in_", None),
         }
         classes = getattr(self, "classes_", None)
         if isinstance(classes, list):
@@ -503,6 +722,30 @@ class Model:
 
     def __reduce__(self) -> Tuple[Any, ...]:
         return (_from_state, (self._spec.state(), self._source))
+
+
+def _reading_documents(method: Callable[[Any], Any], documents: Documents) -> Callable[[Any], Any]:
+    """A text model's method: the documents packed, then the graph."""
+
+    @functools.wraps(method)
+    def call(X: Any) -> Any:
+        return method(documents(X))
+
+    return call
+
+
+def _reading_sparse(method: Callable[[Any], Any], sparse_method: Callable[[Any], Any],
+                    n_features: int, coo: bool) -> Callable[[Any], Any]:
+    """A method of a model that starts with a linear model: scipy.sparse X
+    goes through its sparse route, never densified."""
+
+    @functools.wraps(method)
+    def call(X: Any) -> Any:
+        if type(X) is not np.ndarray and is_sparse(X):
+            return sparse_method(pack_sparse(X, n_features, method, coo))
+        return method(X)
+
+    return call
 
 
 def _multi_output(method: Callable[[Any], np.ndarray], out: ir.Output) -> Callable[[Any], Any]:
@@ -571,7 +814,38 @@ def spec_from_state(state: Any) -> Spec:
         warn_name=_typed(meta.get("warn_name"), str, "warn_name", True),
         names_required=_names(meta.get("names_required")),
         key_columns=_key_columns(meta.get("key_columns")),
+        text=None if meta.get("text") is None else check_text(meta.get("text")),
+        dict_input=_dict_input(meta.get("dict_input")),
+        hash_input=_hash_input(meta.get("hash_input")),
     )
+
+
+def _hash_input(value: Any) -> Optional[Dict[str, Any]]:
+    if value is None:
+        return None
+    if not isinstance(value, dict) or \
+            set(value) != {"n_features", "input_type", "alternate_sign", "dtype"} or \
+            not isinstance(value["n_features"], int) or \
+            not 1 <= value["n_features"] <= 2 ** 31 - 1 or \
+            value["input_type"] not in ("dict", "pair", "string") or \
+            not isinstance(value["alternate_sign"], bool) or \
+            value["dtype"] not in ("float64", "float32", "float16", "int64", "int32", "bool"):
+        raise ValueError("hash_input must hold n_features, input_type, alternate_sign, dtype")
+    return value
+
+
+def _dict_input(value: Any) -> Optional[Dict[str, Any]]:
+    if value is None:
+        return None
+    if not isinstance(value, dict) or \
+            set(value) != {"features", "separator", "dtype", "iterables"} or \
+            not isinstance(value["iterables"], bool) or \
+            not isinstance(value["features"], list) or \
+            not all(isinstance(f, str) for f in value["features"]) or \
+            not isinstance(value["separator"], str) or \
+            value["dtype"] not in ("float64", "float32", "float16", "int64", "int32", "bool"):
+        raise ValueError("dict_input must hold features (str), a separator and a dtype")
+    return value
 
 
 def _key_columns(value: Any) -> Optional[np.ndarray]:

@@ -9,6 +9,7 @@ reads back through the same checks.
 """
 import dataclasses
 import pickle
+from enum import IntEnum
 
 import numpy as np
 import pytest
@@ -25,8 +26,9 @@ from mlfast._builders import ir
 KINDS = {"int": int, "float": float, "bool": bool}
 
 
-ENUMS = ("Accept", "ProbaRule", "LabelRule", "PostRule", "Strings", "Slot", "CalibrateRule",
-         "NormalizeRule", "EcocRule", "CastRule")
+# every enum ir.py makes of C's tables
+ENUMS = tuple(sorted(name for name, v in vars(ir).items()
+                     if isinstance(v, type) and issubclass(v, IntEnum) and v.__module__ == ir.__name__))
 
 
 def test_every_enum_member_the_builders_name_is_one_of_cs_codes():

@@ -1,4 +1,4 @@
-"""Regressions found by fuzzing (issue 7: fuzz/, ``make fuzz``) and by the
+"""Regressions found by fuzzing (fuzz/, ``make fuzz``) and by the
 hardening review around it.  Each test is the smallest input that showed the
 problem, and each is strict: it fails until the bug is fixed.
 

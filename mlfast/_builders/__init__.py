@@ -377,14 +377,21 @@ def is_nan(v: Any) -> bool:
 
 
 # importing the family modules fills the registry
-from mlfast._builders import (  # noqa: E402,F401  # noqa: E402,F401
+from mlfast._builders import (  # noqa: E402,F401
+    cluster,
     compose,
-    encoders,  # noqa: E402,F401
-    ensemble,  # noqa: E402,F401
+    decomposition,
+    encoders,
+    ensemble,
+    feature_selection,
     functions,
+    glm,
     linear,
+    mixture,
     multiclass,
     pipeline,
     preprocessing,
+    text,
+    transforms,
     trees,
 )

@@ -40,6 +40,8 @@ Slot = _codes("Slot", "slots")
 CalibrateRule = _codes("CalibrateRule", "calibrate")
 NormalizeRule = _codes("NormalizeRule", "normalize")
 EcocRule = _codes("EcocRule", "ecoc")
+Analyzer = _codes("Analyzer", "analyzers")
+TextNorm = _codes("TextNorm", "text_norms")
 CastRule = _codes("CastRule", "cast")
 #: numpy's name -> code, of the functions a FunctionTransformer may name
 FUNCTIONS: Dict[str, int] = dict(_core.CODES["functions"])
@@ -448,6 +450,25 @@ class Function(Op):
     code: int = 0
 
 
+@dataclass
+class Sparse(Op):
+    """A document's packed sparse row (a key slot), weighed as scikit-learn's
+    vectorizers and TfidfTransformer weigh it, then multiplied by coef.T
+    (+ intercept), or written out dense."""
+
+    op_name: ClassVar[str] = "sparse"
+    n_features: int = 1
+    binary: bool = False
+    pre_norm: int = 0
+    sublinear: bool = False
+    idf: Optional[np.ndarray] = None
+    norm: int = 0
+    coef: Optional[np.ndarray] = None
+    intercept: Optional[np.ndarray] = None
+    counts: bool = False
+    reverse: bool = False
+
+
 def op_from_state(state: dict) -> Op:
     """The op of a pickled Model's plain state; unknown keys are refused."""
     kind = state.get("op")
@@ -587,6 +608,14 @@ class GraphBuilder:
         self.n_slots = 0
         self.key_inputs: List[int] = []     # key slot t reads input column key_inputs[t]
         self.key_columns: Optional[np.ndarray] = None   # set by finish
+        # a vectorizer's analysis of the documents, the model's input (Spec.text)
+        self.text: Optional[Dict[str, Any]] = None
+        # a DictVectorizer reading the model's input: its feature names (in
+        # column order), separator and dtype, for the Python side to turn
+        # dicts into rows
+        self.dict_input: Optional[Dict[str, Any]] = None
+        # a FeatureHasher reading the model's input: its parameters
+        self.hash_input: Optional[Dict[str, Any]] = None
 
     def input(self, n_features: int) -> Cols:
         """The input X; its width is fixed by the first estimator that reads it."""
@@ -687,3 +716,139 @@ class GraphBuilder:
                  for k, n in enumerate(self.nodes, start=1) if need[k]]
         outs = {m: dataclasses.replace(o, slots=renumber(o.slots)) for m, o in outputs.items()}
         return nodes, outs
+
+
+# ---- distances to stored points (csrc/distances.c) ---------------------------------
+
+MixtureRule = _codes("MixtureRule", "mixture")
+KernelRule = _codes("KernelRule", "kernel")
+
+
+@dataclass
+class QuadForm(Op):
+    """mul * (x - loc) @ prec @ (x - loc) + add: Mahalanobis distances,
+    Gaussian log-likelihoods."""
+
+    op_name: ClassVar[str] = "quadform"
+    loc: np.ndarray = field(default_factory=lambda: np.zeros(1))
+    prec: np.ndarray = field(default_factory=lambda: np.zeros((1, 1)))
+    mul: float = 1.0
+    add: float = 0.0
+
+
+@dataclass
+class Mixture(Op):
+    """Gaussian mixtures: weighted log probabilities, their logsumexp, the
+    responsibilities."""
+
+    op_name: ClassVar[str] = "mixture"
+    rule: int = 0
+    n_components: int = 0
+    prec: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    shift: np.ndarray = field(default_factory=lambda: np.zeros((0, 0)))
+    base: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    adds: np.ndarray = field(default_factory=lambda: np.zeros((0, 0)))
+    log_2pi_d: float = 0.0
+    f32_terms: int = 0
+
+
+@dataclass
+class KernelDual(Op):
+    """kernel(x, fit) @ dual (KernelRidge)."""
+
+    op_name: ClassVar[str] = "kernel_dual"
+    rule: int = 0
+    fit: np.ndarray = field(default_factory=lambda: np.zeros((1, 1)))
+    dual: np.ndarray = field(default_factory=lambda: np.zeros((1, 1)))
+    fit_norms: Optional[np.ndarray] = None
+    gamma: float = 0.0
+    coef0: float = 0.0
+    degree: float = 0.0
+
+
+# ---- preprocessing (csrc/preprocess.c) ---------------------------------------------
+
+InterpRule = _codes("InterpRule", "interp")
+RowNormRule = _codes("RowNormRule", "rownorm")
+PowerRule = _codes("PowerRule", "power")
+
+
+@dataclass
+class Interp(Op):
+    """np.interp tables per column: IsotonicRegression, QuantileTransformer."""
+
+    op_name: ClassVar[str] = "interp"
+    rule: int = 0
+    x: np.ndarray = field(default_factory=lambda: np.zeros(1))
+    y: np.ndarray = field(default_factory=lambda: np.zeros(1))
+    x2: Optional[np.ndarray] = None
+    y2: Optional[np.ndarray] = None
+    offsets: np.ndarray = field(default_factory=lambda: np.zeros(2, np.int64))
+    lo: Optional[np.ndarray] = None
+    hi: Optional[np.ndarray] = None
+
+
+@dataclass
+class RowNorm(Op):
+    """Normalizer: each row divided by its l1, l2 or max norm."""
+
+    op_name: ClassVar[str] = "rownorm"
+    rule: int = 0
+
+
+@dataclass
+class Bins(Op):
+    """KBinsDiscretizer: bin numbers or their one-hot columns."""
+
+    op_name: ClassVar[str] = "bins"
+    edges: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    offsets: np.ndarray = field(default_factory=lambda: np.zeros(1, np.int64))
+    onehot: bool = False
+    round_f32: bool = False
+    out_type: int = 0
+
+
+@dataclass
+class CenterKernel(Op):
+    """KernelCenterer."""
+
+    op_name: ClassVar[str] = "center_kernel"
+    fit_rows: np.ndarray = field(default_factory=lambda: np.zeros(1))
+    fit_all: float = 0.0
+
+
+@dataclass
+class Power(Op):
+    """PowerTransformer's Box-Cox or Yeo-Johnson transform."""
+
+    op_name: ClassVar[str] = "power"
+    rule: int = 0
+    lambdas: np.ndarray = field(default_factory=lambda: np.zeros(1))
+
+
+# ---- clustering (csrc/distances.c) ---------------------------------------------------
+
+NearestRule = _codes("NearestRule", "nearest")
+
+
+@dataclass
+class Nearest(Op):
+    """Scores or Euclidean distances to stored centres."""
+
+    op_name: ClassVar[str] = "nearest"
+    rule: int = 0
+    centers: np.ndarray = field(default_factory=lambda: np.zeros((1, 1)))
+    norms: np.ndarray = field(default_factory=lambda: np.zeros(1))
+
+
+@dataclass
+class Bisect(Op):
+    """BisectingKMeans' tree of centres."""
+
+    op_name: ClassVar[str] = "bisect"
+    n_clusters: int = 0
+    left: np.ndarray = field(default_factory=lambda: np.zeros(1, np.int64))
+    right: np.ndarray = field(default_factory=lambda: np.zeros(1, np.int64))
+    label: np.ndarray = field(default_factory=lambda: np.zeros(1, np.int64))
+    centers: np.ndarray = field(default_factory=lambda: np.zeros((1, 1)))
+    norms: np.ndarray = field(default_factory=lambda: np.zeros(1))

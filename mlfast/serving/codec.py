@@ -273,6 +273,8 @@ def _json_type(value: Any) -> str:
 
 def rows_from_named(records: Sequence[dict], served: ServedModel, where: str) -> Rows:
     """Rows given as objects keyed by feature name (``feature_names_in_``)."""
+    if getattr(served, "dicts", False):
+        return _dict_records(records, where)
     names = served.feature_names
     if names is None:
         raise InvalidInput(
@@ -316,6 +318,24 @@ def rows_from_named(records: Sequence[dict], served: ServedModel, where: str) ->
 
 
 _TABLE_VALUES = (str, int, float, bool, type(None))
+
+
+def _dict_records(records: Sequence[Any], where: str) -> List[dict]:
+    """Rows for a model that vectorizes dicts: any keys; values strings,
+    numbers, null or lists of strings."""
+    for i, record in enumerate(records):
+        if not isinstance(record, dict):
+            raise InvalidInput(f"{where}[{i}] must be an object like {where}[0], "
+                               f"got {_json_type(record)}")
+        for k, v in record.items():
+            if isinstance(v, list):
+                if not all(isinstance(x, str) for x in v):
+                    raise InvalidInput(f"{where}[{i}][{k!r}] is {show(v)}: a list must hold "
+                                       "strings only")
+            elif not isinstance(v, _TABLE_VALUES):
+                raise InvalidInput(f"{where}[{i}][{k!r}] is {show(v)}: expected a string, a "
+                                   "number, null or a list of strings")
+    return list(records)
 
 
 def _table_records(records: Sequence[Any], names: List[str], where: str) -> List[dict]:
@@ -363,6 +383,21 @@ def _table_rows(value: Any, where: str, n_features: int) -> np.ndarray:
     return out
 
 
+def documents(value: Any, where: str) -> np.ndarray:
+    """A text model's documents: a list of strings (one string: one
+    document), as a 1-D object array."""
+    docs = [value] if isinstance(value, str) else value
+    if not isinstance(docs, list) or not docs:
+        raise InvalidInput(f"{where} must be a document (a string) or a non-empty list of "
+                           f"them, got {_json_type(value)}")
+    for i, d in enumerate(docs):
+        if not isinstance(d, str):
+            raise InvalidInput(f"{where}[{i}] is {show(d)}: each document is a string")
+    out = np.empty(len(docs), dtype=object)
+    out[:] = docs
+    return out
+
+
 def instances_to_matrix(instances: Any, served: ServedModel, where: str = "instances") -> Rows:
     """Vertex AI and KServe V1 ``instances``: a list of rows (lists of
     numbers), of the lesson's ``{"features": [...]}`` objects, or of objects
@@ -371,6 +406,8 @@ def instances_to_matrix(instances: Any, served: ServedModel, where: str = "insta
         raise InvalidInput(f"{where} must be a list of rows, got {_json_type(instances)}")
     if not instances:
         raise InvalidInput(f"{where} is empty: send at least one row")
+    if getattr(served, "documents", False):
+        return documents(instances, where)
     first = instances[0]
     if getattr(served, "tables", False) and isinstance(first, list):
         return _table_rows(instances, where, served.n_features)
@@ -550,6 +587,12 @@ def decode_payload(request_body: bytes, media: str, served: ServedModel) -> Tupl
     if media in NPY_TYPES:
         return decode_npy(request_body), TABULAR
     data = parse_json(request_body)
+    if getattr(served, "documents", False):
+        if isinstance(data, dict) and "features" in data:
+            one = isinstance(data["features"], str)
+            return documents(data["features"], "features"), LESSON_ONE if one else LESSON_MANY
+        if isinstance(data, list):
+            return documents(data, "body"), BARE
     if isinstance(data, dict):
         if "features" in data:
             features = data["features"]
@@ -827,6 +870,18 @@ def decode_table_tensor(tensor: Any, binary: memoryview, offset: int,
             raise InvalidInput(f"{where}.data has {len(values)} values but shape {list(shape)} "
                                f"needs {count}")
     return values, shape, offset
+
+
+def documents_from_tensors(inputs: List[Any], binary: memoryview) -> np.ndarray:
+    """V2 inputs of a text model: one BYTES tensor of documents, shape
+    [rows] or [rows, 1]."""
+    if len(inputs) != 1:
+        raise InvalidInput(f"expected 1 input tensor of documents, got {len(inputs)}")
+    values, shape, _ = decode_table_tensor(inputs[0], binary, 0, "inputs[0]")
+    if len(shape) == 2 and shape[1] != 1:
+        raise InvalidInput(f"inputs[0] has shape {list(shape)}: documents are [rows] or "
+                           "[rows, 1]")
+    return documents(values, "inputs[0].data")
 
 
 def table_from_tensors(inputs: List[Any], binary: memoryview, served: ServedModel) -> Any:

@@ -57,7 +57,10 @@ def infer(served: ServedModel, request: Request) -> Response:
     if not isinstance(inputs, list) or not inputs:
         raise InvalidInput("missing key 'inputs': expected {\"inputs\": [{\"name\", \"shape\", "
                            "\"datatype\", \"data\"}]}")
-    if getattr(served, "tables", False):
+    if getattr(served, "documents", False):
+        # a text model: one BYTES tensor of documents, [rows] or [rows, 1]
+        X = codec.documents_from_tensors(inputs, binary)
+    elif getattr(served, "tables", False):
         # strings: BYTES tensors, one per column or one for all of them
         X = codec.table_from_tensors(inputs, binary, served)
     else:

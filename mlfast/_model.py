@@ -103,7 +103,7 @@ class Spec:
     # the input columns read as keys (categories), one key slot each
     key_columns: Optional[np.ndarray] = None
     # a text model: how its vectorizer reads the documents (mlfast/_text.py)
-    text: Optional[dict] = None
+    text: Optional[Dict[str, Any]] = None
     # a DictVectorizer first: {"features": [...], "separator": str,
     # "dtype": str}, dicts made into rows before the graph
     dict_input: Optional[Dict[str, Any]] = None
@@ -312,7 +312,7 @@ def _hashed_rows(spec: Dict[str, Any], X: Any) -> np.ndarray:
     return out
 
 
-def _foreign_frame(X: Any) -> Optional[tuple]:
+def _foreign_frame(X: Any) -> Optional[Tuple[np.ndarray, List[np.ndarray]]]:
     """(column names, columns) of a polars DataFrame or a pyarrow Table, each
     column a 1-D array as scikit-learn reads it (numbers with nulls as
     float NaN, strings as objects with None); None for anything else."""
@@ -367,14 +367,14 @@ class _Coerce:
     def __init__(self, spec: "Spec", names_warning: Optional[str]):
         self.spec = spec
         self.names_warning = names_warning
-        self.vocab = None if spec.dict_input is None else \
+        self.vocab: Optional[Dict[str, int]] = None if spec.dict_input is None else \
             {f: i for i, f in enumerate(spec.dict_input["features"])}
         self.fitted_list = None if spec.feature_names_in is None else \
             spec.feature_names_in.tolist()
 
     def __call__(self, X: Any) -> Any:
         spec = self.spec
-        if spec.dict_input is not None:
+        if spec.dict_input is not None and self.vocab is not None:
             return _dict_rows(spec.dict_input, self.vocab, X)
         if spec.hash_input is not None:
             return _hashed_rows(spec.hash_input, X)
@@ -580,7 +580,7 @@ class Model:
         for name in methods:
             out = spec.outputs[name]
             method = getattr(self._graph, name)
-            if sparse_graph is not None:
+            if sparse_graph is not None and route is not None:
                 method = _reading_sparse(method, getattr(sparse_graph, name), spec.n_features,
                                          route[2])
             if out.split is not None or out.column_classes is not None:

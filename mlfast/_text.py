@@ -64,7 +64,7 @@ def check_text(text: Any) -> Dict[str, Any]:
         raise ValueError("text.name must be a str")
     out["name"] = name
     analyzer = text.get("analyzer")
-    if analyzer not in _ANALYZERS.values() or isinstance(analyzer, bool):
+    if analyzer is None or analyzer not in _ANALYZERS.values() or isinstance(analyzer, bool):
         raise ValueError(f"text.analyzer {analyzer!r} is not one of {_ANALYZERS}")
     out["analyzer"] = int(analyzer)
     for key in ("lowercase",):

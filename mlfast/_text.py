@@ -198,8 +198,8 @@ def sparse_route(spec: Any) -> Optional[tuple]:
     """The nodes and outputs of a model that starts with a linear model
     reading X, with that model reading a packed sparse row instead (the
     ``sparse`` op, scipy's CSR product), and whether COO input keeps its
-    order; or None when the model does not start so.  Slots: the packed row is the key slot 1 (after one number
-    slot), every node's outputs follow."""
+    order; or None when the model does not start so.  Slots: the packed row
+    is the key slot 1 (after one number slot), every node's outputs follow."""
     from mlfast._builders import ir
     if spec.text is not None or spec.key_columns is not None or not spec.nodes:
         return None

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import pickle
 import re
-import sys
 import unicodedata
 
 import numpy as np

@@ -8,6 +8,7 @@ BIN    := $(VENV)/bin
 SOURCES := $(shell cat pyproject.toml setup.py | cksum | cut -d' ' -f1)
 STAMP  := $(VENV)/.installed-serve-$(SOURCES)
 TEST_STAMP := $(VENV)/.installed-test-$(SOURCES)
+LINT_STAMP := $(VENV)/.installed-lint-$(SOURCES)
 CSRC   := $(wildcard csrc/*.c csrc/*.h)
 EXT    := mlfast/_core$(shell $(PYTHON) -c "import sysconfig; print(sysconfig.get_config_var('EXT_SUFFIX'))")
 
@@ -29,6 +30,11 @@ $(TEST_STAMP): $(STAMP)
 	$(BIN)/python -m pip install -q -e ".[test,serve]"
 	rm -f $(VENV)/.installed-test-*
 	touch $(TEST_STAMP)
+
+$(LINT_STAMP): $(STAMP)
+	$(BIN)/python -m pip install -q -e ".[lint]"
+	rm -f $(VENV)/.installed-lint-*
+	touch $(LINT_STAMP)
 
 # Rebuild the C extension in place when a C source changes.
 $(EXT): $(STAMP) $(CSRC) setup.py
@@ -53,6 +59,20 @@ test: $(TEST_STAMP) build chromium
 .PHONY: test-fast
 test-fast: $(TEST_STAMP) build
 	$(BIN)/python -m pytest -q -m "engine and not slow"
+
+# The checks CI runs before the tests (a few seconds once the `lint` extra is
+# in .venv): ruff's lint; the formatters' check (scripts/format.sh --check:
+# ruff format, clang-format over csrc/ with the checked-in .clang-format);
+# mypy over mlfast/ (strict on the public API: pyproject.toml); stubtest of
+# mlfast/_core.pyi against the built module; codespell.  scripts/format.sh
+# applies the formatters; .pre-commit-config.yaml runs the same tools.
+.PHONY: lint
+lint: $(LINT_STAMP) build
+	$(BIN)/ruff check
+	scripts/format.sh --check
+	$(BIN)/mypy
+	$(BIN)/python -m mypy.stubtest mlfast._core --mypy-config-file pyproject.toml
+	$(BIN)/codespell
 
 # Serve MODEL (a model file, a directory holding one, or a repository;
 # default: the bundled demo model, the lesson's iris LogisticRegression) on

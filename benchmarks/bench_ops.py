@@ -580,9 +580,10 @@ def report(result: dict) -> None:
         print("|---|---|---|---|---|---|---|---|---|---|---|---|")
         for r in result["overhead"]:
             lo, hi = r["vs_off_cpu_range"]
-            print(f"| {r['workers']} | {r['config']} | {r['rps']:.0f} | {r['off_rps']:.0f} | {r['p50_us']:.0f} | "
-                  f"{r['p99_us']:.0f} | {r['cpu_us_per_request']:.0f} | {r['vs_off_rps'] * 100:+.1f}% | "
-                  f"{r['vs_off_p50'] * 100:+.1f}% | {r['vs_off_p99'] * 100:+.1f}% | {r['vs_off_cpu'] * 100:+.1f}% "
+            print(f"| {r['workers']} | {r['config']} | {r['rps']:.0f} | {r['off_rps']:.0f} | "
+                  f"{r['p50_us']:.0f} | {r['p99_us']:.0f} | {r['cpu_us_per_request']:.0f} | "
+                  f"{r['vs_off_rps'] * 100:+.1f}% | {r['vs_off_p50'] * 100:+.1f}% | "
+                  f"{r['vs_off_p99'] * 100:+.1f}% | {r['vs_off_cpu'] * 100:+.1f}% "
                   f"({lo * 100:+.1f}..{hi * 100:+.1f}) | {r['errors']} |")
         print("(each configuration ran at the same time as an 'off' server on the same CPUs; medians over "
               "rounds of each round's ratio)")
@@ -605,7 +606,8 @@ def report(result: dict) -> None:
                   f"{m['total_uss_mib']:.0f} | |")
     if "threads" in result:
         t = result["threads"]
-        print(f"\nthreads: {t['batches']} batches of {t['batch_rows']} rows: one thread {t['one_thread_s']:.2f} s, "
+        print(f"\nthreads: {t['batches']} batches of {t['batch_rows']} rows: "
+              f"one thread {t['one_thread_s']:.2f} s, "
               f"two threads {t['two_threads_s']:.2f} s (x{t['speedup']:.2f} on {t['cpus']} CPUs)")
 
 

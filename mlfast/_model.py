@@ -103,10 +103,10 @@ class Spec:
     # the input columns read as keys (categories), one key slot each
     key_columns: Optional[np.ndarray] = None
     # a text model: how its vectorizer reads the documents (mlfast/_text.py)
-    text: Optional[dict] = None
+    text: Optional[Dict[str, Any]] = None
     # input columns of documents, each with how its vectorizer reads them:
     # [[column, text], ...] (a ColumnTransformer's text branches)
-    text_columns: Optional[list] = None
+    text_columns: Optional[List[Any]] = None
     # a DictVectorizer first: {"features": [...], "separator": str,
     # "dtype": str}, dicts made into rows before the graph
     dict_input: Optional[Dict[str, Any]] = None
@@ -319,7 +319,7 @@ def _hashed_rows(spec: Dict[str, Any], X: Any) -> np.ndarray:
     return out
 
 
-def _foreign_frame(X: Any) -> Optional[tuple]:
+def _foreign_frame(X: Any) -> Optional[Tuple[np.ndarray, List[np.ndarray]]]:
     """(column names, columns) of a polars DataFrame or a pyarrow Table, each
     column a 1-D array as scikit-learn reads it (numbers with nulls as
     float NaN, strings as objects with None); None for anything else."""
@@ -374,7 +374,7 @@ class _Coerce:
     def __init__(self, spec: "Spec", names_warning: Optional[str]):
         self.spec = spec
         self.names_warning = names_warning
-        self.vocab = None if spec.dict_input is None else \
+        self.vocab: Optional[Dict[str, int]] = None if spec.dict_input is None else \
             {f: i for i, f in enumerate(spec.dict_input["features"])}
         self.fitted_list = None if spec.feature_names_in is None else \
             spec.feature_names_in.tolist()
@@ -383,7 +383,7 @@ class _Coerce:
         spec = self.spec
         if type(X) is _Columns:
             return list(X)       # columns made ready (documents packed)
-        if spec.dict_input is not None:
+        if spec.dict_input is not None and self.vocab is not None:
             return _dict_rows(spec.dict_input, self.vocab, X)
         if spec.hash_input is not None:
             return _hashed_rows(spec.hash_input, X)

@@ -77,7 +77,7 @@ def check_text(text: Any) -> Dict[str, Any]:
         raise ValueError("text.name must be a str")
     out["name"] = name
     analyzer = text.get("analyzer")
-    if analyzer not in _ANALYZERS.values() or isinstance(analyzer, bool):
+    if analyzer is None or analyzer not in _ANALYZERS.values() or isinstance(analyzer, bool):
         raise ValueError(f"text.analyzer {analyzer!r} is not one of {_ANALYZERS}")
     out["analyzer"] = int(analyzer)
     for key in ("lowercase",):
@@ -222,8 +222,8 @@ def sparse_route(spec: Any) -> Optional[tuple]:
     """The nodes and outputs of a model that starts with a linear model
     reading X, with that model reading a packed sparse row instead (the
     ``sparse`` op, scipy's CSR product), and whether COO input keeps its
-    order; or None when the model does not start so.  Slots: the packed row is the key slot 1 (after one number
-    slot), every node's outputs follow."""
+    order; or None when the model does not start so.  Slots: the packed row
+    is the key slot 1 (after one number slot), every node's outputs follow."""
     from mlfast._builders import ir
     if spec.text is not None or spec.key_columns is not None or not spec.nodes:
         return None

@@ -153,7 +153,7 @@ def test_hostile_shapes():
     est = fit(TruncatedSVD(2), X)
     est.components_ = est.components_.astype(object)
     cases.append(("TruncatedSVD components_ of objects", est, "components_"))
-    for name, est, key in cases:
+    for _name, est, key in cases:
         with pytest.raises(ModelFormatError, match=key):
             _loads(est)
 

@@ -367,13 +367,15 @@ def test_soft_voting_member_without_predict_proba_is_named():
                                        ("b", linear_model.LogisticRegression())]),
     lambda: ensemble.BaggingClassifier(linear_model.LogisticRegression(), n_estimators=2,
                                        random_state=0),
-], ids=["voting", "bagging"])
+    lambda: ensemble.AdaBoostClassifier(tree.DecisionTreeClassifier(max_depth=1), n_estimators=3,
+                                        random_state=0),
+], ids=["voting", "bagging", "adaboost"])
 def test_a_regressor_among_a_classifiers_members_is_named(make):
     """A file can put a regressor where a classifier's member belongs: the
     error names it rather than failing on its missing classes."""
     X, y = classification(3)
     est = fit(make(), X, y)
-    est.estimators_[1] = fit(linear_model.LinearRegression(), X, y)
+    est.estimators_[1] = fit(tree.DecisionTreeRegressor(max_depth=1), X, y)
     with pytest.raises(mlfast.ModelFormatError,
                        match=r"estimators_\[1\] predicts no classes \(it is not a classifier\)"):
         mlfast.compile(est)

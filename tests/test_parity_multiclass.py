@@ -74,8 +74,11 @@ from mlfast._builders import ir
 from mlfast._builders.ir import FUNCTIONS
 
 sklearn_version = tuple(int(p) for p in __import__("sklearn").__version__.split(".")[:2])
-needs = lambda v: pytest.mark.skipif(sklearn_version < v,  # noqa: E731
-                                     reason=f"scikit-learn < {'.'.join(map(str, v))}")
+
+
+def needs(v):
+    return pytest.mark.skipif(sklearn_version < v,
+                              reason=f"scikit-learn < {'.'.join(map(str, v))}")
 
 
 # -- helpers ----------------------------------------------------------------------

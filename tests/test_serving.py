@@ -349,7 +349,8 @@ def _npy_header(shape):
 
 
 _NPY_HUGE = _npy_header((10**11, 4)) + b"\0" * 32
-_V2_HEADER = b'{"inputs": [{"name": "x", "shape": [1, 4], "datatype": "FP32", "parameters": {"binary_data_size": 12}}]}'
+_V2_HEADER = (b'{"inputs": [{"name": "x", "shape": [1, 4], "datatype": "FP32", '
+              b'"parameters": {"binary_data_size": 12}}]}')
 BAD = [
     # (name, path, kwargs, status, fragments)
     ("malformed JSON", "/predict", dict(data=b'{"features": [1, 2,', headers={"Content-Type": "application/json"}), 400, ["malformed JSON"]),

@@ -129,7 +129,8 @@ def test_importing_serving_imports_no_framework():
     import sys
 
     code = ("import sys, mlfast.serving, mlfast.serving.service, mlfast.serving.codec; "
-            "print(sorted(m for m in ('fastapi', 'flask', 'starlette', 'uvicorn', 'gunicorn') if m in sys.modules))")
+            "print(sorted(m for m in ('fastapi', 'flask', 'starlette', 'uvicorn', 'gunicorn') "
+            "if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
 

@@ -36,12 +36,12 @@ from mlfast.errors import ModelFormatError, UnsupportedModelError
 MAX_NESTING = 32
 
 
-def parse_version(text: Any) -> Tuple[int, ...]:
+def parse_version(version: Any) -> Tuple[int, ...]:
     """'1.4.2' -> (1, 4, 2); '1.5.dev0' -> (1, 5); unknown -> (0,)."""
-    if not isinstance(text, str):
+    if not isinstance(version, str):
         return (0,)
     nums = []
-    for part in text.split("."):
+    for part in version.split("."):
         m = re.match(r"\d+", part)
         if m is None:
             break

@@ -611,8 +611,9 @@ def decode_payload(request_body: bytes, media: str, served: ServedModel) -> Tupl
             raise InvalidInput("this looks like an Open Inference Protocol (V2) request: "
                                  f"POST it to /v2/models/{served.name}/infer")
         keys = ", ".join(repr(k) for k in list(data)[:5]) or "none"
+        example = ", ".join(map(str, served.example_row()[:4]))
         raise InvalidInput(
-            f"missing key 'features': expected {{\"features\": [{', '.join(map(str, served.example_row()[:4]))}"
+            f"missing key 'features': expected {{\"features\": [{example}"
             f"{', ...' if served.n_features > 4 else ''}]}} (or \"instances\", or a bare array); "
             f"got keys {keys}",
         )

@@ -283,6 +283,8 @@ def build_app(service: Service) -> FastAPI:
             return schema
         return app.openapi_schema
 
+    # FastAPI documents replacing app.openapi to extend the schema; a type
+    # checker sees a method being assigned over
     app.openapi = openapi  # type: ignore[method-assign]
 
     async def http_error(request: StarletteRequest, exc: StarletteHTTPException) -> StarletteResponse:

@@ -139,8 +139,9 @@ def test_manifest_is_consistent():
         X = _input(entry)
         assert X.dtype == np.float64 and X.ndim == 2
     total = sum(p.stat().st_size for p in FIXTURES.rglob("*") if p.is_file())
-    # 14 stacks of about 110 fixtures each, ensembles compressed
-    assert total < 5.5e6, f"golden files take {total} bytes; keep them small"
+    # 14 stacks of about 150 fixtures each, ensembles compressed (naive Bayes,
+    # SVMs, discriminant analysis, MLPs and neighbours add about 1.3 MB)
+    assert total < 7.0e6, f"golden files take {total} bytes; keep them small"
 
 
 @pytest.mark.parametrize("item", FILES, ids=_file_id)

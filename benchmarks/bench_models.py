@@ -95,8 +95,12 @@ def _specs() -> List[Spec]:
     )
     from sklearn.decomposition import PCA
     from sklearn.linear_model import LogisticRegression
+    from sklearn.naive_bayes import GaussianNB
+    from sklearn.neighbors import KNeighborsClassifier
+    from sklearn.neural_network import MLPClassifier
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import StandardScaler
+    from sklearn.svm import SVC
 
     def trees(quick):
         return 5 if quick else 100
@@ -145,20 +149,39 @@ def _specs() -> List[Spec]:
              _tree_data, "VotingClassifier(voting='soft') of LogisticRegression, "
                          "RandomForestClassifier(50, max_depth=10), "
                          "HistGradientBoostingClassifier(max_iter=50), same data"),
+        Spec("stack3", "Stacking (LR, RF 50, HGB 50)",
+             lambda q: StackingClassifier(members(q)),
+             _tree_data, "StackingClassifier of the same three members, "
+                         "LogisticRegression on top, same data"),
         Spec("pca_lr", "PCA + LogisticRegression",
              lambda q: make_pipeline(PCA(10, whiten=True, random_state=0),
                                      LogisticRegression(max_iter=2000)),
              lambda q, n: _classification(500 if q else 5_000, n, 20, 10, 3, seed=5),
              "Pipeline(PCA(10, whiten=True), LogisticRegression), 20 features, 3 classes"),
-        Spec("stack3", "Stacking (LR, RF 50, HGB 50)",
-             lambda q: StackingClassifier(members(q)),
-             _tree_data, "StackingClassifier of the same three members, "
-                         "LogisticRegression on top, same data"),
+        Spec("svc_rbf", "SVC rbf (~500 SVs)",
+             lambda q: SVC(kernel="rbf", C=1.0),
+             lambda q, n: _classification(300 if q else 700, n, 20, 10, 3, seed=4),
+             "SVC(kernel='rbf'), 20 features, 3 classes, ~500 support vectors "
+             "(700 training rows)"),
+        Spec("knn10k", "KNeighbors on 10,000 rows",
+             lambda q: KNeighborsClassifier(n_neighbors=5),
+             lambda q, n: _classification(500 if q else 10_000, n, 10, 6, 3, seed=5),
+             "KNeighborsClassifier(n_neighbors=5) on 10,000 training rows, 10 features "
+             "(algorithm auto: a KD-tree)"),
+        Spec("mlp2x100", "MLP 2 x 100",
+             lambda q: MLPClassifier(hidden_layer_sizes=(100, 100), max_iter=20 if q else 200,
+                                     random_state=0),
+             lambda q, n: _classification(500 if q else 5_000, n, 20, 10, 3, seed=6),
+             "MLPClassifier(hidden_layer_sizes=(100, 100)), relu, 20 features, 3 classes"),
+        Spec("gnb", "GaussianNB",
+             lambda q: GaussianNB(),
+             lambda q, n: _classification(500 if q else 5_000, n, 20, 10, 3, seed=7),
+             "GaussianNB, 20 features, 3 classes"),
     ]
 
 
 KEYS = ["iris_lr", "pipe_lr", "wide_lr", "rf100", "et100", "gb100", "hgb100", "vote3", "stack3",
-        "pca_lr"]
+        "pca_lr", "svc_rbf", "knn10k", "mlp2x100", "gnb"]
 
 
 def build(work: Path, quick: bool, keys: Optional[List[str]] = None,

@@ -60,7 +60,23 @@ linear_loop(const mf_linear *lin, const double *x, Py_ssize_t n_rows, double *ra
     }
     for (; r < n_rows; r++) {
         const double *row = x + r * d;
-        for (o = 0; o < k; o++) {
+        /* four outputs at a time: four sums in flight, each in order */
+        for (o = 0; o + 4 <= k; o += 4) {
+            const double *w0 = lin->coef + o * d, *w1 = w0 + d, *w2 = w1 + d, *w3 = w2 + d;
+            double a0 = 0.0, a1 = 0.0, a2 = 0.0, a3 = 0.0;
+            for (j = 0; j < d; j++) {
+                double xj = row[j];
+                a0 += xj * w0[j];
+                a1 += xj * w1[j];
+                a2 += xj * w2[j];
+                a3 += xj * w3[j];
+            }
+            raw[r * k + o] = a0 + lin->intercept[o];
+            raw[r * k + o + 1] = a1 + lin->intercept[o + 1];
+            raw[r * k + o + 2] = a2 + lin->intercept[o + 2];
+            raw[r * k + o + 3] = a3 + lin->intercept[o + 3];
+        }
+        for (; o < k; o++) {
             const double *w = lin->coef + o * d;
             double acc = 0.0;
             for (j = 0; j < d; j++) {

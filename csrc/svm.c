@@ -81,12 +81,68 @@ svm_kernel(const mf_svm *s, const double *x, const double *sv)
     }
 }
 
+/* The kernel values of support vectors v0 .. v0 + n - 1 (n <= SVM_GROUP):
+ * each is the same sum in feature order as svm_kernel's, but the sums of
+ * four support vectors advance together, so that no add waits on the one
+ * before it. */
+#define SVM_GROUP 4
+static void
+svm_kernels(const mf_svm *s, const double *x, Py_ssize_t v0, Py_ssize_t n, double *kv)
+{
+    Py_ssize_t d = s->n_features, j, i;
+    const double *sv = s->support_vectors + v0 * d;
+
+    if (n < SVM_GROUP) {
+        for (i = 0; i < n; i++) {
+            kv[i] = svm_kernel(s, x, sv + i * d);
+        }
+        return;
+    }
+    {
+        const double *a = sv, *b = sv + d, *c = sv + 2 * d, *e = sv + 3 * d;
+        double s0 = 0.0, s1 = 0.0, s2 = 0.0, s3 = 0.0;
+        if (s->kernel == SVM_RBF) {
+            for (j = 0; j < d; j++) {
+                double m0 = x[j] - a[j], m1 = x[j] - b[j], m2 = x[j] - c[j], m3 = x[j] - e[j];
+                s0 += m0 * m0;
+                s1 += m1 * m1;
+                s2 += m2 * m2;
+                s3 += m3 * m3;
+            }
+            kv[0] = exp(-s->gamma * s0);
+            kv[1] = exp(-s->gamma * s1);
+            kv[2] = exp(-s->gamma * s2);
+            kv[3] = exp(-s->gamma * s3);
+            return;
+        }
+        for (j = 0; j < d; j++) {
+            s0 += x[j] * a[j];
+            s1 += x[j] * b[j];
+            s2 += x[j] * c[j];
+            s3 += x[j] * e[j];
+        }
+        kv[0] = s0;
+        kv[1] = s1;
+        kv[2] = s2;
+        kv[3] = s3;
+        for (i = 0; i < SVM_GROUP; i++) {
+            if (s->kernel == SVM_POLY) {
+                kv[i] = svm_powi(s->gamma * kv[i] + s->coef0, s->degree);
+            }
+            else if (s->kernel == SVM_SIGMOID) {
+                kv[i] = tanh(s->gamma * kv[i] + s->coef0);
+            }
+        }
+    }
+}
+
 static void
 svm_run(const void *op, const double *in, Py_ssize_t n_in, double *out, Py_ssize_t n_out,
         Py_ssize_t n_rows, mf_precision prec)
 {
     const mf_svm *s = op;
-    Py_ssize_t r, v, p, i, k = s->n_classes, l = s->n_sv, d = s->n_features;
+    Py_ssize_t r, v, p, i, k = s->n_classes, l = s->n_sv;
+    double kvs[SVM_GROUP];
 
     for (r = 0; r < n_rows; r++) {
         const double *x = in + r * n_in;
@@ -94,7 +150,10 @@ svm_run(const void *op, const double *in, Py_ssize_t n_in, double *out, Py_ssize
         if (k == 0) {
             double sum = 0.0;
             for (v = 0; v < l; v++) {
-                sum += s->dual_coef[v] * svm_kernel(s, x, s->support_vectors + v * d);
+                if (v % SVM_GROUP == 0) {
+                    svm_kernels(s, x, v, l - v < SVM_GROUP ? l - v : SVM_GROUP, kvs);
+                }
+                sum += s->dual_coef[v] * kvs[v % SVM_GROUP];
             }
             dec[0] = sum - (-s->intercept[0]);
             continue;
@@ -103,8 +162,12 @@ svm_run(const void *op, const double *in, Py_ssize_t n_in, double *out, Py_ssize
             dec[p] = 0.0;
         }
         for (v = 0; v < l; v++) {
-            double kv = svm_kernel(s, x, s->support_vectors + v * d);
+            double kv;
             Py_ssize_t c = s->sv_class[v];
+            if (v % SVM_GROUP == 0) {
+                svm_kernels(s, x, v, l - v < SVM_GROUP ? l - v : SVM_GROUP, kvs);
+            }
+            kv = kvs[v % SVM_GROUP];
             /* pairs (i, c), i < c: coef2 = sv_coef[i]; pairs (c, j), j > c:
              * coef1 = sv_coef[j - 1] */
             for (i = 0; i < c; i++) {

@@ -327,6 +327,8 @@ def record(name, est, X_test, variants=("joblib",), note=None, refused=None, fil
     for m in methods:
         if not hasattr(est, m):
             continue
+        if m == "score_samples" and type(est).__name__ == "BernoulliRBM":
+            continue   # it corrupts a feature chosen at random: nothing to record
         results = []
         for tag, X in pairs:
             try:
@@ -1222,6 +1224,56 @@ if SK >= (1, 9):
            OBJ_INPUTS["YLS"], variants=Z3)
 else:
     skipped("label_encoder, multilabel_binarizer", "kept to the newest stack")
+# naive Bayes, kernel SVMs, discriminant analysis, neural networks, neighbours
+from sklearn import naive_bayes  # noqa: E402
+from sklearn.discriminant_analysis import (  # noqa: E402
+    LinearDiscriminantAnalysis,
+    QuadraticDiscriminantAnalysis,
+)
+from sklearn.neighbors import KNeighborsClassifier, KNeighborsRegressor  # noqa: E402
+from sklearn.neural_network import BernoulliRBM, MLPClassifier, MLPRegressor  # noqa: E402
+from sklearn.svm import SVC, SVR, NuSVC, NuSVR, OneClassSVM  # noqa: E402
+
+XNB = np.abs(np.round(X3 * 2))                        # counts
+XNBT = test_input("XNBT", np.abs(np.round(test_matrix(102) * 2)))
+XCAT = np.clip(np.abs(np.round(X3)), 0, 2)            # categories 0..2
+XCATT = test_input("XCATT", np.clip(np.abs(np.round(test_matrix(103))), 0, 2))
+record("gaussian_nb", naive_bayes.GaussianNB().fit(X3, y3), XT, variants=Z3,
+       note="sigma_ before 1.0, var_ since")
+record("multinomial_nb", naive_bayes.MultinomialNB().fit(XNB, y3), XNBT, variants=Z3)
+record("complement_nb", naive_bayes.ComplementNB().fit(XNB, y3), XNBT, variants=Z3)
+record("bernoulli_nb", naive_bayes.BernoulliNB(binarize=0.2).fit(X3, y3), XT, variants=Z3)
+if SK >= (0, 22):
+    record("categorical_nb", naive_bayes.CategoricalNB().fit(XCAT, y3), XCATT, variants=Z3)
+else:
+    skipped("categorical_nb", "CategoricalNB is new in 0.22")
+record("svc_rbf_proba", SVC(probability=True, random_state=0).fit(X3, y3), XT, variants=Z3,
+       note="_probA/_n_support since 0.23, probA_/n_support_ before")
+record("svc_linear_ovo", SVC(kernel="linear", decision_function_shape="ovo").fit(X3, y3), XT,
+       variants=Z3)
+record("nusvc_poly", NuSVC(kernel="poly", degree=2, nu=0.4).fit(X2, y2), XT, variants=Z3)
+record("svr_rbf", SVR(C=10.0).fit(Xr, yr / 50), XT, variants=Z3)
+record("nusvr_sigmoid", NuSVR(kernel="sigmoid", gamma=0.05, nu=0.3).fit(Xr, yr / 50), XT,
+       variants=Z3)
+record("one_class_svm", OneClassSVM(nu=0.3, gamma=0.2).fit(X3), XT, variants=Z3)
+record("lda_svd", LinearDiscriminantAnalysis().fit(X3, y3), XT, variants=Z3)
+record("lda_eigen", LinearDiscriminantAnalysis(solver="eigen", shrinkage=0.2).fit(X3, y3), XT,
+       variants=Z3)
+record("qda", QuadraticDiscriminantAnalysis(reg_param=0.1).fit(X3, y3), XT, variants=Z3,
+       note="predict_proba and predict_log_proba by the log-sum-exp mixin since 1.6")
+record("mlp_classifier", MLPClassifier(hidden_layer_sizes=(8, 6), max_iter=50, random_state=0)
+       .fit(X3, y3), XT, variants=Z3)
+record("mlp_regressor", MLPRegressor(hidden_layer_sizes=(8,), activation="tanh", max_iter=50,
+                                     random_state=0).fit(Xr, yr / 50), XT, variants=Z3)
+record("bernoulli_rbm", BernoulliRBM(n_components=4, n_iter=5, random_state=0)
+       .fit(np.clip(np.abs(X3) / 3, 0, 1)), XT, variants=Z3)
+record("knn_kd_tree", KNeighborsClassifier(n_neighbors=4, leaf_size=5).fit(X3, y3), XT,
+       variants=Z3)
+record("knn_ball_tree_distance", KNeighborsClassifier(
+    n_neighbors=6, weights="distance", algorithm="ball_tree", leaf_size=5, p=1).fit(X3, y3),
+    XT, variants=Z3)
+record("knn_regressor_brute", KNeighborsRegressor(n_neighbors=3, algorithm="brute")
+       .fit(Xr, yr), XT, variants=Z3)
 
 savez(os.path.join(OUT, "inputs.npz"), INPUTS)
 with open(os.path.join(OUT, "inputs_obj.json"), "w") as fh:

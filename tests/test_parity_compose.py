@@ -410,9 +410,10 @@ def test_every_unserved_estimator_is_named_with_its_place():
     assert message.startswith("mlfast does not serve 2 estimators of this model yet: "
                               "model.steps[0].transformers_[1][1] is a "
                               "sklearn.impute._knn.KNNImputer; model.steps[1] is "
-                              "a sklearn.semi_supervised._label_propagation.LabelSpreading."), message
+                              "a sklearn.semi_supervised._label_propagation.LabelSpreading."), \
+        message
     assert "mlfast.supported_estimators()" in message and "LogisticRegression" not in message
-    search = GridSearchCV(pipe, {"labelspreading__gamma": [10.0, 20.0]}, cv=2).fit(df, y)
+    search = GridSearchCV(pipe, {"labelspreading__alpha": [0.1, 0.2]}, cv=2).fit(df, y)
     with pytest.raises(mlfast.UnsupportedModelError,
                        match=r"model\.best_estimator_\.steps\[1\] is a sklearn\.semi_supervised"):
         roundtrip(search)

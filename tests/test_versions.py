@@ -187,8 +187,9 @@ def test_manifest_is_consistent():
         assert X.ndim == 2 and X.dtype == (
             object if entry.get("input_kind") == "object" else np.float64)
     total = sum(p.stat().st_size for p in FIXTURES.rglob("*") if p.is_file())
-    # 14 stacks of about 110 fixtures each, ensembles compressed
-    assert total < 6.5e6, f"golden files take {total} bytes; keep them small"
+    # 14 stacks of 130 to 174 fixtures each, ensembles compressed (naive Bayes,
+    # SVMs, discriminant analysis, MLPs and neighbours add about 1.3 MB)
+    assert total < 7.5e6, f"golden files take {total} bytes; keep them small"
 
 
 @pytest.mark.parametrize("item", FILES, ids=_file_id)
@@ -340,16 +341,12 @@ GBDT_FIXTURES = {"XGBClassifier", "XGBRegressor", "XGBRanker", "XGBRFClassifier"
 # changed across versions, and one of each family on the oldest and newest
 # stack; these are tested on today's scikit-learn only.)
 AWAITING_FIXTURES = {
-    "AffinityPropagation", "BernoulliNB", "BernoulliRBM", "Birch", "BisectingKMeans", "CCA",
-    "CategoricalNB", "ComplementNB", "FastICA", "GammaRegressor", "GaussianNB",
+    "AffinityPropagation", "Birch", "BisectingKMeans", "CCA", "FastICA", "GammaRegressor",
     "GaussianRandomProjection", "GenericUnivariateSelect", "IncrementalPCA", "KMeans",
-    "KNeighborsClassifier", "KNeighborsRegressor", "KernelCenterer", "KernelPCA",
-    "LinearDiscriminantAnalysis", "MLPClassifier", "MLPRegressor", "MiniBatchKMeans",
-    "MultinomialNB", "Normalizer", "NuSVC", "NuSVR", "Nystroem", "OneClassSVM", "PLSCanonical",
-    "PLSSVD", "PowerTransformer", "QuadraticDiscriminantAnalysis", "RANSACRegressor", "RBFSampler",
-    "RFE", "RFECV", "SVC", "SVR", "SelectFdr", "SelectFpr", "SelectFromModel", "SelectFwe",
-    "SelectPercentile", "SequentialFeatureSelector", "SplineTransformer", "TruncatedSVD",
-    "TweedieRegressor", "VarianceThreshold",
+    "KernelCenterer", "KernelPCA", "MiniBatchKMeans", "Normalizer", "Nystroem", "PLSCanonical",
+    "PLSSVD", "PowerTransformer", "RANSACRegressor", "RBFSampler", "RFE", "RFECV", "SelectFdr",
+    "SelectFpr", "SelectFromModel", "SelectFwe", "SelectPercentile", "SequentialFeatureSelector",
+    "SplineTransformer", "TruncatedSVD", "TweedieRegressor", "VarianceThreshold",
 }
 
 

@@ -121,7 +121,7 @@ def main() -> None:
 
     n_trees, depth = (20, 3) if args.quick else (500, 6)
     sizes = (1, 100) if args.quick else (1, 10_000, 100_000)
-    repeats, target = (3, 0.02) if args.quick else (7, 0.3)
+    repeats, target = (3, 0.02) if args.quick else (5, 0.3)
     args.work.mkdir(parents=True, exist_ok=True)
     mlfast.set_num_threads(args.threads)
     results: Dict[str, object] = {"machine": _common.machine(), "trees": n_trees,

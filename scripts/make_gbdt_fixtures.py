@@ -108,8 +108,13 @@ def lightgbm_fixtures() -> None:
     save(folder, "classifier", lgb.LGBMClassifier(**kw).fit(X, binary), answers, Xt, cls)
     save(folder, "multiclass", lgb.LGBMClassifier(**kw).fit(X, multi), answers, Xt, cls)
     save(folder, "regressor", lgb.LGBMRegressor(**kw).fit(X, z), answers, Xt, ("predict",))
-    save(folder, "categorical", lgb.LGBMRegressor(min_data_per_group=5, **kw).fit(
-        X, z, categorical_feature=[2]), answers, Xt, ("predict",))
+    # a target the category codes decide, so that the trees split on them
+    zc = z + 3.0 * np.isin(X[:, 2], [1, 4, 5, 9])
+    cat_kw = dict(min_data_per_group=2, cat_smooth=1.0, cat_l2=1.0, min_child_samples=5, **kw)
+    save(folder, "categorical", lgb.LGBMRegressor(**cat_kw).fit(X, zc, categorical_feature=[2]),
+         answers, Xt, ("predict",))
+    save(folder, "categorical_no_missing", lgb.LGBMRegressor(use_missing=False, **cat_kw).fit(
+        X, zc, categorical_feature=[2]), answers, Xt, ("predict",))
     save(folder, "rf", lgb.LGBMRegressor(boosting_type="rf", subsample=0.7, subsample_freq=1,
                                          **kw).fit(X, z), answers, Xt, ("predict",))
     qid = np.repeat(10, 30)

@@ -572,7 +572,8 @@ class _LgbModel:
             default_left = (decision & 2) != 0
             missing_type = (decision >> 2) & 3
             flags = np.zeros(n_int, dtype=bool)
-            # a categorical split sends NaN right (Tree::CategoricalDecision)
+            # a categorical split sends NaN right (Tree::CategoricalDecision;
+            # 3.x cast NaN to int first, INT_MIN on x86: right as well)
             missing_type = np.where(categorical, 4, missing_type)
             nan_type = missing_type == 2
             flags[nan_type] = default_left[nan_type]

@@ -37,7 +37,8 @@ elif [ $# = 0 ]; then
         tests/test_parity_linear.py tests/test_parity_trees.py tests/test_smoke.py \
         tests/test_leaks.py tests/test_c_lint.py tests/test_tally.py tests/test_graph_contract.py tests/test_parity_compose.py \
         tests/test_parity_ensembles.py tests/test_parity_encoders.py tests/test_typed_input.py \
-        tests/test_serving_tables.py tests/test_parity_multiclass.py
+        tests/test_serving_tables.py tests/test_parity_multiclass.py tests/test_parity_gbdt.py \
+        tests/test_hostile_gbdt.py tests/test_gbdt_versions.py
 fi
 
 WORK="$(mktemp -d /tmp/mlfast-sanitized.XXXXXX)"

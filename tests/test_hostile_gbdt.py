@@ -159,3 +159,39 @@ def test_a_lightgbm_text_without_its_end_is_a_format_error(lgb_text) -> None:
     cut = lgb_text[: lgb_text.index("end of trees")]
     with pytest.raises(mlfast.ModelFormatError, match="not a LightGBM model"):
         mlfast.loads(cut.encode())
+
+
+# ---- CatBoost --------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def cbm() -> bytes:
+    cb = pytest.importorskip("catboost")
+    X = _rows(300, 2)
+    est = cb.CatBoostRegressor(iterations=3, depth=3, verbose=0, allow_writing_files=False)
+    est.fit(X, X[:, 0])
+    return bytes(est.__getstate__()["__model"])
+
+
+def test_every_truncation_of_a_catboost_model_is_a_format_error(cbm) -> None:
+    assert mlfast.loads(cbm).predict(_rows(2)).shape == (2,)
+    size = struct.unpack_from("<I", cbm, 4)[0]
+    for cut in sorted(set(range(4, 120)) | set(range(120, 8 + size, 61))):
+        with pytest.raises(mlfast.ModelFormatError):
+            mlfast.loads(cbm[:cut])
+
+
+def test_catboost_offsets_out_of_range_are_format_errors(cbm) -> None:
+    # a lying core size, then random words of the flatbuffer set to huge offsets
+    with pytest.raises(mlfast.ModelFormatError, match="core of"):
+        mlfast.loads(cbm[:4] + struct.pack("<I", 1 << 30) + cbm[8:])
+    rng = np.random.default_rng(0)
+    size = struct.unpack_from("<I", cbm, 4)[0]
+    refused = 0
+    for _ in range(200):
+        at = 8 + 4 * int(rng.integers(0, size // 4))
+        bad = cbm[:at] + struct.pack("<I", int(rng.integers(1 << 20, 1 << 31))) + cbm[at + 4:]
+        try:
+            mlfast.loads(bad)
+        except (mlfast.ModelFormatError, mlfast.UnsupportedModelError):
+            refused += 1
+    assert refused > 20

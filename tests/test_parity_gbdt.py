@@ -455,3 +455,32 @@ def test_catboost_model_file_and_refusals(tmp_path) -> None:
     cat.fit(frame, target(X, "binary"), cat_features=["colour"])
     with pytest.raises(mlfast.UnsupportedModelError, match="categorical features"):
         load_variant(cat, "joblib", tmp_path)
+
+
+# ---- DataFrames, ColumnTransformers, inspect ---------------------------------------
+
+@pytest.mark.parametrize("library", ["xgboost", "lightgbm"])
+def test_dataframes_column_transformers_and_inspect(library: str, tmp_path) -> None:
+    lib = _xgb() if library == "xgboost" else _lgb()
+    import pandas as pd
+    from sklearn.compose import ColumnTransformer
+    from sklearn.preprocessing import OneHotEncoder
+
+    rng = np.random.default_rng(60)
+    df = pd.DataFrame(rng.normal(size=(400, 3)), columns=["a", "b", "c"])
+    df["colour"] = np.array(["red", "green", "blue"])[rng.integers(0, 3, 400)]
+    y = (df.a + (df.colour == "red") > 0.2).astype(int)
+    est = lib.XGBClassifier(n_estimators=15) if library == "xgboost" else \
+        lib.LGBMClassifier(n_estimators=15, verbose=-1)
+    pipe = make_pipeline(ColumnTransformer([("num", StandardScaler(), ["a", "b", "c"]),
+                                            ("cat", OneHotEncoder(), ["colour"])]), est)
+    pipe.fit(df, y)
+    model = load_variant(pipe, "joblib", tmp_path)
+    compare(pipe, model, df, exact=library == "xgboost", where=f"{library} ColumnTransformer")
+    # fitted on a DataFrame: its column names are the model's
+    alone = type(est)(**est.get_params()).fit(df[["a", "b", "c"]], y)
+    model = load_variant(alone, "joblib", tmp_path)
+    assert list(model.feature_names_in_) == ["a", "b", "c"]
+    compare(alone, model, df[["a", "b", "c"]], exact=library == "xgboost", where="DataFrame")
+    text = mlfast.inspect(pickle.dumps(alone))
+    assert type(alone).__name__ in text

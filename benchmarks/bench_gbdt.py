@@ -139,9 +139,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory(dir=args.work) as scratch:
         for library in libraries:
             est, path = fit(library, n_trees, depth, args.work)
-            if library == "catboost":
-                est.set_params(thread_count=args.threads)
-            else:
+            if library != "catboost":       # CatBoost's predict takes thread_count
                 est.set_params(n_jobs=args.threads)
             model = mlfast.load(path)
             X, _ = data(max(sizes), 1)
@@ -150,7 +148,8 @@ def main() -> None:
             exact = bool(np.array_equal(ours, theirs))
             worst = float(np.max(np.abs(ours - theirs)))
             engines: Dict[str, Callable] = {
-                library: est.predict_proba,
+                library: (est.predict_proba if library != "catboost" else
+                          (lambda X, est=est: est.predict_proba(X, thread_count=args.threads))),
                 "mlfast": model.predict_proba,
             }
             engines.update(rivals(library, est, Path(scratch), args.threads))

@@ -7,7 +7,6 @@ and the suite runs under ASan (the libraries' own C++ does not)."""
 from __future__ import annotations
 
 import json
-import pickle
 import struct
 from pathlib import Path
 

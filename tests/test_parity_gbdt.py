@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import pickle
 import warnings
-from typing import Any, Callable, Dict, Optional
+from typing import Any, Callable, Dict
 
 import numpy as np
 import pytest

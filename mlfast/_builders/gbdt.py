@@ -602,7 +602,6 @@ class _LgbModel:
             right = np.where(rc >= 0, rc, n_int + ~rc)
             if np.any((lc < 0) & (~lc >= n_leaves)) or np.any((rc < 0) & (~rc >= n_leaves)):
                 raise ModelFormatError(f"{where}: a child names a leaf out of range")
-            n = n_int + n_leaves
             node_flags = flags.astype(np.uint8) | (categorical.astype(np.uint8) << 1)
             laid.add(np.concatenate([left, np.full(n_leaves, -1)]),
                      np.concatenate([right, np.full(n_leaves, -1)]),
@@ -722,11 +721,6 @@ def build_lgb_booster(node: Node, b: Builders, X: Optional[Cols]) -> Built:
         out = _lgb_link(node, b, model, raw)
     return Built(node.name, "regressor", {"predict": Out(out, squeeze=len(out) == 1)},
                  model.n_features, first_name=node.name, strings=Strings.REFUSE)
-
-
-def lgb_text_names(text: str) -> List[str]:
-    header, _, _ = lightgbm_document(text, "model")
-    return header.get("feature_names", "").split()
 
 
 # ---- the libraries' own model files ------------------------------------------------

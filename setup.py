@@ -31,7 +31,15 @@ SOURCES = [
     "csrc/gbdt.c",
     "csrc/ensemble.c",
     "csrc/multiclass.c",
+    "csrc/bayes.c",
+    "csrc/svm.c",
+    "csrc/discriminant.c",
+    "csrc/nn.c",
+    "csrc/neighbors.c",
     "csrc/tally.c",
+    "csrc/distances.c",
+    "csrc/preprocess.c",
+    "csrc/text.c",
 ]
 
 compile_args = [

@@ -84,9 +84,14 @@ def _tree_data(quick: bool, n_test: int):
 
 
 def _specs() -> List[Spec]:
-    from sklearn.ensemble import (ExtraTreesClassifier, GradientBoostingClassifier,
-                                  HistGradientBoostingClassifier, RandomForestClassifier,
-                                  StackingClassifier, VotingClassifier)
+    from sklearn.ensemble import (
+        ExtraTreesClassifier,
+        GradientBoostingClassifier,
+        HistGradientBoostingClassifier,
+        RandomForestClassifier,
+        StackingClassifier,
+        VotingClassifier,
+    )
     from sklearn.linear_model import LogisticRegression
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import StandardScaler

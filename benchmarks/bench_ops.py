@@ -238,7 +238,7 @@ def overhead(args, work: Path) -> List[dict]:
                     env = {**env, "PROMETHEUS_MULTIPROC_DIR": ""}
                     log = work / f"server-{file_tag(config)}-{workers}.log"
                     servers[config] = (start(argv, env, log, server_cpus), port, key, log)
-                for config, (proc, port, key, log) in servers.items():
+                for proc, port, key, log in servers.values():
                     wait_ready(proc, port, log)
                     for _ in range(200):  # warm up, every worker
                         assert post(port, b'{"features": [5.1, 3.5, 1.4, 0.2]}', key) == 200

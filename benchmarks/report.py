@@ -423,7 +423,7 @@ def headline_and_targets(inproc, cold, http, out: List[str]) -> List[str]:
         out.append("")
         big = inproc["config"]["throughput_rows"]
         sizes = [b for b in inproc["config"]["batches"] if b >= 10]
-        out += [f"### Batches: sklearn ÷ mlfast and ONNX RT ÷ mlfast (mlfast all cores; > 1× means mlfast is faster)", "",
+        out += ["### Batches: sklearn ÷ mlfast and ONNX RT ÷ mlfast (mlfast all cores; > 1× means mlfast is faster)", "",
                 "| model | " + " | ".join(f"{b:,} rows" for b in sizes) + f" | {big:,} rows (throughput) |",
                 "|---|" + "---|" * (len(sizes) + 1)]
         for m in inproc["models"]:
@@ -448,7 +448,7 @@ def headline_and_targets(inproc, cold, http, out: List[str]) -> List[str]:
                     worst_sk = (r_sk, m["title"], b)
                 if r_ort is not None and (worst_ort is None or r_ort < worst_ort[0]):
                     worst_ort = (r_ort, m["title"], b)
-        # issue 3: tree models, 10,000 and 100,000 rows, >= 3x sklearn with the machine's cores
+        # the tree models' target: 10,000 and 100,000 rows, >= 3x sklearn with the machine's cores
         trees = [m for m in inproc["models"] if m["key"] in ("rf100", "et100", "gb100", "hgb100")]
         tree_points = []
         for m in trees:

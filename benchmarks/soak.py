@@ -334,7 +334,7 @@ def run_wrk(port: int, args, data_dir: Path, script: Path, seconds: float) -> di
     cmd = ["wrk", f"-t{args.threads}", f"-c{args.connections}", f"-d{max(1, round(seconds))}s",
            "--timeout", "30s", "-s", str(script), f"http://127.0.0.1:{port}", "--", str(data_dir)]
     r = subprocess.run(cmd, capture_output=True, text=True)
-    line = next((l for l in r.stdout.splitlines() if l.startswith("SOAKJSON ")), None)
+    line = next((ln for ln in r.stdout.splitlines() if ln.startswith("SOAKJSON ")), None)
     if r.returncode != 0 or line is None:
         raise RuntimeError(f"wrk failed ({r.returncode}): {r.stdout[-1000:]} {r.stderr[-1000:]}")
     out = json.loads(line[len("SOAKJSON "):])

@@ -13,10 +13,12 @@
  * classes fit the labels.
  */
 #include "mlfast.h"
+#include <stdarg.h>
 #include <string.h>
 #include <structmember.h>
 
 /* Every op kind (mlfast.h declares them). */
+// clang-format off: one op a line (clang-format would lay them out in columns)
 static const mf_op_def *const op_defs[] = {
     &mf_op_affine,
     &mf_op_impute,
@@ -47,13 +49,37 @@ static const mf_op_def *const op_defs[] = {
     &mf_op_ecoc,
     &mf_op_cast,
     &mf_op_function,
+    &mf_op_quadform,
+    &mf_op_mixture,
+    &mf_op_kernel_dual,
+    &mf_op_interp,
+    &mf_op_rownorm,
+    &mf_op_bins,
+    &mf_op_center_kernel,
+    &mf_op_power,
+    &mf_op_nearest,
+    &mf_op_bisect,
+    &mf_op_sparse,
     &mf_op_xgb_link,
+    &mf_op_gaussian_nb,
+    &mf_op_bernoulli_nb,
+    &mf_op_categorical_nb,
+    &mf_op_nb_log_proba,
+    &mf_op_svm,
+    &mf_op_svm_post,
+    &mf_op_qda,
+    &mf_op_da_post,
+    &mf_op_activation,
+    &mf_op_knn,
+    &mf_op_knn_vote,
+    &mf_op_knn_mean,
     NULL,
 };
+// clang-format on
 
 const char *const mf_method_names[MF_N_METHODS] = {
     "predict", "predict_proba", "predict_log_proba", "decision_function", "transform",
-    "score_samples",
+    "score_samples", "predict_joint_log_proba",
 };
 
 /* Caps on what a graph may hold, so that sizes below never overflow. */
@@ -830,6 +856,7 @@ graph_traverse(mf_Graph *g, visitproc visit, void *arg)
     Py_VISIT(g->owners);
     Py_VISIT(g->made);
     Py_VISIT(g->coerce);
+    Py_VISIT(g->route);
     Py_VISIT(g->string_prefix);
     Py_VISIT(g->names_warning);
     Py_VISIT(g->first_name);
@@ -848,6 +875,7 @@ graph_clear(mf_Graph *g)
     Py_CLEAR(g->owners);
     Py_CLEAR(g->made);
     Py_CLEAR(g->coerce);
+    Py_CLEAR(g->route);
     Py_CLEAR(g->string_prefix);
     Py_CLEAR(g->names_warning);
     Py_CLEAR(g->first_name);
@@ -927,6 +955,12 @@ graph_score_samples(mf_Graph *g, PyObject *X)
 }
 
 static PyObject *
+graph_predict_joint_log_proba(mf_Graph *g, PyObject *X)
+{
+    return mf_graph_call(g, X, MF_M_PREDICT_JOINT_LOG_PROBA);
+}
+
+static PyObject *
 graph_get_made(mf_Graph *g, void *closure)
 {
     PyObject *v = g->ready ? g->made : Py_None;
@@ -953,7 +987,35 @@ graph_get_methods(mf_Graph *g, void *closure)
     return out;
 }
 
+static PyObject *
+graph_get_route(mf_Graph *g, void *closure)
+{
+    PyObject *v = g->route != NULL ? g->route : Py_None;
+    Py_INCREF(v);
+    return v;
+}
+
+/* Set once the graph is built (the other graph a route calls is built from
+ * the same spec after this one has checked it). */
+static int
+graph_set_route(mf_Graph *g, PyObject *v, void *closure)
+{
+    if (v == NULL || (v != Py_None && !PyCallable_Check(v))) {
+        PyErr_SetString(PyExc_TypeError, "route must be a callable or None");
+        return -1;
+    }
+    if (v == Py_None) {
+        v = NULL;
+    }
+    Py_XINCREF(v);
+    Py_XSETREF(g->route, v);
+    return 0;
+}
+
 static PyGetSetDef graph_getset[] = {
+    {"route", (getter)graph_get_route, (setter)graph_set_route,
+     "route(graph, method, X): the answer for an X another graph reads (scipy.sparse), "
+     "or NotImplemented; called in C for what is not an ndarray", NULL},
     {"made", (getter)graph_get_made, NULL,
      "what each node's construction made (a forest's packed layout), or None", NULL},
     {"methods", (getter)graph_get_methods, NULL, "the methods the graph answers", NULL},
@@ -974,6 +1036,8 @@ static PyMethodDef graph_methods[] = {
      "transform($self, X, /)\n--\n\nTransformed rows."},
     {"score_samples", (PyCFunction)graph_score_samples, METH_O,
      "score_samples($self, X, /)\n--\n\nPer-sample scores."},
+    {"predict_joint_log_proba", (PyCFunction)graph_predict_joint_log_proba, METH_O,
+     "predict_joint_log_proba($self, X, /)\n--\n\nJoint log probabilities."},
     {NULL, NULL, 0, NULL}
 };
 
@@ -1092,9 +1156,28 @@ mf_op_kinds_table(void)
 /* {"accept": {...}, "proba": {...}, "labels": {...}, "post": {...},
  *  "strings": {...}, "methods": (...), "calibrate", "normalize", "ecoc",
  *  "cast": {...}, "functions": {numpy name: code}} */
+/* codes[key] = Py_BuildValue(format, ...): a family's enum, by name. */
+static int
+add_codes(PyObject *codes, const char *key, const char *format, ...)
+{
+    va_list va;
+    PyObject *table;
+    int rc;
+    va_start(va, format);
+    table = Py_VaBuildValue(format, va);
+    va_end(va);
+    if (table == NULL) {
+        return -1;
+    }
+    rc = PyDict_SetItemString(codes, key, table);
+    Py_DECREF(table);
+    return rc;
+}
+
 PyObject *
 mf_codes_table(void)
 {
+    PyObject *table, *text = NULL, *norms = NULL;
     PyObject *methods = PyTuple_New(MF_N_METHODS);
     int m;
     if (methods == NULL) {
@@ -1108,7 +1191,7 @@ mf_codes_table(void)
         }
         PyTuple_SET_ITEM(methods, m, name);
     }
-    return Py_BuildValue(
+    table = Py_BuildValue(
         "{s{sisisi}s{sisisisisisi}s{sisisi}s{sisisi}s{sisisi}s{sisi}sN"
         "s{sisisi}s{sisi}s{sisi}s{sisi}sNs{sisisisisi}s{sisi}}",
         "accept", "FINITE", MF_ACCEPT_FINITE, "NAN", MF_ACCEPT_NAN, "ANY", MF_ACCEPT_ANY,
@@ -1132,4 +1215,34 @@ mf_codes_table(void)
         "xgb_link", "IDENTITY", MF_XGB_IDENTITY, "SIGMOID", MF_XGB_SIGMOID, "SOFTMAX",
         MF_XGB_SOFTMAX, "EXP", MF_XGB_EXP, "COMPLEMENT", MF_XGB_COMPLEMENT,
         "cat_rule", "XGBOOST", MF_CATS_XGBOOST, "LIGHTGBM", MF_CATS_LIGHTGBM);
+    text = Py_BuildValue("{sisisisi}", "WORD", MF_TEXT_WORD, "TOKENS", MF_TEXT_TOKENS,
+                         "CHAR", MF_TEXT_CHAR, "CHAR_WB", MF_TEXT_CHAR_WB);
+    norms = Py_BuildValue("{sisisi}", "NONE", MF_TEXT_NORM_NONE, "L1", MF_TEXT_NORM_L1, "L2",
+                          MF_TEXT_NORM_L2);
+    if (table == NULL || text == NULL || norms == NULL ||
+        PyDict_SetItemString(table, "analyzers", text) < 0 ||
+        PyDict_SetItemString(table, "text_norms", norms) < 0 ||
+        mf_family_codes(table) < 0) {
+        Py_CLEAR(table);
+    }
+    Py_XDECREF(text);
+    Py_XDECREF(norms);
+    /* the families' own enums, one entry a family */
+    if (table != NULL && add_codes(table, "svm_post", "{sisisisisi}", "VOTE", MF_SVM_VOTE,
+                                   "OVR", MF_SVM_OVR, "NEGATE", MF_SVM_NEGATE, "ADD",
+                                   MF_SVM_ADD, "PROBA", MF_SVM_PROBA) < 0) {
+        Py_CLEAR(table);
+    }
+    if (table != NULL && add_codes(table, "da_post", "{sisisisisi}", "DIFF", MF_DA_DIFF,
+                                   "LOG_PROBA", MF_DA_LOG_PROBA, "PROBA", MF_DA_PROBA,
+                                   "PROBA_OLD", MF_DA_PROBA_OLD, "LOG_TINY",
+                                   MF_DA_LOG_TINY) < 0) {
+        Py_CLEAR(table);
+    }
+    if (table != NULL && add_codes(table, "activation", "{sisisisisi}", "LOGISTIC",
+                                   MF_ACT_LOGISTIC, "TANH", MF_ACT_TANH, "RELU", MF_ACT_RELU,
+                                   "EXP", MF_ACT_EXP, "SOFTMAX", MF_ACT_SOFTMAX) < 0) {
+        Py_CLEAR(table);
+    }
+    return table;
 }

@@ -531,6 +531,12 @@ mf_input_read(mf_Graph *g, PyObject *X, mf_hold *hold, mf_input *in)
         Py_DECREF(obj);
         return -1;
     }
+    if (g->n_keys > 0 && g->strings == MF_STRINGS_IMPUTER &&
+        strchr("US", PyArray_DESCR((PyArrayObject *)obj)->kind) != NULL) {
+        refuse_strings(g, (PyArrayObject *)obj);
+        Py_DECREF(obj);
+        return -1;
+    }
     if (g->n_keys > 0 && strchr("USO", PyArray_DESCR((PyArrayObject *)obj)->kind) != NULL) {
         result = read_text_array(g, (PyArrayObject *)obj, hold, in);
         Py_DECREF(obj);
@@ -598,6 +604,7 @@ mf_input_gather(const mf_input *in, npy_intp r0, npy_intp nr, double *dst)
                 continue;
             }
             switch (col->type_num) {
+            // clang-format off: a table, one dtype a line (the macro is its case's body)
             case NPY_DOUBLE: COLUMN(npy_double)
             case NPY_FLOAT: COLUMN(npy_float)
             case NPY_BOOL: COLUMN(npy_bool)
@@ -611,6 +618,7 @@ mf_input_gather(const mf_input *in, npy_intp r0, npy_intp nr, double *dst)
             case NPY_ULONG: COLUMN(npy_ulong)
             case NPY_LONGLONG: COLUMN(npy_longlong)
             case NPY_ULONGLONG: COLUMN(npy_ulonglong)
+            // clang-format on
             case NPY_HALF:
                 for (r = 0; r < nr; r++) {
                     dst[r * w + j] = mf_half_to_double(
@@ -630,6 +638,7 @@ mf_input_gather(const mf_input *in, npy_intp r0, npy_intp nr, double *dst)
     }
     else {
         switch (in->type_num) {
+        // clang-format off: a table, one dtype a line (the macro is its case's body)
         case NPY_DOUBLE: GATHER(npy_double)
         case NPY_FLOAT: GATHER(npy_float)
         case NPY_BOOL: GATHER(npy_bool)
@@ -643,6 +652,7 @@ mf_input_gather(const mf_input *in, npy_intp r0, npy_intp nr, double *dst)
         case NPY_ULONG: GATHER(npy_ulong)
         case NPY_LONGLONG: GATHER(npy_longlong)
         case NPY_ULONGLONG: GATHER(npy_ulonglong)
+        // clang-format on
         case NPY_HALF:
             for (r = 0; r < nr; r++) {
                 const char *row = in->data + (r0 + r) * in->row_stride;

@@ -114,6 +114,12 @@ text_hash(int tag, const char *data, Py_ssize_t len)
     return mix64(h ^ (uint64_t)len);
 }
 
+const mf_keystr *
+mf_key_text(uint64_t key)
+{
+    return key_is_str(key) ? key_str(key) : NULL;
+}
+
 /* ---- storage that never moves ----------------------------------------------------- */
 
 struct mf_keyblock {
@@ -455,6 +461,7 @@ mf_keys_from_column(const char *data, npy_intp n, npy_intp stride, PyArray_Descr
     return 0;
 
     switch (t) {
+    // clang-format off: a table, one dtype a line (the macro is its case's body)
     case NPY_BOOL: NUMBERS(npy_bool, v != 0)
     case NPY_BYTE: NUMBERS(npy_byte, v)
     case NPY_UBYTE: NUMBERS(npy_ubyte, v)
@@ -469,6 +476,7 @@ mf_keys_from_column(const char *data, npy_intp n, npy_intp stride, PyArray_Descr
     case NPY_HALF: NUMBERS(npy_half, mf_half_to_double(v))
     case NPY_FLOAT: NUMBERS(npy_float, v)
     case NPY_DOUBLE: NUMBERS(npy_double, v)
+    // clang-format on
     case NPY_STRING:
         for (i = 0; i < n; i++) {
             const char *s = data + i * stride;
@@ -968,13 +976,23 @@ catmap_run(const void *op, const double *in, Py_ssize_t n_in, double *out, Py_ss
     }
 }
 
+static int
+catmap_refuses_nan(const void *op, const double *x, Py_ssize_t j)
+{
+    const mf_catmap *s = op;
+    return (s->refuse[j] & MF_REFUSE_NAN) && slot_key(x + j) == KEY_NAN;
+}
+
 static Py_ssize_t
 catmap_refused_column(const void *op, const double *x, Py_ssize_t n_in)
 {
     const mf_catmap *s = op;
     Py_ssize_t j;
     for (j = 0; j < n_in; j++) {
-        if (s->refuse[j] && table_find(&s->table, s->columns, j, slot_key(x + j)) < 0) {
+        uint64_t k = slot_key(x + j);
+        if (((s->refuse[j] & MF_REFUSE_NAN) && k == KEY_NAN) ||
+            ((s->refuse[j] & MF_REFUSE_UNKNOWN) &&
+             table_find(&s->table, s->columns, j, k) < 0)) {
             return j;
         }
     }
@@ -1027,8 +1045,8 @@ catmap_prepare(void *op, Py_ssize_t n_in, Py_ssize_t *n_out, PyObject *owners)
         }
     }
     for (i = 0; i < n_in; i++) {
-        if (s->refuse[i] > 1) {
-            PyErr_SetString(PyExc_ValueError, "catmap.refuse must hold 0 or 1");
+        if (s->refuse[i] > (MF_REFUSE_UNKNOWN | MF_REFUSE_NAN)) {
+            PyErr_SetString(PyExc_ValueError, "catmap.refuse must hold 0 to 3");
             return -1;
         }
     }
@@ -1082,6 +1100,7 @@ const mf_op_def mf_op_catmap = {
     .in_kind = MF_SLOT_KEY,
     .out_kind = MF_SLOT_NUM,
     .refused_column = catmap_refused_column,
+    .refuses_nan = catmap_refuses_nan,
     .known = catmap_known,
 };
 

@@ -140,7 +140,9 @@ typedef enum {
 /* A failure found inside a kernel, reported after the GIL is retaken. */
 typedef enum {
     MF_ERR_NONE = 0, MF_ERR_NAN, MF_ERR_INF, MF_ERR_NOMEM,
-    MF_ERR_UNKNOWN             /* a key op met a category it refuses (handle_unknown='error') */
+    MF_ERR_UNKNOWN,            /* a key op met a category it refuses (handle_unknown='error') */
+    MF_ERR_DOMAIN,             /* a value outside what the op reads (its domain_message) */
+    MF_ERR_VALUE               /* a value the op cannot read (its def's refusal says which) */
 } mf_err_kind;
 
 /* What a slot holds: a number, or a key (keys.c): a category value of any
@@ -217,7 +219,17 @@ typedef struct mf_op_def {
      * refuses (-1: none), and a column's categories as a list of Python
      * values, for the message made after the run */
     Py_ssize_t (*refused_column)(const void *op, const double *in_row, Py_ssize_t n_in);
+    /* of those, whether input column j of a row is refused for a NaN
+     * (NULL: the op takes NaN as a key like any other) */
+    int (*refuses_nan)(const void *op, const double *in_row, Py_ssize_t j);
     PyObject *(*known)(const void *op, Py_ssize_t column);
+    /* scikit-learn's message for a row its check refused with MF_ERR_DOMAIN
+     * (a value outside what the estimator reads: Box-Cox of a negative
+     * value, ...), or NULL */
+    const char *(*domain_message)(const void *op);
+    /* an op whose check refuses with MF_ERR_VALUE: sets the Python error
+     * scikit-learn raises for that row (with the GIL) */
+    void (*refusal)(const void *op, const double *in_row, Py_ssize_t n_in);
 } mf_op_def;
 
 /* ---- the ops ---------------------------------------------------------- */
@@ -579,6 +591,8 @@ PyObject *mf_key_to_object(const double *slot);
 void mf_name_key_error(PyObject *column);
 PyObject *mf_encode_keys(PyObject *module, PyObject *array);   /* _core.encode_keys */
 PyObject *mf_decode_keys(PyObject *module, PyObject *args);    /* _core.decode_keys */
+/* The text of a str, bytes or big-int key, or NULL for any other key. */
+const mf_keystr *mf_key_text(uint64_t key);
 
 /* Categories as keys, every column's in one array (encode_keys' four
  * arrays), with one open-addressing table per column, made by prepare. */
@@ -601,10 +615,14 @@ typedef struct {
     const uint8_t *text; Py_ssize_t n_text; \
     const int64_t *text_offsets; Py_ssize_t n_text_offsets
 
+enum { MF_REFUSE_UNKNOWN = 1, MF_REFUSE_NAN = 2 };
+
 /* catmap: OneHotEncoder and OrdinalEncoder (keys -> numbers).  Input
  * column j's categories are keys [columns[j], columns[j + 1]); a key found
  * at category c writes values[c], one not found writes unknown[j], unless
- * refuse[j] (handle_unknown='error'), when the row is refused.  n_outputs
+ * refuse[j] has MF_REFUSE_UNKNOWN (handle_unknown='error'), when the row
+ * is refused; with MF_REFUSE_NAN a NaN is refused before any lookup (the
+ * check_array of scikit-learn versions whose encoder took no NaN).  n_outputs
  * 0: one output per input (ordinal codes; NaN allowed); n_outputs > 0:
  * one-hot, every output 0 but the column each input's value names (-1:
  * none).  The builders fold drop, infrequent categories and the missing
@@ -617,7 +635,7 @@ typedef struct {
     Py_ssize_t n_values;
     const double *unknown;     /* n_in */
     Py_ssize_t n_unknown;
-    const uint8_t *refuse;     /* n_in: 0 or 1 */
+    const uint8_t *refuse;     /* n_in: MF_REFUSE_* bits */
     Py_ssize_t n_refuse;
     Py_ssize_t n_outputs;
     Py_ssize_t out_type;
@@ -765,6 +783,382 @@ typedef struct {
     signed char out_types[MF_UFUNC_TYPES];  /* numpy's result type per input type */
 } mf_function;
 
+/* ---- distances to stored points (distances.c) ---- */
+
+/* quadform: out = mul * q + add, q = sum_j z_j (z @ prec)_j with z = x - loc
+ * (squared Mahalanobis distances: EllipticEnvelope, the Gaussian
+ * log-likelihoods of PCA and FactorAnalysis' score_samples). */
+typedef struct {
+    const double *loc;
+    Py_ssize_t n_loc;
+    const double *prec;        /* (d, d) */
+    Py_ssize_t n_prec_rows, n_prec_cols;
+    double mul, add;
+} mf_quadform;
+
+/* mixture: GaussianMixture and BayesianGaussianMixture.  For component c,
+ * wlp[c] = -0.5 * (log_2pi_d + lp[c]) + adds[0][c] + adds[1][c] + ...,
+ * lp the squared distance of _estimate_log_gaussian_prob for the
+ * covariance type; out = wlp (n_components), logsumexp(wlp), then
+ * exp(wlp - logsumexp) (n_components). */
+typedef enum { MF_MIX_FULL = 1, MF_MIX_TIED, MF_MIX_DIAG, MF_MIX_SPHERICAL } mf_mixture_rule;
+
+typedef struct {
+    Py_ssize_t rule;           /* mf_mixture_rule */
+    Py_ssize_t n_components;
+    const double *prec;        /* full: (K, d, d) Cholesky factors; tied: (d, d);
+                                * diag: (K, d) precisions; spherical: K precisions */
+    Py_ssize_t n_prec;
+    const double *shift;       /* (K, d): mu @ prec_chol (full, tied), mu * prec (diag,
+                                * spherical) */
+    Py_ssize_t n_shift_rows, n_shift_cols;
+    const double *base;        /* K: the constant term (diag, spherical) */
+    Py_ssize_t n_base;
+    const double *adds;        /* (n_adds, K): log det, log weights, ... added in order */
+    Py_ssize_t n_adds_rows, n_adds_cols;
+    double log_2pi_d;          /* n_features * log(2 pi) */
+    /* float32 input (full, tied): 1: lp is stored in float32 (scikit-learn
+     * 1.7's log_prob of X's dtype); 2: -0.5 * (log_2pi_d + lp) too, the
+     * constant rounded to float32 first (1.8's Python float constant is
+     * cast to the array's float32) */
+    Py_ssize_t f32_terms;
+} mf_mixture;
+
+/* kernel_dual: KernelRidge.predict, kernel(x, fit[i]) @ dual, the kernels of
+ * sklearn.metrics.pairwise; fit_norms: the stored rows' squared norms (rbf);
+ * cosine's stored rows come normalised. */
+typedef enum {
+    MF_KER_LINEAR = 1, MF_KER_POLY, MF_KER_RBF, MF_KER_SIGMOID, MF_KER_LAPLACIAN,
+    MF_KER_COSINE, MF_KER_CHI2, MF_KER_ADDITIVE_CHI2
+} mf_kernel_rule;
+
+typedef struct {
+    Py_ssize_t rule;           /* mf_kernel_rule */
+    const double *fit;         /* (n_fit, d) */
+    Py_ssize_t n_fit, n_fit_features;
+    const double *dual;        /* (n_fit, n_outputs) */
+    Py_ssize_t n_dual_rows, n_dual_cols;
+    const double *fit_norms;   /* n_fit, or NULL */
+    Py_ssize_t n_fit_norms;
+    double gamma, coef0, degree;
+} mf_kernel_dual;
+
+/* nearest: the stored centres (KMeans, MeanShift, Birch, ...).  SCORES:
+ * -(||c||^2 - 2 x.c) for each centre, so that the first maximum is
+ * scikit-learn's first nearest centre; DISTANCES: euclidean_distances. */
+typedef enum { MF_NEAREST_SCORES = 1, MF_NEAREST_DISTANCES } mf_nearest_rule;
+
+typedef struct {
+    Py_ssize_t rule;           /* mf_nearest_rule */
+    const double *centers;     /* (k, d) */
+    Py_ssize_t n_centers, n_center_features;
+    const double *norms;       /* k: ||c||^2 */
+    Py_ssize_t n_norms;
+} mf_nearest;
+
+/* bisect: BisectingKMeans.predict, a walk down its tree of centres in
+ * preorder (left[i], right[i] after i; -1 at a leaf), to the nearer child
+ * each time (the left one at a tie); out: n_clusters columns, 1 at the
+ * leaf's label (for a labels node's argmax). */
+typedef struct {
+    Py_ssize_t n_clusters;
+    const int64_t *left, *right, *label;
+    Py_ssize_t n_left, n_right, n_label;
+    const double *centers;     /* (n_nodes, d) */
+    Py_ssize_t n_centers, n_center_features;
+    const double *norms;       /* n_nodes: ||c||^2 */
+    Py_ssize_t n_norms;
+} mf_bisect;
+
+/* distances.c: the codes of its rules and preprocess.c's, added to _core.CODES */
+int mf_family_codes(PyObject *table);
+int mf_preprocess_codes(PyObject *table);
+
+/* ---- preprocessing (preprocess.c) ---- */
+
+/* interp: a table per input column, xp = x[offsets[c] : offsets[c + 1]] and
+ * fp = y[...] (np.interp).  CLIP, NAN, RAISE: IsotonicRegression's
+ * out_of_bounds (clip to [lo, hi]; NaN outside the thresholds; refuse);
+ * QUANTILE_*: QuantileTransformer's forward transform, the mean of the
+ * interpolation up (x, y) and down (x2 = -x reversed, y2 = -y reversed),
+ * the bounds set to 0 and 1, then for NORMAL the normal quantile, clipped. */
+typedef enum {
+    MF_INTERP_CLIP = 1, MF_INTERP_NAN, MF_INTERP_RAISE, MF_INTERP_QUANTILE_UNIFORM,
+    MF_INTERP_QUANTILE_NORMAL
+} mf_interp_rule;
+
+typedef struct {
+    Py_ssize_t rule;           /* mf_interp_rule */
+    const double *x, *y, *x2, *y2;
+    Py_ssize_t n_x, n_y, n_x2, n_y2;
+    const int64_t *offsets;    /* n_in + 1 */
+    Py_ssize_t n_offsets;
+    const double *lo, *hi;     /* CLIP: n_in bounds */
+    Py_ssize_t n_lo, n_hi;
+    double clip_min, clip_max; /* made by prepare: norm.ppf(1e-7 - eps), its mirror */
+} mf_interp;
+
+/* rownorm: Normalizer, x / its row's l1, l2 or max norm (a norm below
+ * 10 eps divides by 1). */
+typedef enum { MF_ROWNORM_L1 = 1, MF_ROWNORM_L2, MF_ROWNORM_MAX } mf_rownorm_rule;
+
+typedef struct {
+    Py_ssize_t rule;           /* mf_rownorm_rule */
+} mf_rownorm;
+
+/* bins: KBinsDiscretizer, each column's bin np.searchsorted(inner edges, x,
+ * side='right'): the bin number (ordinal) or one-hot columns, every
+ * column's n_edges + 1 in turn.  round_f32: x is first cast to float32
+ * (dtype=np.float32); out_type: a fixed numpy type, or 0 for X's float. */
+typedef struct {
+    const double *edges;       /* every column's inner edges, concatenated */
+    Py_ssize_t n_edges;
+    const int64_t *offsets;    /* n_in + 1 */
+    Py_ssize_t n_offsets;
+    int onehot;
+    int round_f32;
+    Py_ssize_t out_type;
+} mf_bins;
+
+/* center_kernel: KernelCenterer, ((k - fit_rows) - mean(row)) + fit_all. */
+typedef struct {
+    const double *fit_rows;    /* K_fit_rows_ */
+    Py_ssize_t n_fit_rows;
+    double fit_all;            /* K_fit_all_ */
+} mf_center_kernel;
+
+/* power: PowerTransformer's Box-Cox (strictly positive input) or
+ * Yeo-Johnson transform of each column with its lambda: with pow (its own
+ * up to scikit-learn 1.7) or with expm1 and log1p (scipy's, from 1.8). */
+typedef enum {
+    MF_POWER_BOX_COX = 1, MF_POWER_YEO_JOHNSON, MF_POWER_YEO_JOHNSON_EXPM1
+} mf_power_rule;
+
+typedef struct {
+    Py_ssize_t rule;           /* mf_power_rule */
+    const double *lambdas;
+    Py_ssize_t n_lambdas;
+} mf_power;
+/* ---- text (text.c) ---- */
+
+/* How _core.text_rows cuts a document into features: the default token
+ * pattern, tokens the Python side found with re, characters, characters
+ * within words. */
+enum { MF_TEXT_WORD = 1, MF_TEXT_TOKENS, MF_TEXT_CHAR, MF_TEXT_CHAR_WB };
+/* A row's norm (sparse.norm, sparse.pre_norm). */
+enum { MF_TEXT_NORM_NONE = 0, MF_TEXT_NORM_L1 = 1, MF_TEXT_NORM_L2 = 2 };
+
+/* sparse: a document's row, packed by _core.text_rows as bytes of (int64
+ * column, float64 value) pairs, columns ascending (a CSR row), read from
+ * a key slot.  Each value goes through scikit-learn's steps in order:
+ * binary (1), the hashing vectorizer's norm (pre_norm), sublinear tf
+ * (numpy's log, + 1), idf; then the row's norm (0 none, 1 l1, 2 l2: the
+ * sum in the row's order, a zero sum leaving the row).  With coef the
+ * output is the row times coef.T plus intercept, each output summed in
+ * the row's order from 0 (scipy's CSR product, as safe_sparse_dot
+ * makes it); without, the dense row (n_features columns, int64 when
+ * counts).  reverse: after idf the row's order is last column first,
+ * zeros left out (scikit-learn up to 1.4 multiplied by idf as a diagonal
+ * sparse matrix, and scipy's product lists a row so and drops zeros). */
+typedef struct {
+    Py_ssize_t n_features;
+    int binary;
+    Py_ssize_t pre_norm;
+    int sublinear;
+    const double *idf;         /* n_features, or NULL */
+    Py_ssize_t n_idf;
+    Py_ssize_t norm;
+    const double *coef;        /* (n_outputs, n_features), or NULL */
+    Py_ssize_t n_outputs, n_coef_features;
+    const double *intercept;   /* n_outputs, or NULL */
+    Py_ssize_t n_intercept;
+    int counts;                /* the dense row is CountVectorizer's int64 counts */
+    int reverse;
+    mf_ufunc_loop log;         /* made by prepare (sublinear) */
+} mf_sparse;
+
+extern PyTypeObject mf_VocabularyType;
+PyObject *mf_text_rows(PyObject *module, PyObject *args);       /* _core.text_rows */
+PyObject *mf_text_tokens(PyObject *module, PyObject *arg);      /* _core.text_tokens */
+PyObject *mf_text_lower(PyObject *module, PyObject *arg);       /* _core.text_lower */
+PyObject *mf_murmurhash3_32(PyObject *module, PyObject *arg);   /* _core.murmurhash3_32 */
+/* ---- naive Bayes (bayes.c) ---- */
+
+/* gaussian_nb: GaussianNB's joint log likelihood, class c:
+ * log_prior[c] + (norm[c] - 0.5 * sum_j ((x_j - theta[c, j]) ** 2) / var[c, j]),
+ * the sum numpy's pairwise one.  log_prior = log(class_prior_) and
+ * norm = -0.5 * sum(log(2 pi var_[c])) come from the builder (numpy).  f32:
+ * the parameters are float32 (a float32 fit), and float32 input is then
+ * computed in float32. */
+typedef struct {
+    const double *theta;       /* (n_classes, n_features) */
+    Py_ssize_t n_classes, n_features;
+    const double *var;         /* (n_classes, n_features) */
+    Py_ssize_t n_var_rows, n_var_cols;
+    const double *log_prior;   /* n_classes */
+    Py_ssize_t n_log_prior;
+    const double *norm;        /* n_classes */
+    Py_ssize_t n_norm;
+    int f32;
+} mf_gaussian_nb;
+
+/* bernoulli_nb: BernoulliNB with binarize: b = (x > threshold), then
+ * b @ coef.T + intercept. */
+typedef struct {
+    const double *coef;        /* (n_classes, n_features) */
+    Py_ssize_t n_classes, n_features;
+    const double *intercept;   /* n_classes */
+    Py_ssize_t n_intercept;
+    double threshold;
+} mf_bernoulli_nb;
+
+/* categorical_nb: CategoricalNB: x_j truncated to an integer category
+ * (refused when negative or not below n_categories[j]); the row's
+ * n_classes values are the sum over features, in order from 0.0, of
+ * tables[offsets[j] + category * n_classes + c], then + log_prior[c]. */
+typedef struct {
+    Py_ssize_t n_classes;
+    const double *tables;
+    Py_ssize_t n_tables;
+    const int64_t *offsets;    /* n_features + 1 */
+    Py_ssize_t n_offsets;
+    const int64_t *n_categories;   /* n_features */
+    Py_ssize_t n_n_categories;
+    const double *log_prior;   /* n_classes */
+    Py_ssize_t n_log_prior;
+} mf_categorical_nb;
+
+/* nb_log_proba: _BaseNB.predict_log_proba: each row minus its
+ * scikit-learn _logsumexp. */
+typedef struct {
+    int unused;
+} mf_nb_log_proba;
+
+/* ---- support vector machines (svm.c) ---- */
+
+/* svm: libsvm's decision values.  kernel: libsvm's code (0 linear, 1 poly,
+ * 2 rbf, 3 sigmoid).  n_classes 0: regression or one class, one value
+ * sum(dual_coef[0] * K) + intercept[0]; n_classes k >= 2: one value per pair
+ * (i, j), i < j, support vectors grouped by class (n_support), dual_coef
+ * (k - 1, n_sv) as libsvm's sv_coef, intercept = -rho per pair. */
+typedef struct {
+    Py_ssize_t kernel, degree;
+    double gamma, coef0;
+    Py_ssize_t n_classes;
+    const double *support_vectors; /* (n_sv, n_features) */
+    Py_ssize_t n_sv, n_features;
+    const double *dual_coef;   /* (n_coef_rows, n_coef_cols) */
+    Py_ssize_t n_coef_rows, n_coef_cols;
+    const double *intercept;
+    Py_ssize_t n_intercept;
+    const int64_t *n_support;  /* n_classes, or NULL */
+    Py_ssize_t n_n_support;
+    int32_t *sv_class;         /* made by prepare: each support vector's class */
+} mf_svm;
+
+/* svm_post: from decision values: VOTE libsvm's votes (each class's count
+ * of pairs it wins, whose first maximum is libsvm's predict); OVR the input of
+ * _ovr_decision_function ([dec < 0, -dec]); NEGATE -dec (binary SVC's
+ * decision_function); ADD dec + offset (OneClassSVM.score_samples); PROBA
+ * Platt's sigmoids (prob_a, prob_b) coupled pairwise (predict_proba). */
+typedef enum {
+    MF_SVM_VOTE = 1, MF_SVM_OVR, MF_SVM_NEGATE, MF_SVM_ADD, MF_SVM_PROBA
+} mf_svm_post_rule;
+
+typedef struct {
+    Py_ssize_t rule;           /* mf_svm_post_rule */
+    Py_ssize_t n_classes;
+    double offset;
+    const double *prob_a, *prob_b;
+    Py_ssize_t n_prob_a, n_prob_b;
+} mf_svm_post;
+
+/* ---- discriminant analysis (discriminant.c) ---- */
+
+/* qda: QuadraticDiscriminantAnalysis._decision_function: class c's score
+ * -0.5 * (sum(((x - means[c]) @ W_c) ** 2) + u[c]) + log_prior[c], W_c the
+ * (n_features, rank) matrix at weights[c * n_features * rank]. */
+typedef struct {
+    Py_ssize_t n_classes, rank;
+    const double *means;       /* (n_classes, n_features) */
+    Py_ssize_t n_mean_rows, n_features;
+    const double *weights;
+    Py_ssize_t n_weights;
+    const double *u;
+    Py_ssize_t n_u;
+    const double *log_prior;
+    Py_ssize_t n_log_prior;
+} mf_qda;
+
+/* da_post: DIFF s1 - s0 (binary decision_function); LOG_PROBA and PROBA
+ * the log probabilities of DiscriminantAnalysisPredictionMixin (1.6) and
+ * their exp; PROBA_OLD exp(s - max) / sum (QDA before 1.6); LOG_TINY
+ * log(p), p = 0 raised to the smallest normal (LDA.predict_log_proba). */
+typedef enum {
+    MF_DA_DIFF = 1, MF_DA_LOG_PROBA, MF_DA_PROBA, MF_DA_PROBA_OLD, MF_DA_LOG_TINY
+} mf_da_post_rule;
+
+typedef struct {
+    Py_ssize_t rule;           /* mf_da_post_rule */
+} mf_da_post;
+
+/* ---- neural networks (nn.c) ---- */
+
+/* activation: MLP's activations, element by element (LOGISTIC scipy's
+ * expit, TANH, RELU max(x, 0), EXP) or by row (SOFTMAX: x - max, exp,
+ * divided by numpy's pairwise sum). */
+typedef enum {
+    MF_ACT_LOGISTIC = 1, MF_ACT_TANH, MF_ACT_RELU, MF_ACT_EXP, MF_ACT_SOFTMAX
+} mf_activation_rule;
+
+typedef struct {
+    Py_ssize_t rule;           /* mf_activation_rule */
+} mf_activation;
+
+/* ---- nearest neighbours (neighbors.c) ---- */
+
+/* knn: each row's k nearest training rows (data), k indices then k
+ * distances, nearest first.  mode 0 brute force, 1 a KD-tree, 2 a ball
+ * tree: nodes (n_nodes x 3: idx_start, idx_end, is_leaf) over idx_array,
+ * bounds the KD-tree's lower then upper corners (2 x n_nodes x n_features)
+ * or the ball tree's centroids (n_nodes x n_features) with radius.  metric
+ * 1 euclidean, 2 manhattan, 3 chebyshev, 4 minkowski of power p (p is also
+ * what a KD-tree's bound raises to: 2, 1, inf, p). */
+typedef struct {
+    Py_ssize_t mode, metric;
+    double p;
+    Py_ssize_t k;
+    const double *data;        /* (n_train, n_features) */
+    Py_ssize_t n_train, n_features;
+    const int64_t *idx_array;
+    Py_ssize_t n_idx_array;
+    const int64_t *nodes;
+    Py_ssize_t n_node_fields;
+    const double *bounds;
+    Py_ssize_t n_bounds;
+    const double *radius;
+    Py_ssize_t n_radius;
+    Py_ssize_t n_nodes;
+} mf_knn;
+
+/* knn_vote: KNeighborsClassifier over a knn node's columns: each class's
+ * weight (uniform or 1 / distance) as predict_proba normalises it, or
+ * (mode_counts) as weighted_mode sums it for predict.  labels: each
+ * training row's class index. */
+typedef struct {
+    Py_ssize_t n_classes, n_train;
+    const int64_t *labels;
+    Py_ssize_t n_labels;
+    int distance, mode_counts;
+} mf_knn_vote;
+
+/* knn_mean: KNeighborsRegressor.predict over a knn node's columns. */
+typedef struct {
+    const double *targets;     /* (n_train, n_targets) */
+    Py_ssize_t n_train, n_targets;
+    int distance;
+} mf_knn_mean;
+
 /* Every op kind (graph.c lists them for the Graph and _core.OPS), by the
  * file that defines it. */
 extern const mf_op_def mf_op_affine;        /* transform.c */
@@ -796,7 +1190,30 @@ extern const mf_op_def mf_op_ovo_votes;     /* multiclass.c */
 extern const mf_op_def mf_op_ecoc;          /* multiclass.c */
 extern const mf_op_def mf_op_cast;          /* multiclass.c */
 extern const mf_op_def mf_op_function;      /* multiclass.c */
+extern const mf_op_def mf_op_quadform;      /* distances.c */
+extern const mf_op_def mf_op_mixture;       /* distances.c */
+extern const mf_op_def mf_op_kernel_dual;   /* distances.c */
+extern const mf_op_def mf_op_interp;        /* preprocess.c */
+extern const mf_op_def mf_op_rownorm;       /* preprocess.c */
+extern const mf_op_def mf_op_bins;          /* preprocess.c */
+extern const mf_op_def mf_op_center_kernel; /* preprocess.c */
+extern const mf_op_def mf_op_power;         /* preprocess.c */
+extern const mf_op_def mf_op_nearest;       /* distances.c */
+extern const mf_op_def mf_op_bisect;        /* distances.c */
+extern const mf_op_def mf_op_sparse;        /* text.c */
 extern const mf_op_def mf_op_xgb_link;      /* gbdt.c */
+extern const mf_op_def mf_op_gaussian_nb;   /* bayes.c */
+extern const mf_op_def mf_op_bernoulli_nb;  /* bayes.c */
+extern const mf_op_def mf_op_categorical_nb;/* bayes.c */
+extern const mf_op_def mf_op_nb_log_proba;  /* bayes.c */
+extern const mf_op_def mf_op_svm;           /* svm.c */
+extern const mf_op_def mf_op_svm_post;      /* svm.c */
+extern const mf_op_def mf_op_qda;           /* discriminant.c */
+extern const mf_op_def mf_op_da_post;       /* discriminant.c */
+extern const mf_op_def mf_op_activation;    /* nn.c */
+extern const mf_op_def mf_op_knn;           /* neighbors.c */
+extern const mf_op_def mf_op_knn_vote;      /* neighbors.c */
+extern const mf_op_def mf_op_knn_mean;      /* neighbors.c */
 
 /* Blocks of rows go through a graph together, so that each node's loop and
  * a matrix product run over a small matrix that stays in cache. */
@@ -816,6 +1233,8 @@ int mf_blas_init(void);
 
 /* multiclass.c: {numpy name: code} of MF_FUNCTION_NAMES (_core.CODES) */
 PyObject *mf_function_codes(void);
+/* multiclass.c: numpy's own loop of ufunc `name` for `type` (kept alive by owners) */
+int mf_numpy_loop(const char *name, int type, mf_ufunc_loop *loop, PyObject *owners);
 
 /* trees.c */
 void mf_forest_raw(const mf_forest *f, const double *x, Py_ssize_t n_rows, double *raw);
@@ -830,6 +1249,7 @@ typedef enum {
     MF_M_DECISION_FUNCTION,
     MF_M_TRANSFORM,
     MF_M_SCORE_SAMPLES,
+    MF_M_PREDICT_JOINT_LOG_PROBA,
     MF_N_METHODS
 } mf_method;
 
@@ -884,6 +1304,9 @@ typedef struct {
     PyObject *owners;          /* list: arrays whose data the IR points into */
     PyObject *made;            /* tuple: what each node's prepare made, or None */
     PyObject *coerce;          /* callable turning non-arrays into arrays, or NULL */
+    PyObject *route;           /* route(graph, method, X): the answer for an input another
+                                * graph reads (scipy.sparse), NotImplemented otherwise;
+                                * called for what is not an ndarray; or NULL */
     int strings;               /* what the input does with strings (MF_STRINGS_*) */
     PyObject *string_prefix;   /* put before a failed conversion's message, or NULL */
     PyObject *names_warning;   /* warned when an array meets a model fitted on names */
@@ -957,6 +1380,60 @@ mf_half_to_double(npy_uint16 h)
         v = ldexp((double)(mant | 0x400), exp - 25);
     }
     return (h & 0x8000) ? -v : v;
+}
+
+/* numpy's pairwise summation of n contiguous doubles (np.sum along a row):
+ * one after the other from -0.0 below 8 values, eight accumulators up to
+ * 128, beyond that split in two, the first part a multiple of 8. */
+static inline double
+mf_pairwise_sum(const double *a, Py_ssize_t n)
+{
+    Py_ssize_t i;
+    int k;
+    double res;
+
+    if (n < 8) {
+        res = -0.0;
+        for (i = 0; i < n; i++) {
+            res += a[i];
+        }
+        return res;
+    }
+    if (n <= 128) {
+        double r[8];
+        for (k = 0; k < 8; k++) {
+            r[k] = a[k];
+        }
+        for (i = 8; i < n - (n % 8); i += 8) {
+            for (k = 0; k < 8; k++) {
+                r[k] += a[i + k];
+            }
+        }
+        res = ((r[0] + r[1]) + (r[2] + r[3])) + ((r[4] + r[5]) + (r[6] + r[7]));
+        for (; i < n; i++) {
+            res += a[i];
+        }
+        return res;
+    }
+    {
+        Py_ssize_t n2 = n / 2;
+        n2 -= n2 % 8;
+        return mf_pairwise_sum(a, n2) + mf_pairwise_sum(a + n2, n - n2);
+    }
+}
+
+/* np.max of n >= 1 values: NaN if any is NaN. */
+static inline double
+mf_row_max(const double *a, Py_ssize_t n)
+{
+    double m = a[0];
+    Py_ssize_t i;
+    for (i = 0; i < n && !isnan(m); i++) {
+        if (isnan(a[i]) || a[i] > m) {
+            m = a[i];
+        }
+    }
+    return m;
 }
 
 /* run.c */

@@ -50,10 +50,10 @@ static PyMethodDef core_methods[] = {
      "Run the restricted pickle VM over a bytes-like object and return the value "
      "tree. Nothing named in the data is imported or called."},
     {"classify_global", mf_classify_global, METH_VARARGS,
-     "classify_global(module, name)\n--\n\n"
+     "classify_global(module, name, /)\n--\n\n"
      "How the VM treats a global: its kind, or 0 if it is refused."},
     {"set_num_threads", core_set_num_threads, METH_O,
-     "set_num_threads(n)\n--\n\nThreads used for large batches."},
+     "set_num_threads(n, /)\n--\n\nThreads used for large batches."},
     {"get_num_threads", core_get_num_threads, METH_NOARGS,
      "get_num_threads()\n--\n\nThreads used for large batches."},
     {"encode_keys", mf_encode_keys, METH_O,
@@ -63,6 +63,17 @@ static PyMethodDef core_methods[] = {
     {"decode_keys", mf_decode_keys, METH_VARARGS,
      "decode_keys(tags, nums, text, text_offsets, /)\n--\n\n"
      "The values of encode_keys' arrays, as a list."},
+    {"text_rows", mf_text_rows, METH_VARARGS,
+     "text_rows(docs, analyzer, ngram_min, ngram_max, vocabulary, stop_words, n_features, "
+     "alternate_sign, lowercase, /)\n--\n\n"
+     "Each document's features, looked up in the vocabulary (or hashed), as a packed sparse "
+     "row: bytes of (int64 column, float64 value) pairs."},
+    {"text_tokens", mf_text_tokens, METH_O,
+     "text_tokens(doc, /)\n--\n\nThe tokens of (?u)\\b\\w\\w+\\b in a str."},
+    {"text_lower", mf_text_lower, METH_O,
+     "text_lower(doc, /)\n--\n\nA str lowercased as text_rows lowercases documents."},
+    {"murmurhash3_32", mf_murmurhash3_32, METH_O,
+     "murmurhash3_32(data, /)\n--\n\nMurmurHash3 (x86, 32 bits, seed 0) of bytes, signed."},
     {"trim_memory", core_trim_memory, METH_NOARGS,
      "trim_memory()\n--\n\nReturn freed heap memory to the system (glibc)."},
     {NULL, NULL, 0, NULL}
@@ -149,6 +160,7 @@ PyInit__core(void)
         add_type(m, &mf_RecordType, "Record") < 0 ||
         add_type(m, &mf_GraphType, "Graph") < 0 ||
         add_type(m, &mf_TallyType, "RequestTally") < 0 ||
+        add_type(m, &mf_VocabularyType, "Vocabulary") < 0 ||
         mf_unpickle_init_types() < 0) {
         goto error;
     }

@@ -263,6 +263,13 @@ find_loop(PyUFuncObject *uf, int type, mf_ufunc_loop *loop)
     return -1;
 }
 
+int
+mf_numpy_loop(const char *name, int type, mf_ufunc_loop *loop, PyObject *owners)
+{
+    PyUFuncObject *uf = get_ufunc(name, owners);
+    return uf == NULL ? -1 : find_loop(uf, type, loop);
+}
+
 /* numpy's choice of loop for each input type from bool to float16: the
  * first whose input the type casts to safely (the legacy type resolution
  * of numpy's unary math ufuncs). */

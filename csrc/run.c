@@ -392,15 +392,19 @@ diagnose(const mf_job *job, Py_ssize_t *pos_out, mf_err_kind *kind_out)
 {
     const mf_Graph *g = job->g;
     const mf_output *out = job->out;
-    Py_ssize_t first = out->n_plan, p;
-    double *arena = NULL, *scratch;
-    char *nan_seen = NULL;
+    Py_ssize_t first = out->n_plan, p, value_p = out->n_plan;
+    double *arena = NULL, *scratch, *value_in = NULL;
+    char *nan_seen = NULL, *other_seen = NULL;
     npy_intp r;
     int found = 0;
 
     arena = PyMem_Malloc((size_t)(g->n_slots + g->widest) * sizeof(double));
     nan_seen = PyMem_Calloc((size_t)out->n_plan + 1, 1);
-    if (arena == NULL || nan_seen == NULL) {
+    other_seen = PyMem_Calloc((size_t)out->n_plan + 1, 1);
+    /* the input row of the earliest refusal of a value an op cannot read
+     * (MF_ERR_VALUE), for its message */
+    value_in = PyMem_Malloc((size_t)(g->widest + 1) * sizeof(double));
+    if (arena == NULL || nan_seen == NULL || other_seen == NULL || value_in == NULL) {
         PyErr_NoMemory();
         goto done;
     }
@@ -414,11 +418,21 @@ diagnose(const mf_job *job, Py_ssize_t *pos_out, mf_err_kind *kind_out)
             /* the message prefers NaN: note it apart from the refusal */
             if (node->def->in_kind == MF_SLOT_NUM &&
                 mf_check_block(MF_ACCEPT_FINITE, in, node->n_in, &e) && e == MF_ERR_NAN) {
-                nan_seen[p] = 1;
+                nan_seen[p] |= 1;
             }
             if (node_refuses(node, in, 1, &e)) {
+                /* bit 1: refused for a value out of the op's domain; bit 2: for
+                 * a non-finite value (which scikit-learn checks first) */
+                nan_seen[p] |= e == MF_ERR_DOMAIN ? 2 : 4;
                 if (p < first) {
                     first = p;
+                }
+                if (e != MF_ERR_VALUE) {
+                    other_seen[p] = 1;
+                }
+                else if (p < value_p) {
+                    value_p = p;
+                    memcpy(value_in, in, (size_t)node->n_in * sizeof(double));
                 }
                 break;
             }
@@ -430,8 +444,14 @@ diagnose(const mf_job *job, Py_ssize_t *pos_out, mf_err_kind *kind_out)
         const mf_node *node = &g->nodes[out->plan[first]];
         *pos_out = first;
         *kind_out = node->def->in_kind == MF_SLOT_KEY ? MF_ERR_UNKNOWN
-                    : (node->accept == MF_ACCEPT_FINITE && nan_seen[first]) ? MF_ERR_NAN
-                                                                           : MF_ERR_INF;
+                    : (nan_seen[first] & 6) == 2 ? MF_ERR_DOMAIN
+                    : (node->accept == MF_ACCEPT_FINITE && (nan_seen[first] & 1)) ? MF_ERR_NAN
+                                                                                 : MF_ERR_INF;
+        if (!other_seen[first] && value_p == first && node->def->refusal != NULL) {
+            /* scikit-learn's own error for the value (set now, raised as is) */
+            *kind_out = MF_ERR_VALUE;
+            node->def->refusal(node->op, value_in, node->n_in);
+        }
         found = 1;
     }
     else {
@@ -441,6 +461,8 @@ diagnose(const mf_job *job, Py_ssize_t *pos_out, mf_err_kind *kind_out)
 done:
     PyMem_Free(arena);
     PyMem_Free(nan_seen);
+    PyMem_Free(other_seen);
+    PyMem_Free(value_in);
     return found;
 }
 
@@ -473,6 +495,38 @@ column_values(const mf_job *job, const mf_node *node, Py_ssize_t j, const double
     return list;
 }
 
+/* The dtype check_array saw in a key node's column j, as numpy names it:
+ * the caller's column, the caller's 2-D array of numbers, or object (rows
+ * of Python values); a column a node computed is float64. */
+static PyObject *
+dtype_of_column(const mf_job *job, const mf_node *node, Py_ssize_t j)
+{
+    const mf_Graph *g = job->g;
+    int64_t slot = node->inputs[j];
+    PyArray_Descr *descr;
+    PyObject *name;
+
+    if (slot >= g->n_features && slot < g->n_features + g->n_keys &&
+        job->hold->source != NULL) {
+        PyObject *col = PyList_GET_ITEM(job->hold->source, g->key_columns[slot - g->n_features]);
+        return PyObject_Str((PyObject *)PyArray_DESCR((PyArrayObject *)col));
+    }
+    if (slot >= g->n_features && slot < g->n_features + g->n_keys) {
+        descr = PyArray_DescrFromType(job->in.data != NULL && job->hold->numbers == NULL
+                                          ? job->in.type_num
+                                          : NPY_OBJECT);
+    }
+    else {
+        descr = PyArray_DescrFromType(NPY_DOUBLE);
+    }
+    if (descr == NULL) {
+        return NULL;
+    }
+    name = PyObject_Str((PyObject *)descr);
+    Py_DECREF(descr);
+    return name;
+}
+
 /* scikit-learn's "Found unknown categories [...] in column j during
  * transform": the first column (of the encoder) where any row holds an
  * unknown category, its values over every row; the Python side (explain)
@@ -484,13 +538,15 @@ raise_unknown(const mf_job *job, Py_ssize_t pos)
     const mf_output *out = job->out;
     const mf_node *node = &g->nodes[out->plan[pos]];
     double *arena = NULL, *scratch, *rows = NULL;
-    PyObject *values = NULL, *known = NULL, *msg = NULL;
-    Py_ssize_t p, column = -1;
+    char *nan_seen = NULL;
+    PyObject *values = NULL, *known = NULL, *msg = NULL, *nan_dtype = NULL;
+    Py_ssize_t p, column = -1, nan_column = -1;
     npy_intp r;
 
     arena = PyMem_Malloc((size_t)(g->n_slots + g->widest) * sizeof(double));
     rows = PyMem_Malloc((size_t)job->in.n_rows * (size_t)node->n_in * sizeof(double));
-    if (arena == NULL || rows == NULL) {
+    nan_seen = PyMem_Calloc((size_t)node->n_in, 1);
+    if (arena == NULL || rows == NULL || nan_seen == NULL) {
         PyErr_NoMemory();
         goto done;
     }
@@ -513,7 +569,35 @@ raise_unknown(const mf_job *job, Py_ssize_t pos)
             if (j >= 0 && (column < 0 || j < column)) {
                 column = j;
             }
+            for (j = 0; node->def->refuses_nan != NULL && j < node->n_in; j++) {
+                if (!nan_seen[j] && node->def->refuses_nan(node->op, in, j)) {
+                    nan_seen[j] = 1;
+                    nan_column = nan_column < 0 || j < nan_column ? j : nan_column;
+                }
+            }
         }
+    }
+    if (nan_column >= 0) {
+        /* a NaN refused before any lookup (check_array): the message names
+         * the first such column's dtype, or every such column */
+        PyObject *dtype = dtype_of_column(job, node, nan_column), *columns = PyList_New(0);
+        Py_ssize_t j;
+        for (j = 0; columns != NULL && j < node->n_in; j++) {
+            PyObject *index = nan_seen[j] ? PyLong_FromSsize_t(j) : NULL;
+            if (nan_seen[j] && (index == NULL || PyList_Append(columns, index) < 0)) {
+                Py_CLEAR(columns);
+            }
+            Py_XDECREF(index);
+        }
+        if (dtype != NULL && columns != NULL) {
+            nan_dtype = PyTuple_Pack(2, dtype, columns);
+        }
+        Py_XDECREF(dtype);
+        Py_XDECREF(columns);
+        if (nan_dtype == NULL) {
+            goto done;
+        }
+        column = nan_column;
     }
     if (column < 0) {
         PyErr_SetString(PyExc_RuntimeError, "mlfast: an unknown category could not be "
@@ -526,7 +610,8 @@ raise_unknown(const mf_job *job, Py_ssize_t pos)
         goto done;
     }
     if (g->explain != NULL) {
-        msg = PyObject_CallFunction(g->explain, "OnOO", node->name, column, values, known);
+        msg = PyObject_CallFunction(g->explain, "OnOOO", node->name, column, values, known,
+                                    nan_dtype != NULL ? nan_dtype : Py_None);
         if (msg != NULL && !PyUnicode_Check(msg)) {
             Py_CLEAR(msg);
             PyErr_SetString(PyExc_TypeError, "explain must return a str");
@@ -542,9 +627,11 @@ raise_unknown(const mf_job *job, Py_ssize_t pos)
 done:
     PyMem_Free(arena);
     PyMem_Free(rows);
+    PyMem_Free(nan_seen);
     Py_XDECREF(values);
     Py_XDECREF(known);
     Py_XDECREF(msg);
+    Py_XDECREF(nan_dtype);
 }
 
 static void
@@ -558,8 +645,16 @@ raise_refusal(const mf_job *job)
         return;
     }
     node = &job->g->nodes[job->out->plan[pos]];
-    if (kind == MF_ERR_UNKNOWN) {
+    if (kind == MF_ERR_VALUE) {
+        /* set by diagnose */
+    }
+    else if (kind == MF_ERR_UNKNOWN) {
         raise_unknown(job, pos);
+    }
+    else if (kind == MF_ERR_DOMAIN) {
+        PyErr_SetString(PyExc_ValueError, node->def->domain_message != NULL
+                                              ? node->def->domain_message(node->op)
+                                              : "Input X contains a value out of range.");
     }
     else if (kind == MF_ERR_NAN) {
         PyErr_Format(
@@ -606,6 +701,16 @@ mf_graph_call(mf_Graph *g, PyObject *X, mf_method method)
     if (!o->present) {
         PyErr_Format(PyExc_AttributeError, "this model has no %s", mf_method_names[method]);
         return NULL;
+    }
+    if (g->route != NULL && !PyArray_Check(X)) {
+        /* an input another graph reads (scipy.sparse rows): its answer.  The
+         * graph is passed, not kept by the route, so that no cycle holds it. */
+        PyObject *routed = PyObject_CallFunction(g->route, "OsO", (PyObject *)g,
+                                                 mf_method_names[method], X);
+        if (routed != Py_NotImplemented) {
+            return routed;      /* the answer, or NULL with its error */
+        }
+        Py_DECREF(routed);
     }
     memset(&job, 0, sizeof(job));
     job.g = g;

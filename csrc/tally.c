@@ -5,7 +5,7 @@
  * The observing hook (mlfast/serving/ops.py) counts every request: one
  * count and three histograms (latency, rows, model compute time) under a
  * label set.  Written in Python that took ~13,000 instructions a request,
- * 2% of the cheapest request (an iris prediction), where issue 5 allows
+ * 2% of the cheapest request (an iris prediction), where the project allows
  * metrics and auth 5% together; prometheus-client's own objects cost more
  * (a lock and a Python loop over the buckets for each histogram).  No
  * library counts histograms for us in C, so this file does: one dict
@@ -413,18 +413,18 @@ tally_series(mf_Tally *self, PyObject *Py_UNUSED(arg))
 
 static PyMethodDef tally_methods[] = {
     {"add", (PyCFunction)(void (*)(void))tally_add, METH_FASTCALL,
-     "add(key, seconds, rows, compute_seconds)\n--\n\n"
+     "add($self, key, seconds, rows, compute_seconds, /)\n--\n\n"
      "Count one request under the label set `key` (a tuple of str, int, None and such "
      "tuples): its latency, rows and compute time each go to their histogram's bucket "
      "(the first bound >= the value, else +Inf) and sum. A request of 0 rows counts its "
      "latency only."},
     {"drain", (PyCFunction)tally_drain, METH_NOARGS,
-     "drain()\n--\n\n"
+     "drain($self, /)\n--\n\n"
      "The counts so far as a list of (key, requests, latency, rows, compute), each "
      "histogram a (bucket counts, sum) pair with +Inf last and counts not cumulative; "
      "the tally starts afresh."},
     {"series", (PyCFunction)tally_series, METH_NOARGS,
-     "series()\n--\n\nHow many label sets have counts now."},
+     "series($self, /)\n--\n\nHow many label sets have counts now."},
     {NULL, NULL, 0, NULL}
 };
 

@@ -651,6 +651,18 @@ static const global_entry exact_globals[] = {
     {"builtins", "getattr", MF_G_GETATTR},
     /* numpy < 1.20 wrote a ufunc as this call of (module, name); see vm_call */
     {"numpy.core", "_ufunc_reconstruct", MF_G_UFUNC_RECONSTRUCT},
+    /* scipy.sparse matrices a fitted estimator holds (SparseRandomProjection's
+     * components_, TfidfTransformer's _idf_diag up to scikit-learn 1.4, the
+     * support vectors of an SVM fitted on sparse data) and SplineTransformer's
+     * BSpline objects: inert records whose arrays the builders read and
+     * check; never called */
+    {"scipy.sparse._csr", "csr_matrix", MF_G_RECORD},
+    {"scipy.sparse.csr", "csr_matrix", MF_G_RECORD},
+    {"scipy.sparse._csr", "csr_array", MF_G_RECORD},
+    {"scipy.sparse._csc", "csc_matrix", MF_G_RECORD},
+    {"scipy.sparse.csc", "csc_matrix", MF_G_RECORD},
+    {"scipy.sparse._csc", "csc_array", MF_G_RECORD},
+    {"scipy.interpolate._bsplines", "BSpline", MF_G_RECORD},
     {NULL, NULL, 0}
 };
 
@@ -2646,6 +2658,7 @@ vm_step(mf_vm *vm, unsigned char op)
     Py_ssize_t idx;
     PyObject *top;
 
+    // clang-format off: the dispatch table, one opcode a line
     switch (op) {
     case OP_PROTO: return load_proto(vm);
     case OP_FRAME: return load_frame(vm);
@@ -2728,6 +2741,7 @@ vm_step(mf_vm *vm, unsigned char op)
     default:
         return FORMAT_ERROR(vm, "invalid opcode 0x%02x", op);
     }
+    // clang-format on
 }
 
 static void

@@ -57,10 +57,12 @@ static PyMemberDef global_members[] = {
     {NULL}
 };
 
+// clang-format off: one entry a line, as the other tables (this one would fit on one)
 static PyGetSetDef global_getset[] = {
     {"path", (getter)global_path, NULL, "'module.name'", NULL},
     {NULL}
 };
+// clang-format on
 
 /* Globals compare by name so that builders and tests can use ==. */
 static PyObject *

@@ -31,7 +31,15 @@ import atheris
 with atheris.instrument_imports(include=["mlfast.serving"]):
     import mlfast
     from mlfast.serving import (  # noqa: F401 - imported here to be instrumented
-        build_service, codec, kserve_v1, lesson, oip, repository_routes, sagemaker, vertex)
+        build_service,
+        codec,
+        kserve_v1,
+        lesson,
+        oip,
+        repository_routes,
+        sagemaker,
+        vertex,
+    )
     from mlfast.serving.http import HttpError, Request
     from mlfast.serving.service import status_of
 

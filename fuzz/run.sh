@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Fuzzing mlfast (issue 7).  `make fuzz FUZZ_SECONDS=600` runs this.
+# Fuzzing mlfast.  `make fuzz FUZZ_SECONDS=600` runs this.
 #
 #   fuzz/run.sh [load|codec|all] [SECONDS]     fuzz (all: 3/4 of the time on load)
 #   fuzz/run.sh merge                          re-minimise fuzz/corpus/ from what

@@ -11,10 +11,15 @@ the caller's NumPy buffer and gives scikit-learn's answers.
 """
 import os as _os
 from pathlib import Path as _Path
+from types import ModuleType as _ModuleType
+from typing import TYPE_CHECKING as _TYPE_CHECKING
 from typing import Any as _Any
+from typing import List as _List
+from typing import Optional as _Optional
+from typing import Union as _Union
 
 
-def _import_core():
+def _import_core() -> _ModuleType:
     """_core links to libscipy_openblas from the scipy-openblas32 wheel and
     finds it through its rpath in a regular install.  Elsewhere (an editable
     install, an unusual layout) the library is loaded by path first; the
@@ -40,9 +45,14 @@ def _import_core():
     return _core
 
 
-_core = _import_core()
+if _TYPE_CHECKING:
+    # what _import_core returns, as the type checker sees it (mlfast/_core.pyi)
+    from mlfast import _core
+else:
+    _core = _import_core()
 from mlfast._builders import Builders as _Builders
 from mlfast._builders import supported as _supported
+from mlfast._builders import ir as _ir
 from mlfast._inspect import format_tree as _format_tree
 from mlfast._loader import DEFAULT_MAX_MEMORY, Source, load_tree, read_source
 from mlfast._model import Model
@@ -73,7 +83,21 @@ __all__ = [
 _TRIM_ABOVE = 8 << 20
 
 
-def _build(tree: _Any, source=None) -> Model:
+def _refuse_key_outputs(built: _Any, builders: _Builders) -> None:
+    """A method whose columns are values, not numbers (a SimpleImputer
+    fitted on object data, last or alone): a valid model whose answer is an
+    object array, which the engine does not return."""
+    for method, out in built.outputs.items():
+        kinds = builders.graph.kind_of(out.cols.slots)
+        if (kinds == int(_ir.Slot.KEY)).any():
+            raise UnsupportedModelError(
+                f"model ({built.name}): {method} would return the input's values "
+                "(strings or objects) as an object array; mlfast serves an estimator "
+                "that imputes object columns when a step after it encodes them "
+                "(OneHotEncoder, OrdinalEncoder)")
+
+
+def _build(tree: _Any, source: _Optional[str] = None) -> Model:
     try:
         if isinstance(tree, _core.Record) and tree.path == "mlfast._model._from_state":
             # a Model pickled by mlfast itself: its graph, read as data
@@ -82,6 +106,7 @@ def _build(tree: _Any, source=None) -> Model:
             return Model(_spec_from_state(tree.args[0]), source)
         builders = _Builders()
         built = builders.build(tree, "model")
+        _refuse_key_outputs(built, builders)
         return Model(_Spec.from_built(built, builders.graph), source)
     except (ValueError, TypeError) as exc:
         if isinstance(exc, MlfastError):
@@ -138,7 +163,8 @@ def load(source: Source, *, max_memory: int = DEFAULT_MAX_MEMORY) -> Model:
     return model
 
 
-def loads(data, *, max_memory: int = DEFAULT_MAX_MEMORY, source: _Any = None) -> Model:
+def loads(data: _Union[bytes, bytearray, memoryview], *, max_memory: int = DEFAULT_MAX_MEMORY,
+          source: _Any = None) -> Model:
     """Like :func:`load`, from bytes; ``source`` names where they came from
     (shown by the model, as ``load`` shows its path)."""
     name = None if source is None else str(source)
@@ -180,7 +206,7 @@ def get_num_threads() -> int:
     return _core.get_num_threads()
 
 
-def supported_estimators() -> list:
+def supported_estimators() -> _List[str]:
     """Names of the scikit-learn classes mlfast serves."""
     return _supported()
 

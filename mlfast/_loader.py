@@ -10,7 +10,6 @@ decompression bomb fails early instead of filling the machine).
 from __future__ import annotations
 
 import bz2
-import io
 import lzma
 import os
 import re
@@ -88,7 +87,7 @@ def _drain(make, data, max_size: int, codec: str) -> bytes:
     out = []
     total = 0
     pos = 0
-    pending = b""
+    pending: bytes | memoryview = b""
     dec = make()
     while True:
         if not pending and pos < len(view) and getattr(dec, "needs_input", True):

@@ -8,19 +8,23 @@ are not ndarrays (lists, DataFrames) come back to Python, through
 from __future__ import annotations
 
 import dataclasses
+import functools
 import html
 import warnings
+from collections.abc import Iterable, Mapping
+from numbers import Number
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Dict, List, Optional
+from typing import TYPE_CHECKING, Any, Callable, Dict, List, Optional, Set, Tuple, Union
 
 import numpy as np
 
 from mlfast import _core
 from mlfast._builders import ir
 from mlfast._core import Graph
+from mlfast._text import Documents, check_text, is_sparse, pack_sparse, sparse_route
 
 _METHODS = ("predict", "predict_proba", "predict_log_proba", "decision_function",
-            "transform", "score_samples")
+            "transform", "score_samples", "predict_joint_log_proba")
 
 
 class _Method:
@@ -60,7 +64,7 @@ def _feature_name_error(fitted: np.ndarray, given: np.ndarray) -> ValueError:
     unexpected = sorted(given_set - fitted_set)
     missing = sorted(fitted_set - given_set)
 
-    def listing(names):
+    def listing(names: List[Any]) -> str:
         out = ""
         for i, name in enumerate(names):
             if i >= 5:
@@ -98,6 +102,14 @@ class Spec:
     names_required: Optional[np.ndarray] = None
     # the input columns read as keys (categories), one key slot each
     key_columns: Optional[np.ndarray] = None
+    # a text model: how its vectorizer reads the documents (mlfast/_text.py)
+    text: Optional[dict] = None
+    # a DictVectorizer first: {"features": [...], "separator": str,
+    # "dtype": str}, dicts made into rows before the graph
+    dict_input: Optional[Dict[str, Any]] = None
+    # a FeatureHasher first: {"n_features": int, "input_type": str,
+    # "alternate_sign": bool, "dtype": str}
+    hash_input: Optional[Dict[str, Any]] = None
 
     @classmethod
     def from_built(cls, built: ir.Built, graph: ir.GraphBuilder) -> "Spec":
@@ -107,9 +119,11 @@ class Spec:
         return cls(int(graph.n_features or built.n_features_in), nodes, outputs, built.name,
                    built.kind, built.feature_names_in, built.first_name, int(built.strings),
                    built.string_prefix, built.sklearn_version, built.warn_name,
-                   built.names_required, keys if keys is not None and keys.size else None)
+                   built.names_required, keys if keys is not None and keys.size else None,
+                   None if graph.text is None else check_text(graph.text),
+                   graph.dict_input, graph.hash_input)
 
-    def state(self) -> dict:
+    def state(self) -> Dict[str, Any]:
         meta = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)
                 if f.name not in ("nodes", "outputs")}
         return {"format": STATE_FORMAT, "meta": meta,
@@ -121,10 +135,22 @@ class Spec:
 STATE_FORMAT = 1
 
 
-def _unknown_message(name: str, column: int, values: Any, known: list) -> str:
+def _unknown_message(name: str, column: int, values: Any, known: List[Any],
+                     nan: Optional[Tuple[Any, ...]] = None) -> str:
     """scikit-learn's message for unknown categories (_BaseEncoder._transform),
     the categories listed as _check_unknown lists them: sorted for a numeric
-    column, in set order (Python's, as scikit-learn's own) otherwise."""
+    column, in set order (Python's, as scikit-learn's own) otherwise.  With
+    nan, (the first such column's dtype, every column) of a NaN refused
+    before any lookup: MissingIndicator's error_on_new, or the check_array of
+    an encoder whose version took no NaN."""
+    if nan is not None:
+        dtype, columns = nan
+        if name == "MissingIndicator":
+            return (f"The features {np.array(columns)} have missing values in transform but "
+                    "have no missing values in fit.")
+        if dtype == "object":
+            return "Input contains NaN"
+        return f"Input contains NaN, infinity or a value too large for dtype('{dtype}')."
     if isinstance(values, np.ndarray) and values.dtype.kind in "biuf":
         known_arr = np.array([k for k in known if isinstance(k, (int, float))], dtype=np.float64)
         unique = np.unique(values)
@@ -133,7 +159,7 @@ def _unknown_message(name: str, column: int, values: Any, known: list) -> str:
             diff = diff[~np.isnan(diff)]
         listed = list(diff)
     else:
-        def missing_of(items: set):
+        def missing_of(items: Set[Any]) -> Tuple[Set[Any], bool, bool]:
             found = {v for v in items if v is None or _is_nan(v)}
             return items - found, any(v is None for v in found), any(_is_nan(v) for v in found)
 
@@ -165,8 +191,146 @@ def _column_array(values: Any) -> np.ndarray:
     kind = getattr(dtype, "kind", "O")
     if kind in "biuf" and getattr(dtype, "name", "") != "category":
         # Int64, Float64, boolean (and their pyarrow twins): NA is NaN
-        return values.to_numpy(dtype=np.float64, na_value=np.nan)
+        converted: np.ndarray = values.to_numpy(dtype=np.float64, na_value=np.nan)
+        return converted
     return np.asarray(values)
+
+
+def _dict_rows(spec: Dict[str, Any], vocab: Dict[str, int], X: Any) -> np.ndarray:
+    """DictVectorizer.transform, dense: a str value sets feature
+    'name<separator>value' to 1, a number (or None, NaN) feature 'name' to
+    it, an iterable of str each 'name<separator>item' to 1; features not
+    seen at fit are ignored, one set twice is summed (csr_matrix.toarray)."""
+    sep = spec["separator"]
+    dtype = np.dtype(spec["dtype"]).type
+    rows = [X] if isinstance(X, Mapping) else X
+    if isinstance(rows, np.ndarray) and rows.dtype.kind != "O":
+        raise TypeError("DictVectorizer transforms dicts (a mapping or an iterable of "
+                        f"mappings), not an array of {rows.dtype}")
+    out = np.zeros((len(rows), len(vocab)), dtype=dtype)
+    for i, x in enumerate(rows):
+        for f, v in x.items():
+            if isinstance(v, str):
+                j = vocab.get(f"{f}{sep}{v}")
+                if j is not None:
+                    out[i, j] += dtype(1)
+            elif isinstance(v, Number) or v is None:
+                j = vocab.get(f)
+                if j is not None:
+                    out[i, j] += dtype(v)
+            elif not spec["iterables"]:
+                # before 0.24 any other value was the feature's own value
+                j = vocab.get(f)
+                if j is not None:
+                    out[i, j] += dtype(v)
+            elif not isinstance(v, Mapping) and isinstance(v, Iterable):
+                for vv in v:
+                    if not isinstance(vv, str):
+                        raise TypeError(f"Unsupported type {type(vv)} in iterable value. "
+                                        "Only iterables of string are supported.")
+                    j = vocab.get(f"{f}{sep}{vv}")
+                    if j is not None:
+                        out[i, j] += dtype(1)
+            else:
+                raise TypeError(f"Unsupported type {type(v)} in iterable value. "
+                                "Only iterables of string are supported.")
+    return out
+
+
+def murmurhash3_32(data: bytes, seed: int = 0) -> int:
+    """MurmurHash3 (x86, 32 bits) of bytes, as a signed int: the hash
+    scikit-learn's FeatureHasher and murmurhash3_32 compute."""
+    mask = 0xFFFFFFFF
+    c1, c2 = 0xCC9E2D51, 0x1B873593
+    h = seed & mask
+    n = len(data)
+    end = n - n % 4
+    for i in range(0, end, 4):
+        k = int.from_bytes(data[i:i + 4], "little")
+        k = (k * c1) & mask
+        k = ((k << 15) | (k >> 17)) & mask
+        k = (k * c2) & mask
+        h ^= k
+        h = ((h << 13) | (h >> 19)) & mask
+        h = (h * 5 + 0xE6546B64) & mask
+    k = 0
+    tail = data[end:]
+    if len(tail) == 3:
+        k ^= tail[2] << 16
+    if len(tail) >= 2:
+        k ^= tail[1] << 8
+    if tail:
+        k ^= tail[0]
+        k = (k * c1) & mask
+        k = ((k << 15) | (k >> 17)) & mask
+        k = (k * c2) & mask
+        h ^= k
+    h ^= n
+    h ^= h >> 16
+    h = (h * 0x85EBCA6B) & mask
+    h ^= h >> 13
+    h = (h * 0xC2B2AE35) & mask
+    h ^= h >> 16
+    return h - (1 << 32) if h & 0x80000000 else h
+
+
+def _hashed_rows(spec: Dict[str, Any], X: Any) -> np.ndarray:
+    """FeatureHasher.transform, dense (sklearn/feature_extraction/
+    _hashing_fast.pyx): 'name=value' for a str value (then 1), a zero value
+    skipped, the column abs(h) % n_features, the sign of h when
+    alternate_sign, values of one column summed."""
+    n_features, kind, alternate = spec["n_features"], spec["input_type"], \
+        spec["alternate_sign"]
+    dtype = np.dtype(spec["dtype"])
+    if kind == "string" and isinstance(X, (list, tuple)) and X and isinstance(X[0], str):
+        raise ValueError("Samples can not be a single string. The input must be an iterable "
+                         "over iterables of strings.")
+    rows = list(X)
+    if not rows:
+        raise ValueError("Cannot vectorize empty sequence.")
+    out = np.zeros((len(rows), n_features), dtype=dtype)
+    for i, x in enumerate(rows):
+        pairs = x.items() if kind == "dict" else ((f, 1) for f in x) if kind == "string" else x
+        for f, v in pairs:
+            if isinstance(v, str):
+                f = f"{f}={v}"
+                value = 1.0
+            else:
+                value = float(v)
+            if value == 0:
+                continue
+            if isinstance(f, str):
+                f = f.encode("utf-8")
+            elif not isinstance(f, bytes):
+                raise TypeError("feature names must be strings")
+            h = murmurhash3_32(f)
+            j = (2147483647 - (n_features - 1)) % n_features if h == -2147483648 \
+                else abs(h) % n_features
+            if alternate and h < 0:
+                value = -value
+            out[i, j] += dtype.type(value)
+    return out
+
+
+def _foreign_frame(X: Any) -> Optional[tuple]:
+    """(column names, columns) of a polars DataFrame or a pyarrow Table, each
+    column a 1-D array as scikit-learn reads it (numbers with nulls as
+    float NaN, strings as objects with None); None for anything else."""
+    module = type(X).__module__
+    if module.startswith("polars") and hasattr(X, "get_columns"):
+        columns = [np.asarray(s.to_numpy()) for s in X.get_columns()]
+        names = list(X.columns)
+    elif module.startswith("pyarrow") and hasattr(X, "column_names") and \
+            hasattr(X, "num_columns"):
+        columns = [np.asarray(X.column(i).to_numpy()) for i in range(X.num_columns)]
+        names = list(X.column_names)
+    else:
+        return None
+    if not columns or not all(isinstance(n, str) for n in names):
+        return None
+    # a numpy string column (polars' to_numpy of a column without nulls)
+    columns = [c.astype(object) if c.dtype.kind in "US" else c for c in columns]
+    return np.asarray(names, dtype=object), columns
 
 
 def _frame_columns(X: Any) -> List[np.ndarray]:
@@ -198,19 +362,55 @@ class _Coerce:
     Model that the Graph referred back to would live until the garbage
     collector ran."""
 
-    __slots__ = ("spec", "names_warning", "fitted_list")
+    __slots__ = ("spec", "names_warning", "fitted_list", "vocab")
 
     def __init__(self, spec: "Spec", names_warning: Optional[str]):
         self.spec = spec
         self.names_warning = names_warning
+        self.vocab = None if spec.dict_input is None else \
+            {f: i for i, f in enumerate(spec.dict_input["features"])}
         self.fitted_list = None if spec.feature_names_in is None else \
             spec.feature_names_in.tolist()
 
     def __call__(self, X: Any) -> Any:
         spec = self.spec
+        if spec.dict_input is not None:
+            return _dict_rows(spec.dict_input, self.vocab, X)
+        if spec.hash_input is not None:
+            return _hashed_rows(spec.hash_input, X)
+        foreign = _foreign_frame(X)
+        if foreign is not None:
+            return self._foreign(*foreign)
         if spec.key_columns is not None:
             return self._table(X)
         return self._numbers(X)
+
+    def _foreign(self, names: np.ndarray, columns: List[np.ndarray]) -> Any:
+        """A polars DataFrame or a pyarrow Table: its columns by name, as
+        scikit-learn reads a DataFrame (names checked, or selected by a
+        ColumnTransformer fitted on names)."""
+        spec = self.spec
+        fitted, required = spec.feature_names_in, spec.names_required
+        by_name = dict(zip(names.tolist(), columns))
+        if fitted is not None and required is not None:
+            missing = set(required.tolist()) - set(by_name)
+            if missing:
+                raise ValueError(f"columns are missing: {missing}")
+            columns = [by_name[n] if n in by_name else np.full(len(columns[0]), np.nan)
+                       for n in fitted.tolist()]
+        elif fitted is None:
+            warnings.warn(f"X has feature names, but {spec.first_name} was fitted without "
+                          "feature names", UserWarning, stacklevel=3)
+        elif names.shape != fitted.shape or not np.array_equal(names, fitted):
+            raise _feature_name_error(fitted, names)
+        if spec.key_columns is not None:
+            return columns
+        if all(c.dtype.kind in "biuf" for c in columns):
+            return np.column_stack(columns)
+        out = np.empty((len(columns[0]), len(columns)), dtype=object)
+        for j, c in enumerate(columns):
+            out[:, j] = c
+        return out
 
     def _records(self, X: Any) -> List[np.ndarray]:
         """A dict (one row) or a list of dicts, keyed by column name."""
@@ -273,6 +473,10 @@ class _Coerce:
             return _frame_columns(X)
         if self.names_warning is not None:
             warnings.warn(self.names_warning, UserWarning, stacklevel=3)
+        if spec.strings == ir.Strings.IMPUTER:
+            # check_array(dtype=None) of an old SimpleImputer: numpy's own
+            # dtype, a str array when every value is text (refused in C)
+            return np.asarray(X)
         # a list of rows keeps its Python values (check_array(dtype=object))
         return np.asarray(X, dtype=object)
 
@@ -307,7 +511,8 @@ class _Coerce:
                 # pandas extension dtypes (nullable Int64, Float64, boolean):
                 # converted early, pd.NA becoming NaN, as scikit-learn does
                 try:
-                    return X.to_numpy(dtype=np.float64, na_value=np.nan)
+                    converted: np.ndarray = X.to_numpy(dtype=np.float64, na_value=np.nan)
+                    return converted
                 except (TypeError, ValueError):
                     pass
             return np.asarray(X)
@@ -330,6 +535,12 @@ class Model:
     engine.  Made by :func:`mlfast.load`, :func:`mlfast.loads` and
     :func:`mlfast.compile`; it answers like the estimator it came from."""
 
+    # set in __init__ where the estimator has them, as scikit-learn's are
+    n_features_in_: int
+    feature_names_in_: np.ndarray
+    #: one array of labels; a list of them for a multi-output classifier
+    classes_: Union[np.ndarray, List[np.ndarray]]
+
     def __init__(self, spec: Spec, source: Optional[str] = None):
         self._spec = spec
         self._source = source
@@ -344,6 +555,14 @@ class Model:
             key_columns=spec.key_columns, explain=_unknown_message,
             column_names=None if spec.feature_names_in is None else
             tuple(spec.feature_names_in.tolist()))
+        route = sparse_route(spec)
+        if route is not None:
+            # scipy.sparse X: the same model over packed rows
+            sparse_graph = Graph(
+                1, route[0], route[1], strings=int(spec.strings),
+                string_prefix=spec.string_prefix, names_warning=names_warning,
+                first_name=spec.first_name or None, key_columns=np.zeros(1, np.int64))
+            self._graph.route = _SparseRoute(sparse_graph, spec.n_features, bool(route[2]))
         for node, made in zip(spec.nodes, self._graph.made[1:]):
             if made is not None and isinstance(node.op, ir.Forest):
                 # keep a forest only in its packed layout: the per-node
@@ -359,14 +578,19 @@ class Model:
         # a list first: tuple(generator) over-allocates and shrinks, which leaves
         # one tuple per model in CPython's free list until it fills (2,000)
         methods = tuple([m for m in _METHODS if m in spec.outputs])
+        documents = Documents(spec.text) if spec.text is not None else None
         for name in methods:
             out = spec.outputs[name]
             method = getattr(self._graph, name)
             if out.split is not None or out.column_classes is not None:
                 method = _multi_output(method, out)
+            if documents is not None:
+                method = _reading_documents(method, documents)
             setattr(self, name, method)
         self._methods = methods
-        self.n_features_in_ = spec.n_features
+        if documents is None:
+            # a vectorizer reads documents, not columns: it has no n_features_in_
+            self.n_features_in_ = spec.n_features
         if spec.feature_names_in is not None:
             self.feature_names_in_ = spec.feature_names_in
         predict = spec.outputs.get("predict")
@@ -407,7 +631,7 @@ class Model:
                 total += classes.nbytes
         return total
 
-    def __dir__(self):
+    def __dir__(self) -> List[str]:
         hidden = set(_METHODS) - set(self._methods)
         return [n for n in super().__dir__() if n not in hidden]
 
@@ -423,6 +647,7 @@ class Model:
         def decision_function(self, X: Any) -> np.ndarray: ...
         def transform(self, X: Any) -> np.ndarray: ...
         def score_samples(self, X: Any) -> np.ndarray: ...
+        def predict_joint_log_proba(self, X: Any) -> np.ndarray: ...
     else:
         @_Method
         def predict(self, X):
@@ -452,16 +677,21 @@ class Model:
             """Per-row scores (IsolationForest: the opposite of the anomaly
             score)."""
 
-    def _summary(self) -> dict:
+        @_Method
+        def predict_joint_log_proba(self, X: Any) -> np.ndarray:
+            """Naive Bayes: log P(x, y) for each class of ``classes_``."""
+
+    def _summary(self) -> Dict[str, Any]:
         out = {
             "estimator": self.estimator,
             "kind": self.kind,
-            "features": self.n_features_in_,
+            "features": getattr(self, "n_features_in_", None),
         }
-        if isinstance(getattr(self, "classes_", None), list):
-            out["classes"] = [c.tolist() for c in self.classes_]
-        elif hasattr(self, "classes_"):
-            out["classes"] = self.classes_.tolist()
+        classes = getattr(self, "classes_", None)
+        if isinstance(classes, list):
+            out["classes"] = [c.tolist() for c in classes]
+        elif classes is not None:
+            out["classes"] = classes.tolist()
         predict = self._spec.outputs.get("predict")
         if self.kind == "regressor" and predict is not None and not predict.squeeze:
             out["outputs"] = int(predict.slots.size)
@@ -494,24 +724,56 @@ class Model:
 
     # -- pickling: plain data, which mlfast.load reads back safely ----------------
 
-    def __reduce__(self):
+    def __reduce__(self) -> Tuple[Any, ...]:
         return (_from_state, (self._spec.state(), self._source))
 
 
-def _multi_output(method, out: ir.Output):
+def _reading_documents(method: Callable[[Any], Any], documents: Documents) -> Callable[[Any], Any]:
+    """A text model's method: the documents packed, then the graph."""
+
+    @functools.wraps(method)
+    def call(X: Any) -> Any:
+        return method(documents(X))
+
+    return call
+
+
+class _SparseRoute:
+    """A model that starts with a linear model reads scipy.sparse X through
+    its sparse graph, never densified.  The Graph calls this (in C) for any
+    X that is not an ndarray, so an array pays nothing; it is handed the
+    dense graph rather than keeping it, so that no cycle holds the graph."""
+
+    __slots__ = ("sparse", "n_features", "coo")
+
+    def __init__(self, sparse: Graph, n_features: int, coo: bool):
+        self.sparse = sparse
+        self.n_features = n_features
+        self.coo = coo
+
+    def __call__(self, dense: Graph, method: str, X: Any) -> Any:
+        if not is_sparse(X):
+            return NotImplemented
+        rows = pack_sparse(X, self.n_features, getattr(dense, method), self.coo)
+        return getattr(self.sparse, method)(rows)
+
+
+def _multi_output(method: Callable[[Any], np.ndarray], out: ir.Output) -> Callable[[Any], Any]:
     """A multi-output answer from what C returns: a list of arrays (each
     output's probabilities), or each column's indices as its own labels."""
     if out.split is not None:
         bounds = np.cumsum(out.split)[:-1]
 
-        def split(X):
+        def split(X: Any) -> Any:
             parts = np.split(method(X), bounds, axis=1)
             return np.asarray(parts) if out.stacked else parts
 
         return split
     classes = out.column_classes
+    if classes is None:
+        raise TypeError("a multi-output answer needs split widths or column classes")
 
-    def labels(X):
+    def labels(X: Any) -> np.ndarray:
         index = method(X).astype(np.intp)
         columns = [c.take(index[:, k], axis=0) for k, c in enumerate(classes)]
         if out.column_dtype is not None:
@@ -519,12 +781,13 @@ def _multi_output(method, out: ir.Output):
             for k, column in enumerate(columns):
                 result[:, k] = column
             return result
-        return np.asarray(columns).T
+        stacked: np.ndarray = np.asarray(columns)
+        return np.transpose(stacked)
 
     return labels
 
 
-def _human_bytes(n: int) -> str:
+def _human_bytes(n: float) -> str:
     for unit in ("B", "KiB", "MiB", "GiB"):
         if n < 1024 or unit == "GiB":
             return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
@@ -561,11 +824,42 @@ def spec_from_state(state: Any) -> Spec:
         warn_name=_typed(meta.get("warn_name"), str, "warn_name", True),
         names_required=_names(meta.get("names_required")),
         key_columns=_key_columns(meta.get("key_columns")),
+        text=None if meta.get("text") is None else check_text(meta.get("text")),
+        dict_input=_dict_input(meta.get("dict_input")),
+        hash_input=_hash_input(meta.get("hash_input")),
     )
 
 
+def _hash_input(value: Any) -> Optional[Dict[str, Any]]:
+    if value is None:
+        return None
+    if not isinstance(value, dict) or \
+            set(value) != {"n_features", "input_type", "alternate_sign", "dtype"} or \
+            not isinstance(value["n_features"], int) or \
+            not 1 <= value["n_features"] <= 2 ** 31 - 1 or \
+            value["input_type"] not in ("dict", "pair", "string") or \
+            not isinstance(value["alternate_sign"], bool) or \
+            value["dtype"] not in ("float64", "float32", "float16", "int64", "int32", "bool"):
+        raise ValueError("hash_input must hold n_features, input_type, alternate_sign, dtype")
+    return value
+
+
+def _dict_input(value: Any) -> Optional[Dict[str, Any]]:
+    if value is None:
+        return None
+    if not isinstance(value, dict) or \
+            set(value) != {"features", "separator", "dtype", "iterables"} or \
+            not isinstance(value["iterables"], bool) or \
+            not isinstance(value["features"], list) or \
+            not all(isinstance(f, str) for f in value["features"]) or \
+            not isinstance(value["separator"], str) or \
+            value["dtype"] not in ("float64", "float32", "float16", "int64", "int32", "bool"):
+        raise ValueError("dict_input must hold features (str), a separator and a dtype")
+    return value
+
+
 def _key_columns(value: Any) -> Optional[np.ndarray]:
-    columns = _array(value, "key_columns", True)
+    columns: Optional[np.ndarray] = _array(value, "key_columns", True)
     if columns is not None:
         if columns.ndim != 1 or columns.dtype.kind not in "iu":
             raise ValueError("key_columns must be a 1-D array of column indices")
@@ -578,7 +872,7 @@ def _typed(value: Any, kind: type, what: str, optional: bool = False) -> Any:
         return None
     if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
         raise ValueError(f"{what} is a {type(value).__name__}, expected {kind.__name__}")
-    if kind is str and len(value) > 10000:
+    if isinstance(value, str) and len(value) > 10000:
         raise ValueError(f"{what} is too long")
     return value
 
@@ -592,7 +886,7 @@ def _array(value: Any, what: str, optional: bool = False) -> Any:
 
 
 def _names(value: Any) -> Optional[np.ndarray]:
-    names = _array(value, "feature_names_in", True)
+    names: Optional[np.ndarray] = _array(value, "feature_names_in", True)
     if names is not None and (names.ndim != 1 or names.dtype.kind != "O" or
                               not all(isinstance(x, str) for x in names.tolist())):
         raise ValueError("feature_names_in must be a 1-D array of str")
@@ -628,7 +922,7 @@ def _dtype(value: Any) -> Optional[np.dtype]:
 
 
 def _classes(value: Any) -> np.ndarray:
-    classes = _array(value, "classes")
+    classes: np.ndarray = _array(value, "classes")
     if classes.ndim != 1 or classes.size < 1 or classes.dtype.kind not in "biufUSO":
         raise ValueError("classes must be a non-empty 1-D array of labels")
     return classes
@@ -660,7 +954,7 @@ def _node_from_state(state: Any, i: int) -> ir.Node:
               for name, fkind, _dtype, _ndim, optional in fields}
     return ir.Node(
         op=ir.op_from_state({"op": kind, **values}),
-        inputs=np.require(_array(state.get("inputs"), f"nodes[{i}].inputs"), np.int64, "CA"),
+        inputs=np.require(_array(state.get("inputs"), f"nodes[{i}].inputs"), np.int64, ["C", "A"]),
         n_out=_typed(state.get("n_out"), int, f"nodes[{i}].n_out"),
         name=_typed(state.get("name"), str, f"nodes[{i}].name"),
         accept=_typed(state.get("accept"), int, f"nodes[{i}].accept"),
@@ -673,7 +967,7 @@ def _output_from_state(state: Any) -> ir.Output:
         raise ValueError("an output is not a dict")
     classes = state.get("classes")
     return ir.Output(
-        slots=np.require(_array(state.get("slots"), "output slots"), np.int64, "CA"),
+        slots=np.require(_array(state.get("slots"), "output slots"), np.int64, ["C", "A"]),
         classes=None if classes is None else np.ascontiguousarray(_classes(classes)),
         squeeze=_typed(state.get("squeeze"), bool, "squeeze"),
         split=_split(state.get("split")),

@@ -123,6 +123,23 @@ def test_input(name, X):
     return INPUTS[name]
 
 
+#: the object test inputs (categorical columns: str, float, None, NaN),
+#: saved once per stack in inputs_obj.json as lists of rows (NaN as JSON's
+#: NaN); every fixture reading one is asked with the 2-D object array [0]
+#: and with the same rows as a list of lists [1]
+OBJ_INPUTS = {}
+
+
+def object_input(name, rows):
+    OBJ_INPUTS[name] = [list(row) for row in rows]
+    X = np.empty((len(rows), len(rows[0])), dtype=object)
+    for i, row in enumerate(rows):
+        for j, v in enumerate(row):
+            X[i, j] = v
+    OBJ_INPUTS[name + "#array"] = X
+    return X
+
+
 X2, y2 = classification(2, 0)
 X3, y3 = classification(3, 1, n_samples=150)
 XT = test_input("XT", test_matrix(100))
@@ -261,8 +278,17 @@ def _externals_joblib():
     return ext if hasattr(ext, "dump") else None
 
 
-def record(name, est, X_test, variants=("joblib",), note=None, refused=None):
-    """Save est in the given variants and record its outputs on X_test.
+def _same(a, b):
+    if a.dtype.kind == "f":
+        return bool(np.all((a == b) | (np.isnan(a) & np.isnan(b))))
+    return bool(np.all(a == b))
+
+
+def record(name, est, X_test, variants=("joblib",), note=None, refused=None, file_of=None,
+           methods=METHODS):
+    """Save est in the given variants and record its outputs on X_test
+    (file_of: the name of a fixture of the same est, whose files this one
+    reads instead of saving its own).
 
     X_test is one of INPUTS (float64; the float32 input is
     ``X_test.astype(np.float32)``).  <name>.npz holds, for each method, one
@@ -275,22 +301,36 @@ def record(name, est, X_test, variants=("joblib",), note=None, refused=None):
     stack.  Object arrays of labels are stored as '<U' and listed in
     "object_outputs".
     """
-    input_name = next(k for k, v in INPUTS.items() if v is X_test)
-    X64 = X_test
-    X32 = X64.astype(np.float32)
+    names = [k for k, v in INPUTS.items() if v is X_test]
+    if names:
+        input_name, input_kind = names[0], None
+        pairs = (("f64", X_test), ("f32", X_test.astype(np.float32)))
+    elif isinstance(X_test, list):
+        # dicts of features: as a list and as a tuple of the same dicts
+        input_name = next(k for k, v in OBJ_INPUTS.items() if v is X_test)
+        input_kind = "dicts"
+        pairs = (("records", X_test), ("tuple", tuple(X_test)))
+    else:
+        input_name = next(k for k, v in OBJ_INPUTS.items() if v is X_test)[:-len("#array")]
+        input_kind = "object"
+        pairs = (("obj", X_test), ("list", [list(row) for row in OBJ_INPUTS[input_name]]))
     arrays = {}
     dtypes, object_outputs, errors = {}, [], {}
-    for m in METHODS:
+    for m in methods:
         if not hasattr(est, m):
             continue
         results = []
-        for tag, X in (("f64", X64), ("f32", X32)):
+        for tag, X in pairs:
             try:
                 with np.errstate(all="ignore"):
                     results.append(getattr(est, m)(X))
             except Exception as exc:  # recorded, never silently dropped
                 # the first line: what scikit-learn says is wrong
                 errors[f"{m}__{tag}"] = f"{type(exc).__name__}: {exc}".split("\n")[0][:200]
+        if len(results) == 1 and input_kind:
+            # the array answered and the list was refused, or the other way
+            # round: the refusal is recorded, the answer kept in both rows
+            results = results * 2
         if len(results) != 2:
             continue
         if isinstance(results[0], list):
@@ -310,7 +350,11 @@ def record(name, est, X_test, variants=("joblib",), note=None, refused=None):
             common = np.promote_types(a64.dtype, a32.dtype)
             assert common.kind == a64.dtype.kind, (name, m, a64.dtype, a32.dtype)
             a64, a32 = a64.astype(common), a32.astype(common)
-        arrays[m] = np.stack([a64, a32])
+        if input_kind and a64.dtype == a32.dtype and _same(a64, a32):
+            # the array and the list answered alike: one row holds both
+            arrays[m] = a64[None]
+        else:
+            arrays[m] = np.stack([a64, a32])
     savez(os.path.join(OUT, name + ".npz"), arrays)
     entry = {
         "stack": STACK,
@@ -320,6 +364,8 @@ def record(name, est, X_test, variants=("joblib",), note=None, refused=None):
         "input": input_name,
         "files": {},
     }
+    if input_kind:
+        entry["input_kind"] = input_kind
     if refused:
         entry["refused"] = refused
     if _classes_in(est) != [entry["estimator"]]:
@@ -335,6 +381,9 @@ def record(name, est, X_test, variants=("joblib",), note=None, refused=None):
     entry["state"] = _state_notes(est)
     if hasattr(est, "steps"):
         entry["state"] = {n: _state_notes(s) for n, s in est.steps}
+    if file_of is not None:
+        entry["files"] = dict(next(e for e in entries if e["fixture"] == file_of)["files"])
+        variants = ()
     for variant in variants:
         if variant == "joblib":
             fname = name + ".joblib"
@@ -948,7 +997,160 @@ if SK >= (1, 6):
 else:
     skipped("frozen_estimator", "FrozenEstimator is new in 1.6")
 
+# ---------------------------------------------------------------------------
+# categorical encoders on object columns (str, None, NaN) and on numbers:
+# before 0.24 check_array refused NaN in the columns of either encoder
+# ("Input contains NaN"), OrdinalEncoder's until 1.0; missing values are
+# categories from then on.  Each test input has at most one unknown value
+# in a column, so that scikit-learn's message (which lists a set) is the
+# same at every run.
+
+from sklearn.compose import ColumnTransformer  # noqa: E402
+from sklearn.preprocessing import OneHotEncoder, OrdinalEncoder  # noqa: E402
+
+DENSE = ({"sparse_output": False} if "sparse_output" in OneHotEncoder().get_params()
+         else {"sparse": False})
+rng = _rng(20)
+XO = np.empty((60, 3), dtype=object)
+XO[:, 0] = rng.choice(["S", "C", "Q"], 60)
+XO[:, 1] = rng.choice(["a", "b", "c", "d"], 60)
+XO[:, 2] = rng.choice(["x", "y"], 60)
+XO = XO.astype(object)
+for j in range(3):     # Python str, as a DataFrame's object column holds
+    XO[:, j] = [str(v) for v in XO[:, j]]
+XOC = object_input("XOC", [["S", "a", "x"], ["C", "b", "y"], ["Q", "d", "x"],
+                           ["S", "c", "y"], ["C", "a", "x"], ["Q", "b", "y"]])
+XOT = object_input("XOT", [["S", "a", "x"], ["C", float("nan"), "y"], ["X", "d", "x"],
+                           ["S", "c", "y"], ["C", None, "x"], ["Q", "b", "Z"]])
+XOK = object_input("XOK", [["S", "a", "x"], ["C", float("nan"), "y"], ["Q", "d", "x"],
+                           ["S", "c", "y"], ["C", "a", "x"], ["Q", "b", "y"]])
+XOM = XO.copy()
+XOM[::7, 1] = np.nan
+XOM[::9, 2] = None
+
+# (compressed, and a fixture asked with a second input reads the first's
+# file: the fixtures stay small)
+# None, NaN and categories unseen at fit: NaN refused by check_array before
+# 0.24, an unknown category since
+record("onehot_str", OneHotEncoder(handle_unknown="ignore", **DENSE).fit(XO), XOT,
+       variants=Z3)
+# OrdinalEncoder and a one-hot encoding that drops each first category,
+# side by side (one file)
+ordinal_drop = ColumnTransformer([("ordinal", OrdinalEncoder(), [0, 1, 2]),
+                                  ("onehot", OneHotEncoder(drop="first", **DENSE), [0, 1, 2])])
+record("ordinal_drop_first", ordinal_drop.fit(XO), XOC, variants=Z3)
+# NaN at transform: refused by check_array before 1.0, an unknown category
+# since (and OrdinalEncoder's handle_unknown='error' then names it)
+record("ordinal_drop_first_nan", ordinal_drop, XOK, file_of="ordinal_drop_first")
+# NaN and None categories seen at fit (one-hot from 0.24, ordinal from 1.0),
+# unknown_value (0.24 on) and TargetEncoder (binary 1.3, several classes
+# 1.4 on): one ColumnTransformer, one file
+ENCODED = {"handle_unknown": "use_encoded_value", "unknown_value": -1}
+yo = _rng(24).randint(0, 3 if SK >= (1, 4) else 2, len(XOM))
+if SK >= (1, 0):
+    parts = [("onehot", OneHotEncoder(handle_unknown="ignore", **DENSE), [0, 1, 2]),
+             ("ordinal", OrdinalEncoder(**ENCODED), [0, 1, 2])]
+    if SK >= (1, 3):
+        from sklearn.preprocessing import TargetEncoder
+        parts.append(("target", TargetEncoder(random_state=0), [0, 1, 2]))
+    record("encoders_fit_missing", ColumnTransformer(parts).fit(XOM, yo), XOT, variants=Z3)
+elif SK >= (0, 24):
+    record("encoders_fit_missing", ColumnTransformer([
+        ("onehot", OneHotEncoder(handle_unknown="ignore", **DENSE), [0, 1, 2]),
+        ("ordinal", OrdinalEncoder(**ENCODED), [0])]).fit(XOM), XOT, variants=Z3)
+else:
+    skipped("encoders_fit_missing", "missing values are categories from 0.24")
+
+XK = np.column_stack([_rng(21).randint(0, 4, 60), _rng(22).randint(0, 3, 60) + 0.5])
+XKT = np.array([[0, 0.5], [1, 1.5], [2, 2.5], [3, 0.5], [4, 1.5], [1, 7.5], [2, 0.5],
+                [3, 2.5], [0, 1.5], [1, 0.5]], dtype=np.float64)
+XKT[6, 0] = np.nan
+XKT = test_input("XKT", XKT)
+# float categories; NaN in row 6: refused before 0.24 (naming the input's
+# dtype), an unknown category since
+record("onehot_num", OneHotEncoder(handle_unknown="ignore", **DENSE).fit(XK), XKT, variants=Z3)
+
+# SimpleImputer on object data, alone and in a titanic-style pipeline
+# (alone, its answer is an object array, which mlfast does not return: the
+# pipeline's next step encodes it).  Before 0.24 a list of str rows was a
+# '<U1' array, which SimpleImputer refused
+XOQ = XO.copy()
+XOQ[::5, 0] = "?"
+XOQ[::6, 1] = "?"
+record("imputer_obj_ordinal",
+       Pipeline([("impute", SimpleImputer(missing_values="?", strategy="most_frequent")),
+                 ("encode", OrdinalEncoder())]).fit(XOQ),
+       object_input("XOQ", [["S", "a", "x"], ["?", "b", "y"], ["Q", "?", "x"],
+                            ["C", "c", "y"]]), variants=Z3)
+
+rng = _rng(23)
+n = 120
+XTI = np.empty((n, 5), dtype=object)
+age = np.round(rng.uniform(1, 80, n), 1)
+age[rng.uniform(size=n) < 0.2] = np.nan
+XTI[:, 0] = age.tolist()
+XTI[:, 1] = np.round(rng.exponential(30, n), 2).tolist()
+XTI[:, 2] = [str(v) for v in rng.choice(["male", "female"], n)]
+embarked = [str(v) for v in rng.choice(["S", "C", "Q"], n)]
+XTI[:, 3] = [float("nan") if i % 11 == 0 else v for i, v in enumerate(embarked)]
+XTI[:, 4] = [str(v) for v in rng.choice(list("ABCDEFG"), n)]
+yti = ((XTI[:, 2] == "female") ^ (rng.uniform(size=n) < 0.2)).astype(int)
+# numbers with NaN, strings with NaN and unseen values
+XTIT = object_input("XTIT", [
+    [22.0, 7.25, "male", "S", "C"], [38.0, 71.28, "female", "C", "B"],
+    [float("nan"), 8.05, "female", "Q", "E"], [35.0, 53.1, "male", float("nan"), "A"],
+    [2.0, 21.07, "female", "X", "G"], [54.0, 51.86, "male", "S", "T"]])
+from sklearn.impute import MissingIndicator  # noqa: E402
+
+num = Pipeline([("impute", SimpleImputer(strategy="median")), ("scale", StandardScaler())])
+cat = Pipeline([("impute", SimpleImputer(strategy="constant", fill_value="missing")),
+                ("onehot", OneHotEncoder(handle_unknown="ignore", **DENSE))])
+record("titanic_pipeline",
+       Pipeline([("columns", ColumnTransformer([("num", num, [0, 1]), ("cat", cat, [2, 3, 4]),
+                                                ("missing", MissingIndicator(), [0, 1])])),
+                 ("clf", LogisticRegression(max_iter=1000))]).fit(XTI, yti), XTIT,
+       variants=Z3, methods=("predict", "predict_proba"))
+
+# DictVectorizer and FeatureHasher (nothing of them changed meaning but
+# DictVectorizer's list values: the oldest stack and the newest)
+if SK < (0, 22) or SK >= (1, 9):
+    from sklearn.feature_extraction import DictVectorizer
+
+    # (a list of str values is one feature a value from 0.24; before, the
+    # list itself was the value of the feature named by its key)
+    XD = [{"city": str(c), "t": float(t), "tags": ["a", "b"][:int(k)]}
+          for c, t, k in zip(_rng(25).choice(["Oslo", "Lima", "Pune"], 40),
+                             _rng(26).normal(size=40), _rng(27).randint(0, 3, 40))]
+    if SK < (0, 24):
+        for row in XD:
+            del row["tags"]
+    OBJ_INPUTS["XDT"] = [{"city": "Rome", "t": 0.5, "tags": ["a", "z", "a"]},
+                         {"city": "Oslo", "t": -1.25, "extra": 2.0}, {"t": 3.0}]
+    record("dict_vectorizer", Pipeline([("vec", DictVectorizer()),
+                                        ("clf", LogisticRegression(max_iter=1000))])
+           .fit(XD, (_rng(28).uniform(size=40) < 0.5).astype(int)), OBJ_INPUTS["XDT"],
+           variants=Z3, methods=("predict_proba",))
+else:
+    skipped("dict_vectorizer", "kept to the oldest and the newest stack")
+if SK >= (1, 9):
+    from sklearn.feature_extraction import FeatureHasher
+
+    # (values are numbers or str only; the newest stack: the corpus's size)
+    OBJ_INPUTS["XHT"] = [{k: v for k, v in row.items() if k != "tags"}
+                         for row in OBJ_INPUTS["XDT"]]
+    record("feature_hasher", Pipeline([("hash", FeatureHasher(n_features=8)),
+                                       ("clf", LogisticRegression(max_iter=1000))])
+           .fit([{k: v for k, v in row.items() if k != "tags"} for row in XD],
+                (_rng(28).uniform(size=40) < 0.5).astype(int)), OBJ_INPUTS["XHT"],
+           variants=Z3, methods=("predict_proba",))
+else:
+    skipped("feature_hasher", "kept to the newest stack")
+
 savez(os.path.join(OUT, "inputs.npz"), INPUTS)
+with open(os.path.join(OUT, "inputs_obj.json"), "w") as fh:
+    json.dump({k: v for k, v in OBJ_INPUTS.items() if not k.endswith("#array")}, fh,
+              sort_keys=True, separators=(",", ":"))
+    fh.write("\n")
 with open(os.path.join(OUT, "manifest.part.json"), "w") as fh:
     json.dump({"versions": VERSIONS, "modules": sorted(MODULES), "facts": FACTS,
                "fixtures": entries}, fh, indent=1)

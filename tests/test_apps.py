@@ -10,8 +10,16 @@ import time
 
 import pytest
 import requests
-
-from support.serving import BIN, PYTHON, REPO, Server, fit_string_labels, free_port, iris, mlfast_serve
+from support.serving import (
+    BIN,
+    PYTHON,
+    REPO,
+    Server,
+    fit_string_labels,
+    free_port,
+    iris,
+    mlfast_serve,
+)
 
 APPS = REPO / "apps"
 
@@ -122,6 +130,7 @@ def test_predict_client(server):
 
 def test_sagemaker_client(server):
     import joblib
+
     import mlfast
 
     expected = int(joblib.load(mlfast.demo_model_path()).predict([[1, 2, 3, 4]])[0])

@@ -7,9 +7,9 @@ import subprocess
 import numpy as np
 import pytest
 import requests
+from support.serving import BIN, PYTHON, REPO, mlfast_serve
 
 import mlfast
-from support.serving import BIN, PYTHON, REPO, mlfast_serve
 
 
 def run(*args, timeout=60):

@@ -11,7 +11,6 @@ import shutil
 from urllib.parse import urlparse
 
 import pytest
-
 from support.serving import mlfast_serve
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")

@@ -9,6 +9,7 @@ reads back through the same checks.
 """
 import dataclasses
 import pickle
+from enum import IntEnum
 
 import numpy as np
 import pytest
@@ -23,6 +24,28 @@ from mlfast import _core
 from mlfast._builders import ir
 
 KINDS = {"int": int, "float": float, "bool": bool}
+
+
+# every enum ir.py makes of C's tables
+ENUMS = tuple(sorted(name for name, v in vars(ir).items()
+                     if isinstance(v, type) and issubclass(v, IntEnum) and v.__module__ == ir.__name__))
+
+
+def test_every_enum_member_the_builders_name_is_one_of_cs_codes():
+    """The enums are made from C's tables at import, so a type checker cannot
+    see a misspelt member: this reads every `Enum.MEMBER` in the builders
+    and the Model and looks it up."""
+    import pathlib
+    import re
+
+    root = pathlib.Path(mlfast.__file__).parent
+    pattern = re.compile(r"\b(" + "|".join(ENUMS) + r")\.([A-Z][A-Z0-9_]*)\b")
+    named = set()
+    for path in sorted(root.rglob("*.py")):
+        for enum, member in pattern.findall(path.read_text()):
+            named.add((enum, member))
+            assert member in getattr(ir, enum).__members__, f"{path.name}: {enum}.{member}"
+    assert len({e for e, _ in named}) >= 8, named  # the scan finds the builders' uses
 
 
 @pytest.mark.parametrize("name", sorted(_core.OPS))
@@ -49,7 +72,8 @@ def test_enums_come_from_c():
     assert ir.ProbaRule.SOFTMAX == _core.CODES["proba"]["SOFTMAX"]
     assert ir.Accept.FINITE == 0 and ir.Accept.ANY == _core.CODES["accept"]["ANY"]
     assert ir.METHODS == ("predict", "predict_proba", "predict_log_proba",
-                          "decision_function", "transform", "score_samples")
+                          "decision_function", "transform", "score_samples",
+                          "predict_joint_log_proba")
 
 
 def _affine_graph(inputs, n_out=2, outputs=None):
@@ -194,4 +218,4 @@ def test_model_methods_are_documented_and_absent_ones_raise(iris):
         model.transform(X)
     assert "transform" not in dir(model) and "predict_proba" in dir(model)
     with pytest.raises(AttributeError, match="has no attribute 'nonsense'"):
-        model.nonsense
+        _ = model.nonsense

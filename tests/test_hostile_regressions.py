@@ -1,4 +1,4 @@
-"""Regressions found by fuzzing (issue 7: fuzz/, ``make fuzz``) and by the
+"""Regressions found by fuzzing (fuzz/, ``make fuzz``) and by the
 hardening review around it.  Each test is the smallest input that showed the
 problem, and each is strict: it fails until the bug is fixed.
 
@@ -225,7 +225,7 @@ def test_global_hash_is_computed_unsigned():
     body = match.group(1)
     products = re.findall(r"^\s*(\w+)\s*=\s*(\w+)\s*\*", body, re.M)
     declared = {name: type_ for type_, name in re.findall(r"\b(Py_u?hash_t)\s+(\w+)", body)}
-    for target, factor in products:
+    for _target, factor in products:
         assert declared.get(factor) != "Py_hash_t", (
             f"csrc/values.c global_hash multiplies the signed Py_hash_t {factor!r} "
             "(signed overflow is undefined behaviour): combine in Py_uhash_t")

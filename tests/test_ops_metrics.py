@@ -9,11 +9,11 @@ import time
 import numpy as np
 import pytest
 import requests
+from support.ops import ROW, scrape, serve, value
+from support.serving import iris
 
 import mlfast
 from mlfast.serving.metrics import FLUSH_INTERVAL
-from support.ops import ROW, scrape, serve, value
-from support.serving import iris
 
 
 def test_metrics_after_known_traffic_one_worker():
@@ -147,7 +147,12 @@ def test_histogram_batches_fit_prometheus_client():
     batches, through the children's per-bucket values: the same exposition
     as one observe() an observation, or an error if prometheus-client has
     changed (never a miscount)."""
-    from prometheus_client import CollectorRegistry, Histogram, disable_created_metrics, generate_latest
+    from prometheus_client import (
+        CollectorRegistry,
+        Histogram,
+        disable_created_metrics,
+        generate_latest,
+    )
 
     from mlfast.serving.metrics import LATENCY_BUCKETS, _add_histogram, _Histogram
 

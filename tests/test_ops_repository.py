@@ -9,7 +9,6 @@ import time
 
 import pytest
 import requests
-
 from support.ops import (
     ADMIN_KEY,
     API_KEY,

@@ -13,11 +13,11 @@ from pathlib import Path
 
 import pytest
 import requests
+from support.ops import ADMIN_KEY, API_KEY, ROW, run_cli, serve
+from support.serving import free_port
 
 import mlfast
 from mlfast.serving.ops import Ops, check_bind, platform
-from support.ops import ADMIN_KEY, API_KEY, ROW, run_cli, serve
-from support.serving import free_port
 
 KEYS = {"MLFAST_API_KEYS": f"{API_KEY},second-api-key-0123456789", "MLFAST_ADMIN_KEYS": ADMIN_KEY}
 

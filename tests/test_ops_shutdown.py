@@ -14,10 +14,10 @@ import time
 
 import pytest
 import requests
-
-import mlfast
 from support.ops import ROW, serve
 from support.serving import iris
+
+import mlfast
 
 IN_FLIGHT = 6
 

@@ -32,9 +32,9 @@ from sklearn.model_selection import (
 )
 from sklearn.pipeline import FeatureUnion, Pipeline, make_pipeline, make_union
 from sklearn.preprocessing import MaxAbsScaler, MinMaxScaler, RobustScaler, StandardScaler
+from support.variants import load_variant
 
 import mlfast
-from support.variants import load_variant
 
 METHODS = ("predict", "predict_proba", "predict_log_proba", "decision_function", "transform")
 COLUMNS = ["age", "fare", "sibsp", "parch", "score", "height"]
@@ -375,25 +375,27 @@ def test_a_regression_search():
 def test_every_unserved_estimator_is_named_with_its_place():
     """One message names them all, short, and points to the list."""
     from sklearn.impute import KNNImputer
-    from sklearn.svm import SVC
+    from sklearn.semi_supervised import LabelSpreading
 
     df = pd.DataFrame({"a": np.arange(40.0), "c": np.arange(40.0) % 3})
     y = np.arange(40) % 2
     pipe = make_pipeline(ColumnTransformer([("n", StandardScaler(), ["a"]),
-                                            ("c", KNNImputer(), ["c"])]), SVC()).fit(df, y)
+                                            ("c", KNNImputer(), ["c"])]),
+                         LabelSpreading()).fit(df, y)
     with pytest.raises(mlfast.UnsupportedModelError) as err:
         roundtrip(pipe)
     message = str(err.value)
     assert message.startswith("mlfast does not serve 2 estimators of this model yet: "
                               "model.steps[0].transformers_[1][1] is a "
                               "sklearn.impute._knn.KNNImputer; model.steps[1] is "
-                              "a sklearn.svm._classes.SVC."), message
+                              "a sklearn.semi_supervised._label_propagation.LabelSpreading."), message
     assert "mlfast.supported_estimators()" in message and "LogisticRegression" not in message
-    search = GridSearchCV(pipe, {"svc__C": [1.0, 2.0]}, cv=2).fit(df, y)
+    search = GridSearchCV(pipe, {"labelspreading__gamma": [10.0, 20.0]}, cv=2).fit(df, y)
     with pytest.raises(mlfast.UnsupportedModelError,
-                       match=r"model\.best_estimator_\.steps\[1\] is a sklearn\.svm"):
+                       match=r"model\.best_estimator_\.steps\[1\] is a sklearn\.semi_supervised"):
         roundtrip(search)
     with pytest.raises(mlfast.UnsupportedModelError,
-                       match=r"^model is a sklearn\.svm\._classes\.SVC, which mlfast does not "
+                       match=r"^model is a sklearn\.semi_supervised\._label_propagation\.LabelSpreading, "
+                             r"which mlfast does not "
                              r"serve yet\. mlfast\.supported_estimators\(\) lists the \d+ "):
-        roundtrip(SVC().fit(df[["a"]], y))
+        roundtrip(LabelSpreading().fit(df[["a"]], y))

@@ -23,9 +23,9 @@ from sklearn.impute import SimpleImputer
 from sklearn.linear_model import LogisticRegression, Ridge
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import OneHotEncoder, OrdinalEncoder, StandardScaler
+from support.variants import load_variant
 
 import mlfast
-from support.variants import load_variant
 
 RTOL = ATOL = 1e-12
 
@@ -364,3 +364,20 @@ def test_hist_gradient_boosting_on_string_categories(how):
         model = mlfast.compile(est)
         compare(est, model, test, methods, f"{type(est).__name__} {how}")
         compare(est, model, test.iloc[[5]], methods, f"{type(est).__name__} {how} one row")
+
+
+@pytest.mark.parametrize("make", [
+    lambda: SimpleImputer(strategy="most_frequent"),
+    lambda: SimpleImputer(strategy="constant", fill_value="missing"),
+    lambda: ColumnTransformer([("impute", SimpleImputer(strategy="most_frequent"), [1])]),
+], ids=["imputer-most-frequent", "imputer-constant", "in-a-column-transformer"])
+def test_a_model_answering_object_values_is_unsupported_not_malformed(make):
+    """scikit-learn answers these with an object array of the input's own
+    values (strings): a valid model whose answer the engine does not return,
+    so UnsupportedModelError naming why, never a format error."""
+    X = titanic(40)[["embarked", "deck"]].to_numpy(dtype=object)
+    est = make().fit(X)
+    assert est.transform(X).dtype == object
+    for load in (mlfast.compile, lambda e: mlfast.loads(pickle.dumps(e))):
+        with pytest.raises(mlfast.UnsupportedModelError, match="as an object array"):
+            load(est)

@@ -27,9 +27,9 @@ from sklearn import dummy, ensemble, linear_model, svm, tree
 from sklearn.datasets import make_classification, make_regression
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import MinMaxScaler, StandardScaler
+from support.variants import FILE_VARIANTS, load_variant
 
 import mlfast
-from support.variants import FILE_VARIANTS, load_variant
 
 METHODS = ("predict", "predict_proba", "predict_log_proba", "decision_function",
            "transform")
@@ -409,6 +409,23 @@ def test_soft_voting_member_without_predict_proba_is_named():
     fit(est, X, y)
     with pytest.raises(mlfast.UnsupportedModelError,
                        match=r"estimators_\[1\] \(LinearSVC\) has no predict_proba"):
+        mlfast.compile(est)
+
+
+@pytest.mark.parametrize("make", [
+    lambda: ensemble.VotingClassifier([("a", linear_model.LogisticRegression()),
+                                       ("b", linear_model.LogisticRegression())]),
+    lambda: ensemble.BaggingClassifier(linear_model.LogisticRegression(), n_estimators=2,
+                                       random_state=0),
+], ids=["voting", "bagging"])
+def test_a_regressor_among_a_classifiers_members_is_named(make):
+    """A file can put a regressor where a classifier's member belongs: the
+    error names it rather than failing on its missing classes."""
+    X, y = classification(3)
+    est = fit(make(), X, y)
+    est.estimators_[1] = fit(linear_model.LinearRegression(), X, y)
+    with pytest.raises(mlfast.ModelFormatError,
+                       match=r"estimators_\[1\] predicts no classes \(it is not a classifier\)"):
         mlfast.compile(est)
 
 

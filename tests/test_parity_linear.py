@@ -32,8 +32,6 @@ from sklearn.datasets import make_classification, make_regression
 from sklearn.impute import SimpleImputer
 from sklearn.pipeline import Pipeline, make_pipeline
 from sklearn.preprocessing import MaxAbsScaler, MinMaxScaler, RobustScaler, StandardScaler
-
-import mlfast
 from support.variants import (
     FILE_VARIANTS,
     LAYOUTS,
@@ -41,6 +39,8 @@ from support.variants import (
     load_variant,
     make_layout,
 )
+
+import mlfast
 
 METHODS = ("predict", "predict_proba", "predict_log_proba", "decision_function", "transform")
 RTOL = ATOL = 1e-12

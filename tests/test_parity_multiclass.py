@@ -54,9 +54,9 @@ from sklearn.preprocessing import (
 from sklearn.semi_supervised import SelfTrainingClassifier
 from sklearn.svm import LinearSVC
 from sklearn.tree import DecisionTreeClassifier, DecisionTreeRegressor
+from support.variants import load_variant
 
 import mlfast
-from support.variants import load_variant
 from mlfast import _core
 from mlfast._builders import ir
 from mlfast._builders.ir import FUNCTIONS

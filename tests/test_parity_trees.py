@@ -42,8 +42,6 @@ from sklearn.impute import SimpleImputer
 from sklearn.linear_model import LinearRegression
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import MaxAbsScaler, MinMaxScaler, RobustScaler, StandardScaler
-
-import mlfast
 from support.variants import (
     FILE_VARIANTS,
     LAYOUTS,
@@ -51,6 +49,8 @@ from support.variants import (
     load_variant,
     make_layout,
 )
+
+import mlfast
 
 METHODS = ("predict", "predict_proba", "predict_log_proba", "decision_function",
            "score_samples", "transform")

@@ -15,9 +15,9 @@ import joblib
 import numpy as np
 import pytest
 import requests
+from support.serving import FRAMEWORKS, assert_json_error, iris, mlfast_serve
 
 import mlfast
-from support.serving import FRAMEWORKS, assert_json_error, iris, mlfast_serve
 
 NAME = "iris_logreg"  # the demo model file's stem
 ROW = [5.1, 3.5, 1.4, 0.2]
@@ -426,7 +426,7 @@ def test_oversized_bodies(server):
 
 
 def test_server_keeps_serving_after_bad_requests(server):
-    for name, path, kwargs, status, _ in BAD[:10]:
+    for _name, path, kwargs, status, _ in BAD[:10]:
         assert post(server, path, **kwargs).status_code == status
     r = post(server, "/predict", json={"features": ROW})
     assert r.json() == {"prediction": 0}

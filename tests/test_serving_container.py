@@ -14,9 +14,9 @@ import time
 
 import pytest
 import requests
+from support.serving import PYTHON, REPO, Server, free_port
 
 import mlfast
-from support.serving import PYTHON, REPO, Server, free_port
 
 DOCKERFILE = (REPO / "Dockerfile").read_text()
 

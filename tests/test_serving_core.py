@@ -14,13 +14,20 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from support.serving import (
+    FRAMEWORKS,
+    assert_json_error,
+    fit_imputing,
+    fit_regressor,
+    fit_string_labels,
+    iris,
+)
 
 import mlfast
 from mlfast.serving import build_service, codec, create_app
 from mlfast.serving.errors import InvalidInput, ModelNotFound
 from mlfast.serving.http import HttpError, Request, Response, Route, json_response
 from mlfast.serving.service import status_of
-from support.serving import FRAMEWORKS, assert_json_error, fit_imputing, fit_regressor, fit_string_labels, iris
 
 SERVING = Path(mlfast.__file__).with_name("serving")
 # starlette's TestClient asks for httpx2 now; httpx is what is installed

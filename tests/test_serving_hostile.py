@@ -25,10 +25,10 @@ from typing import List, Tuple
 
 import pytest
 import requests
-
-import mlfast
 from support.ops import ADMIN_KEY, API_KEY, ROW, serve
 from support.serving import FRAMEWORKS, assert_json_error
+
+import mlfast
 
 CONFIGS = [("fastapi", 1), ("flask", 1), ("fastapi", 2), ("flask", 2)]
 NAME = "iris"
@@ -547,8 +547,9 @@ def test_repository_refuses_links_outside_it(tmp_path, framework):
     symbolic link takes outside the repository is refused, and nothing of
     the file it points to shows (a link to /proc/self/environ had its first
     bytes quoted in the index); links inside the repository still load."""
-    from mlfast.serving import create_app
     from test_serving_core import Client
+
+    from mlfast.serving import create_app
 
     secret = tmp_path / "outside" / "secret.txt"
     secret.parent.mkdir()

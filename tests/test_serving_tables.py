@@ -6,8 +6,6 @@ in-process clients.  scikit-learn is the oracle; a bad value is a 4xx that
 names it."""
 from __future__ import annotations
 
-import json
-
 import numpy as np
 import pandas as pd
 import pytest
@@ -16,11 +14,11 @@ from sklearn.impute import SimpleImputer
 from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import OneHotEncoder, StandardScaler
+from support.serving import FRAMEWORKS
+from test_serving_core import Client
 
 import mlfast
 from mlfast.serving import create_app
-from test_serving_core import Client
-from support.serving import FRAMEWORKS
 
 pytestmark = pytest.mark.filterwarnings("ignore:Using `httpx` with `starlette.testclient`")
 

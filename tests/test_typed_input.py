@@ -203,7 +203,7 @@ def test_a_graph_wired_right_runs():
 @pytest.mark.parametrize("lie", ["columns-past-end", "columns-decrease", "values-short",
                                  "onehot-out-of-range", "duplicate", "offsets-past-text",
                                  "bad-tag", "key-columns-twice", "key-column-out-of-range",
-                                 "refuse-2"])
+                                 "refuse-4"])
 def test_key_tables_that_lie_are_refused(lie):
     kw = {}
     key_columns = np.array([0])
@@ -230,8 +230,8 @@ def test_key_tables_that_lie_are_refused(lie):
         key_columns = np.array([0, 0])
     elif lie == "key-column-out-of-range":
         key_columns = np.array([3])
-    elif lie == "refuse-2":
-        op = catmap(refuse=np.array([2], np.uint8))
+    elif lie == "refuse-4":
+        op = catmap(refuse=np.array([4], np.uint8))
     n_in = 2 if lie == "columns-decrease" else 1
     inputs = np.arange(n_in, 2 * n_in) if lie != "key-columns-twice" else np.array([1])
     node = ir.Node(op, inputs, n_in if op.n_outputs == 0 else op.n_outputs, "Encoder")

@@ -7,11 +7,11 @@ The lesson's code is unchanged but for endpoint_url (and dummy credentials
 if you have none: the local server does not check signatures).  Without
 endpoint_url the same code calls a real SageMaker endpoint.
 """
+import json
 import os
 import sys
 
 import boto3
-import json
 
 ENDPOINT_URL = sys.argv[1] if len(sys.argv) > 1 else 'http://127.0.0.1:8000'
 os.environ.setdefault('AWS_ACCESS_KEY_ID', 'local')

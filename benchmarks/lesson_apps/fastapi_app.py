@@ -3,10 +3,11 @@
 # (default 'model.pkl', as in the lesson), so the benchmark can point it at
 # each model file.  The benchmark runs it under uvicorn.
 import os
+
+import joblib
+import numpy as np
 from fastapi import FastAPI
 from pydantic import BaseModel
-import numpy as np
-import joblib
 
 app = FastAPI()
 

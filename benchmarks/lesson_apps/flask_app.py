@@ -3,9 +3,10 @@
 # (default 'model.pkl', as in the lesson), so the benchmark can point it at
 # each model file.  The benchmark runs it under gunicorn, never app.run().
 import os
-from flask import Flask, request, jsonify
-import numpy as np
+
 import joblib
+import numpy as np
+from flask import Flask, jsonify, request
 
 app = Flask(__name__)
 

@@ -281,7 +281,7 @@ class Builders:
     def __init__(self) -> None:
         self.depth = 0
         self.graph = GraphBuilder()
-        self.root: Any = None
+        self.root: Optional[Tuple[Record, str]] = None
 
     def input(self, node: Node, X: Optional[Cols], n: int) -> Cols:
         """The columns an estimator of n features reads: X, or the model's
@@ -317,7 +317,7 @@ class Builders:
         path = obj.path
         entry = _entry(path)
         if entry is None:
-            raise UnsupportedModelError(_not_served(*self.root, (where, path)))
+            raise UnsupportedModelError(_not_served(self.root[0], self.root[1], (where, path)))
         if self.depth >= MAX_NESTING:
             raise UnsupportedModelError(f"{where}: estimators nested deeper than {MAX_NESTING}")
         self.depth += 1
@@ -368,7 +368,11 @@ def classifier(node: Node, b: Builders, raw: Cols, classes: np.ndarray, n_in: in
         outputs["predict_proba"] = Out(proba)
         if log_proba:
             outputs["predict_log_proba"] = Out(b.add(node, Post(rule=PostRule.LOG), proba, k))
-    scores = proba if label_from_proba else raw
+    scores = raw
+    if label_from_proba:
+        if proba is None:
+            raise TypeError(f"{node.name}: label_from_proba without proba or proba_rule")
+        scores = proba
     labels = b.add(node, Labels(rule=label_rule), scores, 1)
     outputs["predict"] = Out(labels, classes=classes, squeeze=True)
     return Built(node.name, "classifier", outputs, n_in,
@@ -389,8 +393,27 @@ def is_nan(v: Any) -> bool:
 
 
 # importing the family modules fills the registry
-from mlfast._builders import compose, linear, pipeline, preprocessing, trees  # noqa: E402,F401
-from mlfast._builders import ensemble  # noqa: E402,F401
-from mlfast._builders import encoders  # noqa: E402,F401
-from mlfast._builders import functions, multiclass  # noqa: E402,F401
-from mlfast._builders import gbdt  # noqa: E402,F401
+from mlfast._builders import (  # noqa: E402,F401
+    bayes,
+    cluster,
+    compose,
+    decomposition,
+    discriminant,
+    encoders,
+    ensemble,
+    feature_selection,
+    functions,
+    gbdt,
+    glm,
+    linear,
+    mixture,
+    multiclass,
+    neighbors,
+    neural,
+    pipeline,
+    preprocessing,
+    svm,
+    text,
+    transforms,
+    trees,
+)

@@ -241,5 +241,7 @@ def build_search(node: Node, b: Builders, X: Optional[Cols]) -> Built:
             "best_estimator_, so there is no model to serve. Fit it with refit=True, or "
             "save search.best_estimator_ instead")
     built = b.build(best, f"{node.where}.best_estimator_", X)
+    # a search exposes only the methods it names (not predict_joint_log_proba)
+    built.outputs.pop("predict_joint_log_proba", None)
     built.name = f"{node.name}({built.name})"
     return built

@@ -11,7 +11,7 @@ category writes (``CatMap.values``) and what an unknown one writes
 """
 from __future__ import annotations
 
-from typing import Any, Dict, List, Optional
+from typing import Any, List, Optional
 
 import numpy as np
 
@@ -128,15 +128,24 @@ def _keys_of(node: Node, arrays: List[np.ndarray], what: str):
     return tags, nums, text, np.concatenate(offsets)
 
 
+#: CatMap.refuse's bits (csrc/mlfast.h: MF_REFUSE_UNKNOWN, MF_REFUSE_NAN)
+REFUSE_UNKNOWN, REFUSE_NAN = 1, 2
+
+
+def _refuse(n: int, unknown: bool, nan: bool) -> np.ndarray:
+    bits = (REFUSE_UNKNOWN if unknown else 0) | (REFUSE_NAN if nan else 0)
+    return np.full(n, bits, dtype=np.uint8)
+
+
 def _encoder_input(node: Node, b: Builders, X: Optional[Cols], n: int) -> Cols:
     X = b.input(node, X, n)
     return b.keys(node, X)
 
 
-def _built(node: Node, n: int, cols: Cols) -> Built:
+def _built(node: Node, n: int, cols: Cols, strings: int = Strings.CONVERT) -> Built:
     return Built(node.name, "transformer", {"transform": Out(cols)}, n,
                  feature_names_in=node.feature_names(), first_name=node.name,
-                 strings=Strings.CONVERT)
+                 strings=strings)
 
 
 @register("sklearn.preprocessing", "OneHotEncoder")
@@ -179,14 +188,17 @@ def build_one_hot_encoder(node: Node, b: Builders, X: Optional[Cols]) -> Built:
         values.append(out)
         # an unknown value: the infrequent column where handle_unknown groups
         # it there (infrequent_if_exist, warn), else none (ignore)
-        if mapping is not None and infreq_idx[j] is not None and \
+        infrequent_j = infreq_idx[j]
+        if mapping is not None and infrequent_j is not None and \
                 handle in ("infrequent_if_exist", "warn"):
-            g = int(mapping[infreq_idx[j][0]])
+            g = int(mapping[infrequent_j[0]])
             unknown[j] = -1.0 if drop == g else float(g - (drop is not None and g > drop) + offset)
         offset += width
     if offset < 1:
         raise node.fail("every category is dropped: no output")
-    refuse = np.full(n, 1 if handle == "error" else 0, dtype=np.uint8)
+    # before 0.24 check_array refused NaN in any column (missing values
+    # became categories in 0.24)
+    refuse = _refuse(n, handle == "error", node.version < (0, 24))
     tags, nums, text, text_offsets = _keys_of(node, cats, "categories_")
     columns = np.concatenate([[0], np.cumsum([c.size for c in cats])]).astype(np.int64)
     op = CatMap(tags=tags, nums=nums, text=text, text_offsets=text_offsets, columns=columns,
@@ -204,12 +216,12 @@ def build_ordinal_encoder(node: Node, b: Builders, X: Optional[Cols]) -> Built:
     if handle not in ("error", "use_encoded_value"):
         raise node.fail(f"handle_unknown={handle!r} is not served")
     unknown_value = node.state.get("unknown_value")
+    unknown_fill = float("nan")
     if handle == "use_encoded_value":
-        if not (is_nan(unknown_value) or isinstance(unknown_value, (int, np.integer))):
+        if isinstance(unknown_value, (int, np.integer)):
+            unknown_fill = float(unknown_value)
+        elif not is_nan(unknown_value):
             raise node.fail(f"unknown_value={unknown_value!r} is not an integer or NaN")
-        unknown_fill = float(unknown_value)
-    else:
-        unknown_fill = float("nan")
     missing_value = node.state.get("encoded_missing_value", float("nan"))
     if not (is_nan(missing_value) or isinstance(missing_value, (int, np.integer))):
         raise node.fail(f"encoded_missing_value={missing_value!r} is not an integer or NaN")
@@ -245,7 +257,9 @@ def build_ordinal_encoder(node: Node, b: Builders, X: Optional[Cols]) -> Built:
         if missing is not None:
             codes[int(missing)] = float(missing_value)
         values.append(codes)
-    refuse = np.full(n, 1 if handle == "error" else 0, dtype=np.uint8)
+    # before 1.0 check_array refused NaN in any column (OrdinalEncoder
+    # took missing values one release after OneHotEncoder)
+    refuse = _refuse(n, handle == "error", node.version < (1, 0))
     tags, nums, text, text_offsets = _keys_of(node, cats, "categories_")
     columns = np.concatenate([[0], np.cumsum([c.size for c in cats])]).astype(np.int64)
     op = CatMap(tags=tags, nums=nums, text=text, text_offsets=text_offsets, columns=columns,
@@ -319,10 +333,182 @@ def build_object_imputer(node: Node, b: Builders, X: Optional[Cols]) -> Built:
             one = np.empty(1, dtype=object)
             one[0] = missing
             mt, mn, mx, mo = encode_keys(one)
-            op = KeyMissing(tags=mt, nums=mn, text=mx, text_offsets=mo,
-                            features=features.astype(np.int64),
-                            out_type=int(np.dtype(np.bool_).num))
-            parts.append(b.add(node, op, K, features.size))
+            indicator = KeyMissing(tags=mt, nums=mn, text=mx, text_offsets=mo,
+                                   features=features.astype(np.int64),
+                                   out_type=int(np.dtype(np.bool_).num))
+            parts.append(b.add(node, indicator, K, features.size))
     if not parts:
         raise node.fail("every column is empty and no indicator is added: no output")
-    return _built(node, n, Cols.concat(parts))
+    # before 0.24 check_array(dtype=None) kept a str array (and a list of
+    # str rows) as '<U', which SimpleImputer refused; from 0.24 it reads
+    # them as objects, the dtype seen at fit
+    strings = Strings.IMPUTER if node.version < (0, 24) else Strings.CONVERT
+    return _built(node, n, Cols.concat(parts), strings)
+
+
+@register("sklearn.preprocessing", "TargetEncoder")
+def build_target_encoder(node: Node, b: Builders, X: Optional[Cols]) -> Built:
+    """TargetEncoder.transform (not fit_transform, whose cross fitting is
+    not kept): each category's encoding, the target mean for one unknown
+    (``_transform_X_ordinal``).  Several classes: an encoding per class,
+    the outputs of a feature's classes side by side."""
+    cats = _categories(node)
+    n = node.n_features(len(cats))
+    target_type = node.get("target_type_")
+    if target_type not in ("binary", "multiclass", "continuous"):
+        raise node.fail(f"target_type_={target_type!r} is not binary, multiclass or continuous")
+    encodings = node.get("encodings_")
+    if not isinstance(encodings, list):
+        raise node.fail("encodings_ must be a list of arrays")
+    if target_type == "multiclass":
+        classes = node.get("classes_")
+        if not isinstance(classes, np.ndarray) or classes.ndim != 1 or classes.size < 3:
+            raise node.fail("classes_ must hold three classes or more")
+        n_classes = classes.size
+        means = node.array("target_mean_", ndim=(1,), kinds="f")
+        if means.size != n_classes:
+            raise node.fail(f"target_mean_ holds {means.size} means for {n_classes} classes")
+    else:
+        n_classes = 1
+        mean = node.get("target_mean_")
+        if isinstance(mean, np.ndarray) and mean.ndim == 0:
+            mean = mean.item()
+        if isinstance(mean, bool) or not isinstance(mean, (int, float, np.floating)):
+            raise node.fail(f"target_mean_ is {type(mean).__name__}, expected a number")
+        means = np.array([float(mean)])
+    if len(encodings) != n * n_classes:
+        raise node.fail(f"encodings_ holds {len(encodings)} arrays, expected "
+                        f"{n * n_classes} ({n} features x {n_classes})")
+    for e, (enc, f) in enumerate(zip(encodings, np.repeat(np.arange(n), n_classes))):
+        if not isinstance(enc, np.ndarray) or enc.ndim != 1 or enc.dtype.kind not in "fiu" \
+                or enc.size != cats[f].size:
+            raise node.fail(f"encodings_[{e}] is not {cats[f].size} numbers, one a category "
+                            f"of feature {f}")
+    tags, nums, text, text_offsets = _keys_of(node, cats, "categories_")
+    columns = np.concatenate([[0], np.cumsum([c.size for c in cats])]).astype(np.int64)
+    K = _encoder_input(node, b, X, n)
+    per_class = []
+    for c in range(n_classes):
+        values = np.concatenate([np.asarray(encodings[f * n_classes + c], dtype=np.float64)
+                                 for f in range(n)])
+        op = CatMap(tags=tags, nums=nums, text=text, text_offsets=text_offsets,
+                    columns=columns, values=values, unknown=np.full(n, means[c]),
+                    refuse=_refuse(n, False, False), n_outputs=0,
+                    out_type=int(np.dtype(np.float64).num))
+        per_class.append(b.add(node, op, K, n).slots)
+    # column f * n_classes + c: feature f's encoding for class c
+    slots = np.stack(per_class, axis=1).reshape(-1)
+    return _built(node, n, Cols(slots))
+
+
+@register("sklearn.impute", "MissingIndicator")
+def build_missing_indicator(node: Node, b: Builders, X: Optional[Cols]) -> Built:
+    """MissingIndicator.transform: True where a column of ``features_`` holds
+    the missing value (its columns read as keys, so numbers and objects
+    alike).  With ``features='missing-only'`` and ``error_on_new``, a NaN
+    in another column refuses the call, naming every such column."""
+    features = node.array("features_", ndim=(1,), kinds="iu")
+    n = node.n_features(node.integer("_n_features"))
+    if features.size and (features.min() < 0 or features.max() >= n or
+                          np.unique(features).size != features.size):
+        raise node.fail(f"features_ must be distinct indices of the {n} input columns")
+    missing = node.get("missing_values")
+    if not (is_nan(missing) or missing is None or isinstance(missing, (str, bytes, int, float))):
+        raise UnsupportedModelError(
+            f"{node.where} (MissingIndicator): missing_values={missing!r} is not served")
+    which = node.get("features", "missing-only")
+    if which not in ("missing-only", "all"):
+        raise node.fail(f"features={which!r} is not 'missing-only' or 'all'")
+    error_on_new = which == "missing-only" and bool(node.state.get("error_on_new", True))
+    uncovered = np.setdiff1d(np.arange(n), features)
+    if error_on_new and uncovered.size and not is_nan(missing):
+        raise UnsupportedModelError(
+            f"{node.where} (MissingIndicator): error_on_new with missing_values={missing!r} "
+            "is not served (only with NaN)")
+    if not features.size:
+        raise UnsupportedModelError(
+            f"{node.where} (MissingIndicator): no column had missing values at fit, so "
+            "transform returns no columns")
+    # one-hot over keys: a column of features_ has the one category (the
+    # missing value) writing its output; the others have none
+    one = np.empty(1, dtype=object)
+    one[0] = missing
+    cats = [one if j in set(features.tolist()) else np.empty(0, dtype=object)
+            for j in range(n)]
+    out_of = {int(f): t for t, f in enumerate(features.tolist())}
+    values = np.array([float(out_of[j]) for j in range(n) if j in out_of])
+    tags, nums, text, text_offsets = _keys_of(node, cats, "missing_values")
+    columns = np.concatenate([[0], np.cumsum([c.size for c in cats])]).astype(np.int64)
+    refuse = np.zeros(n, dtype=np.uint8)
+    if error_on_new:
+        refuse[uncovered] = REFUSE_NAN
+    op = CatMap(tags=tags, nums=nums, text=text, text_offsets=text_offsets, columns=columns,
+                values=values, unknown=np.full(n, -1.0), refuse=refuse,
+                n_outputs=features.size, out_type=int(np.dtype(np.bool_).num))
+    K = _encoder_input(node, b, X, n)
+    return _built(node, n, b.add(node, op, K, features.size))
+
+
+@register("sklearn.feature_extraction", "DictVectorizer")
+def build_dict_vectorizer(node: Node, b: Builders, X: Optional[Cols]) -> Built:
+    """DictVectorizer first in a model: its dicts become rows of
+    ``feature_names_`` in Python (``_model._dict_rows``), which the graph
+    reads as its input; ``sparse=True`` gives the same numbers, dense."""
+    if X is not None:
+        raise UnsupportedModelError(
+            f"{node.where} (DictVectorizer): served as the first step only (it reads dicts)")
+    names = node.get("feature_names_")
+    if not isinstance(names, list) or not names or \
+            not all(isinstance(f, str) for f in names):
+        raise node.fail("feature_names_ must be a non-empty list of str")
+    vocab = node.get("vocabulary_")
+    if not isinstance(vocab, dict) or len(vocab) != len(names) or \
+            any(vocab.get(f) != i for i, f in enumerate(names)):
+        raise node.fail("vocabulary_ does not index feature_names_")
+    separator = node.get("separator", "=")
+    if not isinstance(separator, str):
+        raise node.fail(f"separator is {type(separator).__name__}, expected a str")
+    dtype = numpy_dtype(node, "dtype")
+    if dtype.name not in ("float64", "float32", "float16", "int64", "int32", "bool"):
+        raise UnsupportedModelError(f"{node.where} (DictVectorizer): dtype={dtype} is not "
+                                    "served")
+    cols = b.input(node, None, len(names))
+    # a list of str values is one feature a value from 0.24 (before, the
+    # list was the value of the feature its key names)
+    b.graph.dict_input = {"features": list(names), "separator": separator,
+                          "dtype": dtype.name, "iterables": node.version >= (0, 24)}
+    return Built(node.name, "transformer", {"transform": Out(cols)}, len(names),
+                 first_name=node.name)
+
+
+@register("sklearn.feature_extraction", "FeatureHasher")
+def build_feature_hasher(node: Node, b: Builders, X: Optional[Cols]) -> Built:
+    """FeatureHasher first in a model: its samples (dicts, pairs or
+    strings) hashed into rows in Python (``_model._hashed_rows``), which the
+    graph reads as its input; the sparse answer given dense."""
+    if X is not None:
+        raise UnsupportedModelError(
+            f"{node.where} (FeatureHasher): served as the first step only (it reads samples "
+            "of features, not arrays)")
+    n = node.get("n_features", 2 ** 20)
+    if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or not 1 <= n < 2 ** 31:
+        raise node.fail(f"n_features={n!r} is not an integer in 1..2**31-1")
+    if n > 1 << 16:
+        raise UnsupportedModelError(
+            f"{node.where} (FeatureHasher): n_features={n} columns are served dense, and "
+            "mlfast serves up to 65536")
+    kind = node.get("input_type", "dict")
+    if kind not in ("dict", "pair", "string"):
+        raise node.fail(f"input_type={kind!r} is not dict, pair or string")
+    alternate = node.get("alternate_sign", True)
+    if not isinstance(alternate, bool):
+        raise node.fail(f"alternate_sign is {type(alternate).__name__}, expected a bool")
+    dtype = numpy_dtype(node, "dtype")
+    if dtype.name not in ("float64", "float32", "float16", "int64", "int32"):
+        raise UnsupportedModelError(f"{node.where} (FeatureHasher): dtype={dtype} is not "
+                                    "served")
+    cols = b.input(node, None, int(n))
+    b.graph.hash_input = {"n_features": int(n), "input_type": kind,
+                          "alternate_sign": alternate, "dtype": dtype.name}
+    return Built(node.name, "transformer", {"transform": Out(cols)}, int(n),
+                 first_name=node.name)

@@ -77,7 +77,8 @@ def _build_members(node: Node, b: Builders, X: Optional[Cols], members: Sequence
         if X is None:
             X = b.graph.input(one.n_features_in)
         built.append(one)
-    assert X is not None
+    if X is None:
+        raise node.fail(f"{key} holds no estimators")
     return built, X
 
 
@@ -94,11 +95,20 @@ def _method(node: Node, built: Built, i: int, method: str, why: str,
     return out
 
 
-def _index_map(node: Node, member_classes: np.ndarray, n_classes: int, i: int,
+def _member_classes(node: Node, member_classes: Optional[np.ndarray], i: int,
+                    key: str) -> np.ndarray:
+    """A member's classes; a member without any (a regressor, a transformer)
+    has no place in a classifier's ensemble."""
+    if member_classes is None:
+        raise node.fail(f"{key}[{i}] predicts no classes (it is not a classifier)")
+    return np.asarray(member_classes)
+
+
+def _index_map(node: Node, member_classes: Optional[np.ndarray], n_classes: int, i: int,
                key: str = "estimators_") -> np.ndarray:
     """A member's classes as indices into the ensemble's classes: members of
     voting, stacking and bagging were fitted on labels encoded 0..k-1."""
-    values = np.asarray(member_classes)
+    values = _member_classes(node, member_classes, i, key)
     ok = values.dtype.kind in "iub" or (
         values.dtype.kind == "f" and np.all(np.isfinite(values)) and
         np.all(values == np.round(values)))
@@ -111,14 +121,14 @@ def _index_map(node: Node, member_classes: np.ndarray, n_classes: int, i: int,
     return index
 
 
-def _value_map(node: Node, member_classes: np.ndarray, classes: np.ndarray, i: int,
+def _value_map(node: Node, member_classes: Optional[np.ndarray], classes: np.ndarray, i: int,
                key: str = "estimators_") -> np.ndarray:
     """A member's classes as indices into the ensemble's classes, by value."""
-    position = {}
+    position: Dict[Any, int] = {}
     for j, c in enumerate(classes.tolist()):
         position.setdefault(c, j)
     index = []
-    for c in np.asarray(member_classes).tolist():
+    for c in _member_classes(node, member_classes, i, key).tolist():
         if c not in position:
             raise node.fail(f"{key}[{i}] knows class {c!r}, which the ensemble does not")
         index.append(position[c])
@@ -306,8 +316,7 @@ def _build_stacking(node: Node, b: Builders, X: Optional[Cols], classifier: bool
     meta = Cols.concat(parts)
     final = b.build(node.get("final_estimator_"), f"{node.where}.final_estimator_", meta)
     outputs: Dict[str, Out] = {"transform": Out(meta)}
-    if classifier:
-        assert classes is not None
+    if classes is not None:
         predict = final.outputs.get("predict")
         if predict is None or predict.classes is None:
             raise UnsupportedModelError(f"{node.where}.final_estimator_ ({final.name}) "
@@ -400,12 +409,12 @@ def build_bagging_classifier(node: Node, b: Builders, X: Optional[Cols]) -> Buil
     for i, member in enumerate(built):
         index = _index_map(node, member.classes, k, i)
         if "predict_proba" in member.outputs:
-            proba = _method(node, member, i, "predict_proba", "bagging needs")
-            if len(proba.cols) != index.size:
-                raise node.fail(f"estimators_[{i}] returns {len(proba.cols)} probabilities "
-                                f"for {index.size} classes")
-            cols.append(proba.cols)
-            widths.append(len(proba.cols))
+            member_proba = _method(node, member, i, "predict_proba", "bagging needs")
+            if len(member_proba.cols) != index.size:
+                raise node.fail(f"estimators_[{i}] returns {len(member_proba.cols)} "
+                                f"probabilities for {index.size} classes")
+            cols.append(member_proba.cols)
+            widths.append(len(member_proba.cols))
             votes.append(0)
         else:
             # a member without predict_proba votes with its predict
@@ -521,11 +530,11 @@ def build_adaboost_classifier(node: Node, b: Builders, X: Optional[Cols]) -> Bui
     if real:
         cols = []
         for i, member in enumerate(built):
-            proba = _method(node, member, i, "predict_proba", "SAMME.R needs")
-            if len(proba.cols) != k or not np.array_equal(
+            member_proba = _method(node, member, i, "predict_proba", "SAMME.R needs")
+            if len(member_proba.cols) != k or not np.array_equal(
                     _value_map(node, member.classes, classes, i), np.arange(k)):
                 raise node.fail(f"estimators_[{i}] does not know the {k} classes in order")
-            cols.append(proba.cols)
+            cols.append(member_proba.cols)
         op = Samme(n_classes=k, real=True, weights=w, total=total, inv_classes=1.0 / k,
                    eps=float(np.finfo(np.float64).eps))
     else:
@@ -686,10 +695,11 @@ def build_random_trees_embedding(node: Node, b: Builders, X: Optional[Cols]) -> 
     """transform = one_hot_encoder_.transform(apply(X)): each tree's leaf as
     a one-hot block, dense (scikit-learn's default is a sparse matrix of the
     same numbers)."""
-    members = [Node(t, f"{node.where}.estimators_[{i}]") if isinstance(t, Record) else None
-               for i, t in enumerate(_fitted(node))]
-    if any(m is None for m in members):
-        raise node.fail("estimators_ must hold fitted trees")
+    members: List[Node] = []
+    for i, t in enumerate(_fitted(node)):
+        if not isinstance(t, Record):
+            raise node.fail("estimators_ must hold fitted trees")
+        members.append(Node(t, f"{node.where}.estimators_[{i}]"))
     encoder = node.get("one_hot_encoder_")
     if not isinstance(encoder, Record):
         raise node.fail("one_hot_encoder_ is not a fitted OneHotEncoder")
@@ -703,7 +713,7 @@ def build_random_trees_embedding(node: Node, b: Builders, X: Optional[Cols]) -> 
     ignore_unknown = enc.state.get("handle_unknown", "error") != "error"
     trees = _Trees()
     accept = Accept.NAN
-    n_features = None
+    n_features: Optional[int] = None
     offset = 0
     for t, est in enumerate(members):
         arrays, args = _tree_of(est)
@@ -730,7 +740,8 @@ def build_random_trees_embedding(node: Node, b: Builders, X: Optional[Cols]) -> 
         column[leaves[found]] = offset + position[found]
         offset += cats.size
         trees.add(left, right, feature, threshold, flags, column[:, None])
-    assert n_features is not None
+    if n_features is None:
+        raise node.fail("estimators_ holds no trees")
     raw, n = trees.add_to(node, b, X, n_features, len(members), accept,
                           column=np.arange(len(members), dtype=np.int32))
     onehot = b.add(node, OneHot(n_outputs=offset), raw, offset)

@@ -163,5 +163,5 @@ def _next_step(node: Node, b: Builders) -> Optional[Record]:
                 return found
         return None
 
-    root = b.root[0] if getattr(b, "root", None) else None
+    root = b.root[0] if b.root is not None else None
     return None if root is node.record else find(root, 0)

@@ -22,18 +22,32 @@ import numpy as np
 
 from mlfast import _core
 
-Accept = IntEnum("Accept", _core.CODES["accept"])  # type: ignore[misc]
-ProbaRule = IntEnum("ProbaRule", _core.CODES["proba"])  # type: ignore[misc]
-LabelRule = IntEnum("LabelRule", _core.CODES["labels"])  # type: ignore[misc]
-PostRule = IntEnum("PostRule", _core.CODES["post"])  # type: ignore[misc]
-Strings = IntEnum("Strings", _core.CODES["strings"])  # type: ignore[misc]
-Slot = IntEnum("Slot", _core.CODES["slots"])  # type: ignore[misc]
-CalibrateRule = IntEnum("CalibrateRule", _core.CODES["calibrate"])  # type: ignore[misc]
-NormalizeRule = IntEnum("NormalizeRule", _core.CODES["normalize"])  # type: ignore[misc]
-EcocRule = IntEnum("EcocRule", _core.CODES["ecoc"])  # type: ignore[misc]
-CastRule = IntEnum("CastRule", _core.CODES["cast"])  # type: ignore[misc]
-XgbRule = IntEnum("XgbRule", _core.CODES["xgb_link"])  # type: ignore[misc]
-CatRule = IntEnum("CatRule", _core.CODES["cat_rule"])  # type: ignore[misc]
+
+
+def _codes(name: str, key: str) -> Any:
+    """An IntEnum of one of C's code tables.  Its members come from C at
+    import, so a type checker cannot list them: typed Any, and
+    tests/test_graph_contract.py checks every member the builders name."""
+    return IntEnum(name, _core.CODES[key])
+
+
+Accept = _codes("Accept", "accept")
+ProbaRule = _codes("ProbaRule", "proba")
+LabelRule = _codes("LabelRule", "labels")
+PostRule = _codes("PostRule", "post")
+Strings = _codes("Strings", "strings")
+Slot = _codes("Slot", "slots")
+CalibrateRule = _codes("CalibrateRule", "calibrate")
+NormalizeRule = _codes("NormalizeRule", "normalize")
+EcocRule = _codes("EcocRule", "ecoc")
+Analyzer = _codes("Analyzer", "analyzers")
+TextNorm = _codes("TextNorm", "text_norms")
+CastRule = _codes("CastRule", "cast")
+XgbRule = _codes("XgbRule", "xgb_link")
+CatRule = _codes("CatRule", "cat_rule")
+SvmPostRule = _codes("SvmPostRule", "svm_post")
+DaPostRule = _codes("DaPostRule", "da_post")
+ActivationRule = _codes("ActivationRule", "activation")
 #: numpy's name -> code, of the functions a FunctionTransformer may name
 FUNCTIONS: Dict[str, int] = dict(_core.CODES["functions"])
 METHODS: Tuple[str, ...] = tuple(_core.CODES["methods"])
@@ -41,7 +55,7 @@ METHODS: Tuple[str, ...] = tuple(_core.CODES["methods"])
 
 # ---- ops ---------------------------------------------------------------------------
 
-def _coerce(value: Any, kind: str, dtype: Optional[np.dtype], optional: bool) -> Any:
+def _coerce(value: Any, kind: str, dtype: Optional[np.dtype], optional: int) -> Any:
     """A field value as C reads it: arrays contiguous, aligned, of the C
     dtype (a copy only where needed, e.g. an array unpickled at an odd
     offset); scalars as plain Python values."""
@@ -449,6 +463,173 @@ class Function(Op):
     code: int = 0
 
 
+@dataclass
+class Sparse(Op):
+    """A document's packed sparse row (a key slot), weighed as scikit-learn's
+    vectorizers and TfidfTransformer weigh it, then multiplied by coef.T
+    (+ intercept), or written out dense."""
+
+    op_name: ClassVar[str] = "sparse"
+    n_features: int = 1
+    binary: bool = False
+    pre_norm: int = 0
+    sublinear: bool = False
+    idf: Optional[np.ndarray] = None
+    norm: int = 0
+    coef: Optional[np.ndarray] = None
+    intercept: Optional[np.ndarray] = None
+    counts: bool = False
+    reverse: bool = False
+
+
+# ---- naive Bayes (csrc/bayes.c) ----------------------------------------------------
+
+@dataclass
+class GaussianNB(Op):
+    """GaussianNB's joint log likelihood: log_prior + (norm - 0.5 * sum((x - theta)**2 / var))."""
+
+    op_name: ClassVar[str] = "gaussian_nb"
+    theta: np.ndarray = field(default_factory=lambda: np.zeros((1, 1)))
+    var: np.ndarray = field(default_factory=lambda: np.ones((1, 1)))
+    log_prior: np.ndarray = field(default_factory=lambda: np.zeros(1))
+    norm: np.ndarray = field(default_factory=lambda: np.zeros(1))
+    f32: bool = False
+
+
+@dataclass
+class BernoulliNB(Op):
+    """BernoulliNB with binarize: (x > threshold) @ coef.T + intercept."""
+
+    op_name: ClassVar[str] = "bernoulli_nb"
+    coef: np.ndarray = field(default_factory=lambda: np.zeros((1, 1)))
+    intercept: np.ndarray = field(default_factory=lambda: np.zeros(1))
+    threshold: float = 0.0
+
+
+@dataclass
+class CategoricalNB(Op):
+    """CategoricalNB: each feature's table row of its category, summed, + log_prior."""
+
+    op_name: ClassVar[str] = "categorical_nb"
+    n_classes: int = 1
+    tables: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    offsets: np.ndarray = field(default_factory=lambda: np.zeros(1, np.int64))
+    n_categories: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
+    log_prior: np.ndarray = field(default_factory=lambda: np.zeros(1))
+
+
+@dataclass
+class NbLogProba(Op):
+    """Each row minus its logsumexp (naive Bayes' predict_log_proba)."""
+
+    op_name: ClassVar[str] = "nb_log_proba"
+
+
+# ---- support vector machines (csrc/svm.c) -------------------------------------------
+
+@dataclass
+class Svm(Op):
+    """libsvm's decision values: one per pair of classes (n_classes >= 2), or one
+    (n_classes 0: regression, one class)."""
+
+    op_name: ClassVar[str] = "svm"
+    kernel: int = 2
+    degree: int = 3
+    gamma: float = 1.0
+    coef0: float = 0.0
+    n_classes: int = 0
+    support_vectors: np.ndarray = field(default_factory=lambda: np.zeros((0, 1)))
+    dual_coef: np.ndarray = field(default_factory=lambda: np.zeros((1, 0)))
+    intercept: np.ndarray = field(default_factory=lambda: np.zeros(1))
+    n_support: Optional[np.ndarray] = None
+
+
+@dataclass
+class SvmPost(Op):
+    """From decision values: libsvm's vote, one-vs-rest input, sign flip,
+    offset, or Platt probabilities coupled pairwise."""
+
+    op_name: ClassVar[str] = "svm_post"
+    rule: int = 0
+    n_classes: int = 0
+    offset: float = 0.0
+    prob_a: Optional[np.ndarray] = None
+    prob_b: Optional[np.ndarray] = None
+
+
+# ---- discriminant analysis (csrc/discriminant.c) --------------------------------------
+
+@dataclass
+class Qda(Op):
+    """QuadraticDiscriminantAnalysis's log posteriors, one column per class."""
+
+    op_name: ClassVar[str] = "qda"
+    n_classes: int = 1
+    rank: int = 1
+    means: np.ndarray = field(default_factory=lambda: np.zeros((1, 1)))
+    weights: np.ndarray = field(default_factory=lambda: np.zeros(1))
+    u: np.ndarray = field(default_factory=lambda: np.zeros(1))
+    log_prior: np.ndarray = field(default_factory=lambda: np.zeros(1))
+
+
+@dataclass
+class DaPost(Op):
+    """Discriminant analysis: binary difference, log probabilities, probabilities."""
+
+    op_name: ClassVar[str] = "da_post"
+    rule: int = 0
+
+
+# ---- neural networks (csrc/nn.c) -----------------------------------------------------
+
+@dataclass
+class Activation(Op):
+    """An MLP activation: logistic, tanh, relu, exp, or softmax by row."""
+
+    op_name: ClassVar[str] = "activation"
+    rule: int = 0
+
+
+# ---- nearest neighbours (csrc/neighbors.c) --------------------------------------------
+
+@dataclass
+class Knn(Op):
+    """k nearest training rows: k indices, then k distances, nearest first."""
+
+    op_name: ClassVar[str] = "knn"
+    mode: int = 0
+    metric: int = 1
+    p: float = 2.0
+    k: int = 1
+    data: np.ndarray = field(default_factory=lambda: np.zeros((1, 1)))
+    idx_array: Optional[np.ndarray] = None
+    nodes: Optional[np.ndarray] = None
+    bounds: Optional[np.ndarray] = None
+    radius: Optional[np.ndarray] = None
+    n_nodes: int = 0
+
+
+@dataclass
+class KnnVote(Op):
+    """KNeighborsClassifier: class weights of the neighbours."""
+
+    op_name: ClassVar[str] = "knn_vote"
+    n_classes: int = 1
+    n_train: int = 1
+    labels: np.ndarray = field(default_factory=lambda: np.zeros(1, np.int64))
+    distance: bool = False
+    mode_counts: bool = False
+
+
+@dataclass
+class KnnMean(Op):
+    """KNeighborsRegressor: the neighbours' (weighted) mean target."""
+
+    op_name: ClassVar[str] = "knn_mean"
+    targets: np.ndarray = field(default_factory=lambda: np.zeros((1, 1)))
+    distance: bool = False
+
+
 def op_from_state(state: dict) -> Op:
     """The op of a pickled Model's plain state; unknown keys are refused."""
     kind = state.get("op")
@@ -596,6 +777,14 @@ class GraphBuilder:
         self.n_slots = 0
         self.key_inputs: List[int] = []     # key slot t reads input column key_inputs[t]
         self.key_columns: Optional[np.ndarray] = None   # set by finish
+        # a vectorizer's analysis of the documents, the model's input (Spec.text)
+        self.text: Optional[Dict[str, Any]] = None
+        # a DictVectorizer reading the model's input: its feature names (in
+        # column order), separator and dtype, for the Python side to turn
+        # dicts into rows
+        self.dict_input: Optional[Dict[str, Any]] = None
+        # a FeatureHasher reading the model's input: its parameters
+        self.hash_input: Optional[Dict[str, Any]] = None
 
     def input(self, n_features: int) -> Cols:
         """The input X; its width is fixed by the first estimator that reads it."""
@@ -696,3 +885,139 @@ class GraphBuilder:
                  for k, n in enumerate(self.nodes, start=1) if need[k]]
         outs = {m: dataclasses.replace(o, slots=renumber(o.slots)) for m, o in outputs.items()}
         return nodes, outs
+
+
+# ---- distances to stored points (csrc/distances.c) ---------------------------------
+
+MixtureRule = _codes("MixtureRule", "mixture")
+KernelRule = _codes("KernelRule", "kernel")
+
+
+@dataclass
+class QuadForm(Op):
+    """mul * (x - loc) @ prec @ (x - loc) + add: Mahalanobis distances,
+    Gaussian log-likelihoods."""
+
+    op_name: ClassVar[str] = "quadform"
+    loc: np.ndarray = field(default_factory=lambda: np.zeros(1))
+    prec: np.ndarray = field(default_factory=lambda: np.zeros((1, 1)))
+    mul: float = 1.0
+    add: float = 0.0
+
+
+@dataclass
+class Mixture(Op):
+    """Gaussian mixtures: weighted log probabilities, their logsumexp, the
+    responsibilities."""
+
+    op_name: ClassVar[str] = "mixture"
+    rule: int = 0
+    n_components: int = 0
+    prec: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    shift: np.ndarray = field(default_factory=lambda: np.zeros((0, 0)))
+    base: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    adds: np.ndarray = field(default_factory=lambda: np.zeros((0, 0)))
+    log_2pi_d: float = 0.0
+    f32_terms: int = 0
+
+
+@dataclass
+class KernelDual(Op):
+    """kernel(x, fit) @ dual (KernelRidge)."""
+
+    op_name: ClassVar[str] = "kernel_dual"
+    rule: int = 0
+    fit: np.ndarray = field(default_factory=lambda: np.zeros((1, 1)))
+    dual: np.ndarray = field(default_factory=lambda: np.zeros((1, 1)))
+    fit_norms: Optional[np.ndarray] = None
+    gamma: float = 0.0
+    coef0: float = 0.0
+    degree: float = 0.0
+
+
+# ---- preprocessing (csrc/preprocess.c) ---------------------------------------------
+
+InterpRule = _codes("InterpRule", "interp")
+RowNormRule = _codes("RowNormRule", "rownorm")
+PowerRule = _codes("PowerRule", "power")
+
+
+@dataclass
+class Interp(Op):
+    """np.interp tables per column: IsotonicRegression, QuantileTransformer."""
+
+    op_name: ClassVar[str] = "interp"
+    rule: int = 0
+    x: np.ndarray = field(default_factory=lambda: np.zeros(1))
+    y: np.ndarray = field(default_factory=lambda: np.zeros(1))
+    x2: Optional[np.ndarray] = None
+    y2: Optional[np.ndarray] = None
+    offsets: np.ndarray = field(default_factory=lambda: np.zeros(2, np.int64))
+    lo: Optional[np.ndarray] = None
+    hi: Optional[np.ndarray] = None
+
+
+@dataclass
+class RowNorm(Op):
+    """Normalizer: each row divided by its l1, l2 or max norm."""
+
+    op_name: ClassVar[str] = "rownorm"
+    rule: int = 0
+
+
+@dataclass
+class Bins(Op):
+    """KBinsDiscretizer: bin numbers or their one-hot columns."""
+
+    op_name: ClassVar[str] = "bins"
+    edges: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    offsets: np.ndarray = field(default_factory=lambda: np.zeros(1, np.int64))
+    onehot: bool = False
+    round_f32: bool = False
+    out_type: int = 0
+
+
+@dataclass
+class CenterKernel(Op):
+    """KernelCenterer."""
+
+    op_name: ClassVar[str] = "center_kernel"
+    fit_rows: np.ndarray = field(default_factory=lambda: np.zeros(1))
+    fit_all: float = 0.0
+
+
+@dataclass
+class Power(Op):
+    """PowerTransformer's Box-Cox or Yeo-Johnson transform."""
+
+    op_name: ClassVar[str] = "power"
+    rule: int = 0
+    lambdas: np.ndarray = field(default_factory=lambda: np.zeros(1))
+
+
+# ---- clustering (csrc/distances.c) ---------------------------------------------------
+
+NearestRule = _codes("NearestRule", "nearest")
+
+
+@dataclass
+class Nearest(Op):
+    """Scores or Euclidean distances to stored centres."""
+
+    op_name: ClassVar[str] = "nearest"
+    rule: int = 0
+    centers: np.ndarray = field(default_factory=lambda: np.zeros((1, 1)))
+    norms: np.ndarray = field(default_factory=lambda: np.zeros(1))
+
+
+@dataclass
+class Bisect(Op):
+    """BisectingKMeans' tree of centres."""
+
+    op_name: ClassVar[str] = "bisect"
+    n_clusters: int = 0
+    left: np.ndarray = field(default_factory=lambda: np.zeros(1, np.int64))
+    right: np.ndarray = field(default_factory=lambda: np.zeros(1, np.int64))
+    label: np.ndarray = field(default_factory=lambda: np.zeros(1, np.int64))
+    centers: np.ndarray = field(default_factory=lambda: np.zeros((1, 1)))
+    norms: np.ndarray = field(default_factory=lambda: np.zeros(1))

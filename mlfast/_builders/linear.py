@@ -1,12 +1,13 @@
 """Linear models: raw = X @ coef_.T + intercept_, then each class's rules."""
 from __future__ import annotations
 
-import numpy as np
-
 from typing import Optional
+
+import numpy as np
 
 from mlfast._builders import Builders, Node, classifier, register, regressor
 from mlfast._builders.ir import Accept, Built, Cols, LabelRule, Linear, ProbaRule
+from mlfast._builders.text import SparseCols, sparse_product
 
 # LinearModel subclasses whose predict is X @ coef_.T + intercept_.
 REGRESSORS = (
@@ -71,6 +72,8 @@ def _coef(node: Node):
 
 def _raw(node: Node, b: Builders, X: Optional[Cols], coef, intercept, f32: bool):
     """The linear op over X: its scores, and the number of features."""
+    if isinstance(X, SparseCols):
+        return sparse_product(node, b, X, coef, intercept), coef.shape[1]
     n = node.n_features(coef.shape[1])
     X = b.input(node, X, n)
     raw = b.add(node, Linear(coef=coef, intercept=intercept, f32=f32), X, coef.shape[0],

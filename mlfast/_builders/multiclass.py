@@ -11,14 +11,14 @@ the one scikit-learn would name.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Dict, List, Optional, Sequence
+from typing import Dict, List, NamedTuple, Optional
 
 import numpy as np
 
 from mlfast._builders import Builders, Node, register
 from mlfast._builders.functions import apply, function_code, no_kwargs, validates
 from mlfast._builders.ir import (
+    FUNCTIONS,
     Accept,
     Affine,
     Average,
@@ -31,21 +31,19 @@ from mlfast._builders.ir import (
     Constant,
     Ecoc,
     EcocRule,
-    FUNCTIONS,
     Function,
     LabelRule,
     Labels,
     Normalize,
     NormalizeRule,
+    Out,
     OvoVotes,
     OvrArgmax,
-    Out,
     Strings,
     Take,
 )
 from mlfast._core import Global, Record
 from mlfast.errors import UnsupportedModelError
-
 
 # ---- members ------------------------------------------------------------------------
 
@@ -65,7 +63,11 @@ def _members(node: Node, key: str = "estimators_") -> list:
 def _input(b: Builders, X: Optional[Cols]) -> Cols:
     """The columns the members read: X, or the model's input once the first
     member has fixed its width."""
-    return X if X is not None else Cols(np.arange(b.graph.n_features))
+    if X is not None:
+        return X
+    if b.graph.n_features is None:
+        raise ValueError("the model's input is read before its width is known")
+    return Cols(np.arange(b.graph.n_features))
 
 
 def _classes(node: Node, value=None, key: str = "classes_") -> np.ndarray:
@@ -141,13 +143,20 @@ def _binary_threshold(member: Built) -> float:
     return 0.5
 
 
-def _labels_of(node: Node, member: Built, what: str) -> Out:
+class _Labels(NamedTuple):
+    """A single-output classifier's predict: its column and its classes."""
+
+    cols: Cols
+    classes: np.ndarray
+
+
+def _labels_of(node: Node, member: Built, what: str) -> _Labels:
     """A member's predict: one column of class indices and its classes."""
     out = _out(node, member, "predict", what)
     if out.classes is None or len(out.cols) != 1:
         raise UnsupportedModelError(
             f"{node.where}.{what} ({member.name}) is not a single-output classifier")
-    return out
+    return _Labels(out.cols, out.classes)
 
 
 def _meta(node: Node, name: str, kind: str, outputs: Dict[str, Out], first: Built,
@@ -276,6 +285,8 @@ def build_calibrated_classifier(node: Node, b: Builders, X: Optional[Cols]) -> B
         member, proba = _calibrated(node, b, X if first is None else _input(b, X), i, classes)
         first = first or member
         blocks.append(proba)
+    if first is None:
+        raise node.fail("calibrated_classifiers_ holds no classifiers")
     # mean_proba = zeros, += each, /= their number: one is itself
     proba = blocks[0] if len(blocks) == 1 else b.add(
         node, Average(weights=np.ones(len(blocks)), scale=float(len(blocks))),
@@ -431,18 +442,18 @@ def build_multi_output(node: Node, b: Builders, X: Optional[Cols]) -> Built:
     for i, est in enumerate(_members(node)):
         members.append(_build(node, b, est, f"estimators_[{i}]", _input(b, X) if members
                               else X))
-    whats = [f"estimators_[{i}]" for i in range(len(members))]
+    places = [f"estimators_[{i}]" for i in range(len(members))]
     outputs: Dict[str, Out] = {}
     if node.name == "MultiOutputRegressor":
         # np.asarray([e.predict(X) for e in estimators_]).T
         outputs["predict"] = Out(Cols.concat(_width1(node, m, "predict", w)
-                                             for m, w in zip(members, whats)))
+                                             for m, w in zip(members, places)))
         return _meta(node, f"{node.name}({members[0].name})", "regressor", outputs, members[0])
-    labels = [_labels_of(node, m, w) for m, w in zip(members, whats)]
+    labels = [_labels_of(node, m, w) for m, w in zip(members, places)]
     outputs["predict"] = Out(Cols.concat(o.cols for o in labels),
                              column_classes=[o.classes for o in labels])
     if all("predict_proba" in m.outputs for m in members):
-        probas = [_out(node, m, "predict_proba", w).cols for m, w in zip(members, whats)]
+        probas = [_out(node, m, "predict_proba", w).cols for m, w in zip(members, places)]
         outputs["predict_proba"] = Out(Cols.concat(probas), split=[len(p) for p in probas])
     return _meta(node, f"{node.name}({members[0].name})", "classifier", outputs, members[0])
 
@@ -598,8 +609,8 @@ def build_threshold_classifier(node: Node, b: Builders, X: Optional[Cols]) -> Bu
             score = _width1(node, member, used, key)
         rule, threshold = LabelRule.THRESHOLD, -threshold
     labels = b.add(node, Labels(rule=rule, threshold=threshold), score, 1)
-    outputs = {m: member.outputs[m] for m in ("predict_proba", "predict_log_proba",
-                                               "decision_function") if m in member.outputs}
+    outputs: Dict[str, Out] = {m: member.outputs[m] for m in (
+        "predict_proba", "predict_log_proba", "decision_function") if m in member.outputs}
     outputs["predict"] = Out(labels, classes=classes, squeeze=True)
     return _meta(node, f"{node.name}({member.name})", "classifier", outputs, member)
 
@@ -610,8 +621,9 @@ def build_threshold_classifier(node: Node, b: Builders, X: Optional[Cols]) -> Bu
 def build_self_training(node: Node, b: Builders, X: Optional[Cols]) -> Built:
     key = "estimator_" if "estimator_" in node.state else "base_estimator_"
     member = _build(node, b, node.get(key), key, X)
-    outputs = {m: member.outputs[m] for m in ("predict", "predict_proba", "predict_log_proba",
-                                               "decision_function") if m in member.outputs}
+    outputs: Dict[str, Out] = {m: member.outputs[m] for m in (
+        "predict", "predict_proba", "predict_log_proba", "decision_function")
+        if m in member.outputs}
     # validate_data(ensure_all_finite=False) first: its names, the member's NaN rules
     return _meta(node, f"SelfTrainingClassifier({member.name})", "classifier", outputs, member,
                  checks_itself=True)

@@ -37,8 +37,10 @@ def build_pipeline(node: Node, b: Builders, X: Optional[Cols]) -> Built:
         names.append(last.name)
     if first is None or last is None:
         raise node.fail("every step is 'passthrough': nothing to serve")
+    # Pipeline exposes only the methods it names (not predict_joint_log_proba)
+    outputs = {m: o for m, o in last.outputs.items() if m != "predict_joint_log_proba"}
     return Built(
-        f"Pipeline({' -> '.join(names)})", last.kind, last.outputs, first.n_features_in,
+        f"Pipeline({' -> '.join(names)})", last.kind, outputs, first.n_features_in,
         feature_names_in=first.feature_names_in, first_name=first.first_name,
         strings=first.strings, string_prefix=first.string_prefix,
         warn_name=first.warn_name, names_required=first.names_required)

@@ -1,13 +1,13 @@
 """Scalers and the numeric SimpleImputer as transform steps."""
 from __future__ import annotations
 
-import numpy as np
-
-from mlfast.errors import UnsupportedModelError
 from typing import Optional
+
+import numpy as np
 
 from mlfast._builders import Builders, Node, is_nan, register, transformer
 from mlfast._builders.ir import Accept, Affine, Built, Cols, Impute, Strings
+from mlfast.errors import UnsupportedModelError
 
 
 def _width(node: Node, key: str) -> int:

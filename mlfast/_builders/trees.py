@@ -11,8 +11,7 @@ that the C sum adds the very same doubles in the same order.
 """
 from __future__ import annotations
 
-import math
-from typing import List, Optional, Sequence, Tuple
+from typing import Any, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
@@ -48,7 +47,8 @@ class _Trees:
         self.values: List[np.ndarray] = []
         self.sizes: List[int] = []
 
-    def add(self, left, right, feature, threshold, flags, values) -> None:
+    def add(self, left: np.ndarray, right: np.ndarray, feature: np.ndarray,
+            threshold: np.ndarray, flags: np.ndarray, values: np.ndarray) -> None:
         self.left.append(np.asarray(left, dtype=np.int64))
         self.right.append(np.asarray(right, dtype=np.int64))
         self.feature.append(np.asarray(feature, dtype=np.int64))
@@ -111,11 +111,12 @@ def _tree_of(est: Node) -> Tuple[dict, tuple]:
     return {"nodes": nodes, "values": values}, args
 
 
-def _split_arrays(nodes: np.ndarray):
+def _split_arrays(
+        nodes: np.ndarray) -> Tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     left = nodes["left_child"].astype(np.int64)
     right = nodes["right_child"].astype(np.int64)
     flags = np.zeros(len(nodes), dtype=np.uint8)
-    if "missing_go_to_left" in nodes.dtype.names:
+    if "missing_go_to_left" in (nodes.dtype.names or ()):
         flags |= (nodes["missing_go_to_left"] != 0).astype(np.uint8)
     return left, right, nodes["feature"].astype(np.int64), nodes["threshold"], flags
 
@@ -130,13 +131,14 @@ def _nan_support(est: Node, kind: str, nodes: np.ndarray) -> int:
     _support_missing_values and allow_nan tag, which look at the splitter,
     the criterion and monotonic constraints.  A forest asks its first tree
     (all alike) from 1.4 on, and refuses NaN before."""
-    if "missing_go_to_left" not in nodes.dtype.names:
+    if "missing_go_to_left" not in (nodes.dtype.names or ()):
         return Accept.FINITE                  # written before 1.3
     version = est.version
     if version < (1, 3) or (kind in ("RandomForest", "ExtraTrees") and version < (1, 4)):
         return Accept.FINITE
     splitter = est.state.get("splitter")
     extra = est.name.startswith("Extra")
+    splitters: Tuple[str, ...]
     if version >= (1, 9):
         allow = splitter == "random" if extra else True
     else:
@@ -168,19 +170,25 @@ def _class_proba(est: Node, values: np.ndarray, n_classes: int) -> np.ndarray:
     return proba
 
 
-def _classes(node: Node, multi_output: bool = False):
-    """classes_: one 1-D array, or (multi_output) a list of them."""
+def _classes(node: Node) -> np.ndarray:
+    """classes_: one 1-D array."""
     classes = node.get("classes_")
     if isinstance(classes, list):
-        if not multi_output:
-            raise UnsupportedModelError(
-                f"{node.where} ({node.name}): multi-output classification is not served "
-                "for this estimator")
+        raise UnsupportedModelError(
+            f"{node.where} ({node.name}): multi-output classification is not served "
+            "for this estimator")
+    return _classes_array(node, classes)
+
+
+def _output_classes(node: Node) -> Union[np.ndarray, List[np.ndarray]]:
+    """classes_: one 1-D array, or (multi-output) a list of them."""
+    classes = node.get("classes_")
+    if isinstance(classes, list):
         return [_classes_array(node, c) for c in classes]
     return _classes_array(node, classes)
 
 
-def _classes_array(node: Node, classes) -> np.ndarray:
+def _classes_array(node: Node, classes: Any) -> np.ndarray:
     if not isinstance(classes, np.ndarray) or classes.ndim != 1 or classes.size < 1:
         raise node.fail("classes_ must be a 1-D array")
     return np.ascontiguousarray(classes)
@@ -200,12 +208,15 @@ def _forest_members(node: Node) -> List[Node]:
 def _build_trees(node: Node, b: Builders, X: Optional[Cols], family: str,
                  members: Sequence[Node], is_classifier: bool, average: bool) -> Built:
     trees = _Trees()
-    n_features = None
+    n_features: Optional[int] = None
     accept = Accept.NAN
-    classes = _classes(node, multi_output=True) if is_classifier else None
+    classes: Optional[np.ndarray] = None
+    if is_classifier:
+        found = _output_classes(node)
+        if isinstance(found, list):
+            return _build_multi_output(node, b, X, family, members, found, average)
+        classes = found
     n_outputs = int(node.get("n_outputs_", 1))
-    if isinstance(classes, list):
-        return _build_multi_output(node, b, X, family, members, classes, average)
     for est in members:
         arrays, args = _tree_of(est)
         nodes, values = arrays["nodes"], arrays["values"]
@@ -215,7 +226,7 @@ def _build_trees(node: Node, b: Builders, X: Optional[Cols], family: str,
             raise est.fail("trees of one forest disagree on the number of features")
         accept = min(accept, _nan_support(est, family, nodes))
         left, right, feature, threshold, flags = _split_arrays(nodes)
-        if is_classifier:
+        if classes is not None:
             if values.shape[1] != 1 or values.shape[2] < classes.size:
                 raise est.fail(f"tree_.values has shape {values.shape} for "
                                f"{classes.size} classes")
@@ -227,7 +238,9 @@ def _build_trees(node: Node, b: Builders, X: Optional[Cols], family: str,
                                f"{n_outputs} outputs")
             leaf = np.ascontiguousarray(values[:, :, 0])
         trees.add(left, right, feature, threshold, flags, leaf)
-    if is_classifier:
+    if n_features is None:
+        raise node.fail("holds no trees")
+    if classes is not None:
         k = classes.size
         raw, n = trees.add_to(node, b, X, n_features, k, accept, average=average)
         # a single tree before 1.4 predicts the argmax of its counts and
@@ -248,7 +261,7 @@ def _build_multi_output(node: Node, b: Builders, X: Optional[Cols], family: str,
     """Multi-output classification: each leaf holds every output's class
     distribution side by side; the Model slices and labels them."""
     trees = _Trees()
-    n_features = None
+    n_features: Optional[int] = None
     accept = Accept.NAN
     sizes = [c.size for c in classes]
     for est in members:
@@ -267,6 +280,8 @@ def _build_multi_output(node: Node, b: Builders, X: Optional[Cols], family: str,
             else:
                 parts.append(np.ascontiguousarray(v[:, 0, :size]))
         trees.add(*_split_arrays(nodes), np.concatenate(parts, axis=1))
+    if n_features is None:
+        raise node.fail("holds no trees")
     raw, n = trees.add_to(node, b, X, n_features, sum(sizes), accept, average=average)
     starts = np.cumsum([0] + sizes)
     blocks = [raw[starts[k]:starts[k + 1]] for k in range(len(sizes))]
@@ -395,7 +410,7 @@ def _gb_trees(node: Node, k: int, learning_rate: float) -> Tuple[_Trees, np.ndar
         raise node.fail(f"estimators_ must be an object array of shape (n_stages, {k})")
     trees = _Trees()
     columns = []
-    n_features = None
+    n_features: Optional[int] = None
     lr = np.float64(learning_rate)
     for i in range(stages.shape[0]):
         for j in range(k):
@@ -410,6 +425,8 @@ def _gb_trees(node: Node, k: int, learning_rate: float) -> Tuple[_Trees, np.ndar
             # predict_stages adds scale * value: the same product, once
             trees.add(left, right, feature, threshold, flags, (lr * values[:, 0, :]))
             columns.append(j)
+    if n_features is None:
+        raise node.fail("estimators_ holds no trees")
     return trees, np.asarray(columns, dtype=np.int32), n_features
 
 
@@ -491,7 +508,8 @@ def _known_bitsets(node: Node, n: int):
     return known, f_idx_map
 
 
-def _hgb_encoder(node: Node, n: int) -> Optional[Encode]:
+def _hgb_encoder(
+        node: Node, n: int) -> Union[Encode, Tuple[np.ndarray, List[np.ndarray]], None]:
     """The OrdinalEncoder + column reordering of HistGradientBoosting's
     _preprocessor (1.4+, categorical features): categorical columns first,
     encoded as their index in categories_ (unknown and NaN -> NaN)."""

@@ -183,12 +183,12 @@ def create_app(model_or_path: Any, framework: str = "fastapi", **options: Any):
             options["ops"] = Ops.from_env(options.get("env"), metrics=_have_prometheus())
         service = build_service(model_or_path, **options)
         service.start_worker()
+    import importlib
+
     with serve_extra():
-        if framework == "fastapi":
-            from mlfast.serving.fastapi import build_app
-        else:
-            from mlfast.serving.flask import build_app
-    return build_app(service)
+        # mlfast.serving.fastapi or mlfast.serving.flask: the same build_app
+        adapter = importlib.import_module(f"mlfast.serving.{framework}")
+    return adapter.build_app(service)
 
 
 def _have_prometheus() -> bool:

@@ -18,7 +18,7 @@ import json
 import math
 import re
 import struct
-from typing import Any, Dict, List, Optional, Sequence, Tuple
+from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 import orjson
@@ -44,6 +44,11 @@ _SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")
 _SURROGATE = re.compile("[\ud800-\udfff]")
 
 
+#: a batch of rows as the model takes them: an array, or (a model that reads
+#: categories) objects keyed by feature name
+Rows = Union[np.ndarray, List[Dict[str, Any]]]
+
+
 def parse_json(body: bytes, *, what: str = "request body") -> Any:
     """orjson first; a body it refuses gets a second chance with the standard
     library, which also reads the NaN and Infinity that Python's
@@ -67,7 +72,7 @@ def parse_json(body: bytes, *, what: str = "request body") -> Any:
             raise InvalidInput(f"JSON in {what} is nested too deeply") from None
         if _SURROGATE_ESCAPE.search(body) and _holds_lone_surrogate(doc):
             raise InvalidInput(f"malformed JSON in {what}: a string holds a lone UTF-16 surrogate "
-                               "(\\ud800 to \\udfff without its pair), which is not a character")
+                               "(\\ud800 to \\udfff without its pair), which is not a character") from None
         return doc
 
 
@@ -266,8 +271,10 @@ def _json_type(value: Any) -> str:
     return type(value).__name__
 
 
-def rows_from_named(records: Sequence[dict], served: ServedModel, where: str) -> np.ndarray:
+def rows_from_named(records: Sequence[dict], served: ServedModel, where: str) -> Rows:
     """Rows given as objects keyed by feature name (``feature_names_in_``)."""
+    if getattr(served, "dicts", False):
+        return _dict_records(records, where)
     names = served.feature_names
     if names is None:
         raise InvalidInput(
@@ -311,6 +318,24 @@ def rows_from_named(records: Sequence[dict], served: ServedModel, where: str) ->
 
 
 _TABLE_VALUES = (str, int, float, bool, type(None))
+
+
+def _dict_records(records: Sequence[Any], where: str) -> List[dict]:
+    """Rows for a model that vectorizes dicts: any keys; values strings,
+    numbers, null or lists of strings."""
+    for i, record in enumerate(records):
+        if not isinstance(record, dict):
+            raise InvalidInput(f"{where}[{i}] must be an object like {where}[0], "
+                               f"got {_json_type(record)}")
+        for k, v in record.items():
+            if isinstance(v, list):
+                if not all(isinstance(x, str) for x in v):
+                    raise InvalidInput(f"{where}[{i}][{k!r}] is {show(v)}: a list must hold "
+                                       "strings only")
+            elif not isinstance(v, _TABLE_VALUES):
+                raise InvalidInput(f"{where}[{i}][{k!r}] is {show(v)}: expected a string, a "
+                                   "number, null or a list of strings")
+    return list(records)
 
 
 def _table_records(records: Sequence[Any], names: List[str], where: str) -> List[dict]:
@@ -358,7 +383,22 @@ def _table_rows(value: Any, where: str, n_features: int) -> np.ndarray:
     return out
 
 
-def instances_to_matrix(instances: Any, served: ServedModel, where: str = "instances") -> np.ndarray:
+def documents(value: Any, where: str) -> np.ndarray:
+    """A text model's documents: a list of strings (one string: one
+    document), as a 1-D object array."""
+    docs = [value] if isinstance(value, str) else value
+    if not isinstance(docs, list) or not docs:
+        raise InvalidInput(f"{where} must be a document (a string) or a non-empty list of "
+                           f"them, got {_json_type(value)}")
+    for i, d in enumerate(docs):
+        if not isinstance(d, str):
+            raise InvalidInput(f"{where}[{i}] is {show(d)}: each document is a string")
+    out = np.empty(len(docs), dtype=object)
+    out[:] = docs
+    return out
+
+
+def instances_to_matrix(instances: Any, served: ServedModel, where: str = "instances") -> Rows:
     """Vertex AI and KServe V1 ``instances``: a list of rows (lists of
     numbers), of the lesson's ``{"features": [...]}`` objects, or of objects
     keyed by feature name."""
@@ -366,6 +406,8 @@ def instances_to_matrix(instances: Any, served: ServedModel, where: str = "insta
         raise InvalidInput(f"{where} must be a list of rows, got {_json_type(instances)}")
     if not instances:
         raise InvalidInput(f"{where} is empty: send at least one row")
+    if getattr(served, "documents", False):
+        return documents(instances, where)
     first = instances[0]
     if getattr(served, "tables", False) and isinstance(first, list):
         return _table_rows(instances, where, served.n_features)
@@ -530,7 +572,7 @@ def decode_npy(body: bytes) -> np.ndarray:
 LESSON_ONE, LESSON_MANY, BARE, INSTANCES, TABULAR = "lesson-one", "lesson-many", "bare", "instances", "tabular"
 
 
-def decode_payload(request_body: bytes, media: str, served: ServedModel) -> Tuple[np.ndarray, str]:
+def decode_payload(request_body: bytes, media: str, served: ServedModel) -> Tuple[Rows, str]:
     """A prediction request in any style the lesson and SageMaker use.
 
     JSON ``{"features": row}`` (the lesson; one row answers ``prediction``)
@@ -545,6 +587,12 @@ def decode_payload(request_body: bytes, media: str, served: ServedModel) -> Tupl
     if media in NPY_TYPES:
         return decode_npy(request_body), TABULAR
     data = parse_json(request_body)
+    if getattr(served, "documents", False):
+        if isinstance(data, dict) and "features" in data:
+            one = isinstance(data["features"], str)
+            return documents(data["features"], "features"), LESSON_ONE if one else LESSON_MANY
+        if isinstance(data, list):
+            return documents(data, "body"), BARE
     if isinstance(data, dict):
         if "features" in data:
             features = data["features"]
@@ -729,6 +777,7 @@ def decode_tensor(tensor: Any, binary: memoryview, offset: int, where: str) -> T
     if not isinstance(parameters, dict):
         raise InvalidInput(f"{where}.parameters must be an object")
     size = parameters.get("binary_data_size")
+    array: np.ndarray
     if size is not None:
         if not isinstance(size, int) or size < 0:
             raise InvalidInput(f"{where}.parameters.binary_data_size must be a non-negative integer")
@@ -820,6 +869,18 @@ def decode_table_tensor(tensor: Any, binary: memoryview, offset: int,
             raise InvalidInput(f"{where}.data has {len(values)} values but shape {list(shape)} "
                                f"needs {count}")
     return values, shape, offset
+
+
+def documents_from_tensors(inputs: List[Any], binary: memoryview) -> np.ndarray:
+    """V2 inputs of a text model: one BYTES tensor of documents, shape
+    [rows] or [rows, 1]."""
+    if len(inputs) != 1:
+        raise InvalidInput(f"expected 1 input tensor of documents, got {len(inputs)}")
+    values, shape, _ = decode_table_tensor(inputs[0], binary, 0, "inputs[0]")
+    if len(shape) == 2 and shape[1] != 1:
+        raise InvalidInput(f"inputs[0] has shape {list(shape)}: documents are [rows] or "
+                           "[rows, 1]")
+    return documents(values, "inputs[0].data")
 
 
 def table_from_tensors(inputs: List[Any], binary: memoryview, served: ServedModel) -> Any:

@@ -10,7 +10,7 @@ swagger-ui-dist, so it works with no internet access; ``/redoc`` likewise.
 from __future__ import annotations
 
 import asyncio
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, List, Mapping, Optional
 
 from fastapi import FastAPI
 from fastapi_offline import FastAPIOffline
@@ -23,8 +23,8 @@ from starlette.responses import Response as StarletteResponse
 
 import mlfast
 from mlfast.serving.http import DRAIN_LIMIT, Request, Response, Route
-from mlfast.serving.service import INTERNAL_ERROR, Service
 from mlfast.serving.schemas import ErrorBody
+from mlfast.serving.service import INTERNAL_ERROR, Service
 
 # Bodies up to this size are handled on the event loop: decoding and
 # predicting a few rows takes microseconds, less than a hop to the thread
@@ -35,7 +35,7 @@ _COMPONENT = "#/components/schemas/{model}"
 DOCS = "/docs"
 
 
-def _headers(scope: Dict[str, Any]) -> Dict[str, str]:
+def _headers(scope: Mapping[str, Any]) -> Dict[str, str]:
     # ASGI header names are lower case already; repeated headers are joined
     headers: Dict[str, str] = {}
     for key, value in scope["headers"]:
@@ -277,8 +277,10 @@ def build_app(service: Service) -> FastAPI:
 
     def openapi() -> Dict[str, Any]:
         if app.openapi_schema is None:
+            # FastAPI.openapi makes app.openapi_schema and returns it
             schema = make_openapi()
             schema.setdefault("components", {}).setdefault("schemas", {}).update(definitions)
+            return schema
         return app.openapi_schema
 
     app.openapi = openapi  # type: ignore[method-assign]
@@ -297,6 +299,8 @@ def build_app(service: Service) -> FastAPI:
     async def server_error(request: StarletteRequest, exc: Exception) -> StarletteResponse:
         return _starlette(service.answer(500, INTERNAL_ERROR))
 
-    app.add_exception_handler(StarletteHTTPException, http_error)
+    # Starlette calls a handler with the class it is registered for, but types
+    # every handler's exception as Exception
+    app.add_exception_handler(StarletteHTTPException, http_error)  # type: ignore[arg-type]
     app.add_exception_handler(Exception, server_error)
     return app

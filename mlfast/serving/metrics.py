@@ -50,6 +50,7 @@ import threading
 import time
 import weakref
 from pathlib import Path
+from types import FrameType
 from typing import Any, Dict, Iterator, List, Optional, Sequence, Tuple
 
 from mlfast.serving.http import Request, Response, Route
@@ -122,7 +123,7 @@ def _workers_parent() -> Optional[int]:
     master (the app is imported in each worker, or with ``--preload`` in
     the master) or the supervisor of ``uvicorn --workers``.  Told by who is
     importing the app: the server's own functions on the stack."""
-    frame = sys._getframe(1)
+    frame: Optional[FrameType] = sys._getframe(1)
     while frame is not None:
         module, function = frame.f_globals.get("__name__", ""), frame.f_code.co_name
         if module == "gunicorn.workers.base" and function == "load_wsgi":
@@ -195,7 +196,13 @@ class Metrics:
     def __init__(self, registry: ModelRegistry):
         clear_empty_multiproc_env()
         share_with_workers()
-        from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, disable_created_metrics
+        from prometheus_client import (
+            CollectorRegistry,
+            Counter,
+            Gauge,
+            Histogram,
+            disable_created_metrics,
+        )
 
         disable_created_metrics()  # the *_created series double the output for nothing we use
         self.model_registry = registry
@@ -340,7 +347,8 @@ class _Histogram:
         self.sum += total
 
     def family_buckets(self, bounds: Tuple[float, ...]) -> List[Tuple[str, float]]:
-        out, total = [], 0
+        out: List[Tuple[str, float]] = []
+        total = 0
         for bound, count in zip(bounds, self.counts):
             total += count
             out.append((_le(bound), total))
@@ -426,10 +434,11 @@ class _Counts:
         requests: Dict[Tuple, list] = {}
         compute: Dict[Tuple[str, str], _Histogram] = {}
         for ((route, protocol, method), status, (model, version)), n, dur, rows, comp in items:
-            series = [n, _Histogram(len(LATENCY_BUCKETS)), _Histogram(len(ROW_BUCKETS))]
-            series[1].add(*dur)
-            series[2].add(*rows)
-            requests[(route, protocol, method, status, model, version)] = series
+            latency = _Histogram(len(LATENCY_BUCKETS))
+            latency.add(*dur)
+            row_counts = _Histogram(len(ROW_BUCKETS))
+            row_counts.add(*rows)
+            requests[(route, protocol, method, status, model, version)] = [n, latency, row_counts]
             if any(comp[0]):
                 compute.setdefault((model, version), _Histogram(len(COMPUTE_BUCKETS))).add(*comp)
         return requests, compute, errors
@@ -463,7 +472,11 @@ class _LocalSamples:
             self._errors[key] = self._errors.get(key, 0) + n
 
     def collect(self) -> Iterator[Any]:
-        from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
+        from prometheus_client.core import (
+            CounterMetricFamily,
+            GaugeMetricFamily,
+            HistogramMetricFamily,
+        )
 
         with self._lock:  # one scrape at a time adds to the totals; a copy to build from
             self._take()

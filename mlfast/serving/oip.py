@@ -13,7 +13,7 @@ repository extension's routes are ``serving.repository_routes``.
 """
 from __future__ import annotations
 
-from typing import List, Optional
+from typing import Any, Dict, List, Optional
 
 import mlfast
 from mlfast.serving import codec
@@ -57,7 +57,10 @@ def infer(served: ServedModel, request: Request) -> Response:
     if not isinstance(inputs, list) or not inputs:
         raise InvalidInput("missing key 'inputs': expected {\"inputs\": [{\"name\", \"shape\", "
                            "\"datatype\", \"data\"}]}")
-    if getattr(served, "tables", False):
+    if getattr(served, "documents", False):
+        # a text model: one BYTES tensor of documents, [rows] or [rows, 1]
+        X = codec.documents_from_tensors(inputs, binary)
+    elif getattr(served, "tables", False):
         # strings: BYTES tensors, one per column or one for all of them
         X = codec.table_from_tensors(inputs, binary, served)
     else:
@@ -154,7 +157,8 @@ def routes(service: Service) -> List[Route]:
                     "data": [served.example_row()]}],
         "outputs": [{"name": n} for n in output_names(served)[:2]],
     }
-    infer_doc = dict(tag=TAG, request_schema=InferenceRequest, response_schema=InferenceResponse,
+    # the Route fields the inference routes share
+    infer_doc: Dict[str, Any] = dict(tag=TAG, request_schema=InferenceRequest, response_schema=InferenceResponse,
                      examples={"application/json": example}, param_examples=names,
                      request_types=("application/json", "application/octet-stream"),
                      description="JSON tensors, or Triton's binary tensor data extension "

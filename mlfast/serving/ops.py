@@ -257,7 +257,7 @@ def observe_hook(service: Service, ops: Ops, metrics: Any = None,
         if served is not None:
             headers["X-Model-Name"] = served.name
             headers["X-Model-Version"] = served.version
-        if request_ids:
+        if request_ids and request.id is not None:
             headers["X-Request-ID"] = request.id
         for key, value in static_items:
             if key not in headers:
@@ -265,7 +265,7 @@ def observe_hook(service: Service, ops: Ops, metrics: Any = None,
         if count is not None:
             count((route.labels, response.status, served.labels if served is not None else NO_MODEL),
                   elapsed, stats.rows, stats.compute)
-            if request.error_kind is not None:
+            if count_error is not None and request.error_kind is not None:
                 count_error(route, request.error_kind, served)
         if log_access and access_log.isEnabledFor(logging.INFO):
             fields = {

@@ -78,11 +78,16 @@ class ServedModel:
         self.source = source
         self.ready = True
         self.kind = model.kind
-        self.n_features = model.n_features_in_
+        # a text model reads documents (strings), not rows of columns
+        spec = getattr(model, "_spec", None)
+        self.documents = getattr(spec, "text", None) is not None
+        self.n_features = getattr(model, "n_features_in_", 1)
         self.feature_names = getattr(model, "feature_names_in_", None)
         # the model reads some columns as categories (strings, any value)
-        spec = getattr(model, "_spec", None)
-        self.tables = getattr(spec, "key_columns", None) is not None
+        self.tables = getattr(spec, "key_columns", None) is not None and not self.documents
+        # the model reads dicts of features (a DictVectorizer first)
+        self.dicts = getattr(spec, "dict_input", None) is not None or \
+            (getattr(spec, "hash_input", None) or {}).get("input_type") == "dict"
         if self.feature_names is not None:
             _quiet_feature_names_warning()
         self.classes = getattr(model, "classes_", None)
@@ -133,7 +138,7 @@ class ServedModel:
             fn = self._predict if name == "predict" else getattr(self.model, name)
             try:
                 with np.errstate(all="ignore"):  # log(0) of a zero probability
-                    out = fn(np.zeros((1, self.n_features or 1)))
+                    out = fn([""] if self.documents else np.zeros((1, self.n_features or 1)))
             except (ValueError, TypeError):
                 self._output_specs[name] = None
             else:

@@ -139,9 +139,10 @@ class ModelRepository:
         self._state_dir: Optional[Path] = None
         self._state_mtime: Optional[int] = None
         self._seen_touches: Dict[str, int] = {}
-        self._loaded_fp: Dict[Tuple[str, str], Fingerprint] = {}
+        # None: the file could not be stat'ed (it went while being read)
+        self._loaded_fp: Dict[Tuple[str, str], Optional[Fingerprint]] = {}
         self._failed: Dict[Tuple[str, str], Tuple[Optional[Fingerprint], str]] = {}
-        self._pending: Dict[Tuple[str, str], Fingerprint] = {}
+        self._pending: Dict[Tuple[str, str], Optional[Fingerprint]] = {}
         self._lock = threading.RLock()
         self._thread: Optional[threading.Thread] = None
         self._pid = os.getpid()

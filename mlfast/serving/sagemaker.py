@@ -14,10 +14,18 @@ request's style.  ``X-Amzn-SageMaker-Custom-Attributes`` is echoed.
 """
 from __future__ import annotations
 
-from typing import Dict, List, Optional
+from typing import Any, Dict, List, Optional
 
 from mlfast.serving import codec
-from mlfast.serving.http import HttpError, Request, Response, Route, dumps, json_error, json_response
+from mlfast.serving.http import (
+    HttpError,
+    Request,
+    Response,
+    Route,
+    dumps,
+    json_error,
+    json_response,
+)
 from mlfast.serving.lesson import examples
 from mlfast.serving.schemas import Health, PredictRequest, PredictResponse
 from mlfast.serving.service import Service
@@ -76,7 +84,8 @@ def routes(service: Service) -> List[Route]:
             return Response(200, codec.csv_bytes(predictions), "text/csv", headers)
         return json_response(codec.encode_predictions(predictions, style), headers=headers)
 
-    common = dict(
+    # the Route fields the invocation routes share
+    common: Dict[str, Any] = dict(
         tag=TAG,
         request_schema=PredictRequest,
         response_schema=PredictResponse,

@@ -31,11 +31,11 @@ import tempfile
 import threading
 import time
 from http import HTTPStatus
-from typing import Any, Dict, Optional, Tuple
+from typing import Any, Dict, Mapping, Optional, Tuple, overload
 
 from mlfast.serving import FRAMEWORKS, create_app, serve_extra
-from mlfast.serving.metrics import MULTIPROC_ENV, clear_empty_multiproc_env
 from mlfast.serving.http import Response
+from mlfast.serving.metrics import MULTIPROC_ENV, clear_empty_multiproc_env
 from mlfast.serving.service import Service
 
 _runtime: Dict[str, Any] = {}
@@ -328,7 +328,11 @@ def _gunicorn(app: Any, options: Dict[str, Any]):
     return Application()
 
 
-def env_int(env, name: str, default: Optional[int]) -> Optional[int]:
+@overload
+def env_int(env: Mapping[str, str], name: str, default: int) -> int: ...
+@overload
+def env_int(env: Mapping[str, str], name: str, default: None) -> Optional[int]: ...
+def env_int(env: Mapping[str, str], name: str, default: Optional[int]) -> Optional[int]:
     value = env.get(name)
     if value is None or value == "":
         return default

@@ -119,7 +119,8 @@ def routes(service: Service) -> List[Route]:
     example = {"application/json": {"instances": [served.example_row()], "parameters": {}}}
     ids = {"endpoint": env.get("AIP_ENDPOINT_ID") or "your-endpoint-id",
            "deployed_model": deployed_id, "project": "your-project-id", "location": "us-central1"}
-    predict_doc = dict(tag=TAG, request_schema=InstancesBody, response_schema=PredictionsBody,
+    # the Route fields the predict routes share
+    predict_doc: Dict[str, Any] = dict(tag=TAG, request_schema=InstancesBody, response_schema=PredictionsBody,
                        examples=example, max_body=MAX_BODY, param_examples=ids)
     out = []
     health_route = env.get("AIP_HEALTH_ROUTE")

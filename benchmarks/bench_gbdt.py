@@ -1,6 +1,6 @@
 """mlfast beside XGBoost's and LightGBM's own predict, on the same model.
 
-One model a library: 500 trees of depth 6 on 50 features (binary), fitted
+One model a library (XGBoost, LightGBM, CatBoost): 500 trees of depth 6 on 50 features (binary), fitted
 here with a fixed seed and saved by ``joblib.dump`` as a user saves it.
 Every engine answers from that one fit, in the same run, timed round-robin
 (``_common.measure``): a single row (the serving call) and batches of
@@ -8,6 +8,7 @@ Every engine answers from that one fit, in the same run, timed round-robin
 
     xgboost    XGBClassifier.predict_proba (its inplace_predict)
     lightgbm   LGBMClassifier.predict_proba
+    catboost   CatBoostClassifier.predict_proba (500 oblivious trees of depth 6)
     mlfast     mlfast.load(the same file).predict_proba
     treelite   the model compiled to C by tl2cgen (treelite's code
                generator), when tl2cgen installs
@@ -54,10 +55,14 @@ def fit(library: str, n_trees: int, depth: int, work: Path) -> Tuple[object, Pat
         import xgboost as xgb
         est = xgb.XGBClassifier(n_estimators=n_trees, max_depth=depth, n_jobs=1,
                                 tree_method="hist", random_state=0)
-    else:
+    elif library == "lightgbm":
         import lightgbm as lgb
         est = lgb.LGBMClassifier(n_estimators=n_trees, max_depth=depth, num_leaves=2 ** depth,
                                  n_jobs=1, random_state=0, verbose=-1)
+    else:
+        import catboost as cb
+        est = cb.CatBoostClassifier(iterations=n_trees, depth=depth, thread_count=1,
+                                    random_seed=0, verbose=0, allow_writing_files=False)
     est.fit(X, y)
     path = work / f"{library}_{n_trees}x{depth}.joblib"
     joblib.dump(est, path)
@@ -68,6 +73,8 @@ def rivals(library: str, est, work: Path, threads: int) -> Dict[str, Callable]:
     """Compiled rivals of this model, by name: a function of X, or nothing
     when the tool does not install."""
     out: Dict[str, Callable] = {}
+    if library == "catboost":
+        return out
     try:
         import tl2cgen
         import treelite
@@ -115,25 +122,24 @@ def cold_start(library: str, path: Path) -> Dict[str, Dict[str, float]]:
 def main() -> None:
     p = _common.parser(__doc__.splitlines()[0])
     p.add_argument("--threads", type=int, default=1, help="threads for every engine")
-    p.add_argument("--library", choices=["xgboost", "lightgbm", "both"], default="both")
+    p.add_argument("--library", choices=["xgboost", "lightgbm", "catboost", "all"],
+                   default="all")
     args = p.parse_args()
     import mlfast
 
     n_trees, depth = (20, 3) if args.quick else (500, 6)
     sizes = (1, 100) if args.quick else (1, 10_000, 100_000)
-    repeats, target = (3, 0.02) if args.quick else (7, 0.3)
+    repeats, target = (3, 0.02) if args.quick else (5, 0.3)
     args.work.mkdir(parents=True, exist_ok=True)
     mlfast.set_num_threads(args.threads)
     results: Dict[str, object] = {"machine": _common.machine(), "trees": n_trees,
                                   "depth": depth, "features": N_FEATURES,
                                   "threads": args.threads, "libraries": {}}
-    libraries = ["xgboost", "lightgbm"] if args.library == "both" else [args.library]
+    libraries = ["xgboost", "lightgbm", "catboost"] if args.library == "all" else [args.library]
     with tempfile.TemporaryDirectory(dir=args.work) as scratch:
         for library in libraries:
             est, path = fit(library, n_trees, depth, args.work)
-            if library == "xgboost":
-                est.set_params(n_jobs=args.threads)
-            else:
+            if library != "catboost":       # CatBoost's predict takes thread_count
                 est.set_params(n_jobs=args.threads)
             model = mlfast.load(path)
             X, _ = data(max(sizes), 1)
@@ -142,7 +148,8 @@ def main() -> None:
             exact = bool(np.array_equal(ours, theirs))
             worst = float(np.max(np.abs(ours - theirs)))
             engines: Dict[str, Callable] = {
-                library: est.predict_proba,
+                library: (est.predict_proba if library != "catboost" else
+                          (lambda X, est=est: est.predict_proba(X, thread_count=args.threads))),
                 "mlfast": model.predict_proba,
             }
             engines.update(rivals(library, est, Path(scratch), args.threads))

@@ -242,3 +242,116 @@ def lightgbm_int(fields: Dict[str, str], key: str, what: str, default: Any = Non
         return int(text)
     except ValueError:
         raise ModelFormatError(f"{what}: {key} is {text[:40]!r}, expected an integer") from None
+
+
+# ---- CatBoost's model (.cbm): a flatbuffer ---------------------------------------
+
+class Flat:
+    """A flatbuffers table read with every offset checked against the
+    buffer: fields by slot number, as the schema (CatBoost's model.fbs)
+    orders them."""
+
+    def __init__(self, buf: bytes, pos: int, what: str):
+        self.buf = buf
+        self.what = what
+        self.pos = pos
+        vt = pos - self._i32(pos)
+        self.vt = vt
+        self.vt_size = self._u16(vt)
+        if self.vt_size < 4 or self.vt_size % 2:
+            raise self.fail(f"a vtable of {self.vt_size} bytes")
+        self._check(vt, self.vt_size)
+
+    def fail(self, message: str) -> ModelFormatError:
+        return ModelFormatError(f"{self.what}: malformed CatBoost model: {message}")
+
+    def _check(self, pos: int, size: int) -> None:
+        if pos < 0 or size < 0 or pos + size > len(self.buf):
+            raise self.fail(f"{size} bytes at offset {pos} outside the {len(self.buf)} of "
+                            "the model")
+
+    def _u16(self, pos: int) -> int:
+        self._check(pos, 2)
+        return struct.unpack_from("<H", self.buf, pos)[0]
+
+    def _i32(self, pos: int) -> int:
+        self._check(pos, 4)
+        return struct.unpack_from("<i", self.buf, pos)[0]
+
+    def _u32(self, pos: int) -> int:
+        self._check(pos, 4)
+        return struct.unpack_from("<I", self.buf, pos)[0]
+
+    def field(self, slot: int) -> int:
+        """The absolute position of a field, or 0 when absent."""
+        at = 4 + 2 * slot
+        if at + 2 > self.vt_size:
+            return 0
+        off = self._u16(self.vt + at)
+        return self.pos + off if off else 0
+
+    def scalar(self, slot: int, fmt: str, default: Any) -> Any:
+        pos = self.field(slot)
+        if not pos:
+            return default
+        self._check(pos, struct.calcsize(fmt))
+        return struct.unpack_from("<" + fmt, self.buf, pos)[0]
+
+    def _target(self, slot: int) -> int:
+        pos = self.field(slot)
+        if not pos:
+            return 0
+        return pos + self._u32(pos)
+
+    def table(self, slot: int) -> "Flat | None":
+        pos = self._target(slot)
+        return Flat(self.buf, pos, self.what) if pos else None
+
+    def vector(self, slot: int, fmt: str) -> np.ndarray:
+        """A vector of scalars ('i' int32, 'f' float32, 'd' float64, 'I' uint32)."""
+        pos = self._target(slot)
+        if not pos:
+            return np.zeros(0, dtype="<" + fmt)
+        n = self._u32(pos)
+        size = struct.calcsize(fmt)
+        self._check(pos + 4, n * size)
+        return np.frombuffer(self.buf, dtype="<" + fmt, count=n, offset=pos + 4).copy()
+
+    def length(self, slot: int) -> int:
+        pos = self._target(slot)
+        return self._u32(pos) if pos else 0
+
+    def tables(self, slot: int) -> List["Flat"]:
+        pos = self._target(slot)
+        if not pos:
+            return []
+        n = self._u32(pos)
+        self._check(pos + 4, 4 * n)
+        return [Flat(self.buf, pos + 4 + 4 * i + self._u32(pos + 4 + 4 * i), self.what)
+                for i in range(n)]
+
+    def string(self, slot: int) -> str:
+        pos = self._target(slot)
+        if not pos:
+            return ""
+        n = self._u32(pos)
+        self._check(pos + 4, n)
+        try:
+            return self.buf[pos + 4:pos + 4 + n].decode("utf-8")
+        except UnicodeDecodeError:
+            raise self.fail("a string is not UTF-8") from None
+
+
+def catboost_core(data: bytes, what: str) -> Flat:
+    """The TModelCore table of a CatBoost model ('CBM1', its size, the
+    flatbuffer)."""
+    data = bytes(data)
+    if data[:4] != b"CBM1" or len(data) < 12:
+        raise ModelFormatError(f"{what}: not a CatBoost model (it opens with {data[:8]!r})")
+    size = struct.unpack_from("<I", data, 4)[0]
+    if size > len(data) - 8 or size < 8:
+        raise ModelFormatError(f"{what}: malformed CatBoost model: a core of {size} bytes in "
+                               f"{len(data) - 8}")
+    buf = data[8:8 + size]
+    root = struct.unpack_from("<I", buf, 0)[0]
+    return Flat(buf, root, what)

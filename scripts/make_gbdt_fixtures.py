@@ -42,7 +42,10 @@ def data(seed: int, n: int = 300):
 def save(folder: Path, name: str, est, answers: dict, X: np.ndarray, methods) -> None:
     joblib.dump(est, folder / f"{name}.joblib")
     for method in methods:
-        answers[f"{name}.joblib:{method}"] = getattr(est, method)(X)
+        answer = np.asarray(getattr(est, method)(X))
+        # string labels as numpy strings (an .npz loads no objects)
+        answers[f"{name}.joblib:{method}"] = answer.astype(str) if answer.dtype == object \
+            else answer
 
 
 def xgboost_fixtures() -> None:
@@ -80,6 +83,16 @@ def xgboost_fixtures() -> None:
                                  else {}))
     stop.fit(X, binary, eval_set=[(Xv, (zv > 0.3).astype(int))], verbose=False)
     save(folder, "early_stopping", stop, answers, Xt, cls_proba)
+    # categorical splits on category codes (column 2), where the version has them
+    try:
+        types = ["q", "q", "c", "q", "q"]
+        cat = xgb.XGBClassifier(enable_categorical=True, feature_types=types, tree_method="hist",
+                                max_cat_to_onehot=1, **kw)
+        cat.fit(X, ((X[:, 2] % 3 == 0) ^ (np.nan_to_num(X[:, 0]) > 0)).astype(int))
+    except (TypeError, ValueError) as exc:
+        print("no categorical fixture:", exc)
+    else:
+        save(folder, "categorical", cat, answers, Xt, cls_proba)
     # the Booster pickled alone, and the library's own files
     booster = xgb.XGBClassifier(**kw).fit(X, multi).get_booster()
     (folder / "booster.pkl").write_bytes(pickle.dumps(booster, protocol=4))
@@ -108,8 +121,13 @@ def lightgbm_fixtures() -> None:
     save(folder, "classifier", lgb.LGBMClassifier(**kw).fit(X, binary), answers, Xt, cls)
     save(folder, "multiclass", lgb.LGBMClassifier(**kw).fit(X, multi), answers, Xt, cls)
     save(folder, "regressor", lgb.LGBMRegressor(**kw).fit(X, z), answers, Xt, ("predict",))
-    save(folder, "categorical", lgb.LGBMRegressor(min_data_per_group=5, **kw).fit(
-        X, z, categorical_feature=[2]), answers, Xt, ("predict",))
+    # a target the category codes decide, so that the trees split on them
+    zc = z + 3.0 * np.isin(X[:, 2], [1, 4, 5, 9])
+    cat_kw = dict(min_data_per_group=2, cat_smooth=1.0, cat_l2=1.0, min_child_samples=5, **kw)
+    save(folder, "categorical", lgb.LGBMRegressor(**cat_kw).fit(X, zc, categorical_feature=[2]),
+         answers, Xt, ("predict",))
+    save(folder, "categorical_no_missing", lgb.LGBMRegressor(use_missing=False, **cat_kw).fit(
+        X, zc, categorical_feature=[2]), answers, Xt, ("predict",))
     save(folder, "rf", lgb.LGBMRegressor(boosting_type="rf", subsample=0.7, subsample_freq=1,
                                          **kw).fit(X, z), answers, Xt, ("predict",))
     qid = np.repeat(10, 30)
@@ -124,8 +142,36 @@ def lightgbm_fixtures() -> None:
     print(folder, len(answers), "answers")
 
 
+def catboost_fixtures() -> None:
+    import catboost as cb
+
+    folder = OUT / f"catboost-{cb.__version__}"
+    folder.mkdir(parents=True, exist_ok=True)
+    X, z = data(0)
+    Xt, _ = data(1, 60)
+    np.save(folder / "X.npy", Xt)
+    answers: dict = {}
+    kw = dict(iterations=8, depth=4, random_seed=0, verbose=0, allow_writing_files=False)
+    labels = np.array(["low", "mid", "high", "top"])
+    cls = ("predict", "predict_proba")
+    save(folder, "classifier", cb.CatBoostClassifier(**kw).fit(X, labels[(z > 0.3).astype(int)]),
+         answers, Xt, cls)
+    multi = cb.CatBoostClassifier(**kw).fit(X, np.digitize(z, [-0.5, 0.5, 1.5]))
+    joblib.dump(multi, folder / "multiclass.joblib")
+    answers["multiclass.joblib:predict"] = multi.predict(Xt)[:, 0]    # a column in CatBoost
+    answers["multiclass.joblib:predict_proba"] = multi.predict_proba(Xt)
+    reg = cb.CatBoostRegressor(**kw).fit(X, z)
+    save(folder, "regressor", reg, answers, Xt, ("predict",))
+    reg.save_model(str(folder / "model.cbm"))
+    answers["model.cbm:predict"] = reg.predict(Xt)
+    np.savez(folder / "answers.npz", **answers)
+    print(folder, len(answers), "answers")
+
+
 if __name__ == "__main__":
     which = sys.argv[1:] or ["xgboost", "lightgbm"]
+    if "catboost" in which:
+        catboost_fixtures()
     if "xgboost" in which:
         xgboost_fixtures()
     if "lightgbm" in which:

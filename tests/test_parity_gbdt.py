@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import pickle
 import warnings
-from typing import Any, Callable, Dict, Optional
+from typing import Any, Callable, Dict
 
 import numpy as np
 import pytest
@@ -61,8 +61,12 @@ def compare(oracle: Any, model: mlfast.Model, X: np.ndarray, exact: bool, where:
         expected = getattr(oracle, method)(X)
         got = getattr(model, method)(X)
         label = f"{method}: {where}"
+        if method == "predict" and expected.ndim == 2 and expected.shape[1] == 1 and \
+                type(oracle).__name__.startswith("CatBoost"):
+            # CatBoost's multiclass predict is a column; mlfast's labels are 1-D
+            expected = expected[:, 0]
         assert got.shape == expected.shape, label
-        if method == "predict" and hasattr(oracle, "classes_"):
+        if method == "predict" and expected.dtype.kind in "iubUSO":
             np.testing.assert_array_equal(got, expected, err_msg=label)
         elif exact:
             assert got.dtype == expected.dtype, label
@@ -388,3 +392,95 @@ def test_lightgbm_categorical_splits(tmp_path) -> None:
         X, np.nan_to_num(X[:, 0]) + category_target(X), categorical_feature=[1, 4])
     compare(reg, load_variant(reg, "pickle-p2", tmp_path), awkward(Xt), exact=False,
             where="categorical regressor")
+
+
+# ---- CatBoost --------------------------------------------------------------------
+
+def _cb():
+    return pytest.importorskip("catboost")
+
+
+CB_CASES: Dict[str, Callable[[Any], Any]] = {
+    "CatBoostClassifier binary": lambda c: (c.CatBoostClassifier(iterations=40, depth=5),
+                                            "binary"),
+    "CatBoostClassifier nan_mode=Max": lambda c: (c.CatBoostClassifier(iterations=20,
+                                                                       nan_mode="Max"),
+                                                  "binary"),
+    "CatBoostClassifier multi": lambda c: (c.CatBoostClassifier(iterations=30, depth=4),
+                                           "multi"),
+    "CatBoostRegressor": lambda c: (c.CatBoostRegressor(iterations=50, depth=6), "real"),
+    "CatBoostRegressor MAE": lambda c: (c.CatBoostRegressor(iterations=20,
+                                                            loss_function="MAE"), "real"),
+    "CatBoostRegressor Poisson": lambda c: (c.CatBoostRegressor(iterations=20,
+                                                                loss_function="Poisson"),
+                                            "count"),
+    "CatBoostRegressor Tweedie": lambda c: (c.CatBoostRegressor(
+        iterations=20, loss_function="Tweedie:variance_power=1.5"), "positive"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(CB_CASES))
+def test_catboost_wrappers_agree(case: str, tmp_path) -> None:
+    cb = _cb()
+    est, kind = CB_CASES[case](cb)
+    est.set_params(verbose=0, allow_writing_files=False, random_seed=0)
+    X = rows(51)
+    y = target(X, kind)
+    if kind in ("binary", "multi") and "binary" in case:
+        y = np.array(["no", "yes"])[y]
+    est.fit(X, y)
+    Xt = rows(52, n=1000)
+    for variant in ("joblib", "pickle-p2"):
+        model = load_variant(est, variant, tmp_path)
+        methods = ("predict", "predict_proba") if "Classifier" in case else ("predict",)
+        assert compare(est, model, Xt, exact=False, where=f"{case} | {variant}",
+                       methods=methods) >= 1
+        compare(est, model, Xt[:1], exact=False, where=f"{case} | 1 row", methods=methods)
+
+
+def test_catboost_model_file_and_refusals(tmp_path) -> None:
+    cb = _cb()
+    X = rows(53)
+    est = cb.CatBoostRegressor(iterations=20, verbose=0, allow_writing_files=False)
+    est.fit(X, target(X, "real"))
+    path = tmp_path / "model.cbm"
+    est.save_model(str(path))
+    Xt = rows(54)
+    np.testing.assert_allclose(mlfast.load(path).predict(Xt), est.predict(Xt), rtol=RTOL,
+                               atol=ATOL)
+    import pandas as pd
+    frame = pd.DataFrame(np.nan_to_num(X), columns=[f"f{i}" for i in range(N_FEATURES)])
+    frame["colour"] = np.array(["red", "green", "blue"])[np.arange(len(frame)) % 3]
+    cat = cb.CatBoostClassifier(iterations=5, verbose=0, allow_writing_files=False)
+    cat.fit(frame, target(X, "binary"), cat_features=["colour"])
+    with pytest.raises(mlfast.UnsupportedModelError, match="categorical features"):
+        load_variant(cat, "joblib", tmp_path)
+
+
+# ---- DataFrames, ColumnTransformers, inspect ---------------------------------------
+
+@pytest.mark.parametrize("library", ["xgboost", "lightgbm"])
+def test_dataframes_column_transformers_and_inspect(library: str, tmp_path) -> None:
+    lib = _xgb() if library == "xgboost" else _lgb()
+    import pandas as pd
+    from sklearn.compose import ColumnTransformer
+    from sklearn.preprocessing import OneHotEncoder
+
+    rng = np.random.default_rng(60)
+    df = pd.DataFrame(rng.normal(size=(400, 3)), columns=["a", "b", "c"])
+    df["colour"] = np.array(["red", "green", "blue"])[rng.integers(0, 3, 400)]
+    y = (df.a + (df.colour == "red") > 0.2).astype(int)
+    est = lib.XGBClassifier(n_estimators=15) if library == "xgboost" else \
+        lib.LGBMClassifier(n_estimators=15, verbose=-1)
+    pipe = make_pipeline(ColumnTransformer([("num", StandardScaler(), ["a", "b", "c"]),
+                                            ("cat", OneHotEncoder(), ["colour"])]), est)
+    pipe.fit(df, y)
+    model = load_variant(pipe, "joblib", tmp_path)
+    compare(pipe, model, df, exact=library == "xgboost", where=f"{library} ColumnTransformer")
+    # fitted on a DataFrame: its column names are the model's
+    alone = type(est)(**est.get_params()).fit(df[["a", "b", "c"]], y)
+    model = load_variant(alone, "joblib", tmp_path)
+    assert list(model.feature_names_in_) == ["a", "b", "c"]
+    compare(alone, model, df[["a", "b", "c"]], exact=library == "xgboost", where="DataFrame")
+    text = mlfast.inspect(pickle.dumps(alone))
+    assert type(alone).__name__ in text

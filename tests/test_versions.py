@@ -329,12 +329,13 @@ def _version(stack: str) -> tuple:
 # The text models' files from every stack are their own corpus
 # (tests/fixtures/text/, tests/test_versions_text.py).
 TEXT_FIXTURES = {"CountVectorizer", "TfidfVectorizer", "HashingVectorizer", "TfidfTransformer"}
-# XGBoost's and LightGBM's files from their older releases are theirs
+# XGBoost's, LightGBM's and CatBoost's files from their releases are theirs
 # (tests/fixtures/gbdt/, tests/test_gbdt_versions.py): scikit-learn's
 # version says nothing about them.
 GBDT_FIXTURES = {"XGBClassifier", "XGBRegressor", "XGBRanker", "XGBRFClassifier",
                  "XGBRFRegressor", "xgboost.core.Booster", "LGBMClassifier", "LGBMRegressor",
-                 "LGBMRanker", "lightgbm.basic.Booster"}
+                 "LGBMRanker", "lightgbm.basic.Booster", "CatBoostClassifier",
+                 "CatBoostRegressor"}
 # Served, but no file from an older stack recorded yet: named here, one by
 # one, so that the gap is visible and a new class cannot join it silently.
 # (The newest families record the estimators whose state or float32 rules

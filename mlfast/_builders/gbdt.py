@@ -19,6 +19,7 @@ Zero missing type sends values within 1e-35 of zero the default way.
 """
 from __future__ import annotations
 
+import json
 import math
 from typing import Any, Dict, List, Optional, Tuple
 
@@ -27,6 +28,7 @@ import numpy as np
 from mlfast._builders import Builders, Node, register, register_exact
 from mlfast._builders.ir import (
     Accept,
+    Affine,
     Built,
     CatRule,
     Cols,
@@ -43,6 +45,7 @@ from mlfast._builders.ir import (
 )
 from mlfast._builders.trees import _Trees
 from mlfast._gbdt_formats import (
+    catboost_core,
     lightgbm_array,
     lightgbm_document,
     lightgbm_int,
@@ -572,7 +575,8 @@ class _LgbModel:
             default_left = (decision & 2) != 0
             missing_type = (decision >> 2) & 3
             flags = np.zeros(n_int, dtype=bool)
-            # a categorical split sends NaN right (Tree::CategoricalDecision)
+            # a categorical split sends NaN right (Tree::CategoricalDecision;
+            # 3.x cast NaN to int first, INT_MIN on x86: right as well)
             missing_type = np.where(categorical, 4, missing_type)
             nan_type = missing_type == 2
             flags[nan_type] = default_left[nan_type]
@@ -598,7 +602,6 @@ class _LgbModel:
             right = np.where(rc >= 0, rc, n_int + ~rc)
             if np.any((lc < 0) & (~lc >= n_leaves)) or np.any((rc < 0) & (~rc >= n_leaves)):
                 raise ModelFormatError(f"{where}: a child names a leaf out of range")
-            n = n_int + n_leaves
             node_flags = flags.astype(np.uint8) | (categorical.astype(np.uint8) << 1)
             laid.add(np.concatenate([left, np.full(n_leaves, -1)]),
                      np.concatenate([right, np.full(n_leaves, -1)]),
@@ -720,11 +723,6 @@ def build_lgb_booster(node: Node, b: Builders, X: Optional[Cols]) -> Built:
                  model.n_features, first_name=node.name, strings=Strings.REFUSE)
 
 
-def lgb_text_names(text: str) -> List[str]:
-    header, _, _ = lightgbm_document(text, "model")
-    return header.get("feature_names", "").split()
-
-
 # ---- the libraries' own model files ------------------------------------------------
 
 class _FileNode(Node):
@@ -764,4 +762,199 @@ def build_file(kind: str, data: bytes, b: Builders) -> Built:
             raise ModelFormatError("model: a LightGBM model text that is not UTF-8") from None
         return build_lgb_booster(_FileNode("lightgbm.basic.Booster",
                                            {"_handle": text.replace("\r\n", "\n")}), b, None)
-    raise UnsupportedModelError("model: a CatBoost model (.cbm) is not served yet")
+    return build_cb_file(data, b)
+
+
+# ---- CatBoost ---------------------------------------------------------------------
+
+#: deepest oblivious tree read (CatBoost's own limit is 16)
+_CB_MAX_DEPTH = 16
+_CB_MAX_NODES = 1 << 26
+
+
+class _CbModel:
+    """A CatBoost model of float features: oblivious trees, each level one
+    split ``(float)x > border`` (bit 1), a leaf's index the bits of its
+    levels (level j is bit j); raw = scale * (sum of leaves) + bias."""
+
+    def __init__(self, data: Any, where: str):
+        if not isinstance(data, (bytes, bytearray)):
+            raise ModelFormatError(f"{where}: the CatBoost model is a {type(data).__name__}, "
+                                   "expected its bytes")
+        core = catboost_core(bytes(data), where)
+        self.where = where
+        trees = core.table(1)
+        if trees is None:
+            raise ModelFormatError(f"{where}: a CatBoost model without trees")
+        for slot, what in ((4, "categorical features (one-hot and CTR)"),
+                           (6, "one-hot features"), (7, "CTR features"),
+                           (12, "text features"), (13, "estimated features"),
+                           (18, "embedding features")):
+            if trees.length(slot):
+                raise UnsupportedModelError(f"{where}: CatBoost {what} are not served yet; "
+                                            "models of float features are")
+        if trees.length(10) or trees.length(11):
+            raise UnsupportedModelError(f"{where}: CatBoost non-symmetric trees "
+                                        "(grow_policy Depthwise or Lossguide) are not served yet")
+        self.dim = trees.scalar(0, "i", 0)
+        if not 1 <= self.dim <= 1 << 16:
+            raise ModelFormatError(f"{where}: ApproxDimension is {self.dim}")
+        # the binary features a split names: every float feature's borders in order
+        columns, borders, nan_left = [], [], []
+        n_features = 0
+        for f in trees.tables(5):
+            column = f.scalar(2, "i", -1)
+            b = f.vector(3, "f")
+            if column < 0 or column >= 1 << 20:
+                raise ModelFormatError(f"{where}: a float feature at column {column}")
+            n_features = max(n_features, column + 1)
+            treatment = f.scalar(5, "b", 0)
+            columns.extend([column] * b.size)
+            borders.extend(b.tolist())
+            # NaN is below every border (AsFalse, AsIs: NaN > b is false) or above (AsTrue)
+            nan_left.extend([treatment != 2] * b.size)
+        self.n_features = n_features
+        self.split_column = np.asarray(columns, dtype=np.int64)
+        self.split_border = np.asarray(borders, dtype=np.float32).astype(np.float64)
+        self.split_nan_left = np.asarray(nan_left, dtype=bool)
+        self.tree_splits = trees.vector(1, "i").astype(np.int64)
+        self.tree_sizes = trees.vector(2, "i").astype(np.int64)
+        self.leaf_values = trees.vector(8, "d")
+        self.scale = float(trees.scalar(14, "d", 1.0))
+        bias = trees.vector(16, "d")
+        self.bias = bias if bias.size else np.full(self.dim, trees.scalar(15, "d", 0.0))
+        if self.bias.size != self.dim:
+            raise ModelFormatError(f"{where}: {self.bias.size} biases for {self.dim} outputs")
+        info = {}
+        for kv in core.tables(2):
+            info[kv.string(0)] = kv.string(1)
+        self.info = info
+
+    def info_json(self, key: str) -> Any:
+        text = self.info.get(key)
+        if not text:
+            return None
+        try:
+            return json.loads(text)
+        except ValueError:
+            raise ModelFormatError(f"{self.where}: its {key} is not JSON") from None
+
+    def loss(self) -> str:
+        params = self.info_json("params")
+        loss = params.get("loss_function") if isinstance(params, dict) else None
+        name = loss.get("type") if isinstance(loss, dict) else None
+        if not isinstance(name, str):
+            raise ModelFormatError(f"{self.where}: its params name no loss_function")
+        return name
+
+    def raw(self, node: Node, b: Builders, X: Optional[Cols]) -> Cols:
+        sizes, splits = self.tree_sizes, self.tree_splits
+        if np.any(sizes < 0) or np.any(sizes > _CB_MAX_DEPTH) or int(sizes.sum()) != splits.size:
+            raise ModelFormatError(f"{self.where}: tree sizes do not match the "
+                                   f"{splits.size} splits")
+        if splits.size and (splits.min() < 0 or splits.max() >= self.split_column.size):
+            raise ModelFormatError(f"{self.where}: a split names a feature border out of range")
+        n_nodes = int(np.sum((2 << sizes) - 1))
+        n_leaves = int(np.sum(1 << sizes))
+        if n_nodes > _CB_MAX_NODES or n_leaves * self.dim != self.leaf_values.size:
+            raise ModelFormatError(f"{self.where}: {self.leaf_values.size} leaf values for "
+                                   f"{n_leaves} leaves of {self.dim} outputs")
+        if not sizes.size:
+            raise UnsupportedModelError(f"{self.where}: a CatBoost model without trees")
+        trees = _Trees()
+        start = value_at = 0
+        for d in sizes.tolist():
+            levels = splits[start:start + d]
+            start += d
+            n = (2 << d) - 1
+            inner = (1 << d) - 1
+            ids = np.arange(n)
+            level = np.floor(np.log2(ids + 1)).astype(np.int64)
+            is_leaf = ids >= inner
+            split = np.where(is_leaf, 0, levels[np.minimum(level, max(d - 1, 0))]
+                             if d else 0)
+            left = np.where(is_leaf, -1, 2 * ids + 1)
+            right = np.where(is_leaf, -1, 2 * ids + 2)
+            feature = np.where(is_leaf, 0, self.split_column[split])
+            threshold = np.where(is_leaf, 0.0, self.split_border[split])
+            flags = (~is_leaf & self.split_nan_left[split]).astype(np.uint8)
+            # the leaf reached by the heap path p (level 0 its highest bit)
+            # is CatBoost's leaf whose index has level j as bit j
+            p = np.arange(1 << d)
+            index = np.zeros_like(p)
+            for j in range(d):
+                index |= ((p >> (d - 1 - j)) & 1) << j
+            leaf_values = self.leaf_values[value_at:value_at + (1 << d) * self.dim]
+            leaf_values = leaf_values.reshape(1 << d, self.dim)[index]
+            values = np.zeros((n, self.dim))
+            values[inner:] = leaf_values
+            value_at += (1 << d) * self.dim
+            trees.add(left, right, feature, threshold, flags, values)
+        X = b.input(node, X, self.n_features)
+        op = trees.op(self.n_features, self.dim)
+        raw = b.add(node, op, X, self.dim, accept=Accept.ANY, cast_f32=True)
+        return b.add(node, Affine(mul=np.full(self.dim, self.scale), add=self.bias), raw,
+                     self.dim)
+
+
+def _cb_model(node: Node) -> _CbModel:
+    return _CbModel(node.get("__model"), f"{node.where}.__model")
+
+
+@register("catboost", "CatBoostClassifier")
+def build_cb_classifier(node: Node, b: Builders, X: Optional[Cols]) -> Built:
+    model = _cb_model(node)
+    loss = model.loss()
+    params = model.info_json("class_params")
+    names = params.get("class_names") if isinstance(params, dict) else None
+    if not isinstance(names, list) or len(names) < 2:
+        raise node.fail("its model names no classes")
+    label_type = params.get("class_label_type")
+    if label_type == "Integer":
+        classes = np.asarray([int(float(c)) for c in names])
+    elif label_type == "Float":
+        classes = np.asarray([float(c) for c in names])
+    elif label_type in ("String", None):
+        classes = np.asarray([str(c) for c in names], dtype=object)
+    else:
+        raise UnsupportedModelError(f"{node.where}: class labels of type {label_type!r}")
+    k = classes.size
+    raw = model.raw(node, b, X)
+    outputs: Dict[str, Out] = {}
+    if loss in ("Logloss", "CrossEntropy") and k == 2 and model.dim == 1:
+        proba = b.add(node, Proba(rule=ProbaRule.EXPIT_OVR, n_classes=2), raw, 2)
+        labels = b.add(node, Labels(rule=LabelRule.THRESHOLD, threshold=0.0), raw, 1)
+    elif loss == "MultiClass" and model.dim == k:
+        proba = b.add(node, Proba(rule=ProbaRule.SOFTMAX, n_classes=k), raw, k)
+        labels = b.add(node, Labels(rule=LabelRule.ARGMAX), raw, 1)
+    else:
+        raise UnsupportedModelError(f"{node.where}: CatBoostClassifier with loss {loss!r} "
+                                    f"for {k} classes is not served")
+    outputs["predict_proba"] = Out(proba)
+    outputs["predict"] = Out(labels, classes=classes, squeeze=True)
+    return Built(node.name, "classifier", outputs, model.n_features, first_name=node.name,
+                 strings=Strings.REFUSE)
+
+
+@register("catboost", "CatBoostRegressor")
+def build_cb_regressor(node: Node, b: Builders, X: Optional[Cols]) -> Built:
+    model = _cb_model(node)
+    loss = model.loss()
+    if model.dim != 1:
+        raise UnsupportedModelError(f"{node.where}: multi-output CatBoostRegressor")
+    raw = model.raw(node, b, X)
+    if loss.startswith(("Poisson", "Tweedie")):
+        raw = b.add(node, Post(rule=PostRule.EXP), raw, 1)
+    elif loss in ("RMSEWithUncertainty",) or loss.startswith(("Multi", "Survival")):
+        raise UnsupportedModelError(f"{node.where}: CatBoostRegressor with loss {loss!r}")
+    return Built(node.name, "regressor", {"predict": Out(raw, squeeze=True)}, model.n_features,
+                 first_name=node.name, strings=Strings.REFUSE)
+
+
+def build_cb_file(data: bytes, b: Builders) -> Built:
+    """A .cbm file: a classifier when its model names classes, else a regressor."""
+    model = _CbModel(data, "model")
+    node = _FileNode("catboost.core.CatBoost", {"__model": data})
+    if model.info_json("class_params"):
+        return build_cb_classifier(node, b, None)
+    return build_cb_regressor(node, b, None)

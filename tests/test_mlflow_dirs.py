@@ -26,8 +26,9 @@ from mlfast import ModelFormatError, UnsafeModelError, UnsupportedModelError
 
 with warnings.catch_warnings():
     warnings.simplefilter("ignore")  # mlflow's own import-time deprecations
-    mlflow = pytest.importorskip("mlflow")
-    import mlflow.sklearn  # noqa: E402
+    pytest.importorskip("mlflow")
+    import mlflow
+    import mlflow.sklearn
     from mlflow.models import infer_signature  # noqa: E402
 
 FORMATS = ("skops", "cloudpickle", "pickle")

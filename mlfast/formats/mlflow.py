@@ -69,6 +69,8 @@ class MlflowModel:
     outputs: Optional[Any] = None
     params: Optional[List[Dict[str, Any]]] = None
     flavours: List[str] = field(default_factory=list)
+    #: the method MLflow's pyfunc calls (``pyfunc_predict_fn`` at save time)
+    predict_fn: str = "predict"
 
     @property
     def column_names(self) -> Optional[List[str]]:
@@ -80,6 +82,7 @@ class MlflowModel:
         """Plain data for the server's ``GET /`` and the Model's display."""
         out: Dict[str, Any] = {"flavor": self.flavour, "run_id": self.run_id,
                                "serialization_format": self.serialization_format,
+                               "predict_fn": self.predict_fn,
                                "mlflow_version": self.mlflow_version}
         if self.inputs is not None:
             out["signature"] = {"inputs": [{"name": c.name, "type": c.type,
@@ -246,6 +249,13 @@ def read(directory: Path, max_memory: int) -> Tuple[bytes, MlflowModel]:
         raise UnsupportedModelError(f"{model_path} is {size} bytes, past the memory budget of "
                                     f"{max_memory} bytes (pass a larger max_memory to load it)")
     columns, tensor, outputs, params = _signature(doc.get("signature"), where)
+    pyfunc = flavours.get("python_function")
+    predict_fn = pyfunc.get("predict_fn") if isinstance(pyfunc, dict) else None
+    if predict_fn is None:
+        predict_fn = "predict"
+    if predict_fn not in ("predict", "predict_proba", "predict_log_proba"):
+        raise UnsupportedModelError(f"{where}: predict_fn {_show(predict_fn)}; mlfast answers "
+                                    "with predict, predict_proba or predict_log_proba")
     info = MlflowModel(
         directory=str(directory), model_file=str(model_path), serialization_format=str(fmt),
         run_id=_text(doc.get("run_id"), "run_id", where),
@@ -253,7 +263,8 @@ def read(directory: Path, max_memory: int) -> Tuple[bytes, MlflowModel]:
         mlflow_version=_text(doc.get("mlflow_version"), "mlflow_version", where),
         sklearn_version=_text(sk.get("sklearn_version"), "sklearn_version", where),
         utc_time_created=_text(doc.get("utc_time_created"), "utc_time_created", where),
-        inputs=columns, tensor_input=tensor, outputs=outputs, params=params, flavours=names)
+        inputs=columns, tensor_input=tensor, outputs=outputs, params=params, flavours=names,
+        predict_fn=predict_fn)
     data = model_path.read_bytes()
     starts_zip = data[:4] == b"PK\x03\x04"
     if (fmt == "skops") != starts_zip:
@@ -272,7 +283,7 @@ def by_value_name(data: bytes) -> Optional[str]:
     strings: List[str] = []
     kind = None
     try:
-        for op, arg, _ in pickletools.genops(data):
+        for _op, arg, _pos in pickletools.genops(data):
             if not isinstance(arg, str):
                 continue
             if kind is None:

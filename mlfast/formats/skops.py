@@ -28,7 +28,7 @@ import pickle
 import re
 import struct
 import zipfile
-from typing import Any, Dict, List, Optional, Set
+from typing import Any, Dict, List, Set
 
 import numpy as np
 

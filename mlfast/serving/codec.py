@@ -530,13 +530,18 @@ def decode_npy(body: bytes) -> np.ndarray:
 LESSON_ONE, LESSON_MANY, BARE, INSTANCES, TABULAR = "lesson-one", "lesson-many", "bare", "instances", "tabular"
 
 
-def decode_payload(request_body: bytes, media: str, served: ServedModel) -> Tuple[np.ndarray, str]:
+_UNPARSED = object()
+
+
+def decode_payload(request_body: bytes, media: str, served: ServedModel,
+                   parsed: Any = _UNPARSED) -> Tuple[np.ndarray, str]:
     """A prediction request in any style the lesson and SageMaker use.
 
     JSON ``{"features": row}`` (the lesson; one row answers ``prediction``)
     or ``{"features": rows}``, ``{"instances": rows}``, a bare array of rows
     or one bare row; CSV rows; an NPY array.  Returns the batch and its
-    style, which ``encode_predictions`` mirrors.
+    style, which ``encode_predictions`` mirrors.  ``parsed``: the JSON body
+    already parsed by the caller.
     """
     if media in CSV_TYPES:
         if getattr(served, "tables", False):
@@ -544,7 +549,7 @@ def decode_payload(request_body: bytes, media: str, served: ServedModel) -> Tupl
         return decode_csv(request_body), TABULAR
     if media in NPY_TYPES:
         return decode_npy(request_body), TABULAR
-    data = parse_json(request_body)
+    data = parse_json(request_body) if parsed is _UNPARSED else parsed
     if isinstance(data, dict):
         if "features" in data:
             features = data["features"]

@@ -172,7 +172,21 @@ def compile(estimator: _Any) -> Model:  # noqa: A001 - the verb is the API
 
 def inspect(source: Source, *, max_memory: int = DEFAULT_MAX_MEMORY) -> str:
     """The object tree of a model file (classes, array shapes and dtypes,
-    scikit-learn version), read without building anything."""
+    scikit-learn version), read without building anything; for an MLflow
+    model, what its MLmodel says first, then its file's tree."""
+    if isinstance(source, (str, _os.PathLike)):
+        from mlfast.formats import mlflow as _mlflow
+
+        if _mlflow.is_model_dir(source):
+            directory = _mlflow.locate(source)
+            data, info = _mlflow.read(directory, max_memory)
+            head = [f"MLflow model {info.directory}: flavour {info.flavour}, "
+                    f"{info.serialization_format} file {_os.path.basename(info.model_file)}, "
+                    f"run {info.run_id}"]
+            if info.inputs is not None:
+                head.append("signature inputs: " + ", ".join(
+                    f"{c.name} ({c.type})" for c in info.inputs))
+            return "\n".join(head + [_format_tree(load_tree(data, max_memory))])
     return _format_tree(load_tree(source, max_memory))
 
 

@@ -299,3 +299,14 @@ def test_cloudpickled_user_code_is_named(tmp_path):
 def test_not_a_model_directory(tmp_path):
     with pytest.raises(ModelFormatError, match="no MLmodel file"):
         mlfast.load(tmp_path.as_uri())
+
+
+def test_inspect_shows_mlmodel_then_the_tree(dirs, capsys):
+    from mlfast.__main__ import main
+
+    path = dirs["pipeline", "skops"]
+    assert main(["inspect", str(path)]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[0] == f"MLflow model {path}: flavour sklearn, skops file model.skops, run None"
+    assert out[1].startswith("signature inputs: sepal length (cm) (double), ")
+    assert out[2].startswith("sklearn.pipeline.Pipeline  (sklearn ")

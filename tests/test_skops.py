@@ -319,3 +319,13 @@ def test_unread_loader_is_refused(skops_files):
     with pytest.raises(UnsupportedModelError, match=r"model\['C'\] .* written by skops's "
                                                     "MethodNode"):
         mlfast.loads(_with_schema(skops_files["logreg_binary"], method))
+
+
+def test_deep_json_content_is_refused(skops_files):
+    def deep(schema):
+        schema["content"]["content"]["C"] = {
+            "__class__": "list", "__module__": "builtins", "__loader__": "JsonNode",
+            "content": "[" * 5000 + "]" * 5000}
+
+    with pytest.raises((ModelFormatError, UnsupportedModelError), match=r"model\['C'\] holds"):
+        mlfast.loads(_with_schema(skops_files["logreg_binary"], deep))

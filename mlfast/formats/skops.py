@@ -406,7 +406,11 @@ class _Emitter:
         except (ValueError, RecursionError):
             raise ModelFormatError(f"skops file: {where} holds invalid JSON") from None
         self.spend(len(content), where)
-        self.out.append(_plain(value))
+        try:
+            self.out.append(_plain(value))
+        except RecursionError:
+            raise UnsupportedModelError(f"skops file: {where} holds JSON nested too deeply") \
+                from None
 
     def ndarray_node(self, state, module, cls, where, depth):
         kind = state.get("type")

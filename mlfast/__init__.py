@@ -145,12 +145,17 @@ def _native(raw, source, max_memory: int) -> _Any:
 
 def load(source: Source, *,
          max_memory: int = DEFAULT_MAX_MEMORY) -> _Union[Model, _labels.LabelModel]:
-    """Load a model saved by ``joblib.dump`` or ``pickle.dump``, or a model
-    file XGBoost (JSON, UBJSON) or LightGBM (text) saved itself.
+    """Load a model saved by ``joblib.dump``, ``pickle.dump``, ``skops.io.dump``
+    or ``mlflow.sklearn.save_model``/``log_model``, or a model file XGBoost
+    (JSON, UBJSON), LightGBM (text) or CatBoost (.cbm) saved itself.
 
     ``source`` is a path, a binary file object or bytes.  Compressed joblib
-    files (zlib, gzip, bz2, xz, lzma, lz4) are recognised by their first
-    bytes.  ``max_memory`` caps both the decompressed size and what the
+    files (zlib, gzip, bz2, xz, lzma, lz4) and skops zips are recognised by
+    their first bytes.  An MLflow model is a directory holding ``MLmodel``,
+    a ``file:`` URI, or ``runs:/<run_id>/<path>`` / ``models:/<name>/<version>``
+    resolved against a local file tracking store (``MLFLOW_TRACKING_URI``,
+    else ``./mlruns``); its ``run_id``, flavour and signature are the
+    Model's ``mlflow`` attribute.  ``max_memory`` caps both the decompressed size and what the
     loader allocates.
 
     Raises :class:`ModelFormatError` for a corrupt or truncated file,
@@ -158,6 +163,11 @@ def load(source: Source, *,
     and numpy data, :class:`UnsupportedModelError` for an estimator mlfast
     does not serve yet.
     """
+    if isinstance(source, (str, _os.PathLike)):
+        from mlfast.formats import mlflow as _mlflow
+
+        if _mlflow.is_model_dir(source):
+            return _load_mlflow(source, max_memory)
     name = str(source) if isinstance(source, (str, _os.PathLike)) else None
     raw = read_source(source)
     model = _native(raw, name, max_memory)
@@ -165,6 +175,36 @@ def load(source: Source, *,
         model = _build(load_tree(raw, max_memory), name)
     if len(raw) > _TRIM_ABOVE:
         _core.trim_memory()
+    return model
+
+
+def _load_mlflow(source: _Any, max_memory: int) -> Model:
+    from mlfast.formats import mlflow as _mlflow
+
+    directory = _mlflow.locate(source)
+    if not (directory / _mlflow.MLMODEL).is_file():
+        raise ModelFormatError(f"{source}: no MLmodel file in {directory}: not an MLflow model "
+                               "directory")
+    data, info = _mlflow.read(directory, max_memory)
+    return _from_mlflow(data, info, max_memory)
+
+
+def _from_mlflow(data: bytes, info: _Any, max_memory: int = DEFAULT_MAX_MEMORY) -> Model:
+    """The Model of an MLflow model's file (``data``) and its MLmodel (``info``)."""
+    from mlfast.formats import mlflow as _mlflow
+
+    try:
+        tree = load_tree(data, max_memory)
+    except UnsafeModelError:
+        what = _mlflow.by_value_name(data) if info.serialization_format == "cloudpickle" else None
+        if what is None:
+            raise
+        raise UnsupportedModelError(
+            f"{info.model_file}: cloudpickle wrote the {what} by value: it is user code, which "
+            "mlfast does not run (a model of scikit-learn's own classes, or one saved with "
+            "serialization_format='skops', loads)") from None
+    model = _build(tree, info.directory)
+    model.mlflow = info
     return model
 
 
@@ -191,7 +231,21 @@ def compile(estimator: _Any) -> _Union[Model, _labels.LabelModel]:  # noqa: A001
 
 def inspect(source: Source, *, max_memory: int = DEFAULT_MAX_MEMORY) -> str:
     """The object tree of a model file (classes, array shapes and dtypes,
-    scikit-learn version), read without building anything."""
+    scikit-learn version), read without building anything; for an MLflow
+    model, what its MLmodel says first, then its file's tree."""
+    if isinstance(source, (str, _os.PathLike)):
+        from mlfast.formats import mlflow as _mlflow
+
+        if _mlflow.is_model_dir(source):
+            directory = _mlflow.locate(source)
+            data, info = _mlflow.read(directory, max_memory)
+            head = [f"MLflow model {info.directory}: flavour {info.flavour}, "
+                    f"{info.serialization_format} file {_os.path.basename(info.model_file)}, "
+                    f"run {info.run_id}"]
+            if info.inputs is not None:
+                head.append("signature inputs: " + ", ".join(
+                    f"{c.name} ({c.type})" for c in info.inputs))
+            return "\n".join(head + [_format_tree(load_tree(data, max_memory))])
     return _format_tree(load_tree(source, max_memory))
 
 

@@ -5,8 +5,10 @@
     mlfast inspect PATH
     mlfast --version
 
-PATH is a model file, a directory holding ``model.joblib``/``model.pkl``, or
-a model repository laid out ``PATH/<name>/<version>/model.joblib``.
+PATH is a model file (joblib, pickle or skops), an MLflow model (a directory
+with ``MLmodel``, ``file:``, ``runs:/`` or ``models:/``), a directory holding
+``model.joblib``/``model.pkl``, or a model repository laid out
+``PATH/<name>/<version>/model.joblib``.
 """
 from __future__ import annotations
 
@@ -55,8 +57,9 @@ def _parser() -> argparse.ArgumentParser:
                     "Protocol (V2); API docs at /docs (FastAPI), Prometheus metrics at /metrics.",
     )
     serve.add_argument("path", nargs="?", metavar="PATH",
-                       help="model file saved by joblib.dump or pickle.dump, a directory holding "
-                            "model.joblib/model.pkl, or a model repository laid out "
+                       help="model file saved by joblib.dump, pickle.dump or skops.io.dump, an "
+                            "MLflow model (a directory with MLmodel, file:, runs:/ or models:/), "
+                            "a directory holding model.joblib/model.pkl, or a model repository laid out "
                             "PATH/<name>/<version>/model.joblib (default: the bundled iris demo model)")
     serve.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
     serve.add_argument("--port", type=int, default=8000, help="port (default 8000)")
@@ -112,7 +115,8 @@ def _parser() -> argparse.ArgumentParser:
                                   description="Print the object tree of a model file (classes, array "
                                               "shapes and dtypes, scikit-learn version), read without "
                                               "building or running anything.")
-    inspect.add_argument("path", metavar="PATH", help="model file saved by joblib.dump or pickle.dump")
+    inspect.add_argument("path", metavar="PATH", help="model file saved by joblib.dump, pickle.dump "
+                                                      "or skops.io.dump, or an MLflow model")
     return parser
 
 
@@ -186,7 +190,7 @@ def _missing_extra(error: ImportError) -> str:
 def _inspect(args: argparse.Namespace) -> int:
     import mlfast
 
-    if not os.path.exists(args.path):
+    if not os.path.exists(args.path) and not args.path.startswith(("file:", "runs:/", "models:/")):
         print(f"mlfast: cannot inspect {args.path}: model file {args.path} does not exist", file=sys.stderr)
         return 1
     try:

@@ -58,6 +58,8 @@ def codec_of(head: bytes) -> str:
     """Names the container of a model file from its first bytes."""
     if head[:1] == b"\x80":
         return "pickle"
+    if head[:4] == b"PK\x03\x04":
+        return "skops"
     if head[:2] == b"\x1f\x8b":
         return "gzip"
     if head[:3] == b"BZh":
@@ -160,8 +162,8 @@ def decompress(data, max_size: int = DEFAULT_MAX_MEMORY):
         )
     raise ModelFormatError(
         f"not a pickle or joblib file: it starts with {head[:8]!r}, expected a pickle "
-        "(PROTO byte 0x80, or the opening of a protocol 0 or 1 pickle) or a zlib, gzip, "
-        "bz2, xz, lzma or lz4 header"
+        "(PROTO byte 0x80, or the opening of a protocol 0 or 1 pickle), a skops zip or a "
+        "zlib, gzip, bz2, xz, lzma or lz4 header"
     )
 
 
@@ -169,6 +171,10 @@ def load_tree(source: Source, max_memory: int = DEFAULT_MAX_MEMORY):
     """The value tree of a model file: plain values, ndarrays and inert Records."""
     raw = read_source(source)
     codec = codec_of(bytes(raw[:_HEAD]))
+    if codec == "skops":
+        from mlfast.formats import skops
+
+        return skops.load_tree(raw, max_memory)
     data = decompress(raw, max_memory)
     try:
         return _core.unpickle(data, max_memory=max_memory)

@@ -587,6 +587,9 @@ class Model:
     feature_names_in_: np.ndarray
     #: one array of labels; a list of them for a multi-output classifier
     classes_: Union[np.ndarray, List[np.ndarray]]
+    #: what an MLflow model directory's MLmodel says (run_id, flavour,
+    #: signature), for a model loaded from one; else None
+    mlflow: Any = None
 
     def __init__(self, spec: Spec, source: Optional[str] = None):
         self._spec = spec
@@ -755,6 +758,8 @@ class Model:
         out["size"] = _human_bytes(self.nbytes)
         if self._source:
             out["source"] = self._source
+        if self.mlflow is not None:
+            out["mlflow"] = self.mlflow.summary()
         return out
 
     def __repr__(self) -> str:
@@ -767,6 +772,12 @@ class Model:
         if s["sklearn"]:
             bits.append(f"sklearn {s['sklearn']}")
         bits.append(s["size"])
+        if "mlflow" in s:
+            mlflow = s["mlflow"]
+            run = f" run {mlflow['run_id']}" if mlflow["run_id"] else ""
+            inputs = mlflow.get("signature", {}).get("inputs")
+            signed = f", signature of {len(inputs)} inputs" if inputs else ""
+            bits.append(f"MLflow {mlflow['flavor']} model{run}{signed}")
         return f"<mlfast.Model {s['estimator']} ({s['kind']}): {', '.join(bits)}>"
 
     def _repr_html_(self) -> str:

@@ -18,7 +18,8 @@ def _layout() -> str:
 
 def _sources():
     for folder, pattern in [("csrc", "*.[ch]"), ("mlfast", "*.py"), ("mlfast", "*.pyi"),
-                            ("mlfast/_builders", "*.py"), ("mlfast/serving", "*.py"),
+                            ("mlfast/_builders", "*.py"), ("mlfast/formats", "*.py"),
+                            ("mlfast/serving", "*.py"),
                             ("benchmarks", "*.py"), ("benchmarks", "*.lua"), ("fuzz", "*"),
                             ("scripts", "*"), ("apps", "*.py")]:
         for path in sorted((ROOT / folder).glob(pattern)):

@@ -572,13 +572,18 @@ def decode_npy(body: bytes) -> np.ndarray:
 LESSON_ONE, LESSON_MANY, BARE, INSTANCES, TABULAR = "lesson-one", "lesson-many", "bare", "instances", "tabular"
 
 
-def decode_payload(request_body: bytes, media: str, served: ServedModel) -> Tuple[Rows, str]:
+_UNPARSED = object()
+
+
+def decode_payload(request_body: bytes, media: str, served: ServedModel,
+                   parsed: Any = _UNPARSED) -> Tuple[Rows, str]:
     """A prediction request in any style the lesson and SageMaker use.
 
     JSON ``{"features": row}`` (the lesson; one row answers ``prediction``)
     or ``{"features": rows}``, ``{"instances": rows}``, a bare array of rows
     or one bare row; CSV rows; an NPY array.  Returns the batch and its
-    style, which ``encode_predictions`` mirrors.
+    style, which ``encode_predictions`` mirrors.  ``parsed``: the JSON body
+    already parsed by the caller.
     """
     if media in CSV_TYPES:
         if getattr(served, "tables", False):
@@ -586,7 +591,7 @@ def decode_payload(request_body: bytes, media: str, served: ServedModel) -> Tupl
         return decode_csv(request_body), TABULAR
     if media in NPY_TYPES:
         return decode_npy(request_body), TABULAR
-    data = parse_json(request_body)
+    data = parse_json(request_body) if parsed is _UNPARSED else parsed
     if getattr(served, "documents", False):
         if isinstance(data, dict) and "features" in data:
             one = isinstance(data["features"], str)

@@ -12,20 +12,29 @@ from pathlib import Path
 from typing import Any, Optional, Union
 
 import mlfast
+from mlfast.formats import mlflow as mlflow_format
 from mlfast.serving.registry import ServedModel
 
-MODEL_FILE_NAMES = ("model.joblib", "model.pkl", "model.pickle")
+MODEL_FILE_NAMES = ("model.joblib", "model.pkl", "model.pickle", "model.skops")
+#: what makes a directory a model: an MLflow model's MLmodel (which names its
+#: own file) first, then a model file
+MODEL_ENTRIES = (mlflow_format.MLMODEL,) + MODEL_FILE_NAMES
 
 
 def resolve_model_path(path: Union[str, os.PathLike]) -> Path:
     """A model file, or a directory holding one of ``MODEL_FILE_NAMES`` (as
-    SageMaker's /opt/ml/model and Vertex AI's artifact directory do)."""
+    SageMaker's /opt/ml/model and Vertex AI's artifact directory do); for an
+    MLflow model (a directory with ``MLmodel``, a ``file:``, ``runs:/`` or
+    ``models:/`` URI), its MLmodel file."""
+    if isinstance(path, str) and path.startswith(("file:", "runs:/", "models:/")):
+        path = mlflow_format.locate(path)
     p = Path(path)
     if p.is_dir():
-        for name in MODEL_FILE_NAMES:
+        for name in MODEL_ENTRIES:
             if (p / name).is_file():
                 return p / name
-        found = sorted(x.name for x in p.iterdir() if x.suffix in (".joblib", ".pkl", ".pickle"))
+        found = sorted(x.name for x in p.iterdir()
+                       if x.suffix in (".joblib", ".pkl", ".pickle", ".skops"))
         if len(found) == 1:
             return p / found[0]
         raise FileNotFoundError(
@@ -72,14 +81,27 @@ def load_served(path: Union[str, os.PathLike], name: str, version: str = "1", *,
     root = Path(within) if within is not None else None
     if root is not None:
         _check_inside(path, root)
-    data = path.read_bytes()
-    digest = hashlib.sha256(data).hexdigest()
-    expected = (sha256 or _sidecar_sha256(path, root) or "").strip().lower()
-    if expected and not hmac.compare_digest(digest, expected):
-        raise ModelIntegrityError(f"{path} has SHA-256 {digest}, but {expected} was expected: "
-                                  "it is not the file that was pinned")
+    info = None
     start = time.perf_counter()
-    model = mlfast.loads(data, source=str(path))
+    if path.name == mlflow_format.MLMODEL:
+        # an MLflow model: MLmodel names the file; the pin is that file's
+        data, info = mlflow_format.read(path.parent, mlfast.DEFAULT_MAX_MEMORY)
+        model_file = Path(info.model_file)
+        if root is not None:
+            _check_inside(model_file, root)
+    else:
+        data = path.read_bytes()
+        model_file = path
+    digest = hashlib.sha256(data).hexdigest()
+    expected = (sha256 or _sidecar_sha256(model_file, root) or "").strip().lower()
+    if expected and not hmac.compare_digest(digest, expected):
+        raise ModelIntegrityError(f"{model_file} has SHA-256 {digest}, but {expected} was "
+                                  "expected: it is not the file that was pinned")
+    if info is not None:
+        model = mlfast._from_mlflow(data, info)
+        path = path.parent
+    else:
+        model = mlfast.loads(data, source=str(path))
     served = ServedModel(model, name, version, str(path))
     served.load_seconds = time.perf_counter() - start
     served.file_size = len(data)
@@ -122,4 +144,9 @@ def served_model(model_or_path: Any, name: Optional[str] = None, version: str = 
         default_name = name_from_file(source) if source else "model"
         return ServedModel(model_or_path, name or default_name, version, source)
     path = resolve_model_path(model_or_path)
+    if name is None and path.name == mlflow_format.MLMODEL:
+        # an MLflow model is named by its registered name, else its directory
+        text = str(model_or_path)
+        name = name_from_file(text.split("/")[1] if text.startswith("models:/")
+                              and text.count("/") == 2 else path.parent.name)
     return load_served(path, name or name_from_file(path), version, sha256=sha256)

@@ -170,6 +170,9 @@ class ServedModel:
         if self.classes is not None:
             out["classes"] = ([c.tolist() for c in self.classes] if self.multi_output
                               else self.classes.tolist())
+        mlflow = getattr(self.model, "mlflow", None)
+        if mlflow is not None:
+            out["mlflow"] = mlflow.summary()
         return out
 
     def __repr__(self) -> str:

@@ -42,7 +42,7 @@ from pathlib import Path
 from typing import Any, Callable, Dict, Iterable, List, Mapping, Optional, Tuple
 
 from mlfast.serving.errors import Conflict, InvalidInput, ModelLoadFailed, ModelNotFound
-from mlfast.serving.loading import MODEL_FILE_NAMES, MODEL_NAME_RE, load_served
+from mlfast.serving.loading import MODEL_ENTRIES, MODEL_FILE_NAMES, MODEL_NAME_RE, load_served
 from mlfast.serving.registry import ModelRegistry, ServedModel, version_key
 
 log = logging.getLogger("mlfast.serving.repository")
@@ -55,7 +55,7 @@ def is_repository(path: os.PathLike) -> bool:
     """True for a directory laid out as ``<name>/<version>/model.*`` (and not
     itself holding a model file, as SageMaker's /opt/ml/model does)."""
     p = Path(path)
-    if not p.is_dir() or any((p / f).is_file() for f in MODEL_FILE_NAMES):
+    if not p.is_dir() or any((p / f).is_file() for f in MODEL_ENTRIES):
         return False
     return bool(scan(p))
 
@@ -77,7 +77,7 @@ def scan(root: Path) -> Dict[str, Dict[str, Path]]:
         for version in versions:
             if not MODEL_NAME_RE.match(version):
                 continue
-            for file_name in MODEL_FILE_NAMES:
+            for file_name in MODEL_ENTRIES:
                 f = root / name / version / file_name
                 if f.is_file():
                     found.setdefault(name, {})[version] = f

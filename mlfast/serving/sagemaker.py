@@ -6,6 +6,10 @@ which is the path boto3's ``sagemaker-runtime.invoke_endpoint`` POSTs to, so
 the lesson's client works unchanged with ``endpoint_url`` pointed here (any
 endpoint name: this server is the endpoint).
 
+MLflow's scoring protocol (``dataframe_split``, ``dataframe_records``,
+``inputs``, ``params``; ``instances`` and CSV with a header for a model from
+an MLflow directory) shares ``/invocations``: ``serving.mlflow``.
+
 Content types in: ``application/json`` (the lesson's ``{"features": ...}``,
 ``{"instances": ...}``, a bare array), ``text/csv``, ``application/x-npy``;
 out (``Accept``): ``application/json`` or ``text/csv``.  Others: 415 and
@@ -16,7 +20,7 @@ from __future__ import annotations
 
 from typing import Any, Dict, List, Optional
 
-from mlfast.serving import codec
+from mlfast.serving import codec, mlflow
 from mlfast.serving.http import (
     HttpError,
     Request,
@@ -49,7 +53,10 @@ def sagemaker_error(status: int, message: str, headers: Optional[Dict[str, str]]
         error_type = "ServiceUnavailable"
     out = dict(headers or {})
     out["x-amzn-ErrorType"] = error_type
-    return Response(status, dumps({"error": message, "message": message}), "application/json", out)
+    # error_code and message are also what MLflow's scoring server answers
+    code = "BAD_REQUEST" if status < 500 else "INTERNAL_ERROR"
+    return Response(status, dumps({"error": message, "message": message, "error_code": code}),
+                    "application/json", out)
 
 
 def routes(service: Service) -> List[Route]:
@@ -78,7 +85,16 @@ def routes(service: Service) -> List[Route]:
         attributes = request.header(CUSTOM_ATTRIBUTES)
         if attributes is not None:
             headers["X-Amzn-SageMaker-Custom-Attributes"] = attributes
-        X, style = codec.decode_payload(request.body, media, model)
+        # MLflow's scoring protocol shares the route: told apart by the body
+        if media in codec.JSON_TYPES:
+            data = codec.parse_json(request.body)
+            if mlflow.claims(data, model):
+                return json_response(mlflow.predict(data, model), headers=headers)
+            X, style = codec.decode_payload(request.body, media, model, data)
+        elif media in codec.CSV_TYPES and mlflow.claims_csv(request.body, model):
+            return json_response(mlflow.predict_csv(request.body, model), headers=headers)
+        else:
+            X, style = codec.decode_payload(request.body, media, model)
         predictions = model.predict(X)
         if accept == "text/csv":
             return Response(200, codec.csv_bytes(predictions), "text/csv", headers)

@@ -42,6 +42,9 @@ class ModelInfo(BaseModel):
     feature_names_in: Optional[List[str]] = None
     classes: Optional[Union[List[Label], List[List[Label]]]] = Field(
         default=None, description="class labels; one list per output for a multi-output classifier")
+    mlflow: Optional[Dict[str, Any]] = Field(
+        default=None, description="an MLflow model's flavor, run_id, serialization format and "
+                                  "signature, as its MLmodel says")
 
 
 class ServerIndex(BaseModel):

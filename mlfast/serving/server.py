@@ -232,11 +232,10 @@ def _flask_worker(service: Service, read_timeout: Optional[float]) -> type:
     cannot parse (oversized headers, a malformed request line) is answered
     in JSON with the headers of every answer, not an HTML page."""
     with serve_extra():
+        from gunicorn.http import errors as gunicorn_errors
         from gunicorn.http.errors import (
             ExpectationFailed,
             ForbiddenProxyRequest,
-            InvalidResponseHeader,
-            InvalidResponseHeaderName,
             LimitRequestHeaders,
             LimitRequestLine,
             ParseException,
@@ -244,6 +243,11 @@ def _flask_worker(service: Service, read_timeout: Optional[float]) -> type:
         )
         from gunicorn.util import write_nonblock
         from gunicorn.workers.gthread import ThreadWorker
+    # gunicorn 27 names the server's own bad response headers (a fault of the
+    # server, a 500); gunicorn 26, which MLflow pins, has no such classes
+    server_faults = tuple(getattr(gunicorn_errors, name) for name in
+                          ("InvalidResponseHeader", "InvalidResponseHeaderName")
+                          if hasattr(gunicorn_errors, name))
 
     statuses = {LimitRequestHeaders: 431, LimitRequestLine: 414, ExpectationFailed: 417,
                 ForbiddenProxyRequest: 403, UnsupportedTransferCoding: 501}
@@ -260,8 +264,7 @@ def _flask_worker(service: Service, read_timeout: Optional[float]) -> type:
                 deadlines.disarm(key)
 
         def handle_error(self, req: Any, client: Any, addr: Any, exc: BaseException) -> None:
-            if not isinstance(exc, ParseException) or \
-                    isinstance(exc, (InvalidResponseHeader, InvalidResponseHeaderName)):
+            if not isinstance(exc, ParseException) or isinstance(exc, server_faults):
                 super().handle_error(req, client, addr, exc)  # a fault of the server: a 500
                 return
             status = next((s for cls, s in statuses.items() if isinstance(exc, cls)), 400)

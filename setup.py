@@ -9,6 +9,7 @@ for editable installs too.
 MLFAST_SANITIZE=1 builds with AddressSanitizer and UndefinedBehaviorSanitizer;
 MLFAST_DEBUG=1 builds with -O0 -g.
 """
+
 import os
 
 import numpy

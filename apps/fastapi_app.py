@@ -22,6 +22,7 @@ Besides the lesson's POST /predict, the app answers SageMaker (/ping,
 they all come from one serving core, mlfast.serving.  It is a plain FastAPI
 app: add your own routes with @app.get/@app.post as usual.
 """
+
 import os
 
 import mlfast
@@ -29,14 +30,15 @@ from mlfast.serving import create_app
 
 
 def model_path():
-    path = os.environ.get('MLFAST_MODEL') or 'model.pkl'
-    if path == 'demo':
+    path = os.environ.get("MLFAST_MODEL") or "model.pkl"
+    if path == "demo":
         return mlfast.demo_model_path()
     if not os.path.exists(path):
         raise FileNotFoundError(
             f"model file {os.path.abspath(path)} does not exist: save your model there with "
             "joblib.dump(model, 'model.pkl'), point MLFAST_MODEL at a model file, or set "
-            "MLFAST_MODEL=demo to serve mlfast's demo model")
+            "MLFAST_MODEL=demo to serve mlfast's demo model"
+        )
     return path
 
 
@@ -45,4 +47,4 @@ def model_path():
 model = mlfast.load(model_path())
 
 # POST /predict: {"features": [5.1, 3.5, 1.4, 0.2]} -> {"prediction": 0}
-app = create_app(model, framework='fastapi')
+app = create_app(model, framework="fastapi")

@@ -7,6 +7,7 @@ runs a loop long enough to swamp the clock's resolution, and what is reported
 is the median over repeats with the min and max beside it.  Ratios are
 computed from the medians of the same run.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -35,11 +36,15 @@ FOUND_ENV = "MLFAST_BENCH_OPENBLAS_FOUND"
 
 def parser(description: str) -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=description)
-    p.add_argument("--quick", action="store_true",
-                   help="tiny models and sizes: checks the script runs, measures nothing useful")
+    p.add_argument(
+        "--quick",
+        action="store_true",
+        help="tiny models and sizes: checks the script runs, measures nothing useful",
+    )
     p.add_argument("--out", type=Path, default=RESULTS, help=f"results folder (default {RESULTS})")
-    p.add_argument("--work", type=Path, default=WORK,
-                   help=f"model files and other scratch (default {WORK})")
+    p.add_argument(
+        "--work", type=Path, default=WORK, help=f"model files and other scratch (default {WORK})"
+    )
     return p
 
 
@@ -71,12 +76,26 @@ def _version(module: str) -> Optional[str]:
 
 def versions() -> Dict[str, Optional[str]]:
     out = {"python": platform.python_version()}
-    for dist in ("numpy", "scikit-learn", "joblib", "mlfast", "onnxruntime", "skl2onnx", "onnx",
-                 "fastapi", "flask", "uvicorn", "gunicorn", "matplotlib"):
+    for dist in (
+        "numpy",
+        "scikit-learn",
+        "joblib",
+        "mlfast",
+        "onnxruntime",
+        "skl2onnx",
+        "onnx",
+        "fastapi",
+        "flask",
+        "uvicorn",
+        "gunicorn",
+        "matplotlib",
+    ):
         out[dist] = _version(dist)
     try:
         wrk = subprocess.run(["wrk", "-v"], capture_output=True, text=True, timeout=10)
-        out["wrk"] = (wrk.stdout + wrk.stderr).split()[1] if (wrk.stdout + wrk.stderr).split() else None
+        out["wrk"] = (
+            (wrk.stdout + wrk.stderr).split()[1] if (wrk.stdout + wrk.stderr).split() else None
+        )
     except (OSError, subprocess.SubprocessError, IndexError):
         out["wrk"] = None
     return out
@@ -91,17 +110,38 @@ def blas() -> List[Dict[str, object]]:
         return []
     rows = []
     for info in threadpool_info():
-        rows.append({k: info.get(k) for k in ("internal_api", "prefix", "version", "architecture",
-                                              "num_threads", "filepath")})
+        rows.append(
+            {
+                k: info.get(k)
+                for k in (
+                    "internal_api",
+                    "prefix",
+                    "version",
+                    "architecture",
+                    "num_threads",
+                    "filepath",
+                )
+            }
+        )
     return rows
 
 
 def git_revision() -> Optional[str]:
     try:
-        rev = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True,
-                             text=True, timeout=10).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=ROOT,
-                               capture_output=True, text=True, timeout=10).stdout.strip()
+        rev = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=10,
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=10,
+        ).stdout.strip()
         return rev + ("+uncommitted changes" if dirty else "") if rev else None
     except (OSError, subprocess.SubprocessError):
         return None
@@ -145,8 +185,12 @@ def _json_default(value):
 
 
 def stats(samples: Sequence[float]) -> Dict[str, float]:
-    return {"median": statistics.median(samples), "min": min(samples), "max": max(samples),
-            "n": len(samples)}
+    return {
+        "median": statistics.median(samples),
+        "min": min(samples),
+        "max": max(samples),
+        "n": len(samples),
+    }
 
 
 # -- timing ------------------------------------------------------------------
@@ -193,7 +237,7 @@ def measure(cases: Dict[str, Case], repeats: int, target: float) -> Dict[str, Di
     samples: Dict[str, List[float]] = {name: [] for name in cases}
     names = list(cases)
     for r in range(repeats):
-        order = names[r % len(names):] + names[:r % len(names)]
+        order = names[r % len(names) :] + names[: r % len(names)]
         for name in order:
             setup, call = cases[name]
             setup()

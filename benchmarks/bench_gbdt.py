@@ -20,6 +20,7 @@ unpickling the file, against one importing mlfast and loading it.
 Results go to results/gbdt.json; the table is printed.  Medians and ratios
 come from the same run.
 """
+
 from __future__ import annotations
 
 import subprocess
@@ -53,16 +54,32 @@ def fit(library: str, n_trees: int, depth: int, work: Path) -> Tuple[object, Pat
     X, y = data(20_000, 0)
     if library == "xgboost":
         import xgboost as xgb
-        est = xgb.XGBClassifier(n_estimators=n_trees, max_depth=depth, n_jobs=1,
-                                tree_method="hist", random_state=0)
+
+        est = xgb.XGBClassifier(
+            n_estimators=n_trees, max_depth=depth, n_jobs=1, tree_method="hist", random_state=0
+        )
     elif library == "lightgbm":
         import lightgbm as lgb
-        est = lgb.LGBMClassifier(n_estimators=n_trees, max_depth=depth, num_leaves=2 ** depth,
-                                 n_jobs=1, random_state=0, verbose=-1)
+
+        est = lgb.LGBMClassifier(
+            n_estimators=n_trees,
+            max_depth=depth,
+            num_leaves=2**depth,
+            n_jobs=1,
+            random_state=0,
+            verbose=-1,
+        )
     else:
         import catboost as cb
-        est = cb.CatBoostClassifier(iterations=n_trees, depth=depth, thread_count=1,
-                                    random_seed=0, verbose=0, allow_writing_files=False)
+
+        est = cb.CatBoostClassifier(
+            iterations=n_trees,
+            depth=depth,
+            thread_count=1,
+            random_seed=0,
+            verbose=0,
+            allow_writing_files=False,
+        )
     est.fit(X, y)
     path = work / f"{library}_{n_trees}x{depth}.joblib"
     joblib.dump(est, path)
@@ -78,6 +95,7 @@ def rivals(library: str, est, work: Path, threads: int) -> Dict[str, Callable]:
     try:
         import tl2cgen
         import treelite
+
         if library == "xgboost":
             model = treelite.frontend.from_xgboost(est.get_booster())
         else:
@@ -85,8 +103,9 @@ def rivals(library: str, est, work: Path, threads: int) -> Dict[str, Callable]:
             est.booster_.save_model(path)
             model = treelite.frontend.load_lightgbm_model(str(path))
         lib = work / f"treelite_{library}.so"
-        tl2cgen.export_lib(model, toolchain="gcc", libpath=str(lib),
-                           params={"parallel_comp": 8}, nthread=threads)
+        tl2cgen.export_lib(
+            model, toolchain="gcc", libpath=str(lib), params={"parallel_comp": 8}, nthread=threads
+        )
         predictor = tl2cgen.Predictor(str(lib), nthread=threads)
         out["treelite"] = lambda X: predictor.predict(tl2cgen.DMatrix(X))
     except Exception as exc:  # a rival that fails to install or compile is left out
@@ -94,6 +113,7 @@ def rivals(library: str, est, work: Path, threads: int) -> Dict[str, Callable]:
     if library == "lightgbm":
         try:
             import lleaves
+
             path = work / "lgb_model.txt"
             est.booster_.save_model(path)
             model = lleaves.Model(model_file=str(path))
@@ -122,8 +142,7 @@ def cold_start(library: str, path: Path) -> Dict[str, Dict[str, float]]:
 def main() -> None:
     p = _common.parser(__doc__.splitlines()[0])
     p.add_argument("--threads", type=int, default=1, help="threads for every engine")
-    p.add_argument("--library", choices=["xgboost", "lightgbm", "catboost", "all"],
-                   default="all")
+    p.add_argument("--library", choices=["xgboost", "lightgbm", "catboost", "all"], default="all")
     args = p.parse_args()
     import mlfast
 
@@ -132,14 +151,19 @@ def main() -> None:
     repeats, target = (3, 0.02) if args.quick else (5, 0.3)
     args.work.mkdir(parents=True, exist_ok=True)
     mlfast.set_num_threads(args.threads)
-    results: Dict[str, object] = {"machine": _common.machine(), "trees": n_trees,
-                                  "depth": depth, "features": N_FEATURES,
-                                  "threads": args.threads, "libraries": {}}
+    results: Dict[str, object] = {
+        "machine": _common.machine(),
+        "trees": n_trees,
+        "depth": depth,
+        "features": N_FEATURES,
+        "threads": args.threads,
+        "libraries": {},
+    }
     libraries = ["xgboost", "lightgbm", "catboost"] if args.library == "all" else [args.library]
     with tempfile.TemporaryDirectory(dir=args.work) as scratch:
         for library in libraries:
             est, path = fit(library, n_trees, depth, args.work)
-            if library != "catboost":       # CatBoost's predict takes thread_count
+            if library != "catboost":  # CatBoost's predict takes thread_count
                 est.set_params(n_jobs=args.threads)
             model = mlfast.load(path)
             X, _ = data(max(sizes), 1)
@@ -148,32 +172,45 @@ def main() -> None:
             exact = bool(np.array_equal(ours, theirs))
             worst = float(np.max(np.abs(ours - theirs)))
             engines: Dict[str, Callable] = {
-                library: (est.predict_proba if library != "catboost" else
-                          (lambda X, est=est: est.predict_proba(X, thread_count=args.threads))),
+                library: (
+                    est.predict_proba
+                    if library != "catboost"
+                    else (lambda X, est=est: est.predict_proba(X, thread_count=args.threads))
+                ),
                 "mlfast": model.predict_proba,
             }
             engines.update(rivals(library, est, Path(scratch), args.threads))
-            table: Dict[str, object] = {"bit_equal_1000_rows": exact,
-                                        "max_abs_difference": worst, "sizes": {}}
+            table: Dict[str, object] = {
+                "bit_equal_1000_rows": exact,
+                "max_abs_difference": worst,
+                "sizes": {},
+            }
             for n in sizes:
                 Xn = np.ascontiguousarray(X[:n])
-                cases = {name: ((lambda: None), (lambda f=f, Xn=Xn: f(Xn)))
-                         for name, f in engines.items()}
+                cases = {
+                    name: ((lambda: None), (lambda f=f, Xn=Xn: f(Xn)))
+                    for name, f in engines.items()
+                }
                 with warnings.catch_warnings():
                     warnings.simplefilter("ignore")
                     timed = _common.measure(cases, repeats, target)
                 table["sizes"][n] = timed
                 base = timed["mlfast"]["median"]
-                line = "  ".join(f"{name} {_common.fmt_seconds(t['median'])} "
-                                 f"({t['median'] / base:.2f}x)" for name, t in timed.items())
+                line = "  ".join(
+                    f"{name} {_common.fmt_seconds(t['median'])} ({t['median'] / base:.2f}x)"
+                    for name, t in timed.items()
+                )
                 print(f"{library} {n_trees}x{depth}, {n} rows: {line}", flush=True)
             if not args.quick:
                 table["cold_start"] = cold_start(library, path)
                 cs = table["cold_start"]
-                print(f"{library} cold start: import+load {library} "
-                      f"{_common.fmt_seconds(cs[library]['median'])}, mlfast "
-                      f"{_common.fmt_seconds(cs['mlfast']['median'])} "
-                      f"({cs[library]['median'] / cs['mlfast']['median']:.1f}x)", flush=True)
+                print(
+                    f"{library} cold start: import+load {library} "
+                    f"{_common.fmt_seconds(cs[library]['median'])}, mlfast "
+                    f"{_common.fmt_seconds(cs['mlfast']['median'])} "
+                    f"({cs[library]['median'] / cs['mlfast']['median']:.1f}x)",
+                    flush=True,
+                )
             results["libraries"][library] = table
     _common.write_json(args.out / "gbdt.json", results)
 

@@ -29,6 +29,7 @@ at the end, on error or interrupt too.
 wrk runs on the same machine and takes CPU from the servers: the figures
 compare servers under the same handicap, not the machine's capacity.
 """
+
 from __future__ import annotations
 
 import atexit
@@ -60,9 +61,9 @@ THREADS = 4  # gthread threads per gunicorn worker, both sides (mlfast serve's d
 @dataclass
 class Server:
     name: str
-    side: str          # "lesson" or "mlfast"
-    framework: str     # "FastAPI" or "Flask"
-    server: str        # the process that serves it, as shown in the report
+    side: str  # "lesson" or "mlfast"
+    framework: str  # "FastAPI" or "Flask"
+    server: str  # the process that serves it, as shown in the report
     argv: Callable[[int, int, Path], List[str]]  # (port, workers, model) -> argv
     env: Callable[[Path], Dict[str, str]]
     missing: Optional[str] = None
@@ -80,19 +81,62 @@ def servers(probe_serve: bool = True) -> List[Server]:
 
     def uvicorn(app_dir: Path):
         return lambda port, workers, model: [
-            py, "-m", "uvicorn", "--app-dir", str(app_dir), "fastapi_app:app", "--host", "127.0.0.1",
-            "--port", str(port), "--workers", str(workers), "--no-access-log", "--log-level", "warning"]
+            py,
+            "-m",
+            "uvicorn",
+            "--app-dir",
+            str(app_dir),
+            "fastapi_app:app",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--workers",
+            str(workers),
+            "--no-access-log",
+            "--log-level",
+            "warning",
+        ]
 
     def gunicorn(app_dir: Path):
         return lambda port, workers, model: [
-            py, "-m", "gunicorn", "--chdir", str(app_dir), "--workers", str(workers),
-            "--worker-class", "gthread", "--threads", str(THREADS), "--bind", f"127.0.0.1:{port}",
-            "--log-level", "warning", "--no-control-socket", "flask_app:app"]
+            py,
+            "-m",
+            "gunicorn",
+            "--chdir",
+            str(app_dir),
+            "--workers",
+            str(workers),
+            "--worker-class",
+            "gthread",
+            "--threads",
+            str(THREADS),
+            "--bind",
+            f"127.0.0.1:{port}",
+            "--log-level",
+            "warning",
+            "--no-control-socket",
+            "flask_app:app",
+        ]
 
     def mlfast_serve(framework: str):
         return lambda port, workers, model: [
-            py, "-m", "mlfast", "serve", str(model), "--host", "127.0.0.1", "--port", str(port),
-            "--workers", str(workers), "--framework", framework, "--log-level", "warning"]
+            py,
+            "-m",
+            "mlfast",
+            "serve",
+            str(model),
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--workers",
+            str(workers),
+            "--framework",
+            framework,
+            "--log-level",
+            "warning",
+        ]
 
     lesson_env = lambda model: {"MODEL_PATH": str(model)}  # noqa: E731
     mlfast_env = lambda model: {"MLFAST_MODEL": str(model)}  # noqa: E731
@@ -108,24 +152,72 @@ def servers(probe_serve: bool = True) -> List[Server]:
     if importlib.util.find_spec("mlfast.serving") is None:
         serve_missing = "mlfast.serving does not exist yet"
     elif probe_serve:
-        probe = subprocess.run([py, "-m", "mlfast", "serve", "--help"], capture_output=True,
-                               text=True, timeout=60, cwd=_common.ROOT)
+        probe = subprocess.run(
+            [py, "-m", "mlfast", "serve", "--help"],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            cwd=_common.ROOT,
+        )
         if probe.returncode != 0:
-            serve_missing = "`mlfast serve` is not available: " + (probe.stderr.strip()[-200:] or "?")
+            serve_missing = "`mlfast serve` is not available: " + (
+                probe.stderr.strip()[-200:] or "?"
+            )
     return [
-        Server("lesson FastAPI", "lesson", "FastAPI", "uvicorn", uvicorn(LESSON_APPS), lesson_env,
-               app_missing(LESSON_APPS / "fastapi_app.py", fastapi_missing)),
-        Server("mlfast FastAPI app", "mlfast", "FastAPI", "uvicorn", uvicorn(MLFAST_APPS), mlfast_env,
-               app_missing(MLFAST_APPS / "fastapi_app.py", _module_missing("fastapi", "uvicorn"))),
-        Server("mlfast serve", "mlfast", "FastAPI", "mlfast serve (uvicorn; gunicorn + uvicorn-worker "
-               "for >1 worker)", mlfast_serve("fastapi"), lambda model: {}, serve_missing),
-        Server("lesson Flask", "lesson", "Flask", "gunicorn gthread", gunicorn(LESSON_APPS), lesson_env,
-               app_missing(LESSON_APPS / "flask_app.py", flask_missing)),
-        Server("mlfast Flask app", "mlfast", "Flask", "gunicorn gthread", gunicorn(MLFAST_APPS),
-               mlfast_env,
-               app_missing(MLFAST_APPS / "flask_app.py", _module_missing("flask", "gunicorn"))),
-        Server("mlfast serve (Flask)", "mlfast", "Flask", "mlfast serve --framework flask "
-               "(gunicorn gthread)", mlfast_serve("flask"), lambda model: {}, serve_missing),
+        Server(
+            "lesson FastAPI",
+            "lesson",
+            "FastAPI",
+            "uvicorn",
+            uvicorn(LESSON_APPS),
+            lesson_env,
+            app_missing(LESSON_APPS / "fastapi_app.py", fastapi_missing),
+        ),
+        Server(
+            "mlfast FastAPI app",
+            "mlfast",
+            "FastAPI",
+            "uvicorn",
+            uvicorn(MLFAST_APPS),
+            mlfast_env,
+            app_missing(MLFAST_APPS / "fastapi_app.py", _module_missing("fastapi", "uvicorn")),
+        ),
+        Server(
+            "mlfast serve",
+            "mlfast",
+            "FastAPI",
+            "mlfast serve (uvicorn; gunicorn + uvicorn-worker for >1 worker)",
+            mlfast_serve("fastapi"),
+            lambda model: {},
+            serve_missing,
+        ),
+        Server(
+            "lesson Flask",
+            "lesson",
+            "Flask",
+            "gunicorn gthread",
+            gunicorn(LESSON_APPS),
+            lesson_env,
+            app_missing(LESSON_APPS / "flask_app.py", flask_missing),
+        ),
+        Server(
+            "mlfast Flask app",
+            "mlfast",
+            "Flask",
+            "gunicorn gthread",
+            gunicorn(MLFAST_APPS),
+            mlfast_env,
+            app_missing(MLFAST_APPS / "flask_app.py", _module_missing("flask", "gunicorn")),
+        ),
+        Server(
+            "mlfast serve (Flask)",
+            "mlfast",
+            "Flask",
+            "mlfast serve --framework flask (gunicorn gthread)",
+            mlfast_serve("flask"),
+            lambda model: {},
+            serve_missing,
+        ),
     ]
 
 
@@ -145,11 +237,19 @@ def start(server: Server, workers: int, model: Path, log_dir: Path) -> Dict[str,
     env = dict(os.environ)
     env.update(server.env(model))
     log_dir.mkdir(parents=True, exist_ok=True)
-    log_path = log_dir / f"{server.name.replace(' ', '_').replace('(', '').replace(')', '')}-{port}.log"
+    log_path = (
+        log_dir / f"{server.name.replace(' ', '_').replace('(', '').replace(')', '')}-{port}.log"
+    )
     log = open(log_path, "wb")
-    proc = subprocess.Popen(server.argv(port, workers, model), env=env, cwd=str(log_dir),
-                            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=log,
-                            start_new_session=True)  # its own process group: stopped as one
+    proc = subprocess.Popen(
+        server.argv(port, workers, model),
+        env=env,
+        cwd=str(log_dir),
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=log,
+        start_new_session=True,
+    )  # its own process group: stopped as one
     log.close()
     _RUNNING[proc.pid] = proc
     return {"proc": proc, "port": port, "log": log_path, "started": time.perf_counter()}
@@ -188,8 +288,12 @@ def _on_signal(signum, frame):
 
 
 def post(port: int, body: str, timeout: float = 5.0) -> dict:
-    request = urllib.request.Request(f"http://127.0.0.1:{port}/predict", data=body.encode(),
-                                     headers={"Content-Type": "application/json"}, method="POST")
+    request = urllib.request.Request(
+        f"http://127.0.0.1:{port}/predict",
+        data=body.encode(),
+        headers={"Content-Type": "application/json"},
+        method="POST",
+    )
     with urllib.request.urlopen(request, timeout=timeout) as response:
         return json.loads(response.read())
 
@@ -199,15 +303,19 @@ def wait_ready(run: Dict[str, object], body: str, timeout: float) -> float:
     deadline = time.perf_counter() + timeout
     while time.perf_counter() < deadline:
         if proc.poll() is not None:
-            raise RuntimeError(f"exited with {proc.returncode}: "
-                               f"{Path(run['log']).read_text(errors='replace')[-1500:]}")
+            raise RuntimeError(
+                f"exited with {proc.returncode}: "
+                f"{Path(run['log']).read_text(errors='replace')[-1500:]}"
+            )
         try:
             post(port, body, timeout=2)
             return time.perf_counter() - run["started"]
         except (urllib.error.URLError, ConnectionError, OSError, json.JSONDecodeError):
             time.sleep(0.1)
-    raise RuntimeError(f"not answering after {timeout:.0f} s: "
-                       f"{Path(run['log']).read_text(errors='replace')[-1500:]}")
+    raise RuntimeError(
+        f"not answering after {timeout:.0f} s: "
+        f"{Path(run['log']).read_text(errors='replace')[-1500:]}"
+    )
 
 
 def memory(proc: subprocess.Popen) -> Optional[Dict[str, float]]:
@@ -252,18 +360,32 @@ def cpu_seconds(group: int) -> Optional[float]:
     return total / _TICK if found else None
 
 
-def wrk(port: int, connections: int, seconds: float, bodies: Path,
-        group: Optional[int] = None) -> Dict[str, float]:
+def wrk(
+    port: int, connections: int, seconds: float, bodies: Path, group: Optional[int] = None
+) -> Dict[str, float]:
     threads = max(1, min(2, connections))
-    argv = ["wrk", f"-t{threads}", f"-c{connections}", f"-d{max(1, round(seconds))}s",
-            "--timeout", "5s", "-s", str(LUA), f"http://127.0.0.1:{port}/predict", "--", str(bodies)]
+    argv = [
+        "wrk",
+        f"-t{threads}",
+        f"-c{connections}",
+        f"-d{max(1, round(seconds))}s",
+        "--timeout",
+        "5s",
+        "-s",
+        str(LUA),
+        f"http://127.0.0.1:{port}/predict",
+        "--",
+        str(bodies),
+    ]
     cpu0 = cpu_seconds(group) if group else None
     proc = subprocess.run(argv, capture_output=True, text=True, timeout=seconds + 60)
     cpu1 = cpu_seconds(group) if group else None
     line = [ln for ln in proc.stdout.splitlines() if ln.startswith("WRKJSON ")]
     if proc.returncode != 0 or not line:
-        raise RuntimeError(f"wrk failed ({proc.returncode}): {proc.stdout[-500:]} {proc.stderr[-500:]}")
-    out = json.loads(line[-1][len("WRKJSON "):])
+        raise RuntimeError(
+            f"wrk failed ({proc.returncode}): {proc.stdout[-500:]} {proc.stderr[-500:]}"
+        )
+    out = json.loads(line[-1][len("WRKJSON ") :])
     out["rps"] = out["requests"] / (out["duration_us"] / 1e6)
     out["errors"] = sum(out[k] for k in ("connect", "read", "write", "status", "timeout"))
     if cpu0 is not None and cpu1 is not None and out["requests"]:
@@ -272,6 +394,7 @@ def wrk(port: int, connections: int, seconds: float, bodies: Path,
 
 
 # -- the benchmark ----------------------------------------------------------------
+
 
 def med_cpu(summary: dict) -> float:
     s = summary.get("server_cpu_us_per_request")
@@ -301,11 +424,26 @@ def run(args) -> dict:
     live = [s for s in all_servers if not s.missing]
     result = {
         "machine": _common.machine(),
-        "config": {"quick": quick, "plan": plan, "rounds": rounds, "seconds": seconds,
-                   "warmup_seconds": warmup, "gthread_threads": THREADS,
-                   "wrk_threads": "min(2, connections)", "wrk_timeout_s": 5},
-        "servers": [{"name": s.name, "side": s.side, "framework": s.framework, "server": s.server,
-                     "missing": s.missing} for s in all_servers],
+        "config": {
+            "quick": quick,
+            "plan": plan,
+            "rounds": rounds,
+            "seconds": seconds,
+            "warmup_seconds": warmup,
+            "gthread_threads": THREADS,
+            "wrk_threads": "min(2, connections)",
+            "wrk_timeout_s": 5,
+        },
+        "servers": [
+            {
+                "name": s.name,
+                "side": s.side,
+                "framework": s.framework,
+                "server": s.server,
+                "missing": s.missing,
+            }
+            for s in all_servers
+        ],
         "runs": [],
     }
     log_dir = args.work / "http-logs"
@@ -326,31 +464,51 @@ def run(args) -> dict:
                     runs[s.name] = start(s, workers, m.path, log_dir)
                 entries = {}
                 for s in live:
-                    entry = {"model": m.key, "workers": workers, "server": s.name, "side": s.side,
-                             "framework": s.framework, "port": runs[s.name]["port"],
-                             "by_concurrency": {}}
+                    entry = {
+                        "model": m.key,
+                        "workers": workers,
+                        "server": s.name,
+                        "side": s.side,
+                        "framework": s.framework,
+                        "port": runs[s.name]["port"],
+                        "by_concurrency": {},
+                    }
                     entries[s.name] = entry
                     try:
-                        entry["ready_seconds"] = wait_ready(runs[s.name], bodies[0], 60 if quick else 180)
+                        entry["ready_seconds"] = wait_ready(
+                            runs[s.name], bodies[0], 60 if quick else 180
+                        )
                         answers = [post(runs[s.name]["port"], b)["prediction"] for b in bodies[:8]]
-                        entry["answer_mismatches"] = int(np.sum(np.asarray(answers) != expected[:8]))
+                        entry["answer_mismatches"] = int(
+                            np.sum(np.asarray(answers) != expected[:8])
+                        )
                         if warmup:
                             wrk(runs[s.name]["port"], 8, warmup, bodies_path)
                     except Exception as exc:  # noqa: BLE001 - report the server, go on with the rest
                         entry["failed"] = str(exc)[-1500:]
                         _common.log(f"  {m.key} {s.name}: {entry['failed'][:300]}")
                 ok = [s for s in live if "failed" not in entries[s.name]]
-                samples: Dict[str, Dict[int, List[dict]]] = {s.name: {c: [] for c in concurrencies}
-                                                             for s in ok}
+                samples: Dict[str, Dict[int, List[dict]]] = {
+                    s.name: {c: [] for c in concurrencies} for s in ok
+                }
                 for r in range(rounds):
                     for c in concurrencies:
-                        order = ok[r % len(ok):] + ok[:r % len(ok)] if ok else []
+                        order = ok[r % len(ok) :] + ok[: r % len(ok)] if ok else []
                         for s in order:
                             try:
-                                samples[s.name][c].append(wrk(runs[s.name]["port"], c, seconds,
-                                                              bodies_path, runs[s.name]["proc"].pid))
+                                samples[s.name][c].append(
+                                    wrk(
+                                        runs[s.name]["port"],
+                                        c,
+                                        seconds,
+                                        bodies_path,
+                                        runs[s.name]["proc"].pid,
+                                    )
+                                )
                             except Exception as exc:  # noqa: BLE001
-                                entries[s.name].setdefault("wrk_failures", []).append(str(exc)[-500:])
+                                entries[s.name].setdefault("wrk_failures", []).append(
+                                    str(exc)[-500:]
+                                )
                 for s in ok:
                     entry = entries[s.name]
                     for c, got in samples[s.name].items():
@@ -362,14 +520,18 @@ def run(args) -> dict:
                         summary = {k: _common.stats([g[k] for g in got]) for k in keys_}
                         summary["errors"] = int(sum(g["errors"] for g in got))
                         summary["requests"] = int(sum(g["requests"] for g in got))
-                        summary["error_kinds"] = {k: int(sum(g[k] for g in got))
-                                                  for k in ("connect", "read", "write", "status", "timeout")}
+                        summary["error_kinds"] = {
+                            k: int(sum(g[k] for g in got))
+                            for k in ("connect", "read", "write", "status", "timeout")
+                        }
                         entry["by_concurrency"][str(c)] = summary
-                        _common.log(f"  {m.key:7s} {workers}w c={c:<3d} {s.name:22s} "
-                                    f"{summary['rps']['median']:9.0f} req/s  p50 "
-                                    f"{summary['p50_us']['median'] / 1e3:7.2f} ms  p99 "
-                                    f"{summary['p99_us']['median'] / 1e3:7.2f} ms  server CPU "
-                                    f"{med_cpu(summary):7.0f} µs/req  errors {summary['errors']}")
+                        _common.log(
+                            f"  {m.key:7s} {workers}w c={c:<3d} {s.name:22s} "
+                            f"{summary['rps']['median']:9.0f} req/s  p50 "
+                            f"{summary['p50_us']['median'] / 1e3:7.2f} ms  p99 "
+                            f"{summary['p99_us']['median'] / 1e3:7.2f} ms  server CPU "
+                            f"{med_cpu(summary):7.0f} µs/req  errors {summary['errors']}"
+                        )
                     entry["memory"] = memory(runs[s.name]["proc"])
                 result["runs"].extend(entries.values())
             finally:
@@ -382,7 +544,9 @@ def run(args) -> dict:
 def main(argv=None) -> int:
     p = _common.parser(__doc__.splitlines()[0])
     p.add_argument("--seconds", type=float, default=5, help="seconds per wrk run (default 5)")
-    p.add_argument("--rounds", type=int, default=3, help="wrk runs per server and concurrency (default 3)")
+    p.add_argument(
+        "--rounds", type=int, default=3, help="wrk runs per server and concurrency (default 3)"
+    )
     args = p.parse_args(argv)
     try:
         result = run(args)

@@ -15,6 +15,7 @@ of the test set for a batch, ``x[None, :]`` for one row.  The lesson's
 ("1 (list)"), its conversion included.  ONNX Runtime's float32 graphs get
 the same float64 rows and pay the cast.
 """
+
 from __future__ import annotations
 
 import sys
@@ -25,8 +26,13 @@ import _common
 import bench_models
 import numpy as np
 
-ENGINES = ["scikit-learn", "scikit-learn, OpenMP 1 thread", "ONNX Runtime", "mlfast 1 thread",
-           "mlfast all cores"]
+ENGINES = [
+    "scikit-learn",
+    "scikit-learn, OpenMP 1 thread",
+    "ONNX Runtime",
+    "mlfast 1 thread",
+    "mlfast all cores",
+]
 # scikit-learn's HistGradientBoosting predicts in an OpenMP loop over all
 # cores, even for one row; on a busy machine waiting for the second thread
 # costs far more than the row.  Timed a second time with OpenMP limited to
@@ -57,8 +63,7 @@ class _OpenMP:
 def _check(name, predict, predict_proba, X, ref_labels, ref_proba):
     """Labels and probabilities of one engine against scikit-learn's."""
     labels = np.asarray(predict(X)).ravel()
-    out = {"rows": int(len(X)),
-           "label_mismatches": int(np.sum(labels != ref_labels))}
+    out = {"rows": int(len(X)), "label_mismatches": int(np.sum(labels != ref_labels))}
     if predict_proba is not None and ref_proba is not None:
         proba = np.asarray(predict_proba(X), dtype=np.float64)
         out["max_abs_proba_diff"] = float(np.max(np.abs(proba - ref_proba)))
@@ -81,15 +86,22 @@ def run(args) -> dict:
     onnx_missing = bench_models.onnx_available()
     if onnx_missing:
         _common.log(f"ONNX Runtime skipped: {onnx_missing}")
-    models = bench_models.build(args.work, quick, keys=args.models, n_test=max(big, n_check),
-                                log=_common.log)
+    models = bench_models.build(
+        args.work, quick, keys=args.models, n_test=max(big, n_check), log=_common.log
+    )
 
     result = {
         "machine": _common.machine(),
-        "config": {"quick": quick, "batches": batches, "throughput_rows": big,
-                   "repeats": repeats, "target_seconds_per_repeat": target,
-                   "check_rows": n_check, "all_cores": all_cores,
-                   "onnx_skipped": onnx_missing},
+        "config": {
+            "quick": quick,
+            "batches": batches,
+            "throughput_rows": big,
+            "repeats": repeats,
+            "target_seconds_per_repeat": target,
+            "check_rows": n_check,
+            "all_cores": all_cores,
+            "onnx_skipped": onnx_missing,
+        },
         "engines": ENGINES,
         "models": [],
     }
@@ -104,15 +116,21 @@ def run(args) -> dict:
             "scikit-learn": (openmp.default, est.predict, getattr(est, "predict_proba", None)),
         }
         if m.key in OPENMP_PREDICT:
-            engines["scikit-learn, OpenMP 1 thread"] = (openmp.one, est.predict,
-                                                        getattr(est, "predict_proba", None))
+            engines["scikit-learn, OpenMP 1 thread"] = (
+                openmp.one,
+                est.predict,
+                getattr(est, "predict_proba", None),
+            )
         onnx_info = None
         if not onnx_missing:
             onnx_info = bench_models.onnx_graph(m, args.work, log=_common.log)
             if onnx_info["path"] is not None:
                 session = bench_models.OnnxEngine(onnx_info["path"], onnx_info["dtype"])
-                engines["ONNX Runtime"] = (openmp.default, session.predict,
-                                           session.predict_proba if session.proba else None)
+                engines["ONNX Runtime"] = (
+                    openmp.default,
+                    session.predict,
+                    session.predict_proba if session.proba else None,
+                )
 
         def one_thread():
             openmp.default()
@@ -122,8 +140,16 @@ def run(args) -> dict:
             openmp.default()
             mlfast.set_num_threads(all_cores)
 
-        engines["mlfast 1 thread"] = (one_thread, fast.predict, getattr(fast, "predict_proba", None))
-        engines["mlfast all cores"] = (every_core, fast.predict, getattr(fast, "predict_proba", None))
+        engines["mlfast 1 thread"] = (
+            one_thread,
+            fast.predict,
+            getattr(fast, "predict_proba", None),
+        )
+        engines["mlfast all cores"] = (
+            every_core,
+            fast.predict,
+            getattr(fast, "predict_proba", None),
+        )
 
         # -- answers first -----------------------------------------------------
         X = m.X_test
@@ -143,43 +169,62 @@ def run(args) -> dict:
         for name, (setup, predict, _) in engines.items():
             setup()
             check[name]["throughput_rows_label_mismatches"] = int(
-                np.sum(np.asarray(predict(X[:big])).ravel() != big_ref))
+                np.sum(np.asarray(predict(X[:big])).ravel() != big_ref)
+            )
         for name, c in check.items():
-            _common.log(f"  {m.key:8s} {name:29s} labels differ: {c['label_mismatches']}/{c['rows']}"
-                        f"  max|Δproba| {c.get('max_abs_proba_diff', float('nan')):.3g}")
+            _common.log(
+                f"  {m.key:8s} {name:29s} labels differ: {c['label_mismatches']}/{c['rows']}"
+                f"  max|Δproba| {c.get('max_abs_proba_diff', float('nan')):.3g}"
+            )
 
         # -- latency -------------------------------------------------------------
         latency = {}
         for b in batches:
             Xb = X[0][None, :] if b == 1 else X[:b]
-            cases = {name: (setup, (lambda p=predict, x=Xb: p(x)))
-                     for name, (setup, predict, _) in engines.items()}
+            cases = {
+                name: (setup, (lambda p=predict, x=Xb: p(x)))
+                for name, (setup, predict, _) in engines.items()
+            }
             reps = repeats["10000"] if b >= 10_000 else repeats["small"]
             latency[str(b)] = _common.measure(cases, reps, target)
             _report_line(m.key, f"batch {b}", latency[str(b)])
         features = X[0].tolist()
-        cases = {name: (setup, (lambda p=predict: p(np.array(features).reshape(1, -1))))
-                 for name, (setup, predict, _) in engines.items()}
+        cases = {
+            name: (setup, (lambda p=predict: p(np.array(features).reshape(1, -1))))
+            for name, (setup, predict, _) in engines.items()
+        }
         lesson = _common.measure(cases, repeats["small"], target)
         _report_line(m.key, "1 (list)", lesson)
 
         Xbig = X[:big]
-        cases = {name: (setup, (lambda p=predict: p(Xbig))) for name, (setup, predict, _) in engines.items()}
+        cases = {
+            name: (setup, (lambda p=predict: p(Xbig)))
+            for name, (setup, predict, _) in engines.items()
+        }
         throughput = _common.measure(cases, repeats["big"], 0.0)
         _report_line(m.key, f"batch {big}", throughput)
 
-        result["models"].append({
-            "key": m.key, "title": m.title, "describe": m.describe, "file": m.path.name,
-            "file_bytes": m.path.stat().st_size, "n_features": m.n_features,
-            "mlfast_estimator": fast.estimator,
-            "onnx": ({"dtype": onnx_info["dtype"], "note": onnx_info["note"]}
-                     if onnx_info else {"dtype": None, "note": onnx_missing}),
-            "check": check,
-            "latency": latency,
-            "latency_list_row": lesson,
-            "throughput": throughput,
-            "seconds": time.perf_counter() - t0,
-        })
+        result["models"].append(
+            {
+                "key": m.key,
+                "title": m.title,
+                "describe": m.describe,
+                "file": m.path.name,
+                "file_bytes": m.path.stat().st_size,
+                "n_features": m.n_features,
+                "mlfast_estimator": fast.estimator,
+                "onnx": (
+                    {"dtype": onnx_info["dtype"], "note": onnx_info["note"]}
+                    if onnx_info
+                    else {"dtype": None, "note": onnx_missing}
+                ),
+                "check": check,
+                "latency": latency,
+                "latency_list_row": lesson,
+                "throughput": throughput,
+                "seconds": time.perf_counter() - t0,
+            }
+        )
         openmp.default()
     mlfast.set_num_threads(all_cores)
     result["machine"]["loadavg_end"] = list(__import__("os").getloadavg())
@@ -193,8 +238,12 @@ def _report_line(key, what, timings):
 
 def main(argv=None) -> int:
     p = _common.parser(__doc__.splitlines()[0])
-    p.add_argument("--models", type=lambda s: s.split(","), default=None,
-                   help=f"comma-separated subset of {','.join(bench_models.KEYS)}")
+    p.add_argument(
+        "--models",
+        type=lambda s: s.split(","),
+        default=None,
+        help=f"comma-separated subset of {','.join(bench_models.KEYS)}",
+    )
     args = p.parse_args(argv)
     result = run(args)
     path = args.out / "inprocess.json"

@@ -18,6 +18,7 @@ The clients are Python threads on the same machine: they take CPU from the
 servers (the same handicap for both), and they bound what a fast server can
 show, so the ratios are lower bounds.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -72,9 +73,13 @@ def _models(work: Path, quick: bool) -> Dict[str, Path]:
         if not (path / "MLmodel").exists():
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
-                mlflow.sklearn.save_model(est, str(path), signature=infer_signature(X, est.predict(X)),
-                                          pip_requirements=["scikit-learn"],
-                                          skops_trusted_types=["sklearn.tree._tree.Tree"])
+                mlflow.sklearn.save_model(
+                    est,
+                    str(path),
+                    signature=infer_signature(X, est.predict(X)),
+                    pip_requirements=["scikit-learn"],
+                    skops_trusted_types=["sklearn.tree._tree.Tree"],
+                )
         out[key] = path
     return out
 
@@ -87,15 +92,24 @@ def _bodies() -> Dict[str, bytes]:
     rng = np.random.RandomState(0)
     rows = (data.sample(100, random_state=0).to_numpy() + rng.normal(0, 0.1, (100, 4))).round(3)
     columns = list(data.columns)
-    return {f"{n} row{'s' if n > 1 else ''}": json.dumps(
-        {"dataframe_split": {"columns": columns, "data": rows[:n].tolist()}}).encode()
-        for n in (1, 100)}
+    return {
+        f"{n} row{'s' if n > 1 else ''}": json.dumps(
+            {"dataframe_split": {"columns": columns, "data": rows[:n].tolist()}}
+        ).encode()
+        for n in (1, 100)
+    }
 
 
 def _start(argv: List[str], log: Path, env: Dict[str, str]) -> subprocess.Popen:
     with open(log, "wb") as fh:
-        return subprocess.Popen(argv, stdout=fh, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                env=env, start_new_session=True)
+        return subprocess.Popen(
+            argv,
+            stdout=fh,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            env=env,
+            start_new_session=True,
+        )
 
 
 def _stop(proc: subprocess.Popen) -> None:
@@ -112,8 +126,14 @@ def _stop(proc: subprocess.Popen) -> None:
     proc.wait(timeout=10)
 
 
-def _first_answer(proc: subprocess.Popen, port: int, body: bytes, started: float, log: Path,
-                  timeout: float = 180.0) -> float:
+def _first_answer(
+    proc: subprocess.Popen,
+    port: int,
+    body: bytes,
+    started: float,
+    log: Path,
+    timeout: float = 180.0,
+) -> float:
     while time.perf_counter() - started < timeout:
         if proc.poll() is not None:
             raise RuntimeError(f"exited with {proc.returncode}: {log.read_text()[-1500:]}")
@@ -167,8 +187,13 @@ def _load(port: int, body: bytes, clients: int, seconds: float) -> Dict[str, flo
     def pct(q: float) -> float:
         return all_lat[min(n - 1, int(q * n))] * 1e3 if n else float("nan")
 
-    return {"requests": n, "errors": sum(errors), "rps": n / elapsed, "p50_ms": pct(0.50),
-            "p99_ms": pct(0.99)}
+    return {
+        "requests": n,
+        "errors": sum(errors),
+        "rps": n / elapsed,
+        "p50_ms": pct(0.50),
+        "p99_ms": pct(0.99),
+    }
 
 
 def main() -> None:
@@ -177,7 +202,9 @@ def main() -> None:
     ap.add_argument("--seconds", type=float, default=5.0)
     ap.add_argument("--clients", type=int, default=4)
     ap.add_argument("--rounds", type=int, default=2)
-    ap.add_argument("--work", type=Path, default=Path(tempfile.gettempdir()) / "mlfast-bench-mlflow")
+    ap.add_argument(
+        "--work", type=Path, default=Path(tempfile.gettempdir()) / "mlfast-bench-mlflow"
+    )
     ap.add_argument("--out", type=Path, default=HERE / "results" / "mlflow.json")
     args = ap.parse_args()
     seconds, rounds = (1.0, 1) if args.quick else (args.seconds, args.rounds)
@@ -188,16 +215,43 @@ def main() -> None:
     env["PATH"] = f"{BIN}{os.pathsep}{env.get('PATH', '')}"  # mlflow runs `uvicorn` from PATH
     mlflow_cli = BIN / "mlflow"
     commands = {
-        "mlfast serve": lambda path, port: [sys.executable, "-m", "mlfast", "serve", str(path),
-                                            "--port", str(port), "--workers", "1",
-                                            "--no-access-log", "--log-level", "warning"],
-        "mlflow models serve": lambda path, port: [str(mlflow_cli), "models", "serve", "-m",
-                                                   str(path), "--env-manager", "local",
-                                                   "--port", str(port), "--workers", "1"],
+        "mlfast serve": lambda path, port: [
+            sys.executable,
+            "-m",
+            "mlfast",
+            "serve",
+            str(path),
+            "--port",
+            str(port),
+            "--workers",
+            "1",
+            "--no-access-log",
+            "--log-level",
+            "warning",
+        ],
+        "mlflow models serve": lambda path, port: [
+            str(mlflow_cli),
+            "models",
+            "serve",
+            "-m",
+            str(path),
+            "--env-manager",
+            "local",
+            "--port",
+            str(port),
+            "--workers",
+            "1",
+        ],
     }
-    result: Dict[str, object] = {"config": {"seconds": seconds, "rounds": rounds,
-                                            "clients": args.clients, "cpus": os.cpu_count()},
-                                 "runs": []}
+    result: Dict[str, object] = {
+        "config": {
+            "seconds": seconds,
+            "rounds": rounds,
+            "clients": args.clients,
+            "cpus": os.cpu_count(),
+        },
+        "runs": [],
+    }
     for key, path in models.items():
         procs = {}
         try:
@@ -210,8 +264,10 @@ def main() -> None:
                 procs[name] = (proc, port)
                 first[name] = _first_answer(proc, port, bodies["1 row"], started, log)
                 print(f"{key} {name}: first answer after {first[name]:.2f} s", flush=True)
-            answers = {name: json.loads(_post(port, bodies["100 rows"])[1])
-                       for name, (_, port) in procs.items()}
+            answers = {
+                name: json.loads(_post(port, bodies["100 rows"])[1])
+                for name, (_, port) in procs.items()
+            }
             same = len({json.dumps(a, sort_keys=True) for a in answers.values()}) == 1
             print(f"{key}: answers equal: {same}", flush=True)
             for label, body in bodies.items():
@@ -223,12 +279,21 @@ def main() -> None:
                         samples[name].append(_load(port, body, args.clients, seconds))
                 for name, runs in samples.items():
                     best = sorted(runs, key=lambda r: r["rps"])[len(runs) // 2]
-                    entry = {"model": key, "payload": label, "server": name,
-                             "first_answer_s": first[name], "answers_equal": same, **best}
+                    entry = {
+                        "model": key,
+                        "payload": label,
+                        "server": name,
+                        "first_answer_s": first[name],
+                        "answers_equal": same,
+                        **best,
+                    }
                     result["runs"].append(entry)
-                    print(f"{key:8} {label:9} {name:20} {best['rps']:9.1f} req/s  "
-                          f"p50 {best['p50_ms']:7.2f} ms  p99 {best['p99_ms']:7.2f} ms  "
-                          f"errors {best['errors']}", flush=True)
+                    print(
+                        f"{key:8} {label:9} {name:20} {best['rps']:9.1f} req/s  "
+                        f"p50 {best['p50_ms']:7.2f} ms  p99 {best['p99_ms']:7.2f} ms  "
+                        f"errors {best['errors']}",
+                        flush=True,
+                    )
         finally:
             for proc, _ in procs.values():
                 _stop(proc)

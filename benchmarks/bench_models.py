@@ -20,6 +20,7 @@ scikit-learn version and the model's parameters.
 The tree models are binary, so "100 trees" is 100 trees for the boosted
 models too (a 3-class booster fits 3 trees an iteration).
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -39,7 +40,7 @@ N_TEST_QUICK = 2_000
 class Spec:
     key: str
     title: str
-    make: Callable[[bool], object]           # quick -> unfitted estimator
+    make: Callable[[bool], object]  # quick -> unfitted estimator
     data: Callable[[bool, int], Tuple[np.ndarray, np.ndarray, np.ndarray]]  # -> X_train, y, X_test
     describe: str = ""
 
@@ -55,14 +56,27 @@ class BenchModel:
     onnx: Optional[Dict[str, object]] = None
 
 
-def _classification(n_train: int, n_test: int, n_features: int, n_informative: int,
-                    n_classes: int, seed: int, rescale: bool = False):
+def _classification(
+    n_train: int,
+    n_test: int,
+    n_features: int,
+    n_informative: int,
+    n_classes: int,
+    seed: int,
+    rescale: bool = False,
+):
     from sklearn.datasets import make_classification
 
-    X, y = make_classification(n_samples=n_train + n_test, n_features=n_features,
-                               n_informative=n_informative, n_redundant=min(5, n_features // 4),
-                               n_classes=n_classes, flip_y=0.05, class_sep=1.0,
-                               random_state=seed)
+    X, y = make_classification(
+        n_samples=n_train + n_test,
+        n_features=n_features,
+        n_informative=n_informative,
+        n_redundant=min(5, n_features // 4),
+        n_classes=n_classes,
+        flip_y=0.05,
+        class_sep=1.0,
+        random_state=seed,
+    )
     if rescale:  # features in unlike units, so the scaler has work to do
         rng = np.random.default_rng(seed)
         X = X * rng.uniform(0.1, 100, n_features) + rng.uniform(-50, 50, n_features)
@@ -85,6 +99,7 @@ def _tree_data(quick: bool, n_test: int):
 
 
 def _specs() -> List[Spec]:
+    from sklearn.decomposition import PCA
     from sklearn.ensemble import (
         ExtraTreesClassifier,
         GradientBoostingClassifier,
@@ -93,7 +108,6 @@ def _specs() -> List[Spec]:
         StackingClassifier,
         VotingClassifier,
     )
-    from sklearn.decomposition import PCA
     from sklearn.linear_model import LogisticRegression
     from sklearn.naive_bayes import GaussianNB
     from sklearn.neighbors import KNeighborsClassifier
@@ -110,82 +124,158 @@ def _specs() -> List[Spec]:
 
     def members(quick):
         n = 5 if quick else 50
-        return [("lr", LogisticRegression(max_iter=1000)),
-                ("rf", RandomForestClassifier(n_estimators=n, max_depth=depth(quick),
-                                              random_state=0)),
-                ("hgb", HistGradientBoostingClassifier(max_iter=n, early_stopping=False,
-                                                       random_state=0))]
+        return [
+            ("lr", LogisticRegression(max_iter=1000)),
+            ("rf", RandomForestClassifier(n_estimators=n, max_depth=depth(quick), random_state=0)),
+            (
+                "hgb",
+                HistGradientBoostingClassifier(max_iter=n, early_stopping=False, random_state=0),
+            ),
+        ]
 
     return [
-        Spec("iris_lr", "iris LogisticRegression", None, _iris_rows,
-             "mlfast.demo_model_path(): LogisticRegression(max_iter=1000) on iris, 4 features, 3 classes"),
-        Spec("pipe_lr", "StandardScaler + LogisticRegression",
-             lambda q: make_pipeline(StandardScaler(), LogisticRegression(max_iter=2000)),
-             lambda q, n: _classification(500 if q else 5_000, n, 20, 10, 3, seed=1, rescale=True),
-             "Pipeline(StandardScaler, LogisticRegression), 20 features, 3 classes"),
-        Spec("wide_lr", "wide LogisticRegression",
-             lambda q: LogisticRegression(max_iter=300 if q else 2000),
-             lambda q, n: _classification(1_000 if q else 20_000, n, 50 if q else 200,
-                                          20 if q else 60, 10, seed=3),
-             "LogisticRegression, 200 features, 10 classes (multinomial)"),
-        Spec("rf100", "RandomForest 100 trees",
-             lambda q: RandomForestClassifier(n_estimators=trees(q), max_depth=depth(q),
-                                              random_state=0, n_jobs=-1),
-             _tree_data, "RandomForestClassifier(n_estimators=100, max_depth=10), 20 features, 2 classes"),
-        Spec("et100", "ExtraTrees 100 trees",
-             lambda q: ExtraTreesClassifier(n_estimators=trees(q), max_depth=depth(q),
-                                            random_state=0, n_jobs=-1),
-             _tree_data, "ExtraTreesClassifier(n_estimators=100, max_depth=10), same data"),
-        Spec("gb100", "GradientBoosting 100",
-             lambda q: GradientBoostingClassifier(n_estimators=trees(q), random_state=0),
-             _tree_data, "GradientBoostingClassifier(n_estimators=100) (depth 3), same data"),
-        Spec("hgb100", "HistGradientBoosting 100",
-             lambda q: HistGradientBoostingClassifier(max_iter=trees(q), early_stopping=False,
-                                                      random_state=0),
-             _tree_data, "HistGradientBoostingClassifier(max_iter=100, early_stopping=False) "
-                         "(31 leaves a tree), same data"),
-        Spec("vote3", "soft Voting (LR, RF 50, HGB 50)",
-             lambda q: VotingClassifier(members(q), voting="soft"),
-             _tree_data, "VotingClassifier(voting='soft') of LogisticRegression, "
-                         "RandomForestClassifier(50, max_depth=10), "
-                         "HistGradientBoostingClassifier(max_iter=50), same data"),
-        Spec("stack3", "Stacking (LR, RF 50, HGB 50)",
-             lambda q: StackingClassifier(members(q)),
-             _tree_data, "StackingClassifier of the same three members, "
-                         "LogisticRegression on top, same data"),
-        Spec("pca_lr", "PCA + LogisticRegression",
-             lambda q: make_pipeline(PCA(10, whiten=True, random_state=0),
-                                     LogisticRegression(max_iter=2000)),
-             lambda q, n: _classification(500 if q else 5_000, n, 20, 10, 3, seed=5),
-             "Pipeline(PCA(10, whiten=True), LogisticRegression), 20 features, 3 classes"),
-        Spec("svc_rbf", "SVC rbf (~500 SVs)",
-             lambda q: SVC(kernel="rbf", C=1.0),
-             lambda q, n: _classification(300 if q else 700, n, 20, 10, 3, seed=4),
-             "SVC(kernel='rbf'), 20 features, 3 classes, ~500 support vectors "
-             "(700 training rows)"),
-        Spec("knn10k", "KNeighbors on 10,000 rows",
-             lambda q: KNeighborsClassifier(n_neighbors=5),
-             lambda q, n: _classification(500 if q else 10_000, n, 10, 6, 3, seed=5),
-             "KNeighborsClassifier(n_neighbors=5) on 10,000 training rows, 10 features "
-             "(algorithm auto: a KD-tree)"),
-        Spec("mlp2x100", "MLP 2 x 100",
-             lambda q: MLPClassifier(hidden_layer_sizes=(100, 100), max_iter=20 if q else 200,
-                                     random_state=0),
-             lambda q, n: _classification(500 if q else 5_000, n, 20, 10, 3, seed=6),
-             "MLPClassifier(hidden_layer_sizes=(100, 100)), relu, 20 features, 3 classes"),
-        Spec("gnb", "GaussianNB",
-             lambda q: GaussianNB(),
-             lambda q, n: _classification(500 if q else 5_000, n, 20, 10, 3, seed=7),
-             "GaussianNB, 20 features, 3 classes"),
+        Spec(
+            "iris_lr",
+            "iris LogisticRegression",
+            None,
+            _iris_rows,
+            "mlfast.demo_model_path(): LogisticRegression(max_iter=1000) on iris, 4 features, 3 classes",
+        ),
+        Spec(
+            "pipe_lr",
+            "StandardScaler + LogisticRegression",
+            lambda q: make_pipeline(StandardScaler(), LogisticRegression(max_iter=2000)),
+            lambda q, n: _classification(500 if q else 5_000, n, 20, 10, 3, seed=1, rescale=True),
+            "Pipeline(StandardScaler, LogisticRegression), 20 features, 3 classes",
+        ),
+        Spec(
+            "wide_lr",
+            "wide LogisticRegression",
+            lambda q: LogisticRegression(max_iter=300 if q else 2000),
+            lambda q, n: _classification(
+                1_000 if q else 20_000, n, 50 if q else 200, 20 if q else 60, 10, seed=3
+            ),
+            "LogisticRegression, 200 features, 10 classes (multinomial)",
+        ),
+        Spec(
+            "rf100",
+            "RandomForest 100 trees",
+            lambda q: RandomForestClassifier(
+                n_estimators=trees(q), max_depth=depth(q), random_state=0, n_jobs=-1
+            ),
+            _tree_data,
+            "RandomForestClassifier(n_estimators=100, max_depth=10), 20 features, 2 classes",
+        ),
+        Spec(
+            "et100",
+            "ExtraTrees 100 trees",
+            lambda q: ExtraTreesClassifier(
+                n_estimators=trees(q), max_depth=depth(q), random_state=0, n_jobs=-1
+            ),
+            _tree_data,
+            "ExtraTreesClassifier(n_estimators=100, max_depth=10), same data",
+        ),
+        Spec(
+            "gb100",
+            "GradientBoosting 100",
+            lambda q: GradientBoostingClassifier(n_estimators=trees(q), random_state=0),
+            _tree_data,
+            "GradientBoostingClassifier(n_estimators=100) (depth 3), same data",
+        ),
+        Spec(
+            "hgb100",
+            "HistGradientBoosting 100",
+            lambda q: HistGradientBoostingClassifier(
+                max_iter=trees(q), early_stopping=False, random_state=0
+            ),
+            _tree_data,
+            "HistGradientBoostingClassifier(max_iter=100, early_stopping=False) "
+            "(31 leaves a tree), same data",
+        ),
+        Spec(
+            "vote3",
+            "soft Voting (LR, RF 50, HGB 50)",
+            lambda q: VotingClassifier(members(q), voting="soft"),
+            _tree_data,
+            "VotingClassifier(voting='soft') of LogisticRegression, "
+            "RandomForestClassifier(50, max_depth=10), "
+            "HistGradientBoostingClassifier(max_iter=50), same data",
+        ),
+        Spec(
+            "stack3",
+            "Stacking (LR, RF 50, HGB 50)",
+            lambda q: StackingClassifier(members(q)),
+            _tree_data,
+            "StackingClassifier of the same three members, LogisticRegression on top, same data",
+        ),
+        Spec(
+            "pca_lr",
+            "PCA + LogisticRegression",
+            lambda q: make_pipeline(
+                PCA(10, whiten=True, random_state=0), LogisticRegression(max_iter=2000)
+            ),
+            lambda q, n: _classification(500 if q else 5_000, n, 20, 10, 3, seed=5),
+            "Pipeline(PCA(10, whiten=True), LogisticRegression), 20 features, 3 classes",
+        ),
+        Spec(
+            "svc_rbf",
+            "SVC rbf (~500 SVs)",
+            lambda q: SVC(kernel="rbf", C=1.0),
+            lambda q, n: _classification(300 if q else 700, n, 20, 10, 3, seed=4),
+            "SVC(kernel='rbf'), 20 features, 3 classes, ~500 support vectors (700 training rows)",
+        ),
+        Spec(
+            "knn10k",
+            "KNeighbors on 10,000 rows",
+            lambda q: KNeighborsClassifier(n_neighbors=5),
+            lambda q, n: _classification(500 if q else 10_000, n, 10, 6, 3, seed=5),
+            "KNeighborsClassifier(n_neighbors=5) on 10,000 training rows, 10 features "
+            "(algorithm auto: a KD-tree)",
+        ),
+        Spec(
+            "mlp2x100",
+            "MLP 2 x 100",
+            lambda q: MLPClassifier(
+                hidden_layer_sizes=(100, 100), max_iter=20 if q else 200, random_state=0
+            ),
+            lambda q, n: _classification(500 if q else 5_000, n, 20, 10, 3, seed=6),
+            "MLPClassifier(hidden_layer_sizes=(100, 100)), relu, 20 features, 3 classes",
+        ),
+        Spec(
+            "gnb",
+            "GaussianNB",
+            lambda q: GaussianNB(),
+            lambda q, n: _classification(500 if q else 5_000, n, 20, 10, 3, seed=7),
+            "GaussianNB, 20 features, 3 classes",
+        ),
     ]
 
 
-KEYS = ["iris_lr", "pipe_lr", "wide_lr", "rf100", "et100", "gb100", "hgb100", "vote3", "stack3",
-        "pca_lr", "svc_rbf", "knn10k", "mlp2x100", "gnb"]
+KEYS = [
+    "iris_lr",
+    "pipe_lr",
+    "wide_lr",
+    "rf100",
+    "et100",
+    "gb100",
+    "hgb100",
+    "vote3",
+    "stack3",
+    "pca_lr",
+    "svc_rbf",
+    "knn10k",
+    "mlp2x100",
+    "gnb",
+]
 
 
-def build(work: Path, quick: bool, keys: Optional[List[str]] = None,
-          n_test: Optional[int] = None, log=print) -> List[BenchModel]:
+def build(
+    work: Path,
+    quick: bool,
+    keys: Optional[List[str]] = None,
+    n_test: Optional[int] = None,
+    log=print,
+) -> List[BenchModel]:
     """Fit (or reuse) each model and return it with its test rows."""
     import joblib
     import sklearn
@@ -216,11 +306,14 @@ def build(work: Path, quick: bool, keys: Optional[List[str]] = None,
                 tmp = path.with_suffix(f".{os.getpid()}.tmp")  # atomic, even with a neighbour
                 joblib.dump(est, tmp)
                 tmp.replace(path)
-        models.append(BenchModel(spec.key, spec.title, path, X_test.shape[1], spec.describe, X_test))
+        models.append(
+            BenchModel(spec.key, spec.title, path, X_test.shape[1], spec.describe, X_test)
+        )
     return models
 
 
 # -- ONNX ----------------------------------------------------------------------
+
 
 def onnx_available() -> Optional[str]:
     """None when skl2onnx and onnxruntime import, else why not."""
@@ -245,7 +338,9 @@ def _patch_skl2onnx() -> None:
 
     def add_node(*args, **kwargs):
         if "nodes_missing_value_tracks_true" in kwargs:
-            kwargs["nodes_missing_value_tracks_true"] = int(kwargs["nodes_missing_value_tracks_true"])
+            kwargs["nodes_missing_value_tracks_true"] = int(
+                kwargs["nodes_missing_value_tracks_true"]
+            )
         return original(*args, **kwargs)
 
     add_node._mlfast_bench = True
@@ -270,8 +365,10 @@ def onnx_graph(model: BenchModel, work: Path, log=print) -> Dict[str, object]:
 
     notes = []
     est = None
-    key = hashlib.sha1(model.path.read_bytes() + f"|{version('skl2onnx')}|{version('onnxruntime')}|"
-                       f"{version('onnx')}".encode()).hexdigest()[:10]
+    key = hashlib.sha1(
+        model.path.read_bytes()
+        + f"|{version('skl2onnx')}|{version('onnxruntime')}|{version('onnx')}".encode()
+    ).hexdigest()[:10]
     for dtype in ("float64", "float32"):
         path = work / "onnx" / f"{model.path.stem}-{key}-{dtype}.onnx"
         refused = path.with_suffix(".refused")
@@ -297,8 +394,11 @@ def onnx_graph(model: BenchModel, work: Path, log=print) -> Dict[str, object]:
                 with warnings.catch_warnings():
                     warnings.simplefilter("ignore")
                     final = est.steps[-1][1] if hasattr(est, "steps") else est
-                    onx = convert_sklearn(est, initial_types=[("X", tensor([None, model.n_features]))],
-                                          options={id(final): {"zipmap": False}})
+                    onx = convert_sklearn(
+                        est,
+                        initial_types=[("X", tensor([None, model.n_features]))],
+                        options={id(final): {"zipmap": False}},
+                    )
                 data = onx.SerializeToString()
                 sess = ort.InferenceSession(data, providers=["CPUExecutionProvider"])
                 sess.run(None, {"X": model.X_test[:2].astype(dtype)})

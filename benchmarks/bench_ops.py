@@ -60,6 +60,7 @@ workers share.
 
 Every server binds 127.0.0.1 on a free port and is stopped at the end.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -121,14 +122,23 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def start(argv: List[str], env: Dict[str, str], log: Path,
-          cpus: Optional[set] = None) -> subprocess.Popen:
+def start(
+    argv: List[str], env: Dict[str, str], log: Path, cpus: Optional[set] = None
+) -> subprocess.Popen:
     full = dict(os.environ)
     full.update(env)
     out = open(log, "wb")
     pin = (lambda: os.sched_setaffinity(0, cpus)) if cpus else None
-    proc = subprocess.Popen(argv, env=full, stdout=out, stderr=out, stdin=subprocess.DEVNULL,
-                            start_new_session=True, cwd=str(ROOT), preexec_fn=pin)
+    proc = subprocess.Popen(
+        argv,
+        env=full,
+        stdout=out,
+        stderr=out,
+        stdin=subprocess.DEVNULL,
+        start_new_session=True,
+        cwd=str(ROOT),
+        preexec_fn=pin,
+    )
     out.close()
     _RUNNING.append(proc)
     return proc
@@ -177,17 +187,29 @@ def wait_ready(proc: subprocess.Popen, port: int, log: Path, timeout: float = 12
     raise RuntimeError(f"server not ready: {log.read_text(errors='replace')[-2000:]}")
 
 
-def wrk(port: int, seconds: int, connections: int, lua: Path, key: str = "",
-        cpus: Optional[set] = None) -> dict:
+def wrk(
+    port: int, seconds: int, connections: int, lua: Path, key: str = "", cpus: Optional[set] = None
+) -> dict:
     threads = len(cpus) if cpus else 2
-    argv = ["wrk", f"-t{threads}", f"-c{connections}", f"-d{seconds}s", "--timeout", "5s", "-s", str(lua),
-            f"http://127.0.0.1:{port}/predict", "--", key]
+    argv = [
+        "wrk",
+        f"-t{threads}",
+        f"-c{connections}",
+        f"-d{seconds}s",
+        "--timeout",
+        "5s",
+        "-s",
+        str(lua),
+        f"http://127.0.0.1:{port}/predict",
+        "--",
+        key,
+    ]
     pin = (lambda: os.sched_setaffinity(0, cpus)) if cpus else None
     out = subprocess.run(argv, capture_output=True, text=True, timeout=seconds + 60, preexec_fn=pin)
     line = [ln for ln in out.stdout.splitlines() if ln.startswith("WRKJSON ")]
     if out.returncode != 0 or not line:
         raise RuntimeError(f"wrk failed: {out.stdout[-500:]} {out.stderr[-500:]}")
-    result = json.loads(line[-1][len("WRKJSON "):])
+    result = json.loads(line[-1][len("WRKJSON ") :])
     result["rps"] = result["requests"] / (result["duration_us"] / 1e6)
     return result
 
@@ -200,8 +222,19 @@ SIDE_BY_SIDE = ["off (A/A)", "bare", "metrics+auth", "all on"]
 
 
 def server_argv(config: str, model: str, port: int, workers: int):
-    serve = [PY, "-m", "mlfast", "serve", model, "--host", "127.0.0.1", "--port", str(port),
-             "--workers", str(workers)]
+    serve = [
+        PY,
+        "-m",
+        "mlfast",
+        "serve",
+        model,
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--workers",
+        str(workers),
+    ]
     if config == "bare":
         return [PY, "-c", BARE, model, str(port), str(workers)], {}, ""
     if config in ("off", "off (A/A)"):
@@ -221,7 +254,7 @@ def overhead(args, work: Path) -> List[dict]:
     rounds, seconds = (1, 1) if args.quick else (args.rounds, args.seconds)
     connections = max(1, args.connections // 2)  # per server: two servers share the load
     out = []
-    for workers in ([1] if args.quick else [1, 2]):
+    for workers in [1] if args.quick else [1, 2]:
         cpus = sorted(os.sched_getaffinity(0))
         server_cpus = {cpus[-1]} if workers == 1 and len(cpus) >= 2 else None
         wrk_cpus = set(cpus[:-1]) if server_cpus else None
@@ -245,14 +278,22 @@ def overhead(args, work: Path) -> List[dict]:
                     if not args.quick:
                         wrk(port, 1, connections, lua, key, wrk_cpus)
                 for config in SIDE_BY_SIDE:
-                    pairs[config].append(side_by_side(servers["off"], servers[config], seconds,
-                                                      connections, lua, wrk_cpus))
+                    pairs[config].append(
+                        side_by_side(
+                            servers["off"], servers[config], seconds, connections, lua, wrk_cpus
+                        )
+                    )
             finally:
                 for proc, *_ in servers.values():
                     stop(proc)
-            print(f"  {workers} worker(s), round {r + 1}/{rounds}: " + ", ".join(
-                f"{c} {pairs[c][-1][1]['rps']:.0f}/s beside off {pairs[c][-1][0]['rps']:.0f}/s"
-                for c in SIDE_BY_SIDE), flush=True)
+            print(
+                f"  {workers} worker(s), round {r + 1}/{rounds}: "
+                + ", ".join(
+                    f"{c} {pairs[c][-1][1]['rps']:.0f}/s beside off {pairs[c][-1][0]['rps']:.0f}/s"
+                    for c in SIDE_BY_SIDE
+                ),
+                flush=True,
+            )
         for config in SIDE_BY_SIDE:
             ps = pairs[config]
             runs = [x for _, x in ps]
@@ -261,21 +302,26 @@ def overhead(args, work: Path) -> List[dict]:
                 return [x[field] / o[field] - 1 for o, x in ps]
 
             cpu = vs_off("cpu_us")
-            out.append({
-                "vs_off_rps": statistics.median(vs_off("rps")),
-                "vs_off_p99": statistics.median(vs_off("p99_us")),
-                "vs_off_p50": statistics.median(vs_off("p50_us")),
-                "vs_off_cpu": statistics.median(cpu),
-                "vs_off_cpu_range": [min(cpu), max(cpu)],
-                "workers": workers, "config": config,
-                "rps": statistics.median(x["rps"] for x in runs),
-                "off_rps": statistics.median(o["rps"] for o, _ in ps),
-                "p50_us": statistics.median(x["p50_us"] for x in runs),
-                "p99_us": statistics.median(x["p99_us"] for x in runs),
-                "cpu_us_per_request": statistics.median(x["cpu_us"] for x in runs),
-                "errors": sum(x["errors"] + x["non2xx"] + o["errors"] + o["non2xx"] for o, x in ps),
-                "rounds": [round(x["rps"]) for x in runs],
-            })
+            out.append(
+                {
+                    "vs_off_rps": statistics.median(vs_off("rps")),
+                    "vs_off_p99": statistics.median(vs_off("p99_us")),
+                    "vs_off_p50": statistics.median(vs_off("p50_us")),
+                    "vs_off_cpu": statistics.median(cpu),
+                    "vs_off_cpu_range": [min(cpu), max(cpu)],
+                    "workers": workers,
+                    "config": config,
+                    "rps": statistics.median(x["rps"] for x in runs),
+                    "off_rps": statistics.median(o["rps"] for o, _ in ps),
+                    "p50_us": statistics.median(x["p50_us"] for x in runs),
+                    "p99_us": statistics.median(x["p99_us"] for x in runs),
+                    "cpu_us_per_request": statistics.median(x["cpu_us"] for x in runs),
+                    "errors": sum(
+                        x["errors"] + x["non2xx"] + o["errors"] + o["non2xx"] for o, x in ps
+                    ),
+                    "rounds": [round(x["rps"]) for x in runs],
+                }
+            )
     return out
 
 
@@ -284,8 +330,9 @@ def file_tag(config: str) -> str:
     return "".join(ch if ch.isalnum() else "_" for ch in config)
 
 
-def side_by_side(off: tuple, other: tuple, seconds: int, connections: int, lua: Path,
-                 cpus: Optional[set]) -> tuple:
+def side_by_side(
+    off: tuple, other: tuple, seconds: int, connections: int, lua: Path, cpus: Optional[set]
+) -> tuple:
     """Two servers loaded at the same time by two wrk processes: (off's run,
     the other's run), each with the server's CPU time per request."""
     runs: Dict[int, dict] = {}
@@ -302,7 +349,9 @@ def side_by_side(off: tuple, other: tuple, seconds: int, connections: int, lua: 
         except BaseException as e:  # re-raised below, in the caller's thread
             failures.append(e)
 
-    threads = [threading.Thread(target=load, args=(i, server)) for i, server in enumerate((off, other))]
+    threads = [
+        threading.Thread(target=load, args=(i, server)) for i, server in enumerate((off, other))
+    ]
     for t in threads:
         t.start()
     for t in threads:
@@ -343,7 +392,9 @@ CG_PROCESSES = 3
 
 
 def callgrind_control(pid: int, *args: str) -> None:
-    subprocess.run(["callgrind_control", *args, str(pid)], check=True, capture_output=True, timeout=120)
+    subprocess.run(
+        ["callgrind_control", *args, str(pid)], check=True, capture_output=True, timeout=120
+    )
 
 
 def callgrind_totals(path: Path) -> int:
@@ -378,8 +429,12 @@ def count_instructions(config: str, model: str, work: Path, n: int, repeats: int
     argv, env, key = server_argv(config, model, port, 1)
     tag = file_tag(config)
     prefix = work / f"cg-{tag}"
-    argv = ["valgrind", "--tool=callgrind", "--instr-atstart=no",
-            f"--callgrind-out-file={prefix}.%p"] + argv
+    argv = [
+        "valgrind",
+        "--tool=callgrind",
+        "--instr-atstart=no",
+        f"--callgrind-out-file={prefix}.%p",
+    ] + argv
     log = work / f"cg-server-{tag}.log"
     proc = start(argv, {**env, "PROMETHEUS_MULTIPROC_DIR": ""}, log)
     counts = []
@@ -421,14 +476,25 @@ def instructions(args, work: Path) -> List[dict]:
     per_process: Dict[str, List[float]] = {c: [] for c in CONFIGS}
     for _ in range(processes):  # interleaved: one process of each configuration in turn
         for config in CONFIGS:
-            per_process[config].append(count_instructions(config, model, work, n, 1 if args.quick else 3))
+            per_process[config].append(
+                count_instructions(config, model, work, n, 1 if args.quick else 3)
+            )
     out = []
     for config in CONFIGS:
         counts = per_process[config]
-        out.append({"config": config, "instructions_per_request": statistics.median(counts),
-                    "processes": [round(c) for c in counts], "requests": n})
-        print(f"  {config}: {statistics.median(counts):,.0f} instructions a request "
-              f"(processes: {', '.join(f'{c:,.0f}' for c in counts)})", flush=True)
+        out.append(
+            {
+                "config": config,
+                "instructions_per_request": statistics.median(counts),
+                "processes": [round(c) for c in counts],
+                "requests": n,
+            }
+        )
+        print(
+            f"  {config}: {statistics.median(counts):,.0f} instructions a request "
+            f"(processes: {', '.join(f'{c:,.0f}' for c in counts)})",
+            flush=True,
+        )
     return out
 
 
@@ -472,8 +538,22 @@ def memory(args, work: Path, model: Path) -> List[dict]:
     for workers in [1, 2, 4]:
         port = free_port()
         log = work / f"memory-{workers}.log"
-        argv = [PY, "-m", "mlfast", "serve", str(model), "--host", "127.0.0.1", "--port", str(port),
-                "--workers", str(workers), "--log-level", "warning", "--no-access-log"]
+        argv = [
+            PY,
+            "-m",
+            "mlfast",
+            "serve",
+            str(model),
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--workers",
+            str(workers),
+            "--log-level",
+            "warning",
+            "--no-access-log",
+        ]
         proc = start(argv, {"PROMETHEUS_MULTIPROC_DIR": ""}, log)
         try:
             wait_ready(proc, port, log, timeout=300)
@@ -484,18 +564,30 @@ def memory(args, work: Path, model: Path) -> List[dict]:
             per = []
             for pid in pids:
                 m = smaps(pid)
-                per.append({"pid": pid, "role": "master" if pid == proc.pid and workers > 1 else "worker",
-                            "rss_mib": m["Rss"] / 1024, "pss_mib": m["Pss"] / 1024,
-                            "uss_mib": (m["Private_Clean"] + m["Private_Dirty"]) / 1024,
-                            "shared_mib": (m["Shared_Clean"] + m["Shared_Dirty"]) / 1024})
-            out.append({
-                "workers": workers, "processes": per,
-                "total_rss_mib": sum(p["rss_mib"] for p in per),
-                "total_pss_mib": sum(p["pss_mib"] for p in per),
-                "total_uss_mib": sum(p["uss_mib"] for p in per),
-            })
-            print(f"  {workers} worker(s): PSS total {out[-1]['total_pss_mib']:.0f} MiB, RSS total "
-                  f"{out[-1]['total_rss_mib']:.0f} MiB over {len(per)} processes", flush=True)
+                per.append(
+                    {
+                        "pid": pid,
+                        "role": "master" if pid == proc.pid and workers > 1 else "worker",
+                        "rss_mib": m["Rss"] / 1024,
+                        "pss_mib": m["Pss"] / 1024,
+                        "uss_mib": (m["Private_Clean"] + m["Private_Dirty"]) / 1024,
+                        "shared_mib": (m["Shared_Clean"] + m["Shared_Dirty"]) / 1024,
+                    }
+                )
+            out.append(
+                {
+                    "workers": workers,
+                    "processes": per,
+                    "total_rss_mib": sum(p["rss_mib"] for p in per),
+                    "total_pss_mib": sum(p["pss_mib"] for p in per),
+                    "total_uss_mib": sum(p["uss_mib"] for p in per),
+                }
+            )
+            print(
+                f"  {workers} worker(s): PSS total {out[-1]['total_pss_mib']:.0f} MiB, RSS total "
+                f"{out[-1]['total_rss_mib']:.0f} MiB over {len(per)} processes",
+                flush=True,
+            )
         finally:
             stop(proc)
     return out
@@ -529,8 +621,14 @@ def threads(args, model: Path) -> dict:
     for th in ts:
         th.join()
     two = time.perf_counter() - t
-    return {"batch_rows": len(X), "batches": batches, "one_thread_s": one, "two_threads_s": two,
-            "speedup": one / two, "cpus": len(os.sched_getaffinity(0))}
+    return {
+        "batch_rows": len(X),
+        "batches": batches,
+        "one_thread_s": one,
+        "two_threads_s": two,
+        "speedup": one / two,
+        "cpus": len(os.sched_getaffinity(0)),
+    }
 
 
 def main() -> None:
@@ -540,8 +638,12 @@ def main() -> None:
     p.add_argument("--seconds", type=int, default=5)
     p.add_argument("--connections", type=int, default=16)
     p.add_argument("--out", type=Path, default=HERE / "results" / "ops.json")
-    p.add_argument("--skip", action="append", default=[],
-                   choices=["overhead", "instructions", "memory", "threads"])
+    p.add_argument(
+        "--skip",
+        action="append",
+        default=[],
+        choices=["overhead", "instructions", "memory", "threads"],
+    )
     args = p.parse_args()
     if shutil.which("wrk") is None and "overhead" not in args.skip:
         raise SystemExit("wrk is not installed (apt-get install wrk)")
@@ -550,10 +652,16 @@ def main() -> None:
     result: dict = {"quick": args.quick, "cpus": len(os.sched_getaffinity(0))}
     try:
         if "overhead" not in args.skip:
-            print("overhead of metrics, auth and access logs (wrk, iris LogisticRegression):", flush=True)
+            print(
+                "overhead of metrics, auth and access logs (wrk, iris LogisticRegression):",
+                flush=True,
+            )
             result["overhead"] = overhead(args, work)
         if "instructions" not in args.skip:
-            print("instructions a request (callgrind, one worker, iris LogisticRegression):", flush=True)
+            print(
+                "instructions a request (callgrind, one worker, iris LogisticRegression):",
+                flush=True,
+            )
             result["instructions"] = instructions(args, work)
         if "memory" not in args.skip or "threads" not in args.skip:
             model = forest_model(args, work)
@@ -575,40 +683,54 @@ def main() -> None:
 
 def report(result: dict) -> None:
     if "overhead" in result:
-        print("\n| workers | config (beside off) | req/s | off req/s | p50 µs | p99 µs | server CPU µs/request "
-              "| vs off: req/s | p50 | p99 | CPU (min..max) | errors |")
+        print(
+            "\n| workers | config (beside off) | req/s | off req/s | p50 µs | p99 µs | server CPU µs/request "
+            "| vs off: req/s | p50 | p99 | CPU (min..max) | errors |"
+        )
         print("|---|---|---|---|---|---|---|---|---|---|---|---|")
         for r in result["overhead"]:
             lo, hi = r["vs_off_cpu_range"]
-            print(f"| {r['workers']} | {r['config']} | {r['rps']:.0f} | {r['off_rps']:.0f} | "
-                  f"{r['p50_us']:.0f} | {r['p99_us']:.0f} | {r['cpu_us_per_request']:.0f} | "
-                  f"{r['vs_off_rps'] * 100:+.1f}% | {r['vs_off_p50'] * 100:+.1f}% | "
-                  f"{r['vs_off_p99'] * 100:+.1f}% | {r['vs_off_cpu'] * 100:+.1f}% "
-                  f"({lo * 100:+.1f}..{hi * 100:+.1f}) | {r['errors']} |")
-        print("(each configuration ran at the same time as an 'off' server on the same CPUs; medians over "
-              "rounds of each round's ratio)")
+            print(
+                f"| {r['workers']} | {r['config']} | {r['rps']:.0f} | {r['off_rps']:.0f} | "
+                f"{r['p50_us']:.0f} | {r['p99_us']:.0f} | {r['cpu_us_per_request']:.0f} | "
+                f"{r['vs_off_rps'] * 100:+.1f}% | {r['vs_off_p50'] * 100:+.1f}% | "
+                f"{r['vs_off_p99'] * 100:+.1f}% | {r['vs_off_cpu'] * 100:+.1f}% "
+                f"({lo * 100:+.1f}..{hi * 100:+.1f}) | {r['errors']} |"
+            )
+        print(
+            "(each configuration ran at the same time as an 'off' server on the same CPUs; medians over "
+            "rounds of each round's ratio)"
+        )
     if result.get("instructions"):
         print("\n| config | instructions a request | vs off |")
         print("|---|---|---|")
         base = next(r for r in result["instructions"] if r["config"] == "off")
         for r in result["instructions"]:
-            print(f"| {r['config']} | {r['instructions_per_request']:,.0f} | "
-                  f"{(r['instructions_per_request'] / base['instructions_per_request'] - 1) * 100:+.1f}% |")
+            print(
+                f"| {r['config']} | {r['instructions_per_request']:,.0f} | "
+                f"{(r['instructions_per_request'] / base['instructions_per_request'] - 1) * 100:+.1f}% |"
+            )
     if "memory" in result:
         print(f"\nmemory (forest file {result['forest_file_mib']:.0f} MiB), MiB:")
         print("| workers | process | RSS | PSS | USS | shared |")
         print("|---|---|---|---|---|---|")
         for m in result["memory"]:
             for p in m["processes"]:
-                print(f"| {m['workers']} | {p['role']} {p['pid']} | {p['rss_mib']:.0f} | {p['pss_mib']:.0f} | "
-                      f"{p['uss_mib']:.0f} | {p['shared_mib']:.0f} |")
-            print(f"| {m['workers']} | **total** | {m['total_rss_mib']:.0f} | {m['total_pss_mib']:.0f} | "
-                  f"{m['total_uss_mib']:.0f} | |")
+                print(
+                    f"| {m['workers']} | {p['role']} {p['pid']} | {p['rss_mib']:.0f} | {p['pss_mib']:.0f} | "
+                    f"{p['uss_mib']:.0f} | {p['shared_mib']:.0f} |"
+                )
+            print(
+                f"| {m['workers']} | **total** | {m['total_rss_mib']:.0f} | {m['total_pss_mib']:.0f} | "
+                f"{m['total_uss_mib']:.0f} | |"
+            )
     if "threads" in result:
         t = result["threads"]
-        print(f"\nthreads: {t['batches']} batches of {t['batch_rows']} rows: "
-              f"one thread {t['one_thread_s']:.2f} s, "
-              f"two threads {t['two_threads_s']:.2f} s (x{t['speedup']:.2f} on {t['cpus']} CPUs)")
+        print(
+            f"\nthreads: {t['batches']} batches of {t['batch_rows']} rows: "
+            f"one thread {t['one_thread_s']:.2f} s, "
+            f"two threads {t['two_threads_s']:.2f} s (x{t['speedup']:.2f} on {t['cpus']} CPUs)"
+        )
 
 
 if __name__ == "__main__":

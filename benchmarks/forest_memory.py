@@ -18,6 +18,7 @@ process so that nothing is shared or cached between them:
 Usage: ``python benchmarks/forest_memory.py [--quick] [--work DIR] [--json]``
 (--quick: 20 small trees, checks that the script runs and measures nothing).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -34,10 +35,8 @@ HERE = Path(__file__).resolve().parent
 TIME = Path("/usr/bin/time")
 ROOT = HERE.parent
 
-FULL = dict(n_rows=200_000, n_features=20, flip_y=0.3, n_estimators=500,
-            max_samples=8_000, seed=0)
-QUICK = dict(n_rows=5_000, n_features=20, flip_y=0.3, n_estimators=20,
-             max_samples=1_000, seed=0)
+FULL = dict(n_rows=200_000, n_features=20, flip_y=0.3, n_estimators=500, max_samples=8_000, seed=0)
+QUICK = dict(n_rows=5_000, n_features=20, flip_y=0.3, n_estimators=20, max_samples=1_000, seed=0)
 
 # Each child prints one JSON line with its own peak RSS: VmHWM of
 # /proc/self/status, the high-water mark of the process's own address space.
@@ -103,23 +102,26 @@ _CHILD = {
 
 
 def run_child(kind: str, path: Path) -> dict:
-    code = ("import json, sys, time\n"
-            f"PATH = {str(path)!r}\nout = {{}}\n"
-            + textwrap.dedent(_CHILD[kind])
-            + "for line in open('/proc/self/status'):\n"
-              "    if line.startswith('VmHWM:'):\n"
-              "        out['maxrss_kib'] = int(line.split()[1])\n"
-              "import gc; gc.collect()\n"
-              "for line in open('/proc/self/status'):\n"
-              "    if line.startswith('VmRSS:'):\n"
-              "        out['rss_after_kib'] = int(line.split()[1])\n"
-              "print(json.dumps(out))\n")
+    code = (
+        "import json, sys, time\n"
+        f"PATH = {str(path)!r}\nout = {{}}\n"
+        + textwrap.dedent(_CHILD[kind])
+        + "for line in open('/proc/self/status'):\n"
+        "    if line.startswith('VmHWM:'):\n"
+        "        out['maxrss_kib'] = int(line.split()[1])\n"
+        "import gc; gc.collect()\n"
+        "for line in open('/proc/self/status'):\n"
+        "    if line.startswith('VmRSS:'):\n"
+        "        out['rss_after_kib'] = int(line.split()[1])\n"
+        "print(json.dumps(out))\n"
+    )
     env = dict(os.environ, PYTHONPATH=str(ROOT))
     command = [sys.executable, "-c", code]
     if TIME.exists():
         command = [str(TIME), "-v"] + command
-    done = subprocess.run(command, capture_output=True, text=True, env=env, cwd=str(ROOT),
-                          check=False)
+    done = subprocess.run(
+        command, capture_output=True, text=True, env=env, cwd=str(ROOT), check=False
+    )
     if done.returncode != 0:
         raise RuntimeError(f"{kind} failed:\n{done.stderr}")
     out = json.loads(done.stdout.strip().splitlines()[-1])
@@ -142,23 +144,36 @@ def build(path: Path, params: dict) -> dict:
     from sklearn.datasets import make_classification
     from sklearn.ensemble import RandomForestClassifier
 
-    X, y = make_classification(params["n_rows"], params["n_features"], n_informative=10,
-                               flip_y=params["flip_y"], random_state=params["seed"])
+    X, y = make_classification(
+        params["n_rows"],
+        params["n_features"],
+        n_informative=10,
+        flip_y=params["flip_y"],
+        random_state=params["seed"],
+    )
     X = X.astype(np.float32)
-    forest = RandomForestClassifier(n_estimators=params["n_estimators"],
-                                    max_samples=params["max_samples"], n_jobs=2,
-                                    random_state=params["seed"])
+    forest = RandomForestClassifier(
+        n_estimators=params["n_estimators"],
+        max_samples=params["max_samples"],
+        n_jobs=2,
+        random_state=params["seed"],
+    )
     t = time.perf_counter()
     forest.fit(X, y)
     fit_s = time.perf_counter() - t
     path.parent.mkdir(parents=True, exist_ok=True)
     joblib.dump(forest, path)
     nodes = [e.tree_.node_count for e in forest.estimators_]
-    sk_bytes = sum(e.tree_.__getstate__()["nodes"].nbytes + e.tree_.value.nbytes
-                   for e in forest.estimators_)
-    meta = dict(params=params, fit_s=fit_s, n_nodes=int(sum(nodes)),
-                max_depth=int(max(e.tree_.max_depth for e in forest.estimators_)),
-                sklearn_tree_bytes=int(sk_bytes))
+    sk_bytes = sum(
+        e.tree_.__getstate__()["nodes"].nbytes + e.tree_.value.nbytes for e in forest.estimators_
+    )
+    meta = dict(
+        params=params,
+        fit_s=fit_s,
+        n_nodes=int(sum(nodes)),
+        max_depth=int(max(e.tree_.max_depth for e in forest.estimators_)),
+        sklearn_tree_bytes=int(sk_bytes),
+    )
     meta_path.write_text(json.dumps(meta))
     return meta
 
@@ -175,8 +190,8 @@ def check_answers(path: Path) -> str:
     model = mlfast.load(path)
     X = rng.normal(size=(5_000, forest.n_features_in_)) * 2
     same = np.array_equal(model.predict(X), forest.predict(X))
-    close = np.allclose(model.predict_proba(X), forest.predict_proba(X), rtol=1e-12,
-                        atol=1e-12)
+    close = np.allclose(model.predict_proba(X), forest.predict_proba(X), rtol=1e-12, atol=1e-12)
+
     def best(fn) -> float:
         times = []
         for _ in range(3):
@@ -186,9 +201,11 @@ def check_answers(path: Path) -> str:
         return min(times)
 
     fast, slow = best(model.predict_proba), best(forest.predict_proba)
-    return (f"answers on 5,000 rows: predict equal={same}, predict_proba allclose(1e-12)="
-            f"{close}; predict_proba best of 3: {fast * 1e3:.1f} ms (mlfast, "
-            f"{mlfast.get_num_threads()} threads) vs {slow * 1e3:.1f} ms (sklearn, n_jobs=None)")
+    return (
+        f"answers on 5,000 rows: predict equal={same}, predict_proba allclose(1e-12)="
+        f"{close}; predict_proba best of 3: {fast * 1e3:.1f} ms (mlfast, "
+        f"{mlfast.get_num_threads()} threads) vs {slow * 1e3:.1f} ms (sklearn, n_jobs=None)"
+    )
 
 
 def mib(kib: float) -> str:
@@ -206,13 +223,22 @@ def main() -> None:
     path = args.work / ("rf-quick.joblib" if args.quick else "rf500.joblib")
     meta = build(path, params)
 
-    runs = {k: [run_child(k, path) for _ in range(args.repeats)]
-            for k in ("mlfast-import", "mlfast-load", "mlfast-load-once", "mlfast-load-traced",
-                      "joblib-import",
-                      "joblib-import-sklearn", "joblib-load")}
+    runs = {
+        k: [run_child(k, path) for _ in range(args.repeats)]
+        for k in (
+            "mlfast-import",
+            "mlfast-load",
+            "mlfast-load-once",
+            "mlfast-load-traced",
+            "joblib-import",
+            "joblib-import-sklearn",
+            "joblib-load",
+        )
+    }
     rss = {k: statistics.median(r["maxrss_kib"] for r in v) for k, v in runs.items()}
-    outside = {k: statistics.median(r.get("time_v_maxrss_kib", 0) for r in v)
-               for k, v in runs.items()}
+    outside = {
+        k: statistics.median(r.get("time_v_maxrss_kib", 0) for r in v) for k, v in runs.items()
+    }
     after = {k: statistics.median(r["rss_after_kib"] for r in v) for k, v in runs.items()}
     cold = [r["load_s"] for r in runs["mlfast-load"] + runs["mlfast-load-once"]]
     warm = [t for r in runs["mlfast-load"] for t in r["warm_load_s"]]
@@ -221,38 +247,56 @@ def main() -> None:
     nbytes = runs["mlfast-load"][0]["nbytes"]
 
     fig = dict(
-        n_trees=params["n_estimators"], n_nodes=meta["n_nodes"], max_depth=meta["max_depth"],
-        fit_s=round(meta["fit_s"], 1), file_bytes=path.stat().st_size,
-        model_nbytes=nbytes, sklearn_tree_bytes=meta["sklearn_tree_bytes"],
-        mlfast_load_cold_s=statistics.median(cold), mlfast_load_warm_s=statistics.median(warm),
+        n_trees=params["n_estimators"],
+        n_nodes=meta["n_nodes"],
+        max_depth=meta["max_depth"],
+        fit_s=round(meta["fit_s"], 1),
+        file_bytes=path.stat().st_size,
+        model_nbytes=nbytes,
+        sklearn_tree_bytes=meta["sklearn_tree_bytes"],
+        mlfast_load_cold_s=statistics.median(cold),
+        mlfast_load_warm_s=statistics.median(warm),
         joblib_load_s=statistics.median(joblib_s),
         sklearn_import_s=statistics.median(sklearn_import_s),
-        rss_mlfast_import_kib=rss["mlfast-import"], rss_mlfast_load_kib=rss["mlfast-load-once"],
+        rss_mlfast_import_kib=rss["mlfast-import"],
+        rss_mlfast_load_kib=rss["mlfast-load-once"],
         rss_joblib_import_kib=rss["joblib-import"],
         rss_joblib_sklearn_import_kib=rss["joblib-import-sklearn"],
         rss_joblib_load_kib=rss["joblib-load"],
         time_v_maxrss_kib=outside,
         rss_after_load_kib=after,
     )
-    print(f"forest: RandomForestClassifier, {fig['n_trees']} trees, {fig['n_nodes']:,} nodes "
-          f"(max depth {fig['max_depth']}), {params['n_rows']:,} rows x "
-          f"{params['n_features']} features, max_samples={params['max_samples']}, "
-          f"fit {fig['fit_s']} s")
+    print(
+        f"forest: RandomForestClassifier, {fig['n_trees']} trees, {fig['n_nodes']:,} nodes "
+        f"(max depth {fig['max_depth']}), {params['n_rows']:,} rows x "
+        f"{params['n_features']} features, max_samples={params['max_samples']}, "
+        f"fit {fig['fit_s']} s"
+    )
     print(f"file (joblib.dump, uncompressed): {fig['file_bytes'] / 2**20:.1f} MiB")
-    print(f"Model.nbytes: {nbytes / 2**20:.1f} MiB ({nbytes / fig['n_nodes']:.1f} B a node); "
-          f"scikit-learn's node and value arrays: {fig['sklearn_tree_bytes'] / 2**20:.1f} MiB")
-    print(f"mlfast.load: cold {fig['mlfast_load_cold_s'] * 1e3:.0f} ms (median of "
-          f"{len(cold)} fresh processes, min {min(cold) * 1e3:.0f}, max {max(cold) * 1e3:.0f}); "
-          f"warm {fig['mlfast_load_warm_s'] * 1e3:.0f} ms; target < 1000 ms")
-    print(f"joblib.load: {fig['joblib_load_s'] * 1e3:.0f} ms (median of {len(joblib_s)}), "
-          f"after importing sklearn.ensemble ({fig['sklearn_import_s'] * 1e3:.0f} ms)")
-    print("peak RSS, VmHWM, median of fresh processes [/usr/bin/time -v]; then the RSS "
-          "the process keeps once loaded:")
+    print(
+        f"Model.nbytes: {nbytes / 2**20:.1f} MiB ({nbytes / fig['n_nodes']:.1f} B a node); "
+        f"scikit-learn's node and value arrays: {fig['sklearn_tree_bytes'] / 2**20:.1f} MiB"
+    )
+    print(
+        f"mlfast.load: cold {fig['mlfast_load_cold_s'] * 1e3:.0f} ms (median of "
+        f"{len(cold)} fresh processes, min {min(cold) * 1e3:.0f}, max {max(cold) * 1e3:.0f}); "
+        f"warm {fig['mlfast_load_warm_s'] * 1e3:.0f} ms; target < 1000 ms"
+    )
+    print(
+        f"joblib.load: {fig['joblib_load_s'] * 1e3:.0f} ms (median of {len(joblib_s)}), "
+        f"after importing sklearn.ensemble ({fig['sklearn_import_s'] * 1e3:.0f} ms)"
+    )
+    print(
+        "peak RSS, VmHWM, median of fresh processes [/usr/bin/time -v]; then the RSS "
+        "the process keeps once loaded:"
+    )
 
     def row(label, key, base=None):
         extra = f" (+{mib(rss[key] - rss[base])})" if base else ""
-        print(f"  {label:34s}{mib(rss[key]):>11s} [{mib(outside[key])}]{extra:15s}"
-              f"  kept {mib(after[key])}")
+        print(
+            f"  {label:34s}{mib(rss[key]):>11s} [{mib(outside[key])}]{extra:15s}"
+            f"  kept {mib(after[key])}"
+        )
 
     row("import mlfast", "mlfast-import")
     row("import mlfast + mlfast.load", "mlfast-load-once", "mlfast-import")
@@ -260,13 +304,16 @@ def main() -> None:
     row("import joblib, sklearn.ensemble", "joblib-import-sklearn")
     row("import joblib + joblib.load", "joblib-load", "joblib-import-sklearn")
     traced = runs["mlfast-load-traced"][0]
-    print(f"  mlfast.load under tracemalloc: peak {traced['traced_peak'] / 2**20:.1f} MiB of "
-          f"Python/numpy allocations, {traced['traced_live'] / 2**20:.1f} MiB live after; "
-          f"RSS after malloc_trim(0) {mib(traced['rss_trimmed_kib'])}")
+    print(
+        f"  mlfast.load under tracemalloc: peak {traced['traced_peak'] / 2**20:.1f} MiB of "
+        f"Python/numpy allocations, {traced['traced_live'] / 2**20:.1f} MiB live after; "
+        f"RSS after malloc_trim(0) {mib(traced['rss_trimmed_kib'])}"
+    )
     fig["mlfast_traced_peak_bytes"] = traced["traced_peak"]
     fig["mlfast_rss_trimmed_kib"] = traced["rss_trimmed_kib"]
-    print(f"  ratio joblib/mlfast (whole process) "
-          f"{rss['joblib-load'] / rss['mlfast-load-once']:.2f}")
+    print(
+        f"  ratio joblib/mlfast (whole process) {rss['joblib-load'] / rss['mlfast-load-once']:.2f}"
+    )
     print(check_answers(path))
     if args.json:
         print(json.dumps(fig))

@@ -10,6 +10,7 @@ unset together for the benchmark processes only; what was found is passed
 on and recorded in BENCHMARKS.md, with the OpenBLAS kernel each library then
 runs (threadpoolctl).  Nothing else in the environment changes.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -22,7 +23,11 @@ from pathlib import Path
 
 import _common
 
-SCRIPTS = {"inprocess": "bench_inprocess.py", "coldstart": "bench_coldstart.py", "http": "bench_http.py"}
+SCRIPTS = {
+    "inprocess": "bench_inprocess.py",
+    "coldstart": "bench_coldstart.py",
+    "http": "bench_http.py",
+}
 
 
 def main(argv=None) -> int:
@@ -31,22 +36,37 @@ def main(argv=None) -> int:
     p.add_argument("--skip", action="append", default=[], choices=list(SCRIPTS))
     p.add_argument("--out", type=Path, default=_common.RESULTS, help="results folder")
     p.add_argument("--work", type=Path, default=_common.WORK, help="scratch folder")
-    p.add_argument("--dest", type=Path, default=_common.HERE, help="where BENCHMARKS.md and the plots go")
+    p.add_argument(
+        "--dest", type=Path, default=_common.HERE, help="where BENCHMARKS.md and the plots go"
+    )
     args = p.parse_args(argv)
 
     env = dict(os.environ)
     found = {v: env.pop(v, None) for v in _common.OPENBLAS_VARS}
     env[_common.FOUND_ENV] = json.dumps(found)
     if any(found.values()):
-        print("unset for the benchmarks: " + ", ".join(f"{k}={v}" for k, v in found.items() if v), flush=True)
+        print(
+            "unset for the benchmarks: " + ", ".join(f"{k}={v}" for k, v in found.items() if v),
+            flush=True,
+        )
 
-    command = "make bench" if not argv and len(sys.argv) == 1 else \
-        "python benchmarks/run_all.py " + " ".join(argv if argv is not None else sys.argv[1:])
+    command = (
+        "make bench"
+        if not argv and len(sys.argv) == 1
+        else "python benchmarks/run_all.py " + " ".join(argv if argv is not None else sys.argv[1:])
+    )
     failed = []
     for name, script in SCRIPTS.items():
         if name in args.skip:
             continue
-        argv_ = [sys.executable, str(_common.HERE / script), "--out", str(args.out), "--work", str(args.work)]
+        argv_ = [
+            sys.executable,
+            str(_common.HERE / script),
+            "--out",
+            str(args.out),
+            "--work",
+            str(args.work),
+        ]
         if args.quick:
             argv_.append("--quick")
         print(f"== {script}", flush=True)
@@ -55,8 +75,19 @@ def main(argv=None) -> int:
         print(f"== {script}: exit {code} after {time.perf_counter() - start:.0f} s", flush=True)
         if code != 0:
             failed.append(script)
-    report = subprocess.run([sys.executable, str(_common.HERE / "report.py"), "--results", str(args.out),
-                             "--dest", str(args.dest), "--command", command], env=env)
+    report = subprocess.run(
+        [
+            sys.executable,
+            str(_common.HERE / "report.py"),
+            "--results",
+            str(args.out),
+            "--dest",
+            str(args.dest),
+            "--command",
+            command,
+        ],
+        env=env,
+    )
     if failed:
         print("failed: " + ", ".join(failed), file=sys.stderr)
     return 1 if failed or report.returncode else 0

@@ -35,6 +35,7 @@ What it does:
 Prints the figures (requests, req/s, status histogram, RSS over time) and
 writes them as JSON with --json.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -126,8 +127,16 @@ end
 
 
 class Payload:
-    def __init__(self, name: str, method: str, path: str, body: bytes = b"",
-                 headers: Optional[Dict[str, str]] = None, expect: int = 200, weight: int = 10):
+    def __init__(
+        self,
+        name: str,
+        method: str,
+        path: str,
+        body: bytes = b"",
+        headers: Optional[Dict[str, str]] = None,
+        expect: int = 200,
+        weight: int = 10,
+    ):
         self.name = name
         self.method = method
         self.path = path
@@ -138,7 +147,8 @@ class Payload:
 
     def raw(self) -> bytes:
         head = f"{self.method} {self.path}\r\n" + "".join(
-            f"{k}: {v}\r\n" for k, v in self.headers.items())
+            f"{k}: {v}\r\n" for k, v in self.headers.items()
+        )
         return head.encode() + b"\r\n" + self.body
 
 
@@ -157,15 +167,29 @@ def payloads(model: str, n_features: int) -> List[Payload]:
         return buf.getvalue()
 
     csv = ("\n".join(",".join(map(str, r)) for r in rows) + "\n").encode()
-    v2 = {"inputs": [{"name": "input", "shape": [len(rows), n_features], "datatype": "FP64",
-                      "data": rows}]}
+    v2 = {
+        "inputs": [
+            {"name": "input", "shape": [len(rows), n_features], "datatype": "FP64", "data": rows}
+        ]
+    }
     raw32 = np.asarray(rows, dtype="<f4").tobytes()
-    triton_header = js({"inputs": [{"name": "input", "shape": [len(rows), n_features],
-                                    "datatype": "FP32",
-                                    "parameters": {"binary_data_size": len(raw32)}}],
-                        "outputs": [{"name": "predict", "parameters": {"binary_data": True}}]})
-    triton = {"Content-Type": "application/octet-stream",
-              "Inference-Header-Content-Length": str(len(triton_header))}
+    triton_header = js(
+        {
+            "inputs": [
+                {
+                    "name": "input",
+                    "shape": [len(rows), n_features],
+                    "datatype": "FP32",
+                    "parameters": {"binary_data_size": len(raw32)},
+                }
+            ],
+            "outputs": [{"name": "predict", "parameters": {"binary_data": True}}],
+        }
+    )
+    triton = {
+        "Content-Type": "application/octet-stream",
+        "Inference-Header-Content-Length": str(len(triton_header)),
+    }
     nested = b"[" * 5000 + b"]" * 5000
     vertex = f"/v1/endpoints/e/deployedModels/{model}:predict"
     P = Payload
@@ -177,64 +201,235 @@ def payloads(model: str, n_features: int) -> List[Payload]:
         P("lesson-instances", "POST", "/predict", js({"instances": rows}), JSON, 200, 300),
         P("lesson-no-content-type", "POST", "/predict", js({"features": row}), {}, 200, 200),
         P("lesson-bad-json", "POST", "/predict", b'{"features": [1, 2', JSON, 400, 300),
-        P("lesson-wrong-feature-count", "POST", "/predict", js({"features": row[:-1]}), JSON, 400, 300),
-        P("lesson-nan", "POST", "/predict", json.dumps({"features": [float("nan")] + row[1:]}).encode(),
-          JSON, 400, 200),
+        P(
+            "lesson-wrong-feature-count",
+            "POST",
+            "/predict",
+            js({"features": row[:-1]}),
+            JSON,
+            400,
+            300,
+        ),
+        P(
+            "lesson-nan",
+            "POST",
+            "/predict",
+            json.dumps({"features": [float("nan")] + row[1:]}).encode(),
+            JSON,
+            400,
+            200,
+        ),
         P("lesson-null", "POST", "/predict", js({"features": [None] + row[1:]}), JSON, 400, 200),
-        P("lesson-infinity", "POST", "/predict", b'{"features": [Infinity' + b", 1" * (n_features - 1) + b"]}",
-          JSON, 400, 100),
-        P("lesson-strings", "POST", "/predict", js({"features": ["a"] * n_features}), JSON, 400, 200),
+        P(
+            "lesson-infinity",
+            "POST",
+            "/predict",
+            b'{"features": [Infinity' + b", 1" * (n_features - 1) + b"]}",
+            JSON,
+            400,
+            100,
+        ),
+        P(
+            "lesson-strings",
+            "POST",
+            "/predict",
+            js({"features": ["a"] * n_features}),
+            JSON,
+            400,
+            200,
+        ),
         P("lesson-ragged", "POST", "/predict", js({"features": [row, row[:-1]]}), JSON, 400, 100),
         P("lesson-missing-key", "POST", "/predict", js({"x": row}), JSON, 400, 100),
         P("lesson-empty-body", "POST", "/predict", b"", JSON, 400, 100),
         P("lesson-deeply-nested", "POST", "/predict", nested, JSON, 400, 50),
-        P("lesson-wrong-content-type", "POST", "/predict", b"\x89PNG\r\n", {"Content-Type": "image/png"},
-          415, 200),
+        P(
+            "lesson-wrong-content-type",
+            "POST",
+            "/predict",
+            b"\x89PNG\r\n",
+            {"Content-Type": "image/png"},
+            415,
+            200,
+        ),
         P("lesson-csv", "POST", "/predict", csv, {"Content-Type": "text/csv"}, 200, 100),
         P("lesson-get-is-405", "GET", "/predict", b"", {}, 405, 50),
         P("unknown-route-404", "POST", "/no/such/route", js({"features": row}), JSON, 404, 50),
         # SageMaker
         P("sagemaker-json", "POST", "/invocations", js({"features": row}), JSON, 200, 500),
         P("sagemaker-csv", "POST", "/invocations", csv, {"Content-Type": "text/csv"}, 200, 500),
-        P("sagemaker-csv-to-csv", "POST", "/invocations", csv,
-          {"Content-Type": "text/csv", "Accept": "text/csv"}, 200, 200),
-        P("sagemaker-npy", "POST", "/invocations", npy(rows), {"Content-Type": "application/x-npy"},
-          200, 300),
-        P("sagemaker-npy-f32-fortran", "POST", "/invocations",
-          npy(np.asfortranarray(rows, dtype=np.float32)), {"Content-Type": "application/x-npy"}, 200, 100),
-        P("sagemaker-npy-truncated", "POST", "/invocations", npy(rows)[:-5],
-          {"Content-Type": "application/x-npy"}, 400, 100),
-        P("sagemaker-bad-csv", "POST", "/invocations", b"1,2\n3\n", {"Content-Type": "text/csv"}, 400, 100),
-        P("sagemaker-accept-png-406", "POST", "/invocations", js({"features": row}),
-          {"Content-Type": "application/json", "Accept": "image/png"}, 406, 100),
-        P("sagemaker-xml-415", "POST", "/invocations", b"<x/>", {"Content-Type": "application/xml"}, 415, 100),
+        P(
+            "sagemaker-csv-to-csv",
+            "POST",
+            "/invocations",
+            csv,
+            {"Content-Type": "text/csv", "Accept": "text/csv"},
+            200,
+            200,
+        ),
+        P(
+            "sagemaker-npy",
+            "POST",
+            "/invocations",
+            npy(rows),
+            {"Content-Type": "application/x-npy"},
+            200,
+            300,
+        ),
+        P(
+            "sagemaker-npy-f32-fortran",
+            "POST",
+            "/invocations",
+            npy(np.asfortranarray(rows, dtype=np.float32)),
+            {"Content-Type": "application/x-npy"},
+            200,
+            100,
+        ),
+        P(
+            "sagemaker-npy-truncated",
+            "POST",
+            "/invocations",
+            npy(rows)[:-5],
+            {"Content-Type": "application/x-npy"},
+            400,
+            100,
+        ),
+        P(
+            "sagemaker-bad-csv",
+            "POST",
+            "/invocations",
+            b"1,2\n3\n",
+            {"Content-Type": "text/csv"},
+            400,
+            100,
+        ),
+        P(
+            "sagemaker-accept-png-406",
+            "POST",
+            "/invocations",
+            js({"features": row}),
+            {"Content-Type": "application/json", "Accept": "image/png"},
+            406,
+            100,
+        ),
+        P(
+            "sagemaker-xml-415",
+            "POST",
+            "/invocations",
+            b"<x/>",
+            {"Content-Type": "application/xml"},
+            415,
+            100,
+        ),
         P("sagemaker-ping", "GET", "/ping", b"", {}, 200, 200),
         # Vertex AI and KServe V1
-        P("vertex-instances", "POST", vertex, js({"instances": rows, "parameters": {}}), JSON, 200, 400),
+        P(
+            "vertex-instances",
+            "POST",
+            vertex,
+            js({"instances": rows, "parameters": {}}),
+            JSON,
+            200,
+            400,
+        ),
         P("vertex-not-a-list", "POST", vertex, js({"instances": 3}), JSON, 400, 100),
-        P("kserve-v1", "POST", f"/v1/models/{model}:predict", js({"instances": rows}), JSON, 200, 300),
-        P("kserve-v1-unknown-model", "POST", "/v1/models/nope:predict", js({"instances": rows}), JSON,
-          404, 50),
+        P(
+            "kserve-v1",
+            "POST",
+            f"/v1/models/{model}:predict",
+            js({"instances": rows}),
+            JSON,
+            200,
+            300,
+        ),
+        P(
+            "kserve-v1-unknown-model",
+            "POST",
+            "/v1/models/nope:predict",
+            js({"instances": rows}),
+            JSON,
+            404,
+            50,
+        ),
         # Open Inference Protocol (V2)
         P("v2-json", "POST", f"/v2/models/{model}/infer", js(v2), JSON, 200, 400),
-        P("v2-json-proba", "POST", f"/v2/models/{model}/infer",
-          js({**v2, "outputs": [{"name": "predict"}, {"name": "predict_proba"}]}), JSON, 200, 200),
-        P("v2-triton-binary", "POST", f"/v2/models/{model}/infer", triton_header + raw32, triton, 200, 300),
-        P("v2-triton-binary-short", "POST", f"/v2/models/{model}/infer", triton_header + raw32[:-4],
-          triton, 400, 100),
-        P("v2-wrong-shape", "POST", f"/v2/models/{model}/infer",
-          js({"inputs": [{"name": "input", "shape": [3, n_features], "datatype": "FP64", "data": row}]}),
-          JSON, 400, 100),
-        P("v2-bad-datatype", "POST", f"/v2/models/{model}/infer",
-          js({"inputs": [{"name": "input", "shape": [1, n_features], "datatype": "BF16", "data": row}]}),
-          JSON, 400, 50),
+        P(
+            "v2-json-proba",
+            "POST",
+            f"/v2/models/{model}/infer",
+            js({**v2, "outputs": [{"name": "predict"}, {"name": "predict_proba"}]}),
+            JSON,
+            200,
+            200,
+        ),
+        P(
+            "v2-triton-binary",
+            "POST",
+            f"/v2/models/{model}/infer",
+            triton_header + raw32,
+            triton,
+            200,
+            300,
+        ),
+        P(
+            "v2-triton-binary-short",
+            "POST",
+            f"/v2/models/{model}/infer",
+            triton_header + raw32[:-4],
+            triton,
+            400,
+            100,
+        ),
+        P(
+            "v2-wrong-shape",
+            "POST",
+            f"/v2/models/{model}/infer",
+            js(
+                {
+                    "inputs": [
+                        {"name": "input", "shape": [3, n_features], "datatype": "FP64", "data": row}
+                    ]
+                }
+            ),
+            JSON,
+            400,
+            100,
+        ),
+        P(
+            "v2-bad-datatype",
+            "POST",
+            f"/v2/models/{model}/infer",
+            js(
+                {
+                    "inputs": [
+                        {"name": "input", "shape": [1, n_features], "datatype": "BF16", "data": row}
+                    ]
+                }
+            ),
+            JSON,
+            400,
+            50,
+        ),
         P("v2-ready", "GET", "/v2/health/ready", b"", {}, 200, 100),
         P("v2-metadata", "GET", f"/v2/models/{model}", b"", {}, 200, 100),
         # bodies past the limits: the server reads them and answers 413
-        P("vertex-1.6MB-413", "POST", vertex, b'{"instances": [' + b"1.0, " * 320_000 + b"1.0]}", JSON,
-          413, 2),
-        P("sagemaker-7MB-413", "POST", "/invocations", b"1.0," * 1_750_000 + b"1.0\n",
-          {"Content-Type": "text/csv"}, 413, 1),
+        P(
+            "vertex-1.6MB-413",
+            "POST",
+            vertex,
+            b'{"instances": [' + b"1.0, " * 320_000 + b"1.0]}",
+            JSON,
+            413,
+            2,
+        ),
+        P(
+            "sagemaker-7MB-413",
+            "POST",
+            "/invocations",
+            b"1.0," * 1_750_000 + b"1.0\n",
+            {"Content-Type": "text/csv"},
+            413,
+            1,
+        ),
     ]
 
 
@@ -260,8 +455,20 @@ def free_port() -> int:
 
 
 def serve_command(args, port: int) -> List[str]:
-    cmd = [sys.executable, "-m", "mlfast", "serve", "--host", "127.0.0.1", "--port", str(port),
-           "--workers", str(args.workers), "--framework", args.framework]
+    cmd = [
+        sys.executable,
+        "-m",
+        "mlfast",
+        "serve",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--workers",
+        str(args.workers),
+        "--framework",
+        args.framework,
+    ]
     if args.model:
         cmd.append(args.model)
     helptext = subprocess.run(cmd[:4] + ["--help"], capture_output=True, text=True).stdout
@@ -276,7 +483,9 @@ def http(port: int, p: Payload, timeout: float = 30) -> Tuple[int, bytes]:
 
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
     try:
-        conn.request(p.method, p.path, body=p.body if p.method != "GET" else None, headers=p.headers)
+        conn.request(
+            p.method, p.path, body=p.body if p.method != "GET" else None, headers=p.headers
+        )
         r = conn.getresponse()
         return r.status, r.read()
     finally:
@@ -331,13 +540,24 @@ class RssSampler(threading.Thread):
 
 
 def run_wrk(port: int, args, data_dir: Path, script: Path, seconds: float) -> dict:
-    cmd = ["wrk", f"-t{args.threads}", f"-c{args.connections}", f"-d{max(1, round(seconds))}s",
-           "--timeout", "30s", "-s", str(script), f"http://127.0.0.1:{port}", "--", str(data_dir)]
+    cmd = [
+        "wrk",
+        f"-t{args.threads}",
+        f"-c{args.connections}",
+        f"-d{max(1, round(seconds))}s",
+        "--timeout",
+        "30s",
+        "-s",
+        str(script),
+        f"http://127.0.0.1:{port}",
+        "--",
+        str(data_dir),
+    ]
     r = subprocess.run(cmd, capture_output=True, text=True)
     line = next((ln for ln in r.stdout.splitlines() if ln.startswith("SOAKJSON ")), None)
     if r.returncode != 0 or line is None:
         raise RuntimeError(f"wrk failed ({r.returncode}): {r.stdout[-1000:]} {r.stderr[-1000:]}")
-    out = json.loads(line[len("SOAKJSON "):])
+    out = json.loads(line[len("SOAKJSON ") :])
     out["statuses"] = {int(k): v for k, v in out["statuses"].items()}
     return out
 
@@ -357,15 +577,23 @@ def mib(n: float) -> float:
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--requests", type=int, default=1_000_000, help="total requests (default 1,000,000)")
+    ap.add_argument(
+        "--requests", type=int, default=1_000_000, help="total requests (default 1,000,000)"
+    )
     ap.add_argument("--segment", type=float, default=60, help="seconds per wrk run (default 60)")
-    ap.add_argument("--connections", type=int, default=16, help="concurrent connections (default 16)")
+    ap.add_argument(
+        "--connections", type=int, default=16, help="concurrent connections (default 16)"
+    )
     ap.add_argument("--threads", type=int, default=2, help="wrk threads (default 2)")
     ap.add_argument("--workers", type=int, default=2, help="server workers (default 2)")
     ap.add_argument("--framework", default="fastapi", choices=("fastapi", "flask"))
     ap.add_argument("--model", default=None, help="model file (default: the bundled iris model)")
-    ap.add_argument("--max-rss-growth", type=float, default=32.0,
-                    help="MiB a worker may grow between warm and the end (default 32)")
+    ap.add_argument(
+        "--max-rss-growth",
+        type=float,
+        default=32.0,
+        help="MiB a worker may grow between warm and the end (default 32)",
+    )
     ap.add_argument("--json", type=Path, default=None, help="write the figures here")
     args = ap.parse_args(argv)
 
@@ -380,12 +608,23 @@ def main(argv=None) -> int:
     log_path = tmp / "server.log"
     log = open(log_path, "wb")
     env = dict(os.environ, PYTHONUNBUFFERED="1")
-    proc = subprocess.Popen(serve_command(args, port), stdout=log, stderr=subprocess.STDOUT,
-                            cwd=str(ROOT), env=env, start_new_session=True)
+    proc = subprocess.Popen(
+        serve_command(args, port),
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        cwd=str(ROOT),
+        env=env,
+        start_new_session=True,
+    )
     failures: List[str] = []
-    report: dict = {"requests_target": args.requests, "connections": args.connections,
-                    "wrk_threads": args.threads, "workers": args.workers, "framework": args.framework,
-                    "model": model_path}
+    report: dict = {
+        "requests_target": args.requests,
+        "connections": args.connections,
+        "wrk_threads": args.threads,
+        "workers": args.workers,
+        "framework": args.framework,
+        "model": model_path,
+    }
     try:
         wait_ready(port, proc)
         index = json.loads(http(port, Payload("index", "GET", "/"))[1])
@@ -428,15 +667,24 @@ def main(argv=None) -> int:
             rss_now = sampler.sample()
             if rss_warm is None:
                 rss_warm = rss_now
-            segments.append({"requests": seg["requests"], "seconds": round(seg["duration_us"] / 1e6, 1),
-                             "req_per_s": round(seg["requests"] / (seg["duration_us"] / 1e6)),
-                             "p50_ms": seg["p50_us"] / 1000, "p99_ms": seg["p99_us"] / 1000,
-                             "statuses": seg["statuses"],
-                             "socket_errors": {k: seg[k] for k in ("connect", "read", "write", "timeout")},
-                             "rss_mib": {str(k): mib(v) for k, v in rss_now.items()}})
-            print(f"soak: {total:>9,} requests, {segments[-1]['req_per_s']:>6} req/s, "
-                  f"statuses {dict(sorted(seg['statuses'].items()))}, "
-                  f"RSS {', '.join(f'{mib(v)} MiB' for v in rss_now.values())}", flush=True)
+            segments.append(
+                {
+                    "requests": seg["requests"],
+                    "seconds": round(seg["duration_us"] / 1e6, 1),
+                    "req_per_s": round(seg["requests"] / (seg["duration_us"] / 1e6)),
+                    "p50_ms": seg["p50_us"] / 1000,
+                    "p99_ms": seg["p99_us"] / 1000,
+                    "statuses": seg["statuses"],
+                    "socket_errors": {k: seg[k] for k in ("connect", "read", "write", "timeout")},
+                    "rss_mib": {str(k): mib(v) for k, v in rss_now.items()},
+                }
+            )
+            print(
+                f"soak: {total:>9,} requests, {segments[-1]['req_per_s']:>6} req/s, "
+                f"statuses {dict(sorted(seg['statuses'].items()))}, "
+                f"RSS {', '.join(f'{mib(v)} MiB' for v in rss_now.values())}",
+                flush=True,
+            )
             # the server still answers every payload as it should
             wrong = check_payloads(port, items)
             if wrong:
@@ -446,18 +694,24 @@ def main(argv=None) -> int:
         rss_end = sampler.sample()
         final_workers = [w.pid for w in workers_of(proc.pid)]
 
-        report.update({
-            "requests": total, "seconds": round(seconds, 1),
-            "req_per_s": round(total / seconds) if seconds else None,
-            "statuses": dict(sorted(statuses.items())),
-            "socket_errors": dict(errors),
-            "rss_warm_mib": {str(k): mib(v) for k, v in (rss_warm or {}).items()},
-            "rss_end_mib": {str(k): mib(v) for k, v in rss_end.items()},
-            "rss_timeline_mib": [(round(t, 1), {str(k): mib(v) for k, v in s.items()})
-                                 for t, s in sampler.samples[:: max(1, len(sampler.samples) // 60)]],
-            "segments": segments,
-            "workers_start": initial_workers, "workers_end": final_workers,
-        })
+        report.update(
+            {
+                "requests": total,
+                "seconds": round(seconds, 1),
+                "req_per_s": round(total / seconds) if seconds else None,
+                "statuses": dict(sorted(statuses.items())),
+                "socket_errors": dict(errors),
+                "rss_warm_mib": {str(k): mib(v) for k, v in (rss_warm or {}).items()},
+                "rss_end_mib": {str(k): mib(v) for k, v in rss_end.items()},
+                "rss_timeline_mib": [
+                    (round(t, 1), {str(k): mib(v) for k, v in s.items()})
+                    for t, s in sampler.samples[:: max(1, len(sampler.samples) // 60)]
+                ],
+                "segments": segments,
+                "workers_start": initial_workers,
+                "workers_end": final_workers,
+            }
+        )
         five = {s: c for s, c in statuses.items() if s >= 500}
         if five:
             failures.append(f"5xx answers: {five}")
@@ -477,8 +731,9 @@ def main(argv=None) -> int:
         expected_counts = Counter()
         for n, c in mix.items():
             expected_counts[by_name[n].expect] += c
-        report["expected_status_share"] = {s: round(c / len(order), 4) for s, c in
-                                           sorted(expected_counts.items())}
+        report["expected_status_share"] = {
+            s: round(c / len(order), 4) for s, c in sorted(expected_counts.items())
+        }
         report["status_share"] = {s: round(c / total, 4) for s, c in sorted(statuses.items())}
     except Exception as e:  # noqa: BLE001 - reported as a failure with the server's log
         failures.append(f"{type(e).__name__}: {e}")
@@ -510,11 +765,27 @@ def main(argv=None) -> int:
                 break
     report["failures"] = failures
 
-    print(json.dumps({k: report[k] for k in ("requests", "seconds", "req_per_s", "statuses",
-                                             "socket_errors", "rss_warm_mib", "rss_end_mib",
-                                             "server_log_tracebacks", "server_log_client_disconnects",
-                                             "failures") if k in report},
-                     indent=1))
+    print(
+        json.dumps(
+            {
+                k: report[k]
+                for k in (
+                    "requests",
+                    "seconds",
+                    "req_per_s",
+                    "statuses",
+                    "socket_errors",
+                    "rss_warm_mib",
+                    "rss_end_mib",
+                    "server_log_tracebacks",
+                    "server_log_client_disconnects",
+                    "failures",
+                )
+                if k in report
+            },
+            indent=1,
+        )
+    )
     if args.json:
         args.json.write_text(json.dumps(report, indent=1))
     if not failures:

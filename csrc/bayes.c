@@ -29,8 +29,7 @@ round_f32_if(int f32, double v)
  * below 8 terms one after the other, up to 128 with eight accumulators,
  * beyond that split in two (the first part a multiple of 8). */
 static double
-gauss_pairwise(const double *x, const double *theta, const double *var, Py_ssize_t n,
-               int f32)
+gauss_pairwise(const double *x, const double *theta, const double *var, Py_ssize_t n, int f32)
 {
 #define GAUSS_TERM(j)                                                   \
     round_f32_if(f32, round_f32_if(f32, (round_f32_if(f32, x[j] - theta[j]) * \
@@ -57,9 +56,9 @@ gauss_pairwise(const double *x, const double *theta, const double *var, Py_ssize
             }
         }
         res = round_f32_if(
-            f32, round_f32_if(f32, round_f32_if(f32, r[0] + r[1]) + round_f32_if(f32, r[2] + r[3])) +
-                     round_f32_if(f32, round_f32_if(f32, r[4] + r[5]) +
-                                           round_f32_if(f32, r[6] + r[7])));
+            f32,
+            round_f32_if(f32, round_f32_if(f32, r[0] + r[1]) + round_f32_if(f32, r[2] + r[3])) +
+                round_f32_if(f32, round_f32_if(f32, r[4] + r[5]) + round_f32_if(f32, r[6] + r[7])));
         for (; i < n; i++) {
             res = round_f32_if(f32, res + GAUSS_TERM(i));
         }
@@ -100,9 +99,9 @@ pairwise_sum(const double *a, Py_ssize_t n, int f32)
             }
         }
         res = round_f32_if(
-            f32, round_f32_if(f32, round_f32_if(f32, r[0] + r[1]) + round_f32_if(f32, r[2] + r[3])) +
-                     round_f32_if(f32, round_f32_if(f32, r[4] + r[5]) +
-                                           round_f32_if(f32, r[6] + r[7])));
+            f32,
+            round_f32_if(f32, round_f32_if(f32, r[0] + r[1]) + round_f32_if(f32, r[2] + r[3])) +
+                round_f32_if(f32, round_f32_if(f32, r[4] + r[5]) + round_f32_if(f32, r[6] + r[7])));
         for (; i < n; i++) {
             res = round_f32_if(f32, res + a[i]);
         }
@@ -139,8 +138,8 @@ f32_out_type(int f32, int in_type)
 /* GaussianNB._joint_log_likelihood: for class i,
  * log_prior[i] + (norm[i] - 0.5 * sum(((x - theta[i]) ** 2) / var[i])). */
 static void
-gaussian_nb_run(const void *op, const double *in, Py_ssize_t n_in, double *out,
-                Py_ssize_t n_out, Py_ssize_t n_rows, mf_precision prec)
+gaussian_nb_run(const void *op, const double *in, Py_ssize_t n_in, double *out, Py_ssize_t n_out,
+                Py_ssize_t n_rows, mf_precision prec)
 {
     const mf_gaussian_nb *g = op;
     Py_ssize_t r, c, d = g->n_features, k = g->n_classes;
@@ -162,9 +161,10 @@ gaussian_nb_prepare(void *op, Py_ssize_t n_in, Py_ssize_t *n_out, PyObject *owne
     mf_gaussian_nb *g = op;
     if (g->n_features != n_in || g->n_classes < 1 || g->n_var_rows != g->n_classes ||
         g->n_var_cols != g->n_features) {
-        PyErr_Format(PyExc_ValueError, "gaussian_nb: theta has shape (%zd, %zd) and var "
-                     "(%zd, %zd) for %zd input columns", g->n_classes, g->n_features,
-                     g->n_var_rows, g->n_var_cols, n_in);
+        PyErr_Format(PyExc_ValueError,
+                     "gaussian_nb: theta has shape (%zd, %zd) and var "
+                     "(%zd, %zd) for %zd input columns",
+                     g->n_classes, g->n_features, g->n_var_rows, g->n_var_cols, n_in);
         return -1;
     }
     if (vector_fits("gaussian_nb.log_prior", g->log_prior, g->n_log_prior, g->n_classes) < 0 ||
@@ -182,8 +182,7 @@ gaussian_nb_out_type(const void *op, int in_type)
 }
 
 static void
-gaussian_nb_cost(const void *op, Py_ssize_t n_in, Py_ssize_t n_out, double *work,
-                 double *steps)
+gaussian_nb_cost(const void *op, Py_ssize_t n_in, Py_ssize_t n_out, double *work, double *steps)
 {
     *work = 3.0 * (double)n_in * (double)n_out;
     *steps = 0.0;
@@ -214,8 +213,8 @@ const mf_op_def mf_op_gaussian_nb = {
  * coef (feature_log_prob_ - neg_prob) and the intercept
  * (class_log_prior_ + neg_prob.sum(axis=1)) added after it. */
 static void
-bernoulli_nb_run(const void *op, const double *in, Py_ssize_t n_in, double *out,
-                 Py_ssize_t n_out, Py_ssize_t n_rows, mf_precision prec)
+bernoulli_nb_run(const void *op, const double *in, Py_ssize_t n_in, double *out, Py_ssize_t n_out,
+                 Py_ssize_t n_rows, mf_precision prec)
 {
     const mf_bernoulli_nb *b = op;
     Py_ssize_t r, c, j, d = b->n_features;
@@ -240,8 +239,10 @@ bernoulli_nb_prepare(void *op, Py_ssize_t n_in, Py_ssize_t *n_out, PyObject *own
 {
     mf_bernoulli_nb *b = op;
     if (b->n_features != n_in || b->n_classes < 1) {
-        PyErr_Format(PyExc_ValueError, "bernoulli_nb: coef has shape (%zd, %zd) for %zd "
-                     "input columns", b->n_classes, b->n_features, n_in);
+        PyErr_Format(PyExc_ValueError,
+                     "bernoulli_nb: coef has shape (%zd, %zd) for %zd "
+                     "input columns",
+                     b->n_classes, b->n_features, n_in);
         return -1;
     }
     if (vector_fits("bernoulli_nb.intercept", b->intercept, b->n_intercept, b->n_classes) < 0) {
@@ -313,7 +314,7 @@ categorical_nb_refusal(const void *op, const double *in_row, Py_ssize_t n_in)
     for (j = 0; j < n_in; j++) {
         if (isinf(in_row[j])) {
             PyErr_SetString(PyExc_ValueError, "Input X contains infinity or a value too "
-                            "large for dtype('int64').");
+                                              "large for dtype('int64').");
             return;
         }
     }
@@ -328,8 +329,10 @@ categorical_nb_refusal(const void *op, const double *in_row, Py_ssize_t n_in)
         if (!(trunc(in_row[j]) < (double)cat->n_categories[j])) {
             PyObject *index = PyLong_FromDouble(trunc(in_row[j]));
             if (index != NULL) {
-                PyErr_Format(PyExc_IndexError, "index %S is out of bounds for axis 1 with "
-                             "size %zd", index, (Py_ssize_t)cat->n_categories[j]);
+                PyErr_Format(PyExc_IndexError,
+                             "index %S is out of bounds for axis 1 with "
+                             "size %zd",
+                             index, (Py_ssize_t)cat->n_categories[j]);
                 Py_DECREF(index);
             }
             return;
@@ -341,8 +344,8 @@ categorical_nb_refusal(const void *op, const double *in_row, Py_ssize_t n_in)
 /* jll = zeros; jll += feature_log_prob_[i][:, x_i] feature after feature;
  * then + class_log_prior_. */
 static void
-categorical_nb_run(const void *op, const double *in, Py_ssize_t n_in, double *out,
-                   Py_ssize_t n_out, Py_ssize_t n_rows, mf_precision prec)
+categorical_nb_run(const void *op, const double *in, Py_ssize_t n_in, double *out, Py_ssize_t n_out,
+                   Py_ssize_t n_rows, mf_precision prec)
 {
     const mf_categorical_nb *cat = op;
     Py_ssize_t r, c, j, k = cat->n_classes;
@@ -372,8 +375,8 @@ categorical_nb_prepare(void *op, Py_ssize_t n_in, Py_ssize_t *n_out, PyObject *o
     Py_ssize_t j, k = cat->n_classes;
 
     if (k < 1 || vector_fits("categorical_nb.log_prior", cat->log_prior, cat->n_log_prior, k) < 0 ||
-        vector_fits("categorical_nb.n_categories", cat->n_categories, cat->n_n_categories,
-                    n_in) < 0 ||
+        vector_fits("categorical_nb.n_categories", cat->n_categories, cat->n_n_categories, n_in) <
+            0 ||
         vector_fits("categorical_nb.offsets", cat->offsets, cat->n_offsets, n_in + 1) < 0) {
         if (!PyErr_Occurred()) {
             PyErr_Format(PyExc_ValueError, "categorical_nb: %zd classes", k);
@@ -386,13 +389,13 @@ categorical_nb_prepare(void *op, Py_ssize_t n_in, Py_ssize_t *n_out, PyObject *o
     }
     for (j = 0; j < n_in; j++) {
         int64_t n_cat = cat->n_categories[j];
-        if (n_cat < 1 || n_cat > cat->n_tables / k ||
-            cat->offsets[j] > cat->n_tables ||
+        if (n_cat < 1 || n_cat > cat->n_tables / k || cat->offsets[j] > cat->n_tables ||
             cat->offsets[j + 1] - cat->offsets[j] != n_cat * k) {
-            PyErr_Format(PyExc_ValueError, "categorical_nb: feature %zd has %lld categories "
-                         "between offsets %lld and %lld of %zd values", j, (long long)n_cat,
-                         (long long)cat->offsets[j], (long long)cat->offsets[j + 1],
-                         cat->n_tables);
+            PyErr_Format(PyExc_ValueError,
+                         "categorical_nb: feature %zd has %lld categories "
+                         "between offsets %lld and %lld of %zd values",
+                         j, (long long)n_cat, (long long)cat->offsets[j],
+                         (long long)cat->offsets[j + 1], cat->n_tables);
             return -1;
         }
     }
@@ -432,8 +435,8 @@ const mf_op_def mf_op_categorical_nb = {
  * to it (set to -inf), s = sum(exp(jll - m_x)) (pairwise), s / m unless 0,
  * then log1p(s) + log(m) + m_x. */
 static void
-nb_log_proba_run(const void *op, const double *in, Py_ssize_t n_in, double *out,
-                 Py_ssize_t n_out, Py_ssize_t n_rows, mf_precision prec)
+nb_log_proba_run(const void *op, const double *in, Py_ssize_t n_in, double *out, Py_ssize_t n_out,
+                 Py_ssize_t n_rows, mf_precision prec)
 {
     Py_ssize_t r, c, k = n_in;
     int f32 = prec != MF_F64;

@@ -52,13 +52,15 @@ qda_prepare(void *op, Py_ssize_t n_in, Py_ssize_t *n_out, PyObject *owners)
     mf_qda *q = op;
     Py_ssize_t k = q->n_classes;
 
-    if (k < 1 || q->n_features != n_in || n_in > MF_QDA_MAX_RANK || q->rank < 1 ||
-        q->rank > n_in || q->n_mean_rows != k ||
-        q->n_weights != k * n_in * q->rank || q->n_u != k || q->n_log_prior != k) {
-        PyErr_Format(PyExc_ValueError, "qda: means (%zd, %zd), %zd weights of rank %zd, %zd "
+    if (k < 1 || q->n_features != n_in || n_in > MF_QDA_MAX_RANK || q->rank < 1 || q->rank > n_in ||
+        q->n_mean_rows != k || q->n_weights != k * n_in * q->rank || q->n_u != k ||
+        q->n_log_prior != k) {
+        PyErr_Format(PyExc_ValueError,
+                     "qda: means (%zd, %zd), %zd weights of rank %zd, %zd "
                      "and %zd class constants for %zd classes and %zd input columns (at most "
-                     "%d)", q->n_mean_rows, q->n_features, q->n_weights, q->rank, q->n_u,
-                     q->n_log_prior, k, n_in, MF_QDA_MAX_RANK);
+                     "%d)",
+                     q->n_mean_rows, q->n_features, q->n_weights, q->rank, q->n_u, q->n_log_prior,
+                     k, n_in, MF_QDA_MAX_RANK);
         return -1;
     }
     *n_out = k;

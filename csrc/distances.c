@@ -30,8 +30,8 @@ in_round(mf_precision prec, double v)
 /* ---- quadform ------------------------------------------------------------------ */
 
 static void
-quadform_run(const void *op, const double *in, Py_ssize_t n_in, double *out,
-             Py_ssize_t n_out, Py_ssize_t n_rows, mf_precision prec)
+quadform_run(const void *op, const double *in, Py_ssize_t n_in, double *out, Py_ssize_t n_out,
+             Py_ssize_t n_rows, mf_precision prec)
 {
     const mf_quadform *qf = op;
     Py_ssize_t d = qf->n_loc, r, i, j;
@@ -55,8 +55,10 @@ quadform_prepare(void *op, Py_ssize_t n_in, Py_ssize_t *n_out, PyObject *owners)
 {
     mf_quadform *qf = op;
     if (qf->n_loc != n_in || qf->n_prec_rows != n_in || qf->n_prec_cols != n_in) {
-        PyErr_Format(PyExc_ValueError, "quadform: location of %zd and precision (%zd, %zd) "
-                     "for %zd columns", qf->n_loc, qf->n_prec_rows, qf->n_prec_cols, n_in);
+        PyErr_Format(PyExc_ValueError,
+                     "quadform: location of %zd and precision (%zd, %zd) "
+                     "for %zd columns",
+                     qf->n_loc, qf->n_prec_rows, qf->n_prec_cols, n_in);
         return -1;
     }
     *n_out = 1;
@@ -114,8 +116,7 @@ log_sum_exp(const double *v, Py_ssize_t k)
 /* The squared Mahalanobis term of sklearn.mixture._gaussian_mixture.
  * _estimate_log_gaussian_prob for component c of a row. */
 static double
-mixture_term(const mf_mixture *mx, const double *x, Py_ssize_t d, Py_ssize_t c,
-             mf_precision prec)
+mixture_term(const mf_mixture *mx, const double *x, Py_ssize_t d, Py_ssize_t c, mf_precision prec)
 {
     const double *shift = mx->shift + c * d;
     double lp = 0.0, dot = 0.0, sq = 0.0;
@@ -158,8 +159,8 @@ mixture_term(const mf_mixture *mx, const double *x, Py_ssize_t d, Py_ssize_t c,
 }
 
 static void
-mixture_run(const void *op, const double *in, Py_ssize_t n_in, double *out,
-            Py_ssize_t n_out, Py_ssize_t n_rows, mf_precision prec)
+mixture_run(const void *op, const double *in, Py_ssize_t n_in, double *out, Py_ssize_t n_out,
+            Py_ssize_t n_rows, mf_precision prec)
 {
     const mf_mixture *mx = op;
     Py_ssize_t k = mx->n_components, r, c, a;
@@ -198,19 +199,30 @@ mixture_prepare(void *op, Py_ssize_t n_in, Py_ssize_t *n_out, PyObject *owners)
 
     if (k >= 1 && k <= (PY_SSIZE_T_MAX / 4) / (n_in * n_in + 1)) {
         switch (mx->rule) {
-        case MF_MIX_FULL: want = k * n_in * n_in; break;
-        case MF_MIX_TIED: want = n_in * n_in; break;
-        case MF_MIX_DIAG: want = k * n_in; break;
-        case MF_MIX_SPHERICAL: want = k; break;
-        default: break;
+        case MF_MIX_FULL:
+            want = k * n_in * n_in;
+            break;
+        case MF_MIX_TIED:
+            want = n_in * n_in;
+            break;
+        case MF_MIX_DIAG:
+            want = k * n_in;
+            break;
+        case MF_MIX_SPHERICAL:
+            want = k;
+            break;
+        default:
+            break;
         }
     }
     if (want < 0 || mx->n_prec != want || mx->n_shift_rows != k || mx->n_shift_cols != n_in ||
         mx->n_base != k || mx->n_adds_cols != k) {
-        PyErr_Format(PyExc_ValueError, "mixture: rule %zd with %zd components: %zd "
+        PyErr_Format(PyExc_ValueError,
+                     "mixture: rule %zd with %zd components: %zd "
                      "precision values, shift (%zd, %zd), %zd constants and adds (%zd, %zd) "
-                     "for %zd columns", mx->rule, k, mx->n_prec, mx->n_shift_rows,
-                     mx->n_shift_cols, mx->n_base, mx->n_adds_rows, mx->n_adds_cols, n_in);
+                     "for %zd columns",
+                     mx->rule, k, mx->n_prec, mx->n_shift_rows, mx->n_shift_cols, mx->n_base,
+                     mx->n_adds_rows, mx->n_adds_cols, n_in);
         return -1;
     }
     *n_out = 2 * k + 1;
@@ -253,8 +265,7 @@ const mf_op_def mf_op_mixture = {
 
 /* The kernel of row x and stored row y (sklearn.metrics.pairwise). */
 static double
-kernel_value(const mf_kernel_dual *kd, const double *x, double x_norm, Py_ssize_t i,
-             Py_ssize_t d)
+kernel_value(const mf_kernel_dual *kd, const double *x, double x_norm, Py_ssize_t i, Py_ssize_t d)
 {
     const double *y = kd->fit + i * d;
     double s = 0.0, t;
@@ -305,8 +316,8 @@ kernel_value(const mf_kernel_dual *kd, const double *x, double x_norm, Py_ssize_
 }
 
 static void
-kernel_dual_run(const void *op, const double *in, Py_ssize_t n_in, double *out,
-                Py_ssize_t n_out, Py_ssize_t n_rows, mf_precision prec)
+kernel_dual_run(const void *op, const double *in, Py_ssize_t n_in, double *out, Py_ssize_t n_out,
+                Py_ssize_t n_rows, mf_precision prec)
 {
     const mf_kernel_dual *kd = op;
     Py_ssize_t r, i, t, j, n_fit = kd->n_fit;
@@ -352,9 +363,10 @@ kernel_dual_prepare(void *op, Py_ssize_t n_in, Py_ssize_t *n_out, PyObject *owne
         kd->n_fit_features != n_in ||
         (kd->dual != NULL && (kd->n_dual_rows != kd->n_fit || kd->n_dual_cols < 1)) ||
         (kd->rule == MF_KER_RBF && kd->n_fit_norms != kd->n_fit)) {
-        PyErr_Format(PyExc_ValueError, "kernel_dual: rule %zd, stored rows (%zd, %zd), dual "
-                     "coefficients (%zd, %zd), %zd norms for %zd columns", kd->rule,
-                     kd->n_fit, kd->n_fit_features, kd->n_dual_rows, kd->n_dual_cols,
+        PyErr_Format(PyExc_ValueError,
+                     "kernel_dual: rule %zd, stored rows (%zd, %zd), dual "
+                     "coefficients (%zd, %zd), %zd norms for %zd columns",
+                     kd->rule, kd->n_fit, kd->n_fit_features, kd->n_dual_rows, kd->n_dual_cols,
                      kd->n_fit_norms, n_in);
         return -1;
     }
@@ -363,8 +375,7 @@ kernel_dual_prepare(void *op, Py_ssize_t n_in, Py_ssize_t *n_out, PyObject *owne
 }
 
 static void
-kernel_dual_cost(const void *op, Py_ssize_t n_in, Py_ssize_t n_out, double *work,
-                 double *steps)
+kernel_dual_cost(const void *op, Py_ssize_t n_in, Py_ssize_t n_out, double *work, double *steps)
 {
     const mf_kernel_dual *kd = op;
     *work = (double)kd->n_fit * (double)(n_in + (kd->dual != NULL ? n_out : 1));
@@ -374,8 +385,7 @@ kernel_dual_cost(const void *op, Py_ssize_t n_in, Py_ssize_t n_out, double *work
 static const mf_field kernel_dual_fields[] = {
     MF_SCALAR_FIELD(mf_kernel_dual, rule, MF_FIELD_INT),
     MF_MATRIX_FIELD(mf_kernel_dual, fit, NPY_DOUBLE, 0, n_fit, n_fit_features),
-    MF_MATRIX_FIELD(mf_kernel_dual, dual, NPY_DOUBLE, MF_FIELD_OPTIONAL, n_dual_rows,
-                    n_dual_cols),
+    MF_MATRIX_FIELD(mf_kernel_dual, dual, NPY_DOUBLE, MF_FIELD_OPTIONAL, n_dual_rows, n_dual_cols),
     MF_VECTOR_FIELD(mf_kernel_dual, fit_norms, NPY_DOUBLE, MF_FIELD_OPTIONAL, n_fit_norms),
     MF_SCALAR_FIELD(mf_kernel_dual, gamma, MF_FIELD_FLOAT),
     MF_SCALAR_FIELD(mf_kernel_dual, coef0, MF_FIELD_FLOAT),
@@ -434,11 +444,12 @@ static int
 nearest_prepare(void *op, Py_ssize_t n_in, Py_ssize_t *n_out, PyObject *owners)
 {
     mf_nearest *nr = op;
-    if ((nr->rule != MF_NEAREST_SCORES && nr->rule != MF_NEAREST_DISTANCES) ||
-        nr->n_centers < 1 || nr->n_center_features != n_in || nr->n_norms != nr->n_centers) {
-        PyErr_Format(PyExc_ValueError, "nearest: rule %zd, centers (%zd, %zd), %zd norms for "
-                     "%zd columns", nr->rule, nr->n_centers, nr->n_center_features,
-                     nr->n_norms, n_in);
+    if ((nr->rule != MF_NEAREST_SCORES && nr->rule != MF_NEAREST_DISTANCES) || nr->n_centers < 1 ||
+        nr->n_center_features != n_in || nr->n_norms != nr->n_centers) {
+        PyErr_Format(PyExc_ValueError,
+                     "nearest: rule %zd, centers (%zd, %zd), %zd norms for "
+                     "%zd columns",
+                     nr->rule, nr->n_centers, nr->n_center_features, nr->n_norms, n_in);
         return -1;
     }
     *n_out = nr->n_centers;
@@ -498,21 +509,24 @@ bisect_prepare(void *op, Py_ssize_t n_in, Py_ssize_t *n_out, PyObject *owners)
     Py_ssize_t n = bs->n_left, i;
     if (n < 1 || bs->n_right != n || bs->n_label != n || bs->n_centers != n ||
         bs->n_center_features != n_in || bs->n_norms != n) {
-        PyErr_Format(PyExc_ValueError, "bisect: %zd nodes with %zd, %zd, %zd, (%zd, %zd), %zd "
-                     "values for %zd columns", n, bs->n_right, bs->n_label, bs->n_centers,
-                     bs->n_center_features, bs->n_norms, n_in);
+        PyErr_Format(PyExc_ValueError,
+                     "bisect: %zd nodes with %zd, %zd, %zd, (%zd, %zd), %zd "
+                     "values for %zd columns",
+                     n, bs->n_right, bs->n_label, bs->n_centers, bs->n_center_features, bs->n_norms,
+                     n_in);
         return -1;
     }
     for (i = 0; i < n; i++) {
         /* children come after their parent (preorder): the walk ends; a
          * leaf's label is one of the n_clusters output columns */
         int leaf = bs->left[i] < 0;
-        if ((leaf && (bs->right[i] >= 0 || bs->label[i] < 0 ||
-                      bs->label[i] >= bs->n_clusters)) ||
-            (!leaf && (bs->left[i] <= i || bs->left[i] >= n || bs->right[i] <= i ||
-                       bs->right[i] >= n))) {
-            PyErr_Format(PyExc_ValueError, "bisect: node %zd has children %lld and %lld of "
-                         "%zd nodes", i, (long long)bs->left[i], (long long)bs->right[i], n);
+        if ((leaf && (bs->right[i] >= 0 || bs->label[i] < 0 || bs->label[i] >= bs->n_clusters)) ||
+            (!leaf &&
+             (bs->left[i] <= i || bs->left[i] >= n || bs->right[i] <= i || bs->right[i] >= n))) {
+            PyErr_Format(PyExc_ValueError,
+                         "bisect: node %zd has children %lld and %lld of "
+                         "%zd nodes",
+                         i, (long long)bs->left[i], (long long)bs->right[i], n);
             return -1;
         }
     }
@@ -544,14 +558,13 @@ const mf_op_def mf_op_bisect = {
 int
 mf_family_codes(PyObject *table)
 {
-    PyObject *codes = Py_BuildValue(
-        "{s{sisisisi}s{sisisisisisisisi}s{sisi}}",
-        "mixture", "FULL", MF_MIX_FULL, "TIED", MF_MIX_TIED, "DIAG", MF_MIX_DIAG,
-        "SPHERICAL", MF_MIX_SPHERICAL,
-        "kernel", "LINEAR", MF_KER_LINEAR, "POLY", MF_KER_POLY, "RBF", MF_KER_RBF,
-        "SIGMOID", MF_KER_SIGMOID, "LAPLACIAN", MF_KER_LAPLACIAN, "COSINE", MF_KER_COSINE,
-        "CHI2", MF_KER_CHI2, "ADDITIVE_CHI2", MF_KER_ADDITIVE_CHI2,
-        "nearest", "SCORES", MF_NEAREST_SCORES, "DISTANCES", MF_NEAREST_DISTANCES);
+    PyObject *codes =
+        Py_BuildValue("{s{sisisisi}s{sisisisisisisisi}s{sisi}}", "mixture", "FULL", MF_MIX_FULL,
+                      "TIED", MF_MIX_TIED, "DIAG", MF_MIX_DIAG, "SPHERICAL", MF_MIX_SPHERICAL,
+                      "kernel", "LINEAR", MF_KER_LINEAR, "POLY", MF_KER_POLY, "RBF", MF_KER_RBF,
+                      "SIGMOID", MF_KER_SIGMOID, "LAPLACIAN", MF_KER_LAPLACIAN, "COSINE",
+                      MF_KER_COSINE, "CHI2", MF_KER_CHI2, "ADDITIVE_CHI2", MF_KER_ADDITIVE_CHI2,
+                      "nearest", "SCORES", MF_NEAREST_SCORES, "DISTANCES", MF_NEAREST_DISTANCES);
     int rc = -1;
     if (codes == NULL) {
         goto done;

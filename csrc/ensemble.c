@@ -112,8 +112,8 @@ offsets_fit(const char *op, const int64_t *offsets, Py_ssize_t n_offsets, Py_ssi
 {
     Py_ssize_t i;
     if (offsets == NULL || n_offsets != n + 1 || offsets[0] != 0 || offsets[n] != total) {
-        PyErr_Format(PyExc_ValueError, "%s: offsets must be %zd bounds from 0 to %zd", op,
-                     n + 1, total);
+        PyErr_Format(PyExc_ValueError, "%s: offsets must be %zd bounds from 0 to %zd", op, n + 1,
+                     total);
         return -1;
     }
     for (i = 0; i < n; i++) {
@@ -132,8 +132,10 @@ map_fits(const char *op, const int64_t *map, Py_ssize_t n_map, Py_ssize_t n_clas
     Py_ssize_t i;
     for (i = 0; i < n_map; i++) {
         if (map[i] < 0 || map[i] >= n_classes) {
-            PyErr_Format(PyExc_ValueError, "%s: class map entry %zd is %lld, outside "
-                         "[0, %zd)", op, i, (long long)map[i], n_classes);
+            PyErr_Format(PyExc_ValueError,
+                         "%s: class map entry %zd is %lld, outside "
+                         "[0, %zd)",
+                         op, i, (long long)map[i], n_classes);
             return -1;
         }
     }
@@ -141,8 +143,8 @@ map_fits(const char *op, const int64_t *map, Py_ssize_t n_map, Py_ssize_t n_clas
 }
 
 static int
-no_check(const void *op, const double *in, Py_ssize_t n_in, Py_ssize_t n_rows,
-         mf_accept accept, mf_err_kind *err)
+no_check(const void *op, const double *in, Py_ssize_t n_in, Py_ssize_t n_rows, mf_accept accept,
+         mf_err_kind *err)
 {
     return 0;
 }
@@ -156,8 +158,8 @@ double_out(const void *op, int in_type)
 /* ---- average ------------------------------------------------------------------ */
 
 static void
-average_run(const void *op, const double *in, Py_ssize_t n_in, double *out,
-            Py_ssize_t k, Py_ssize_t n_rows, mf_precision prec)
+average_run(const void *op, const double *in, Py_ssize_t n_in, double *out, Py_ssize_t k,
+            Py_ssize_t n_rows, mf_precision prec)
 {
     const mf_average *av = op;
     Py_ssize_t r, c, m;
@@ -414,8 +416,8 @@ bag_prepare(void *op, Py_ssize_t n_in, Py_ssize_t *n_out, PyObject *owners)
 
     if (require(bg->n_outputs >= 1 && n >= 1, "bag", "no member or no output") < 0 ||
         require(bg->n_votes == n, "bag", "votes must hold one flag per member") < 0 ||
-        require(bg->n_outputs <= MF_BAG_MAX_OUTPUTS, "bag",
-                "at most 4096 outputs are served") < 0 ||
+        require(bg->n_outputs <= MF_BAG_MAX_OUTPUTS, "bag", "at most 4096 outputs are served") <
+            0 ||
         offsets_fit("bag", bg->map_offsets, bg->n_map_offsets, n, bg->n_class_map) < 0 ||
         offsets_fit("bag", bg->chunk_starts, bg->n_chunk_starts, bg->n_chunk_starts - 1, n) < 0 ||
         require(bg->n_chunk_starts >= 2, "bag", "at least one chunk") < 0 ||
@@ -428,8 +430,10 @@ bag_prepare(void *op, Py_ssize_t n_in, Py_ssize_t *n_out, PyObject *owners)
         ok = ok && (bg->votes[m] ? bg->widths[m] == 1 : bg->widths[m] == n_map);
         ok = ok && !(bg->votes[m] && bg->log);
         if (!ok || bg->widths[m] < 1 || bg->widths[m] > n_in - total) {
-            PyErr_Format(PyExc_ValueError, "bag: member %zd reads %lld columns, which do "
-                         "not fit its class map or the input", m, (long long)bg->widths[m]);
+            PyErr_Format(PyExc_ValueError,
+                         "bag: member %zd reads %lld columns, which do "
+                         "not fit its class map or the input",
+                         m, (long long)bg->widths[m]);
             return -1;
         }
         total += bg->widths[m];
@@ -601,8 +605,8 @@ ranked_cmp(const void *pa, const void *pb)
 }
 
 static void
-wmedian_run(const void *op, const double *in, Py_ssize_t n_in, double *out,
-            Py_ssize_t n_out, Py_ssize_t n_rows, mf_precision prec)
+wmedian_run(const void *op, const double *in, Py_ssize_t n_in, double *out, Py_ssize_t n_out,
+            Py_ssize_t n_rows, mf_precision prec)
 {
     const mf_wmedian *wm = op;
     mf_ranked ranked[MF_WMEDIAN_MAX_MEMBERS];
@@ -639,8 +643,7 @@ wmedian_prepare(void *op, Py_ssize_t n_in, Py_ssize_t *n_out, PyObject *owners)
 {
     mf_wmedian *wm = op;
     if (require(wm->n_weights == n_in, "wmedian", "weights must hold one weight per member") < 0 ||
-        require(n_in <= MF_WMEDIAN_MAX_MEMBERS, "wmedian",
-                "at most 4096 members are served") < 0) {
+        require(n_in <= MF_WMEDIAN_MAX_MEMBERS, "wmedian", "at most 4096 members are served") < 0) {
         return -1;
     }
     *n_out = 1;
@@ -673,8 +676,8 @@ const mf_op_def mf_op_wmedian = {
 /* ---- onehot -------------------------------------------------------------------- */
 
 static void
-onehot_run(const void *op, const double *in, Py_ssize_t n_in, double *out,
-           Py_ssize_t n_out, Py_ssize_t n_rows, mf_precision prec)
+onehot_run(const void *op, const double *in, Py_ssize_t n_in, double *out, Py_ssize_t n_out,
+           Py_ssize_t n_rows, mf_precision prec)
 {
     Py_ssize_t r, j;
     memset(out, 0, (size_t)(n_rows * n_out) * sizeof(double));
@@ -717,8 +720,8 @@ const mf_op_def mf_op_onehot = {
 /* ---- constant ------------------------------------------------------------------ */
 
 static void
-constant_run(const void *op, const double *in, Py_ssize_t n_in, double *out,
-             Py_ssize_t n_out, Py_ssize_t n_rows, mf_precision prec)
+constant_run(const void *op, const double *in, Py_ssize_t n_in, double *out, Py_ssize_t n_out,
+             Py_ssize_t n_rows, mf_precision prec)
 {
     const mf_constant *co = op;
     Py_ssize_t r;

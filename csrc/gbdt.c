@@ -45,8 +45,8 @@ xgb_softmax(const double *in, double *out, Py_ssize_t k)
 }
 
 static void
-xgb_link_run(const void *op, const double *in, Py_ssize_t n_in, double *out,
-             Py_ssize_t n_out, Py_ssize_t n_rows, mf_precision prec)
+xgb_link_run(const void *op, const double *in, Py_ssize_t n_in, double *out, Py_ssize_t n_out,
+             Py_ssize_t n_rows, mf_precision prec)
 {
     const mf_xgb_link *lk = op;
     Py_ssize_t r, j;
@@ -91,8 +91,7 @@ xgb_link_prepare(void *op, Py_ssize_t n_in, Py_ssize_t *n_out, PyObject *owners)
         return -1;
     }
     if (lk->rule == MF_XGB_COMPLEMENT && n_in != 1) {
-        PyErr_Format(PyExc_ValueError, "xgb_link: a complement reads one column, not %zd",
-                     n_in);
+        PyErr_Format(PyExc_ValueError, "xgb_link: a complement reads one column, not %zd", n_in);
         return -1;
     }
     *n_out = lk->rule == MF_XGB_COMPLEMENT ? 2 : n_in;

@@ -79,8 +79,8 @@ static const mf_op_def *const op_defs[] = {
 // clang-format on
 
 const char *const mf_method_names[MF_N_METHODS] = {
-    "predict", "predict_proba", "predict_log_proba", "decision_function", "transform",
-    "score_samples", "predict_joint_log_proba",
+    "predict",   "predict_proba", "predict_log_proba",       "decision_function",
+    "transform", "score_samples", "predict_joint_log_proba",
 };
 
 /* Caps on what a graph may hold, so that sizes below never overflow. */
@@ -108,12 +108,13 @@ mf_take_array(PyObject *owners, PyObject *obj, int type_num, int ndim, const cha
     if (want == NULL) {
         return -1;
     }
-    ok = PyArray_NDIM(arr) == ndim && PyArray_IS_C_CONTIGUOUS(arr) &&
-         PyArray_ISALIGNED(arr) && PyArray_ISNOTSWAPPED(arr) &&
-         PyArray_TYPE(arr) == type_num;
+    ok = PyArray_NDIM(arr) == ndim && PyArray_IS_C_CONTIGUOUS(arr) && PyArray_ISALIGNED(arr) &&
+         PyArray_ISNOTSWAPPED(arr) && PyArray_TYPE(arr) == type_num;
     if (!ok) {
-        PyErr_Format(PyExc_ValueError, "%s must be a C-contiguous, aligned %d-D array of "
-                     "%S", what, ndim, (PyObject *)want);
+        PyErr_Format(PyExc_ValueError,
+                     "%s must be a C-contiguous, aligned %d-D array of "
+                     "%S",
+                     what, ndim, (PyObject *)want);
         Py_DECREF(want);
         return -1;
     }
@@ -134,8 +135,8 @@ mf_take_array(PyObject *owners, PyObject *obj, int type_num, int ndim, const cha
 /* Reads one field of `obj` into the op struct at `op`.  Transient arrays go
  * to `transient` (alive until prepare is done), the others to owners. */
 static int
-read_field(const mf_op_def *def, const mf_field *f, PyObject *obj, char *op,
-           PyObject *owners, PyObject *transient)
+read_field(const mf_op_def *def, const mf_field *f, PyObject *obj, char *op, PyObject *owners,
+           PyObject *transient)
 {
     char what[128];
     PyObject *v = PyObject_GetAttrString(obj, f->name);
@@ -191,8 +192,8 @@ read_field(const mf_op_def *def, const mf_field *f, PyObject *obj, char *op,
                 goto done;
             }
         }
-        else if (mf_take_array((f->flags & MF_FIELD_TRANSIENT) ? transient : owners, v,
-                               f->type_num, f->ndim, what, &data, &d0, &d1) < 0) {
+        else if (mf_take_array((f->flags & MF_FIELD_TRANSIENT) ? transient : owners, v, f->type_num,
+                               f->ndim, what, &data, &d0, &d1) < 0) {
             goto done;
         }
         memcpy(op + f->offset, &data, sizeof(data));
@@ -283,8 +284,7 @@ slot_owner(const mf_Graph *g, Py_ssize_t upto, int64_t slot)
  * *direct: the node whose whole output the slots are, in order, or -1. */
 static int
 layout_gather(const mf_Graph *g, Py_ssize_t upto, const int64_t *slots, Py_ssize_t n,
-              npy_intp **base_out, npy_intp **col_out, npy_intp **stride_out,
-              Py_ssize_t *direct)
+              npy_intp **base_out, npy_intp **col_out, npy_intp **stride_out, Py_ssize_t *direct)
 {
     size_t bytes = (size_t)(n > 0 ? n : 1) * sizeof(npy_intp);
     npy_intp *base = PyMem_Malloc(bytes), *col = PyMem_Malloc(bytes);
@@ -356,8 +356,8 @@ build_node(mf_Graph *g, Py_ssize_t k, PyObject *spec)
         get_bool_attr(spec, "unnamed", &node->unnamed) < 0) {
         goto done;
     }
-    if (mf_take_array(g->owners, inputs, NPY_INT64, 1, "node.inputs",
-                      (const void **)&node->inputs, &n_in, NULL) < 0) {
+    if (mf_take_array(g->owners, inputs, NPY_INT64, 1, "node.inputs", (const void **)&node->inputs,
+                      &n_in, NULL) < 0) {
         goto done;
     }
     if (n_in < 1) {
@@ -367,9 +367,10 @@ build_node(mf_Graph *g, Py_ssize_t k, PyObject *spec)
     for (i = 0; i < n_in; i++) {
         /* slots of earlier nodes only: the graph has no cycle */
         if (node->inputs[i] < 0 || node->inputs[i] >= node->base) {
-            PyErr_Format(PyExc_ValueError, "node %zd reads slot %lld, which no earlier "
-                         "node writes (%zd slots so far)", k, (long long)node->inputs[i],
-                         node->base);
+            PyErr_Format(PyExc_ValueError,
+                         "node %zd reads slot %lld, which no earlier "
+                         "node writes (%zd slots so far)",
+                         k, (long long)node->inputs[i], node->base);
             goto done;
         }
     }
@@ -381,17 +382,18 @@ build_node(mf_Graph *g, Py_ssize_t k, PyObject *spec)
     for (i = 0; i < n_in; i++) {
         /* a kernel reading keys takes some for pointers: it reads keys only */
         if (g->kinds[node->inputs[i]] != node->def->in_kind) {
-            PyErr_Format(PyExc_ValueError, "node %zd (%s) reads %s, but slot %lld holds %s",
-                         k, node->def->name,
-                         node->def->in_kind == MF_SLOT_KEY ? "keys" : "numbers",
+            PyErr_Format(PyExc_ValueError, "node %zd (%s) reads %s, but slot %lld holds %s", k,
+                         node->def->name, node->def->in_kind == MF_SLOT_KEY ? "keys" : "numbers",
                          (long long)node->inputs[i],
                          g->kinds[node->inputs[i]] == MF_SLOT_KEY ? "keys" : "numbers");
             goto done;
         }
     }
     if (node->def->in_kind == MF_SLOT_KEY && (node->cast_f32 || node->def->check == NULL)) {
-        PyErr_Format(PyExc_ValueError, "node %zd (%s) reads keys: they are never rounded "
-                     "nor checked as numbers", k, node->def->name);
+        PyErr_Format(PyExc_ValueError,
+                     "node %zd (%s) reads keys: they are never rounded "
+                     "nor checked as numbers",
+                     k, node->def->name);
         goto done;
     }
     node->op = PyMem_Calloc(1, (size_t)node->def->size);
@@ -411,8 +413,8 @@ build_node(mf_Graph *g, Py_ssize_t k, PyObject *spec)
         goto done;
     }
     if (n_out < 1 || n_out > MF_MAX_SLOTS - node->base) {
-        PyErr_Format(PyExc_ValueError, "node %zd (%s) writes %zd columns", k,
-                     node->def->name, n_out);
+        PyErr_Format(PyExc_ValueError, "node %zd (%s) writes %zd columns", k, node->def->name,
+                     n_out);
         goto done;
     }
     if (!PyLong_Check(width) || PyLong_AsSsize_t(width) != n_out) {
@@ -527,12 +529,11 @@ build_output(mf_Graph *g, mf_method m, PyObject *spec)
 
     slots = PyObject_GetAttrString(spec, "slots");
     classes = PyObject_GetAttrString(spec, "classes");
-    if (slots == NULL || classes == NULL ||
-        get_bool_attr(spec, "squeeze", &out->squeeze) < 0) {
+    if (slots == NULL || classes == NULL || get_bool_attr(spec, "squeeze", &out->squeeze) < 0) {
         goto done;
     }
-    if (mf_take_array(g->owners, slots, NPY_INT64, 1, "output.slots",
-                      (const void **)&out->slots, &out->n_cols, NULL) < 0) {
+    if (mf_take_array(g->owners, slots, NPY_INT64, 1, "output.slots", (const void **)&out->slots,
+                      &out->n_cols, NULL) < 0) {
         goto done;
     }
     for (i = 0; i < out->n_cols; i++) {
@@ -540,8 +541,10 @@ build_output(mf_Graph *g, mf_method m, PyObject *spec)
             break;     /* reported below */
         }
         if (g->kinds[out->slots[i]] != MF_SLOT_NUM) {
-            PyErr_Format(PyExc_ValueError, "%s returns slot %lld, which holds keys: a method "
-                         "returns numbers", mf_method_names[m], (long long)out->slots[i]);
+            PyErr_Format(PyExc_ValueError,
+                         "%s returns slot %lld, which holds keys: a method "
+                         "returns numbers",
+                         mf_method_names[m], (long long)out->slots[i]);
             goto done;
         }
     }
@@ -559,8 +562,7 @@ build_output(mf_Graph *g, mf_method m, PyObject *spec)
     if (classes != Py_None) {
         PyArrayObject *cl = (PyArrayObject *)classes;
         if (!PyArray_Check(classes) || PyArray_NDIM(cl) != 1 || PyArray_DIM(cl, 0) < 1 ||
-            !PyArray_IS_C_CONTIGUOUS(cl) || !PyArray_ISNOTSWAPPED(cl) ||
-            !PyArray_ISALIGNED(cl)) {
+            !PyArray_IS_C_CONTIGUOUS(cl) || !PyArray_ISNOTSWAPPED(cl) || !PyArray_ISALIGNED(cl)) {
             PyErr_Format(PyExc_ValueError, "%s: classes must be a contiguous 1-D array",
                          mf_method_names[m]);
             goto done;
@@ -568,15 +570,15 @@ build_output(mf_Graph *g, mf_method m, PyObject *spec)
         {
             /* a class index read from a labels node is always in range:
              * below its input width, or 0/1 from a threshold */
-            const mf_node *src = out->n_cols == 1
-                ? &g->nodes[slot_owner(g, g->n_nodes - 1, out->slots[0])] : NULL;
+            const mf_node *src =
+                out->n_cols == 1 ? &g->nodes[slot_owner(g, g->n_nodes - 1, out->slots[0])] : NULL;
             const mf_labels *lb = src != NULL && src->def == &mf_op_labels ? src->op : NULL;
-            if (lb == NULL || (lb->rule == MF_LABEL_ARGMAX
-                               ? src->n_in > PyArray_DIM(cl, 0)
-                               : PyArray_DIM(cl, 0) != 2)) {
-                PyErr_Format(PyExc_ValueError, "%s: labels must come from one labels node "
-                             "that fits the %zd classes", mf_method_names[m],
-                             (Py_ssize_t)PyArray_DIM(cl, 0));
+            if (lb == NULL || (lb->rule == MF_LABEL_ARGMAX ? src->n_in > PyArray_DIM(cl, 0)
+                                                           : PyArray_DIM(cl, 0) != 2)) {
+                PyErr_Format(PyExc_ValueError,
+                             "%s: labels must come from one labels node "
+                             "that fits the %zd classes",
+                             mf_method_names[m], (Py_ssize_t)PyArray_DIM(cl, 0));
                 goto done;
             }
         }
@@ -677,8 +679,10 @@ read_key_columns(mf_Graph *g, PyObject *key_columns)
     for (t = 0; t < g->n_keys; t++) {
         int64_t col = g->key_columns[t];
         if (col < 0 || col >= g->n_features || g->key_of_column[col] >= 0) {
-            PyErr_Format(PyExc_ValueError, "key_columns[%zd] = %lld is not a column of "
-                         "0..%zd, or is listed twice", t, (long long)col, g->n_features - 1);
+            PyErr_Format(PyExc_ValueError,
+                         "key_columns[%zd] = %lld is not a column of "
+                         "0..%zd, or is listed twice",
+                         t, (long long)col, g->n_features - 1);
             return -1;
         }
         g->key_of_column[col] = t;
@@ -689,9 +693,9 @@ read_key_columns(mf_Graph *g, PyObject *key_columns)
 static int
 graph_init(mf_Graph *g, PyObject *args, PyObject *kwargs)
 {
-    static char *kwlist[] = {"n_features", "nodes", "outputs", "coerce", "strings",
-                             "string_prefix", "names_warning", "first_name", "key_columns",
-                             "explain", "column_names", NULL};
+    static char *kwlist[] = {"n_features",  "nodes",         "outputs",       "coerce",
+                             "strings",     "string_prefix", "names_warning", "first_name",
+                             "key_columns", "explain",       "column_names",  NULL};
     PyObject *nodes, *outputs, *coerce = Py_None, *string_prefix = Py_None;
     PyObject *names_warning = Py_None, *first_name = Py_None, *key_columns = Py_None;
     PyObject *explain = Py_None, *column_names = Py_None;
@@ -702,11 +706,10 @@ graph_init(mf_Graph *g, PyObject *args, PyObject *kwargs)
         PyErr_SetString(PyExc_RuntimeError, "Graph is already initialized");
         return -1;
     }
-    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "nO!O!|$OiOOOOOO:Graph", kwlist,
-                                     &n_features, &PyList_Type, &nodes, &PyDict_Type,
-                                     &outputs, &coerce, &strings, &string_prefix,
-                                     &names_warning, &first_name, &key_columns, &explain,
-                                     &column_names)) {
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "nO!O!|$OiOOOOOO:Graph", kwlist, &n_features,
+                                     &PyList_Type, &nodes, &PyDict_Type, &outputs, &coerce,
+                                     &strings, &string_prefix, &names_warning, &first_name,
+                                     &key_columns, &explain, &column_names)) {
         return -1;
     }
     if (n_features < 1 || n_features > MF_MAX_SLOTS) {
@@ -807,8 +810,8 @@ graph_init(mf_Graph *g, PyObject *args, PyObject *kwargs)
     g->block_rows = choose_block_rows(g, widest);
     for (k = 1; k < g->n_nodes; k++) {
         mf_node *node = &g->nodes[k];
-        if (layout_gather(g, k - 1, node->inputs, node->n_in, &node->src_base,
-                          &node->src_col, &node->src_stride, &node->direct) < 0) {
+        if (layout_gather(g, k - 1, node->inputs, node->n_in, &node->src_base, &node->src_col,
+                          &node->src_stride, &node->direct) < 0) {
             return -1;
         }
     }
@@ -1016,7 +1019,8 @@ graph_set_route(mf_Graph *g, PyObject *v, void *closure)
 static PyGetSetDef graph_getset[] = {
     {"route", (getter)graph_get_route, (setter)graph_set_route,
      "route(graph, method, X): the answer for an X another graph reads (scipy.sparse), "
-     "or NotImplemented; called in C for what is not an ndarray", NULL},
+     "or NotImplemented; called in C for what is not an ndarray",
+     NULL},
     {"made", (getter)graph_get_made, NULL,
      "what each node's construction made (a forest's packed layout), or None", NULL},
     {"methods", (getter)graph_get_methods, NULL, "the methods the graph answers", NULL},
@@ -1043,8 +1047,7 @@ static PyMethodDef graph_methods[] = {
 };
 
 static PyMemberDef graph_members[] = {
-    {"n_features", T_PYSSIZET, offsetof(mf_Graph, n_features), READONLY,
-     "columns the graph reads"},
+    {"n_features", T_PYSSIZET, offsetof(mf_Graph, n_features), READONLY, "columns the graph reads"},
     {"n_slots", T_PYSSIZET, offsetof(mf_Graph, n_slots), READONLY,
      "columns of a row across every node"},
     {"block_rows", T_PYSSIZET, offsetof(mf_Graph, block_rows), READONLY,
@@ -1195,54 +1198,45 @@ mf_codes_table(void)
     table = Py_BuildValue(
         "{s{sisisi}s{sisisisisisi}s{sisisi}s{sisisi}s{sisisi}s{sisi}sN"
         "s{sisisi}s{sisi}s{sisi}s{sisi}sNs{sisisisisi}s{sisi}}",
-        "accept", "FINITE", MF_ACCEPT_FINITE, "NAN", MF_ACCEPT_NAN, "ANY", MF_ACCEPT_ANY,
-        "proba", "EXPIT_OVR", MF_PROBA_EXPIT_OVR, "SOFTMAX", MF_PROBA_SOFTMAX,
-        "SOFTMAX_BINARY", MF_PROBA_SOFTMAX_BINARY, "MODIFIED_HUBER",
-        MF_PROBA_MODIFIED_HUBER, "NORMALIZE", MF_PROBA_NORMALIZE, "EXPIT2",
-        MF_PROBA_EXPIT2,
-        "labels", "THRESHOLD", MF_LABEL_THRESHOLD, "THRESHOLD_GE", MF_LABEL_THRESHOLD_GE,
-        "ARGMAX", MF_LABEL_ARGMAX,
-        "post", "EXP", MF_POST_EXP, "IFOREST", MF_POST_IFOREST, "LOG", MF_POST_LOG,
-        "strings", "REFUSE", MF_STRINGS_REFUSE, "CONVERT", MF_STRINGS_CONVERT, "IMPUTER",
-        MF_STRINGS_IMPUTER,
-        "slots", "NUM", MF_SLOT_NUM, "KEY", MF_SLOT_KEY,
-        "methods", methods,
-        "calibrate", "SIGMOID", MF_CAL_SIGMOID, "ISOTONIC", MF_CAL_ISOTONIC, "TEMPERATURE",
-        MF_CAL_TEMPERATURE,
-        "normalize", "ZERO_KEEPS", MF_NORM_ZERO_KEEPS, "ZERO_NAN", MF_NORM_ZERO_NAN,
-        "ecoc", "SQUARED", MF_ECOC_SQUARED, "SQRT", MF_ECOC_SQRT,
-        "cast", "FLOAT64", MF_CAST_FLOAT64, "UFUNC", MF_CAST_UFUNC,
-        "functions", mf_function_codes(),
-        "xgb_link", "IDENTITY", MF_XGB_IDENTITY, "SIGMOID", MF_XGB_SIGMOID, "SOFTMAX",
-        MF_XGB_SOFTMAX, "EXP", MF_XGB_EXP, "COMPLEMENT", MF_XGB_COMPLEMENT,
-        "cat_rule", "XGBOOST", MF_CATS_XGBOOST, "LIGHTGBM", MF_CATS_LIGHTGBM);
-    text = Py_BuildValue("{sisisisi}", "WORD", MF_TEXT_WORD, "TOKENS", MF_TEXT_TOKENS,
-                         "CHAR", MF_TEXT_CHAR, "CHAR_WB", MF_TEXT_CHAR_WB);
+        "accept", "FINITE", MF_ACCEPT_FINITE, "NAN", MF_ACCEPT_NAN, "ANY", MF_ACCEPT_ANY, "proba",
+        "EXPIT_OVR", MF_PROBA_EXPIT_OVR, "SOFTMAX", MF_PROBA_SOFTMAX, "SOFTMAX_BINARY",
+        MF_PROBA_SOFTMAX_BINARY, "MODIFIED_HUBER", MF_PROBA_MODIFIED_HUBER, "NORMALIZE",
+        MF_PROBA_NORMALIZE, "EXPIT2", MF_PROBA_EXPIT2, "labels", "THRESHOLD", MF_LABEL_THRESHOLD,
+        "THRESHOLD_GE", MF_LABEL_THRESHOLD_GE, "ARGMAX", MF_LABEL_ARGMAX, "post", "EXP",
+        MF_POST_EXP, "IFOREST", MF_POST_IFOREST, "LOG", MF_POST_LOG, "strings", "REFUSE",
+        MF_STRINGS_REFUSE, "CONVERT", MF_STRINGS_CONVERT, "IMPUTER", MF_STRINGS_IMPUTER, "slots",
+        "NUM", MF_SLOT_NUM, "KEY", MF_SLOT_KEY, "methods", methods, "calibrate", "SIGMOID",
+        MF_CAL_SIGMOID, "ISOTONIC", MF_CAL_ISOTONIC, "TEMPERATURE", MF_CAL_TEMPERATURE, "normalize",
+        "ZERO_KEEPS", MF_NORM_ZERO_KEEPS, "ZERO_NAN", MF_NORM_ZERO_NAN, "ecoc", "SQUARED",
+        MF_ECOC_SQUARED, "SQRT", MF_ECOC_SQRT, "cast", "FLOAT64", MF_CAST_FLOAT64, "UFUNC",
+        MF_CAST_UFUNC, "functions", mf_function_codes(), "xgb_link", "IDENTITY", MF_XGB_IDENTITY,
+        "SIGMOID", MF_XGB_SIGMOID, "SOFTMAX", MF_XGB_SOFTMAX, "EXP", MF_XGB_EXP, "COMPLEMENT",
+        MF_XGB_COMPLEMENT, "cat_rule", "XGBOOST", MF_CATS_XGBOOST, "LIGHTGBM", MF_CATS_LIGHTGBM);
+    text = Py_BuildValue("{sisisisi}", "WORD", MF_TEXT_WORD, "TOKENS", MF_TEXT_TOKENS, "CHAR",
+                         MF_TEXT_CHAR, "CHAR_WB", MF_TEXT_CHAR_WB);
     norms = Py_BuildValue("{sisisi}", "NONE", MF_TEXT_NORM_NONE, "L1", MF_TEXT_NORM_L1, "L2",
                           MF_TEXT_NORM_L2);
     if (table == NULL || text == NULL || norms == NULL ||
         PyDict_SetItemString(table, "analyzers", text) < 0 ||
-        PyDict_SetItemString(table, "text_norms", norms) < 0 ||
-        mf_family_codes(table) < 0) {
+        PyDict_SetItemString(table, "text_norms", norms) < 0 || mf_family_codes(table) < 0) {
         Py_CLEAR(table);
     }
     Py_XDECREF(text);
     Py_XDECREF(norms);
     /* the families' own enums, one entry a family */
-    if (table != NULL && add_codes(table, "svm_post", "{sisisisisi}", "VOTE", MF_SVM_VOTE,
-                                   "OVR", MF_SVM_OVR, "NEGATE", MF_SVM_NEGATE, "ADD",
-                                   MF_SVM_ADD, "PROBA", MF_SVM_PROBA) < 0) {
+    if (table != NULL &&
+        add_codes(table, "svm_post", "{sisisisisi}", "VOTE", MF_SVM_VOTE, "OVR", MF_SVM_OVR,
+                  "NEGATE", MF_SVM_NEGATE, "ADD", MF_SVM_ADD, "PROBA", MF_SVM_PROBA) < 0) {
         Py_CLEAR(table);
     }
     if (table != NULL && add_codes(table, "da_post", "{sisisisisi}", "DIFF", MF_DA_DIFF,
-                                   "LOG_PROBA", MF_DA_LOG_PROBA, "PROBA", MF_DA_PROBA,
-                                   "PROBA_OLD", MF_DA_PROBA_OLD, "LOG_TINY",
-                                   MF_DA_LOG_TINY) < 0) {
+                                   "LOG_PROBA", MF_DA_LOG_PROBA, "PROBA", MF_DA_PROBA, "PROBA_OLD",
+                                   MF_DA_PROBA_OLD, "LOG_TINY", MF_DA_LOG_TINY) < 0) {
         Py_CLEAR(table);
     }
-    if (table != NULL && add_codes(table, "activation", "{sisisisisi}", "LOGISTIC",
-                                   MF_ACT_LOGISTIC, "TANH", MF_ACT_TANH, "RELU", MF_ACT_RELU,
-                                   "EXP", MF_ACT_EXP, "SOFTMAX", MF_ACT_SOFTMAX) < 0) {
+    if (table != NULL && add_codes(table, "activation", "{sisisisisi}", "LOGISTIC", MF_ACT_LOGISTIC,
+                                   "TANH", MF_ACT_TANH, "RELU", MF_ACT_RELU, "EXP", MF_ACT_EXP,
+                                   "SOFTMAX", MF_ACT_SOFTMAX) < 0) {
         Py_CLEAR(table);
     }
     return table;

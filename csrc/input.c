@@ -14,9 +14,20 @@ static int
 supported_type(int t)
 {
     switch (t) {
-    case NPY_BOOL: case NPY_BYTE: case NPY_UBYTE: case NPY_SHORT: case NPY_USHORT:
-    case NPY_INT: case NPY_UINT: case NPY_LONG: case NPY_ULONG: case NPY_LONGLONG:
-    case NPY_ULONGLONG: case NPY_HALF: case NPY_FLOAT: case NPY_DOUBLE:
+    case NPY_BOOL:
+    case NPY_BYTE:
+    case NPY_UBYTE:
+    case NPY_SHORT:
+    case NPY_USHORT:
+    case NPY_INT:
+    case NPY_UINT:
+    case NPY_LONG:
+    case NPY_ULONG:
+    case NPY_LONGLONG:
+    case NPY_ULONGLONG:
+    case NPY_HALF:
+    case NPY_FLOAT:
+    case NPY_DOUBLE:
         return 1;
     default:
         return 0;
@@ -29,11 +40,10 @@ supported_type(int t)
 static PyObject *
 convert_to_double(mf_Graph *g, PyObject *arr)
 {
-    PyObject *out = PyArray_FromAny(arr, PyArray_DescrFromType(NPY_DOUBLE), 0, 0,
-                                    NPY_ARRAY_FORCECAST | NPY_ARRAY_ALIGNED |
-                                    NPY_ARRAY_NOTSWAPPED, NULL);
-    if (out == NULL && g->string_prefix != NULL &&
-        PyErr_ExceptionMatches(PyExc_ValueError)) {
+    PyObject *out =
+        PyArray_FromAny(arr, PyArray_DescrFromType(NPY_DOUBLE), 0, 0,
+                        NPY_ARRAY_FORCECAST | NPY_ARRAY_ALIGNED | NPY_ARRAY_NOTSWAPPED, NULL);
+    if (out == NULL && g->string_prefix != NULL && PyErr_ExceptionMatches(PyExc_ValueError)) {
         PyObject *type, *value, *tb, *text;
         PyErr_Fetch(&type, &value, &tb);
         PyErr_NormalizeException(&type, &value, &tb);
@@ -113,7 +123,8 @@ check_shape(mf_Graph *g, PyArrayObject *arr, mf_input *in)
                      "Expected 2D array, got scalar array instead:\narray=%S.\n"
                      "Reshape your data either using array.reshape(-1, 1) if your data "
                      "has a single feature or array.reshape(1, -1) if it contains a "
-                     "single sample.", (PyObject *)arr);
+                     "single sample.",
+                     (PyObject *)arr);
         return -1;
     case 1:
         /* mlfast reads a 1-D array as one sample (scikit-learn refuses it) */
@@ -129,21 +140,22 @@ check_shape(mf_Graph *g, PyArrayObject *arr, mf_input *in)
         in->col_stride = PyArray_STRIDE(arr, 1);
         break;
     default:
-        PyErr_Format(PyExc_ValueError,
-                     "Found array with dim %d, while dim <= 2 is required by %U.",
+        PyErr_Format(PyExc_ValueError, "Found array with dim %d, while dim <= 2 is required by %U.",
                      PyArray_NDIM(arr), g->first_name);
         return -1;
     }
     if (in->n_rows < 1) {
         PyErr_Format(PyExc_ValueError,
                      "Found array with 0 sample(s) (shape=(0, %zd)) while a minimum of "
-                     "1 is required by %U.", (Py_ssize_t)in->n_cols, g->first_name);
+                     "1 is required by %U.",
+                     (Py_ssize_t)in->n_cols, g->first_name);
         return -1;
     }
     if (in->n_cols < 1) {
         PyErr_Format(PyExc_ValueError,
                      "Found array with 0 feature(s) (shape=(%zd, 0)) while a minimum of "
-                     "1 is required by %U.", (Py_ssize_t)in->n_rows, g->first_name);
+                     "1 is required by %U.",
+                     (Py_ssize_t)in->n_rows, g->first_name);
         return -1;
     }
     if (in->n_cols != g->n_features) {
@@ -185,8 +197,8 @@ name_column_error(mf_Graph *g, Py_ssize_t c)
 /* The keys of the key slots, from column c of each: data, n rows apart by
  * stride, of dtype descr. */
 static int
-read_keys(mf_Graph *g, mf_hold *hold, mf_input *in, const char *const *data,
-          const npy_intp *stride, PyArray_Descr *const *descr)
+read_keys(mf_Graph *g, mf_hold *hold, mf_input *in, const char *const *data, const npy_intp *stride,
+          PyArray_Descr *const *descr)
 {
     Py_ssize_t t;
     if (g->n_keys == 0) {
@@ -281,15 +293,15 @@ read_columns(mf_Graph *g, PyObject *list, mf_hold *hold, mf_input *in)
         }
         else if (PyArray_DIM((PyArrayObject *)col, 0) != in->n_rows) {
             PyErr_Format(PyExc_ValueError, "column %zd has %zd rows, column 0 has %zd", c,
-                         (Py_ssize_t)PyArray_DIM((PyArrayObject *)col, 0),
-                         (Py_ssize_t)in->n_rows);
+                         (Py_ssize_t)PyArray_DIM((PyArrayObject *)col, 0), (Py_ssize_t)in->n_rows);
             return -1;
         }
     }
     if (in->n_rows < 1) {
         PyErr_Format(PyExc_ValueError,
                      "Found array with 0 sample(s) (shape=(0, %zd)) while a minimum of "
-                     "1 is required by %U.", n, g->first_name);
+                     "1 is required by %U.",
+                     n, g->first_name);
         return -1;
     }
     in->n_cols = n;
@@ -436,8 +448,8 @@ read_records(mf_Graph *g, PyObject *X, mf_hold *hold, mf_input *in)
         }
     }
     hold->numbers = PyMem_Malloc((size_t)n * (size_t)nf * sizeof(double));
-    hold->keys = PyMem_Malloc((size_t)n * (size_t)(g->n_keys > 0 ? g->n_keys : 1) *
-                              sizeof(uint64_t));
+    hold->keys =
+        PyMem_Malloc((size_t)n * (size_t)(g->n_keys > 0 ? g->n_keys : 1) * sizeof(uint64_t));
     if (hold->numbers == NULL || hold->keys == NULL) {
         PyErr_NoMemory();
         return -1;
@@ -488,8 +500,8 @@ mf_input_read(mf_Graph *g, PyObject *X, mf_hold *hold, mf_input *in)
         return -1;
     }
     if (g->column_names != NULL && g->n_keys > 0 &&
-        (PyDict_Check(X) || (PyList_Check(X) && PyList_GET_SIZE(X) > 0 &&
-                             PyDict_Check(PyList_GET_ITEM(X, 0))))) {
+        (PyDict_Check(X) ||
+         (PyList_Check(X) && PyList_GET_SIZE(X) > 0 && PyDict_Check(PyList_GET_ITEM(X, 0))))) {
         result = read_records(g, X, hold, in);
         if (result <= 0) {
             return result;
@@ -526,8 +538,7 @@ mf_input_read(mf_Graph *g, PyObject *X, mf_hold *hold, mf_input *in)
         return result;
     }
     if (!PyArray_Check(obj)) {
-        PyErr_Format(PyExc_TypeError, "expected an array, got %.100s",
-                     Py_TYPE(obj)->tp_name);
+        PyErr_Format(PyExc_TypeError, "expected an array, got %.100s", Py_TYPE(obj)->tp_name);
         Py_DECREF(obj);
         return -1;
     }
@@ -604,7 +615,7 @@ mf_input_gather(const mf_input *in, npy_intp r0, npy_intp nr, double *dst)
                 continue;
             }
             switch (col->type_num) {
-            // clang-format off: a table, one dtype a line (the macro is its case's body)
+                // clang-format off: a table, one dtype a line (the macro is its case's body)
             case NPY_DOUBLE: COLUMN(npy_double)
             case NPY_FLOAT: COLUMN(npy_float)
             case NPY_BOOL: COLUMN(npy_bool)
@@ -621,8 +632,8 @@ mf_input_gather(const mf_input *in, npy_intp r0, npy_intp nr, double *dst)
             // clang-format on
             case NPY_HALF:
                 for (r = 0; r < nr; r++) {
-                    dst[r * w + j] = mf_half_to_double(
-                        *(const npy_half *)(col->data + (r0 + r) * col->stride));
+                    dst[r * w + j] =
+                        mf_half_to_double(*(const npy_half *)(col->data + (r0 + r) * col->stride));
                 }
                 break;
             default:
@@ -632,13 +643,12 @@ mf_input_gather(const mf_input *in, npy_intp r0, npy_intp nr, double *dst)
     }
     else if (in->type_num == NPY_DOUBLE && in->col_stride == (npy_intp)sizeof(double)) {
         for (r = 0; r < nr; r++) {
-            memcpy(dst + r * w, in->data + (r0 + r) * in->row_stride,
-                   (size_t)d * sizeof(double));
+            memcpy(dst + r * w, in->data + (r0 + r) * in->row_stride, (size_t)d * sizeof(double));
         }
     }
     else {
         switch (in->type_num) {
-        // clang-format off: a table, one dtype a line (the macro is its case's body)
+            // clang-format off: a table, one dtype a line (the macro is its case's body)
         case NPY_DOUBLE: GATHER(npy_double)
         case NPY_FLOAT: GATHER(npy_float)
         case NPY_BOOL: GATHER(npy_bool)

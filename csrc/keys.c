@@ -169,8 +169,7 @@ mf_keystore_free(mf_keystore *st)
 /* A key for text already where it stays (a str's UTF-8, the caller's bytes,
  * the op's arrays); copy: put it in the store first. */
 static int
-key_of_text(mf_keystore *st, int tag, const char *data, Py_ssize_t len, int copy,
-            uint64_t *key)
+key_of_text(mf_keystore *st, int tag, const char *data, Py_ssize_t len, int copy, uint64_t *key)
 {
     mf_keystr *ks = store_alloc(st, sizeof(mf_keystr) + (copy ? (size_t)len : 0));
     uintptr_t p;
@@ -308,8 +307,7 @@ key_of_str(mf_keystore *st, PyObject *o, uint64_t *key)
     if (bytes == NULL) {
         return -1;
     }
-    result = key_of_text(st, MF_KEY_STR, PyBytes_AS_STRING(bytes), PyBytes_GET_SIZE(bytes),
-                         1, key);
+    result = key_of_text(st, MF_KEY_STR, PyBytes_AS_STRING(bytes), PyBytes_GET_SIZE(bytes), 1, key);
     Py_DECREF(bytes);
     return result;
 }
@@ -339,8 +337,7 @@ mf_key_of_object(mf_keystore *st, PyObject *o, uint64_t *key, PyObject *column)
         return key_of_pylong(st, o, key);
     }
     if (PyBytes_Check(o)) {
-        return key_of_text(st, MF_KEY_BYTES, PyBytes_AS_STRING(o), PyBytes_GET_SIZE(o), 0,
-                           key);
+        return key_of_text(st, MF_KEY_BYTES, PyBytes_AS_STRING(o), PyBytes_GET_SIZE(o), 0, key);
     }
     if (PyArray_IsScalar(o, Bool)) {
         *key = key_of_double(PyObject_IsTrue(o) ? 1.0 : 0.0);
@@ -370,15 +367,15 @@ mf_key_of_object(mf_keystore *st, PyObject *o, uint64_t *key, PyObject *column)
     }
     PyErr_Format(PyExc_TypeError,
                  "holds a value of type %.100s; categories are str, bytes, "
-                 "numbers, None or NaN", Py_TYPE(o)->tp_name);
+                 "numbers, None or NaN",
+                 Py_TYPE(o)->tp_name);
     return -1;
 }
 
 /* UCS4 code points (a numpy str element) to UTF-8 in the store, trailing
  * NULs dropped as numpy drops them. */
 static int
-key_of_ucs4(mf_keystore *st, const char *data, Py_ssize_t n_chars, uint64_t *key,
-            PyObject *column)
+key_of_ucs4(mf_keystore *st, const char *data, Py_ssize_t n_chars, uint64_t *key, PyObject *column)
 {
     Py_ssize_t i, len = 0;
     Py_UCS4 cp;
@@ -440,7 +437,7 @@ mf_keys_from_column(const char *data, npy_intp n, npy_intp stride, PyArray_Descr
 
     if (swapped && t != NPY_OBJECT && t != NPY_STRING && t != NPY_BOOL) {
         PyErr_SetString(PyExc_TypeError, "has a non-native byte order, which is not read "
-                        "as categories");
+                                         "as categories");
         return -1;
     }
 #define NUMBERS(T, EXPR)                                              \
@@ -461,7 +458,7 @@ mf_keys_from_column(const char *data, npy_intp n, npy_intp stride, PyArray_Descr
     return 0;
 
     switch (t) {
-    // clang-format off: a table, one dtype a line (the macro is its case's body)
+        // clang-format off: a table, one dtype a line (the macro is its case's body)
     case NPY_BOOL: NUMBERS(npy_bool, v != 0)
     case NPY_BYTE: NUMBERS(npy_byte, v)
     case NPY_UBYTE: NUMBERS(npy_ubyte, v)
@@ -491,8 +488,7 @@ mf_keys_from_column(const char *data, npy_intp n, npy_intp stride, PyArray_Descr
         return 0;
     case NPY_UNICODE:
         for (i = 0; i < n; i++) {
-            if (key_of_ucs4(st, data + i * stride, elsize / 4, dst + i * dst_stride,
-                            column) < 0) {
+            if (key_of_ucs4(st, data + i * stride, elsize / 4, dst + i * dst_stride, column) < 0) {
                 return -1;
             }
         }
@@ -501,15 +497,16 @@ mf_keys_from_column(const char *data, npy_intp n, npy_intp stride, PyArray_Descr
         for (i = 0; i < n; i++) {
             PyObject *o;
             memcpy(&o, data + i * stride, sizeof(o));
-            if (mf_key_of_object(st, o != NULL ? o : Py_None, dst + i * dst_stride,
-                              column) < 0) {
+            if (mf_key_of_object(st, o != NULL ? o : Py_None, dst + i * dst_stride, column) < 0) {
                 return -1;
             }
         }
         return 0;
     default:
-        PyErr_Format(PyExc_TypeError, "has dtype %S, which is not read as categories "
-                     "(numbers, bool, str, bytes or objects)", (PyObject *)descr);
+        PyErr_Format(PyExc_TypeError,
+                     "has dtype %S, which is not read as categories "
+                     "(numbers, bool, str, bytes or objects)",
+                     (PyObject *)descr);
         return -1;
     }
 #undef NUMBERS
@@ -606,8 +603,8 @@ mf_encode_keys(PyObject *Py_UNUSED(module), PyObject *obj)
     }
     n = PyArray_DIM(arr, 0);
     if (n > MF_MAX_CATEGORIES) {
-        PyErr_Format(PyExc_ValueError, "%zd categories: at most %zd are served",
-                     (Py_ssize_t)n, MF_MAX_CATEGORIES);
+        PyErr_Format(PyExc_ValueError, "%zd categories: at most %zd are served", (Py_ssize_t)n,
+                     MF_MAX_CATEGORIES);
         goto done;
     }
     what = PyUnicode_FromString("categories");
@@ -618,8 +615,8 @@ mf_encode_keys(PyObject *Py_UNUSED(module), PyObject *obj)
         }
         goto done;
     }
-    if (mf_keys_from_column(PyArray_BYTES(arr), n, PyArray_STRIDE(arr, 0),
-                            PyArray_DESCR(arr), &st, keys, 1, what) < 0) {
+    if (mf_keys_from_column(PyArray_BYTES(arr), n, PyArray_STRIDE(arr, 0), PyArray_DESCR(arr), &st,
+                            keys, 1, what) < 0) {
         mf_name_key_error(what);
         goto done;
     }
@@ -686,16 +683,17 @@ done:
 /* Keys of encode_keys' four arrays, checked (they may come from a file):
  * the tags known, the offsets inside the text and not decreasing. */
 static int
-keys_from_arrays(const uint8_t *tags, Py_ssize_t n_tags, const double *nums,
-                 Py_ssize_t n_nums, const uint8_t *text, Py_ssize_t n_text,
-                 const int64_t *offsets, Py_ssize_t n_offsets, const char *what,
-                 mf_keystore *st, uint64_t *keys)
+keys_from_arrays(const uint8_t *tags, Py_ssize_t n_tags, const double *nums, Py_ssize_t n_nums,
+                 const uint8_t *text, Py_ssize_t n_text, const int64_t *offsets,
+                 Py_ssize_t n_offsets, const char *what, mf_keystore *st, uint64_t *keys)
 {
     Py_ssize_t i;
     if (n_tags > MF_MAX_CATEGORIES || n_nums != n_tags || n_offsets != n_tags + 1 ||
         n_text > MF_MAX_KEY_TEXT) {
-        PyErr_Format(PyExc_ValueError, "%s: %zd tags, %zd numbers and %zd offsets do not "
-                     "describe one set of keys", what, n_tags, n_nums, n_offsets);
+        PyErr_Format(PyExc_ValueError,
+                     "%s: %zd tags, %zd numbers and %zd offsets do not "
+                     "describe one set of keys",
+                     what, n_tags, n_nums, n_offsets);
         return -1;
     }
     if (offsets[0] != 0 || offsets[n_tags] != n_text) {
@@ -721,8 +719,8 @@ keys_from_arrays(const uint8_t *tags, Py_ssize_t n_tags, const double *nums,
         case MF_KEY_STR:
         case MF_KEY_BYTES:
         case MF_KEY_BIGINT:
-            if (key_of_text(st, tags[i], (const char *)text + a, (Py_ssize_t)(b - a), 0,
-                            keys + i) < 0) {
+            if (key_of_text(st, tags[i], (const char *)text + a, (Py_ssize_t)(b - a), 0, keys + i) <
+                0) {
                 return -1;
             }
             break;
@@ -733,8 +731,7 @@ keys_from_arrays(const uint8_t *tags, Py_ssize_t n_tags, const double *nums,
         }
         if (tags[i] != MF_KEY_NUMBER && tags[i] != MF_KEY_STR && tags[i] != MF_KEY_BYTES &&
             tags[i] != MF_KEY_BIGINT && a != b) {
-            PyErr_Format(PyExc_ValueError, "%s: key %zd has text but no place for it", what,
-                         i);
+            PyErr_Format(PyExc_ValueError, "%s: key %zd has text but no place for it", what, i);
             return -1;
         }
         if (tags[i] == MF_KEY_NUMBER && a != b) {
@@ -774,8 +771,8 @@ mf_decode_keys(PyObject *Py_UNUSED(module), PyObject *args)
     if (keys == NULL) {
         return PyErr_NoMemory();
     }
-    if (keys_from_arrays(data[0], dims[0], data[1], dims[1], data[2], dims[2], data[3],
-                         dims[3], "decode_keys", &st, keys) < 0) {
+    if (keys_from_arrays(data[0], dims[0], data[1], dims[1], data[2], dims[2], data[3], dims[3],
+                         "decode_keys", &st, keys) < 0) {
         goto done;
     }
     out = PyList_New(dims[0]);
@@ -816,8 +813,7 @@ table_release(mf_keytable *t)
 static int
 table_build(mf_keytable *t, const char *what, const uint8_t *tags, Py_ssize_t n_tags,
             const double *nums, Py_ssize_t n_nums, const uint8_t *text, Py_ssize_t n_text,
-            const int64_t *offsets, Py_ssize_t n_offsets, const int64_t *columns,
-            Py_ssize_t n_cols)
+            const int64_t *offsets, Py_ssize_t n_offsets, const int64_t *columns, Py_ssize_t n_cols)
 {
     Py_ssize_t j;
     int64_t total = 0;
@@ -878,8 +874,10 @@ table_build(mf_keytable *t, const char *what, const uint8_t *tags, Py_ssize_t n_
                     break;
                 }
                 if (key_eq(keys[*slot], keys[c])) {
-                    PyErr_Format(PyExc_ValueError, "%s: column %zd lists category %lld "
-                                 "twice", what, j, (long long)c);
+                    PyErr_Format(PyExc_ValueError,
+                                 "%s: column %zd lists category %lld "
+                                 "twice",
+                                 what, j, (long long)c);
                     return -1;
                 }
                 probe++;
@@ -926,8 +924,7 @@ out_type_valid(Py_ssize_t t, const char *what)
 {
     if (!(PyTypeNum_ISINTEGER(t) || PyTypeNum_ISBOOL(t) || t == NPY_HALF || t == NPY_FLOAT ||
           t == NPY_DOUBLE)) {
-        PyErr_Format(PyExc_ValueError, "%s.out_type %zd is not a numeric numpy type", what,
-                     t);
+        PyErr_Format(PyExc_ValueError, "%s.out_type %zd is not a numeric numpy type", what, t);
         return -1;
     }
     return 0;
@@ -991,8 +988,7 @@ catmap_refused_column(const void *op, const double *x, Py_ssize_t n_in)
     for (j = 0; j < n_in; j++) {
         uint64_t k = slot_key(x + j);
         if (((s->refuse[j] & MF_REFUSE_NAN) && k == KEY_NAN) ||
-            ((s->refuse[j] & MF_REFUSE_UNKNOWN) &&
-             table_find(&s->table, s->columns, j, k) < 0)) {
+            ((s->refuse[j] & MF_REFUSE_UNKNOWN) && table_find(&s->table, s->columns, j, k) < 0)) {
             return j;
         }
     }
@@ -1000,8 +996,8 @@ catmap_refused_column(const void *op, const double *x, Py_ssize_t n_in)
 }
 
 static int
-catmap_check(const void *op, const double *in, Py_ssize_t n_in, Py_ssize_t n_rows,
-             mf_accept accept, mf_err_kind *err)
+catmap_check(const void *op, const double *in, Py_ssize_t n_in, Py_ssize_t n_rows, mf_accept accept,
+             mf_err_kind *err)
 {
     Py_ssize_t r;
     for (r = 0; r < n_rows; r++) {
@@ -1021,9 +1017,10 @@ catmap_prepare(void *op, Py_ssize_t n_in, Py_ssize_t *n_out, PyObject *owners)
 
     if (s->n_columns != n_in + 1 || s->n_values != s->n_tags || s->n_unknown != n_in ||
         s->n_refuse != n_in) {
-        PyErr_Format(PyExc_ValueError, "catmap: %zd columns, %zd values, %zd unknown and %zd "
-                     "refuse entries for %zd inputs and %zd categories", s->n_columns,
-                     s->n_values, s->n_unknown, s->n_refuse, n_in, s->n_tags);
+        PyErr_Format(PyExc_ValueError,
+                     "catmap: %zd columns, %zd values, %zd unknown and %zd "
+                     "refuse entries for %zd inputs and %zd categories",
+                     s->n_columns, s->n_values, s->n_unknown, s->n_refuse, n_in, s->n_tags);
         return -1;
     }
     if (s->n_outputs < 0 || s->n_outputs > ((Py_ssize_t)1 << 26) ||
@@ -1038,8 +1035,8 @@ catmap_prepare(void *op, Py_ssize_t n_in, Py_ssize_t *n_out, PyObject *owners)
         for (i = 0; i < s->n_values + n_in; i++) {
             double v = i < s->n_values ? s->values[i] : s->unknown[i - s->n_values];
             if (!(v == -1.0 || (v >= 0.0 && v < (double)s->n_outputs && v == floor(v)))) {
-                PyErr_Format(PyExc_ValueError, "catmap: %g is not an output column of %zd",
-                             v, s->n_outputs);
+                PyErr_Format(PyExc_ValueError, "catmap: %g is not an output column of %zd", v,
+                             s->n_outputs);
                 return -1;
             }
         }
@@ -1050,8 +1047,8 @@ catmap_prepare(void *op, Py_ssize_t n_in, Py_ssize_t *n_out, PyObject *owners)
             return -1;
         }
     }
-    if (table_build(&s->table, "catmap", s->tags, s->n_tags, s->nums, s->n_nums, s->text,
-                    s->n_text, s->text_offsets, s->n_text_offsets, s->columns, n_in) < 0) {
+    if (table_build(&s->table, "catmap", s->tags, s->n_tags, s->nums, s->n_nums, s->text, s->n_text,
+                    s->text_offsets, s->n_text_offsets, s->columns, n_in) < 0) {
         return -1;
     }
     *n_out = s->n_outputs > 0 ? s->n_outputs : n_in;
@@ -1128,8 +1125,8 @@ keyfill_run(const void *op, const double *in, Py_ssize_t n_in, double *out, Py_s
 }
 
 static int
-no_refusal(const void *op, const double *in, Py_ssize_t n_in, Py_ssize_t n_rows,
-           mf_accept accept, mf_err_kind *err)
+no_refusal(const void *op, const double *in, Py_ssize_t n_in, Py_ssize_t n_rows, mf_accept accept,
+           mf_err_kind *err)
 {
     return 0;
 }
@@ -1140,8 +1137,10 @@ keyfill_prepare(void *op, Py_ssize_t n_in, Py_ssize_t *n_out, PyObject *owners)
     mf_keyfill *s = op;
     Py_ssize_t t;
     if (s->n_tags != n_in + 1) {
-        PyErr_Format(PyExc_ValueError, "keyfill: %zd keys for %zd inputs (a fill value each "
-                     "and the missing value)", s->n_tags, n_in);
+        PyErr_Format(PyExc_ValueError,
+                     "keyfill: %zd keys for %zd inputs (a fill value each "
+                     "and the missing value)",
+                     s->n_tags, n_in);
         return -1;
     }
     for (t = 0; t < s->n_keep; t++) {
@@ -1197,8 +1196,8 @@ const mf_op_def mf_op_keyfill = {
 /* ---- keymissing ---------------------------------------------------------------------- */
 
 static void
-keymissing_run(const void *op, const double *in, Py_ssize_t n_in, double *out,
-               Py_ssize_t n_out, Py_ssize_t n_rows, mf_precision prec)
+keymissing_run(const void *op, const double *in, Py_ssize_t n_in, double *out, Py_ssize_t n_out,
+               Py_ssize_t n_rows, mf_precision prec)
 {
     const mf_keymissing *s = op;
     uint64_t missing = s->table.keys[0];
@@ -1229,13 +1228,13 @@ keymissing_prepare(void *op, Py_ssize_t n_in, Py_ssize_t *n_out, PyObject *owner
     }
     for (t = 0; t < s->n_features; t++) {
         if (s->features[t] < 0 || s->features[t] >= n_in) {
-            PyErr_Format(PyExc_ValueError, "keymissing.features[%zd] = %lld is outside 0..%zd",
-                         t, (long long)s->features[t], n_in - 1);
+            PyErr_Format(PyExc_ValueError, "keymissing.features[%zd] = %lld is outside 0..%zd", t,
+                         (long long)s->features[t], n_in - 1);
             return -1;
         }
     }
-    if (table_build(&s->table, "keymissing", s->tags, s->n_tags, s->nums, s->n_nums,
-                    s->text, s->n_text, s->text_offsets, s->n_text_offsets, NULL, 0) < 0) {
+    if (table_build(&s->table, "keymissing", s->tags, s->n_tags, s->nums, s->n_nums, s->text,
+                    s->n_text, s->text_offsets, s->n_text_offsets, NULL, 0) < 0) {
         return -1;
     }
     *n_out = s->n_features;

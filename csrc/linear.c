@@ -14,10 +14,9 @@ typedef enum { CblasNoTrans = 111, CblasTrans = 112 } mf_cblas_trans;
 
 /* scipy-openblas32 exports its symbols with a scipy_ prefix, so it never
  * clashes with the OpenBLAS inside numpy's wheel. */
-extern void scipy_cblas_dgemm(mf_cblas_order order, mf_cblas_trans ta, mf_cblas_trans tb,
-                              int m, int n, int k, double alpha, const double *a,
-                              int lda, const double *b, int ldb, double beta,
-                              double *c, int ldc);
+extern void scipy_cblas_dgemm(mf_cblas_order order, mf_cblas_trans ta, mf_cblas_trans tb, int m,
+                              int n, int k, double alpha, const double *a, int lda, const double *b,
+                              int ldb, double beta, double *c, int ldc);
 extern void scipy_openblas_set_num_threads(int n);
 
 int
@@ -92,10 +91,10 @@ linear_raw(const mf_linear *lin, const double *x, Py_ssize_t n_rows, double *raw
 {
     Py_ssize_t d = lin->n_features, k = lin->n_outputs, r, o;
 
-    if (n_rows > 1 && n_rows * d * k >= MF_GEMM_MIN_WORK && d < INT32_MAX &&
-        k < INT32_MAX && n_rows < INT32_MAX) {
-        scipy_cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)n_rows, (int)k,
-                          (int)d, 1.0, x, (int)d, lin->coef, (int)d, 0.0, raw, (int)k);
+    if (n_rows > 1 && n_rows * d * k >= MF_GEMM_MIN_WORK && d < INT32_MAX && k < INT32_MAX &&
+        n_rows < INT32_MAX) {
+        scipy_cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)n_rows, (int)k, (int)d, 1.0,
+                          x, (int)d, lin->coef, (int)d, 0.0, raw, (int)k);
         for (r = 0; r < n_rows; r++) {
             for (o = 0; o < k; o++) {
                 raw[r * k + o] += lin->intercept[o];
@@ -108,8 +107,8 @@ linear_raw(const mf_linear *lin, const double *x, Py_ssize_t n_rows, double *raw
 }
 
 static void
-linear_run(const void *op, const double *in, Py_ssize_t n_in, double *out,
-           Py_ssize_t n_out, Py_ssize_t n_rows, mf_precision prec)
+linear_run(const void *op, const double *in, Py_ssize_t n_in, double *out, Py_ssize_t n_out,
+           Py_ssize_t n_rows, mf_precision prec)
 {
     linear_raw(op, in, n_rows, out);
 }
@@ -119,9 +118,10 @@ linear_prepare(void *op, Py_ssize_t n_in, Py_ssize_t *n_out, PyObject *owners)
 {
     mf_linear *lin = op;
     if (lin->n_features != n_in || lin->n_outputs < 1 || lin->n_intercept != lin->n_outputs) {
-        PyErr_Format(PyExc_ValueError, "linear: coef has shape (%zd, %zd) and intercept %zd "
-                     "items for %zd input columns", lin->n_outputs, lin->n_features,
-                     lin->n_intercept, n_in);
+        PyErr_Format(PyExc_ValueError,
+                     "linear: coef has shape (%zd, %zd) and intercept %zd "
+                     "items for %zd input columns",
+                     lin->n_outputs, lin->n_features, lin->n_intercept, n_in);
         return -1;
     }
     *n_out = lin->n_outputs;
@@ -135,8 +135,13 @@ linear_out_type(const void *op, int in_type)
 {
     const mf_linear *lin = op;
     switch (in_type) {
-    case NPY_HALF: case NPY_FLOAT: case NPY_BOOL: case NPY_BYTE: case NPY_UBYTE:
-    case NPY_SHORT: case NPY_USHORT:
+    case NPY_HALF:
+    case NPY_FLOAT:
+    case NPY_BOOL:
+    case NPY_BYTE:
+    case NPY_UBYTE:
+    case NPY_SHORT:
+    case NPY_USHORT:
         return lin->f32 ? NPY_FLOAT : NPY_DOUBLE;
     default:
         return NPY_DOUBLE;

@@ -65,8 +65,8 @@ normalize_row(double *p, Py_ssize_t k, int zero_to_uniform)
 }
 
 static void
-proba_run(const void *op, const double *raw, Py_ssize_t n_raw, double *proba,
-          Py_ssize_t k, Py_ssize_t n_rows, mf_precision prec)
+proba_run(const void *op, const double *raw, Py_ssize_t n_raw, double *proba, Py_ssize_t k,
+          Py_ssize_t n_rows, mf_precision prec)
 {
     const mf_proba *pr = op;
     Py_ssize_t r, j;
@@ -142,8 +142,8 @@ argmax(const double *d, Py_ssize_t k)
 /* A row's class index, as a double: the first maximum of its scores, or
  * whether its one score passes the threshold. */
 static void
-labels_run(const void *op, const double *scores, Py_ssize_t width, double *index,
-           Py_ssize_t n_out, Py_ssize_t n_rows, mf_precision prec)
+labels_run(const void *op, const double *scores, Py_ssize_t width, double *index, Py_ssize_t n_out,
+           Py_ssize_t n_rows, mf_precision prec)
 {
     const mf_labels *lb = op;
     Py_ssize_t r;
@@ -168,8 +168,8 @@ labels_run(const void *op, const double *scores, Py_ssize_t width, double *index
  * has offset 0, which changes nothing).  LOG: predict_log_proba, of the
  * probabilities as stored (float32 ones are logged as float32: 0 -> -inf). */
 static void
-post_run(const void *op, const double *in, Py_ssize_t n_in, double *out,
-         Py_ssize_t n_out, Py_ssize_t n_rows, mf_precision prec)
+post_run(const void *op, const double *in, Py_ssize_t n_in, double *out, Py_ssize_t n_out,
+         Py_ssize_t n_rows, mf_precision prec)
 {
     const mf_post *po = op;
     Py_ssize_t i, count = n_rows * n_in;
@@ -196,8 +196,8 @@ post_run(const void *op, const double *in, Py_ssize_t n_in, double *out,
 /* ---- the op definitions -------------------------------------------------------- */
 
 static int
-no_check(const void *op, const double *in, Py_ssize_t n_in, Py_ssize_t n_rows,
-         mf_accept accept, mf_err_kind *err)
+no_check(const void *op, const double *in, Py_ssize_t n_in, Py_ssize_t n_rows, mf_accept accept,
+         mf_err_kind *err)
 {
     return 0;
 }
@@ -207,8 +207,7 @@ proba_prepare(void *op, Py_ssize_t n_in, Py_ssize_t *n_out, PyObject *owners)
 {
     mf_proba *pr = op;
     int binary = pr->rule == MF_PROBA_EXPIT2 || pr->rule == MF_PROBA_SOFTMAX_BINARY;
-    int ok = pr->rule >= MF_PROBA_EXPIT_OVR && pr->rule <= MF_PROBA_EXPIT2 &&
-             pr->n_classes >= 1;
+    int ok = pr->rule >= MF_PROBA_EXPIT_OVR && pr->rule <= MF_PROBA_EXPIT2 && pr->n_classes >= 1;
     if (ok && binary) {
         ok = n_in == 1 && pr->n_classes == 2;
     }
@@ -219,8 +218,10 @@ proba_prepare(void *op, Py_ssize_t n_in, Py_ssize_t *n_out, PyObject *owners)
         ok = n_in == pr->n_classes;
     }
     if (!ok) {
-        PyErr_Format(PyExc_ValueError, "proba: rule %zd does not make %zd classes of %zd "
-                     "scores", pr->rule, pr->n_classes, n_in);
+        PyErr_Format(PyExc_ValueError,
+                     "proba: rule %zd does not make %zd classes of %zd "
+                     "scores",
+                     pr->rule, pr->n_classes, n_in);
         return -1;
     }
     *n_out = pr->n_classes;
@@ -248,8 +249,7 @@ labels_prepare(void *op, Py_ssize_t n_in, Py_ssize_t *n_out, PyObject *owners)
     mf_labels *lb = op;
     if (lb->rule < MF_LABEL_THRESHOLD || lb->rule > MF_LABEL_ARGMAX ||
         (lb->rule != MF_LABEL_ARGMAX && n_in != 1)) {
-        PyErr_Format(PyExc_ValueError, "labels: rule %zd does not read %zd scores",
-                     lb->rule, n_in);
+        PyErr_Format(PyExc_ValueError, "labels: rule %zd does not read %zd scores", lb->rule, n_in);
         return -1;
     }
     *n_out = 1;

@@ -139,7 +139,10 @@ typedef enum {
 
 /* A failure found inside a kernel, reported after the GIL is retaken. */
 typedef enum {
-    MF_ERR_NONE = 0, MF_ERR_NAN, MF_ERR_INF, MF_ERR_NOMEM,
+    MF_ERR_NONE = 0,
+    MF_ERR_NAN,
+    MF_ERR_INF,
+    MF_ERR_NOMEM,
     MF_ERR_UNKNOWN,            /* a key op met a category it refuses (handle_unknown='error') */
     MF_ERR_DOMAIN,             /* a value outside what the op reads (its domain_message) */
     MF_ERR_VALUE               /* a value the op cannot read (its def's refusal says which) */
@@ -195,8 +198,8 @@ typedef struct mf_op_def {
     const mf_field *fields;
     int (*prepare)(void *op, Py_ssize_t n_in, Py_ssize_t *n_out, PyObject *owners);
     void (*release)(void *op);             /* or NULL */
-    void (*run)(const void *op, const double *in, Py_ssize_t n_in, double *out,
-                Py_ssize_t n_out, Py_ssize_t n_rows, mf_precision prec);
+    void (*run)(const void *op, const double *in, Py_ssize_t n_in, double *out, Py_ssize_t n_out,
+                Py_ssize_t n_rows, mf_precision prec);
     /* the numpy type of the output for an input of in_type (NULL: floats
      * keep their type, integers become float64) */
     int (*out_type)(const void *op, int in_type);
@@ -205,8 +208,7 @@ typedef struct mf_op_def {
     int (*check)(const void *op, const double *in, Py_ssize_t n_in, Py_ssize_t n_rows,
                  mf_accept accept, mf_err_kind *err);
     /* a row's cost: values touched, and tree walk steps (NULL: n_in + n_out) */
-    void (*cost)(const void *op, Py_ssize_t n_in, Py_ssize_t n_out, double *work,
-                 double *steps);
+    void (*cost)(const void *op, Py_ssize_t n_in, Py_ssize_t n_out, double *work, double *steps);
     /* what prepare made that the Python side keeps instead of the fields it
      * came from (a forest's packed layout), or NULL */
     PyObject *(*made)(const void *op);
@@ -331,8 +333,7 @@ typedef struct {
     const uint8_t *flags;
     const double *node_values; /* (n_nodes, n_values) */
     const int64_t *offsets;    /* n_trees + 1 */
-    Py_ssize_t n_left, n_right, n_feature, n_threshold, n_flags, n_node_rows,
-        n_offsets;
+    Py_ssize_t n_left, n_right, n_feature, n_threshold, n_flags, n_node_rows, n_offsets;
     /* fields, forest_packed */
     const uint8_t *packed_nodes;
     Py_ssize_t n_packed_bytes;
@@ -563,8 +564,15 @@ typedef struct {
  * under the GIL (mf_keys_from_column) and live as long as the call;
  * categories' keys come from _core.encode_keys, the same function, so the
  * two can never disagree. */
-enum { MF_KEY_NUMBER = 0, MF_KEY_NONE, MF_KEY_STR, MF_KEY_BYTES, MF_KEY_BIGINT, MF_KEY_NA,
-       MF_KEY_N_TAGS };
+enum {
+    MF_KEY_NUMBER = 0,
+    MF_KEY_NONE,
+    MF_KEY_STR,
+    MF_KEY_BYTES,
+    MF_KEY_BIGINT,
+    MF_KEY_NA,
+    MF_KEY_N_TAGS
+};
 
 typedef struct {
     uint64_t hash;
@@ -584,8 +592,7 @@ void mf_keystore_free(mf_keystore *st);
 /* Keys of n values of a column (any dtype), one every dst_stride keys;
  * `column` names it in errors.  With the GIL. */
 int mf_keys_from_column(const char *data, npy_intp n, npy_intp stride, PyArray_Descr *descr,
-                        mf_keystore *st, uint64_t *dst, npy_intp dst_stride,
-                        PyObject *column);
+                        mf_keystore *st, uint64_t *dst, npy_intp dst_stride, PyObject *column);
 int mf_key_of_object(mf_keystore *st, PyObject *o, uint64_t *key, PyObject *column);
 PyObject *mf_key_to_object(const double *slot);
 void mf_name_key_error(PyObject *column);
@@ -830,8 +837,14 @@ typedef struct {
  * fit_norms: the stored rows' squared norms (rbf); cosine's stored rows come
  * normalised. */
 typedef enum {
-    MF_KER_LINEAR = 1, MF_KER_POLY, MF_KER_RBF, MF_KER_SIGMOID, MF_KER_LAPLACIAN,
-    MF_KER_COSINE, MF_KER_CHI2, MF_KER_ADDITIVE_CHI2
+    MF_KER_LINEAR = 1,
+    MF_KER_POLY,
+    MF_KER_RBF,
+    MF_KER_SIGMOID,
+    MF_KER_LAPLACIAN,
+    MF_KER_COSINE,
+    MF_KER_CHI2,
+    MF_KER_ADDITIVE_CHI2
 } mf_kernel_rule;
 
 typedef struct {
@@ -881,7 +894,10 @@ typedef struct {
 #define MF_SPLINE_MAX_DEGREE 32
 #define MF_SPLINE_MAX_SPLINES 4096
 typedef enum {
-    MF_SPLINE_CONTINUE = 1, MF_SPLINE_ERROR, MF_SPLINE_PERIODIC, MF_SPLINE_CONSTANT
+    MF_SPLINE_CONTINUE = 1,
+    MF_SPLINE_ERROR,
+    MF_SPLINE_PERIODIC,
+    MF_SPLINE_CONSTANT
 } mf_spline_rule;
 
 typedef struct {
@@ -908,7 +924,10 @@ int mf_preprocess_codes(PyObject *table);
  * interpolation up (x, y) and down (x2 = -x reversed, y2 = -y reversed),
  * the bounds set to 0 and 1, then for NORMAL the normal quantile, clipped. */
 typedef enum {
-    MF_INTERP_CLIP = 1, MF_INTERP_NAN, MF_INTERP_RAISE, MF_INTERP_QUANTILE_UNIFORM,
+    MF_INTERP_CLIP = 1,
+    MF_INTERP_NAN,
+    MF_INTERP_RAISE,
+    MF_INTERP_QUANTILE_UNIFORM,
     MF_INTERP_QUANTILE_NORMAL
 } mf_interp_rule;
 
@@ -956,7 +975,9 @@ typedef struct {
  * Yeo-Johnson transform of each column with its lambda: with pow (its own
  * up to scikit-learn 1.7) or with expm1 and log1p (scipy's, from 1.8). */
 typedef enum {
-    MF_POWER_BOX_COX = 1, MF_POWER_YEO_JOHNSON, MF_POWER_YEO_JOHNSON_EXPM1
+    MF_POWER_BOX_COX = 1,
+    MF_POWER_YEO_JOHNSON,
+    MF_POWER_YEO_JOHNSON_EXPM1
 } mf_power_rule;
 
 typedef struct {
@@ -1087,7 +1108,11 @@ typedef struct {
  * decision_function); ADD dec + offset (OneClassSVM.score_samples); PROBA
  * Platt's sigmoids (prob_a, prob_b) coupled pairwise (predict_proba). */
 typedef enum {
-    MF_SVM_VOTE = 1, MF_SVM_OVR, MF_SVM_NEGATE, MF_SVM_ADD, MF_SVM_PROBA
+    MF_SVM_VOTE = 1,
+    MF_SVM_OVR,
+    MF_SVM_NEGATE,
+    MF_SVM_ADD,
+    MF_SVM_PROBA
 } mf_svm_post_rule;
 
 typedef struct {
@@ -1120,7 +1145,11 @@ typedef struct {
  * their exp; PROBA_OLD exp(s - max) / sum (QDA before 1.6); LOG_TINY
  * log(p), p = 0 raised to the smallest normal (LDA.predict_log_proba). */
 typedef enum {
-    MF_DA_DIFF = 1, MF_DA_LOG_PROBA, MF_DA_PROBA, MF_DA_PROBA_OLD, MF_DA_LOG_TINY
+    MF_DA_DIFF = 1,
+    MF_DA_LOG_PROBA,
+    MF_DA_PROBA,
+    MF_DA_PROBA_OLD,
+    MF_DA_LOG_TINY
 } mf_da_post_rule;
 
 typedef struct {
@@ -1133,7 +1162,11 @@ typedef struct {
  * expit, TANH, RELU max(x, 0), EXP) or by row (SOFTMAX: x - max, exp,
  * divided by numpy's pairwise sum). */
 typedef enum {
-    MF_ACT_LOGISTIC = 1, MF_ACT_TANH, MF_ACT_RELU, MF_ACT_EXP, MF_ACT_SOFTMAX
+    MF_ACT_LOGISTIC = 1,
+    MF_ACT_TANH,
+    MF_ACT_RELU,
+    MF_ACT_EXP,
+    MF_ACT_SOFTMAX
 } mf_activation_rule;
 
 typedef struct {
@@ -1250,8 +1283,7 @@ extern const mf_op_def mf_op_spline;        /* preprocess.c */
 #define MF_BLOCK_BYTES (8 << 20)
 
 /* transform.c */
-int mf_check_block(mf_accept accept, const double *x, Py_ssize_t count,
-                   mf_err_kind *err);
+int mf_check_block(mf_accept accept, const double *x, Py_ssize_t count, mf_err_kind *err);
 double mf_round_to(mf_precision prec, double v);
 
 /* linear.c */

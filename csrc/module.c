@@ -88,8 +88,7 @@ static struct PyModuleDef core_module = {
 };
 
 static int
-add_exception(PyObject *m, PyObject **slot, const char *name, PyObject *base,
-              const char *doc)
+add_exception(PyObject *m, PyObject **slot, const char *name, PyObject *base, const char *doc)
 {
     char qualified[128];
     PyOS_snprintf(qualified, sizeof(qualified), "mlfast.%s", name);
@@ -151,37 +150,30 @@ PyInit__core(void)
         add_exception(m, &mf_UnsafeModelError, "UnsafeModelError", mf_MlfastError,
                       "The file names a global or uses an opcode that mlfast "
                       "refuses to run.") < 0 ||
-        add_exception(m, &mf_UnsupportedModelError, "UnsupportedModelError",
-                      mf_MlfastError,
+        add_exception(m, &mf_UnsupportedModelError, "UnsupportedModelError", mf_MlfastError,
                       "A valid file holding something mlfast does not serve.") < 0) {
         goto error;
     }
-    if (add_type(m, &mf_GlobalType, "Global") < 0 ||
-        add_type(m, &mf_RecordType, "Record") < 0 ||
-        add_type(m, &mf_GraphType, "Graph") < 0 ||
-        add_type(m, &mf_TallyType, "RequestTally") < 0 ||
-        add_type(m, &mf_VocabularyType, "Vocabulary") < 0 ||
-        mf_unpickle_init_types() < 0) {
+    if (add_type(m, &mf_GlobalType, "Global") < 0 || add_type(m, &mf_RecordType, "Record") < 0 ||
+        add_type(m, &mf_GraphType, "Graph") < 0 || add_type(m, &mf_TallyType, "RequestTally") < 0 ||
+        add_type(m, &mf_VocabularyType, "Vocabulary") < 0 || mf_unpickle_init_types() < 0) {
         goto error;
     }
     kinds = Py_BuildValue(
-        "{sisisisisisisisisisisisisisisisisisisisisisisisi}",
-        "reconstruct", MF_G_RECONSTRUCT, "scalar", MF_G_SCALAR,
-        "frombuffer", MF_G_FROMBUFFER, "dtype", MF_G_DTYPE, "ndarray", MF_G_NDARRAY,
-        "joblib_wrapper", MF_G_JOBLIB_WRAPPER, "codecs_encode", MF_G_CODECS_ENCODE,
+        "{sisisisisisisisisisisisisisisisisisisisisisisisi}", "reconstruct", MF_G_RECONSTRUCT,
+        "scalar", MF_G_SCALAR, "frombuffer", MF_G_FROMBUFFER, "dtype", MF_G_DTYPE, "ndarray",
+        MF_G_NDARRAY, "joblib_wrapper", MF_G_JOBLIB_WRAPPER, "codecs_encode", MF_G_CODECS_ENCODE,
         "reconstructor", MF_G_RECONSTRUCTOR, "set", MF_G_SET, "frozenset", MF_G_FROZENSET,
-        "bytearray", MF_G_BYTEARRAY, "complex", MF_G_COMPLEX,
-        "ordereddict", MF_G_ORDEREDDICT, "object", MF_G_OBJECT,
-        "typeref", MF_G_TYPEREF, "record", MF_G_RECORD, "partial", MF_G_PARTIAL,
-        "slice", MF_G_SLICE, "bytes", MF_G_BYTES, "getattr", MF_G_GETATTR,
-        "function", MF_G_FUNCTION, "ufunc_reconstruct", MF_G_UFUNC_RECONSTRUCT,
-        "defaultdict", MF_G_DEFAULTDICT, "unknown", MF_G_UNKNOWN);
+        "bytearray", MF_G_BYTEARRAY, "complex", MF_G_COMPLEX, "ordereddict", MF_G_ORDEREDDICT,
+        "object", MF_G_OBJECT, "typeref", MF_G_TYPEREF, "record", MF_G_RECORD, "partial",
+        MF_G_PARTIAL, "slice", MF_G_SLICE, "bytes", MF_G_BYTES, "getattr", MF_G_GETATTR, "function",
+        MF_G_FUNCTION, "ufunc_reconstruct", MF_G_UFUNC_RECONSTRUCT, "defaultdict", MF_G_DEFAULTDICT,
+        "unknown", MF_G_UNKNOWN);
     if (kinds == NULL || PyModule_AddObject(m, "GLOBAL_KINDS", kinds) < 0) {
         Py_XDECREF(kinds);
         goto error;
     }
-    if (add_owned(m, "OPS", mf_ops_table()) < 0 ||
-        add_owned(m, "CODES", mf_codes_table()) < 0 ||
+    if (add_owned(m, "OPS", mf_ops_table()) < 0 || add_owned(m, "CODES", mf_codes_table()) < 0 ||
         add_owned(m, "OP_KINDS", mf_op_kinds_table()) < 0) {
         goto error;
     }

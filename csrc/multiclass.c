@@ -22,10 +22,9 @@
 /* scipy-openblas32's CBLAS (linear.c declares the same). */
 typedef enum { CblasRowMajor = 101 } mf_cblas_order;
 typedef enum { CblasNoTrans = 111, CblasTrans = 112 } mf_cblas_trans;
-extern void scipy_cblas_dgemm(mf_cblas_order order, mf_cblas_trans ta, mf_cblas_trans tb,
-                              int m, int n, int k, double alpha, const double *a,
-                              int lda, const double *b, int ldb, double beta,
-                              double *c, int ldc);
+extern void scipy_cblas_dgemm(mf_cblas_order order, mf_cblas_trans ta, mf_cblas_trans tb, int m,
+                              int n, int k, double alpha, const double *a, int lda, const double *b,
+                              int ldb, double beta, double *c, int ldc);
 extern double scipy_cblas_ddot(int n, const double *x, int incx, const double *y, int incy);
 
 static const char *const function_names[] = {MF_FUNCTION_NAMES, NULL};
@@ -69,10 +68,10 @@ pairwise_sum(const double *a, Py_ssize_t n, mf_precision prec)
                 r[j] = round_prec(prec, r[j] + a[i + j]);
             }
         }
-        res = round_prec(prec, round_prec(prec, round_prec(prec, r[0] + r[1]) +
-                                                round_prec(prec, r[2] + r[3])) +
-                                   round_prec(prec, round_prec(prec, r[4] + r[5]) +
-                                                round_prec(prec, r[6] + r[7])));
+        res = round_prec(
+            prec,
+            round_prec(prec, round_prec(prec, r[0] + r[1]) + round_prec(prec, r[2] + r[3])) +
+                round_prec(prec, round_prec(prec, r[4] + r[5]) + round_prec(prec, r[6] + r[7])));
         for (; i < n; i++) {
             res = round_prec(prec, res + a[i]);
         }
@@ -169,8 +168,7 @@ half_value(uint16_t h)
 /* ---- numpy's loops ------------------------------------------------------------ */
 
 static void
-call_loop(const mf_ufunc_loop *loop, const void *in, void *out, npy_intp count,
-          npy_intp size)
+call_loop(const mf_ufunc_loop *loop, const void *in, void *out, npy_intp count, npy_intp size)
 {
     char *args[2] = {(char *)in, (char *)out};
     npy_intp dims[1] = {count};
@@ -181,8 +179,8 @@ call_loop(const mf_ufunc_loop *loop, const void *in, void *out, npy_intp count,
 /* The loop over doubles, floats (float32 values) or halves (float16
  * values): converted a chunk at a time, exactly, on the stack. */
 static void
-run_loop(const mf_ufunc_loop *d, const mf_ufunc_loop *f, const mf_ufunc_loop *e,
-         const double *in, double *out, npy_intp count, mf_precision prec)
+run_loop(const mf_ufunc_loop *d, const mf_ufunc_loop *f, const mf_ufunc_loop *e, const double *in,
+         double *out, npy_intp count, mf_precision prec)
 {
     float fin[MF_LOOP_CHUNK], fout[MF_LOOP_CHUNK];
     uint16_t hin[MF_LOOP_CHUNK], hout[MF_LOOP_CHUNK];
@@ -230,8 +228,8 @@ get_ufunc(const char *name, PyObject *owners)
     if (obj == NULL) {
         goto done;
     }
-    if (strcmp(Py_TYPE(obj)->tp_name, "numpy.ufunc") != 0 ||
-        ((PyUFuncObject *)obj)->nin != 1 || ((PyUFuncObject *)obj)->nout != 1) {
+    if (strcmp(Py_TYPE(obj)->tp_name, "numpy.ufunc") != 0 || ((PyUFuncObject *)obj)->nin != 1 ||
+        ((PyUFuncObject *)obj)->nout != 1) {
         PyErr_Format(PyExc_ValueError, "numpy.%s is not a ufunc of one argument", name);
         goto done;
     }
@@ -251,10 +249,9 @@ find_loop(PyUFuncObject *uf, int type, mf_ufunc_loop *loop)
 {
     int i;
     for (i = 0; i < uf->ntypes; i++) {
-        if (uf->types[2 * i] == type && uf->types[2 * i + 1] == type &&
-            uf->functions[i] != NULL) {
-            loop->fn = (void (*)(char **, const npy_intp *, const npy_intp *, void *))
-                uf->functions[i];
+        if (uf->types[2 * i] == type && uf->types[2 * i + 1] == type && uf->functions[i] != NULL) {
+            loop->fn =
+                (void (*)(char **, const npy_intp *, const npy_intp *, void *))uf->functions[i];
             loop->data = uf->data[i];
             return 0;
         }
@@ -396,8 +393,8 @@ temperature_block(const mf_calibrate *cal, const double *in, Py_ssize_t n_in, do
 }
 
 static void
-calibrate_run(const void *op, const double *in, Py_ssize_t n_in, double *out,
-              Py_ssize_t n_out, Py_ssize_t n_rows, mf_precision prec)
+calibrate_run(const void *op, const double *in, Py_ssize_t n_in, double *out, Py_ssize_t n_out,
+              Py_ssize_t n_rows, mf_precision prec)
 {
     const mf_calibrate *cal = op;
     Py_ssize_t k = cal->n_classes, r, c, j;
@@ -414,7 +411,8 @@ calibrate_run(const void *op, const double *in, Py_ssize_t n_in, double *out,
             }
             for (c = 0; c < n_in; c++) {
                 p[cal->columns[c]] = cal->rule == MF_CAL_SIGMOID
-                    ? sigmoid(cal->a[c], cal->b[c], s[c]) : isotonic(cal, c, s[c]);
+                                         ? sigmoid(cal->a[c], cal->b[c], s[c])
+                                         : isotonic(cal, c, s[c]);
             }
             if (k == 2) {
                 p[0] = 1.0 - p[1];
@@ -454,8 +452,7 @@ offsets_fit(const char *what, const int64_t *offsets, Py_ssize_t n_offsets, Py_s
 {
     Py_ssize_t i;
     if (offsets == NULL || n_offsets != n + 1 || offsets[0] != 0 || offsets[n] != total) {
-        PyErr_Format(PyExc_ValueError, "%s must be %zd bounds from 0 to %zd", what, n + 1,
-                     total);
+        PyErr_Format(PyExc_ValueError, "%s must be %zd bounds from 0 to %zd", what, n + 1, total);
         return -1;
     }
     for (i = 0; i < n; i++) {
@@ -480,8 +477,10 @@ calibrate_prepare(void *op, Py_ssize_t n_in, Py_ssize_t *n_out, PyObject *owners
     if (cal->rule == MF_CAL_TEMPERATURE) {
         PyUFuncObject *uf_exp, *uf_log;
         if (n_in != k && !(n_in == 1 && k == 2)) {
-            PyErr_Format(PyExc_ValueError, "calibrate: temperature scaling of %zd columns "
-                         "into %zd classes", n_in, k);
+            PyErr_Format(PyExc_ValueError,
+                         "calibrate: temperature scaling of %zd columns "
+                         "into %zd classes",
+                         n_in, k);
             return -1;
         }
         uf_exp = get_ufunc("exp", owners);
@@ -498,8 +497,7 @@ calibrate_prepare(void *op, Py_ssize_t n_in, Py_ssize_t *n_out, PyObject *owners
     }
     for (c = 0; c < n_in; c++) {
         if (cal->columns[c] < 0 || cal->columns[c] >= k) {
-            PyErr_Format(PyExc_ValueError, "calibrate.columns[%zd] is outside 0..%zd", c,
-                         k - 1);
+            PyErr_Format(PyExc_ValueError, "calibrate.columns[%zd] is outside 0..%zd", c, k - 1);
             return -1;
         }
     }
@@ -511,8 +509,7 @@ calibrate_prepare(void *op, Py_ssize_t n_in, Py_ssize_t *n_out, PyObject *owners
     }
     else {
         if (cal->x == NULL || cal->y == NULL || cal->n_y != cal->n_x ||
-            offsets_fit("calibrate.offsets", cal->offsets, cal->n_offsets, n_in, cal->n_x,
-                        1) < 0 ||
+            offsets_fit("calibrate.offsets", cal->offsets, cal->n_offsets, n_in, cal->n_x, 1) < 0 ||
             vector_fits("calibrate.lo", cal->lo, cal->n_lo, n_in) < 0 ||
             vector_fits("calibrate.hi", cal->hi, cal->n_hi, n_in) < 0) {
             if (!PyErr_Occurred()) {
@@ -524,8 +521,10 @@ calibrate_prepare(void *op, Py_ssize_t n_in, Py_ssize_t *n_out, PyObject *owners
         for (c = 0; c < n_in; c++) {
             for (i = cal->offsets[c] + 1; i < cal->offsets[c + 1]; i++) {
                 if (!(cal->x[i - 1] <= cal->x[i])) {
-                    PyErr_Format(PyExc_ValueError, "calibrate.x of calibrator %zd is not "
-                                 "sorted", c);
+                    PyErr_Format(PyExc_ValueError,
+                                 "calibrate.x of calibrator %zd is not "
+                                 "sorted",
+                                 c);
                     return -1;
                 }
             }
@@ -572,8 +571,8 @@ const mf_op_def mf_op_calibrate = {
  * the estimators ([1 - p, p] for one), each row over its sum, in the
  * precision of those probabilities. */
 static void
-normalize_run(const void *op, const double *in, Py_ssize_t n_in, double *out,
-              Py_ssize_t n_out, Py_ssize_t n_rows, mf_precision prec)
+normalize_run(const void *op, const double *in, Py_ssize_t n_in, double *out, Py_ssize_t n_out,
+              Py_ssize_t n_rows, mf_precision prec)
 {
     const mf_normalize *nm = op;
     Py_ssize_t r, j;
@@ -602,8 +601,8 @@ normalize_prepare(void *op, Py_ssize_t n_in, Py_ssize_t *n_out, PyObject *owners
     mf_normalize *nm = op;
     if (nm->rule < MF_NORM_ZERO_KEEPS || nm->rule > MF_NORM_ZERO_NAN ||
         (nm->complement && n_in != 1)) {
-        PyErr_Format(PyExc_ValueError, "normalize: rule %zd does not read %zd columns",
-                     nm->rule, n_in);
+        PyErr_Format(PyExc_ValueError, "normalize: rule %zd does not read %zd columns", nm->rule,
+                     n_in);
         return -1;
     }
     *n_out = nm->complement ? 2 : n_in;
@@ -630,8 +629,8 @@ const mf_op_def mf_op_normalize = {
  *     maxima = -inf; for i, e in (reversed) enumerate(estimators_):
  *         np.maximum(maxima, pred_i, out=maxima); argmaxima[maxima == pred_i] = i */
 static void
-ovr_argmax_run(const void *op, const double *in, Py_ssize_t n_in, double *out,
-               Py_ssize_t n_out, Py_ssize_t n_rows, mf_precision prec)
+ovr_argmax_run(const void *op, const double *in, Py_ssize_t n_in, double *out, Py_ssize_t n_out,
+               Py_ssize_t n_rows, mf_precision prec)
 {
     const mf_ovr_argmax *oa = op;
     Py_ssize_t r, t;
@@ -682,8 +681,8 @@ const mf_op_def mf_op_ovr_argmax = {
  * confidences mapped into (-1/3, 1/3), each class's sum taken in pair
  * order. */
 static void
-ovo_votes_run(const void *op, const double *in, Py_ssize_t n_in, double *out,
-              Py_ssize_t n_out, Py_ssize_t n_rows, mf_precision prec)
+ovo_votes_run(const void *op, const double *in, Py_ssize_t n_in, double *out, Py_ssize_t n_out,
+              Py_ssize_t n_rows, mf_precision prec)
 {
     const mf_ovo_votes *ov = op;
     Py_ssize_t k = ov->n_classes, n_pairs = n_in / 2, r, i, j, p;
@@ -722,8 +721,8 @@ ovo_votes_prepare(void *op, Py_ssize_t n_in, Py_ssize_t *n_out, PyObject *owners
     mf_ovo_votes *ov = op;
     Py_ssize_t k = ov->n_classes;
     if (k < 2 || k > MF_OVO_MAX_CLASSES || n_in != k * (k - 1)) {
-        PyErr_Format(PyExc_ValueError, "ovo_votes: %zd columns for %zd classes (2 to %d)",
-                     n_in, k, MF_OVO_MAX_CLASSES);
+        PyErr_Format(PyExc_ValueError, "ovo_votes: %zd columns for %zd classes (2 to %d)", n_in, k,
+                     MF_OVO_MAX_CLASSES);
         return -1;
     }
     *n_out = k;
@@ -752,15 +751,14 @@ const mf_op_def mf_op_ovo_votes = {
  * square-rooted); negated, so that labels' first maximum is the first
  * minimum. */
 static void
-ecoc_run(const void *op, const double *in, Py_ssize_t n_in, double *out,
-         Py_ssize_t n_out, Py_ssize_t n_rows, mf_precision prec)
+ecoc_run(const void *op, const double *in, Py_ssize_t n_in, double *out, Py_ssize_t n_out,
+         Py_ssize_t n_rows, mf_precision prec)
 {
     const mf_ecoc *ec = op;
     Py_ssize_t r, j;
 
-    scipy_cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)n_rows, (int)n_out,
-                      (int)n_in, -2.0, in, (int)n_in, ec->code_book, (int)n_in, 0.0, out,
-                      (int)n_out);
+    scipy_cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)n_rows, (int)n_out, (int)n_in,
+                      -2.0, in, (int)n_in, ec->code_book, (int)n_in, 0.0, out, (int)n_out);
     for (r = 0; r < n_rows; r++) {
         double xx = scipy_cblas_ddot((int)n_in, in + r * n_in, 1, in + r * n_in, 1);
         for (j = 0; j < n_out; j++) {
@@ -780,9 +778,10 @@ ecoc_prepare(void *op, Py_ssize_t n_in, Py_ssize_t *n_out, PyObject *owners)
     if (ec->rule < MF_ECOC_SQUARED || ec->rule > MF_ECOC_SQRT || ec->n_codes < 1 ||
         ec->n_bits != n_in || ec->n_codes >= INT32_MAX || n_in >= INT32_MAX ||
         ec->n_code_norms != ec->n_codes) {
-        PyErr_Format(PyExc_ValueError, "ecoc: rule %zd, code book (%zd, %zd) and %zd norms "
-                     "for %zd columns", ec->rule, ec->n_codes, ec->n_bits, ec->n_code_norms,
-                     n_in);
+        PyErr_Format(PyExc_ValueError,
+                     "ecoc: rule %zd, code book (%zd, %zd) and %zd norms "
+                     "for %zd columns",
+                     ec->rule, ec->n_codes, ec->n_bits, ec->n_code_norms, n_in);
         return -1;
     }
     *n_out = ec->n_codes;
@@ -882,8 +881,8 @@ const mf_op_def mf_op_cast = {
  * (absolute, sign, ...): the float64 loop gives the same integers, which
  * the returned type keeps. */
 static void
-function_run(const void *op, const double *in, Py_ssize_t n_in, double *out,
-             Py_ssize_t n_out, Py_ssize_t n_rows, mf_precision prec)
+function_run(const void *op, const double *in, Py_ssize_t n_in, double *out, Py_ssize_t n_out,
+             Py_ssize_t n_rows, mf_precision prec)
 {
     const mf_function *fn = op;
     run_loop(&fn->loop_d, &fn->loop_f, &fn->loop_e, in, out, n_rows * n_in, prec);

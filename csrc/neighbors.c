@@ -158,13 +158,11 @@ knn_min_rdist(const mf_knn *kn, Py_ssize_t i, const double *x)
         return rdist;
     }
     /* ball tree: max(0, dist(x, centroid) - radius), reduced */
-    return knn_dist_to_rdist(
-        kn, fmax(0, knn_dist(kn, x, kn->bounds + i * d) - kn->radius[i]));
+    return knn_dist_to_rdist(kn, fmax(0, knn_dist(kn, x, kn->bounds + i * d) - kn->radius[i]));
 }
 
 static void
-knn_search(const mf_knn *kn, Py_ssize_t i, const double *x, double *dist, double *idx,
-           double lower)
+knn_search(const mf_knn *kn, Py_ssize_t i, const double *x, double *dist, double *idx, double lower)
 {
     const int64_t *node = kn->nodes + 3 * i;   /* idx_start, idx_end, is_leaf */
     if (lower > dist[0]) {
@@ -244,9 +242,10 @@ knn_prepare(void *op, Py_ssize_t n_in, Py_ssize_t *n_out, PyObject *owners)
     if (kn->n_features != n_in || kn->n_train < 1 || kn->k < 1 || kn->k > kn->n_train ||
         kn->k > MF_KNN_MAX_K || kn->metric < KNN_EUCLIDEAN || kn->metric > KNN_MINKOWSKI ||
         kn->mode < KNN_BRUTE || kn->mode > KNN_BALL_TREE || !(kn->p >= 1.0)) {
-        PyErr_Format(PyExc_ValueError, "knn: %zd neighbours of %zd training rows of %zd "
-                     "features (%zd input columns), metric %zd (p %g), search %zd", kn->k,
-                     kn->n_train, kn->n_features, n_in, kn->metric, kn->p, kn->mode);
+        PyErr_Format(PyExc_ValueError,
+                     "knn: %zd neighbours of %zd training rows of %zd "
+                     "features (%zd input columns), metric %zd (p %g), search %zd",
+                     kn->k, kn->n_train, kn->n_features, n_in, kn->metric, kn->p, kn->mode);
         return -1;
     }
     if (kn->mode != KNN_BRUTE) {
@@ -254,18 +253,21 @@ knn_prepare(void *op, Py_ssize_t n_in, Py_ssize_t *n_out, PyObject *owners)
         if (kn->nodes == NULL || kn->idx_array == NULL || kn->bounds == NULL ||
             kn->n_node_fields != 3 * kn->n_nodes || kn->n_nodes < 1 ||
             kn->n_bounds != per_node * kn->n_nodes * kn->n_features ||
-            (kn->mode == KNN_BALL_TREE &&
-             (kn->radius == NULL || kn->n_radius != kn->n_nodes)) ||
+            (kn->mode == KNN_BALL_TREE && (kn->radius == NULL || kn->n_radius != kn->n_nodes)) ||
             kn->n_idx_array != kn->n_train) {
-            PyErr_Format(PyExc_ValueError, "knn: a tree of %zd nodes with %zd node fields, %zd "
-                         "bounds and %zd indices for %zd training rows", kn->n_nodes,
-                         kn->n_node_fields, kn->n_bounds, kn->n_idx_array, kn->n_train);
+            PyErr_Format(PyExc_ValueError,
+                         "knn: a tree of %zd nodes with %zd node fields, %zd "
+                         "bounds and %zd indices for %zd training rows",
+                         kn->n_nodes, kn->n_node_fields, kn->n_bounds, kn->n_idx_array,
+                         kn->n_train);
             return -1;
         }
         for (i = 0; i < kn->n_train; i++) {
             if (kn->idx_array[i] < 0 || kn->idx_array[i] >= kn->n_train) {
-                PyErr_Format(PyExc_ValueError, "knn: idx_array[%zd] = %lld points outside the "
-                             "%zd training rows", i, (long long)kn->idx_array[i], kn->n_train);
+                PyErr_Format(PyExc_ValueError,
+                             "knn: idx_array[%zd] = %lld points outside the "
+                             "%zd training rows",
+                             i, (long long)kn->idx_array[i], kn->n_train);
                 return -1;
             }
         }
@@ -275,9 +277,11 @@ knn_prepare(void *op, Py_ssize_t n_in, Py_ssize_t *n_out, PyObject *owners)
              * within log2(n_nodes) levels */
             if (node[0] < 0 || node[0] > node[1] || node[1] > kn->n_train ||
                 (node[2] != 0 && node[2] != 1) || (!node[2] && 2 * i + 2 >= kn->n_nodes)) {
-                PyErr_Format(PyExc_ValueError, "knn: node %zd (%lld, %lld, leaf %lld) does not "
-                             "fit a tree of %zd nodes over %zd rows", i, (long long)node[0],
-                             (long long)node[1], (long long)node[2], kn->n_nodes, kn->n_train);
+                PyErr_Format(PyExc_ValueError,
+                             "knn: node %zd (%lld, %lld, leaf %lld) does not "
+                             "fit a tree of %zd nodes over %zd rows",
+                             i, (long long)node[0], (long long)node[1], (long long)node[2],
+                             kn->n_nodes, kn->n_train);
                 return -1;
             }
         }
@@ -355,8 +359,8 @@ knn_weights(int distance, const double *dist, Py_ssize_t k, double *w)
 }
 
 static void
-knn_vote_run(const void *op, const double *in, Py_ssize_t n_in, double *out,
-             Py_ssize_t n_out, Py_ssize_t n_rows, mf_precision prec)
+knn_vote_run(const void *op, const double *in, Py_ssize_t n_in, double *out, Py_ssize_t n_out,
+             Py_ssize_t n_rows, mf_precision prec)
 {
     const mf_knn_vote *v = op;
     Py_ssize_t r, t, c, k = n_in / 2, nc = v->n_classes;
@@ -405,20 +409,19 @@ knn_vote_prepare(void *op, Py_ssize_t n_in, Py_ssize_t *n_out, PyObject *owners)
     mf_knn_vote *v = op;
     Py_ssize_t i;
     if (n_in % 2 || n_in / 2 > MF_KNN_MAX_K || v->n_classes < 1 || v->labels == NULL) {
-        PyErr_Format(PyExc_ValueError, "knn_vote: %zd columns for %zd classes", n_in,
-                     v->n_classes);
+        PyErr_Format(PyExc_ValueError, "knn_vote: %zd columns for %zd classes", n_in, v->n_classes);
         return -1;
     }
     for (i = 0; i < v->n_labels; i++) {
         if (v->labels[i] < 0 || v->labels[i] >= v->n_classes) {
-            PyErr_Format(PyExc_ValueError, "knn_vote: label %zd is %lld, not a class of %zd",
-                         i, (long long)v->labels[i], v->n_classes);
+            PyErr_Format(PyExc_ValueError, "knn_vote: label %zd is %lld, not a class of %zd", i,
+                         (long long)v->labels[i], v->n_classes);
             return -1;
         }
     }
     if (v->n_labels != v->n_train) {
-        PyErr_Format(PyExc_ValueError, "knn_vote: %zd labels for %zd training rows",
-                     v->n_labels, v->n_train);
+        PyErr_Format(PyExc_ValueError, "knn_vote: %zd labels for %zd training rows", v->n_labels,
+                     v->n_train);
         return -1;
     }
     *n_out = v->n_classes;
@@ -446,8 +449,8 @@ const mf_op_def mf_op_knn_vote = {
 /* KNeighborsRegressor.predict: uniform, np.mean over the neighbours (added
  * in order, then / k); distance, np.sum(y * w) / np.sum(w), pairwise. */
 static void
-knn_mean_run(const void *op, const double *in, Py_ssize_t n_in, double *out,
-             Py_ssize_t n_out, Py_ssize_t n_rows, mf_precision prec)
+knn_mean_run(const void *op, const double *in, Py_ssize_t n_in, double *out, Py_ssize_t n_out,
+             Py_ssize_t n_rows, mf_precision prec)
 {
     const mf_knn_mean *m = op;
     Py_ssize_t r, t, j, k = n_in / 2;

@@ -8,8 +8,8 @@
 #include <math.h>
 
 static void
-activation_run(const void *op, const double *in, Py_ssize_t n_in, double *out,
-               Py_ssize_t n_out, Py_ssize_t n_rows, mf_precision prec)
+activation_run(const void *op, const double *in, Py_ssize_t n_in, double *out, Py_ssize_t n_out,
+               Py_ssize_t n_rows, mf_precision prec)
 {
     const mf_activation *a = op;
     Py_ssize_t i, r, c, count = n_rows * n_in;

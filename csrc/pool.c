@@ -52,8 +52,17 @@ typedef struct {
 } mf_pool;
 
 static mf_pool pool = {
-    PTHREAD_MUTEX_INITIALIZER, PTHREAD_MUTEX_INITIALIZER,
-    PTHREAD_COND_INITIALIZER, PTHREAD_COND_INITIALIZER, 0, NULL, NULL, 0, 0, 0, 0,
+    PTHREAD_MUTEX_INITIALIZER,
+    PTHREAD_MUTEX_INITIALIZER,
+    PTHREAD_COND_INITIALIZER,
+    PTHREAD_COND_INITIALIZER,
+    0,
+    NULL,
+    NULL,
+    0,
+    0,
+    0,
+    0,
 };
 
 static void
@@ -127,8 +136,8 @@ mf_pool_run(mf_task_fn fn, void *tasks, size_t task_size, int n_tasks)
             pthread_attr_t attr;
             int ok = pthread_attr_init(&attr) == 0;
             ok = ok && pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED) == 0;
-            ok = ok && pthread_create(&thread, &attr, pool_main,
-                                      (void *)(intptr_t)pool.n_helpers) == 0;
+            ok = ok &&
+                 pthread_create(&thread, &attr, pool_main, (void *)(intptr_t)pool.n_helpers) == 0;
             pthread_attr_destroy(&attr);
             if (!ok) {
                 break;

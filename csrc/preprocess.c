@@ -31,8 +31,8 @@ table_fits(const char *op, const int64_t *offsets, Py_ssize_t n_offsets, Py_ssiz
     }
     for (c = 0; c < n_in; c++) {
         if (offsets[c + 1] - offsets[c] < min_len) {
-            PyErr_Format(PyExc_ValueError, "%s: column %zd has a table of %lld values", op,
-                         c, (long long)(offsets[c + 1] - offsets[c]));
+            PyErr_Format(PyExc_ValueError, "%s: column %zd has a table of %lld values", op, c,
+                         (long long)(offsets[c + 1] - offsets[c]));
             return 0;
         }
     }
@@ -44,8 +44,7 @@ table_fits(const char *op, const int64_t *offsets, Py_ssize_t n_offsets, Py_ssiz
 /* np.interp(v, xp, fp) for one value: the last j with xp[j] <= v, the
  * slope of that interval, numpy's fallbacks for a non-finite result. */
 static double
-np_interp(double v, const double *xp, const double *fp, Py_ssize_t n, double left,
-          double right)
+np_interp(double v, const double *xp, const double *fp, Py_ssize_t n, double left, double right)
 {
     Py_ssize_t lo = 0, hi = n, j;
     double slope, r;
@@ -91,14 +90,16 @@ ndtri_lower(double p)
     static const double a[] = {-3.969683028665376e+01, 2.209460984245205e+02,
                                -2.759285104469687e+02, 1.383577518672690e+02,
                                -3.066479806614716e+01, 2.506628277459239e+00};
-    static const double b[] = {-5.447609879822406e+01, 1.615858368580409e+02,
-                               -1.556989798598866e+02, 6.680131188771972e+01,
-                               -1.328068155288572e+01};
+    static const double b[] = {
+        -5.447609879822406e+01, 1.615858368580409e+02, -1.556989798598866e+02,
+        6.680131188771972e+01, -1.328068155288572e+01
+    };
     static const double c[] = {-7.784894002430293e-03, -3.223964580411365e-01,
                                -2.400758277161838e+00, -2.549732539343734e+00,
-                               4.374664141464968e+00, 2.938163982698783e+00};
-    static const double d[] = {7.784695709041462e-03, 3.224671290700398e-01,
-                               2.445134137142996e+00, 3.754408661907416e+00};
+                               4.374664141464968e+00,  2.938163982698783e+00};
+    static const double d[] = {
+        7.784695709041462e-03, 3.224671290700398e-01, 2.445134137142996e+00, 3.754408661907416e+00
+    };
     double x, q, r;
     int i;
 
@@ -212,8 +213,8 @@ interp_run(const void *op, const double *in, Py_ssize_t n_in, double *out, Py_ss
 }
 
 static int
-interp_check(const void *op, const double *in, Py_ssize_t n_in, Py_ssize_t n_rows,
-             mf_accept accept, mf_err_kind *err)
+interp_check(const void *op, const double *in, Py_ssize_t n_in, Py_ssize_t n_rows, mf_accept accept,
+             mf_err_kind *err)
 {
     const mf_interp *ip = op;
     Py_ssize_t r, c;
@@ -247,14 +248,14 @@ static int
 interp_prepare(void *op, Py_ssize_t n_in, Py_ssize_t *n_out, PyObject *owners)
 {
     mf_interp *ip = op;
-    int quantile = ip->rule == MF_INTERP_QUANTILE_UNIFORM ||
-                   ip->rule == MF_INTERP_QUANTILE_NORMAL;
-    if (ip->rule < MF_INTERP_CLIP || ip->rule > MF_INTERP_QUANTILE_NORMAL ||
-        ip->n_y != ip->n_x || (quantile && (ip->n_x2 != ip->n_x || ip->n_y2 != ip->n_x)) ||
+    int quantile = ip->rule == MF_INTERP_QUANTILE_UNIFORM || ip->rule == MF_INTERP_QUANTILE_NORMAL;
+    if (ip->rule < MF_INTERP_CLIP || ip->rule > MF_INTERP_QUANTILE_NORMAL || ip->n_y != ip->n_x ||
+        (quantile && (ip->n_x2 != ip->n_x || ip->n_y2 != ip->n_x)) ||
         (ip->rule == MF_INTERP_CLIP && (ip->n_lo != n_in || ip->n_hi != n_in))) {
-        PyErr_Format(PyExc_ValueError, "interp: rule %zd with tables of %zd, %zd, %zd, %zd "
-                     "values and %zd, %zd bounds for %zd columns", ip->rule, ip->n_x,
-                     ip->n_y, ip->n_x2, ip->n_y2, ip->n_lo, ip->n_hi, n_in);
+        PyErr_Format(PyExc_ValueError,
+                     "interp: rule %zd with tables of %zd, %zd, %zd, %zd "
+                     "values and %zd, %zd bounds for %zd columns",
+                     ip->rule, ip->n_x, ip->n_y, ip->n_x2, ip->n_y2, ip->n_lo, ip->n_hi, n_in);
         return -1;
     }
     if (!table_fits("interp", ip->offsets, ip->n_offsets, n_in, ip->n_x, 1)) {
@@ -446,8 +447,8 @@ const mf_op_def mf_op_bins = {
 /* ---- center_kernel ------------------------------------------------------------- */
 
 static void
-center_kernel_run(const void *op, const double *in, Py_ssize_t n_in, double *out,
-                  Py_ssize_t n_out, Py_ssize_t n_rows, mf_precision prec)
+center_kernel_run(const void *op, const double *in, Py_ssize_t n_in, double *out, Py_ssize_t n_out,
+                  Py_ssize_t n_rows, mf_precision prec)
 {
     const mf_center_kernel *ck = op;
     Py_ssize_t r, j;
@@ -546,7 +547,7 @@ power_run(const void *op, const double *in, Py_ssize_t n_in, double *out, Py_ssi
     for (r = 0; r < n_rows; r++) {
         for (c = 0; c < n_in; c++) {
             double x = in[r * n_in + c];
-            double v = pw->rule == MF_POWER_BOX_COX   ? box_cox(x, pw->lambdas[c])
+            double v = pw->rule == MF_POWER_BOX_COX       ? box_cox(x, pw->lambdas[c])
                        : pw->rule == MF_POWER_YEO_JOHNSON ? yeo_johnson(x, pw->lambdas[c])
                                                           : yeo_johnson_expm1(x, pw->lambdas[c]);
             out[r * n_in + c] = to_prec(prec, v);
@@ -555,8 +556,8 @@ power_run(const void *op, const double *in, Py_ssize_t n_in, double *out, Py_ssi
 }
 
 static int
-power_check(const void *op, const double *in, Py_ssize_t n_in, Py_ssize_t n_rows,
-            mf_accept accept, mf_err_kind *err)
+power_check(const void *op, const double *in, Py_ssize_t n_in, Py_ssize_t n_rows, mf_accept accept,
+            mf_err_kind *err)
 {
     const mf_power *pw = op;
     Py_ssize_t i;
@@ -586,8 +587,8 @@ power_prepare(void *op, Py_ssize_t n_in, Py_ssize_t *n_out, PyObject *owners)
     mf_power *pw = op;
     if (pw->rule < MF_POWER_BOX_COX || pw->rule > MF_POWER_YEO_JOHNSON_EXPM1 ||
         pw->n_lambdas != n_in) {
-        PyErr_Format(PyExc_ValueError, "power: rule %zd with %zd lambdas for %zd columns",
-                     pw->rule, pw->n_lambdas, n_in);
+        PyErr_Format(PyExc_ValueError, "power: rule %zd with %zd lambdas for %zd columns", pw->rule,
+                     pw->n_lambdas, n_in);
         return -1;
     }
     *n_out = n_in;
@@ -616,15 +617,13 @@ int
 mf_preprocess_codes(PyObject *table)
 {
     PyObject *codes = Py_BuildValue(
-        "{s{sisisisisi}s{sisisi}s{sisisi}s{sisisisi}}",
-        "interp", "CLIP", MF_INTERP_CLIP, "NAN", MF_INTERP_NAN, "RAISE", MF_INTERP_RAISE,
-        "QUANTILE_UNIFORM", MF_INTERP_QUANTILE_UNIFORM, "QUANTILE_NORMAL",
-        MF_INTERP_QUANTILE_NORMAL,
-        "rownorm", "L1", MF_ROWNORM_L1, "L2", MF_ROWNORM_L2, "MAX", MF_ROWNORM_MAX,
-        "power", "BOX_COX", MF_POWER_BOX_COX, "YEO_JOHNSON", MF_POWER_YEO_JOHNSON,
-        "YEO_JOHNSON_EXPM1", MF_POWER_YEO_JOHNSON_EXPM1,
-        "spline", "CONTINUE", MF_SPLINE_CONTINUE, "ERROR", MF_SPLINE_ERROR, "PERIODIC",
-        MF_SPLINE_PERIODIC, "CONSTANT", MF_SPLINE_CONSTANT);
+        "{s{sisisisisi}s{sisisi}s{sisisi}s{sisisisi}}", "interp", "CLIP", MF_INTERP_CLIP, "NAN",
+        MF_INTERP_NAN, "RAISE", MF_INTERP_RAISE, "QUANTILE_UNIFORM", MF_INTERP_QUANTILE_UNIFORM,
+        "QUANTILE_NORMAL", MF_INTERP_QUANTILE_NORMAL, "rownorm", "L1", MF_ROWNORM_L1, "L2",
+        MF_ROWNORM_L2, "MAX", MF_ROWNORM_MAX, "power", "BOX_COX", MF_POWER_BOX_COX, "YEO_JOHNSON",
+        MF_POWER_YEO_JOHNSON, "YEO_JOHNSON_EXPM1", MF_POWER_YEO_JOHNSON_EXPM1, "spline", "CONTINUE",
+        MF_SPLINE_CONTINUE, "ERROR", MF_SPLINE_ERROR, "PERIODIC", MF_SPLINE_PERIODIC, "CONSTANT",
+        MF_SPLINE_CONSTANT);
     int rc = -1;
     if (codes == NULL) {
         goto done;
@@ -760,8 +759,8 @@ spline_run(const void *op, const double *in, Py_ssize_t n_in, double *out, Py_ss
 }
 
 static int
-spline_check(const void *op, const double *in, Py_ssize_t n_in, Py_ssize_t n_rows,
-             mf_accept accept, mf_err_kind *err)
+spline_check(const void *op, const double *in, Py_ssize_t n_in, Py_ssize_t n_rows, mf_accept accept,
+             mf_err_kind *err)
 {
     const mf_spline *sp = op;
     Py_ssize_t r, c, k = sp->degree, nk = sp->n_knot_cols;
@@ -798,19 +797,22 @@ spline_prepare(void *op, Py_ssize_t n_in, Py_ssize_t *n_out, PyObject *owners)
 
     if (sp->rule < MF_SPLINE_CONTINUE || sp->rule > MF_SPLINE_CONSTANT || k < 0 ||
         k > MF_SPLINE_MAX_DEGREE || sp->n_knot_rows != n_in || nk < 2 * k + 2 || ns < 1 ||
-        ns > MF_SPLINE_MAX_SPLINES || ns - !sp->include_bias < 1 ||
-        sp->n_coef_rows != nk - k - 1 || (sp->rule == MF_SPLINE_CONSTANT && ns < k)) {
-        PyErr_Format(PyExc_ValueError, "spline: rule %zd, degree %zd, knots (%zd, %zd), "
-                     "coefficients (%zd, %zd) for %zd columns", sp->rule, k, sp->n_knot_rows,
-                     nk, sp->n_coef_rows, ns, n_in);
+        ns > MF_SPLINE_MAX_SPLINES || ns - !sp->include_bias < 1 || sp->n_coef_rows != nk - k - 1 ||
+        (sp->rule == MF_SPLINE_CONSTANT && ns < k)) {
+        PyErr_Format(PyExc_ValueError,
+                     "spline: rule %zd, degree %zd, knots (%zd, %zd), "
+                     "coefficients (%zd, %zd) for %zd columns",
+                     sp->rule, k, sp->n_knot_rows, nk, sp->n_coef_rows, ns, n_in);
         return -1;
     }
     for (c = 0; c < n_in; c++) {
         for (i = 0; i + 1 < nk; i++) {
             double a = sp->knots[c * nk + i], b = sp->knots[c * nk + i + 1];
             if (!(a <= b) || !isfinite(a) || !isfinite(b)) {
-                PyErr_Format(PyExc_ValueError, "spline: the knots of column %zd are not "
-                             "finite and sorted", c);
+                PyErr_Format(PyExc_ValueError,
+                             "spline: the knots of column %zd are not "
+                             "finite and sorted",
+                             c);
                 return -1;
             }
         }

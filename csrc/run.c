@@ -128,8 +128,8 @@ mf_graph_types(mf_Graph *g, int input_type)
             }
         }
         types[2 * k] = t;
-        types[2 * k + 1] = node->def->out_type != NULL ? node->def->out_type(node->op, t)
-                                                       : default_out_type(t);
+        types[2 * k + 1] =
+            node->def->out_type != NULL ? node->def->out_type(node->op, t) : default_out_type(t);
     }
     for (m = 0; m < MF_N_METHODS; m++) {
         const mf_output *out = &g->outputs[m];
@@ -186,14 +186,14 @@ gather_slots(const double *arena, npy_intp br, const npy_intp *base, const npy_i
 /* What node k reads for rows [0, nr) of a block: its input node's slots in
  * place, or its columns gathered into scratch (and rounded, for a tree). */
 static const double *
-node_input(const mf_Graph *g, const mf_node *node, const double *arena, npy_intp br,
-           npy_intp nr, double *scratch)
+node_input(const mf_Graph *g, const mf_node *node, const double *arena, npy_intp br, npy_intp nr,
+           double *scratch)
 {
     if (node->direct >= 0 && !node->cast_f32) {
         return arena + g->nodes[node->direct].base * br;
     }
-    gather_slots(arena, br, node->src_base, node->src_col, node->src_stride, node->n_in,
-                 nr, scratch);
+    gather_slots(arena, br, node->src_base, node->src_col, node->src_stride, node->n_in, nr,
+                 scratch);
     if (node->cast_f32) {
         round_f32(scratch, nr * node->n_in);
     }
@@ -237,8 +237,7 @@ run_block(const mf_job *job, npy_intp r0, npy_intp nr, double *arena, double *sc
 /* Writes rows [r0, r0 + nr) of the method's columns where the call
  * returns them. */
 static void
-store_block(const mf_job *job, npy_intp r0, npy_intp nr, const double *arena,
-            double *scratch)
+store_block(const mf_job *job, npy_intp r0, npy_intp nr, const double *arena, double *scratch)
 {
     const mf_output *out = job->out;
     npy_intp br = job->block_rows, r, i, n = out->n_cols;
@@ -248,8 +247,7 @@ store_block(const mf_job *job, npy_intp r0, npy_intp nr, const double *arena,
         rows = arena + job->g->nodes[out->direct].base * br;
     }
     else {
-        gather_slots(arena, br, out->src_base, out->src_col, out->src_stride, n, nr,
-                     scratch);
+        gather_slots(arena, br, out->src_base, out->src_col, out->src_stride, n, nr, scratch);
         rows = scratch;
     }
     if (out->classes != NULL) {
@@ -289,8 +287,7 @@ run_task(void *arg)
     double stack_buf[1024];
     double *mem, *scratch;
 
-    mem = need <= sizeof(stack_buf) / sizeof(double) ? stack_buf
-                                                      : malloc(need * sizeof(double));
+    mem = need <= sizeof(stack_buf) / sizeof(double) ? stack_buf : malloc(need * sizeof(double));
     if (mem == NULL) {
         task->err = MF_ERR_NOMEM;
         return;
@@ -443,10 +440,10 @@ diagnose(const mf_job *job, Py_ssize_t *pos_out, mf_err_kind *kind_out)
     if (first < out->n_plan) {
         const mf_node *node = &g->nodes[out->plan[first]];
         *pos_out = first;
-        *kind_out = node->def->in_kind == MF_SLOT_KEY ? MF_ERR_UNKNOWN
-                    : (nan_seen[first] & 6) == 2 ? MF_ERR_DOMAIN
+        *kind_out = node->def->in_kind == MF_SLOT_KEY                             ? MF_ERR_UNKNOWN
+                    : (nan_seen[first] & 6) == 2                                  ? MF_ERR_DOMAIN
                     : (node->accept == MF_ACCEPT_FINITE && (nan_seen[first] & 1)) ? MF_ERR_NAN
-                                                                                 : MF_ERR_INF;
+                                                                                  : MF_ERR_INF;
         if (!other_seen[first] && value_p == first && node->def->refusal != NULL) {
             /* scikit-learn's own error for the value (set now, raised as is) */
             *kind_out = MF_ERR_VALUE;
@@ -456,7 +453,7 @@ diagnose(const mf_job *job, Py_ssize_t *pos_out, mf_err_kind *kind_out)
     }
     else {
         PyErr_SetString(PyExc_RuntimeError, "mlfast: a refused value could not be "
-                        "found again (please report this)");
+                                            "found again (please report this)");
     }
 done:
     PyMem_Free(arena);
@@ -477,8 +474,7 @@ column_values(const mf_job *job, const mf_node *node, Py_ssize_t j, const double
     npy_intp r, n = job->in.n_rows;
     PyObject *list;
 
-    if (slot >= g->n_features && slot < g->n_features + g->n_keys &&
-        job->hold->source != NULL) {
+    if (slot >= g->n_features && slot < g->n_features + g->n_keys && job->hold->source != NULL) {
         PyObject *col = PyList_GET_ITEM(job->hold->source, g->key_columns[slot - g->n_features]);
         Py_INCREF(col);
         return col;
@@ -506,15 +502,13 @@ dtype_of_column(const mf_job *job, const mf_node *node, Py_ssize_t j)
     PyArray_Descr *descr;
     PyObject *name;
 
-    if (slot >= g->n_features && slot < g->n_features + g->n_keys &&
-        job->hold->source != NULL) {
+    if (slot >= g->n_features && slot < g->n_features + g->n_keys && job->hold->source != NULL) {
         PyObject *col = PyList_GET_ITEM(job->hold->source, g->key_columns[slot - g->n_features]);
         return PyObject_Str((PyObject *)PyArray_DESCR((PyArrayObject *)col));
     }
     if (slot >= g->n_features && slot < g->n_features + g->n_keys) {
-        descr = PyArray_DescrFromType(job->in.data != NULL && job->hold->numbers == NULL
-                                          ? job->in.type_num
-                                          : NPY_OBJECT);
+        descr = PyArray_DescrFromType(
+            job->in.data != NULL && job->hold->numbers == NULL ? job->in.type_num : NPY_OBJECT);
     }
     else {
         descr = PyArray_DescrFromType(NPY_DOUBLE);
@@ -601,7 +595,7 @@ raise_unknown(const mf_job *job, Py_ssize_t pos)
     }
     if (column < 0) {
         PyErr_SetString(PyExc_RuntimeError, "mlfast: an unknown category could not be "
-                        "found again (please report this)");
+                                            "found again (please report this)");
         goto done;
     }
     values = column_values(job, node, column, rows);
@@ -618,8 +612,8 @@ raise_unknown(const mf_job *job, Py_ssize_t pos)
         }
     }
     else {
-        msg = PyUnicode_FromFormat("Found unknown categories in column %zd during transform",
-                                   column);
+        msg =
+            PyUnicode_FromFormat("Found unknown categories in column %zd during transform", column);
     }
     if (msg != NULL) {
         PyErr_SetObject(PyExc_ValueError, msg);
@@ -657,24 +651,24 @@ raise_refusal(const mf_job *job)
                                               : "Input X contains a value out of range.");
     }
     else if (kind == MF_ERR_NAN) {
-        PyErr_Format(
-            PyExc_ValueError,
-            "Input X contains NaN.\n%U does not accept missing values encoded as NaN "
-            "natively. For supervised learning, you might want to consider "
-            "sklearn.ensemble.HistGradientBoostingClassifier and Regressor which accept "
-            "missing values encoded as NaNs natively. Alternatively, it is possible to "
-            "preprocess the data, for instance by using an imputer transformer in a "
-            "pipeline or drop samples with missing values. See "
-            "https://scikit-learn.org/stable/modules/impute.html You can find a list of "
-            "all estimators that handle NaN values at the following page: "
-            "https://scikit-learn.org/stable/modules/impute.html"
-            "#estimators-that-handle-nan-values", node->name);
+        PyErr_Format(PyExc_ValueError,
+                     "Input X contains NaN.\n%U does not accept missing values encoded as NaN "
+                     "natively. For supervised learning, you might want to consider "
+                     "sklearn.ensemble.HistGradientBoostingClassifier and Regressor which accept "
+                     "missing values encoded as NaNs natively. Alternatively, it is possible to "
+                     "preprocess the data, for instance by using an imputer transformer in a "
+                     "pipeline or drop samples with missing values. See "
+                     "https://scikit-learn.org/stable/modules/impute.html You can find a list of "
+                     "all estimators that handle NaN values at the following page: "
+                     "https://scikit-learn.org/stable/modules/impute.html"
+                     "#estimators-that-handle-nan-values",
+                     node->name);
     }
     else {
         /* check_array converts to float first, keeping float16/32; trees
          * convert to float32; an encoder's own check names no input */
-        const char *dt = node->cast_f32 ? "float32"
-                                        : type_name(job->types[2 * job->out->plan[pos]]);
+        const char *dt =
+            node->cast_f32 ? "float32" : type_name(job->types[2 * job->out->plan[pos]]);
         PyErr_Format(PyExc_ValueError,
                      "Input %scontains infinity or a value too large for dtype('%s').",
                      node->unnamed ? "" : "X ", dt);
@@ -705,8 +699,8 @@ mf_graph_call(mf_Graph *g, PyObject *X, mf_method method)
     if (g->route != NULL && !PyArray_Check(X)) {
         /* an input another graph reads (scipy.sparse rows): its answer.  The
          * graph is passed, not kept by the route, so that no cycle holds it. */
-        PyObject *routed = PyObject_CallFunction(g->route, "OsO", (PyObject *)g,
-                                                 mf_method_names[method], X);
+        PyObject *routed =
+            PyObject_CallFunction(g->route, "OsO", (PyObject *)g, mf_method_names[method], X);
         if (routed != Py_NotImplemented) {
             return routed;      /* the answer, or NULL with its error */
         }
@@ -740,8 +734,8 @@ mf_graph_call(mf_Graph *g, PyObject *X, mf_method method)
         }
         else {
             Py_INCREF(descr);
-            out = (PyArrayObject *)PyArray_NewFromDescr(&PyArray_Type, descr, 1, dims,
-                                                        NULL, NULL, 0, NULL);
+            out = (PyArrayObject *)PyArray_NewFromDescr(&PyArray_Type, descr, 1, dims, NULL, NULL,
+                                                        0, NULL);
             if (out == NULL) {
                 goto done;
             }
@@ -757,8 +751,7 @@ mf_graph_call(mf_Graph *g, PyObject *X, mf_method method)
         if (out_type != NPY_FLOAT && out_type != NPY_DOUBLE) {
             cast_to = out_type;
         }
-        out = (PyArrayObject *)PyArray_SimpleNew(ndim, dims,
-                                                 job.dst_f32 ? NPY_FLOAT : NPY_DOUBLE);
+        out = (PyArrayObject *)PyArray_SimpleNew(ndim, dims, job.dst_f32 ? NPY_FLOAT : NPY_DOUBLE);
         if (out == NULL) {
             goto done;
         }

@@ -191,14 +191,15 @@ svm_prepare(void *op, Py_ssize_t n_in, Py_ssize_t *n_out, PyObject *owners)
     mf_svm *s = op;
     Py_ssize_t k = s->n_classes, c, v, total = 0, pairs;
 
-    if (s->kernel < SVM_LINEAR || s->kernel > SVM_SIGMOID || s->degree < 0 ||
-        s->degree > 1000000) {
+    if (s->kernel < SVM_LINEAR || s->kernel > SVM_SIGMOID || s->degree < 0 || s->degree > 1000000) {
         PyErr_Format(PyExc_ValueError, "svm: kernel %zd of degree %zd", s->kernel, s->degree);
         return -1;
     }
     if (s->n_features != n_in || s->n_sv < 0) {
-        PyErr_Format(PyExc_ValueError, "svm: support vectors of %zd features for %zd input "
-                     "columns", s->n_features, n_in);
+        PyErr_Format(PyExc_ValueError,
+                     "svm: support vectors of %zd features for %zd input "
+                     "columns",
+                     s->n_features, n_in);
         return -1;
     }
     if (k == 1 || k < 0 || k > MF_SVM_MAX_CLASSES) {
@@ -208,9 +209,10 @@ svm_prepare(void *op, Py_ssize_t n_in, Py_ssize_t *n_out, PyObject *owners)
     pairs = k == 0 ? 1 : k * (k - 1) / 2;
     if (s->n_coef_rows != (k == 0 ? 1 : k - 1) || s->n_coef_cols != s->n_sv ||
         s->n_intercept != pairs) {
-        PyErr_Format(PyExc_ValueError, "svm: dual_coef has shape (%zd, %zd) and intercept "
-                     "%zd items for %zd support vectors of %zd classes", s->n_coef_rows,
-                     s->n_coef_cols, s->n_intercept, s->n_sv, k);
+        PyErr_Format(PyExc_ValueError,
+                     "svm: dual_coef has shape (%zd, %zd) and intercept "
+                     "%zd items for %zd support vectors of %zd classes",
+                     s->n_coef_rows, s->n_coef_cols, s->n_intercept, s->n_sv, k);
         return -1;
     }
     if (k > 0) {
@@ -221,15 +223,19 @@ svm_prepare(void *op, Py_ssize_t n_in, Py_ssize_t *n_out, PyObject *owners)
         }
         for (c = 0; c < k; c++) {
             if (s->n_support[c] < 0 || s->n_support[c] > s->n_sv - total) {
-                PyErr_Format(PyExc_ValueError, "svm: n_support[%zd] = %lld does not fit %zd "
-                             "support vectors", c, (long long)s->n_support[c], s->n_sv);
+                PyErr_Format(PyExc_ValueError,
+                             "svm: n_support[%zd] = %lld does not fit %zd "
+                             "support vectors",
+                             c, (long long)s->n_support[c], s->n_sv);
                 return -1;
             }
             total += s->n_support[c];
         }
         if (total != s->n_sv) {
-            PyErr_Format(PyExc_ValueError, "svm: n_support sums to %zd, not to the %zd support "
-                         "vectors", total, s->n_sv);
+            PyErr_Format(PyExc_ValueError,
+                         "svm: n_support sums to %zd, not to the %zd support "
+                         "vectors",
+                         total, s->n_sv);
             return -1;
         }
         s->sv_class = PyMem_Malloc((size_t)(s->n_sv > 0 ? s->n_sv : 1) * sizeof(int32_t));
@@ -363,8 +369,8 @@ couple(Py_ssize_t k, const double *r, double *p)
 }
 
 static void
-svm_post_run(const void *op, const double *in, Py_ssize_t n_in, double *out,
-             Py_ssize_t n_out, Py_ssize_t n_rows, mf_precision prec)
+svm_post_run(const void *op, const double *in, Py_ssize_t n_in, double *out, Py_ssize_t n_out,
+             Py_ssize_t n_rows, mf_precision prec)
 {
     const mf_svm_post *sp = op;
     Py_ssize_t r, i, j, p, k = sp->n_classes;
@@ -430,16 +436,19 @@ svm_post_prepare(void *op, Py_ssize_t n_in, Py_ssize_t *n_out, PyObject *owners)
     case MF_SVM_OVR:
     case MF_SVM_PROBA:
         if (k < 2 || k > MF_SVM_MAX_CLASSES || n_in != pairs) {
-            PyErr_Format(PyExc_ValueError, "svm_post: %zd decision values for %zd classes "
-                         "(2 to %d)", n_in, k, MF_SVM_MAX_CLASSES);
+            PyErr_Format(PyExc_ValueError,
+                         "svm_post: %zd decision values for %zd classes "
+                         "(2 to %d)",
+                         n_in, k, MF_SVM_MAX_CLASSES);
             return -1;
         }
         if (sp->rule == MF_SVM_PROBA) {
             if (k > MF_SVM_MAX_PROBA_CLASSES || sp->prob_a == NULL || sp->prob_b == NULL ||
                 sp->n_prob_a != pairs || sp->n_prob_b != pairs) {
-                PyErr_Format(PyExc_ValueError, "svm_post: probA and probB must hold %zd "
-                             "values (%zd classes, at most %d)", pairs, k,
-                             MF_SVM_MAX_PROBA_CLASSES);
+                PyErr_Format(PyExc_ValueError,
+                             "svm_post: probA and probB must hold %zd "
+                             "values (%zd classes, at most %d)",
+                             pairs, k, MF_SVM_MAX_PROBA_CLASSES);
                 return -1;
             }
             *n_out = k;

@@ -66,8 +66,8 @@ tally_read_bounds(mf_tally_shape *shape, int h, PyObject *arg)
     }
     n = PyTuple_GET_SIZE(seq);
     if (n < 1 || n > MF_TALLY_MAX_BOUNDS) {
-        PyErr_Format(PyExc_ValueError, "RequestTally: histogram %d has %zd bounds, not 1..%d",
-                     h, n, MF_TALLY_MAX_BOUNDS);
+        PyErr_Format(PyExc_ValueError, "RequestTally: histogram %d has %zd bounds, not 1..%d", h, n,
+                     MF_TALLY_MAX_BOUNDS);
         goto done;
     }
     for (i = 0; i < n; i++) {
@@ -76,8 +76,10 @@ tally_read_bounds(mf_tally_shape *shape, int h, PyObject *arg)
             goto done;
         }
         if (!isfinite(b) || (i > 0 && !(b > shape->bounds[h][i - 1]))) {
-            PyErr_Format(PyExc_ValueError, "RequestTally: histogram %d's bounds must be finite "
-                         "and increasing (bound %zd)", h, i);
+            PyErr_Format(PyExc_ValueError,
+                         "RequestTally: histogram %d's bounds must be finite "
+                         "and increasing (bound %zd)",
+                         h, i);
             goto done;
         }
         shape->bounds[h][i] = b;
@@ -265,8 +267,10 @@ tally_add(mf_Tally *self, PyObject *const *args, Py_ssize_t nargs)
     int h;
 
     if (nargs != 1 + MF_TALLY_HISTS) {
-        PyErr_Format(PyExc_TypeError, "add(key, seconds, rows, compute_seconds) takes 4 "
-                     "arguments (%zd given)", nargs);
+        PyErr_Format(PyExc_TypeError,
+                     "add(key, seconds, rows, compute_seconds) takes 4 "
+                     "arguments (%zd given)",
+                     nargs);
         goto done;
     }
     if (self->index == NULL) {
@@ -281,7 +285,7 @@ tally_add(mf_Tally *self, PyObject *const *args, Py_ssize_t nargs)
     }
     if (!tally_plain_key(args[0], 0)) {
         PyErr_SetString(PyExc_TypeError, "RequestTally keys are tuples of str, int, None and "
-                        "such tuples");
+                                         "such tuples");
         goto done;
     }
     slot = tally_slot(self, args[0]);

@@ -207,10 +207,12 @@ vocab_new(PyTypeObject *type, PyObject *args, PyObject *kwargs)
         return NULL;
     }
     text = (PyArrayObject *)PyArray_FROMANY(text_obj, NPY_UINT8, 1, 1, NPY_ARRAY_CARRAY_RO);
-    offsets = text == NULL ? NULL : (PyArrayObject *)PyArray_FROMANY(
-        offsets_obj, NPY_INT64, 1, 1, NPY_ARRAY_CARRAY_RO);
-    columns = offsets == NULL ? NULL : (PyArrayObject *)PyArray_FROMANY(
-        columns_obj, NPY_INT64, 1, 1, NPY_ARRAY_CARRAY_RO);
+    offsets = text == NULL ? NULL
+                           : (PyArrayObject *)PyArray_FROMANY(offsets_obj, NPY_INT64, 1, 1,
+                                                              NPY_ARRAY_CARRAY_RO);
+    columns = offsets == NULL ? NULL
+                              : (PyArrayObject *)PyArray_FROMANY(columns_obj, NPY_INT64, 1, 1,
+                                                                 NPY_ARRAY_CARRAY_RO);
     if (columns == NULL) {
         goto error;
     }
@@ -220,16 +222,18 @@ vocab_new(PyTypeObject *type, PyObject *args, PyObject *kwargs)
     col = (const int64_t *)PyArray_DATA(columns);
     if (n > MF_MAX_TERMS || n_text > MF_MAX_TERM_TEXT || PyArray_DIM(offsets, 0) != n + 1 ||
         off[0] != 0 || off[n] != n_text) {
-        PyErr_Format(PyExc_ValueError, "Vocabulary: %zd terms, %zd offsets and %zd bytes of "
-                     "text do not fit (at most %zd terms)", n, PyArray_DIM(offsets, 0),
-                     n_text, MF_MAX_TERMS);
+        PyErr_Format(PyExc_ValueError,
+                     "Vocabulary: %zd terms, %zd offsets and %zd bytes of "
+                     "text do not fit (at most %zd terms)",
+                     n, PyArray_DIM(offsets, 0), n_text, MF_MAX_TERMS);
         goto error;
     }
     for (t = 0; t < n; t++) {
         if (off[t + 1] < off[t] || col[t] < 0) {
-            PyErr_Format(PyExc_ValueError, "Vocabulary: term %zd has offsets %lld..%lld and "
-                         "column %lld", t, (long long)off[t], (long long)off[t + 1],
-                         (long long)col[t]);
+            PyErr_Format(PyExc_ValueError,
+                         "Vocabulary: term %zd has offsets %lld..%lld and "
+                         "column %lld",
+                         t, (long long)off[t], (long long)off[t + 1], (long long)col[t]);
             goto error;
         }
     }
@@ -559,8 +563,7 @@ word_ngrams(mf_sink *s, const char *text, const mf_span *tok, Py_ssize_t n_tok, 
                 int m;
                 for (m = 0; m < n; m++) {
                     if ((m > 0 && buf_append(scratch, " ", 1) < 0) ||
-                        buf_append(scratch, text + tok[i + m].start,
-                                   (size_t)tok[i + m].len) < 0) {
+                        buf_append(scratch, text + tok[i + m].start, (size_t)tok[i + m].len) < 0) {
                         return -1;
                     }
                 }
@@ -576,8 +579,7 @@ word_ngrams(mf_sink *s, const char *text, const mf_span *tok, Py_ssize_t n_tok, 
 /* Character n-grams of code points cp[0 .. n) whose UTF-8 is at[] into
  * utf8 (_char_ngrams). */
 static int
-char_ngrams(mf_sink *s, const char *utf8, const Py_ssize_t *at, Py_ssize_t n, int min_n,
-            int max_n)
+char_ngrams(mf_sink *s, const char *utf8, const Py_ssize_t *at, Py_ssize_t n, int min_n, int max_n)
 {
     Py_ssize_t i;
     int k;
@@ -748,16 +750,16 @@ mf_text_rows(PyObject *module, PyObject *args)
 
     memset(&sink, 0, sizeof(sink));
     memset(&doc, 0, sizeof(doc));
-    if (!PyArg_ParseTuple(args, "O!iiiOOnii:text_rows", &PyList_Type, &docs, &analyzer,
-                          &min_n, &max_n, &vocab_obj, &stop_obj, &n_features,
-                          &alternate_sign, &lowercase)) {
+    if (!PyArg_ParseTuple(args, "O!iiiOOnii:text_rows", &PyList_Type, &docs, &analyzer, &min_n,
+                          &max_n, &vocab_obj, &stop_obj, &n_features, &alternate_sign,
+                          &lowercase)) {
         return NULL;
     }
     bmp_word_init();
-    if (analyzer < MF_TEXT_WORD || analyzer > MF_TEXT_CHAR_WB || min_n < 1 ||
-        max_n < min_n || max_n > MF_MAX_NGRAM) {
-        PyErr_Format(PyExc_ValueError, "text_rows: analyzer %d, ngram_range (%d, %d)",
-                     analyzer, min_n, max_n);
+    if (analyzer < MF_TEXT_WORD || analyzer > MF_TEXT_CHAR_WB || min_n < 1 || max_n < min_n ||
+        max_n > MF_MAX_NGRAM) {
+        PyErr_Format(PyExc_ValueError, "text_rows: analyzer %d, ngram_range (%d, %d)", analyzer,
+                     min_n, max_n);
         return NULL;
     }
     if (vocab_obj != Py_None) {
@@ -796,8 +798,10 @@ mf_text_rows(PyObject *module, PyObject *args)
         if (analyzer == MF_TEXT_TOKENS) {
             Py_ssize_t t, n_items;
             if (!PyList_Check(item)) {
-                PyErr_Format(PyExc_TypeError, "text_rows: document %zd's tokens are not a "
-                             "list", r);
+                PyErr_Format(PyExc_TypeError,
+                             "text_rows: document %zd's tokens are not a "
+                             "list",
+                             r);
                 goto done;
             }
             n_items = PyList_GET_SIZE(item);
@@ -807,8 +811,10 @@ mf_text_rows(PyObject *module, PyObject *args)
                 PyObject *tok = PyList_GET_ITEM(item, t);
                 mf_span sp;
                 if (!PyUnicode_Check(tok)) {
-                    PyErr_Format(PyExc_TypeError, "text_rows: a token of document %zd is "
-                                 "a %.100s", r, Py_TYPE(tok)->tp_name);
+                    PyErr_Format(PyExc_TypeError,
+                                 "text_rows: a token of document %zd is "
+                                 "a %.100s",
+                                 r, Py_TYPE(tok)->tp_name);
                     goto done;
                 }
                 sp.start = (Py_ssize_t)text.len;
@@ -869,8 +875,7 @@ mf_text_rows(PyObject *module, PyObject *args)
                 }
                 n_tok = kept;
             }
-            if (n_tok > 0 &&
-                word_ngrams(&sink, base, tok, n_tok, min_n, max_n, &scratch) < 0) {
+            if (n_tok > 0 && word_ngrams(&sink, base, tok, n_tok, min_n, max_n, &scratch) < 0) {
                 goto done;
             }
         }
@@ -1112,8 +1117,8 @@ sparse_run(const void *op, const double *in, Py_ssize_t n_in, double *out, Py_ss
 }
 
 static int
-sparse_check(const void *op, const double *in, Py_ssize_t n_in, Py_ssize_t n_rows,
-             mf_accept accept, mf_err_kind *err)
+sparse_check(const void *op, const double *in, Py_ssize_t n_in, Py_ssize_t n_rows, mf_accept accept,
+             mf_err_kind *err)
 {
     return 0;
 }
@@ -1123,14 +1128,13 @@ sparse_prepare(void *op, Py_ssize_t n_in, Py_ssize_t *n_out, PyObject *owners)
 {
     mf_sparse *s = op;
     if (n_in != 1) {
-        PyErr_Format(PyExc_ValueError, "sparse reads one column (the packed rows), not %zd",
-                     n_in);
+        PyErr_Format(PyExc_ValueError, "sparse reads one column (the packed rows), not %zd", n_in);
         return -1;
     }
-    if (s->n_features < 1 || s->n_features > ((Py_ssize_t)1 << 31) ||
-        s->norm < 0 || s->norm > 2 || s->pre_norm < 0 || s->pre_norm > 2) {
-        PyErr_Format(PyExc_ValueError, "sparse: %zd features, norms %zd and %zd",
-                     s->n_features, s->pre_norm, s->norm);
+    if (s->n_features < 1 || s->n_features > ((Py_ssize_t)1 << 31) || s->norm < 0 || s->norm > 2 ||
+        s->pre_norm < 0 || s->pre_norm > 2) {
+        PyErr_Format(PyExc_ValueError, "sparse: %zd features, norms %zd and %zd", s->n_features,
+                     s->pre_norm, s->norm);
         return -1;
     }
     if (s->reverse && s->idf == NULL) {
@@ -1144,23 +1148,24 @@ sparse_prepare(void *op, Py_ssize_t n_in, Py_ssize_t *n_out, PyObject *owners)
     }
     if (s->coef != NULL) {
         if (s->n_coef_features != s->n_features || s->n_outputs < 1) {
-            PyErr_Format(PyExc_ValueError, "sparse: coef has shape (%zd, %zd) for %zd "
-                         "features", s->n_outputs, s->n_coef_features, s->n_features);
+            PyErr_Format(PyExc_ValueError,
+                         "sparse: coef has shape (%zd, %zd) for %zd "
+                         "features",
+                         s->n_outputs, s->n_coef_features, s->n_features);
             return -1;
         }
         *n_out = s->n_outputs;
     }
     else {
         if (s->n_features > ((Py_ssize_t)1 << 24)) {
-            PyErr_Format(PyExc_ValueError, "sparse: %zd dense columns are too many",
-                         s->n_features);
+            PyErr_Format(PyExc_ValueError, "sparse: %zd dense columns are too many", s->n_features);
             return -1;
         }
         *n_out = s->n_features;
     }
     if (s->intercept != NULL && s->n_intercept != *n_out) {
-        PyErr_Format(PyExc_ValueError, "sparse: %zd intercepts for %zd outputs",
-                     s->n_intercept, *n_out);
+        PyErr_Format(PyExc_ValueError, "sparse: %zd intercepts for %zd outputs", s->n_intercept,
+                     *n_out);
         return -1;
     }
     if (s->sublinear && mf_numpy_loop("log", NPY_DOUBLE, &s->log, owners) < 0) {
@@ -1191,8 +1196,7 @@ static const mf_field sparse_fields[] = {
     MF_SCALAR_FIELD(mf_sparse, sublinear, MF_FIELD_BOOL),
     MF_VECTOR_FIELD(mf_sparse, idf, NPY_DOUBLE, MF_FIELD_OPTIONAL, n_idf),
     MF_SCALAR_FIELD(mf_sparse, norm, MF_FIELD_INT),
-    MF_MATRIX_FIELD(mf_sparse, coef, NPY_DOUBLE, MF_FIELD_OPTIONAL, n_outputs,
-                    n_coef_features),
+    MF_MATRIX_FIELD(mf_sparse, coef, NPY_DOUBLE, MF_FIELD_OPTIONAL, n_outputs, n_coef_features),
     MF_VECTOR_FIELD(mf_sparse, intercept, NPY_DOUBLE, MF_FIELD_OPTIONAL, n_intercept),
     MF_SCALAR_FIELD(mf_sparse, counts, MF_FIELD_BOOL),
     MF_SCALAR_FIELD(mf_sparse, reverse, MF_FIELD_BOOL),

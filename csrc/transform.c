@@ -143,8 +143,8 @@ affine_pass(char op, const double *p, const double *in, double *out, Py_ssize_t 
 /* Element by element, rounding to the stage's precision after each
  * operation (float32/float16 stages, clipping). */
 static void
-affine_rows(const mf_affine *s, const double *in, double *out, Py_ssize_t n,
-            Py_ssize_t n_rows, mf_precision prec)
+affine_rows(const mf_affine *s, const double *in, double *out, Py_ssize_t n, Py_ssize_t n_rows,
+            mf_precision prec)
 {
     Py_ssize_t r, j;
     double lo = round_to(prec, s->clip_lo), hi = round_to(prec, s->clip_hi);
@@ -213,8 +213,8 @@ is_missing(const mf_impute *s, double v)
  * missing values with the (rounded) statistic, append MissingIndicator
  * columns computed on the input. */
 static void
-impute_run(const void *op, const double *in, Py_ssize_t n_in, double *out,
-           Py_ssize_t n_out, Py_ssize_t n_rows, mf_precision prec)
+impute_run(const void *op, const double *in, Py_ssize_t n_in, double *out, Py_ssize_t n_out,
+           Py_ssize_t n_rows, mf_precision prec)
 {
     const mf_impute *s = op;
     Py_ssize_t r, t;
@@ -254,8 +254,8 @@ encode_one(const double *cats, npy_intp n, double v)
 }
 
 static void
-encode_run(const void *op, const double *in, Py_ssize_t n_in, double *out,
-           Py_ssize_t n_out, Py_ssize_t n_rows, mf_precision prec)
+encode_run(const void *op, const double *in, Py_ssize_t n_in, double *out, Py_ssize_t n_out,
+           Py_ssize_t n_rows, mf_precision prec)
 {
     const mf_encode *s = op;
     Py_ssize_t r, j, n_cat = s->n_offsets - 1;
@@ -399,8 +399,7 @@ encode_prepare(void *op, Py_ssize_t n_in, Py_ssize_t *n_out, PyObject *owners)
         indices_fit("encode.perm", s->perm, s->n_perm, n_in) < 0) {
         return -1;
     }
-    if (n_cat < 0 || n_cat > n_in || s->offsets[0] != 0 ||
-        s->offsets[n_cat] != s->n_categories) {
+    if (n_cat < 0 || n_cat > n_in || s->offsets[0] != 0 || s->offsets[n_cat] != s->n_categories) {
         PyErr_SetString(PyExc_ValueError, "encode.offsets do not cover the categories");
         return -1;
     }
@@ -411,8 +410,7 @@ encode_prepare(void *op, Py_ssize_t n_in, Py_ssize_t *n_out, PyObject *owners)
         }
         for (i = s->offsets[t] + 1; i < s->offsets[t + 1]; i++) {
             if (!(s->categories[i - 1] < s->categories[i])) {
-                PyErr_SetString(PyExc_ValueError,
-                                "encode.categories must be sorted and unique");
+                PyErr_SetString(PyExc_ValueError, "encode.categories must be sorted and unique");
                 return -1;
             }
         }
@@ -430,8 +428,8 @@ encode_out_type(const void *op, int in_type)
 /* HistGradientBoosting's encoder lets anything through but infinity in a
  * categorical column, which its OrdinalEncoder refuses. */
 static int
-encode_check(const void *op, const double *in, Py_ssize_t n_in, Py_ssize_t n_rows,
-             mf_accept accept, mf_err_kind *err)
+encode_check(const void *op, const double *in, Py_ssize_t n_in, Py_ssize_t n_rows, mf_accept accept,
+             mf_err_kind *err)
 {
     const mf_encode *s = op;
     Py_ssize_t r, j, n_cat = s->n_offsets - 1;

@@ -160,8 +160,8 @@ walk_step(const mf_tnode *tree, const double *xg, int lanes, int nan_aware, int3
  * leaves: the AND of the info words costs nothing beside the loads, and the
  * one branch a step is mostly predicted. */
 static inline __attribute__((always_inline)) void
-walk_group_as(const mf_tnode *tree, int32_t depth, int32_t shallow, const double *xg,
-              int lanes, int nan_aware, int32_t *idx)
+walk_group_as(const mf_tnode *tree, int32_t depth, int32_t shallow, const double *xg, int lanes,
+              int nan_aware, int32_t *idx)
 {
     int g;
     int32_t step;
@@ -187,8 +187,8 @@ walk_group_as(const mf_tnode *tree, int32_t depth, int32_t shallow, const double
 }
 
 static void
-walk_group(const mf_tnode *tree, int32_t depth, int32_t shallow, const double *xg,
-           int nan_aware, int32_t *idx)
+walk_group(const mf_tnode *tree, int32_t depth, int32_t shallow, const double *xg, int nan_aware,
+           int32_t *idx)
 {
     if (nan_aware) {
         walk_group_as(tree, depth, shallow, xg, MF_WALK_GROUP, 1, idx);
@@ -255,16 +255,16 @@ forest_raw(const mf_forest *f, const double *x, Py_ssize_t n_rows, double *raw)
          * the rows left over one after the other; without the memory, the
          * general walk does it all */
         size_t need = (size_t)(n_rows * padded);
-        pad = need <= sizeof(stack_buf) / sizeof(double) ? stack_buf
-                                                          : malloc(need * sizeof(double));
+        pad =
+            need <= sizeof(stack_buf) / sizeof(double) ? stack_buf : malloc(need * sizeof(double));
     }
     if (pad != NULL) {
         for (r = 0; r < n_rows; r++) {
             const double *src = x + r * d;
             Py_ssize_t lanes = r < in_groups ? MF_WALK_GROUP : 1;
-            double *dst = r < in_groups
-                ? pad + (r / MF_WALK_GROUP) * MF_WALK_GROUP * padded + r % MF_WALK_GROUP
-                : pad + r * padded;
+            double *dst = r < in_groups ? pad + (r / MF_WALK_GROUP) * MF_WALK_GROUP * padded +
+                                              r % MF_WALK_GROUP
+                                        : pad + r * padded;
             for (j = 0; j < d; j++) {
                 dst[j * lanes] = src[j];
                 nan_seen |= src[j] != src[j];
@@ -320,9 +320,9 @@ cat_sets_check(mf_forest *f)
         }
         return 0;
     }
-    if ((f->cat_rule != MF_CATS_XGBOOST && f->cat_rule != MF_CATS_LIGHTGBM) ||
-        f->cats != NULL || f->cat_offsets == NULL || f->n_cat_offsets < 1 ||
-        f->cat_offsets[0] != 0 || f->cat_offsets[f->n_cat_offsets - 1] != f->n_cat_set_words) {
+    if ((f->cat_rule != MF_CATS_XGBOOST && f->cat_rule != MF_CATS_LIGHTGBM) || f->cats != NULL ||
+        f->cat_offsets == NULL || f->n_cat_offsets < 1 || f->cat_offsets[0] != 0 ||
+        f->cat_offsets[f->n_cat_offsets - 1] != f->n_cat_set_words) {
         PyErr_SetString(PyExc_ValueError, "forest: category sets malformed");
         return -1;
     }
@@ -370,8 +370,8 @@ forest_build(mf_forest *f, mf_tnode *nodes, int64_t *roots, double *values, char
         int64_t base = f->offsets[t], end = f->offsets[t + 1], size = end - base;
         Py_ssize_t top = 0, root = out, i;
         if (base < 0 || end <= base || end > n_nodes) {
-            PyOS_snprintf(err, err_size, "tree %zd: node range [%lld, %lld) is invalid",
-                          t, (long long)base, (long long)end);
+            PyOS_snprintf(err, err_size, "tree %zd: node range [%lld, %lld) is invalid", t,
+                          (long long)base, (long long)end);
             goto done;
         }
         roots[t] = root;
@@ -381,8 +381,8 @@ forest_build(mf_forest *f, mf_tnode *nodes, int64_t *roots, double *values, char
             int64_t l = f->left[id], r = f->right[id];
             mf_tnode *node = nodes + out;
             if (pos[id] >= 0) {
-                PyOS_snprintf(err, err_size, "tree %zd: node %lld is reached twice",
-                              t, (long long)local);
+                PyOS_snprintf(err, err_size, "tree %zd: node %lld is reached twice", t,
+                              (long long)local);
                 goto done;
             }
             pos[id] = out - root;
@@ -399,15 +399,17 @@ forest_build(mf_forest *f, mf_tnode *nodes, int64_t *roots, double *values, char
                 continue;
             }
             if (l >= size || r < 0 || r >= size) {
-                PyOS_snprintf(err, err_size, "tree %zd: node %lld has children %lld and %lld "
-                              "outside the tree's %lld nodes", t, (long long)local,
-                              (long long)l, (long long)r, (long long)size);
+                PyOS_snprintf(err, err_size,
+                              "tree %zd: node %lld has children %lld and %lld "
+                              "outside the tree's %lld nodes",
+                              t, (long long)local, (long long)l, (long long)r, (long long)size);
                 goto done;
             }
             if (f->feature[id] < 0 || f->feature[id] >= f->n_features) {
-                PyOS_snprintf(err, err_size, "tree %zd: node %lld splits on feature %lld "
-                              "of %zd", t, (long long)local, (long long)f->feature[id],
-                              f->n_features);
+                PyOS_snprintf(err, err_size,
+                              "tree %zd: node %lld splits on feature %lld "
+                              "of %zd",
+                              t, (long long)local, (long long)f->feature[id], f->n_features);
                 goto done;
             }
             node->info = (uint32_t)f->feature[id];
@@ -418,8 +420,10 @@ forest_build(mf_forest *f, mf_tnode *nodes, int64_t *roots, double *values, char
             if (f->flags[id] & 2) {
                 double ci = node->threshold;
                 if (!(ci >= 0.0 && ci < (double)f->n_cats && ci == floor(ci))) {
-                    PyOS_snprintf(err, err_size, "tree %zd: node %lld names category split "
-                                  "%g of %zd", t, (long long)local, ci, f->n_cats);
+                    PyOS_snprintf(err, err_size,
+                                  "tree %zd: node %lld names category split "
+                                  "%g of %zd",
+                                  t, (long long)local, ci, f->n_cats);
                     goto done;
                 }
                 node->info |= NODE_CATEGORICAL;
@@ -471,8 +475,7 @@ forest_check_packed(const mf_forest *f, char *err, size_t err_size)
             int64_t local = i - root;
             if (n->info & NODE_LEAF) {
                 if (n->info != (NODE_LEAF | (uint32_t)f->n_features) || n->right != local ||
-                    !(n->threshold >= 0.0) ||
-                    !(n->threshold < (double)f->n_leaves) ||
+                    !(n->threshold >= 0.0) || !(n->threshold < (double)f->n_leaves) ||
                     n->threshold != floor(n->threshold)) {
                     PyOS_snprintf(err, err_size, "tree %zd: leaf %lld is malformed", t,
                                   (long long)local);
@@ -480,8 +483,8 @@ forest_check_packed(const mf_forest *f, char *err, size_t err_size)
                 }
                 continue;
             }
-            if ((Py_ssize_t)(n->info & NODE_FEATURE) >= f->n_features ||
-                local + 1 >= end - root || n->right <= local || n->right >= end - root) {
+            if ((Py_ssize_t)(n->info & NODE_FEATURE) >= f->n_features || local + 1 >= end - root ||
+                n->right <= local || n->right >= end - root) {
                 PyOS_snprintf(err, err_size, "tree %zd: node %lld is malformed", t,
                               (long long)local);
                 return -1;
@@ -545,16 +548,18 @@ static int
 forest_common(mf_forest *f, Py_ssize_t n_in, Py_ssize_t *n_out)
 {
     Py_ssize_t t;
-    if (f->n_features != n_in || f->n_features < 1 ||
-        f->n_features >= MF_TREE_MAX_FEATURES || f->n_raw < 1) {
-        PyErr_Format(PyExc_ValueError, "forest: %zd features and %zd outputs for %zd input "
-                     "columns", f->n_features, f->n_raw, n_in);
+    if (f->n_features != n_in || f->n_features < 1 || f->n_features >= MF_TREE_MAX_FEATURES ||
+        f->n_raw < 1) {
+        PyErr_Format(PyExc_ValueError,
+                     "forest: %zd features and %zd outputs for %zd input "
+                     "columns",
+                     f->n_features, f->n_raw, n_in);
         return -1;
     }
     if (f->column != NULL) {
         if (f->n_column != f->n_trees || f->n_values != 1) {
             PyErr_SetString(PyExc_ValueError, "forest: a tree feeding one column has one "
-                            "value, and every tree a column");
+                                              "value, and every tree a column");
             return -1;
         }
         for (t = 0; t < f->n_trees; t++) {
@@ -624,9 +629,8 @@ forest_prepare(void *op, Py_ssize_t n_in, Py_ssize_t *n_out, PyObject *owners)
     if (nodes_arr == NULL || roots_arr == NULL || values_arr == NULL) {
         goto done;
     }
-    if (forest_build(f, (mf_tnode *)PyArray_DATA(nodes_arr),
-                     (int64_t *)PyArray_DATA(roots_arr), (double *)PyArray_DATA(values_arr),
-                     err, sizeof(err)) < 0) {
+    if (forest_build(f, (mf_tnode *)PyArray_DATA(nodes_arr), (int64_t *)PyArray_DATA(roots_arr),
+                     (double *)PyArray_DATA(values_arr), err, sizeof(err)) < 0) {
         PyErr_Format(mf_ModelFormatError, "invalid tree: %s", err);
         goto done;
     }
@@ -640,8 +644,8 @@ forest_prepare(void *op, Py_ssize_t n_in, Py_ssize_t *n_out, PyObject *owners)
         goto done;
     }
     /* unreachable nodes (none in scikit-learn's trees) are left out */
-    nodes_used = PySequence_GetSlice((PyObject *)nodes_arr, 0,
-                                     f->n_nodes * (Py_ssize_t)sizeof(mf_tnode));
+    nodes_used =
+        PySequence_GetSlice((PyObject *)nodes_arr, 0, f->n_nodes * (Py_ssize_t)sizeof(mf_tnode));
     values_used = PySequence_GetSlice((PyObject *)values_arr, 0, f->n_leaves);
     if (nodes_used == NULL || values_used == NULL) {
         goto done;
@@ -709,8 +713,8 @@ forest_release(void *op)
 }
 
 static void
-forest_run(const void *op, const double *in, Py_ssize_t n_in, double *out,
-           Py_ssize_t n_out, Py_ssize_t n_rows, mf_precision prec)
+forest_run(const void *op, const double *in, Py_ssize_t n_in, double *out, Py_ssize_t n_out,
+           Py_ssize_t n_rows, mf_precision prec)
 {
     forest_raw(op, in, n_rows, out);
 }
@@ -752,7 +756,8 @@ forest_block_rows(const void *op)
 {
     const mf_forest *f = op;
     if (f->n_nodes * (Py_ssize_t)sizeof(mf_tnode) +
-        f->n_leaves * f->n_values * (Py_ssize_t)sizeof(double) > MF_FOREST_CACHE_BYTES) {
+            f->n_leaves * f->n_values * (Py_ssize_t)sizeof(double) >
+        MF_FOREST_CACHE_BYTES) {
         return MF_BIG_BLOCK_ROWS;
     }
     return 0;
@@ -766,8 +771,7 @@ static const mf_field forest_fields[] = {
     MF_VECTOR_FIELD(mf_forest, feature, NPY_INT64, MF_FIELD_TRANSIENT, n_feature),
     MF_VECTOR_FIELD(mf_forest, threshold, NPY_DOUBLE, MF_FIELD_TRANSIENT, n_threshold),
     MF_VECTOR_FIELD(mf_forest, flags, NPY_UINT8, MF_FIELD_TRANSIENT, n_flags),
-    MF_MATRIX_FIELD(mf_forest, node_values, NPY_DOUBLE, MF_FIELD_TRANSIENT, n_node_rows,
-                    n_values),
+    MF_MATRIX_FIELD(mf_forest, node_values, NPY_DOUBLE, MF_FIELD_TRANSIENT, n_node_rows, n_values),
     MF_VECTOR_FIELD(mf_forest, offsets, NPY_INT64, MF_FIELD_TRANSIENT, n_offsets),
     MF_VECTOR_FIELD(mf_forest, column, NPY_INT32, MF_FIELD_OPTIONAL, n_column),
     MF_MATRIX_FIELD(mf_forest, cats, NPY_UINT32, MF_FIELD_OPTIONAL, n_cats, n_cat_words),
@@ -798,8 +802,7 @@ static const mf_field forest_packed_fields[] = {
     MF_SCALAR_FIELD(mf_forest, n_raw, MF_FIELD_INT),
     MF_VECTOR_FIELD(mf_forest, packed_nodes, NPY_UINT8, 0, n_packed_bytes),
     MF_VECTOR_FIELD(mf_forest, packed_roots, NPY_INT64, 0, n_packed_roots),
-    MF_MATRIX_FIELD(mf_forest, packed_values, NPY_DOUBLE, 0, n_packed_leaves,
-                    n_packed_width),
+    MF_MATRIX_FIELD(mf_forest, packed_values, NPY_DOUBLE, 0, n_packed_leaves, n_packed_width),
     MF_VECTOR_FIELD(mf_forest, column, NPY_INT32, MF_FIELD_OPTIONAL, n_column),
     MF_MATRIX_FIELD(mf_forest, cats, NPY_UINT32, MF_FIELD_OPTIONAL, n_cats, n_cat_words),
     MF_VECTOR_FIELD(mf_forest, init, NPY_DOUBLE, MF_FIELD_OPTIONAL, n_init),

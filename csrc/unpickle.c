@@ -107,8 +107,7 @@ static PyObject *
 pending_repr(mf_Pending *self)
 {
     static const char *names[] = {"?", "array", "dtype", "joblib array"};
-    return PyUnicode_FromFormat("<unfinished %s: BUILD never completed it>",
-                                names[self->kind]);
+    return PyUnicode_FromFormat("<unfinished %s: BUILD never completed it>", names[self->kind]);
 }
 
 static PyTypeObject PendingType = {
@@ -265,8 +264,7 @@ vm_wrap_error(mf_vm *vm, const char *what)
     PyObject *type, *value, *tb, *text = NULL;
     int result = -1;
 
-    if (PyErr_ExceptionMatches(PyExc_MemoryError) ||
-        PyErr_ExceptionMatches(mf_MlfastError)) {
+    if (PyErr_ExceptionMatches(PyExc_MemoryError) || PyErr_ExceptionMatches(mf_MlfastError)) {
         return -1;
     }
     PyErr_Fetch(&type, &value, &tb);
@@ -295,7 +293,8 @@ vm_charge(mf_vm *vm, size_t nbytes)
     if (nbytes > b->max - b->used) {
         return vm_error(vm, mf_UnsupportedModelError,
                         "loading needs more than the memory budget of %zu bytes "
-                        "(pass a larger max_memory to load it)", b->max);
+                        "(pass a larger max_memory to load it)",
+                        b->max);
     }
     b->used += nbytes;
     return 0;
@@ -307,8 +306,7 @@ static int
 vm_read(mf_vm *vm, Py_ssize_t n, const unsigned char **out)
 {
     if (n < 0 || n > vm->size - vm->pos) {
-        return FORMAT_ERROR(vm, "truncated: needs %zd more bytes, %zd left",
-                            n, vm->size - vm->pos);
+        return FORMAT_ERROR(vm, "truncated: needs %zd more bytes, %zd left", n, vm->size - vm->pos);
     }
     *out = vm->buf + vm->pos;
     vm->pos += n;
@@ -444,8 +442,7 @@ static int
 vm_memo_put(mf_vm *vm, Py_ssize_t idx, PyObject *obj)
 {
     if (idx < 0 || idx >= MF_MEMO_MAX || idx > vm->memo_len + MF_MEMO_GAP) {
-        return FORMAT_ERROR(vm, "memo index %zd out of range (memo holds %zd)",
-                            idx, vm->memo_len);
+        return FORMAT_ERROR(vm, "memo index %zd out of range (memo holds %zd)", idx, vm->memo_len);
     }
     if (idx >= vm->memo_cap) {
         Py_ssize_t cap = vm->memo_cap;
@@ -520,10 +517,11 @@ vm_check_key(mf_vm *vm, PyObject *key, int depth, Py_ssize_t *items)
 {
     Py_ssize_t i, n;
 
-    if (++*items > MF_KEY_ITEMS_MAX ||
-        ++vm->budget->key_items > MF_KEY_ITEMS_FILE_MAX) {
-        return UNSUPPORTED_ERROR(vm, "a dictionary key or set element expands to more "
-                                 "than %d items", MF_KEY_ITEMS_MAX);
+    if (++*items > MF_KEY_ITEMS_MAX || ++vm->budget->key_items > MF_KEY_ITEMS_FILE_MAX) {
+        return UNSUPPORTED_ERROR(vm,
+                                 "a dictionary key or set element expands to more "
+                                 "than %d items",
+                                 MF_KEY_ITEMS_MAX);
     }
     if (PyUnicode_CheckExact(key) || PyBytes_CheckExact(key)) {
         return 1;
@@ -531,9 +529,8 @@ vm_check_key(mf_vm *vm, PyObject *key, int depth, Py_ssize_t *items)
     if (depth > MF_KEY_DEPTH_MAX) {
         return FORMAT_ERROR(vm, "key nested deeper than %d", MF_KEY_DEPTH_MAX);
     }
-    if (PyLong_CheckExact(key) || PyFloat_CheckExact(key) || PyBool_Check(key) ||
-        key == Py_None || PyComplex_CheckExact(key) || mf_Global_Check(key) ||
-        mf_Record_Check(key) ||
+    if (PyLong_CheckExact(key) || PyFloat_CheckExact(key) || PyBool_Check(key) || key == Py_None ||
+        PyComplex_CheckExact(key) || mf_Global_Check(key) || mf_Record_Check(key) ||
         (PyArray_IsScalar(key, Generic) && !PyArray_IsScalar(key, Void) &&
          !PyArray_IsScalar(key, Object))) {
         return 0;
@@ -564,9 +561,9 @@ vm_admit_key(mf_vm *vm, PyObject *key, Py_ssize_t count)
     if (r != 0) {
         return r < 0 ? -1 : 0;
     }
-    if (count >= MF_NONSTR_KEYS_PER_OBJECT ||
-        vm->budget->nonstr_keys >= MF_NONSTR_KEYS_MAX) {
-        return UNSUPPORTED_ERROR(vm, "too many non-string keys (at most %d in a "
+    if (count >= MF_NONSTR_KEYS_PER_OBJECT || vm->budget->nonstr_keys >= MF_NONSTR_KEYS_MAX) {
+        return UNSUPPORTED_ERROR(vm,
+                                 "too many non-string keys (at most %d in a "
                                  "container, %d in a file)",
                                  MF_NONSTR_KEYS_PER_OBJECT, MF_NONSTR_KEYS_MAX);
     }
@@ -682,24 +679,26 @@ static const global_entry gbdt_globals[] = {
 };
 
 /* Types that may be named as values (e.g. an estimator's dtype=np.float64). */
-static const char *const builtin_typerefs[] = {
-    "int", "float", "str", "bool", "list", "dict", "tuple", NULL
-};
+static const char *const builtin_typerefs[] = {"int",  "float", "str",   "bool",
+                                               "list", "dict",  "tuple", NULL};
 static const char *const numpy_typerefs[] = {
-    "bool_", "bool", "int8", "int16", "int32", "int64", "uint8", "uint16",
-    "uint32", "uint64", "float16", "float32", "float64", "complex64",
-    "complex128", "longdouble", "intc", "uintc", "intp", "uintp", "int_",
-    "uint", "longlong", "ulonglong", "half", "single", "double", "byte",
-    "ubyte", "short", "ushort", "str_", "bytes_", "object_", "number",
-    "integer", "floating", "generic", NULL
+    "bool_",  "bool",    "int8",    "int16",   "int32",    "int64",     "uint8",      "uint16",
+    "uint32", "uint64",  "float16", "float32", "float64",  "complex64", "complex128", "longdouble",
+    "intc",   "uintc",   "intp",    "uintp",   "int_",     "uint",      "longlong",   "ulonglong",
+    "half",   "single",  "double",  "byte",    "ubyte",    "short",     "ushort",     "str_",
+    "bytes_", "object_", "number",  "integer", "floating", "generic",   NULL
 };
 
 /* The numpy functions the builders serve, and where numpy's versions pickle
  * them (numpy.log1p), by name. */
 static const char *const served_functions[] = {MF_FUNCTION_NAMES, NULL};
 static const char *const ufunc_modules[] = {
-    "numpy", "numpy.core._multiarray_umath", "numpy._core._multiarray_umath",
-    "numpy.core.umath", "numpy._core.umath", NULL
+    "numpy",
+    "numpy.core._multiarray_umath",
+    "numpy._core._multiarray_umath",
+    "numpy.core.umath",
+    "numpy._core.umath",
+    NULL
 };
 
 static int
@@ -763,10 +762,8 @@ has_suffix(const char *s, const char *suffix)
 static int
 is_library(const char *m)
 {
-    static const char *const libraries[] = {
-        "numpy", "scipy", "sklearn", "joblib", "pandas", "mlfast", "_loss",
-        "cloudpickle", "dill", NULL
-    };
+    static const char *const libraries[] = {"numpy",  "scipy", "sklearn",     "joblib", "pandas",
+                                            "mlfast", "_loss", "cloudpickle", "dill",   NULL};
     char top[64];
     size_t n = strcspn(m, ".");
     if (n >= sizeof(top)) {
@@ -799,8 +796,8 @@ classify(PyObject *module, PyObject *name, const char **reason)
     }
     if (!is_identifier(name)) {
         *reason = strchr(n, '.') != NULL
-            ? "dotted names are attribute lookups, which mlfast never performs"
-            : "the name is not an identifier";
+                      ? "dotted names are attribute lookups, which mlfast never performs"
+                      : "the name is not an identifier";
         return 0;
     }
     if (!is_module_name(module)) {
@@ -837,8 +834,7 @@ classify(PyObject *module, PyObject *name, const char **reason)
         }
         return 0;
     }
-    if (strcmp(m, "_loss") == 0 &&
-        (has_prefix(n, "Cy") || has_prefix(n, "__pyx_unpickle_Cy"))) {
+    if (strcmp(m, "_loss") == 0 && (has_prefix(n, "Cy") || has_prefix(n, "__pyx_unpickle_Cy"))) {
         /* scikit-learn 1.5-1.8 wheels pickle the Cython loss classes of
          * sklearn._loss._loss under the bare module name '_loss' */
         return MF_G_RECORD;
@@ -933,7 +929,7 @@ vm_push_global(mf_vm *vm, PyObject *module_in, PyObject *name_in)
     }
     if (kind == MF_G_JOBLIB_WRAPPER && vm->nested) {
         UNSAFE_ERROR(vm, "a joblib array wrapper inside an object array's nested "
-                     "pickle; joblib never writes one there");
+                         "pickle; joblib never writes one there");
         goto done;
     }
     result = vm_push(vm, mf_global_new(module, name, kind));
@@ -978,15 +974,14 @@ vm_shape(mf_vm *vm, PyObject *shape, int *ndim, npy_intp *dims, npy_intp *count)
     }
     n = PyTuple_GET_SIZE(shape);
     if (n > MF_NDIM_MAX) {
-        return UNSUPPORTED_ERROR(vm, "array with %zd dimensions (at most %d)",
-                                 n, MF_NDIM_MAX);
+        return UNSUPPORTED_ERROR(vm, "array with %zd dimensions (at most %d)", n, MF_NDIM_MAX);
     }
     for (i = 0; i < n; i++) {
         PyObject *d = PyTuple_GET_ITEM(shape, i);
         long long v;
         if (!PyLong_Check(d)) {
-            return FORMAT_ERROR(vm, "array dimension %zd is a %.100s, expected an int",
-                                i, Py_TYPE(d)->tp_name);
+            return FORMAT_ERROR(vm, "array dimension %zd is a %.100s, expected an int", i,
+                                Py_TYPE(d)->tp_name);
         }
         v = PyLong_AsLongLongAndOverflow(d, &overflow);
         if (overflow || v < 0 || v > ((long long)1 << 48)) {
@@ -1013,8 +1008,7 @@ static int
 vm_check_descr(mf_vm *vm, PyObject *descr)
 {
     if (!PyArray_DescrCheck(descr)) {
-        return FORMAT_ERROR(vm, "expected a numpy dtype, found a %.100s",
-                            Py_TYPE(descr)->tp_name);
+        return FORMAT_ERROR(vm, "expected a numpy dtype, found a %.100s", Py_TYPE(descr)->tp_name);
     }
     if (PyDataType_ELSIZE((PyArray_Descr *)descr) <= 0) {
         return UNSUPPORTED_ERROR(vm, "dtype with an item size of 0");
@@ -1025,8 +1019,8 @@ vm_check_descr(mf_vm *vm, PyObject *descr)
 /* A new array of `descr` filled from `nbytes` raw bytes, converted to native
  * byte order.  `fortran`: the bytes hold the array in Fortran order. */
 static PyObject *
-vm_array_from_bytes(mf_vm *vm, PyArray_Descr *descr, int ndim, npy_intp *dims,
-                    npy_intp count, int fortran, const char *data, Py_ssize_t nbytes)
+vm_array_from_bytes(mf_vm *vm, PyArray_Descr *descr, int ndim, npy_intp *dims, npy_intp count,
+                    int fortran, const char *data, Py_ssize_t nbytes)
 {
     PyObject *arr = NULL, *native = NULL;
     PyArray_Descr *nd;
@@ -1037,8 +1031,8 @@ vm_array_from_bytes(mf_vm *vm, PyArray_Descr *descr, int ndim, npy_intp *dims,
         return NULL;
     }
     if (count * itemsize != nbytes) {
-        FORMAT_ERROR(vm, "array data is %zd bytes, shape and dtype need %zd",
-                     nbytes, (Py_ssize_t)(count * itemsize));
+        FORMAT_ERROR(vm, "array data is %zd bytes, shape and dtype need %zd", nbytes,
+                     (Py_ssize_t)(count * itemsize));
         return NULL;
     }
     if (vm_charge(vm, (size_t)nbytes + MF_OBJECT_COST) < 0) {
@@ -1067,15 +1061,15 @@ vm_array_from_bytes(mf_vm *vm, PyArray_Descr *descr, int ndim, npy_intp *dims,
     /* steals nd */
     native = PyArray_FromArray((PyArrayObject *)arr, nd,
                                NPY_ARRAY_FORCECAST | NPY_ARRAY_ENSURECOPY |
-                               (fortran ? NPY_ARRAY_F_CONTIGUOUS : NPY_ARRAY_C_CONTIGUOUS));
+                                   (fortran ? NPY_ARRAY_F_CONTIGUOUS : NPY_ARRAY_C_CONTIGUOUS));
     Py_DECREF(arr);
     return native;
 }
 
 /* An object array from a list of items (numpy pickles object arrays so). */
 static PyObject *
-vm_object_array(mf_vm *vm, PyArray_Descr *descr, int ndim, npy_intp *dims,
-                npy_intp count, PyObject *items)
+vm_object_array(mf_vm *vm, PyArray_Descr *descr, int ndim, npy_intp *dims, npy_intp count,
+                PyObject *items)
 {
     PyObject *arr;
     PyObject **slots;
@@ -1086,8 +1080,7 @@ vm_object_array(mf_vm *vm, PyArray_Descr *descr, int ndim, npy_intp *dims,
         return NULL;
     }
     if (!PyList_Check(items) || PyList_GET_SIZE(items) != count) {
-        FORMAT_ERROR(vm, "object array data must be a list of %zd items",
-                     (Py_ssize_t)count);
+        FORMAT_ERROR(vm, "object array data must be a list of %zd items", (Py_ssize_t)count);
         return NULL;
     }
     if (vm_charge(vm, (size_t)count * sizeof(PyObject *) + MF_OBJECT_COST) < 0) {
@@ -1130,8 +1123,7 @@ vm_finish_array(mf_vm *vm, PyObject *state)
     int ndim, is_fortran;
     Py_ssize_t off;
 
-    if (!PyTuple_Check(state) || (PyTuple_GET_SIZE(state) != 5 &&
-                                  PyTuple_GET_SIZE(state) != 4)) {
+    if (!PyTuple_Check(state) || (PyTuple_GET_SIZE(state) != 5 && PyTuple_GET_SIZE(state) != 4)) {
         FORMAT_ERROR(vm, "ndarray state must be a tuple of 4 or 5 items");
         return NULL;
     }
@@ -1164,13 +1156,11 @@ vm_finish_array(mf_vm *vm, PyObject *state)
         return vm_object_array(vm, (PyArray_Descr *)descr, ndim, dims, count, data);
     }
     if (!PyBytes_Check(data)) {
-        FORMAT_ERROR(vm, "ndarray data is a %.100s, expected bytes",
-                     Py_TYPE(data)->tp_name);
+        FORMAT_ERROR(vm, "ndarray data is a %.100s, expected bytes", Py_TYPE(data)->tp_name);
         return NULL;
     }
-    return vm_array_from_bytes(vm, (PyArray_Descr *)descr, ndim, dims, count,
-                               is_fortran, PyBytes_AS_STRING(data),
-                               PyBytes_GET_SIZE(data));
+    return vm_array_from_bytes(vm, (PyArray_Descr *)descr, ndim, dims, count, is_fortran,
+                               PyBytes_AS_STRING(data), PyBytes_GET_SIZE(data));
 }
 
 /* numpy.dtype(type_string, align, copy): parse the type string strictly. */
@@ -1255,8 +1245,7 @@ vm_structured(mf_vm *vm, PyObject *names, PyObject *fields, long elsize)
             goto done;
         }
         if (!PyTuple_Check(field) || PyTuple_GET_SIZE(field) != 2) {
-            UNSUPPORTED_ERROR(vm, "structured dtype field '%U' must be (dtype, offset)",
-                              name);
+            UNSUPPORTED_ERROR(vm, "structured dtype field '%U' must be (dtype, offset)", name);
             goto done;
         }
         fdescr = PyTuple_GET_ITEM(field, 0);
@@ -1267,15 +1256,14 @@ vm_structured(mf_vm *vm, PyObject *names, PyObject *fields, long elsize)
         if (PyDataType_REFCHK((PyArray_Descr *)fdescr) ||
             PyDataType_HASFIELDS((PyArray_Descr *)fdescr) ||
             PyDataType_HASSUBARRAY((PyArray_Descr *)fdescr)) {
-            UNSUPPORTED_ERROR(vm, "structured dtype field '%U' holds objects or nests",
-                              name);
+            UNSUPPORTED_ERROR(vm, "structured dtype field '%U' holds objects or nests", name);
             goto done;
         }
         off = PyLong_Check(foff) ? PyLong_AsLong(foff) : -1;
         if (off < 0 || off > elsize - (long)PyDataType_ELSIZE((PyArray_Descr *)fdescr)) {
             PyErr_Clear();
-            FORMAT_ERROR(vm, "structured dtype field '%U' lies outside its %ld-byte item",
-                         name, elsize);
+            FORMAT_ERROR(vm, "structured dtype field '%U' lies outside its %ld-byte item", name,
+                         elsize);
             goto done;
         }
         Py_INCREF(name);
@@ -1285,8 +1273,8 @@ vm_structured(mf_vm *vm, PyObject *names, PyObject *fields, long elsize)
         Py_INCREF(foff);
         PyList_SET_ITEM(offsets, i, foff);
     }
-    spec = Py_BuildValue("{sOsOsOsl}", "names", lnames, "formats", formats,
-                         "offsets", offsets, "itemsize", elsize);
+    spec = Py_BuildValue("{sOsOsOsl}", "names", lnames, "formats", formats, "offsets", offsets,
+                         "itemsize", elsize);
     if (spec == NULL) {
         goto done;
     }
@@ -1318,8 +1306,8 @@ vm_finish_dtype(mf_vm *vm, PyArray_Descr *base, PyObject *state)
         FORMAT_ERROR(vm, "numpy dtype state must be a tuple of 8 or 9 items");
         return NULL;
     }
-    version = PyLong_Check(PyTuple_GET_ITEM(state, 0))
-        ? PyLong_AsLong(PyTuple_GET_ITEM(state, 0)) : -1;
+    version =
+        PyLong_Check(PyTuple_GET_ITEM(state, 0)) ? PyLong_AsLong(PyTuple_GET_ITEM(state, 0)) : -1;
     if (version != 3 && version != 4) {
         PyErr_Clear();
         UNSUPPORTED_ERROR(vm, "numpy dtype state version %ld (expected 3 or 4)", version);
@@ -1336,8 +1324,8 @@ vm_finish_dtype(mf_vm *vm, PyArray_Descr *base, PyObject *state)
     }
     names = PyTuple_GET_ITEM(state, 3);
     fields = PyTuple_GET_ITEM(state, 4);
-    elsize = PyLong_Check(PyTuple_GET_ITEM(state, 5))
-        ? PyLong_AsLong(PyTuple_GET_ITEM(state, 5)) : -2;
+    elsize =
+        PyLong_Check(PyTuple_GET_ITEM(state, 5)) ? PyLong_AsLong(PyTuple_GET_ITEM(state, 5)) : -2;
     if (elsize == -2 || (elsize == -1 && PyErr_Occurred())) {
         PyErr_Clear();
         FORMAT_ERROR(vm, "numpy dtype item size is not an int");
@@ -1355,8 +1343,10 @@ vm_finish_dtype(mf_vm *vm, PyArray_Descr *base, PyObject *state)
             return NULL;
         }
         if (elsize != (long)PyDataType_ELSIZE(base)) {
-            FORMAT_ERROR(vm, "structured dtype item size %ld differs from its type "
-                         "string's %ld", elsize, (long)PyDataType_ELSIZE(base));
+            FORMAT_ERROR(vm,
+                         "structured dtype item size %ld differs from its type "
+                         "string's %ld",
+                         elsize, (long)PyDataType_ELSIZE(base));
             return NULL;
         }
         return (PyObject *)vm_structured(vm, names, fields, elsize);
@@ -1441,9 +1431,8 @@ vm_frombuffer(mf_vm *vm, PyObject *args)
         UNSAFE_ERROR(vm, "_frombuffer of an object dtype would read raw pointers");
         return NULL;
     }
-    if (!PyUnicode_Check(order) ||
-        (PyUnicode_CompareWithASCIIString(order, "C") != 0 &&
-         PyUnicode_CompareWithASCIIString(order, "F") != 0)) {
+    if (!PyUnicode_Check(order) || (PyUnicode_CompareWithASCIIString(order, "C") != 0 &&
+                                    PyUnicode_CompareWithASCIIString(order, "F") != 0)) {
         FORMAT_ERROR(vm, "_frombuffer order must be 'C' or 'F'");
         return NULL;
     }
@@ -1457,12 +1446,11 @@ vm_frombuffer(mf_vm *vm, PyObject *args)
         nbytes = PyByteArray_GET_SIZE(buf);
     }
     else {
-        FORMAT_ERROR(vm, "_frombuffer buffer is a %.100s, expected bytes",
-                     Py_TYPE(buf)->tp_name);
+        FORMAT_ERROR(vm, "_frombuffer buffer is a %.100s, expected bytes", Py_TYPE(buf)->tp_name);
         return NULL;
     }
-    return vm_array_from_bytes(vm, (PyArray_Descr *)descr, ndim, dims, count,
-                               fortran, data, nbytes);
+    return vm_array_from_bytes(vm, (PyArray_Descr *)descr, ndim, dims, count, fortran, data,
+                               nbytes);
 }
 
 /* ---- joblib ----------------------------------------------------------------------- */
@@ -1497,7 +1485,7 @@ vm_finish_wrapper(mf_vm *vm, PyObject *state)
     align = dict_get(state, "numpy_array_alignment_bytes");
     if (subclass == NULL || shape == NULL || order == NULL || descr == NULL) {
         FORMAT_ERROR(vm, "joblib array wrapper state lacks subclass, shape, order "
-                     "or dtype");
+                         "or dtype");
         return NULL;
     }
     if (!mf_Global_Check(subclass) || ((mf_Global *)subclass)->kind != MF_G_NDARRAY) {
@@ -1507,9 +1495,8 @@ vm_finish_wrapper(mf_vm *vm, PyObject *state)
     if (vm_shape(vm, shape, &ndim, dims, &count) < 0 || vm_check_descr(vm, descr) < 0) {
         return NULL;
     }
-    if (!PyUnicode_Check(order) ||
-        (PyUnicode_CompareWithASCIIString(order, "C") != 0 &&
-         PyUnicode_CompareWithASCIIString(order, "F") != 0)) {
+    if (!PyUnicode_Check(order) || (PyUnicode_CompareWithASCIIString(order, "C") != 0 &&
+                                    PyUnicode_CompareWithASCIIString(order, "F") != 0)) {
         FORMAT_ERROR(vm, "joblib array order must be 'C' or 'F'");
         return NULL;
     }
@@ -1525,7 +1512,7 @@ vm_finish_wrapper(mf_vm *vm, PyObject *state)
             !PyDataType_REFCHK(PyArray_DESCR(inner))) {
             Py_DECREF(inner);
             FORMAT_ERROR(vm, "joblib object array: the nested pickle does not hold "
-                         "the array its wrapper describes");
+                             "the array its wrapper describes");
             return NULL;
         }
         return (PyObject *)inner;
@@ -1544,8 +1531,8 @@ vm_finish_wrapper(mf_vm *vm, PyObject *state)
             return NULL;
         }
         if (pad[0] > alignment) {
-            FORMAT_ERROR(vm, "joblib padding of %d bytes exceeds the alignment %ld",
-                         pad[0], alignment);
+            FORMAT_ERROR(vm, "joblib padding of %d bytes exceeds the alignment %ld", pad[0],
+                         alignment);
             return NULL;
         }
         if (vm_read(vm, pad[0], &pad) < 0) {
@@ -1554,9 +1541,10 @@ vm_finish_wrapper(mf_vm *vm, PyObject *state)
     }
     itemsize = PyDataType_ELSIZE((PyArray_Descr *)descr);
     if (count > 0 && itemsize > (vm->size - vm->pos) / count) {
-        FORMAT_ERROR(vm, "joblib array of %zd items of %zd bytes is larger than the "
-                     "%zd bytes left", (Py_ssize_t)count, (Py_ssize_t)itemsize,
-                     vm->size - vm->pos);
+        FORMAT_ERROR(vm,
+                     "joblib array of %zd items of %zd bytes is larger than the "
+                     "%zd bytes left",
+                     (Py_ssize_t)count, (Py_ssize_t)itemsize, vm->size - vm->pos);
         return NULL;
     }
     if (vm_read(vm, count * itemsize, &data) < 0) {
@@ -1643,8 +1631,7 @@ vm_call(mf_vm *vm, PyObject *callable, PyObject *args, int newobj)
         return NULL;
     }
     if (!PyTuple_Check(args)) {
-        FORMAT_ERROR(vm, "call arguments are a %.100s, expected a tuple",
-                     Py_TYPE(args)->tp_name);
+        FORMAT_ERROR(vm, "call arguments are a %.100s, expected a tuple", Py_TYPE(args)->tp_name);
         return NULL;
     }
     if (vm_charge(vm, MF_OBJECT_COST) < 0) {
@@ -1661,8 +1648,7 @@ vm_call(mf_vm *vm, PyObject *callable, PyObject *args, int newobj)
         case MF_G_ORDEREDDICT:
             return PyDict_New();
         default:
-            UNSAFE_ERROR(vm, "'%U.%U' may not be instantiated with NEWOBJ",
-                         g->module, g->name);
+            UNSAFE_ERROR(vm, "'%U.%U' may not be instantiated with NEWOBJ", g->module, g->name);
             return NULL;
         }
     }
@@ -1675,7 +1661,7 @@ vm_call(mf_vm *vm, PyObject *callable, PyObject *args, int newobj)
         if (PyTuple_GET_SIZE(args) != 1 || !mf_Global_Check(PyTuple_GET_ITEM(args, 0)) ||
             ((mf_Global *)PyTuple_GET_ITEM(args, 0))->kind != MF_G_RECORD) {
             UNSAFE_ERROR(vm, "functools.partial is refused around anything but a "
-                         "scikit-learn function");
+                             "scikit-learn function");
             return NULL;
         }
         return mf_record_new(callable, args, 1);
@@ -1715,11 +1701,11 @@ vm_call(mf_vm *vm, PyObject *callable, PyObject *args, int newobj)
         cls = PyTuple_GET_ITEM(args, 0);
         base = PyTuple_GET_ITEM(args, 1);
         /* protocols 0 and 1 make every object so, joblib's wrappers too */
-        if (!mf_Global_Check(cls) || (((mf_Global *)cls)->kind != MF_G_RECORD &&
-                                      ((mf_Global *)cls)->kind != MF_G_UNKNOWN &&
-                                      ((mf_Global *)cls)->kind != MF_G_JOBLIB_WRAPPER)) {
+        if (!mf_Global_Check(cls) ||
+            (((mf_Global *)cls)->kind != MF_G_RECORD && ((mf_Global *)cls)->kind != MF_G_UNKNOWN &&
+             ((mf_Global *)cls)->kind != MF_G_JOBLIB_WRAPPER)) {
             UNSAFE_ERROR(vm, "copyreg._reconstructor of something other than an "
-                         "allowed class");
+                             "allowed class");
             return NULL;
         }
         if (!mf_Global_Check(base) || ((mf_Global *)base)->kind != MF_G_OBJECT ||
@@ -1810,7 +1796,7 @@ vm_call(mf_vm *vm, PyObject *callable, PyObject *args, int newobj)
             classify(module, name, &reason) != MF_G_FUNCTION) {
             if (!PyErr_Occurred()) {
                 UNSAFE_ERROR(vm, "numpy.core._ufunc_reconstruct is refused for anything "
-                             "but the name of a numpy function mlfast serves");
+                                 "but the name of a numpy function mlfast serves");
             }
             return NULL;
         }
@@ -1827,13 +1813,12 @@ vm_call(mf_vm *vm, PyObject *callable, PyObject *args, int newobj)
          * factory only fills missing keys, which nothing here looks up, and
          * may only be a type (OrderedDict, dict, list, ...) or None */
         PyObject *factory = PyTuple_GET_SIZE(args) == 1 ? PyTuple_GET_ITEM(args, 0) : NULL;
-        int kind = factory != NULL && mf_Global_Check(factory)
-            ? ((mf_Global *)factory)->kind : 0;
+        int kind = factory != NULL && mf_Global_Check(factory) ? ((mf_Global *)factory)->kind : 0;
         if (PyTuple_GET_SIZE(args) > 1 ||
             (factory != NULL && factory != Py_None && kind != MF_G_ORDEREDDICT &&
              kind != MF_G_TYPEREF && kind != MF_G_DEFAULTDICT)) {
             UNSAFE_ERROR(vm, "collections.defaultdict is refused with a factory other "
-                         "than a type");
+                             "than a type");
             return NULL;
         }
         return PyDict_New();
@@ -1844,12 +1829,11 @@ vm_call(mf_vm *vm, PyObject *callable, PyObject *args, int newobj)
          * instantiates, so it stays a name: a record of the call, never
          * made.  On anything else (a module, a global) it is refused. */
         PyObject *name = PyTuple_GET_SIZE(args) == 2 ? PyTuple_GET_ITEM(args, 1) : NULL;
-        if (name == NULL || !mf_Record_Check(PyTuple_GET_ITEM(args, 0)) ||
-            !is_identifier(name) ||
+        if (name == NULL || !mf_Record_Check(PyTuple_GET_ITEM(args, 0)) || !is_identifier(name) ||
             (PyUnicode_GET_LENGTH(name) >= 2 && PyUnicode_READ_CHAR(name, 0) == '_' &&
              PyUnicode_READ_CHAR(name, 1) == '_')) {
             UNSAFE_ERROR(vm, "builtins.getattr is refused on anything but an inert "
-                         "instance and a plain method name");
+                             "instance and a plain method name");
             return NULL;
         }
         return mf_record_new(callable, args, 1);
@@ -1857,8 +1841,10 @@ vm_call(mf_vm *vm, PyObject *callable, PyObject *args, int newobj)
     case MF_G_UNKNOWN:
         /* a class instantiated by NEWOBJ is data; a call of a name mlfast
          * does not know is code it will not run */
-        UNSAFE_ERROR(vm, "'%U.%U' is called; mlfast never calls what a file names "
-                     "outside its table", g->module, g->name);
+        UNSAFE_ERROR(vm,
+                     "'%U.%U' is called; mlfast never calls what a file names "
+                     "outside its table",
+                     g->module, g->name);
         return NULL;
     default:
         UNSAFE_ERROR(vm, "'%U.%U' may not be called", g->module, g->name);
@@ -1964,8 +1950,8 @@ load_binint(mf_vm *vm, int width)
         v = p[0] | ((long)p[1] << 8);
     }
     else {
-        uint32_t u = (uint32_t)p[0] | ((uint32_t)p[1] << 8) |
-                     ((uint32_t)p[2] << 16) | ((uint32_t)p[3] << 24);
+        uint32_t u = (uint32_t)p[0] | ((uint32_t)p[1] << 8) | ((uint32_t)p[2] << 16) |
+                     ((uint32_t)p[3] << 24);
         v = (long)(int32_t)u;
     }
     return vm_push(vm, PyLong_FromLong(v));
@@ -1987,8 +1973,8 @@ load_long_binary(mf_vm *vm, int width)
         if (vm_read(vm, 4, &p) < 0) {
             return -1;
         }
-        u = (uint32_t)p[0] | ((uint32_t)p[1] << 8) |
-            ((uint32_t)p[2] << 16) | ((uint32_t)p[3] << 24);
+        u = (uint32_t)p[0] | ((uint32_t)p[1] << 8) | ((uint32_t)p[2] << 16) |
+            ((uint32_t)p[3] << 24);
         if ((int32_t)u < 0) {
             return FORMAT_ERROR(vm, "negative LONG4 byte count");
         }
@@ -1998,8 +1984,7 @@ load_long_binary(mf_vm *vm, int width)
         return FORMAT_ERROR(vm, "integer of %zd bytes, %zd left", n, vm->size - vm->pos);
     }
     if (n > MF_LONG_MAX_BYTES) {
-        return UNSUPPORTED_ERROR(vm, "integer of %zd bytes (at most %d)", n,
-                                 MF_LONG_MAX_BYTES);
+        return UNSUPPORTED_ERROR(vm, "integer of %zd bytes (at most %d)", n, MF_LONG_MAX_BYTES);
     }
     if (vm_read(vm, n, &p) < 0) {
         return -1;
@@ -2765,8 +2750,8 @@ vm_clear(mf_vm *vm)
 }
 
 static int
-vm_init(mf_vm *vm, const unsigned char *buf, Py_ssize_t size, Py_ssize_t pos,
-        int nested, mf_budget *budget)
+vm_init(mf_vm *vm, const unsigned char *buf, Py_ssize_t size, Py_ssize_t pos, int nested,
+        mf_budget *budget)
 {
     memset(vm, 0, sizeof(*vm));
     vm->buf = buf;
@@ -2803,8 +2788,7 @@ vm_run(mf_vm *vm)
     }
     /* Protocols 0 and 1 have no PROTO opcode; joblib writes the pickles
      * nested in a file at protocol 2 or later. */
-    if (vm->buf[vm->pos] != OP_PROTO &&
-        (vm->nested || op_name(vm->buf[vm->pos]) == NULL)) {
+    if (vm->buf[vm->pos] != OP_PROTO && (vm->nested || op_name(vm->buf[vm->pos]) == NULL)) {
         FORMAT_ERROR(vm, "not a pickle%s: first byte is 0x%02x, expected PROTO (0x80)%s",
                      vm->nested ? " of protocol 2 or later" : "", vm->buf[vm->pos],
                      vm->nested ? "" : " or an opcode of protocol 0 or 1");
@@ -2821,8 +2805,10 @@ vm_run(mf_vm *vm)
         vm->op = p[0];
         if (vm->op == OP_STOP) {
             if (vm->stack_len != 1 || vm->n_marks != 0) {
-                FORMAT_ERROR(vm, "STOP with %zd items and %zd marks on the stack "
-                             "(expected one value)", vm->stack_len, vm->n_marks);
+                FORMAT_ERROR(vm,
+                             "STOP with %zd items and %zd marks on the stack "
+                             "(expected one value)",
+                             vm->stack_len, vm->n_marks);
                 break;
             }
             result = vm->stack[--vm->stack_len];
@@ -2861,8 +2847,7 @@ mf_unpickle(PyObject *Py_UNUSED(module), PyObject *args, PyObject *kwargs)
     mf_vm vm;
     PyObject *result = NULL;
 
-    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "y*|$L:unpickle", kwlist,
-                                     &view, &max_memory)) {
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "y*|$L:unpickle", kwlist, &view, &max_memory)) {
         return NULL;
     }
     if (max_memory <= 0) {

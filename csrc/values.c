@@ -76,8 +76,7 @@ global_richcompare(PyObject *a, PyObject *b, int op)
     }
     x = (mf_Global *)a;
     y = (mf_Global *)b;
-    eq = PyUnicode_Compare(x->module, y->module) == 0 &&
-         PyUnicode_Compare(x->name, y->name) == 0;
+    eq = PyUnicode_Compare(x->module, y->module) == 0 && PyUnicode_Compare(x->name, y->name) == 0;
     if (PyErr_Occurred()) {
         return NULL;
     }
@@ -203,8 +202,7 @@ RECORD_FIELD_GETTER(listitems)
 #undef RECORD_FIELD_GETTER
 
 static PyMemberDef record_members[] = {
-    {"cls", T_OBJECT_EX, offsetof(mf_Record, cls), READONLY,
-     "the Global that was called"},
+    {"cls", T_OBJECT_EX, offsetof(mf_Record, cls), READONLY, "the Global that was called"},
     {"args", T_OBJECT_EX, offsetof(mf_Record, args), READONLY,
      "the arguments it was called with (a tuple)"},
     {"via_reduce", T_INT, offsetof(mf_Record, via_reduce), READONLY,
@@ -216,8 +214,7 @@ static PyGetSetDef record_getset[] = {
     {"path", (getter)record_get_path, NULL, "'module.name' of the class", NULL},
     {"state", (getter)record_get_state, NULL, "state given by BUILD, or None", NULL},
     {"items", (getter)record_get_items, NULL, "SETITEMS on a dict subclass, or None", NULL},
-    {"listitems", (getter)record_get_listitems, NULL,
-     "APPENDS on a list subclass, or None", NULL},
+    {"listitems", (getter)record_get_listitems, NULL, "APPENDS on a list subclass, or None", NULL},
     {NULL}
 };
 

@@ -1,6 +1,7 @@
 """What every fuzz target does around its TestOneInput: numpy's and Python's
 warnings off (a fuzzed model warns on most inputs; a warning is not a
 finding), then atheris' loop over libFuzzer's arguments."""
+
 from __future__ import annotations
 
 import sys

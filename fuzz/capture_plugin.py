@@ -4,6 +4,7 @@ suite's hand-assembled payloads become fuzzing seeds.
 
     FUZZ_CAPTURE_DIR=dir python -m pytest -p capture_plugin tests/test_hostile.py
 """
+
 from __future__ import annotations
 
 import hashlib

@@ -18,6 +18,7 @@ parses when it says JSON.
 Python-level coverage (atheris instruments mlfast.serving); the C kernels
 run too, in the sanitizer build of fuzz/run.sh.  ``make fuzz`` runs it.
 """
+
 from __future__ import annotations
 
 import os
@@ -50,12 +51,31 @@ ROOT = Path(__file__).resolve().parent.parent
 FIXTURES = ROOT / "tests" / "fixtures" / "versions" / "sk1.9.1"
 
 CONTENT_TYPES = [
-    "application/json", "text/csv", "application/x-npy", "application/octet-stream", "",
-    "text/plain", "application/json; charset=utf-8", "application/x-www-form-urlencoded",
-    "application/vnd.api+json", "multipart/form-data", "TEXT/CSV", "application/x-npy; q=1",
+    "application/json",
+    "text/csv",
+    "application/x-npy",
+    "application/octet-stream",
+    "",
+    "text/plain",
+    "application/json; charset=utf-8",
+    "application/x-www-form-urlencoded",
+    "application/vnd.api+json",
+    "multipart/form-data",
+    "TEXT/CSV",
+    "application/x-npy; q=1",
 ]
-ACCEPTS = [None, "application/json", "text/csv", "*/*", "text/*", "image/png",
-           "text/csv;q=0.5, application/json;q=0.9", "application/json;q=0", "", "x"]
+ACCEPTS = [
+    None,
+    "application/json",
+    "text/csv",
+    "*/*",
+    "text/*",
+    "image/png",
+    "text/csv;q=0.5, application/json;q=0.9",
+    "application/json;q=0",
+    "",
+    "x",
+]
 
 
 def _models():
@@ -64,8 +84,13 @@ def _models():
     (rows by feature name), string labels, NaN-aware boosting, a
     transformer, and a multi-output forest."""
     out = [mlfast.load(mlfast.demo_model_path())]
-    for name in ("logreg_named", "logreg_strings_obj", "hgbc_nan", "standard_scaler",
-                 "imputer_mean_indicator"):
+    for name in (
+        "logreg_named",
+        "logreg_strings_obj",
+        "hgbc_nan",
+        "standard_scaler",
+        "imputer_mean_indicator",
+    ):
         for path in (FIXTURES / f"{name}.joblib", FIXTURES / f"{name}.z3.joblib"):
             if path.exists():
                 out.append(mlfast.load(path))
@@ -74,8 +99,11 @@ def _models():
 
         X = np.arange(40, dtype=float).reshape(20, 2)
         Y = np.stack([np.arange(20) % 2, np.arange(20) % 3], axis=1)
-        out.append(mlfast.compile(RandomForestClassifier(n_estimators=3, max_depth=3,
-                                                         random_state=0).fit(X, Y)))
+        out.append(
+            mlfast.compile(
+                RandomForestClassifier(n_estimators=3, max_depth=3, random_state=0).fit(X, Y)
+            )
+        )
     except ImportError:
         pass
     return out
@@ -172,8 +200,9 @@ def TestOneInput(data: bytes) -> None:
     elapsed = time.monotonic() - start
     grown = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - peak
     if elapsed > MAX_SECONDS or grown > MAX_GROWTH_KB:
-        raise AssertionError(f"{route.name}: one input took {elapsed:.1f} s and {grown // 1024} MB more "
-                             "at the peak")
+        raise AssertionError(
+            f"{route.name}: one input took {elapsed:.1f} s and {grown // 1024} MB more at the peak"
+        )
     if response is not None:
         check_response(response, route)
 

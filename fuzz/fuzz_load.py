@@ -23,6 +23,7 @@ an exception that is not an ``MlfastError`` from loading, or not a
 (one input per exception type and place) and fuzzing goes on; with
 FUZZ_STRICT=1 they stop it like a crash.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -49,8 +50,14 @@ MAX_MEMORY = 64 << 20
 MAX_FEATURES = 4096
 STRICT = os.environ.get("FUZZ_STRICT") == "1"
 FINDINGS = Path(os.environ.get("FUZZ_FINDINGS", "fuzz/findings"))
-METHODS = ("predict", "predict_proba", "predict_log_proba", "decision_function",
-           "transform", "score_samples")
+METHODS = (
+    "predict",
+    "predict_proba",
+    "predict_log_proba",
+    "decision_function",
+    "transform",
+    "score_samples",
+)
 
 _seen = set()
 _batches = {}
@@ -67,13 +74,15 @@ def batches(n_features: int):
     and NaN, in float64 C order, float32 Fortran order and a strided view."""
     if n_features not in _batches:
         n = max(n_features, 1)
-        rows = np.array([
-            np.zeros(n),
-            np.linspace(-3.0, 3.0, n),
-            np.full(n, 1e30),
-            np.full(n, -1e30),
-            np.arange(n, dtype=np.float64) % 7,
-        ])
+        rows = np.array(
+            [
+                np.zeros(n),
+                np.linspace(-3.0, 3.0, n),
+                np.full(n, 1e30),
+                np.full(n, -1e30),
+                np.arange(n, dtype=np.float64) % 7,
+            ]
+        )
         with_nan = rows.copy()
         with_nan[::2, ::2] = np.nan
         wide = np.repeat(rows, 2, axis=1)
@@ -108,9 +117,13 @@ def finding(kind: str, exc: BaseException, data: bytes) -> None:
     FINDINGS.mkdir(parents=True, exist_ok=True)
     stem.write_bytes(data)
     stem.with_suffix(".txt").write_text(
-        f"{kind}: {type(exc).__name__}: {exc}\n" + "".join(traceback.format_exception(exc)))
-    print(f"\n== finding ({kind}): {type(exc).__name__} at {where}: {str(exc)[:200]}",
-          file=sys.stderr, flush=True)
+        f"{kind}: {type(exc).__name__}: {exc}\n" + "".join(traceback.format_exception(exc))
+    )
+    print(
+        f"\n== finding ({kind}): {type(exc).__name__} at {where}: {str(exc)[:200]}",
+        file=sys.stderr,
+        flush=True,
+    )
 
 
 def TestOneInput(data: bytes) -> None:

@@ -24,6 +24,7 @@ extension), valid and broken, each behind fuzz_codec's 8-byte prefix.
 
 Run with the project's interpreter:  .venv/bin/python fuzz/make_seeds.py [load|codec] [DIR]
 """
+
 from __future__ import annotations
 
 import bz2
@@ -43,9 +44,17 @@ MAX_SEED = 64 * 1024
 
 # recompressed in every codec: one file per family
 RECOMPRESS = [
-    "logreg_binary.joblib", "logreg_strings_obj.joblib", "pipeline_scaler_logreg.joblib",
-    "standard_scaler.joblib", "imputer_mean_indicator.joblib", "dtc.joblib", "rfc.z3.joblib",
-    "hgbc_nan.z3.joblib", "hgbr_cat.z3.joblib", "iforest.z3.joblib", "gbr.z3.joblib",
+    "logreg_binary.joblib",
+    "logreg_strings_obj.joblib",
+    "pipeline_scaler_logreg.joblib",
+    "standard_scaler.joblib",
+    "imputer_mean_indicator.joblib",
+    "dtc.joblib",
+    "rfc.z3.joblib",
+    "hgbc_nan.z3.joblib",
+    "hgbr_cat.z3.joblib",
+    "iforest.z3.joblib",
+    "gbr.z3.joblib",
 ]
 
 
@@ -88,7 +97,7 @@ def main(out: Path) -> None:
                 continue
             raw = path.read_bytes()
             if name.endswith(".z3.joblib"):
-                raw = zlib.decompress(raw)      # recompressed below with every codec
+                raw = zlib.decompress(raw)  # recompressed below with every codec
             for codec, data in compressed_variants(raw):
                 write(out, f"{codec}-{stack}-{path.stem}", data)
                 if stack == "sk1.9.1" and name == "logreg_binary.joblib":
@@ -111,12 +120,29 @@ def main(out: Path) -> None:
 
         # 4. everything tests/test_hostile.py feeds the VM
         capture = Path(tmp) / "captured"
-        env = dict(os.environ, FUZZ_CAPTURE_DIR=str(capture),
-                   PYTHONPATH=os.pathsep.join([str(ROOT / "fuzz"), env_path()]))
-        subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "capture_plugin",
-                        "-p", "no:cacheprovider", str(ROOT / "tests" / "test_hostile.py")],
-                       cwd=str(ROOT), env=env, check=False, stdout=subprocess.DEVNULL,
-                       stdin=subprocess.DEVNULL)
+        env = dict(
+            os.environ,
+            FUZZ_CAPTURE_DIR=str(capture),
+            PYTHONPATH=os.pathsep.join([str(ROOT / "fuzz"), env_path()]),
+        )
+        subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "pytest",
+                "-q",
+                "-p",
+                "capture_plugin",
+                "-p",
+                "no:cacheprovider",
+                str(ROOT / "tests" / "test_hostile.py"),
+            ],
+            cwd=str(ROOT),
+            env=env,
+            check=False,
+            stdout=subprocess.DEVNULL,
+            stdin=subprocess.DEVNULL,
+        )
         if capture.is_dir():
             for path in capture.iterdir():
                 write(out, "hostile", path.read_bytes())
@@ -154,7 +180,7 @@ def codec_bodies(n: int, names):
         ("application/json", None, js({"features": [rows]})),
         ("application/json", None, js({"features": []})),
         ("application/json", None, js({"features": [[1.0], [1.0, 2.0]]})),
-        ("application/json", None, js({"features": [10 ** 30] + row[1:]})),
+        ("application/json", None, js({"features": [10**30] + row[1:]})),
         ("application/json", None, js({"inputs": []})),
         ("application/json", None, b'{"features": [1, 2'),
         ("application/json", None, b""),
@@ -168,29 +194,57 @@ def codec_bodies(n: int, names):
         named = {str(k): v for k, v in zip(names, row)}
         out.append(("application/json", None, js({"instances": [named]})))
         out.append(("application/json", None, js({"features": named})))
-    for array in (np.array(rows), np.asfortranarray(rows, dtype=np.float32),
-                  np.array(rows, dtype=">f8"), np.array(rows).astype(np.int16),
-                  np.array(row), np.zeros((1, 1, n))):
+    for array in (
+        np.array(rows),
+        np.asfortranarray(rows, dtype=np.float32),
+        np.array(rows, dtype=">f8"),
+        np.array(rows).astype(np.int16),
+        np.array(row),
+        np.zeros((1, 1, n)),
+    ):
         buf = io.BytesIO()
         np.save(buf, array)
         out.append(("application/x-npy", None, buf.getvalue()))
         out.append(("application/x-npy", None, buf.getvalue()[:-3]))
-    for dt, cast in (("FP64", float), ("FP32", float), ("FP16", float), ("INT64", int),
-                     ("INT8", int), ("UINT8", int), ("BOOL", bool)):
+    for dt, cast in (
+        ("FP64", float),
+        ("FP32", float),
+        ("FP16", float),
+        ("INT64", int),
+        ("INT8", int),
+        ("UINT8", int),
+        ("BOOL", bool),
+    ):
         data = [cast(v) for v in row]
         doc = {"inputs": [{"name": "input", "shape": [1, n], "datatype": dt, "data": data}]}
         out.append(("application/json", None, js(doc)))
-    for outputs in ([{"name": "predict_proba"}], [{"name": "predict"}, {"name": "decision_function"}],
-                    [{"name": "transform", "parameters": {"binary_data": True}}]):
-        doc = {"id": "x", "inputs": [{"name": "input", "shape": [2, n], "datatype": "FP64",
-                                      "data": rows}], "outputs": outputs,
-               "parameters": {"binary_data_output": True}}
+    for outputs in (
+        [{"name": "predict_proba"}],
+        [{"name": "predict"}, {"name": "decision_function"}],
+        [{"name": "transform", "parameters": {"binary_data": True}}],
+    ):
+        doc = {
+            "id": "x",
+            "inputs": [{"name": "input", "shape": [2, n], "datatype": "FP64", "data": rows}],
+            "outputs": outputs,
+            "parameters": {"binary_data_output": True},
+        }
         out.append(("application/json", None, js(doc)))
     for dt, np_dt in (("FP32", "<f4"), ("FP64", "<f8"), ("INT32", "<i4")):
         raw = np.array(rows, dtype=np_dt).tobytes()
-        header = js({"inputs": [{"name": "input", "shape": [2, n], "datatype": dt,
-                                 "parameters": {"binary_data_size": len(raw)}}],
-                     "outputs": [{"name": "predict", "parameters": {"binary_data": True}}]})
+        header = js(
+            {
+                "inputs": [
+                    {
+                        "name": "input",
+                        "shape": [2, n],
+                        "datatype": dt,
+                        "parameters": {"binary_data_size": len(raw)},
+                    }
+                ],
+                "outputs": [{"name": "predict", "parameters": {"binary_data": True}}],
+            }
+        )
         out.append(("application/octet-stream", len(header), header + raw))
         out.append(("application/octet-stream", len(header), header + raw[:-1]))
     return out
@@ -209,8 +263,13 @@ def codec_seeds(out: Path) -> None:
         for r, route in enumerate(posts):
             for ct_name, header_length, body in bodies:
                 # every body on the lesson's and V2's routes; a sample elsewhere
-                if route.name not in ("predict", "v2_infer", "sagemaker_invocations",
-                                      "vertex_predict", "v1_predict") and (count % 5):
+                if route.name not in (
+                    "predict",
+                    "v2_infer",
+                    "sagemaker_invocations",
+                    "vertex_predict",
+                    "v1_predict",
+                ) and (count % 5):
                     count += 1
                     continue
                 ct = F.CONTENT_TYPES.index(ct_name)

@@ -9,6 +9,7 @@ file names is imported or called, so a hostile file raises
 :class:`UnsafeModelError` instead of running code.  ``predict`` runs in C on
 the caller's NumPy buffer and gives scikit-learn's answers.
 """
+
 import os as _os
 from pathlib import Path as _Path
 from types import ModuleType as _ModuleType
@@ -50,10 +51,10 @@ if _TYPE_CHECKING:
     from mlfast import _core
 else:
     _core = _import_core()
-from mlfast._builders import Builders as _Builders
-from mlfast._builders import supported as _supported
 from mlfast import _labels
+from mlfast._builders import Builders as _Builders
 from mlfast._builders import ir as _ir
+from mlfast._builders import supported as _supported
 from mlfast._inspect import format_tree as _format_tree
 from mlfast._loader import DEFAULT_MAX_MEMORY, Source, load_tree, read_source
 from mlfast._model import Model
@@ -95,7 +96,8 @@ def _refuse_key_outputs(built: _Any, builders: _Builders) -> None:
                 f"model ({built.name}): {method} would return the input's values "
                 "(strings or objects) as an object array; mlfast serves an estimator "
                 "that imputes object columns when a step after it encodes them "
-                "(OneHotEncoder, OrdinalEncoder)")
+                "(OneHotEncoder, OrdinalEncoder)"
+            )
 
 
 def _build(tree: _Any, source: _Optional[str] = None) -> _Union[Model, _labels.LabelModel]:
@@ -131,8 +133,9 @@ def _native(raw, source, max_memory: int) -> _Any:
         return None
     if len(raw) > max_memory // 4:
         # the document read as Python values costs a few times its bytes
-        raise ModelFormatError(f"model: the file's {len(raw)} bytes exceed a quarter of "
-                               f"max_memory={max_memory}")
+        raise ModelFormatError(
+            f"model: the file's {len(raw)} bytes exceed a quarter of max_memory={max_memory}"
+        )
     try:
         builders = _Builders()
         built = build_file(kind, bytes(raw), builders)
@@ -143,8 +146,9 @@ def _native(raw, source, max_memory: int) -> _Any:
         raise ModelFormatError(f"model: invalid parameters: {exc}") from None
 
 
-def load(source: Source, *,
-         max_memory: int = DEFAULT_MAX_MEMORY) -> _Union[Model, _labels.LabelModel]:
+def load(
+    source: Source, *, max_memory: int = DEFAULT_MAX_MEMORY
+) -> _Union[Model, _labels.LabelModel]:
     """Load a model saved by ``joblib.dump``, ``pickle.dump``, ``skops.io.dump``
     or ``mlflow.sklearn.save_model``/``log_model``, or a model file XGBoost
     (JSON, UBJSON), LightGBM (text) or CatBoost (.cbm) saved itself.
@@ -183,8 +187,9 @@ def _load_mlflow(source: _Any, max_memory: int) -> Model:
 
     directory = _mlflow.locate(source)
     if not (directory / _mlflow.MLMODEL).is_file():
-        raise ModelFormatError(f"{source}: no MLmodel file in {directory}: not an MLflow model "
-                               "directory")
+        raise ModelFormatError(
+            f"{source}: no MLmodel file in {directory}: not an MLflow model directory"
+        )
     data, info = _mlflow.read(directory, max_memory)
     return _from_mlflow(data, info, max_memory)
 
@@ -202,14 +207,19 @@ def _from_mlflow(data: bytes, info: _Any, max_memory: int = DEFAULT_MAX_MEMORY) 
         raise UnsupportedModelError(
             f"{info.model_file}: cloudpickle wrote the {what} by value: it is user code, which "
             "mlfast does not run (a model of scikit-learn's own classes, or one saved with "
-            "serialization_format='skops', loads)") from None
+            "serialization_format='skops', loads)"
+        ) from None
     model = _build(tree, info.directory)
     model.mlflow = info
     return model
 
 
-def loads(data: _Union[bytes, bytearray, memoryview], *, max_memory: int = DEFAULT_MAX_MEMORY,
-          source: _Any = None) -> _Union[Model, _labels.LabelModel]:
+def loads(
+    data: _Union[bytes, bytearray, memoryview],
+    *,
+    max_memory: int = DEFAULT_MAX_MEMORY,
+    source: _Any = None,
+) -> _Union[Model, _labels.LabelModel]:
     """Like :func:`load`, from bytes; ``source`` names where they came from
     (shown by the model, as ``load`` shows its path)."""
     name = None if source is None else str(source)
@@ -239,12 +249,15 @@ def inspect(source: Source, *, max_memory: int = DEFAULT_MAX_MEMORY) -> str:
         if _mlflow.is_model_dir(source):
             directory = _mlflow.locate(source)
             data, info = _mlflow.read(directory, max_memory)
-            head = [f"MLflow model {info.directory}: flavour {info.flavour}, "
-                    f"{info.serialization_format} file {_os.path.basename(info.model_file)}, "
-                    f"run {info.run_id}"]
+            head = [
+                f"MLflow model {info.directory}: flavour {info.flavour}, "
+                f"{info.serialization_format} file {_os.path.basename(info.model_file)}, "
+                f"run {info.run_id}"
+            ]
             if info.inputs is not None:
-                head.append("signature inputs: " + ", ".join(
-                    f"{c.name} ({c.type})" for c in info.inputs))
+                head.append(
+                    "signature inputs: " + ", ".join(f"{c.name} ({c.type})" for c in info.inputs)
+                )
             return "\n".join(head + [_format_tree(load_tree(data, max_memory))])
     return _format_tree(load_tree(source, max_memory))
 

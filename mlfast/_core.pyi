@@ -2,6 +2,7 @@
 
 ``python -m mypy.stubtest mlfast._core`` (``make lint``) checks them against
 the built module; scripts/stubtest_allowlist.txt lists what it cannot see."""
+
 from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple, final
 
 import numpy as np
@@ -110,8 +111,9 @@ class RequestTally:
     def __init__(
         self, latency: Sequence[float], rows: Sequence[float], compute: Sequence[float]
     ) -> None: ...
-    def add(self, key: Tuple[Any, ...], seconds: float, rows: float, compute_seconds: float,
-            /) -> None: ...
+    def add(
+        self, key: Tuple[Any, ...], seconds: float, rows: float, compute_seconds: float, /
+    ) -> None: ...
     def drain(
         self,
     ) -> List[Tuple[Tuple[Any, ...], int, _Histogram, _Histogram, _Histogram]]: ...
@@ -123,7 +125,9 @@ def set_num_threads(n: int, /) -> None: ...
 def get_num_threads() -> int: ...
 def encode_keys(
     values: Any, /
-) -> Tuple[np.ndarray[Any, Any], np.ndarray[Any, Any], np.ndarray[Any, Any], np.ndarray[Any, Any]]: ...
+) -> Tuple[
+    np.ndarray[Any, Any], np.ndarray[Any, Any], np.ndarray[Any, Any], np.ndarray[Any, Any]
+]: ...
 def decode_keys(
     tags: np.ndarray[Any, Any],
     nums: np.ndarray[Any, Any],
@@ -138,7 +142,10 @@ class Vocabulary:
     """Terms (UTF-8, concatenated) and their columns, hashed once."""
 
     def __new__(
-        cls, text: np.ndarray[Any, Any], offsets: np.ndarray[Any, Any], columns: np.ndarray[Any, Any]
+        cls,
+        text: np.ndarray[Any, Any],
+        offsets: np.ndarray[Any, Any],
+        columns: np.ndarray[Any, Any],
     ) -> "Vocabulary": ...
     def __len__(self) -> int: ...
 

@@ -10,6 +10,7 @@ length and count against what is left, and return plain Python values and
 numpy arrays for the builders (``mlfast/_builders/gbdt.py``) to check and
 lay out.
 """
+
 from __future__ import annotations
 
 import json
@@ -25,11 +26,23 @@ MAX_DEPTH = 64
 
 # UBJSON's fixed-size number markers: numpy dtype (big-endian), size
 _UB_NUMBERS: Dict[int, Tuple[str, int]] = {
-    ord("i"): (">i1", 1), ord("U"): ("u1", 1), ord("I"): (">i2", 2),
-    ord("l"): (">i4", 4), ord("L"): (">i8", 8), ord("d"): (">f4", 4), ord("D"): (">f8", 8),
+    ord("i"): (">i1", 1),
+    ord("U"): ("u1", 1),
+    ord("I"): (">i2", 2),
+    ord("l"): (">i4", 4),
+    ord("L"): (">i8", 8),
+    ord("d"): (">f4", 4),
+    ord("D"): (">f8", 8),
 }
-_UB_STRUCT = {ord("i"): ">b", ord("U"): ">B", ord("I"): ">h", ord("l"): ">i", ord("L"): ">q",
-              ord("d"): ">f", ord("D"): ">d"}
+_UB_STRUCT = {
+    ord("i"): ">b",
+    ord("U"): ">B",
+    ord("I"): ">h",
+    ord("l"): ">i",
+    ord("L"): ">q",
+    ord("d"): ">f",
+    ord("D"): ">d",
+}
 
 
 class _UbReader:
@@ -55,7 +68,7 @@ class _UbReader:
     def take(self, n: int) -> bytes:
         if n < 0 or n > len(self.data) - self.pos:
             raise self.fail(f"{n} bytes asked, {len(self.data) - self.pos} left")
-        out = self.data[self.pos:self.pos + n]
+        out = self.data[self.pos : self.pos + n]
         self.pos += n
         return out
 
@@ -127,8 +140,9 @@ class _UbReader:
             if count is not None:
                 if i == count:
                     break
-            elif self.pos < len(self.data) and \
-                    self.data[self.pos] == (ord("}") if is_object else ord("]")):
+            elif self.pos < len(self.data) and self.data[self.pos] == (
+                ord("}") if is_object else ord("]")
+            ):
                 self.pos += 1
                 break
             if is_object:
@@ -171,10 +185,14 @@ def xgboost_document(data: bytes, what: str) -> dict:
         if data[:4] == b"binf" or data[:1] in (b"\x00", b"\x01"):
             raise UnsupportedModelError(
                 f"{what}: XGBoost's legacy binary model format (before 1.0, or save_raw "
-                "'deprecated') is not served; save the model as JSON or UBJSON")
+                "'deprecated') is not served; save the model as JSON or UBJSON"
+            )
         raise ModelFormatError(f"{what}: not an XGBoost model (it opens with {data[:8]!r})")
-    doc = read_json(data, what) if data[1:2] in (b'"', b" ", b"\n", b"\r", b"\t") \
+    doc = (
+        read_json(data, what)
+        if data[1:2] in (b'"', b" ", b"\n", b"\r", b"\t")
         else read_ubjson(data, what)
+    )
     if not isinstance(doc, dict):
         raise ModelFormatError(f"{what}: the XGBoost document is not an object")
     return doc
@@ -182,17 +200,18 @@ def xgboost_document(data: bytes, what: str) -> dict:
 
 # ---- LightGBM's text model ----------------------------------------------------------
 
+
 def lightgbm_document(text: str, what: str) -> Tuple[Dict[str, str], List[Dict[str, str]], str]:
     """The header's key=value lines, each tree's, and the text after the
     trees (parameters, pandas_categorical), from LightGBM's model text."""
     if not isinstance(text, str):
-        raise ModelFormatError(f"{what}: the LightGBM model is a {type(text).__name__}, "
-                               "expected its text")
+        raise ModelFormatError(
+            f"{what}: the LightGBM model is a {type(text).__name__}, expected its text"
+        )
     end = text.find("\nend of trees")
     if not text.startswith("tree\n") or end < 0:
-        raise ModelFormatError(f"{what}: not a LightGBM model text (it opens with "
-                               f"{text[:20]!r})")
-    body, tail = text[:end], text[end + len("\nend of trees"):]
+        raise ModelFormatError(f"{what}: not a LightGBM model text (it opens with {text[:20]!r})")
+    body, tail = text[:end], text[end + len("\nend of trees") :]
     blocks = body.split("\nTree=")
     header = _key_values(blocks[0], what)
     trees = []
@@ -246,6 +265,7 @@ def lightgbm_int(fields: Dict[str, str], key: str, what: str, default: Any = Non
 
 # ---- CatBoost's model (.cbm): a flatbuffer ---------------------------------------
 
+
 class Flat:
     """A flatbuffers table read with every offset checked against the
     buffer: fields by slot number, as the schema (CatBoost's model.fbs)
@@ -267,8 +287,9 @@ class Flat:
 
     def _check(self, pos: int, size: int) -> None:
         if pos < 0 or size < 0 or pos + size > len(self.buf):
-            raise self.fail(f"{size} bytes at offset {pos} outside the {len(self.buf)} of "
-                            "the model")
+            raise self.fail(
+                f"{size} bytes at offset {pos} outside the {len(self.buf)} of the model"
+            )
 
     def _u16(self, pos: int) -> int:
         self._check(pos, 2)
@@ -327,8 +348,10 @@ class Flat:
             return []
         n = self._u32(pos)
         self._check(pos + 4, 4 * n)
-        return [Flat(self.buf, pos + 4 + 4 * i + self._u32(pos + 4 + 4 * i), self.what)
-                for i in range(n)]
+        return [
+            Flat(self.buf, pos + 4 + 4 * i + self._u32(pos + 4 + 4 * i), self.what)
+            for i in range(n)
+        ]
 
     def string(self, slot: int) -> str:
         pos = self._target(slot)
@@ -337,7 +360,7 @@ class Flat:
         n = self._u32(pos)
         self._check(pos + 4, n)
         try:
-            return self.buf[pos + 4:pos + 4 + n].decode("utf-8")
+            return self.buf[pos + 4 : pos + 4 + n].decode("utf-8")
         except UnicodeDecodeError:
             raise self.fail("a string is not UTF-8") from None
 
@@ -350,8 +373,9 @@ def catboost_core(data: bytes, what: str) -> Flat:
         raise ModelFormatError(f"{what}: not a CatBoost model (it opens with {data[:8]!r})")
     size = struct.unpack_from("<I", data, 4)[0]
     if size > len(data) - 8 or size < 8:
-        raise ModelFormatError(f"{what}: malformed CatBoost model: a core of {size} bytes in "
-                               f"{len(data) - 8}")
-    buf = data[8:8 + size]
+        raise ModelFormatError(
+            f"{what}: malformed CatBoost model: a core of {size} bytes in {len(data) - 8}"
+        )
+    buf = data[8 : 8 + size]
     root = struct.unpack_from("<I", buf, 0)[0]
     return Flat(buf, root, what)

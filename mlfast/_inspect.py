@@ -1,5 +1,6 @@
 """``mlfast inspect``: the object tree of a model file, built by the VM and
 printed without building (or running) anything."""
+
 from __future__ import annotations
 
 from typing import Any, List

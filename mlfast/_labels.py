@@ -7,6 +7,7 @@ numpy, with the operations of ``sklearn/preprocessing/_label.py`` and
 ``sklearn/utils/_encode.py`` (the same casts, the same searches, the same
 messages), from ``classes_`` checked as any value from a file.
 """
+
 from __future__ import annotations
 
 import warnings
@@ -18,8 +19,10 @@ from mlfast._builders import Node
 from mlfast.errors import ModelFormatError
 
 #: class name -> the modules it may come from
-LABEL_CLASSES = {"LabelEncoder": "sklearn.preprocessing", "MultiLabelBinarizer":
-                 "sklearn.preprocessing"}
+LABEL_CLASSES = {
+    "LabelEncoder": "sklearn.preprocessing",
+    "MultiLabelBinarizer": "sklearn.preprocessing",
+}
 
 
 def is_label_transformer(path: str) -> bool:
@@ -32,9 +35,12 @@ def _column(y: Any, dtype: Optional[np.dtype]) -> np.ndarray:
     """column_or_1d(y, dtype=...): a 1-D array (a column (n, 1) raveled)."""
     y = np.asarray(y, dtype=dtype)
     if y.ndim == 2 and y.shape[1] == 1:
-        warnings.warn("A column-vector y was passed when a 1d array was expected. Please "
-                      "change the shape of y to (n_samples, ), for example using ravel().",
-                      UserWarning, stacklevel=3)
+        warnings.warn(
+            "A column-vector y was passed when a 1d array was expected. Please "
+            "change the shape of y to (n_samples, ), for example using ravel().",
+            UserWarning,
+            stacklevel=3,
+        )
         return np.ravel(y)
     if y.ndim == 1:
         return y
@@ -56,8 +62,13 @@ def _unknown_numbers(values: np.ndarray, known: np.ndarray) -> list:
 class LabelModel:
     """A fitted LabelEncoder or MultiLabelBinarizer, read from its file."""
 
-    def __init__(self, estimator: str, classes: np.ndarray, sklearn_version: Optional[str],
-                 source: Optional[str] = None):
+    def __init__(
+        self,
+        estimator: str,
+        classes: np.ndarray,
+        sklearn_version: Optional[str],
+        source: Optional[str] = None,
+    ):
         self.estimator = estimator
         self.classes_ = classes
         self.sklearn_version = sklearn_version
@@ -88,8 +99,9 @@ class LabelModel:
             # _map_to_integer: the arrays' own elements (np.str_ of a str
             # array), a NaN found by _nandict
             table = {v: i for i, v in enumerate(classes)}
-            nan_index = next((i for i, v in enumerate(classes)
-                              if isinstance(v, float) and v != v), None)
+            nan_index = next(
+                (i for i, v in enumerate(classes) if isinstance(v, float) and v != v), None
+            )
             out = []
             for v in y:
                 if v in table:
@@ -128,8 +140,11 @@ class LabelModel:
                     unknown.add(label)
             rows.append(index)
         if unknown:
-            warnings.warn("unknown class(es) {0} will be ignored".format(
-                sorted(unknown, key=str)), UserWarning, stacklevel=3)
+            warnings.warn(
+                "unknown class(es) {0} will be ignored".format(sorted(unknown, key=str)),
+                UserWarning,
+                stacklevel=3,
+            )
         out = np.zeros((len(rows), len(mapping)), dtype=int)
         for i, index in enumerate(rows):
             out[i, list(index)] = 1
@@ -138,12 +153,16 @@ class LabelModel:
     def _unbinarize(self, yt: Any) -> list:
         yt = np.asarray(yt)
         if yt.ndim != 2 or yt.shape[1] != len(self.classes_):
-            raise ValueError("Expected indicator for {0} classes, but got {1}".format(
-                len(self.classes_), yt.shape[1] if yt.ndim == 2 else yt.shape))
+            raise ValueError(
+                "Expected indicator for {0} classes, but got {1}".format(
+                    len(self.classes_), yt.shape[1] if yt.ndim == 2 else yt.shape
+                )
+            )
         unexpected = np.setdiff1d(yt, [0, 1])
         if len(unexpected) > 0:
-            raise ValueError("Expected only 0s and 1s in label indicator. Also got "
-                             "{0}".format(unexpected))
+            raise ValueError(
+                "Expected only 0s and 1s in label indicator. Also got {0}".format(unexpected)
+            )
         return [tuple(self.classes_.compress(indicators)) for indicators in yt]
 
 
@@ -154,18 +173,23 @@ def build_label_model(record: Any, source: Optional[str]) -> LabelModel:
     if not isinstance(classes, np.ndarray) or classes.ndim != 1:
         raise ModelFormatError(f"model ({node.name}): classes_ must be a 1-D array")
     if classes.dtype.kind not in "biufOUS":
-        raise ModelFormatError(f"model ({node.name}): classes_ of dtype {classes.dtype} "
-                               "are not labels")
+        raise ModelFormatError(
+            f"model ({node.name}): classes_ of dtype {classes.dtype} are not labels"
+        )
     if node.name == "LabelEncoder" and classes.dtype.kind in "biuf":
         # np.unique's order: distinct, sorted, one NaN last (searchsorted's)
-        numbers = classes[:-1] if classes.dtype.kind == "f" and classes.size and \
-            np.isnan(classes[-1]) else classes
-        if np.isnan(numbers.astype(np.float64)).any() or \
-                not np.all(numbers[1:] > numbers[:-1]):
+        numbers = (
+            classes[:-1]
+            if classes.dtype.kind == "f" and classes.size and np.isnan(classes[-1])
+            else classes
+        )
+        if np.isnan(numbers.astype(np.float64)).any() or not np.all(numbers[1:] > numbers[:-1]):
             raise ModelFormatError("model (LabelEncoder): classes_ must be sorted and distinct")
-    if node.name == "MultiLabelBinarizer" and node.state.get("sparse_output") not in \
-            (False, None, True):
+    if node.name == "MultiLabelBinarizer" and node.state.get("sparse_output") not in (
+        False,
+        None,
+        True,
+    ):
         raise ModelFormatError("model (MultiLabelBinarizer): sparse_output is not a bool")
     version = node.state.get("_sklearn_version")
-    return LabelModel(node.name, classes, version if isinstance(version, str) else None,
-                      source)
+    return LabelModel(node.name, classes, version if isinstance(version, str) else None, source)

@@ -7,6 +7,7 @@ The standard library's decompressors do the work; each is driven with a
 ``max_length`` so that a small file cannot expand past the memory budget (a
 decompression bomb fails early instead of filling the machine).
 """
+
 from __future__ import annotations
 
 import bz2
@@ -93,7 +94,7 @@ def _drain(make, data, max_size: int, codec: str) -> bytes:
     dec = make()
     while True:
         if not pending and pos < len(view) and getattr(dec, "needs_input", True):
-            pending = view[pos:pos + _FEED]
+            pending = view[pos : pos + _FEED]
             pos += len(pending)
         chunk = dec.decompress(pending, _CHUNK)
         # zlib hands back what it did not read; bz2, lzma and lz4 keep it
@@ -108,12 +109,11 @@ def _drain(make, data, max_size: int, codec: str) -> bytes:
         if dec.eof:
             # where this stream ended: in the last slice fed, before its unused tail
             pos -= len(dec.unused_data or b"")
-            if codec == "gzip" and bytes(view[pos:pos + 2]) == b"\x1f\x8b":
+            if codec == "gzip" and bytes(view[pos : pos + 2]) == b"\x1f\x8b":
                 pending, dec = b"", make()
                 continue
             break
-        if (not chunk and not pending and pos >= len(view)
-                and getattr(dec, "needs_input", True)):
+        if not chunk and not pending and pos >= len(view) and getattr(dec, "needs_input", True):
             raise ModelFormatError(f"truncated {codec} stream: it ends before its end marker")
     return b"".join(out)
 
@@ -133,11 +133,19 @@ def decompress(data, max_size: int = DEFAULT_MAX_MEMORY):
             return _drain(bz2.BZ2Decompressor, data, max_size, codec)
         # liblzma allocates the dictionary a header asks for: memlimit caps it
         if codec == "xz":
-            return _drain(lambda: lzma.LZMADecompressor(lzma.FORMAT_XZ, memlimit=max_size),
-                          data, max_size, codec)
+            return _drain(
+                lambda: lzma.LZMADecompressor(lzma.FORMAT_XZ, memlimit=max_size),
+                data,
+                max_size,
+                codec,
+            )
         if codec == "lzma":
-            return _drain(lambda: lzma.LZMADecompressor(lzma.FORMAT_ALONE, memlimit=max_size),
-                          data, max_size, codec)
+            return _drain(
+                lambda: lzma.LZMADecompressor(lzma.FORMAT_ALONE, memlimit=max_size),
+                data,
+                max_size,
+                codec,
+            )
         if codec == "lz4":
             try:
                 import lz4.frame
@@ -153,7 +161,8 @@ def decompress(data, max_size: int = DEFAULT_MAX_MEMORY):
         if isinstance(exc, lzma.LZMAError) and "memory usage limit" in str(exc).lower():
             raise UnsupportedModelError(
                 f"the {codec} stream needs more than the memory budget of {max_size} bytes to "
-                "decompress (pass a larger max_memory to load it)") from None
+                "decompress (pass a larger max_memory to load it)"
+            ) from None
         raise ModelFormatError(f"corrupt {codec} stream: {exc}") from None
     if codec == "joblib-zfile":
         raise UnsupportedModelError(

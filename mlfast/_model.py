@@ -5,6 +5,7 @@ itself, bound on the instance, so a call goes straight to C; only inputs that
 are not ndarrays (lists, DataFrames) come back to Python, through
 ``_Coerce``, to be turned into arrays and have their column names checked.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -12,8 +13,8 @@ import functools
 import html
 import warnings
 from collections.abc import Iterable, Mapping
-from numbers import Number
 from dataclasses import dataclass
+from numbers import Number
 from typing import TYPE_CHECKING, Any, Callable, Dict, List, Optional, Set, Tuple, Union
 
 import numpy as np
@@ -23,8 +24,15 @@ from mlfast._builders import ir
 from mlfast._core import Graph
 from mlfast._text import Documents, check_text, is_sparse, pack_sparse, sparse_route
 
-_METHODS = ("predict", "predict_proba", "predict_log_proba", "decision_function",
-            "transform", "score_samples", "predict_joint_log_proba")
+_METHODS = (
+    "predict",
+    "predict_proba",
+    "predict_log_proba",
+    "decision_function",
+    "transform",
+    "score_samples",
+    "predict_joint_log_proba",
+)
 
 
 class _Method:
@@ -119,28 +127,47 @@ class Spec:
         outputs = {m: o.output() for m, o in built.outputs.items()}
         nodes, outputs = graph.finish(outputs)
         keys = graph.key_columns
-        return cls(int(graph.n_features or built.n_features_in), nodes, outputs, built.name,
-                   built.kind, built.feature_names_in, built.first_name, int(built.strings),
-                   built.string_prefix, built.sklearn_version, built.warn_name,
-                   built.names_required, keys if keys is not None and keys.size else None,
-                   None if graph.text is None else check_text(graph.text),
-                   [[c, check_text(t)] for c, t in sorted(graph.text_columns.items())]
-                   or None, graph.dict_input, graph.hash_input)
+        return cls(
+            int(graph.n_features or built.n_features_in),
+            nodes,
+            outputs,
+            built.name,
+            built.kind,
+            built.feature_names_in,
+            built.first_name,
+            int(built.strings),
+            built.string_prefix,
+            built.sklearn_version,
+            built.warn_name,
+            built.names_required,
+            keys if keys is not None and keys.size else None,
+            None if graph.text is None else check_text(graph.text),
+            [[c, check_text(t)] for c, t in sorted(graph.text_columns.items())] or None,
+            graph.dict_input,
+            graph.hash_input,
+        )
 
     def state(self) -> Dict[str, Any]:
-        meta = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)
-                if f.name not in ("nodes", "outputs")}
-        return {"format": STATE_FORMAT, "meta": meta,
-                "nodes": [n.state() for n in self.nodes],
-                "outputs": {m: o.state() for m, o in self.outputs.items()}}
+        meta = {
+            f.name: getattr(self, f.name)
+            for f in dataclasses.fields(self)
+            if f.name not in ("nodes", "outputs")
+        }
+        return {
+            "format": STATE_FORMAT,
+            "meta": meta,
+            "nodes": [n.state() for n in self.nodes],
+            "outputs": {m: o.state() for m, o in self.outputs.items()},
+        }
 
 
 #: the version of Spec.state(); a Model pickled with another is refused
 STATE_FORMAT = 1
 
 
-def _unknown_message(name: str, column: int, values: Any, known: List[Any],
-                     nan: Optional[Tuple[Any, ...]] = None) -> str:
+def _unknown_message(
+    name: str, column: int, values: Any, known: List[Any], nan: Optional[Tuple[Any, ...]] = None
+) -> str:
     """scikit-learn's message for unknown categories (_BaseEncoder._transform),
     the categories listed as _check_unknown lists them: sorted for a numeric
     column, in set order (Python's, as scikit-learn's own) otherwise.  With
@@ -150,8 +177,10 @@ def _unknown_message(name: str, column: int, values: Any, known: List[Any],
     if nan is not None:
         dtype, columns = nan
         if name == "MissingIndicator":
-            return (f"The features {np.array(columns)} have missing values in transform but "
-                    "have no missing values in fit.")
+            return (
+                f"The features {np.array(columns)} have missing values in transform but "
+                "have no missing values in fit."
+            )
         if dtype == "object":
             return "Input contains NaN"
         return f"Input contains NaN, infinity or a value too large for dtype('{dtype}')."
@@ -163,6 +192,7 @@ def _unknown_message(name: str, column: int, values: Any, known: List[Any],
             diff = diff[~np.isnan(diff)]
         listed = list(diff)
     else:
+
         def missing_of(items: Set[Any]) -> Tuple[Set[Any], bool, bool]:
             found = {v for v in items if v is None or _is_nan(v)}
             return items - found, any(v is None for v in found), any(_is_nan(v) for v in found)
@@ -209,8 +239,10 @@ def _dict_rows(spec: Dict[str, Any], vocab: Dict[str, int], X: Any) -> np.ndarra
     dtype = np.dtype(spec["dtype"]).type
     rows = [X] if isinstance(X, Mapping) else X
     if isinstance(rows, np.ndarray) and rows.dtype.kind != "O":
-        raise TypeError("DictVectorizer transforms dicts (a mapping or an iterable of "
-                        f"mappings), not an array of {rows.dtype}")
+        raise TypeError(
+            "DictVectorizer transforms dicts (a mapping or an iterable of "
+            f"mappings), not an array of {rows.dtype}"
+        )
     out = np.zeros((len(rows), len(vocab)), dtype=dtype)
     for i, x in enumerate(rows):
         for f, v in x.items():
@@ -230,14 +262,18 @@ def _dict_rows(spec: Dict[str, Any], vocab: Dict[str, int], X: Any) -> np.ndarra
             elif not isinstance(v, Mapping) and isinstance(v, Iterable):
                 for vv in v:
                     if not isinstance(vv, str):
-                        raise TypeError(f"Unsupported type {type(vv)} in iterable value. "
-                                        "Only iterables of string are supported.")
+                        raise TypeError(
+                            f"Unsupported type {type(vv)} in iterable value. "
+                            "Only iterables of string are supported."
+                        )
                     j = vocab.get(f"{f}{sep}{vv}")
                     if j is not None:
                         out[i, j] += dtype(1)
             else:
-                raise TypeError(f"Unsupported type {type(v)} in iterable value. "
-                                "Only iterables of string are supported.")
+                raise TypeError(
+                    f"Unsupported type {type(v)} in iterable value. "
+                    "Only iterables of string are supported."
+                )
     return out
 
 
@@ -250,7 +286,7 @@ def murmurhash3_32(data: bytes, seed: int = 0) -> int:
     n = len(data)
     end = n - n % 4
     for i in range(0, end, 4):
-        k = int.from_bytes(data[i:i + 4], "little")
+        k = int.from_bytes(data[i : i + 4], "little")
         k = (k * c1) & mask
         k = ((k << 15) | (k >> 17)) & mask
         k = (k * c2) & mask
@@ -283,12 +319,13 @@ def _hashed_rows(spec: Dict[str, Any], X: Any) -> np.ndarray:
     _hashing_fast.pyx): 'name=value' for a str value (then 1), a zero value
     skipped, the column abs(h) % n_features, the sign of h when
     alternate_sign, values of one column summed."""
-    n_features, kind, alternate = spec["n_features"], spec["input_type"], \
-        spec["alternate_sign"]
+    n_features, kind, alternate = spec["n_features"], spec["input_type"], spec["alternate_sign"]
     dtype = np.dtype(spec["dtype"])
     if kind == "string" and isinstance(X, (list, tuple)) and X and isinstance(X[0], str):
-        raise ValueError("Samples can not be a single string. The input must be an iterable "
-                         "over iterables of strings.")
+        raise ValueError(
+            "Samples can not be a single string. The input must be an iterable "
+            "over iterables of strings."
+        )
     rows = list(X)
     if not rows:
         raise ValueError("Cannot vectorize empty sequence.")
@@ -311,8 +348,11 @@ def _hashed_rows(spec: Dict[str, Any], X: Any) -> np.ndarray:
             elif not isinstance(f, bytes):
                 raise TypeError("feature names must be strings")
             h = murmurhash3_32(f)
-            j = (2147483647 - (n_features - 1)) % n_features if h == -2147483648 \
+            j = (
+                (2147483647 - (n_features - 1)) % n_features
+                if h == -2147483648
                 else abs(h) % n_features
+            )
             if alternate and h < 0:
                 value = -value
             out[i, j] += dtype.type(value)
@@ -327,8 +367,7 @@ def _foreign_frame(X: Any) -> Optional[Tuple[np.ndarray, List[np.ndarray]]]:
     if module.startswith("polars") and hasattr(X, "get_columns"):
         columns = [np.asarray(s.to_numpy()) for s in X.get_columns()]
         names = list(X.columns)
-    elif module.startswith("pyarrow") and hasattr(X, "column_names") and \
-            hasattr(X, "num_columns"):
+    elif module.startswith("pyarrow") and hasattr(X, "column_names") and hasattr(X, "num_columns"):
         columns = [np.asarray(X.column(i).to_numpy()) for i in range(X.num_columns)]
         names = list(X.column_names)
     else:
@@ -374,15 +413,17 @@ class _Coerce:
     def __init__(self, spec: "Spec", names_warning: Optional[str]):
         self.spec = spec
         self.names_warning = names_warning
-        self.vocab: Optional[Dict[str, int]] = None if spec.dict_input is None else \
-            {f: i for i, f in enumerate(spec.dict_input["features"])}
-        self.fitted_list = None if spec.feature_names_in is None else \
-            spec.feature_names_in.tolist()
+        self.vocab: Optional[Dict[str, int]] = (
+            None
+            if spec.dict_input is None
+            else {f: i for i, f in enumerate(spec.dict_input["features"])}
+        )
+        self.fitted_list = None if spec.feature_names_in is None else spec.feature_names_in.tolist()
 
     def __call__(self, X: Any) -> Any:
         spec = self.spec
         if type(X) is _Columns:
-            return list(X)       # columns made ready (documents packed)
+            return list(X)  # columns made ready (documents packed)
         if spec.dict_input is not None and self.vocab is not None:
             return _dict_rows(spec.dict_input, self.vocab, X)
         if spec.hash_input is not None:
@@ -405,11 +446,16 @@ class _Coerce:
             missing = set(required.tolist()) - set(by_name)
             if missing:
                 raise ValueError(f"columns are missing: {missing}")
-            columns = [by_name[n] if n in by_name else np.full(len(columns[0]), np.nan)
-                       for n in fitted.tolist()]
+            columns = [
+                by_name[n] if n in by_name else np.full(len(columns[0]), np.nan)
+                for n in fitted.tolist()
+            ]
         elif fitted is None:
-            warnings.warn(f"X has feature names, but {spec.first_name} was fitted without "
-                          "feature names", UserWarning, stacklevel=3)
+            warnings.warn(
+                f"X has feature names, but {spec.first_name} was fitted without feature names",
+                UserWarning,
+                stacklevel=3,
+            )
         elif names.shape != fitted.shape or not np.array_equal(names, fitted):
             raise _feature_name_error(fitted, names)
         if spec.key_columns is not None:
@@ -427,23 +473,30 @@ class _Coerce:
         rows = [X] if isinstance(X, dict) else X
         fitted = spec.feature_names_in
         if fitted is None:
-            raise ValueError(f"{spec.first_name} was fitted without feature names: give "
-                             "rows as lists or arrays, not dicts keyed by name")
+            raise ValueError(
+                f"{spec.first_name} was fitted without feature names: give "
+                "rows as lists or arrays, not dicts keyed by name"
+            )
         names = fitted.tolist()
         allowed = set(names) if spec.names_required is None else set(names)
         for i, row in enumerate(rows):
             if not isinstance(row, dict):
                 raise TypeError(f"row {i} is a {type(row).__name__}, not a dict like row 0")
-            missing = [n for n in (spec.names_required.tolist()
-                                   if spec.names_required is not None else names)
-                       if n not in row]
+            missing = [
+                n
+                for n in (
+                    spec.names_required.tolist() if spec.names_required is not None else names
+                )
+                if n not in row
+            ]
             extra = [k for k in row if k not in allowed]
             if missing and spec.names_required is not None:
                 # a ColumnTransformer selecting by name, in its words
                 raise ValueError(f"columns are missing: {set(missing)}")
             if missing or (extra and spec.names_required is None):
-                raise _feature_name_error(fitted, np.asarray(
-                    [k for k in names if k in row] + extra, dtype=object))
+                raise _feature_name_error(
+                    fitted, np.asarray([k for k in names if k in row] + extra, dtype=object)
+                )
         columns = []
         for name in names:
             col = np.empty(len(rows), dtype=object)
@@ -456,8 +509,11 @@ class _Coerce:
         """Columns, one 1-D array each, as scikit-learn's encoders read a
         DataFrame (column by column, never one 2-D object array)."""
         spec = self.spec
-        if self.fitted_list is not None and hasattr(X, "_mgr") and \
-                X.columns.tolist() == self.fitted_list:
+        if (
+            self.fitted_list is not None
+            and hasattr(X, "_mgr")
+            and X.columns.tolist() == self.fitted_list
+        ):
             # the usual case first: a DataFrame of fit()'s columns, in order
             return _frame_columns(X)
         if isinstance(X, dict) or (isinstance(X, list) and X and isinstance(X[0], dict)):
@@ -473,8 +529,12 @@ class _Coerce:
                 names = fitted
             if names is not None:
                 if fitted is None:
-                    warnings.warn(f"X has feature names, but {spec.first_name} was fitted "
-                                  "without feature names", UserWarning, stacklevel=3)
+                    warnings.warn(
+                        f"X has feature names, but {spec.first_name} was fitted "
+                        "without feature names",
+                        UserWarning,
+                        stacklevel=3,
+                    )
                 elif names.shape != fitted.shape or not np.array_equal(names, fitted):
                     raise _feature_name_error(fitted, names)
             elif self.names_warning is not None:
@@ -505,8 +565,7 @@ class _Coerce:
         if names is not None:
             if fitted is None:
                 warnings.warn(
-                    f"X has feature names, but {spec.first_name} was fitted without "
-                    "feature names",
+                    f"X has feature names, but {spec.first_name} was fitted without feature names",
                     UserWarning,
                     stacklevel=3,
                 )
@@ -559,7 +618,7 @@ class _TextColumns:
     def __call__(self, X: Any) -> "_Columns":
         if isinstance(X, np.ndarray):
             if X.ndim != 2:
-                return X          # the graph says what is wrong with it
+                return X  # the graph says what is wrong with it
             if self.coerce.names_warning is not None:
                 warnings.warn(self.coerce.names_warning, UserWarning, stacklevel=3)
             columns = [X[:, j] for j in range(X.shape[1])]
@@ -570,7 +629,7 @@ class _TextColumns:
                     return columns
                 columns = [columns[:, j] for j in range(columns.shape[1])]
         if len(columns) != self.n_features:
-            return X              # the graph says how many columns it takes
+            return X  # the graph says how many columns it takes
         out = _Columns(columns)
         for c, documents in self.documents:
             out[c] = documents(columns[c])[:, 0]
@@ -596,22 +655,38 @@ class Model:
         self._source = source
         names_warning = None
         if spec.feature_names_in is not None:
-            names_warning = (f"X does not have valid feature names, but "
-                             f"{spec.warn_name or spec.first_name} was fitted with feature names")
+            names_warning = (
+                f"X does not have valid feature names, but "
+                f"{spec.warn_name or spec.first_name} was fitted with feature names"
+            )
         self._graph = Graph(
-            spec.n_features, spec.nodes, spec.outputs, coerce=_Coerce(spec, names_warning),
-            strings=int(spec.strings), string_prefix=spec.string_prefix,
-            names_warning=names_warning, first_name=spec.first_name or None,
-            key_columns=spec.key_columns, explain=_unknown_message,
-            column_names=None if spec.feature_names_in is None else
-            tuple(spec.feature_names_in.tolist()))
+            spec.n_features,
+            spec.nodes,
+            spec.outputs,
+            coerce=_Coerce(spec, names_warning),
+            strings=int(spec.strings),
+            string_prefix=spec.string_prefix,
+            names_warning=names_warning,
+            first_name=spec.first_name or None,
+            key_columns=spec.key_columns,
+            explain=_unknown_message,
+            column_names=None
+            if spec.feature_names_in is None
+            else tuple(spec.feature_names_in.tolist()),
+        )
         route = sparse_route(spec)
         if route is not None:
             # scipy.sparse X: the same model over packed rows
             sparse_graph = Graph(
-                1, route[0], route[1], strings=int(spec.strings),
-                string_prefix=spec.string_prefix, names_warning=names_warning,
-                first_name=spec.first_name or None, key_columns=np.zeros(1, np.int64))
+                1,
+                route[0],
+                route[1],
+                strings=int(spec.strings),
+                string_prefix=spec.string_prefix,
+                names_warning=names_warning,
+                first_name=spec.first_name or None,
+                key_columns=np.zeros(1, np.int64),
+            )
             self._graph.route = _SparseRoute(sparse_graph, spec.n_features, bool(route[2]))
         for node, made in zip(spec.nodes, self._graph.made[1:]):
             if made is not None and isinstance(node.op, ir.Forest):
@@ -620,18 +695,28 @@ class Model:
                 # node data
                 op = node.op
                 node.op = ir.PackedForest(
-                    n_features=op.n_features, n_raw=op.n_raw, packed_nodes=made[0],
-                    packed_roots=made[1], packed_values=made[2], column=op.column,
-                    cats=op.cats, init=op.init, average=op.average,
-                    sum_f32=op.sum_f32, cat_words=op.cat_words,
-                    cat_offsets=op.cat_offsets, cat_rule=op.cat_rule)
+                    n_features=op.n_features,
+                    n_raw=op.n_raw,
+                    packed_nodes=made[0],
+                    packed_roots=made[1],
+                    packed_values=made[2],
+                    column=op.column,
+                    cats=op.cats,
+                    init=op.init,
+                    average=op.average,
+                    sum_f32=op.sum_f32,
+                    cat_words=op.cat_words,
+                    cat_offsets=op.cat_offsets,
+                    cat_rule=op.cat_rule,
+                )
         # a list first: tuple(generator) over-allocates and shrinks, which leaves
         # one tuple per model in CPython's free list until it fills (2,000)
         methods = tuple([m for m in _METHODS if m in spec.outputs])
         documents: Any = Documents(spec.text) if spec.text is not None else None
         if spec.text_columns is not None:
-            documents = _TextColumns(_Coerce(spec, names_warning), spec.text_columns,
-                                     spec.n_features)
+            documents = _TextColumns(
+                _Coerce(spec, names_warning), spec.text_columns, spec.n_features
+            )
         for name in methods:
             out = spec.outputs[name]
             method = getattr(self._graph, name)
@@ -684,8 +769,9 @@ class Model:
             # the vocabulary's terms and columns
             total += sum(v.nbytes for v in self._spec.text.values() if isinstance(v, np.ndarray))
         for out in self._spec.outputs.values():
-            for classes in ([out.classes] if out.classes is not None else []) + \
-                    list(out.column_classes or []):
+            for classes in ([out.classes] if out.classes is not None else []) + list(
+                out.column_classes or []
+            ):
                 total += classes.nbytes
         return total
 
@@ -699,6 +785,7 @@ class Model:
     # checkers) and, for a method the estimator lacks, raise AttributeError
     # as scikit-learn does, so hasattr() answers as for the estimator.
     if TYPE_CHECKING:
+
         def predict(self, X: Any) -> np.ndarray: ...
         def predict_proba(self, X: Any) -> np.ndarray: ...
         def predict_log_proba(self, X: Any) -> np.ndarray: ...
@@ -707,6 +794,7 @@ class Model:
         def score_samples(self, X: Any) -> np.ndarray: ...
         def predict_joint_log_proba(self, X: Any) -> np.ndarray: ...
     else:
+
         @_Method
         def predict(self, X):
             """Labels (classifiers, outlier detectors: -1 or 1) or values
@@ -872,14 +960,12 @@ def spec_from_state(state: Any) -> Spec:
     if not isinstance(state, dict) or state.get("format") != STATE_FORMAT:
         raise ValueError(f"not a pickled mlfast Model of format {STATE_FORMAT}")
     meta, nodes, outputs = state.get("meta"), state.get("nodes"), state.get("outputs")
-    if not isinstance(meta, dict) or not isinstance(nodes, list) or \
-            not isinstance(outputs, dict):
+    if not isinstance(meta, dict) or not isinstance(nodes, list) or not isinstance(outputs, dict):
         raise ValueError("a pickled Model needs meta, nodes and outputs")
     return Spec(
         n_features=_typed(meta.get("n_features"), int, "n_features"),
         nodes=[_node_from_state(n, i) for i, n in enumerate(nodes)],
-        outputs={_typed(m, str, "output name"): _output_from_state(o)
-                 for m, o in outputs.items()},
+        outputs={_typed(m, str, "output name"): _output_from_state(o) for m, o in outputs.items()},
         estimator=_typed(meta.get("estimator"), str, "estimator"),
         kind=_typed(meta.get("kind"), str, "kind"),
         feature_names_in=_names(meta.get("feature_names_in")),
@@ -916,13 +1002,15 @@ def _text_columns(value: Any, n_features: Any) -> Optional[list]:
 def _hash_input(value: Any) -> Optional[Dict[str, Any]]:
     if value is None:
         return None
-    if not isinstance(value, dict) or \
-            set(value) != {"n_features", "input_type", "alternate_sign", "dtype"} or \
-            not isinstance(value["n_features"], int) or \
-            not 1 <= value["n_features"] <= 2 ** 31 - 1 or \
-            value["input_type"] not in ("dict", "pair", "string") or \
-            not isinstance(value["alternate_sign"], bool) or \
-            value["dtype"] not in ("float64", "float32", "float16", "int64", "int32", "bool"):
+    if (
+        not isinstance(value, dict)
+        or set(value) != {"n_features", "input_type", "alternate_sign", "dtype"}
+        or not isinstance(value["n_features"], int)
+        or not 1 <= value["n_features"] <= 2**31 - 1
+        or value["input_type"] not in ("dict", "pair", "string")
+        or not isinstance(value["alternate_sign"], bool)
+        or value["dtype"] not in ("float64", "float32", "float16", "int64", "int32", "bool")
+    ):
         raise ValueError("hash_input must hold n_features, input_type, alternate_sign, dtype")
     return value
 
@@ -930,13 +1018,15 @@ def _hash_input(value: Any) -> Optional[Dict[str, Any]]:
 def _dict_input(value: Any) -> Optional[Dict[str, Any]]:
     if value is None:
         return None
-    if not isinstance(value, dict) or \
-            set(value) != {"features", "separator", "dtype", "iterables"} or \
-            not isinstance(value["iterables"], bool) or \
-            not isinstance(value["features"], list) or \
-            not all(isinstance(f, str) for f in value["features"]) or \
-            not isinstance(value["separator"], str) or \
-            value["dtype"] not in ("float64", "float32", "float16", "int64", "int32", "bool"):
+    if (
+        not isinstance(value, dict)
+        or set(value) != {"features", "separator", "dtype", "iterables"}
+        or not isinstance(value["iterables"], bool)
+        or not isinstance(value["features"], list)
+        or not all(isinstance(f, str) for f in value["features"])
+        or not isinstance(value["separator"], str)
+        or value["dtype"] not in ("float64", "float32", "float16", "int64", "int32", "bool")
+    ):
         raise ValueError("dict_input must hold features (str), a separator and a dtype")
     return value
 
@@ -970,8 +1060,11 @@ def _array(value: Any, what: str, optional: bool = False) -> Any:
 
 def _names(value: Any) -> Optional[np.ndarray]:
     names: Optional[np.ndarray] = _array(value, "feature_names_in", True)
-    if names is not None and (names.ndim != 1 or names.dtype.kind != "O" or
-                              not all(isinstance(x, str) for x in names.tolist())):
+    if names is not None and (
+        names.ndim != 1
+        or names.dtype.kind != "O"
+        or not all(isinstance(x, str) for x in names.tolist())
+    ):
         raise ValueError("feature_names_in must be a 1-D array of str")
     return names
 
@@ -987,8 +1080,11 @@ def _column_classes(value: Any) -> Optional[List[np.ndarray]]:
 def _split(value: Any) -> Optional[List[int]]:
     if value is None:
         return None
-    if not isinstance(value, list) or not value or \
-            not all(isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in value):
+    if (
+        not isinstance(value, list)
+        or not value
+        or not all(isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in value)
+    ):
         raise ValueError("split must be a list of positive widths")
     return value
 
@@ -1033,8 +1129,10 @@ def _node_from_state(state: Any, i: int) -> ir.Node:
     fields = _core.OPS.get(kind) if isinstance(kind, str) else None
     if fields is None:
         raise ValueError(f"nodes[{i}]: unknown op {str(kind)[:40]!r}")
-    values = {name: _field(op_state.get(name), fkind, bool(optional), f"nodes[{i}].{name}")
-              for name, fkind, _dtype, _ndim, optional in fields}
+    values = {
+        name: _field(op_state.get(name), fkind, bool(optional), f"nodes[{i}].{name}")
+        for name, fkind, _dtype, _ndim, optional in fields
+    }
     return ir.Node(
         op=ir.op_from_state({"op": kind, **values}),
         inputs=np.require(_array(state.get("inputs"), f"nodes[{i}].inputs"), np.int64, ["C", "A"]),
@@ -1042,7 +1140,8 @@ def _node_from_state(state: Any, i: int) -> ir.Node:
         name=_typed(state.get("name"), str, f"nodes[{i}].name"),
         accept=_typed(state.get("accept"), int, f"nodes[{i}].accept"),
         cast_f32=_typed(state.get("cast_f32"), bool, f"nodes[{i}].cast_f32"),
-        unnamed=_typed(state.get("unnamed"), bool, f"nodes[{i}].unnamed"))
+        unnamed=_typed(state.get("unnamed"), bool, f"nodes[{i}].unnamed"),
+    )
 
 
 def _output_from_state(state: Any) -> ir.Output:
@@ -1058,5 +1157,7 @@ def _output_from_state(state: Any) -> ir.Output:
         column_classes=_column_classes(state.get("column_classes")),
         column_dtype=_dtype(state.get("column_dtype")),
         stacked=_typed(state.get("stacked", False), bool, "stacked"),
-        estimator_classes=None if estimator_classes is None else
-        np.ascontiguousarray(_classes(estimator_classes)))
+        estimator_classes=None
+        if estimator_classes is None
+        else np.ascontiguousarray(_classes(estimator_classes)),
+    )

@@ -3,6 +3,7 @@ strings) read as scikit-learn's vectorizers read it, each document
 preprocessed with scikit-learn's own calls (``str.lower``, unicodedata),
 then cut, looked up and packed in C (``_core.text_rows``) as the sparse row
 the model's ``sparse`` op reads."""
+
 from __future__ import annotations
 
 import re
@@ -17,8 +18,22 @@ from mlfast import _core
 _ANALYZERS = dict(_core.CODES["analyzers"])
 #: the codecs a bytes document may be decoded with (a codec is looked up
 #: by name: a file may only name these)
-ENCODINGS = frozenset(("utf-8", "utf8", "utf_8", "latin-1", "latin1", "latin_1",
-                       "iso-8859-1", "ascii", "us-ascii", "utf-16", "utf-32", "cp1252"))
+ENCODINGS = frozenset(
+    (
+        "utf-8",
+        "utf8",
+        "utf_8",
+        "latin-1",
+        "latin1",
+        "latin_1",
+        "iso-8859-1",
+        "ascii",
+        "us-ascii",
+        "utf-16",
+        "utf-32",
+        "cp1252",
+    )
+)
 _MAX_PATTERN = 10_000
 
 
@@ -85,8 +100,7 @@ def check_text(text: Any) -> Dict[str, Any]:
             raise ValueError(f"text.{key} must be a bool")
         out[key] = text[key]
     if text.get("strip_accents") not in (None, "ascii", "unicode", "unicode_0.21"):
-        raise ValueError("text.strip_accents must be None, 'ascii', 'unicode' or "
-                         "'unicode_0.21'")
+        raise ValueError("text.strip_accents must be None, 'ascii', 'unicode' or 'unicode_0.21'")
     out["strip_accents"] = text.get("strip_accents")
     if text.get("encoding") not in ENCODINGS:
         raise ValueError(f"text.encoding must be one of {sorted(ENCODINGS)}")
@@ -95,9 +109,12 @@ def check_text(text: Any) -> Dict[str, Any]:
         raise ValueError("text.decode_error must be strict, ignore or replace")
     out["decode_error"] = text["decode_error"]
     ngram = text.get("ngram")
-    if not isinstance(ngram, list) or len(ngram) != 2 or not all(
-            isinstance(v, int) and not isinstance(v, bool) for v in ngram) or \
-            not 1 <= ngram[0] <= ngram[1] <= 64:
+    if (
+        not isinstance(ngram, list)
+        or len(ngram) != 2
+        or not all(isinstance(v, int) and not isinstance(v, bool) for v in ngram)
+        or not 1 <= ngram[0] <= ngram[1] <= 64
+    ):
         raise ValueError("text.ngram must be [min_n, max_n] within 1..64")
     out["ngram"] = list(ngram)
     pattern = text.get("token_pattern")
@@ -105,19 +122,21 @@ def check_text(text: Any) -> Dict[str, Any]:
         raise ValueError("text.token_pattern must be a str")
     out["token_pattern"] = pattern
     stop = text.get("stop_words")
-    if stop is not None and (not isinstance(stop, list) or
-                             not all(isinstance(w, str) for w in stop)):
+    if stop is not None and (
+        not isinstance(stop, list) or not all(isinstance(w, str) for w in stop)
+    ):
         raise ValueError("text.stop_words must be a list of str")
     out["stop_words"] = stop
     n = text.get("n_features")
-    if not isinstance(n, int) or isinstance(n, bool) or not 1 <= n < 2 ** 31:
+    if not isinstance(n, int) or isinstance(n, bool) or not 1 <= n < 2**31:
         raise ValueError("text.n_features must be a positive int")
     out["n_features"] = n
     out["terms"] = _array(text.get("terms"), "terms", np.uint8)
     out["offsets"] = _array(text.get("offsets"), "offsets", np.int64)
     out["columns"] = _array(text.get("columns"), "columns", np.int64)
-    if (out["terms"] is None) != (out["columns"] is None) or \
-            (out["terms"] is None) != (out["offsets"] is None):
+    if (out["terms"] is None) != (out["columns"] is None) or (out["terms"] is None) != (
+        out["offsets"] is None
+    ):
         raise ValueError("text: terms, offsets and columns go together")
     if out["terms"] is None and not isinstance(text.get("alternate_sign"), bool):
         raise ValueError("text.alternate_sign must be a bool")
@@ -138,32 +157,47 @@ class DocumentTypeError(TypeError, ValueError):
 class Documents:
     """Reads a text model's X into the packed rows of its key slot."""
 
-    __slots__ = ("name", "analyzer", "min_n", "max_n", "lowercase", "strip", "encoding",
-                 "decode_error", "tokenize", "vocabulary", "stop", "n_features",
-                 "alternate_sign")
+    __slots__ = (
+        "name",
+        "analyzer",
+        "min_n",
+        "max_n",
+        "lowercase",
+        "strip",
+        "encoding",
+        "decode_error",
+        "tokenize",
+        "vocabulary",
+        "stop",
+        "n_features",
+        "alternate_sign",
+    )
 
     def __init__(self, text: Dict[str, Any]):
         self.name = text["name"]
         self.analyzer = text["analyzer"]
         self.min_n, self.max_n = text["ngram"]
         self.lowercase = text["lowercase"]
-        self.strip = {None: None, "ascii": strip_accents_ascii,
-                      "unicode": strip_accents_unicode,
-                      "unicode_0.21": strip_accents_unicode_021}[text["strip_accents"]]
+        self.strip = {
+            None: None,
+            "ascii": strip_accents_ascii,
+            "unicode": strip_accents_unicode,
+            "unicode_0.21": strip_accents_unicode_021,
+        }[text["strip_accents"]]
         self.encoding = text["encoding"]
         self.decode_error = text["decode_error"]
         pattern = text["token_pattern"]
         self.tokenize = re.compile(pattern).findall if pattern is not None else None
         self.vocabulary = None
         if text["terms"] is not None:
-            self.vocabulary = _core.Vocabulary(text["terms"], text["offsets"],
-                                               text["columns"])
+            self.vocabulary = _core.Vocabulary(text["terms"], text["offsets"], text["columns"])
         self.stop = None
         if text["stop_words"]:
             words = text["stop_words"]
             stop_text, stop_offsets = encode_terms(words)
-            self.stop = _core.Vocabulary(stop_text, stop_offsets,
-                                         np.arange(len(words), dtype=np.int64))
+            self.stop = _core.Vocabulary(
+                stop_text, stop_offsets, np.arange(len(words), dtype=np.int64)
+            )
         self.n_features = text["n_features"]
         self.alternate_sign = text["alternate_sign"]
 
@@ -176,11 +210,13 @@ class Documents:
         if not isinstance(doc, str):
             if self.lowercase:
                 # str.lower of what is no str: scikit-learn's AttributeError
-                raise DocumentAttributeError(f"'{type(doc).__name__}' object has no "
-                                             "attribute 'lower'")
+                raise DocumentAttributeError(
+                    f"'{type(doc).__name__}' object has no attribute 'lower'"
+                )
             # what the tokenizer (re) or the n-grams refuse
-            raise DocumentTypeError(f"expected string or bytes-like object, got "
-                                    f"'{type(doc).__name__}'")
+            raise DocumentTypeError(
+                f"expected string or bytes-like object, got '{type(doc).__name__}'"
+            )
         if self.lowercase:
             doc = doc.lower()
         if self.strip is not None:
@@ -189,8 +225,7 @@ class Documents:
 
     def __call__(self, X: Any) -> np.ndarray:
         if isinstance(X, str):
-            raise ValueError("Iterable over raw text documents expected, string object "
-                             "received.")
+            raise ValueError("Iterable over raw text documents expected, string object received.")
         if isinstance(X, np.ndarray) and X.dtype.kind in "UO" and X.ndim == 1:
             docs: List[Any] = X.tolist()
         elif isinstance(X, list):
@@ -200,17 +235,33 @@ class Documents:
         if self.strip is None and self.tokenize is None:
             # the common case: text_rows lowercases as str.lower() does, and
             # declines (None) a document that is not a str
-            rows = _core.text_rows(docs, self.analyzer, self.min_n, self.max_n,
-                                   self.vocabulary, self.stop, self.n_features,
-                                   self.alternate_sign, self.lowercase)
+            rows = _core.text_rows(
+                docs,
+                self.analyzer,
+                self.min_n,
+                self.max_n,
+                self.vocabulary,
+                self.stop,
+                self.n_features,
+                self.alternate_sign,
+                self.lowercase,
+            )
             if rows is not None:
                 return rows
         prepared: List[Any] = [self._document(d) for d in docs]
         if self.tokenize is not None:
             prepared = [self.tokenize(d) for d in prepared]
-        return _core.text_rows(prepared, self.analyzer, self.min_n, self.max_n,
-                               self.vocabulary, self.stop, self.n_features,
-                               self.alternate_sign, False)
+        return _core.text_rows(
+            prepared,
+            self.analyzer,
+            self.min_n,
+            self.max_n,
+            self.vocabulary,
+            self.stop,
+            self.n_features,
+            self.alternate_sign,
+            False,
+        )
 
 
 # ---- scipy.sparse input to a linear model ---------------------------------------------
@@ -225,15 +276,20 @@ def sparse_route(spec: Any) -> Optional[tuple]:
     order; or None when the model does not start so.  Slots: the packed row
     is the key slot 1 (after one number slot), every node's outputs follow."""
     from mlfast._builders import ir
+
     if spec.text is not None or spec.key_columns is not None or not spec.nodes:
         return None
     n = spec.n_features
     first = spec.nodes[0]
-    if not isinstance(first.op, ir.Linear) or first.op.f32 or \
-            not np.array_equal(first.inputs, np.arange(n)):
+    if (
+        not isinstance(first.op, ir.Linear)
+        or first.op.f32
+        or not np.array_equal(first.inputs, np.arange(n))
+    ):
         return None
-    if any((node.inputs < n).any() for node in spec.nodes[1:]) or \
-            any((out.slots < n).any() for out in spec.outputs.values()):
+    if any((node.inputs < n).any() for node in spec.nodes[1:]) or any(
+        (out.slots < n).any() for out in spec.outputs.values()
+    ):
         return None
 
     def moved(slots: np.ndarray) -> np.ndarray:
@@ -242,6 +298,7 @@ def sparse_route(spec: Any) -> Optional[tuple]:
     op = ir.Sparse(n_features=n, coef=first.op.coef, intercept=first.op.intercept)
     nodes = [ir.Node(op, np.array([1], dtype=np.int64), first.n_out, first.name)]
     import dataclasses
+
     nodes += [dataclasses.replace(node, inputs=moved(node.inputs)) for node in spec.nodes[1:]]
     outputs = {m: dataclasses.replace(o, slots=moved(o.slots)) for m, o in spec.outputs.items()}
     # LinearModel's regressors multiply a COO matrix as it is; the SGD
@@ -289,7 +346,7 @@ def pack_sparse(X: Any, n_features: int, dense_method: Any, coo: bool) -> np.nda
         nan = bad[np.isnan(data[bad])]
         entry = nan[0] if nan.size else bad[0]
         row = int(np.searchsorted(indptr, entry, side="right") - 1)
-        dense_method(X.tocsr()[row:row + 1].toarray())
+        dense_method(X.tocsr()[row : row + 1].toarray())
     pairs = np.empty(data.size, dtype=_PAIR)
     pairs["column"] = indices
     pairs["value"] = data

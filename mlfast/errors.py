@@ -4,6 +4,7 @@ They are defined by the C extension (the VM raises them) and re-exported here.
 All are ValueError subclasses, so code that catches ValueError around
 ``joblib.load`` keeps working.
 """
+
 from mlfast._core import (  # noqa: F401
     MlfastError,
     ModelFormatError,

@@ -29,6 +29,7 @@ skipped with a message; every other failure stops the run.  A file mlfast
 must refuse (a state it cannot predict from exactly) is recorded with
 "refused": the error class and a fragment of its message.
 """
+
 from __future__ import annotations
 
 import io
@@ -75,8 +76,14 @@ VERSIONS = {
     "python": platform.python_version(),
     "pickle_protocol": pickle.DEFAULT_PROTOCOL,
 }
-METHODS = ("predict", "predict_proba", "predict_log_proba", "decision_function",
-           "transform", "score_samples")
+METHODS = (
+    "predict",
+    "predict_proba",
+    "predict_log_proba",
+    "decision_function",
+    "transform",
+    "score_samples",
+)
 
 # ---------------------------------------------------------------------------
 # data: fixed seeds, small, n_features <= 8
@@ -91,15 +98,27 @@ def _rng(seed):
 
 
 def classification(n_classes, seed, n_samples=120):
-    X, y = make_classification(n_samples=n_samples, n_features=N_FEAT, n_informative=4,
-                               n_redundant=0, n_classes=n_classes, n_clusters_per_class=1,
-                               random_state=seed)
+    X, y = make_classification(
+        n_samples=n_samples,
+        n_features=N_FEAT,
+        n_informative=4,
+        n_redundant=0,
+        n_classes=n_classes,
+        n_clusters_per_class=1,
+        random_state=seed,
+    )
     return X, y
 
 
 def regression(n_targets, seed, n_samples=100):
-    X, y = make_regression(n_samples=n_samples, n_features=N_FEAT, n_informative=4,
-                           n_targets=n_targets, noise=0.5, random_state=seed)
+    X, y = make_regression(
+        n_samples=n_samples,
+        n_features=N_FEAT,
+        n_informative=4,
+        n_targets=n_targets,
+        noise=0.5,
+        random_state=seed,
+    )
     return X, y
 
 
@@ -145,9 +164,9 @@ X3, y3 = classification(3, 1, n_samples=150)
 XT = test_input("XT", test_matrix(100))
 Xr, yr = regression(1, 2)
 Xr2, Yr2 = regression(2, 3)
-XS = X3 * SCALE + OFFSET               # for scalers and the pipeline
+XS = X3 * SCALE + OFFSET  # for scalers and the pipeline
 XST = test_input("XST", test_matrix(101, scaled=True))
-XSTW = test_input("XSTW", XST * 1.5)   # beyond MinMaxScaler's range: clip
+XSTW = test_input("XSTW", XST * 1.5)  # beyond MinMaxScaler's range: clip
 
 # ---------------------------------------------------------------------------
 
@@ -173,8 +192,7 @@ def _state_notes(est):
                 notes[k] = v
             elif isinstance(v, tuple):
                 notes[k] = [float(x) if isinstance(x, (int, float)) else str(x) for x in v]
-    for k in ("coef_", "intercept_", "mean_", "scale_", "var_", "min_", "center_",
-              "statistics_"):
+    for k in ("coef_", "intercept_", "mean_", "scale_", "var_", "min_", "center_", "statistics_"):
         if k in d:
             v = d[k]
             text = str(np.asarray(v).dtype)
@@ -184,8 +202,9 @@ def _state_notes(est):
                 notes[k + "dtype"] = text
     if "tree_" in d:
         nodes = d["tree_"].__getstate__()["nodes"]
-        FACTS.setdefault("tree_nodes", " ".join(f"{n}:{nodes.dtype.fields[n][0].str}"
-                                                for n in nodes.dtype.names))
+        FACTS.setdefault(
+            "tree_nodes", " ".join(f"{n}:{nodes.dtype.fields[n][0].str}" for n in nodes.dtype.names)
+        )
         values = d["tree_"].__getstate__()["values"]
         root = values[0].ravel()
         notes["tree_root_value"] = [float(x) for x in root[:3]]
@@ -196,8 +215,9 @@ def _state_notes(est):
         notes["init_"] = type(d["init_"]).__name__
     if "_predictors" in d:
         nodes = d["_predictors"][0][0].nodes
-        FACTS.setdefault("hgb_nodes", " ".join(f"{n}:{nodes.dtype.fields[n][0].str}"
-                                               for n in nodes.dtype.names))
+        FACTS.setdefault(
+            "hgb_nodes", " ".join(f"{n}:{nodes.dtype.fields[n][0].str}" for n in nodes.dtype.names)
+        )
     return notes
 
 
@@ -227,7 +247,7 @@ def _classes_in(est):
         if part is None or isinstance(part, str):
             continue
         if type(part).__name__ == "FunctionTransformer" and getattr(part, "func", 0) is None:
-            continue     # what fit puts in the place of remainder='passthrough'
+            continue  # what fit puts in the place of remainder='passthrough'
         names.extend(_classes_in(part))
     return names
 
@@ -284,8 +304,9 @@ def _same(a, b):
     return bool(np.all(a == b))
 
 
-def record(name, est, X_test, variants=("joblib",), note=None, refused=None, file_of=None,
-           methods=METHODS):
+def record(
+    name, est, X_test, variants=("joblib",), note=None, refused=None, file_of=None, methods=METHODS
+):
     """Save est in the given variants and record its outputs on X_test
     (file_of: the name of a fixture of the same est, whose files this one
     reads instead of saving its own).
@@ -310,8 +331,13 @@ def record(name, est, X_test, variants=("joblib",), note=None, refused=None, fil
         # labels (y): as an array and as a list; sets of labels: as lists
         # and as tuples
         input_name = next(k for k, v in OBJ_INPUTS.items() if v is X_test)
-        input_kind = "dicts" if isinstance(X_test[0], dict) else \
-            "labelsets" if isinstance(X_test[0], list) else "labels"
+        input_kind = (
+            "dicts"
+            if isinstance(X_test[0], dict)
+            else "labelsets"
+            if isinstance(X_test[0], list)
+            else "labels"
+        )
         if input_kind == "dicts":
             pairs = (("records", X_test), ("tuple", tuple(X_test)))
         elif input_kind == "labels":
@@ -319,7 +345,7 @@ def record(name, est, X_test, variants=("joblib",), note=None, refused=None, fil
         else:
             pairs = (("labelsets", X_test), ("tuples", tuple(tuple(r) for r in X_test)))
     else:
-        input_name = next(k for k, v in OBJ_INPUTS.items() if v is X_test)[:-len("#array")]
+        input_name = next(k for k, v in OBJ_INPUTS.items() if v is X_test)[: -len("#array")]
         input_kind = "object"
         pairs = (("obj", X_test), ("list", [list(row) for row in OBJ_INPUTS[input_name]]))
     arrays = {}
@@ -328,7 +354,7 @@ def record(name, est, X_test, variants=("joblib",), note=None, refused=None, fil
         if not hasattr(est, m):
             continue
         if m == "score_samples" and type(est).__name__ == "BernoulliRBM":
-            continue   # it corrupts a feature chosen at random: nothing to record
+            continue  # it corrupts a feature chosen at random: nothing to record
         results = []
         for tag, X in pairs:
             try:
@@ -351,8 +377,7 @@ def record(name, est, X_test, variants=("joblib",), note=None, refused=None, fil
             continue
         a64, a32 = np.asarray(results[0]), np.asarray(results[1])
         assert a64.shape == a32.shape, (name, m, a64.shape, a32.shape)
-        dtypes[m] = (str(a64.dtype) if a64.dtype == a32.dtype
-                     else [str(a64.dtype), str(a32.dtype)])
+        dtypes[m] = str(a64.dtype) if a64.dtype == a32.dtype else [str(a64.dtype), str(a32.dtype)]
         if a64.dtype.kind == "O" or a32.dtype.kind == "O":
             object_outputs.append(m)
             a64, a32 = a64.astype(str), a32.astype(str)
@@ -483,29 +508,38 @@ HAS_MULTI_CLASS = "multi_class" in LogisticRegression().get_params()
 # multinomial fixtures name lbfgs, the default since
 LBFGS = {"solver": "lbfgs"}
 
-record("logreg_binary", LogisticRegression(max_iter=1000).fit(X2, y2), XT,
-       variants=ALL_VARIANTS + CODECS)
-record("logreg_multi", LogisticRegression(max_iter=1000).fit(X3, y3), XT,
-       variants=ALL_VARIANTS)
+record(
+    "logreg_binary",
+    LogisticRegression(max_iter=1000).fit(X2, y2),
+    XT,
+    variants=ALL_VARIANTS + CODECS,
+)
+record("logreg_multi", LogisticRegression(max_iter=1000).fit(X3, y3), XT, variants=ALL_VARIANTS)
 if HAS_MULTI_CLASS:
-    record("logreg_ovr_multi",
-           LogisticRegression(multi_class="ovr", max_iter=1000, **LBFGS).fit(X3, y3), XT)
-    record("logreg_multinomial_multi",
-           LogisticRegression(multi_class="multinomial", max_iter=1000, **LBFGS).fit(X3, y3),
-           XT)
-    record("logreg_multinomial_binary",
-           LogisticRegression(multi_class="multinomial", max_iter=1000, **LBFGS).fit(X2, y2),
-           XT)
+    record(
+        "logreg_ovr_multi",
+        LogisticRegression(multi_class="ovr", max_iter=1000, **LBFGS).fit(X3, y3),
+        XT,
+    )
+    record(
+        "logreg_multinomial_multi",
+        LogisticRegression(multi_class="multinomial", max_iter=1000, **LBFGS).fit(X3, y3),
+        XT,
+    )
+    record(
+        "logreg_multinomial_binary",
+        LogisticRegression(multi_class="multinomial", max_iter=1000, **LBFGS).fit(X2, y2),
+        XT,
+    )
 else:
     skipped("logreg_ovr_*/logreg_multinomial_*", "LogisticRegression has no multi_class")
-try:   # newton-cholesky is new in 1.2; 1.2-1.5 fit and predict it one-vs-rest
+try:  # newton-cholesky is new in 1.2; 1.2-1.5 fit and predict it one-vs-rest
     est = LogisticRegression(solver="newton-cholesky", max_iter=1000).fit(X3, y3)
 except ValueError as exc:
     skipped("logreg_newton_cholesky_multi", exc)
 else:
     record("logreg_newton_cholesky_multi", est, XT)
-record("logreg_liblinear_binary",
-       LogisticRegression(solver="liblinear").fit(X2, y2), XT)
+record("logreg_liblinear_binary", LogisticRegression(solver="liblinear").fit(X2, y2), XT)
 try:
     est = LogisticRegression(solver="liblinear").fit(X3, y3)
 except ValueError as exc:
@@ -514,10 +548,13 @@ else:
     record("logreg_liblinear_multi", est, XT)
 labels = np.array(["cat", "dog", "emu"])
 record("logreg_strings", LogisticRegression(max_iter=1000).fit(X3, labels[y3]), XT)
-record("logreg_strings_obj",
-       LogisticRegression(max_iter=1000).fit(X2, np.array(["no", "yes"], dtype=object)[y2]),
-       XT, variants=ALL_VARIANTS + OLD_PROTOCOLS + ("joblib_ext",),
-       note="object-dtype classes_: joblib stores them as a nested pickle")
+record(
+    "logreg_strings_obj",
+    LogisticRegression(max_iter=1000).fit(X2, np.array(["no", "yes"], dtype=object)[y2]),
+    XT,
+    variants=ALL_VARIANTS + OLD_PROTOCOLS + ("joblib_ext",),
+    note="object-dtype classes_: joblib stores them as a nested pickle",
+)
 est = LogisticRegression(max_iter=1000).fit(X2, y2)
 # what fitting on a DataFrame leaves behind (no pandas in the old stacks)
 est.feature_names_in_ = np.array([f"f{i}" for i in range(N_FEAT)], dtype=object)
@@ -526,14 +563,12 @@ record("logreg_f32fit", LogisticRegression(max_iter=1000).fit(X3.astype(np.float
 record("logreg_cv_binary", LogisticRegressionCV(Cs=3, cv=3, max_iter=1000).fit(X2, y2), XT)
 record("logreg_cv_multi", LogisticRegressionCV(Cs=3, cv=3, max_iter=1000).fit(X3, y3), XT)
 
-old_log = SK < (1, 3)   # 'log' was renamed 'log_loss' in 1.1 and removed in 1.3
+old_log = SK < (1, 3)  # 'log' was renamed 'log_loss' in 1.1 and removed in 1.3
 log_loss = "log" if old_log else "log_loss"
 record("sgd_log_binary", SGDClassifier(loss=log_loss, random_state=0).fit(X2, y2), XT)
 record("sgd_log_multi", SGDClassifier(loss=log_loss, random_state=0).fit(X3, y3), XT)
-record("sgd_mhuber_binary",
-       SGDClassifier(loss="modified_huber", random_state=0).fit(X2, y2), XT)
-record("sgd_mhuber_multi",
-       SGDClassifier(loss="modified_huber", random_state=0).fit(X3, y3), XT)
+record("sgd_mhuber_binary", SGDClassifier(loss="modified_huber", random_state=0).fit(X2, y2), XT)
+record("sgd_mhuber_multi", SGDClassifier(loss="modified_huber", random_state=0).fit(X3, y3), XT)
 record("sgd_hinge_multi", SGDClassifier(random_state=0).fit(X3, y3), XT)
 record("perceptron_multi", Perceptron(random_state=0).fit(X3, y3), XT)
 record("pa_classifier_binary", PassiveAggressiveClassifier(random_state=0).fit(X2, y2), XT)
@@ -558,8 +593,11 @@ record("elasticnet_cv", ElasticNetCV(alphas=ALPHAS, l1_ratio=[0.3, 0.7], cv=3).f
 record("multitask_lasso", MultiTaskLasso(alpha=0.1).fit(Xr2, Yr2), XT)
 record("multitask_lasso_cv", MultiTaskLassoCV(alphas=ALPHAS, cv=3).fit(Xr2, Yr2), XT)
 record("multitask_elasticnet", MultiTaskElasticNet(alpha=0.1, l1_ratio=0.3).fit(Xr2, Yr2), XT)
-record("multitask_elasticnet_cv",
-       MultiTaskElasticNetCV(alphas=ALPHAS, l1_ratio=[0.3, 0.7], cv=3).fit(Xr2, Yr2), XT)
+record(
+    "multitask_elasticnet_cv",
+    MultiTaskElasticNetCV(alphas=ALPHAS, l1_ratio=[0.3, 0.7], cv=3).fit(Xr2, Yr2),
+    XT,
+)
 # Lars and friends normalised X by default before 1.2 (coef_ and intercept_
 # are then rescaled at fit; predict is the same product)
 record("lars", Lars(n_nonzero_coefs=4).fit(Xr, yr), XT)
@@ -572,13 +610,12 @@ record("omp_cv", OrthogonalMatchingPursuitCV(cv=3).fit(Xr, yr), XT)
 record("bayesian_ridge", BayesianRidge().fit(Xr, yr), XT)
 record("ard", ARDRegression().fit(Xr, yr), XT)
 record("huber", HuberRegressor(max_iter=1000).fit(Xr, yr), XT)
-try:   # new in 1.0; 'highs' needs scipy >= 1.6
+try:  # new in 1.0; 'highs' needs scipy >= 1.6
     from sklearn.linear_model import QuantileRegressor
 except ImportError as exc:
     skipped("quantile", exc)
 else:
-    record("quantile", QuantileRegressor(quantile=0.7, alpha=0.01, solver="highs").fit(Xr, yr),
-           XT)
+    record("quantile", QuantileRegressor(quantile=0.7, alpha=0.01, solver="highs").fit(Xr, yr), XT)
 record("theil_sen", TheilSenRegressor(random_state=0, max_subpopulation=100).fit(Xr, yr), XT)
 record("sgd_regressor", SGDRegressor(random_state=0).fit(Xr, yr), XT)
 record("pa_regressor", PassiveAggressiveRegressor(random_state=0).fit(Xr, yr), XT)
@@ -596,14 +633,12 @@ from sklearn.preprocessing import (  # noqa: E402
     StandardScaler,
 )
 
-record("standard_scaler", StandardScaler().fit(XS), XST,
-       variants=ALL_VARIANTS + OLD_PROTOCOLS)
+record("standard_scaler", StandardScaler().fit(XS), XST, variants=ALL_VARIANTS + OLD_PROTOCOLS)
 record("standard_scaler_f32fit", StandardScaler().fit(XS.astype(np.float32)), XST)
 record("standard_scaler_nomean", StandardScaler(with_mean=False).fit(XS), XST)
 record("minmax_scaler", MinMaxScaler().fit(XS), XST)
 if "clip" in MinMaxScaler().get_params():
-    record("minmax_scaler_clip", MinMaxScaler(feature_range=(-1, 2), clip=True).fit(XS),
-           XSTW)
+    record("minmax_scaler_clip", MinMaxScaler(feature_range=(-1, 2), clip=True).fit(XS), XSTW)
 else:
     skipped("minmax_scaler_clip", "MinMaxScaler has no clip (new in 0.24)")
 record("maxabs_scaler", MaxAbsScaler().fit(XS), XST)
@@ -612,26 +647,35 @@ record("robust_scaler", RobustScaler().fit(XS), XST)
 XN = XS.copy()
 mask = _rng(7).uniform(size=XN.shape) < 0.15
 XN[mask] = np.nan
-XN[:, 2] = np.nan                           # a column all-NaN at fit
+XN[:, 2] = np.nan  # a column all-NaN at fit
 XNT = XST.copy()
 XNT[_rng(8).uniform(size=XNT.shape) < 0.3] = np.nan
 XNT[3, 2] = 1.5
 XNT = test_input("XNT", XNT)
-record("imputer_mean_indicator", SimpleImputer(strategy="mean", add_indicator=True).fit(XN),
-       XNT, variants=("joblib", "pickle_p2"))
+record(
+    "imputer_mean_indicator",
+    SimpleImputer(strategy="mean", add_indicator=True).fit(XN),
+    XNT,
+    variants=("joblib", "pickle_p2"),
+)
 record("imputer_constant", SimpleImputer(strategy="constant", fill_value=-1.0).fit(XN), XNT)
 # 1.8+ rounds the statistics to the fit dtype (_fill_dtype) before filling
 record("imputer_f32fit", SimpleImputer(strategy="mean").fit(XN.astype(np.float32)), XNT)
 if "keep_empty_features" in SimpleImputer().get_params():
-    record("imputer_keep_empty", SimpleImputer(strategy="mean",
-                                               keep_empty_features=True).fit(XN), XNT)
+    record(
+        "imputer_keep_empty", SimpleImputer(strategy="mean", keep_empty_features=True).fit(XN), XNT
+    )
 else:
     skipped("imputer_keep_empty", "SimpleImputer has no keep_empty_features")
 
-record("pipeline_scaler_logreg",
-       Pipeline([("scaler", StandardScaler()),
-                 ("clf", LogisticRegression(max_iter=1000))]).fit(XS, y3),
-       XST, variants=ALL_VARIANTS + ("joblib_ext",))
+record(
+    "pipeline_scaler_logreg",
+    Pipeline([("scaler", StandardScaler()), ("clf", LogisticRegression(max_iter=1000))]).fit(
+        XS, y3
+    ),
+    XST,
+    variants=ALL_VARIANTS + ("joblib_ext",),
+)
 
 # ---------------------------------------------------------------------------
 # composition and fitted searches (columns by index: no pandas in old stacks)
@@ -640,14 +684,28 @@ from sklearn.compose import ColumnTransformer  # noqa: E402
 from sklearn.model_selection import GridSearchCV, RandomizedSearchCV  # noqa: E402
 from sklearn.pipeline import FeatureUnion  # noqa: E402
 
-record("column_transformer",
-       Pipeline([("columns", ColumnTransformer([("scale", StandardScaler(), [0, 1, 2]),
-                                                ("minmax", MinMaxScaler(), [3, 4])],
-                                               remainder="passthrough")),
-                 ("clf", LogisticRegression(max_iter=1000))]).fit(XS, y3),
-       XST, note="column 5 passes through")
-record("feature_union",
-       FeatureUnion([("std", StandardScaler()), ("maxabs", MaxAbsScaler())]).fit(XS), XST)
+record(
+    "column_transformer",
+    Pipeline(
+        [
+            (
+                "columns",
+                ColumnTransformer(
+                    [("scale", StandardScaler(), [0, 1, 2]), ("minmax", MinMaxScaler(), [3, 4])],
+                    remainder="passthrough",
+                ),
+            ),
+            ("clf", LogisticRegression(max_iter=1000)),
+        ]
+    ).fit(XS, y3),
+    XST,
+    note="column 5 passes through",
+)
+record(
+    "feature_union",
+    FeatureUnion([("std", StandardScaler()), ("maxabs", MaxAbsScaler())]).fit(XS),
+    XST,
+)
 
 
 def _untimed(search):
@@ -663,12 +721,24 @@ def _untimed(search):
 
 
 UNTIMED = "timings zeroed for a reproducible file"
-record("grid_search",
-       _untimed(GridSearchCV(LogisticRegression(max_iter=1000), {"C": [0.1, 1.0]}, cv=3)
-                .fit(X3, y3)), XT, variants=Z3, note=UNTIMED)
-record("random_search",
-       _untimed(RandomizedSearchCV(Ridge(), {"alpha": [0.1, 1.0, 10.0]}, n_iter=2, cv=3,
-                                   random_state=0).fit(Xr, yr)), XT, variants=Z3, note=UNTIMED)
+record(
+    "grid_search",
+    _untimed(GridSearchCV(LogisticRegression(max_iter=1000), {"C": [0.1, 1.0]}, cv=3).fit(X3, y3)),
+    XT,
+    variants=Z3,
+    note=UNTIMED,
+)
+record(
+    "random_search",
+    _untimed(
+        RandomizedSearchCV(
+            Ridge(), {"alpha": [0.1, 1.0, 10.0]}, n_iter=2, cv=3, random_state=0
+        ).fit(Xr, yr)
+    ),
+    XT,
+    variants=Z3,
+    note=UNTIMED,
+)
 if SK >= (0, 24):
     from sklearn.experimental import enable_halving_search_cv  # noqa: E402,F401
     from sklearn.model_selection import (  # noqa: E402
@@ -677,14 +747,28 @@ if SK >= (0, 24):
     )
     from sklearn.tree import DecisionTreeClassifier  # noqa: E402
 
-    record("halving_grid_search",
-           _untimed(HalvingGridSearchCV(DecisionTreeClassifier(random_state=0),
-                                        {"max_depth": [2, 3]}, cv=3, random_state=0)
-                    .fit(X3, y3)), XT, variants=Z3, note=UNTIMED)
-    record("halving_random_search",
-           _untimed(HalvingRandomSearchCV(Ridge(), {"alpha": [0.1, 1.0, 10.0]}, cv=3,
-                                          random_state=0).fit(Xr, yr)), XT, variants=Z3,
-           note=UNTIMED)
+    record(
+        "halving_grid_search",
+        _untimed(
+            HalvingGridSearchCV(
+                DecisionTreeClassifier(random_state=0), {"max_depth": [2, 3]}, cv=3, random_state=0
+            ).fit(X3, y3)
+        ),
+        XT,
+        variants=Z3,
+        note=UNTIMED,
+    )
+    record(
+        "halving_random_search",
+        _untimed(
+            HalvingRandomSearchCV(Ridge(), {"alpha": [0.1, 1.0, 10.0]}, cv=3, random_state=0).fit(
+                Xr, yr
+            )
+        ),
+        XT,
+        variants=Z3,
+        note=UNTIMED,
+    )
 else:
     skipped("halving_*_search", "the successive-halving searches are new in 0.24")
 
@@ -710,8 +794,12 @@ from sklearn.tree import (  # noqa: E402
     ExtraTreeRegressor,
 )
 
-record("dtc", DecisionTreeClassifier(max_depth=4, random_state=0).fit(X3, y3), XT,
-       variants=("joblib", "pickle_p2"))
+record(
+    "dtc",
+    DecisionTreeClassifier(max_depth=4, random_state=0).fit(X3, y3),
+    XT,
+    variants=("joblib", "pickle_p2"),
+)
 record("dtr", DecisionTreeRegressor(max_depth=4, random_state=0).fit(Xr, yr), XT)
 record("dtr_2d", DecisionTreeRegressor(max_depth=3, random_state=0).fit(Xr2, Yr2), XT)
 record("etc", ExtraTreeClassifier(max_depth=4, random_state=0).fit(X3, y3), XT)
@@ -724,8 +812,12 @@ XMT = XT.copy()
 XMT[::3, 0] = np.nan
 XMT = test_input("XMT", XMT)
 if SK >= (1, 3):
-    record("dtc_nan", DecisionTreeClassifier(max_depth=4, random_state=0).fit(XM, y2), XMT,
-           note="NaN in column 0 at fit and at predict (missing_go_to_left)")
+    record(
+        "dtc_nan",
+        DecisionTreeClassifier(max_depth=4, random_state=0).fit(XM, y2),
+        XMT,
+        note="NaN in column 0 at fit and at predict (missing_go_to_left)",
+    )
 else:
     skipped("dtc_nan", "trees learn missing values from 1.3")
 FOREST = {"max_depth": 3, "min_samples_leaf": 8, "random_state": 0}
@@ -733,9 +825,13 @@ record("rfc", RandomForestClassifier(n_estimators=3, **FOREST).fit(X3, y3), XT, 
 record("rfr", RandomForestRegressor(n_estimators=3, **FOREST).fit(Xr, yr), XT, variants=Z3)
 record("etsc", ExtraTreesClassifier(n_estimators=2, **FOREST).fit(X3, y3), XT, variants=Z3)
 record("etsr", ExtraTreesRegressor(n_estimators=2, **FOREST).fit(Xr, yr), XT, variants=Z3)
-record("rfc_multiout",
-       RandomForestClassifier(n_estimators=2, **FOREST).fit(X3, np.column_stack([y3, y3 % 2])),
-       XT, variants=Z3, note="two outputs: 3 and 2 classes")
+record(
+    "rfc_multiout",
+    RandomForestClassifier(n_estimators=2, **FOREST).fit(X3, np.column_stack([y3, y3 % 2])),
+    XT,
+    variants=Z3,
+    note="two outputs: 3 and 2 classes",
+)
 
 if SK >= (1, 3):
     # Whether a tree accepts NaN at predict depends on its splitter,
@@ -743,27 +839,48 @@ if SK >= (1, 3):
     # 1.6, 1.7 and 1.9: each of these is trained without NaN and asked with
     # NaN (sklearn's answer or its ValueError is what is recorded)
     NAN_TREES = [
-        ("dtc_random_nan", DecisionTreeClassifier(splitter="random", max_depth=3,
-                                                  random_state=0), X2, y2),
-        ("dtr_mae_nan", DecisionTreeRegressor(criterion="absolute_error", max_depth=3,
-                                              random_state=0), Xr, yr),
+        (
+            "dtc_random_nan",
+            DecisionTreeClassifier(splitter="random", max_depth=3, random_state=0),
+            X2,
+            y2,
+        ),
+        (
+            "dtr_mae_nan",
+            DecisionTreeRegressor(criterion="absolute_error", max_depth=3, random_state=0),
+            Xr,
+            yr,
+        ),
         ("etc_nan", ExtraTreeClassifier(max_depth=3, random_state=0), X2, y2),
-        ("etc_best_nan", ExtraTreeClassifier(splitter="best", max_depth=3, random_state=0),
-         X2, y2),
-        ("etr_best_nan", ExtraTreeRegressor(splitter="best", max_depth=3, random_state=0),
-         Xr, yr),
-        ("rfr_mae_nan", RandomForestRegressor(criterion="absolute_error", n_estimators=2,
-                                              **FOREST), Xr, yr),
+        ("etc_best_nan", ExtraTreeClassifier(splitter="best", max_depth=3, random_state=0), X2, y2),
+        ("etr_best_nan", ExtraTreeRegressor(splitter="best", max_depth=3, random_state=0), Xr, yr),
+        (
+            "rfr_mae_nan",
+            RandomForestRegressor(criterion="absolute_error", n_estimators=2, **FOREST),
+            Xr,
+            yr,
+        ),
         ("etsc_nan", ExtraTreesClassifier(n_estimators=2, **FOREST), X2, y2),
     ]
     if "monotonic_cst" in DecisionTreeClassifier().get_params():
-        NAN_TREES.append(("dtc_monotonic_nan",
-                          DecisionTreeClassifier(monotonic_cst=[1, 0, 0, 0, 0, 0], max_depth=3,
-                                                 random_state=0), X2, y2))
+        NAN_TREES.append(
+            (
+                "dtc_monotonic_nan",
+                DecisionTreeClassifier(
+                    monotonic_cst=[1, 0, 0, 0, 0, 0], max_depth=3, random_state=0
+                ),
+                X2,
+                y2,
+            )
+        )
     for name, est, X, y in NAN_TREES:
-        record(name, est.fit(X, y), XMT,
-               variants=Z3 if hasattr(est, "estimators_") else ("joblib",),
-               note="trained without NaN, asked with NaN in column 0")
+        record(
+            name,
+            est.fit(X, y),
+            XMT,
+            variants=Z3 if hasattr(est, "estimators_") else ("joblib",),
+            note="trained without NaN, asked with NaN in column 0",
+        )
 else:
     skipped("*_nan trees", "trees learn missing values from 1.3")
 
@@ -771,32 +888,72 @@ else:
 # the losses of 1.4 (log(p) vs the symmetric multinomial logit) and its
 # clipping with 1.8 (float32's eps vs float64's); classes of tiny weight
 # show the clipping
-record("gbc", GradientBoostingClassifier(n_estimators=5, max_depth=2,
-                                        random_state=0).fit(X2, y2), XT, variants=Z3,
-       note="estimators_ is an object array (nested pickle in joblib files)")
-record("gbc_multi", GradientBoostingClassifier(n_estimators=3, max_depth=2,
-                                              random_state=0).fit(X3, y3), XT, variants=Z3,
-       note="3 classes: the init raw prediction log(p), or log(p) - mean(log(p)) from 1.4")
-record("gbc_exp", GradientBoostingClassifier(loss="exponential", n_estimators=3, max_depth=1,
-                                            random_state=0).fit(X2, y2), XT, variants=Z3)
-record("gbc_zero", GradientBoostingClassifier(init="zero", n_estimators=2, max_depth=1,
-                                             random_state=0).fit(X2, y2), XT, variants=Z3)
+record(
+    "gbc",
+    GradientBoostingClassifier(n_estimators=5, max_depth=2, random_state=0).fit(X2, y2),
+    XT,
+    variants=Z3,
+    note="estimators_ is an object array (nested pickle in joblib files)",
+)
+record(
+    "gbc_multi",
+    GradientBoostingClassifier(n_estimators=3, max_depth=2, random_state=0).fit(X3, y3),
+    XT,
+    variants=Z3,
+    note="3 classes: the init raw prediction log(p), or log(p) - mean(log(p)) from 1.4",
+)
+record(
+    "gbc_exp",
+    GradientBoostingClassifier(loss="exponential", n_estimators=3, max_depth=1, random_state=0).fit(
+        X2, y2
+    ),
+    XT,
+    variants=Z3,
+)
+record(
+    "gbc_zero",
+    GradientBoostingClassifier(init="zero", n_estimators=2, max_depth=1, random_state=0).fit(
+        X2, y2
+    ),
+    XT,
+    variants=Z3,
+)
 tiny = np.where(y2 == 1, 1e-9, 1.0)
-record("gbc_tiny_prior", GradientBoostingClassifier(n_estimators=2, max_depth=1, random_state=0)
-       .fit(X2, y2, sample_weight=tiny), XT, variants=Z3,
-       note="class 1 weighs 1e-9: its prior is clipped by eps")
+record(
+    "gbc_tiny_prior",
+    GradientBoostingClassifier(n_estimators=2, max_depth=1, random_state=0).fit(
+        X2, y2, sample_weight=tiny
+    ),
+    XT,
+    variants=Z3,
+    note="class 1 weighs 1e-9: its prior is clipped by eps",
+)
 tiny = np.where(y3 == 2, 1e-9, 1.0)
-record("gbc_multi_tiny_prior", GradientBoostingClassifier(n_estimators=2, max_depth=1,
-                                                         random_state=0)
-       .fit(X3, y3, sample_weight=tiny), XT, variants=Z3,
-       note="class 2 weighs 1e-9: its prior is clipped by eps")
-record("gbr", GradientBoostingRegressor(n_estimators=5, max_depth=1,
-                                       random_state=0).fit(Xr, yr), XT, variants=Z3)
+record(
+    "gbc_multi_tiny_prior",
+    GradientBoostingClassifier(n_estimators=2, max_depth=1, random_state=0).fit(
+        X3, y3, sample_weight=tiny
+    ),
+    XT,
+    variants=Z3,
+    note="class 2 weighs 1e-9: its prior is clipped by eps",
+)
+record(
+    "gbr",
+    GradientBoostingRegressor(n_estimators=5, max_depth=1, random_state=0).fit(Xr, yr),
+    XT,
+    variants=Z3,
+)
 # the regression losses' init is the Dummy estimator's constant in every
 # version (mean, median, quantile): one other than the mean stands for them
-record("gbr_quantile", GradientBoostingRegressor(loss="quantile", alpha=0.8, n_estimators=3,
-                                                max_depth=1, random_state=0).fit(Xr, yr), XT,
-       variants=Z3)
+record(
+    "gbr_quantile",
+    GradientBoostingRegressor(
+        loss="quantile", alpha=0.8, n_estimators=3, max_depth=1, random_state=0
+    ).fit(Xr, yr),
+    XT,
+    variants=Z3,
+)
 
 # HistGradientBoosting: experimental before 1.0, missing values from 0.22,
 # categorical features from 0.24
@@ -809,20 +966,38 @@ from sklearn.ensemble import (  # noqa: E402
 
 HGB = {"max_iter": 5, "max_leaf_nodes": 4, "max_bins": 32, "random_state": 0}
 if SK >= (0, 22):
-    record("hgbc_nan", HistGradientBoostingClassifier(**HGB).fit(XM, y2),
-           XMT, variants=Z3, note="NaN in column 0 at fit and at predict")
+    record(
+        "hgbc_nan",
+        HistGradientBoostingClassifier(**HGB).fit(XM, y2),
+        XMT,
+        variants=Z3,
+        note="NaN in column 0 at fit and at predict",
+    )
     record("hgbc_multi", HistGradientBoostingClassifier(**HGB).fit(X3, y3), XT, variants=Z3)
-    record("hgbr_lad",
-           HistGradientBoostingRegressor(loss="least_absolute_deviation" if SK < (1, 0)
-                                         else "absolute_error", **HGB).fit(Xr, yr), XT,
-           variants=Z3)
+    record(
+        "hgbr_lad",
+        HistGradientBoostingRegressor(
+            loss="least_absolute_deviation" if SK < (1, 0) else "absolute_error", **HGB
+        ).fit(Xr, yr),
+        XT,
+        variants=Z3,
+    )
 else:
     # experimental, without missing values and with other node fields
-    record("hgbc_multi", HistGradientBoostingClassifier(**HGB).fit(X3, y3), XT, variants=Z3,
-           refused=["UnsupportedModelError", "scikit-learn < 0.22"])
+    record(
+        "hgbc_multi",
+        HistGradientBoostingClassifier(**HGB).fit(X3, y3),
+        XT,
+        variants=Z3,
+        refused=["UnsupportedModelError", "scikit-learn < 0.22"],
+    )
 if SK >= (0, 23):
-    record("hgbr_poisson", HistGradientBoostingRegressor(loss="poisson", **HGB)
-           .fit(Xr, np.exp(yr / 100.0)), XT, variants=Z3)
+    record(
+        "hgbr_poisson",
+        HistGradientBoostingRegressor(loss="poisson", **HGB).fit(Xr, np.exp(yr / 100.0)),
+        XT,
+        variants=Z3,
+    )
 else:
     skipped("hgbr_poisson", "HistGradientBoosting has no poisson loss before 0.23")
 XC = Xr.copy()
@@ -830,13 +1005,17 @@ XC[:, 5] = _rng(10).randint(0, 4, size=len(XC))
 # strong enough that each of the few trees splits on the category too
 yc = yr + 160.0 * (XC[:, 5] == 2) - 100.0 * (XC[:, 5] == 0)
 XCT = XT.copy()
-XCT[:, 5] = np.arange(len(XCT)) % 5          # 4 is a category unseen at fit
+XCT[:, 5] = np.arange(len(XCT)) % 5  # 4 is a category unseen at fit
 XCT[7, 5] = np.nan
 XCT = test_input("XCT", XCT)
 if SK >= (0, 24):
-    record("hgbr_cat",
-           HistGradientBoostingRegressor(categorical_features=[5], **HGB).fit(XC, yc),
-           XCT, variants=Z3, note="column 5 categorical (0..3 at fit; 4 unseen and NaN at predict)")
+    record(
+        "hgbr_cat",
+        HistGradientBoostingRegressor(categorical_features=[5], **HGB).fit(XC, yc),
+        XCT,
+        variants=Z3,
+        note="column 5 categorical (0..3 at fit; 4 unseen and NaN at predict)",
+    )
 else:
     skipped("hgbr_cat", "HistGradientBoosting learns categorical features from 0.24")
 
@@ -844,11 +1023,20 @@ IFOREST = {"n_estimators": 3, "max_samples": 8, "random_state": 0}
 if SK < (0, 22):
     # 'behaviour' chose between the old and the new meaning of offset_ and
     # predict until 0.22 made the new one the only one
-    record("iforest", IsolationForest(behaviour="new", contamination="auto", **IFOREST).fit(X2),
-           XT, variants=Z3)
-    record("iforest_old", IsolationForest(behaviour="old", contamination=0.1, **IFOREST).fit(X2),
-           XT, variants=Z3, refused=["UnsupportedModelError", "behaviour='old'"],
-           note="predict compares with threshold_, not 0")
+    record(
+        "iforest",
+        IsolationForest(behaviour="new", contamination="auto", **IFOREST).fit(X2),
+        XT,
+        variants=Z3,
+    )
+    record(
+        "iforest_old",
+        IsolationForest(behaviour="old", contamination=0.1, **IFOREST).fit(X2),
+        XT,
+        variants=Z3,
+        refused=["UnsupportedModelError", "behaviour='old'"],
+        note="predict compares with threshold_, not 0",
+    )
 else:
     record("iforest", IsolationForest(**IFOREST).fit(X2), XT, variants=Z3)
 
@@ -872,60 +1060,127 @@ def _shallow(cls, n, depth=2):
     return [("t%d" % i, cls(max_depth=depth, random_state=i)) for i in range(n)]
 
 
-record("voting_hard", VotingClassifier(
-    [("lr", LogisticRegression(max_iter=1000))] + _shallow(DecisionTreeClassifier, 2),
-    weights=[2, 1, 1.5]).fit(X3, y3), XT, variants=Z3)
-record("voting_soft", VotingClassifier(
-    [("lr", LogisticRegression(max_iter=1000))] + _shallow(DecisionTreeClassifier, 2),
-    voting="soft", flatten_transform=False).fit(X3, y3), XT, variants=Z3)
-record("voting_regressor", VotingRegressor(
-    [("lin", LinearRegression())] + _shallow(DecisionTreeRegressor, 2),
-    weights=[1, 3, 2]).fit(Xr, yr), XT, variants=Z3)
+record(
+    "voting_hard",
+    VotingClassifier(
+        [("lr", LogisticRegression(max_iter=1000))] + _shallow(DecisionTreeClassifier, 2),
+        weights=[2, 1, 1.5],
+    ).fit(X3, y3),
+    XT,
+    variants=Z3,
+)
+record(
+    "voting_soft",
+    VotingClassifier(
+        [("lr", LogisticRegression(max_iter=1000))] + _shallow(DecisionTreeClassifier, 2),
+        voting="soft",
+        flatten_transform=False,
+    ).fit(X3, y3),
+    XT,
+    variants=Z3,
+)
+record(
+    "voting_regressor",
+    VotingRegressor(
+        [("lin", LinearRegression())] + _shallow(DecisionTreeRegressor, 2), weights=[1, 3, 2]
+    ).fit(Xr, yr),
+    XT,
+    variants=Z3,
+)
 if SK >= (0, 22):
     from sklearn.ensemble import StackingClassifier, StackingRegressor  # noqa: E402
 
-    record("stacking_classifier", StackingClassifier(
-        _shallow(DecisionTreeClassifier, 2) + [("lr", LogisticRegression(max_iter=1000))],
-        passthrough=True).fit(X2, y2), XT, variants=Z3,
-        note="binary: the first probability column dropped")
-    record("stacking_regressor", StackingRegressor(
-        _shallow(DecisionTreeRegressor, 2) + [("ridge", Ridge())]).fit(Xr, yr), XT,
-        variants=Z3)
+    record(
+        "stacking_classifier",
+        StackingClassifier(
+            _shallow(DecisionTreeClassifier, 2) + [("lr", LogisticRegression(max_iter=1000))],
+            passthrough=True,
+        ).fit(X2, y2),
+        XT,
+        variants=Z3,
+        note="binary: the first probability column dropped",
+    )
+    record(
+        "stacking_regressor",
+        StackingRegressor(_shallow(DecisionTreeRegressor, 2) + [("ridge", Ridge())]).fit(Xr, yr),
+        XT,
+        variants=Z3,
+    )
 else:
     skipped("stacking_*", "Stacking is new in 0.22")
-record("bagging_classifier", BaggingClassifier(
-    DecisionTreeClassifier(max_depth=3), n_estimators=4, max_features=0.7, max_samples=20,
-    random_state=0).fit(X3, y3), XT, variants=Z3)
-record("bagging_regressor", BaggingRegressor(
-    DecisionTreeRegressor(max_depth=3), n_estimators=4, bootstrap_features=True,
-    random_state=0).fit(Xr, yr), XT, variants=Z3)
+record(
+    "bagging_classifier",
+    BaggingClassifier(
+        DecisionTreeClassifier(max_depth=3),
+        n_estimators=4,
+        max_features=0.7,
+        max_samples=20,
+        random_state=0,
+    ).fit(X3, y3),
+    XT,
+    variants=Z3,
+)
+record(
+    "bagging_regressor",
+    BaggingRegressor(
+        DecisionTreeRegressor(max_depth=3), n_estimators=4, bootstrap_features=True, random_state=0
+    ).fit(Xr, yr),
+    XT,
+    variants=Z3,
+)
 HAS_ALGORITHM = "algorithm" in AdaBoostClassifier().get_params()
 samme = {"algorithm": "SAMME"} if HAS_ALGORITHM else {}
-record("adaboost_classifier", AdaBoostClassifier(
-    n_estimators=8, random_state=0, **samme).fit(X3, y3), XT, variants=Z3)
+record(
+    "adaboost_classifier",
+    AdaBoostClassifier(n_estimators=8, random_state=0, **samme).fit(X3, y3),
+    XT,
+    variants=Z3,
+)
 if HAS_ALGORITHM and SK < (1, 6):
-    record("adaboost_samme_r", AdaBoostClassifier(
-        n_estimators=8, algorithm="SAMME.R", random_state=0).fit(X3, y3), XT, variants=Z3)
+    record(
+        "adaboost_samme_r",
+        AdaBoostClassifier(n_estimators=8, algorithm="SAMME.R", random_state=0).fit(X3, y3),
+        XT,
+        variants=Z3,
+    )
 else:
     skipped("adaboost_samme_r", "SAMME.R was removed in 1.6")
-record("adaboost_regressor", AdaBoostRegressor(
-    DecisionTreeRegressor(max_depth=2), n_estimators=8, random_state=0).fit(Xr, yr), XT,
-    variants=Z3)
+record(
+    "adaboost_regressor",
+    AdaBoostRegressor(DecisionTreeRegressor(max_depth=2), n_estimators=8, random_state=0).fit(
+        Xr, yr
+    ),
+    XT,
+    variants=Z3,
+)
 est = DummyClassifier(strategy="prior").fit(X3, y3)
 if est.__dict__.get("n_features_in_") is not None:
     record("dummy_classifier", est, XT, variants=Z3)
-    record("dummy_regressor", DummyRegressor(strategy="quantile", quantile=0.3).fit(Xr, yr),
-           XT, variants=Z3)
+    record(
+        "dummy_regressor",
+        DummyRegressor(strategy="quantile", quantile=0.3).fit(Xr, yr),
+        XT,
+        variants=Z3,
+    )
 else:
     # no n_features_in_ (before 1.5, but None in 0.23 and 0.24): no width to
     # check X against, and mlfast says so
     refused = ["UnsupportedModelError", "no n_features_in_"]
     record("dummy_classifier", est, XT, variants=Z3, refused=refused)
-    record("dummy_regressor", DummyRegressor(strategy="quantile", quantile=0.3).fit(Xr, yr),
-           XT, variants=Z3, refused=refused)
-record("random_trees_embedding", RandomTreesEmbedding(
-    n_estimators=3, max_depth=2, sparse_output=False, random_state=0).fit(X3), XT,
-    variants=Z3, note="sparse_output=False: a sparse transform has no .npz form here")
+    record(
+        "dummy_regressor",
+        DummyRegressor(strategy="quantile", quantile=0.3).fit(Xr, yr),
+        XT,
+        variants=Z3,
+        refused=refused,
+    )
+record(
+    "random_trees_embedding",
+    RandomTreesEmbedding(n_estimators=3, max_depth=2, sparse_output=False, random_state=0).fit(X3),
+    XT,
+    variants=Z3,
+    note="sparse_output=False: a sparse transform has no .npz form here",
+)
 
 # ---------------------------------------------------------------------------
 # meta-estimators: what changed across versions (calibration's attributes
@@ -946,33 +1201,63 @@ if SK < (1, 6):
     est = CalibratedClassifierCV(tree, method="isotonic", cv="prefit")
 else:
     from sklearn.frozen import FrozenEstimator
+
     est = CalibratedClassifierCV(FrozenEstimator(tree), method="isotonic")
-record("calibrated_isotonic_prefit", est.fit(X2[60:], y2[60:]), XT, variants=Z3,
-       note="cv='prefit' before 1.6, FrozenEstimator since")
+record(
+    "calibrated_isotonic_prefit",
+    est.fit(X2[60:], y2[60:]),
+    XT,
+    variants=Z3,
+    note="cv='prefit' before 1.6, FrozenEstimator since",
+)
 if SK >= (1, 8):
-    record("calibrated_temperature",
-           CalibratedClassifierCV(lr, method="temperature", cv=2).fit(X3, y3), XT, variants=Z3)
+    record(
+        "calibrated_temperature",
+        CalibratedClassifierCV(lr, method="temperature", cv=2).fit(X3, y3),
+        XT,
+        variants=Z3,
+    )
 else:
     skipped("calibrated_temperature", "temperature scaling is new in 1.8")
-record("one_vs_rest_trees",
-       OneVsRestClassifier(DecisionTreeClassifier(max_depth=4, random_state=0)).fit(X3, y3),
-       XT, variants=Z3,
-       note="ties (the last maximum before 1.8) and rows of zeros (NaN before 1.7)")
-record("output_code",
-       OutputCodeClassifier(lr, code_size=2, random_state=0).fit(X3, y3), XT, variants=Z3,
-       note="distances by euclidean_distances before 1.3, ArgKmin since")
+record(
+    "one_vs_rest_trees",
+    OneVsRestClassifier(DecisionTreeClassifier(max_depth=4, random_state=0)).fit(X3, y3),
+    XT,
+    variants=Z3,
+    note="ties (the last maximum before 1.8) and rows of zeros (NaN before 1.7)",
+)
+record(
+    "output_code",
+    OutputCodeClassifier(lr, code_size=2, random_state=0).fit(X3, y3),
+    XT,
+    variants=Z3,
+    note="distances by euclidean_distances before 1.3, ArgKmin since",
+)
 Y3 = np.column_stack([y3 == 0, y3 == 1, X3[:, 0] > 0]).astype(int)
 record("classifier_chain", ClassifierChain(lr, order=[2, 0, 1]).fit(X3, Y3), XT, variants=Z3)
-record("transformed_target_log1p",
-       TransformedTargetRegressor(LinearRegression(), func=np.log1p,
-                                  inverse_func=np.expm1).fit(Xr, np.abs(yr)), XT, variants=Z3,
-       note="numpy's functions under the name each numpy pickles them by")
+record(
+    "transformed_target_log1p",
+    TransformedTargetRegressor(LinearRegression(), func=np.log1p, inverse_func=np.expm1).fit(
+        Xr, np.abs(yr)
+    ),
+    XT,
+    variants=Z3,
+    note="numpy's functions under the name each numpy pickles them by",
+)
 # (np.square: IEEE-exact in every numpy; a float32 transcendental function
 # follows each numpy's own SIMD code, which changed over the years)
-record("function_transformer_pipeline",
-       Pipeline([("square", FunctionTransformer(np.square, validate=True)),
-                 ("clf", LogisticRegression(max_iter=1000))]).fit(X3, y3), XT, variants=Z3,
-       note="numpy < 1.20 pickles its function as _ufunc_reconstruct(module, name)")
+record(
+    "function_transformer_pipeline",
+    Pipeline(
+        [
+            ("square", FunctionTransformer(np.square, validate=True)),
+            ("clf", LogisticRegression(max_iter=1000)),
+        ]
+    ).fit(X3, y3),
+    XT,
+    variants=Z3,
+    note="numpy < 1.20 pickles its function as _ufunc_reconstruct(module, name)",
+)
 
 # the other meta-estimators, whose prediction did not change: the newest stacks
 if SK >= (1, 5):
@@ -987,23 +1272,34 @@ if SK >= (1, 5):
 
     record("one_vs_one", OneVsOneClassifier(lr).fit(X3, y3), XT, variants=Z3)
     record("multi_output_classifier", MultiOutputClassifier(lr).fit(X3, Y3), XT, variants=Z3)
-    record("multi_output_regressor", MultiOutputRegressor(Ridge()).fit(Xr2, Yr2), XT,
-           variants=Z3)
-    record("regressor_chain", RegressorChain(Ridge(), order=[1, 0]).fit(Xr2, Yr2), XT,
-           variants=Z3)
+    record("multi_output_regressor", MultiOutputRegressor(Ridge()).fit(Xr2, Yr2), XT, variants=Z3)
+    record("regressor_chain", RegressorChain(Ridge(), order=[1, 0]).fit(Xr2, Yr2), XT, variants=Z3)
     y3u = y3.copy()
     y3u[::3] = -1
     record("self_training", SelfTrainingClassifier(lr).fit(X3, y3u), XT, variants=Z3)
-    record("fixed_threshold", FixedThresholdClassifier(lr, threshold=0.3, pos_label=0)
-           .fit(X2, y2), XT, variants=Z3)
-    record("tuned_threshold", TunedThresholdClassifierCV(lr, scoring="f1", cv=2)
-           .fit(X2, y2), XT, variants=Z3)
+    record(
+        "fixed_threshold",
+        FixedThresholdClassifier(lr, threshold=0.3, pos_label=0).fit(X2, y2),
+        XT,
+        variants=Z3,
+    )
+    record(
+        "tuned_threshold",
+        TunedThresholdClassifierCV(lr, scoring="f1", cv=2).fit(X2, y2),
+        XT,
+        variants=Z3,
+    )
 else:
     skipped("one_vs_one, multi-output, chains, thresholds", "kept to the newest stacks")
 if SK >= (1, 6):
     from sklearn.frozen import FrozenEstimator
-    record("frozen_estimator", FrozenEstimator(LogisticRegression(max_iter=1000).fit(X3, y3)),
-           XT, variants=Z3)
+
+    record(
+        "frozen_estimator",
+        FrozenEstimator(LogisticRegression(max_iter=1000).fit(X3, y3)),
+        XT,
+        variants=Z3,
+    )
 else:
     skipped("frozen_estimator", "FrozenEstimator is new in 1.6")
 
@@ -1018,22 +1314,52 @@ else:
 from sklearn.compose import ColumnTransformer  # noqa: E402
 from sklearn.preprocessing import OneHotEncoder, OrdinalEncoder  # noqa: E402
 
-DENSE = ({"sparse_output": False} if "sparse_output" in OneHotEncoder().get_params()
-         else {"sparse": False})
+DENSE = (
+    {"sparse_output": False}
+    if "sparse_output" in OneHotEncoder().get_params()
+    else {"sparse": False}
+)
 rng = _rng(20)
 XO = np.empty((60, 3), dtype=object)
 XO[:, 0] = rng.choice(["S", "C", "Q"], 60)
 XO[:, 1] = rng.choice(["a", "b", "c", "d"], 60)
 XO[:, 2] = rng.choice(["x", "y"], 60)
 XO = XO.astype(object)
-for j in range(3):     # Python str, as a DataFrame's object column holds
+for j in range(3):  # Python str, as a DataFrame's object column holds
     XO[:, j] = [str(v) for v in XO[:, j]]
-XOC = object_input("XOC", [["S", "a", "x"], ["C", "b", "y"], ["Q", "d", "x"],
-                           ["S", "c", "y"], ["C", "a", "x"], ["Q", "b", "y"]])
-XOT = object_input("XOT", [["S", "a", "x"], ["C", float("nan"), "y"], ["X", "d", "x"],
-                           ["S", "c", "y"], ["C", None, "x"], ["Q", "b", "Z"]])
-XOK = object_input("XOK", [["S", "a", "x"], ["C", float("nan"), "y"], ["Q", "d", "x"],
-                           ["S", "c", "y"], ["C", "a", "x"], ["Q", "b", "y"]])
+XOC = object_input(
+    "XOC",
+    [
+        ["S", "a", "x"],
+        ["C", "b", "y"],
+        ["Q", "d", "x"],
+        ["S", "c", "y"],
+        ["C", "a", "x"],
+        ["Q", "b", "y"],
+    ],
+)
+XOT = object_input(
+    "XOT",
+    [
+        ["S", "a", "x"],
+        ["C", float("nan"), "y"],
+        ["X", "d", "x"],
+        ["S", "c", "y"],
+        ["C", None, "x"],
+        ["Q", "b", "Z"],
+    ],
+)
+XOK = object_input(
+    "XOK",
+    [
+        ["S", "a", "x"],
+        ["C", float("nan"), "y"],
+        ["Q", "d", "x"],
+        ["S", "c", "y"],
+        ["C", "a", "x"],
+        ["Q", "b", "y"],
+    ],
+)
 XOM = XO.copy()
 XOM[::7, 1] = np.nan
 XOM[::9, 2] = None
@@ -1042,12 +1368,15 @@ XOM[::9, 2] = None
 # file: the fixtures stay small)
 # None, NaN and categories unseen at fit: NaN refused by check_array before
 # 0.24, an unknown category since
-record("onehot_str", OneHotEncoder(handle_unknown="ignore", **DENSE).fit(XO), XOT,
-       variants=Z3)
+record("onehot_str", OneHotEncoder(handle_unknown="ignore", **DENSE).fit(XO), XOT, variants=Z3)
 # OrdinalEncoder and a one-hot encoding that drops each first category,
 # side by side (one file)
-ordinal_drop = ColumnTransformer([("ordinal", OrdinalEncoder(), [0, 1, 2]),
-                                  ("onehot", OneHotEncoder(drop="first", **DENSE), [0, 1, 2])])
+ordinal_drop = ColumnTransformer(
+    [
+        ("ordinal", OrdinalEncoder(), [0, 1, 2]),
+        ("onehot", OneHotEncoder(drop="first", **DENSE), [0, 1, 2]),
+    ]
+)
 record("ordinal_drop_first", ordinal_drop.fit(XO), XOC, variants=Z3)
 # NaN at transform: refused by check_array before 1.0, an unknown category
 # since (and OrdinalEncoder's handle_unknown='error' then names it)
@@ -1058,22 +1387,46 @@ record("ordinal_drop_first_nan", ordinal_drop, XOK, file_of="ordinal_drop_first"
 ENCODED = {"handle_unknown": "use_encoded_value", "unknown_value": -1}
 yo = _rng(24).randint(0, 3 if SK >= (1, 4) else 2, len(XOM))
 if SK >= (1, 0):
-    parts = [("onehot", OneHotEncoder(handle_unknown="ignore", **DENSE), [0, 1, 2]),
-             ("ordinal", OrdinalEncoder(**ENCODED), [0, 1, 2])]
+    parts = [
+        ("onehot", OneHotEncoder(handle_unknown="ignore", **DENSE), [0, 1, 2]),
+        ("ordinal", OrdinalEncoder(**ENCODED), [0, 1, 2]),
+    ]
     if SK >= (1, 3):
         from sklearn.preprocessing import TargetEncoder
+
         parts.append(("target", TargetEncoder(random_state=0), [0, 1, 2]))
     record("encoders_fit_missing", ColumnTransformer(parts).fit(XOM, yo), XOT, variants=Z3)
 elif SK >= (0, 24):
-    record("encoders_fit_missing", ColumnTransformer([
-        ("onehot", OneHotEncoder(handle_unknown="ignore", **DENSE), [0, 1, 2]),
-        ("ordinal", OrdinalEncoder(**ENCODED), [0])]).fit(XOM), XOT, variants=Z3)
+    record(
+        "encoders_fit_missing",
+        ColumnTransformer(
+            [
+                ("onehot", OneHotEncoder(handle_unknown="ignore", **DENSE), [0, 1, 2]),
+                ("ordinal", OrdinalEncoder(**ENCODED), [0]),
+            ]
+        ).fit(XOM),
+        XOT,
+        variants=Z3,
+    )
 else:
     skipped("encoders_fit_missing", "missing values are categories from 0.24")
 
 XK = np.column_stack([_rng(21).randint(0, 4, 60), _rng(22).randint(0, 3, 60) + 0.5])
-XKT = np.array([[0, 0.5], [1, 1.5], [2, 2.5], [3, 0.5], [4, 1.5], [1, 7.5], [2, 0.5],
-                [3, 2.5], [0, 1.5], [1, 0.5]], dtype=np.float64)
+XKT = np.array(
+    [
+        [0, 0.5],
+        [1, 1.5],
+        [2, 2.5],
+        [3, 0.5],
+        [4, 1.5],
+        [1, 7.5],
+        [2, 0.5],
+        [3, 2.5],
+        [0, 1.5],
+        [1, 0.5],
+    ],
+    dtype=np.float64,
+)
 XKT[6, 0] = np.nan
 XKT = test_input("XKT", XKT)
 # float categories; NaN in row 6: refused before 0.24 (naming the input's
@@ -1087,11 +1440,17 @@ record("onehot_num", OneHotEncoder(handle_unknown="ignore", **DENSE).fit(XK), XK
 XOQ = XO.copy()
 XOQ[::5, 0] = "?"
 XOQ[::6, 1] = "?"
-record("imputer_obj_ordinal",
-       Pipeline([("impute", SimpleImputer(missing_values="?", strategy="most_frequent")),
-                 ("encode", OrdinalEncoder())]).fit(XOQ),
-       object_input("XOQ", [["S", "a", "x"], ["?", "b", "y"], ["Q", "?", "x"],
-                            ["C", "c", "y"]]), variants=Z3)
+record(
+    "imputer_obj_ordinal",
+    Pipeline(
+        [
+            ("impute", SimpleImputer(missing_values="?", strategy="most_frequent")),
+            ("encode", OrdinalEncoder()),
+        ]
+    ).fit(XOQ),
+    object_input("XOQ", [["S", "a", "x"], ["?", "b", "y"], ["Q", "?", "x"], ["C", "c", "y"]]),
+    variants=Z3,
+)
 
 rng = _rng(23)
 n = 120
@@ -1106,20 +1465,47 @@ XTI[:, 3] = [float("nan") if i % 11 == 0 else v for i, v in enumerate(embarked)]
 XTI[:, 4] = [str(v) for v in rng.choice(list("ABCDEFG"), n)]
 yti = ((XTI[:, 2] == "female") ^ (rng.uniform(size=n) < 0.2)).astype(int)
 # numbers with NaN, strings with NaN and unseen values
-XTIT = object_input("XTIT", [
-    [22.0, 7.25, "male", "S", "C"], [38.0, 71.28, "female", "C", "B"],
-    [float("nan"), 8.05, "female", "Q", "E"], [35.0, 53.1, "male", float("nan"), "A"],
-    [2.0, 21.07, "female", "X", "G"], [54.0, 51.86, "male", "S", "T"]])
+XTIT = object_input(
+    "XTIT",
+    [
+        [22.0, 7.25, "male", "S", "C"],
+        [38.0, 71.28, "female", "C", "B"],
+        [float("nan"), 8.05, "female", "Q", "E"],
+        [35.0, 53.1, "male", float("nan"), "A"],
+        [2.0, 21.07, "female", "X", "G"],
+        [54.0, 51.86, "male", "S", "T"],
+    ],
+)
 from sklearn.impute import MissingIndicator  # noqa: E402
 
 num = Pipeline([("impute", SimpleImputer(strategy="median")), ("scale", StandardScaler())])
-cat = Pipeline([("impute", SimpleImputer(strategy="constant", fill_value="missing")),
-                ("onehot", OneHotEncoder(handle_unknown="ignore", **DENSE))])
-record("titanic_pipeline",
-       Pipeline([("columns", ColumnTransformer([("num", num, [0, 1]), ("cat", cat, [2, 3, 4]),
-                                                ("missing", MissingIndicator(), [0, 1])])),
-                 ("clf", LogisticRegression(max_iter=1000))]).fit(XTI, yti), XTIT,
-       variants=Z3, methods=("predict", "predict_proba"))
+cat = Pipeline(
+    [
+        ("impute", SimpleImputer(strategy="constant", fill_value="missing")),
+        ("onehot", OneHotEncoder(handle_unknown="ignore", **DENSE)),
+    ]
+)
+record(
+    "titanic_pipeline",
+    Pipeline(
+        [
+            (
+                "columns",
+                ColumnTransformer(
+                    [
+                        ("num", num, [0, 1]),
+                        ("cat", cat, [2, 3, 4]),
+                        ("missing", MissingIndicator(), [0, 1]),
+                    ]
+                ),
+            ),
+            ("clf", LogisticRegression(max_iter=1000)),
+        ]
+    ).fit(XTI, yti),
+    XTIT,
+    variants=Z3,
+    methods=("predict", "predict_proba"),
+)
 
 # DictVectorizer and FeatureHasher (nothing of them changed meaning but
 # DictVectorizer's list values: the oldest stack and the newest)
@@ -1128,31 +1514,50 @@ if SK < (0, 22) or SK >= (1, 9):
 
     # (a list of str values is one feature a value from 0.24; before, the
     # list itself was the value of the feature named by its key)
-    XD = [{"city": str(c), "t": float(t), "tags": ["a", "b"][:int(k)]}
-          for c, t, k in zip(_rng(25).choice(["Oslo", "Lima", "Pune"], 40),
-                             _rng(26).normal(size=40), _rng(27).randint(0, 3, 40))]
+    XD = [
+        {"city": str(c), "t": float(t), "tags": ["a", "b"][: int(k)]}
+        for c, t, k in zip(
+            _rng(25).choice(["Oslo", "Lima", "Pune"], 40),
+            _rng(26).normal(size=40),
+            _rng(27).randint(0, 3, 40),
+        )
+    ]
     if SK < (0, 24):
         for row in XD:
             del row["tags"]
-    OBJ_INPUTS["XDT"] = [{"city": "Rome", "t": 0.5, "tags": ["a", "z", "a"]},
-                         {"city": "Oslo", "t": -1.25, "extra": 2.0}, {"t": 3.0}]
-    record("dict_vectorizer", Pipeline([("vec", DictVectorizer()),
-                                        ("clf", LogisticRegression(max_iter=1000))])
-           .fit(XD, (_rng(28).uniform(size=40) < 0.5).astype(int)), OBJ_INPUTS["XDT"],
-           variants=Z3, methods=("predict_proba",))
+    OBJ_INPUTS["XDT"] = [
+        {"city": "Rome", "t": 0.5, "tags": ["a", "z", "a"]},
+        {"city": "Oslo", "t": -1.25, "extra": 2.0},
+        {"t": 3.0},
+    ]
+    record(
+        "dict_vectorizer",
+        Pipeline([("vec", DictVectorizer()), ("clf", LogisticRegression(max_iter=1000))]).fit(
+            XD, (_rng(28).uniform(size=40) < 0.5).astype(int)
+        ),
+        OBJ_INPUTS["XDT"],
+        variants=Z3,
+        methods=("predict_proba",),
+    )
 else:
     skipped("dict_vectorizer", "kept to the oldest and the newest stack")
 if SK >= (1, 9):
     from sklearn.feature_extraction import FeatureHasher
 
     # (values are numbers or str only; the newest stack: the corpus's size)
-    OBJ_INPUTS["XHT"] = [{k: v for k, v in row.items() if k != "tags"}
-                         for row in OBJ_INPUTS["XDT"]]
-    record("feature_hasher", Pipeline([("hash", FeatureHasher(n_features=8)),
-                                       ("clf", LogisticRegression(max_iter=1000))])
-           .fit([{k: v for k, v in row.items() if k != "tags"} for row in XD],
-                (_rng(28).uniform(size=40) < 0.5).astype(int)), OBJ_INPUTS["XHT"],
-           variants=Z3, methods=("predict_proba",))
+    OBJ_INPUTS["XHT"] = [{k: v for k, v in row.items() if k != "tags"} for row in OBJ_INPUTS["XDT"]]
+    record(
+        "feature_hasher",
+        Pipeline(
+            [("hash", FeatureHasher(n_features=8)), ("clf", LogisticRegression(max_iter=1000))]
+        ).fit(
+            [{k: v for k, v in row.items() if k != "tags"} for row in XD],
+            (_rng(28).uniform(size=40) < 0.5).astype(int),
+        ),
+        OBJ_INPUTS["XHT"],
+        variants=Z3,
+        methods=("predict_proba",),
+    )
 else:
     skipped("feature_hasher", "kept to the newest stack")
 # decompositions, GLMs, preprocessing, selection, clustering, mixtures (1.1 on)
@@ -1175,35 +1580,64 @@ if SK >= (1, 1):
     # every stack: the estimators whose state or float32 rules changed
     # across versions; the others on the oldest and newest stack only, to
     # keep the corpus small
-    record("pls_regression", PLSRegression(2).fit(Xr2[:40], Yr2[:40]), XT, variants=Z3,
-           note="_coef_ (1.1-1.2), coef_ (n_targets, n_features) from 1.3, scaled by "
-                "_x_std from 1.5")
+    record(
+        "pls_regression",
+        PLSRegression(2).fit(Xr2[:40], Yr2[:40]),
+        XT,
+        variants=Z3,
+        note="_coef_ (1.1-1.2), coef_ (n_targets, n_features) from 1.3, scaled by _x_std from 1.5",
+    )
     for cov in ("full", "tied"):
-        record("gaussian_mixture_" + cov,
-               GaussianMixture(3, covariance_type=cov, random_state=0).fit(X3), XT,
-               variants=Z3, note="float32 rows: log_prob in X's dtype from 1.7")
+        record(
+            "gaussian_mixture_" + cov,
+            GaussianMixture(3, covariance_type=cov, random_state=0).fit(X3),
+            XT,
+            variants=Z3,
+            note="float32 rows: log_prob in X's dtype from 1.7",
+        )
     if STACK in ("sk1.1.3", "sk1.9.1"):
         X40, y40 = X3[:40], y3[:40]
         record("pca_whiten", PCA(3, whiten=True).fit(XS), XST, variants=Z3)
-        record("sparse_random_projection",
-               SparseRandomProjection(4, density=0.5, random_state=0).fit(X3), XT,
-               variants=Z3, note="components_ is a scipy.sparse matrix")
+        record(
+            "sparse_random_projection",
+            SparseRandomProjection(4, density=0.5, random_state=0).fit(X3),
+            XT,
+            variants=Z3,
+            note="components_ is a scipy.sparse matrix",
+        )
         record("factor_analysis", FactorAnalysis(2, random_state=0).fit(X3), XT, variants=Z3)
         record("poisson", PoissonRegressor().fit(Xr, ypos), XT, variants=Z3)
-        record("kernel_ridge_rbf", KernelRidge(kernel="rbf", gamma=0.1).fit(Xr[:30], yr[:30]),
-               XT, variants=Z3)
-        record("elliptic_envelope", EllipticEnvelope(random_state=0).fit(X40), XT,
-               variants=Z3)
-        record("bayesian_gaussian_mixture",
-               BayesianGaussianMixture(n_components=3, random_state=0).fit(X3), XT,
-               variants=Z3)
-        record("isotonic", IsotonicRegression(out_of_bounds="clip").fit(Xr[:40, 0], yr[:40]),
-               XT1, variants=Z3)
-        record("quantile_normal",
-               QuantileTransformer(n_quantiles=20, output_distribution="normal").fit(X3), XT,
-               variants=Z3)
-        record("kbins_onehot", KBinsDiscretizer(3, encode="onehot-dense",
-                                                strategy="uniform").fit(X3), XT, variants=Z3)
+        record(
+            "kernel_ridge_rbf",
+            KernelRidge(kernel="rbf", gamma=0.1).fit(Xr[:30], yr[:30]),
+            XT,
+            variants=Z3,
+        )
+        record("elliptic_envelope", EllipticEnvelope(random_state=0).fit(X40), XT, variants=Z3)
+        record(
+            "bayesian_gaussian_mixture",
+            BayesianGaussianMixture(n_components=3, random_state=0).fit(X3),
+            XT,
+            variants=Z3,
+        )
+        record(
+            "isotonic",
+            IsotonicRegression(out_of_bounds="clip").fit(Xr[:40, 0], yr[:40]),
+            XT1,
+            variants=Z3,
+        )
+        record(
+            "quantile_normal",
+            QuantileTransformer(n_quantiles=20, output_distribution="normal").fit(X3),
+            XT,
+            variants=Z3,
+        )
+        record(
+            "kbins_onehot",
+            KBinsDiscretizer(3, encode="onehot-dense", strategy="uniform").fit(X3),
+            XT,
+            variants=Z3,
+        )
         record("select_kbest", SelectKBest(k=3).fit(X3, y3), XT, variants=Z3)
         record("mean_shift", MeanShift(bandwidth=2.0).fit(X40), XT, variants=Z3)
     else:
@@ -1217,11 +1651,19 @@ if SK >= (1, 9):
     from sklearn.preprocessing import LabelEncoder, MultiLabelBinarizer
 
     OBJ_INPUTS["YL"] = ["dog", "cat", "emu", "cat"]
-    record("label_encoder", LabelEncoder().fit(["emu", "cat", "dog", "cat"]),
-           OBJ_INPUTS["YL"], variants=Z3)
+    record(
+        "label_encoder",
+        LabelEncoder().fit(["emu", "cat", "dog", "cat"]),
+        OBJ_INPUTS["YL"],
+        variants=Z3,
+    )
     OBJ_INPUTS["YLS"] = [["dog", "cat"], [], ["emu"]]
-    record("multilabel_binarizer", MultiLabelBinarizer().fit([["emu", "cat"], ["dog"]]),
-           OBJ_INPUTS["YLS"], variants=Z3)
+    record(
+        "multilabel_binarizer",
+        MultiLabelBinarizer().fit([["emu", "cat"], ["dog"]]),
+        OBJ_INPUTS["YLS"],
+        variants=Z3,
+    )
 else:
     skipped("label_encoder, multilabel_binarizer", "kept to the newest stack")
 # naive Bayes, kernel SVMs, discriminant analysis, neural networks, neighbours
@@ -1234,12 +1676,17 @@ from sklearn.neighbors import KNeighborsClassifier, KNeighborsRegressor  # noqa:
 from sklearn.neural_network import BernoulliRBM, MLPClassifier, MLPRegressor  # noqa: E402
 from sklearn.svm import SVC, SVR, NuSVC, NuSVR, OneClassSVM  # noqa: E402
 
-XNB = np.abs(np.round(X3 * 2))                        # counts
+XNB = np.abs(np.round(X3 * 2))  # counts
 XNBT = test_input("XNBT", np.abs(np.round(test_matrix(102) * 2)))
-XCAT = np.clip(np.abs(np.round(X3)), 0, 2)            # categories 0..2
+XCAT = np.clip(np.abs(np.round(X3)), 0, 2)  # categories 0..2
 XCATT = test_input("XCATT", np.clip(np.abs(np.round(test_matrix(103))), 0, 2))
-record("gaussian_nb", naive_bayes.GaussianNB().fit(X3, y3), XT, variants=Z3,
-       note="sigma_ before 1.0, var_ since")
+record(
+    "gaussian_nb",
+    naive_bayes.GaussianNB().fit(X3, y3),
+    XT,
+    variants=Z3,
+    note="sigma_ before 1.0, var_ since",
+)
 record("multinomial_nb", naive_bayes.MultinomialNB().fit(XNB, y3), XNBT, variants=Z3)
 record("complement_nb", naive_bayes.ComplementNB().fit(XNB, y3), XNBT, variants=Z3)
 record("bernoulli_nb", naive_bayes.BernoulliNB(binarize=0.2).fit(X3, y3), XT, variants=Z3)
@@ -1247,42 +1694,93 @@ if SK >= (0, 22):
     record("categorical_nb", naive_bayes.CategoricalNB().fit(XCAT, y3), XCATT, variants=Z3)
 else:
     skipped("categorical_nb", "CategoricalNB is new in 0.22")
-record("svc_rbf_proba", SVC(probability=True, random_state=0).fit(X3, y3), XT, variants=Z3,
-       note="_probA/_n_support since 0.23, probA_/n_support_ before")
-record("svc_linear_ovo", SVC(kernel="linear", decision_function_shape="ovo").fit(X3, y3), XT,
-       variants=Z3)
+record(
+    "svc_rbf_proba",
+    SVC(probability=True, random_state=0).fit(X3, y3),
+    XT,
+    variants=Z3,
+    note="_probA/_n_support since 0.23, probA_/n_support_ before",
+)
+record(
+    "svc_linear_ovo",
+    SVC(kernel="linear", decision_function_shape="ovo").fit(X3, y3),
+    XT,
+    variants=Z3,
+)
 record("nusvc_poly", NuSVC(kernel="poly", degree=2, nu=0.4).fit(X2, y2), XT, variants=Z3)
 record("svr_rbf", SVR(C=10.0).fit(Xr, yr / 50), XT, variants=Z3)
-record("nusvr_sigmoid", NuSVR(kernel="sigmoid", gamma=0.05, nu=0.3).fit(Xr, yr / 50), XT,
-       variants=Z3)
+record(
+    "nusvr_sigmoid", NuSVR(kernel="sigmoid", gamma=0.05, nu=0.3).fit(Xr, yr / 50), XT, variants=Z3
+)
 record("one_class_svm", OneClassSVM(nu=0.3, gamma=0.2).fit(X3), XT, variants=Z3)
 record("lda_svd", LinearDiscriminantAnalysis().fit(X3, y3), XT, variants=Z3)
-record("lda_eigen", LinearDiscriminantAnalysis(solver="eigen", shrinkage=0.2).fit(X3, y3), XT,
-       variants=Z3)
-record("qda", QuadraticDiscriminantAnalysis(reg_param=0.1).fit(X3, y3), XT, variants=Z3,
-       note="predict_proba and predict_log_proba by the log-sum-exp mixin since 1.6")
-record("mlp_classifier", MLPClassifier(hidden_layer_sizes=(8, 6), max_iter=50, random_state=0)
-       .fit(X3, y3), XT, variants=Z3)
-record("mlp_regressor", MLPRegressor(hidden_layer_sizes=(8,), activation="tanh", max_iter=50,
-                                     random_state=0).fit(Xr, yr / 50), XT, variants=Z3)
-record("bernoulli_rbm", BernoulliRBM(n_components=4, n_iter=5, random_state=0)
-       .fit(np.clip(np.abs(X3) / 3, 0, 1)), XT, variants=Z3)
-record("knn_kd_tree", KNeighborsClassifier(n_neighbors=4, leaf_size=5).fit(X3, y3), XT,
-       variants=Z3)
-record("knn_ball_tree_distance", KNeighborsClassifier(
-    n_neighbors=6, weights="distance", algorithm="ball_tree", leaf_size=5, p=1).fit(X3, y3),
-    XT, variants=Z3)
-record("knn_regressor_brute", KNeighborsRegressor(n_neighbors=3, algorithm="brute")
-       .fit(Xr, yr), XT, variants=Z3)
+record(
+    "lda_eigen",
+    LinearDiscriminantAnalysis(solver="eigen", shrinkage=0.2).fit(X3, y3),
+    XT,
+    variants=Z3,
+)
+record(
+    "qda",
+    QuadraticDiscriminantAnalysis(reg_param=0.1).fit(X3, y3),
+    XT,
+    variants=Z3,
+    note="predict_proba and predict_log_proba by the log-sum-exp mixin since 1.6",
+)
+record(
+    "mlp_classifier",
+    MLPClassifier(hidden_layer_sizes=(8, 6), max_iter=50, random_state=0).fit(X3, y3),
+    XT,
+    variants=Z3,
+)
+record(
+    "mlp_regressor",
+    MLPRegressor(hidden_layer_sizes=(8,), activation="tanh", max_iter=50, random_state=0).fit(
+        Xr, yr / 50
+    ),
+    XT,
+    variants=Z3,
+)
+record(
+    "bernoulli_rbm",
+    BernoulliRBM(n_components=4, n_iter=5, random_state=0).fit(np.clip(np.abs(X3) / 3, 0, 1)),
+    XT,
+    variants=Z3,
+)
+record("knn_kd_tree", KNeighborsClassifier(n_neighbors=4, leaf_size=5).fit(X3, y3), XT, variants=Z3)
+record(
+    "knn_ball_tree_distance",
+    KNeighborsClassifier(
+        n_neighbors=6, weights="distance", algorithm="ball_tree", leaf_size=5, p=1
+    ).fit(X3, y3),
+    XT,
+    variants=Z3,
+)
+record(
+    "knn_regressor_brute",
+    KNeighborsRegressor(n_neighbors=3, algorithm="brute").fit(Xr, yr),
+    XT,
+    variants=Z3,
+)
 
 savez(os.path.join(OUT, "inputs.npz"), INPUTS)
 with open(os.path.join(OUT, "inputs_obj.json"), "w") as fh:
-    json.dump({k: v for k, v in OBJ_INPUTS.items() if not k.endswith("#array")}, fh,
-              sort_keys=True, separators=(",", ":"))
+    json.dump(
+        {k: v for k, v in OBJ_INPUTS.items() if not k.endswith("#array")},
+        fh,
+        sort_keys=True,
+        separators=(",", ":"),
+    )
     fh.write("\n")
 with open(os.path.join(OUT, "manifest.part.json"), "w") as fh:
-    json.dump({"versions": VERSIONS, "modules": sorted(MODULES), "facts": FACTS,
-               "fixtures": entries}, fh, indent=1)
+    json.dump(
+        {"versions": VERSIONS, "modules": sorted(MODULES), "facts": FACTS, "fixtures": entries},
+        fh,
+        indent=1,
+    )
 n_files = sum(len(e["files"]) for e in entries)
-print(f"  {STACK}: {len(entries)} fixtures, {n_files} files, sklearn {sklearn.__version__}, "
-      f"numpy {np.__version__}, joblib {joblib.__version__}", flush=True)
+print(
+    f"  {STACK}: {len(entries)} fixtures, {n_files} files, sklearn {sklearn.__version__}, "
+    f"numpy {np.__version__}, joblib {joblib.__version__}",
+    flush=True,
+)

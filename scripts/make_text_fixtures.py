@@ -13,6 +13,7 @@ scikit-learn, saves them with its joblib as tests/fixtures/text/<stack>/
 decision_function on the test documents (documents.json) in <name>.npz.  Read by
 tests/test_versions_text.py.  Fixed seeds: rerunning changes nothing.
 """
+
 from __future__ import annotations
 
 import json
@@ -24,13 +25,30 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 OUT = ROOT / "tests" / "fixtures" / "text"
 VENVS = Path(os.environ.get("MLFAST_VENVS", "/tmp/mlfast-venvs"))
-STACKS = ["sk0.21.3", "sk0.22.2", "sk0.24.2", "sk1.0.2", "sk1.2.2", "sk1.4.2", "sk1.5.2",
-          "sk1.9.1"]
+STACKS = ["sk0.21.3", "sk0.22.2", "sk0.24.2", "sk1.0.2", "sk1.2.2", "sk1.4.2", "sk1.5.2", "sk1.9.1"]
 
-WORDS = ["the", "cat", "sat", "on", "mat", "dog", "Café", "très", "naïve", "e\u0301te\u0301",
-         "ΣΟΦΊΑ", "σοφία", "中文", "文本", "x_y", "123", "Straße", "ﬁne"]
+WORDS = [
+    "the",
+    "cat",
+    "sat",
+    "on",
+    "mat",
+    "dog",
+    "Café",
+    "très",
+    "naïve",
+    "e\u0301te\u0301",
+    "ΣΟΦΊΑ",
+    "σοφία",
+    "中文",
+    "文本",
+    "x_y",
+    "123",
+    "Straße",
+    "ﬁne",
+]
 
-GENERATOR = r'''
+GENERATOR = r"""
 import json, sys
 import joblib
 import numpy as np
@@ -76,7 +94,7 @@ for name, model in models.items():
     np.savez("%s/%s.npz" % (out, name), **arrays)
 with open("%s/documents.json" % out, "w") as f:
     json.dump(test, f, ensure_ascii=True, indent=0)
-'''
+"""
 
 
 def main() -> None:
@@ -87,8 +105,9 @@ def main() -> None:
             continue
         out = OUT / stack
         out.mkdir(parents=True, exist_ok=True)
-        subprocess.run([str(python), "-W", "ignore", "-c", GENERATOR, str(out),
-                        json.dumps(WORDS)], check=True)
+        subprocess.run(
+            [str(python), "-W", "ignore", "-c", GENERATOR, str(out), json.dumps(WORDS)], check=True
+        )
         print(f"{stack}: {sorted(p.name for p in out.iterdir())}")
 
 

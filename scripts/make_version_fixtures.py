@@ -38,6 +38,7 @@ unchanged file.
 The whole matrix (14 stacks) takes about five minutes once the venvs exist
 (about 4 GB under /tmp/mlfast-venvs; creating them takes longer).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -66,26 +67,55 @@ STACKS = {
     # Python 3.7: joblib 0.14 writes protocol 3 (GLOBAL, BINPUT, no frames);
     # sklearn.externals.joblib still exists (a shim over joblib); the first
     # release with the private module names (sklearn.ensemble._forest, ...)
-    "sk0.22.2": ["scikit-learn==0.22.2.post1", "numpy==1.17.5", "scipy==1.4.1",
-                 "joblib==0.14.1"],
+    "sk0.22.2": ["scikit-learn==0.22.2.post1", "numpy==1.17.5", "scipy==1.4.1", "joblib==0.14.1"],
     # Python 3.8: protocol 4; sklearn.externals.joblib is gone
-    "sk0.23.2": ["scikit-learn==0.23.2", "numpy==1.18.5", "scipy==1.5.4", "joblib==0.16.0",
-                 "threadpoolctl==2.1.0"],
+    "sk0.23.2": [
+        "scikit-learn==0.23.2",
+        "numpy==1.18.5",
+        "scipy==1.5.4",
+        "joblib==0.16.0",
+        "threadpoolctl==2.1.0",
+    ],
     # n_features_in_ appears; HistGradientBoosting learns categorical features
-    "sk0.24.2": ["scikit-learn==0.24.2", "numpy==1.19.5", "scipy==1.6.3", "joblib==1.0.1",
-                 "threadpoolctl==2.1.0"],
+    "sk0.24.2": [
+        "scikit-learn==0.24.2",
+        "numpy==1.19.5",
+        "scipy==1.6.3",
+        "joblib==1.0.1",
+        "threadpoolctl==2.1.0",
+    ],
     # Python 3.7 again (protocol 3) with the last loss_ attributes
-    "sk1.0.2": ["scikit-learn==1.0.2", "numpy==1.21.6", "scipy==1.7.3", "joblib==1.1.0",
-                "threadpoolctl==3.0.0"],
+    "sk1.0.2": [
+        "scikit-learn==1.0.2",
+        "numpy==1.21.6",
+        "scipy==1.7.3",
+        "joblib==1.1.0",
+        "threadpoolctl==3.0.0",
+    ],
     # numpy 1.x `numpy.core` names; joblib 1.1: no alignment padding
-    "sk1.1.3": ["scikit-learn==1.1.3", "numpy==1.23.5", "scipy==1.9.3", "joblib==1.1.1",
-                "threadpoolctl<3.6"],
+    "sk1.1.3": [
+        "scikit-learn==1.1.3",
+        "numpy==1.23.5",
+        "scipy==1.9.3",
+        "joblib==1.1.1",
+        "threadpoolctl<3.6",
+    ],
     # joblib 1.2: first with alignment padding; object arrays as protocol-2 pickles
-    "sk1.2.2": ["scikit-learn==1.2.2", "numpy==1.24.4", "scipy==1.10.1", "joblib==1.2.0",
-                "threadpoolctl<3.6"],
+    "sk1.2.2": [
+        "scikit-learn==1.2.2",
+        "numpy==1.24.4",
+        "scipy==1.10.1",
+        "joblib==1.2.0",
+        "threadpoolctl<3.6",
+    ],
     # trees gain missing_go_to_left (node itemsize 64)
-    "sk1.3.2": ["scikit-learn==1.3.2", "numpy==1.25.2", "scipy==1.11.4", "joblib==1.3.2",
-                "threadpoolctl<3.6"],
+    "sk1.3.2": [
+        "scikit-learn==1.3.2",
+        "numpy==1.25.2",
+        "scipy==1.11.4",
+        "joblib==1.3.2",
+        "threadpoolctl<3.6",
+    ],
     # tree values become fractions; GradientBoosting moves to sklearn._loss
     "sk1.4.2": ["scikit-learn==1.4.2", "numpy==1.26.4", "scipy==1.13.1", "joblib==1.4.0"],
     # numpy 2 (`numpy._core` names) with joblib 1.4 (nested protocol-2 pickles)
@@ -99,7 +129,13 @@ STACKS = {
 
 #: stacks that need an older interpreter than the one running this script
 #: (scikit-learn < 1.1 has no wheels for CPython 3.11): pyenv's, if present
-PYTHONS = {"sk0.21.3": "3.7", "sk0.22.2": "3.7", "sk0.23.2": "3.8", "sk0.24.2": "3.8", "sk1.0.2": "3.7"}
+PYTHONS = {
+    "sk0.21.3": "3.7",
+    "sk0.22.2": "3.7",
+    "sk0.23.2": "3.8",
+    "sk0.24.2": "3.8",
+    "sk1.0.2": "3.7",
+}
 
 _STAMP = ".mlfast-requirements"
 
@@ -111,8 +147,10 @@ def python_for(name: str, default: str) -> str:
     if wanted is None:
         return default
     root = Path(os.environ.get("PYENV_ROOT", Path.home() / ".pyenv")) / "versions"
-    found = sorted(root.glob(f"{wanted}.*/bin/python{wanted}"),
-                   key=lambda p: [int(x) for x in p.parts[-3].split(".") if x.isdigit()])
+    found = sorted(
+        root.glob(f"{wanted}.*/bin/python{wanted}"),
+        key=lambda p: [int(x) for x in p.parts[-3].split(".") if x.isdigit()],
+    )
     if found:
         return str(found[-1])
     on_path = shutil.which(f"python{wanted}")
@@ -153,8 +191,9 @@ def run_generator(name: str, py: Path) -> dict:
     env = {k: v for k, v in os.environ.items() if not k.startswith("PYTHON")}
     env["OMP_NUM_THREADS"] = "1"
     env["OPENBLAS_NUM_THREADS"] = "1"
-    subprocess.run([str(py), "-I", str(GENERATOR), str(out), name], check=True, env=env,
-                   cwd=str(out))
+    subprocess.run(
+        [str(py), "-I", str(GENERATOR), str(out), name], check=True, env=env, cwd=str(out)
+    )
     part = out / "manifest.part.json"
     result = json.loads(part.read_text())
     part.unlink()
@@ -164,9 +203,13 @@ def run_generator(name: str, py: Path) -> dict:
 def write_manifest(path: Path, stacks: dict) -> None:
     """manifest.json: stack -> {requirements, versions, fixtures: name -> entry},
     one line per fixture (small, and diffs well)."""
-    lines = ["{", ' "about": "Golden files written by scripts/make_version_fixtures.py, '
-             'checked by tests/test_versions.py; file names are relative to the stack\'s '
-             'folder",', ' "stacks": {']
+    lines = [
+        "{",
+        ' "about": "Golden files written by scripts/make_version_fixtures.py, '
+        "checked by tests/test_versions.py; file names are relative to the stack's "
+        'folder",',
+        ' "stacks": {',
+    ]
     for i, (name, info) in enumerate(stacks.items()):
         head = {k: v for k, v in info.items() if k != "fixtures"}
         lines.append(f"  {json.dumps(name)}: {{")
@@ -194,25 +237,33 @@ def main(argv=None) -> int:
     if unknown:
         parser.error(f"unknown stacks {unknown}; known: {', '.join(STACKS)}")
 
-    pythons = {name: ensure_venv(name, STACKS[name], python_for(name, args.python))
-               for name in names}
+    pythons = {
+        name: ensure_venv(name, STACKS[name], python_for(name, args.python)) for name in names
+    }
     if args.setup_only:
         return 0
 
     manifest_path = OUT / "manifest.json"
     stacks = {}
-    if manifest_path.exists():   # keep the stacks not regenerated now
-        stacks = {n: v for n, v in json.loads(manifest_path.read_text())["stacks"].items()
-                  if "fixtures" in v}
+    if manifest_path.exists():  # keep the stacks not regenerated now
+        stacks = {
+            n: v
+            for n, v in json.loads(manifest_path.read_text())["stacks"].items()
+            if "fixtures" in v
+        }
     for name in names:
         result = run_generator(name, pythons[name])
         fixtures = {}
         for entry in result["fixtures"]:
             assert entry.pop("stack") == name
             fixtures[entry.pop("fixture")] = entry
-        stacks[name] = {"requirements": STACKS[name], "versions": result["versions"],
-                        "modules": result["modules"], "facts": result["facts"],
-                        "fixtures": dict(sorted(fixtures.items()))}
+        stacks[name] = {
+            "requirements": STACKS[name],
+            "versions": result["versions"],
+            "modules": result["modules"],
+            "facts": result["facts"],
+            "fixtures": dict(sorted(fixtures.items())),
+        }
     order = {n: i for i, n in enumerate(STACKS)}
     stacks = {n: stacks[n] for n in sorted(stacks, key=lambda n: order.get(n, len(order)))}
     write_manifest(manifest_path, stacks)
@@ -228,8 +279,10 @@ def main(argv=None) -> int:
             per_stack[stack] = per_stack.get(stack, 0) + path.stat().st_size
     for stack, size in sorted(per_stack.items(), key=lambda kv: order.get(kv[0], 99)):
         print(f"  {stack:<14} {size / 1024:8.1f} KiB")
-    print(f"{n_fixtures} fixtures ({n_files} model files), total size "
-          f"{total / 1024:.1f} KiB ({total} bytes) in {OUT.relative_to(ROOT)}")
+    print(
+        f"{n_fixtures} fixtures ({n_files} model files), total size "
+        f"{total / 1024:.1f} KiB ({total} bytes) in {OUT.relative_to(ROOT)}"
+    )
     return 0
 
 

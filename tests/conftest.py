@@ -12,15 +12,30 @@ A module that fits or predicts with scikit-learn's histogram boosting asks
 for one OpenMP thread with ``pytestmark =
 pytest.mark.usefixtures("one_openmp_thread")``.
 """
+
 from __future__ import annotations
 
 import pytest
 
-SERVING = ("test_serving", "test_ops_", "test_apps", "test_cli", "test_docs_browser",
-           "test_schemathesis", "test_tally")
-SLOW = ("test_versions", "test_leaks", "test_parity_trees", "test_parity_ensembles",
-        "test_parity_shared", "test_hostile_regressions", "test_benchmarks_smoke",
-        "test_parity_neighbors")
+SERVING = (
+    "test_serving",
+    "test_ops_",
+    "test_apps",
+    "test_cli",
+    "test_docs_browser",
+    "test_schemathesis",
+    "test_tally",
+)
+SLOW = (
+    "test_versions",
+    "test_leaks",
+    "test_parity_trees",
+    "test_parity_ensembles",
+    "test_parity_shared",
+    "test_hostile_regressions",
+    "test_benchmarks_smoke",
+    "test_parity_neighbors",
+)
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list) -> None:

@@ -1,6 +1,7 @@
 """The sample apps, copied out of the repository and run the way the
 lesson runs them, and the client snippets in apps/clients/ against a
 local server."""
+
 from __future__ import annotations
 
 import os
@@ -41,7 +42,9 @@ def test_flask_app_with_flask_run_and_model_pkl_in_cwd(copied_apps, tmp_path):
     port = free_port()
     argv = [str(BIN / "flask"), "--app", "flask_app.py", "run", "--port", str(port)]
     with Server(argv, port=port, cwd=tmp_path, env={"MLFAST_MODEL": ""}) as server:
-        r = requests.post(server.url + "/predict", json={"features": [5.1, 3.5, 1.4, 0.2]}, timeout=10)
+        r = requests.post(
+            server.url + "/predict", json={"features": [5.1, 3.5, 1.4, 0.2]}, timeout=10
+        )
         assert r.json() == {"prediction": "setosa"}
         X = iris()[0]
         r = requests.post(server.url + "/predict", json={"features": X[::10].tolist()}, timeout=10)
@@ -62,23 +65,40 @@ def test_fastapi_app_with_uvicorn_app_dir_from_elsewhere(copied_apps, tmp_path):
     """`uvicorn --app-dir DIR fastapi_app:app` from another directory, no
     model.pkl there and MLFAST_MODEL=demo: the bundled demo model."""
     port = free_port()
-    argv = [str(BIN / "uvicorn"), "--app-dir", str(copied_apps), "fastapi_app:app",
-            "--host", "127.0.0.1", "--port", str(port)]
+    argv = [
+        str(BIN / "uvicorn"),
+        "--app-dir",
+        str(copied_apps),
+        "fastapi_app:app",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+    ]
     with Server(argv, port=port, cwd=tmp_path, env={"MLFAST_MODEL": "demo"}) as server:
-        r = requests.post(server.url + "/predict", json={"features": [5.1, 3.5, 1.4, 0.2]}, timeout=10)
+        r = requests.post(
+            server.url + "/predict", json={"features": [5.1, 3.5, 1.4, 0.2]}, timeout=10
+        )
         assert r.json() == {"prediction": 0}
         assert requests.get(server.url + "/docs", timeout=10).status_code == 200
-        assert requests.get(server.url + "/openapi.json", timeout=10).json()["info"]["title"] == "mlfast: iris_logreg"
+        assert (
+            requests.get(server.url + "/openapi.json", timeout=10).json()["info"]["title"]
+            == "mlfast: iris_logreg"
+        )
 
 
-@pytest.mark.parametrize("server_argv", [
-    ["flask", "--app", "flask_app.py", "run", "--port", "{port}"],
-    ["gunicorn", "-b", "127.0.0.1:{port}", "flask_app:app"],
-    ["gunicorn", "-w", "2", "--preload", "-b", "127.0.0.1:{port}", "flask_app:app"],
-    # (uvicorn --workers N restarts a worker that fails to start, for ever:
-    # each prints the same message)
-    ["uvicorn", "--port", "{port}", "fastapi_app:app"],
-], ids=lambda argv: " ".join(argv[:3]))
+@pytest.mark.parametrize(
+    "server_argv",
+    [
+        ["flask", "--app", "flask_app.py", "run", "--port", "{port}"],
+        ["gunicorn", "-b", "127.0.0.1:{port}", "flask_app:app"],
+        ["gunicorn", "-w", "2", "--preload", "-b", "127.0.0.1:{port}", "flask_app:app"],
+        # (uvicorn --workers N restarts a worker that fails to start, for ever:
+        # each prints the same message)
+        ["uvicorn", "--port", "{port}", "fastapi_app:app"],
+    ],
+    ids=lambda argv: " ".join(argv[:3]),
+)
 @pytest.mark.parametrize("model", ["", "elsewhere/model.pkl"])
 def test_apps_without_a_model_do_not_start(copied_apps, tmp_path, server_argv, model):
     """No model.pkl in the working directory (or MLFAST_MODEL naming a file
@@ -100,10 +120,22 @@ def test_apps_without_a_model_do_not_start(copied_apps, tmp_path, server_argv, m
 def test_apps_honour_mlfast_model(copied_apps, tmp_path):
     fit_string_labels(tmp_path / "species.joblib")
     port = free_port()
-    argv = [str(BIN / "uvicorn"), "--app-dir", str(copied_apps), "fastapi_app:app",
-            "--host", "127.0.0.1", "--port", str(port)]
-    with Server(argv, port=port, cwd=copied_apps, env={"MLFAST_MODEL": str(tmp_path / "species.joblib")}) as server:
-        r = requests.post(server.url + "/predict", json={"features": [6.7, 3.0, 5.2, 2.3]}, timeout=10)
+    argv = [
+        str(BIN / "uvicorn"),
+        "--app-dir",
+        str(copied_apps),
+        "fastapi_app:app",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+    ]
+    with Server(
+        argv, port=port, cwd=copied_apps, env={"MLFAST_MODEL": str(tmp_path / "species.joblib")}
+    ) as server:
+        r = requests.post(
+            server.url + "/predict", json={"features": [6.7, 3.0, 5.2, 2.3]}, timeout=10
+        )
         assert r.json() == {"prediction": "virginica"}
 
 
@@ -117,8 +149,13 @@ def server():
 
 
 def run_client(name, *args):
-    out = subprocess.run([PYTHON, str(APPS / "clients" / name), *args], capture_output=True, text=True,
-                         timeout=120, env={"PATH": str(BIN), "HOME": "/nonexistent"})
+    out = subprocess.run(
+        [PYTHON, str(APPS / "clients" / name), *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={"PATH": str(BIN), "HOME": "/nonexistent"},
+    )
     assert out.returncode == 0, out.stderr
     return out.stdout
 
@@ -151,11 +188,15 @@ def test_triton_client(server):
 # -- several workers: /metrics counts the whole server ---------------------------------------
 
 
-@pytest.mark.parametrize("server_argv", [
-    ["gunicorn", "-w", "2", "-b", "127.0.0.1:{port}", "flask_app:app"],
-    ["gunicorn", "-w", "2", "--preload", "-b", "127.0.0.1:{port}", "flask_app:app"],
-    ["uvicorn", "--workers", "2", "--host", "127.0.0.1", "--port", "{port}", "fastapi_app:app"],
-], ids=["gunicorn", "gunicorn-preload", "uvicorn"])
+@pytest.mark.parametrize(
+    "server_argv",
+    [
+        ["gunicorn", "-w", "2", "-b", "127.0.0.1:{port}", "flask_app:app"],
+        ["gunicorn", "-w", "2", "--preload", "-b", "127.0.0.1:{port}", "flask_app:app"],
+        ["uvicorn", "--workers", "2", "--host", "127.0.0.1", "--port", "{port}", "fastapi_app:app"],
+    ],
+    ids=["gunicorn", "gunicorn-preload", "uvicorn"],
+)
 def test_apps_with_several_workers_count_the_whole_server(copied_apps, server_argv):
     """The lesson's apps under `gunicorn -w 2` and `uvicorn --workers 2`
     with nothing set: every scrape, whichever worker answers it, counts the
@@ -170,15 +211,21 @@ def test_apps_with_several_workers_count_the_whole_server(copied_apps, server_ar
     with Server(argv, port=port, cwd=copied_apps, env=env) as server:
         sent = 0
         for _ in range(60):  # a new connection each: the workers share them out
-            r = requests.post(server.url + "/predict", json={"features": [5.1, 3.5, 1.4, 0.2]}, timeout=10)
+            r = requests.post(
+                server.url + "/predict", json={"features": [5.1, 3.5, 1.4, 0.2]}, timeout=10
+            )
             assert r.status_code == 200, r.text
             sent += 1
         time.sleep(2 * FLUSH_INTERVAL)  # every worker has handed over its counts
 
         def counted() -> float:
             text = requests.get(server.url + "/metrics", timeout=10).text
-            return sum(s.value for f in text_string_to_metric_families(text) for s in f.samples
-                       if s.name == "mlfast_requests_total" and s.labels["route"] == "predict")
+            return sum(
+                s.value
+                for f in text_string_to_metric_families(text)
+                for s in f.samples
+                if s.name == "mlfast_requests_total" and s.labels["route"] == "predict"
+            )
 
         assert [counted() for _ in range(8)] == [sent] * 8
         # both workers counted some: each has its own files in the shared directory

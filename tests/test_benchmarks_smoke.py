@@ -8,6 +8,7 @@ they are installed.  The three scripts run side by side (most of their
 time is importing scikit-learn), then the report is built from what they
 wrote.
 """
+
 import importlib.util
 import json
 import shutil
@@ -39,10 +40,18 @@ def ran(tmp_path_factory):
     procs = {}
     try:
         for script in SCRIPTS:
-            argv = [sys.executable, str(BENCH / script), "--quick", "--out", str(folders["out"]),
-                    "--work", str(folders["work"])]
-            procs[script] = subprocess.Popen(argv, cwd=ROOT, stdout=subprocess.PIPE,
-                                             stderr=subprocess.PIPE, text=True)
+            argv = [
+                sys.executable,
+                str(BENCH / script),
+                "--quick",
+                "--out",
+                str(folders["out"]),
+                "--work",
+                str(folders["work"]),
+            ]
+            procs[script] = subprocess.Popen(
+                argv, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+            )
         outcomes = {}
         for script, proc in procs.items():
             out, err = proc.communicate(timeout=240)
@@ -65,8 +74,22 @@ def result(ran, script, name):
 def test_inprocess(ran):
     data = result(ran, "bench_inprocess.py", "inprocess.json")
     keys = [m["key"] for m in data["models"]]
-    assert keys == ["iris_lr", "pipe_lr", "wide_lr", "rf100", "et100", "gb100", "hgb100", "vote3",
-                    "stack3", "pca_lr", "svc_rbf", "knn10k", "mlp2x100", "gnb"]
+    assert keys == [
+        "iris_lr",
+        "pipe_lr",
+        "wide_lr",
+        "rf100",
+        "et100",
+        "gb100",
+        "hgb100",
+        "vote3",
+        "stack3",
+        "pca_lr",
+        "svc_rbf",
+        "knn10k",
+        "mlp2x100",
+        "gnb",
+    ]
     onnx = has("onnxruntime", "skl2onnx")
     for m in data["models"]:
         engines = set(m["latency"]["1"])
@@ -75,8 +98,10 @@ def test_inprocess(ran):
         for name in ("mlfast 1 thread", "mlfast all cores"):
             assert m["check"][name]["label_mismatches"] == 0, (m["key"], m["check"][name])
             # (SVC without probability=True has no predict_proba)
-            assert m["check"][name].get("max_abs_proba_diff", 0.0) < 1e-9, (m["key"],
-                                                                           m["check"][name])
+            assert m["check"][name].get("max_abs_proba_diff", 0.0) < 1e-9, (
+                m["key"],
+                m["check"][name],
+            )
         for timings in list(m["latency"].values()) + [m["latency_list_row"], m["throughput"]]:
             for s in timings.values():
                 assert 0 < s["min"] <= s["median"] <= s["max"]
@@ -95,8 +120,9 @@ def test_coldstart(ran):
         assert s["peak_rss_kib_load"]["median"] > 1024  # > 1 MiB: a real reading, not 0
 
 
-@pytest.mark.skipif(not HTTP_TOOLS, reason="needs wrk (bench-only: make bench installs it) "
-                                           "and the serve extra")
+@pytest.mark.skipif(
+    not HTTP_TOOLS, reason="needs wrk (bench-only: make bench installs it) and the serve extra"
+)
 def test_http(ran):
     data = result(ran, "bench_http.py", "http.json")
     measured = [r for r in data["runs"] if r.get("by_concurrency")]
@@ -117,13 +143,32 @@ def test_report(ran):
     folders, outcomes = ran
     if outcomes["bench_inprocess.py"][0] != 0:
         pytest.skip("bench_inprocess.py failed (see test_inprocess)")
-    proc = subprocess.run([sys.executable, str(BENCH / "report.py"), "--results", str(folders["out"]),
-                           "--dest", str(folders["dest"]), "--command", "pytest"],
-                          capture_output=True, text=True, timeout=120, cwd=ROOT)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            str(BENCH / "report.py"),
+            "--results",
+            str(folders["out"]),
+            "--dest",
+            str(folders["dest"]),
+            "--command",
+            "pytest",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=ROOT,
+    )
     assert proc.returncode == 0, proc.stdout + proc.stderr
     page = (folders["dest"] / "BENCHMARKS.md").read_text()
-    for heading in ("## Machine", "## Headline", "### Targets from the issues", "## Reading",
-                    "## In-process predict", "## Cold start and memory"):
+    for heading in (
+        "## Machine",
+        "## Headline",
+        "### Targets from the issues",
+        "## Reading",
+        "## In-process predict",
+        "## Cold start and memory",
+    ):
         assert heading in page
     assert "Quick run" in page
     if has("matplotlib"):
@@ -134,7 +179,13 @@ def test_report(ran):
 def test_ops(tmp_path):
     """bench_ops.py --quick: overhead (where wrk is), instructions (where
     valgrind is), workers' memory and threads, and its tables."""
-    argv = [sys.executable, str(BENCH / "bench_ops.py"), "--quick", "--out", str(tmp_path / "ops.json")]
+    argv = [
+        sys.executable,
+        str(BENCH / "bench_ops.py"),
+        "--quick",
+        "--out",
+        str(tmp_path / "ops.json"),
+    ]
     if shutil.which("wrk") is None:
         argv += ["--skip", "overhead"]
     proc = subprocess.run(argv, cwd=ROOT, capture_output=True, text=True, timeout=300)

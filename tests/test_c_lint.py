@@ -8,6 +8,7 @@ parameter list, which is how every function in csrc/ is written.  The unit
 tests below feed it small bad snippets so that it is known to catch what it
 claims to catch.
 """
+
 from __future__ import annotations
 
 import re
@@ -76,9 +77,9 @@ def strip_preprocessor(text: str) -> str:
 class Function:
     name: str
     path: str
-    line: int          # line of the opening brace
-    body: str          # comments removed, strings kept
-    body_nostr: str    # comments and strings removed
+    line: int  # line of the opening brace
+    body: str  # comments removed, strings kept
+    body_nostr: str  # comments and strings removed
 
 
 _HEADER_NAME = re.compile(r"([A-Za-z_]\w*)\s*\(")
@@ -105,14 +106,20 @@ def split_functions(source: str, path: str = "<snippet>") -> List[Function]:
                 raise ValueError(f"{path}: unbalanced '}}' at line {code.count(chr(10), 0, i) + 1}")
             if depth == 0:
                 names = _HEADER_NAME.findall(header)
-                if names and "=" not in header and not header.strip().startswith(("struct", "enum", "union", "typedef")):
-                    functions.append(Function(
-                        name=names[0],
-                        path=path,
-                        line=code.count("\n", 0, start) + 1,
-                        body=with_strings[start:i + 1],
-                        body_nostr=code[start:i + 1],
-                    ))
+                if (
+                    names
+                    and "=" not in header
+                    and not header.strip().startswith(("struct", "enum", "union", "typedef"))
+                ):
+                    functions.append(
+                        Function(
+                            name=names[0],
+                            path=path,
+                            line=code.count("\n", 0, start) + 1,
+                            body=with_strings[start : i + 1],
+                            body_nostr=code[start : i + 1],
+                        )
+                    )
                 header_start = i + 1
         elif c == ";" and depth == 0:
             header_start = i + 1
@@ -124,15 +131,24 @@ def split_functions(source: str, path: str = "<snippet>") -> List[Function]:
 # ---- the rules --------------------------------------------------------------
 
 _ALLOCATORS = {
-    "malloc": "free", "calloc": "free", "realloc": "free", "strdup": "free",
-    "PyMem_Malloc": "PyMem_Free", "PyMem_Calloc": "PyMem_Free", "PyMem_Realloc": "PyMem_Free",
-    "PyMem_RawMalloc": "PyMem_RawFree", "PyMem_RawCalloc": "PyMem_RawFree",
+    "malloc": "free",
+    "calloc": "free",
+    "realloc": "free",
+    "strdup": "free",
+    "PyMem_Malloc": "PyMem_Free",
+    "PyMem_Calloc": "PyMem_Free",
+    "PyMem_Realloc": "PyMem_Free",
+    "PyMem_RawMalloc": "PyMem_RawFree",
+    "PyMem_RawCalloc": "PyMem_RawFree",
     "PyMem_RawRealloc": "PyMem_RawFree",
-    "PyObject_Malloc": "PyObject_Free", "PyObject_Calloc": "PyObject_Free",
+    "PyObject_Malloc": "PyObject_Free",
+    "PyObject_Calloc": "PyObject_Free",
     "PyObject_Realloc": "PyObject_Free",
 }
 _ALLOC_CALL = re.compile(r"(?<![\w.>])(" + "|".join(_ALLOCATORS) + r")\s*\(")
-_LHS = re.compile(r"^\s*(?:[A-Za-z_][\w\s\*]*?[\s\*])?([A-Za-z_][\w]*(?:\s*(?:->|\.)\s*\w+|\[[^\]]*\])*)\s*=(?!=)")
+_LHS = re.compile(
+    r"^\s*(?:[A-Za-z_][\w\s\*]*?[\s\*])?([A-Za-z_][\w]*(?:\s*(?:->|\.)\s*\w+|\[[^\]]*\])*)\s*=(?!=)"
+)
 _BUFFER_FORMAT = re.compile(r"PyArg_Parse(?:Tuple(?:AndKeywords)?|)\s*\([^;]*?\"([^\"]*)\"", re.S)
 
 
@@ -161,8 +177,10 @@ def lint_function(fn: Function) -> List[str]:
         e = next((x for x in ends if x > b), len(body))
         for word in ("return", "goto"):
             if _word(body[b:e], word):
-                report(f"'{word}' between Py_BEGIN_ALLOW_THREADS and Py_END_ALLOW_THREADS "
-                       "(the GIL would stay released)")
+                report(
+                    f"'{word}' between Py_BEGIN_ALLOW_THREADS and Py_END_ALLOW_THREADS "
+                    "(the GIL would stay released)"
+                )
 
     # buffers
     if _word(body, "PyObject_GetBuffer") and not _word(body, "PyBuffer_Release"):
@@ -170,19 +188,25 @@ def lint_function(fn: Function) -> List[str]:
     for m in _BUFFER_FORMAT.finditer(fn.body):
         fmt = m.group(1)
         if re.search(r"[ysz]\*|w\*", fmt) and not _word(body, "PyBuffer_Release"):
-            report(f"PyArg_Parse* format \"{fmt}\" takes a buffer (y*/s*/z*/w*) "
-                   "but the function never calls PyBuffer_Release")
+            report(
+                f'PyArg_Parse* format "{fmt}" takes a buffer (y*/s*/z*/w*) '
+                "but the function never calls PyBuffer_Release"
+            )
 
     # the trashcan opens and closes a block: counts must match exactly
-    for begin, end in (("Py_TRASHCAN_BEGIN", "Py_TRASHCAN_END"),
-                       ("Py_TRASHCAN_SAFE_BEGIN", "Py_TRASHCAN_SAFE_END")):
+    for begin, end in (
+        ("Py_TRASHCAN_BEGIN", "Py_TRASHCAN_END"),
+        ("Py_TRASHCAN_SAFE_BEGIN", "Py_TRASHCAN_SAFE_END"),
+    ):
         nb, ne = len(_word(body, begin)), len(_word(body, end))
         if nb != ne:
             report(f"{nb} {begin} but {ne} {end}")
     # GIL state and recursion guards may be released on several paths:
     # one side without the other is the bug
-    for begin, end in (("PyGILState_Ensure", "PyGILState_Release"),
-                       ("Py_EnterRecursiveCall", "Py_LeaveRecursiveCall")):
+    for begin, end in (
+        ("PyGILState_Ensure", "PyGILState_Release"),
+        ("Py_EnterRecursiveCall", "Py_LeaveRecursiveCall"),
+    ):
         nb, ne = len(_word(body, begin)), len(_word(body, end))
         if bool(nb) != bool(ne):
             report(f"{nb} {begin} but {ne} {end}")
@@ -199,16 +223,20 @@ def lint_function(fn: Function) -> List[str]:
             continue
         target = re.sub(r"\s+", "", lhs_m.group(1))
         if "->" in target or "[" in target:
-            continue                      # stored through a pointer: freed with its owner
+            continue  # stored through a pointer: freed with its owner
         # a store into a local struct (job.index = p) hands nothing on
         var = re.escape(target)
         cast = r"(?:\([^()]*\)\s*)?"
-        if (re.search(r"(?<![\w.>])" + re.escape(free) + r"\s*\(\s*" + cast + var + r"\s*\)", body)
-                or re.search(r"\breturn\s*" + cast + var + r"\s*;", body)
-                or re.search(r"(?:->\s*\w+|(?<![\w)\]])\*\s*\w+)\s*=\s*" + cast + var + r"\s*;", body)):
+        if (
+            re.search(r"(?<![\w.>])" + re.escape(free) + r"\s*\(\s*" + cast + var + r"\s*\)", body)
+            or re.search(r"\breturn\s*" + cast + var + r"\s*;", body)
+            or re.search(r"(?:->\s*\w+|(?<![\w)\]])\*\s*\w+)\s*=\s*" + cast + var + r"\s*;", body)
+        ):
             continue
-        report(f"{alloc}() into '{target}' without {free}({target}), a return of it, "
-               "or a store through a pointer")
+        report(
+            f"{alloc}() into '{target}' without {free}({target}), a return of it, "
+            "or a store through a pointer"
+        )
     return problems
 
 
@@ -240,8 +268,15 @@ def test_splitter_sees_the_functions_it_should():
     for path in c_files():
         for fn in split_functions(path.read_text(), path.name):
             names[fn.name] = fn
-    for expected in ("mf_unpickle", "vm_run", "vm_step", "load_build", "vm_memo_put",
-                     "record_dealloc", "PyInit__core"):
+    for expected in (
+        "mf_unpickle",
+        "vm_run",
+        "vm_step",
+        "load_build",
+        "vm_memo_put",
+        "record_dealloc",
+        "PyInit__core",
+    ):
         assert expected in names, f"the splitter did not find {expected}()"
     assert len(names) > 100
     # the lint really looked at the pairs the sources use
@@ -336,27 +371,41 @@ ok_trash(PyObject *self)
 def test_lint_accepts_correct_code():
     assert lint_source(GOOD) == []
     assert [f.name for f in split_functions(GOOD)] == [
-        "ok_gil", "ok_buffer", "ok_getbuffer", "ok_returned", "ok_freed", "ok_member", "ok_trash"]
+        "ok_gil",
+        "ok_buffer",
+        "ok_getbuffer",
+        "ok_returned",
+        "ok_freed",
+        "ok_member",
+        "ok_trash",
+    ]
 
 
 BAD = {
-    "begin without end": (r"""
+    "begin without end": (
+        r"""
 static void
 f(void)
 {
     Py_BEGIN_ALLOW_THREADS
     work();
 }
-""", "1 Py_BEGIN_ALLOW_THREADS but 0 Py_END_ALLOW_THREADS"),
-    "end without begin": (r"""
+""",
+        "1 Py_BEGIN_ALLOW_THREADS but 0 Py_END_ALLOW_THREADS",
+    ),
+    "end without begin": (
+        r"""
 static void
 f(void)
 {
     work();
     Py_END_ALLOW_THREADS
 }
-""", "0 Py_BEGIN_ALLOW_THREADS but 1 Py_END_ALLOW_THREADS"),
-    "return with the GIL released": (r"""
+""",
+        "0 Py_BEGIN_ALLOW_THREADS but 1 Py_END_ALLOW_THREADS",
+    ),
+    "return with the GIL released": (
+        r"""
 static int
 f(int x)
 {
@@ -368,8 +417,11 @@ f(int x)
     Py_END_ALLOW_THREADS
     return 0;
 }
-""", "'return' between Py_BEGIN_ALLOW_THREADS"),
-    "goto with the GIL released": (r"""
+""",
+        "'return' between Py_BEGIN_ALLOW_THREADS",
+    ),
+    "goto with the GIL released": (
+        r"""
 static int
 f(int x)
 {
@@ -380,8 +432,11 @@ f(int x)
 error:
     return -1;
 }
-""", "'goto' between Py_BEGIN_ALLOW_THREADS"),
-    "GetBuffer without release": (r"""
+""",
+        "'goto' between Py_BEGIN_ALLOW_THREADS",
+    ),
+    "GetBuffer without release": (
+        r"""
 static int
 f(PyObject *o)
 {
@@ -391,8 +446,11 @@ f(PyObject *o)
     }
     return use(v.buf);
 }
-""", "PyObject_GetBuffer without PyBuffer_Release"),
-    "y* without release": (r"""
+""",
+        "PyObject_GetBuffer without PyBuffer_Release",
+    ),
+    "y* without release": (
+        r"""
 static PyObject *
 f(PyObject *self, PyObject *args, PyObject *kw)
 {
@@ -403,8 +461,11 @@ f(PyObject *self, PyObject *args, PyObject *kw)
     }
     return PyLong_FromSsize_t(v.len);
 }
-""", "format \"y*:f\" takes a buffer"),
-    "s* without release": (r"""
+""",
+        'format "y*:f" takes a buffer',
+    ),
+    "s* without release": (
+        r"""
 static PyObject *
 f(PyObject *self, PyObject *args)
 {
@@ -415,8 +476,11 @@ f(PyObject *self, PyObject *args)
     }
     Py_RETURN_NONE;
 }
-""", "format \"is*\" takes a buffer"),
-    "malloc without free": (r"""
+""",
+        'format "is*" takes a buffer',
+    ),
+    "malloc without free": (
+        r"""
 static int
 f(size_t n)
 {
@@ -427,8 +491,11 @@ f(size_t n)
     fill(p, n);
     return 0;
 }
-""", "malloc() into 'p' without free(p)"),
-    "freed with the wrong family": (r"""
+""",
+        "malloc() into 'p' without free(p)",
+    ),
+    "freed with the wrong family": (
+        r"""
 static int
 f(size_t n)
 {
@@ -438,8 +505,11 @@ f(size_t n)
     free(p);
     return 0;
 }
-""", "PyMem_Malloc() into 'p' without PyMem_Free(p)"),
-    "stored in a local struct only": (r"""
+""",
+        "PyMem_Malloc() into 'p' without PyMem_Free(p)",
+    ),
+    "stored in a local struct only": (
+        r"""
 static int
 f(size_t n)
 {
@@ -448,8 +518,11 @@ f(size_t n)
     job.index_out = index;
     return run(&job);
 }
-""", "PyMem_Malloc() into 'index' without PyMem_Free(index)"),
-    "recursion guard never left": (r"""
+""",
+        "PyMem_Malloc() into 'index' without PyMem_Free(index)",
+    ),
+    "recursion guard never left": (
+        r"""
 static int
 f(PyObject *o)
 {
@@ -458,15 +531,20 @@ f(PyObject *o)
     }
     return walk(o);
 }
-""", "1 Py_EnterRecursiveCall but 0 Py_LeaveRecursiveCall"),
-    "trashcan without end": (r"""
+""",
+        "1 Py_EnterRecursiveCall but 0 Py_LeaveRecursiveCall",
+    ),
+    "trashcan without end": (
+        r"""
 static void
 f(PyObject *self)
 {
     Py_TRASHCAN_BEGIN(self, f)
     clear(self);
 }
-""", "1 Py_TRASHCAN_BEGIN but 0 Py_TRASHCAN_END"),
+""",
+        "1 Py_TRASHCAN_BEGIN but 0 Py_TRASHCAN_END",
+    ),
 }
 
 
@@ -483,7 +561,8 @@ def test_lint_reports_file_line_and_function():
     source = "static int x = 1;\n\nstatic void\nleaky(void)\n{\n    char *p = malloc(8);\n    use(p);\n}\n"
     assert lint_source(source, "demo.c") == [
         "demo.c:5: leaky(): malloc() into 'p' without free(p), a return of it, "
-        "or a store through a pointer"]
+        "or a store through a pointer"
+    ]
 
 
 def test_lint_is_per_function():
@@ -513,7 +592,11 @@ def test_splitter_rejects_unbalanced_source():
 
 MUTATIONS = [
     # (file, text removed, expected report)
-    ("run.c", "Py_END_ALLOW_THREADS", "run_job(): 1 Py_BEGIN_ALLOW_THREADS but 0 Py_END_ALLOW_THREADS"),
+    (
+        "run.c",
+        "Py_END_ALLOW_THREADS",
+        "run_job(): 1 Py_BEGIN_ALLOW_THREADS but 0 Py_END_ALLOW_THREADS",
+    ),
     ("run.c", "free(mem);", "run_task(): malloc() into 'mem' without free(mem)"),
     ("run.c", "PyMem_Free(index);", "PyMem_Free(index)"),
     ("unpickle.c", "PyBuffer_Release(&view);", "mf_unpickle(): PyArg_Parse* format"),
@@ -522,8 +605,9 @@ MUTATIONS = [
 ]
 
 
-@pytest.mark.parametrize("path,removed,expected", MUTATIONS,
-                         ids=[f"{m[0]}-{m[1]}" for m in MUTATIONS])
+@pytest.mark.parametrize(
+    "path,removed,expected", MUTATIONS, ids=[f"{m[0]}-{m[1]}" for m in MUTATIONS]
+)
 def test_lint_catches_mutations_of_the_real_sources(path, removed, expected):
     """Deleting one half of a real pair from csrc/ trips the lint."""
     source = (CSRC / path).read_text()

@@ -1,4 +1,5 @@
 """The mlfast command: `mlfast serve`, `mlfast inspect`, and `make serve`."""
+
 from __future__ import annotations
 
 import re
@@ -13,7 +14,9 @@ import mlfast
 
 
 def run(*args, timeout=60):
-    return subprocess.run([PYTHON, "-m", "mlfast", *args], capture_output=True, text=True, timeout=timeout)
+    return subprocess.run(
+        [PYTHON, "-m", "mlfast", *args], capture_output=True, text=True, timeout=timeout
+    )
 
 
 def test_inspect_prints_the_tree():
@@ -38,7 +41,9 @@ def test_inspect_refuses_a_hostile_file(tmp_path):
 
 
 def test_console_script_and_help():
-    out = subprocess.run([str(BIN / "mlfast"), "serve", "--help"], capture_output=True, text=True, timeout=60)
+    out = subprocess.run(
+        [str(BIN / "mlfast"), "serve", "--help"], capture_output=True, text=True, timeout=60
+    )
     assert out.returncode == 0
     for option in ("--host", "--port", "--workers", "--framework", "--name"):
         assert option in out.stdout
@@ -68,9 +73,12 @@ def test_serve_unsafe_file_fails_cleanly(tmp_path):
 
 def test_serve_demo_model_by_default():
     with mlfast_serve() as server:
-        assert requests.get(server.url + "/v1/models", timeout=10).json() == {"models": ["iris_logreg"]}
-        assert requests.post(server.url + "/predict", json={"features": [5.1, 3.5, 1.4, 0.2]},
-                             timeout=10).json() == {"prediction": 0}
+        assert requests.get(server.url + "/v1/models", timeout=10).json() == {
+            "models": ["iris_logreg"]
+        }
+        assert requests.post(
+            server.url + "/predict", json={"features": [5.1, 3.5, 1.4, 0.2]}, timeout=10
+        ).json() == {"prediction": 0}
 
 
 @pytest.mark.parametrize("framework", ["fastapi", "flask"])
@@ -86,13 +94,24 @@ def test_serve_path_name_workers(tmp_path, framework):
     X = data.data.iloc[:, :3]
     model = LinearRegression().fit(X, data.data.iloc[:, 3])
     joblib.dump(model, tmp_path / "petal_width.pkl")
-    with mlfast_serve(tmp_path / "petal_width.pkl", framework=framework, workers=2, name="petal") as server:
+    with mlfast_serve(
+        tmp_path / "petal_width.pkl", framework=framework, workers=2, name="petal"
+    ) as server:
         rows = X.values[:20]
-        got = [requests.post(server.url + "/predict", json={"features": row.tolist()}, timeout=10).json()["prediction"]
-               for row in rows]
-        np.testing.assert_allclose(got, model.predict(pd.DataFrame(rows, columns=X.columns)), rtol=1e-12)
-        r = requests.post(server.url + "/v1/models/petal:predict", timeout=10,
-                          json={"instances": [dict(zip(X.columns, row)) for row in rows.tolist()]})
+        got = [
+            requests.post(
+                server.url + "/predict", json={"features": row.tolist()}, timeout=10
+            ).json()["prediction"]
+            for row in rows
+        ]
+        np.testing.assert_allclose(
+            got, model.predict(pd.DataFrame(rows, columns=X.columns)), rtol=1e-12
+        )
+        r = requests.post(
+            server.url + "/v1/models/petal:predict",
+            timeout=10,
+            json={"instances": [dict(zip(X.columns, row)) for row in rows.tolist()]},
+        )
         np.testing.assert_allclose(r.json()["predictions"], got, rtol=1e-12)
         assert requests.get(server.url + "/v1/models/petal_width", timeout=10).status_code == 404
         log = server.log()
@@ -106,11 +125,18 @@ def test_make_serve_runs_mlfast_serve_on_8000():
     assert target, "no serve target"
     recipe = target.group(1)
     assert "mlfast serve" in recipe and "127.0.0.1" in recipe and "$(PORT)" in recipe
-    out = subprocess.run(["make", "-n", "serve"], cwd=REPO, capture_output=True, text=True, timeout=60)
+    out = subprocess.run(
+        ["make", "-n", "serve"], cwd=REPO, capture_output=True, text=True, timeout=60
+    )
     assert out.returncode == 0, out.stderr
     assert "mlfast serve --host 127.0.0.1 --port 8000" in out.stdout
-    out = subprocess.run(["make", "-n", "serve", "PORT=9001", "MODEL=models/churn.pkl"], cwd=REPO,
-                         capture_output=True, text=True, timeout=60)
+    out = subprocess.run(
+        ["make", "-n", "serve", "PORT=9001", "MODEL=models/churn.pkl"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert "mlfast serve --host 127.0.0.1 --port 9001 models/churn.pkl" in out.stdout, out.stdout
 
 
@@ -118,9 +144,15 @@ def test_make_serve_installs_the_serve_extra_only():
     """What `make serve` and `make test` would install on a fresh checkout
     (-W: as if pyproject.toml had changed): the web stack for serve, the
     test extra (a gigabyte more) for test only."""
+
     def would_run(target):
-        out = subprocess.run(["make", "-n", "-W", "pyproject.toml", target], cwd=REPO, capture_output=True,
-                             text=True, timeout=60)
+        out = subprocess.run(
+            ["make", "-n", "-W", "pyproject.toml", target],
+            cwd=REPO,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
         assert out.returncode == 0, out.stderr
         return [line for line in out.stdout.splitlines() if "pip install" in line and "-e" in line]
 
@@ -160,7 +192,9 @@ def test_a_port_in_use_is_refused_before_serving():
         for framework in ("fastapi", "flask"):
             out = run("serve", "--port", str(port), "--framework", framework)
             assert out.returncode == 2, out
-            assert f"cannot listen on 127.0.0.1:{port}" in out.stderr and "Traceback" not in out.stderr
+            assert (
+                f"cannot listen on 127.0.0.1:{port}" in out.stderr and "Traceback" not in out.stderr
+            )
             assert "serving" not in out.stdout.replace("serving the bundled demo", ""), out.stdout
 
 
@@ -184,28 +218,43 @@ def test_serve_says_what_it_serves_and_where_the_docs_are(framework):
         assert "/docs" not in log and "docs" not in index, (log, index)
 
 
-@pytest.mark.parametrize("blocked,call", [
-    ("orjson", "import mlfast.serving"),
-    ("pydantic", "from mlfast.serving import build_service; build_service(mlfast.demo_model_path())"),
-    ("fastapi", "from mlfast.serving import create_app; create_app(mlfast.demo_model_path())"),
-    ("flask", "from mlfast.serving import create_app; create_app(mlfast.demo_model_path(), framework='flask')"),
-])
+@pytest.mark.parametrize(
+    "blocked,call",
+    [
+        ("orjson", "import mlfast.serving"),
+        (
+            "pydantic",
+            "from mlfast.serving import build_service; build_service(mlfast.demo_model_path())",
+        ),
+        ("fastapi", "from mlfast.serving import create_app; create_app(mlfast.demo_model_path())"),
+        (
+            "flask",
+            "from mlfast.serving import create_app; create_app(mlfast.demo_model_path(), framework='flask')",
+        ),
+    ],
+)
 def test_without_the_serve_extra_the_error_says_how_to_install_it(blocked, call):
     """A module of the serve extra that is not installed (here: blocked in
     sys.modules) gives the CLI's message, not a bare ModuleNotFoundError."""
-    code = (f"import sys; sys.modules[{blocked!r}] = None\nimport mlfast\n"
-            f"try:\n    {call}\nexcept ModuleNotFoundError as e:\n    print(e.name, '|', e)")
+    code = (
+        f"import sys; sys.modules[{blocked!r}] = None\nimport mlfast\n"
+        f"try:\n    {call}\nexcept ModuleNotFoundError as e:\n    print(e.name, '|', e)"
+    )
     out = subprocess.run([PYTHON, "-c", code], capture_output=True, text=True, timeout=60)
     assert out.returncode == 0, out.stderr
     name, _, message = out.stdout.strip().partition(" | ")
-    assert name == blocked and "pip install 'mlfast[serve]'" in message and blocked in message, out.stdout
+    assert name == blocked and "pip install 'mlfast[serve]'" in message and blocked in message, (
+        out.stdout
+    )
 
 
 @pytest.mark.parametrize("blocked", ["orjson", "uvicorn", "gunicorn"])
 def test_mlfast_serve_without_the_serve_extra(blocked):
     framework = "flask" if blocked == "gunicorn" else "fastapi"
-    code = (f"import sys; sys.modules[{blocked!r}] = None\nfrom mlfast.__main__ import main\n"
-            f"sys.exit(main(['serve', '--port', '0', '--framework', {framework!r}]))")
+    code = (
+        f"import sys; sys.modules[{blocked!r}] = None\nfrom mlfast.__main__ import main\n"
+        f"sys.exit(main(['serve', '--port', '0', '--framework', {framework!r}]))"
+    )
     out = subprocess.run([PYTHON, "-c", code], capture_output=True, text=True, timeout=60)
     assert out.returncode == 2, out
     assert f"{blocked} is not installed: pip install 'mlfast[serve]'" in out.stderr, out.stderr

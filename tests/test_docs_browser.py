@@ -4,6 +4,7 @@
 Debian's chromium (installed by `make test`), driven by Playwright; every
 request that leaves 127.0.0.1 is aborted, so a CDN asset would break the page.
 """
+
 from __future__ import annotations
 
 import os
@@ -15,15 +16,20 @@ from support.serving import mlfast_serve
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 
-pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="chromium is not installed (make test installs it)")
+pytestmark = pytest.mark.skipif(
+    CHROMIUM is None, reason="chromium is not installed (make test installs it)"
+)
 
 
 @pytest.fixture(scope="module")
 def browser():
     sync_api = pytest.importorskip("playwright.sync_api")
     with sync_api.sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, headless=True,
-                                    args=["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage"])
+        browser = p.chromium.launch(
+            executable_path=CHROMIUM,
+            headless=True,
+            args=["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage"],
+        )
         yield browser
         browser.close()
 
@@ -55,7 +61,9 @@ def test_try_it_out_on_predict(browser, tmp_path):
         status = operation.locator(".live-responses-table .response .response-col_status")
         status.first.wait_for(timeout=20_000)
         assert status.first.inner_text().strip() == "200"
-        answer = operation.locator(".live-responses-table .response-col_description pre").first.inner_text()
+        answer = operation.locator(
+            ".live-responses-table .response-col_description pre"
+        ).first.inner_text()
         assert '"prediction": 0' in answer
         page.screenshot(path=str(tmp_path / "docs.png"), full_page=False)
         if os.environ.get("MLFAST_KEEP_SCREENSHOT"):

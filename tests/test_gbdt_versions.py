@@ -6,6 +6,7 @@ XGBoost's answers are float32 and checked bit for bit; LightGBM's within
 1e-12; labels equal.  No library is needed: the answers are in the
 fixtures.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -46,7 +47,8 @@ def test_files_of_older_versions_give_their_answers(folder: Path, key: str) -> N
 
 
 def test_every_supported_version_has_fixtures() -> None:
-    names = {p.name.split("-")[0] + "-" + ".".join(p.name.split("-")[1].split(".")[:2])
-             for p in FOLDERS}
+    names = {
+        p.name.split("-")[0] + "-" + ".".join(p.name.split("-")[1].split(".")[:2]) for p in FOLDERS
+    }
     for wanted in ("xgboost-1.7", "xgboost-2.0", "xgboost-2.1", "lightgbm-3.3"):
         assert wanted in names, f"no fixtures from {wanted}: {sorted(names)}"

@@ -7,6 +7,7 @@ slots pointing forwards (a cycle), widths that disagree, labels that do not
 come from a labels node.  A Model pickles as plain data that mlfast.load
 reads back through the same checks.
 """
+
 import dataclasses
 import pickle
 from enum import IntEnum
@@ -27,8 +28,13 @@ KINDS = {"int": int, "float": float, "bool": bool}
 
 
 # every enum ir.py makes of C's tables
-ENUMS = tuple(sorted(name for name, v in vars(ir).items()
-                     if isinstance(v, type) and issubclass(v, IntEnum) and v.__module__ == ir.__name__))
+ENUMS = tuple(
+    sorted(
+        name
+        for name, v in vars(ir).items()
+        if isinstance(v, type) and issubclass(v, IntEnum) and v.__module__ == ir.__name__
+    )
+)
 
 
 def test_every_enum_member_the_builders_name_is_one_of_cs_codes():
@@ -57,8 +63,10 @@ def test_every_c_op_has_a_dataclass_with_its_fields(name):
     for fname, kind, dtype, ndim, optional in _core.OPS[name]:
         value = getattr(op, fname)
         if kind == "array":
-            assert value is None and optional or (
-                isinstance(value, np.ndarray) and value.dtype == dtype and value.ndim == ndim
+            assert (
+                value is None
+                and optional
+                or (isinstance(value, np.ndarray) and value.dtype == dtype and value.ndim == ndim)
             ), (name, fname, value)
         else:
             assert type(value) is KINDS[kind], (name, fname, value)
@@ -71,9 +79,15 @@ def test_every_dataclass_is_a_c_op():
 def test_enums_come_from_c():
     assert ir.ProbaRule.SOFTMAX == _core.CODES["proba"]["SOFTMAX"]
     assert ir.Accept.FINITE == 0 and ir.Accept.ANY == _core.CODES["accept"]["ANY"]
-    assert ir.METHODS == ("predict", "predict_proba", "predict_log_proba",
-                          "decision_function", "transform", "score_samples",
-                          "predict_joint_log_proba")
+    assert ir.METHODS == (
+        "predict",
+        "predict_proba",
+        "predict_log_proba",
+        "decision_function",
+        "transform",
+        "score_samples",
+        "predict_joint_log_proba",
+    )
 
 
 def _affine_graph(inputs, n_out=2, outputs=None):
@@ -90,11 +104,14 @@ def test_a_graph_runs_a_node_over_its_input():
     np.testing.assert_array_equal(g.transform(np.array([[1.0, 2.0]])), [[2.0, 1.0]])
 
 
-@pytest.mark.parametrize("inputs,message", [
-    ([0, 2], "reads slot 2, which no earlier node writes"),
-    ([-1, 0], "reads slot -1"),
-    ([0], "affine.sub has 2 items for 1 columns"),
-])
+@pytest.mark.parametrize(
+    "inputs,message",
+    [
+        ([0, 2], "reads slot 2, which no earlier node writes"),
+        ([-1, 0], "reads slot -1"),
+        ([0], "affine.sub has 2 items for 1 columns"),
+    ],
+)
 def test_a_node_reads_only_earlier_slots_of_its_width(inputs, message):
     with pytest.raises(ValueError, match=message):
         _affine_graph(inputs)
@@ -154,11 +171,14 @@ def iris():
     return load_iris(return_X_y=True)
 
 
-@pytest.mark.parametrize("make", [
-    lambda: LogisticRegression(max_iter=500),
-    lambda: make_pipeline(StandardScaler(), LogisticRegression(max_iter=500)),
-    lambda: RandomForestClassifier(10, random_state=0),
-])
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda: LogisticRegression(max_iter=500),
+        lambda: make_pipeline(StandardScaler(), LogisticRegression(max_iter=500)),
+        lambda: RandomForestClassifier(10, random_state=0),
+    ],
+)
 def test_a_pickled_model_loads_back_through_the_safe_loader(iris, make, tmp_path):
     X, y = iris
     model = mlfast.compile(make().fit(X, y))
@@ -178,15 +198,18 @@ def _state_of(model):
     return pickle.loads(pickle.dumps(model)).__reduce__()[1][0]
 
 
-@pytest.mark.parametrize("spoil,error", [
-    (lambda s: s.update(format=2), "not a pickled mlfast Model"),
-    (lambda s: s["nodes"][0].update(inputs=np.array([0, 1, 2, 99])), "reads slot 99"),
-    (lambda s: s["nodes"][0]["op"].update(op="system"), "unknown op"),
-    (lambda s: s["nodes"][0]["op"].update(coef="rm -rf"), "expected an array"),
-    (lambda s: s["nodes"][0].update(n_out=7), "writes 3 columns, not 7"),
-    (lambda s: s["meta"].update(n_features="4"), "expected int"),
-    (lambda s: s["outputs"]["predict"].update(slots=np.array([1000])), "returns slot 1000"),
-])
+@pytest.mark.parametrize(
+    "spoil,error",
+    [
+        (lambda s: s.update(format=2), "not a pickled mlfast Model"),
+        (lambda s: s["nodes"][0].update(inputs=np.array([0, 1, 2, 99])), "reads slot 99"),
+        (lambda s: s["nodes"][0]["op"].update(op="system"), "unknown op"),
+        (lambda s: s["nodes"][0]["op"].update(coef="rm -rf"), "expected an array"),
+        (lambda s: s["nodes"][0].update(n_out=7), "writes 3 columns, not 7"),
+        (lambda s: s["meta"].update(n_features="4"), "expected int"),
+        (lambda s: s["outputs"]["predict"].update(slots=np.array([1000])), "returns slot 1000"),
+    ],
+)
 def test_a_spoiled_model_pickle_is_a_model_format_error(iris, spoil, error):
     X, y = iris
     model = mlfast.compile(LogisticRegression(max_iter=500).fit(X, y))
@@ -213,8 +236,9 @@ def test_model_methods_are_documented_and_absent_ones_raise(iris):
     assert str(pyinspect.signature(mlfast.Model.predict_proba)) == "(self, X)"
     assert "probabilities" in mlfast.Model.predict_proba.__doc__
     assert not hasattr(model, "transform") and not hasattr(model, "score_samples")
-    with pytest.raises(AttributeError, match="This LogisticRegression model has no attribute "
-                                             "'transform'"):
+    with pytest.raises(
+        AttributeError, match="This LogisticRegression model has no attribute 'transform'"
+    ):
         model.transform(X)
     assert "transform" not in dir(model) and "predict_proba" in dir(model)
     with pytest.raises(AttributeError, match="has no attribute 'nonsense'"):

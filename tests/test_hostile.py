@@ -15,6 +15,7 @@ by pickling small objects whose ``__reduce__`` names a dangerous callable
 
 Cases that could crash or hang the interpreter run in a subprocess.
 """
+
 from __future__ import annotations
 
 import io
@@ -62,10 +63,13 @@ def expect(exc, data, *fragments, raw=True, marker=None, max_memory=None):
         except Exception as e:  # noqa: BLE001 - the class is what is checked
             got = e
         else:
-            pytest.fail(f"{fn.__module__}.{fn.__name__} accepted the payload; expected {exc.__name__}")
+            pytest.fail(
+                f"{fn.__module__}.{fn.__name__} accepted the payload; expected {exc.__name__}"
+            )
         assert type(got) is exc, (
             f"{fn.__module__}.{fn.__name__}: expected {exc.__name__}, got "
-            f"{type(got).__module__}.{type(got).__name__}: {got}")
+            f"{type(got).__module__}.{type(got).__name__}: {got}"
+        )
         msg = str(got)
         for fragment in fragments:
             assert fragment in msg, f"{fragment!r} not in message: {msg}"
@@ -78,11 +82,19 @@ def expect(exc, data, *fragments, raw=True, marker=None, max_memory=None):
 def run_python(code: str, timeout: float, env=None):
     """Runs code in a fresh interpreter with mlfast importable."""
     full_env = dict(os.environ)
-    full_env["PYTHONPATH"] = os.pathsep.join([str(ROOT), str(TESTS)] + (
-        [full_env["PYTHONPATH"]] if full_env.get("PYTHONPATH") else []))
+    full_env["PYTHONPATH"] = os.pathsep.join(
+        [str(ROOT), str(TESTS)] + ([full_env["PYTHONPATH"]] if full_env.get("PYTHONPATH") else [])
+    )
     full_env.update(env or {})
-    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                          timeout=timeout, env=full_env, cwd=str(ROOT), stdin=subprocess.DEVNULL)
+    return subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env=full_env,
+        cwd=str(ROOT),
+        stdin=subprocess.DEVNULL,
+    )
 
 
 @pytest.fixture
@@ -182,19 +194,30 @@ def test_code_execution_payloads_are_live_under_cpython(tmp_path):
         d.mkdir()
         p = fn(P.Ctx(d / "MARKER", d))
         if not p.live:
-            continue          # a browser, a debugger, or simply not runnable
+            continue  # a browser, a debugger, or simply not runnable
         (d / "payload.pkl").write_bytes(p.data)
         names.append(name)
         dirs.append(str(d))
     assert len(names) >= 30
     env = {"PYTHONPATH": os.pathsep.join([str(TESTS)] + dirs)}
-    r = subprocess.run([sys.executable, "-m", "support.hostile.payloads", str(tmp_path)] + names,
-                       capture_output=True, text=True, timeout=60, env={**os.environ, **env},
-                       cwd=str(tmp_path), stdin=subprocess.DEVNULL)
-    status = dict(line.split(" ", 1)[::-1] for line in r.stdout.splitlines()
-                  if line.startswith(("LIVE ", "DEAD ")))
+    r = subprocess.run(
+        [sys.executable, "-m", "support.hostile.payloads", str(tmp_path)] + names,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**os.environ, **env},
+        cwd=str(tmp_path),
+        stdin=subprocess.DEVNULL,
+    )
+    status = dict(
+        line.split(" ", 1)[::-1]
+        for line in r.stdout.splitlines()
+        if line.startswith(("LIVE ", "DEAD "))
+    )
     for name in names:
-        assert status.get(name) == "LIVE", f"{name}: payload did not run under CPython\n{r.stderr[-2000:]}"
+        assert status.get(name) == "LIVE", (
+            f"{name}: payload did not run under CPython\n{r.stderr[-2000:]}"
+        )
 
 
 def test_load_from_a_path_is_refused_too(ctx, tmp_path):
@@ -210,20 +233,42 @@ def test_load_from_a_path_is_refused_too(ctx, tmp_path):
 
 def test_every_global_of_the_payloads_is_classified_refused():
     """classify_global (used by the inspect command) agrees with the VM."""
-    for module, name in [("posix", "system"), ("os", "system"), ("builtins", "eval"),
-                         ("builtins", "map"), ("builtins", "filter"),
-                         ("importlib", "import_module"), ("pkgutil", "resolve_name"),
-                         ("operator", "attrgetter"), ("functools", "reduce"), ("runpy", "run_path"),
-                         ("pdb", "run"), ("marshal", "loads"), ("types", "FunctionType"),
-                         ("shutil", "rmtree"), ("webbrowser", "open"), ("asyncio", "run"),
-                         ("numpy", "load"), ("joblib", "load"), ("pickle", "loads"),
-                         ("numpy.ctypeslib", "load_library"), ("numpy", "__builtins__"),
-                         ("sklearn", "__builtins__"), ("sklearn.utils", "__loader__"),
-                         ("sklearn", "utils.os.system"), ("numpy.lib.npyio", "load"),
-                         ("numpy.random", "__builtins__"), ("numpy.random._pickle", "__builtins__"),
-                         ("joblib.numpy_pickle", "NDArrayWrapper"), ("copyreg", "__newobj__"),
-                         ("_loss", "os"), ("_loss", "__builtins__"),
-                         ("sklearn..x", "Y"), ("sklearn ", "Y"), ("", "Y")]:
+    for module, name in [
+        ("posix", "system"),
+        ("os", "system"),
+        ("builtins", "eval"),
+        ("builtins", "map"),
+        ("builtins", "filter"),
+        ("importlib", "import_module"),
+        ("pkgutil", "resolve_name"),
+        ("operator", "attrgetter"),
+        ("functools", "reduce"),
+        ("runpy", "run_path"),
+        ("pdb", "run"),
+        ("marshal", "loads"),
+        ("types", "FunctionType"),
+        ("shutil", "rmtree"),
+        ("webbrowser", "open"),
+        ("asyncio", "run"),
+        ("numpy", "load"),
+        ("joblib", "load"),
+        ("pickle", "loads"),
+        ("numpy.ctypeslib", "load_library"),
+        ("numpy", "__builtins__"),
+        ("sklearn", "__builtins__"),
+        ("sklearn.utils", "__loader__"),
+        ("sklearn", "utils.os.system"),
+        ("numpy.lib.npyio", "load"),
+        ("numpy.random", "__builtins__"),
+        ("numpy.random._pickle", "__builtins__"),
+        ("joblib.numpy_pickle", "NDArrayWrapper"),
+        ("copyreg", "__newobj__"),
+        ("_loss", "os"),
+        ("_loss", "__builtins__"),
+        ("sklearn..x", "Y"),
+        ("sklearn ", "Y"),
+        ("", "Y"),
+    ]:
         assert _core.classify_global(module, name) == 0, f"{module}.{name} is not refused"
 
 
@@ -233,14 +278,26 @@ def test_a_class_outside_the_table_is_a_name_never_imported(ctx):
     copyreg._reconstructor, refused when called; the standard library and
     the libraries mlfast reads stay refused when named."""
     unknown = _core.GLOBAL_KINDS["unknown"]
-    for module, name in [("__main__", "MyTransformer"), ("mypkg.features", "Clip"),
-                         ("torch.nn.modules.linear", "Linear"), ("mlfast_hostile_x", "x")]:
+    for module, name in [
+        ("__main__", "MyTransformer"),
+        ("mypkg.features", "Clip"),
+        ("torch.nn.modules.linear", "Linear"),
+        ("mlfast_hostile_x", "x"),
+    ]:
         assert _core.classify_global(module, name) == unknown, f"{module}.{name}"
-    for module, name in [("os", "system"), ("posixpath", "join"), ("imp", "load_source"),
-                         ("distutils.spawn", "spawn"), ("numpy.lib.npyio", "load"),
-                         ("scipy.io", "loadmat"), ("pandas.io.pickle", "read_pickle"),
-                         ("joblib.numpy_pickle", "load"), ("dill", "loads"),
-                         ("cloudpickle.cloudpickle", "subimport"), ("__builtin__", "eval")]:
+    for module, name in [
+        ("os", "system"),
+        ("posixpath", "join"),
+        ("imp", "load_source"),
+        ("distutils.spawn", "spawn"),
+        ("numpy.lib.npyio", "load"),
+        ("scipy.io", "loadmat"),
+        ("pandas.io.pickle", "read_pickle"),
+        ("joblib.numpy_pickle", "load"),
+        ("dill", "loads"),
+        ("cloudpickle.cloudpickle", "subimport"),
+        ("__builtin__", "eval"),
+    ]:
         assert _core.classify_global(module, name) == 0, f"{module}.{name} is not refused"
     # NEWOBJ + BUILD: an inert record, its state kept as data
     a = Asm(4).stack_global(ctx.evil_module(), "Thing").op("EMPTY_TUPLE").newobj()
@@ -260,8 +317,13 @@ def test_a_class_outside_the_table_is_a_name_never_imported(ctx):
         a = Asm(4).stack_global("mypkg.funcs", "score")
         a = a.op("EMPTY_TUPLE") if args == b"" else a.str("x").tuple_n(1)
         a.reduce(label="call").stop()
-        expect(UnsafeModelError, a.bytes(), "'mypkg.funcs.score' is called",
-               where("REDUCE", a.pos("call")), marker=ctx.marker)
+        expect(
+            UnsafeModelError,
+            a.bytes(),
+            "'mypkg.funcs.score' is called",
+            where("REDUCE", a.pos("call")),
+            marker=ctx.marker,
+        )
     assert not ctx.marker.exists()
 
 
@@ -282,7 +344,8 @@ def test_a_users_own_class_is_unsupported_and_named(tmp_path):
         "X = np.random.RandomState(0).rand(40, 3); y = (X[:, 0] > 0.5).astype(int)\n"
         "m = Pipeline([('clip', Clip()), ('s', StandardScaler()), ('c', Clip()),\n"
         "              ('lr', LogisticRegression())]).fit(X, y)\n"
-        f"joblib.dump(m, {str(out)!r})\n")
+        f"joblib.dump(m, {str(out)!r})\n"
+    )
     subprocess.run([sys.executable, str(script)], check=True, cwd=tmp_path)
     with pytest.raises(UnsupportedModelError) as info:
         mlfast.load(out)
@@ -307,11 +370,14 @@ def test_a_users_own_function_is_unsupported_and_named(tmp_path):
         "def clip01(X):\n    return np.clip(X, 0, 1)\n"
         "X = np.random.RandomState(0).rand(30, 3); y = (X[:, 0] > 0.5).astype(int)\n"
         "m = make_pipeline(FunctionTransformer(clip01), LogisticRegression()).fit(X, y)\n"
-        "pickle.dump(m, open('m.pkl', 'wb'))\n")
+        "pickle.dump(m, open('m.pkl', 'wb'))\n"
+    )
     subprocess.run([sys.executable, str(script)], check=True, cwd=tmp_path)
-    with pytest.raises(UnsupportedModelError,
-                       match=r"model\.steps\[0\] \(FunctionTransformer\): func is __main__\.clip01, "
-                             r"which mlfast does not serve"):
+    with pytest.raises(
+        UnsupportedModelError,
+        match=r"model\.steps\[0\] \(FunctionTransformer\): func is __main__\.clip01, "
+        r"which mlfast does not serve",
+    ):
         mlfast.load(tmp_path / "m.pkl")
 
 
@@ -323,14 +389,24 @@ def test_getattr_only_names_a_method_of_an_inert_record(ctx):
     called."""
     a = Asm(4).stack_global("builtins", "getattr").stack_global("builtins", "set")
     a.str("add").tuple_n(2).reduce(label="call").stop()
-    expect(UnsafeModelError, a.bytes(), "builtins.getattr is refused on anything but an inert",
-           where("REDUCE", a.pos("call")), marker=ctx.marker)
+    expect(
+        UnsafeModelError,
+        a.bytes(),
+        "builtins.getattr is refused on anything but an inert",
+        where("REDUCE", a.pos("call")),
+        marker=ctx.marker,
+    )
     for name in ("__class__", "__reduce_ex__", "not an identifier", "__globals__"):
         a = Asm(4).stack_global("builtins", "getattr")
         a.stack_global("sklearn.linear_model", "LogisticRegression").op("EMPTY_TUPLE").newobj()
         a.str(name).tuple_n(2).reduce(label="call").stop()
-        expect(UnsafeModelError, a.bytes(), "builtins.getattr is refused",
-               where("REDUCE", a.pos("call")), marker=ctx.marker)
+        expect(
+            UnsafeModelError,
+            a.bytes(),
+            "builtins.getattr is refused",
+            where("REDUCE", a.pos("call")),
+            marker=ctx.marker,
+        )
     a = Asm(4).stack_global("builtins", "getattr")
     a.stack_global("sklearn.linear_model", "LogisticRegression").op("EMPTY_TUPLE").newobj()
     a.str("predict").tuple_n(2).reduce().stop()
@@ -338,8 +414,12 @@ def test_getattr_only_names_a_method_of_an_inert_record(ctx):
     assert ref.path == "builtins.getattr" and ref.args[1] == "predict"
     assert ref.args[0].path == "sklearn.linear_model.LogisticRegression"
     a = Asm(4).stack_global("builtins", "getattr").op("EMPTY_TUPLE").newobj(label="new").stop()
-    expect(UnsafeModelError, a.bytes(), "may not be instantiated with NEWOBJ",
-           where("NEWOBJ", a.pos("new")))
+    expect(
+        UnsafeModelError,
+        a.bytes(),
+        "may not be instantiated with NEWOBJ",
+        where("NEWOBJ", a.pos("new")),
+    )
 
 
 def test_scipy_and_numpy_ma_are_read_only_as_records():
@@ -352,11 +432,17 @@ def test_scipy_and_numpy_ma_are_read_only_as_records():
     assert classify("scipy.stats._discrete_distns", "randint_gen") == record
     assert classify("numpy.ma.core", "_mareconstruct") == record
     assert classify("numpy.ma.core", "MaskedArray") == typeref
-    for module, name in [("scipy.stats", "_gen"), ("scipy.stats._x", "__init_gen"),
-                         ("scipy.io", "loadmat"), ("scipy.stats", "rvs"),
-                         ("scipy.stats._distn_infrastructure", "rv_frozen_gen_x"),
-                         ("numpy.ma.core", "fromfile"), ("numpy.ma", "load"),
-                         ("scipy", "stats"), ("scipy.stats.os", "system")]:
+    for module, name in [
+        ("scipy.stats", "_gen"),
+        ("scipy.stats._x", "__init_gen"),
+        ("scipy.io", "loadmat"),
+        ("scipy.stats", "rvs"),
+        ("scipy.stats._distn_infrastructure", "rv_frozen_gen_x"),
+        ("numpy.ma.core", "fromfile"),
+        ("numpy.ma", "load"),
+        ("scipy", "stats"),
+        ("scipy.stats.os", "system"),
+    ]:
         assert classify(module, name) == 0, (module, name)
 
 
@@ -366,23 +452,45 @@ def test_functools_partial_only_around_a_scikit_learn_function(ctx):
     can never be called."""
     a = Asm(4).stack_global("functools", "partial").stack_global("numpy", "dtype").tuple_n(1)
     a.reduce(label="call").stop()
-    expect(UnsafeModelError, a.bytes(), "functools.partial is refused around anything but a scikit-learn function",
-           where("REDUCE", a.pos("call")))
+    expect(
+        UnsafeModelError,
+        a.bytes(),
+        "functools.partial is refused around anything but a scikit-learn function",
+        where("REDUCE", a.pos("call")),
+    )
     a = Asm(4).stack_global("functools", "partial").stack_global("sklearn.datasets", "fetch_openml")
     a.str("x").tuple_n(2).reduce(label="call").stop()
-    expect(UnsafeModelError, a.bytes(), "functools.partial is refused", where("REDUCE", a.pos("call")))
+    expect(
+        UnsafeModelError, a.bytes(), "functools.partial is refused", where("REDUCE", a.pos("call"))
+    )
     a = Asm(4).stack_global("functools", "partial").op("EMPTY_TUPLE").newobj(label="new").stop()
-    expect(UnsafeModelError, a.bytes(), "'functools.partial' may not be instantiated with NEWOBJ",
-           where("NEWOBJ", a.pos("new")))
+    expect(
+        UnsafeModelError,
+        a.bytes(),
+        "'functools.partial' may not be instantiated with NEWOBJ",
+        where("NEWOBJ", a.pos("new")),
+    )
     # partial(sklearn.datasets.load_files, path)(): built, then called
-    a = Asm(4).stack_global("functools", "partial").stack_global("sklearn.datasets", "load_files").tuple_n(1)
-    a.reduce().mark().stack_global("sklearn.datasets", "load_files").value((str(ctx.scratch),)).op("EMPTY_DICT")
+    a = (
+        Asm(4)
+        .stack_global("functools", "partial")
+        .stack_global("sklearn.datasets", "load_files")
+        .tuple_n(1)
+    )
+    a.reduce().mark().stack_global("sklearn.datasets", "load_files").value((str(ctx.scratch),)).op(
+        "EMPTY_DICT"
+    )
     a.none().tuple().build()
     record = _core.unpickle(a.bytes() + b".")
     assert isinstance(record, _core.Record) and record.path == "functools.partial"
     a.op("EMPTY_TUPLE").reduce(label="call").stop()
-    expect(ModelFormatError, a.bytes(), "REDUCE of a mlfast._core.Record; only named globals are callable",
-           where("REDUCE", a.pos("call")), marker=ctx.marker)
+    expect(
+        ModelFormatError,
+        a.bytes(),
+        "REDUCE of a mlfast._core.Record; only named globals are callable",
+        where("REDUCE", a.pos("call")),
+        marker=ctx.marker,
+    )
 
 
 def test_sklearn_namespace_functions_stay_inert(ctx):
@@ -390,12 +498,25 @@ def test_sklearn_namespace_functions_stay_inert(ctx):
     would be joblib.load in an old scikit-learn is never called."""
     path = ctx.scratch / "evil.joblib"
     path.write_bytes(pickle.dumps(P.Reduce(os.system, ctx.cmd), protocol=2))
-    a = Asm(4).stack_global("sklearn.externals.joblib", "load").str(str(path)).tuple_n(1).reduce().stop()
+    a = (
+        Asm(4)
+        .stack_global("sklearn.externals.joblib", "load")
+        .str(str(path))
+        .tuple_n(1)
+        .reduce()
+        .stop()
+    )
     record = _core.unpickle(a.bytes())
     assert isinstance(record, _core.Record)
     assert record.path == "sklearn.externals.joblib.load" and record.args == (str(path),)
-    expect(UnsupportedModelError, a.bytes(), "sklearn.externals.joblib.load", "does not serve",
-           raw=False, marker=ctx.marker)
+    expect(
+        UnsupportedModelError,
+        a.bytes(),
+        "sklearn.externals.joblib.load",
+        "does not serve",
+        raw=False,
+        marker=ctx.marker,
+    )
 
 
 def test_random_state_constructor_stays_inert(ctx):
@@ -412,51 +533,95 @@ def test_random_state_constructor_stays_inert(ctx):
 # ---- NEWOBJ / NEWOBJ_EX over what may not be instantiated -------------------------------------
 
 
-@pytest.mark.parametrize("module,name", [("builtins", "set"), ("builtins", "int"),
-                                         ("numpy", "dtype"), ("_codecs", "encode"),
-                                         ("copyreg", "_reconstructor"), ("builtins", "object")])
+@pytest.mark.parametrize(
+    "module,name",
+    [
+        ("builtins", "set"),
+        ("builtins", "int"),
+        ("numpy", "dtype"),
+        ("_codecs", "encode"),
+        ("copyreg", "_reconstructor"),
+        ("builtins", "object"),
+    ],
+)
 @pytest.mark.parametrize("opcode", ["NEWOBJ", "NEWOBJ_EX"])
 def test_newobj_over_allowed_non_class(module, name, opcode):
     a = Asm(4).stack_global(module, name).op("EMPTY_TUPLE")
     if opcode == "NEWOBJ_EX":
         a.op("EMPTY_DICT")
     a.op(opcode, label="new").stop()
-    expect(UnsafeModelError, a.bytes(), f"'{module}.{name}' may not be instantiated with NEWOBJ",
-           where(opcode, a.pos("new")))
+    expect(
+        UnsafeModelError,
+        a.bytes(),
+        f"'{module}.{name}' may not be instantiated with NEWOBJ",
+        where(opcode, a.pos("new")),
+    )
 
 
 def test_newobj_ex_with_keyword_arguments_is_unsupported():
     a = Asm(4).stack_global("sklearn.linear_model", "LogisticRegression").op("EMPTY_TUPLE")
     a.op("EMPTY_DICT").str("C").int(1).op("SETITEM").op("NEWOBJ_EX", label="new").stop()
-    expect(UnsupportedModelError, a.bytes(), "NEWOBJ_EX with keyword arguments",
-           where("NEWOBJ_EX", a.pos("new")))
+    expect(
+        UnsupportedModelError,
+        a.bytes(),
+        "NEWOBJ_EX with keyword arguments",
+        where("NEWOBJ_EX", a.pos("new")),
+    )
 
 
-@pytest.mark.parametrize("module,name", [("builtins", "int"), ("numpy", "float64"),
-                                         ("numpy.random", "MT19937"), ("builtins", "object"),
-                                         ("numpy.random._pickle", "os"), ("numpy.random.mtrand", "seed")])
+@pytest.mark.parametrize(
+    "module,name",
+    [
+        ("builtins", "int"),
+        ("numpy", "float64"),
+        ("numpy.random", "MT19937"),
+        ("builtins", "object"),
+        ("numpy.random._pickle", "os"),
+        ("numpy.random.mtrand", "seed"),
+    ],
+)
 def test_reduce_of_a_type_reference_is_refused(module, name):
     """Types may be named as values (dtype=np.float64), never called; every
     public name under numpy.random is such an inert reference (the bit
     generator classes are), even the module's own imports."""
     a = Asm(4).stack_global(module, name).str("1").tuple_n(1).reduce(label="call").stop()
-    expect(UnsafeModelError, a.bytes(), f"'{module}.{name}' may not be called", where("REDUCE", a.pos("call")))
+    expect(
+        UnsafeModelError,
+        a.bytes(),
+        f"'{module}.{name}' may not be called",
+        where("REDUCE", a.pos("call")),
+    )
 
 
 def test_reduce_of_a_non_global_is_corrupt():
     a = Asm(4).str("posix.system").str("x").tuple_n(1).reduce(label="call").stop()
-    expect(ModelFormatError, a.bytes(), "REDUCE of a str; only named globals are callable",
-           where("REDUCE", a.pos("call")))
+    expect(
+        ModelFormatError,
+        a.bytes(),
+        "REDUCE of a str; only named globals are callable",
+        where("REDUCE", a.pos("call")),
+    )
 
 
 def test_copyreg_reconstructor_of_a_non_estimator():
-    a = Asm(2).global_("copy_reg", "_reconstructor").global_("numpy", "dtype").global_("__builtin__", "object")
+    a = (
+        Asm(2)
+        .global_("copy_reg", "_reconstructor")
+        .global_("numpy", "dtype")
+        .global_("__builtin__", "object")
+    )
     a.none().tuple_n(3).reduce(label="call").stop()
-    expect(UnsafeModelError, a.bytes(), "copyreg._reconstructor of something other than an allowed class",
-           where("REDUCE", a.pos("call")))
+    expect(
+        UnsafeModelError,
+        a.bytes(),
+        "copyreg._reconstructor of something other than an allowed class",
+        where("REDUCE", a.pos("call")),
+    )
     a = Asm(2).global_("copy_reg", "_reconstructor").global_("sklearn.base", "BaseEstimator")
     a.global_("__builtin__", "set").none().tuple_n(3).reduce(label="call").stop()
-    expect(UnsupportedModelError, a.bytes(), "base other than object", where("REDUCE", a.pos("call")))
+    expect(
+        UnsupportedModelError, a.bytes(), "base other than object", where("REDUCE", a.pos("call"))
+    )
 
 
 # ---- BUILD --------------------------------------------------------------------------------
@@ -469,16 +634,26 @@ def test_build_plants_setstate_then_second_build(ctx):
     a.op("EMPTY_DICT").str("__setstate__").stack_global("sklearn.datasets._base", "load_iris")
     a.op("SETITEM").build()
     a.str(ctx.cmd).build(label="second").stop()
-    expect(UnsafeModelError, a.bytes(), "a second BUILD on the same object", where("BUILD", a.pos("second")),
-           marker=ctx.marker)
+    expect(
+        UnsafeModelError,
+        a.bytes(),
+        "a second BUILD on the same object",
+        where("BUILD", a.pos("second")),
+        marker=ctx.marker,
+    )
 
 
 def test_build_plants_a_forbidden_setstate(ctx):
     a = Asm(4).stack_global("sklearn.linear_model", "LogisticRegression").op("EMPTY_TUPLE").newobj()
     a.op("EMPTY_DICT").str("__setstate__").stack_global("posix", "system", label="first")
     a.op("SETITEM").build().str(ctx.cmd).build().stop()
-    expect(UnsafeModelError, a.bytes(), "'posix.system'", where("STACK_GLOBAL", a.pos("first")),
-           marker=ctx.marker)
+    expect(
+        UnsafeModelError,
+        a.bytes(),
+        "'posix.system'",
+        where("STACK_GLOBAL", a.pos("first")),
+        marker=ctx.marker,
+    )
 
 
 def test_build_slotstate_on_a_shared_class_is_unsafe():
@@ -498,17 +673,29 @@ def test_build_slotstate_on_a_record_stays_inert(ctx):
     a.op("SETITEM").tuple_n(2).build().stop()
     record = _core.unpickle(a.bytes())
     assert record.state[0] is None and isinstance(record.state[1]["__class__"], _core.Global)
-    expect(ModelFormatError, a.bytes(), "expected its state to be a dict", raw=False, marker=ctx.marker)
+    expect(
+        ModelFormatError, a.bytes(), "expected its state to be a dict", raw=False, marker=ctx.marker
+    )
 
 
 def test_build_on_a_plain_container_is_corrupt():
-    a = Asm(4).op("EMPTY_DICT").memoize().none().op("EMPTY_DICT").tuple_n(2).build(label="build").stop()
+    a = (
+        Asm(4)
+        .op("EMPTY_DICT")
+        .memoize()
+        .none()
+        .op("EMPTY_DICT")
+        .tuple_n(2)
+        .build(label="build")
+        .stop()
+    )
     expect(ModelFormatError, a.bytes(), "BUILD on a dict", where("BUILD", a.pos("build")))
 
 
 # =============================================================================================
 # 2. Opcodes a model file never needs
 # =============================================================================================
+
 
 def _refused_opcode(opname: str) -> Asm:
     """A pickle whose opcode `opname` (labelled "op") must be refused."""
@@ -556,17 +743,28 @@ def test_refused_opcode(opname):
 
 def test_obj_over_a_forbidden_class_stops_at_the_global():
     a = Asm(2).mark().global_("posix", "system", label="first").str("touch MARKER").op("OBJ").stop()
-    expect(UnsafeModelError, a.bytes(), "global 'posix.system' is refused", where("GLOBAL", a.pos("first")))
+    expect(
+        UnsafeModelError,
+        a.bytes(),
+        "global 'posix.system' is refused",
+        where("GLOBAL", a.pos("first")),
+    )
 
 
 def test_future_protocols_and_python2_strings():
     expect(UnsupportedModelError, b"\x80\x06N.", "pickle protocol 6", where("PROTO", 0))
-    expect(UnsupportedModelError, b"\x80\x02S'x'\n.", "STRING (a Python 2 str) is not supported",
-           where("STRING", 2))
+    expect(
+        UnsupportedModelError,
+        b"\x80\x02S'x'\n.",
+        "STRING (a Python 2 str) is not supported",
+        where("STRING", 2),
+    )
     with pytest.raises(UnsupportedModelError, match=r"STRING .*\(at STRING, byte 0\)"):
         _core.unpickle(b"S'x'\n.")
     # a first byte that no pickle starts with
-    with pytest.raises(ModelFormatError, match=r"not a pickle: first byte is 0xff.*\(at PROTO, byte 0\)"):
+    with pytest.raises(
+        ModelFormatError, match=r"not a pickle: first byte is 0xff.*\(at PROTO, byte 0\)"
+    ):
         _core.unpickle(b"\xffN.")
 
 
@@ -581,24 +779,36 @@ def test_invalid_opcode():
 
 def test_get_of_a_never_stored_index():
     a = Asm(4).none().binput(0).op("POP").binget(7, label="get").stop()
-    expect(ModelFormatError, a.bytes(), "memo key 7 was never stored", where("BINGET", a.pos("get")))
+    expect(
+        ModelFormatError, a.bytes(), "memo key 7 was never stored", where("BINGET", a.pos("get"))
+    )
     a = Asm(4).none().op("LONG_BINGET", struct.pack("<I", 2**32 - 1), label="get").stop()
-    expect(ModelFormatError, a.bytes(), f"memo key {2**32 - 1} was never stored", where("LONG_BINGET", a.pos("get")))
+    expect(
+        ModelFormatError,
+        a.bytes(),
+        f"memo key {2**32 - 1} was never stored",
+        where("LONG_BINGET", a.pos("get")),
+    )
     a = Asm(4).op("GET", b"3\n", label="get").stop()
     expect(ModelFormatError, a.bytes(), "memo key 3 was never stored", where("GET", a.pos("get")))
     a = Asm(4).none().op("GET", b"-1\n", label="get").stop()
     expect(ModelFormatError, a.bytes(), "invalid memo index text", where("GET", a.pos("get")))
 
 
-@pytest.mark.parametrize("opname,arg,index", [
-    ("LONG_BINPUT", struct.pack("<I", 2**31), 2**31),
-    ("LONG_BINPUT", struct.pack("<I", 2**32 - 1), 2**32 - 1),
-    ("LONG_BINPUT", struct.pack("<I", 70000), 70000),        # past the gap a PUT may leave
-    ("PUT", b"999999999\n", 999999999),
-])
+@pytest.mark.parametrize(
+    "opname,arg,index",
+    [
+        ("LONG_BINPUT", struct.pack("<I", 2**31), 2**31),
+        ("LONG_BINPUT", struct.pack("<I", 2**32 - 1), 2**32 - 1),
+        ("LONG_BINPUT", struct.pack("<I", 70000), 70000),  # past the gap a PUT may leave
+        ("PUT", b"999999999\n", 999999999),
+    ],
+)
 def test_put_at_a_huge_index(opname, arg, index):
     a = Asm(4).none().op(opname, arg, label="put").stop()
-    expect(ModelFormatError, a.bytes(), f"memo index {index} out of range", where(opname, a.pos("put")))
+    expect(
+        ModelFormatError, a.bytes(), f"memo index {index} out of range", where(opname, a.pos("put"))
+    )
 
 
 def test_put_memoize_confusion_reads_what_cpython_reads():
@@ -611,7 +821,7 @@ def test_put_memoize_confusion_reads_what_cpython_reads():
     try:
         value = _core.unpickle(a.bytes())
     except mlfast.MlfastError:
-        return          # refusing the mix is fine too
+        return  # refusing the mix is fine too
     assert value == "y", f"mlfast read {value!r} where CPython reads 'y'"
 
 
@@ -647,8 +857,10 @@ def test_memo_cannot_outgrow_max_memory():
         peak = tracemalloc.get_traced_memory()[1]
     finally:
         tracemalloc.stop()
-    assert peak < 8 * max_memory, f"a {len(data)}-byte file made the VM allocate {peak >> 20} MiB " \
-                                  f"under max_memory={max_memory}"
+    assert peak < 8 * max_memory, (
+        f"a {len(data)}-byte file made the VM allocate {peak >> 20} MiB "
+        f"under max_memory={max_memory}"
+    )
 
 
 def test_unfinished_object_memoized_too_often():
@@ -656,7 +868,9 @@ def test_unfinished_object_memoized_too_often():
     for i in range(5):
         a.binput(i, label=f"put{i}")
     a.stop()
-    expect(ModelFormatError, a.bytes(), "memoized more than 4 times", where("BINPUT", a.pos("put4")))
+    expect(
+        ModelFormatError, a.bytes(), "memoized more than 4 times", where("BINPUT", a.pos("put4"))
+    )
 
 
 def test_nested_pickle_cannot_read_the_outer_memo(joblib_bytes):
@@ -664,7 +878,12 @@ def test_nested_pickle_cannot_read_the_outer_memo(joblib_bytes):
     start, end = nested_stream(joblib_bytes)
     inner = Asm(4).binget(2, label="get").stop()
     data = joblib_bytes[:start] + inner.bytes() + joblib_bytes[end:]
-    expect(ModelFormatError, data, "memo key 2 was never stored", where("BINGET", start + inner.pos("get")))
+    expect(
+        ModelFormatError,
+        data,
+        "memo key 2 was never stored",
+        where("BINGET", start + inner.pos("get")),
+    )
 
 
 # =============================================================================================
@@ -688,16 +907,30 @@ LYING = [
 @pytest.mark.parametrize("opname,arg,claimed", LYING, ids=[f"{o}-{c}" for o, _, c in LYING])
 def test_lying_length(opname, arg, claimed):
     a = Asm(5).op(opname, arg, label="op")
-    left = len(arg) - (8 if opname in ("BINUNICODE8", "BINBYTES8", "BYTEARRAY8", "FRAME")
-                       else 4 if opname in ("BINUNICODE", "BINBYTES") else 1)
-    expect(ModelFormatError, a.bytes(), f"length {claimed} is more than the {left} bytes left",
-           where(opname, a.pos("op")))
+    left = len(arg) - (
+        8
+        if opname in ("BINUNICODE8", "BINBYTES8", "BYTEARRAY8", "FRAME")
+        else 4
+        if opname in ("BINUNICODE", "BINBYTES")
+        else 1
+    )
+    expect(
+        ModelFormatError,
+        a.bytes(),
+        f"length {claimed} is more than the {left} bytes left",
+        where(opname, a.pos("op")),
+    )
 
 
 def test_long4_over_the_cap_is_unsupported():
     payload = (2**2000).to_bytes(300, "little")
     a = Asm(4).op("LONG4", struct.pack("<i", 300) + payload, label="op").stop()
-    expect(UnsupportedModelError, a.bytes(), "integer of 300 bytes (at most 256)", where("LONG4", a.pos("op")))
+    expect(
+        UnsupportedModelError,
+        a.bytes(),
+        "integer of 300 bytes (at most 256)",
+        where("LONG4", a.pos("op")),
+    )
 
 
 def test_long4_claiming_more_bytes_than_remain_is_corrupt():
@@ -716,7 +949,12 @@ def test_text_lines_must_end():
     a = Asm(2).op("GLOBAL", b"posix\n" + b"system" * 1000, label="op")
     expect(ModelFormatError, a.bytes(), "line not terminated", where("GLOBAL", a.pos("op")))
     a = Asm(2).op("INT", b"1" * 5000 + b"\n", label="op").stop()
-    expect(ModelFormatError, a.bytes(), "line not terminated within 4096 bytes", where("INT", a.pos("op")))
+    expect(
+        ModelFormatError,
+        a.bytes(),
+        "line not terminated within 4096 bytes",
+        where("INT", a.pos("op")),
+    )
     # beyond 64 bits INT is read as pickle reads it, as an arbitrary integer
     a = Asm(2).op("INT", b"99999999999999999999999\n", label="op").stop()
     assert _core.unpickle(a.bytes()) == pickle.loads(a.bytes()) == 99999999999999999999999
@@ -724,9 +962,13 @@ def test_text_lines_must_end():
 
 def test_invalid_utf8_text():
     a = Asm(4).op("SHORT_BINUNICODE", b"\x02\xff\xfe", label="op").stop()
-    expect(ModelFormatError, a.bytes(), "invalid string data", where("SHORT_BINUNICODE", a.pos("op")))
+    expect(
+        ModelFormatError, a.bytes(), "invalid string data", where("SHORT_BINUNICODE", a.pos("op"))
+    )
     a = Asm(2).op("SHORT_BINSTRING", b"\x01\xe9", label="op").stop()
-    expect(ModelFormatError, a.bytes(), "invalid string data", where("SHORT_BINSTRING", a.pos("op")))
+    expect(
+        ModelFormatError, a.bytes(), "invalid string data", where("SHORT_BINSTRING", a.pos("op"))
+    )
 
 
 # =============================================================================================
@@ -741,7 +983,14 @@ def test_stack_underflow():
     expect(ModelFormatError, a.bytes(), "stack underflow", where("APPEND", a.pos("op")))
     a = Asm(4).none().none().mark().none().op("TUPLE2", label="op").stop()
     expect(ModelFormatError, a.bytes(), "TUPLE2 needs 2 items", where("TUPLE2", a.pos("op")))
-    a = Asm(4).stack_global("sklearn.base", "BaseEstimator").mark().op("EMPTY_TUPLE").reduce(label="op").stop()
+    a = (
+        Asm(4)
+        .stack_global("sklearn.base", "BaseEstimator")
+        .mark()
+        .op("EMPTY_TUPLE")
+        .reduce(label="op")
+        .stop()
+    )
     expect(ModelFormatError, a.bytes(), "nothing above the last MARK", where("REDUCE", a.pos("op")))
     a = Asm(4).none().op("POP_MARK", label="op").stop()
     expect(ModelFormatError, a.bytes(), "no MARK to pop to", where("POP_MARK", a.pos("op")))
@@ -765,9 +1014,13 @@ def test_pop_below_a_mark_pops_the_mark_like_cpython():
 
 def test_stop_with_extra_items_or_marks():
     a = Asm(4).none().none().stop(label="stop")
-    expect(ModelFormatError, a.bytes(), "STOP with 2 items and 0 marks", where("STOP", a.pos("stop")))
+    expect(
+        ModelFormatError, a.bytes(), "STOP with 2 items and 0 marks", where("STOP", a.pos("stop"))
+    )
     a = Asm(4).mark().none().stop(label="stop")
-    expect(ModelFormatError, a.bytes(), "STOP with 1 items and 1 marks", where("STOP", a.pos("stop")))
+    expect(
+        ModelFormatError, a.bytes(), "STOP with 1 items and 1 marks", where("STOP", a.pos("stop"))
+    )
     a = Asm(4).stop(label="stop")
     expect(ModelFormatError, a.bytes(), "STOP with 0 items", where("STOP", a.pos("stop")))
     expect(ModelFormatError, b"\x80\x04N", "the pickle ends before STOP", "byte 3")
@@ -821,7 +1074,9 @@ def deep_object_arrays(n=100_000):
     level = Asm(None)
     level.binput(4).op("POP")
     level.binget(0).binget(1).int(0).tuple_n(1).bytes_(b"b").tuple_n(3).reduce()
-    level.mark().int(1).binget(3).binget(2).false().op("EMPTY_LIST").binget(4).op("APPEND").tuple().build()
+    level.mark().int(1).binget(3).binget(2).false().op("EMPTY_LIST").binget(4).op(
+        "APPEND"
+    ).tuple().build()
     return a.bytes() + level.bytes() * n + b"."
 
 
@@ -833,8 +1088,10 @@ DEEP_CASES = {
     "records": (deep_records, None),
     "tuple-frozenset": (deep_sets_of_tuples, ("UnsupportedModelError", "too many non-string keys")),
     "object-arrays": (deep_object_arrays, None),
-    "marks": (lambda: b"\x80\x04" + b"(" * DEEP + b".", ("UnsupportedModelError", "more than 1024 nested MARKs",
-                                                          "(at MARK, byte 1026)")),
+    "marks": (
+        lambda: b"\x80\x04" + b"(" * DEEP + b".",
+        ("UnsupportedModelError", "more than 1024 nested MARKs", "(at MARK, byte 1026)"),
+    ),
 }
 
 DEEP_CHILD = textwrap.dedent("""
@@ -867,9 +1124,15 @@ def deep_results(tmp_path_factory):
     for name, (make, _) in DEEP_CASES.items():
         path = d / f"{name}.pkl"
         path.write_bytes(make())
-        procs[name] = subprocess.Popen([sys.executable, "-c", DEEP_CHILD, str(path)], env=env,
-                                       stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                                       cwd=str(ROOT), stdin=subprocess.DEVNULL)
+        procs[name] = subprocess.Popen(
+            [sys.executable, "-c", DEEP_CHILD, str(path)],
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            cwd=str(ROOT),
+            stdin=subprocess.DEVNULL,
+        )
     results = {}
     deadline = time.monotonic() + 60
     for name, proc in procs.items():
@@ -888,7 +1151,8 @@ def test_deep_nesting_never_crashes(name, deep_results):
     rc, out, err = deep_results[name]
     assert rc == 0 and "ALIVE" in out, (
         f"deep {name}: the interpreter died (exit code {rc}; {-rc if rc and rc < 0 else ''} is the signal)\n"
-        f"stdout: {out[-1000:]}\nstderr: {err[-2000:]}")
+        f"stdout: {out[-1000:]}\nstderr: {err[-2000:]}"
+    )
     lines = [line for line in out.splitlines() if line.startswith(("LOADED", "REFUSED"))]
     assert len(lines) == 2
     expected = DEEP_CASES[name][1]
@@ -910,19 +1174,40 @@ def test_reconstruct_huge_shape():
     a = ndarray_pickle((2**40, 2**40), "f8", b"")
     expect(ModelFormatError, a.bytes(), "array shape overflows", where("BUILD", a.pos("build")))
     a = ndarray_pickle((2**40,), "f8", b"")
-    expect(ModelFormatError, a.bytes(), f"array data is 0 bytes, shape and dtype need {2**43}",
-           where("BUILD", a.pos("build")))
+    expect(
+        ModelFormatError,
+        a.bytes(),
+        f"array data is 0 bytes, shape and dtype need {2**43}",
+        where("BUILD", a.pos("build")),
+    )
     a = ndarray_pickle((2**49,), "f8", b"")
-    expect(ModelFormatError, a.bytes(), "array dimension 0 is out of range", where("BUILD", a.pos("build")))
+    expect(
+        ModelFormatError,
+        a.bytes(),
+        "array dimension 0 is out of range",
+        where("BUILD", a.pos("build")),
+    )
     a = ndarray_pickle((2**100,), "f8", b"")
-    expect(ModelFormatError, a.bytes(), "array dimension 0 is out of range", where("BUILD", a.pos("build")))
+    expect(
+        ModelFormatError,
+        a.bytes(),
+        "array dimension 0 is out of range",
+        where("BUILD", a.pos("build")),
+    )
 
 
 def test_reconstruct_negative_and_non_integer_dims():
     a = ndarray_pickle((3, -1), "f8", b"")
-    expect(ModelFormatError, a.bytes(), "array dimension 1 is out of range", where("BUILD", a.pos("build")))
+    expect(
+        ModelFormatError,
+        a.bytes(),
+        "array dimension 1 is out of range",
+        where("BUILD", a.pos("build")),
+    )
     a = ndarray_pickle((3, "4"), "f8", b"")
-    expect(ModelFormatError, a.bytes(), "array dimension 1 is a str", where("BUILD", a.pos("build")))
+    expect(
+        ModelFormatError, a.bytes(), "array dimension 1 is a str", where("BUILD", a.pos("build"))
+    )
     a = Asm(4).reconstruct_head()
     a.mark().int(1).value([3]).dtype("f8").false().bytes_(b"").tuple().build(label="build").stop()
     expect(ModelFormatError, a.bytes(), "array shape is a list", where("BUILD", a.pos("build")))
@@ -930,21 +1215,36 @@ def test_reconstruct_negative_and_non_integer_dims():
 
 def test_reconstruct_too_many_dims():
     a = ndarray_pickle((1,) * 33, "f8", b"\0" * 8)
-    expect(UnsupportedModelError, a.bytes(), "array with 33 dimensions (at most 32)", where("BUILD", a.pos("build")))
+    expect(
+        UnsupportedModelError,
+        a.bytes(),
+        "array with 33 dimensions (at most 32)",
+        where("BUILD", a.pos("build")),
+    )
     a = ndarray_pickle((1,) * 32, "f8", b"\0" * 8)
     assert _core.unpickle(a.bytes()).ndim == 32
 
 
-@pytest.mark.parametrize("shape,spec,nbytes", [((2, 3), "f8", 47), ((2, 3), "f8", 49), ((0,), "i4", 4),
-                                               ((5,), "U3", 59), ((1,), "V8", 0)])
+@pytest.mark.parametrize(
+    "shape,spec,nbytes",
+    [((2, 3), "f8", 47), ((2, 3), "f8", 49), ((0,), "i4", 4), ((5,), "U3", 59), ((1,), "V8", 0)],
+)
 def test_data_length_must_match_shape_and_itemsize(shape, spec, nbytes):
     need = int(np.prod(shape)) * np.dtype(spec).itemsize
     a = ndarray_pickle(shape, spec, b"\1" * nbytes)
-    expect(ModelFormatError, a.bytes(), f"array data is {nbytes} bytes, shape and dtype need {need}",
-           where("BUILD", a.pos("build")))
+    expect(
+        ModelFormatError,
+        a.bytes(),
+        f"array data is {nbytes} bytes, shape and dtype need {need}",
+        where("BUILD", a.pos("build")),
+    )
     a = frombuffer_pickle(b"\1" * nbytes, spec, shape)
-    expect(ModelFormatError, a.bytes(), f"array data is {nbytes} bytes, shape and dtype need {need}",
-           where("REDUCE", a.pos("call")))
+    expect(
+        ModelFormatError,
+        a.bytes(),
+        f"array data is {nbytes} bytes, shape and dtype need {need}",
+        where("REDUCE", a.pos("call")),
+    )
 
 
 def test_object_array_with_an_overflowing_empty_shape():
@@ -969,46 +1269,110 @@ def test_fortran_flag_that_is_an_array():
 
 def test_object_array_data_must_be_a_matching_list():
     a = ndarray_pickle((3,), "O8", ["a", "b"])
-    expect(ModelFormatError, a.bytes(), "object array data must be a list of 3 items", where("BUILD", a.pos("build")))
+    expect(
+        ModelFormatError,
+        a.bytes(),
+        "object array data must be a list of 3 items",
+        where("BUILD", a.pos("build")),
+    )
     a = ndarray_pickle((1,), "O8", b"\0" * 8)
-    expect(ModelFormatError, a.bytes(), "object array data must be a list of 1 items", where("BUILD", a.pos("build")))
+    expect(
+        ModelFormatError,
+        a.bytes(),
+        "object array data must be a list of 1 items",
+        where("BUILD", a.pos("build")),
+    )
 
 
 def test_frombuffer_of_object_dtype_is_unsafe():
     """Raw bytes read as PyObject pointers would be an arbitrary-address read."""
     for spec in ("O8", "O4"):
         a = frombuffer_pickle(struct.pack("<Q", 0x4141414141414141), spec, (1,))
-        expect(UnsafeModelError, a.bytes(), "_frombuffer of an object dtype would read raw pointers",
-               where("REDUCE", a.pos("call")))
+        expect(
+            UnsafeModelError,
+            a.bytes(),
+            "_frombuffer of an object dtype would read raw pointers",
+            where("REDUCE", a.pos("call")),
+        )
 
 
 def test_frombuffer_arguments():
     a = frombuffer_pickle(b"\0" * 8, "f8", (1,), order="K")
-    expect(ModelFormatError, a.bytes(), "_frombuffer order must be 'C' or 'F'", where("REDUCE", a.pos("call")))
+    expect(
+        ModelFormatError,
+        a.bytes(),
+        "_frombuffer order must be 'C' or 'F'",
+        where("REDUCE", a.pos("call")),
+    )
     a = Asm(5).stack_global("numpy._core.numeric", "_frombuffer").mark().str("x" * 8).dtype("f8")
     a.value((1,)).str("C").tuple().reduce(label="call").stop()
-    expect(ModelFormatError, a.bytes(), "_frombuffer buffer is a str, expected bytes", where("REDUCE", a.pos("call")))
+    expect(
+        ModelFormatError,
+        a.bytes(),
+        "_frombuffer buffer is a str, expected bytes",
+        where("REDUCE", a.pos("call")),
+    )
 
 
 def test_reconstruct_of_something_else_than_ndarray():
     a = Asm(4).stack_global("numpy._core.multiarray", "_reconstruct")
-    a.stack_global("numpy", "dtype").int(0).tuple_n(1).bytes_(b"b").tuple_n(3).reduce(label="call").stop()
-    expect(ModelFormatError, a.bytes(), "_reconstruct expects (numpy.ndarray, shape, typecode)",
-           where("REDUCE", a.pos("call")))
+    a.stack_global("numpy", "dtype").int(0).tuple_n(1).bytes_(b"b").tuple_n(3).reduce(
+        label="call"
+    ).stop()
+    expect(
+        ModelFormatError,
+        a.bytes(),
+        "_reconstruct expects (numpy.ndarray, shape, typecode)",
+        where("REDUCE", a.pos("call")),
+    )
     a = Asm(4).stack_global("numpy._core.multiarray", "_reconstruct")
-    a.stack_global("posix", "system", label="first").int(0).tuple_n(1).bytes_(b"b").tuple_n(3).reduce().stop()
+    a.stack_global("posix", "system", label="first").int(0).tuple_n(1).bytes_(b"b").tuple_n(
+        3
+    ).reduce().stop()
     expect(UnsafeModelError, a.bytes(), "'posix.system'", where("STACK_GLOBAL", a.pos("first")))
 
 
 def dtype_call(spec: str) -> Asm:
-    return Asm(4).stack_global("numpy", "dtype").str(spec).false().true().tuple_n(3).reduce(label="call").stop()
+    return (
+        Asm(4)
+        .stack_global("numpy", "dtype")
+        .str(spec)
+        .false()
+        .true()
+        .tuple_n(3)
+        .reduce(label="call")
+        .stop()
+    )
 
 
-@pytest.mark.parametrize("spec", ["M8", "m8", "M8[ns]", "O", "V999999999", "<f8", "f8 ", "U", "f", "i8,i8",
-                                  "(2,)f8", "a8", "?1", "S-1", "O8[x]"])
+@pytest.mark.parametrize(
+    "spec",
+    [
+        "M8",
+        "m8",
+        "M8[ns]",
+        "O",
+        "V999999999",
+        "<f8",
+        "f8 ",
+        "U",
+        "f",
+        "i8,i8",
+        "(2,)f8",
+        "a8",
+        "?1",
+        "S-1",
+        "O8[x]",
+    ],
+)
 def test_dtype_string_outside_the_allowed_set(spec):
     a = dtype_call(spec)
-    expect(UnsupportedModelError, a.bytes(), f"numpy dtype '{spec}' is not supported", where("REDUCE", a.pos("call")))
+    expect(
+        UnsupportedModelError,
+        a.bytes(),
+        f"numpy dtype '{spec}' is not supported",
+        where("REDUCE", a.pos("call")),
+    )
 
 
 @pytest.mark.parametrize("spec", ["i9", "O16", "u16", "b3"])
@@ -1036,7 +1400,12 @@ def test_dtype_state():
         return a
 
     a = with_state(5, "<", None, None, None, -1, -1, 0)
-    expect(UnsupportedModelError, a.bytes(), "numpy dtype state version 5", where("BUILD", a.pos("build")))
+    expect(
+        UnsupportedModelError,
+        a.bytes(),
+        "numpy dtype state version 5",
+        where("BUILD", a.pos("build")),
+    )
     a = with_state(4, "<", None, None, None, -1, -1, 0, "meta")
     expect(UnsupportedModelError, a.bytes(), "metadata", where("BUILD", a.pos("build")))
     a = with_state(3, "<", (1, 2), None, None, -1, -1, 0)
@@ -1044,10 +1413,19 @@ def test_dtype_state():
     a = with_state(3, "x", None, None, None, -1, -1, 0)
     expect(ModelFormatError, a.bytes(), "byte order must be one of", where("BUILD", a.pos("build")))
     a = with_state(3, "<", None, None)
-    expect(ModelFormatError, a.bytes(), "numpy dtype state must be a tuple of 8 or 9 items",
-           where("BUILD", a.pos("build")))
+    expect(
+        ModelFormatError,
+        a.bytes(),
+        "numpy dtype state must be a tuple of 8 or 9 items",
+        where("BUILD", a.pos("build")),
+    )
     a = with_state(3, "<", None, ("a",), {}, 8, 1, 0)
-    expect(ModelFormatError, a.bytes(), "fields given for a non-void dtype", where("BUILD", a.pos("build")))
+    expect(
+        ModelFormatError,
+        a.bytes(),
+        "fields given for a non-void dtype",
+        where("BUILD", a.pos("build")),
+    )
 
 
 def structured(fields, elsize, names=None, base=None) -> Asm:
@@ -1057,11 +1435,15 @@ def structured(fields, elsize, names=None, base=None) -> Asm:
 
 
 def test_structured_dtype_field_out_of_range():
-    for fields in ({"a": ("f8", 0), "b": ("i4", 6)}, {"a": ("f8", 1)}, {"a": ("f8", -1)},
-                   {"a": ("f8", 2**70)}):
+    for fields in (
+        {"a": ("f8", 0), "b": ("i4", 6)},
+        {"a": ("f8", 1)},
+        {"a": ("f8", -1)},
+        {"a": ("f8", 2**70)},
+    ):
         a = structured(fields, 8)
         msg = expect(ModelFormatError, a.bytes(), "lies outside its 8-byte item", "(at BUILD, byte")
-        assert msg.endswith(f"byte {len(a.buf) - 2})")   # the outer BUILD, just before STOP
+        assert msg.endswith(f"byte {len(a.buf) - 2})")  # the outer BUILD, just before STOP
 
 
 def test_structured_dtype_with_object_or_nested_fields():
@@ -1071,7 +1453,11 @@ def test_structured_dtype_with_object_or_nested_fields():
 
 def test_structured_dtype_item_size():
     a = structured({"a": ("f8", 0)}, 16, base="V8")
-    expect(ModelFormatError, a.bytes(), "structured dtype item size 16 differs from its type string's 8")
+    expect(
+        ModelFormatError,
+        a.bytes(),
+        "structured dtype item size 16 differs from its type string's 8",
+    )
     a = structured({"a": ("f8", 0)}, 2_000_000)
     expect(ModelFormatError, a.bytes(), "structured dtype item size 2000000 out of range")
 
@@ -1088,7 +1474,9 @@ def test_structured_dtype_overlapping_fields_read_like_numpy():
     byte order conversion included, and nothing is read out of bounds."""
     a = Asm(4).reconstruct_head()
     a.mark().int(1).value((2,))
-    a.dtype("V8", "|", names=("a", "b"), fields={"a": ("f8", 0, ">"), "b": ("i4", 2, ">")}, elsize=8)
+    a.dtype(
+        "V8", "|", names=("a", "b"), fields={"a": ("f8", 0, ">"), "b": ("i4", 2, ">")}, elsize=8
+    )
     a.false().bytes_(bytes(range(16))).tuple().build().stop()
     got = _core.unpickle(a.bytes())
     want = pickle.loads(a.bytes())
@@ -1103,10 +1491,20 @@ def test_numpy_scalars():
         return a.tuple_n(2).reduce(label="call").stop()
 
     a = scalar("f8", b"\0" * 7)
-    expect(ModelFormatError, a.bytes(), "numpy scalar data must be 8 bytes", where("REDUCE", a.pos("call")))
+    expect(
+        ModelFormatError,
+        a.bytes(),
+        "numpy scalar data must be 8 bytes",
+        where("REDUCE", a.pos("call")),
+    )
     a = scalar("V8", b"\0" * 8)
-    expect(UnsupportedModelError, a.bytes(), "numpy void scalars are not supported", where("REDUCE", a.pos("call")))
-    a = scalar("U1", b"\xff\xff\xff\xff")        # not a code point
+    expect(
+        UnsupportedModelError,
+        a.bytes(),
+        "numpy void scalars are not supported",
+        where("REDUCE", a.pos("call")),
+    )
+    a = scalar("U1", b"\xff\xff\xff\xff")  # not a code point
     expect(ModelFormatError, a.bytes(), "invalid numpy scalar", where("REDUCE", a.pos("call")))
     assert _core.unpickle(scalar("f8", struct.pack("<d", 1.5)).bytes()) == 1.5
 
@@ -1116,12 +1514,26 @@ def test_numpy_scalars():
 # =============================================================================================
 
 
-def wrapper_file(shape=(2,), spec="f8", data=None, pad=None, alignment=16, order="C",
-                 subclass=("numpy", "ndarray"), drop=()) -> Asm:
+def wrapper_file(
+    shape=(2,),
+    spec="f8",
+    data=None,
+    pad=None,
+    alignment=16,
+    order="C",
+    subclass=("numpy", "ndarray"),
+    drop=(),
+) -> Asm:
     a = Asm(4).stack_global("joblib.numpy_pickle", "NumpyArrayWrapper").op("EMPTY_TUPLE").newobj()
     a.op("EMPTY_DICT").mark()
-    state = [("subclass", None), ("shape", tuple(shape)), ("order", order), ("dtype", None),
-             ("allow_mmap", True), ("numpy_array_alignment_bytes", alignment)]
+    state = [
+        ("subclass", None),
+        ("shape", tuple(shape)),
+        ("order", order),
+        ("dtype", None),
+        ("allow_mmap", True),
+        ("numpy_array_alignment_bytes", alignment),
+    ]
     for key, value in state:
         if key in drop:
             continue
@@ -1149,9 +1561,13 @@ def test_joblib_wrapper_reads_inline_data():
 
 def test_joblib_wrapper_inline_data_truncated():
     a = wrapper_file(shape=(4,), data=b"\0" * 31)
-    a.buf = a.buf[:-1]            # no STOP either
-    expect(ModelFormatError, a.bytes(), "joblib array of 4 items of 8 bytes is larger than the 31 bytes left",
-           where("BUILD", a.pos("build")))
+    a.buf = a.buf[:-1]  # no STOP either
+    expect(
+        ModelFormatError,
+        a.bytes(),
+        "joblib array of 4 items of 8 bytes is larger than the 31 bytes left",
+        where("BUILD", a.pos("build")),
+    )
     a = wrapper_file(shape=(2**30, 2**10), data=b"")
     expect(ModelFormatError, a.bytes(), "is larger than the", where("BUILD", a.pos("build")))
     a = wrapper_file(shape=(2**40, 2**20), data=b"")
@@ -1160,15 +1576,34 @@ def test_joblib_wrapper_inline_data_truncated():
 
 def test_joblib_padding_byte_lies():
     a = wrapper_file(pad=200)
-    expect(ModelFormatError, a.bytes(), "joblib padding of 200 bytes exceeds the alignment 16",
-           where("BUILD", a.pos("build")))
+    expect(
+        ModelFormatError,
+        a.bytes(),
+        "joblib padding of 200 bytes exceeds the alignment 16",
+        where("BUILD", a.pos("build")),
+    )
     a = wrapper_file(data=b"")
-    a.buf = a.buf[:a.pos("build") + 1] + bytes([16]) + b"\xff" * 3
-    expect(ModelFormatError, a.bytes(), "truncated: needs 16 more bytes, 3 left", where("BUILD", a.pos("build")))
+    a.buf = a.buf[: a.pos("build") + 1] + bytes([16]) + b"\xff" * 3
+    expect(
+        ModelFormatError,
+        a.bytes(),
+        "truncated: needs 16 more bytes, 3 left",
+        where("BUILD", a.pos("build")),
+    )
     a = wrapper_file(alignment=10**6, pad=0)
-    expect(ModelFormatError, a.bytes(), "joblib array alignment out of range", where("BUILD", a.pos("build")))
+    expect(
+        ModelFormatError,
+        a.bytes(),
+        "joblib array alignment out of range",
+        where("BUILD", a.pos("build")),
+    )
     a = wrapper_file(alignment=0, pad=0)
-    expect(ModelFormatError, a.bytes(), "joblib array alignment out of range", where("BUILD", a.pos("build")))
+    expect(
+        ModelFormatError,
+        a.bytes(),
+        "joblib array alignment out of range",
+        where("BUILD", a.pos("build")),
+    )
 
 
 def test_joblib_padding_off_by_some_in_a_real_file(joblib_bytes):
@@ -1178,7 +1613,7 @@ def test_joblib_padding_off_by_some_in_a_real_file(joblib_bytes):
     pad_at = joblib_bytes.index(b"ub", i) + 2
     pad = joblib_bytes[pad_at]
     for wrong in {0, max(pad - 1, 0), min(pad + 1, 16), 16}:
-        data = joblib_bytes[:pad_at] + bytes([wrong]) + joblib_bytes[pad_at + 1:]
+        data = joblib_bytes[:pad_at] + bytes([wrong]) + joblib_bytes[pad_at + 1 :]
         try:
             mlfast.loads(data)
         except mlfast.MlfastError:
@@ -1187,20 +1622,47 @@ def test_joblib_padding_off_by_some_in_a_real_file(joblib_bytes):
 
 def test_joblib_wrapper_state():
     a = wrapper_file(subclass=("sklearn.datasets._base", "Bunch"))
-    expect(UnsupportedModelError, a.bytes(), "subclass other than numpy.ndarray", where("BUILD", a.pos("build")))
+    expect(
+        UnsupportedModelError,
+        a.bytes(),
+        "subclass other than numpy.ndarray",
+        where("BUILD", a.pos("build")),
+    )
     a = wrapper_file(drop=("shape",))
-    expect(ModelFormatError, a.bytes(), "lacks subclass, shape, order or dtype", where("BUILD", a.pos("build")))
+    expect(
+        ModelFormatError,
+        a.bytes(),
+        "lacks subclass, shape, order or dtype",
+        where("BUILD", a.pos("build")),
+    )
     a = wrapper_file(order="K")
-    expect(ModelFormatError, a.bytes(), "joblib array order must be 'C' or 'F'", where("BUILD", a.pos("build")))
+    expect(
+        ModelFormatError,
+        a.bytes(),
+        "joblib array order must be 'C' or 'F'",
+        where("BUILD", a.pos("build")),
+    )
 
 
 def test_joblib_legacy_ndarray_wrapper_side_file(ctx):
     for cls in ("NDArrayWrapper", "ZNDArrayWrapper"):
         a = Asm(2).global_("joblib.numpy_pickle", cls, label="first").op("EMPTY_TUPLE").newobj()
-        a.value({"filename": "../../etc/passwd", "subclass": None, "allow_mmap": False}).build().stop()
-        expect(UnsafeModelError, a.bytes(), f"global 'joblib.numpy_pickle.{cls}' is refused",
-               "side files", where("GLOBAL", a.pos("first")), marker=ctx.marker)
-    a = Asm(2).global_("sklearn.externals.joblib.numpy_pickle", "NDArrayWrapper", label="first").stop()
+        a.value(
+            {"filename": "../../etc/passwd", "subclass": None, "allow_mmap": False}
+        ).build().stop()
+        expect(
+            UnsafeModelError,
+            a.bytes(),
+            f"global 'joblib.numpy_pickle.{cls}' is refused",
+            "side files",
+            where("GLOBAL", a.pos("first")),
+            marker=ctx.marker,
+        )
+    a = (
+        Asm(2)
+        .global_("sklearn.externals.joblib.numpy_pickle", "NDArrayWrapper", label="first")
+        .stop()
+    )
     expect(UnsafeModelError, a.bytes(), "side files", where("GLOBAL", a.pos("first")))
 
 
@@ -1212,10 +1674,17 @@ def test_malicious_nested_object_array_stream(joblib_bytes, ctx):
         evil = pickle.dumps(P.Reduce(os.system, ctx.cmd), protocol=proto)
         op, pos = P.first_global(evil)
         data = joblib_bytes[:start] + evil + joblib_bytes[end:]
-        expect(UnsafeModelError, data, "global 'posix.system' is refused", where(op, start + pos),
-               marker=ctx.marker)
+        expect(
+            UnsafeModelError,
+            data,
+            "global 'posix.system' is refused",
+            where(op, start + pos),
+            marker=ctx.marker,
+        )
         # and inside a compressed joblib file
-        msg = expect(UnsafeModelError, zlib.compress(data, 3), "'posix.system'", raw=False, marker=ctx.marker)
+        msg = expect(
+            UnsafeModelError, zlib.compress(data, 3), "'posix.system'", raw=False, marker=ctx.marker
+        )
         assert f"byte {start + pos}" in msg
 
 
@@ -1224,8 +1693,7 @@ def test_nested_stream_with_every_code_execution_payload(joblib_bytes, ctx):
     for name in P.PAYLOADS:
         p = P.build(name, ctx)
         data = joblib_bytes[:start] + p.data + joblib_bytes[end:]
-        expect(UnsafeModelError, data, p.refusal, where(p.op, start + p.offset),
-               marker=ctx.marker)
+        expect(UnsafeModelError, data, p.refusal, where(p.op, start + p.offset), marker=ctx.marker)
 
 
 def test_nested_stream_may_not_hold_a_joblib_wrapper(joblib_bytes):
@@ -1233,22 +1701,32 @@ def test_nested_stream_may_not_hold_a_joblib_wrapper(joblib_bytes):
     inner = wrapper_file()
     first = inner.bytes().index(b"\x93")
     data = joblib_bytes[:start] + inner.bytes() + joblib_bytes[end:]
-    expect(UnsafeModelError, data, "a joblib array wrapper inside an object array's nested pickle",
-           where("STACK_GLOBAL", start + first))
+    expect(
+        UnsafeModelError,
+        data,
+        "a joblib array wrapper inside an object array's nested pickle",
+        where("STACK_GLOBAL", start + first),
+    )
 
 
 def test_nested_stream_must_hold_the_described_array(joblib_bytes):
     start, end = nested_stream(joblib_bytes)
-    for inner in (pickle.dumps({"a": 1}, protocol=4),
-                  pickle.dumps(np.array(["a", "b"], dtype=object), protocol=4),      # 2 items, not 3
-                  pickle.dumps(np.zeros(3), protocol=4)):                              # not object
+    for inner in (
+        pickle.dumps({"a": 1}, protocol=4),
+        pickle.dumps(np.array(["a", "b"], dtype=object), protocol=4),  # 2 items, not 3
+        pickle.dumps(np.zeros(3), protocol=4),
+    ):  # not object
         data = joblib_bytes[:start] + inner + joblib_bytes[end:]
-        expect(ModelFormatError, data, "the nested pickle does not hold the array its wrapper describes")
+        expect(
+            ModelFormatError,
+            data,
+            "the nested pickle does not hold the array its wrapper describes",
+        )
 
 
 def test_nested_stream_truncated(joblib_bytes):
     start, end = nested_stream(joblib_bytes)
-    inner = pickle.dumps(np.array(["a", "b", "c"], dtype=object), protocol=2)   # no frames
+    inner = pickle.dumps(np.array(["a", "b", "c"], dtype=object), protocol=2)  # no frames
     data = joblib_bytes[:start] + inner[:-1]
     expect(ModelFormatError, data, "the pickle ends before STOP", f"byte {start + len(inner) - 1}")
     data = joblib_bytes[:start] + inner[:-1] + b"\xff"
@@ -1258,13 +1736,30 @@ def test_nested_stream_truncated(joblib_bytes):
 def test_memory_budget_for_arrays():
     big = ndarray_pickle((300_000,), "f8", bytes(2_400_000))
     # the array's bytes are charged when read, before the array is made
-    expect(UnsupportedModelError, big.bytes(), "memory budget of 1000000 bytes", "(at BINBYTES, byte",
-           max_memory=1_000_000)
+    expect(
+        UnsupportedModelError,
+        big.bytes(),
+        "memory budget of 1000000 bytes",
+        "(at BINBYTES, byte",
+        max_memory=1_000_000,
+    )
     assert _core.unpickle(big.bytes(), max_memory=5_000_000).shape == (300_000,)
     a = wrapper_file(shape=(300_000,))
-    expect(UnsupportedModelError, a.bytes(), "memory budget", where("BUILD", a.pos("build")), max_memory=1_000_000)
+    expect(
+        UnsupportedModelError,
+        a.bytes(),
+        "memory budget",
+        where("BUILD", a.pos("build")),
+        max_memory=1_000_000,
+    )
     text = Asm(4).str("x" * 2_000_000, label="op").stop()
-    expect(UnsupportedModelError, text.bytes(), "memory budget", where("BINUNICODE", 2), max_memory=1_000_000)
+    expect(
+        UnsupportedModelError,
+        text.bytes(),
+        "memory budget",
+        where("BINUNICODE", 2),
+        max_memory=1_000_000,
+    )
     with pytest.raises(ValueError, match="max_memory must be positive"):
         _core.unpickle(b"\x80\x04N.", max_memory=0)
 
@@ -1285,17 +1780,31 @@ def test_key_with_deep_tuple_nesting():
 @pytest.mark.parametrize("value,name", [([], "list"), ({}, "dict")])
 def test_unhashable_or_unsafe_keys(value, name):
     a = Asm(4).op("EMPTY_DICT").value(value).none().op("SETITEM", label="set").stop()
-    expect(ModelFormatError, a.bytes(), f"a {name} cannot be a dictionary key", where("SETITEM", a.pos("set")))
+    expect(
+        ModelFormatError,
+        a.bytes(),
+        f"a {name} cannot be a dictionary key",
+        where("SETITEM", a.pos("set")),
+    )
     a = Asm(4).op("EMPTY_SET").mark().value(value).op("ADDITEMS", label="add").stop()
-    expect(ModelFormatError, a.bytes(), f"a {name} cannot be a dictionary key or set element",
-           where("ADDITEMS", a.pos("add")))
+    expect(
+        ModelFormatError,
+        a.bytes(),
+        f"a {name} cannot be a dictionary key or set element",
+        where("ADDITEMS", a.pos("add")),
+    )
 
 
 def test_key_that_is_an_array():
     a = Asm(5).op("EMPTY_DICT")
     a.raw(frombuffer_pickle(b"\0" * 8, "f8", (1,)).bytes()[2:-1])
     a.none().op("SETITEM", label="set").stop()
-    expect(ModelFormatError, a.bytes(), "a numpy.ndarray cannot be a dictionary key", where("SETITEM", a.pos("set")))
+    expect(
+        ModelFormatError,
+        a.bytes(),
+        "a numpy.ndarray cannot be a dictionary key",
+        where("SETITEM", a.pos("set")),
+    )
 
 
 DAG_KEY_CHILD = textwrap.dedent("""
@@ -1330,7 +1839,9 @@ def test_key_that_is_a_wide_dag_of_shared_tuples_does_not_hang(tmp_path):
     try:
         r = run_python(DAG_KEY_CHILD.replace("sys.argv[1]", repr(str(path))), timeout=5)
     except subprocess.TimeoutExpired:
-        pytest.fail(f"a {len(a.bytes())}-byte file kept the VM busy for more than 5 s (dict key check/hash)")
+        pytest.fail(
+            f"a {len(a.bytes())}-byte file kept the VM busy for more than 5 s (dict key check/hash)"
+        )
     assert r.returncode == 0, r.stderr
     assert time.monotonic() - start < 5
     assert r.stdout.startswith(("LOADED", "REFUSED"))
@@ -1362,14 +1873,23 @@ def test_too_many_non_string_keys():
     for k in colliding_ints(1025, base=1):
         a.int(k).none()
     a.op("SETITEMS", label="set").stop()
-    expect(UnsupportedModelError, a.bytes(), "too many non-string keys (at most 1024 in a container, 65536 in a file)",
-           where("SETITEMS", a.pos("set")))
+    expect(
+        UnsupportedModelError,
+        a.bytes(),
+        "too many non-string keys (at most 1024 in a container, 65536 in a file)",
+        where("SETITEMS", a.pos("set")),
+    )
     # the same cap for sets
     a = Asm(4).mark()
     for k in colliding_ints(1025, base=1):
         a.int(k)
     a.op("FROZENSET", label="set").stop()
-    expect(UnsupportedModelError, a.bytes(), "too many non-string keys", where("FROZENSET", a.pos("set")))
+    expect(
+        UnsupportedModelError,
+        a.bytes(),
+        "too many non-string keys",
+        where("FROZENSET", a.pos("set")),
+    )
     # and per file
     a = Asm(4).mark()
     for d in range(65):
@@ -1402,7 +1922,9 @@ def zero_bomb(codec: str, size: int) -> bytes:
     elif codec in ("xz", "lzma"):
         import lzma
 
-        c = lzma.LZMACompressor(format=lzma.FORMAT_XZ if codec == "xz" else lzma.FORMAT_ALONE, preset=1)
+        c = lzma.LZMACompressor(
+            format=lzma.FORMAT_XZ if codec == "xz" else lzma.FORMAT_ALONE, preset=1
+        )
         parts = [c.compress(zeros) for _ in range(size >> 20)] + [c.flush()]
     else:
         import lz4.frame
@@ -1422,8 +1944,14 @@ def test_decompression_bomb_with_a_small_cap(codec):
     try:
         # the output passes the cap, or (xz, lzma) the decoder's dictionary
         # alone would: liblzma's memlimit is the cap too
-        expect(UnsupportedModelError, bomb, f"the {codec} stream",
-               f"the memory budget of {cap} bytes", raw=False, max_memory=cap)
+        expect(
+            UnsupportedModelError,
+            bomb,
+            f"the {codec} stream",
+            f"the memory budget of {cap} bytes",
+            raw=False,
+            max_memory=cap,
+        )
         peak = tracemalloc.get_traced_memory()[1]
     finally:
         tracemalloc.stop()
@@ -1455,7 +1983,9 @@ def test_decompression_bomb_with_the_default_cap():
     refused once the default budget (2 GiB) is reached, never held in full."""
     r = run_python(BOMB_CHILD, timeout=60)
     assert r.returncode == 0, r.stderr[-2000:]
-    assert f"REFUSED the lz4 stream expands past the memory budget of {2 << 30} bytes" in r.stdout, r.stdout
+    assert (
+        f"REFUSED the lz4 stream expands past the memory budget of {2 << 30} bytes" in r.stdout
+    ), r.stdout
     rss = int(r.stdout.split("MAXRSS_KIB")[1].split()[0]) * 1024
     assert rss < (2 << 30) + (700 << 20), f"peak RSS {rss >> 20} MiB for a 2 GiB budget"
 
@@ -1478,8 +2008,12 @@ def test_truncated_and_corrupt_compressed_streams(codec, joblib_bytes):
 
 
 def test_joblib_zfile_header():
-    expect(UnsupportedModelError, b"ZF0x00000000000000a0" + zlib.compress(b"\x80\x02N."),
-           "joblib < 0.10 compressed file ('ZF' header)", raw=False)
+    expect(
+        UnsupportedModelError,
+        b"ZF0x00000000000000a0" + zlib.compress(b"\x80\x02N."),
+        "joblib < 0.10 compressed file ('ZF' header)",
+        raw=False,
+    )
 
 
 def test_unknown_header():
@@ -1538,12 +2072,23 @@ def lying_tree(small_tree, change) -> bytes:
 
 
 LYING_TREES = {
-    "root is its own left child": (lambda n, s: n["left_child"].__setitem__(0, 0), "node 0 is reached twice"),
-    "both children the same node": (lambda n, s: n["right_child"].__setitem__(0, n["left_child"][0]),
-                                    "is reached twice"),
-    "child past the end": (lambda n, s: n["right_child"].__setitem__(0, 10**6), "outside the tree's"),
+    "root is its own left child": (
+        lambda n, s: n["left_child"].__setitem__(0, 0),
+        "node 0 is reached twice",
+    ),
+    "both children the same node": (
+        lambda n, s: n["right_child"].__setitem__(0, n["left_child"][0]),
+        "is reached twice",
+    ),
+    "child past the end": (
+        lambda n, s: n["right_child"].__setitem__(0, 10**6),
+        "outside the tree's",
+    ),
     "negative child": (lambda n, s: n["right_child"].__setitem__(0, -5), "outside the tree's"),
-    "feature past the end": (lambda n, s: n["feature"].__setitem__(0, 10**9), "splits on feature 1000000000 of 3"),
+    "feature past the end": (
+        lambda n, s: n["feature"].__setitem__(0, 10**9),
+        "splits on feature 1000000000 of 3",
+    ),
     "node_count lies": (lambda n, s: s.__setitem__("node_count", 10**6), "node_count 1000000"),
 }
 
@@ -1556,6 +2101,7 @@ def test_lying_tree(name, small_tree):
 
 def test_very_deep_tree_loads_and_predicts(small_tree):
     """A 100000-deep chain of splits (a legal tree): no recursion, no crash."""
+
     def chain(nodes, state):
         m = 100_000
         deep = np.zeros(2 * m + 1, dtype=nodes.dtype)
@@ -1565,8 +2111,13 @@ def test_very_deep_tree_loads_and_predicts(small_tree):
         deep["left_child"][2 * i + 1] = deep["right_child"][2 * i + 1] = -1
         deep["left_child"][-1] = deep["right_child"][-1] = -1
         deep["threshold"][:] = 2.0
-        state.update(nodes=deep, node_count=len(deep), max_depth=m,
-                     values=np.full((len(deep),) + state["values"].shape[1:], 1.0 / 3))
+        state.update(
+            nodes=deep,
+            node_count=len(deep),
+            max_depth=m,
+            values=np.full((len(deep),) + state["values"].shape[1:], 1.0 / 3),
+        )
+
     model = mlfast.loads(lying_tree(small_tree, chain))
     assert model.predict(small_tree[1]).shape == (60,)
 
@@ -1580,9 +2131,14 @@ def test_very_deep_tree_loads_and_predicts(small_tree):
 def real_file(request):
     """A real model file by name: joblib's default, protocol 2, protocol 0,
     and joblib at protocol 1 (its array wrappers made by copyreg)."""
-    return request.getfixturevalue({"joblib": "joblib_bytes", "proto2": "proto2_bytes",
-                                    "proto0": "proto0_bytes",
-                                    "joblib_p1": "joblib_p1_bytes"}[request.param])
+    return request.getfixturevalue(
+        {
+            "joblib": "joblib_bytes",
+            "proto2": "proto2_bytes",
+            "proto0": "proto0_bytes",
+            "joblib_p1": "joblib_p1_bytes",
+        }[request.param]
+    )
 
 
 REAL_FILES = ["joblib", "proto2", "proto0", "joblib_p1"]
@@ -1628,12 +2184,13 @@ def test_random_corruption(real_file):
             wrong.append(f"attempt {attempt}: {type(e).__name__}: {e}")
         outcomes[outcome] = outcomes.get(outcome, 0) + 1
     assert not wrong, "\n".join(wrong[:20])
-    assert outcomes.get("ModelFormatError", 0) > 100    # the corruption did bite
+    assert outcomes.get("ModelFormatError", 0) > 100  # the corruption did bite
 
 
 # =============================================================================================
 # 13. Protocols 0 and 1: the same VM, the same rules, text opcodes with checked lines
 # =============================================================================================
+
 
 def expect_vm(exc, data, *fragments, max_memory=None):
     """expect() for a bare stream of old-protocol values: the loader takes
@@ -1646,33 +2203,70 @@ def expect_vm(exc, data, *fragments, max_memory=None):
         assert fragment in str(info.value), f"{fragment!r} not in message: {info.value}"
 
 
-
 def _same_value(a, b) -> bool:
     """Equal values, arrays compared by dtype, shape and content (NaN too)."""
     if isinstance(a, np.ndarray) or isinstance(b, np.ndarray):
-        return (isinstance(a, np.ndarray) and isinstance(b, np.ndarray) and a.dtype == b.dtype
-                and a.shape == b.shape and a.flags.f_contiguous == b.flags.f_contiguous
-                and (a.tolist() == b.tolist() if a.dtype.kind == "O"
-                     else a.tobytes() == b.tobytes()))
+        return (
+            isinstance(a, np.ndarray)
+            and isinstance(b, np.ndarray)
+            and a.dtype == b.dtype
+            and a.shape == b.shape
+            and a.flags.f_contiguous == b.flags.f_contiguous
+            and (a.tolist() == b.tolist() if a.dtype.kind == "O" else a.tobytes() == b.tobytes())
+        )
     if isinstance(a, (list, tuple)):
         return type(a) is type(b) and len(a) == len(b) and all(map(_same_value, a, b))
     if isinstance(a, dict):
-        return type(b) is dict and a.keys() == b.keys() and all(
-            _same_value(a[k], b[k]) for k in a)
+        return type(b) is dict and a.keys() == b.keys() and all(_same_value(a[k], b[k]) for k in a)
     if isinstance(a, float) and a != a:
         return isinstance(b, float) and b != b
     return type(a) is type(b) and a == b
 
 
 PLAIN_VALUES = [
-    "line\nbreak and back\\slash", "\u00e9t\u00e9 \u2603 \U0001f600", "",
-    bytes(range(256)), b"", b"\n\\",
-    0, 1, -1, 255, 65535, 2**31 - 1, -(2**31), 2**31, -(2**63), 2**64 + 1, -(10**300),
-    0.0, -0.0, 1.5, 1e-310, float("inf"), float("-inf"), float("nan"),
-    True, False, None, (), (1,), (1, 2, 3, 4), [], [1, [2, [3]]], {}, {"a": {"b": None}},
-    {1: "int key", (1, "a"): "tuple key"}, {1, 2}, frozenset({"x"}),
-    np.arange(7.0), np.arange(12, dtype=np.int32).reshape(3, 4).T, np.array([], dtype="<U3"),
-    np.array(["a", None, 1.5], dtype=object), np.array([b"ab", b"\n"]), np.float64(0.1),
+    "line\nbreak and back\\slash",
+    "\u00e9t\u00e9 \u2603 \U0001f600",
+    "",
+    bytes(range(256)),
+    b"",
+    b"\n\\",
+    0,
+    1,
+    -1,
+    255,
+    65535,
+    2**31 - 1,
+    -(2**31),
+    2**31,
+    -(2**63),
+    2**64 + 1,
+    -(10**300),
+    0.0,
+    -0.0,
+    1.5,
+    1e-310,
+    float("inf"),
+    float("-inf"),
+    float("nan"),
+    True,
+    False,
+    None,
+    (),
+    (1,),
+    (1, 2, 3, 4),
+    [],
+    [1, [2, [3]]],
+    {},
+    {"a": {"b": None}},
+    {1: "int key", (1, "a"): "tuple key"},
+    {1, 2},
+    frozenset({"x"}),
+    np.arange(7.0),
+    np.arange(12, dtype=np.int32).reshape(3, 4).T,
+    np.array([], dtype="<U3"),
+    np.array(["a", None, 1.5], dtype=object),
+    np.array([b"ab", b"\n"]),
+    np.float64(0.1),
     np.dtype([("a", "<i8"), ("b", "<f4")]),
     np.array([(1, 2.5), (-3, np.nan)], dtype=[("left", "<i8"), ("threshold", "<f8")]),
 ]
@@ -1707,11 +2301,12 @@ def test_protocol_0_and_1_model_files(proto, how, pipeline):
         buf = io.BytesIO()
         joblib.dump(model, buf, protocol=proto, compress=3 if how == "joblib_z3" else 0)
         data = buf.getvalue()
-    assert (data[:1] == b"c") == (how != "joblib_z3")    # no PROTO: a GLOBAL first
+    assert (data[:1] == b"c") == (how != "joblib_z3")  # no PROTO: a GLOBAL first
     fast = mlfast.loads(data)
     np.testing.assert_array_equal(fast.predict(X), model.predict(X))
-    np.testing.assert_allclose(fast.predict_proba(X), model.predict_proba(X),
-                               rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(
+        fast.predict_proba(X), model.predict_proba(X), rtol=1e-12, atol=1e-12
+    )
 
 
 def test_protocol_0_python2_names_map_as_pickle_maps_them():
@@ -1731,8 +2326,13 @@ def test_protocol_0_and_1_payloads_are_refused_at_their_global(proto, ctx):
     CPython."""
     payload = pickle.dumps(P.Reduce(os.system, ctx.cmd), protocol=proto)
     assert payload.startswith(b"cposix\nsystem\n")
-    expect(UnsafeModelError, payload, "global 'posix.system' is refused", where("GLOBAL", 0),
-           marker=ctx.marker)
+    expect(
+        UnsafeModelError,
+        payload,
+        "global 'posix.system' is refused",
+        where("GLOBAL", 0),
+        marker=ctx.marker,
+    )
     data = b"c__builtin__\neval\n(Vprint(1)\ntR."
     expect(UnsafeModelError, data, "global 'builtins.eval' is refused", where("GLOBAL", 0))
     data = b"(c__builtin__\n__import__\n(Vos\ntRtR."
@@ -1744,8 +2344,8 @@ def test_protocol_0_and_1_payloads_are_refused_at_their_global(proto, ctx):
 UNICODE_CASES = [
     # (line after 'V', what is expected)
     (b"no newline at all", "line not terminated"),
-    (b"\\u12\n", "invalid string data"),         # a \u escape cut short
-    (b"\\U00110000\n", "invalid string data"),   # past the last code point
+    (b"\\u12\n", "invalid string data"),  # a \u escape cut short
+    (b"\\U00110000\n", "invalid string data"),  # past the last code point
 ]
 
 
@@ -1762,17 +2362,18 @@ def test_protocol_0_unicode_line_may_be_long_and_is_charged():
     data = pickle.dumps(text.encode("latin1"), protocol=0)
     assert _core.unpickle(data) == pickle.loads(data)
     a = Asm(None).op("UNICODE", b"x" * 300_000 + b"\n", label="op").stop()
-    expect_vm(UnsupportedModelError, a.bytes(), "memory budget", where("UNICODE", 0),
-           max_memory=1_000_000)
+    expect_vm(
+        UnsupportedModelError, a.bytes(), "memory budget", where("UNICODE", 0), max_memory=1_000_000
+    )
 
 
 TEXT_INTS = [
     # what CPython's unpickler reads, and what mlfast refuses instead
-    (b"I010\n", 8),          # strtol with base 0: octal
-    (b"I0x1f\n", 31),        # hexadecimal
+    (b"I010\n", 8),  # strtol with base 0: octal
+    (b"I0x1f\n", 31),  # hexadecimal
     (b"I+5\n", 5),
     (b"I 5\n", 5),
-    (b"I1_000\n", 1000),     # int() with base 0: underscores
+    (b"I1_000\n", 1000),  # int() with base 0: underscores
     (b"L012L\n", None),
     (b"I-\n", None),
     (b"I\n", None),
@@ -1791,8 +2392,12 @@ def test_protocol_0_ints_in_python_spelling_only(text, cpython):
             pickle.loads(data)
     else:
         assert pickle.loads(data) == cpython
-    expect_vm(ModelFormatError, data, "invalid integer text", where(
-        "INT" if text[:1] == b"I" else "LONG", 0))
+    expect_vm(
+        ModelFormatError,
+        data,
+        "invalid integer text",
+        where("INT" if text[:1] == b"I" else "LONG", 0),
+    )
 
 
 def test_protocol_0_ints_have_a_digit_cap():
@@ -1800,10 +2405,15 @@ def test_protocol_0_ints_have_a_digit_cap():
     assert _core.unpickle(ok) == pickle.loads(ok) == int("9" * 617)
     assert _core.unpickle(b"I-2147483649\n.") == -2147483649
     assert _core.unpickle(b"I00\n.") is False and _core.unpickle(b"I01\n.") is True
-    expect_vm(UnsupportedModelError, b"L" + b"9" * 618 + b"L\n.", "integer of 618 digits (at most 617)",
-           where("LONG", 0))
-    expect_vm(UnsupportedModelError, b"I-" + b"1" * 700 + b"\n.", "integer of 700 digits",
-           where("INT", 0))
+    expect_vm(
+        UnsupportedModelError,
+        b"L" + b"9" * 618 + b"L\n.",
+        "integer of 618 digits (at most 617)",
+        where("LONG", 0),
+    )
+    expect_vm(
+        UnsupportedModelError, b"I-" + b"1" * 700 + b"\n.", "integer of 700 digits", where("INT", 0)
+    )
 
 
 def test_protocol_0_floats_and_memo_text():
@@ -1813,8 +2423,12 @@ def test_protocol_0_floats_and_memo_text():
     expect_vm(ModelFormatError, b"F1.5x\n.", "invalid float text", where("FLOAT", 0))
     expect_vm(ModelFormatError, b"Np-1\n.", "invalid memo index text", where("PUT", 1))
     expect_vm(ModelFormatError, b"Np0\n0g1\n.", "memo key 1 was never stored", where("GET", 5))
-    expect_vm(ModelFormatError, b"Np" + b"9" * 12 + b"\n.", "memo index text of 12 characters",
-           where("PUT", 1))
+    expect_vm(
+        ModelFormatError,
+        b"Np" + b"9" * 12 + b"\n.",
+        "memo index text of 12 characters",
+        where("PUT", 1),
+    )
 
 
 def test_protocol_0_or_1_is_recognised_by_its_first_bytes():
@@ -1831,8 +2445,9 @@ def test_protocol_0_or_1_is_recognised_by_its_first_bytes():
 # Decompositions, GLMs, preprocessing, selection, clustering, mixtures: lying arrays
 # =============================================================================================
 
+
 def _family_models():
-    from sklearn.cluster import BisectingKMeans, Birch, KMeans
+    from sklearn.cluster import Birch, BisectingKMeans, KMeans
     from sklearn.covariance import EllipticEnvelope
     from sklearn.cross_decomposition import PLSRegression
     from sklearn.decomposition import PCA, FactorAnalysis, KernelPCA
@@ -1848,18 +2463,28 @@ def _family_models():
     rng = np.random.RandomState(0)
     X = rng.randn(60, 4)
     y = np.abs(X[:, 0]) + 0.1
-    return [PCA(2, whiten=True).fit(X), FactorAnalysis(2).fit(X), KernelPCA(2, kernel="rbf").fit(X),
-            PLSRegression(2).fit(X, y), SparseRandomProjection(3, density=0.5,
-                                                               random_state=0).fit(X),
-            PoissonRegressor().fit(X, y), KernelRidge(kernel="rbf").fit(X, y),
-            Nystroem(n_components=10, random_state=0).fit(X),
-            GaussianMixture(2, covariance_type="full", random_state=0).fit(X),
-            BayesianGaussianMixture(n_components=2, random_state=0).fit(X),
-            EllipticEnvelope(random_state=0).fit(X), KMeans(3, n_init=1, random_state=0).fit(X),
-            BisectingKMeans(3, random_state=0).fit(X), Birch(n_clusters=2).fit(X),
-            IsotonicRegression().fit(X[:, 0], y), QuantileTransformer(n_quantiles=10).fit(X),
-            PowerTransformer().fit(X), KBinsDiscretizer(3, encode="onehot-dense").fit(X),
-            SelectKBest(k=2).fit(X, y > 1), RFE(LinearRegression(), n_features_to_select=2).fit(X, y)]
+    return [
+        PCA(2, whiten=True).fit(X),
+        FactorAnalysis(2).fit(X),
+        KernelPCA(2, kernel="rbf").fit(X),
+        PLSRegression(2).fit(X, y),
+        SparseRandomProjection(3, density=0.5, random_state=0).fit(X),
+        PoissonRegressor().fit(X, y),
+        KernelRidge(kernel="rbf").fit(X, y),
+        Nystroem(n_components=10, random_state=0).fit(X),
+        GaussianMixture(2, covariance_type="full", random_state=0).fit(X),
+        BayesianGaussianMixture(n_components=2, random_state=0).fit(X),
+        EllipticEnvelope(random_state=0).fit(X),
+        KMeans(3, n_init=1, random_state=0).fit(X),
+        BisectingKMeans(3, random_state=0).fit(X),
+        Birch(n_clusters=2).fit(X),
+        IsotonicRegression().fit(X[:, 0], y),
+        QuantileTransformer(n_quantiles=10).fit(X),
+        PowerTransformer().fit(X),
+        KBinsDiscretizer(3, encode="onehot-dense").fit(X),
+        SelectKBest(k=2).fit(X, y > 1),
+        RFE(LinearRegression(), n_features_to_select=2).fit(X, y),
+    ]
 
 
 def _lies(value):
@@ -1867,8 +2492,13 @@ def _lies(value):
     integers, NaN."""
     if not isinstance(value, np.ndarray) or value.dtype.kind not in "fiub":
         return []
-    lies = [value[:1], value.reshape(-1), np.zeros((0,) + value.shape[1:], value.dtype),
-            np.full(value.shape, 10**9, dtype=np.int64), np.full(value.shape, np.nan)]
+    lies = [
+        value[:1],
+        value.reshape(-1),
+        np.zeros((0,) + value.shape[1:], value.dtype),
+        np.full(value.shape, 10**9, dtype=np.int64),
+        np.full(value.shape, np.nan),
+    ]
     if value.ndim >= 1:
         lies.append(np.concatenate([value, value[:1]]))
     if value.ndim == 2:
@@ -1883,7 +2513,6 @@ def test_new_families_with_lying_arrays(index):
     about its shape or its values: a clean refusal (MlfastError) or a model
     that answers, never a crash or a read out of bounds (ASan runs this)."""
     import copy
-
     import warnings
 
     with warnings.catch_warnings():

@@ -4,6 +4,7 @@ for a valid model mlfast does not serve, UnsupportedModelError) -- never a
 crash, a hang or another exception.  The files are real models, damaged:
 the version fixtures (tests/fixtures/gbdt/), so that no library is needed
 and the suite runs under ASan (the libraries' own C++ does not)."""
+
 from __future__ import annotations
 
 import json
@@ -64,8 +65,8 @@ def test_a_truncated_booster_inside_a_pickle_is_a_format_error() -> None:
     start = data.index(handle[:64])
     # the same pickle with the handle's bytes cut, its length prefix kept honest
     cut = handle[: len(handle) // 2]
-    assert data[start - 5] == 0x42       # BINBYTES (u32 length) inside bytearray(...)
-    bad = data[:start - 4] + struct.pack("<I", len(cut)) + cut + data[start + len(handle):]
+    assert data[start - 5] == 0x42  # BINBYTES (u32 length) inside bytearray(...)
+    bad = data[: start - 4] + struct.pack("<I", len(cut)) + cut + data[start + len(handle) :]
     with pytest.raises(mlfast.ModelFormatError):
         mlfast.loads(bad)
 
@@ -73,10 +74,10 @@ def test_a_truncated_booster_inside_a_pickle_is_a_format_error() -> None:
 def test_a_ubjson_count_larger_than_the_file_is_refused_before_allocating(xgb_ubj) -> None:
     # the first typed array: '[$d#L' + 8-byte count
     at = xgb_ubj.index(b"[$d#L")
-    huge = xgb_ubj[:at + 5] + struct.pack(">q", 1 << 60) + xgb_ubj[at + 13:]
+    huge = xgb_ubj[: at + 5] + struct.pack(">q", 1 << 60) + xgb_ubj[at + 13 :]
     with pytest.raises(mlfast.ModelFormatError, match="length"):
         mlfast.loads(huge)
-    negative = xgb_ubj[:at + 5] + struct.pack(">q", -5) + xgb_ubj[at + 13:]
+    negative = xgb_ubj[: at + 5] + struct.pack(">q", -5) + xgb_ubj[at + 13 :]
     with pytest.raises(mlfast.ModelFormatError):
         mlfast.loads(negative)
 
@@ -88,17 +89,20 @@ def test_deep_nesting_is_refused() -> None:
         mlfast.loads(b'{"a":' + b"[" * 100000 + b"]" * 100000 + b"}")
 
 
-@pytest.mark.parametrize("damage, message", [
-    (lambda t: t["left_children"].__setitem__(0, 10 ** 6), "outside the tree"),
-    (lambda t: t["left_children"].__setitem__(0, 0), "reached twice"),
-    (lambda t: t["right_children"].__setitem__(0, 0), "reached twice"),
-    (lambda t: t["split_indices"].__setitem__(0, 99), "feature 99"),
-    (lambda t: t["left_children"].pop(), "items, expected"),
-    (lambda t: t["split_conditions"].__setitem__(0, "x"), "other than numbers"),
-    (lambda t: t["tree_param"].__setitem__("num_nodes", "-3"), "num_nodes"),
-    (lambda t: t["tree_param"].__setitem__("num_nodes", "1000000000"), "items, expected"),
-    (lambda t: t.pop("default_left"), "default_left"),
-])
+@pytest.mark.parametrize(
+    "damage, message",
+    [
+        (lambda t: t["left_children"].__setitem__(0, 10**6), "outside the tree"),
+        (lambda t: t["left_children"].__setitem__(0, 0), "reached twice"),
+        (lambda t: t["right_children"].__setitem__(0, 0), "reached twice"),
+        (lambda t: t["split_indices"].__setitem__(0, 99), "feature 99"),
+        (lambda t: t["left_children"].pop(), "items, expected"),
+        (lambda t: t["split_conditions"].__setitem__(0, "x"), "other than numbers"),
+        (lambda t: t["tree_param"].__setitem__("num_nodes", "-3"), "num_nodes"),
+        (lambda t: t["tree_param"].__setitem__("num_nodes", "1000000000"), "items, expected"),
+        (lambda t: t.pop("default_left"), "default_left"),
+    ],
+)
 def test_lying_trees_are_format_errors(xgb_json, damage, message) -> None:
     doc = json.loads(json.dumps(xgb_json))
     damage(_tree(doc))
@@ -125,16 +129,19 @@ def test_lying_model_parameters_are_format_errors(xgb_json) -> None:
 
 # ---- LightGBM --------------------------------------------------------------------
 
+
 @pytest.fixture(scope="module")
 def lgb_text() -> str:
     """The first tree of a LightGBM regressor fixture, on its own (7 leaves)."""
     text = (LGB / "model.txt").read_text()
     header, rest = text.split("\nTree=0\n", 1)
     tree0, tail = rest.split("\nTree=1\n", 1)
-    end = tail[tail.index("end of trees"):]
-    header = header.replace("num_class=4", "num_class=1").replace(
-        "num_tree_per_iteration=4", "num_tree_per_iteration=1").replace(
-        "objective=multiclass num_class:4", "objective=regression")
+    end = tail[tail.index("end of trees") :]
+    header = (
+        header.replace("num_class=4", "num_class=1")
+        .replace("num_tree_per_iteration=4", "num_tree_per_iteration=1")
+        .replace("objective=multiclass num_class:4", "objective=regression")
+    )
     return header + "\nTree=0\n" + tree0 + "\n" + end
 
 
@@ -147,16 +154,19 @@ def _replace_line(text: str, key: str, value: str) -> str:
     raise AssertionError(key)
 
 
-@pytest.mark.parametrize("key, value, message", [
-    ("left_child", "0 -1 -2 -4 -5 -6", "reached twice"),
-    ("left_child", "1 -99 -2 -4 -5 -6", "leaf out of range"),
-    ("right_child", "1 -3 -4 -5 -6 60", "outside the tree"),
-    ("split_feature", "0 0 40 1 1 1", "feature 40"),
-    ("threshold", "0.1 0.2", "values, expected"),
-    ("decision_type", "2 2 14 2 2 2", "missing type 3"),
-    ("num_leaves", "x", "expected an integer"),
-    ("leaf_value", "1 2 nonsense 4 5 6 7", "other than numbers"),
-])
+@pytest.mark.parametrize(
+    "key, value, message",
+    [
+        ("left_child", "0 -1 -2 -4 -5 -6", "reached twice"),
+        ("left_child", "1 -99 -2 -4 -5 -6", "leaf out of range"),
+        ("right_child", "1 -3 -4 -5 -6 60", "outside the tree"),
+        ("split_feature", "0 0 40 1 1 1", "feature 40"),
+        ("threshold", "0.1 0.2", "values, expected"),
+        ("decision_type", "2 2 14 2 2 2", "missing type 3"),
+        ("num_leaves", "x", "expected an integer"),
+        ("leaf_value", "1 2 nonsense 4 5 6 7", "other than numbers"),
+    ],
+)
 def test_lying_lightgbm_trees_are_format_errors(lgb_text, key, value, message) -> None:
     assert mlfast.loads(lgb_text.encode()).predict(_rows(2)).shape == (2,)
     bad = _replace_line(lgb_text, key, value)
@@ -171,6 +181,7 @@ def test_a_lightgbm_text_without_its_end_is_a_format_error(lgb_text) -> None:
 
 
 # ---- CatBoost --------------------------------------------------------------------
+
 
 @pytest.fixture(scope="module")
 def cbm() -> bytes:
@@ -194,7 +205,7 @@ def test_catboost_offsets_out_of_range_are_format_errors(cbm) -> None:
     refused = 0
     for _ in range(200):
         at = 8 + 4 * int(rng.integers(0, size // 4))
-        bad = cbm[:at] + struct.pack("<I", int(rng.integers(1 << 20, 1 << 31))) + cbm[at + 4:]
+        bad = cbm[:at] + struct.pack("<I", int(rng.integers(1 << 20, 1 << 31))) + cbm[at + 4 :]
         try:
             mlfast.loads(bad)
         except (mlfast.ModelFormatError, mlfast.UnsupportedModelError):

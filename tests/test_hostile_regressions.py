@@ -5,6 +5,7 @@ problem, and each is strict: it fails until the bug is fixed.
 Where a case could crash or hang the interpreter it runs in a subprocess with
 a timeout, so that a regression fails one test instead of the whole run.
 """
+
 from __future__ import annotations
 
 import io
@@ -28,9 +29,18 @@ ROOT = TESTS.parent
 
 def run_python(code: str, timeout: float):
     env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join([str(ROOT)] + ([env["PYTHONPATH"]] if env.get("PYTHONPATH") else []))
-    return subprocess.run([sys.executable, "-c", textwrap.dedent(code)], capture_output=True,
-                          text=True, timeout=timeout, env=env, cwd=str(ROOT), stdin=subprocess.DEVNULL)
+    env["PYTHONPATH"] = os.pathsep.join(
+        [str(ROOT)] + ([env["PYTHONPATH"]] if env.get("PYTHONPATH") else [])
+    )
+    return subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(code)],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env=env,
+        cwd=str(ROOT),
+        stdin=subprocess.DEVNULL,
+    )
 
 
 def peak_traced(fn):
@@ -75,23 +85,34 @@ def test_lzma_alone_dictionary_size_is_bounded_by_max_memory():
     # over the budget is UnsupportedModelError, as for every other codec
     # (README; tests/test_hostile.py::test_decompression_bomb_with_a_small_cap),
     # not "corrupt lzma stream"
-    assert type(error) is mlfast.UnsupportedModelError, f"expected UnsupportedModelError, got {error!r}"
+    assert type(error) is mlfast.UnsupportedModelError, (
+        f"expected UnsupportedModelError, got {error!r}"
+    )
     assert "memory budget" in str(error), str(error)
-    assert peak < 64 << 20, (f"a {len(LZMA_ALONE_4GIB_DICT)}-byte file made the loader allocate "
-                             f"{peak >> 20} MiB under max_memory={max_memory}")
+    assert peak < 64 << 20, (
+        f"a {len(LZMA_ALONE_4GIB_DICT)}-byte file made the loader allocate "
+        f"{peak >> 20} MiB under max_memory={max_memory}"
+    )
 
 
 def test_xz_dictionary_size_is_bounded_by_max_memory():
     """The same through the .xz container: a 60-byte file whose LZMA2
     filter declares a 1.5 GiB dictionary (``LZMADecompressor(FORMAT_XZ)``
     without ``memlimit``)."""
-    data = lzma.compress(b"\x80\x04N.", format=lzma.FORMAT_XZ,
-                         filters=[{"id": lzma.FILTER_LZMA2, "dict_size": 1536 << 20}])
+    data = lzma.compress(
+        b"\x80\x04N.",
+        format=lzma.FORMAT_XZ,
+        filters=[{"id": lzma.FILTER_LZMA2, "dict_size": 1536 << 20}],
+    )
     max_memory = 1 << 20
     error, peak = peak_traced(lambda: mlfast.loads(data, max_memory=max_memory))
-    assert peak < 64 << 20, (f"a {len(data)}-byte file made the loader allocate {peak >> 20} MiB "
-                             f"under max_memory={max_memory}")
-    assert type(error) is mlfast.UnsupportedModelError, f"expected UnsupportedModelError, got {error!r}"
+    assert peak < 64 << 20, (
+        f"a {len(data)}-byte file made the loader allocate {peak >> 20} MiB "
+        f"under max_memory={max_memory}"
+    )
+    assert type(error) is mlfast.UnsupportedModelError, (
+        f"expected UnsupportedModelError, got {error!r}"
+    )
     assert "memory budget" in str(error), str(error)
 
 
@@ -102,7 +123,8 @@ def test_many_gzip_members_take_linear_time():
     members (2.4 MB) took ~12 s, a 16 MB file ~10 minutes of one core
     (mlfast/_loader.py, ``_drain``, the ``if dec.eof`` branch).  Linear
     would be ~0.1 s: keep an offset into the input instead of copying it."""
-    r = run_python("""
+    r = run_python(
+        """
         import gzip, time, mlfast
         data = gzip.compress(b"", mtime=0) * 120_000
         t = time.perf_counter()
@@ -111,7 +133,9 @@ def test_many_gzip_members_take_linear_time():
         except mlfast.MlfastError:
             pass
         print("elapsed", time.perf_counter() - t)
-    """, timeout=60)
+    """,
+        timeout=60,
+    )
     assert r.returncode == 0, r.stderr[-2000:]
     elapsed = float(r.stdout.split()[-1])
     assert elapsed < 3.0, f"120,000 empty gzip members (2.4 MB) took {elapsed:.1f} s"
@@ -141,7 +165,7 @@ def test_unsorted_categories_of_a_categorical_hgb_are_a_model_format_error():
     categories = pre.state["transformers_"][0][1].state["categories_"][0]
     raw = categories.tobytes()
     at = data.index(raw)
-    patched = data[:at] + categories[::-1].copy().tobytes() + data[at + len(raw):]
+    patched = data[:at] + categories[::-1].copy().tobytes() + data[at + len(raw) :]
     with pytest.raises(mlfast.ModelFormatError, match="categor"):
         mlfast.loads(patched)
 
@@ -168,16 +192,22 @@ def test_hgb_nodes_without_a_bitset_field_are_a_model_format_error():
     ``mlfast.loads`` instead of a ModelFormatError naming the estimator:
     the builder checks for ``is_categorical`` among the fields but not for
     the fields it then reads."""
+
     def rename_bitset_field(model):
         for iteration in model._predictors:
             for predictor in iteration:
                 nodes = predictor.nodes
                 names = [("bitset_idy" if n == "bitset_idx" else n) for n in nodes.dtype.names]
-                predictor.nodes = nodes.view(np.dtype({
-                    "names": names,
-                    "formats": [nodes.dtype.fields[n][0] for n in nodes.dtype.names],
-                    "offsets": [nodes.dtype.fields[n][1] for n in nodes.dtype.names],
-                    "itemsize": nodes.dtype.itemsize}))
+                predictor.nodes = nodes.view(
+                    np.dtype(
+                        {
+                            "names": names,
+                            "formats": [nodes.dtype.fields[n][0] for n in nodes.dtype.names],
+                            "offsets": [nodes.dtype.fields[n][1] for n in nodes.dtype.names],
+                            "itemsize": nodes.dtype.itemsize,
+                        }
+                    )
+                )
 
     with pytest.raises(mlfast.ModelFormatError, match="bitset"):
         mlfast.loads(_hgb_cat_file(rename_bitset_field))
@@ -191,6 +221,7 @@ def test_hgb_preprocessor_with_an_array_for_a_name_is_a_model_format_error():
     ``ValueError: The truth value of an array with more than one element is
     ambiguous`` escapes ``mlfast.loads``.  Compare only a str name (and
     refuse the rest as a ModelFormatError)."""
+
     def array_name(model):
         entries = list(model._preprocessor.transformers_)
         entries[0] = (np.array(["encoder", "x"]),) + tuple(entries[0][1:])
@@ -228,7 +259,8 @@ def test_global_hash_is_computed_unsigned():
     for _target, factor in products:
         assert declared.get(factor) != "Py_hash_t", (
             f"csrc/values.c global_hash multiplies the signed Py_hash_t {factor!r} "
-            "(signed overflow is undefined behaviour): combine in Py_uhash_t")
+            "(signed overflow is undefined behaviour): combine in Py_uhash_t"
+        )
 
 
 # =============================================================================================
@@ -303,8 +335,10 @@ def test_client_disconnecting_mid_body_is_not_a_server_error(declared):
 
     app = create_app(mlfast.demo_model_path(), framework="fastapi")
     sent = []
-    messages = [{"type": "http.request", "body": b'{"features": [5.1, ', "more_body": True},
-                {"type": "http.disconnect"}]
+    messages = [
+        {"type": "http.request", "body": b'{"features": [5.1, ', "more_body": True},
+        {"type": "http.disconnect"},
+    ]
 
     async def receive():
         return messages.pop(0) if messages else {"type": "http.disconnect"}
@@ -312,11 +346,24 @@ def test_client_disconnecting_mid_body_is_not_a_server_error(declared):
     async def send(message):
         sent.append(message)
 
-    scope = {"type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "POST",
-             "scheme": "http", "path": "/predict", "raw_path": b"/predict", "query_string": b"",
-             "root_path": "", "headers": [(b"host", b"127.0.0.1"), (b"content-type", b"application/json"),
-                                          (b"content-length", str(declared).encode())],
-             "client": ("127.0.0.1", 50000), "server": ("127.0.0.1", 8000)}
+    scope = {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": "POST",
+        "scheme": "http",
+        "path": "/predict",
+        "raw_path": b"/predict",
+        "query_string": b"",
+        "root_path": "",
+        "headers": [
+            (b"host", b"127.0.0.1"),
+            (b"content-type", b"application/json"),
+            (b"content-length", str(declared).encode()),
+        ],
+        "client": ("127.0.0.1", 50000),
+        "server": ("127.0.0.1", 8000),
+    }
 
     async def call():
         await app(scope, receive, send)
@@ -324,7 +371,9 @@ def test_client_disconnecting_mid_body_is_not_a_server_error(declared):
     try:
         asyncio.run(call())
     except Exception as e:  # noqa: BLE001 - what escapes is the bug
-        pytest.fail(f"{type(e).__module__}.{type(e).__name__} escaped the app after the client "
-                    f"disconnected mid-body")
+        pytest.fail(
+            f"{type(e).__module__}.{type(e).__name__} escaped the app after the client "
+            f"disconnected mid-body"
+        )
     statuses = [m.get("status") for m in sent if m["type"] == "http.response.start"]
     assert 500 not in statuses, f"answered {statuses} to a client that had gone"

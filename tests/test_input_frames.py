@@ -6,6 +6,7 @@ string columns.  Column names are checked as scikit-learn checks them (the
 same message for a renamed column; a ColumnTransformer fitted on names
 selects its columns from a frame in any order).
 """
+
 from __future__ import annotations
 
 import warnings
@@ -28,13 +29,15 @@ pa = pytest.importorskip("pyarrow")
 
 def frame(n: int, seed: int) -> pd.DataFrame:
     rng = np.random.default_rng(seed)
-    return pd.DataFrame({
-        "age": np.where(rng.random(n) < 0.2, np.nan, rng.uniform(1, 80, n).round(1)),
-        "sibsp": rng.integers(0, 4, n),
-        "fare": rng.exponential(30, n).round(2),
-        "sex": rng.choice(["male", "female"], n).astype(object),
-        "deck": rng.choice(list("ABCDEFG"), n).astype(object),
-    })
+    return pd.DataFrame(
+        {
+            "age": np.where(rng.random(n) < 0.2, np.nan, rng.uniform(1, 80, n).round(1)),
+            "sibsp": rng.integers(0, 4, n),
+            "fare": rng.exponential(30, n).round(2),
+            "sex": rng.choice(["male", "female"], n).astype(object),
+            "deck": rng.choice(list("ABCDEFG"), n).astype(object),
+        }
+    )
 
 
 NUMERIC = ["age", "sibsp", "fare"]
@@ -44,16 +47,31 @@ NUMERIC = ["age", "sibsp", "fare"]
 def fitted():
     train = frame(400, 0)
     y = ((train.sex == "female") ^ (train.fare > 40)).to_numpy().astype(int)
-    numeric = make_pipeline(SimpleImputer(), StandardScaler(),
-                            LogisticRegression()).fit(train[NUMERIC], y)
-    tables = make_pipeline(ColumnTransformer([
-        ("num", make_pipeline(SimpleImputer(), StandardScaler()), NUMERIC),
-        ("cat", OneHotEncoder(handle_unknown="ignore"), ["sex", "deck"])]),
-        LogisticRegression()).fit(train, y)
-    forest = make_pipeline(ColumnTransformer([
-        ("cat", OrdinalEncoder(handle_unknown="use_encoded_value", unknown_value=-1),
-         ["sex", "deck"])], remainder="passthrough"),
-        RandomForestClassifier(n_estimators=10, random_state=0)).fit(train, y)
+    numeric = make_pipeline(SimpleImputer(), StandardScaler(), LogisticRegression()).fit(
+        train[NUMERIC], y
+    )
+    tables = make_pipeline(
+        ColumnTransformer(
+            [
+                ("num", make_pipeline(SimpleImputer(), StandardScaler()), NUMERIC),
+                ("cat", OneHotEncoder(handle_unknown="ignore"), ["sex", "deck"]),
+            ]
+        ),
+        LogisticRegression(),
+    ).fit(train, y)
+    forest = make_pipeline(
+        ColumnTransformer(
+            [
+                (
+                    "cat",
+                    OrdinalEncoder(handle_unknown="use_encoded_value", unknown_value=-1),
+                    ["sex", "deck"],
+                )
+            ],
+            remainder="passthrough",
+        ),
+        RandomForestClassifier(n_estimators=10, random_state=0),
+    ).fit(train, y)
     return {"numeric": numeric, "tables": tables, "forest": forest}
 
 
@@ -61,8 +79,9 @@ def pandas_forms(df: pd.DataFrame) -> dict:
     """The same rows in pandas' other dtypes."""
     return {
         "numpy": df,
-        "nullable Int64/Float64": df.astype({"sibsp": "Int64", "age": "Float64",
-                                             "fare": "Float64"}),
+        "nullable Int64/Float64": df.astype(
+            {"sibsp": "Int64", "age": "Float64", "fare": "Float64"}
+        ),
         "string[python]": df.astype({"sex": "string[python]", "deck": "string[python]"}),
         "string[pyarrow]": df.astype({"sex": "string[pyarrow]", "deck": "string[pyarrow]"}),
         "category": df.astype({"sex": "category", "deck": "category"}),
@@ -72,8 +91,10 @@ def pandas_forms(df: pd.DataFrame) -> dict:
 
 
 def other_frames(df: pd.DataFrame) -> dict:
-    return {"polars": pl.from_pandas(df),
-            "pyarrow Table": pa.Table.from_pandas(df, preserve_index=False)}
+    return {
+        "polars": pl.from_pandas(df),
+        "pyarrow Table": pa.Table.from_pandas(df, preserve_index=False),
+    }
 
 
 def select(X, cols):
@@ -98,7 +119,7 @@ def test_pandas_dtypes(fitted, case):
     est = fitted[case]
     model = mlfast.compile(est)
     test = frame(60, 1)
-    test.loc[3, "deck"] = "Z"                  # unseen
+    test.loc[3, "deck"] = "Z"  # unseen
     for name, X in pandas_forms(test).items():
         X = select(X, NUMERIC) if case == "numeric" else X
         for method in ("predict", "predict_proba"):
@@ -117,8 +138,11 @@ def test_pandas_dtypes(fitted, case):
                 close(got, want, f"{case} {name}")
 
 
-REMAINDER_NA = {("forest", "nullable Int64/Float64"), ("forest", "convert_dtypes"),
-                ("forest", "pyarrow backend")}
+REMAINDER_NA = {
+    ("forest", "nullable Int64/Float64"),
+    ("forest", "convert_dtypes"),
+    ("forest", "pyarrow backend"),
+}
 
 
 @pytest.mark.parametrize("case", ["numeric", "tables", "forest"])
@@ -149,8 +173,7 @@ def test_columns_by_name_in_any_order(fitted, kind):
     test = frame(30, 3)
     shuffled = other_frames(test[["deck", "fare", "sex", "sibsp", "age"]])[kind]
     est = fitted["tables"]
-    close(mlfast.compile(est).predict_proba(shuffled), oracle(est, "predict_proba", shuffled),
-          kind)
+    close(mlfast.compile(est).predict_proba(shuffled), oracle(est, "predict_proba", shuffled), kind)
     renamed = other_frames(test[NUMERIC].rename(columns={"fare": "price"}))[kind]
     est = fitted["numeric"]
     with pytest.raises(ValueError) as want:

@@ -1,5 +1,6 @@
 """README's Layout names every source file that exists, so that it stays a
 map a newcomer can trust."""
+
 from __future__ import annotations
 
 import re
@@ -17,11 +18,19 @@ def _layout() -> str:
 
 
 def _sources():
-    for folder, pattern in [("csrc", "*.[ch]"), ("mlfast", "*.py"), ("mlfast", "*.pyi"),
-                            ("mlfast/_builders", "*.py"), ("mlfast/formats", "*.py"),
-                            ("mlfast/serving", "*.py"),
-                            ("benchmarks", "*.py"), ("benchmarks", "*.lua"), ("fuzz", "*"),
-                            ("scripts", "*"), ("apps", "*.py")]:
+    for folder, pattern in [
+        ("csrc", "*.[ch]"),
+        ("mlfast", "*.py"),
+        ("mlfast", "*.pyi"),
+        ("mlfast/_builders", "*.py"),
+        ("mlfast/formats", "*.py"),
+        ("mlfast/serving", "*.py"),
+        ("benchmarks", "*.py"),
+        ("benchmarks", "*.lua"),
+        ("fuzz", "*"),
+        ("scripts", "*"),
+        ("apps", "*.py"),
+    ]:
         for path in sorted((ROOT / folder).glob(pattern)):
             if path.is_file() and not path.name.startswith("."):
                 yield path
@@ -29,8 +38,11 @@ def _sources():
 
 def test_readme_layout_names_every_source_file():
     layout = _layout()
-    missing = [str(p.relative_to(ROOT)) for p in _sources()
-               if not re.search(rf"(?<![\w.]){re.escape(p.name)}(?![\w])", layout)]
+    missing = [
+        str(p.relative_to(ROOT))
+        for p in _sources()
+        if not re.search(rf"(?<![\w.]){re.escape(p.name)}(?![\w])", layout)
+    ]
     assert not missing, f"README's Layout does not name: {', '.join(missing)}"
 
 

@@ -19,6 +19,7 @@ are outside both counters: ``test_large_batches_keep_rss_flat`` watches the
 process's resident memory for them.  valgrind (scripts/valgrind_check.sh)
 covers what none of these see.
 """
+
 from __future__ import annotations
 
 import gc
@@ -38,7 +39,6 @@ import mlfast
 TESTS = Path(__file__).resolve().parent
 ROOT = TESTS.parent
 CORPUS = ROOT / "fuzz" / "corpus" / "load"
-
 
 
 # ---- measuring -------------------------------------------------------------------------
@@ -72,8 +72,9 @@ def _rounds(fn, n, warmup, rounds, out):
             for _ in range(n):
                 fn()
             gc.collect()
-            out.append((tracemalloc.get_traced_memory()[0] - bytes0,
-                        sys.getallocatedblocks() - blocks0))
+            out.append(
+                (tracemalloc.get_traced_memory()[0] - bytes0, sys.getallocatedblocks() - blocks0)
+            )
     finally:
         tracemalloc.stop()
         gc.unfreeze()
@@ -96,7 +97,8 @@ def assert_flat(fn, n: int, what: str, warmup: int = 10, rounds: int = 3, calls:
     best_blocks = min(k for _, k in seen)
     assert best_blocks < 0.75 * total + 8 and best_bytes < 256 * total + 4096, (
         f"{what}: every round of {total} calls kept memory allocated: "
-        + ", ".join(f"{k} blocks/{b} bytes" for b, k in seen))
+        + ", ".join(f"{k} blocks/{b} bytes" for b, k in seen)
+    )
 
 
 def raises(exc, fn, *args):
@@ -106,6 +108,7 @@ def raises(exc, fn, *args):
         except exc:
             return
         raise AssertionError(f"{fn.__name__} did not raise {exc.__name__}")
+
     return call
 
 
@@ -140,15 +143,32 @@ def _families():
         "linear": (LogisticRegression(max_iter=300).fit(X, ys), X),
         "linear_regression": (LinearRegression().fit(X, yr), X),
         "ridge": (Ridge().fit(X, yr), X),
-        "pipeline": (make_pipeline(SimpleImputer(add_indicator=True), StandardScaler(),
-                                   LogisticRegression(max_iter=300)).fit(Xn, y3), Xn),
+        "pipeline": (
+            make_pipeline(
+                SimpleImputer(add_indicator=True),
+                StandardScaler(),
+                LogisticRegression(max_iter=300),
+            ).fit(Xn, y3),
+            Xn,
+        ),
         "tree": (DecisionTreeClassifier(max_depth=5, random_state=0).fit(X, ys), X),
-        "forest": (RandomForestClassifier(n_estimators=4, max_depth=5, random_state=0).fit(X, y3), X),
-        "forest_regressor": (RandomForestRegressor(n_estimators=4, max_depth=4, random_state=0)
-                             .fit(X, yr), X),
-        "gbc": (GradientBoostingClassifier(n_estimators=4, max_depth=2, random_state=0).fit(X, y3), X),
+        "forest": (
+            RandomForestClassifier(n_estimators=4, max_depth=5, random_state=0).fit(X, y3),
+            X,
+        ),
+        "forest_regressor": (
+            RandomForestRegressor(n_estimators=4, max_depth=4, random_state=0).fit(X, yr),
+            X,
+        ),
+        "gbc": (
+            GradientBoostingClassifier(n_estimators=4, max_depth=2, random_state=0).fit(X, y3),
+            X,
+        ),
         "hgb": (HistGradientBoostingClassifier(max_iter=4, random_state=0).fit(Xn, y3), Xn),
-        "hgb_regressor": (HistGradientBoostingRegressor(max_iter=4, random_state=0).fit(Xn, yr), Xn),
+        "hgb_regressor": (
+            HistGradientBoostingRegressor(max_iter=4, random_state=0).fit(Xn, yr),
+            Xn,
+        ),
         "iforest": (IsolationForest(n_estimators=4, random_state=0).fit(X), X),
     }
     out = {}
@@ -164,8 +184,14 @@ def families():
     return _families()
 
 
-METHODS = ("predict", "predict_proba", "predict_log_proba", "decision_function", "transform",
-           "score_samples")
+METHODS = (
+    "predict",
+    "predict_proba",
+    "predict_log_proba",
+    "decision_function",
+    "transform",
+    "score_samples",
+)
 
 
 # ---- loading -------------------------------------------------------------------------------
@@ -182,8 +208,11 @@ def test_repeated_load_of_compressed_files_is_flat(families):
     import zlib
 
     raw = families["pipeline"][0]
-    for codec, data in (("zlib", zlib.compress(raw)), ("gzip", gzip.compress(raw)),
-                        ("xz", lzma.compress(raw))):
+    for codec, data in (
+        ("zlib", zlib.compress(raw)),
+        ("gzip", gzip.compress(raw)),
+        ("xz", lzma.compress(raw)),
+    ):
         assert_flat(lambda: mlfast.loads(data), 60, f"mlfast.loads({codec})", warmup=20)
 
 
@@ -216,8 +245,9 @@ def test_repeated_predict_of_every_family_and_method_is_flat(families):
 
 def test_model_pickle_round_trip_is_flat(families):
     model = mlfast.loads(families["hgb"][0])
-    assert_flat(lambda: pickle.loads(pickle.dumps(model)), 80, "pickle round trip of a Model",
-                warmup=400)
+    assert_flat(
+        lambda: pickle.loads(pickle.dumps(model)), 80, "pickle round trip of a Model", warmup=400
+    )
 
 
 def test_bad_input_errors_are_flat(families):
@@ -243,8 +273,12 @@ def test_bad_input_errors_are_flat(families):
     for what, (fn, arg) in cases.items():
         assert_flat(raises(ValueError, fn, arg), 150, f"refusing {what}", rounds=2)
     # scikit-learn's TypeError for an object array of non-numbers
-    assert_flat(raises(TypeError, model.predict, np.array([[object()] * X.shape[1]])), 150,
-                "refusing an object array", rounds=2)
+    assert_flat(
+        raises(TypeError, model.predict, np.array([[object()] * X.shape[1]])),
+        150,
+        "refusing an object array",
+        rounds=2,
+    )
     # a DataFrame with feature names the model was not fitted with only warns
     assert_flat(lambda: forest.predict(frame), 100, "DataFrame without fitted names")
 
@@ -267,8 +301,14 @@ def test_hostile_payloads_are_refused_without_leaking(tmp_path):
                 mlfast.loads(data)
             except mlfast.UnsafeModelError:
                 pass
-    assert_flat(refuse_all, 5, f"refusing {len(payloads)} code-execution payloads", warmup=2,
-                calls=len(payloads))
+
+    assert_flat(
+        refuse_all,
+        5,
+        f"refusing {len(payloads)} code-execution payloads",
+        warmup=2,
+        calls=len(payloads),
+    )
 
 
 def test_truncated_and_corrupt_files_are_refused_without_leaking(families):
@@ -281,7 +321,9 @@ def test_truncated_and_corrupt_files_are_refused_without_leaking(families):
         for pos in rng.randint(2, len(b), size=3):
             b[pos] ^= 1 << rng.randint(8)
         flips.append(bytes(b))
-    inputs = [data[:c] for c in cuts] + flips + [b"", b"\x80", b"not a pickle", b"\x1f\x8b\x08garbage"]
+    inputs = (
+        [data[:c] for c in cuts] + flips + [b"", b"\x80", b"not a pickle", b"\x1f\x8b\x08garbage"]
+    )
 
     def load_all():
         for d in inputs:
@@ -289,8 +331,14 @@ def test_truncated_and_corrupt_files_are_refused_without_leaking(families):
                 mlfast.loads(d)
             except (mlfast.MlfastError, ValueError):
                 pass
-    assert_flat(load_all, 3, f"refusing {len(inputs)} truncated and corrupt files", warmup=2,
-                calls=len(inputs))
+
+    assert_flat(
+        load_all,
+        3,
+        f"refusing {len(inputs)} truncated and corrupt files",
+        warmup=2,
+        calls=len(inputs),
+    )
 
 
 def test_fuzz_corpus_leaves_nothing_behind():
@@ -314,6 +362,7 @@ def test_fuzz_corpus_leaves_nothing_behind():
                     next(getattr(model, m) for m in METHODS if hasattr(model, m))(np.zeros((2, n)))
                 except Exception:  # noqa: BLE001
                     pass
+
     assert_flat(load_all, 1, f"{len(inputs)} corpus files", warmup=1, calls=len(inputs))
 
 
@@ -326,15 +375,17 @@ def _rss() -> int:
 
 
 @pytest.mark.skipif(not Path("/proc/self/statm").exists(), reason="needs /proc")
-@pytest.mark.skipif(os.environ.get("MLFAST_SANITIZED") == "1",
-                    reason="AddressSanitizer's quarantine holds freed memory: RSS grows by design")
+@pytest.mark.skipif(
+    os.environ.get("MLFAST_SANITIZED") == "1",
+    reason="AddressSanitizer's quarantine holds freed memory: RSS grows by design",
+)
 def test_large_batches_keep_rss_flat(families):
     """Batches big enough for the threaded path, whose per-thread scratch
     buffers come from plain malloc (csrc/chain.c run_range, csrc/trees.c)."""
     for name in ("pipeline", "forest", "hgb"):
         data, X = families[name]
         model = mlfast.loads(data)
-        big = np.repeat(X, 200, axis=0)   # 24,000 rows x 12
+        big = np.repeat(X, 200, axis=0)  # 24,000 rows x 12
         for _ in range(20):
             model.predict(big)
         gc.collect()
@@ -343,4 +394,6 @@ def test_large_batches_keep_rss_flat(families):
             model.predict(big)
         gc.collect()
         grown = _rss() - before
-        assert grown < 16 << 20, f"{name}: 200 large batches grew resident memory by {grown >> 20} MiB"
+        assert grown < 16 << 20, (
+            f"{name}: 200 large batches grew resident memory by {grown >> 20} MiB"
+        )

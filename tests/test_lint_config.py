@@ -1,6 +1,7 @@
 """`make lint` and pre-commit run the same tools at the same versions: the
 `lint` extra of pyproject.toml (what `make lint` installs into .venv) and
 the hooks' pins in .pre-commit-config.yaml name the same releases."""
+
 from __future__ import annotations
 
 import re
@@ -14,8 +15,10 @@ HOOK_TOOLS = ("ruff", "clang-format", "codespell")
 
 
 def _pins(text: str) -> Dict[str, str]:
-    return {name.lower(): version for name, version in
-            re.findall(r'"([A-Za-z0-9_.-]+)==([^";\s]+)', text)}
+    return {
+        name.lower(): version
+        for name, version in re.findall(r'"([A-Za-z0-9_.-]+)==([^";\s]+)', text)
+    }
 
 
 def _lint_extra() -> str:
@@ -31,6 +34,6 @@ def test_pre_commit_pins_the_lint_extras_versions():
     for tool in HOOK_TOOLS:
         assert tool in extra, f"the lint extra does not pin {tool}"
         assert hooks.get(tool) == extra[tool], (
-            f".pre-commit-config.yaml pins {tool} {hooks.get(tool)}, "
-            f"the lint extra {extra[tool]}")
+            f".pre-commit-config.yaml pins {tool} {hooks.get(tool)}, the lint extra {extra[tool]}"
+        )
     assert "mypy" in extra, "the lint extra does not pin mypy"

@@ -4,6 +4,7 @@ the fitted estimator does; the ways MLflow names a model (a path, ``file:``,
 ``runs:/``, ``models:/name/version`` against a local file store); and
 hostile directories refused with an MlfastError that names what and where.
 """
+
 from __future__ import annotations
 
 import os
@@ -41,8 +42,9 @@ def _iris():
 
 def _frame(n=150, seed=0):
     rng = np.random.RandomState(seed)
-    return pd.DataFrame({"colour": rng.choice(["red", "green", "blue"], n),
-                         "size": rng.normal(size=n)})
+    return pd.DataFrame(
+        {"colour": rng.choice(["red", "green", "blue"], n), "size": rng.normal(size=n)}
+    )
 
 
 def _models():
@@ -53,9 +55,15 @@ def _models():
         "logreg": (LogisticRegression(max_iter=1000).fit(X, y), X),
         "forest": (RandomForestClassifier(n_estimators=20, random_state=0).fit(X, y), X),
         "pipeline": (make_pipeline(StandardScaler(), LogisticRegression()).fit(X, y), X),
-        "column_transformer": (make_pipeline(
-            ColumnTransformer([("onehot", OneHotEncoder(), ["colour"])], remainder="passthrough"),
-            LogisticRegression()).fit(frame, y_frame), frame),
+        "column_transformer": (
+            make_pipeline(
+                ColumnTransformer(
+                    [("onehot", OneHotEncoder(), ["colour"])], remainder="passthrough"
+                ),
+                LogisticRegression(),
+            ).fit(frame, y_frame),
+            frame,
+        ),
     }
 
 
@@ -69,17 +77,25 @@ def _save(est, X, path, fmt, **kw):
         kw["skops_trusted_types"] = ["sklearn.tree._tree.Tree"]
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # mlflow warns about pickle formats and pip
-        mlflow.sklearn.save_model(est, str(path), serialization_format=fmt,
-                                  signature=infer_signature(X, est.predict(X)),
-                                  pip_requirements=["scikit-learn"], **kw)
+        mlflow.sklearn.save_model(
+            est,
+            str(path),
+            serialization_format=fmt,
+            signature=infer_signature(X, est.predict(X)),
+            pip_requirements=["scikit-learn"],
+            **kw,
+        )
     return path
 
 
 @pytest.fixture(scope="module")
 def dirs(tmp_path_factory):
     root = tmp_path_factory.mktemp("mlflow")
-    return {(name, fmt): _save(est, X, root / f"{name}-{fmt}", fmt)
-            for name, (est, X) in MODELS.items() for fmt in FORMATS}
+    return {
+        (name, fmt): _save(est, X, root / f"{name}-{fmt}", fmt)
+        for name, (est, X) in MODELS.items()
+        for fmt in FORMATS
+    }
 
 
 @pytest.mark.parametrize("fmt", FORMATS)
@@ -89,8 +105,9 @@ def test_mlflow_directory_answers_as_sklearn(name, fmt, dirs):
     model = mlfast.load(dirs[name, fmt])
     rows = X.sample(40, random_state=1)
     np.testing.assert_array_equal(model.predict(rows), est.predict(rows))
-    np.testing.assert_allclose(model.predict_proba(rows), est.predict_proba(rows),
-                               rtol=0, atol=1e-12)
+    np.testing.assert_allclose(
+        model.predict_proba(rows), est.predict_proba(rows), rtol=0, atol=1e-12
+    )
     assert model.mlflow.serialization_format == fmt
     assert model.mlflow.flavour == "sklearn"
 
@@ -104,7 +121,10 @@ def test_signature_and_source_are_shown(dirs):
     summary = model._summary()
     assert summary["source"] == str(path)
     assert summary["mlflow"]["signature"]["inputs"][0] == {
-        "name": "sepal length (cm)", "type": "double", "required": True}
+        "name": "sepal length (cm)",
+        "type": "double",
+        "required": True,
+    }
 
 
 def test_file_uri(dirs):
@@ -129,10 +149,15 @@ def store(tmp_path_factory):
             run_ids = []
             for C in (1.0, 0.1):
                 with mlflow.start_run() as run:
-                    mlflow.sklearn.log_model(LogisticRegression(C=C, max_iter=1000).fit(
-                        X, MODELS["logreg"][0].predict(X)), name="model",
-                        registered_model_name="iris", pip_requirements=["scikit-learn"],
-                        signature=infer_signature(X, est.predict(X)))
+                    mlflow.sklearn.log_model(
+                        LogisticRegression(C=C, max_iter=1000).fit(
+                            X, MODELS["logreg"][0].predict(X)
+                        ),
+                        name="model",
+                        registered_model_name="iris",
+                        pip_requirements=["scikit-learn"],
+                        signature=infer_signature(X, est.predict(X)),
+                    )
                 run_ids.append(run.info.run_id)
             mlflow.set_tracking_uri(None)
     finally:
@@ -167,8 +192,9 @@ def test_run_artifacts_path_and_runs_uri(store, dirs, monkeypatch):
     est, X = MODELS["pipeline"]
     np.testing.assert_array_equal(mlfast.load(artifacts).predict(X), est.predict(X))
     monkeypatch.setenv("MLFLOW_TRACKING_URI", str(root))
-    np.testing.assert_array_equal(mlfast.load(f"runs:/{run_ids[0]}/model").predict(X),
-                                  est.predict(X))
+    np.testing.assert_array_equal(
+        mlfast.load(f"runs:/{run_ids[0]}/model").predict(X), est.predict(X)
+    )
     with pytest.raises(ModelFormatError, match="not a run id and path"):
         mlfast.load(f"runs:/{run_ids[0]}/../../x")
 
@@ -198,8 +224,11 @@ def test_mlmodel_pointing_outside_is_refused(dirs, tmp_path):
     path = _copy(dirs["logreg", "pickle"], tmp_path)
     (tmp_path / "secret.pkl").write_bytes(b"\x80\x04N.")
     _edit_mlmodel(path, "pickled_model: model.pkl", "pickled_model: ../secret.pkl")
-    with pytest.raises(UnsafeModelError, match=r"pickled_model '\.\./secret\.pkl' resolves to "
-                                               ".*secret.pkl, outside the model directory"):
+    with pytest.raises(
+        UnsafeModelError,
+        match=r"pickled_model '\.\./secret\.pkl' resolves to "
+        ".*secret.pkl, outside the model directory",
+    ):
         mlfast.load(path)
 
 
@@ -268,16 +297,19 @@ def test_a_pickle_that_is_not_sklearn_is_refused(dirs, tmp_path):
 def test_serialization_format_must_match_the_file(dirs, tmp_path):
     path = _copy(dirs["logreg", "pickle"], tmp_path)
     _edit_mlmodel(path, "serialization_format: pickle", "serialization_format: skops")
-    with pytest.raises(ModelFormatError, match="serialization_format is skops but model.pkl is "
-                                               "not a zip"):
+    with pytest.raises(
+        ModelFormatError, match="serialization_format is skops but model.pkl is not a zip"
+    ):
         mlfast.load(path)
 
 
 def test_other_flavours_are_unsupported(dirs, tmp_path):
     path = _copy(dirs["logreg", "pickle"], tmp_path)
     (path / "MLmodel").write_text("flavors:\n  python_function:\n    loader_module: my.code\n")
-    with pytest.raises(UnsupportedModelError, match="without the sklearn flavour .*custom "
-                                                    "python_function model is user code"):
+    with pytest.raises(
+        UnsupportedModelError,
+        match="without the sklearn flavour .*custom python_function model is user code",
+    ):
         mlfast.load(path)
     (path / "MLmodel").write_text("flavors:\n  xgboost:\n    data: model.xgb\n")
     with pytest.raises(UnsupportedModelError, match="flavour 'xgboost', which mlfast does not"):
@@ -288,11 +320,14 @@ def test_cloudpickled_user_code_is_named(tmp_path):
     from sklearn.preprocessing import FunctionTransformer
 
     X, y = _iris()
-    est = make_pipeline(FunctionTransformer(lambda x: x * 2),
-                        LogisticRegression(max_iter=1000)).fit(X.values, y)
+    est = make_pipeline(
+        FunctionTransformer(lambda x: x * 2), LogisticRegression(max_iter=1000)
+    ).fit(X.values, y)
     path = _save(est, X.values, tmp_path / "lambda", "cloudpickle")
-    with pytest.raises(UnsupportedModelError, match="cloudpickle wrote the function '<lambda>' "
-                                                    "by value: it is user code"):
+    with pytest.raises(
+        UnsupportedModelError,
+        match="cloudpickle wrote the function '<lambda>' by value: it is user code",
+    ):
         mlfast.load(path)
 
 

@@ -1,6 +1,7 @@
 """Monitoring against real servers: /metrics after known traffic (one
 uvicorn worker, then two gunicorn workers in prometheus-client's
 multiprocess mode), request ids, JSON access logs, security headers."""
+
 from __future__ import annotations
 
 import os
@@ -32,17 +33,31 @@ def test_metrics_after_known_traffic_one_worker():
             assert s.post(url + "/predict", data=body, timeout=10).status_code == 400
         r = s.post(url + "/predict", json={"features": X.tolist() * 2}, timeout=10)
         assert r.status_code == 413
-        r = s.post(url + "/invocations", data="5.1,3.5,1.4,0.2\n", headers={"Content-Type": "text/csv"},
-                   timeout=10)
+        r = s.post(
+            url + "/invocations",
+            data="5.1,3.5,1.4,0.2\n",
+            headers={"Content-Type": "text/csv"},
+            timeout=10,
+        )
         assert r.status_code == 200
         m = scrape(url)
 
-        labels = dict(route="predict", protocol="lesson", method="POST", model="iris_logreg", version="1")
+        labels = dict(
+            route="predict", protocol="lesson", method="POST", model="iris_logreg", version="1"
+        )
         assert value(m, "mlfast_requests_total", status="200", **labels) == 7
         assert value(m, "mlfast_requests_total", status="400", **labels) == 3
         assert value(m, "mlfast_requests_total", status="413", **labels) == 1
-        assert value(m, "mlfast_requests_total", route="sagemaker_invocations", protocol="sagemaker",
-                     status="200") == 1
+        assert (
+            value(
+                m,
+                "mlfast_requests_total",
+                route="sagemaker_invocations",
+                protocol="sagemaker",
+                status="200",
+            )
+            == 1
+        )
         # errors by kind: malformed JSON is a bad request; a wrong feature
         # count is the model refusing its input
         assert value(m, "mlfast_errors_total", route="predict", kind="too_large") == 1
@@ -61,7 +76,9 @@ def test_metrics_after_known_traffic_one_worker():
         assert value(m, "mlfast_request_duration_seconds_bucket", route="predict", le="+Inf") == 11
         assert value(m, "mlfast_requests_in_flight") == 1  # the scrape itself
         # the model: loaded, its load time and size
-        assert value(m, "mlfast_model_loaded", model="iris_logreg", version="1", default="true") == 1
+        assert (
+            value(m, "mlfast_model_loaded", model="iris_logreg", version="1", default="true") == 1
+        )
         assert value(m, "mlfast_model_file_bytes", model="iris_logreg") == os.path.getsize(demo)
         assert value(m, "mlfast_model_memory_bytes", model="iris_logreg") > 0
         assert 0 < value(m, "mlfast_model_load_seconds", model="iris_logreg") < 5
@@ -80,8 +97,12 @@ def test_metrics_after_known_traffic_one_worker():
 @pytest.mark.parametrize("framework", ["fastapi", "flask"])
 def test_request_ids_and_headers(framework):
     with serve(mlfast.demo_model_path(), framework=framework) as server:
-        r = requests.post(server.url + "/predict", json={"features": ROW}, timeout=10,
-                          headers={"X-Request-ID": "trace-abc-123"})
+        r = requests.post(
+            server.url + "/predict",
+            json={"features": ROW},
+            timeout=10,
+            headers={"X-Request-ID": "trace-abc-123"},
+        )
         assert r.headers["x-request-id"] == "trace-abc-123"
         assert r.headers["x-model-name"] == "iris_logreg" and r.headers["x-model-version"] == "1"
         assert r.headers["x-content-type-options"] == "nosniff"
@@ -95,7 +116,9 @@ def test_request_ids_and_headers(framework):
         odd = requests.get(server.url + "/ping", timeout=10, headers={"X-Request-ID": "a b" * 100})
         assert odd.headers["x-request-id"] != "a b" * 100
         # errors carry them too, and no stack trace
-        bad = requests.post(server.url + "/predict", data=b"{", timeout=10, headers={"X-Request-ID": "e-1"})
+        bad = requests.post(
+            server.url + "/predict", data=b"{", timeout=10, headers={"X-Request-ID": "e-1"}
+        )
         assert bad.status_code == 400 and bad.headers["x-request-id"] == "e-1"
         assert "Traceback" not in bad.text
         time.sleep(0.2)
@@ -111,7 +134,9 @@ def test_metrics_add_up_over_two_workers():
 
     def one(_):
         # a new connection each time, so that both workers get some
-        return requests.post(server.url + "/predict", json={"features": ROW}, timeout=10).status_code
+        return requests.post(
+            server.url + "/predict", json={"features": ROW}, timeout=10
+        ).status_code
 
     with serve(mlfast.demo_model_path(), workers=2) as server, ThreadPoolExecutor(4) as pool:
         sent, pids = 0, set()
@@ -124,8 +149,11 @@ def test_metrics_add_up_over_two_workers():
         # each worker hands its counts to the shared files within
         # FLUSH_INTERVAL (the one answering a scrape, before it answers)
         deadline = time.monotonic() + 10 * FLUSH_INTERVAL
-        while (value(scrape(server.url), "mlfast_requests_total", route="predict", status="200") != sent
-               and time.monotonic() < deadline):
+        while (
+            value(scrape(server.url), "mlfast_requests_total", route="predict", status="200")
+            != sent
+            and time.monotonic() < deadline
+        ):
             time.sleep(0.2)
         time.sleep(1.5 * FLUSH_INTERVAL)  # every worker's last flush came after its last request
         for _ in range(6):

@@ -3,6 +3,7 @@ servers: two models with several versions, the default and named routes,
 a new version picked up while four clients keep calling (zero failures),
 rollback by unload and by pin, corrupt and hostile versions refused while
 the old one keeps serving, and admin changes reaching every worker."""
+
 from __future__ import annotations
 
 import time
@@ -32,7 +33,12 @@ ADMIN = {"X-API-Key": ADMIN_KEY}
 
 @pytest.fixture(scope="module")
 def models():
-    return {"iris1": fit_iris(1.0), "iris2": fit_iris(0.05), "iris3": fit_iris(10.0), "ridge": fit_ridge()}
+    return {
+        "iris1": fit_iris(1.0),
+        "iris2": fit_iris(0.05),
+        "iris3": fit_iris(10.0),
+        "ridge": fit_ridge(),
+    }
 
 
 @pytest.fixture(scope="module")
@@ -68,8 +74,12 @@ def test_default_and_named_models_and_versions(server, models):
     r = requests.post(server.url + "/predict", json={"features": ROW}, headers=API, timeout=10)
     assert (r.headers["x-model-name"], r.headers["x-model-version"]) == ("iris", "2")
     assert r.json() == {"prediction": int(models["iris2"].predict(X)[0])}
-    for name, version, expected in (("iris", "1", "1"), ("iris", None, "2"), ("reg", None, "2"),
-                                    ("reg", "1", "1")):
+    for name, version, expected in (
+        ("iris", "1", "1"),
+        ("iris", None, "2"),
+        ("reg", None, "2"),
+        ("reg", "1", "1"),
+    ):
         path = f"/v2/models/{name}" + (f"/versions/{version}" if version else "") + "/infer"
         n = 4 if name == "iris" else 3
         body = {"inputs": [{"name": "x", "shape": [1, n], "datatype": "FP64", "data": ROW[:n]}]}
@@ -79,21 +89,35 @@ def test_default_and_named_models_and_versions(server, models):
         assert (r.headers["x-model-name"], r.headers["x-model-version"]) == (name, expected)
     r = requests.get(server.url + "/v2/models/iris", headers=API, timeout=10)
     assert r.json()["versions"] == ["1", "2"]
-    assert requests.get(server.url + "/v1/models", headers=API, timeout=10).json() == {"models": ["iris", "reg"]}
+    assert requests.get(server.url + "/v1/models", headers=API, timeout=10).json() == {
+        "models": ["iris", "reg"]
+    }
     # Vertex AI's SDK path names the version in its body
-    r = requests.post(server.url + "/v1/projects/p/locations/l/endpoints/e:predict", headers=API,
-                      json={"instances": [ROW]}, timeout=10)
+    r = requests.post(
+        server.url + "/v1/projects/p/locations/l/endpoints/e:predict",
+        headers=API,
+        json={"instances": [ROW]},
+        timeout=10,
+    )
     assert r.json()["modelVersionId"] == "2" and r.headers["x-model-version"] == "2"
     # SageMaker
     r = requests.post(server.url + "/invocations", json=[ROW], headers=API, timeout=10)
     assert r.headers["x-model-version"] == "2"
     # an unknown version: 404 that lists the known ones
-    r = requests.post(server.url + "/v2/models/iris/versions/9/infer", headers=API, timeout=10,
-                      json={"inputs": [{"name": "x", "shape": [1, 4], "datatype": "FP64", "data": ROW}]})
+    r = requests.post(
+        server.url + "/v2/models/iris/versions/9/infer",
+        headers=API,
+        timeout=10,
+        json={"inputs": [{"name": "x", "shape": [1, 4], "datatype": "FP64", "data": ROW}]},
+    )
     assert r.status_code == 404 and "'1', '2'" in r.json()["error"]
     index = admin(server, "index").json()
     assert [(e["name"], e["version"], e["state"]) for e in index] == [
-        ("iris", "1", "READY"), ("iris", "2", "READY"), ("reg", "1", "READY"), ("reg", "2", "READY")]
+        ("iris", "1", "READY"),
+        ("iris", "2", "READY"),
+        ("reg", "1", "READY"),
+        ("reg", "2", "READY"),
+    ]
 
 
 def test_new_version_under_load_then_rollback(server, repo, models):
@@ -147,7 +171,9 @@ def test_corrupt_and_hostile_versions_are_refused(server, repo, models, tmp_path
     r = admin(server, "load", "iris", version="8")
     assert r.status_code == 400
     error = r.json()["error"]
-    assert "version 8" in error and "system" in error and f"still serving version {serving}" in error
+    assert (
+        "version 8" in error and "system" in error and f"still serving version {serving}" in error
+    )
     r = admin(server, "load", "iris", version="7")
     assert r.status_code == 400 and "version 7" in r.json()["error"], r.text
     assert "Traceback" not in r.text
@@ -175,12 +201,17 @@ def test_admin_changes_reach_every_worker(tmp_path, models):
     """Two Flask workers (gunicorn gthread), no directory watching: a load
     through one worker is applied by both, and so is the rollback."""
     write_version(tmp_path, "iris", "1", models["iris1"])
-    with serve(tmp_path, workers=2, framework="flask",
-               extra=["--no-watch", "--poll-interval", "0.2"]) as server:
+    with serve(
+        tmp_path, workers=2, framework="flask", extra=["--no-watch", "--poll-interval", "0.2"]
+    ) as server:
 
         def versions(n=30):
-            return {requests.post(server.url + "/predict", json={"features": ROW}, timeout=10)
-                    .headers["x-model-version"] for _ in range(n)}
+            return {
+                requests.post(server.url + "/predict", json={"features": ROW}, timeout=10).headers[
+                    "x-model-version"
+                ]
+                for _ in range(n)
+            }
 
         assert versions() == {"1"}
         write_version(tmp_path, "iris", "2", models["iris2"])
@@ -190,8 +221,11 @@ def test_admin_changes_reach_every_worker(tmp_path, models):
         assert r.status_code == 200 and r.json()["loaded"] == ["2"], r.text
         time.sleep(0.6)
         assert versions() == {"2"}
-        r = requests.post(server.url + "/v2/repository/models/iris/unload", timeout=30,
-                          json={"parameters": {"version": "2"}})
+        r = requests.post(
+            server.url + "/v2/repository/models/iris/unload",
+            timeout=30,
+            json={"parameters": {"version": "2"}},
+        )
         assert r.status_code == 200, r.text
         time.sleep(0.6)
         assert versions() == {"1"}

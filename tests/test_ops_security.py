@@ -2,6 +2,7 @@
 health routes open, refusing to bind a public address without keys, TLS
 with a self-signed certificate, SHA-256 pins, body limits and request
 timeouts."""
+
 from __future__ import annotations
 
 import hashlib
@@ -40,25 +41,62 @@ def test_api_keys(repo, framework):
             return requests.post(url + path, headers=headers or {}, timeout=10, **kw)
 
         # health checks stay open: platforms probe them without credentials
-        for path in ("/ping", "/v2/health/live", "/v2/health/ready", "/v2/models/iris/ready",
-                     "/v1/models/iris", "/v1/endpoints/e/deployedModels/m"):
+        for path in (
+            "/ping",
+            "/v2/health/live",
+            "/v2/health/ready",
+            "/v2/models/iris/ready",
+            "/v1/models/iris",
+            "/v1/endpoints/e/deployedModels/m",
+        ):
             assert requests.get(url + path, timeout=10).status_code == 200, path
         # everything else needs a key
         r = post("/predict", json={"features": ROW})
         assert r.status_code == 401 and r.headers["www-authenticate"].startswith("Bearer")
         assert "Authorization: Bearer" in r.json()["error"]
-        assert post("/predict", {"Authorization": "Bearer wrong-key-0123456789"},
-                    json={"features": ROW}).status_code == 401
-        assert post("/predict", {"Authorization": f"Basic {API_KEY}"}, json={"features": ROW}).status_code == 401
-        assert post("/predict", {"Authorization": f"Bearer {API_KEY}"}, json={"features": ROW}).json() == {"prediction": 0}
-        assert post("/predict", {"X-API-Key": "second-api-key-0123456789"}, json={"features": ROW}).status_code == 200
-        assert post("/predict", {"authorization": f"bearer {ADMIN_KEY}"}, json={"features": ROW}).status_code == 200
+        assert (
+            post(
+                "/predict", {"Authorization": "Bearer wrong-key-0123456789"}, json={"features": ROW}
+            ).status_code
+            == 401
+        )
+        assert (
+            post(
+                "/predict", {"Authorization": f"Basic {API_KEY}"}, json={"features": ROW}
+            ).status_code
+            == 401
+        )
+        assert post(
+            "/predict", {"Authorization": f"Bearer {API_KEY}"}, json={"features": ROW}
+        ).json() == {"prediction": 0}
+        assert (
+            post(
+                "/predict", {"X-API-Key": "second-api-key-0123456789"}, json={"features": ROW}
+            ).status_code
+            == 200
+        )
+        assert (
+            post(
+                "/predict", {"authorization": f"bearer {ADMIN_KEY}"}, json={"features": ROW}
+            ).status_code
+            == 200
+        )
         assert requests.get(url + "/metrics", timeout=10).status_code == 401
-        assert requests.get(url + "/metrics", headers={"X-API-Key": API_KEY}, timeout=10).status_code == 200
+        assert (
+            requests.get(url + "/metrics", headers={"X-API-Key": API_KEY}, timeout=10).status_code
+            == 200
+        )
         assert requests.get(url + "/", timeout=10).status_code == 401
         # SageMaker's client signs with SigV4 in Authorization; X-API-Key still works beside it
-        r = post("/invocations", {"Authorization": "AWS4-HMAC-SHA256 Credential=x", "X-API-Key": API_KEY,
-                                  "Content-Type": "text/csv"}, data="5.1,3.5,1.4,0.2")
+        r = post(
+            "/invocations",
+            {
+                "Authorization": "AWS4-HMAC-SHA256 Credential=x",
+                "X-API-Key": API_KEY,
+                "Content-Type": "text/csv",
+            },
+            data="5.1,3.5,1.4,0.2",
+        )
         assert r.status_code == 200
         # the repository: admin keys only
         r = post("/v2/repository/index", {"X-API-Key": API_KEY})
@@ -79,8 +117,10 @@ def _slow_body_gets_408(port):
     """A client that announces a body and stops sending: 408 after the
     request timeout, not a worker held forever."""
     with socket.create_connection(("127.0.0.1", port), timeout=10) as s:
-        s.sendall(b"POST /predict HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
-                  b"X-API-Key: " + API_KEY.encode() + b"\r\nContent-Length: 100\r\n\r\n{\"feat")
+        s.sendall(
+            b"POST /predict HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+            b"X-API-Key: " + API_KEY.encode() + b'\r\nContent-Length: 100\r\n\r\n{"feat'
+        )
         start = time.monotonic()
         answer = s.recv(4096)
         assert answer.startswith(b"HTTP/1.1 408"), answer
@@ -90,7 +130,9 @@ def _slow_body_gets_408(port):
 def test_bind_refuses_public_address_without_keys():
     out = run_cli("serve", "--host", "0.0.0.0", "--port", "1")
     assert out.returncode == 2
-    assert "refusing to serve 0.0.0.0 without API keys" in out.stderr and "Traceback" not in out.stderr
+    assert (
+        "refusing to serve 0.0.0.0 without API keys" in out.stderr and "Traceback" not in out.stderr
+    )
     out = run_cli("serve", "--host", "0.0.0.0", "--port", "1", env={"MLFAST_API_KEYS": "short"})
     assert out.returncode == 2 and "shorter than 16" in out.stderr
     # the rules, without binding anything
@@ -114,10 +156,29 @@ def certificate(tmp_path_factory):
     if shutil.which("openssl") is None:
         pytest.skip("openssl is not installed")
     d = tmp_path_factory.mktemp("tls")
-    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
-                    "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1,DNS:localhost",
-                    "-keyout", str(d / "key.pem"), "-out", str(d / "cert.pem")],
-                   check=True, capture_output=True, timeout=60)
+    subprocess.run(
+        [
+            "openssl",
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-days",
+            "1",
+            "-subj",
+            "/CN=127.0.0.1",
+            "-addext",
+            "subjectAltName=IP:127.0.0.1,DNS:localhost",
+            "-keyout",
+            str(d / "key.pem"),
+            "-out",
+            str(d / "cert.pem"),
+        ],
+        check=True,
+        capture_output=True,
+        timeout=60,
+    )
     return d / "key.pem", d / "cert.pem"
 
 
@@ -128,13 +189,24 @@ def test_tls_with_a_self_signed_certificate(certificate, framework, workers):
     digest = hashlib.sha256(Path(demo).read_bytes()).hexdigest()
     # uvicorn may wait for a TLS client's close_notify that never comes
     # before it exits (up to the graceful timeout): keep that short here
-    extra = ["--ssl-keyfile", str(key), "--ssl-certfile", str(cert), "--model-sha256", digest,
-             "--graceful-timeout", "2"]
-    with serve(demo, framework=framework, workers=workers, extra=extra, scheme="https",
-               verify=str(cert)) as server:
+    extra = [
+        "--ssl-keyfile",
+        str(key),
+        "--ssl-certfile",
+        str(cert),
+        "--model-sha256",
+        digest,
+        "--graceful-timeout",
+        "2",
+    ]
+    with serve(
+        demo, framework=framework, workers=workers, extra=extra, scheme="https", verify=str(cert)
+    ) as server:
         assert server.url.startswith("https://")
         with requests.Session() as session:  # closed before the server stops (see OpsServer)
-            r = session.post(server.url + "/predict", json={"features": ROW}, verify=str(cert), timeout=10)
+            r = session.post(
+                server.url + "/predict", json={"features": ROW}, verify=str(cert), timeout=10
+            )
         assert r.json() == {"prediction": 0}
         assert r.headers["strict-transport-security"].startswith("max-age=")
         with pytest.raises(requests.exceptions.SSLError):  # not trusted without the certificate
@@ -149,7 +221,9 @@ def test_model_sha256_pin(tmp_path):
     demo = mlfast.demo_model_path()
     out = run_cli("serve", demo, "--port", str(free_port()), "--model-sha256", "0" * 64)
     assert out.returncode == 1
-    assert "SHA-256" in out.stderr and "was expected" in out.stderr and "Traceback" not in out.stderr
+    assert (
+        "SHA-256" in out.stderr and "was expected" in out.stderr and "Traceback" not in out.stderr
+    )
     # in a repository, per version, and from a .sha256 file beside the model
     root = tmp_path / "repo"
     (root / "iris" / "1").mkdir(parents=True)
@@ -167,7 +241,10 @@ def test_body_limits_per_protocol(repo):
         r = requests.post(server.url + "/invocations", json=rows, timeout=10)
         assert r.status_code == 413 and "2000 bytes" in r.json()["error"]
         assert r.headers["x-request-id"]  # counted and logged like any other answer
-        assert requests.post(server.url + "/predict", json={"features": rows}, timeout=10).status_code == 200
+        assert (
+            requests.post(server.url + "/predict", json={"features": rows}, timeout=10).status_code
+            == 200
+        )
         big = [ROW] * 4000  # about 80 KB
         r = requests.post(server.url + "/predict", json={"features": big}, timeout=10)
         assert r.status_code == 413 and "64000 bytes" in r.json()["error"]
@@ -185,11 +262,25 @@ def test_key_check_follows_its_rules_for_every_header_combination():
     from mlfast.serving.http import HttpError, Request, Route
     from mlfast.serving.ops import KeySet, authorizer
 
-    api, api2, admin = "api-key-0123456789abcdef", "second-api-key-0123456789", "admin-key-0123456789abcdef"
+    api, api2, admin = (
+        "api-key-0123456789abcdef",
+        "second-api-key-0123456789",
+        "admin-key-0123456789abcdef",
+    )
     wrong = "wrong-key-0123456789abcdef"
     x_api = [None, "", "   ", api, f"  {api} ", admin, wrong, api2]
-    authorization = [None, "", "Bearer", "Bearer ", f"Bearer {api}", f"bearer  {admin} ", f"Bearer {wrong}",
-                     f"Basic {api}", f"Bearer\t{api}", api]
+    authorization = [
+        None,
+        "",
+        "Bearer",
+        "Bearer ",
+        f"Bearer {api}",
+        f"bearer  {admin} ",
+        f"Bearer {wrong}",
+        f"Basic {api}",
+        f"Bearer\t{api}",
+        api,
+    ]
 
     def presented(headers):
         value = headers.get("authorization")
@@ -217,7 +308,9 @@ def test_key_check_follows_its_rules_for_every_header_combination():
         authorize = authorizer(KeySet(apis), KeySet(admins))
         for access, x, auth in itertools.product(("open", "api", "admin"), x_api, authorization):
             route = Route("POST", "/x", lambda r: None, "x", access=access)
-            headers = {k: v for k, v in (("x-api-key", x), ("authorization", auth)) if v is not None}
+            headers = {
+                k: v for k, v in (("x-api-key", x), ("authorization", auth)) if v is not None
+            }
             try:
                 authorize(route, Request("POST", "/x", {}, headers))
                 got = None

@@ -3,6 +3,7 @@ docker stop send) stops accepting, lets the requests in flight finish, then
 exits 0.  The requests are in flight for real: each client has sent its
 headers and half its body when the signal arrives, and sends the rest
 after."""
+
 from __future__ import annotations
 
 import json
@@ -24,14 +25,16 @@ IN_FLIGHT = 6
 
 def _start_request(port: int, body: bytes) -> socket.socket:
     s = socket.create_connection(("127.0.0.1", port), timeout=20)
-    s.sendall(b"POST /predict HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
-              b"Connection: close\r\nContent-Length: " + str(len(body)).encode() + b"\r\n\r\n")
+    s.sendall(
+        b"POST /predict HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+        b"Connection: close\r\nContent-Length: " + str(len(body)).encode() + b"\r\n\r\n"
+    )
     s.sendall(body[: len(body) // 2])
     return s
 
 
 def _finish_request(s: socket.socket, body: bytes) -> bytes:
-    s.sendall(body[len(body) // 2:])
+    s.sendall(body[len(body) // 2 :])
     chunks = []
     while True:
         chunk = s.recv(65536)
@@ -45,11 +48,19 @@ def _finish_request(s: socket.socket, body: bytes) -> bytes:
 @pytest.mark.parametrize("framework,workers", [("fastapi", 1), ("fastapi", 2), ("flask", 2)])
 def test_sigterm_finishes_requests_in_flight(framework, workers):
     X = iris()[0]
-    bodies = [json.dumps({"features": X[i * 10:(i + 1) * 10].tolist()}).encode() for i in range(IN_FLIGHT)]
+    bodies = [
+        json.dumps({"features": X[i * 10 : (i + 1) * 10].tolist()}).encode()
+        for i in range(IN_FLIGHT)
+    ]
     with serve(mlfast.demo_model_path(), framework=framework, workers=workers) as server:
         # warm: every worker has answered once
         for _ in range(4):
-            assert requests.post(server.url + "/predict", json={"features": ROW}, timeout=10).status_code == 200
+            assert (
+                requests.post(
+                    server.url + "/predict", json={"features": ROW}, timeout=10
+                ).status_code
+                == 200
+            )
         sockets = [_start_request(server.port, b) for b in bodies]
         time.sleep(0.3)  # the server has read the headers and half of each body
         os.kill(server.process.pid, signal.SIGTERM)

@@ -17,6 +17,7 @@ ulps of the row's largest |jll| instead of 1e-12.  Widths of 3, 20 and
 (NaN, CategoricalNB's negative and unseen categories) carry scikit-learn's
 message; states that lie about their shapes are ModelFormatError.
 """
+
 from __future__ import annotations
 
 import pickle
@@ -28,13 +29,19 @@ import pytest
 from sklearn import naive_bayes as nb
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
+from support.variants import load_variant
 
 import mlfast
 from mlfast.errors import ModelFormatError
-from support.variants import load_variant
 
-METHODS = ("predict", "predict_proba", "predict_log_proba", "predict_joint_log_proba",
-           "decision_function", "transform")
+METHODS = (
+    "predict",
+    "predict_proba",
+    "predict_log_proba",
+    "predict_joint_log_proba",
+    "decision_function",
+    "transform",
+)
 RTOL = ATOL = 1e-12
 F32_RTOL = 1e-5
 
@@ -54,7 +61,7 @@ def data(kind, d, k=3, seed=0, n=300):
         X = rs.poisson(2 + y[:, None], (n, d)).astype(float)
     elif kind == "binary":
         X = (rs.rand(n, d) < 0.3 + 0.2 * (y[:, None] == 1)).astype(float)
-    else:   # categories
+    else:  # categories
         X = rs.randint(0, 4, (n, d)) + (y[:, None] == 2)
     return X[:200], y[:200], X[200:]
 
@@ -71,7 +78,8 @@ def assert_same(got, expected, msg, rtol=RTOL):
 
 def _blas_product(est) -> bool:
     return isinstance(est, (nb.MultinomialNB, nb.ComplementNB)) or (
-        isinstance(est, nb.BernoulliNB) and est.binarize is None)
+        isinstance(est, nb.BernoulliNB) and est.binarize is None
+    )
 
 
 def check(model, est, X_new, context, dtypes=(np.float64, np.float32), rtol=RTOL):
@@ -156,8 +164,9 @@ def test_inside_a_pipeline_and_pickled(tmp_path):
     check(model, est, X_new, "StandardScaler -> GaussianNB")
 
 
-@pytest.mark.parametrize("make", [nb.GaussianNB, nb.MultinomialNB, nb.BernoulliNB,
-                                  nb.CategoricalNB])
+@pytest.mark.parametrize(
+    "make", [nb.GaussianNB, nb.MultinomialNB, nb.BernoulliNB, nb.CategoricalNB]
+)
 def test_nan_and_inf_are_refused_as_sklearn_does(make):
     X, y, X_new = data("categories", 4)
     est = make().fit(X, y)
@@ -200,25 +209,51 @@ def _tampered(est, **changes):
     return est
 
 
-@pytest.mark.parametrize("make,kind,changes,text", [
-    (nb.GaussianNB, "gauss", lambda e: {"theta_": e.theta_[:, :2]}, "var_ has shape"),
-    (nb.GaussianNB, "gauss", lambda e: {"var_": e.var_[:2]}, "var_ has shape"),
-    (nb.GaussianNB, "gauss", lambda e: {"class_prior_": e.class_prior_[:2]},
-     "class_prior_ has shape"),
-    (nb.GaussianNB, "gauss", lambda e: {"theta_": "x"}, "theta_ is a str"),
-    (nb.MultinomialNB, "counts", lambda e: {"feature_log_prob_": e.feature_log_prob_[:2]},
-     "feature_log_prob_ has shape"),
-    (nb.MultinomialNB, "counts", lambda e: {"class_log_prior_": e.class_log_prior_[:1]},
-     "class_log_prior_ has shape"),
-    (nb.BernoulliNB, "gauss", lambda e: {"binarize": "yes"}, "binarize is"),
-    (nb.CategoricalNB, "categories", lambda e: {"feature_log_prob_": e.feature_log_prob_[:3]},
-     "n_features_in_ is 4"),
-    (nb.CategoricalNB, "categories",
-     lambda e: {"feature_log_prob_": [e.feature_log_prob_[0][:2]] + e.feature_log_prob_[1:]},
-     "feature_log_prob_[0] has shape"),
-    (nb.CategoricalNB, "categories", lambda e: {"feature_log_prob_": e.feature_log_prob_[0]},
-     "must be a list"),
-])
+@pytest.mark.parametrize(
+    "make,kind,changes,text",
+    [
+        (nb.GaussianNB, "gauss", lambda e: {"theta_": e.theta_[:, :2]}, "var_ has shape"),
+        (nb.GaussianNB, "gauss", lambda e: {"var_": e.var_[:2]}, "var_ has shape"),
+        (
+            nb.GaussianNB,
+            "gauss",
+            lambda e: {"class_prior_": e.class_prior_[:2]},
+            "class_prior_ has shape",
+        ),
+        (nb.GaussianNB, "gauss", lambda e: {"theta_": "x"}, "theta_ is a str"),
+        (
+            nb.MultinomialNB,
+            "counts",
+            lambda e: {"feature_log_prob_": e.feature_log_prob_[:2]},
+            "feature_log_prob_ has shape",
+        ),
+        (
+            nb.MultinomialNB,
+            "counts",
+            lambda e: {"class_log_prior_": e.class_log_prior_[:1]},
+            "class_log_prior_ has shape",
+        ),
+        (nb.BernoulliNB, "gauss", lambda e: {"binarize": "yes"}, "binarize is"),
+        (
+            nb.CategoricalNB,
+            "categories",
+            lambda e: {"feature_log_prob_": e.feature_log_prob_[:3]},
+            "n_features_in_ is 4",
+        ),
+        (
+            nb.CategoricalNB,
+            "categories",
+            lambda e: {"feature_log_prob_": [e.feature_log_prob_[0][:2]] + e.feature_log_prob_[1:]},
+            "feature_log_prob_[0] has shape",
+        ),
+        (
+            nb.CategoricalNB,
+            "categories",
+            lambda e: {"feature_log_prob_": e.feature_log_prob_[0]},
+            "must be a list",
+        ),
+    ],
+)
 def test_lying_states_are_model_format_errors(make, kind, changes, text):
     X, y, _ = data(kind, 4)
     est = make().fit(X, y)
@@ -229,6 +264,5 @@ def test_lying_states_are_model_format_errors(make, kind, changes, text):
 
 def test_supported():
     names = mlfast.supported_estimators()
-    for name in ("GaussianNB", "MultinomialNB", "ComplementNB", "BernoulliNB",
-                 "CategoricalNB"):
+    for name in ("GaussianNB", "MultinomialNB", "ComplementNB", "BernoulliNB", "CategoricalNB"):
         assert name in names

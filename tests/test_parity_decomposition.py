@@ -7,6 +7,7 @@ rows of several types, one row, a batch and a batch split across threads
 (support/families.py).  Hostile states (lying shapes, a sparse matrix whose
 indices point outside it) are ModelFormatError.
 """
+
 from __future__ import annotations
 
 import pickle
@@ -53,15 +54,19 @@ PROJECTIONS = [
     ("TruncatedSVD", lambda: TruncatedSVD(3, random_state=0)),
     ("TruncatedSVD(arpack)", lambda: TruncatedSVD(2, algorithm="arpack", random_state=0)),
     ("FastICA(unit-variance)", lambda: FastICA(3, whiten="unit-variance", random_state=0)),
-    ("FastICA(arbitrary-variance)",
-     lambda: FastICA(3, whiten="arbitrary-variance", random_state=0)),
+    (
+        "FastICA(arbitrary-variance)",
+        lambda: FastICA(3, whiten="arbitrary-variance", random_state=0),
+    ),
     ("FastICA(no whiten)", lambda: FastICA(whiten=False, random_state=0)),
     ("FactorAnalysis", lambda: FactorAnalysis(2, random_state=0)),
     ("FactorAnalysis(varimax)", lambda: FactorAnalysis(3, rotation="varimax", random_state=0)),
     ("GaussianRandomProjection", lambda: GaussianRandomProjection(4, random_state=0)),
     ("SparseRandomProjection", lambda: SparseRandomProjection(4, random_state=0)),
-    ("SparseRandomProjection(dense)",
-     lambda: SparseRandomProjection(5, dense_output=True, density=0.5, random_state=1)),
+    (
+        "SparseRandomProjection(dense)",
+        lambda: SparseRandomProjection(5, dense_output=True, density=0.5, random_state=1),
+    ),
 ]
 CROSS = [
     ("PLSRegression", lambda: PLSRegression(2)),
@@ -82,28 +87,39 @@ def test_projection(name, make, variant, tmp_path):
     check(model, est, X_new, f"{name} | {variant}")
 
 
-@pytest.mark.parametrize("name,make", PROJECTIONS[:3] + PROJECTIONS[7:8],
-                         ids=[p[0] for p in PROJECTIONS[:3] + PROJECTIONS[7:8]])
+@pytest.mark.parametrize(
+    "name,make",
+    PROJECTIONS[:3] + PROJECTIONS[7:8],
+    ids=[p[0] for p in PROJECTIONS[:3] + PROJECTIONS[7:8]],
+)
 def test_projection_fitted_on_float32(name, make, tmp_path):
     """A float32 fit keeps float32 components_: float32 rows give float32."""
     X, _, X_new = data(1)
     est = fit(make(), X.astype(np.float32))
-    check(load_variant(est, "joblib", tmp_path), est, X_new, f"{name} fitted on float32",
-          methods=("transform",))
+    check(
+        load_variant(est, "joblib", tmp_path),
+        est,
+        X_new,
+        f"{name} fitted on float32",
+        methods=("transform",),
+    )
 
 
 CROSS_CASES = [(name, make, False) for name, make in CROSS] + [
-    (name, make, True) for name, make in CROSS if name.startswith("PLSRegression")]
+    (name, make, True) for name, make in CROSS if name.startswith("PLSRegression")
+]
 
 
-@pytest.mark.parametrize("name,make,one_target", CROSS_CASES,
-                         ids=[f"{c[0]}-{'1' if c[2] else '2'}target" for c in CROSS_CASES])
+@pytest.mark.parametrize(
+    "name,make,one_target",
+    CROSS_CASES,
+    ids=[f"{c[0]}-{'1' if c[2] else '2'}target" for c in CROSS_CASES],
+)
 def test_cross_decomposition(name, make, one_target, tmp_path):
     X, Y, X_new = data(2)
     est = fit(make(), X, Y[:, 0] if one_target else Y)
     model = load_variant(est, "joblib", tmp_path)
-    check(model, est, X_new, f"{name} | one target: {one_target}",
-          methods=("transform", "predict"))
+    check(model, est, X_new, f"{name} | one target: {one_target}", methods=("transform", "predict"))
 
 
 def test_pca_in_a_pipeline(tmp_path):
@@ -114,8 +130,11 @@ def test_pca_in_a_pipeline(tmp_path):
     check(model, est, X_new, "Pipeline(PCA, LogisticRegression)")
 
 
-@pytest.mark.parametrize("name,make", [PROJECTIONS[0], PROJECTIONS[12], CROSS[0]],
-                         ids=["PCA", "FactorAnalysis", "PLSRegression"])
+@pytest.mark.parametrize(
+    "name,make",
+    [PROJECTIONS[0], PROJECTIONS[12], CROSS[0]],
+    ids=["PCA", "FactorAnalysis", "PLSRegression"],
+)
 def test_refuses_nan_and_wrong_width(name, make, tmp_path):
     X, Y, X_new = data(4)
     est = fit(make(), X, Y) if name.startswith("PLS") else fit(make(), X)
@@ -127,6 +146,7 @@ def test_refuses_nan_and_wrong_width(name, make, tmp_path):
 
 
 # -- hostile states ---------------------------------------------------------------
+
 
 def _loads(est):
     return mlfast.loads(pickle.dumps(est))

@@ -3,6 +3,7 @@ values one-hot as 'name=value', numbers, None, iterables of str, features
 unseen at fit ignored), alone and first in a pipeline, against
 scikit-learn; file variants, a pickled Model, and the server's JSON
 objects.  The rows are made in Python, the rest of the model runs in C."""
+
 from __future__ import annotations
 
 import pickle
@@ -13,21 +14,23 @@ from sklearn.feature_extraction import DictVectorizer
 from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import MaxAbsScaler
-
-import mlfast
-from mlfast.serving import create_app
 from support.serving import FRAMEWORKS
 from support.variants import load_variant
 from test_serving_core import Client
+
+import mlfast
+from mlfast.serving import create_app
 
 
 def records(n: int, seed: int, unseen: bool = False) -> list:
     rng = np.random.default_rng(seed)
     out = []
     for i in range(n):
-        row = {"city": str(rng.choice(["Oslo", "Lima", "Pune"])),
-               "temp": float(rng.normal(10, 5)),
-               "n": int(rng.integers(0, 5))}
+        row = {
+            "city": str(rng.choice(["Oslo", "Lima", "Pune"])),
+            "temp": float(rng.normal(10, 5)),
+            "n": int(rng.integers(0, 5)),
+        }
         if rng.random() < 0.5:
             row["tags"] = [str(t) for t in rng.choice(["a", "b", "c"], rng.integers(1, 3))]
         if unseen and i % 4 == 0:
@@ -42,9 +45,11 @@ def labels(rows: list) -> np.ndarray:
     return np.array([int(r["city"] == "Oslo") ^ int(r["temp"] > 12) for r in rows])
 
 
-@pytest.mark.parametrize("kw", [{}, {"sparse": False}, {"separator": "::"},
-                                {"dtype": np.float32}, {"sort": False}],
-                         ids=["default", "dense", "separator", "float32", "unsorted"])
+@pytest.mark.parametrize(
+    "kw",
+    [{}, {"sparse": False}, {"separator": "::"}, {"dtype": np.float32}, {"sort": False}],
+    ids=["default", "dense", "separator", "float32", "unsorted"],
+)
 def test_transform(kw):
     train = records(200, 0)
     est = DictVectorizer(**kw).fit(train)
@@ -58,21 +63,27 @@ def test_transform(kw):
     np.testing.assert_array_equal(model.transform(test[0]), want[:1])
     # None is NaN, as scikit-learn's dtype(None)
     odd = [{"temp": None, "city": "Lima"}]
-    np.testing.assert_array_equal(model.transform(odd),
-                                  np.asarray(est.transform(odd).todense()
-                                             if hasattr(est.transform(odd), "todense")
-                                             else est.transform(odd)))
+    np.testing.assert_array_equal(
+        model.transform(odd),
+        np.asarray(
+            est.transform(odd).todense()
+            if hasattr(est.transform(odd), "todense")
+            else est.transform(odd)
+        ),
+    )
 
 
 @pytest.mark.parametrize("variant", ["joblib", "joblib-zlib3", "pickle-p2", "loads-bytes"])
 def test_in_a_pipeline(variant, tmp_path):
     train = records(300, 2)
-    est = make_pipeline(DictVectorizer(), MaxAbsScaler(),
-                        LogisticRegression()).fit(train, labels(train))
+    est = make_pipeline(DictVectorizer(), MaxAbsScaler(), LogisticRegression()).fit(
+        train, labels(train)
+    )
     model = load_variant(est, variant, tmp_path)
     test = records(50, 3, unseen=True)
-    np.testing.assert_allclose(model.predict_proba(test), est.predict_proba(test),
-                               rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(
+        model.predict_proba(test), est.predict_proba(test), rtol=1e-12, atol=1e-12
+    )
     np.testing.assert_array_equal(model.predict(test), est.predict(test))
     for again in (pickle.loads(pickle.dumps(model)), mlfast.loads(pickle.dumps(model))):
         np.testing.assert_array_equal(again.predict(test), est.predict(test))
@@ -91,13 +102,14 @@ def test_refusals_in_scikit_learns_words():
 
 def test_not_first_is_unsupported():
     from sklearn.compose import ColumnTransformer
+
     est = DictVectorizer().fit(records(20, 5))
     state = est.__getstate__()
     assert "vocabulary_" in state
     with pytest.raises(mlfast.ModelFormatError, match="vocabulary_"):
         est.vocabulary_ = {"nope": 0}
         mlfast.compile(est)
-    assert ColumnTransformer    # (a ColumnTransformer cannot hold one: it reads arrays)
+    assert ColumnTransformer  # (a ColumnTransformer cannot hold one: it reads arrays)
 
 
 @pytest.mark.filterwarnings("ignore:Using `httpx` with `starlette.testclient`")

@@ -10,6 +10,7 @@ dtype.  LDA with solver='lsqr' has a transform that raises
 NotImplementedError in scikit-learn; mlfast's model has none.  States that
 lie about their shapes are ModelFormatError.
 """
+
 from __future__ import annotations
 
 import pickle
@@ -22,13 +23,20 @@ from sklearn.discriminant_analysis import LinearDiscriminantAnalysis as LDA
 from sklearn.discriminant_analysis import QuadraticDiscriminantAnalysis as QDA
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
+from support.variants import load_variant
 
 import mlfast
 from mlfast.errors import ModelFormatError
-from support.variants import load_variant
 
-METHODS = ("predict", "predict_proba", "predict_log_proba", "decision_function", "transform",
-           "score_samples", "predict_joint_log_proba")
+METHODS = (
+    "predict",
+    "predict_proba",
+    "predict_log_proba",
+    "decision_function",
+    "transform",
+    "score_samples",
+    "predict_joint_log_proba",
+)
 RTOL = ATOL = 1e-12
 
 
@@ -68,8 +76,9 @@ def check(model, est, X_new, context):
                 if hasattr(model, method):
                     expected = quietly(getattr(est, method), rows)
                     got = getattr(model, method)(rows)
-                    assert_same(got, expected, f"{method}: {context} | {np.dtype(dtype)} | "
-                                f"rows={len(rows)}")
+                    assert_same(
+                        got, expected, f"{method}: {context} | {np.dtype(dtype)} | rows={len(rows)}"
+                    )
 
 
 LDAS = [
@@ -100,8 +109,7 @@ def test_lda(options, k, tmp_path):
 
 
 @pytest.mark.parametrize("k", [2, 3, 5])
-@pytest.mark.parametrize("options", [dict(), dict(reg_param=0.2), dict(priors="uniform")],
-                         ids=_ids)
+@pytest.mark.parametrize("options", [dict(), dict(reg_param=0.2), dict(priors="uniform")], ids=_ids)
 def test_qda(options, k, tmp_path):
     X, y, X_new = data(k, d=5)
     if options.get("priors") == "uniform":
@@ -147,17 +155,23 @@ def test_nan_is_refused_as_sklearn_does():
             assert str(got.value) == str(expected.value)
 
 
-@pytest.mark.parametrize("make,changes,text", [
-    (LDA, lambda e: {"scalings_": e.scalings_[:3]}, "scalings_ has shape"),
-    (LDA, lambda e: {"xbar_": e.xbar_[:3]}, "xbar_ has shape"),
-    (LDA, lambda e: {"coef_": e.coef_[:1]}, "intercept_ has shape (3,), expected (1,)"),
-    (LDA, lambda e: {"coef_": e.coef_[:1], "intercept_": e.intercept_[:1]},
-     "coef_ has 1 rows for 3 classes"),
-    (QDA, lambda e: {"means_": e.means_[:2]}, "means_ has shape"),
-    (QDA, lambda e: {"rotations_": e.rotations_[:2]}, "rotations_ and scalings_"),
-    (QDA, lambda e: {"scalings_": [s[:2] for s in e.scalings_]}, "rotations_[0] has shape"),
-    (QDA, lambda e: {"priors_": e.priors_[:1]}, "priors_ has shape"),
-])
+@pytest.mark.parametrize(
+    "make,changes,text",
+    [
+        (LDA, lambda e: {"scalings_": e.scalings_[:3]}, "scalings_ has shape"),
+        (LDA, lambda e: {"xbar_": e.xbar_[:3]}, "xbar_ has shape"),
+        (LDA, lambda e: {"coef_": e.coef_[:1]}, "intercept_ has shape (3,), expected (1,)"),
+        (
+            LDA,
+            lambda e: {"coef_": e.coef_[:1], "intercept_": e.intercept_[:1]},
+            "coef_ has 1 rows for 3 classes",
+        ),
+        (QDA, lambda e: {"means_": e.means_[:2]}, "means_ has shape"),
+        (QDA, lambda e: {"rotations_": e.rotations_[:2]}, "rotations_ and scalings_"),
+        (QDA, lambda e: {"scalings_": [s[:2] for s in e.scalings_]}, "rotations_[0] has shape"),
+        (QDA, lambda e: {"priors_": e.priors_[:1]}, "priors_ has shape"),
+    ],
+)
 def test_lying_states_are_model_format_errors(make, changes, text):
     X, y, _ = data(3)
     est = make().fit(X, y)

@@ -9,6 +9,7 @@ list of dicts, a 2-D object array, and batches split across threads.
 Labels are equal, floats equal within 1e-12 (the one-hot and ordinal codes
 bit for bit), an unknown category is scikit-learn's ValueError word for word.
 """
+
 from __future__ import annotations
 
 import pickle
@@ -31,41 +32,50 @@ import mlfast
 
 def titanic(n: int, seed: int = 0, unseen: bool = False) -> pd.DataFrame:
     rng = np.random.default_rng(seed)
-    embarked = rng.choice(np.array(["S", "C", "Q", None, np.nan], dtype=object), n,
-                          p=[0.6, 0.2, 0.1, 0.05, 0.05])
+    embarked = rng.choice(
+        np.array(["S", "C", "Q", None, np.nan], dtype=object), n, p=[0.6, 0.2, 0.1, 0.05, 0.05]
+    )
     deck = rng.choice(list("ABCDEFG") + ["T"], n, p=[0.14] * 7 + [0.02])
     if unseen:
         embarked[::7] = "X"
         deck[::5] = "Z"
-    return pd.DataFrame({
-        "pclass": rng.integers(1, 4, n),
-        "sex": rng.choice(["male", "female"], n).astype(object),
-        "age": np.where(rng.random(n) < 0.2, np.nan, rng.uniform(0.5, 80, n).round(1)),
-        "sibsp": rng.integers(0, 4, n),
-        "fare": rng.exponential(30, n).round(2),
-        "embarked": embarked,
-        "deck": deck.astype(object),
-        "alone": rng.random(n) < 0.5,
-    })
+    return pd.DataFrame(
+        {
+            "pclass": rng.integers(1, 4, n),
+            "sex": rng.choice(["male", "female"], n).astype(object),
+            "age": np.where(rng.random(n) < 0.2, np.nan, rng.uniform(0.5, 80, n).round(1)),
+            "sibsp": rng.integers(0, 4, n),
+            "fare": rng.exponential(30, n).round(2),
+            "embarked": embarked,
+            "deck": deck.astype(object),
+            "alone": rng.random(n) < 0.5,
+        }
+    )
 
 
 def adult(n: int, seed: int = 1, unseen: bool = False) -> pd.DataFrame:
     rng = np.random.default_rng(seed)
-    work = rng.choice(["Private", "Self-emp", "Gov", "Never-worked", "?"], n,
-                      p=[0.6, 0.15, 0.15, 0.02, 0.08]).astype(object)
-    edu = rng.choice(["HS", "Some-college", "Bachelors", "Masters", "Doctorate", "Preschool"],
-                     n, p=[0.3, 0.25, 0.2, 0.15, 0.07, 0.03]).astype(object)
+    work = rng.choice(
+        ["Private", "Self-emp", "Gov", "Never-worked", "?"], n, p=[0.6, 0.15, 0.15, 0.02, 0.08]
+    ).astype(object)
+    edu = rng.choice(
+        ["HS", "Some-college", "Bachelors", "Masters", "Doctorate", "Preschool"],
+        n,
+        p=[0.3, 0.25, 0.2, 0.15, 0.07, 0.03],
+    ).astype(object)
     if unseen:
         work[::9] = "Space"
         edu[::11] = "Kindergarten"
-    return pd.DataFrame({
-        "age": rng.integers(17, 90, n),
-        "workclass": work,
-        "education": edu,
-        "hours": rng.integers(1, 99, n).astype(float),
-        "gain": np.where(rng.random(n) < 0.9, 0.0, rng.exponential(5000, n)),
-        "country": rng.choice(["US", "MX", "PH", "DE", "CN", "IN", "CA"], n).astype(object),
-    })
+    return pd.DataFrame(
+        {
+            "age": rng.integers(17, 90, n),
+            "workclass": work,
+            "education": edu,
+            "hours": rng.integers(1, 99, n).astype(float),
+            "gain": np.where(rng.random(n) < 0.9, 0.0, rng.exponential(5000, n)),
+            "country": rng.choice(["US", "MX", "PH", "DE", "CN", "IN", "CA"], n).astype(object),
+        }
+    )
 
 
 def target(df: pd.DataFrame) -> np.ndarray:
@@ -96,13 +106,16 @@ OHE_CASES = {
     "warn-infrequent": dict(handle_unknown="warn", min_frequency=30),
     "drop-first-ignore": dict(drop="first", handle_unknown="ignore"),
     "drop-if_binary": dict(drop="if_binary", handle_unknown="ignore"),
-    "drop-first-infrequent": dict(drop="first", handle_unknown="infrequent_if_exist",
-                                  max_categories=4),
+    "drop-first-infrequent": dict(
+        drop="first", handle_unknown="infrequent_if_exist", max_categories=4
+    ),
     "drop-array": dict(drop=[2, "male", "S", "A"], handle_unknown="ignore"),
     "float32": dict(handle_unknown="ignore", dtype=np.float32),
     "int8-dense": dict(handle_unknown="ignore", dtype=np.int8, sparse_output=False),
-    "given-categories": dict(categories=[[1, 2, 3], ["female", "male"], ["C", "Q", "S"],
-                                         list("ABCDEFGT")], handle_unknown="ignore"),
+    "given-categories": dict(
+        categories=[[1, 2, 3], ["female", "male"], ["C", "Q", "S"], list("ABCDEFGT")],
+        handle_unknown="ignore",
+    ),
 }
 
 
@@ -113,8 +126,11 @@ def test_one_hot_encoder(case):
         train = train.assign(embarked=train.embarked.fillna("S"))
     est = quietly(OneHotEncoder(**OHE_CASES[case]).fit, train)
     model = mlfast.compile(est)
-    for name, X in (("train", train), ("unseen", titanic(300, 5, unseen=True)[CAT]),
-                    ("one-row", titanic(1, 9, unseen=True)[CAT])):
+    for name, X in (
+        ("train", train),
+        ("unseen", titanic(300, 5, unseen=True)[CAT]),
+        ("one-row", titanic(1, 9, unseen=True)[CAT]),
+    ):
         compare(est, model, X, ["transform"], f"{case} {name}", exact=True)
 
 
@@ -158,8 +174,26 @@ def test_mixed_types_and_missing_values_as_python_compares_them():
     est.categories_ = cats
     est._n_features_outs = [len(cats[0])]
     model = mlfast.compile(est)
-    values = np.array([True, 1, 1.0, np.float32(2.5), "a", b"a", None, float("nan"), np.nan,
-                       False, -0.0, 2 ** 60, "b", b"b", np.int64(2)], dtype=object)
+    values = np.array(
+        [
+            True,
+            1,
+            1.0,
+            np.float32(2.5),
+            "a",
+            b"a",
+            None,
+            float("nan"),
+            np.nan,
+            False,
+            -0.0,
+            2**60,
+            "b",
+            b"b",
+            np.int64(2),
+        ],
+        dtype=object,
+    )
     X = pd.DataFrame({"c": values})
     compare(est, model, X, ["transform"], "mixed", exact=True)
 
@@ -169,12 +203,13 @@ def test_mixed_types_and_missing_values_as_python_compares_them():
 ORD_CASES = {
     "default": dict(),
     "unknown-minus1": dict(handle_unknown="use_encoded_value", unknown_value=-1),
-    "unknown-nan-missing-minus2": dict(handle_unknown="use_encoded_value",
-                                       unknown_value=np.nan, encoded_missing_value=-2),
-    "infrequent": dict(handle_unknown="use_encoded_value", unknown_value=-1,
-                       min_frequency=40),
-    "max-categories": dict(handle_unknown="use_encoded_value", unknown_value=99,
-                           max_categories=3, dtype=np.float32),
+    "unknown-nan-missing-minus2": dict(
+        handle_unknown="use_encoded_value", unknown_value=np.nan, encoded_missing_value=-2
+    ),
+    "infrequent": dict(handle_unknown="use_encoded_value", unknown_value=-1, min_frequency=40),
+    "max-categories": dict(
+        handle_unknown="use_encoded_value", unknown_value=99, max_categories=3, dtype=np.float32
+    ),
 }
 
 
@@ -185,17 +220,25 @@ def test_ordinal_encoder(case):
     model = mlfast.compile(est)
     compare(est, model, train, ["transform"], f"{case} train", exact=True)
     if case != "default":
-        for name, X in (("unseen", titanic(300, 5, unseen=True)[CAT]),
-                        ("one-row", titanic(1, 9, unseen=True)[CAT])):
+        for name, X in (
+            ("unseen", titanic(300, 5, unseen=True)[CAT]),
+            ("one-row", titanic(1, 9, unseen=True)[CAT]),
+        ):
             compare(est, model, X, ["transform"], f"{case} {name}", exact=True)
 
 
 # ---- SimpleImputer on object data -----------------------------------------------------
 
-@pytest.mark.parametrize("kw", [dict(strategy="most_frequent"),
-                                dict(strategy="constant", fill_value="missing"),
-                                dict(strategy="most_frequent", add_indicator=True)],
-                         ids=["most_frequent", "constant", "indicator"])
+
+@pytest.mark.parametrize(
+    "kw",
+    [
+        dict(strategy="most_frequent"),
+        dict(strategy="constant", fill_value="missing"),
+        dict(strategy="most_frequent", add_indicator=True),
+    ],
+    ids=["most_frequent", "constant", "indicator"],
+)
 def test_object_imputer_then_encoder(kw):
     train = titanic(300)[["sex", "embarked", "deck"]]
     est = make_pipeline(SimpleImputer(**kw), OneHotEncoder(handle_unknown="ignore"))
@@ -207,29 +250,42 @@ def test_object_imputer_then_encoder(kw):
 
 # ---- pipelines ----------------------------------------------------------------------------
 
+
 def titanic_pipeline(final):
     num = ["age", "fare", "sibsp"]
-    pre = ColumnTransformer([
-        ("num", make_pipeline(SimpleImputer(), StandardScaler()), num),
-        ("cat", make_pipeline(SimpleImputer(strategy="most_frequent"),
-                              OneHotEncoder(handle_unknown="ignore")), CAT),
-    ])
+    pre = ColumnTransformer(
+        [
+            ("num", make_pipeline(SimpleImputer(), StandardScaler()), num),
+            (
+                "cat",
+                make_pipeline(
+                    SimpleImputer(strategy="most_frequent"), OneHotEncoder(handle_unknown="ignore")
+                ),
+                CAT,
+            ),
+        ]
+    )
     return make_pipeline(pre, final)
 
 
 def adult_pipeline(final):
     cat = ["workclass", "education", "country"]
-    pre = ColumnTransformer([
-        ("num", StandardScaler(), ["age", "hours", "gain"]),
-        ("cat", OrdinalEncoder(handle_unknown="use_encoded_value", unknown_value=-1), cat),
-    ], remainder="drop")
+    pre = ColumnTransformer(
+        [
+            ("num", StandardScaler(), ["age", "hours", "gain"]),
+            ("cat", OrdinalEncoder(handle_unknown="use_encoded_value", unknown_value=-1), cat),
+        ],
+        remainder="drop",
+    )
     return make_pipeline(pre, final)
 
 
 PIPELINES = {
     "titanic-logreg": (titanic, lambda: titanic_pipeline(LogisticRegression(max_iter=500))),
-    "titanic-forest": (titanic, lambda: titanic_pipeline(
-        RandomForestClassifier(20, max_depth=6, random_state=0))),
+    "titanic-forest": (
+        titanic,
+        lambda: titanic_pipeline(RandomForestClassifier(20, max_depth=6, random_state=0)),
+    ),
     "adult-logreg": (adult, lambda: adult_pipeline(LogisticRegression(max_iter=500))),
     "adult-ridge": (adult, lambda: adult_pipeline(Ridge())),
 }
@@ -249,8 +305,7 @@ def fitted(case):
 def test_pipelines(case):
     est, data = fitted(case)
     model = mlfast.compile(est)
-    methods = [m for m in ("predict", "predict_proba", "decision_function")
-               if hasattr(est, m)]
+    methods = [m for m in ("predict", "predict_proba", "decision_function") if hasattr(est, m)]
     X = data(300, 7, unseen=True)
     compare(est, model, X, methods, f"{case} DataFrame")
     compare(est, model, X.iloc[[3]], methods, f"{case} one row")
@@ -260,8 +315,9 @@ def test_pipelines(case):
         want = quietly(getattr(est, m), X.iloc[[3]])
         assert_same_output(getattr(model, m)(row), want, f"{case} dict {m}")
         many = X.iloc[:20].to_dict("records")
-        assert_same_output(getattr(model, m)(many), quietly(getattr(est, m), X.iloc[:20]),
-                    f"{case} records {m}")
+        assert_same_output(
+            getattr(model, m)(many), quietly(getattr(est, m), X.iloc[:20]), f"{case} records {m}"
+        )
     # a 2-D object array: as scikit-learn reads it by position
     arr = X.to_numpy(dtype=object)
     if "forest" not in case:
@@ -277,8 +333,9 @@ def test_batches_across_threads(case):
     est, data = fitted(case)
     model = mlfast.compile(est)
     X = data(6000, 11, unseen=True)
-    check_across_threads(model, est, X, ["predict", "predict_proba"], f"{case} 6000 rows",
-                         threads=(2,))
+    check_across_threads(
+        model, est, X, ["predict", "predict_proba"], f"{case} 6000 rows", threads=(2,)
+    )
 
 
 def representatives():
@@ -286,10 +343,12 @@ def representatives():
     strings with missing values, then a linear model or a forest) for every
     file variant, pickling, inspect and repr (test_parity_shared.py), asked
     about rows with unseen categories."""
+
     def make(case):
         def make_model():
             est, data = fitted(case)
             return Representative(est, data(100, 3, unseen=True))
+
         return make_model
 
     return {case: make(case) for case in ("titanic-logreg", "titanic-forest", "adult-logreg")}
@@ -298,9 +357,12 @@ def representatives():
 def test_pipeline_unknown_category_error_names_the_encoder_column():
     train = titanic(300)
     y = target(train)
-    est = make_pipeline(ColumnTransformer([("num", StandardScaler(), ["fare"]),
-                                           ("cat", OneHotEncoder(), ["sex", "deck"])]),
-                        LogisticRegression()).fit(train, y)
+    est = make_pipeline(
+        ColumnTransformer(
+            [("num", StandardScaler(), ["fare"]), ("cat", OneHotEncoder(), ["sex", "deck"])]
+        ),
+        LogisticRegression(),
+    ).fit(train, y)
     model = mlfast.compile(est)
     bad = titanic(50, 2, unseen=True)
     with pytest.raises(ValueError) as want:
@@ -312,26 +374,35 @@ def test_pipeline_unknown_category_error_names_the_encoder_column():
 
 # ---- HistGradientBoosting on categories -------------------------------------------------
 
+
 @pytest.mark.parametrize("how", ["from_dtype", "by-name"])
 def test_hist_gradient_boosting_on_string_categories(how):
     from sklearn.ensemble import HistGradientBoostingClassifier, HistGradientBoostingRegressor
 
     def data(n, seed, unseen=False):
         rng = np.random.default_rng(seed)
-        df = pd.DataFrame({
-            "a": rng.normal(size=n),
-            "colour": pd.Categorical(rng.choice(["red", "green", "blue", None], n),
-                                     categories=["blue", "green", "red"]),
-            "town": rng.choice(["Oslo", "Lima", "Pune", "Kyiv"], n).astype(object),
-            "b": rng.normal(size=n)})
+        df = pd.DataFrame(
+            {
+                "a": rng.normal(size=n),
+                "colour": pd.Categorical(
+                    rng.choice(["red", "green", "blue", None], n),
+                    categories=["blue", "green", "red"],
+                ),
+                "town": rng.choice(["Oslo", "Lima", "Pune", "Kyiv"], n).astype(object),
+                "b": rng.normal(size=n),
+            }
+        )
         if unseen:
             df.loc[::5, "town"] = "Quito"
         return df
 
     train = data(600, 0)
     y = ((train.a > 0) ^ (train.colour == "red")).astype(int).to_numpy()
-    kw = {"categorical_features": "from_dtype"} if how == "from_dtype" else \
-        {"categorical_features": ["colour", "town"]}
+    kw = (
+        {"categorical_features": "from_dtype"}
+        if how == "from_dtype"
+        else {"categorical_features": ["colour", "town"]}
+    )
     X = train.drop(columns="town") if how == "from_dtype" else train
     clf = HistGradientBoostingClassifier(max_iter=15, **kw).fit(X, y)
     reg = HistGradientBoostingRegressor(max_iter=15, **kw).fit(X, train.b.to_numpy())
@@ -342,11 +413,15 @@ def test_hist_gradient_boosting_on_string_categories(how):
         compare(est, model, test.iloc[[5]], methods, f"{type(est).__name__} {how} one row")
 
 
-@pytest.mark.parametrize("make", [
-    lambda: SimpleImputer(strategy="most_frequent"),
-    lambda: SimpleImputer(strategy="constant", fill_value="missing"),
-    lambda: ColumnTransformer([("impute", SimpleImputer(strategy="most_frequent"), [1])]),
-], ids=["imputer-most-frequent", "imputer-constant", "in-a-column-transformer"])
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda: SimpleImputer(strategy="most_frequent"),
+        lambda: SimpleImputer(strategy="constant", fill_value="missing"),
+        lambda: ColumnTransformer([("impute", SimpleImputer(strategy="most_frequent"), [1])]),
+    ],
+    ids=["imputer-most-frequent", "imputer-constant", "in-a-column-transformer"],
+)
 def test_a_model_answering_object_values_is_unsupported_not_malformed(make):
     """scikit-learn answers these with an object array of the input's own
     values (strings): a valid model whose answer the engine does not return,

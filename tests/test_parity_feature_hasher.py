@@ -2,6 +2,7 @@
 either way; dtypes; collisions summed), alone and first in a pipeline,
 against scikit-learn; its MurmurHash3 against sklearn.utils.murmurhash3_32
 on random Unicode; the server's JSON objects."""
+
 from __future__ import annotations
 
 import pickle
@@ -13,13 +14,13 @@ from sklearn.feature_extraction import FeatureHasher
 from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import make_pipeline
 from sklearn.utils import murmurhash3_32
+from support.serving import FRAMEWORKS
+from support.variants import load_variant
+from test_serving_core import Client
 
 import mlfast
 from mlfast._model import murmurhash3_32 as mlfast_murmurhash3_32
 from mlfast.serving import create_app
-from support.serving import FRAMEWORKS
-from support.variants import load_variant
-from test_serving_core import Client
 
 
 def test_murmurhash3_equals_scikit_learns():
@@ -28,9 +29,11 @@ def test_murmurhash3_equals_scikit_learns():
     for _ in range(5000):
         text = "".join(chr(rng.randint(*rng.choice(planes))) for _ in range(rng.randint(0, 33)))
         data = text.encode("utf-8")
-        for seed in (0, 1, 2 ** 31 + 7):
-            assert mlfast_murmurhash3_32(data, seed) == murmurhash3_32(data, seed=seed), \
-                (text, seed)
+        for seed in (0, 1, 2**31 + 7):
+            assert mlfast_murmurhash3_32(data, seed) == murmurhash3_32(data, seed=seed), (
+                text,
+                seed,
+            )
 
 
 def samples(n: int, seed: int, kind: str) -> list:
@@ -51,9 +54,11 @@ def samples(n: int, seed: int, kind: str) -> list:
 
 
 @pytest.mark.parametrize("kind", ["dict", "pair", "string"])
-@pytest.mark.parametrize("kw", [{}, {"alternate_sign": False}, {"dtype": np.float32},
-                                {"n_features": 3}],
-                         ids=["default", "no-sign", "float32", "collisions"])
+@pytest.mark.parametrize(
+    "kw",
+    [{}, {"alternate_sign": False}, {"dtype": np.float32}, {"n_features": 3}],
+    ids=["default", "no-sign", "float32", "collisions"],
+)
 def test_transform(kind, kw):
     est = FeatureHasher(n_features=kw.pop("n_features", 64), input_type=kind, **kw)
     model = mlfast.compile(est)
@@ -88,15 +93,14 @@ def test_in_a_pipeline(variant, tmp_path):
     est = make_pipeline(FeatureHasher(n_features=32), LogisticRegression()).fit(X, y)
     model = load_variant(est, variant, tmp_path)
     T = samples(40, 3, "dict")
-    np.testing.assert_allclose(model.predict_proba(T), est.predict_proba(T),
-                               rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(model.predict_proba(T), est.predict_proba(T), rtol=1e-12, atol=1e-12)
     again = mlfast.loads(pickle.dumps(model))
     np.testing.assert_array_equal(again.predict(T), est.predict(T))
 
 
 def test_too_many_columns_to_serve_dense():
     with pytest.raises(mlfast.UnsupportedModelError, match="n_features"):
-        mlfast.compile(FeatureHasher())          # 2**20 columns
+        mlfast.compile(FeatureHasher())  # 2**20 columns
 
 
 @pytest.mark.filterwarnings("ignore:Using `httpx` with `starlette.testclient`")

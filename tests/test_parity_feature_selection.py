@@ -5,6 +5,7 @@ scikit-learn is the oracle: transform (and RFE's predict, predict_proba,
 decision_function) on float64, float32 and integer rows; NaN refused or
 passed as the selector's allow_nan tag says.
 """
+
 from __future__ import annotations
 
 import pickle
@@ -57,32 +58,53 @@ SELECTORS = [
     ("SelectFdr", lambda: SelectFdr(alpha=0.01)),
     ("SelectFwe", lambda: SelectFwe(alpha=0.01)),
     ("GenericUnivariateSelect(k_best)", lambda: GenericUnivariateSelect(mode="k_best", param=5)),
-    ("GenericUnivariateSelect(percentile)",
-     lambda: GenericUnivariateSelect(mode="percentile", param=20)),
+    (
+        "GenericUnivariateSelect(percentile)",
+        lambda: GenericUnivariateSelect(mode="percentile", param=20),
+    ),
     ("GenericUnivariateSelect(fdr)", lambda: GenericUnivariateSelect(mode="fdr", param=0.05)),
     ("GenericUnivariateSelect(fwe)", lambda: GenericUnivariateSelect(mode="fwe", param=0.05)),
     ("SelectFromModel(LogisticRegression)", lambda: SelectFromModel(LogisticRegression())),
-    ("SelectFromModel(l1)", lambda: SelectFromModel(
-        LogisticRegression(penalty="l1", solver="liblinear", C=0.05))),
-    ("SelectFromModel(median, max_features)", lambda: SelectFromModel(
-        LogisticRegression(), threshold="1.5*median", max_features=3)),
-    ("SelectFromModel(threshold=0.2)", lambda: SelectFromModel(LogisticRegression(),
-                                                               threshold=0.2)),
-    ("SelectFromModel(forest)", lambda: SelectFromModel(RandomForestClassifier(
-        10, random_state=0))),
-    ("SelectFromModel(tree, median)", lambda: SelectFromModel(
-        __import__("sklearn.tree").tree.DecisionTreeClassifier(max_depth=4, random_state=0),
-        threshold="median")),
+    (
+        "SelectFromModel(l1)",
+        lambda: SelectFromModel(LogisticRegression(penalty="l1", solver="liblinear", C=0.05)),
+    ),
+    (
+        "SelectFromModel(median, max_features)",
+        lambda: SelectFromModel(LogisticRegression(), threshold="1.5*median", max_features=3),
+    ),
+    (
+        "SelectFromModel(threshold=0.2)",
+        lambda: SelectFromModel(LogisticRegression(), threshold=0.2),
+    ),
+    (
+        "SelectFromModel(forest)",
+        lambda: SelectFromModel(RandomForestClassifier(10, random_state=0)),
+    ),
+    (
+        "SelectFromModel(tree, median)",
+        lambda: SelectFromModel(
+            __import__("sklearn.tree").tree.DecisionTreeClassifier(max_depth=4, random_state=0),
+            threshold="median",
+        ),
+    ),
     ("RFE", lambda: RFE(LogisticRegression(), n_features_to_select=4)),
     ("RFE(step=3)", lambda: RFE(LogisticRegression(), n_features_to_select=5, step=3)),
-    ("RFE(forest)", lambda: RFE(RandomForestClassifier(6, random_state=0),
-                                n_features_to_select=5)),
+    ("RFE(forest)", lambda: RFE(RandomForestClassifier(6, random_state=0), n_features_to_select=5)),
     ("RFECV", lambda: RFECV(LogisticRegression(), cv=3)),
-    ("SequentialFeatureSelector", lambda: SequentialFeatureSelector(
-        LogisticRegression(), n_features_to_select=3, cv=3)),
-    ("SequentialFeatureSelector(backward, HGB)", lambda: SequentialFeatureSelector(
-        HistGradientBoostingClassifier(max_iter=3), n_features_to_select=9,
-        direction="backward", cv=2)),
+    (
+        "SequentialFeatureSelector",
+        lambda: SequentialFeatureSelector(LogisticRegression(), n_features_to_select=3, cv=3),
+    ),
+    (
+        "SequentialFeatureSelector(backward, HGB)",
+        lambda: SequentialFeatureSelector(
+            HistGradientBoostingClassifier(max_iter=3),
+            n_features_to_select=9,
+            direction="backward",
+            cv=2,
+        ),
+    ),
 ]
 
 
@@ -115,8 +137,11 @@ def test_variants_and_pipeline(variant, tmp_path):
 def test_regression_selectors(tmp_path):
     X, y = make_regression(150, 8, n_informative=3, random_state=0)
     X_new = np.random.RandomState(2).randn(20, 8)
-    for est in (SelectKBest(f_regression, k=2), SelectFromModel(Lasso(alpha=1.0)),
-                RFE(LinearRegression(), n_features_to_select=3)):
+    for est in (
+        SelectKBest(f_regression, k=2),
+        SelectFromModel(Lasso(alpha=1.0)),
+        RFE(LinearRegression(), n_features_to_select=3),
+    ):
         est = fit(est, X, y)
         check(load_variant(est, "joblib", tmp_path), est, X_new, repr(est))
 
@@ -141,8 +166,7 @@ def test_hostile_masks():
     est.support_ = est.support_[:5]
     with pytest.raises(ModelFormatError):
         mlfast.loads(pickle.dumps(est))
-    est = fit(SequentialFeatureSelector(LogisticRegression(), n_features_to_select=2, cv=2),
-              X, y)
+    est = fit(SequentialFeatureSelector(LogisticRegression(), n_features_to_select=2, cv=2), X, y)
     est.support_ = est.support_.astype(np.float64)
     with pytest.raises(ModelFormatError, match="support_"):
         mlfast.loads(pickle.dumps(est))

@@ -4,6 +4,7 @@
 scikit-learn is the oracle (support/families.py: float64, float32 and
 integer rows; a batch, one row, a batch across threads).
 """
+
 from __future__ import annotations
 
 import pickle
@@ -46,8 +47,10 @@ GLMS = [
     ("TweedieRegressor(power=0)", lambda: TweedieRegressor(power=0)),
     ("TweedieRegressor(power=1.5)", lambda: TweedieRegressor(power=1.5)),
     ("TweedieRegressor(power=2, identity)", lambda: TweedieRegressor(power=0, link="log")),
-    ("TweedieRegressor(power=1, newton-cholesky)",
-     lambda: TweedieRegressor(power=1, solver="newton-cholesky")),
+    (
+        "TweedieRegressor(power=1, newton-cholesky)",
+        lambda: TweedieRegressor(power=1, solver="newton-cholesky"),
+    ),
     ("TweedieRegressor(power=3)", lambda: TweedieRegressor(power=3)),
 ]
 
@@ -62,9 +65,15 @@ def test_glm(name, make, variant, tmp_path):
 
 
 KERNELS = [
-    ("linear", {}), ("rbf", {}), ("rbf", {"gamma": 0.3}), ("poly", {}),
-    ("poly", {"degree": 2, "gamma": 0.5, "coef0": 2.0}), ("polynomial", {"degree": 4}),
-    ("sigmoid", {"gamma": 0.05}), ("laplacian", {}), ("laplacian", {"gamma": 0.2}),
+    ("linear", {}),
+    ("rbf", {}),
+    ("rbf", {"gamma": 0.3}),
+    ("poly", {}),
+    ("poly", {"degree": 2, "gamma": 0.5, "coef0": 2.0}),
+    ("polynomial", {"degree": 4}),
+    ("sigmoid", {"gamma": 0.05}),
+    ("laplacian", {}),
+    ("laplacian", {"gamma": 0.2}),
     ("cosine", {}),
 ]
 
@@ -83,8 +92,9 @@ def test_kernel_ridge(kernel, params, targets, tmp_path):
 def test_kernel_ridge_refused_kernels(kernel):
     X, y, _ = data(2)
     Xp = np.abs(X)
-    est = fit(KernelRidge(kernel=kernel, gamma=1.0),
-              Xp @ Xp.T if kernel == "precomputed" else Xp, y)
+    est = fit(
+        KernelRidge(kernel=kernel, gamma=1.0), Xp @ Xp.T if kernel == "precomputed" else Xp, y
+    )
     with pytest.raises(UnsupportedModelError, match=f"kernel='{kernel}' is not served"):
         mlfast.loads(pickle.dumps(est))
 
@@ -96,9 +106,15 @@ def test_kernel_ridge_callable_kernel_is_refused():
         mlfast.loads(pickle.dumps(est))
 
 
-@pytest.mark.parametrize("member", [LinearRegression, lambda: DecisionTreeRegressor(max_depth=3),
-                                    lambda: make_pipeline(StandardScaler(), Ridge())],
-                         ids=["LinearRegression", "DecisionTree", "Pipeline"])
+@pytest.mark.parametrize(
+    "member",
+    [
+        LinearRegression,
+        lambda: DecisionTreeRegressor(max_depth=3),
+        lambda: make_pipeline(StandardScaler(), Ridge()),
+    ],
+    ids=["LinearRegression", "DecisionTree", "Pipeline"],
+)
 def test_ransac(member, tmp_path):
     X, y, X_new = data(4)
     y = y.copy()

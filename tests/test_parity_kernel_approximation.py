@@ -6,6 +6,7 @@ kernel's rank it is ill-conditioned and multiplies the last-bit differences
 of two summation orders (measured: 1e-9 for poly of degree 2 on 5 features
 with 30 components), so the cases here keep it well-conditioned.
 """
+
 from __future__ import annotations
 
 import pickle
@@ -32,19 +33,22 @@ def data(seed=0):
 CASES = [
     ("Nystroem(rbf)", lambda: Nystroem(n_components=40, random_state=0)),
     ("Nystroem(poly)", lambda: Nystroem("poly", degree=2, n_components=12, random_state=0)),
-    ("Nystroem(sigmoid)", lambda: Nystroem("sigmoid", gamma=0.1, n_components=4,
-                                           random_state=0)),
+    ("Nystroem(sigmoid)", lambda: Nystroem("sigmoid", gamma=0.1, n_components=4, random_state=0)),
     ("Nystroem(laplacian)", lambda: Nystroem("laplacian", n_components=20, random_state=0)),
     ("Nystroem(linear)", lambda: Nystroem("linear", n_components=5, random_state=0)),
-    ("Nystroem(kernel_params)", lambda: Nystroem(kernel_params={"gamma": 0.3},
-                                                 n_components=20, random_state=0)),
+    (
+        "Nystroem(kernel_params)",
+        lambda: Nystroem(kernel_params={"gamma": 0.3}, n_components=20, random_state=0),
+    ),
     ("KernelPCA(linear)", lambda: KernelPCA(3)),
     ("KernelPCA(rbf)", lambda: KernelPCA(4, kernel="rbf")),
     ("KernelPCA(poly)", lambda: KernelPCA(3, kernel="poly", degree=2)),
     ("KernelPCA(cosine)", lambda: KernelPCA(3, kernel="cosine")),
     ("KernelPCA(sigmoid)", lambda: KernelPCA(5, kernel="sigmoid", gamma=0.05)),
-    ("KernelPCA(arpack)", lambda: KernelPCA(3, kernel="rbf", eigen_solver="arpack",
-                                            random_state=0)),
+    (
+        "KernelPCA(arpack)",
+        lambda: KernelPCA(3, kernel="rbf", eigen_solver="arpack", random_state=0),
+    ),
     ("RBFSampler", lambda: RBFSampler(random_state=0, n_components=50)),
     ("RBFSampler(gamma)", lambda: RBFSampler(gamma=0.3, random_state=1, n_components=20)),
 ]
@@ -60,8 +64,7 @@ def test_transform(name, make, tmp_path):
 def test_in_a_pipeline(tmp_path):
     X, X_new = data(1)
     y = (X[:, 0] * X[:, 1] > 0).astype(int)
-    est = fit(make_pipeline(Nystroem(n_components=30, random_state=0), LogisticRegression()),
-              X, y)
+    est = fit(make_pipeline(Nystroem(n_components=30, random_state=0), LogisticRegression()), X, y)
     check(load_variant(est, "compile", tmp_path), est, X_new, "Pipeline(Nystroem, LR)")
 
 

@@ -2,6 +2,7 @@
 (they read y: labels, or sets of labels), against scikit-learn: transform
 and inverse_transform over str, object, int and float labels (NaN among
 them), unseen labels refused in scikit-learn's words, file variants."""
+
 from __future__ import annotations
 
 import pickle
@@ -9,14 +10,17 @@ import pickle
 import numpy as np
 import pytest
 from sklearn.preprocessing import LabelBinarizer, LabelEncoder, MultiLabelBinarizer
+from support.variants import load_variant
 
 import mlfast
-from support.variants import load_variant
 
 LABELS = {
     "str": (["dog", "cat", "emu", "cat", "yak"], ["emu", "dog", "dog"], ["cow"]),
-    "object": (np.array(["b", "a", "c"], dtype=object),
-               np.array(["c", "a"], dtype=object), np.array(["zz"], dtype=object)),
+    "object": (
+        np.array(["b", "a", "c"], dtype=object),
+        np.array(["c", "a"], dtype=object),
+        np.array(["zz"], dtype=object),
+    ),
     "int": ([3, 1, 2, 3, -7], [2, -7, 1], [4]),
     "float-nan": ([1.5, np.nan, 2.0, 1.5], [np.nan, 2.0], [9.0]),
     "bool": ([True, False, True], [False], [2]),

@@ -9,6 +9,7 @@ numpy's einsum, whose order is not followed: ~1e-7 relative), integer rows
 of a full or tied mixture from scikit-learn 1.7 on (its log_prob array takes
 X's integer dtype and truncates).
 """
+
 from __future__ import annotations
 
 import pickle
@@ -30,10 +31,19 @@ COVARIANCES = ["full", "tied", "diag", "spherical"]
 def data(seed=0, n=240):
     rng = np.random.RandomState(seed)
     centres = rng.randn(3, N_FEATURES) * 4
-    X = np.vstack([c + rng.randn(n // 3, N_FEATURES) @ rng.randn(N_FEATURES, N_FEATURES) * 0.5
-                   for c in centres])
-    X_new = np.vstack([centres[rng.randint(0, 3, 40)] + rng.randn(40, N_FEATURES),
-                       rng.randn(5, N_FEATURES) * 10, np.zeros((1, N_FEATURES))])
+    X = np.vstack(
+        [
+            c + rng.randn(n // 3, N_FEATURES) @ rng.randn(N_FEATURES, N_FEATURES) * 0.5
+            for c in centres
+        ]
+    )
+    X_new = np.vstack(
+        [
+            centres[rng.randint(0, 3, 40)] + rng.randn(40, N_FEATURES),
+            rng.randn(5, N_FEATURES) * 10,
+            np.zeros((1, N_FEATURES)),
+        ]
+    )
     return X, X_new
 
 
@@ -58,23 +68,41 @@ def test_gaussian_mixture(cov, variant, tmp_path):
 @pytest.mark.parametrize("prior", ["dirichlet_process", "dirichlet_distribution"])
 def test_bayesian_gaussian_mixture(cov, prior, tmp_path):
     X, X_new = data(1)
-    est = fit(BayesianGaussianMixture(n_components=4, covariance_type=cov,
-                                      weight_concentration_prior_type=prior, random_state=0), X)
+    est = fit(
+        BayesianGaussianMixture(
+            n_components=4,
+            covariance_type=cov,
+            weight_concentration_prior_type=prior,
+            random_state=0,
+        ),
+        X,
+    )
     model = load_variant(est, "joblib", tmp_path)
-    check(model, est, X_new, f"BayesianGaussianMixture({cov}, {prior})",
-          dtypes=dtypes_for(cov))
+    check(model, est, X_new, f"BayesianGaussianMixture({cov}, {prior})", dtypes=dtypes_for(cov))
 
 
 def test_one_component(tmp_path):
     X, X_new = data(2)
     est = fit(GaussianMixture(1), X)
-    check(load_variant(est, "joblib", tmp_path), est, X_new, "GaussianMixture(1)",
-          dtypes=(np.float64,))
+    check(
+        load_variant(est, "joblib", tmp_path),
+        est,
+        X_new,
+        "GaussianMixture(1)",
+        dtypes=(np.float64,),
+    )
 
 
-@pytest.mark.parametrize("kw", [{}, {"contamination": 0.25}, {"store_precision": False},
-                                {"support_fraction": 0.8, "assume_centered": True}],
-                         ids=["default", "contamination", "no-precision", "centered"])
+@pytest.mark.parametrize(
+    "kw",
+    [
+        {},
+        {"contamination": 0.25},
+        {"store_precision": False},
+        {"support_fraction": 0.8, "assume_centered": True},
+    ],
+    ids=["default", "contamination", "no-precision", "centered"],
+)
 def test_elliptic_envelope(kw, tmp_path):
     X, X_new = data(3)
     est = fit(EllipticEnvelope(random_state=0, **kw), X)

@@ -20,6 +20,7 @@ mlfast reads float32 as the float64 values they are, so brute-force checks
 use float64 rows.  Hostile trees (indices outside the data, children past the node
 array) are ModelFormatError.
 """
+
 from __future__ import annotations
 
 import pickle
@@ -31,11 +32,11 @@ import pytest
 from sklearn.neighbors import KNeighborsClassifier, KNeighborsRegressor
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
+from support.variants import load_variant
 from threadpoolctl import threadpool_limits
 
 import mlfast
 from mlfast.errors import ModelFormatError, UnsupportedModelError
-from support.variants import load_variant
 
 RTOL = ATOL = 1e-12
 METRICS = [dict(), dict(p=1), dict(p=3), dict(p=1.5), dict(metric="chebyshev")]
@@ -75,13 +76,16 @@ def check(model, est, X_new, context, one_thread=False):
         for rows in (X, X[:1], np.repeat(X, 5, axis=0)):
             for method in ("predict", "predict_proba"):
                 if hasattr(est, method):
-                    with warnings.catch_warnings(), \
-                            threadpool_limits(1 if one_thread else None, user_api="openmp"):
+                    with (
+                        warnings.catch_warnings(),
+                        threadpool_limits(1 if one_thread else None, user_api="openmp"),
+                    ):
                         warnings.simplefilter("ignore")
                         expected = getattr(est, method)(rows)
                     got = getattr(model, method)(rows)
-                    assert_same(got, expected, f"{method}: {context} | {np.dtype(dtype)} | "
-                                f"rows={len(rows)}")
+                    assert_same(
+                        got, expected, f"{method}: {context} | {np.dtype(dtype)} | rows={len(rows)}"
+                    )
 
 
 @pytest.mark.parametrize("kind", ["float", "int"])
@@ -91,21 +95,32 @@ def test_kneighbors(metric, algorithm, kind, tmp_path):
     X, y, X_new = data(kind)
     for weights in ("uniform", "distance"):
         for k in (1, 5, 12):
-            for est in (KNeighborsClassifier(k, weights=weights, algorithm=algorithm,
-                                             leaf_size=7, **metric).fit(X, y),
-                        KNeighborsRegressor(k, weights=weights, algorithm=algorithm,
-                                            leaf_size=7, **metric).fit(X, 2 * X[:, 0] + y)):
+            for est in (
+                KNeighborsClassifier(
+                    k, weights=weights, algorithm=algorithm, leaf_size=7, **metric
+                ).fit(X, y),
+                KNeighborsRegressor(
+                    k, weights=weights, algorithm=algorithm, leaf_size=7, **metric
+                ).fit(X, 2 * X[:, 0] + y),
+            ):
                 model = load_variant(est, "joblib" if k == 5 else "compile", tmp_path)
-                check(model, est, X_new, f"{est!r} | {kind}",
-                      one_thread=algorithm == "brute" and kind == "int")
+                check(
+                    model,
+                    est,
+                    X_new,
+                    f"{est!r} | {kind}",
+                    one_thread=algorithm == "brute" and kind == "int",
+                )
 
 
 def test_auto_algorithm_string_labels_multi_target_pipeline(tmp_path):
     X, y, X_new = data("float")
     labels = np.array(["a", "b", "c"])[y]
-    for est in (make_pipeline(StandardScaler(), KNeighborsClassifier()).fit(X, labels),
-                KNeighborsRegressor(weights="distance").fit(X, np.c_[X[:, 0], y]),
-                KNeighborsRegressor().fit(X, np.c_[X[:, 0], y])):
+    for est in (
+        make_pipeline(StandardScaler(), KNeighborsClassifier()).fit(X, labels),
+        KNeighborsRegressor(weights="distance").fit(X, np.c_[X[:, 0], y]),
+        KNeighborsRegressor().fit(X, np.c_[X[:, 0], y]),
+    ):
         model = pickle.loads(pickle.dumps(load_variant(est, "pickle-p2", tmp_path)))
         check(model, est, X_new, repr(est))
 
@@ -118,9 +133,11 @@ def test_a_row_on_a_training_point_weighs_only_its_twins():
 
 def test_unsupported():
     X, y, _ = data("float")
-    for est in (KNeighborsClassifier(metric="cosine", algorithm="brute").fit(X, y),
-                KNeighborsClassifier(weights=np.sqrt).fit(X, y),
-                KNeighborsClassifier().fit(X, np.c_[y, y])):
+    for est in (
+        KNeighborsClassifier(metric="cosine", algorithm="brute").fit(X, y),
+        KNeighborsClassifier(weights=np.sqrt).fit(X, y),
+        KNeighborsClassifier().fit(X, np.c_[y, y]),
+    ):
         with pytest.raises(UnsupportedModelError):
             mlfast.compile(est)
 
@@ -134,13 +151,19 @@ def _tree_state(est, change):
 
 
 @pytest.mark.parametrize("algorithm", ["kd_tree", "ball_tree"])
-@pytest.mark.parametrize("name,change,text", [
-    ("idx outside", lambda s: s[1].__setitem__(3, 10_000), "idx_array[3]"),
-    ("idx negative", lambda s: s[1].__setitem__(0, -1), "idx_array[0]"),
-    ("node past the rows", lambda s: s[2].__setitem__(1, (0, 10_000, 1, 0.0)), "node 1"),
-    ("inner leaf without children", lambda s: s[2].__setitem__(
-        len(s[2]) - 1, (0, 3, 0, 0.0)), "does not fit a tree"),
-])
+@pytest.mark.parametrize(
+    "name,change,text",
+    [
+        ("idx outside", lambda s: s[1].__setitem__(3, 10_000), "idx_array[3]"),
+        ("idx negative", lambda s: s[1].__setitem__(0, -1), "idx_array[0]"),
+        ("node past the rows", lambda s: s[2].__setitem__(1, (0, 10_000, 1, 0.0)), "node 1"),
+        (
+            "inner leaf without children",
+            lambda s: s[2].__setitem__(len(s[2]) - 1, (0, 3, 0, 0.0)),
+            "does not fit a tree",
+        ),
+    ],
+)
 def test_lying_trees_are_model_format_errors(algorithm, name, change, text):
     X, y, _ = data("float")
     est = _tree_state(KNeighborsClassifier(algorithm=algorithm, leaf_size=5).fit(X, y), change)

@@ -14,6 +14,7 @@ method scikit-learn has (the rows whole and the first row), the methods it
 lacks absent, n_features_in_, feature_names_in_ and classes_.  A failure
 names the family, the representative, the variant and the input.
 """
+
 from __future__ import annotations
 
 import pickle
@@ -30,8 +31,11 @@ pytestmark = pytest.mark.usefixtures("one_openmp_thread")
 
 #: {family: {name: a function that fits the model}}, made at collection
 MAKES = {family: representatives(family) for family in families()}
-CASES = [pytest.param(family, name, id=f"{family}:{name}")
-         for family, makes in MAKES.items() for name in makes]
+CASES = [
+    pytest.param(family, name, id=f"{family}:{name}")
+    for family, makes in MAKES.items()
+    for name in makes
+]
 PROTOCOLS = list(range(pickle.HIGHEST_PROTOCOL + 1))
 
 
@@ -60,18 +64,29 @@ def check(model, rep: Representative, context: str) -> None:
     check_attributes(model, rep.estimator, context)
     for rows in rep.inputs():
         for part in (rows, rows[:1]):
-            check_methods(model, rep.estimator, part, context=f"{context} | rows={len(part)}",
-                          exact=rep.exact, float32_rtol=rep.float32_rtol)
+            check_methods(
+                model,
+                rep.estimator,
+                part,
+                context=f"{context} | rows={len(part)}",
+                exact=rep.exact,
+                float32_rtol=rep.float32_rtol,
+            )
 
 
 def test_every_parity_suite_has_representatives():
     """A family's suite without representatives() would silently miss every
     run here: it is listed as WAITING until it joins, and leaves the list
     when it does."""
-    missing = [f"tests/test_parity_{family}.py" for family, makes in MAKES.items()
-               if not makes and family not in WAITING]
-    assert not missing, (f"{missing} define no representatives(): see "
-                         f"tests/support/representatives.py for how a family joins")
+    missing = [
+        f"tests/test_parity_{family}.py"
+        for family, makes in MAKES.items()
+        if not makes and family not in WAITING
+    ]
+    assert not missing, (
+        f"{missing} define no representatives(): see "
+        f"tests/support/representatives.py for how a family joins"
+    )
     joined = [family for family in WAITING if MAKES.get(family)]
     assert not joined, f"{joined} joined the shared runs: take them out of WAITING"
 
@@ -96,8 +111,11 @@ def test_pickle_model(family, name, protocol, fitted):
     rep, _, model = fitted(family, name)
     data = pickle.dumps(model, protocol=protocol)
     for how, clone in (("pickle.loads", pickle.loads(data)), ("mlfast.loads", mlfast.loads(data))):
-        ctx = where(family=family, estimator=name,
-                    variant=f"joblib -> pickle.dumps(Model, {protocol}) -> {how}")
+        ctx = where(
+            family=family,
+            estimator=name,
+            variant=f"joblib -> pickle.dumps(Model, {protocol}) -> {how}",
+        )
         check(clone, rep, ctx)
         assert clone.nbytes == model.nbytes, f"nbytes {clone.nbytes} != {model.nbytes}: {ctx}"
         assert repr(clone) == repr(model), ctx
@@ -108,8 +126,7 @@ def test_pickle_model_twice(family, name, fitted):
     """A clone of a clone: an unpickled Model pickles again."""
     rep, _, model = fitted(family, name)
     clone = pickle.loads(pickle.dumps(pickle.loads(pickle.dumps(model))))
-    check(clone, rep, where(family=family, estimator=name,
-                            variant="joblib -> pickle.dumps twice"))
+    check(clone, rep, where(family=family, estimator=name, variant="joblib -> pickle.dumps twice"))
     assert repr(clone) == repr(model)
 
 

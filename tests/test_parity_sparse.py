@@ -2,6 +2,7 @@
 against scikit-learn: never densified (each row is packed as its pairs and
 multiplied as scipy's CSR or COO product adds them), decision values bit for
 bit, the same refusals (NaN, inf, a wrong width) word for word."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -23,8 +24,7 @@ FORMATS = ["csr", "csc", "coo", "csr_array", "coo_array", "csr_unsorted", "csr_d
 
 
 def sparse_input(fmt: str, n_rows: int, seed: int, dtype=np.float64):
-    X = sp.random(n_rows, 40, density=0.15, format="csr", random_state=seed,
-                  dtype=np.float64)
+    X = sp.random(n_rows, 40, density=0.15, format="csr", random_state=seed, dtype=np.float64)
     X.data = X.data * 10 - 1
     X = sp.csr_matrix(X, dtype=dtype)
     if fmt in ("csr", "csc", "coo"):
@@ -124,13 +124,15 @@ def test_sparse_rows_are_not_densified():
     # 200,000 columns: a dense row of this model is 1.6 MB; 1,000 sparse
     # rows go through in far less memory than their dense form (1.6 GB)
     import tracemalloc
+
     rng = np.random.default_rng(4)
     n = 200_000
 
     def wide(rows: int) -> sp.csr_matrix:
         k = rows * 20
-        return sp.csr_matrix((rng.normal(size=k), (rng.integers(0, rows, k),
-                                                   rng.integers(0, n, k))), shape=(rows, n))
+        return sp.csr_matrix(
+            (rng.normal(size=k), (rng.integers(0, rows, k), rng.integers(0, n, k))), shape=(rows, n)
+        )
 
     est = LogisticRegression().fit(wide(200), rng.integers(0, 2, 200))
     model = mlfast.compile(est)
@@ -145,9 +147,11 @@ def test_sparse_rows_are_not_densified():
 
 def test_dense_input_unchanged_and_pickled_model():
     import pickle
+
     est = fitted("logreg")
     model = pickle.loads(pickle.dumps(mlfast.compile(est)))
     X = sparse_input("csr", 50, 6)
     np.testing.assert_array_equal(model.decision_function(X), est.decision_function(X))
-    np.testing.assert_array_equal(model.decision_function(X.toarray()),
-                                  est.decision_function(X.toarray()))
+    np.testing.assert_array_equal(
+        model.decision_function(X.toarray()), est.decision_function(X.toarray())
+    )

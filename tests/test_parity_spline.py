@@ -4,6 +4,7 @@ inert data: knots, coefficients, degree; scipy is never called).
 scikit-learn is the oracle; the basis values follow scipy's de Boor
 recursion term by term, so they are checked bit for bit.
 """
+
 from __future__ import annotations
 
 import pickle
@@ -30,11 +31,17 @@ def data(seed=0):
     return X, X_new
 
 
-CASES = [{}, {"extrapolation": "continue"}, {"extrapolation": "periodic"},
-         {"extrapolation": "constant", "degree": 2, "n_knots": 7}, {"include_bias": False},
-         {"knots": "quantile"}, {"degree": 1},
-         {"degree": 5, "n_knots": 8, "extrapolation": "continue"},
-         {"extrapolation": "periodic", "include_bias": False, "degree": 2}]
+CASES = [
+    {},
+    {"extrapolation": "continue"},
+    {"extrapolation": "periodic"},
+    {"extrapolation": "constant", "degree": 2, "n_knots": 7},
+    {"include_bias": False},
+    {"knots": "quantile"},
+    {"degree": 1},
+    {"degree": 5, "n_knots": 8, "extrapolation": "continue"},
+    {"extrapolation": "periodic", "include_bias": False, "degree": 2},
+]
 
 
 def exact(model, est, X, context):
@@ -105,6 +112,8 @@ def test_bspline_is_a_record_and_asarray_a_name():
     from mlfast._core import GLOBAL_KINDS
 
     assert classify_global("scipy.interpolate._bsplines", "BSpline") == GLOBAL_KINDS["record"]
-    assert classify_global("scipy._lib.array_api_compat.numpy._aliases", "asarray") == \
-        GLOBAL_KINDS["typeref"]
+    assert (
+        classify_global("scipy._lib.array_api_compat.numpy._aliases", "asarray")
+        == GLOBAL_KINDS["typeref"]
+    )
     assert classify_global("scipy.interpolate._bsplines", "make_interp_spline") == 0

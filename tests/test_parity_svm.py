@@ -17,6 +17,7 @@ with scikit-learn's message, kernel='precomputed' and callable kernels as
 UnsupportedModelError; states that lie about their shapes or support counts
 are ModelFormatError.
 """
+
 from __future__ import annotations
 
 import pickle
@@ -30,13 +31,20 @@ from sklearn import svm
 from sklearn.datasets import make_classification, make_regression
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
+from support.variants import load_variant
 
 import mlfast
 from mlfast.errors import ModelFormatError, UnsupportedModelError
-from support.variants import load_variant
 
-METHODS = ("predict", "predict_proba", "predict_log_proba", "decision_function",
-           "score_samples", "transform", "predict_joint_log_proba")
+METHODS = (
+    "predict",
+    "predict_proba",
+    "predict_log_proba",
+    "decision_function",
+    "score_samples",
+    "transform",
+    "predict_joint_log_proba",
+)
 RTOL = ATOL = 1e-12
 N_FEATURES = 6
 
@@ -48,16 +56,23 @@ def quietly(fn, *args, **kw):
 
 
 def classification(k=3, seed=0):
-    X, y = make_classification(n_samples=260, n_features=N_FEATURES, n_informative=4,
-                               n_redundant=0, n_classes=k, n_clusters_per_class=1,
-                               random_state=seed)
+    X, y = make_classification(
+        n_samples=260,
+        n_features=N_FEATURES,
+        n_informative=4,
+        n_redundant=0,
+        n_classes=k,
+        n_clusters_per_class=1,
+        random_state=seed,
+    )
     X_new = np.vstack([X[200:], 3 * X[200:203], np.zeros((1, N_FEATURES))])
     return X[:200], y[:200], X_new
 
 
 def regression(seed=0):
-    X, y = make_regression(n_samples=260, n_features=N_FEATURES, n_informative=4, noise=5.0,
-                           random_state=seed)
+    X, y = make_regression(
+        n_samples=260, n_features=N_FEATURES, n_informative=4, noise=5.0, random_state=seed
+    )
     return X[:200], y[:200] / 50, X[200:]
 
 
@@ -82,8 +97,9 @@ def check(model, est, X_new, context):
                 if hasattr(est, method):
                     expected = quietly(getattr(est, method), rows)
                     got = getattr(model, method)(rows)
-                    assert_same(got, expected, f"{method}: {context} | {np.dtype(dtype)} | "
-                                f"rows={len(rows)}")
+                    assert_same(
+                        got, expected, f"{method}: {context} | {np.dtype(dtype)} | rows={len(rows)}"
+                    )
 
 
 KERNELS = [
@@ -106,8 +122,12 @@ def _ids(options):
 @pytest.mark.parametrize("options", KERNELS, ids=_ids)
 def test_svc(options, k, tmp_path):
     X, y, X_new = classification(k)
-    for extra in (dict(), dict(decision_function_shape="ovo"), dict(break_ties=True),
-                  dict(probability=True, random_state=0)):
+    for extra in (
+        dict(),
+        dict(decision_function_shape="ovo"),
+        dict(break_ties=True),
+        dict(probability=True, random_state=0),
+    ):
         est = quietly(svm.SVC(C=2.0, **options, **extra).fit, X, y)
         model = load_variant(est, "joblib", tmp_path)
         assert_same(model.classes_, est.classes_, "classes_")
@@ -118,8 +138,11 @@ def test_svc(options, k, tmp_path):
 @pytest.mark.parametrize("options", KERNELS[:5], ids=_ids)
 def test_nusvc(options, k, tmp_path):
     X, y, X_new = classification(k, seed=1)
-    for extra in (dict(), dict(probability=True, random_state=0),
-                  dict(decision_function_shape="ovo")):
+    for extra in (
+        dict(),
+        dict(probability=True, random_state=0),
+        dict(decision_function_shape="ovo"),
+    ):
         est = quietly(svm.NuSVC(nu=0.4, **options, **extra).fit, X, y)
         model = load_variant(est, "pickle-p2", tmp_path)
         check(model, est, X_new, f"NuSVC({_ids({**options, **extra})}) | k={k}")
@@ -130,8 +153,11 @@ def test_regressors_and_one_class(options, tmp_path):
     X, y, X_new = regression()
     scaled = StandardScaler().fit(X)
     X, X_new = scaled.transform(X), scaled.transform(X_new)
-    for est in (svm.SVR(C=3.0, epsilon=0.05, **options), svm.NuSVR(nu=0.3, **options),
-                svm.OneClassSVM(nu=0.2, **options)):
+    for est in (
+        svm.SVR(C=3.0, epsilon=0.05, **options),
+        svm.NuSVR(nu=0.3, **options),
+        svm.OneClassSVM(nu=0.2, **options),
+    ):
         quietly(est.fit, X, y)
         for variant in ("joblib", "compile"):
             model = load_variant(est, variant, tmp_path)
@@ -141,19 +167,23 @@ def test_regressors_and_one_class(options, tmp_path):
 def test_string_labels_pipeline_and_pickled_model(tmp_path):
     X, y, X_new = classification(3)
     labels = np.array(["ant", "bee", "cat"])[y]
-    est = quietly(make_pipeline(StandardScaler(), svm.SVC(probability=True,
-                                                          random_state=0)).fit, X, labels)
+    est = quietly(
+        make_pipeline(StandardScaler(), svm.SVC(probability=True, random_state=0)).fit, X, labels
+    )
     model = pickle.loads(pickle.dumps(load_variant(est, "joblib", tmp_path)))
     check(model, est, X_new, "StandardScaler -> SVC, str labels")
 
 
-@pytest.mark.parametrize("make", [
-    lambda: svm.SVC(kernel="rbf", probability=True, random_state=0),
-    lambda: svm.SVC(kernel="poly", decision_function_shape="ovo"),
-    lambda: svm.NuSVC(kernel="linear", nu=0.3),
-    lambda: svm.SVR(kernel="rbf"),
-    lambda: svm.OneClassSVM(kernel="rbf", nu=0.3),
-])
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda: svm.SVC(kernel="rbf", probability=True, random_state=0),
+        lambda: svm.SVC(kernel="poly", decision_function_shape="ovo"),
+        lambda: svm.NuSVC(kernel="linear", nu=0.3),
+        lambda: svm.SVR(kernel="rbf"),
+        lambda: svm.OneClassSVM(kernel="rbf", nu=0.3),
+    ],
+)
 def test_sparse_fit(make, tmp_path):
     X, y, X_new = classification(3)
     X = np.where(np.abs(X) < 0.7, 0.0, X)
@@ -201,26 +231,50 @@ def _lie(est, **changes):
     return est
 
 
-@pytest.mark.parametrize("make,changes,text", [
-    (lambda: svm.SVC(), lambda e: {"_n_support": e._n_support + np.array([1, -1, 1])},
-     "_n_support is"),
-    (lambda: svm.SVC(), lambda e: {"_n_support": np.array([-1, 0, 0]) + e._n_support},
-     "_n_support is"),
-    (lambda: svm.SVC(), lambda e: {"support_vectors_": e.support_vectors_[:-2]},
-     "_n_support is"),
-    (lambda: svm.SVC(), lambda e: {"_dual_coef_": e._dual_coef_[:1]}, "_dual_coef_ has shape"),
-    (lambda: svm.SVC(), lambda e: {"_intercept_": e._intercept_[:2]}, "_dual_coef_ has shape"),
-    (lambda: svm.SVC(), lambda e: {"support_vectors_": e.support_vectors_[:, :3]},
-     "n_features_in_ is 6"),
-    (lambda: svm.SVC(probability=True, random_state=0),
-     lambda e: {"_probA": e._probA[:1]}, "probA and probB"),
-    (lambda: svm.SVC(), lambda e: {"_gamma": "x"}, "_gamma is"),
-    (lambda: svm.SVC(), lambda e: {"kernel": "cubic"}, "kernel is 'cubic'"),
-    (lambda: svm.SVC(), lambda e: {"decision_function_shape": "ova"},
-     "decision_function_shape"),
-    (lambda: svm.SVR(), lambda e: {"_dual_coef_": np.zeros((2, e.support_vectors_.shape[0]))},
-     "_dual_coef_ has shape"),
-])
+@pytest.mark.parametrize(
+    "make,changes,text",
+    [
+        (
+            lambda: svm.SVC(),
+            lambda e: {"_n_support": e._n_support + np.array([1, -1, 1])},
+            "_n_support is",
+        ),
+        (
+            lambda: svm.SVC(),
+            lambda e: {"_n_support": np.array([-1, 0, 0]) + e._n_support},
+            "_n_support is",
+        ),
+        (
+            lambda: svm.SVC(),
+            lambda e: {"support_vectors_": e.support_vectors_[:-2]},
+            "_n_support is",
+        ),
+        (lambda: svm.SVC(), lambda e: {"_dual_coef_": e._dual_coef_[:1]}, "_dual_coef_ has shape"),
+        (lambda: svm.SVC(), lambda e: {"_intercept_": e._intercept_[:2]}, "_dual_coef_ has shape"),
+        (
+            lambda: svm.SVC(),
+            lambda e: {"support_vectors_": e.support_vectors_[:, :3]},
+            "n_features_in_ is 6",
+        ),
+        (
+            lambda: svm.SVC(probability=True, random_state=0),
+            lambda e: {"_probA": e._probA[:1]},
+            "probA and probB",
+        ),
+        (lambda: svm.SVC(), lambda e: {"_gamma": "x"}, "_gamma is"),
+        (lambda: svm.SVC(), lambda e: {"kernel": "cubic"}, "kernel is 'cubic'"),
+        (
+            lambda: svm.SVC(),
+            lambda e: {"decision_function_shape": "ova"},
+            "decision_function_shape",
+        ),
+        (
+            lambda: svm.SVR(),
+            lambda e: {"_dual_coef_": np.zeros((2, e.support_vectors_.shape[0]))},
+            "_dual_coef_ has shape",
+        ),
+    ],
+)
 def test_lying_states_are_model_format_errors(make, changes, text):
     X, y, _ = classification(3)
     est = quietly(make().fit, X, y)
@@ -233,7 +287,7 @@ def test_lying_sparse_support_vectors_are_model_format_errors():
     X, y, _ = classification(2)
     est = svm.SVC().fit(sp.csr_matrix(np.where(np.abs(X) < 0.5, 0, X)), y)
     sv = est.support_vectors_.copy()
-    sv.indices[3] = 1000       # a column past the matrix
+    sv.indices[3] = 1000  # a column past the matrix
     est.support_vectors_ = sv
     with pytest.raises(ModelFormatError, match="out of range"):
         mlfast.compile(est)
@@ -250,9 +304,16 @@ def test_only_csr_matrices_of_scipy_sparse_are_records():
     scipy.sparse stays refused."""
     classify = mlfast._core.classify_global
     record = mlfast._core.GLOBAL_KINDS["record"]
-    for module, name in [("scipy.sparse._csr", "csr_matrix"), ("scipy.sparse._csr", "csr_array"),
-                         ("scipy.sparse.csr", "csr_matrix")]:
+    for module, name in [
+        ("scipy.sparse._csr", "csr_matrix"),
+        ("scipy.sparse._csr", "csr_array"),
+        ("scipy.sparse.csr", "csr_matrix"),
+    ]:
         assert classify(module, name) == record, (module, name)
-    for module, name in [("scipy.sparse", "load_npz"), ("scipy.sparse._csr", "_csr_base"),
-                         ("scipy.sparse._coo", "coo_matrix"), ("scipy.sparse._csr", "os")]:
+    for module, name in [
+        ("scipy.sparse", "load_npz"),
+        ("scipy.sparse._csr", "_csr_base"),
+        ("scipy.sparse._coo", "coo_matrix"),
+        ("scipy.sparse._csr", "os"),
+    ]:
         assert classify(module, name) == 0, (module, name)

@@ -8,6 +8,7 @@ pipeline.  TargetEncoder's encodings are read, not recomputed, so its output
 is bit-equal; MissingIndicator's booleans are equal, and a NaN in a column
 without missing values at fit is scikit-learn's ValueError word for word.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -18,32 +19,37 @@ from sklearn.impute import MissingIndicator, SimpleImputer
 from sklearn.linear_model import LogisticRegression, Ridge
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import TargetEncoder
-
-import mlfast
-from mlfast.serving import create_app
 from support.serving import FRAMEWORKS
 from support.variants import load_variant
 from test_serving_core import Client
+
+import mlfast
+from mlfast.serving import create_app
 
 VARIANTS = ["joblib", "joblib-zlib3", "pickle-p2", "pickle-p5", "loads-bytes", "compile"]
 
 
 def frame(n: int, seed: int, unseen: bool = False) -> pd.DataFrame:
     rng = np.random.default_rng(seed)
-    city = rng.choice(np.array(["Oslo", "Lima", "Pune", None, np.nan], dtype=object), n,
-                      p=[0.4, 0.3, 0.2, 0.05, 0.05])
+    city = rng.choice(
+        np.array(["Oslo", "Lima", "Pune", None, np.nan], dtype=object),
+        n,
+        p=[0.4, 0.3, 0.2, 0.05, 0.05],
+    )
     grade = rng.choice([1.0, 2.0, 3.0, np.nan], n, p=[0.3, 0.3, 0.3, 0.1])
     kind = rng.choice(["a", "b", "c", "d"], n)
     if unseen:
         city[::5] = "Rome"
         grade[::7] = 9.0
         kind[::6] = "z"
-    return pd.DataFrame({
-        "city": city,
-        "grade": grade,
-        "kind": pd.Categorical(kind, categories=["a", "b", "c", "d", "z"]),
-        "tag": pd.array(rng.choice(["x", "y", "é"], n), dtype="string"),
-    })
+    return pd.DataFrame(
+        {
+            "city": city,
+            "grade": grade,
+            "kind": pd.Categorical(kind, categories=["a", "b", "c", "d", "z"]),
+            "tag": pd.array(rng.choice(["x", "y", "é"], n), dtype="string"),
+        }
+    )
 
 
 def targets(df: pd.DataFrame, kind: str) -> np.ndarray:
@@ -52,7 +58,9 @@ def targets(df: pd.DataFrame, kind: str) -> np.ndarray:
     if kind == "binary":
         return base.astype(int)
     if kind == "multiclass":
-        return np.array(["lo", "mid", "hi"], dtype=object)[base.astype(int) + (rng.random(len(df)) < 0.4)]
+        return np.array(["lo", "mid", "hi"], dtype=object)[
+            base.astype(int) + (rng.random(len(df)) < 0.4)
+        ]
     return rng.normal(size=len(df)) + 3.0 * base
 
 
@@ -75,8 +83,11 @@ def test_target_encoder_transform(target, smooth):
     assert_same(model.transform(test.to_dict("records")), want, f"{target} list of dicts")
     rows = test.astype(object).to_numpy()
     with pytest.warns(UserWarning, match="does not have valid feature names"):
-        assert_same(model.transform(rows), est.transform(pd.DataFrame(rows, columns=test.columns)),
-                    f"{target} object array")
+        assert_same(
+            model.transform(rows),
+            est.transform(pd.DataFrame(rows, columns=test.columns)),
+            f"{target} object array",
+        )
 
 
 @pytest.mark.parametrize("variant", VARIANTS)
@@ -94,9 +105,15 @@ def test_target_encoder_in_a_pipeline(target):
     train = frame(500, 4)
     y = targets(train, target)
     final = Ridge() if target == "continuous" else LogisticRegression(max_iter=500)
-    est = make_pipeline(ColumnTransformer([
-        ("te", TargetEncoder(random_state=0), ["city", "kind", "tag"]),
-        ("num", SimpleImputer(), ["grade"])]), final).fit(train, y)
+    est = make_pipeline(
+        ColumnTransformer(
+            [
+                ("te", TargetEncoder(random_state=0), ["city", "kind", "tag"]),
+                ("num", SimpleImputer(), ["grade"]),
+            ]
+        ),
+        final,
+    ).fit(train, y)
     model = mlfast.compile(est)
     test = frame(80, 5, unseen=True)
     methods = ["predict"] if target == "continuous" else ["predict", "predict_proba"]
@@ -111,10 +128,12 @@ def test_target_encoder_in_a_pipeline(target):
 def test_target_encoder_files_that_lie_are_format_errors():
     train = frame(100, 6)
     est = TargetEncoder(random_state=0).fit(train, targets(train, "multiclass"))
-    for attr, value in [("encodings_", est.encodings_[:-1]),
-                        ("target_mean_", est.target_mean_[:2]),
-                        ("target_type_", "ranking"),
-                        ("encodings_", [e[:-1] for e in est.encodings_])]:
+    for attr, value in [
+        ("encodings_", est.encodings_[:-1]),
+        ("target_mean_", est.target_mean_[:2]),
+        ("target_type_", "ranking"),
+        ("encodings_", [e[:-1] for e in est.encodings_]),
+    ]:
         saved = getattr(est, attr)
         setattr(est, attr, value)
         try:
@@ -128,13 +147,21 @@ def numbers(n: int, seed: int) -> np.ndarray:
     rng = np.random.default_rng(seed)
     X = rng.normal(size=(n, 5))
     X[rng.random((n, 5)) < 0.15] = np.nan
-    X[:, 3] = rng.normal(size=n)           # no missing value at fit
+    X[:, 3] = rng.normal(size=n)  # no missing value at fit
     return X
 
 
-@pytest.mark.parametrize("kw", [{}, {"features": "all"}, {"error_on_new": False},
-                                {"sparse": True}, {"missing_values": -1.0, "error_on_new": False}],
-                         ids=["missing-only", "all", "no-error-on-new", "sparse", "minus-one"])
+@pytest.mark.parametrize(
+    "kw",
+    [
+        {},
+        {"features": "all"},
+        {"error_on_new": False},
+        {"sparse": True},
+        {"missing_values": -1.0, "error_on_new": False},
+    ],
+    ids=["missing-only", "all", "no-error-on-new", "sparse", "minus-one"],
+)
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
 def test_missing_indicator(kw, dtype):
     X = numbers(200, 0)
@@ -162,12 +189,16 @@ def test_missing_indicator_objects_and_in_a_pipeline():
     assert_same(model.transform(test), est.transform(test), "DataFrame")
     X = numbers(200, 2)
     y = (np.nan_to_num(X[:, 0]) > 0).astype(int)
-    pipe = make_pipeline(ColumnTransformer([("imp", SimpleImputer(), [0, 1, 2, 3, 4]),
-                                            ("ind", MissingIndicator(), [0, 1, 2, 4])]),
-                         LogisticRegression()).fit(X, y)
+    pipe = make_pipeline(
+        ColumnTransformer(
+            [("imp", SimpleImputer(), [0, 1, 2, 3, 4]), ("ind", MissingIndicator(), [0, 1, 2, 4])]
+        ),
+        LogisticRegression(),
+    ).fit(X, y)
     T = numbers(50, 3)
-    np.testing.assert_allclose(mlfast.compile(pipe).predict_proba(T), pipe.predict_proba(T),
-                               rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(
+        mlfast.compile(pipe).predict_proba(T), pipe.predict_proba(T), rtol=1e-12, atol=1e-12
+    )
 
 
 def test_missing_indicator_new_missing_columns_are_refused_in_sklearns_words():
@@ -181,7 +212,7 @@ def test_missing_indicator_new_missing_columns_are_refused_in_sklearns_words():
     with pytest.raises(ValueError) as got:
         model.transform(T)
     assert str(got.value) == str(want.value)
-    model.transform(np.nan_to_num(T))      # the same rows without it are answered
+    model.transform(np.nan_to_num(T))  # the same rows without it are answered
 
 
 def test_missing_indicator_states_not_served_are_unsupported():
@@ -199,18 +230,23 @@ def test_missing_indicator_states_not_served_are_unsupported():
 def served():
     train = frame(300, 10)
     y = targets(train, "binary")
-    est = make_pipeline(ColumnTransformer([
-        ("te", TargetEncoder(random_state=0), ["city", "kind", "tag"]),
-        ("imp", SimpleImputer(), ["grade"]),
-        ("ind", MissingIndicator(), ["grade"])]), LogisticRegression()).fit(train, y)
+    est = make_pipeline(
+        ColumnTransformer(
+            [
+                ("te", TargetEncoder(random_state=0), ["city", "kind", "tag"]),
+                ("imp", SimpleImputer(), ["grade"]),
+                ("ind", MissingIndicator(), ["grade"]),
+            ]
+        ),
+        LogisticRegression(),
+    ).fit(train, y)
     return est
 
 
 @pytest.mark.filterwarnings("ignore:Using `httpx` with `starlette.testclient`")
 @pytest.mark.parametrize("framework", FRAMEWORKS)
 def test_served_as_json_objects(served, framework):
-    client = Client(create_app(mlfast.compile(served), framework=framework, name="te"),
-                    framework)
+    client = Client(create_app(mlfast.compile(served), framework=framework, name="te"), framework)
     test = frame(8, 11, unseen=True)
     want = served.predict_proba(test)
     body = []

@@ -10,6 +10,7 @@ against scikit-learn's.  Decision values, probabilities and the vectorizers'
 rows are equal bit for bit (the same operations in the same order as
 scipy's CSR product), labels equal.
 """
+
 from __future__ import annotations
 
 import pickle
@@ -29,16 +30,56 @@ from sklearn.linear_model import LogisticRegression, Ridge, SGDClassifier
 from sklearn.pipeline import make_pipeline
 from sklearn.svm import LinearSVC
 from sklearn.utils import murmurhash3_32
+from support.variants import load_variant
 
 import mlfast
 from mlfast import _core
-from support.variants import load_variant
 
-WORDS = ["the", "cat", "sat", "on", "mat", "dog", "ate", "food", "Café", "très", "bon",
-         "naïve", "résumé", "Straße", "ΣΟΦΊΑ", "σοφία", "Москва", "привет", "中文", "文本",
-         "测试", "日本語", "한국어", "😀", "🎉x", "x_y", "__init__", "123", "4.5", "a",
-         "I", "İstanbul", "e\u0301t\u00e9", "ｆｕｌｌ", "ﬁne", "Ⅻ", "٣٤", "x²", "don't",
-         "e-mail", "C++", "ǅemal", "ΌΣΟΣ"]
+WORDS = [
+    "the",
+    "cat",
+    "sat",
+    "on",
+    "mat",
+    "dog",
+    "ate",
+    "food",
+    "Café",
+    "très",
+    "bon",
+    "naïve",
+    "résumé",
+    "Straße",
+    "ΣΟΦΊΑ",
+    "σοφία",
+    "Москва",
+    "привет",
+    "中文",
+    "文本",
+    "测试",
+    "日本語",
+    "한국어",
+    "😀",
+    "🎉x",
+    "x_y",
+    "__init__",
+    "123",
+    "4.5",
+    "a",
+    "I",
+    "İstanbul",
+    "e\u0301t\u00e9",
+    "ｆｕｌｌ",
+    "ﬁne",
+    "Ⅻ",
+    "٣٤",
+    "x²",
+    "don't",
+    "e-mail",
+    "C++",
+    "ǅemal",
+    "ΌΣΟΣ",
+]
 SEPARATORS = [" ", "  ", "\t", "\n", ", ", ". ", "\u3000", "\xa0", " - ", "!"]
 
 
@@ -61,6 +102,7 @@ def labels(docs, k: int = 2):
 
 
 # ---- the tokenizer and the hash ------------------------------------------------------
+
 
 def _unicode_sample(seed: int, n_docs: int, length: int):
     """Documents drawn from every assigned code point class: letters of all
@@ -94,7 +136,7 @@ def test_default_token_pattern_equals_re_on_every_code_point_pair():
     pattern = re.compile(r"(?u)\b\w\w+\b")
     chars = [chr(cp) for cp in range(0x110000)]
     for start in range(0, len(chars), 4096):
-        block = chars[start:start + 4096]
+        block = chars[start : start + 4096]
         doc = "ab".join(block) + " " + " ".join(c + c for c in block)
         assert _core.text_tokens(doc) == pattern.findall(doc), hex(start)
 
@@ -111,10 +153,13 @@ def test_lowercase_equals_str_lower_on_every_code_point():
     # for a text holding U+0130 or U+03A3 (final sigma)
     chars = [chr(cp) for cp in range(0x110000)]
     for start in range(0, len(chars), 8192):
-        block = "".join(chars[start:start + 8192])
+        block = "".join(chars[start : start + 8192])
         assert _core.text_lower(block) == block.lower(), hex(start)
-    for doc in ["ΣΑΣ ΣΑΣ. Σ", "İstanbul", "ὈΔΥΣΣΕΎΣ", "aΣ", "Σa", "aͅΣ b"] + \
-            _unicode_sample(4, 2000, 40) + corpus(300, 5):
+    for doc in (
+        ["ΣΑΣ ΣΑΣ. Σ", "İstanbul", "ὈΔΥΣΣΕΎΣ", "aΣ", "Σa", "aͅΣ b"]
+        + _unicode_sample(4, 2000, 40)
+        + corpus(300, 5)
+    ):
         assert _core.text_lower(doc) == doc.lower(), ascii(doc)
 
 
@@ -122,7 +167,7 @@ def test_murmurhash_equals_scikit_learn():
     tokens = set()
     for doc in corpus(300, 2, unknown=True) + _unicode_sample(3, 200, 12):
         tokens.update(doc.split())
-        tokens.update(doc[i:i + 3] for i in range(0, len(doc), 2))
+        tokens.update(doc[i : i + 3] for i in range(0, len(doc), 2))
     tokens.update(["", "a", "ab", "abc", "abcd", "abcde"])
     checked = 0
     for t in tokens:
@@ -144,27 +189,33 @@ VECTORIZERS = {
     "tfidf_l1_noidf": lambda: TfidfVectorizer(norm="l1", use_idf=False),
     "tfidf_nonorm_nosmooth": lambda: TfidfVectorizer(norm=None, smooth_idf=False),
     "tfidf_binary_upper": lambda: TfidfVectorizer(binary=True, lowercase=False),
-    "tfidf_stop_words": lambda: TfidfVectorizer(stop_words=["the", "on", "文本"],
-                                                ngram_range=(1, 3)),
+    "tfidf_stop_words": lambda: TfidfVectorizer(
+        stop_words=["the", "on", "文本"], ngram_range=(1, 3)
+    ),
     "tfidf_english_unigrams": lambda: TfidfVectorizer(stop_words="english"),
     "tfidf_accents_unicode": lambda: TfidfVectorizer(strip_accents="unicode"),
     "tfidf_accents_ascii": lambda: TfidfVectorizer(strip_accents="ascii", ngram_range=(2, 2)),
     "tfidf_token_pattern": lambda: TfidfVectorizer(token_pattern=r"[^\s,.!]+"),
     "tfidf_token_group": lambda: TfidfVectorizer(token_pattern=r"(?u)\b(\w)\w*\b"),
-    "tfidf_vocabulary": lambda: TfidfVectorizer(vocabulary=["cat", "dog", "café", "中文",
-                                                            "the", "missing"]),
+    "tfidf_vocabulary": lambda: TfidfVectorizer(
+        vocabulary=["cat", "dog", "café", "中文", "the", "missing"]
+    ),
     "count_binary_bigrams": lambda: CountVectorizer(binary=True, ngram_range=(2, 3)),
     "char": lambda: TfidfVectorizer(analyzer="char", ngram_range=(1, 3)),
     "char_wb": lambda: TfidfVectorizer(analyzer="char_wb", ngram_range=(2, 5)),
-    "char_wb_long": lambda: CountVectorizer(analyzer="char_wb", ngram_range=(5, 7),
-                                            lowercase=False),
+    "char_wb_long": lambda: CountVectorizer(
+        analyzer="char_wb", ngram_range=(5, 7), lowercase=False
+    ),
     "hashing": lambda: HashingVectorizer(n_features=256),
-    "hashing_unsigned_l1": lambda: HashingVectorizer(n_features=64, alternate_sign=False,
-                                                     norm="l1", ngram_range=(1, 2)),
-    "hashing_binary_nonorm": lambda: HashingVectorizer(n_features=1 << 12, binary=True,
-                                                       norm=None, analyzer="char_wb"),
-    "hashing_stop_words": lambda: HashingVectorizer(n_features=128, stop_words=["the", "on"],
-                                                    ngram_range=(1, 2)),
+    "hashing_unsigned_l1": lambda: HashingVectorizer(
+        n_features=64, alternate_sign=False, norm="l1", ngram_range=(1, 2)
+    ),
+    "hashing_binary_nonorm": lambda: HashingVectorizer(
+        n_features=1 << 12, binary=True, norm=None, analyzer="char_wb"
+    ),
+    "hashing_stop_words": lambda: HashingVectorizer(
+        n_features=128, stop_words=["the", "on"], ngram_range=(1, 2)
+    ),
     "min_max_df": lambda: TfidfVectorizer(min_df=2, max_df=0.5, max_features=40),
 }
 
@@ -193,8 +244,14 @@ def _same(a, b, exact: bool = True):
         assert (a == b).all()
 
 
-TEST_DOCS = corpus(120, 99, unknown=True, long=True) + ["", " ", "zebra quux", "CAT",
-                                                        "🎉x 🎉x 🎉x", "a" * 5000]
+TEST_DOCS = corpus(120, 99, unknown=True, long=True) + [
+    "",
+    " ",
+    "zebra quux",
+    "CAT",
+    "🎉x 🎉x 🎉x",
+    "a" * 5000,
+]
 
 
 @pytest.mark.parametrize("vec_name", sorted(VECTORIZERS))
@@ -202,12 +259,14 @@ def test_vectorizer_logistic_regression(vec_name):
     pipe = _fit_pipeline(vec_name, LogisticRegression(max_iter=300))
     model = mlfast.compile(pipe)
     for method in ("predict", "predict_proba", "predict_log_proba", "decision_function"):
-        _same(getattr(model, method)(TEST_DOCS), getattr(pipe, method)(TEST_DOCS),
-              exact=method == "decision_function")
+        _same(
+            getattr(model, method)(TEST_DOCS),
+            getattr(pipe, method)(TEST_DOCS),
+            exact=method == "decision_function",
+        )
 
 
-@pytest.mark.parametrize("final", ["linear_svc", "sgd_log", "sgd_hinge", "ridge",
-                                   "logreg_multi"])
+@pytest.mark.parametrize("final", ["linear_svc", "sgd_log", "sgd_hinge", "ridge", "logreg_multi"])
 @pytest.mark.parametrize("vec_name", ["tfidf", "count", "char_wb", "hashing"])
 def test_vectorizer_other_linear_models(vec_name, final):
     models = {
@@ -223,8 +282,11 @@ def test_vectorizer_other_linear_models(vec_name, final):
     _same(model.predict(TEST_DOCS), pipe.predict(TEST_DOCS))
     for method in ("decision_function", "predict_proba"):
         if hasattr(pipe, method):
-            _same(getattr(model, method)(TEST_DOCS), getattr(pipe, method)(TEST_DOCS),
-                  exact=method == "decision_function")
+            _same(
+                getattr(model, method)(TEST_DOCS),
+                getattr(pipe, method)(TEST_DOCS),
+                exact=method == "decision_function",
+            )
 
 
 @pytest.mark.parametrize("vec_name", sorted(VECTORIZERS))
@@ -239,9 +301,11 @@ def test_vectorizer_transform_equals_its_sparse_rows(vec_name):
 
 def test_count_then_tfidf_transformer():
     docs = corpus(200, 12)
-    pipe = make_pipeline(CountVectorizer(ngram_range=(1, 2)),
-                         TfidfTransformer(sublinear_tf=True, norm="l1"),
-                         LogisticRegression()).fit(docs, labels(docs))
+    pipe = make_pipeline(
+        CountVectorizer(ngram_range=(1, 2)),
+        TfidfTransformer(sublinear_tf=True, norm="l1"),
+        LogisticRegression(),
+    ).fit(docs, labels(docs))
     model = mlfast.compile(pipe)
     _same(model.predict_proba(TEST_DOCS), pipe.predict_proba(TEST_DOCS), exact=False)
     _same(mlfast.compile(pipe[:2]).transform(TEST_DOCS), pipe[:2].transform(TEST_DOCS).toarray())
@@ -252,10 +316,14 @@ def test_document_containers(kind):
     pipe = _fit_pipeline("tfidf", LogisticRegression())
     model = mlfast.compile(pipe)
     docs = TEST_DOCS[:40]
-    given = {"list": lambda: list(docs), "U": lambda: np.array(docs),
-             "O": lambda: np.array(docs, dtype=object), "series": lambda: pd.Series(docs),
-             "tuple": lambda: tuple(docs),
-             "bytes": lambda: [d.encode("utf-8") for d in docs]}[kind]()
+    given = {
+        "list": lambda: list(docs),
+        "U": lambda: np.array(docs),
+        "O": lambda: np.array(docs, dtype=object),
+        "series": lambda: pd.Series(docs),
+        "tuple": lambda: tuple(docs),
+        "bytes": lambda: [d.encode("utf-8") for d in docs],
+    }[kind]()
     _same(model.predict_proba(given), pipe.predict_proba(given), exact=False)
     _same(model.predict(given), pipe.predict(given))
 
@@ -280,14 +348,19 @@ def test_files_and_pickled_model(tmp_path):
 
 def test_grid_search_of_a_text_pipeline():
     from sklearn.model_selection import GridSearchCV
+
     docs = corpus(200, 14)
-    search = GridSearchCV(make_pipeline(TfidfVectorizer(), LogisticRegression()),
-                          {"logisticregression__C": [0.1, 1.0]}, cv=2).fit(docs, labels(docs))
+    search = GridSearchCV(
+        make_pipeline(TfidfVectorizer(), LogisticRegression()),
+        {"logisticregression__C": [0.1, 1.0]},
+        cv=2,
+    ).fit(docs, labels(docs))
     model = mlfast.compile(search)
     _same(model.predict_proba(TEST_DOCS), search.predict_proba(TEST_DOCS), exact=False)
 
 
 # ---- what scikit-learn refuses, and what mlfast does not serve -------------------------
+
 
 def test_documents_refused_as_scikit_learn_refuses():
     pipe = _fit_pipeline("tfidf", LogisticRegression())
@@ -308,8 +381,7 @@ def _user_preprocessor(doc):
     return doc.strip()
 
 
-@pytest.mark.parametrize("param", ["analyzer", "tokenizer", "preprocessor",
-                                   "strip_accents"])
+@pytest.mark.parametrize("param", ["analyzer", "tokenizer", "preprocessor", "strip_accents"])
 def test_user_functions_are_named_not_run(param):
     function = _user_tokenizer if param in ("analyzer", "tokenizer") else _user_preprocessor
     vec = TfidfVectorizer(**{param: function})
@@ -321,13 +393,16 @@ def test_user_functions_are_named_not_run(param):
     assert f"{__name__}.{function.__name__}" in str(err.value)
 
 
-@pytest.mark.parametrize("params, fragment", [
-    ({"input": "filename"}, "input='filename'"),
-    ({"input": "file"}, "input='file'"),
-    ({"encoding": "cp037"}, "encoding='cp037'"),
-    ({"stop_words": "english", "ngram_range": (1, 2)}, "stop_words='english'"),
-    ({"stop_words": "english", "vocabulary": ["cat", "the"]}, "a given vocabulary"),
-])
+@pytest.mark.parametrize(
+    "params, fragment",
+    [
+        ({"input": "filename"}, "input='filename'"),
+        ({"input": "file"}, "input='file'"),
+        ({"encoding": "cp037"}, "encoding='cp037'"),
+        ({"stop_words": "english", "ngram_range": (1, 2)}, "stop_words='english'"),
+        ({"stop_words": "english", "vocabulary": ["cat", "the"]}, "a given vocabulary"),
+    ],
+)
 def test_refused_parameters(params, fragment):
     docs = corpus(50, 16)
     vec = TfidfVectorizer(**params)
@@ -344,8 +419,9 @@ def test_refused_parameters(params, fragment):
 
 def test_hashing_with_english_stop_words_is_refused():
     docs = corpus(50, 18)
-    pipe = make_pipeline(HashingVectorizer(stop_words="english"),
-                         LogisticRegression()).fit(docs, labels(docs))
+    pipe = make_pipeline(HashingVectorizer(stop_words="english"), LogisticRegression()).fit(
+        docs, labels(docs)
+    )
     with pytest.raises(mlfast.UnsupportedModelError) as err:
         mlfast.compile(pipe)
     assert "stop_words='english' with hashing" in str(err.value)
@@ -353,9 +429,11 @@ def test_hashing_with_english_stop_words_is_refused():
 
 def test_vectorizer_after_another_step_is_refused():
     from sklearn.preprocessing import FunctionTransformer
+
     docs = corpus(60, 17)
-    pipe = make_pipeline(FunctionTransformer(), TfidfVectorizer(),
-                         LogisticRegression()).fit(docs, labels(docs))
+    pipe = make_pipeline(FunctionTransformer(), TfidfVectorizer(), LogisticRegression()).fit(
+        docs, labels(docs)
+    )
     with pytest.raises(mlfast.UnsupportedModelError) as err:
         mlfast.compile(pipe)
     assert "not after another step" in str(err.value)
@@ -364,21 +442,37 @@ def test_vectorizer_after_another_step_is_refused():
 
 # ---- text columns of a DataFrame (a ColumnTransformer's branches) ----------------------
 
+
 def text_frame(n: int, seed: int) -> pd.DataFrame:
     rng = np.random.default_rng(seed)
-    return pd.DataFrame({"title": corpus(n, seed), "body": corpus(n, seed + 100, unknown=True),
-                         "price": rng.normal(size=n), "shop": rng.choice(["a", "b", "c"], n)})
+    return pd.DataFrame(
+        {
+            "title": corpus(n, seed),
+            "body": corpus(n, seed + 100, unknown=True),
+            "price": rng.normal(size=n),
+            "shop": rng.choice(["a", "b", "c"], n),
+        }
+    )
 
 
 def text_columns_pipeline(final):
     from sklearn.compose import ColumnTransformer
     from sklearn.preprocessing import OneHotEncoder, StandardScaler
-    ct = ColumnTransformer([
-        ("title", TfidfVectorizer(ngram_range=(1, 2)), "title"),
-        ("body", make_pipeline(CountVectorizer(analyzer="char_wb", ngram_range=(2, 3)),
-                               TfidfTransformer()), "body"),
-        ("price", StandardScaler(), ["price"]),
-        ("shop", OneHotEncoder(handle_unknown="ignore"), ["shop"])])
+
+    ct = ColumnTransformer(
+        [
+            ("title", TfidfVectorizer(ngram_range=(1, 2)), "title"),
+            (
+                "body",
+                make_pipeline(
+                    CountVectorizer(analyzer="char_wb", ngram_range=(2, 3)), TfidfTransformer()
+                ),
+                "body",
+            ),
+            ("price", StandardScaler(), ["price"]),
+            ("shop", OneHotEncoder(handle_unknown="ignore"), ["shop"]),
+        ]
+    )
     train = text_frame(300, 1)
     return make_pipeline(ct, final).fit(train, labels(train["title"], 3))
 
@@ -386,17 +480,24 @@ def text_columns_pipeline(final):
 @pytest.mark.parametrize("final", ["logreg", "forest"])
 def test_text_columns_of_a_frame(final):
     from sklearn.ensemble import RandomForestClassifier
-    est = LogisticRegression(max_iter=500) if final == "logreg" else \
-        RandomForestClassifier(10, random_state=0)
+
+    est = (
+        LogisticRegression(max_iter=500)
+        if final == "logreg"
+        else RandomForestClassifier(10, random_state=0)
+    )
     pipe = text_columns_pipeline(est)
     model = mlfast.compile(pipe)
     test = text_frame(60, 7)
     want = pipe.predict_proba(test)
     # the ColumnTransformer's rows are sparse (scipy's product); mlfast's
     # linear model reads them dense: equal within 1e-12
-    for given, rows in [(test, slice(None)), (test.iloc[:1], slice(0, 1)),
-                        (test.to_dict("records"), slice(None)),
-                        (test.to_dict("records")[3], slice(3, 4))]:
+    for given, rows in [
+        (test, slice(None)),
+        (test.iloc[:1], slice(0, 1)),
+        (test.to_dict("records"), slice(None)),
+        (test.to_dict("records")[3], slice(3, 4)),
+    ]:
         _same(model.predict_proba(given), want[rows], exact=False)
         _same(model.predict(given), pipe.predict(test)[rows])
     again = pickle.loads(pickle.dumps(model))
@@ -418,20 +519,23 @@ def test_text_columns_refusals_match():
         model.predict(test.drop(columns=["body"]))
 
 
-@pytest.mark.parametrize("final", ["ovr_linear_svc", "calibrated_linear_svc", "soft_vote",
-                                   "forest"])
+@pytest.mark.parametrize(
+    "final", ["ovr_linear_svc", "calibrated_linear_svc", "soft_vote", "forest"]
+)
 def test_vectorizer_before_meta_estimators_and_a_forest(final):
     # the meta-estimators' members each read the sparse rows; a forest
     # reads the vectorizer's dense row (its trees see every column)
     from sklearn.calibration import CalibratedClassifierCV
     from sklearn.ensemble import RandomForestClassifier, VotingClassifier
     from sklearn.multiclass import OneVsRestClassifier
+
     make = {
         "ovr_linear_svc": lambda: OneVsRestClassifier(LinearSVC()),
         "calibrated_linear_svc": lambda: CalibratedClassifierCV(LinearSVC(), cv=3),
         "soft_vote": lambda: VotingClassifier(
-            [("lr", LogisticRegression()),
-             ("sgd", SGDClassifier(loss="log_loss", random_state=0))], voting="soft"),
+            [("lr", LogisticRegression()), ("sgd", SGDClassifier(loss="log_loss", random_state=0))],
+            voting="soft",
+        ),
         "forest": lambda: RandomForestClassifier(10, random_state=0),
     }[final]
     docs = corpus(300, 3)
@@ -440,5 +544,4 @@ def test_vectorizer_before_meta_estimators_and_a_forest(final):
     _same(model.predict(TEST_DOCS), pipe.predict(TEST_DOCS))
     for method in ("predict_proba", "decision_function"):
         if hasattr(pipe, method):
-            _same(getattr(model, method)(TEST_DOCS), getattr(pipe, method)(TEST_DOCS),
-                  exact=False)
+            _same(getattr(model, method)(TEST_DOCS), getattr(pipe, method)(TEST_DOCS), exact=False)

@@ -6,6 +6,7 @@ scikit-learn is the oracle (support/families.py).  KBinsDiscretizer's
 dense array (as mlfast's OneHotEncoder does).  IsotonicRegression reads a
 column (n, 1): a 1-D array is one row in mlfast, n samples in scikit-learn.
 """
+
 from __future__ import annotations
 
 import pickle
@@ -53,8 +54,11 @@ class Dense:
 @pytest.mark.parametrize("increasing", [True, False, "auto"])
 def test_isotonic(oob, increasing, tmp_path):
     X, y, X_new = data()
-    est = fit(IsotonicRegression(out_of_bounds=oob, increasing=increasing), X[:, 0],
-              y if increasing is not False else -y)
+    est = fit(
+        IsotonicRegression(out_of_bounds=oob, increasing=increasing),
+        X[:, 0],
+        y if increasing is not False else -y,
+    )
     model = load_variant(est, "joblib", tmp_path)
     check(model, est, X_new[:, :1], f"IsotonicRegression({oob}, {increasing})")
 
@@ -107,8 +111,9 @@ def test_kbins(encode, strategy, tmp_path):
     kw = {"quantile_method": "averaged_inverted_cdf"} if strategy == "quantile" else {}
     est = fit(KBinsDiscretizer([3, 4, 5, 6], encode=encode, strategy=strategy, **kw), X)
     model = load_variant(est, "joblib", tmp_path)
-    check(model, Dense(est), X_new, f"KBinsDiscretizer({encode}, {strategy})",
-          methods=("transform",))
+    check(
+        model, Dense(est), X_new, f"KBinsDiscretizer({encode}, {strategy})", methods=("transform",)
+    )
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
@@ -122,8 +127,7 @@ def test_kernel_centerer(tmp_path):
     X, _, X_new = data(6)
     est = fit(KernelCenterer(), rbf_kernel(X[:60]))
     model = load_variant(est, "joblib", tmp_path)
-    check(model, est, rbf_kernel(X_new, X[:60]), "KernelCenterer",
-          dtypes=(np.float64, np.float32))
+    check(model, est, rbf_kernel(X_new, X[:60]), "KernelCenterer", dtypes=(np.float64, np.float32))
 
 
 @pytest.mark.parametrize("standardize", [True, False])
@@ -153,8 +157,13 @@ def test_power_box_cox(tmp_path):
 
 def test_in_a_pipeline(tmp_path):
     X, y, X_new = data(9)
-    est = fit(make_pipeline(QuantileTransformer(n_quantiles=30), KBinsDiscretizer(3),
-                            LogisticRegression()), X, y > 1)
+    est = fit(
+        make_pipeline(
+            QuantileTransformer(n_quantiles=30), KBinsDiscretizer(3), LogisticRegression()
+        ),
+        X,
+        y > 1,
+    )
     check(load_variant(est, "pickle-p2", tmp_path), est, X_new, "Pipeline(QT, KBins, LR)")
 
 

@@ -28,6 +28,7 @@ inspect and repr run on this family's representatives in
 memory and load-time figures of a large forest are measured by
 ``benchmarks/forest_memory.py``, not here.
 """
+
 from __future__ import annotations
 
 from functools import partial
@@ -76,8 +77,7 @@ pytestmark = pytest.mark.usefixtures("one_openmp_thread")
 
 #: trees fit on more rows with noisier labels (so that fully grown trees are
 #: deep) and predict farther out (every tree's outermost leaves)
-classification_data = partial(parity.classification_data, n_fit=200, flip_y=0.05,
-                              extreme=40.0)
+classification_data = partial(parity.classification_data, n_fit=200, flip_y=0.05, extreme=40.0)
 regression_data = partial(parity.regression_data, n_fit=200, extreme=40.0)
 
 
@@ -87,7 +87,8 @@ def not_preorder(est) -> None:
     t = est.tree_
     internal = np.flatnonzero(t.children_left >= 0)
     assert np.any(t.children_left[internal] != internal + 1), (
-        "expected a best-first tree with non-preorder node ids")
+        "expected a best-first tree with non-preorder node ids"
+    )
 
 
 def early_stopped(est) -> None:
@@ -101,13 +102,18 @@ def early_stopped(est) -> None:
 def run_case(case: Case, X, y, X_new, tmp_path, **ctx_parts) -> Any:
     est = fit_case(case, X, y)
     model = load_variant(est, "joblib", tmp_path)
-    ctx = where(estimator=case.name, options=case.options,
-                sample_weight=True if case.sample_weight else None, **ctx_parts,
-                variant="joblib")
+    ctx = where(
+        estimator=case.name,
+        options=case.options,
+        sample_weight=True if case.sample_weight else None,
+        **ctx_parts,
+        variant="joblib",
+    )
     check_attributes(model, est, ctx)
     for rows in (X_new, X_new[:1], X_new[:4]):
-        check_methods(model, est, rows, context=f"{ctx} | layout=c-f64 | rows={len(rows)}",
-                      absent=False)
+        check_methods(
+            model, est, rows, context=f"{ctx} | layout=c-f64 | rows={len(rows)}", absent=False
+        )
     check_absent_methods(model, est, X_new, ctx)
     return est, model
 
@@ -120,10 +126,19 @@ ETC1, ETR1 = tree.ExtraTreeClassifier, tree.ExtraTreeRegressor
 
 def _c(cls, check=None, n_classes=(2, 3), sample_weight=False, data=None, **kw):
     """A Case for cls(**kw, random_state=0)."""
+
     def make(cls=cls, kw=kw):
         return cls(random_state=0, **kw)
-    return Case(cls.__name__, make, opts(**kw), check=check, n_classes=n_classes,
-                sample_weight=sample_weight, data=data or {})
+
+    return Case(
+        cls.__name__,
+        make,
+        opts(**kw),
+        check=check,
+        n_classes=n_classes,
+        sample_weight=sample_weight,
+        data=data or {},
+    )
 
 
 TREE_CLASSIFIER_CASES = [
@@ -164,8 +179,9 @@ TREE_REGRESSOR_CASES = [
 
 
 def _classifier_params(cases):
-    return [pytest.param(case, k, id=f"{case.id}-{k}classes")
-            for case in cases for k in case.n_classes]
+    return [
+        pytest.param(case, k, id=f"{case.id}-{k}classes") for case in cases for k in case.n_classes
+    ]
 
 
 @pytest.mark.parametrize("case, n_classes", _classifier_params(TREE_CLASSIFIER_CASES))
@@ -253,7 +269,7 @@ MULTIOUTPUT_CASES = [
 @pytest.mark.parametrize("case", MULTIOUTPUT_CASES, ids=lambda c: c.id)
 def test_multioutput_regressor(case, n_targets, tmp_path):
     X, y, X_new = regression_data(n_targets=n_targets, seed=20, **case.data)
-    y = y.reshape(len(y), n_targets)        # y of shape (n, 1) stays 2-D
+    y = y.reshape(len(y), n_targets)  # y of shape (n, 1) stays 2-D
     run_case(case, X, y, X_new, tmp_path, y_shape=f"(n, {n_targets})", data=case.data or None)
 
 
@@ -277,8 +293,7 @@ GB_CLASSIFIER_CASES = [
     _gb(GBC, max_depth=1, learning_rate=0.5),
     _gb(GBC, max_features=0.5, criterion="squared_error"),
     _gb(GBC, sample_weight=True),
-    _gb(GBC, n_estimators=300, n_iter_no_change=2, validation_fraction=0.2,
-        check=early_stopped),
+    _gb(GBC, n_estimators=300, n_iter_no_change=2, validation_fraction=0.2, check=early_stopped),
 ]
 
 GB_REGRESSOR_CASES = [
@@ -314,8 +329,7 @@ CAT_MASK = [i in CAT_COLUMNS for i in range(N_FEATURES)]
 
 def _hgb(cls, check=None, n_classes=(2, 3), sample_weight=False, data=None, **kw):
     kw.setdefault("max_iter", 15)
-    return _c(cls, check=check, n_classes=n_classes, sample_weight=sample_weight,
-              data=data, **kw)
+    return _c(cls, check=check, n_classes=n_classes, sample_weight=sample_weight, data=data, **kw)
 
 
 HGB_CLASSIFIER_CASES = [
@@ -323,10 +337,15 @@ HGB_CLASSIFIER_CASES = [
     _hgb(HGBC, data=dict(missing=0.1)),
     _hgb(HGBC, categorical_features=list(CAT_COLUMNS), data=dict(categorical=True)),
     _hgb(HGBC, categorical_features=CAT_MASK, data=dict(categorical=True)),
-    _hgb(HGBC, categorical_features=list(CAT_COLUMNS),
-         data=dict(categorical=True, missing=0.1)),
-    _hgb(HGBC, early_stopping=True, n_iter_no_change=2, max_iter=300,
-         validation_fraction=0.25, check=early_stopped),
+    _hgb(HGBC, categorical_features=list(CAT_COLUMNS), data=dict(categorical=True, missing=0.1)),
+    _hgb(
+        HGBC,
+        early_stopping=True,
+        n_iter_no_change=2,
+        max_iter=300,
+        validation_fraction=0.25,
+        check=early_stopped,
+    ),
     _hgb(HGBC, class_weight="balanced"),
     _hgb(HGBC, sample_weight=True, data=dict(missing=0.05)),
     _hgb(HGBC, max_leaf_nodes=5, max_depth=3, l2_regularization=1.0, learning_rate=0.3),
@@ -344,8 +363,12 @@ HGB_REGRESSOR_CASES = [
     _hgb(HGBR, loss="poisson", data=dict(task="positive", missing=0.1)),
     _hgb(HGBR, categorical_features=list(CAT_COLUMNS), data=dict(categorical=True)),
     _hgb(HGBR, categorical_features=CAT_MASK, data=dict(categorical=True, missing=0.1)),
-    _hgb(HGBR, loss="gamma", categorical_features=list(CAT_COLUMNS),
-         data=dict(task="positive", categorical=True)),
+    _hgb(
+        HGBR,
+        loss="gamma",
+        categorical_features=list(CAT_COLUMNS),
+        data=dict(task="positive", categorical=True),
+    ),
     _hgb(HGBR, early_stopping=True, n_iter_no_change=2, max_iter=300, check=early_stopped),
     _hgb(HGBR, monotonic_cst=[0, 0, 1, 0, 0, 0], max_bins=16),
 ]
@@ -390,25 +413,37 @@ def test_hist_gradient_boosting_categorical_dataframe(cls, how, tmp_path):
         est = fit(cls(max_iter=15, categorical_features="from_dtype"), _category_frame(X), y)
         df_new = _category_frame(X_new)
     else:
-        est = fit(cls(max_iter=15, categorical_features=["c0", "c1"]),
-                  _category_frame(X, categories=False), y)
+        est = fit(
+            cls(max_iter=15, categorical_features=["c0", "c1"]),
+            _category_frame(X, categories=False),
+            y,
+        )
         df_new = _category_frame(X_new, categories=False)
     assert list(np.flatnonzero(est.is_categorical_)) == list(CAT_COLUMNS)
     model = load_variant(est, "joblib", tmp_path)
-    ctx = where(estimator=cls.__name__, options=f"categorical_features={how!r}",
-                variant="joblib", layout="DataFrame")
+    ctx = where(
+        estimator=cls.__name__,
+        options=f"categorical_features={how!r}",
+        variant="joblib",
+        layout="DataFrame",
+    )
     check_attributes(model, est, ctx)
     for rows in (df_new, df_new.iloc[:1]):
         check_methods(model, est, rows, context=f"{ctx} | rows={len(rows)}", absent=False)
     # the same rows as a float ndarray: scikit-learn warns about names and
     # answers the same
-    check_methods(model, est, X_new, _category_frame(X_new, how == "from_dtype"),
-                  context=f"{ctx} | layout=ndarray for mlfast | rows={len(X_new)}",
-                  absent=False)
+    check_methods(
+        model,
+        est,
+        X_new,
+        _category_frame(X_new, how == "from_dtype"),
+        context=f"{ctx} | layout=ndarray for mlfast | rows={len(X_new)}",
+        absent=False,
+    )
     # values the encoder has not seen (unknown, negative, non-integer, NaN),
     # in a category column whose dtype lists them
     odd = np.array([9.0, 1.5, -1.0, -3.0, 1000.0, 2.0, np.nan, 7.0, 0.0, 255.0])
-    df_odd = df_new.iloc[:len(odd)].copy()
+    df_odd = df_new.iloc[: len(odd)].copy()
     df_odd["c0"] = pd.Categorical(odd) if how == "from_dtype" else odd
     check_methods(model, est, df_odd, context=f"{ctx} | c0={odd.tolist()}", absent=False)
     check_absent_methods(model, est, df_new, ctx)
@@ -462,7 +497,9 @@ LABEL_KINDS = ("int", "negative-int", "float", "str", "object", "bool")
 
 _LABEL_PARAMS = [
     pytest.param(case, kind, k, id=f"{case.id}-{kind}-{k}classes")
-    for case in LABEL_CASES for kind in LABEL_KINDS for k in case.n_classes
+    for case in LABEL_CASES
+    for kind in LABEL_KINDS
+    for k in case.n_classes
     if not (kind == "bool" and k > 2)
 ]
 
@@ -476,8 +513,12 @@ def test_classifier_labels(case, labels, n_classes, tmp_path):
         X, y, X_new = classification_data(n_classes, labels, seed=60 + n_classes)
     est = fit_case(case, X, y)
     model = load_variant(est, "joblib", tmp_path)
-    ctx = where(estimator=case.name, options=case.options,
-                labels=f"{labels}/{n_classes} y.dtype={y.dtype}", variant="joblib")
+    ctx = where(
+        estimator=case.name,
+        options=case.options,
+        labels=f"{labels}/{n_classes} y.dtype={y.dtype}",
+        variant="joblib",
+    )
     check_attributes(model, est, ctx)
     check_methods(model, est, X_new, context=f"{ctx} | layout=c-f64 | rows={len(X_new)}")
 
@@ -491,43 +532,67 @@ def test_classifier_y_column(case, tmp_path):
 
 # -- pipelines ------------------------------------------------------------------------
 
+
 def _pipelines():
     """name -> (factory, data kind)."""
     return {
         "Pipeline(SimpleImputer, StandardScaler, RandomForestClassifier)": (
-            lambda: Pipeline([("impute", SimpleImputer()), ("scale", StandardScaler()),
-                              ("forest", RFC(n_estimators=10, random_state=0))]),
-            "str-3-missing"),
+            lambda: Pipeline(
+                [
+                    ("impute", SimpleImputer()),
+                    ("scale", StandardScaler()),
+                    ("forest", RFC(n_estimators=10, random_state=0)),
+                ]
+            ),
+            "str-3-missing",
+        ),
         "Pipeline(MinMaxScaler, HistGradientBoostingRegressor)": (
             lambda: Pipeline([("scale", MinMaxScaler()), ("hgb", HGBR(max_iter=15))]),
-            "regression-missing"),
+            "regression-missing",
+        ),
         "Pipeline(StandardScaler, IsolationForest)": (
-            lambda: Pipeline([("scale", StandardScaler()),
-                              ("iforest", IF(n_estimators=20, random_state=0))]),
-            "isolation"),
+            lambda: Pipeline(
+                [("scale", StandardScaler()), ("iforest", IF(n_estimators=20, random_state=0))]
+            ),
+            "isolation",
+        ),
         "Pipeline(StandardScaler, GradientBoostingClassifier)": (
-            lambda: Pipeline([("scale", StandardScaler()),
-                              ("gb", GBC(n_estimators=10, random_state=0))]),
-            "int-3"),
+            lambda: Pipeline(
+                [("scale", StandardScaler()), ("gb", GBC(n_estimators=10, random_state=0))]
+            ),
+            "int-3",
+        ),
         "Pipeline(SimpleImputer+indicator, DecisionTreeRegressor)": (
-            lambda: Pipeline([("impute", SimpleImputer(add_indicator=True)),
-                              ("tree", DTR(random_state=0))]),
-            "regression-missing"),
+            lambda: Pipeline(
+                [("impute", SimpleImputer(add_indicator=True)), ("tree", DTR(random_state=0))]
+            ),
+            "regression-missing",
+        ),
         "Pipeline(RobustScaler, ExtraTreesRegressor) multi-output": (
-            lambda: Pipeline([("scale", RobustScaler()),
-                              ("trees", ETR(n_estimators=5, random_state=0))]),
-            "regression-3"),
+            lambda: Pipeline(
+                [("scale", RobustScaler()), ("trees", ETR(n_estimators=5, random_state=0))]
+            ),
+            "regression-3",
+        ),
         "Pipeline(MaxAbsScaler, DecisionTreeClassifier)": (
             lambda: Pipeline([("scale", MaxAbsScaler()), ("tree", DTC(random_state=0))]),
-            "object-2"),
+            "object-2",
+        ),
         "Pipeline(SimpleImputer(median), HistGradientBoostingClassifier) DataFrame": (
-            lambda: Pipeline([("impute", SimpleImputer(strategy="median")),
-                              ("hgb", HGBC(max_iter=10))]),
-            "str-3-missing-frame"),
+            lambda: Pipeline(
+                [("impute", SimpleImputer(strategy="median")), ("hgb", HGBC(max_iter=10))]
+            ),
+            "str-3-missing-frame",
+        ),
         "Pipeline(StandardScaler, GradientBoostingRegressor(huber))": (
-            lambda: Pipeline([("scale", StandardScaler()),
-                              ("gb", GBR(loss="huber", n_estimators=10, random_state=0))]),
-            "regression"),
+            lambda: Pipeline(
+                [
+                    ("scale", StandardScaler()),
+                    ("gb", GBR(loss="huber", n_estimators=10, random_state=0)),
+                ]
+            ),
+            "regression",
+        ),
     }
 
 
@@ -541,8 +606,9 @@ def fit_pipeline(name: str):
         X, X_new = isolation_data(seed=70)
         return fit(make(), X), X_new
     if kind.startswith("regression"):
-        X, y, X_new = regression_data(n_targets=3 if kind.endswith("-3") else 1, seed=71,
-                                      missing=missing)
+        X, y, X_new = regression_data(
+            n_targets=3 if kind.endswith("-3") else 1, seed=71, missing=missing
+        )
     else:
         labels, k = kind.split("-")[:2]
         X, y, X_new = classification_data(int(k), labels, seed=72, missing=missing)
@@ -559,20 +625,32 @@ def test_pipeline(name, tmp_path):
     ctx = where(estimator=name, variant="joblib")
     check_attributes(model, est, ctx)
     for rows in (X_new, X_new[:1]):
-        check_methods(model, est, rows, context=f"{ctx} | layout={type(rows).__name__} | "
-                                                f"rows={len(rows)}", absent=False)
+        check_methods(
+            model,
+            est,
+            rows,
+            context=f"{ctx} | layout={type(rows).__name__} | rows={len(rows)}",
+            absent=False,
+        )
     check_absent_methods(model, est, X_new, ctx)
 
 
 # -- rows on the thresholds ------------------------------------------------------------------
+
 
 def threshold_values(t: float) -> List[float]:
     """t itself, one float64 step either side, the float32 nearest to t and
     one float32 step either side of that (as float64 values)."""
     t64 = np.float64(t)
     t32 = np.float32(t)
-    values = [t64, np.nextafter(t64, -np.inf), np.nextafter(t64, np.inf),
-              t32, np.nextafter(t32, np.float32(-np.inf)), np.nextafter(t32, np.float32(np.inf))]
+    values = [
+        t64,
+        np.nextafter(t64, -np.inf),
+        np.nextafter(t64, np.inf),
+        t32,
+        np.nextafter(t32, np.float32(-np.inf)),
+        np.nextafter(t32, np.float32(np.inf)),
+    ]
     return sorted({float(v) for v in values if np.isfinite(v)})
 
 
@@ -591,8 +669,7 @@ def _sklearn_tree_rows(trees, X_base: np.ndarray, feature_maps=None, max_nodes: 
     depends on the float32 cast."""
     rows, hits, decisive = [], 0, 0
     for t, est in enumerate(trees):
-        fmap = np.arange(X_base.shape[1]) if feature_maps is None else \
-            np.asarray(feature_maps[t])
+        fmap = np.arange(X_base.shape[1]) if feature_maps is None else np.asarray(feature_maps[t])
         tr = est.tree_
         X_sub = X_base[:, fmap]
         reached = quietly(est.decision_path, X_sub).toarray().astype(bool)
@@ -607,8 +684,9 @@ def _sklearn_tree_rows(trees, X_base: np.ndarray, feature_maps=None, max_nodes: 
             crafted[:, fmap[tr.feature[node]]] = values
             reach = quietly(est.decision_path, crafted[:, fmap]).toarray()[:, node] != 0
             hits += int(reach.sum())
-            decisive += sum(_float32_decides(v, tr.threshold[node])
-                            for v, r in zip(values, reach) if r)
+            decisive += sum(
+                _float32_decides(v, tr.threshold[node]) for v, r in zip(values, reach) if r
+            )
             rows.append(crafted)
     return np.vstack(rows), hits, decisive
 
@@ -663,22 +741,29 @@ def _threshold_models():
     est = fit(ETC1(random_state=0), X, y)
     out["ExtraTreeClassifier"] = (est, *_sklearn_tree_rows([est], X))
     est = fit(RFC(n_estimators=5, random_state=0), X, y)
-    out["RandomForestClassifier(5)"] = (est, *_sklearn_tree_rows(est.estimators_, X,
-                                                                 max_nodes=15))
+    out["RandomForestClassifier(5)"] = (est, *_sklearn_tree_rows(est.estimators_, X, max_nodes=15))
     Xr, yr, _ = regression_data(n_targets=2, seed=82)
     est = fit(ETR(n_estimators=5, random_state=0), Xr, yr)
     out["ExtraTreesRegressor(5) multi-output"] = (
-        est, *_sklearn_tree_rows(est.estimators_, Xr, max_nodes=15))
+        est,
+        *_sklearn_tree_rows(est.estimators_, Xr, max_nodes=15),
+    )
     est = fit(GBC(n_estimators=8, random_state=0), X, y)
     out["GradientBoostingClassifier(8) 3 classes"] = (
-        est, *_sklearn_tree_rows(est.estimators_.ravel(), X))
+        est,
+        *_sklearn_tree_rows(est.estimators_.ravel(), X),
+    )
     est = fit(GBR(n_estimators=8, loss="huber", random_state=0), Xr, yr[:, 0])
     out["GradientBoostingRegressor(8, huber)"] = (
-        est, *_sklearn_tree_rows(est.estimators_.ravel(), Xr))
+        est,
+        *_sklearn_tree_rows(est.estimators_.ravel(), Xr),
+    )
     Xi, _ = isolation_data(seed=83)
     est = fit(IF(n_estimators=8, max_features=0.5, random_state=0), Xi)
     out["IsolationForest(8, max_features=0.5)"] = (
-        est, *_sklearn_tree_rows(est.estimators_, Xi, est.estimators_features_))
+        est,
+        *_sklearn_tree_rows(est.estimators_, Xi, est.estimators_features_),
+    )
     Xh, yh, _ = hgb_data("multiclass", seed=84, missing=0.05)
     est = fit(HGBC(max_iter=6), Xh, yh)
     out["HistGradientBoostingClassifier(6) 3 classes, NaN"] = (est, *_hgb_rows(est, Xh))
@@ -691,8 +776,10 @@ def _threshold_models():
 @pytest.fixture(scope="module")
 def threshold_models(tmp_path_factory):
     directory = tmp_path_factory.mktemp("thresholds")
-    return {name: (est, load_variant(est, "joblib", directory), rows, hits, decisive)
-            for name, (est, rows, hits, decisive) in _threshold_models().items()}
+    return {
+        name: (est, load_variant(est, "joblib", directory), rows, hits, decisive)
+        for name, (est, rows, hits, decisive) in _threshold_models().items()
+    }
 
 
 THRESHOLD_MODEL_NAMES = [
@@ -723,13 +810,19 @@ def test_rows_on_thresholds(name, layout, threshold_models):
     assert hits >= 20, f"only {hits} crafted rows reach their node: {name}"
     assert decisive >= 2, f"only {decisive} rows where the float32 cast decides: {name}"
     lay = make_layout(rows, layout)
-    ctx = where(estimator=name, rows_reaching_their_threshold=hits,
-                rows_decided_by_float32_cast=decisive, variant="joblib", layout=layout,
-                rows=len(rows))
+    ctx = where(
+        estimator=name,
+        rows_reaching_their_threshold=hits,
+        rows_decided_by_float32_cast=decisive,
+        variant="joblib",
+        layout=layout,
+        rows=len(rows),
+    )
     check_methods(model, est, lay.fast, lay.reference, context=ctx)
 
 
 # -- NaN at predict time -----------------------------------------------------------------
+
 
 def nan_rows(X: np.ndarray) -> np.ndarray:
     """NaN in each column in turn (for 10 rows each), rows entirely NaN and
@@ -755,49 +848,71 @@ def _nan_models():
         Xr, yr, _ = regression_data(seed=91, missing=missing)
         out[f"DecisionTreeClassifier trained {tag}"] = (fit(DTC(random_state=0), X, y), X)
         out[f"DecisionTreeRegressor(max_leaf_nodes=12) trained {tag}"] = (
-            fit(DTR(random_state=0, max_leaf_nodes=12), Xr, yr), Xr)
+            fit(DTR(random_state=0, max_leaf_nodes=12), Xr, yr),
+            Xr,
+        )
         out[f"ExtraTreeRegressor trained {tag}"] = (fit(ETR1(random_state=0), Xr, yr), Xr)
         out[f"RandomForestClassifier trained {tag}"] = (
-            fit(RFC(n_estimators=8, random_state=0), X, y), X)
+            fit(RFC(n_estimators=8, random_state=0), X, y),
+            X,
+        )
         out[f"ExtraTreesClassifier trained {tag}"] = (
-            fit(ETC(n_estimators=8, random_state=0), X, y), X)
+            fit(ETC(n_estimators=8, random_state=0), X, y),
+            X,
+        )
         Xh, yh, _ = hgb_data("binary", seed=92, missing=missing)
-        out[f"HistGradientBoostingClassifier trained {tag}"] = (fit(HGBC(max_iter=10), Xh, yh),
-                                                                Xh)
+        out[f"HistGradientBoostingClassifier trained {tag}"] = (fit(HGBC(max_iter=10), Xh, yh), Xh)
         Xh, yh, _ = hgb_data("regression", seed=93, missing=missing, categorical=True)
         out[f"HistGradientBoostingRegressor(categorical) trained {tag}"] = (
-            fit(HGBR(max_iter=10, categorical_features=list(CAT_COLUMNS)), Xh, yh), Xh)
+            fit(HGBR(max_iter=10, categorical_features=list(CAT_COLUMNS)), Xh, yh),
+            Xh,
+        )
     Xi, _ = isolation_data(seed=94)
-    out["IsolationForest trained without NaN"] = (fit(IF(n_estimators=10, random_state=0), Xi),
-                                                  Xi)
+    out["IsolationForest trained without NaN"] = (fit(IF(n_estimators=10, random_state=0), Xi), Xi)
     X, y, _ = classification_data(2, "int", seed=95)
     out["GradientBoostingClassifier trained without NaN"] = (
-        fit(GBC(n_estimators=5, random_state=0), X, y), X)
+        fit(GBC(n_estimators=5, random_state=0), X, y),
+        X,
+    )
     # an extra tree accepts NaN only with its random splitter
     out["ExtraTreeClassifier(splitter='best') trained without NaN"] = (
-        fit(ETC1(splitter="best", random_state=0), X, y), X)
+        fit(ETC1(splitter="best", random_state=0), X, y),
+        X,
+    )
     out["ExtraTreeRegressor(splitter='best') trained without NaN"] = (
-        fit(ETR1(splitter="best", random_state=0), X, X[:, 0]), X)
+        fit(ETR1(splitter="best", random_state=0), X, X[:, 0]),
+        X,
+    )
     return out
 
 
 @pytest.fixture(scope="module")
 def nan_models(tmp_path_factory):
     directory = tmp_path_factory.mktemp("nan")
-    return {name: (est, load_variant(est, "joblib", directory), X)
-            for name, (est, X) in _nan_models().items()}
+    return {
+        name: (est, load_variant(est, "joblib", directory), X)
+        for name, (est, X) in _nan_models().items()
+    }
 
 
 NAN_MODEL_NAMES = [
     f"{base} trained {tag}"
     for tag in ("without NaN", "with NaN")
-    for base in ("DecisionTreeClassifier", "DecisionTreeRegressor(max_leaf_nodes=12)",
-                 "ExtraTreeRegressor", "RandomForestClassifier", "ExtraTreesClassifier",
-                 "HistGradientBoostingClassifier",
-                 "HistGradientBoostingRegressor(categorical)")
-] + ["IsolationForest trained without NaN", "GradientBoostingClassifier trained without NaN",
-      "ExtraTreeClassifier(splitter='best') trained without NaN",
-      "ExtraTreeRegressor(splitter='best') trained without NaN"]
+    for base in (
+        "DecisionTreeClassifier",
+        "DecisionTreeRegressor(max_leaf_nodes=12)",
+        "ExtraTreeRegressor",
+        "RandomForestClassifier",
+        "ExtraTreesClassifier",
+        "HistGradientBoostingClassifier",
+        "HistGradientBoostingRegressor(categorical)",
+    )
+] + [
+    "IsolationForest trained without NaN",
+    "GradientBoostingClassifier trained without NaN",
+    "ExtraTreeClassifier(splitter='best') trained without NaN",
+    "ExtraTreeRegressor(splitter='best') trained without NaN",
+]
 
 
 @pytest.mark.parametrize("layout", ["c-f64", "f32"])
@@ -816,11 +931,13 @@ def test_nan_rows(name, layout, nan_models):
     for i in list(range(0, len(rows), 10)) + [len(rows) - 3, len(rows) - 1]:
         for stop in (i + 1, i + 12):
             one = make_layout(rows[i:stop], layout)
-            check_same_or_same_error(model, est, one.fast, one.reference,
-                                     context=f"{ctx} | rows {i}:{stop}")
+            check_same_or_same_error(
+                model, est, one.fast, one.reference, context=f"{ctx} | rows {i}:{stop}"
+            )
 
 
 # -- categorical values at predict time ----------------------------------------------------
+
 
 def categorical_rows(X: np.ndarray) -> Dict[str, np.ndarray]:
     """Rows whose categorical columns hold values the encoder must route the
@@ -836,15 +953,15 @@ def categorical_rows(X: np.ndarray) -> Dict[str, np.ndarray]:
         "known": put(0, CAT0_VALUES),
         "known-col1": put(1, CAT1_VALUES),
         "unseen": put(0, [8.0, 9.0, 42.0, 255.0, 256.0, 264.0, 1e10]),
-        "unseen-col1": put(1, [0.0, 1.0, 3.0, 299.0, 301.0, 1000.5, 2 ** 40]),
+        "unseen-col1": put(1, [0.0, 1.0, 3.0, 299.0, 301.0, 1000.5, 2**40]),
         "negative": put(0, [-1.0, -2.0, -0.5, -255.0, -256.0, -1e10]),
         "negative-col1-known-and-not": put(1, [-3.0, -1.0, -2.0, -4.0]),
         "non-integer": put(0, [0.5, 1.5, 2.0000000000000004, 3.999999999999999, 6.25]),
         "non-integer-col1": put(1, [2.5, 4.999999999999999, 300.00000000000006]),
         "minus-zero": put(0, [-0.0]),
         "nan": put(0, [np.nan]),
-        "nan-both": put(0, [np.nan]) + np.where(np.isin(np.arange(N_FEATURES), CAT_COLUMNS),
-                                                np.nan, 0.0),
+        "nan-both": put(0, [np.nan])
+        + np.where(np.isin(np.arange(N_FEATURES), CAT_COLUMNS), np.nan, 0.0),
     }
 
 
@@ -862,16 +979,20 @@ def _categorical_models():
 @pytest.fixture(scope="module")
 def categorical_models(tmp_path_factory):
     directory = tmp_path_factory.mktemp("categorical")
-    return {name: (est, load_variant(est, "joblib", directory), X)
-            for name, (est, X) in _categorical_models().items()}
+    return {
+        name: (est, load_variant(est, "joblib", directory), X)
+        for name, (est, X) in _categorical_models().items()
+    }
 
 
 CATEGORICAL_MODEL_NAMES = [
     f"{cls}({task}, {tag})"
     for tag in ("no NaN in training", "NaN in training")
-    for cls, task in (("HistGradientBoostingClassifier", "binary"),
-                      ("HistGradientBoostingClassifier", "multiclass"),
-                      ("HistGradientBoostingRegressor", "regression"))
+    for cls, task in (
+        ("HistGradientBoostingClassifier", "binary"),
+        ("HistGradientBoostingClassifier", "multiclass"),
+        ("HistGradientBoostingRegressor", "regression"),
+    )
 ]
 CATEGORICAL_ROW_KINDS = list(categorical_rows(np.zeros((6, N_FEATURES))))
 
@@ -881,8 +1002,14 @@ CATEGORICAL_ROW_KINDS = list(categorical_rows(np.zeros((6, N_FEATURES))))
 def test_categorical_values(name, kind, categorical_models):
     est, model, X = categorical_models[name]
     rows = categorical_rows(X)[kind]
-    ctx = where(estimator=name, categorical_features=list(CAT_COLUMNS), rows_kind=kind,
-                variant="joblib", layout="c-f64", rows=len(rows))
+    ctx = where(
+        estimator=name,
+        categorical_features=list(CAT_COLUMNS),
+        rows_kind=kind,
+        variant="joblib",
+        layout="c-f64",
+        rows=len(rows),
+    )
     check_same_or_same_error(model, est, rows, context=ctx)
 
 
@@ -896,37 +1023,55 @@ def test_categorical_infinity(name, value, categorical_models):
     for col in (0, 1, 3):
         rows = np.nan_to_num(X[:5]).copy()
         rows[2, col] = value
-        ctx = where(estimator=name, column=col, categorical=col in CAT_COLUMNS,
-                    value=value, variant="joblib", layout="c-f64", rows=len(rows))
+        ctx = where(
+            estimator=name,
+            column=col,
+            categorical=col in CAT_COLUMNS,
+            value=value,
+            variant="joblib",
+            layout="c-f64",
+            rows=len(rows),
+        )
         check_same_or_same_error(model, est, rows, context=ctx)
 
 
 # -- input layouts --------------------------------------------------------------------
 
+
 def _layout_models():
     out = {}
     X, y, X_new = classification_data(3, "str", seed=110)
     out["RandomForestClassifier(10)-str-labels"] = (
-        fit(RFC(n_estimators=10, random_state=0), X, y), X_new)
+        fit(RFC(n_estimators=10, random_state=0), X, y),
+        X_new,
+    )
     X, y, X_new = regression_data(n_targets=2, seed=111)
     out["DecisionTreeRegressor-multioutput"] = (fit(DTR(random_state=0), X, y), X_new)
     X, y, X_new = classification_data(3, "int", seed=112)
     out["GradientBoostingClassifier(10)-3classes"] = (
-        fit(GBC(n_estimators=10, random_state=0), X, y), X_new)
+        fit(GBC(n_estimators=10, random_state=0), X, y),
+        X_new,
+    )
     X, y, X_new = hgb_data("regression", seed=113, categorical=True, missing=0.1)
     out["HistGradientBoostingRegressor-categorical-NaN"] = (
-        fit(HGBR(max_iter=10, categorical_features=list(CAT_COLUMNS)), X, y), X_new)
+        fit(HGBR(max_iter=10, categorical_features=list(CAT_COLUMNS)), X, y),
+        X_new,
+    )
     X, X_new = isolation_data(seed=114)
     out["IsolationForest(10, max_features=0.5)"] = (
-        fit(IF(n_estimators=10, max_features=0.5, random_state=0), X), X_new)
+        fit(IF(n_estimators=10, max_features=0.5, random_state=0), X),
+        X_new,
+    )
     return out
 
 
 @pytest.fixture(scope="module")
 def layout_models(tmp_path_factory):
     directory = tmp_path_factory.mktemp("layouts")
-    return {name: (est, load_variant(est, "joblib", directory), X_new)
-            for name, (est, X_new) in _layout_models().items()}
+    return {
+        name: (est, load_variant(est, "joblib", directory), X_new)
+        for name, (est, X_new) in _layout_models().items()
+    }
 
 
 LAYOUT_MODEL_NAMES = [
@@ -949,11 +1094,15 @@ def test_input_layout(name, layout, layout_models):
         # previously unseen labels: np.True_"): no oracle to compare with
         pytest.skip("scikit-learn cannot encode bool categorical input")
     if layout in ("int64", "int32", "uint8", "bool"):
-        X_new = np.nan_to_num(X_new)      # NaN has no integer value
+        X_new = np.nan_to_num(X_new)  # NaN has no integer value
     for n_rows in (1, 3, len(X_new)):
         lay = make_layout(X_new[:n_rows], layout)
-        ctx = where(estimator=name, variant="joblib", layout=layout,
-                    rows=1 if layout == "row-1d" else n_rows)
+        ctx = where(
+            estimator=name,
+            variant="joblib",
+            layout=layout,
+            rows=1 if layout == "row-1d" else n_rows,
+        )
         check_methods(model, est, lay.fast, lay.reference, context=ctx)
         if layout == "row-1d":
             break
@@ -968,22 +1117,33 @@ def _big_models():
     out = {}
     X, y, _ = classification_data(3, "str", seed=120, n_fit=1500)
     out["RandomForestClassifier(100)-str-labels"] = (
-        fit(RFC(n_estimators=100, min_samples_leaf=3, random_state=0, n_jobs=2), X, y), X)
+        fit(RFC(n_estimators=100, min_samples_leaf=3, random_state=0, n_jobs=2), X, y),
+        X,
+    )
     Xh, yh, _ = hgb_data("regression", seed=121, categorical=True, missing=0.05)
     out["HistGradientBoostingRegressor(100)-categorical-NaN"] = (
-        fit(HGBR(max_iter=100, categorical_features=list(CAT_COLUMNS)), Xh, yh), Xh)
+        fit(HGBR(max_iter=100, categorical_features=list(CAT_COLUMNS)), Xh, yh),
+        Xh,
+    )
     return out
 
 
 @pytest.fixture(scope="module")
 def big_models(tmp_path_factory):
     directory = tmp_path_factory.mktemp("big")
-    return {name: (est, load_variant(est, "joblib", directory), X)
-            for name, (est, X) in _big_models().items()}
+    return {
+        name: (est, load_variant(est, "joblib", directory), X)
+        for name, (est, X) in _big_models().items()
+    }
 
 
-@pytest.mark.parametrize("name", ["RandomForestClassifier(100)-str-labels",
-                                  "HistGradientBoostingRegressor(100)-categorical-NaN"])
+@pytest.mark.parametrize(
+    "name",
+    [
+        "RandomForestClassifier(100)-str-labels",
+        "HistGradientBoostingRegressor(100)-categorical-NaN",
+    ],
+)
 def test_large_batch(name, big_models):
     """More than 100,000 rows through 100 trees: the GIL-released,
     multi-threaded path; answers equal sklearn's and do not depend on the
@@ -991,12 +1151,16 @@ def test_large_batch(name, big_models):
     est, model, X = big_models[name]
     rng = np.random.default_rng(122)
     rows = X[rng.integers(0, len(X), BIG_ROWS)]
-    noisy = ~np.isin(np.arange(N_FEATURES), CAT_COLUMNS) if "categorical" in name else \
-        np.ones(N_FEATURES, dtype=bool)
+    noisy = (
+        ~np.isin(np.arange(N_FEATURES), CAT_COLUMNS)
+        if "categorical" in name
+        else np.ones(N_FEATURES, dtype=bool)
+    )
     rows[:, noisy] += rng.normal(0, 0.05, (BIG_ROWS, int(noisy.sum())))
     methods = [m for m in ("predict", "predict_proba") if hasattr(est, m)]
-    check_across_threads(model, est, rows, methods,
-                         where(estimator=name, variant="joblib", rows=BIG_ROWS))
+    check_across_threads(
+        model, est, rows, methods, where(estimator=name, variant="joblib", rows=BIG_ROWS)
+    )
 
 
 def test_threads_concurrent_calls_and_fork(big_models):
@@ -1020,7 +1184,7 @@ def test_threads_concurrent_calls_and_fork(big_models):
         def call(i):
             try:
                 for _ in range(5):
-                    results[i] = model.predict_proba(rows[i * 100:])
+                    results[i] = model.predict_proba(rows[i * 100 :])
             except Exception as e:  # pragma: no cover - reported below
                 errors.append(e)
 
@@ -1031,9 +1195,9 @@ def test_threads_concurrent_calls_and_fork(big_models):
             t.join()
         assert not errors, errors
         for i in range(4):
-            np.testing.assert_array_equal(results[i], alone[i * 100:], strict=True)
+            np.testing.assert_array_equal(results[i], alone[i * 100 :], strict=True)
         late = rows.copy()
-        late[-1, 0] = np.inf   # refused, with scikit-learn's message, from the last block
+        late[-1, 0] = np.inf  # refused, with scikit-learn's message, from the last block
         with pytest.raises(ValueError, match="infinity"):
             model.predict(late)
         np.testing.assert_array_equal(model.predict_proba(rows), alone, strict=True)
@@ -1074,12 +1238,14 @@ def _bad_inputs():
         "1e300 (float32 inf)": with_value(1e300),
         "-1e39 (float32 -inf)": with_value(-1e39),
         "float32-max": with_value(F32_MAX),
-        "float32-max+2^102 (rounds to max)": with_value(F32_MAX + 2.0 ** 102),
-        "float32-max+2^103 (ties to inf)": with_value(F32_MAX + 2.0 ** 103),
-        "nan-and-inf": np.where(np.arange(5 * N_FEATURES).reshape(5, N_FEATURES) == 1,
-                                np.inf, with_value(np.nan)),
-        "inf-then-nan": np.where(np.arange(5 * N_FEATURES).reshape(5, N_FEATURES) == 29,
-                                 np.nan, with_value(np.inf)),
+        "float32-max+2^102 (rounds to max)": with_value(F32_MAX + 2.0**102),
+        "float32-max+2^103 (ties to inf)": with_value(F32_MAX + 2.0**103),
+        "nan-and-inf": np.where(
+            np.arange(5 * N_FEATURES).reshape(5, N_FEATURES) == 1, np.inf, with_value(np.nan)
+        ),
+        "inf-then-nan": np.where(
+            np.arange(5 * N_FEATURES).reshape(5, N_FEATURES) == 29, np.nan, with_value(np.inf)
+        ),
         "row-all-nan": np.vstack([X, np.full((1, N_FEATURES), np.nan)]),
         "5-features": X[:, :5],
         "zero-rows": np.empty((0, N_FEATURES)),
@@ -1103,21 +1269,26 @@ def _error_models():
     out["HistGradientBoostingClassifier"] = fit(HGBC(max_iter=5), X, y)
     out["IsolationForest"] = fit(IF(n_estimators=5, random_state=0), X)
     out["Pipeline(StandardScaler, RandomForestClassifier)"] = fit(
-        Pipeline([("s", StandardScaler()), ("f", RFC(n_estimators=5, random_state=0))]), X, y)
+        Pipeline([("s", StandardScaler()), ("f", RFC(n_estimators=5, random_state=0))]), X, y
+    )
     out["Pipeline(StandardScaler, GradientBoostingClassifier)"] = fit(
-        Pipeline([("s", StandardScaler()), ("g", GBC(n_estimators=5, random_state=0))]), X, y)
+        Pipeline([("s", StandardScaler()), ("g", GBC(n_estimators=5, random_state=0))]), X, y
+    )
     out["Pipeline(SimpleImputer, DecisionTreeRegressor)"] = fit(
-        Pipeline([("i", SimpleImputer()), ("t", DTR(random_state=0))]), Xr, yr)
+        Pipeline([("i", SimpleImputer()), ("t", DTR(random_state=0))]), Xr, yr
+    )
     out["Pipeline(MinMaxScaler, IsolationForest)"] = fit(
-        Pipeline([("s", MinMaxScaler()), ("i", IF(n_estimators=5, random_state=0))]), X)
+        Pipeline([("s", MinMaxScaler()), ("i", IF(n_estimators=5, random_state=0))]), X
+    )
     return out
 
 
 @pytest.fixture(scope="module")
 def error_models(tmp_path_factory):
     directory = tmp_path_factory.mktemp("errors")
-    return {name: (est, load_variant(est, "joblib", directory))
-            for name, est in _error_models().items()}
+    return {
+        name: (est, load_variant(est, "joblib", directory)) for name, est in _error_models().items()
+    }
 
 
 ERROR_MODEL_NAMES = [
@@ -1151,6 +1322,7 @@ def test_input_error(name, bad, error_models):
 
 # -- representatives of the shared runs (test_parity_shared.py) -------------------------
 
+
 def representatives() -> Dict[str, Callable[[], Representative]]:
     """One model of each tree family (and a pipeline, and multi-output
     classifiers) for every file variant, pickling, inspect and repr; the
@@ -1162,6 +1334,7 @@ def representatives() -> Dict[str, Callable[[], Representative]]:
         def make_model():
             X, y, X_new = data()
             return Representative(fit(make(), X, y), X_new, shows=shows)
+
         return make_model
 
     def clf(labels, seed):
@@ -1174,6 +1347,7 @@ def representatives() -> Dict[str, Callable[[], Representative]]:
         def data():
             X, y, X_new = classification_data(3, "int", seed=seed)
             return X, multioutput_labels(y, X, "str"), X_new
+
         return data
 
     def isolation():
@@ -1181,59 +1355,81 @@ def representatives() -> Dict[str, Callable[[], Representative]]:
         return X, None, X_new
 
     def pipeline():
-        est, X_new = fit_pipeline(
-            "Pipeline(SimpleImputer, StandardScaler, RandomForestClassifier)")
+        est, X_new = fit_pipeline("Pipeline(SimpleImputer, StandardScaler, RandomForestClassifier)")
         return Representative(est, X_new, shows=tree_class)
 
     return {
         "DecisionTreeClassifier(max_leaf_nodes=15)": on(
-            lambda: DTC(max_leaf_nodes=15, random_state=0), clf("str", 150)),
+            lambda: DTC(max_leaf_nodes=15, random_state=0), clf("str", 150)
+        ),
         "ExtraTreeRegressor-multioutput": on(lambda: ETR1(random_state=0), reg2(151)),
         "RandomForestClassifier(10, max_features=0.5)-str-labels": on(
-            lambda: RFC(n_estimators=10, max_features=0.5, random_state=0), clf("str", 140)),
+            lambda: RFC(n_estimators=10, max_features=0.5, random_state=0), clf("str", 140)
+        ),
         "ExtraTreesRegressor(10)-multioutput": on(
-            lambda: ETR(n_estimators=10, random_state=0), reg2(151)),
+            lambda: ETR(n_estimators=10, random_state=0), reg2(151)
+        ),
         "GradientBoostingClassifier(10)-multiclass-object-labels": on(
-            lambda: GBC(n_estimators=10, random_state=0), clf("object", 142)),
+            lambda: GBC(n_estimators=10, random_state=0), clf("object", 142)
+        ),
         "GradientBoostingRegressor(10, quantile)": on(
             lambda: GBR(n_estimators=10, loss="quantile", random_state=0),
-            lambda: regression_data(seed=151)),
+            lambda: regression_data(seed=151),
+        ),
         "HistGradientBoostingClassifier-categorical-NaN": on(
             lambda: HGBC(max_iter=10, categorical_features=list(CAT_COLUMNS)),
             lambda: hgb_data("multiclass", seed=141, categorical=True, missing=0.05),
-            predictor),
+            predictor,
+        ),
         "HistGradientBoostingRegressor(poisson)": on(
             lambda: HGBR(max_iter=10, loss="poisson"),
-            lambda: hgb_data("positive", seed=152), predictor),
+            lambda: hgb_data("positive", seed=152),
+            predictor,
+        ),
         "IsolationForest(10)": on(lambda: IF(n_estimators=10, random_state=0), isolation),
         "Pipeline(SimpleImputer, StandardScaler, RandomForestClassifier)": pipeline,
-        "DecisionTreeClassifier-multioutput-str": on(lambda: DTC(random_state=0),
-                                                     multioutput(161)),
+        "DecisionTreeClassifier-multioutput-str": on(lambda: DTC(random_state=0), multioutput(161)),
         "RandomForestClassifier(7)-multioutput-str": on(
-            lambda: RFC(n_estimators=7, random_state=0), multioutput(161)),
+            lambda: RFC(n_estimators=7, random_state=0), multioutput(161)
+        ),
     }
 
 
 def test_every_registered_tree_estimator_is_covered():
     from mlfast._builders import _REGISTRY
 
-    tree_names = {name for name, (package, fn) in _REGISTRY.items()
-                  if package in ("sklearn.tree", "sklearn.ensemble")
-                  and fn.__module__ == "mlfast._builders.trees"}
-    covered = {c.name for c in TREE_CLASSIFIER_CASES + TREE_REGRESSOR_CASES
-               + FOREST_CLASSIFIER_CASES + FOREST_REGRESSOR_CASES + GB_CLASSIFIER_CASES
-               + GB_REGRESSOR_CASES + HGB_CLASSIFIER_CASES + HGB_REGRESSOR_CASES
-               + ISOLATION_CASES}
+    tree_names = {
+        name
+        for name, (package, fn) in _REGISTRY.items()
+        if package in ("sklearn.tree", "sklearn.ensemble")
+        and fn.__module__ == "mlfast._builders.trees"
+    }
+    covered = {
+        c.name
+        for c in TREE_CLASSIFIER_CASES
+        + TREE_REGRESSOR_CASES
+        + FOREST_CLASSIFIER_CASES
+        + FOREST_REGRESSOR_CASES
+        + GB_CLASSIFIER_CASES
+        + GB_REGRESSOR_CASES
+        + HGB_CLASSIFIER_CASES
+        + HGB_REGRESSOR_CASES
+        + ISOLATION_CASES
+    }
     missing = tree_names - covered
     assert not missing, f"tree estimators without a parity case: {sorted(missing)}"
 
 
 # -- multi-output classification ------------------------------------------------------
 
+
 def multioutput_labels(y: np.ndarray, X: np.ndarray, kind: str) -> np.ndarray:
     """Three outputs with 3, 2 and 4 classes (two binary ones for bool)."""
-    outputs = [y, (X[:, 1] > 0).astype(np.int64),
-               np.digitize(X[:, 2], np.quantile(X[:, 2], [0.25, 0.5, 0.75]))]
+    outputs = [
+        y,
+        (X[:, 1] > 0).astype(np.int64),
+        np.digitize(X[:, 2], np.quantile(X[:, 2], [0.25, 0.5, 0.75])),
+    ]
     if kind == "bool":
         outputs = [(y > 0).astype(np.int64), outputs[1]]
     return relabel(np.column_stack(outputs), kind)
@@ -1259,11 +1455,13 @@ def test_multioutput_classifier(case, labels, tmp_path):
     a list."""
     X, y, X_new = classification_data(3, "int", seed=160, **case.data)
     Y = multioutput_labels(y, np.nan_to_num(X), labels)
-    run_case(case, X, Y, X_new, tmp_path, labels=f"{labels}, y.shape={Y.shape}",
-             data=case.data or None)
+    run_case(
+        case, X, Y, X_new, tmp_path, labels=f"{labels}, y.shape={Y.shape}", data=case.data or None
+    )
 
 
 # -- what is not served ------------------------------------------------------------------
+
 
 def test_gradient_boosting_custom_init_is_unsupported(tmp_path):
     """init= an estimator other than the Dummy default or 'zero'."""

@@ -12,6 +12,7 @@ or against a running server with schemathesis' CLI:
 
     .venv/bin/schemathesis run http://127.0.0.1:8000/openapi.json --checks not_a_server_error
 """
+
 from __future__ import annotations
 
 import os
@@ -27,8 +28,6 @@ from schemathesis.checks import not_a_server_error  # noqa: E402
 import mlfast  # noqa: E402
 
 EXAMPLES = int(os.environ.get("MLFAST_SCHEMATHESIS_EXAMPLES", "15"))
-
-
 
 
 @schemathesis.serializer("application/x-npy")
@@ -66,7 +65,12 @@ schema = schemathesis.openapi.from_asgi("/openapi.json", _app())
 
 
 @schema.parametrize()
-@settings(max_examples=EXAMPLES, deadline=None, derandomize=EXAMPLES <= 50,
-          suppress_health_check=list(HealthCheck), database=None)
+@settings(
+    max_examples=EXAMPLES,
+    deadline=None,
+    derandomize=EXAMPLES <= 50,
+    suppress_health_check=list(HealthCheck),
+    database=None,
+)
 def test_no_server_error(case):
     case.call_and_validate(checks=[not_a_server_error])

@@ -6,6 +6,7 @@ same test cases run against each.  Clients: the lesson's ``requests``,
 boto3's ``invoke_endpoint``, google-cloud-aiplatform's ``Endpoint.predict``,
 ``tritonclient.http``.  scikit-learn is the oracle.
 """
+
 from __future__ import annotations
 
 import io
@@ -64,8 +65,12 @@ def test_lesson_predict_batch_matches_sklearn(server, oracle, X):
 def test_lesson_predict_curl_style_content_type(server):
     # curl -d sends application/x-www-form-urlencoded; the lesson's
     # get_json(force=True) reads it as JSON, and so do we
-    r = post(server, "/predict", data=json.dumps({"features": ROW}),
-             headers={"Content-Type": "application/x-www-form-urlencoded"})
+    r = post(
+        server,
+        "/predict",
+        data=json.dumps({"features": ROW}),
+        headers={"Content-Type": "application/x-www-form-urlencoded"},
+    )
     assert r.json() == {"prediction": 0}
 
 
@@ -92,7 +97,9 @@ def test_sagemaker_invocations_mirror_the_request(server, path, oracle, X):
     assert post(server, path, json={"features": X[:5].tolist()}).json() == {"predictions": expected}
     assert post(server, path, json=X[:5].tolist()).json() == expected
     assert post(server, path, json=ROW).json() == [0]
-    assert post(server, path, json={"instances": X[:5].tolist()}).json() == {"predictions": expected}
+    assert post(server, path, json={"instances": X[:5].tolist()}).json() == {
+        "predictions": expected
+    }
 
 
 def test_sagemaker_csv_and_npy(server, oracle, X):
@@ -100,20 +107,30 @@ def test_sagemaker_csv_and_npy(server, oracle, X):
     csv = "\n".join(",".join(repr(v) for v in row) for row in X[:5].tolist())
     r = post(server, "/invocations", data=csv, headers={"Content-Type": "text/csv"})
     assert r.json() == expected
-    r = post(server, "/invocations", data=csv,
-             headers={"Content-Type": "text/csv", "Accept": "text/csv"})
+    r = post(
+        server, "/invocations", data=csv, headers={"Content-Type": "text/csv", "Accept": "text/csv"}
+    )
     assert r.headers["content-type"].startswith("text/csv")
     assert r.text.splitlines() == [str(v) for v in expected]
     buf = io.BytesIO()
     np.save(buf, X[:5].astype(np.float32))
-    r = post(server, "/invocations", data=buf.getvalue(),
-             headers={"Content-Type": "application/x-npy", "Accept": "application/json"})
+    r = post(
+        server,
+        "/invocations",
+        data=buf.getvalue(),
+        headers={"Content-Type": "application/x-npy", "Accept": "application/json"},
+    )
     assert r.json() == oracle.predict(X[:5].astype(np.float32)).tolist()
 
 
 def test_sagemaker_accept_negotiation(server):
     headers = {"Content-Type": "application/json"}
-    r = post(server, "/invocations", json=ROW, headers={**headers, "Accept": "text/csv;q=0.5, application/json"})
+    r = post(
+        server,
+        "/invocations",
+        json=ROW,
+        headers={**headers, "Accept": "text/csv;q=0.5, application/json"},
+    )
     assert r.headers["content-type"].startswith("application/json")
     r = post(server, "/invocations", json=ROW, headers={**headers, "Accept": "*/*"})
     assert r.json() == [0]
@@ -124,8 +141,12 @@ def test_sagemaker_accept_negotiation(server):
 
 
 def test_sagemaker_custom_attributes_echoed(server):
-    r = post(server, "/invocations", json=ROW,
-             headers={"X-Amzn-SageMaker-Custom-Attributes": "trace=abc,c000b4f9"})
+    r = post(
+        server,
+        "/invocations",
+        json=ROW,
+        headers={"X-Amzn-SageMaker-Custom-Attributes": "trace=abc,c000b4f9"},
+    )
     assert r.headers["X-Amzn-SageMaker-Custom-Attributes"] == "trace=abc,c000b4f9"
 
 
@@ -158,7 +179,10 @@ def test_boto3_lesson_client(sagemaker_runtime):
 def test_boto3_csv_accept_and_custom_attributes(sagemaker_runtime, oracle, X):
     csv = "\n".join(",".join(map(str, row)) for row in X[:3].tolist())
     response = sagemaker_runtime.invoke_endpoint(
-        EndpointName="iris", ContentType="text/csv", Accept="text/csv", Body=csv,
+        EndpointName="iris",
+        ContentType="text/csv",
+        Accept="text/csv",
+        Body=csv,
         CustomAttributes="request-id=42",
     )
     assert response["Body"].read().decode().split() == [str(v) for v in oracle.predict(X[:3])]
@@ -170,8 +194,11 @@ def test_boto3_sees_our_error_message(sagemaker_runtime):
     from botocore.exceptions import ClientError
 
     with pytest.raises(ClientError) as info:
-        sagemaker_runtime.invoke_endpoint(EndpointName="iris", ContentType="application/json",
-                                          Body=json.dumps({"features": [1, 2, 3]}))
+        sagemaker_runtime.invoke_endpoint(
+            EndpointName="iris",
+            ContentType="application/json",
+            Body=json.dumps({"features": [1, 2, 3]}),
+        )
     error = info.value.response["Error"]
     assert info.value.response["ResponseMetadata"]["HTTPStatusCode"] == 400
     assert error["Code"] == "ValidationError"
@@ -184,19 +211,29 @@ def test_boto3_sees_our_error_message(sagemaker_runtime):
 def test_vertex_container_routes(server, oracle, X):
     r = requests.get(server.url + "/v1/endpoints/123/deployedModels/456", timeout=10)
     assert r.status_code == 200
-    r = post(server, "/v1/endpoints/123/deployedModels/456:predict",
-             json={"instances": X[:4].tolist(), "parameters": {"confidence": 0.5}})
+    r = post(
+        server,
+        "/v1/endpoints/123/deployedModels/456:predict",
+        json={"instances": X[:4].tolist(), "parameters": {"confidence": 0.5}},
+    )
     assert r.json() == {"predictions": oracle.predict(X[:4]).tolist()}
-    r = post(server, "/v1/endpoints/123/deployedModels/456:predict",
-             json={"instances": [{"features": ROW}, {"features": X[100].tolist()}]})
+    r = post(
+        server,
+        "/v1/endpoints/123/deployedModels/456:predict",
+        json={"instances": [{"features": ROW}, {"features": X[100].tolist()}]},
+    )
     assert r.json() == {"predictions": oracle.predict([ROW, X[100]]).tolist()}
 
 
 def test_vertex_request_limit_is_1_5_mb(server):
     body = b'{"instances": [' + b"[1.0, 2.0, 3.0, 4.0], " * 80_000 + b"[1, 2, 3, 4]]}"
     assert len(body) > 1_500_000
-    r = post(server, "/v1/endpoints/1/deployedModels/2:predict", data=body,
-             headers={"Content-Type": "application/json"})
+    r = post(
+        server,
+        "/v1/endpoints/1/deployedModels/2:predict",
+        data=body,
+        headers={"Content-Type": "application/json"},
+    )
     assert_json_error(r, 413, "1500000")
     # the same body is fine where the limit is larger
     r = post(server, "/predict", data=body, headers={"Content-Type": "application/json"})
@@ -208,16 +245,24 @@ def vertex_endpoint(server):
     aiplatform = pytest.importorskip("google.cloud.aiplatform")
     from google.auth.credentials import AnonymousCredentials
 
-    aiplatform.init(project="your-project-id", location="us-central1", api_endpoint=server.url,
-                    api_transport="rest", credentials=AnonymousCredentials())
+    aiplatform.init(
+        project="your-project-id",
+        location="us-central1",
+        api_endpoint=server.url,
+        api_transport="rest",
+        credentials=AnonymousCredentials(),
+    )
     return aiplatform.Endpoint("your-endpoint-id")
 
 
 def test_aiplatform_sdk_predict(vertex_endpoint, oracle, X):
     endpoint = vertex_endpoint
-    assert endpoint.resource_name == "projects/your-project-id/locations/us-central1/endpoints/your-endpoint-id"
+    assert (
+        endpoint.resource_name
+        == "projects/your-project-id/locations/us-central1/endpoints/your-endpoint-id"
+    )
     payload = {"features": [1, 2, 3, 4]}
-    response = endpoint.predict([payload])          # the lesson's call, with its payload in a list
+    response = endpoint.predict([payload])  # the lesson's call, with its payload in a list
     assert response.predictions == [float(oracle.predict([[1, 2, 3, 4]])[0])]
     assert response.deployed_model_id == NAME
     assert response.model_version_id == "1"
@@ -241,10 +286,15 @@ def test_aiplatform_sdk_lesson_dict_payload_gets_a_clear_error(vertex_endpoint):
 
 def test_kserve_v1(server, oracle, X):
     assert requests.get(server.url + "/v1/models", timeout=10).json() == {"models": [NAME]}
-    assert requests.get(server.url + f"/v1/models/{NAME}", timeout=10).json() == {"name": NAME, "ready": True}
+    assert requests.get(server.url + f"/v1/models/{NAME}", timeout=10).json() == {
+        "name": NAME,
+        "ready": True,
+    }
     r = post(server, f"/v1/models/{NAME}:predict", json={"instances": X[:7].tolist()})
     assert r.json() == {"predictions": oracle.predict(X[:7]).tolist()}
-    assert_json_error(post(server, "/v1/models/nope:predict", json={"instances": [ROW]}), 404, "nope")
+    assert_json_error(
+        post(server, "/v1/models/nope:predict", json={"instances": [ROW]}), 404, "nope"
+    )
     assert_json_error(requests.get(server.url + "/v1/models/nope", timeout=10), 404, "nope")
 
 
@@ -271,22 +321,38 @@ def test_v2_health_and_metadata(server):
 
 @pytest.mark.parametrize("datatype", ["FP32", "FP64", "INT32", "INT64"])
 def test_v2_infer_json(server, oracle, X, datatype):
-    Xt = X[:10].astype({"FP32": np.float32, "FP64": np.float64,
-                        "INT32": np.int32, "INT64": np.int64}[datatype])
-    body = {"id": "req-1", "inputs": [{"name": "input", "shape": list(Xt.shape), "datatype": datatype,
-                                      "data": Xt.ravel().tolist()}]}
+    Xt = X[:10].astype(
+        {"FP32": np.float32, "FP64": np.float64, "INT32": np.int32, "INT64": np.int64}[datatype]
+    )
+    body = {
+        "id": "req-1",
+        "inputs": [
+            {
+                "name": "input",
+                "shape": list(Xt.shape),
+                "datatype": datatype,
+                "data": Xt.ravel().tolist(),
+            }
+        ],
+    }
     r = post(server, f"/v2/models/{NAME}/infer", json=body)
     out = r.json()
     assert out["model_name"] == NAME and out["id"] == "req-1"
-    assert out["outputs"] == [{"name": "predict", "shape": [10], "datatype": "INT64",
-                               "data": oracle.predict(Xt).tolist()}]
+    assert out["outputs"] == [
+        {"name": "predict", "shape": [10], "datatype": "INT64", "data": oracle.predict(Xt).tolist()}
+    ]
     body["outputs"] = [{"name": "predict_proba"}, {"name": "predict"}]
     body["inputs"][0]["data"] = Xt.tolist()  # nested data is read too
     out = post(server, f"/v2/models/{NAME}/versions/1/infer", json=body).json()
     proba = out["outputs"][0]
-    assert proba["name"] == "predict_proba" and proba["shape"] == [10, 3] and proba["datatype"] == "FP64"
-    np.testing.assert_allclose(np.reshape(proba["data"], (10, 3)), oracle.predict_proba(Xt),
-                               rtol=1e-12, atol=1e-12)
+    assert (
+        proba["name"] == "predict_proba"
+        and proba["shape"] == [10, 3]
+        and proba["datatype"] == "FP64"
+    )
+    np.testing.assert_allclose(
+        np.reshape(proba["data"], (10, 3)), oracle.predict_proba(Xt), rtol=1e-12, atol=1e-12
+    )
     assert out["outputs"][1]["data"] == oracle.predict(Xt).tolist()
 
 
@@ -309,12 +375,15 @@ def test_tritonclient(triton, oracle, X, binary_in, binary_out):
     Xt = X.astype(np.float32)
     inputs = [httpclient.InferInput("input", list(Xt.shape), "FP32")]
     inputs[0].set_data_from_numpy(Xt, binary_data=binary_in)
-    outputs = [httpclient.InferRequestedOutput("predict", binary_data=binary_out),
-               httpclient.InferRequestedOutput("predict_proba", binary_data=binary_out)]
+    outputs = [
+        httpclient.InferRequestedOutput("predict", binary_data=binary_out),
+        httpclient.InferRequestedOutput("predict_proba", binary_data=binary_out),
+    ]
     result = client.infer(NAME, inputs, outputs=outputs, request_id="7")
     np.testing.assert_array_equal(result.as_numpy("predict"), oracle.predict(Xt))
-    np.testing.assert_allclose(result.as_numpy("predict_proba"), oracle.predict_proba(Xt),
-                               rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(
+        result.as_numpy("predict_proba"), oracle.predict_proba(Xt), rtol=1e-12, atol=1e-12
+    )
     assert result.get_response()["id"] == "7"
 
 
@@ -324,7 +393,7 @@ def test_tritonclient_default_outputs_and_errors(triton, oracle, X):
 
     inputs = [httpclient.InferInput("input", [3, 4], "FP64")]
     inputs[0].set_data_from_numpy(X[:3])
-    result = client.infer(NAME, inputs)             # no outputs: predict, binary
+    result = client.infer(NAME, inputs)  # no outputs: predict, binary
     np.testing.assert_array_equal(result.as_numpy("predict"), oracle.predict(X[:3]))
     with pytest.raises(InferenceServerException, match="unknown output 'nope'"):
         client.infer(NAME, inputs, outputs=[httpclient.InferRequestedOutput("nope")])
@@ -336,6 +405,7 @@ def test_tritonclient_default_outputs_and_errors(triton, oracle, X):
 
 # -- bad requests: 4xx with {"error": ...}, never a 500, never a trace ------------------------
 
+
 def _npy(array):
     buf = io.BytesIO()
     np.save(buf, array)
@@ -344,58 +414,334 @@ def _npy(array):
 
 def _npy_header(shape):
     buf = io.BytesIO()
-    np.lib.format.write_array_header_1_0(buf, {"descr": "<f8", "fortran_order": False, "shape": shape})
+    np.lib.format.write_array_header_1_0(
+        buf, {"descr": "<f8", "fortran_order": False, "shape": shape}
+    )
     return buf.getvalue()
 
 
 _NPY_HUGE = _npy_header((10**11, 4)) + b"\0" * 32
-_V2_HEADER = (b'{"inputs": [{"name": "x", "shape": [1, 4], "datatype": "FP32", '
-              b'"parameters": {"binary_data_size": 12}}]}')
+_V2_HEADER = (
+    b'{"inputs": [{"name": "x", "shape": [1, 4], "datatype": "FP32", '
+    b'"parameters": {"binary_data_size": 12}}]}'
+)
 BAD = [
     # (name, path, kwargs, status, fragments)
-    ("malformed JSON", "/predict", dict(data=b'{"features": [1, 2,', headers={"Content-Type": "application/json"}), 400, ["malformed JSON"]),
-    ("not JSON at all", "/predict", dict(data=b"hello", headers={"Content-Type": "application/json"}), 400, ["malformed JSON"]),
-    ("missing key", "/predict", dict(json={"feature": ROW}), 400, ["missing key 'features'", "'feature'"]),
-    ("wrong feature count", "/predict", dict(json={"features": [1, 2, 3]}), 400, ["X has 3 features, but LogisticRegression is expecting 4 features"]),
-    ("non-numeric value", "/predict", dict(json={"features": [1, 2, "three", 4]}), 400, ["non-numeric value", "features[2]", "three"]),
-    ("non-numeric in a row", "/predict", dict(json={"features": [ROW, [1, 2, {"a": 1}, 4]]}), 400, ["features[1][2]"]),
-    ("features not a list", "/predict", dict(json={"features": "5.1,3.5"}), 400, ["features must be a list"]),
-    ("ragged rows", "/predict", dict(json={"features": [ROW, [1, 2]]}), 400, ["not rectangular", "features[1] has 2 values"]),
+    (
+        "malformed JSON",
+        "/predict",
+        dict(data=b'{"features": [1, 2,', headers={"Content-Type": "application/json"}),
+        400,
+        ["malformed JSON"],
+    ),
+    (
+        "not JSON at all",
+        "/predict",
+        dict(data=b"hello", headers={"Content-Type": "application/json"}),
+        400,
+        ["malformed JSON"],
+    ),
+    (
+        "missing key",
+        "/predict",
+        dict(json={"feature": ROW}),
+        400,
+        ["missing key 'features'", "'feature'"],
+    ),
+    (
+        "wrong feature count",
+        "/predict",
+        dict(json={"features": [1, 2, 3]}),
+        400,
+        ["X has 3 features, but LogisticRegression is expecting 4 features"],
+    ),
+    (
+        "non-numeric value",
+        "/predict",
+        dict(json={"features": [1, 2, "three", 4]}),
+        400,
+        ["non-numeric value", "features[2]", "three"],
+    ),
+    (
+        "non-numeric in a row",
+        "/predict",
+        dict(json={"features": [ROW, [1, 2, {"a": 1}, 4]]}),
+        400,
+        ["features[1][2]"],
+    ),
+    (
+        "features not a list",
+        "/predict",
+        dict(json={"features": "5.1,3.5"}),
+        400,
+        ["features must be a list"],
+    ),
+    (
+        "ragged rows",
+        "/predict",
+        dict(json={"features": [ROW, [1, 2]]}),
+        400,
+        ["not rectangular", "features[1] has 2 values"],
+    ),
     ("3-D features", "/predict", dict(json={"features": [[ROW]]}), 400, ["3 levels"]),
-    ("null is NaN, rejected", "/predict", dict(json={"features": [5.1, None, 1.4, 0.2]}), 400, ["Input X contains NaN", "LogisticRegression"]),
-    ("NaN literal, rejected", "/predict", dict(data=b'{"features": [5.1, NaN, 1.4, 0.2]}', headers={"Content-Type": "application/json"}), 400, ["Input X contains NaN"]),
-    ("infinity, rejected", "/predict", dict(data=b'{"features": [5.1, Infinity, 1.4, 0.2]}', headers={"Content-Type": "application/json"}), 400, ["infinity"]),
-    ("empty body", "/predict", dict(data=b"", headers={"Content-Type": "application/json"}), 400, ["empty request body"]),
+    (
+        "null is NaN, rejected",
+        "/predict",
+        dict(json={"features": [5.1, None, 1.4, 0.2]}),
+        400,
+        ["Input X contains NaN", "LogisticRegression"],
+    ),
+    (
+        "NaN literal, rejected",
+        "/predict",
+        dict(
+            data=b'{"features": [5.1, NaN, 1.4, 0.2]}', headers={"Content-Type": "application/json"}
+        ),
+        400,
+        ["Input X contains NaN"],
+    ),
+    (
+        "infinity, rejected",
+        "/predict",
+        dict(
+            data=b'{"features": [5.1, Infinity, 1.4, 0.2]}',
+            headers={"Content-Type": "application/json"},
+        ),
+        400,
+        ["infinity"],
+    ),
+    (
+        "empty body",
+        "/predict",
+        dict(data=b"", headers={"Content-Type": "application/json"}),
+        400,
+        ["empty request body"],
+    ),
     ("zero rows", "/predict", dict(json={"features": []}), 400, ["0 feature"]),
     ("JSON scalar", "/predict", dict(json=42), 400, ["expected a JSON object"]),
-    ("JSON nested too deeply", "/predict", dict(data=b'{"features": ' + b"[" * 5000 + b"]" * 5000 + b"}", headers={"Content-Type": "application/json"}), 400, ["nested too deeply"]),
-    ("lists nested too deeply", "/predict", dict(data=b'{"features": [[1], ' + b"[" * 900 + b"1" + b"]" * 900 + b"]}", headers={"Content-Type": "application/json"}), 400, ["too many levels of nesting"]),
-    ("integer too large", "/predict", dict(data=b'{"features": [1, 2, 3, ' + b"9" * 400 + b"]}", headers={"Content-Type": "application/json"}), 400, ["too large"]),
-    ("wrong content type", "/predict", dict(data=b"\x89PNG", headers={"Content-Type": "image/png"}), 415, ["image/png"]),
-    ("malformed CSV", "/invocations", dict(data=b"1,2,x,4\n", headers={"Content-Type": "text/csv"}), 400, ["malformed CSV"]),
-    ("CSV with NaN", "/invocations", dict(data=b"1,2,nan,4\n", headers={"Content-Type": "text/csv"}), 400, ["Input X contains NaN"]),
-    ("malformed NPY", "/invocations", dict(data=b"\x93NUMPY garbage", headers={"Content-Type": "application/x-npy"}), 400, ["malformed NPY"]),
-    ("NPY header claims a terabyte", "/invocations", dict(data=_NPY_HUGE, headers={"Content-Type": "application/x-npy"}), 400, ["malformed NPY", "the body has 32 bytes"]),
-    ("NPY of strings", "/invocations", dict(data=_npy(np.array(["a", "b"])), headers={"Content-Type": "application/x-npy"}), 400, ["expected numbers"]),
-    ("empty CSV", "/invocations", dict(data=b"", headers={"Content-Type": "text/csv"}), 400, ["empty request body"]),
-    ("SageMaker content type", "/invocations", dict(data=b"a=1", headers={"Content-Type": "application/x-www-form-urlencoded"}), 415, ["application/x-www-form-urlencoded"]),
-    ("Vertex without instances", "/v1/endpoints/1/deployedModels/2:predict", dict(json={"features": ROW}), 400, ["missing key 'instances'"]),
-    ("Vertex instances not a list", "/v1/endpoints/1/deployedModels/2:predict", dict(json={"instances": 3}), 400, ["instances must be a list"]),
-    ("Vertex empty instances", "/v1/endpoints/1/deployedModels/2:predict", dict(json={"instances": []}), 400, ["instances is empty"]),
-    ("Vertex named features without names", "/v1/endpoints/1/deployedModels/2:predict", dict(json={"instances": [{"a": 1}]}), 400, ["fitted without feature names"]),
-    ("Vertex content type", "/v1/endpoints/1/deployedModels/2:predict", dict(data=b"1,2,3,4", headers={"Content-Type": "text/csv"}), 415, ["text/csv"]),
-    ("V1 unknown model", "/v1/models/nope:predict", dict(json={"instances": [ROW]}), 404, ["'nope'"]),
-    ("V2 no inputs", f"/v2/models/{NAME}/infer", dict(json={"outputs": []}), 400, ["missing key 'inputs'"]),
-    ("V2 bad datatype", f"/v2/models/{NAME}/infer", dict(json={"inputs": [{"name": "x", "shape": [1, 4], "datatype": "BYTES", "data": ["a", "b", "c", "d"]}]}), 400, ["BYTES", "not supported"]),
-    ("V2 shape mismatch", f"/v2/models/{NAME}/infer", dict(json={"inputs": [{"name": "x", "shape": [2, 4], "datatype": "FP32", "data": ROW}]}), 400, ["has 4 values but shape [2, 4] needs 8"]),
-    ("V2 bad shape", f"/v2/models/{NAME}/infer", dict(json={"inputs": [{"name": "x", "shape": [1, -4], "datatype": "FP32", "data": ROW}]}), 400, ["shape must be a list of non-negative integers"]),
-    ("V2 two inputs", f"/v2/models/{NAME}/infer", dict(json={"inputs": [{"name": "x", "shape": [1, 4], "datatype": "FP32", "data": ROW}] * 2}), 400, ["expected 1 input tensor"]),
-    ("V2 unknown output", f"/v2/models/{NAME}/infer", dict(json={"inputs": [{"name": "x", "shape": [1, 4], "datatype": "FP32", "data": ROW}], "outputs": [{"name": "proba"}]}), 400, ["unknown output 'proba'", "predict_proba"]),
-    ("V2 binary size wrong", f"/v2/models/{NAME}/infer", dict(data=_V2_HEADER + b"\0" * 12, headers={"Inference-Header-Content-Length": str(len(_V2_HEADER))}), 400, ["binary_data_size 12", "takes 16 bytes"]),
-    ("V2 binary data short", f"/v2/models/{NAME}/infer", dict(data=_V2_HEADER + b"\0" * 5, headers={"Inference-Header-Content-Length": str(len(_V2_HEADER))}), 400, ["only 5 bytes of binary data"]),
-    ("V2 header length too big", f"/v2/models/{NAME}/infer", dict(data=b"{}", headers={"Inference-Header-Content-Length": "99"}), 400, ["outside the body"]),
+    (
+        "JSON nested too deeply",
+        "/predict",
+        dict(
+            data=b'{"features": ' + b"[" * 5000 + b"]" * 5000 + b"}",
+            headers={"Content-Type": "application/json"},
+        ),
+        400,
+        ["nested too deeply"],
+    ),
+    (
+        "lists nested too deeply",
+        "/predict",
+        dict(
+            data=b'{"features": [[1], ' + b"[" * 900 + b"1" + b"]" * 900 + b"]}",
+            headers={"Content-Type": "application/json"},
+        ),
+        400,
+        ["too many levels of nesting"],
+    ),
+    (
+        "integer too large",
+        "/predict",
+        dict(
+            data=b'{"features": [1, 2, 3, ' + b"9" * 400 + b"]}",
+            headers={"Content-Type": "application/json"},
+        ),
+        400,
+        ["too large"],
+    ),
+    (
+        "wrong content type",
+        "/predict",
+        dict(data=b"\x89PNG", headers={"Content-Type": "image/png"}),
+        415,
+        ["image/png"],
+    ),
+    (
+        "malformed CSV",
+        "/invocations",
+        dict(data=b"1,2,x,4\n", headers={"Content-Type": "text/csv"}),
+        400,
+        ["malformed CSV"],
+    ),
+    (
+        "CSV with NaN",
+        "/invocations",
+        dict(data=b"1,2,nan,4\n", headers={"Content-Type": "text/csv"}),
+        400,
+        ["Input X contains NaN"],
+    ),
+    (
+        "malformed NPY",
+        "/invocations",
+        dict(data=b"\x93NUMPY garbage", headers={"Content-Type": "application/x-npy"}),
+        400,
+        ["malformed NPY"],
+    ),
+    (
+        "NPY header claims a terabyte",
+        "/invocations",
+        dict(data=_NPY_HUGE, headers={"Content-Type": "application/x-npy"}),
+        400,
+        ["malformed NPY", "the body has 32 bytes"],
+    ),
+    (
+        "NPY of strings",
+        "/invocations",
+        dict(data=_npy(np.array(["a", "b"])), headers={"Content-Type": "application/x-npy"}),
+        400,
+        ["expected numbers"],
+    ),
+    (
+        "empty CSV",
+        "/invocations",
+        dict(data=b"", headers={"Content-Type": "text/csv"}),
+        400,
+        ["empty request body"],
+    ),
+    (
+        "SageMaker content type",
+        "/invocations",
+        dict(data=b"a=1", headers={"Content-Type": "application/x-www-form-urlencoded"}),
+        415,
+        ["application/x-www-form-urlencoded"],
+    ),
+    (
+        "Vertex without instances",
+        "/v1/endpoints/1/deployedModels/2:predict",
+        dict(json={"features": ROW}),
+        400,
+        ["missing key 'instances'"],
+    ),
+    (
+        "Vertex instances not a list",
+        "/v1/endpoints/1/deployedModels/2:predict",
+        dict(json={"instances": 3}),
+        400,
+        ["instances must be a list"],
+    ),
+    (
+        "Vertex empty instances",
+        "/v1/endpoints/1/deployedModels/2:predict",
+        dict(json={"instances": []}),
+        400,
+        ["instances is empty"],
+    ),
+    (
+        "Vertex named features without names",
+        "/v1/endpoints/1/deployedModels/2:predict",
+        dict(json={"instances": [{"a": 1}]}),
+        400,
+        ["fitted without feature names"],
+    ),
+    (
+        "Vertex content type",
+        "/v1/endpoints/1/deployedModels/2:predict",
+        dict(data=b"1,2,3,4", headers={"Content-Type": "text/csv"}),
+        415,
+        ["text/csv"],
+    ),
+    (
+        "V1 unknown model",
+        "/v1/models/nope:predict",
+        dict(json={"instances": [ROW]}),
+        404,
+        ["'nope'"],
+    ),
+    (
+        "V2 no inputs",
+        f"/v2/models/{NAME}/infer",
+        dict(json={"outputs": []}),
+        400,
+        ["missing key 'inputs'"],
+    ),
+    (
+        "V2 bad datatype",
+        f"/v2/models/{NAME}/infer",
+        dict(
+            json={
+                "inputs": [
+                    {
+                        "name": "x",
+                        "shape": [1, 4],
+                        "datatype": "BYTES",
+                        "data": ["a", "b", "c", "d"],
+                    }
+                ]
+            }
+        ),
+        400,
+        ["BYTES", "not supported"],
+    ),
+    (
+        "V2 shape mismatch",
+        f"/v2/models/{NAME}/infer",
+        dict(json={"inputs": [{"name": "x", "shape": [2, 4], "datatype": "FP32", "data": ROW}]}),
+        400,
+        ["has 4 values but shape [2, 4] needs 8"],
+    ),
+    (
+        "V2 bad shape",
+        f"/v2/models/{NAME}/infer",
+        dict(json={"inputs": [{"name": "x", "shape": [1, -4], "datatype": "FP32", "data": ROW}]}),
+        400,
+        ["shape must be a list of non-negative integers"],
+    ),
+    (
+        "V2 two inputs",
+        f"/v2/models/{NAME}/infer",
+        dict(
+            json={"inputs": [{"name": "x", "shape": [1, 4], "datatype": "FP32", "data": ROW}] * 2}
+        ),
+        400,
+        ["expected 1 input tensor"],
+    ),
+    (
+        "V2 unknown output",
+        f"/v2/models/{NAME}/infer",
+        dict(
+            json={
+                "inputs": [{"name": "x", "shape": [1, 4], "datatype": "FP32", "data": ROW}],
+                "outputs": [{"name": "proba"}],
+            }
+        ),
+        400,
+        ["unknown output 'proba'", "predict_proba"],
+    ),
+    (
+        "V2 binary size wrong",
+        f"/v2/models/{NAME}/infer",
+        dict(
+            data=_V2_HEADER + b"\0" * 12,
+            headers={"Inference-Header-Content-Length": str(len(_V2_HEADER))},
+        ),
+        400,
+        ["binary_data_size 12", "takes 16 bytes"],
+    ),
+    (
+        "V2 binary data short",
+        f"/v2/models/{NAME}/infer",
+        dict(
+            data=_V2_HEADER + b"\0" * 5,
+            headers={"Inference-Header-Content-Length": str(len(_V2_HEADER))},
+        ),
+        400,
+        ["only 5 bytes of binary data"],
+    ),
+    (
+        "V2 header length too big",
+        f"/v2/models/{NAME}/infer",
+        dict(data=b"{}", headers={"Inference-Header-Content-Length": "99"}),
+        400,
+        ["outside the body"],
+    ),
     ("V2 unknown model", "/v2/models/nope/infer", dict(json={"inputs": []}), 404, ["'nope'"]),
-    ("V2 unknown version", f"/v2/models/{NAME}/versions/9/infer", dict(json={"inputs": []}), 404, ["version '9'"]),
+    (
+        "V2 unknown version",
+        f"/v2/models/{NAME}/versions/9/infer",
+        dict(json={"inputs": []}),
+        404,
+        ["version '9'"],
+    ),
 ]
 
 
@@ -411,18 +757,33 @@ def test_unknown_route_and_method(server):
 
 
 def test_oversized_bodies(server):
-    big = b"[" + b"1.0," * (4 * 1024 * 1024) + b"1.0]"   # 16 MiB + a little
-    assert_json_error(post(server, "/predict", data=big, headers={"Content-Type": "application/json"}),
-                      413, "limit")
-    assert_json_error(post(server, "/invocations", data=big[: 7 * 1024 * 1024],
-                           headers={"Content-Type": "application/json"}), 413, "limit")
+    big = b"[" + b"1.0," * (4 * 1024 * 1024) + b"1.0]"  # 16 MiB + a little
+    assert_json_error(
+        post(server, "/predict", data=big, headers={"Content-Type": "application/json"}),
+        413,
+        "limit",
+    )
+    assert_json_error(
+        post(
+            server,
+            "/invocations",
+            data=big[: 7 * 1024 * 1024],
+            headers={"Content-Type": "application/json"},
+        ),
+        413,
+        "limit",
+    )
 
     def chunks():  # no Content-Length: chunked transfer, read up to the limit
         for _ in range(20):
             yield b"1.0," * 100_000
 
-    r = post(server, "/v1/endpoints/1/deployedModels/2:predict", data=chunks(),
-             headers={"Content-Type": "application/json"})
+    r = post(
+        server,
+        "/v1/endpoints/1/deployedModels/2:predict",
+        data=chunks(),
+        headers={"Content-Type": "application/json"},
+    )
     assert_json_error(r, 413, "limit")
 
 

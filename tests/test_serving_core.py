@@ -5,6 +5,7 @@ Answers that depend on the model (string labels, regressors, feature
 names, NaN-accepting pipelines) go through both frameworks' in-process
 test clients, which run the same adapters as the real servers.
 """
+
 from __future__ import annotations
 
 import ast
@@ -98,13 +99,27 @@ def _imports(path: Path):
 
 # every module of the core and the protocols: all but the adapters and the
 # process runner (server.py starts uvicorn and gunicorn)
-CORE_MODULES = sorted(p.stem for p in SERVING.glob("*.py")
-                      if p.stem not in ("fastapi", "flask", "server", "__init__"))
+CORE_MODULES = sorted(
+    p.stem for p in SERVING.glob("*.py") if p.stem not in ("fastapi", "flask", "server", "__init__")
+)
 
 
 def test_the_core_modules_are_all_checked():
-    assert {"http", "errors", "registry", "service", "loading", "codec", "schemas", "lesson",
-            "sagemaker", "vertex", "kserve_v1", "oip", "repository_routes"} <= set(CORE_MODULES)
+    assert {
+        "http",
+        "errors",
+        "registry",
+        "service",
+        "loading",
+        "codec",
+        "schemas",
+        "lesson",
+        "sagemaker",
+        "vertex",
+        "kserve_v1",
+        "oip",
+        "repository_routes",
+    } <= set(CORE_MODULES)
 
 
 @pytest.mark.parametrize("module", CORE_MODULES)
@@ -117,9 +132,17 @@ def test_adapters_never_know_a_body_shape(module):
     source = (SERVING / f"{module}.py").read_text()
     imported = set()
     for node in ast.walk(ast.parse(source)):
-        if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("mlfast.serving."):
+        if (
+            isinstance(node, ast.ImportFrom)
+            and node.module
+            and node.module.startswith("mlfast.serving.")
+        ):
             imported.add(node.module)
-    assert imported <= {"mlfast.serving.http", "mlfast.serving.service", "mlfast.serving.schemas"}, imported
+    assert imported <= {
+        "mlfast.serving.http",
+        "mlfast.serving.service",
+        "mlfast.serving.schemas",
+    }, imported
     for word in ("features", "instances", "predictions", "inputs", "outputs", "codec", "orjson"):
         assert f'"{word}"' not in source and f"'{word}'" not in source, word
 
@@ -128,9 +151,11 @@ def test_importing_serving_imports_no_framework():
     import subprocess
     import sys
 
-    code = ("import sys, mlfast.serving, mlfast.serving.service, mlfast.serving.codec; "
-            "print(sorted(m for m in ('fastapi', 'flask', 'starlette', 'uvicorn', 'gunicorn') "
-            "if m in sys.modules))")
+    code = (
+        "import sys, mlfast.serving, mlfast.serving.service, mlfast.serving.codec; "
+        "print(sorted(m for m in ('fastapi', 'flask', 'starlette', 'uvicorn', 'gunicorn') "
+        "if m in sys.modules))"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
 
@@ -156,7 +181,10 @@ def test_openapi_has_typed_schemas_for_every_route():
             assert "$ref" in body["schema"], route.path
             assert body["example"], route.path
         for name in route.param_names:
-            assert any(p["name"] == name and p["in"] == "path" for p in op["parameters"]), (route.path, name)
+            assert any(p["name"] == name and p["in"] == "path" for p in op["parameters"]), (
+                route.path,
+                name,
+            )
     assert set(components["PredictRequest"]["properties"]) == {"features"}
     predict = schema["paths"]["/predict"]["post"]["requestBody"]["content"]
     assert predict["application/json"]["example"] == {"features": [5.1, 3.5, 1.4, 0.2]}
@@ -183,16 +211,32 @@ def test_string_labels_answer_strings(models, framework):
     path, model = models["strings"]
     c = client(path, framework)
     X = iris()[0]
-    assert c.post("/predict", json={"features": [5.1, 3.5, 1.4, 0.2]}).json() == {"prediction": "setosa"}
-    assert c.post("/predict", json={"features": X.tolist()}).json() == {"predictions": model.predict(X).tolist()}
-    r = c.post("/invocations", data="5.1,3.5,1.4,0.2\n6.7,3.0,5.2,2.3",
-               headers={"Content-Type": "text/csv", "Accept": "text/csv"})
+    assert c.post("/predict", json={"features": [5.1, 3.5, 1.4, 0.2]}).json() == {
+        "prediction": "setosa"
+    }
+    assert c.post("/predict", json={"features": X.tolist()}).json() == {
+        "predictions": model.predict(X).tolist()
+    }
+    r = c.post(
+        "/invocations",
+        data="5.1,3.5,1.4,0.2\n6.7,3.0,5.2,2.3",
+        headers={"Content-Type": "text/csv", "Accept": "text/csv"},
+    )
     assert r.text == "setosa\nvirginica\n"
     meta = c.get("/v2/models/species").json()
     assert {"name": "predict", "datatype": "BYTES", "shape": [-1]} in meta["outputs"]
-    body = {"inputs": [{"name": "input", "shape": [2, 4], "datatype": "FP64", "data": X[[0, 100]].tolist()}]}
+    body = {
+        "inputs": [
+            {"name": "input", "shape": [2, 4], "datatype": "FP64", "data": X[[0, 100]].tolist()}
+        ]
+    }
     out = c.post("/v2/models/species/infer", json=body).json()["outputs"][0]
-    assert out == {"name": "predict", "shape": [2], "datatype": "BYTES", "data": ["setosa", "virginica"]}
+    assert out == {
+        "name": "predict",
+        "shape": [2],
+        "datatype": "BYTES",
+        "data": ["setosa", "virginica"],
+    }
 
 
 @pytest.mark.parametrize("framework", FRAMEWORKS)
@@ -202,9 +246,15 @@ def test_v2_binary_bytes_output_reads_in_tritonclient(models, framework):
     path, model = models["strings"]
     c = client(path, framework)
     X = iris()[0][[0, 60, 120]]
-    body = {"inputs": [{"name": "input", "shape": [3, 4], "datatype": "FP64", "data": X.ravel().tolist()}],
-            "outputs": [{"name": "predict", "parameters": {"binary_data": True}},
-                        {"name": "predict_proba", "parameters": {"binary_data": True}}]}
+    body = {
+        "inputs": [
+            {"name": "input", "shape": [3, 4], "datatype": "FP64", "data": X.ravel().tolist()}
+        ],
+        "outputs": [
+            {"name": "predict", "parameters": {"binary_data": True}},
+            {"name": "predict_proba", "parameters": {"binary_data": True}},
+        ],
+    }
     r = c.post("/v2/models/species/infer", json=body)
     assert r.headers["content-type"] == "application/octet-stream"
     length = int(r.headers["Inference-Header-Content-Length"])
@@ -223,12 +273,26 @@ def test_regressor_answers_floats(models, framework):
     assert r["prediction"] == pytest.approx(float(model.predict(X[:1])[0]), rel=1e-12)
     r = c.post("/v1/models/petal:predict", json={"instances": X[:5].tolist()}).json()
     np.testing.assert_allclose(r["predictions"], model.predict(X[:5]), rtol=1e-12)
-    out = c.post("/v2/models/petal/infer", json={
-        "inputs": [{"name": "x", "shape": [5, 3], "datatype": "FP32", "data": X[:5].ravel().tolist()}]}).json()
+    out = c.post(
+        "/v2/models/petal/infer",
+        json={
+            "inputs": [
+                {"name": "x", "shape": [5, 3], "datatype": "FP32", "data": X[:5].ravel().tolist()}
+            ]
+        },
+    ).json()
     assert out["outputs"][0]["datatype"] == "FP64"
-    assert_json_error(c.post("/v2/models/petal/infer", json={
-        "inputs": [{"name": "x", "shape": [1, 3], "datatype": "FP32", "data": [1, 2, 3]}],
-        "outputs": [{"name": "predict_proba"}]}), 400, "unknown output 'predict_proba'")
+    assert_json_error(
+        c.post(
+            "/v2/models/petal/infer",
+            json={
+                "inputs": [{"name": "x", "shape": [1, 3], "datatype": "FP32", "data": [1, 2, 3]}],
+                "outputs": [{"name": "predict_proba"}],
+            },
+        ),
+        400,
+        "unknown output 'predict_proba'",
+    )
     assert c.get("/").json()["model"]["kind"] == "regressor"
 
 
@@ -239,8 +303,9 @@ def test_null_is_a_missing_value_for_models_that_impute(models, framework):
     row = [5.1, None, 1.4, 0.2]
     expected = int(model.predict(np.array([[5.1, np.nan, 1.4, 0.2]]))[0])
     assert c.post("/predict", json={"features": row}).json() == {"prediction": expected}
-    assert c.post("/invocations", data="5.1,nan,1.4,0.2",
-                  headers={"Content-Type": "text/csv"}).json() == [expected]
+    assert c.post(
+        "/invocations", data="5.1,nan,1.4,0.2", headers={"Content-Type": "text/csv"}
+    ).json() == [expected]
 
 
 @pytest.mark.parametrize("framework", FRAMEWORKS)
@@ -261,24 +326,36 @@ def test_rows_by_feature_name(tmp_path, framework):
     rows = data.data.iloc[[0, 100]]
     expected = model.predict(rows).tolist()
     instances = [dict(zip(names, r)) for r in rows.values.tolist()]
-    assert c.post("/v1/endpoints/1/deployedModels/2:predict", json={"instances": instances}).json() == \
-        {"predictions": expected}
+    assert c.post(
+        "/v1/endpoints/1/deployedModels/2:predict", json={"instances": instances}
+    ).json() == {"predictions": expected}
     assert c.post("/predict", json={"features": instances[0]}).json() == {"prediction": expected[0]}
     bad = dict(instances[0])
     del bad[names[0]]
-    assert_json_error(c.post("/v1/models/named:predict", json={"instances": [bad]}), 400, "lacks feature", names[0])
+    assert_json_error(
+        c.post("/v1/models/named:predict", json={"instances": [bad]}),
+        400,
+        "lacks feature",
+        names[0],
+    )
 
 
 @pytest.mark.parametrize("framework", FRAMEWORKS)
 def test_vertex_env_routes(framework):
-    env = {"AIP_HEALTH_ROUTE": "/health", "AIP_PREDICT_ROUTE": "/v1/endpoints/42/deployedModels/7:predict",
-           "AIP_DEPLOYED_MODEL_ID": "7"}
+    env = {
+        "AIP_HEALTH_ROUTE": "/health",
+        "AIP_PREDICT_ROUTE": "/v1/endpoints/42/deployedModels/7:predict",
+        "AIP_DEPLOYED_MODEL_ID": "7",
+    }
     service = build_service(mlfast.demo_model_path(), env=env)
     c = Client(create_app(service, framework=framework), framework)
     assert c.get("/health").status_code == 200
-    assert c.post("/v1/endpoints/42/deployedModels/7:predict",
-                  json={"instances": [[5.1, 3.5, 1.4, 0.2]]}).json() == {"predictions": [0]}
-    r = c.post("/v1/projects/p/locations/l/endpoints/e:predict", json={"instances": [[5.1, 3.5, 1.4, 0.2]]})
+    assert c.post(
+        "/v1/endpoints/42/deployedModels/7:predict", json={"instances": [[5.1, 3.5, 1.4, 0.2]]}
+    ).json() == {"predictions": [0]}
+    r = c.post(
+        "/v1/projects/p/locations/l/endpoints/e:predict", json={"instances": [[5.1, 3.5, 1.4, 0.2]]}
+    )
     assert r.json()["deployedModelId"] == "7"
 
 
@@ -310,7 +387,9 @@ def test_unexpected_errors_are_500_without_details(caplog):
     response = service.handle(route, Request("POST", "/x", {}, {}, b""))
     assert response.status == 500
     assert b"secret" not in response.body and b"Traceback" not in response.body
-    assert json.loads(response.body) == {"error": "internal server error; the server log has the details"}
+    assert json.loads(response.body) == {
+        "error": "internal server error; the server log has the details"
+    }
     assert "secret path" in caplog.text  # the log has it
 
 
@@ -352,8 +431,13 @@ def test_not_ready_answers_503(framework):
     c = Client(create_app(service, framework=framework), framework)
     assert c.get("/ping").status_code == 200
     service.registry.default.ready = False
-    for path in ("/ping", "/health", "/v2/health/ready", "/v2/models/iris_logreg/ready",
-                 "/v1/models/iris_logreg"):
+    for path in (
+        "/ping",
+        "/health",
+        "/v2/health/ready",
+        "/v2/models/iris_logreg/ready",
+        "/v1/models/iris_logreg",
+    ):
         assert_json_error(c.get(path), 503, "not")
     assert c.get("/v2/health/live").status_code == 200
 
@@ -413,20 +497,26 @@ def test_model_names_fit_in_headers_and_urls(tmp_path, framework):
 # -- the codec -------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("accept,expected", [
-    (None, "application/json"),
-    ("", "application/json"),
-    ("*/*", "application/json"),
-    ("text/csv", "text/csv"),
-    ("text/*", "text/csv"),
-    ("application/json, text/csv", "application/json"),
-    ("text/csv;q=0.9, application/json;q=0.1", "text/csv"),
-    ("application/xml", None),
-    ("application/xml, */*;q=0.1", "application/json"),
-    ("text/csv;q=0", None),
-])
+@pytest.mark.parametrize(
+    "accept,expected",
+    [
+        (None, "application/json"),
+        ("", "application/json"),
+        ("*/*", "application/json"),
+        ("text/csv", "text/csv"),
+        ("text/*", "text/csv"),
+        ("application/json, text/csv", "application/json"),
+        ("text/csv;q=0.9, application/json;q=0.1", "text/csv"),
+        ("application/xml", None),
+        ("application/xml, */*;q=0.1", "application/json"),
+        ("text/csv;q=0", None),
+    ],
+)
 def test_choose_accept(accept, expected):
-    assert codec.choose_accept(accept, ("application/json", "text/csv"), "application/json") == expected
+    assert (
+        codec.choose_accept(accept, ("application/json", "text/csv"), "application/json")
+        == expected
+    )
 
 
 def test_decode_styles():
@@ -468,8 +558,10 @@ def test_multi_output_classifier(tmp_path, framework):
     from sklearn.tree import DecisionTreeClassifier
 
     X, y = iris()
-    Y = np.c_[np.array(["setosa", "versicolor", "virginica"])[y],
-              np.array(["short", "long"])[(X[:, 0] > 5.8).astype(int)]]
+    Y = np.c_[
+        np.array(["setosa", "versicolor", "virginica"])[y],
+        np.array(["short", "long"])[(X[:, 0] > 5.8).astype(int)],
+    ]
     model = DecisionTreeClassifier(max_depth=3, random_state=0).fit(X, Y)
     joblib.dump(model, tmp_path / "two.pkl")
     c = client(tmp_path / "two.pkl", framework)
@@ -480,12 +572,16 @@ def test_multi_output_classifier(tmp_path, framework):
     meta = c.get("/v2/models/two").json()
     assert {"name": "predict", "datatype": "BYTES", "shape": [-1, 2]} in meta["outputs"]
     assert {"name": "predict_proba", "datatype": "FP64", "shape": [-1, 5]} in meta["outputs"]
-    body = {"inputs": [{"name": "x", "shape": [3, 4], "datatype": "FP64", "data": X[:3].tolist()}],
-            "outputs": [{"name": "predict"}, {"name": "predict_proba"}]}
+    body = {
+        "inputs": [{"name": "x", "shape": [3, 4], "datatype": "FP64", "data": X[:3].tolist()}],
+        "outputs": [{"name": "predict"}, {"name": "predict_proba"}],
+    }
     out = c.post("/v2/models/two/infer", json=body).json()["outputs"]
     assert out[0]["shape"] == [3, 2] and out[0]["data"] == [str(v) for row in expected for v in row]
     assert out[1]["shape"] == [3, 5]
-    np.testing.assert_allclose(np.reshape(out[1]["data"], (3, 5)), np.hstack(model.predict_proba(X[:3])))
+    np.testing.assert_allclose(
+        np.reshape(out[1]["data"], (3, 5)), np.hstack(model.predict_proba(X[:3]))
+    )
 
 
 def _estimators():
@@ -529,10 +625,13 @@ def test_every_kind_of_model_answers_on_every_route(tmp_path):
         expected = est.transform(X[:4]) if not hasattr(est, "predict") else est.predict(X[:4])
         r = c.post("/predict", json={"features": X[:4].tolist()})
         assert r.status_code == 200, (name, r.text)
-        np.testing.assert_allclose(np.asarray(r.json()["predictions"], dtype=float), expected, rtol=1e-9,
-                                   err_msg=name)
-        body = {"inputs": [{"name": "x", "shape": [4, 4], "datatype": "FP64", "data": X[:4].tolist()}],
-                "outputs": [{"name": o["name"]} for o in meta["outputs"]]}
+        np.testing.assert_allclose(
+            np.asarray(r.json()["predictions"], dtype=float), expected, rtol=1e-9, err_msg=name
+        )
+        body = {
+            "inputs": [{"name": "x", "shape": [4, 4], "datatype": "FP64", "data": X[:4].tolist()}],
+            "outputs": [{"name": o["name"]} for o in meta["outputs"]],
+        }
         r = c.post(f"/v2/models/{name}/infer", json=body)
         assert r.status_code == 200, (name, r.text)
         for declared, got in zip(meta["outputs"], r.json()["outputs"]):
@@ -552,7 +651,10 @@ def _agreement_models(tmp_path):
 
     X, y = iris()
     out = {}
-    for name, est in (("logreg", LogisticRegression(max_iter=1000)), ("tree", DecisionTreeClassifier(max_depth=3))):
+    for name, est in (
+        ("logreg", LogisticRegression(max_iter=1000)),
+        ("tree", DecisionTreeClassifier(max_depth=3)),
+    ):
         joblib.dump(est.fit(X, y), tmp_path / f"{name}.pkl")
         out[name] = tmp_path / f"{name}.pkl"
     return out
@@ -571,16 +673,23 @@ def test_numbers_written_as_strings_are_read_as_the_library_reads_them(tmp_path,
         model = mlfast.load(path)
         c = client(path, framework, name=name)
         for _ in range(12):
-            rows = [[rng.choice([v, repr(v), f" {v} ", f"{v:.3e}"]) for v in X[rng.randrange(150)].tolist()]
-                    for _ in range(rng.randrange(1, 4))]
+            rows = [
+                [
+                    rng.choice([v, repr(v), f" {v} ", f"{v:.3e}"])
+                    for v in X[rng.randrange(150)].tolist()
+                ]
+                for _ in range(rng.randrange(1, 4))
+            ]
             try:
                 expected, refusal = model.predict(rows).tolist(), None
             except ValueError as e:
                 expected, refusal = None, str(e)
-            for path_, body, key in (("/predict", {"features": rows}, "predictions"),
-                                     ("/invocations", rows, None),
-                                     (f"/v1/models/{name}:predict", {"instances": rows}, "predictions"),
-                                     ("/v1/endpoints/1/deployedModels/2:predict", {"instances": rows}, "predictions")):
+            for path_, body, key in (
+                ("/predict", {"features": rows}, "predictions"),
+                ("/invocations", rows, None),
+                (f"/v1/models/{name}:predict", {"instances": rows}, "predictions"),
+                ("/v1/endpoints/1/deployedModels/2:predict", {"instances": rows}, "predictions"),
+            ):
                 r = c.post(path_, json=body)
                 if refusal is not None:
                     assert_json_error(r, 400, refusal)
@@ -589,8 +698,13 @@ def test_numbers_written_as_strings_are_read_as_the_library_reads_them(tmp_path,
                     assert (r.json()[key] if key else r.json()) == expected, (name, path_, rows)
         # a value that is no number at all is named, whatever the model
         bad = [[5.1, "three", 1.4, 0.2]]
-        assert_json_error(c.post("/predict", json={"features": bad}), 400, "non-numeric value",
-                          "features[0][1]", "three")
+        assert_json_error(
+            c.post("/predict", json={"features": bad}),
+            400,
+            "non-numeric value",
+            "features[0][1]",
+            "three",
+        )
 
 
 @pytest.mark.filterwarnings("ignore:X does not have valid feature names")
@@ -612,8 +726,12 @@ def test_rows_by_name_and_the_keys_they_lack(tmp_path, framework):
     assert c.post("/predict", json={"features": row}).json() == {"prediction": expected[0]}
     # keys that are not the model's: the answer lists the ones that were sent
     sent = {"sepal_length": 5.1, "sepal_width": 3.5, "petal_length": 1.4, "petal_width": 0.2}
-    error = assert_json_error(c.post("/v1/models/named:predict", json={"instances": [sent]}), 400,
-                              "lacks feature(s)", names[0])
+    error = assert_json_error(
+        c.post("/v1/models/named:predict", json={"instances": [sent]}),
+        400,
+        "lacks feature(s)",
+        names[0],
+    )
     assert all(k in error for k in sent), error
 
 
@@ -642,13 +760,17 @@ def test_csv_mistakes_are_placed_as_an_editor_counts(framework):
         return c.post("/invocations", data=text, headers={"Content-Type": "text/csv"})
 
     for _ in range(8):
-        header = rng.sample(["sepal_length", "sepal width", "petal.length", "petal_w", "a", "b", "c", "d"], 4)
-        assert_json_error(post(csv([header] + rows[:3])), 400, "line 1 looks like a header", header[0])
-        lines = [list(r) for r in rows[:rng.randrange(2, 8)]]
+        header = rng.sample(
+            ["sepal_length", "sepal width", "petal.length", "petal_w", "a", "b", "c", "d"], 4
+        )
+        assert_json_error(
+            post(csv([header] + rows[:3])), 400, "line 1 looks like a header", header[0]
+        )
+        lines = [list(r) for r in rows[: rng.randrange(2, 8)]]
         at, col = rng.randrange(len(lines)), rng.randrange(4)
         lines[at][col] = rng.choice(["x", "5,1".replace(",", ";"), "--", "1.2.3"])
         assert_json_error(post(csv(lines)), 400, f"line {at + 1}, column {col + 1} is")
-        lines = [list(r) for r in rows[:rng.randrange(2, 8)]]
+        lines = [list(r) for r in rows[: rng.randrange(2, 8)]]
         at = rng.randrange(1, len(lines))
         lines[at] = lines[at][:3]
         assert_json_error(post(csv(lines)), 400, f"line {at + 1} has 3 values, line 1 has 4")

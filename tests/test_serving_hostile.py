@@ -10,6 +10,7 @@ Whatever a request holds, the answer is JSON: a 4xx that says what was
 wrong (a 200 where the request was valid after all), never a 500, a stack
 trace or a worker that stops answering.
 """
+
 from __future__ import annotations
 
 import json
@@ -55,8 +56,14 @@ def named_model(tmp_path_factory):
 @pytest.fixture(scope="module", params=CONFIGS, ids=[f"{f}-{w}" for f, w in CONFIGS])
 def server(request, named_model):
     framework, workers = request.param
-    with serve(named_model, framework=framework, workers=workers, env={"MLFAST_API_KEYS": API_KEY},
-               log_level="warning", extra=["--name", NAME, "--request-timeout", str(TIMEOUT)]) as s:
+    with serve(
+        named_model,
+        framework=framework,
+        workers=workers,
+        env={"MLFAST_API_KEYS": API_KEY},
+        log_level="warning",
+        extra=["--name", NAME, "--request-timeout", str(TIMEOUT)],
+    ) as s:
         s.framework, s.workers = framework, workers
         yield s
         assert_still_serving(s)
@@ -68,8 +75,13 @@ def assert_still_serving(server) -> None:
     r = requests.post(server.url + "/predict", json={"features": ROW}, headers=KEY, timeout=10)
     assert r.status_code == 200, r.text
     log = server.log()
-    for sign in ("Traceback", "Exception in ASGI", "Error handling request", "WORKER TIMEOUT",
-                 "Worker exiting"):
+    for sign in (
+        "Traceback",
+        "Exception in ASGI",
+        "Error handling request",
+        "WORKER TIMEOUT",
+        "Worker exiting",
+    ):
         assert sign not in log, log[-3000:]
 
 
@@ -90,30 +102,51 @@ def post(server, path: str, body: bytes, headers=None, **kw) -> requests.Respons
 
 # -- where a request's values go: (route, body with one hole) -----------------------------
 
-_NAMED = '{%s}' % ", ".join(f'"{n}": %s' if i == 0 else f'"{n}": {v}'
-                             for i, (n, v) in enumerate(zip(FEATURES, ROW)))
+_NAMED = "{%s}" % ", ".join(
+    f'"{n}": %s' if i == 0 else f'"{n}": {v}' for i, (n, v) in enumerate(zip(FEATURES, ROW))
+)
 _TENSOR = '{"name": "x", "shape": [1, 4], "datatype": "FP64", "data": [5.1, 3.5, 1.4, 0.2]}'
 _V2 = f"/v2/models/{NAME}/infer"
 PLACES = {
-    "v2 id": (_V2, '{"id": %s, "inputs": [' + _TENSOR + ']}'),
-    "v2 shape": (_V2, '{"inputs": [{"name": "x", "shape": %s, "datatype": "FP64", "data": [1, 2, 3, 4]}]}'),
-    "v2 datatype": (_V2, '{"inputs": [{"name": "x", "shape": [1, 4], "datatype": %s, "data": [1, 2, 3, 4]}]}'),
-    "v2 data": (_V2, '{"inputs": [{"name": "x", "shape": [1, 4], "datatype": "FP64", "data": %s}]}'),
-    "v2 input name": (_V2, '{"inputs": [{"name": %s, "shape": [1, 4], "datatype": "FP64", "data": [1, 2, 3, 4]}]}'),
+    "v2 id": (_V2, '{"id": %s, "inputs": [' + _TENSOR + "]}"),
+    "v2 shape": (
+        _V2,
+        '{"inputs": [{"name": "x", "shape": %s, "datatype": "FP64", "data": [1, 2, 3, 4]}]}',
+    ),
+    "v2 datatype": (
+        _V2,
+        '{"inputs": [{"name": "x", "shape": [1, 4], "datatype": %s, "data": [1, 2, 3, 4]}]}',
+    ),
+    "v2 data": (
+        _V2,
+        '{"inputs": [{"name": "x", "shape": [1, 4], "datatype": "FP64", "data": %s}]}',
+    ),
+    "v2 input name": (
+        _V2,
+        '{"inputs": [{"name": %s, "shape": [1, 4], "datatype": "FP64", "data": [1, 2, 3, 4]}]}',
+    ),
     "v2 output name": (_V2, '{"inputs": [' + _TENSOR + '], "outputs": [{"name": %s}]}'),
     "v2 parameters": (_V2, '{"inputs": [' + _TENSOR + '], "parameters": %s}'),
-    "v2 binary size": (_V2, '{"inputs": [{"name": "x", "shape": [1, 4], "datatype": "FP64", '
-                            '"parameters": {"binary_data_size": %s}}]}'),
-    "lesson named value": ("/predict", '{"features": ' + _NAMED + '}'),
+    "v2 binary size": (
+        _V2,
+        '{"inputs": [{"name": "x", "shape": [1, 4], "datatype": "FP64", '
+        '"parameters": {"binary_data_size": %s}}]}',
+    ),
+    "lesson named value": ("/predict", '{"features": ' + _NAMED + "}"),
     "lesson features": ("/predict", '{"features": %s}'),
     "lesson row value": ("/predict", '{"features": [5.1, %s, 1.4, 0.2]}'),
-    "lesson key": ("/predict", '{%s: 1}'),
-    "sagemaker named value": ("/invocations", '{"features": ' + _NAMED + '}'),
+    "lesson key": ("/predict", "{%s: 1}"),
+    "sagemaker named value": ("/invocations", '{"features": ' + _NAMED + "}"),
     "sagemaker instances": ("/invocations", '{"instances": [%s]}'),
-    "vertex named value": ("/v1/endpoints/1/deployedModels/2:predict", '{"instances": [' + _NAMED + ']}'),
-    "vertex parameters": ("/v1/endpoints/1/deployedModels/2:predict",
-                          '{"instances": [[5.1, 3.5, 1.4, 0.2]], "parameters": %s}'),
-    "kserve v1 named value": (f"/v1/models/{NAME}:predict", '{"instances": [' + _NAMED + ']}'),
+    "vertex named value": (
+        "/v1/endpoints/1/deployedModels/2:predict",
+        '{"instances": [' + _NAMED + "]}",
+    ),
+    "vertex parameters": (
+        "/v1/endpoints/1/deployedModels/2:predict",
+        '{"instances": [[5.1, 3.5, 1.4, 0.2]], "parameters": %s}',
+    ),
+    "kserve v1 named value": (f"/v1/models/{NAME}:predict", '{"instances": [' + _NAMED + "]}"),
     "kserve v1 instances": (f"/v1/models/{NAME}:predict", '{"instances": %s}'),
 }
 
@@ -138,8 +171,14 @@ def deep_values(rng: random.Random, n: int) -> List[str]:
     """Depths around what orjson writes back (254) and up to what it reads
     (1024), where Python's repr and json.dumps hit the recursion limit."""
     depths = [250, 254, 255, 256, 300, 500, 800, 999, 1000, 1020]
-    return [deep(rng.choice(depths), rng.choice(["list", "dict", "mixed"]), rng.choice(["1", '"x"', "null"]))
-            for _ in range(n)]
+    return [
+        deep(
+            rng.choice(depths),
+            rng.choice(["list", "dict", "mixed"]),
+            rng.choice(["1", '"x"', "null"]),
+        )
+        for _ in range(n)
+    ]
 
 
 def lone_surrogates(rng: random.Random, n: int) -> List[str]:
@@ -148,13 +187,15 @@ def lone_surrogates(rng: random.Random, n: int) -> List[str]:
     objects, as values and as keys."""
     out = []
     for _ in range(n):
-        lone = "\\u%04x" % rng.choice([0xD800, 0xDBFF, 0xDC00, 0xDFFF, rng.randrange(0xD800, 0xE000)])
+        lone = "\\u%04x" % rng.choice(
+            [0xD800, 0xDBFF, 0xDC00, 0xDFFF, rng.randrange(0xD800, 0xE000)]
+        )
         text = "".join(rng.choice("abc01 ") for _ in range(rng.randrange(0, 6)))
         at = rng.randrange(len(text) + 1)
         s = f'"{text[:at]}{lone}{text[at:]}"'
         if rng.random() < 0.2:  # a pair reversed is two lone surrogates
             s = '"\\udc00\\ud800"'
-        out.append(rng.choice([s, f"[{s}]", f'{{{s}: 1}}', f'{{"k": {s}}}', f"[1, 2, {s}, 4]"]))
+        out.append(rng.choice([s, f"[{s}]", f"{{{s}: 1}}", f'{{"k": {s}}}', f"[1, 2, {s}, 4]"]))
     return out
 
 
@@ -192,7 +233,7 @@ def test_lone_surrogates_are_client_errors(server):
     assert_json_error(r, 400, "lone UTF-16 surrogate")
     # a pair is a character: an id made of one is sent back as it came
     r = post(server, *fill("v2 id", '"\\ud83d\\ude00"'))
-    assert r.status_code == 200 and r.json()["id"] == "\U0001F600", r.text
+    assert r.status_code == 200 and r.json()["id"] == "\U0001f600", r.text
 
 
 # -- work before limits ---------------------------------------------------------------------
@@ -202,8 +243,11 @@ def test_long_shapes_are_refused_before_they_are_walked(server):
     """math.prod over a shape of 1.5 million 2s multiplies a 1.5-million-bit
     number: the length is checked first."""
     for n in (3, 64, 10_000, 300_000, 1_500_000):
-        body = ('{"inputs": [{"name": "x", "shape": [' + ", ".join(["2"] * n) +
-                '], "datatype": "FP64", "data": [1, 2, 3, 4]}]}').encode()
+        body = (
+            '{"inputs": [{"name": "x", "shape": ['
+            + ", ".join(["2"] * n)
+            + '], "datatype": "FP64", "data": [1, 2, 3, 4]}]}'
+        ).encode()
         start = time.monotonic()
         r = post(server, _V2, body)
         elapsed = time.monotonic() - start
@@ -258,7 +302,9 @@ def test_bodies_without_a_key_are_not_read(server):
     def send(i: int) -> None:
         headers = {"X-API-Key": "wrong-key-0123456789abcdef" if i % 2 else ""}
         try:
-            r = requests.post(server.url + "/predict", data=_BigBody(15 * 10**6), headers=headers, timeout=60)
+            r = requests.post(
+                server.url + "/predict", data=_BigBody(15 * 10**6), headers=headers, timeout=60
+            )
             answers.append(r.status_code)
         except requests.ConnectionError:
             answers.append("closed")
@@ -283,10 +329,13 @@ def test_a_million_empty_rows_cost_no_more_than_rows(server):
     """15.7 MB of ``[],`` parsed is 5 million lists (550 MB); past 2^20
     arrays and objects a JSON body is refused before it is parsed."""
     size = 15_700_000
-    wraps = [("/predict", b'{"features": %s}'), ("/invocations", b"%s"),
-             (_V2, b'{"inputs": [{"name": "x", "shape": [1, 4], "datatype": "FP64", "data": %s}]}'),
-             (f"/v1/models/{NAME}:predict", b'{"instances": %s}'),
-             ("/v1/endpoints/1/deployedModels/2:predict", b'{"instances": %s}')]
+    wraps = [
+        ("/predict", b'{"features": %s}'),
+        ("/invocations", b"%s"),
+        (_V2, b'{"inputs": [{"name": "x", "shape": [1, 4], "datatype": "FP64", "data": %s}]}'),
+        (f"/v1/models/{NAME}:predict", b'{"instances": %s}'),
+        ("/v1/endpoints/1/deployedModels/2:predict", b'{"instances": %s}'),
+    ]
     patterns = [b"[],", b"{},", b"[[]],", b"[1],", b"[{}],"]
     before = _rss(server)
     for pattern, (path, wrap) in zip(patterns, wraps):
@@ -347,13 +396,28 @@ def test_slow_clients_do_not_hold_the_server(server):
     slow_headers = b"POST /predict HTTP/1.1\r\nHost: x\r\n"
     rest_headers = b"X-API-Key: " + API_KEY.encode() + b"\r\nContent-Length: 2\r\n\r\n{}"
     body = json.dumps({"features": ROW}).encode()
-    slow_body_head = (b"POST /predict HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
-                      b"X-API-Key: " + API_KEY.encode() + b"\r\nContent-Length: " +
-                      str(len(body)).encode() + b"\r\n\r\n")
+    slow_body_head = (
+        b"POST /predict HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+        b"X-API-Key: "
+        + API_KEY.encode()
+        + b"\r\nContent-Length: "
+        + str(len(body)).encode()
+        + b"\r\n\r\n"
+    )
     results = [dict() for _ in range(6)]
-    threads = [threading.Thread(target=_trickle, args=(
-        port, *((slow_headers, rest_headers) if i % 2 else (slow_body_head, body)), 0.4, 8.0, results[i]))
-        for i in range(6)]
+    threads = [
+        threading.Thread(
+            target=_trickle,
+            args=(
+                port,
+                *((slow_headers, rest_headers) if i % 2 else (slow_body_head, body)),
+                0.4,
+                8.0,
+                results[i],
+            ),
+        )
+        for i in range(6)
+    ]
     for t in threads:
         t.start()
     time.sleep(0.3)
@@ -393,12 +457,19 @@ def test_health_routes_name_no_model_on_a_miss(server):
     models and versions are served (routes that need a key list them)."""
     rng = random.Random(3)
     for name in _unknown_names(rng, 20):
-        for path in (f"/v1/models/{name}", f"/v2/models/{name}/ready", f"/v2/models/{name}/versions/1/ready",
-                     f"/v2/models/{NAME}/versions/{name}/ready"):
+        for path in (
+            f"/v1/models/{name}",
+            f"/v2/models/{name}/ready",
+            f"/v2/models/{name}/versions/1/ready",
+            f"/v2/models/{NAME}/versions/{name}/ready",
+        ):
             r = requests.get(server.url + path, timeout=10)
             assert r.status_code == 404, (path, r.status_code)
             error = assert_json_error(r, 404)
-            assert "versions:" not in error and "models:" not in error and "'1'" not in error, (path, error)
+            assert "versions:" not in error and "models:" not in error and "'1'" not in error, (
+                path,
+                error,
+            )
             if f"/{NAME}/" not in path:  # the served model is named only by a caller who named it
                 assert f"'{NAME}'" not in error, (path, error)
     r = requests.get(server.url + "/v2/models/nope", headers=KEY, timeout=10)
@@ -409,26 +480,59 @@ def test_refusals_name_no_model(server):
     """A request without a valid key learns nothing about the model: no
     X-Model-Name or X-Model-Version on a 401."""
     rng = random.Random(4)
-    routes = requests.get(server.url + "/openapi.json", timeout=10) if server.framework == "fastapi" else None
-    paths = ["/predict", "/invocations", "/endpoints/e/invocations", "/v1/endpoints/1/deployedModels/2:predict",
-             f"/v1/models/{NAME}:predict", _V2, f"/v2/models/{NAME}/versions/1/infer",
-             "/v1/projects/p/locations/l/endpoints/e:predict"]
-    gets = ["/", "/v1/models", "/v2", f"/v2/models/{NAME}", "/metrics",
-            "/v1/projects/p/locations/l/endpoints/e"]
+    routes = (
+        requests.get(server.url + "/openapi.json", timeout=10)
+        if server.framework == "fastapi"
+        else None
+    )
+    paths = [
+        "/predict",
+        "/invocations",
+        "/endpoints/e/invocations",
+        "/v1/endpoints/1/deployedModels/2:predict",
+        f"/v1/models/{NAME}:predict",
+        _V2,
+        f"/v2/models/{NAME}/versions/1/infer",
+        "/v1/projects/p/locations/l/endpoints/e:predict",
+    ]
+    gets = [
+        "/",
+        "/v1/models",
+        "/v2",
+        f"/v2/models/{NAME}",
+        "/metrics",
+        "/v1/projects/p/locations/l/endpoints/e",
+    ]
     if routes is not None:  # every route FastAPI lists is covered
         listed = set(routes.json()["paths"])
         assert len(listed) >= 20
-    keys = [None, "", "wrong-key-0123456789abcdef", API_KEY[:-1], API_KEY + "x", "Bearer", "x" * 4000]
+    keys = [
+        None,
+        "",
+        "wrong-key-0123456789abcdef",
+        API_KEY[:-1],
+        API_KEY + "x",
+        "Bearer",
+        "x" * 4000,
+    ]
     for _ in range(40):
         key = rng.choice(keys)
-        headers = {} if key is None else rng.choice([{"X-API-Key": key}, {"Authorization": f"Bearer {key}"}])
+        headers = (
+            {}
+            if key is None
+            else rng.choice([{"X-API-Key": key}, {"Authorization": f"Bearer {key}"}])
+        )
         if rng.random() < 0.5:
-            r = requests.post(server.url + rng.choice(paths), json={"features": ROW}, headers=headers, timeout=10)
+            r = requests.post(
+                server.url + rng.choice(paths), json={"features": ROW}, headers=headers, timeout=10
+            )
         else:
             r = requests.get(server.url + rng.choice(gets), headers=headers, timeout=10)
         assert r.status_code == 401, (r.url, r.text)
         assert_answered(r, r.url)
-        assert "x-model-name" not in r.headers and "x-model-version" not in r.headers, dict(r.headers)
+        assert "x-model-name" not in r.headers and "x-model-version" not in r.headers, dict(
+            r.headers
+        )
         assert r.headers[SECURITY] == "nosniff"
 
 
@@ -461,12 +565,22 @@ def test_answers_outside_the_routes_are_json_with_security_headers(server):
     trailing slashes, and (Flask, where gunicorn limits them) oversized
     request lines and headers: JSON with the headers of every answer."""
     rng = random.Random(5)
-    paths = ["/predict", "/ping", "/invocations", "/v2/health/live", f"/v2/models/{NAME}/infer",
-             f"/v1/models/{NAME}", "/metrics", "/"]
+    paths = [
+        "/predict",
+        "/ping",
+        "/invocations",
+        "/v2/health/live",
+        f"/v2/models/{NAME}/infer",
+        f"/v1/models/{NAME}",
+        "/metrics",
+        "/",
+    ]
     for path in paths:
         for method in ("OPTIONS", "PUT", "DELETE", "PATCH", "TRACE"):
-            status, headers, body = _raw(server.port, f"{method} {path} HTTP/1.1\r\nHost: x\r\n"
-                                                      f"Connection: close\r\n\r\n".encode())
+            status, headers, body = _raw(
+                server.port,
+                f"{method} {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n".encode(),
+            )
             assert status == 405, (method, path, status, body[:200])
             assert headers["content-type"].startswith("application/json"), (method, path, headers)
             assert headers[SECURITY] == "nosniff" and json.loads(body)["error"], (method, path)
@@ -474,19 +588,32 @@ def test_answers_outside_the_routes_are_json_with_security_headers(server):
         parts = path.split("/")
         for _ in range(3):
             at = rng.randrange(1, len(parts))
-            odd = "/".join(parts[:at]) + "//" + "/".join(parts[at:]) if len(parts) > 2 else path + "/"
+            odd = (
+                "/".join(parts[:at]) + "//" + "/".join(parts[at:]) if len(parts) > 2 else path + "/"
+            )
             for candidate in (odd, path + "/", path + "//"):
-                status, headers, body = _raw(server.port, f"GET {candidate} HTTP/1.1\r\nHost: x\r\n"
-                                                          f"{'X-API-Key: ' + API_KEY}\r\nConnection: close\r\n\r\n".encode())
-                assert status < 500 and status not in (301, 302, 307, 308), (candidate, status, body[:200])
+                status, headers, body = _raw(
+                    server.port,
+                    f"GET {candidate} HTTP/1.1\r\nHost: x\r\n"
+                    f"{'X-API-Key: ' + API_KEY}\r\nConnection: close\r\n\r\n".encode(),
+                )
+                assert status < 500 and status not in (301, 302, 307, 308), (
+                    candidate,
+                    status,
+                    body[:200],
+                )
                 assert headers["content-type"].startswith("application/json"), (candidate, headers)
                 assert headers[SECURITY] == "nosniff", (candidate, headers)
     if server.framework != "flask":
         return
     for size in (9_000, 20_000, 65_000):
-        for request in (f"GET /ping HTTP/1.1\r\nHost: x\r\nX-Big: {'a' * size}\r\n\r\n",
-                        "GET /ping HTTP/1.1\r\nHost: x\r\n" + "".join(f"X-{i}: a\r\n" for i in range(size // 90)) + "\r\n",
-                        f"GET /{'p' * size} HTTP/1.1\r\nHost: x\r\n\r\n"):
+        for request in (
+            f"GET /ping HTTP/1.1\r\nHost: x\r\nX-Big: {'a' * size}\r\n\r\n",
+            "GET /ping HTTP/1.1\r\nHost: x\r\n"
+            + "".join(f"X-{i}: a\r\n" for i in range(size // 90))
+            + "\r\n",
+            f"GET /{'p' * size} HTTP/1.1\r\nHost: x\r\n\r\n",
+        ):
             status, headers, body = _raw(server.port, request.encode())
             assert status in (400, 414, 431), (size, status, body[:200])
             assert headers["content-type"].startswith("application/json"), headers
@@ -501,15 +628,22 @@ def test_no_100_continue_for_a_body_that_will_not_be_read(server):
         pytest.skip("gunicorn, not the app, answers Expect: 100-continue")
     for length in (16 * 2**20 + 1, 10**9, 10**15):
         for key, status in ((API_KEY, 413), ("", 401), ("wrong-key-0123456789abcdef", 401)):
-            request = (f"POST /predict HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\nX-API-Key: {key}\r\n"
-                       f"Content-Type: application/json\r\nContent-Length: {length}\r\n\r\n").encode()
+            request = (
+                f"POST /predict HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\nX-API-Key: {key}\r\n"
+                f"Content-Type: application/json\r\nContent-Length: {length}\r\n\r\n"
+            ).encode()
             got, headers, body = _raw(server.port, request)
             assert got == status, (length, key, got, body[:200])
-            assert b"100 Continue" not in body and headers.get("connection") == "close", (headers, body[:200])
+            assert b"100 Continue" not in body and headers.get("connection") == "close", (
+                headers,
+                body[:200],
+            )
     # a request within the limit, with its key, is told to go on
     with socket.create_connection(("127.0.0.1", server.port), timeout=10) as s:
-        s.sendall(f"POST /predict HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\nX-API-Key: {API_KEY}\r\n"
-                  f"Content-Type: application/json\r\nContent-Length: 34\r\n\r\n".encode())
+        s.sendall(
+            f"POST /predict HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\nX-API-Key: {API_KEY}\r\n"
+            f"Content-Type: application/json\r\nContent-Length: 34\r\n\r\n".encode()
+        )
         assert s.recv(1024).startswith(b"HTTP/1.1 100 Continue")
 
 
@@ -524,10 +658,21 @@ def test_platform_needs_variables_sagemaker_or_vertex_sets():
 
     rng = random.Random(6)
     letters = "ABCDEFGHIJKLMNOPQRSTUVWXYZ_"
-    others = {"SM_FRAMEWORK", "SM_VLLM_MODEL", "SM_HOSTS", "SAGEMAKER", "SAGEMAKER_", "AIP", "AIP_X",
-              "MY_SAGEMAKER_BIND_TO_PORT", "sagemaker_bind_to_port"}
-    others |= {rng.choice(["SM_", "SAGEMAKER_", "AIP_"]) + "".join(rng.choice(letters) for _ in range(8))
-               for _ in range(50)}
+    others = {
+        "SM_FRAMEWORK",
+        "SM_VLLM_MODEL",
+        "SM_HOSTS",
+        "SAGEMAKER",
+        "SAGEMAKER_",
+        "AIP",
+        "AIP_X",
+        "MY_SAGEMAKER_BIND_TO_PORT",
+        "sagemaker_bind_to_port",
+    }
+    others |= {
+        rng.choice(["SM_", "SAGEMAKER_", "AIP_"]) + "".join(rng.choice(letters) for _ in range(8))
+        for _ in range(50)
+    }
     others -= set(SAGEMAKER_VARIABLES) | set(VERTEX_VARIABLES)
     for name in others:
         assert platform({name: "1"}) is None, name
@@ -586,7 +731,10 @@ def test_repository_refuses_links_outside_it(tmp_path, framework):
     os.symlink(root / "iris", root / "alias")  # a model directory linked inside: served
 
     env = {"MLFAST_API_KEYS": "", "MLFAST_ADMIN_KEYS": ADMIN_KEY}
-    c = Client(create_app(str(root), framework=framework, env=env, watch=False, default_model="iris"), framework)
+    c = Client(
+        create_app(str(root), framework=framework, env=env, watch=False, default_model="iris"),
+        framework,
+    )
     admin = {"X-API-Key": ADMIN_KEY}
     r = c.post("/v2/repository/index", json={}, headers=admin)
     assert r.status_code == 200, r.text
@@ -598,12 +746,19 @@ def test_repository_refuses_links_outside_it(tmp_path, framework):
     assert index[("iris", "1")]["state"] == index[("iris", "7")]["state"] == "READY"
     assert index[("alias", "1")]["state"] == "READY"
     for name, number in refused:
-        r = c.post(f"/v2/repository/models/{name}/load", json={"parameters": {"version": number}},
-                   headers=admin)
+        r = c.post(
+            f"/v2/repository/models/{name}/load",
+            json={"parameters": {"version": number}},
+            headers=admin,
+        )
         assert r.status_code in (400, 404), r.text
         assert "s3cr3t" not in r.text and "SECRET" not in r.text
     # the repository's routes, like every other, answer OPTIONS with a JSON 405
-    for path in ("/v2/repository/index", "/v2/repository/models/iris/load", "/v2/repository/models/iris/unload"):
+    for path in (
+        "/v2/repository/index",
+        "/v2/repository/models/iris/load",
+        "/v2/repository/models/iris/unload",
+    ):
         r = c._c.options(path)
         assert r.status_code == 405 and r.headers["X-Content-Type-Options"] == "nosniff", path
         assert r.headers["Content-Type"].startswith("application/json"), path

@@ -4,6 +4,7 @@ one), V2 BYTES tensors (one per column, as MLServer's pandas codec sends
 them, or one for all, as tritonclient builds it), through both frameworks'
 in-process clients.  scikit-learn is the oracle; a bad value is a 4xx that
 names it."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -28,22 +29,33 @@ COLUMNS = ["pclass", "sex", "age", "fare", "embarked"]
 def passengers(n, seed):
     rng = np.random.default_rng(seed)
     emb = rng.choice(np.array(["S", "C", "Q", None], dtype=object), n)
-    return pd.DataFrame({"pclass": rng.integers(1, 4, n),
-                         "sex": rng.choice(["male", "female"], n).astype(object),
-                         "age": np.where(rng.random(n) < 0.2, np.nan, rng.uniform(1, 80, n)),
-                         "fare": rng.exponential(30, n),
-                         "embarked": emb})
+    return pd.DataFrame(
+        {
+            "pclass": rng.integers(1, 4, n),
+            "sex": rng.choice(["male", "female"], n).astype(object),
+            "age": np.where(rng.random(n) < 0.2, np.nan, rng.uniform(1, 80, n)),
+            "fare": rng.exponential(30, n),
+            "embarked": emb,
+        }
+    )
 
 
 @pytest.fixture(scope="module")
 def oracle():
     df = passengers(400, 0)
     y = ((df.sex == "female") ^ (df.fare > 30)).astype(int)
-    pre = ColumnTransformer([
-        ("num", make_pipeline(SimpleImputer(), StandardScaler()), ["age", "fare"]),
-        ("cat", make_pipeline(SimpleImputer(strategy="most_frequent"),
-                              OneHotEncoder(handle_unknown="ignore")),
-         ["pclass", "sex", "embarked"])])
+    pre = ColumnTransformer(
+        [
+            ("num", make_pipeline(SimpleImputer(), StandardScaler()), ["age", "fare"]),
+            (
+                "cat",
+                make_pipeline(
+                    SimpleImputer(strategy="most_frequent"), OneHotEncoder(handle_unknown="ignore")
+                ),
+                ["pclass", "sex", "embarked"],
+            ),
+        ]
+    )
     return make_pipeline(pre, LogisticRegression()).fit(df, y)
 
 
@@ -56,7 +68,7 @@ def client(request, oracle):
 @pytest.fixture(scope="module")
 def rows():
     df = passengers(6, 3)
-    df.loc[2, "embarked"] = "Z"           # unseen: ignored by the encoder
+    df.loc[2, "embarked"] = "Z"  # unseen: ignored by the encoder
     return df
 
 
@@ -96,34 +108,52 @@ def test_csv_with_header_in_any_order_and_sagemaker_csv(client, oracle, rows):
     want = oracle.predict(rows)
     shuffled = rows[["fare", "embarked", "sex", "pclass", "age"]]
     body = shuffled.to_csv(index=False).encode()
-    r = client.post("/invocations", data=body, headers={"Content-Type": "text/csv",
-                                                         "Accept": "application/json"})
+    r = client.post(
+        "/invocations",
+        data=body,
+        headers={"Content-Type": "text/csv", "Accept": "application/json"},
+    )
     assert r.status_code == 200, r.text
     assert r.json() == want.tolist()
     body = rows.to_csv(index=False, header=False).encode()
-    r = client.post("/invocations", data=body, headers={"Content-Type": "text/csv",
-                                                         "Accept": "text/csv"})
+    r = client.post(
+        "/invocations", data=body, headers={"Content-Type": "text/csv", "Accept": "text/csv"}
+    )
     assert r.status_code == 200, r.text
     assert r.text.split() == [str(v) for v in want.tolist()]
 
 
 def test_v2_one_bytes_tensor_per_column(client, oracle, rows):
-    rows = rows.fillna({"age": 30.0})        # JSON has no NaN
+    rows = rows.fillna({"age": 30.0})  # JSON has no NaN
     inputs = []
     for name in COLUMNS:
         col = rows[name]
         if not pd.api.types.is_numeric_dtype(col):
-            inputs.append({"name": name, "shape": [len(rows), 1], "datatype": "BYTES",
-                           "data": ["" if not isinstance(v, str) else v for v in col.tolist()]})
+            inputs.append(
+                {
+                    "name": name,
+                    "shape": [len(rows), 1],
+                    "datatype": "BYTES",
+                    "data": ["" if not isinstance(v, str) else v for v in col.tolist()],
+                }
+            )
         else:
-            inputs.append({"name": name, "shape": [len(rows)], "datatype": "FP64",
-                           "data": col.astype(float).tolist()})
+            inputs.append(
+                {
+                    "name": name,
+                    "shape": [len(rows)],
+                    "datatype": "FP64",
+                    "data": col.astype(float).tolist(),
+                }
+            )
     # an empty string is a category the encoder has not seen: as scikit-learn reads it
     expected_rows = rows.copy()
-    expected_rows["embarked"] = [v if isinstance(v, str) else "" for v in
-                                 expected_rows["embarked"].tolist()]
-    r = client.post("/v2/models/titanic/infer",
-                    json={"inputs": inputs, "outputs": [{"name": "predict_proba"}]})
+    expected_rows["embarked"] = [
+        v if isinstance(v, str) else "" for v in expected_rows["embarked"].tolist()
+    ]
+    r = client.post(
+        "/v2/models/titanic/infer", json={"inputs": inputs, "outputs": [{"name": "predict_proba"}]}
+    )
     assert r.status_code == 200, r.text
     got = np.asarray(r.json()["outputs"][0]["data"]).reshape(len(rows), 2)
     np.testing.assert_allclose(got, oracle.predict_proba(expected_rows), rtol=1e-12, atol=1e-12)
@@ -136,9 +166,14 @@ def test_v2_tritonclient_bytes_body(client, oracle, rows):
     inputs[0].set_data_from_numpy(data, binary_data=True)
     outputs = [httpclient.InferRequestedOutput("predict", binary_data=False)]
     body, json_size = httpclient.InferenceServerClient.generate_request_body(inputs, outputs)
-    r = client.post("/v2/models/titanic/infer", data=body,
-                    headers={"Inference-Header-Content-Length": str(json_size),
-                             "Content-Type": "application/octet-stream"})
+    r = client.post(
+        "/v2/models/titanic/infer",
+        data=body,
+        headers={
+            "Inference-Header-Content-Length": str(json_size),
+            "Content-Type": "application/octet-stream",
+        },
+    )
     assert r.status_code == 200, r.text
     # every value arrives as text: numbers read from strings, as scikit-learn
     # reads an object column of numbers written as strings
@@ -153,9 +188,12 @@ def test_bad_values_are_client_errors_that_name_them(client):
     row = {"pclass": 1, "sex": "male", "age": 3.0, "fare": 1.0}
     r = client.post("/predict", json={"features": row})
     assert r.status_code == 400 and "embarked" in r.text
-    r = client.post("/predict", json={"features": {"pclass": 1, "sex": "male", "age": "old",
-                                                   "fare": 1.0, "embarked": "S"}})
+    r = client.post(
+        "/predict",
+        json={"features": {"pclass": 1, "sex": "male", "age": "old", "fare": 1.0, "embarked": "S"}},
+    )
     assert r.status_code == 400 and "could not convert string to float: 'old'" in r.text
-    r = client.post("/invocations", data=b"pclass,sex\n1,male\n",
-                    headers={"Content-Type": "text/csv"})
+    r = client.post(
+        "/invocations", data=b"pclass,sex\n1,male\n", headers={"Content-Type": "text/csv"}
+    )
     assert r.status_code == 400 and "line 1 has 2 values" in r.text

@@ -8,6 +8,7 @@ Hostile zips and lying schemas are refused with an MlfastError naming what
 and where; a type outside mlfast's table is refused as skops's own
 untrusted-types check flags it.
 """
+
 from __future__ import annotations
 
 import io
@@ -40,14 +41,20 @@ METHODS = ("predict", "predict_proba", "decision_function")
 
 
 def _classification(n_classes=3):
-    return make_classification(n_samples=200, n_features=6, n_informative=4,
-                               n_classes=n_classes, random_state=0)
+    return make_classification(
+        n_samples=200, n_features=6, n_informative=4, n_classes=n_classes, random_state=0
+    )
 
 
 def _frame(n=200, seed=0):
     rng = np.random.RandomState(seed)
-    return pd.DataFrame({"colour": rng.choice(["red", "green", "blue"], n),
-                         "size": rng.normal(size=n), "weight": rng.normal(size=n)})
+    return pd.DataFrame(
+        {
+            "colour": rng.choice(["red", "green", "blue"], n),
+            "size": rng.normal(size=n),
+            "weight": rng.normal(size=n),
+        }
+    )
 
 
 def _models():
@@ -63,14 +70,22 @@ def _models():
         "tree": (DecisionTreeClassifier(max_depth=5, random_state=0).fit(X, y), X),
         "forest": (RandomForestClassifier(n_estimators=10, random_state=0).fit(X, y), X),
         "forest_regressor": (RandomForestRegressor(n_estimators=5, random_state=0).fit(Xr, yr), Xr),
-        "gradient_boosting": (GradientBoostingClassifier(n_estimators=10, random_state=0).fit(X, y),
-                              X),
+        "gradient_boosting": (
+            GradientBoostingClassifier(n_estimators=10, random_state=0).fit(X, y),
+            X,
+        ),
         "hist_gradient_boosting": (HistGradientBoostingClassifier(max_iter=10).fit(X, y), X),
         "pipeline": (make_pipeline(StandardScaler(), LogisticRegression()).fit(X, y), X),
-        "column_transformer": (make_pipeline(
-            ColumnTransformer([("onehot", OneHotEncoder(handle_unknown="ignore"), ["colour"])],
-                              remainder=StandardScaler()),
-            LogisticRegression()).fit(frame, y_frame), frame),
+        "column_transformer": (
+            make_pipeline(
+                ColumnTransformer(
+                    [("onehot", OneHotEncoder(handle_unknown="ignore"), ["colour"])],
+                    remainder=StandardScaler(),
+                ),
+                LogisticRegression(),
+            ).fit(frame, y_frame),
+            frame,
+        ),
     }
 
 
@@ -100,8 +115,7 @@ def test_skops_answers_as_sklearn(name, skops_files):
     model = mlfast.load(skops_files[name])
     from_pickle = mlfast.compile(est)
     rows = _fresh(X)
-    inputs = [rows] if isinstance(rows, pd.DataFrame) else [rows, rows.astype(np.float32),
-                                                             rows[:1]]
+    inputs = [rows] if isinstance(rows, pd.DataFrame) else [rows, rows.astype(np.float32), rows[:1]]
     checked = 0
     for Xi in inputs:
         for method in METHODS:
@@ -124,7 +138,9 @@ def test_skops_answers_as_sklearn(name, skops_files):
 def test_skops_model_describes_itself(skops_files):
     model = mlfast.load(skops_files["pipeline"])
     assert model.estimator.startswith("Pipeline")
-    assert str(skops_files["pipeline"]) in repr(model) or model._source == str(skops_files["pipeline"])
+    assert str(skops_files["pipeline"]) in repr(model) or model._source == str(
+        skops_files["pipeline"]
+    )
 
 
 def test_inspect_shows_a_skops_file(skops_files, capsys):
@@ -200,8 +216,11 @@ def test_zip_bomb_refused_before_inflating(skops_files):
     members.append(("bomb.bin", b"\0" * (64 << 20)))
     data = _zip(members, zipfile.ZIP_DEFLATED)
     assert len(data) < (1 << 20)
-    with pytest.raises(UnsafeModelError, match=r"member 'bomb\.bin' declares 67108864 bytes .*"
-                                               "zip bomb"):
+    with pytest.raises(
+        UnsafeModelError,
+        match=r"member 'bomb\.bin' declares 67108864 bytes .*"
+        "zip bomb",
+    ):
         mlfast.loads(data)
 
 
@@ -227,15 +246,21 @@ def test_unknown_class_refused_like_skops_untrusted_types(skops_files, tmp_path)
     path.write_bytes(data)
     # skops's own check flags the same type
     assert "mypackage.models.Evil" in skops_io.get_untrusted_types(file=path)
-    with pytest.raises(UnsafeModelError, match=r"model is a mypackage\.models\.Evil, a type "
-                                               "outside mlfast's table"):
+    with pytest.raises(
+        UnsafeModelError,
+        match=r"model is a mypackage\.models\.Evil, a type "
+        "outside mlfast's table",
+    ):
         mlfast.load(path)
 
 
 def test_forbidden_function_is_refused(skops_files):
     def plant(schema):
         schema["content"]["content"]["C"] = {
-            "__class__": "system", "__module__": "os", "__loader__": "FunctionNode"}
+            "__class__": "system",
+            "__module__": "os",
+            "__loader__": "FunctionNode",
+        }
 
     with pytest.raises(UnsafeModelError, match=r"model\['C'\] names os\.system"):
         mlfast.loads(_with_schema(skops_files["logreg_binary"], plant))
@@ -251,7 +276,7 @@ def test_lying_array_shape_is_refused(skops_files):
             arr = np.load(io.BytesIO(data))
             buf = io.BytesIO()
             np.save(buf, np.zeros(arr.size + 1000))
-            data = buf.getvalue()[: len(data)]     # the header says more than is there
+            data = buf.getvalue()[: len(data)]  # the header says more than is there
         out.append((name, data))
     with pytest.raises(ModelFormatError, match=rf"\({member}\) has shape \(\d+,\) of <f8"):
         mlfast.loads(_zip(out))
@@ -271,15 +296,20 @@ def test_missing_member_is_refused(skops_files):
     def point_away(schema):
         _first_array(schema)["file"] = "not-there.npy"
 
-    with pytest.raises(ModelFormatError, match="names member 'not-there.npy', which the zip "
-                                               "does not hold"):
+    with pytest.raises(
+        ModelFormatError, match="names member 'not-there.npy', which the zip does not hold"
+    ):
         mlfast.loads(_with_schema(skops_files["logreg_binary"], point_away))
 
 
 def test_dangling_reference_is_refused(skops_files):
     def dangle(schema):
-        schema["content"]["content"]["coef_"] = {"__loader__": "CachedNode", "__id__": 12345,
-                                                 "__class__": "x", "__module__": "y"}
+        schema["content"]["content"]["coef_"] = {
+            "__loader__": "CachedNode",
+            "__id__": 12345,
+            "__class__": "x",
+            "__module__": "y",
+        }
 
     with pytest.raises(ModelFormatError, match=r"model\['coef_'\] refers to object 12345"):
         mlfast.loads(_with_schema(skops_files["logreg_binary"], dangle))
@@ -296,12 +326,20 @@ def test_scalar_of_another_type_is_refused(skops_files):
 
 def test_deep_nesting_is_refused(skops_files):
     def nest(schema):
-        node = {"__class__": "list", "__module__": "builtins", "__loader__": "ListNode",
-                "content": []}
+        node = {
+            "__class__": "list",
+            "__module__": "builtins",
+            "__loader__": "ListNode",
+            "content": [],
+        }
         top = node
         for _ in range(300):
-            child = {"__class__": "list", "__module__": "builtins", "__loader__": "ListNode",
-                     "content": []}
+            child = {
+                "__class__": "list",
+                "__module__": "builtins",
+                "__loader__": "ListNode",
+                "content": [],
+            }
             node["content"].append(child)
             node = child
         schema["content"]["content"]["classes_"] = top
@@ -313,19 +351,28 @@ def test_deep_nesting_is_refused(skops_files):
 def test_unread_loader_is_refused(skops_files):
     def method(schema):
         schema["content"]["content"]["C"] = {
-            "__class__": "LogisticRegression", "__module__": "sklearn.linear_model._logistic",
-            "__loader__": "MethodNode", "content": {}}
+            "__class__": "LogisticRegression",
+            "__module__": "sklearn.linear_model._logistic",
+            "__loader__": "MethodNode",
+            "content": {},
+        }
 
-    with pytest.raises(UnsupportedModelError, match=r"model\['C'\] .* written by skops's "
-                                                    "MethodNode"):
+    with pytest.raises(
+        UnsupportedModelError,
+        match=r"model\['C'\] .* written by skops's "
+        "MethodNode",
+    ):
         mlfast.loads(_with_schema(skops_files["logreg_binary"], method))
 
 
 def test_deep_json_content_is_refused(skops_files):
     def deep(schema):
         schema["content"]["content"]["C"] = {
-            "__class__": "list", "__module__": "builtins", "__loader__": "JsonNode",
-            "content": "[" * 5000 + "]" * 5000}
+            "__class__": "list",
+            "__module__": "builtins",
+            "__loader__": "JsonNode",
+            "content": "[" * 5000 + "]" * 5000,
+        }
 
     with pytest.raises((ModelFormatError, UnsupportedModelError), match=r"model\['C'\] holds"):
         mlfast.loads(_with_schema(skops_files["logreg_binary"], deep))

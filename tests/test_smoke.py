@@ -1,4 +1,5 @@
 """The lesson's workflow end to end: joblib.dump, mlfast.load, predict."""
+
 import joblib
 import numpy as np
 import pytest
@@ -23,7 +24,9 @@ def test_lesson_workflow(tmp_path, iris):
     features = np.array([5.1, 3.5, 1.4, 0.2]).reshape(1, -1)
     assert int(fast.predict(features)[0]) == int(model.predict(features)[0])
     np.testing.assert_array_equal(fast.predict(X), model.predict(X))
-    np.testing.assert_allclose(fast.predict_proba(X), model.predict_proba(X), rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(
+        fast.predict_proba(X), model.predict_proba(X), rtol=1e-12, atol=1e-12
+    )
     assert fast.n_features_in_ == 4
     np.testing.assert_array_equal(fast.classes_, model.classes_)
     assert fast.classes_.dtype == model.classes_.dtype

@@ -2,6 +2,7 @@
 (csrc/tally.c), against a Python reference: bucket by ``bisect_left`` (a
 value goes to the first bound >= it, Prometheus's ``le``), sums in the same
 order; then the metrics built on it, scraped more than once."""
+
 from __future__ import annotations
 
 import math
@@ -32,7 +33,7 @@ def test_buckets_and_sums_match_the_reference():
     edges = [b * f for b in LATENCY_BUCKETS for f in (1.0, 1 - 1e-12, 1 + 1e-12)]
     seconds = edges + [0.0, -1.0, 1e9, math.inf, math.nan] + list(10 ** rng.uniform(-6, 2, 3000))
     rows = list(rng.integers(1, 2_000_000, len(seconds)))
-    rows[:len(ROW_BUCKETS)] = ROW_BUCKETS  # each bound exactly
+    rows[: len(ROW_BUCKETS)] = ROW_BUCKETS  # each bound exactly
     compute = [s / 3 for s in seconds]
     for s, r, c in zip(seconds, rows, compute):
         tally.add(KEY, s, int(r), c)
@@ -57,7 +58,9 @@ def test_a_request_of_no_rows_counts_its_latency_only():
 
 def test_label_sets_are_kept_apart_and_many_fit():
     tally = RequestTally((1.0,), (1,), (1.0,))
-    keys = [(("r", "p", "POST"), status, (f"m{i}", "1")) for i in range(300) for status in (200, 400)]
+    keys = [
+        (("r", "p", "POST"), status, (f"m{i}", "1")) for i in range(300) for status in (200, 400)
+    ]
     for i, key in enumerate(keys):
         for _ in range(i % 3 + 1):
             tally.add(key, 0.5, 1, 0.1)
@@ -67,8 +70,9 @@ def test_label_sets_are_kept_apart_and_many_fit():
     assert tally.series() == 0
 
 
-@pytest.mark.parametrize("key", [[1], {"a": 1}, (1.5,), (object(),), ((1, [2]),), "predict",
-                                 ((((("deep",),),),),)])
+@pytest.mark.parametrize(
+    "key", [[1], {"a": 1}, (1.5,), (object(),), ((1, [2]),), "predict", ((((("deep",),),),),)]
+)
 def test_keys_that_could_run_python_code_are_refused(key):
     tally = RequestTally((1.0,), (1,), (1.0,))
     with pytest.raises(TypeError, match="keys are tuples"):
@@ -76,11 +80,19 @@ def test_keys_that_could_run_python_code_are_refused(key):
     assert tally.drain() == []
 
 
-@pytest.mark.parametrize("bounds, message", [
-    ((), "0 bounds"), (tuple(range(1, 66)), "65 bounds"), ((1.0, 1.0), "increasing"),
-    ((2.0, 1.0), "increasing"), ((1.0, math.inf), "finite"), ((math.nan,), "finite"),
-    (("a",), "real number"), (5, "sequence"),
-])
+@pytest.mark.parametrize(
+    "bounds, message",
+    [
+        ((), "0 bounds"),
+        (tuple(range(1, 66)), "65 bounds"),
+        ((1.0, 1.0), "increasing"),
+        ((2.0, 1.0), "increasing"),
+        ((1.0, math.inf), "finite"),
+        ((math.nan,), "finite"),
+        (("a",), "real number"),
+        (5, "sequence"),
+    ],
+)
 def test_bad_bounds_are_refused(bounds, message):
     with pytest.raises((ValueError, TypeError), match=message):
         RequestTally(bounds, (1,), (1.0,))
@@ -104,6 +116,7 @@ def test_bad_calls_are_refused():
 def test_bounds_are_read_from_a_copy():
     """A bound's __float__ that empties the caller's list must not make the
     constructor read freed memory: the bounds are copied first."""
+
     class Shrinks:
         def __float__(self):
             bounds.clear()
@@ -119,6 +132,7 @@ def test_bounds_are_read_from_a_copy():
 def test_init_run_again_from_a_bound_is_refused():
     """__init__ re-entered from a bound's __float__ (with other bounds) must
     not leave a tally whose buffers have another shape than its bounds."""
+
     class Reenters:
         def __float__(self):
             tally.__init__((1.0,), (1,), (1.0,))
@@ -180,8 +194,9 @@ def test_metrics_keep_their_totals_across_scrapes():
     v2_infer = next(r for r in service.routes if r.name == "v2_infer")
 
     def call(body):
-        return service.handle(predict, Request("POST", "/predict", {}, {"content-type": "application/json"},
-                                                body)).status
+        return service.handle(
+            predict, Request("POST", "/predict", {}, {"content-type": "application/json"}, body)
+        ).status
 
     def scrape(route="predict"):
         body, _ = service.metrics.render()
@@ -189,7 +204,9 @@ def test_metrics_keep_their_totals_across_scrapes():
         for family in text_string_to_metric_families(body.decode()):
             for s in family.samples:
                 if s.name.startswith("mlfast_") and s.labels.get("route", route) == route:
-                    out[(s.name, s.labels.get("status"), s.labels.get("le"), s.labels.get("kind"))] = s.value
+                    out[
+                        (s.name, s.labels.get("status"), s.labels.get("le"), s.labels.get("kind"))
+                    ] = s.value
         return out
 
     for _ in range(3):
@@ -200,7 +217,9 @@ def test_metrics_keep_their_totals_across_scrapes():
     assert first[("mlfast_requests_total", "400", None, None)] == 1
     assert first[("mlfast_errors_total", None, None, "invalid_input")] == 1
     assert first[("mlfast_model_compute_seconds_count", None, None, None)] == 3
-    assert first[("mlfast_request_rows_count", None, None, None)] == 3  # the refused request: no rows
+    assert (
+        first[("mlfast_request_rows_count", None, None, None)] == 3
+    )  # the refused request: no rows
     assert first[("mlfast_request_duration_seconds_count", None, None, None)] == 4
     assert scrape() == first  # nothing new: the same figures, not zeros
     for _ in range(2):
@@ -214,13 +233,23 @@ def test_metrics_keep_their_totals_across_scrapes():
     assert third[("mlfast_model_compute_seconds_count", None, None, None)] == 5
 
     # a model that does not exist: counted under empty model labels
-    unknown = Request("POST", "/v2/models/nope/infer", {"name": "nope"}, {"content-type": "application/json"},
-                      b'{"inputs": []}')
+    unknown = Request(
+        "POST",
+        "/v2/models/nope/infer",
+        {"name": "nope"},
+        {"content-type": "application/json"},
+        b'{"inputs": []}',
+    )
     assert service.handle(v2_infer, unknown).status == 404
-    samples = [s for f in text_string_to_metric_families(service.metrics.render()[0].decode())
-               for s in f.samples if s.name == "mlfast_requests_total" and s.labels["route"] == "v2_infer"]
-    assert [(s.labels["status"], s.labels["model"], s.labels["version"], s.value) for s in samples] == [
-        ("404", "", "", 1.0)]
+    samples = [
+        s
+        for f in text_string_to_metric_families(service.metrics.render()[0].decode())
+        for s in f.samples
+        if s.name == "mlfast_requests_total" and s.labels["route"] == "v2_infer"
+    ]
+    assert [
+        (s.labels["status"], s.labels["model"], s.labels["version"], s.value) for s in samples
+    ] == [("404", "", "", 1.0)]
 
 
 def test_a_status_that_is_not_a_plain_int_is_counted():
@@ -235,11 +264,26 @@ def test_a_status_that_is_not_a_plain_int_is_counted():
     from mlfast.serving.ops import Ops
 
     service = build_service(mlfast.demo_model_path(), ops=Ops(access_log=False))
-    service.add_routes([Route("GET", "/custom", lambda r: Response(HTTPStatus.ACCEPTED, b"{}"), "custom",
-                              protocol="mine")])
+    service.add_routes(
+        [
+            Route(
+                "GET",
+                "/custom",
+                lambda r: Response(HTTPStatus.ACCEPTED, b"{}"),
+                "custom",
+                protocol="mine",
+            )
+        ]
+    )
     custom = service.routes[-1]
     for _ in range(2):
-        assert service.handle(custom, Request("GET", "/custom", {}, {})).status == HTTPStatus.ACCEPTED
-    samples = [s for f in text_string_to_metric_families(service.metrics.render()[0].decode())
-               for s in f.samples if s.name == "mlfast_requests_total" and s.labels["route"] == "custom"]
+        assert (
+            service.handle(custom, Request("GET", "/custom", {}, {})).status == HTTPStatus.ACCEPTED
+        )
+    samples = [
+        s
+        for f in text_string_to_metric_families(service.metrics.render()[0].decode())
+        for s in f.samples
+        if s.name == "mlfast_requests_total" and s.labels["route"] == "custom"
+    ]
     assert [(s.labels["status"], s.value) for s in samples] == [("202", 2.0)]

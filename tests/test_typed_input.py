@@ -8,6 +8,7 @@ arrays, a dict, a list of dicts, lists of rows.  The keys of values and of
 categories come from one C function (``_core.encode_keys``): Python's
 equality, str apart from bytes, every NaN one missing value.
 """
+
 from __future__ import annotations
 
 import warnings
@@ -32,35 +33,38 @@ def frame(n=60, seed=0):
     s_none, s_nan = s.copy(), s.copy()
     s_none[na] = None
     s_nan[na] = np.nan
-    return pd.DataFrame({
-        "f64": rng.normal(size=n),
-        "i64": rng.integers(0, 3, n),
-        "boo": rng.random(n) < 0.5,
-        "Int64": pd.array(np.where(na, None, rng.integers(0, 3, n)), dtype="Int64"),
-        "Float64": pd.array(np.where(na, None, rng.integers(0, 3, n) / 2), dtype="Float64"),
-        "boolean": pd.array(np.where(na, None, rng.random(n) < 0.5), dtype="boolean"),
-        "obj": pd.Series(s_none, dtype=object),
-        "str": pd.Series(s_nan).astype("str"),
-        "cat": pd.Categorical(s_none),
-        "catint": pd.Categorical(np.where(na, np.nan, rng.integers(1, 4, n))),
-    })
+    return pd.DataFrame(
+        {
+            "f64": rng.normal(size=n),
+            "i64": rng.integers(0, 3, n),
+            "boo": rng.random(n) < 0.5,
+            "Int64": pd.array(np.where(na, None, rng.integers(0, 3, n)), dtype="Int64"),
+            "Float64": pd.array(np.where(na, None, rng.integers(0, 3, n) / 2), dtype="Float64"),
+            "boolean": pd.array(np.where(na, None, rng.random(n) < 0.5), dtype="boolean"),
+            "obj": pd.Series(s_none, dtype=object),
+            "str": pd.Series(s_nan).astype("str"),
+            "cat": pd.Categorical(s_none),
+            "catint": pd.Categorical(np.where(na, np.nan, rng.integers(1, 4, n))),
+        }
+    )
 
 
-DTYPE_COLUMNS = ["f64", "i64", "boo", "Int64", "Float64", "boolean", "obj", "str", "cat",
-                 "catint"]
+DTYPE_COLUMNS = ["f64", "i64", "boo", "Int64", "Float64", "boolean", "obj", "str", "cat", "catint"]
 
 
 @pytest.mark.parametrize("column", DTYPE_COLUMNS)
 def test_every_pandas_dtype_as_scikit_learn_reads_it(column):
     train = frame()
-    est = OrdinalEncoder(handle_unknown="use_encoded_value", unknown_value=-1,
-                         encoded_missing_value=-2).fit(train[[column]])
+    est = OrdinalEncoder(
+        handle_unknown="use_encoded_value", unknown_value=-1, encoded_missing_value=-2
+    ).fit(train[[column]])
     model = mlfast.compile(est)
     test = frame(40, 1)[[column]]
     np.testing.assert_array_equal(model.transform(test), est.transform(test), strict=True)
     ohe = OneHotEncoder(handle_unknown="ignore", sparse_output=False).fit(train[[column]])
-    np.testing.assert_array_equal(mlfast.compile(ohe).transform(test), ohe.transform(test),
-                                  strict=True)
+    np.testing.assert_array_equal(
+        mlfast.compile(ohe).transform(test), ohe.transform(test), strict=True
+    )
 
 
 def test_string_dtype_with_pd_na_is_unknown_as_in_scikit_learn():
@@ -87,13 +91,15 @@ def test_numpy_text_arrays_and_lists(form):
     elif form == "list-of-rows":
         test = test.tolist()
     np.testing.assert_array_equal(model.transform(test), est.transform(test), strict=True)
-    np.testing.assert_array_equal(model.transform(np.asarray(test)[0]),
-                                  est.transform(np.asarray(test)[:1]), strict=True)
+    np.testing.assert_array_equal(
+        model.transform(np.asarray(test)[0]), est.transform(np.asarray(test)[:1]), strict=True
+    )
 
 
 def test_str_and_bytes_differ():
     est = OneHotEncoder(handle_unknown="ignore", sparse_output=False).fit(
-        np.array([["a"], ["b"]], dtype=object))
+        np.array([["a"], ["b"]], dtype=object)
+    )
     model = mlfast.compile(est)
     test = np.array([["a"], [b"a"]], dtype=object)
     np.testing.assert_array_equal(model.transform(test), est.transform(test))
@@ -101,45 +107,88 @@ def test_str_and_bytes_differ():
 
 
 def test_keys_follow_python_equality():
-    values = np.array([1, 1.0, True, np.float64(1), np.int8(1), -0.0, 0, False, None,
-                       float("nan"), np.float32("nan"), "1", b"1", 2 ** 64, 2 ** 53 + 1,
-                       float(2 ** 53)], dtype=object)
+    values = np.array(
+        [
+            1,
+            1.0,
+            True,
+            np.float64(1),
+            np.int8(1),
+            -0.0,
+            0,
+            False,
+            None,
+            float("nan"),
+            np.float32("nan"),
+            "1",
+            b"1",
+            2**64,
+            2**53 + 1,
+            float(2**53),
+        ],
+        dtype=object,
+    )
     tags, nums, text, offsets = _core.encode_keys(values)
-    keys = list(zip(tags.tolist(), nums.view(np.uint64).tolist(),
-                    [bytes(text[a:b]) for a, b in zip(offsets[:-1], offsets[1:])]))
+    keys = list(
+        zip(
+            tags.tolist(),
+            nums.view(np.uint64).tolist(),
+            [bytes(text[a:b]) for a, b in zip(offsets[:-1], offsets[1:])],
+        )
+    )
     for i, a in enumerate(values):
         for j, b in enumerate(values):
-            python = a == b or (a is None and b is None) or (
-                isinstance(a, float) and isinstance(b, (float, np.floating)) and a != a and b != b)
-            if isinstance(a, (float, np.floating)) and isinstance(b, (float, np.floating)) \
-                    and a != a and b != b:
+            python = (
+                a == b
+                or (a is None and b is None)
+                or (
+                    isinstance(a, float)
+                    and isinstance(b, (float, np.floating))
+                    and a != a
+                    and b != b
+                )
+            )
+            if (
+                isinstance(a, (float, np.floating))
+                and isinstance(b, (float, np.floating))
+                and a != a
+                and b != b
+            ):
                 python = True
             assert (keys[i] == keys[j]) == bool(python), (a, b)
-    assert _core.decode_keys(tags, nums, text, offsets)[13] == 2 ** 64
+    assert _core.decode_keys(tags, nums, text, offsets)[13] == 2**64
 
 
 def test_dicts_and_records_checked_by_name():
     df = frame()
     y = (df.f64 > 0).astype(int)
-    est = make_pipeline(ColumnTransformer([("n", StandardScaler(), ["f64", "i64"]),
-                                           ("c", OneHotEncoder(handle_unknown="ignore"),
-                                            ["obj", "cat"])]),
-                        LogisticRegression()).fit(df[["f64", "i64", "obj", "cat"]], y)
+    est = make_pipeline(
+        ColumnTransformer(
+            [
+                ("n", StandardScaler(), ["f64", "i64"]),
+                ("c", OneHotEncoder(handle_unknown="ignore"), ["obj", "cat"]),
+            ]
+        ),
+        LogisticRegression(),
+    ).fit(df[["f64", "i64", "obj", "cat"]], y)
     model = mlfast.compile(est)
     row = {"f64": 0.5, "i64": 2, "obj": "b", "cat": "c"}
     want = est.predict_proba(pd.DataFrame([row]))
     np.testing.assert_allclose(model.predict_proba(row), want, rtol=1e-12, atol=1e-12)
-    np.testing.assert_allclose(model.predict_proba([row, row]), np.vstack([want, want]),
-                               rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(
+        model.predict_proba([row, row]), np.vstack([want, want]), rtol=1e-12, atol=1e-12
+    )
     # order does not matter in a dict; a missing column does
-    np.testing.assert_allclose(model.predict_proba(dict(reversed(list(row.items())))), want,
-                               rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(
+        model.predict_proba(dict(reversed(list(row.items())))), want, rtol=1e-12, atol=1e-12
+    )
     with pytest.raises(ValueError, match="columns are missing"):
         model.predict_proba({"f64": 0.5, "i64": 2, "obj": "b"})
     # a DataFrame in another order: the ColumnTransformer selects by name
     shuffled = df[["cat", "obj", "i64", "f64"]]
-    np.testing.assert_allclose(model.predict_proba(shuffled), est.predict_proba(shuffled),
-                               rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(
+        model.predict_proba(shuffled), est.predict_proba(shuffled), rtol=1e-12, atol=1e-12
+    )
     with pytest.raises(TypeError, match="column 'obj' holds a value of type"):
         model.predict_proba({"f64": 0.5, "i64": 2, "obj": {"x": 1}, "cat": "c"})
 
@@ -159,14 +208,20 @@ def test_a_string_column_read_as_numbers_is_refused_in_scikit_learn_words():
 
 # ---- the guard between numbers and keys -------------------------------------------------
 
+
 def catmap(n_in=1, cats=("a", "b"), **kw):
     tags, nums, text, offsets = _core.encode_keys(np.array(cats, dtype=object))
-    fields = dict(tags=tags, nums=nums, text=text, text_offsets=offsets,
-                  columns=np.array([0, len(cats)] if n_in == 1 else
-                                   [0] + [len(cats)] * n_in, dtype=np.int64),
-                  values=np.arange(len(cats), dtype=np.float64),
-                  unknown=np.full(n_in, -1.0), refuse=np.zeros(n_in, np.uint8),
-                  n_outputs=0)
+    fields = dict(
+        tags=tags,
+        nums=nums,
+        text=text,
+        text_offsets=offsets,
+        columns=np.array([0, len(cats)] if n_in == 1 else [0] + [len(cats)] * n_in, dtype=np.int64),
+        values=np.arange(len(cats), dtype=np.float64),
+        unknown=np.full(n_in, -1.0),
+        refuse=np.zeros(n_in, np.uint8),
+        n_outputs=0,
+    )
     fields.update(kw)
     return ir.CatMap(**fields)
 
@@ -180,30 +235,38 @@ def test_a_key_op_never_reads_numbers():
 def test_a_numeric_op_never_reads_keys():
     node = ir.Node(ir.Affine(sub=np.zeros(1)), np.array([1]), 1, "Scaler")
     with pytest.raises(ValueError, match="reads numbers, but slot 1 holds keys"):
-        _core.Graph(1, [node], {"transform": ir.Output(np.array([2]))},
-                    key_columns=np.array([0]))
+        _core.Graph(1, [node], {"transform": ir.Output(np.array([2]))}, key_columns=np.array([0]))
 
 
 def test_keys_are_never_returned():
     fill = _core.encode_keys(np.array(["z", np.nan], dtype=object))
     node = ir.Node(ir.KeyFill(*fill, keep=np.array([0])), np.array([1]), 1, "Imputer")
     with pytest.raises(ValueError, match="holds keys: a method returns numbers"):
-        _core.Graph(1, [node], {"transform": ir.Output(np.array([2]))},
-                    key_columns=np.array([0]))
+        _core.Graph(1, [node], {"transform": ir.Output(np.array([2]))}, key_columns=np.array([0]))
 
 
 def test_a_graph_wired_right_runs():
     node = ir.Node(catmap(), np.array([1]), 1, "Encoder")
-    g = _core.Graph(1, [node], {"transform": ir.Output(np.array([2]))},
-                    key_columns=np.array([0]))
+    g = _core.Graph(1, [node], {"transform": ir.Output(np.array([2]))}, key_columns=np.array([0]))
     got = g.transform(np.array([["b"], ["a"], ["q"]], dtype=object))
     np.testing.assert_array_equal(got, [[1.0], [0.0], [-1.0]])
 
 
-@pytest.mark.parametrize("lie", ["columns-past-end", "columns-decrease", "values-short",
-                                 "onehot-out-of-range", "duplicate", "offsets-past-text",
-                                 "bad-tag", "key-columns-twice", "key-column-out-of-range",
-                                 "refuse-4"])
+@pytest.mark.parametrize(
+    "lie",
+    [
+        "columns-past-end",
+        "columns-decrease",
+        "values-short",
+        "onehot-out-of-range",
+        "duplicate",
+        "offsets-past-text",
+        "bad-tag",
+        "key-columns-twice",
+        "key-column-out-of-range",
+        "refuse-4",
+    ],
+)
 def test_key_tables_that_lie_are_refused(lie):
     kw = {}
     key_columns = np.array([0])
@@ -211,8 +274,12 @@ def test_key_tables_that_lie_are_refused(lie):
     if lie == "columns-past-end":
         op = catmap(columns=np.array([0, 5], np.int64))
     elif lie == "columns-decrease":
-        op = catmap(n_in=2, columns=np.array([0, 2, 1], np.int64), unknown=np.zeros(2),
-                    refuse=np.zeros(2, np.uint8))
+        op = catmap(
+            n_in=2,
+            columns=np.array([0, 2, 1], np.int64),
+            unknown=np.zeros(2),
+            refuse=np.zeros(2, np.uint8),
+        )
         key_columns = np.array([0, 1])
     elif lie == "values-short":
         op = catmap(values=np.zeros(1))
@@ -237,8 +304,13 @@ def test_key_tables_that_lie_are_refused(lie):
     node = ir.Node(op, inputs, n_in if op.n_outputs == 0 else op.n_outputs, "Encoder")
     out = ir.Output(np.array([n_in + len(key_columns) + 0]))
     with pytest.raises(ValueError):
-        _core.Graph(max(n_in, 1) if lie != "key-columns-twice" else 2, [node],
-                    {"transform": out}, key_columns=key_columns, **kw)
+        _core.Graph(
+            max(n_in, 1) if lie != "key-columns-twice" else 2,
+            [node],
+            {"transform": out},
+            key_columns=key_columns,
+            **kw,
+        )
 
 
 def test_huge_category_counts_are_refused():
@@ -248,8 +320,7 @@ def test_huge_category_counts_are_refused():
     node = ir.Node(catmap(), np.array([1]), 1, "Encoder")
     node.op.tags = huge
     with pytest.raises(ValueError):
-        _core.Graph(1, [node], {"transform": ir.Output(np.array([2]))},
-                    key_columns=np.array([0]))
+        _core.Graph(1, [node], {"transform": ir.Output(np.array([2]))}, key_columns=np.array([0]))
 
 
 def test_unserved_object_types_are_named():

@@ -21,6 +21,7 @@ involved, must
   gets a builder its class name joins SERVED, and the same fixtures are then
   checked for exact outputs without editing this file.
 """
+
 from __future__ import annotations
 
 import builtins
@@ -40,11 +41,17 @@ SERVED = set(mlfast.supported_estimators())
 
 STACKS = MANIFEST["stacks"]
 #: every fixture, with its stack and name folded in
-ENTRIES = [dict(entry, stack=stack, fixture=name)
-           for stack, info in STACKS.items() for name, entry in info["fixtures"].items()]
+ENTRIES = [
+    dict(entry, stack=stack, fixture=name)
+    for stack, info in STACKS.items()
+    for name, entry in info["fixtures"].items()
+]
 #: (entry, variant, path relative to FIXTURES) of every model file
-FILES = [(entry, variant, f"{entry['stack']}/{fname}") for entry in ENTRIES
-         for variant, fname in sorted(entry["files"].items())]
+FILES = [
+    (entry, variant, f"{entry['stack']}/{fname}")
+    for entry in ENTRIES
+    for variant, fname in sorted(entry["files"].items())
+]
 
 
 def _classes_in_file(entry) -> list:
@@ -68,9 +75,12 @@ def _tags(entry) -> tuple:
     """The two forms of a fixture's test input: float64 and float32, or
     object rows as an array and as a list."""
     kind = entry.get("input_kind")
-    return {"object": ("obj", "list"), "dicts": ("records", "tuple"),
-            "labels": ("labels", "list"), "labelsets": ("labelsets", "tuples")
-            }.get(kind, ("f64", "f32"))
+    return {
+        "object": ("obj", "list"),
+        "dicts": ("records", "tuple"),
+        "labels": ("labels", "list"),
+        "labelsets": ("labelsets", "tuples"),
+    }.get(kind, ("f64", "f32"))
 
 
 def _methods(entry) -> list:
@@ -83,7 +93,7 @@ def _methods(entry) -> list:
 def _golden_keys(entry) -> set:
     keys = set()
     for method, dtype in entry["methods"].items():
-        if isinstance(dtype, dict):     # a list of arrays, one per output
+        if isinstance(dtype, dict):  # a list of arrays, one per output
             keys.update(f"{method}.{k}" for k in range(dtype["outputs"]))
         else:
             keys.add(method)
@@ -115,7 +125,7 @@ def _load(path: str) -> mlfast.Model:
 
 @functools.lru_cache(maxsize=None)
 def _npz_arrays(path: str) -> dict:
-    with np.load(FIXTURES / path) as data:   # allow_pickle=False: numeric and '<U' only
+    with np.load(FIXTURES / path) as data:  # allow_pickle=False: numeric and '<U' only
         return {key: data[key] for key in data.files}
 
 
@@ -170,7 +180,7 @@ def _expected(entry, method: str, tag: str):
     # (object rows: one row when the array and the list were answered alike)
     expected = golden[method][min(index, len(golden[method]) - 1)]
     if method not in entry.get("object_outputs", ()):
-        expected = expected.astype(dtype, copy=False)   # exact: float32 was stored in float64
+        expected = expected.astype(dtype, copy=False)  # exact: float32 was stored in float64
     return X, expected, np.dtype(dtype)
 
 
@@ -185,7 +195,8 @@ def test_manifest_is_consistent():
             assert len(X) > 0
             continue
         assert X.ndim == 2 and X.dtype == (
-            object if entry.get("input_kind") == "object" else np.float64)
+            object if entry.get("input_kind") == "object" else np.float64
+        )
     total = sum(p.stat().st_size for p in FIXTURES.rglob("*") if p.is_file())
     # 14 stacks of 130 to 174 fixtures each, ensembles compressed (naive Bayes,
     # SVMs, discriminant analysis, MLPs and neighbours add about 1.3 MB)
@@ -219,7 +230,7 @@ def test_load(item):
     version = STACKS[entry["stack"]]["versions"]["sklearn"]
     assert model.sklearn_version == version
     if entry.get("input_kind") in ("labels", "labelsets"):
-        return          # y's transformers: no X, no n_features_in_
+        return  # y's transformers: no X, no n_features_in_
     if entry.get("input_kind") != "dicts":
         assert model.n_features_in_ == _input(entry).shape[1]
     if "feature_names_in" in entry:
@@ -228,7 +239,7 @@ def test_load(item):
         assert not hasattr(model, "feature_names_in_")
     if "predict" in entry["methods"] and hasattr(model, "classes_"):
         _, labels, dtype = _expected(entry, "predict", _tags(entry)[0])
-        if isinstance(model.classes_, list):     # multi-output: one array per output
+        if isinstance(model.classes_, list):  # multi-output: one array per output
             assert len(model.classes_) == labels.shape[1]
             for k, classes in enumerate(model.classes_):
                 # (a classifier chain answers its labels as float64)
@@ -249,8 +260,10 @@ def test_outputs_match_recorded_sklearn(item):
         X = _tagged_input(entry, tag)
         kind, _, text = entry["errors"][f"{method}__{tag}"].partition(": ")
         assert kind in ("ValueError", "AttributeError"), kind
-        with pytest.raises(getattr(builtins, kind),
-                           match=re.escape(text.split("\n")[0]) if kind == "ValueError" else None):
+        with pytest.raises(
+            getattr(builtins, kind),
+            match=re.escape(text.split("\n")[0]) if kind == "ValueError" else None,
+        ):
             getattr(_load(path), method)(X)
         return
     if isinstance(entry["methods"][method], dict):
@@ -295,14 +308,17 @@ def _check_list_output(entry, path: str, method: str, tag: str) -> None:
     for k, array in enumerate(got):
         expected = _golden(entry)[f"{method}.{k}"][index]
         assert array.dtype == np.dtype(spec["dtype"])
-        np.testing.assert_allclose(array, expected, rtol=1e-12, atol=1e-12,
-                                   err_msg=f"output {k}")
+        np.testing.assert_allclose(array, expected, rtol=1e-12, atol=1e-12, err_msg=f"output {k}")
 
 
-F32_TRANSFORMS = [item for item in OUTPUTS
-                  if item[3] == "transform" and item[4] == "f32"
-                  and "transform__f32" not in item[0].get("errors", {})
-                  and _expected(item[0], "transform", "f32")[2] == np.float32]
+F32_TRANSFORMS = [
+    item
+    for item in OUTPUTS
+    if item[3] == "transform"
+    and item[4] == "f32"
+    and "transform__f32" not in item[0].get("errors", {})
+    and _expected(item[0], "transform", "f32")[2] == np.float32
+]
 
 
 @pytest.mark.parametrize("item", F32_TRANSFORMS, ids=_output_id)
@@ -332,22 +348,58 @@ TEXT_FIXTURES = {"CountVectorizer", "TfidfVectorizer", "HashingVectorizer", "Tfi
 # XGBoost's, LightGBM's and CatBoost's files from their releases are theirs
 # (tests/fixtures/gbdt/, tests/test_gbdt_versions.py): scikit-learn's
 # version says nothing about them.
-GBDT_FIXTURES = {"XGBClassifier", "XGBRegressor", "XGBRanker", "XGBRFClassifier",
-                 "XGBRFRegressor", "xgboost.core.Booster", "LGBMClassifier", "LGBMRegressor",
-                 "LGBMRanker", "lightgbm.basic.Booster", "CatBoostClassifier",
-                 "CatBoostRegressor"}
+GBDT_FIXTURES = {
+    "XGBClassifier",
+    "XGBRegressor",
+    "XGBRanker",
+    "XGBRFClassifier",
+    "XGBRFRegressor",
+    "xgboost.core.Booster",
+    "LGBMClassifier",
+    "LGBMRegressor",
+    "LGBMRanker",
+    "lightgbm.basic.Booster",
+    "CatBoostClassifier",
+    "CatBoostRegressor",
+}
 # Served, but no file from an older stack recorded yet: named here, one by
 # one, so that the gap is visible and a new class cannot join it silently.
 # (The newest families record the estimators whose state or float32 rules
 # changed across versions, and one of each family on the oldest and newest
 # stack; these are tested on today's scikit-learn only.)
 AWAITING_FIXTURES = {
-    "AffinityPropagation", "Birch", "BisectingKMeans", "CCA", "FastICA", "GammaRegressor",
-    "GaussianRandomProjection", "GenericUnivariateSelect", "IncrementalPCA", "KMeans",
-    "KernelCenterer", "KernelPCA", "MiniBatchKMeans", "Normalizer", "Nystroem", "PLSCanonical",
-    "PLSSVD", "PowerTransformer", "RANSACRegressor", "RBFSampler", "RFE", "RFECV", "SelectFdr",
-    "SelectFpr", "SelectFromModel", "SelectFwe", "SelectPercentile", "SequentialFeatureSelector",
-    "SplineTransformer", "TruncatedSVD", "TweedieRegressor", "VarianceThreshold",
+    "AffinityPropagation",
+    "Birch",
+    "BisectingKMeans",
+    "CCA",
+    "FastICA",
+    "GammaRegressor",
+    "GaussianRandomProjection",
+    "GenericUnivariateSelect",
+    "IncrementalPCA",
+    "KMeans",
+    "KernelCenterer",
+    "KernelPCA",
+    "MiniBatchKMeans",
+    "Normalizer",
+    "Nystroem",
+    "PLSCanonical",
+    "PLSSVD",
+    "PowerTransformer",
+    "RANSACRegressor",
+    "RBFSampler",
+    "RFE",
+    "RFECV",
+    "SelectFdr",
+    "SelectFpr",
+    "SelectFromModel",
+    "SelectFwe",
+    "SelectPercentile",
+    "SequentialFeatureSelector",
+    "SplineTransformer",
+    "TruncatedSVD",
+    "TweedieRegressor",
+    "VarianceThreshold",
 }
 
 
@@ -359,21 +411,38 @@ def test_the_corpus_spans_what_readme_claims():
     assert versions[0] <= (0, 21) and versions[-1] >= (1, 9), versions
     assert {(0, 22), (0, 23), (0, 24), (1, 0), (1, 1), (1, 4)} <= set(versions)
     protocols = {STACKS[s]["versions"]["pickle_protocol"] for s in STACKS}
-    assert {3, 4} <= protocols              # joblib's default on Python 3.7 and 3.8+
+    assert {3, 4} <= protocols  # joblib's default on Python 3.7 and 3.8+
     variants = {variant for _, variant, _ in FILES}
-    assert {"pickle_p0", "pickle_p1", "pickle_p2", "joblib_z3", "joblib_gzip", "joblib_bz2",
-            "joblib_xz", "joblib_lzma", "joblib_ext"} <= variants
+    assert {
+        "pickle_p0",
+        "pickle_p1",
+        "pickle_p2",
+        "joblib_z3",
+        "joblib_gzip",
+        "joblib_bz2",
+        "joblib_xz",
+        "joblib_lzma",
+        "joblib_ext",
+    } <= variants
     ext = {e["stack"] for e, variant, _ in FILES if variant == "joblib_ext"}
-    assert {s for s in STACKS if _version(s) <= (0, 22)} == ext   # removed in 0.23
+    assert {s for s in STACKS if _version(s) <= (0, 22)} == ext  # removed in 0.23
     modules = {s: set(STACKS[s]["modules"]) for s in STACKS}
     old = [s for s in STACKS if _version(s) < (0, 22)]
-    assert old and all({"sklearn.ensemble.forest", "sklearn.tree.tree",
-                        "sklearn.linear_model.logistic", "sklearn.preprocessing.data",
-                        "sklearn.ensemble.gradient_boosting"} <= modules[s] for s in old)
-    assert all(("sklearn.ensemble._gb_losses" in modules[s]) == (_version(s) < (1, 4))
-               for s in STACKS)
-    assert all(("numpy._core.multiarray" in modules[s]) == (_version(s) >= (1, 5))
-               for s in STACKS)
+    assert old and all(
+        {
+            "sklearn.ensemble.forest",
+            "sklearn.tree.tree",
+            "sklearn.linear_model.logistic",
+            "sklearn.preprocessing.data",
+            "sklearn.ensemble.gradient_boosting",
+        }
+        <= modules[s]
+        for s in old
+    )
+    assert all(
+        ("sklearn.ensemble._gb_losses" in modules[s]) == (_version(s) < (1, 4)) for s in STACKS
+    )
+    assert all(("numpy._core.multiarray" in modules[s]) == (_version(s) >= (1, 5)) for s in STACKS)
     in_files = {name for e in ENTRIES for name in _classes_in_file(e)}
     missing = SERVED - TEXT_FIXTURES - GBDT_FIXTURES - AWAITING_FIXTURES
     assert missing <= in_files, f"no fixture of {sorted(missing - in_files)}"
@@ -386,8 +455,11 @@ def test_the_corpus_spans_what_readme_claims():
         assert encoders <= {n for e in mine for n in _classes_in_file(e)}, stack
 
 
-GB_INIT = [e for e in ENTRIES if e["fixture"] in
-           ("gbc_multi", "gbc_tiny_prior", "gbc_multi_tiny_prior", "gbc_exp")]
+GB_INIT = [
+    e
+    for e in ENTRIES
+    if e["fixture"] in ("gbc_multi", "gbc_tiny_prior", "gbc_multi_tiny_prior", "gbc_exp")
+]
 
 
 @pytest.mark.parametrize("entry", GB_INIT, ids=lambda e: f"{e['stack']}/{e['fixture']}")
@@ -404,5 +476,10 @@ def test_gradient_boosting_init_follows_the_files_version(entry):
     for tag in ("f64", "f32"):
         X, expected, _ = _expected(entry, "decision_function", tag)
         got = _load(path).decision_function(X)
-        np.testing.assert_allclose(got, expected, rtol=1e-12, atol=1e-12,
-                                   err_msg=f"{entry['stack']} {entry['fixture']} ({tag})")
+        np.testing.assert_allclose(
+            got,
+            expected,
+            rtol=1e-12,
+            atol=1e-12,
+            err_msg=f"{entry['stack']} {entry['fixture']} ({tag})",
+        )

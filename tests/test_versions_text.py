@@ -6,6 +6,7 @@ log, whose last bit differs between the numpy that saved the model and
 the one mlfast runs with (within 1e-12); probabilities within 1e-12.
 Files up to 1.4 keep idf as a diagonal CSR matrix, multiplied so that each
 row comes out last column first: the order the answers are summed in."""
+
 from __future__ import annotations
 
 import json
@@ -17,8 +18,12 @@ import pytest
 import mlfast
 
 ROOT = Path(__file__).parent / "fixtures" / "text"
-CASES = sorted((stack.name, f.stem) for stack in ROOT.iterdir() if stack.is_dir()
-               for f in stack.glob("*.joblib"))
+CASES = sorted(
+    (stack.name, f.stem)
+    for stack in ROOT.iterdir()
+    if stack.is_dir()
+    for f in stack.glob("*.joblib")
+)
 
 
 def test_every_stack_is_there():

@@ -12,13 +12,15 @@ from pydantic import BaseModel
 app = FastAPI()
 
 # Load the trained model
-model = joblib.load(os.environ.get('MODEL_PATH', 'model.pkl'))
+model = joblib.load(os.environ.get("MODEL_PATH", "model.pkl"))
+
 
 class PredictionRequest(BaseModel):
     features: list
 
-@app.post('/predict')
+
+@app.post("/predict")
 def predict(request: PredictionRequest):
     features = np.array(request.features).reshape(1, -1)
     prediction = model.predict(features)
-    return {'prediction': int(prediction[0])}
+    return {"prediction": int(prediction[0])}

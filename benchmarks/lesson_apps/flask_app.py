@@ -11,14 +11,16 @@ from flask import Flask, jsonify, request
 app = Flask(__name__)
 
 # Load the trained model
-model = joblib.load(os.environ.get('MODEL_PATH', 'model.pkl'))
+model = joblib.load(os.environ.get("MODEL_PATH", "model.pkl"))
 
-@app.route('/predict', methods=['POST'])
+
+@app.route("/predict", methods=["POST"])
 def predict():
     data = request.get_json(force=True)
-    features = np.array(data['features']).reshape(1, -1)
+    features = np.array(data["features"]).reshape(1, -1)
     prediction = model.predict(features)
-    return jsonify({'prediction': int(prediction[0])})
+    return jsonify({"prediction": int(prediction[0])})
 
-if __name__ == '__main__':
+
+if __name__ == "__main__":
     app.run(debug=True)

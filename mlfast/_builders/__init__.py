@@ -10,6 +10,7 @@ combines their outputs.  Version differences of scikit-learn
 Python, where they are easy to read.  Nothing in a Record can run; a builder
 only reads values and checks their shapes.
 """
+
 from __future__ import annotations
 
 import math
@@ -67,7 +68,7 @@ class Node:
         self.name = self.path.rsplit(".", 1)[-1]
         state = record.state
         if isinstance(state, tuple) and len(state) == 2 and isinstance(state[0], dict):
-            state = state[0]          # (dict, slotstate) from objects with __slots__
+            state = state[0]  # (dict, slotstate) from objects with __slots__
         if not isinstance(state, dict):
             raise ModelFormatError(
                 f"{where} ({self.name}): expected its state to be a dict, "
@@ -86,8 +87,9 @@ class Node:
             raise self.fail(f"has no attribute {key!r}; the file is not a fitted estimator")
         return default
 
-    def array(self, key: str, ndim: Tuple[int, ...] = (1, 2), kinds: str = "fiub",
-              value: Any = _MISSING) -> np.ndarray:
+    def array(
+        self, key: str, ndim: Tuple[int, ...] = (1, 2), kinds: str = "fiub", value: Any = _MISSING
+    ) -> np.ndarray:
         """A numeric ndarray attribute (a Python or numpy scalar is taken as 0-d)."""
         v = self.get(key) if value is Node._MISSING else value
         if isinstance(v, (int, float, np.number)) and not isinstance(v, bool):
@@ -182,10 +184,20 @@ def _entry(path: str) -> Optional[Tuple[str, Builder]]:
 # Attributes that hold no fitted estimator a model runs: unfitted templates
 # (the fitted copies sit in the attribute with a trailing underscore) and a
 # search's records of what it tried.
-_NOT_MEMBERS = frozenset(("cv_results_", "param_grid", "param_distributions", "scorer_",
-                          "_checked_cv_orig", "multimetric_", "best_params_",
-                          # read by their meta-estimator's builder as its own parts
-                          "label_binarizer_", "calibrators"))
+_NOT_MEMBERS = frozenset(
+    (
+        "cv_results_",
+        "param_grid",
+        "param_distributions",
+        "scorer_",
+        "_checked_cv_orig",
+        "multimetric_",
+        "best_params_",
+        # read by their meta-estimator's builder as its own parts
+        "label_binarizer_",
+        "calibrators",
+    )
+)
 #: classes a meta-estimator's builder reads as its own parts
 _PARTS = frozenset(("sklearn.multiclass._ConstantPredictor",))
 _TEMPLATES = frozenset(("estimator", "base_estimator", "estimators", "transformers"))
@@ -220,26 +232,37 @@ def unserved(root: Any, where: str) -> List[Tuple[str, str]]:
                 state = state[0]
             if not isinstance(state, dict):
                 return
-            if "_sklearn_version" in state and _entry(obj.path) is None and \
-                    obj.path not in _PARTS:
+            if "_sklearn_version" in state and _entry(obj.path) is None and obj.path not in _PARTS:
                 found.append((path, obj.path))
                 return
             keys = [k for k in state if isinstance(k, str)]
-            fitted = any(k.endswith(("estimator_", "estimators_", "transformers_",
-                                     "calibrated_classifiers_")) for k in keys)
+            fitted = any(
+                k.endswith(
+                    ("estimator_", "estimators_", "transformers_", "calibrated_classifiers_")
+                )
+                for k in keys
+            )
             for k in keys:
-                if k in _NOT_MEMBERS or (k in _TEMPLATES and fitted) or \
-                        (not k.endswith("_") and k + "_" in state):
+                if (
+                    k in _NOT_MEMBERS
+                    or (k in _TEMPLATES and fitted)
+                    or (not k.endswith("_") and k + "_" in state)
+                ):
                     continue
                 visit(state[k], f"{path}.{k}", depth + 1)
         elif isinstance(obj, (list, tuple)):
             for i, item in enumerate(obj[:10_000]):
-                if isinstance(item, tuple) and len(item) in (2, 3) and \
-                        isinstance(item[0], str) and isinstance(item[1], Record):
+                if (
+                    isinstance(item, tuple)
+                    and len(item) in (2, 3)
+                    and isinstance(item[0], str)
+                    and isinstance(item[1], Record)
+                ):
                     # (name, estimator) pairs read as steps[i]; triples
                     # (name, transformer, columns) as transformers_[i][1]
-                    visit(item[1], f"{path}[{i}]" if len(item) == 2 else f"{path}[{i}][1]",
-                          depth + 1)
+                    visit(
+                        item[1], f"{path}[{i}]" if len(item) == 2 else f"{path}[{i}][1]", depth + 1
+                    )
                 else:
                     visit(item, f"{path}[{i}]", depth + 1)
         elif isinstance(obj, dict):
@@ -264,7 +287,8 @@ def _not_served(root: Any, root_where: str, first: Tuple[str, str]) -> str:
     def entry(where: str, path: str) -> str:
         why = reason(path)
         return f"{where} is a {path}" + (
-            f", which cannot predict from its fitted state ({why})" if why else "")
+            f", which cannot predict from its fitted state ({why})" if why else ""
+        )
 
     listed = "; ".join(entry(where, path) for where, path in found)
     ours = all(path.startswith("sklearn.") for _, path in found)
@@ -273,14 +297,20 @@ def _not_served(root: Any, root_where: str, first: Tuple[str, str]) -> str:
     elif len(found) == 1:
         head = f"{listed}, which mlfast does not serve{' yet' if ours else ''}"
     else:
-        head = (f"mlfast does not serve {len(found)} estimators of this model"
-                f"{' yet' if ours else ''}: {listed}")
+        head = (
+            f"mlfast does not serve {len(found)} estimators of this model"
+            f"{' yet' if ours else ''}: {listed}"
+        )
     tail = ""
     if any(path.startswith("__main__.") for _, path in found):
-        tail = ("; a __main__ class was defined in the script or notebook that saved the "
-                "model, and mlfast never imports code")
-    return (f"{head}. mlfast.supported_estimators() lists the {len(_REGISTRY) + len(_EXACT)} classes it "
-            f"serves{tail}")
+        tail = (
+            "; a __main__ class was defined in the script or notebook that saved the "
+            "model, and mlfast never imports code"
+        )
+    return (
+        f"{head}. mlfast.supported_estimators() lists the {len(_REGISTRY) + len(_EXACT)} classes it "
+        f"serves{tail}"
+    )
 
 
 class Builders:
@@ -311,8 +341,7 @@ class Builders:
         except ValueError as exc:
             raise node.fail(str(exc)) from None
 
-    def add(self, node: Node, op, X: Cols, n_out: int, accept: int = Accept.ANY,
-            **kw) -> Cols:
+    def add(self, node: Node, op, X: Cols, n_out: int, accept: int = Accept.ANY, **kw) -> Cols:
         """An op of this estimator, named after it in messages."""
         return self.graph.add(op, X, n_out, node.name, accept=accept, **kw)
 
@@ -348,22 +377,49 @@ class Builders:
         return built
 
 
-def transformer(node: Node, b: Builders, X: Optional[Cols], op, n_in: int, n_out: int,
-                accept: int, strings: int = Strings.CONVERT,
-                string_prefix: Optional[str] = None, unnamed: bool = False) -> Built:
+def transformer(
+    node: Node,
+    b: Builders,
+    X: Optional[Cols],
+    op,
+    n_in: int,
+    n_out: int,
+    accept: int,
+    strings: int = Strings.CONVERT,
+    string_prefix: Optional[str] = None,
+    unnamed: bool = False,
+) -> Built:
     """A transformer that is one op."""
     X = b.input(node, X, n_in)
     cols = b.add(node, op, X, n_out, accept=accept, unnamed=unnamed)
-    return Built(node.name, "transformer", {"transform": Out(cols)}, n_in,
-                 feature_names_in=node.feature_names(), first_name=node.name,
-                 strings=strings, string_prefix=string_prefix)
+    return Built(
+        node.name,
+        "transformer",
+        {"transform": Out(cols)},
+        n_in,
+        feature_names_in=node.feature_names(),
+        first_name=node.name,
+        strings=strings,
+        string_prefix=string_prefix,
+    )
 
 
-def classifier(node: Node, b: Builders, raw: Cols, classes: np.ndarray, n_in: int, *,
-               label_rule: int, proba_rule: Optional[int] = None,
-               proba: Optional[Cols] = None, decision: bool = True, raw_1d: bool = False,
-               log_proba: bool = True, strings: int = Strings.REFUSE,
-               label_from_proba: bool = False) -> Built:
+def classifier(
+    node: Node,
+    b: Builders,
+    raw: Cols,
+    classes: np.ndarray,
+    n_in: int,
+    *,
+    label_rule: int,
+    proba_rule: Optional[int] = None,
+    proba: Optional[Cols] = None,
+    decision: bool = True,
+    raw_1d: bool = False,
+    log_proba: bool = True,
+    strings: int = Strings.REFUSE,
+    label_from_proba: bool = False,
+) -> Built:
     """A classifier's methods over its raw scores: decision_function (raw),
     predict_proba (a proba op over raw, or `proba` as given), its log, and
     predict (a labels op over raw, or over the probabilities)."""
@@ -384,17 +440,36 @@ def classifier(node: Node, b: Builders, raw: Cols, classes: np.ndarray, n_in: in
         scores = proba
     labels = b.add(node, Labels(rule=label_rule), scores, 1)
     outputs["predict"] = Out(labels, classes=classes, squeeze=True)
-    return Built(node.name, "classifier", outputs, n_in,
-                 feature_names_in=node.feature_names(), first_name=node.name,
-                 strings=strings)
+    return Built(
+        node.name,
+        "classifier",
+        outputs,
+        n_in,
+        feature_names_in=node.feature_names(),
+        first_name=node.name,
+        strings=strings,
+    )
 
 
-def regressor(node: Node, raw: Cols, n_in: int, *, raw_1d: bool,
-              strings: int = Strings.REFUSE, kind: str = "regressor") -> Built:
+def regressor(
+    node: Node,
+    raw: Cols,
+    n_in: int,
+    *,
+    raw_1d: bool,
+    strings: int = Strings.REFUSE,
+    kind: str = "regressor",
+) -> Built:
     """A regressor whose predict is these columns."""
-    return Built(node.name, kind, {"predict": Out(raw, squeeze=raw_1d)}, n_in,
-                 feature_names_in=node.feature_names(), first_name=node.name,
-                 strings=strings)
+    return Built(
+        node.name,
+        kind,
+        {"predict": Out(raw, squeeze=raw_1d)},
+        n_in,
+        feature_names_in=node.feature_names(),
+        first_name=node.name,
+        strings=strings,
+    )
 
 
 def is_nan(v: Any) -> bool:

@@ -9,6 +9,7 @@ fitted state only (log priors, the Gaussian normalisation, BernoulliNB's
 ``log(1 - exp(feature_log_prob_))``) is computed here with numpy, in
 scikit-learn's expressions, so it is scikit-learn's value bit for bit.
 """
+
 from __future__ import annotations
 
 from typing import Optional
@@ -62,8 +63,17 @@ def _nb(node: Node, b: Builders, jll: Cols, classes: np.ndarray, n: int) -> Buil
     k = int(classes.size)
     log_proba = b.add(node, NbLogProba(), jll, k)
     proba = b.add(node, Post(rule=PostRule.EXP), log_proba, k)
-    built = classifier(node, b, jll, classes, n, label_rule=LabelRule.ARGMAX, proba=proba,
-                       decision=False, log_proba=False)
+    built = classifier(
+        node,
+        b,
+        jll,
+        classes,
+        n,
+        label_rule=LabelRule.ARGMAX,
+        proba=proba,
+        decision=False,
+        log_proba=False,
+    )
     built.outputs["predict_log_proba"] = Out(log_proba)
     if node.version >= (1, 2) or node.version == (0,):
         # _BaseNB.predict_joint_log_proba is new in 1.2
@@ -84,17 +94,25 @@ def build_gaussian_nb(node: Node, b: Builders, X: Optional[Cols]) -> Built:
         raise node.fail(f"class_prior_ has shape {prior.shape}, expected ({k},)")
     f32 = theta.dtype == np.float32 and var.dtype == np.float32 and prior.dtype == np.float32
     if theta.dtype != var.dtype or (f32 is False and np.float32 in (theta.dtype, var.dtype)):
-        raise node.fail(f"theta_ ({theta.dtype}), var_ ({var.dtype}) and class_prior_ "
-                        f"({prior.dtype}) are of different float types")
+        raise node.fail(
+            f"theta_ ({theta.dtype}), var_ ({var.dtype}) and class_prior_ "
+            f"({prior.dtype}) are of different float types"
+        )
     with np.errstate(all="ignore"):
         # GaussianNB._joint_log_likelihood's per-class constants, as it computes them
         log_prior = np.array([np.log(prior[i]) for i in range(k)], dtype=np.float64)
-        norm = np.array([-0.5 * np.sum(np.log(2.0 * np.pi * var[i, :])) for i in range(k)],
-                        dtype=np.float64)
+        norm = np.array(
+            [-0.5 * np.sum(np.log(2.0 * np.pi * var[i, :])) for i in range(k)], dtype=np.float64
+        )
     n = node.n_features(d)
     X = b.input(node, X, n)
-    jll = b.add(node, GaussianNB(theta=theta, var=var, log_prior=log_prior, norm=norm,
-                                 f32=f32), X, k, accept=Accept.FINITE)
+    jll = b.add(
+        node,
+        GaussianNB(theta=theta, var=var, log_prior=log_prior, norm=norm, f32=f32),
+        X,
+        k,
+        accept=Accept.FINITE,
+    )
     return _nb(node, b, jll, classes, n)
 
 
@@ -121,15 +139,21 @@ def build_discrete_nb(node: Node, b: Builders, X: Optional[Cols]) -> Built:
     intercept = np.ascontiguousarray(intercept, dtype=np.float64)
     threshold = node.get("binarize", None) if node.name == "BernoulliNB" else None
     if threshold is not None:
-        if isinstance(threshold, (bool, np.bool_)) or \
-                not isinstance(threshold, (int, float, np.integer, np.floating)):
+        if isinstance(threshold, (bool, np.bool_)) or not isinstance(
+            threshold, (int, float, np.integer, np.floating)
+        ):
             raise node.fail(f"binarize is {threshold!r}, expected a number or None")
-        jll = b.add(node, BernoulliNB(coef=coef, intercept=intercept,
-                                      threshold=float(threshold)), X, k,
-                    accept=Accept.FINITE)
+        jll = b.add(
+            node,
+            BernoulliNB(coef=coef, intercept=intercept, threshold=float(threshold)),
+            X,
+            k,
+            accept=Accept.FINITE,
+        )
     else:
-        jll = b.add(node, Linear(coef=coef, intercept=intercept, f32=False), X, k,
-                    accept=Accept.FINITE)
+        jll = b.add(
+            node, Linear(coef=coef, intercept=intercept, f32=False), X, k, accept=Accept.FINITE
+        )
     return _nb(node, b, jll, classes, n)
 
 
@@ -145,8 +169,9 @@ def build_categorical_nb(node: Node, b: Builders, X: Optional[Cols]) -> Built:
     for i, t in enumerate(flp):
         t = node.array(f"feature_log_prob_[{i}]", ndim=(2,), kinds="f", value=t)
         if t.shape[0] != k or t.shape[1] < 1:
-            raise node.fail(f"feature_log_prob_[{i}] has shape {t.shape}, expected "
-                            f"({k}, n_categories)")
+            raise node.fail(
+                f"feature_log_prob_[{i}] has shape {t.shape}, expected ({k}, n_categories)"
+            )
         # the table as the kernel reads it: a category's classes side by side
         tables.append(np.ascontiguousarray(t.T, dtype=np.float64).ravel())
         counts.append(t.shape[1])
@@ -154,8 +179,17 @@ def build_categorical_nb(node: Node, b: Builders, X: Optional[Cols]) -> Built:
     X = b.input(node, X, n)
     n_categories = np.asarray(counts, dtype=np.int64)
     offsets = np.concatenate([[0], np.cumsum(n_categories * k)]).astype(np.int64)
-    jll = b.add(node, CategoricalNB(n_classes=k, tables=np.concatenate(tables),
-                                    offsets=offsets, n_categories=n_categories,
-                                    log_prior=np.ascontiguousarray(prior, np.float64)),
-                X, k, accept=Accept.FINITE)
+    jll = b.add(
+        node,
+        CategoricalNB(
+            n_classes=k,
+            tables=np.concatenate(tables),
+            offsets=offsets,
+            n_categories=n_categories,
+            log_prior=np.ascontiguousarray(prior, np.float64),
+        ),
+        X,
+        k,
+        accept=Accept.FINITE,
+    )
     return _nb(node, b, jll, classes, n)

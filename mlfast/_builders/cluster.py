@@ -7,6 +7,7 @@ argmin's int64, Birch's subcluster labels); transform is
 ``euclidean_distances`` to the centres.  BisectingKMeans walks its tree of
 centres (``bisect`` op).
 """
+
 from __future__ import annotations
 
 from typing import Any, List, Optional
@@ -45,19 +46,45 @@ def _norms(centers: np.ndarray) -> np.ndarray:
     return np.einsum("ij,ij->i", centers, centers)
 
 
-def _built(node: Node, b: Builders, X: Cols, n: int, centers: np.ndarray, norms: np.ndarray,
-           classes: np.ndarray, transform: bool) -> Built:
+def _built(
+    node: Node,
+    b: Builders,
+    X: Cols,
+    n: int,
+    centers: np.ndarray,
+    norms: np.ndarray,
+    classes: np.ndarray,
+    transform: bool,
+) -> Built:
     k = centers.shape[0]
-    scores = b.add(node, Nearest(rule=int(NearestRule.SCORES), centers=centers, norms=norms),
-                   X, k, accept=Accept.FINITE)
+    scores = b.add(
+        node,
+        Nearest(rule=int(NearestRule.SCORES), centers=centers, norms=norms),
+        X,
+        k,
+        accept=Accept.FINITE,
+    )
     labels = b.add(node, Labels(rule=LabelRule.ARGMAX), scores, 1)
     outputs = {"predict": Out(labels, classes=classes, squeeze=True)}
     if transform:
-        outputs["transform"] = Out(b.add(node, Nearest(rule=int(NearestRule.DISTANCES),
-                                                       centers=centers, norms=_norms(centers)),
-                                         X, k, accept=Accept.FINITE))
-    return Built(node.name, "clusterer", outputs, n, feature_names_in=node.feature_names(),
-                 first_name=node.name, strings=Strings.CONVERT)
+        outputs["transform"] = Out(
+            b.add(
+                node,
+                Nearest(rule=int(NearestRule.DISTANCES), centers=centers, norms=_norms(centers)),
+                X,
+                k,
+                accept=Accept.FINITE,
+            )
+        )
+    return Built(
+        node.name,
+        "clusterer",
+        outputs,
+        n,
+        feature_names_in=node.feature_names(),
+        first_name=node.name,
+        strings=Strings.CONVERT,
+    )
 
 
 @register("sklearn.cluster", "KMeans", "MiniBatchKMeans")
@@ -84,14 +111,19 @@ def build_affinity_propagation(node: Node, b: Builders, X: Optional[Cols]) -> Bu
     if node.get("affinity", "euclidean") == "precomputed" or "cluster_centers_" not in node.state:
         raise UnsupportedModelError(
             f"{node.where} (AffinityPropagation): affinity='precomputed' keeps no centres; "
-            "scikit-learn cannot predict with it either")
+            "scikit-learn cannot predict with it either"
+        )
     centers = node.array("cluster_centers_", ndim=(2,), kinds="fiub")
     if centers.shape[0] == 0:
         raise UnsupportedModelError(
             f"{node.where} (AffinityPropagation): the fit did not converge and found no "
-            "cluster; scikit-learn labels every row -1 with a warning")
-    centers = _centers(node, "cluster_centers_") if centers.dtype.kind == "f" else \
-        np.ascontiguousarray(centers, dtype=np.float64)
+            "cluster; scikit-learn labels every row -1 with a warning"
+        )
+    centers = (
+        _centers(node, "cluster_centers_")
+        if centers.dtype.kind == "f"
+        else np.ascontiguousarray(centers, dtype=np.float64)
+    )
     k, d = centers.shape
     n = node.n_features(d)
     X = b.input(node, X, n)
@@ -117,7 +149,7 @@ def _tree(node: Node, root: Any, x_mean: Optional[np.ndarray], d: int):
     right: List[int] = []
     label: List[int] = []
     centers: List[np.ndarray] = []
-    stack = [(root, -1, 0)]             # (tree node, parent index, 0 left / 1 right)
+    stack = [(root, -1, 0)]  # (tree node, parent index, 0 left / 1 right)
     seen = set()
     while stack:
         tree, parent, side = stack.pop()
@@ -151,8 +183,12 @@ def _tree(node: Node, root: Any, x_mean: Optional[np.ndarray], d: int):
             label.append(-1)
             stack.append((rt, i, 1))
             stack.append((lt, i, 0))
-    return (np.array(left, np.int64), np.array(right, np.int64), np.array(label, np.int64),
-            np.ascontiguousarray(np.stack(centers)))
+    return (
+        np.array(left, np.int64),
+        np.array(right, np.int64),
+        np.array(label, np.int64),
+        np.ascontiguousarray(np.stack(centers)),
+    )
 
 
 @register("sklearn.cluster", "BisectingKMeans")
@@ -168,13 +204,33 @@ def build_bisecting_kmeans(node: Node, b: Builders, X: Optional[Cols]) -> Built:
     n = node.n_features(d)
     X = b.input(node, X, n)
     # the children's centres plus _X_mean, as _predict_recursive stacks them
-    op = Bisect(n_clusters=k, left=left, right=right, label=label, centers=tree_centers,
-                norms=_norms(tree_centers))
+    op = Bisect(
+        n_clusters=k,
+        left=left,
+        right=right,
+        label=label,
+        centers=tree_centers,
+        norms=_norms(tree_centers),
+    )
     onehot = b.add(node, op, X, k, accept=Accept.FINITE)
     labels = b.add(node, Labels(rule=LabelRule.ARGMAX), onehot, 1)
-    distances = b.add(node, Nearest(rule=int(NearestRule.DISTANCES), centers=centers,
-                                    norms=_norms(centers)), X, k, accept=Accept.FINITE)
-    outputs = {"predict": Out(labels, classes=np.arange(k, dtype=np.int32), squeeze=True),
-               "transform": Out(distances)}
-    return Built(node.name, "clusterer", outputs, n, feature_names_in=node.feature_names(),
-                 first_name=node.name, strings=Strings.CONVERT)
+    distances = b.add(
+        node,
+        Nearest(rule=int(NearestRule.DISTANCES), centers=centers, norms=_norms(centers)),
+        X,
+        k,
+        accept=Accept.FINITE,
+    )
+    outputs = {
+        "predict": Out(labels, classes=np.arange(k, dtype=np.int32), squeeze=True),
+        "transform": Out(distances),
+    }
+    return Built(
+        node.name,
+        "clusterer",
+        outputs,
+        n,
+        feature_names_in=node.feature_names(),
+        first_name=node.name,
+        strings=Strings.CONVERT,
+    )

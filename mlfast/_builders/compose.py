@@ -6,6 +6,7 @@ No op of their own: a branch reads its columns where they are (slots), and
 the concatenation is the list of the branches' output slots.  A weight is an
 affine op (``res * weight``).
 """
+
 from __future__ import annotations
 
 from typing import Any, List, Optional
@@ -24,8 +25,11 @@ def _is_identity(trans: Any) -> bool:
         return trans == "passthrough"
     if isinstance(trans, Record) and trans.path.endswith(".FunctionTransformer"):
         state = trans.state if isinstance(trans.state, dict) else {}
-        return state.get("func") is None and not state.get("kw_args") and \
-            state.get("validate") in (False, None)
+        return (
+            state.get("func") is None
+            and not state.get("kw_args")
+            and state.get("validate") in (False, None)
+        )
     return False
 
 
@@ -60,8 +64,10 @@ def _transform_of(node: Node, built: Built, where: str) -> Cols:
 
 # ---- ColumnTransformer -------------------------------------------------------------
 
-def _column_indices(node: Node, name: str, columns: Any, n: int,
-                    names: Optional[np.ndarray]) -> np.ndarray:
+
+def _column_indices(
+    node: Node, name: str, columns: Any, n: int, names: Optional[np.ndarray]
+) -> np.ndarray:
     """The input columns a fitted branch reads, as scikit-learn resolved
     them at fit: _transformer_to_input_indices where the file has it, else
     the column specification of transformers_ (ints, names, a slice, a
@@ -81,14 +87,17 @@ def _column_indices(node: Node, name: str, columns: Any, n: int,
     return idx
 
 
-def _resolve_spec(node: Node, name: str, columns: Any, n: int,
-                  names: Optional[np.ndarray]) -> np.ndarray:
+def _resolve_spec(
+    node: Node, name: str, columns: Any, n: int, names: Optional[np.ndarray]
+) -> np.ndarray:
     position = {v: i for i, v in enumerate(names.tolist())} if names is not None else {}
 
     def by_name(label: Any) -> int:
         if label not in position:
-            raise node.fail(f"transformer {name!r} names column {str(label)[:80]!r}, "
-                            "which is not among feature_names_in_")
+            raise node.fail(
+                f"transformer {name!r} names column {str(label)[:80]!r}, "
+                "which is not among feature_names_in_"
+            )
         return position[label]
 
     if isinstance(columns, (int, np.integer)) and not isinstance(columns, bool):
@@ -100,7 +109,7 @@ def _resolve_spec(node: Node, name: str, columns: Any, n: int,
             # label slices include their end, as pandas' .loc does
             start = 0 if columns.start is None else by_name(columns.start)
             stop = n if columns.stop is None else by_name(columns.stop) + 1
-            return np.arange(n, dtype=np.int64)[start:stop:columns.step]
+            return np.arange(n, dtype=np.int64)[start : stop : columns.step]
         return np.arange(n, dtype=np.int64)[columns]
     spec = np.asarray(columns) if isinstance(columns, (list, tuple, np.ndarray)) else None
     if spec is None:
@@ -142,7 +151,7 @@ def build_column_transformer(node: Node, b: Builders, X: Optional[Cols]) -> Buil
             continue
         idx = _column_indices(node, name, columns, n, names)
         if idx.size == 0:
-            continue         # _is_empty_column_selection: scikit-learn skips it
+            continue  # _is_empty_column_selection: scikit-learn skips it
         needed.extend(idx.tolist())
         cols = X[idx]
         if _is_identity(trans):
@@ -160,20 +169,28 @@ def build_column_transformer(node: Node, b: Builders, X: Optional[Cols]) -> Buil
         parts.append(_weighted(node, b, out, _weight(node, name)))
     if not parts:
         raise UnsupportedModelError(
-            f"{node.where} (ColumnTransformer) drops every column: it has nothing to serve")
+            f"{node.where} (ColumnTransformer) drops every column: it has nothing to serve"
+        )
     required = None
     if names is not None:
         required = names[np.unique(np.asarray(needed, dtype=np.int64))]
-    built = Built(f"ColumnTransformer({', '.join(labels)})", "transformer",
-                  {"transform": Out(Cols.concat(parts))}, n, feature_names_in=names,
-                  first_name=node.name, warn_name=warn_name or node.name,
-                  names_required=required)
+    built = Built(
+        f"ColumnTransformer({', '.join(labels)})",
+        "transformer",
+        {"transform": Out(Cols.concat(parts))},
+        n,
+        feature_names_in=names,
+        first_name=node.name,
+        warn_name=warn_name or node.name,
+        names_required=required,
+    )
     if strings is not None:
         built.strings = strings
     return built
 
 
 # ---- FeatureUnion -------------------------------------------------------------------
+
 
 @register("sklearn.pipeline", "FeatureUnion")
 def build_feature_union(node: Node, b: Builders, X: Optional[Cols]) -> Built:
@@ -183,8 +200,11 @@ def build_feature_union(node: Node, b: Builders, X: Optional[Cols]) -> Built:
     for i, item in enumerate(items):
         if not isinstance(item, tuple) or len(item) != 2 or not isinstance(item[0], str):
             raise node.fail(f"transformer_list[{i}] is not a (name, transformer) pair")
-    branches = [(i, name, trans) for i, (name, trans) in enumerate(items)
-                if not (isinstance(trans, str) and trans == "drop")]
+    branches = [
+        (i, name, trans)
+        for i, (name, trans) in enumerate(items)
+        if not (isinstance(trans, str) and trans == "drop")
+    ]
     built = {}
     if X is None:
         # every branch reads the whole input: the first that knows its width
@@ -213,10 +233,16 @@ def build_feature_union(node: Node, b: Builders, X: Optional[Cols]) -> Built:
         parts.append(_weighted(node, b, out, _weight(node, name)))
     if not parts:
         raise UnsupportedModelError(
-            f"{node.where} (FeatureUnion) drops every transformer: it has nothing to serve")
-    union = Built(f"FeatureUnion({', '.join(labels)})", "transformer",
-                  {"transform": Out(Cols.concat(parts))}, len(X),
-                  feature_names_in=node.feature_names(), first_name=node.name)
+            f"{node.where} (FeatureUnion) drops every transformer: it has nothing to serve"
+        )
+    union = Built(
+        f"FeatureUnion({', '.join(labels)})",
+        "transformer",
+        {"transform": Out(Cols.concat(parts))},
+        len(X),
+        feature_names_in=node.feature_names(),
+        first_name=node.name,
+    )
     if members:
         first_member = members[0]
         union.feature_names_in = first_member.feature_names_in
@@ -230,8 +256,14 @@ def build_feature_union(node: Node, b: Builders, X: Optional[Cols]) -> Built:
 
 # ---- fitted searches ----------------------------------------------------------------
 
-@register("sklearn.model_selection", "GridSearchCV", "RandomizedSearchCV",
-          "HalvingGridSearchCV", "HalvingRandomSearchCV")
+
+@register(
+    "sklearn.model_selection",
+    "GridSearchCV",
+    "RandomizedSearchCV",
+    "HalvingGridSearchCV",
+    "HalvingRandomSearchCV",
+)
 def build_search(node: Node, b: Builders, X: Optional[Cols]) -> Built:
     best = node.state.get("best_estimator_")
     if best is None:
@@ -239,7 +271,8 @@ def build_search(node: Node, b: Builders, X: Optional[Cols]) -> Built:
         raise UnsupportedModelError(
             f"{node.where} ({node.name}) was fitted with refit={refit!r}: it keeps no "
             "best_estimator_, so there is no model to serve. Fit it with refit=True, or "
-            "save search.best_estimator_ instead")
+            "save search.best_estimator_ instead"
+        )
     built = b.build(best, f"{node.where}.best_estimator_", X)
     # a search exposes only the methods it names (not predict_joint_log_proba)
     built.outputs.pop("predict_joint_log_proba", None)

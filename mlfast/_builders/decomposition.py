@@ -7,6 +7,7 @@ matmul does).  Nothing is called: the matrices a transform derives at
 predict time (FactorAnalysis' ``cov_z``) are derived here from the stored
 arrays with numpy.
 """
+
 from __future__ import annotations
 
 from typing import Any, Optional
@@ -37,8 +38,9 @@ from mlfast.errors import UnsupportedModelError
 MAX_WIDTH = 1 << 20
 
 
-def _matrix(node: Node, key: str, value: Any = None, rows: Optional[int] = None,
-            cols: Optional[int] = None) -> np.ndarray:
+def _matrix(
+    node: Node, key: str, value: Any = None, rows: Optional[int] = None, cols: Optional[int] = None
+) -> np.ndarray:
     """A 2-D float attribute as float64, checked against the shape it must have."""
     m = node.array(key, ndim=(2,), kinds="f", value=node.get(key) if value is None else value)
     if m.shape[0] < 1 or m.shape[1] < 1 or max(m.shape) > MAX_WIDTH:
@@ -54,22 +56,36 @@ def _f64(a: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(a, dtype=np.float64)
 
 
-def _product(node: Node, b: Builders, X: Cols, coef: np.ndarray,
-             intercept: Optional[np.ndarray] = None, f32: bool = False,
-             accept: int = Accept.ANY) -> Cols:
+def _product(
+    node: Node,
+    b: Builders,
+    X: Cols,
+    coef: np.ndarray,
+    intercept: Optional[np.ndarray] = None,
+    f32: bool = False,
+    accept: int = Accept.ANY,
+) -> Cols:
     """X @ coef.T (+ intercept): coef is (n_out, n_in)."""
     k = coef.shape[0]
     icpt = np.zeros(k) if intercept is None else _f64(intercept)
     return b.add(node, Linear(coef=_f64(coef), intercept=icpt, f32=f32), X, k, accept=accept)
 
 
-def _transformer(node: Node, cols: Cols, n: int, extra: Optional[dict] = None,
-                 strings: int = Strings.CONVERT) -> Built:
+def _transformer(
+    node: Node, cols: Cols, n: int, extra: Optional[dict] = None, strings: int = Strings.CONVERT
+) -> Built:
     outputs = {"transform": Out(cols)}
     if extra:
         outputs.update(extra)
-    return Built(node.name, "transformer", outputs, n, feature_names_in=node.feature_names(),
-                 first_name=node.name, strings=strings)
+    return Built(
+        node.name,
+        "transformer",
+        outputs,
+        n,
+        feature_names_in=node.feature_names(),
+        first_name=node.name,
+        strings=strings,
+    )
 
 
 def _flag(node: Node, key: str, default: Any) -> Any:
@@ -80,6 +96,7 @@ def _flag(node: Node, key: str, default: Any) -> Any:
 
 
 # ---- PCA, IncrementalPCA ---------------------------------------------------------
+
 
 @register("sklearn.decomposition", "PCA", "IncrementalPCA")
 def build_pca(node: Node, b: Builders, X: Optional[Cols]) -> Built:
@@ -118,6 +135,7 @@ def build_pca(node: Node, b: Builders, X: Optional[Cols]) -> Built:
 
 # ---- TruncatedSVD, random projections --------------------------------------------
 
+
 def _sparse_dense(node: Node, key: str) -> np.ndarray:
     """A scipy.sparse CSR/CSC matrix (or a dense array) as a dense float64
     matrix; the record's arrays are read, never its class."""
@@ -132,23 +150,33 @@ def _sparse_dense(node: Node, key: str) -> np.ndarray:
         raise node.fail(f"{key} is a {type(value).__name__}, expected an array or a sparse matrix")
     fmt = path.rsplit(".", 1)[-1][:3]
     if fmt not in ("csr", "csc"):
-        raise UnsupportedModelError(f"{node.where} ({node.name}): {key} is a {path}; "
-                                    "mlfast reads CSR and CSC matrices")
+        raise UnsupportedModelError(
+            f"{node.where} ({node.name}): {key} is a {path}; mlfast reads CSR and CSC matrices"
+        )
     shape = state.get("_shape")
-    if not (isinstance(shape, tuple) and len(shape) == 2 and
-            all(isinstance(s, int) and 0 < s <= MAX_WIDTH for s in shape)):
+    if not (
+        isinstance(shape, tuple)
+        and len(shape) == 2
+        and all(isinstance(s, int) and 0 < s <= MAX_WIDTH for s in shape)
+    ):
         raise node.fail(f"{key}._shape is {shape!r}")
     data = node.array(f"{key}.data", ndim=(1,), kinds="f", value=state.get("data"))
     indices = node.array(f"{key}.indices", ndim=(1,), kinds="iu", value=state.get("indices"))
     indptr = node.array(f"{key}.indptr", ndim=(1,), kinds="iu", value=state.get("indptr"))
     major, minor = shape if fmt == "csr" else shape[::-1]
     if shape[0] * shape[1] > (1 << 28):
-        raise UnsupportedModelError(f"{node.where} ({node.name}): {key} of shape {shape} "
-                                    "is too large to serve")
+        raise UnsupportedModelError(
+            f"{node.where} ({node.name}): {key} of shape {shape} is too large to serve"
+        )
     indptr = indptr.astype(np.int64)
-    if indptr.shape != (major + 1,) or indptr[0] != 0 or np.any(np.diff(indptr) < 0) or \
-            indptr[-1] != data.size or indices.shape != data.shape or \
-            (indices.size and (indices.min() < 0 or indices.max() >= minor)):
+    if (
+        indptr.shape != (major + 1,)
+        or indptr[0] != 0
+        or np.any(np.diff(indptr) < 0)
+        or indptr[-1] != data.size
+        or indices.shape != data.shape
+        or (indices.size and (indices.min() < 0 or indices.max() >= minor))
+    ):
         raise node.fail(f"{key} is not a well-formed {fmt.upper()} matrix of shape {shape}")
     dense = np.zeros((major, minor))
     rows = np.repeat(np.arange(major), np.diff(indptr))
@@ -170,8 +198,11 @@ def build_truncated_svd(node: Node, b: Builders, X: Optional[Cols]) -> Built:
 def build_random_projection(node: Node, b: Builders, X: Optional[Cols]) -> Built:
     raw = node.get("components_")
     comps = _sparse_dense(node, "components_")
-    dtype = raw.dtype if isinstance(raw, np.ndarray) else \
-        getattr(raw, "state", {}).get("data", np.zeros(0)).dtype
+    dtype = (
+        raw.dtype
+        if isinstance(raw, np.ndarray)
+        else getattr(raw, "state", {}).get("data", np.zeros(0)).dtype
+    )
     n = node.n_features(comps.shape[1])
     X = b.input(node, X, n)
     cols = _product(node, b, X, comps, f32=dtype == np.float32, accept=Accept.FINITE)
@@ -179,6 +210,7 @@ def build_random_projection(node: Node, b: Builders, X: Optional[Cols]) -> Built
 
 
 # ---- FastICA, FactorAnalysis -------------------------------------------------------
+
 
 @register("sklearn.decomposition", "FastICA")
 def build_fast_ica(node: Node, b: Builders, X: Optional[Cols]) -> Built:
@@ -217,11 +249,13 @@ def build_factor_analysis(node: Node, b: Builders, X: Optional[Cols]) -> Built:
     cols = _product(node, b, tmp, np.ascontiguousarray(cov_z.T))
     precision = factor_analysis_precision(node, comps, noise)
     score = gaussian_log_likelihood(node, b, X, node.vector("mean_", d), precision)
-    return _transformer(node, cols, n, {"score_samples": Out(score, squeeze=True)},
-                        strings=Strings.REFUSE)
+    return _transformer(
+        node, cols, n, {"score_samples": Out(score, squeeze=True)}, strings=Strings.REFUSE
+    )
 
 
 # ---- cross decomposition ------------------------------------------------------------
+
 
 def _pls_center(node: Node, b: Builders, X: Cols, d: int, scale: bool) -> Cols:
     """X -= _x_mean; X /= _x_std, in place in X's float dtype."""
@@ -262,4 +296,3 @@ def build_pls(node: Node, b: Builders, X: Optional[Cols]) -> Built:
     if not svd:
         built.kind = "regressor"
     return built
-

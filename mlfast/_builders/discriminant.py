@@ -7,6 +7,7 @@ normal float first, and whose ``transform`` (solvers svd and eigen) is
 ``(X - xbar_) @ scalings_`` or ``X @ scalings_``, cut to ``_max_components``.
 QuadraticDiscriminantAnalysis has its own op (csrc/discriminant.c).
 """
+
 from __future__ import annotations
 
 from typing import Optional
@@ -47,11 +48,21 @@ def build_lda(node: Node, b: Builders, X: Optional[Cols]) -> Built:
     else:
         raise node.fail(f"coef_ has {coef.shape[0]} rows for {k} classes")
     raw, n = _raw(node, b, X, coef, intercept, f32)
-    built = classifier(node, b, raw, classes, n, label_rule=label_rule, proba_rule=proba_rule,
-                       raw_1d=raw_1d, log_proba=False)
+    built = classifier(
+        node,
+        b,
+        raw,
+        classes,
+        n,
+        label_rule=label_rule,
+        proba_rule=proba_rule,
+        raw_1d=raw_1d,
+        log_proba=False,
+    )
     proba = built.outputs["predict_proba"].cols
-    built.outputs["predict_log_proba"] = Out(b.add(node, DaPost(rule=DaPostRule.LOG_TINY),
-                                                   proba, k))
+    built.outputs["predict_log_proba"] = Out(
+        b.add(node, DaPost(rule=DaPostRule.LOG_TINY), proba, k)
+    )
     solver = node.get("solver", "svd")
     if solver in ("svd", "eigen"):
         built.outputs["transform"] = Out(_lda_transform(node, b, X, n, solver))
@@ -65,8 +76,9 @@ def _lda_transform(node: Node, b: Builders, X: Optional[Cols], n: int, solver: s
     scalings = node.array("scalings_", ndim=(2,), kinds="f")
     m = node.integer("_max_components")
     if scalings.shape[0] != n or not 1 <= m:
-        raise node.fail(f"scalings_ has shape {scalings.shape} and _max_components is {m} "
-                        f"for {n} features")
+        raise node.fail(
+            f"scalings_ has shape {scalings.shape} and _max_components is {m} for {n} features"
+        )
     m = min(m, scalings.shape[1])
     coef = np.ascontiguousarray(scalings[:, :m].T, dtype=np.float64)
     X = b.input(node, X, n)
@@ -89,8 +101,12 @@ def build_qda(node: Node, b: Builders, X: Optional[Cols]) -> Built:
         raise node.fail(f"means_ has shape {means.shape}, expected ({k}, n_features)")
     d = means.shape[1]
     rotations, scalings = node.get("rotations_"), node.get("scalings_")
-    if not isinstance(rotations, list) or not isinstance(scalings, list) or \
-            len(rotations) != k or len(scalings) != k:
+    if (
+        not isinstance(rotations, list)
+        or not isinstance(scalings, list)
+        or len(rotations) != k
+        or len(scalings) != k
+    ):
         raise node.fail(f"rotations_ and scalings_ must be lists of {k} arrays")
     priors = node.array("priors_", ndim=(1,), kinds="f")
     if priors.shape != (k,):
@@ -101,8 +117,10 @@ def build_qda(node: Node, b: Builders, X: Optional[Cols]) -> Built:
             R = node.array(f"rotations_[{i}]", ndim=(2,), kinds="f", value=rotations[i])
             S = node.array(f"scalings_[{i}]", ndim=(1,), kinds="f", value=scalings[i])
             if R.shape[0] != d or R.shape[1] != S.shape[0] or S.shape[0] < 1:
-                raise node.fail(f"rotations_[{i}] has shape {R.shape} and scalings_[{i}] "
-                                f"{S.shape} for {d} features")
+                raise node.fail(
+                    f"rotations_[{i}] has shape {R.shape} and scalings_[{i}] "
+                    f"{S.shape} for {d} features"
+                )
             # QuadraticDiscriminantAnalysis._decision_function's terms, as it computes them
             weights.append(R * (S ** (-0.5)))
             u.append(np.sum(np.log(S)))
@@ -112,19 +130,29 @@ def build_qda(node: Node, b: Builders, X: Optional[Cols]) -> Built:
     # columns are zeros, whose squares add nothing
     packed = np.zeros((k, d, rank))
     for i, w in enumerate(weights):
-        packed[i, :, :w.shape[1]] = w
+        packed[i, :, : w.shape[1]] = w
     n = node.n_features(d)
     X = b.input(node, X, n)
-    scores = b.add(node, Qda(n_classes=k, rank=rank, means=np.ascontiguousarray(means,
-                                                                                 np.float64),
-                             weights=packed.ravel(), u=np.asarray(u, np.float64),
-                             log_prior=np.ascontiguousarray(log_prior, np.float64)),
-                   X, k, accept=Accept.FINITE)
+    scores = b.add(
+        node,
+        Qda(
+            n_classes=k,
+            rank=rank,
+            means=np.ascontiguousarray(means, np.float64),
+            weights=packed.ravel(),
+            u=np.asarray(u, np.float64),
+            log_prior=np.ascontiguousarray(log_prior, np.float64),
+        ),
+        X,
+        k,
+        accept=Accept.FINITE,
+    )
     labels = b.add(node, Labels(rule=LabelRule.ARGMAX), scores, 1)
     outputs = {"predict": Out(labels, classes=np.ascontiguousarray(classes), squeeze=True)}
     if k == 2:
-        outputs["decision_function"] = Out(b.add(node, DaPost(rule=DaPostRule.DIFF), scores, 1),
-                                           squeeze=True)
+        outputs["decision_function"] = Out(
+            b.add(node, DaPost(rule=DaPostRule.DIFF), scores, 1), squeeze=True
+        )
     else:
         outputs["decision_function"] = Out(scores)
     if node.version >= (1, 6) or node.version == (0,):
@@ -136,5 +164,11 @@ def build_qda(node: Node, b: Builders, X: Optional[Cols]) -> Built:
         log_proba = b.add(node, Post(rule=PostRule.LOG), proba, k)
     outputs["predict_proba"] = Out(proba)
     outputs["predict_log_proba"] = Out(log_proba)
-    return Built(node.name, "classifier", outputs, n, feature_names_in=node.feature_names(),
-                 first_name=node.name)
+    return Built(
+        node.name,
+        "classifier",
+        outputs,
+        n,
+        feature_names_in=node.feature_names(),
+        first_name=node.name,
+    )

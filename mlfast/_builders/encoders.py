@@ -9,6 +9,7 @@ column, the missing category -- is folded here, once, into what each
 category writes (``CatMap.values``) and what an unknown one writes
 (``CatMap.unknown``), following ``sklearn/preprocessing/_encoders.py``.
 """
+
 from __future__ import annotations
 
 from typing import Any, List, Optional
@@ -40,11 +41,15 @@ def numpy_dtype(node: Node, key: str, default: Any = np.float64) -> np.dtype:
         dtype = value
     elif isinstance(value, type) and issubclass(value, (np.generic, int, float, bool)):
         dtype = np.dtype(value)
-    elif getattr(value, "module", None) in ("numpy", "builtins") and \
-            isinstance(getattr(value, "name", None), str):
+    elif getattr(value, "module", None) in ("numpy", "builtins") and isinstance(
+        getattr(value, "name", None), str
+    ):
         try:
-            dtype = np.dtype(value.name if value.module == "numpy" else
-                             {"float": float, "int": int, "bool": bool}[value.name])
+            dtype = np.dtype(
+                value.name
+                if value.module == "numpy"
+                else {"float": float, "int": int, "bool": bool}[value.name]
+            )
         except (TypeError, KeyError):
             raise node.fail(f"{key}={value!r} is not a numeric dtype") from None
     elif isinstance(value, str):
@@ -91,8 +96,7 @@ def _index_list(node: Node, key: str, n: int) -> List[Optional[np.ndarray]]:
 
 def _drop_indices(node: Node, n: int) -> List[Optional[int]]:
     """The category each column drops after infrequent grouping, or None."""
-    key = "_drop_idx_after_grouping" if "_drop_idx_after_grouping" in node.state \
-        else "drop_idx_"
+    key = "_drop_idx_after_grouping" if "_drop_idx_after_grouping" in node.state else "drop_idx_"
     value = node.state.get(key)
     if value is None:
         return [None] * n
@@ -143,9 +147,15 @@ def _encoder_input(node: Node, b: Builders, X: Optional[Cols], n: int) -> Cols:
 
 
 def _built(node: Node, n: int, cols: Cols, strings: int = Strings.CONVERT) -> Built:
-    return Built(node.name, "transformer", {"transform": Out(cols)}, n,
-                 feature_names_in=node.feature_names(), first_name=node.name,
-                 strings=strings)
+    return Built(
+        node.name,
+        "transformer",
+        {"transform": Out(cols)},
+        n,
+        feature_names_in=node.feature_names(),
+        first_name=node.name,
+        strings=strings,
+    )
 
 
 @register("sklearn.preprocessing", "OneHotEncoder")
@@ -156,8 +166,7 @@ def build_one_hot_encoder(node: Node, b: Builders, X: Optional[Cols]) -> Built:
     if handle not in ("error", "ignore", "infrequent_if_exist", "warn"):
         raise node.fail(f"handle_unknown={handle!r} is not served")
     infrequent = bool(node.state.get("_infrequent_enabled", False))
-    mappings = _index_list(node, "_default_to_infrequent_mappings", n) if infrequent \
-        else [None] * n
+    mappings = _index_list(node, "_default_to_infrequent_mappings", n) if infrequent else [None] * n
     infreq_idx = _index_list(node, "_infrequent_indices", n) if infrequent else [None] * n
     drops = _drop_indices(node, n)
     dtype = numpy_dtype(node, "dtype")
@@ -169,8 +178,7 @@ def build_one_hot_encoder(node: Node, b: Builders, X: Optional[Cols]) -> Built:
         mapping = mappings[j]
         if mapping is not None:
             if mapping.size != k or mapping.size and (mapping.min() < 0 or mapping.max() >= k):
-                raise node.fail(f"_default_to_infrequent_mappings[{j}] does not fit "
-                                f"{k} categories")
+                raise node.fail(f"_default_to_infrequent_mappings[{j}] does not fit {k} categories")
             grouped = mapping
             width = int(mapping.max()) + 1 if k else 0
         else:
@@ -189,8 +197,11 @@ def build_one_hot_encoder(node: Node, b: Builders, X: Optional[Cols]) -> Built:
         # an unknown value: the infrequent column where handle_unknown groups
         # it there (infrequent_if_exist, warn), else none (ignore)
         infrequent_j = infreq_idx[j]
-        if mapping is not None and infrequent_j is not None and \
-                handle in ("infrequent_if_exist", "warn"):
+        if (
+            mapping is not None
+            and infrequent_j is not None
+            and handle in ("infrequent_if_exist", "warn")
+        ):
             g = int(mapping[infrequent_j[0]])
             unknown[j] = -1.0 if drop == g else float(g - (drop is not None and g > drop) + offset)
         offset += width
@@ -201,9 +212,18 @@ def build_one_hot_encoder(node: Node, b: Builders, X: Optional[Cols]) -> Built:
     refuse = _refuse(n, handle == "error", node.version < (0, 24))
     tags, nums, text, text_offsets = _keys_of(node, cats, "categories_")
     columns = np.concatenate([[0], np.cumsum([c.size for c in cats])]).astype(np.int64)
-    op = CatMap(tags=tags, nums=nums, text=text, text_offsets=text_offsets, columns=columns,
-                values=np.concatenate(values), unknown=unknown, refuse=refuse,
-                n_outputs=offset, out_type=int(dtype.num))
+    op = CatMap(
+        tags=tags,
+        nums=nums,
+        text=text,
+        text_offsets=text_offsets,
+        columns=columns,
+        values=np.concatenate(values),
+        unknown=unknown,
+        refuse=refuse,
+        n_outputs=offset,
+        out_type=int(dtype.num),
+    )
     K = _encoder_input(node, b, X, n)
     return _built(node, n, b.add(node, op, K, offset))
 
@@ -229,15 +249,15 @@ def build_ordinal_encoder(node: Node, b: Builders, X: Optional[Cols]) -> Built:
     if not isinstance(missing_indices, dict):
         raise node.fail("_missing_indices must be a dict")
     infrequent = bool(node.state.get("_infrequent_enabled", False))
-    mappings = _index_list(node, "_default_to_infrequent_mappings", n) if infrequent \
-        else [None] * n
+    mappings = _index_list(node, "_default_to_infrequent_mappings", n) if infrequent else [None] * n
     dtype = numpy_dtype(node, "dtype")
     values: List[np.ndarray] = []
     for j, c in enumerate(cats):
         k = c.size
         missing = missing_indices.get(j)
-        if missing is not None and (not isinstance(missing, (int, np.integer)) or
-                                    not 0 <= missing < k):
+        if missing is not None and (
+            not isinstance(missing, (int, np.integer)) or not 0 <= missing < k
+        ):
             raise node.fail(f"_missing_indices[{j}] = {missing!r} is not a category")
         mapping = mappings[j]
         codes = np.arange(k, dtype=np.float64)
@@ -245,14 +265,18 @@ def build_ordinal_encoder(node: Node, b: Builders, X: Optional[Cols]) -> Built:
             # the missing category was left out of the mapping
             n_mapped = k - (missing is not None)
             if mapping.size != n_mapped:
-                raise node.fail(f"_default_to_infrequent_mappings[{j}] does not fit "
-                                f"{n_mapped} categories")
+                raise node.fail(
+                    f"_default_to_infrequent_mappings[{j}] does not fit {n_mapped} categories"
+                )
             idx = np.arange(k)
             keep = idx != missing if missing is not None else np.ones(k, bool)
             # X_int is only remapped where it is not the missing index, and
             # a category's own index reads the mapping at that index
-            remapped = mapping[np.minimum(idx, max(n_mapped - 1, 0))].astype(np.float64) \
-                if n_mapped else codes
+            remapped = (
+                mapping[np.minimum(idx, max(n_mapped - 1, 0))].astype(np.float64)
+                if n_mapped
+                else codes
+            )
             codes = np.where(keep, remapped, codes)
         if missing is not None:
             codes[int(missing)] = float(missing_value)
@@ -262,9 +286,18 @@ def build_ordinal_encoder(node: Node, b: Builders, X: Optional[Cols]) -> Built:
     refuse = _refuse(n, handle == "error", node.version < (1, 0))
     tags, nums, text, text_offsets = _keys_of(node, cats, "categories_")
     columns = np.concatenate([[0], np.cumsum([c.size for c in cats])]).astype(np.int64)
-    op = CatMap(tags=tags, nums=nums, text=text, text_offsets=text_offsets, columns=columns,
-                values=np.concatenate(values), unknown=np.full(n, unknown_fill),
-                refuse=refuse, n_outputs=0, out_type=int(dtype.num))
+    op = CatMap(
+        tags=tags,
+        nums=nums,
+        text=text,
+        text_offsets=text_offsets,
+        columns=columns,
+        values=np.concatenate(values),
+        unknown=np.full(n, unknown_fill),
+        refuse=refuse,
+        n_outputs=0,
+        out_type=int(dtype.num),
+    )
     K = _encoder_input(node, b, X, n)
     return _built(node, n, b.add(node, op, K, n))
 
@@ -280,10 +313,18 @@ def ordinal_codes(b: Builders, node: Node, X: Cols, categories: List[np.ndarray]
         values.append(codes)
     tags, nums, text, text_offsets = _keys_of(node, categories, "categories_")
     columns = np.concatenate([[0], np.cumsum([c.size for c in categories])]).astype(np.int64)
-    op = CatMap(tags=tags, nums=nums, text=text, text_offsets=text_offsets, columns=columns,
-                values=np.concatenate(values), unknown=np.full(len(categories), np.nan),
-                refuse=np.zeros(len(categories), np.uint8), n_outputs=0,
-                out_type=int(np.dtype(np.float64).num))
+    op = CatMap(
+        tags=tags,
+        nums=nums,
+        text=text,
+        text_offsets=text_offsets,
+        columns=columns,
+        values=np.concatenate(values),
+        unknown=np.full(len(categories), np.nan),
+        refuse=np.zeros(len(categories), np.uint8),
+        n_outputs=0,
+        out_type=int(np.dtype(np.float64).num),
+    )
     K = b.keys(node, X)
     return b.add(node, op, K, len(categories))
 
@@ -306,10 +347,14 @@ def build_object_imputer(node: Node, b: Builders, X: Optional[Cols]) -> Built:
     missing = node.get("missing_values")
     if not (is_nan(missing) or missing is None or isinstance(missing, (str, bytes, int, float))):
         raise UnsupportedModelError(
-            f"{node.where} (SimpleImputer): missing_values={missing!r} is not served")
+            f"{node.where} (SimpleImputer): missing_values={missing!r} is not served"
+        )
     keep_all = strategy == "constant" or bool(node.state.get("keep_empty_features", False))
-    keep = np.arange(n, dtype=np.int64) if keep_all else \
-        np.flatnonzero(~_object_missing(node, stats)).astype(np.int64)
+    keep = (
+        np.arange(n, dtype=np.int64)
+        if keep_all
+        else np.flatnonzero(~_object_missing(node, stats)).astype(np.int64)
+    )
     fill_and_missing = np.empty(n + 1, dtype=object)
     fill_and_missing[:n] = stats.tolist()
     fill_and_missing[n] = missing
@@ -326,16 +371,24 @@ def build_object_imputer(node: Node, b: Builders, X: Optional[Cols]) -> Built:
         mi = node.get("indicator_")
         state = getattr(mi, "state", None)
         features = state.get("features_") if isinstance(state, dict) else None
-        if not isinstance(features, np.ndarray) or features.ndim != 1 or (
-                features.size and (features.min() < 0 or features.max() >= n)):
+        if (
+            not isinstance(features, np.ndarray)
+            or features.ndim != 1
+            or (features.size and (features.min() < 0 or features.max() >= n))
+        ):
             raise node.fail("indicator_.features_ must index the input columns")
         if features.size:
             one = np.empty(1, dtype=object)
             one[0] = missing
             mt, mn, mx, mo = encode_keys(one)
-            indicator = KeyMissing(tags=mt, nums=mn, text=mx, text_offsets=mo,
-                                   features=features.astype(np.int64),
-                                   out_type=int(np.dtype(np.bool_).num))
+            indicator = KeyMissing(
+                tags=mt,
+                nums=mn,
+                text=mx,
+                text_offsets=mo,
+                features=features.astype(np.int64),
+                out_type=int(np.dtype(np.bool_).num),
+            )
             parts.append(b.add(node, indicator, K, features.size))
     if not parts:
         raise node.fail("every column is empty and no indicator is added: no output")
@@ -377,24 +430,40 @@ def build_target_encoder(node: Node, b: Builders, X: Optional[Cols]) -> Built:
             raise node.fail(f"target_mean_ is {type(mean).__name__}, expected a number")
         means = np.array([float(mean)])
     if len(encodings) != n * n_classes:
-        raise node.fail(f"encodings_ holds {len(encodings)} arrays, expected "
-                        f"{n * n_classes} ({n} features x {n_classes})")
+        raise node.fail(
+            f"encodings_ holds {len(encodings)} arrays, expected "
+            f"{n * n_classes} ({n} features x {n_classes})"
+        )
     for e, (enc, f) in enumerate(zip(encodings, np.repeat(np.arange(n), n_classes))):
-        if not isinstance(enc, np.ndarray) or enc.ndim != 1 or enc.dtype.kind not in "fiu" \
-                or enc.size != cats[f].size:
-            raise node.fail(f"encodings_[{e}] is not {cats[f].size} numbers, one a category "
-                            f"of feature {f}")
+        if (
+            not isinstance(enc, np.ndarray)
+            or enc.ndim != 1
+            or enc.dtype.kind not in "fiu"
+            or enc.size != cats[f].size
+        ):
+            raise node.fail(
+                f"encodings_[{e}] is not {cats[f].size} numbers, one a category of feature {f}"
+            )
     tags, nums, text, text_offsets = _keys_of(node, cats, "categories_")
     columns = np.concatenate([[0], np.cumsum([c.size for c in cats])]).astype(np.int64)
     K = _encoder_input(node, b, X, n)
     per_class = []
     for c in range(n_classes):
-        values = np.concatenate([np.asarray(encodings[f * n_classes + c], dtype=np.float64)
-                                 for f in range(n)])
-        op = CatMap(tags=tags, nums=nums, text=text, text_offsets=text_offsets,
-                    columns=columns, values=values, unknown=np.full(n, means[c]),
-                    refuse=_refuse(n, False, False), n_outputs=0,
-                    out_type=int(np.dtype(np.float64).num))
+        values = np.concatenate(
+            [np.asarray(encodings[f * n_classes + c], dtype=np.float64) for f in range(n)]
+        )
+        op = CatMap(
+            tags=tags,
+            nums=nums,
+            text=text,
+            text_offsets=text_offsets,
+            columns=columns,
+            values=values,
+            unknown=np.full(n, means[c]),
+            refuse=_refuse(n, False, False),
+            n_outputs=0,
+            out_type=int(np.dtype(np.float64).num),
+        )
         per_class.append(b.add(node, op, K, n).slots)
     # column f * n_classes + c: feature f's encoding for class c
     slots = np.stack(per_class, axis=1).reshape(-1)
@@ -409,13 +478,15 @@ def build_missing_indicator(node: Node, b: Builders, X: Optional[Cols]) -> Built
     in another column refuses the call, naming every such column."""
     features = node.array("features_", ndim=(1,), kinds="iu")
     n = node.n_features(node.integer("_n_features"))
-    if features.size and (features.min() < 0 or features.max() >= n or
-                          np.unique(features).size != features.size):
+    if features.size and (
+        features.min() < 0 or features.max() >= n or np.unique(features).size != features.size
+    ):
         raise node.fail(f"features_ must be distinct indices of the {n} input columns")
     missing = node.get("missing_values")
     if not (is_nan(missing) or missing is None or isinstance(missing, (str, bytes, int, float))):
         raise UnsupportedModelError(
-            f"{node.where} (MissingIndicator): missing_values={missing!r} is not served")
+            f"{node.where} (MissingIndicator): missing_values={missing!r} is not served"
+        )
     which = node.get("features", "missing-only")
     if which not in ("missing-only", "all"):
         raise node.fail(f"features={which!r} is not 'missing-only' or 'all'")
@@ -424,17 +495,18 @@ def build_missing_indicator(node: Node, b: Builders, X: Optional[Cols]) -> Built
     if error_on_new and uncovered.size and not is_nan(missing):
         raise UnsupportedModelError(
             f"{node.where} (MissingIndicator): error_on_new with missing_values={missing!r} "
-            "is not served (only with NaN)")
+            "is not served (only with NaN)"
+        )
     if not features.size:
         raise UnsupportedModelError(
             f"{node.where} (MissingIndicator): no column had missing values at fit, so "
-            "transform returns no columns")
+            "transform returns no columns"
+        )
     # one-hot over keys: a column of features_ has the one category (the
     # missing value) writing its output; the others have none
     one = np.empty(1, dtype=object)
     one[0] = missing
-    cats = [one if j in set(features.tolist()) else np.empty(0, dtype=object)
-            for j in range(n)]
+    cats = [one if j in set(features.tolist()) else np.empty(0, dtype=object) for j in range(n)]
     out_of = {int(f): t for t, f in enumerate(features.tolist())}
     values = np.array([float(out_of[j]) for j in range(n) if j in out_of])
     tags, nums, text, text_offsets = _keys_of(node, cats, "missing_values")
@@ -442,9 +514,18 @@ def build_missing_indicator(node: Node, b: Builders, X: Optional[Cols]) -> Built
     refuse = np.zeros(n, dtype=np.uint8)
     if error_on_new:
         refuse[uncovered] = REFUSE_NAN
-    op = CatMap(tags=tags, nums=nums, text=text, text_offsets=text_offsets, columns=columns,
-                values=values, unknown=np.full(n, -1.0), refuse=refuse,
-                n_outputs=features.size, out_type=int(np.dtype(np.bool_).num))
+    op = CatMap(
+        tags=tags,
+        nums=nums,
+        text=text,
+        text_offsets=text_offsets,
+        columns=columns,
+        values=values,
+        unknown=np.full(n, -1.0),
+        refuse=refuse,
+        n_outputs=features.size,
+        out_type=int(np.dtype(np.bool_).num),
+    )
     K = _encoder_input(node, b, X, n)
     return _built(node, n, b.add(node, op, K, features.size))
 
@@ -456,29 +537,36 @@ def build_dict_vectorizer(node: Node, b: Builders, X: Optional[Cols]) -> Built:
     reads as its input; ``sparse=True`` gives the same numbers, dense."""
     if X is not None:
         raise UnsupportedModelError(
-            f"{node.where} (DictVectorizer): served as the first step only (it reads dicts)")
+            f"{node.where} (DictVectorizer): served as the first step only (it reads dicts)"
+        )
     names = node.get("feature_names_")
-    if not isinstance(names, list) or not names or \
-            not all(isinstance(f, str) for f in names):
+    if not isinstance(names, list) or not names or not all(isinstance(f, str) for f in names):
         raise node.fail("feature_names_ must be a non-empty list of str")
     vocab = node.get("vocabulary_")
-    if not isinstance(vocab, dict) or len(vocab) != len(names) or \
-            any(vocab.get(f) != i for i, f in enumerate(names)):
+    if (
+        not isinstance(vocab, dict)
+        or len(vocab) != len(names)
+        or any(vocab.get(f) != i for i, f in enumerate(names))
+    ):
         raise node.fail("vocabulary_ does not index feature_names_")
     separator = node.get("separator", "=")
     if not isinstance(separator, str):
         raise node.fail(f"separator is {type(separator).__name__}, expected a str")
     dtype = numpy_dtype(node, "dtype")
     if dtype.name not in ("float64", "float32", "float16", "int64", "int32", "bool"):
-        raise UnsupportedModelError(f"{node.where} (DictVectorizer): dtype={dtype} is not "
-                                    "served")
+        raise UnsupportedModelError(f"{node.where} (DictVectorizer): dtype={dtype} is not served")
     cols = b.input(node, None, len(names))
     # a list of str values is one feature a value from 0.24 (before, the
     # list was the value of the feature its key names)
-    b.graph.dict_input = {"features": list(names), "separator": separator,
-                          "dtype": dtype.name, "iterables": node.version >= (0, 24)}
-    return Built(node.name, "transformer", {"transform": Out(cols)}, len(names),
-                 first_name=node.name)
+    b.graph.dict_input = {
+        "features": list(names),
+        "separator": separator,
+        "dtype": dtype.name,
+        "iterables": node.version >= (0, 24),
+    }
+    return Built(
+        node.name, "transformer", {"transform": Out(cols)}, len(names), first_name=node.name
+    )
 
 
 @register("sklearn.feature_extraction", "FeatureHasher")
@@ -489,14 +577,16 @@ def build_feature_hasher(node: Node, b: Builders, X: Optional[Cols]) -> Built:
     if X is not None:
         raise UnsupportedModelError(
             f"{node.where} (FeatureHasher): served as the first step only (it reads samples "
-            "of features, not arrays)")
-    n = node.get("n_features", 2 ** 20)
-    if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or not 1 <= n < 2 ** 31:
+            "of features, not arrays)"
+        )
+    n = node.get("n_features", 2**20)
+    if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or not 1 <= n < 2**31:
         raise node.fail(f"n_features={n!r} is not an integer in 1..2**31-1")
     if n > 1 << 16:
         raise UnsupportedModelError(
             f"{node.where} (FeatureHasher): n_features={n} columns are served dense, and "
-            "mlfast serves up to 65536")
+            "mlfast serves up to 65536"
+        )
     kind = node.get("input_type", "dict")
     if kind not in ("dict", "pair", "string"):
         raise node.fail(f"input_type={kind!r} is not dict, pair or string")
@@ -505,10 +595,12 @@ def build_feature_hasher(node: Node, b: Builders, X: Optional[Cols]) -> Built:
         raise node.fail(f"alternate_sign is {type(alternate).__name__}, expected a bool")
     dtype = numpy_dtype(node, "dtype")
     if dtype.name not in ("float64", "float32", "float16", "int64", "int32"):
-        raise UnsupportedModelError(f"{node.where} (FeatureHasher): dtype={dtype} is not "
-                                    "served")
+        raise UnsupportedModelError(f"{node.where} (FeatureHasher): dtype={dtype} is not served")
     cols = b.input(node, None, int(n))
-    b.graph.hash_input = {"n_features": int(n), "input_type": kind,
-                          "alternate_sign": alternate, "dtype": dtype.name}
-    return Built(node.name, "transformer", {"transform": Out(cols)}, int(n),
-                 first_name=node.name)
+    b.graph.hash_input = {
+        "n_features": int(n),
+        "input_type": kind,
+        "alternate_sign": alternate,
+        "dtype": dtype.name,
+    }
+    return Built(node.name, "transformer", {"transform": Out(cols)}, int(n), first_name=node.name)

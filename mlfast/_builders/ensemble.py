@@ -11,6 +11,7 @@ Constants that scikit-learn computes at predict time from fitted values
 (the sum of the weights, -1 / (k - 1) * w, log(n_estimators)) are computed
 here once with the same numpy operations.
 """
+
 from __future__ import annotations
 
 import os
@@ -63,10 +64,14 @@ def _fitted(node: Node, key: str = "estimators_") -> List[Any]:
     return members
 
 
-def _build_members(node: Node, b: Builders, X: Optional[Cols], members: Sequence[Any],
-                   key: str = "estimators_",
-                   features: Optional[Sequence[np.ndarray]] = None
-                   ) -> Tuple[List[Built], Cols]:
+def _build_members(
+    node: Node,
+    b: Builders,
+    X: Optional[Cols],
+    members: Sequence[Any],
+    key: str = "estimators_",
+    features: Optional[Sequence[np.ndarray]] = None,
+) -> Tuple[List[Built], Cols]:
     """Each member over X (or over its own columns of X); when the ensemble
     is the first to read the input, the first member fixes its width."""
     built: List[Built] = []
@@ -82,21 +87,25 @@ def _build_members(node: Node, b: Builders, X: Optional[Cols], members: Sequence
     return built, X
 
 
-def _method(node: Node, built: Built, i: int, method: str, why: str,
-            key: str = "estimators_") -> Out:
+def _method(
+    node: Node, built: Built, i: int, method: str, why: str, key: str = "estimators_"
+) -> Out:
     out = built.outputs.get(method)
     if out is None:
         raise UnsupportedModelError(
-            f"{node.where}.{key}[{i}] ({built.name}) has no {method}, which {why}")
+            f"{node.where}.{key}[{i}] ({built.name}) has no {method}, which {why}"
+        )
     if out.split is not None or out.column_classes is not None:
         raise UnsupportedModelError(
             f"{node.where}.{key}[{i}] ({built.name}) answers {method} for several "
-            f"outputs; {node.name} is served for single-output members only")
+            f"outputs; {node.name} is served for single-output members only"
+        )
     return out
 
 
-def _member_classes(node: Node, member_classes: Optional[np.ndarray], i: int,
-                    key: str) -> np.ndarray:
+def _member_classes(
+    node: Node, member_classes: Optional[np.ndarray], i: int, key: str
+) -> np.ndarray:
     """A member's classes; a member without any (a regressor, a transformer)
     has no place in a classifier's ensemble."""
     if member_classes is None:
@@ -104,25 +113,39 @@ def _member_classes(node: Node, member_classes: Optional[np.ndarray], i: int,
     return np.asarray(member_classes)
 
 
-def _index_map(node: Node, member_classes: Optional[np.ndarray], n_classes: int, i: int,
-               key: str = "estimators_") -> np.ndarray:
+def _index_map(
+    node: Node,
+    member_classes: Optional[np.ndarray],
+    n_classes: int,
+    i: int,
+    key: str = "estimators_",
+) -> np.ndarray:
     """A member's classes as indices into the ensemble's classes: members of
     voting, stacking and bagging were fitted on labels encoded 0..k-1."""
     values = _member_classes(node, member_classes, i, key)
     ok = values.dtype.kind in "iub" or (
-        values.dtype.kind == "f" and np.all(np.isfinite(values)) and
-        np.all(values == np.round(values)))
+        values.dtype.kind == "f"
+        and np.all(np.isfinite(values))
+        and np.all(values == np.round(values))
+    )
     if ok:
         index = values.astype(np.int64)
         ok = bool(np.all((index >= 0) & (index < n_classes)))
     if not ok:
-        raise node.fail(f"{key}[{i}] has classes {values.tolist()[:8]}, expected "
-                        f"indices below {n_classes} (the encoded labels it was fitted on)")
+        raise node.fail(
+            f"{key}[{i}] has classes {values.tolist()[:8]}, expected "
+            f"indices below {n_classes} (the encoded labels it was fitted on)"
+        )
     return index
 
 
-def _value_map(node: Node, member_classes: Optional[np.ndarray], classes: np.ndarray, i: int,
-               key: str = "estimators_") -> np.ndarray:
+def _value_map(
+    node: Node,
+    member_classes: Optional[np.ndarray],
+    classes: np.ndarray,
+    i: int,
+    key: str = "estimators_",
+) -> np.ndarray:
     """A member's classes as indices into the ensemble's classes, by value."""
     position: Dict[Any, int] = {}
     for j, c in enumerate(classes.tolist()):
@@ -146,7 +169,8 @@ def _classes(node: Node) -> np.ndarray:
     if isinstance(classes, list):
         raise UnsupportedModelError(
             f"{node.where} ({node.name}): multilabel and multi-output classification "
-            "is not served for this estimator")
+            "is not served for this estimator"
+        )
     if not isinstance(classes, np.ndarray) or classes.ndim != 1 or classes.size < 1:
         raise node.fail("classes_ must be a 1-D array")
     if classes.dtype.kind not in "biufUSO":
@@ -154,18 +178,32 @@ def _classes(node: Node) -> np.ndarray:
     return np.ascontiguousarray(classes)
 
 
-def _labels(node: Node, b: Builders, scores: Cols, classes: np.ndarray,
-            rule: int = LabelRule.ARGMAX) -> Out:
+def _labels(
+    node: Node, b: Builders, scores: Cols, classes: np.ndarray, rule: int = LabelRule.ARGMAX
+) -> Out:
     return Out(b.add(node, Labels(rule=rule), scores, 1), classes=classes, squeeze=True)
 
 
-def _built(node: Node, kind: str, outputs: Dict[str, Out], X: Cols, first: Built,
-           name: Optional[str] = None, first_name: Optional[str] = None) -> Built:
+def _built(
+    node: Node,
+    kind: str,
+    outputs: Dict[str, Out],
+    X: Cols,
+    first: Built,
+    name: Optional[str] = None,
+    first_name: Optional[str] = None,
+) -> Built:
     """The ensemble as built: members check X first unless it does itself."""
-    return Built(name or node.name, kind, outputs, len(X),
-                 feature_names_in=node.feature_names(),
-                 first_name=first_name or first.first_name,
-                 strings=first.strings, string_prefix=first.string_prefix)
+    return Built(
+        name or node.name,
+        kind,
+        outputs,
+        len(X),
+        feature_names_in=node.feature_names(),
+        first_name=first_name or first.first_name,
+        strings=first.strings,
+        string_prefix=first.string_prefix,
+    )
 
 
 def _numpy_sum(values: np.ndarray) -> float:
@@ -184,16 +222,20 @@ def _voting_weights(node: Node, n_members: int) -> Optional[np.ndarray]:
     estimators = node.get("estimators")
     if not isinstance(estimators, list) or len(estimators) != len(weights):
         raise node.fail("weights do not match the estimators")
-    kept = [w for item, w in zip(estimators, weights)
-            if not (isinstance(item, tuple) and len(item) == 2 and _is_dropped(item[1]))]
+    kept = [
+        w
+        for item, w in zip(estimators, weights)
+        if not (isinstance(item, tuple) and len(item) == 2 and _is_dropped(item[1]))
+    ]
     w = np.asarray(kept)
     if w.ndim != 1 or w.size != n_members or w.dtype.kind not in "biuf":
         raise node.fail(f"weights {list(weights)[:8]} do not fit {n_members} members")
     return w
 
 
-def _average(node: Node, weights: Optional[np.ndarray], n_members: int, ndim: int,
-             axis: int) -> Average:
+def _average(
+    node: Node, weights: Optional[np.ndarray], n_members: int, ndim: int, axis: int
+) -> Average:
     """np.average(a, axis, weights) over the members' axis of an ndim array:
     the sum of the weights as numpy takes it (broadcast along that axis)."""
     if weights is None:
@@ -221,8 +263,9 @@ def build_voting_classifier(node: Node, b: Builders, X: Optional[Cols]) -> Built
             proba = _method(node, member, i, "predict_proba", "soft voting needs")
             _index_map(node, member.classes, k, i)
             if len(proba.cols) != k:
-                raise node.fail(f"estimators_[{i}] returns {len(proba.cols)} probabilities "
-                                f"for {k} classes")
+                raise node.fail(
+                    f"estimators_[{i}] returns {len(proba.cols)} probabilities for {k} classes"
+                )
             probas.append(proba.cols)
         stacked = Cols.concat(probas)
         # np.average of the (m, n, k) probabilities over axis 0
@@ -242,9 +285,12 @@ def build_voting_classifier(node: Node, b: Builders, X: Optional[Cols]) -> Built
             label_cols.append(predict.cols)
         labels = Cols.concat(label_cols)
         offsets = _offsets([m.size for m in maps])
-        vote = Vote(n_classes=k, weights=None if weights is None else
-                    weights.astype(np.float64), class_map=np.concatenate(maps),
-                    map_offsets=offsets)
+        vote = Vote(
+            n_classes=k,
+            weights=None if weights is None else weights.astype(np.float64),
+            class_map=np.concatenate(maps),
+            map_offsets=offsets,
+        )
         totals = b.add(node, vote, labels, k)
         outputs["predict"] = _labels(node, b, totals, classes)
         # transform: the members' labels, which numpy returns as int64
@@ -273,8 +319,9 @@ def build_voting_regressor(node: Node, b: Builders, X: Optional[Cols]) -> Built:
 # ---- stacking ---------------------------------------------------------------------------
 
 
-def _stack_features(node: Node, b: Builders, built: Sequence[Built], methods: List[Any],
-                    n_classes: Optional[int]) -> List[Cols]:
+def _stack_features(
+    node: Node, b: Builders, built: Sequence[Built], methods: List[Any], n_classes: Optional[int]
+) -> List[Cols]:
     """_concatenate_predictions: each member's stack_method_ answer as
     columns (a 1-D answer as one column, the first of two probabilities
     dropped)."""
@@ -291,9 +338,13 @@ def _stack_features(node: Node, b: Builders, built: Sequence[Built], methods: Li
             if table.dtype.kind not in "biuf":
                 raise UnsupportedModelError(
                     f"{node.where}.estimators_[{i}] predicts {table.dtype} labels, which "
-                    "mlfast does not stack")
-            take = Take(table=table.astype(np.float64), offsets=_offsets([table.size]),
-                        int_out=table.dtype.kind in "biu")
+                    "mlfast does not stack"
+                )
+            take = Take(
+                table=table.astype(np.float64),
+                offsets=_offsets([table.size]),
+                int_out=table.dtype.kind in "biu",
+            )
             cols = b.add(node, take, cols, 1)
         elif method == "predict_proba" and n_classes == 2:
             cols = cols[1:]
@@ -308,8 +359,7 @@ def _build_stacking(node: Node, b: Builders, X: Optional[Cols], classifier: bool
     methods = node.get("stack_method_")
     if not isinstance(methods, list) or len(methods) != len(built):
         raise node.fail("stack_method_ does not list one method per fitted estimator")
-    parts = _stack_features(node, b, built, methods,
-                            None if classes is None else classes.size)
+    parts = _stack_features(node, b, built, methods, None if classes is None else classes.size)
     passthrough = node.get("passthrough", False)
     if passthrough:
         parts.append(X)
@@ -319,13 +369,15 @@ def _build_stacking(node: Node, b: Builders, X: Optional[Cols], classifier: bool
     if classes is not None:
         predict = final.outputs.get("predict")
         if predict is None or predict.classes is None:
-            raise UnsupportedModelError(f"{node.where}.final_estimator_ ({final.name}) "
-                                        "does not predict classes")
+            raise UnsupportedModelError(
+                f"{node.where}.final_estimator_ ({final.name}) does not predict classes"
+            )
         encoded = np.asarray(predict.classes)
-        if encoded.shape != (classes.size,) or not np.array_equal(
-                encoded, np.arange(classes.size)):
-            raise node.fail(f"final_estimator_ has classes {encoded.tolist()[:8]}, "
-                            f"expected 0..{classes.size - 1}")
+        if encoded.shape != (classes.size,) or not np.array_equal(encoded, np.arange(classes.size)):
+            raise node.fail(
+                f"final_estimator_ has classes {encoded.tolist()[:8]}, "
+                f"expected 0..{classes.size - 1}"
+            )
         # _label_encoder.inverse_transform of the final estimator's labels
         outputs["predict"] = Out(predict.cols, classes=classes, squeeze=True)
         for method in ("predict_proba", "decision_function"):
@@ -359,7 +411,7 @@ def _effective_n_jobs(n_jobs: Any) -> int:
     if n_jobs < 0:
         try:
             cpus = len(os.sched_getaffinity(0))
-        except AttributeError:   # not Linux
+        except AttributeError:  # not Linux
             cpus = os.cpu_count() or 1
         return max(cpus + 1 + int(n_jobs), 1)
     return int(n_jobs)
@@ -369,7 +421,7 @@ def _chunk_starts(n_estimators: int, n_jobs: Any, n_fitted: int) -> np.ndarray:
     """_partition_estimators(n_estimators, n_jobs), as slices of estimators_."""
     jobs = min(_effective_n_jobs(n_jobs), n_estimators)
     per_job = np.full(jobs, n_estimators // jobs, dtype=int)
-    per_job[:n_estimators % jobs] += 1
+    per_job[: n_estimators % jobs] += 1
     starts = np.concatenate([[0], np.cumsum(per_job)])
     return np.minimum(starts, n_fitted).astype(np.int64)
 
@@ -386,8 +438,7 @@ def _bagging_common(node: Node, b: Builders, X: Optional[Cols]):
     subsets = []
     for i, f in enumerate(features):
         f = np.asarray(f)
-        if f.ndim != 1 or f.size < 1 or f.dtype.kind not in "iu" or \
-                f.min() < 0 or f.max() >= n:
+        if f.ndim != 1 or f.size < 1 or f.dtype.kind not in "iu" or f.min() < 0 or f.max() >= n:
             raise node.fail(f"estimators_features_[{i}] is not a list of feature indices")
         subsets.append(f.astype(np.int64))
     n_estimators = node.integer("n_estimators")
@@ -411,8 +462,10 @@ def build_bagging_classifier(node: Node, b: Builders, X: Optional[Cols]) -> Buil
         if "predict_proba" in member.outputs:
             member_proba = _method(node, member, i, "predict_proba", "bagging needs")
             if len(member_proba.cols) != index.size:
-                raise node.fail(f"estimators_[{i}] returns {len(member_proba.cols)} "
-                                f"probabilities for {index.size} classes")
+                raise node.fail(
+                    f"estimators_[{i}] returns {len(member_proba.cols)} "
+                    f"probabilities for {index.size} classes"
+                )
             cols.append(member_proba.cols)
             widths.append(len(member_proba.cols))
             votes.append(0)
@@ -424,49 +477,77 @@ def build_bagging_classifier(node: Node, b: Builders, X: Optional[Cols]) -> Buil
         maps.append(index)
     map_offsets = _offsets([m.size for m in maps])
     class_map = np.concatenate(maps)
-    bag = Bag(n_outputs=k, widths=np.asarray(widths, np.int64),
-              votes=np.asarray(votes, np.int64), class_map=class_map,
-              map_offsets=map_offsets, chunk_starts=starts, divisor=float(n_estimators))
+    bag = Bag(
+        n_outputs=k,
+        widths=np.asarray(widths, np.int64),
+        votes=np.asarray(votes, np.int64),
+        class_map=class_map,
+        map_offsets=map_offsets,
+        chunk_starts=starts,
+        divisor=float(n_estimators),
+    )
     proba = b.add(node, bag, Cols.concat(cols), k)
-    outputs: Dict[str, Out] = {"predict_proba": Out(proba),
-                               "predict": _labels(node, b, proba, classes)}
+    outputs: Dict[str, Out] = {
+        "predict_proba": Out(proba),
+        "predict": _labels(node, b, proba, classes),
+    }
     if all("predict_log_proba" in m.outputs for m in built):
         # logaddexp of the members' log probabilities, less log(n_estimators)
-        logs = [_method(node, m, i, "predict_log_proba", "bagging needs").cols
-                for i, m in enumerate(built)]
-        log_bag = Bag(n_outputs=k, widths=np.asarray([len(c) for c in logs], np.int64),
-                      votes=np.zeros(len(built), np.int64), class_map=class_map,
-                      map_offsets=map_offsets, chunk_starts=starts,
-                      divisor=float(n_estimators), log=True,
-                      log_offset=float(np.log(n_estimators)))
+        logs = [
+            _method(node, m, i, "predict_log_proba", "bagging needs").cols
+            for i, m in enumerate(built)
+        ]
+        log_bag = Bag(
+            n_outputs=k,
+            widths=np.asarray([len(c) for c in logs], np.int64),
+            votes=np.zeros(len(built), np.int64),
+            class_map=class_map,
+            map_offsets=map_offsets,
+            chunk_starts=starts,
+            divisor=float(n_estimators),
+            log=True,
+            log_offset=float(np.log(n_estimators)),
+        )
         if any(len(c) != m.size for c, m in zip(logs, maps)):
             raise node.fail("a member's log probabilities do not fit its classes")
         outputs["predict_log_proba"] = Out(b.add(node, log_bag, Cols.concat(logs), k))
     else:
         outputs["predict_log_proba"] = Out(b.add(node, Post(rule=PostRule.LOG), proba, k))
     if "decision_function" in built[0].outputs:
-        decisions = [_method(node, m, i, "decision_function", "bagging averages").cols
-                     for i, m in enumerate(built)]
+        decisions = [
+            _method(node, m, i, "decision_function", "bagging averages").cols
+            for i, m in enumerate(built)
+        ]
         width = len(decisions[0])
         if any(len(d) != width for d in decisions):
-            raise node.fail("the members' decision functions differ in width (a member "
-                            "saw fewer classes): scikit-learn cannot add them")
+            raise node.fail(
+                "the members' decision functions differ in width (a member "
+                "saw fewer classes): scikit-learn cannot add them"
+            )
         squeeze = built[0].outputs["decision_function"].squeeze
         outputs["decision_function"] = Out(
-            b.add(node, _sum_bag(built, width, starts, n_estimators), Cols.concat(decisions),
-                  width), squeeze=squeeze)
+            b.add(
+                node, _sum_bag(built, width, starts, n_estimators), Cols.concat(decisions), width
+            ),
+            squeeze=squeeze,
+        )
     return _built(node, "classifier", outputs, X, built[0], first_name=node.name)
 
 
-def _sum_bag(built: Sequence[Built], width: int, starts: np.ndarray,
-             n_estimators: int) -> Bag:
+def _sum_bag(built: Sequence[Built], width: int, starts: np.ndarray, n_estimators: int) -> Bag:
     """sum(member answers) chunk by chunk, over n_estimators: the members'
     float type kept."""
     m = len(built)
-    return Bag(n_outputs=width, widths=np.full(m, width, np.int64),
-               votes=np.zeros(m, np.int64), class_map=np.tile(np.arange(width), m),
-               map_offsets=_offsets([width] * m), chunk_starts=starts,
-               divisor=float(n_estimators), keep_type=True)
+    return Bag(
+        n_outputs=width,
+        widths=np.full(m, width, np.int64),
+        votes=np.zeros(m, np.int64),
+        class_map=np.tile(np.arange(width), m),
+        map_offsets=_offsets([width] * m),
+        chunk_starts=starts,
+        divisor=float(n_estimators),
+        keep_type=True,
+    )
 
 
 @register("sklearn.ensemble", "BaggingRegressor")
@@ -483,8 +564,9 @@ def build_bagging_regressor(node: Node, b: Builders, X: Optional[Cols]) -> Built
         raise node.fail("the members predict different numbers of outputs")
     squeeze = built[0].outputs["predict"].squeeze
     raw = b.add(node, _sum_bag(built, width, starts, n_estimators), Cols.concat(preds), width)
-    return _built(node, "regressor", {"predict": Out(raw, squeeze=squeeze)}, X, built[0],
-                  first_name=node.name)
+    return _built(
+        node, "regressor", {"predict": Out(raw, squeeze=squeeze)}, X, built[0], first_name=node.name
+    )
 
 
 # ---- AdaBoost ---------------------------------------------------------------------------
@@ -497,10 +579,16 @@ def _boost_members(node: Node, b: Builders, X: Optional[Cols]):
     n = node.state.get("n_features_in_")
     if n is None:
         # before 0.24: the first member knows
-        first = Node(members[0], f"{node.where}.estimators_[0]") \
-            if isinstance(members[0], Record) else None
-        n = first.state.get("n_features_in_", first.state.get("n_features_")) \
-            if first is not None else None
+        first = (
+            Node(members[0], f"{node.where}.estimators_[0]")
+            if isinstance(members[0], Record)
+            else None
+        )
+        n = (
+            first.state.get("n_features_in_", first.state.get("n_features_"))
+            if first is not None
+            else None
+        )
     if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1:
         raise node.fail(f"n_features_in_ is {n!r}")
     X = b.input(node, X, int(n))
@@ -517,8 +605,9 @@ def build_adaboost_classifier(node: Node, b: Builders, X: Optional[Cols]) -> Bui
     classes = _classes(node)
     k = classes.size
     if k < 2:
-        raise UnsupportedModelError(f"{node.where}: an AdaBoostClassifier of one class is "
-                                    "not served")
+        raise UnsupportedModelError(
+            f"{node.where}: an AdaBoostClassifier of one class is not served"
+        )
     built, X, weights = _boost_members(node, b, X)
     algorithm = node.state.get("algorithm", "SAMME")
     # 1.6 removed SAMME.R: 'deprecated' (1.6, 1.7) and no parameter (1.8) mean SAMME
@@ -526,17 +615,24 @@ def build_adaboost_classifier(node: Node, b: Builders, X: Optional[Cols]) -> Bui
     total = _numpy_sum(weights)
     if total == 0.0:
         raise node.fail("estimator_weights_ add up to 0")
-    w = np.ascontiguousarray(weights[:len(built)], dtype=np.float64)
+    w = np.ascontiguousarray(weights[: len(built)], dtype=np.float64)
     if real:
         cols = []
         for i, member in enumerate(built):
             member_proba = _method(node, member, i, "predict_proba", "SAMME.R needs")
             if len(member_proba.cols) != k or not np.array_equal(
-                    _value_map(node, member.classes, classes, i), np.arange(k)):
+                _value_map(node, member.classes, classes, i), np.arange(k)
+            ):
                 raise node.fail(f"estimators_[{i}] does not know the {k} classes in order")
             cols.append(member_proba.cols)
-        op = Samme(n_classes=k, real=True, weights=w, total=total, inv_classes=1.0 / k,
-                   eps=float(np.finfo(np.float64).eps))
+        op = Samme(
+            n_classes=k,
+            real=True,
+            weights=w,
+            total=total,
+            inv_classes=1.0 / k,
+            eps=float(np.finfo(np.float64).eps),
+        )
     else:
         cols, maps = [], []
         for i, member in enumerate(built):
@@ -547,11 +643,16 @@ def build_adaboost_classifier(node: Node, b: Builders, X: Optional[Cols]) -> Bui
             others = np.zeros(len(built))
         else:
             # np.where(..., w, -1 / (n_classes - 1) * w)
-            others = np.array([-1 / (k - 1) * wm for wm in weights[:len(built)]],
-                              dtype=np.float64)
-        op = Samme(n_classes=k, real=False, weights=w, others=others,
-                   class_map=np.concatenate(maps), map_offsets=_offsets([m.size for m in maps]),
-                   total=total)
+            others = np.array([-1 / (k - 1) * wm for wm in weights[: len(built)]], dtype=np.float64)
+        op = Samme(
+            n_classes=k,
+            real=False,
+            weights=w,
+            others=others,
+            class_map=np.concatenate(maps),
+            map_offsets=_offsets([m.size for m in maps]),
+            total=total,
+        )
     width = 1 if k == 2 else k
     decision = b.add(node, op, Cols.concat(cols), width)
     outputs: Dict[str, Out] = {"decision_function": Out(decision, squeeze=k == 2)}
@@ -573,7 +674,8 @@ def build_adaboost_classifier(node: Node, b: Builders, X: Optional[Cols]) -> Bui
         for i, member in enumerate(built):
             member_proba = _method(node, member, i, "predict_proba", "SAMME before 0.22 needs")
             if len(member_proba.cols) != k or not np.array_equal(
-                    _value_map(node, member.classes, classes, i), np.arange(k)):
+                _value_map(node, member.classes, classes, i), np.arange(k)
+            ):
                 raise node.fail(f"estimators_[{i}] does not know the {k} classes in order")
             probas.append(member_proba.cols)
         mean = b.add(node, Average(weights=w, scale=total, weighted=True), Cols.concat(probas), k)
@@ -594,11 +696,11 @@ def build_adaboost_regressor(node: Node, b: Builders, X: Optional[Cols]) -> Buil
         if len(predict.cols) != 1 or predict.classes is not None:
             raise node.fail(f"estimators_[{i}] does not predict one value a row")
         preds.append(predict.cols)
-    median = WeightedMedian(weights=np.ascontiguousarray(weights[:len(built)],
-                                                         dtype=np.float64))
+    median = WeightedMedian(weights=np.ascontiguousarray(weights[: len(built)], dtype=np.float64))
     raw = b.add(node, median, Cols.concat(preds), 1)
-    return _built(node, "regressor", {"predict": Out(raw, squeeze=True)}, X, built[0],
-                  first_name=node.name)
+    return _built(
+        node, "regressor", {"predict": Out(raw, squeeze=True)}, X, built[0], first_name=node.name
+    )
 
 
 # ---- Dummy estimators -------------------------------------------------------------------
@@ -612,7 +714,8 @@ def _dummy_input(node: Node, b: Builders, X: Optional[Cols]) -> Cols:
         if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1:
             raise UnsupportedModelError(
                 f"{node.where} ({node.name}) does not record how many features it was "
-                "fitted on (no n_features_in_), so mlfast cannot check its input")
+                "fitted on (no n_features_in_), so mlfast cannot check its input"
+            )
         X = b.input(node, None, int(n))
     return X
 
@@ -621,12 +724,13 @@ def _dummy_input(node: Node, b: Builders, X: Optional[Cols]) -> Cols:
 def build_dummy_classifier(node: Node, b: Builders, X: Optional[Cols]) -> Built:
     strategy = node.state.get("_strategy", node.get("strategy"))
     if node.state.get("sparse_output_", False):
-        raise UnsupportedModelError(f"{node.where}: a DummyClassifier fitted on a sparse "
-                                    "target predicts sparse matrices, which mlfast does "
-                                    "not serve")
+        raise UnsupportedModelError(
+            f"{node.where}: a DummyClassifier fitted on a sparse "
+            "target predicts sparse matrices, which mlfast does "
+            "not serve"
+        )
     if node.integer("n_outputs_", 1) != 1:
-        raise UnsupportedModelError(f"{node.where}: a multi-output DummyClassifier is not "
-                                    "served")
+        raise UnsupportedModelError(f"{node.where}: a multi-output DummyClassifier is not served")
     classes = _classes(node)
     k = classes.size
     prior = node.vector("class_prior_", k)
@@ -634,13 +738,14 @@ def build_dummy_classifier(node: Node, b: Builders, X: Optional[Cols]) -> Built:
         raise UnsupportedModelError(
             f"{node.where}: DummyClassifier(strategy='stratified') answers at random "
             "(predict and predict_proba draw each row from the class prior), so no "
-            "compiled model can give scikit-learn's answers")
+            "compiled model can give scikit-learn's answers"
+        )
     if strategy in ("most_frequent", "prior"):
         row = np.zeros(k)
         if strategy == "most_frequent":
             row[prior.argmax()] = 1.0
         else:
-            row = np.ones((1, 1)) * prior    # np.ones((n, 1)) * class_prior_
+            row = np.ones((1, 1)) * prior  # np.ones((n, 1)) * class_prior_
     elif strategy == "uniform":
         row = np.ones((1, k)) / k
     elif strategy == "constant":
@@ -661,9 +766,15 @@ def build_dummy_classifier(node: Node, b: Builders, X: Optional[Cols]) -> Built:
         # uniform's predict draws a class at random for each row: only its
         # probabilities (1/k) are served
         outputs["predict"] = _labels(node, b, proba, classes)
-    return Built(node.name, "classifier", outputs, len(X),
-                 feature_names_in=node.feature_names(), first_name=node.name,
-                 strings=Strings.CONVERT)
+    return Built(
+        node.name,
+        "classifier",
+        outputs,
+        len(X),
+        feature_names_in=node.feature_names(),
+        first_name=node.name,
+        strings=Strings.CONVERT,
+    )
 
 
 @register("sklearn.dummy", "DummyRegressor")
@@ -674,17 +785,22 @@ def build_dummy_regressor(node: Node, b: Builders, X: Optional[Cols]) -> Built:
     if values.size != n_outputs or n_outputs < 1:
         raise node.fail(f"constant_ has {values.size} values for {n_outputs} outputs")
     # np.full(..., dtype=np.array(self.constant_).dtype)
-    kind = {"f": 2 if constant.dtype == np.float32 else 0, "i": 1, "u": 1}.get(
-        constant.dtype.kind)
+    kind = {"f": 2 if constant.dtype == np.float32 else 0, "i": 1, "u": 1}.get(constant.dtype.kind)
     if kind is None or (kind == 0 and constant.dtype != np.float64):
-        raise UnsupportedModelError(f"{node.where}: a DummyRegressor constant of dtype "
-                                    f"{constant.dtype} is not served")
+        raise UnsupportedModelError(
+            f"{node.where}: a DummyRegressor constant of dtype {constant.dtype} is not served"
+        )
     X = _dummy_input(node, b, X)
-    raw = b.add(node, Constant(values=values.astype(np.float64), out_kind=kind), X[:1],
-                n_outputs)
-    return Built(node.name, "regressor", {"predict": Out(raw, squeeze=n_outputs == 1)},
-                 len(X), feature_names_in=node.feature_names(), first_name=node.name,
-                 strings=Strings.CONVERT)
+    raw = b.add(node, Constant(values=values.astype(np.float64), out_kind=kind), X[:1], n_outputs)
+    return Built(
+        node.name,
+        "regressor",
+        {"predict": Out(raw, squeeze=n_outputs == 1)},
+        len(X),
+        feature_names_in=node.feature_names(),
+        first_name=node.name,
+        strings=Strings.CONVERT,
+    )
 
 
 # ---- RandomTreesEmbedding ---------------------------------------------------------------
@@ -708,8 +824,9 @@ def build_random_trees_embedding(node: Node, b: Builders, X: Optional[Cols]) -> 
     if not isinstance(categories, list) or len(categories) != len(members):
         raise enc.fail("categories_ must hold one array per tree")
     if enc.state.get("drop_idx_") is not None or enc.state.get("_infrequent_enabled", False):
-        raise UnsupportedModelError(f"{enc.where}: a OneHotEncoder that drops or groups "
-                                    "categories is not served here")
+        raise UnsupportedModelError(
+            f"{enc.where}: a OneHotEncoder that drops or groups categories is not served here"
+        )
     ignore_unknown = enc.state.get("handle_unknown", "error") != "error"
     trees = _Trees()
     accept = Accept.NAN
@@ -736,15 +853,23 @@ def build_random_trees_embedding(node: Node, b: Builders, X: Optional[Cols]) -> 
             raise UnsupportedModelError(
                 f"{est.where}: leaf {int(leaves[~found][0])} never held a training row, so "
                 "scikit-learn refuses the rows it reaches ('unknown category'); such a "
-                "model is not served")
+                "model is not served"
+            )
         column[leaves[found]] = offset + position[found]
         offset += cats.size
         trees.add(left, right, feature, threshold, flags, column[:, None])
     if n_features is None:
         raise node.fail("estimators_ holds no trees")
-    raw, n = trees.add_to(node, b, X, n_features, len(members), accept,
-                          column=np.arange(len(members), dtype=np.int32))
+    raw, n = trees.add_to(
+        node, b, X, n_features, len(members), accept, column=np.arange(len(members), dtype=np.int32)
+    )
     onehot = b.add(node, OneHot(n_outputs=offset), raw, offset)
-    return Built(node.name, "transformer", {"transform": Out(onehot)}, n,
-                 feature_names_in=node.feature_names(), first_name=node.name,
-                 strings=Strings.CONVERT)
+    return Built(
+        node.name,
+        "transformer",
+        {"transform": Out(onehot)},
+        n,
+        feature_names_in=node.feature_names(),
+        first_name=node.name,
+        strings=Strings.CONVERT,
+    )

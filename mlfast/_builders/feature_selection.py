@@ -9,6 +9,7 @@ inert names: they were called at fit time and never are again.
 check of non-finite values the selector makes (its ``allow_nan`` tag).
 RFE and RFECV also predict with their ``estimator_`` over those columns.
 """
+
 from __future__ import annotations
 
 from typing import Any, Optional
@@ -29,7 +30,8 @@ def _clean_nans(scores: np.ndarray) -> np.ndarray:
 
 def _number(node: Node, key: str, value: Any) -> float:
     if isinstance(value, (bool, np.bool_)) or not isinstance(
-            value, (int, float, np.integer, np.floating)):
+        value, (int, float, np.integer, np.floating)
+    ):
         raise node.fail(f"{key} is {value!r}, expected a number")
     return float(value)
 
@@ -37,12 +39,15 @@ def _number(node: Node, key: str, value: Any) -> float:
 def _kbest(node: Node, scores: np.ndarray, k: Any) -> np.ndarray:
     if k == "all":
         return np.ones(scores.shape, dtype=bool)
-    if isinstance(k, (bool, np.bool_)) or not isinstance(k, (int, np.integer)) or \
-            not 0 <= k <= scores.size:
+    if (
+        isinstance(k, (bool, np.bool_))
+        or not isinstance(k, (int, np.integer))
+        or not 0 <= k <= scores.size
+    ):
         raise node.fail(f"k is {k!r}, expected 'all' or an integer in [0, {scores.size}]")
     mask = np.zeros(scores.shape, dtype=bool)
     if k:
-        mask[np.argsort(_clean_nans(scores), kind="mergesort")[-int(k):]] = 1
+        mask[np.argsort(_clean_nans(scores), kind="mergesort")[-int(k) :]] = 1
     return mask
 
 
@@ -77,8 +82,7 @@ def _fdr(node: Node, pvalues: np.ndarray, alpha: float) -> np.ndarray:
 def _univariate(node: Node, mode: str, param: Any) -> np.ndarray:
     if mode in ("k_best", "percentile"):
         scores = node.array("scores_", ndim=(1,), kinds="fiub")
-        return _kbest(node, scores, param) if mode == "k_best" else \
-            _percentile(node, scores, param)
+        return _kbest(node, scores, param) if mode == "k_best" else _percentile(node, scores, param)
     pvalues = node.array("pvalues_", ndim=(1,), kinds="fiub")
     alpha = _number(node, "alpha", param)
     if mode == "fpr":
@@ -88,9 +92,13 @@ def _univariate(node: Node, mode: str, param: Any) -> np.ndarray:
     return _fdr(node, pvalues, alpha)
 
 
-_MODES = {"SelectKBest": ("k_best", "k"), "SelectPercentile": ("percentile", "percentile"),
-          "SelectFpr": ("fpr", "alpha"), "SelectFdr": ("fdr", "alpha"),
-          "SelectFwe": ("fwe", "alpha")}
+_MODES = {
+    "SelectKBest": ("k_best", "k"),
+    "SelectPercentile": ("percentile", "percentile"),
+    "SelectFpr": ("fpr", "alpha"),
+    "SelectFdr": ("fdr", "alpha"),
+    "SelectFwe": ("fwe", "alpha"),
+}
 
 
 def _estimator_allows_nan(b: Builders, est: Any, where: str, n: int) -> bool:
@@ -111,8 +119,14 @@ def _estimator_allows_nan(b: Builders, est: Any, where: str, n: int) -> bool:
     return bool(readers) and all(nd.accept != Accept.FINITE for nd in readers)
 
 
-def _selected(node: Node, b: Builders, X: Optional[Cols], mask: np.ndarray, accept: int,
-              n: Optional[int] = None) -> tuple:
+def _selected(
+    node: Node,
+    b: Builders,
+    X: Optional[Cols],
+    mask: np.ndarray,
+    accept: int,
+    n: Optional[int] = None,
+) -> tuple:
     mask = np.asarray(mask)
     if mask.dtype != bool or mask.ndim != 1 or mask.size < 1:
         raise node.fail(f"the support mask has dtype {mask.dtype} and shape {mask.shape}")
@@ -122,7 +136,8 @@ def _selected(node: Node, b: Builders, X: Optional[Cols], mask: np.ndarray, acce
     if not mask.any():
         raise UnsupportedModelError(
             f"{node.where} ({node.name}): no feature is selected; scikit-learn returns an "
-            "empty array, which mlfast does not serve")
+            "empty array, which mlfast does not serve"
+        )
     X = b.input(node, X, n)
     cols = X[np.flatnonzero(mask)]
     if accept != Accept.ANY:
@@ -131,9 +146,15 @@ def _selected(node: Node, b: Builders, X: Optional[Cols], mask: np.ndarray, acce
 
 
 def _transformer(node: Node, cols: Cols, n: int) -> Built:
-    return Built(node.name, "transformer", {"transform": Out(cols)}, n,
-                 feature_names_in=node.feature_names(), first_name=node.name,
-                 strings=Strings.REFUSE)
+    return Built(
+        node.name,
+        "transformer",
+        {"transform": Out(cols)},
+        n,
+        feature_names_in=node.feature_names(),
+        first_name=node.name,
+        strings=Strings.REFUSE,
+    )
 
 
 @register("sklearn.feature_selection", "VarianceThreshold")
@@ -175,12 +196,14 @@ def _importances(node: Node, est: Any) -> np.ndarray:
         key = getter
     else:
         raise UnsupportedModelError(
-            f"{node.where} (SelectFromModel): importance_getter={getter!r} is not served")
+            f"{node.where} (SelectFromModel): importance_getter={getter!r} is not served"
+        )
     if key not in state and key == "feature_importances_":
         return _tree_importances(node, est)
     if key not in state:
         raise UnsupportedModelError(
-            f"{node.where} (SelectFromModel): its estimator keeps no {key} in its state")
+            f"{node.where} (SelectFromModel): its estimator keeps no {key} in its state"
+        )
     imp = node.array(f"estimator_.{key}", ndim=(1, 2), kinds="f", value=state[key])
     if imp.ndim == 1:
         return np.abs(imp)
@@ -188,10 +211,18 @@ def _importances(node: Node, est: Any) -> np.ndarray:
     return np.linalg.norm(imp, axis=0, ord=order)
 
 
-_TREES = ("DecisionTreeClassifier", "DecisionTreeRegressor", "ExtraTreeClassifier",
-          "ExtraTreeRegressor")
-_FORESTS = ("RandomForestClassifier", "RandomForestRegressor", "ExtraTreesClassifier",
-            "ExtraTreesRegressor")
+_TREES = (
+    "DecisionTreeClassifier",
+    "DecisionTreeRegressor",
+    "ExtraTreeClassifier",
+    "ExtraTreeRegressor",
+)
+_FORESTS = (
+    "RandomForestClassifier",
+    "RandomForestRegressor",
+    "ExtraTreesClassifier",
+    "ExtraTreesRegressor",
+)
 
 
 def _one_tree_importances(node: Node, tree: Any, n_features: int) -> np.ndarray:
@@ -210,8 +241,17 @@ def _one_tree_importances(node: Node, tree: Any, n_features: int) -> np.ndarray:
     imp = nodes["impurity"].astype(np.float64).tolist()
     n = len(nodes)
     internal = left != -1
-    if np.any(internal & ((left < 0) | (left >= n) | (right < 0) | (right >= n) |
-                          (feature < 0) | (feature >= n_features))):
+    if np.any(
+        internal
+        & (
+            (left < 0)
+            | (left >= n)
+            | (right < 0)
+            | (right >= n)
+            | (feature < 0)
+            | (feature >= n_features)
+        )
+    ):
         raise node.fail("a tree of estimator_ has children or features out of range")
     out = [0.0] * n_features
     for i in np.flatnonzero(internal).tolist():
@@ -230,8 +270,11 @@ def _tree_importances(node: Node, est: Any) -> np.ndarray:
     name = getattr(est, "path", "").rsplit(".", 1)[-1]
     state = est.state[0] if isinstance(est.state, tuple) else est.state
     n_features = state.get("n_features_in_")
-    if isinstance(n_features, bool) or not isinstance(n_features, (int, np.integer)) or \
-            n_features < 1:
+    if (
+        isinstance(n_features, bool)
+        or not isinstance(n_features, (int, np.integer))
+        or n_features < 1
+    ):
         raise node.fail(f"estimator_.n_features_in_ is {n_features!r}")
     if name in _TREES:
         return _one_tree_importances(node, est, int(n_features))
@@ -252,7 +295,8 @@ def _tree_importances(node: Node, est: Any) -> np.ndarray:
         return mean / np.sum(mean)
     raise UnsupportedModelError(
         f"{node.where} (SelectFromModel): the feature_importances_ of a {name} are computed "
-        "when asked and mlfast computes them for trees and forests only")
+        "when asked and mlfast computes them for trees and forests only"
+    )
 
 
 def _threshold(node: Node, est: Any, importances: np.ndarray) -> float:
@@ -271,13 +315,20 @@ def _threshold(node: Node, est: Any, importances: np.ndarray) -> float:
             except TypeError:
                 return False
 
-        l1 = (state.get("penalty") == "l1" or "Lasso" in name
-              or (name == "ElasticNet" and close_to_one("l1_ratio"))
-              or (name == "ElasticNetCV" and close_to_one("l1_ratio_"))
-              or (name == "LogisticRegression" and close_to_one("l1_ratio")
-                  and node.version >= (1, 8))
-              or (name == "LogisticRegressionCV" and close_to_one("l1_ratio_")
-                  and node.version >= (1, 8)))
+        l1 = (
+            state.get("penalty") == "l1"
+            or "Lasso" in name
+            or (name == "ElasticNet" and close_to_one("l1_ratio"))
+            or (name == "ElasticNetCV" and close_to_one("l1_ratio_"))
+            or (
+                name == "LogisticRegression" and close_to_one("l1_ratio") and node.version >= (1, 8)
+            )
+            or (
+                name == "LogisticRegressionCV"
+                and close_to_one("l1_ratio_")
+                and node.version >= (1, 8)
+            )
+        )
         threshold = 1e-5 if l1 else "mean"
     if isinstance(threshold, str):
         if "*" in threshold:
@@ -310,15 +361,19 @@ def build_select_from_model(node: Node, b: Builders, X: Optional[Cols]) -> Built
     if max_features is not None:
         if isinstance(max_features, bool) or not isinstance(max_features, (int, np.integer)):
             raise UnsupportedModelError(
-                f"{node.where} (SelectFromModel): max_features={max_features!r} is not served")
+                f"{node.where} (SelectFromModel): max_features={max_features!r} is not served"
+            )
         mask = np.zeros_like(scores, dtype=bool)
         mask[np.argsort(-scores, kind="mergesort")[: int(max_features)]] = True
     else:
         mask = np.ones_like(scores, dtype=bool)
     mask[scores < threshold] = False
     n = node.n_features(mask.size)
-    accept = Accept.NAN if _estimator_allows_nan(b, est, f"{node.where}.estimator_", n) \
+    accept = (
+        Accept.NAN
+        if _estimator_allows_nan(b, est, f"{node.where}.estimator_", n)
         else Accept.FINITE
+    )
     cols, n = _selected(node, b, X, mask, accept, n)
     return _transformer(node, cols, n)
 
@@ -327,8 +382,11 @@ def build_select_from_model(node: Node, b: Builders, X: Optional[Cols]) -> Built
 def build_sequential(node: Node, b: Builders, X: Optional[Cols]) -> Built:
     mask = node.array("support_", ndim=(1,), kinds="b")
     template = node.get("estimator", None)
-    accept = Accept.NAN if _estimator_allows_nan(b, template, f"{node.where}.estimator",
-                                                 mask.size) else Accept.FINITE
+    accept = (
+        Accept.NAN
+        if _estimator_allows_nan(b, template, f"{node.where}.estimator", mask.size)
+        else Accept.FINITE
+    )
     cols, n = _selected(node, b, X, mask, accept)
     return _transformer(node, cols, n)
 
@@ -338,14 +396,19 @@ def build_rfe(node: Node, b: Builders, X: Optional[Cols]) -> Built:
     mask = node.array("support_", ndim=(1,), kinds="b")
     est = node.get("estimator_")
     where = f"{node.where}.estimator_"
-    accept = Accept.NAN if _estimator_allows_nan(b, est, where, int(mask.sum())) \
-        else Accept.FINITE
+    accept = Accept.NAN if _estimator_allows_nan(b, est, where, int(mask.sum())) else Accept.FINITE
     cols, n = _selected(node, b, X, mask, accept)
     built = b.build(est, where, cols)
     outputs = {"transform": Out(cols)}
     for method in ("predict", "predict_proba", "predict_log_proba", "decision_function"):
         if method in built.outputs:
             outputs[method] = built.outputs[method]
-    return Built(f"{node.name}({built.name})", built.kind if built.kind != "transformer"
-                 else "transformer", outputs, n, feature_names_in=node.feature_names(),
-                 first_name=node.name, strings=Strings.REFUSE)
+    return Built(
+        f"{node.name}({built.name})",
+        built.kind if built.kind != "transformer" else "transformer",
+        outputs,
+        n,
+        feature_names_in=node.feature_names(),
+        first_name=node.name,
+        strings=Strings.REFUSE,
+    )

@@ -9,6 +9,7 @@ A function runs as two nodes: a cast, which gives the input the type of the
 loop numpy would choose for it (integers of 8 bits become float16, of 16 bits
 float32, ... exactly), then the function over the loop of that precision.
 """
+
 from __future__ import annotations
 
 from typing import Any, Optional
@@ -29,8 +30,13 @@ from mlfast._core import Global, Record
 from mlfast.errors import ModelFormatError, UnsupportedModelError
 
 #: where numpy's versions pickle their functions (numpy.log1p)
-NUMPY_MODULES = ("numpy", "numpy.core._multiarray_umath", "numpy._core._multiarray_umath",
-                 "numpy.core.umath", "numpy._core.umath")
+NUMPY_MODULES = (
+    "numpy",
+    "numpy.core._multiarray_umath",
+    "numpy._core._multiarray_umath",
+    "numpy.core.umath",
+    "numpy._core.umath",
+)
 
 
 def _describe(value: Any) -> str:
@@ -49,7 +55,8 @@ def function_code(node: Node, key: str) -> Optional[int]:
         return FUNCTIONS[value.name]
     raise UnsupportedModelError(
         f"{node.where} ({node.name}): {key} is {_describe(value)}, which mlfast does not "
-        f"serve; it serves None and numpy's {', '.join(sorted(FUNCTIONS))}")
+        f"serve; it serves None and numpy's {', '.join(sorted(FUNCTIONS))}"
+    )
 
 
 def no_kwargs(node: Node, key: str) -> None:
@@ -57,7 +64,8 @@ def no_kwargs(node: Node, key: str) -> None:
     if value is not None and value != {}:
         raise UnsupportedModelError(
             f"{node.where} ({node.name}): {key} is set; mlfast serves the numpy functions "
-            "without arguments")
+            "without arguments"
+        )
 
 
 def validates(node: Node) -> bool:
@@ -67,16 +75,16 @@ def validates(node: Node) -> bool:
     return value
 
 
-def apply(node: Node, b: Builders, X: Cols, code: Optional[int], accept: int,
-          unnamed: bool = False) -> Cols:
+def apply(
+    node: Node, b: Builders, X: Cols, code: Optional[int], accept: int, unnamed: bool = False
+) -> Cols:
     """func(X) as numpy computes it (code None: the identity), behind a
     check of what the transformer accepts."""
     if code is None:
         if accept == Accept.ANY:
             return X
         return b.add(node, Check(), X, len(X), accept=accept, unnamed=unnamed)
-    X = b.add(node, Cast(rule=CastRule.UFUNC, code=code), X, len(X), accept=accept,
-              unnamed=unnamed)
+    X = b.add(node, Cast(rule=CastRule.UFUNC, code=code), X, len(X), accept=accept, unnamed=unnamed)
     return b.add(node, Function(code=code), X, len(X))
 
 
@@ -100,17 +108,23 @@ def build_function_transformer(node: Node, b: Builders, X: Optional[Cols]) -> Bu
         raise UnsupportedModelError(
             f"{node.where} ({node.name}) records no n_features_in_ (scikit-learn "
             f"{node.state.get('_sklearn_version', '< 1.2')}) and no step after it says how "
-            "many columns it reads")
+            "many columns it reads"
+        )
     X = b.input(node, X, n)
     cols = apply(node, b, X, code, accept)
     name = node.get("func", None)
     # without validate it checks nothing: the step after it warns of an
     # array where it was fitted on names
     warn_name = _checker_of(after) if accept == Accept.ANY and after is not None else None
-    return Built(f"{node.name}({'None' if name is None else name.name})", "transformer",
-                 {"transform": Out(cols)}, n,
-                 feature_names_in=node.feature_names(), first_name=node.name,
-                 warn_name=warn_name)
+    return Built(
+        f"{node.name}({'None' if name is None else name.name})",
+        "transformer",
+        {"transform": Out(cols)},
+        n,
+        feature_names_in=node.feature_names(),
+        first_name=node.name,
+        warn_name=warn_name,
+    )
 
 
 def _width_of(step: Record, node: Node) -> int:
@@ -124,7 +138,8 @@ def _width_of(step: Record, node: Node) -> int:
     except (ModelFormatError, UnsupportedModelError):
         raise UnsupportedModelError(
             f"{node.where} ({node.name}) records no n_features_in_ and the step after it "
-            "does not say how many columns it reads") from None
+            "does not say how many columns it reads"
+        ) from None
 
 
 def _checker_of(step: Record) -> str:
@@ -132,8 +147,18 @@ def _checker_of(step: Record) -> str:
     for _ in range(MAX_NESTING):
         state = step.state if isinstance(step.state, dict) else {}
         steps = state.get("steps") if step.path == "sklearn.pipeline.Pipeline" else None
-        first = next((s[1] for s in steps if isinstance(s, tuple) and len(s) == 2
-                      and isinstance(s[1], Record)), None) if isinstance(steps, list) else None
+        first = (
+            next(
+                (
+                    s[1]
+                    for s in steps
+                    if isinstance(s, tuple) and len(s) == 2 and isinstance(s[1], Record)
+                ),
+                None,
+            )
+            if isinstance(steps, list)
+            else None
+        )
         if first is None:
             break
         step = first
@@ -156,8 +181,14 @@ def _next_step(node: Node, b: Builders) -> Optional[Record]:
         for i, step in enumerate(steps):
             est = step[1] if isinstance(step, tuple) and len(step) == 2 else None
             if est is node.record:
-                return next((s[1] for s in steps[i + 1:] if isinstance(s, tuple) and
-                             len(s) == 2 and isinstance(s[1], Record)), None)
+                return next(
+                    (
+                        s[1]
+                        for s in steps[i + 1 :]
+                        if isinstance(s, tuple) and len(s) == 2 and isinstance(s[1], Record)
+                    ),
+                    None,
+                )
             found = find(est, depth + 1)
             if found is not None:
                 return found

@@ -17,6 +17,7 @@ LightGBM computes in double: ``x <= threshold``; NaN goes the default way
 when the split's missing type is NaN, is read as 0.0 when it is None; a
 Zero missing type sends values within 1e-35 of zero the default way.
 """
+
 from __future__ import annotations
 
 import json
@@ -44,6 +45,7 @@ from mlfast._builders.ir import (
     XgbRule,
 )
 from mlfast._builders.trees import _Trees
+from mlfast._core import Record
 from mlfast._gbdt_formats import (
     catboost_core,
     lightgbm_array,
@@ -51,7 +53,6 @@ from mlfast._gbdt_formats import (
     lightgbm_int,
     xgboost_document,
 )
-from mlfast._core import Record
 from mlfast.errors import ModelFormatError, UnsupportedModelError
 
 # ---- XGBoost ----------------------------------------------------------------------
@@ -138,8 +139,11 @@ class _Doc:
                 raise self.fail(f"has {len(v)} items, expected {n}")
             if not all(isinstance(x, (int, float)) and not isinstance(x, bool) for x in v):
                 raise self.fail("holds something other than numbers")
-            v = np.asarray(v, dtype=np.float64 if kind == "f" else np.int64) if n else \
-                np.zeros(0, np.float64 if kind == "f" else np.int64)
+            v = (
+                np.asarray(v, dtype=np.float64 if kind == "f" else np.int64)
+                if n
+                else np.zeros(0, np.float64 if kind == "f" else np.int64)
+            )
         if not isinstance(v, np.ndarray) or v.ndim != 1:
             raise self.fail(f"is a {type(v).__name__}, expected an array")
         if v.shape != (n,):
@@ -172,8 +176,14 @@ def _xgb_margin(kind: str, base: np.ndarray, where: str) -> np.ndarray:
     return out
 
 
-def _xgb_trees(model: _Doc, n_features: int, n_groups: int, n_iterations: Optional[int],
-               init: np.ndarray, weights: Optional[np.ndarray] = None):
+def _xgb_trees(
+    model: _Doc,
+    n_features: int,
+    n_groups: int,
+    n_iterations: Optional[int],
+    init: np.ndarray,
+    weights: Optional[np.ndarray] = None,
+):
     """The trees of a gbtree model (of the first n_iterations rounds), laid
     out for the forest op, and the output group of each."""
     trees_doc = model["trees"]
@@ -188,8 +198,7 @@ def _xgb_trees(model: _Doc, n_features: int, n_groups: int, n_iterations: Option
         if indptr_doc is not None and isinstance(indptr_doc.value, (list, np.ndarray)):
             size = len(indptr_doc.value)
             indptr = indptr_doc.array(size, "i").astype(np.int64)
-            if size < 1 or indptr[0] != 0 or np.any(np.diff(indptr) < 0) or \
-                    indptr[-1] != n_trees:
+            if size < 1 or indptr[0] != 0 or np.any(np.diff(indptr) < 0) or indptr[-1] != n_trees:
                 raise indptr_doc.fail("is not a partition of the trees")
             keep = int(indptr[min(n_iterations, size - 1)])
         else:
@@ -208,8 +217,9 @@ def _xgb_trees(model: _Doc, n_features: int, n_groups: int, n_iterations: Option
             raise param.fail(f"num_nodes is {n}")
         size_leaf = param.get("size_leaf_vector")
         if size_leaf is not None and size_leaf.integer() > 1:
-            raise UnsupportedModelError(f"{doc.where}: vector leaves (multi_strategy="
-                                        "'multi_output_tree') are not served")
+            raise UnsupportedModelError(
+                f"{doc.where}: vector leaves (multi_strategy='multi_output_tree') are not served"
+            )
         left = doc["left_children"].array(n, "i").astype(np.int64)
         right = doc["right_children"].array(n, "i").astype(np.int64)
         feature = doc["split_indices"].array(n, "i").astype(np.int64)
@@ -263,8 +273,11 @@ class _CatSets:
             raise ModelFormatError(f"{where}: a category outside 0..{_XGB_MAX_CAT - 1}")
         n_words = int(members.max()) // 32 + 1 if members.size else 1
         words = np.zeros(n_words, dtype=np.uint32)
-        np.bitwise_or.at(words, members // 32, (np.uint32(1) << (members % 32).astype(
-            np.uint32)).astype(np.uint32))
+        np.bitwise_or.at(
+            words,
+            members // 32,
+            (np.uint32(1) << (members % 32).astype(np.uint32)).astype(np.uint32),
+        )
         return self.add_words(words)
 
     def add_words(self, words: np.ndarray) -> float:
@@ -275,8 +288,11 @@ class _CatSets:
     def fields(self, rule: int) -> Dict[str, Any]:
         if len(self.offsets) == 1:
             return {}
-        return {"cat_words": np.concatenate(self.words),
-                "cat_offsets": np.asarray(self.offsets, dtype=np.int64), "cat_rule": rule}
+        return {
+            "cat_words": np.concatenate(self.words),
+            "cat_offsets": np.asarray(self.offsets, dtype=np.int64),
+            "cat_rule": rule,
+        }
 
 
 def _xgb_categories(doc: _Doc, n: int, categorical: np.ndarray):
@@ -290,8 +306,13 @@ def _xgb_categories(doc: _Doc, n: int, categorical: np.ndarray):
     cats_doc = doc["categories"]
     total = len(cats_doc.value) if isinstance(cats_doc.value, (list, np.ndarray)) else -1
     cats = cats_doc.array(total, "i").astype(np.int64)
-    if np.any(nodes < 0) or np.any(nodes >= n) or np.any(segments < 0) or \
-            np.any(sizes < 0) or np.any(segments + sizes > total):
+    if (
+        np.any(nodes < 0)
+        or np.any(nodes >= n)
+        or np.any(segments < 0)
+        or np.any(sizes < 0)
+        or np.any(segments + sizes > total)
+    ):
         raise doc.fail("categories_* name nodes or categories out of range")
     listed = np.zeros(n, dtype=bool)
     listed[nodes] = True
@@ -299,13 +320,12 @@ def _xgb_categories(doc: _Doc, n: int, categorical: np.ndarray):
         raise doc.fail("a categorical split without its categories")
     for node_id, start, size in zip(nodes.tolist(), segments.tolist(), sizes.tolist()):
         if categorical[node_id]:
-            yield node_id, cats[start:start + size]
+            yield node_id, cats[start : start + size]
 
 
 def _best_iteration(learner: _Doc) -> Optional[int]:
     attrs = learner.get("attributes")
-    if attrs is None or not isinstance(attrs.value, dict) or \
-            "best_iteration" not in attrs.value:
+    if attrs is None or not isinstance(attrs.value, dict) or "best_iteration" not in attrs.value:
         return None
     best = attrs["best_iteration"].integer()
     if best < 0:
@@ -318,8 +338,10 @@ class _XgbModel:
 
     def __init__(self, handle: Any, where: str):
         if not isinstance(handle, (bytes, bytearray)):
-            raise ModelFormatError(f"{where}: the Booster's handle is a "
-                                   f"{type(handle).__name__}, expected its model bytes")
+            raise ModelFormatError(
+                f"{where}: the Booster's handle is a "
+                f"{type(handle).__name__}, expected its model bytes"
+            )
         doc = _Doc(xgboost_document(handle, where), where)
         if doc.get("Model") is not None:
             # a pickled Booster: its training Config, and the Model that
@@ -332,20 +354,21 @@ class _XgbModel:
         num_target = param.get("num_target")
         n_target = num_target.integer() if num_target is not None else 1
         if self.n_features < 1 or n_class < 0 or n_target < 1:
-            raise param.fail(f"num_feature {self.n_features}, num_class {n_class}, "
-                             f"num_target {n_target}")
+            raise param.fail(
+                f"num_feature {self.n_features}, num_class {n_class}, num_target {n_target}"
+            )
         self.n_groups = max(n_class, n_target, 1)
         self.objective = learner["objective"]["name"].text()
         if self.objective not in _XGB_OBJECTIVES:
-            raise UnsupportedModelError(f"{where}: XGBoost objective {self.objective!r} "
-                                        "is not served")
+            raise UnsupportedModelError(
+                f"{where}: XGBoost objective {self.objective!r} is not served"
+            )
         margin_kind, self.rule = _XGB_OBJECTIVES[self.objective]
         base = param["base_score"].floats()
         if base.size == 1:
             base = np.repeat(base, self.n_groups)
         if base.size != self.n_groups:
-            raise param.fail(f"base_score has {base.size} values for {self.n_groups} "
-                             "outputs")
+            raise param.fail(f"base_score has {base.size} values for {self.n_groups} outputs")
         self.init = _xgb_margin(margin_kind, base, param.where).astype(np.float64)
         booster = learner["gradient_booster"]
         name = booster["name"].text()
@@ -356,36 +379,53 @@ class _XgbModel:
             self.weights = booster["weight_drop"].array(n_trees, "f").astype(np.float32)
             booster = booster["gbtree"]
         elif name != "gbtree":
-            raise UnsupportedModelError(f"{where}: XGBoost booster {name!r} is not served "
-                                        "(gbtree and dart are)")
+            raise UnsupportedModelError(
+                f"{where}: XGBoost booster {name!r} is not served (gbtree and dart are)"
+            )
         self.best_iteration = _best_iteration(learner)
         self.model = booster["model"]
         names = learner.get("feature_names")
         self.feature_names: Optional[np.ndarray] = None
         if names is not None and isinstance(names.value, list) and names.value:
-            if len(names.value) != self.n_features or \
-                    not all(isinstance(x, str) for x in names.value):
+            if len(names.value) != self.n_features or not all(
+                isinstance(x, str) for x in names.value
+            ):
                 raise names.fail(f"does not name the {self.n_features} features")
             self.feature_names = np.asarray(names.value, dtype=object)
         cats = booster["model"].get("cats")
-        if cats is not None and isinstance(cats.value, dict) and \
-                any(len(v) for v in cats.value.values() if isinstance(v, (list, np.ndarray))):
+        if (
+            cats is not None
+            and isinstance(cats.value, dict)
+            and any(len(v) for v in cats.value.values() if isinstance(v, (list, np.ndarray)))
+        ):
             # XGBoost >= 3.1 fitted on a DataFrame keeps its categories and
             # codes a DataFrame's values itself
-            raise UnsupportedModelError(f"{where}: categories kept from a DataFrame (pandas "
-                                        "'category' columns) are not served yet; a model fitted "
-                                        "on category codes (numbers) is")
+            raise UnsupportedModelError(
+                f"{where}: categories kept from a DataFrame (pandas "
+                "'category' columns) are not served yet; a model fitted "
+                "on category codes (numbers) is"
+            )
 
-    def raw(self, node: Node, b: Builders, X: Optional[Cols],
-            n_iterations: Optional[int]) -> Cols:
-        trees, columns, sets = _xgb_trees(self.model, self.n_features, self.n_groups,
-                                          n_iterations, self.init.astype(np.float32),
-                                          self.weights)
+    def raw(self, node: Node, b: Builders, X: Optional[Cols], n_iterations: Optional[int]) -> Cols:
+        trees, columns, sets = _xgb_trees(
+            self.model,
+            self.n_features,
+            self.n_groups,
+            n_iterations,
+            self.init.astype(np.float32),
+            self.weights,
+        )
         X = b.input(node, X, self.n_features)
         if not trees.sizes:
             raise UnsupportedModelError(f"{node.where}: an XGBoost model without trees")
-        op = trees.op(self.n_features, self.n_groups, column=columns, init=self.init,
-                      sum_f32=True, **sets.fields(CatRule.XGBOOST))
+        op = trees.op(
+            self.n_features,
+            self.n_groups,
+            column=columns,
+            init=self.init,
+            sum_f32=True,
+            **sets.fields(CatRule.XGBOOST),
+        )
         return b.add(node, op, X, self.n_groups, accept=Accept.ANY, cast_f32=True)
 
 
@@ -403,8 +443,10 @@ def _xgb_missing(node: Node) -> None:
     missing = node.state.get("missing", math.nan)
     if missing is None or (isinstance(missing, float) and math.isnan(missing)):
         return
-    raise UnsupportedModelError(f"{node.where} ({node.name}): missing={missing!r} (a value "
-                                "read as missing) is not served; NaN is")
+    raise UnsupportedModelError(
+        f"{node.where} ({node.name}): missing={missing!r} (a value "
+        "read as missing) is not served; NaN is"
+    )
 
 
 def _wrapper_iterations(node: Node, model: _XgbModel) -> Optional[int]:
@@ -428,8 +470,11 @@ def build_xgb_classifier(node: Node, b: Builders, X: Optional[Cols]) -> Built:
     raw = model.raw(node, b, X, _wrapper_iterations(node, model))
     classes = np.arange(n_classes)
     outputs: Dict[str, Out] = {}
-    if model.objective in ("binary:logistic", "binary:logitraw") and n_classes == 2 \
-            and model.n_groups == 1:
+    if (
+        model.objective in ("binary:logistic", "binary:logitraw")
+        and n_classes == 2
+        and model.n_groups == 1
+    ):
         p = _link(node, b, raw, model.rule)
         outputs["predict_proba"] = Out(b.add(node, XgbLink(rule=XgbRule.COMPLEMENT), p, 2))
         labels = b.add(node, Labels(rule=LabelRule.THRESHOLD, threshold=0.5), p, 1)
@@ -441,13 +486,21 @@ def build_xgb_classifier(node: Node, b: Builders, X: Optional[Cols]) -> Built:
         # the booster's answer is the first maximum of the margins
         labels = b.add(node, Labels(rule=LabelRule.ARGMAX), raw, 1)
     else:
-        raise UnsupportedModelError(f"{node.where}: XGBClassifier with objective "
-                                    f"{model.objective!r} for {n_classes} classes is not "
-                                    "served")
+        raise UnsupportedModelError(
+            f"{node.where}: XGBClassifier with objective "
+            f"{model.objective!r} for {n_classes} classes is not "
+            "served"
+        )
     outputs["predict"] = Out(labels, classes=classes, squeeze=True)
-    return Built(node.name, "classifier", outputs, model.n_features,
-                 feature_names_in=model.feature_names, first_name=node.name,
-                 strings=Strings.REFUSE)
+    return Built(
+        node.name,
+        "classifier",
+        outputs,
+        model.n_features,
+        feature_names_in=model.feature_names,
+        first_name=node.name,
+        strings=Strings.REFUSE,
+    )
 
 
 @register("xgboost", "XGBRegressor", "XGBRFRegressor", "XGBRanker")
@@ -455,13 +508,20 @@ def build_xgb_regressor(node: Node, b: Builders, X: Optional[Cols]) -> Built:
     _xgb_missing(node)
     model = _xgb_booster(node)
     if model.objective.startswith(("binary:", "multi:")) and node.name != "XGBRanker":
-        raise UnsupportedModelError(f"{node.where}: {node.name} with objective "
-                                    f"{model.objective!r} is not served")
+        raise UnsupportedModelError(
+            f"{node.where}: {node.name} with objective {model.objective!r} is not served"
+        )
     raw = model.raw(node, b, X, _wrapper_iterations(node, model))
     out = _link(node, b, raw, model.rule)
-    return Built(node.name, "regressor", {"predict": Out(out, squeeze=model.n_groups == 1)},
-                 model.n_features, feature_names_in=model.feature_names,
-                 first_name=node.name, strings=Strings.REFUSE)
+    return Built(
+        node.name,
+        "regressor",
+        {"predict": Out(out, squeeze=model.n_groups == 1)},
+        model.n_features,
+        feature_names_in=model.feature_names,
+        first_name=node.name,
+        strings=Strings.REFUSE,
+    )
 
 
 @register_exact("xgboost.core.Booster")
@@ -472,9 +532,15 @@ def build_xgb_booster(node: Node, b: Builders, X: Optional[Cols]) -> Built:
     model = _XgbModel(handle, node.where)
     raw = model.raw(node, b, X, None)
     out = _link(node, b, raw, model.rule)
-    return Built(node.name, "regressor", {"predict": Out(out, squeeze=model.n_groups == 1)},
-                 model.n_features, feature_names_in=model.feature_names,
-                 first_name=node.name, strings=Strings.REFUSE)
+    return Built(
+        node.name,
+        "regressor",
+        {"predict": Out(out, squeeze=model.n_groups == 1)},
+        model.n_features,
+        feature_names_in=model.feature_names,
+        first_name=node.name,
+        strings=Strings.REFUSE,
+    )
 
 
 # ---- LightGBM ---------------------------------------------------------------------
@@ -506,27 +572,35 @@ class _LgbModel:
         self.n_classes = lightgbm_int(header, "num_class", where)
         self.per_iteration = lightgbm_int(header, "num_tree_per_iteration", where)
         self.n_features = lightgbm_int(header, "max_feature_idx", where) + 1
-        if self.n_classes < 1 or self.per_iteration < 1 or self.n_features < 1 or \
-                self.per_iteration != self.n_classes:
-            raise ModelFormatError(f"{where}: num_class {self.n_classes}, "
-                                   f"num_tree_per_iteration {self.per_iteration}, "
-                                   f"{self.n_features} features")
+        if (
+            self.n_classes < 1
+            or self.per_iteration < 1
+            or self.n_features < 1
+            or self.per_iteration != self.n_classes
+        ):
+            raise ModelFormatError(
+                f"{where}: num_class {self.n_classes}, "
+                f"num_tree_per_iteration {self.per_iteration}, "
+                f"{self.n_features} features"
+            )
         self.objective, self.sigmoid = _lgb_objective(header, where)
         # boosting='rf': the trees' outputs are averaged over the iterations
         self.average = "average_output" in header
         if self.average and self.per_iteration != 1:
-            raise UnsupportedModelError(f"{where}: LightGBM random forests of "
-                                        f"{self.per_iteration} classes are not served yet")
+            raise UnsupportedModelError(
+                f"{where}: LightGBM random forests of "
+                f"{self.per_iteration} classes are not served yet"
+            )
         self.trees = trees
         names = header.get("feature_names", "").split()
-        self.feature_names = np.asarray(names, dtype=object) \
-            if len(names) == self.n_features else None
+        self.feature_names = (
+            np.asarray(names, dtype=object) if len(names) == self.n_features else None
+        )
 
-    def raw(self, node: Node, b: Builders, X: Optional[Cols],
-            n_iterations: Optional[int]) -> Cols:
+    def raw(self, node: Node, b: Builders, X: Optional[Cols], n_iterations: Optional[int]) -> Cols:
         trees = self.trees
         if n_iterations is not None and n_iterations > 0:
-            trees = trees[:n_iterations * self.per_iteration]
+            trees = trees[: n_iterations * self.per_iteration]
         laid = _Trees()
         sets = _CatSets()
         columns = []
@@ -536,8 +610,9 @@ class _LgbModel:
             if n_leaves < 1 or n_leaves > 1 << 24:
                 raise ModelFormatError(f"{where}: num_leaves is {n_leaves}")
             if lightgbm_int(fields, "is_linear", where, default=0):
-                raise UnsupportedModelError(f"{where}: linear trees (linear_tree=True) are "
-                                            "not served yet")
+                raise UnsupportedModelError(
+                    f"{where}: linear trees (linear_tree=True) are not served yet"
+                )
             leaf_value = lightgbm_array(fields, "leaf_value", np.float64, n_leaves, where)
             n_int = n_leaves - 1
             if n_int == 0:
@@ -556,21 +631,28 @@ class _LgbModel:
                 if n_cat < 1:
                     raise ModelFormatError(f"{where}: categorical splits but num_cat {n_cat}")
                 bounds = lightgbm_array(fields, "cat_boundaries", np.int64, n_cat + 1, where)
-                words = lightgbm_array(fields, "cat_threshold", np.int64, int(bounds[-1])
-                                       if bounds.size and 0 <= bounds[-1] <= 1 << 24 else -1,
-                                       where)
-                if bounds[0] != 0 or np.any(np.diff(bounds) < 0) or \
-                        np.any((words < 0) | (words > 0xFFFFFFFF)):
+                words = lightgbm_array(
+                    fields,
+                    "cat_threshold",
+                    np.int64,
+                    int(bounds[-1]) if bounds.size and 0 <= bounds[-1] <= 1 << 24 else -1,
+                    where,
+                )
+                if (
+                    bounds[0] != 0
+                    or np.any(np.diff(bounds) < 0)
+                    or np.any((words < 0) | (words > 0xFFFFFFFF))
+                ):
                     raise ModelFormatError(f"{where}: cat_boundaries or cat_threshold malformed")
                 first = None
                 for i in range(n_cat):
-                    index = sets.add_words(words[bounds[i]:bounds[i + 1]])
+                    index = sets.add_words(words[bounds[i] : bounds[i + 1]])
                     first = index if first is None else first
                 cat_index = threshold[categorical]
-                if np.any((cat_index < 0) | (cat_index >= n_cat) |
-                          (cat_index != np.floor(cat_index))):
-                    raise ModelFormatError(f"{where}: a categorical split names a set out of "
-                                           "range")
+                if np.any(
+                    (cat_index < 0) | (cat_index >= n_cat) | (cat_index != np.floor(cat_index))
+                ):
+                    raise ModelFormatError(f"{where}: a categorical split names a set out of range")
                 threshold[categorical] = cat_index + first
             default_left = (decision & 2) != 0
             missing_type = (decision >> 2) & 3
@@ -593,7 +675,8 @@ class _LgbModel:
                 if np.any(~((lo_side & dl) | (hi_side & ~dl))):
                     raise UnsupportedModelError(
                         f"{where}: a split with missing_type Zero whose threshold cuts the "
-                        "zero range away from its default side is not served")
+                        "zero range away from its default side is not served"
+                    )
                 flags[zero_type] = dl
             if np.any(missing_type[~categorical] == 3):
                 raise ModelFormatError(f"{where}: decision_type names missing type 3")
@@ -603,19 +686,25 @@ class _LgbModel:
             if np.any((lc < 0) & (~lc >= n_leaves)) or np.any((rc < 0) & (~rc >= n_leaves)):
                 raise ModelFormatError(f"{where}: a child names a leaf out of range")
             node_flags = flags.astype(np.uint8) | (categorical.astype(np.uint8) << 1)
-            laid.add(np.concatenate([left, np.full(n_leaves, -1)]),
-                     np.concatenate([right, np.full(n_leaves, -1)]),
-                     np.concatenate([feature, np.zeros(n_leaves, np.int64)]),
-                     np.concatenate([threshold, np.zeros(n_leaves)]),
-                     np.concatenate([node_flags, np.zeros(n_leaves, np.uint8)]),
-                     np.concatenate([np.zeros(n_int), leaf_value])[:, None])
+            laid.add(
+                np.concatenate([left, np.full(n_leaves, -1)]),
+                np.concatenate([right, np.full(n_leaves, -1)]),
+                np.concatenate([feature, np.zeros(n_leaves, np.int64)]),
+                np.concatenate([threshold, np.zeros(n_leaves)]),
+                np.concatenate([node_flags, np.zeros(n_leaves, np.uint8)]),
+                np.concatenate([np.zeros(n_int), leaf_value])[:, None],
+            )
             columns.append(t % self.per_iteration)
         if not laid.sizes:
             raise UnsupportedModelError(f"{node.where}: a LightGBM model without trees")
         X = b.input(node, X, self.n_features)
-        op = laid.op(self.n_features, self.per_iteration,
-                     column=np.asarray(columns, dtype=np.int32),
-                     average=self.average, **sets.fields(CatRule.LIGHTGBM))
+        op = laid.op(
+            self.n_features,
+            self.per_iteration,
+            column=np.asarray(columns, dtype=np.int32),
+            average=self.average,
+            **sets.fields(CatRule.LIGHTGBM),
+        )
         return b.add(node, op, X, self.per_iteration, accept=Accept.ANY, cast_f32=False)
 
 
@@ -631,8 +720,9 @@ def _lgb_from_booster(booster: Node) -> Tuple[_LgbModel, Optional[int]]:
     text = booster.get("_handle" if "_handle" in booster.state else "handle")
     model = _LgbModel(text, booster.where)
     if booster.state.get("pandas_categorical") not in (None, []):
-        raise UnsupportedModelError(f"{booster.where}: pandas categorical columns are not "
-                                    "served yet")
+        raise UnsupportedModelError(
+            f"{booster.where}: pandas categorical columns are not served yet"
+        )
     best = booster.state.get("best_iteration", 0)
     if isinstance(best, bool) or not isinstance(best, (int, np.integer)):
         raise booster.fail(f"best_iteration is {best!r}")
@@ -641,13 +731,23 @@ def _lgb_from_booster(booster: Node) -> Tuple[_LgbModel, Optional[int]]:
 
 def _lgb_link(node: Node, b: Builders, model: _LgbModel, raw: Cols) -> Cols:
     obj = model.objective
-    if obj in ("regression", "regression_l1", "huber", "fair", "quantile", "mape",
-               "lambdarank", "rank_xendcg", "custom"):
+    if obj in (
+        "regression",
+        "regression_l1",
+        "huber",
+        "fair",
+        "quantile",
+        "mape",
+        "lambdarank",
+        "rank_xendcg",
+        "custom",
+    ):
         return raw
     if obj in ("poisson", "gamma", "tweedie"):
         return b.add(node, Post(rule=PostRule.EXP), raw, len(raw))
-    raise UnsupportedModelError(f"{node.where}: LightGBM objective {obj!r} is not served "
-                                "for regression")
+    raise UnsupportedModelError(
+        f"{node.where}: LightGBM objective {obj!r} is not served for regression"
+    )
 
 
 @register("lightgbm", "LGBMClassifier")
@@ -661,8 +761,7 @@ def build_lgb_classifier(node: Node, b: Builders, X: Optional[Cols]) -> Built:
     outputs: Dict[str, Out] = {}
     if model.objective == "binary" and k == 2 and len(raw) == 1:
         if model.sigmoid != 1.0:
-            raise UnsupportedModelError(f"{node.where}: sigmoid={model.sigmoid} is not "
-                                        "served yet")
+            raise UnsupportedModelError(f"{node.where}: sigmoid={model.sigmoid} is not served yet")
         proba = b.add(node, Proba(rule=ProbaRule.EXPIT_OVR, n_classes=2), raw, 2)
         # LGBMClassifier.predict: the argmax of predict_proba
         labels = b.add(node, Labels(rule=LabelRule.ARGMAX), proba, 1)
@@ -670,13 +769,21 @@ def build_lgb_classifier(node: Node, b: Builders, X: Optional[Cols]) -> Built:
         proba = b.add(node, Proba(rule=ProbaRule.SOFTMAX, n_classes=k), raw, k)
         labels = b.add(node, Labels(rule=LabelRule.ARGMAX), proba, 1)
     else:
-        raise UnsupportedModelError(f"{node.where}: LGBMClassifier with objective "
-                                    f"{model.objective!r} for {k} classes is not served")
+        raise UnsupportedModelError(
+            f"{node.where}: LGBMClassifier with objective "
+            f"{model.objective!r} for {k} classes is not served"
+        )
     outputs["predict_proba"] = Out(proba)
     outputs["predict"] = Out(labels, classes=classes, squeeze=True)
-    return Built(node.name, "classifier", outputs, model.n_features,
-                 feature_names_in=_lgb_names(node), first_name=node.name,
-                 strings=Strings.REFUSE)
+    return Built(
+        node.name,
+        "classifier",
+        outputs,
+        model.n_features,
+        feature_names_in=_lgb_names(node),
+        first_name=node.name,
+        strings=Strings.REFUSE,
+    )
 
 
 def _lgb_names(node: Node) -> Optional[np.ndarray]:
@@ -698,12 +805,19 @@ def _lgb_names(node: Node) -> Optional[np.ndarray]:
 def build_lgb_regressor(node: Node, b: Builders, X: Optional[Cols]) -> Built:
     model, best = _lgb_booster(node)
     if model.per_iteration != 1:
-        raise UnsupportedModelError(f"{node.where}: {model.per_iteration} trees per "
-                                    "iteration in a regressor")
+        raise UnsupportedModelError(
+            f"{node.where}: {model.per_iteration} trees per iteration in a regressor"
+        )
     raw = _lgb_link(node, b, model, model.raw(node, b, X, best))
-    return Built(node.name, "regressor", {"predict": Out(raw, squeeze=True)},
-                 model.n_features, feature_names_in=_lgb_names(node),
-                 first_name=node.name, strings=Strings.REFUSE)
+    return Built(
+        node.name,
+        "regressor",
+        {"predict": Out(raw, squeeze=True)},
+        model.n_features,
+        feature_names_in=_lgb_names(node),
+        first_name=node.name,
+        strings=Strings.REFUSE,
+    )
 
 
 @register_exact("lightgbm.basic.Booster")
@@ -719,16 +833,23 @@ def build_lgb_booster(node: Node, b: Builders, X: Optional[Cols]) -> Built:
         out = b.add(node, Proba(rule=ProbaRule.SOFTMAX, n_classes=len(raw)), raw, len(raw))
     else:
         out = _lgb_link(node, b, model, raw)
-    return Built(node.name, "regressor", {"predict": Out(out, squeeze=len(out) == 1)},
-                 model.n_features, first_name=node.name, strings=Strings.REFUSE)
+    return Built(
+        node.name,
+        "regressor",
+        {"predict": Out(out, squeeze=len(out) == 1)},
+        model.n_features,
+        first_name=node.name,
+        strings=Strings.REFUSE,
+    )
 
 
 # ---- the libraries' own model files ------------------------------------------------
 
+
 class _FileNode(Node):
     """A model file read on its own (no pickle): the Booster it would be."""
 
-    def __init__(self, name: str, state: dict):   # noqa: super-init-not-called
+    def __init__(self, name: str, state: dict):  # noqa: super-init-not-called
         self.record = None
         self.where = "model"
         self.path = name
@@ -760,8 +881,9 @@ def build_file(kind: str, data: bytes, b: Builders) -> Built:
             text = data.decode("utf-8")
         except UnicodeDecodeError:
             raise ModelFormatError("model: a LightGBM model text that is not UTF-8") from None
-        return build_lgb_booster(_FileNode("lightgbm.basic.Booster",
-                                           {"_handle": text.replace("\r\n", "\n")}), b, None)
+        return build_lgb_booster(
+            _FileNode("lightgbm.basic.Booster", {"_handle": text.replace("\r\n", "\n")}), b, None
+        )
     return build_cb_file(data, b)
 
 
@@ -779,23 +901,31 @@ class _CbModel:
 
     def __init__(self, data: Any, where: str):
         if not isinstance(data, (bytes, bytearray)):
-            raise ModelFormatError(f"{where}: the CatBoost model is a {type(data).__name__}, "
-                                   "expected its bytes")
+            raise ModelFormatError(
+                f"{where}: the CatBoost model is a {type(data).__name__}, expected its bytes"
+            )
         core = catboost_core(bytes(data), where)
         self.where = where
         trees = core.table(1)
         if trees is None:
             raise ModelFormatError(f"{where}: a CatBoost model without trees")
-        for slot, what in ((4, "categorical features (one-hot and CTR)"),
-                           (6, "one-hot features"), (7, "CTR features"),
-                           (12, "text features"), (13, "estimated features"),
-                           (18, "embedding features")):
+        for slot, what in (
+            (4, "categorical features (one-hot and CTR)"),
+            (6, "one-hot features"),
+            (7, "CTR features"),
+            (12, "text features"),
+            (13, "estimated features"),
+            (18, "embedding features"),
+        ):
             if trees.length(slot):
-                raise UnsupportedModelError(f"{where}: CatBoost {what} are not served yet; "
-                                            "models of float features are")
+                raise UnsupportedModelError(
+                    f"{where}: CatBoost {what} are not served yet; models of float features are"
+                )
         if trees.length(10) or trees.length(11):
-            raise UnsupportedModelError(f"{where}: CatBoost non-symmetric trees "
-                                        "(grow_policy Depthwise or Lossguide) are not served yet")
+            raise UnsupportedModelError(
+                f"{where}: CatBoost non-symmetric trees "
+                "(grow_policy Depthwise or Lossguide) are not served yet"
+            )
         self.dim = trees.scalar(0, "i", 0)
         if not 1 <= self.dim <= 1 << 16:
             raise ModelFormatError(f"{where}: ApproxDimension is {self.dim}")
@@ -850,29 +980,31 @@ class _CbModel:
     def raw(self, node: Node, b: Builders, X: Optional[Cols]) -> Cols:
         sizes, splits = self.tree_sizes, self.tree_splits
         if np.any(sizes < 0) or np.any(sizes > _CB_MAX_DEPTH) or int(sizes.sum()) != splits.size:
-            raise ModelFormatError(f"{self.where}: tree sizes do not match the "
-                                   f"{splits.size} splits")
+            raise ModelFormatError(
+                f"{self.where}: tree sizes do not match the {splits.size} splits"
+            )
         if splits.size and (splits.min() < 0 or splits.max() >= self.split_column.size):
             raise ModelFormatError(f"{self.where}: a split names a feature border out of range")
         n_nodes = int(np.sum((2 << sizes) - 1))
         n_leaves = int(np.sum(1 << sizes))
         if n_nodes > _CB_MAX_NODES or n_leaves * self.dim != self.leaf_values.size:
-            raise ModelFormatError(f"{self.where}: {self.leaf_values.size} leaf values for "
-                                   f"{n_leaves} leaves of {self.dim} outputs")
+            raise ModelFormatError(
+                f"{self.where}: {self.leaf_values.size} leaf values for "
+                f"{n_leaves} leaves of {self.dim} outputs"
+            )
         if not sizes.size:
             raise UnsupportedModelError(f"{self.where}: a CatBoost model without trees")
         trees = _Trees()
         start = value_at = 0
         for d in sizes.tolist():
-            levels = splits[start:start + d]
+            levels = splits[start : start + d]
             start += d
             n = (2 << d) - 1
             inner = (1 << d) - 1
             ids = np.arange(n)
             level = np.floor(np.log2(ids + 1)).astype(np.int64)
             is_leaf = ids >= inner
-            split = np.where(is_leaf, 0, levels[np.minimum(level, max(d - 1, 0))]
-                             if d else 0)
+            split = np.where(is_leaf, 0, levels[np.minimum(level, max(d - 1, 0))] if d else 0)
             left = np.where(is_leaf, -1, 2 * ids + 1)
             right = np.where(is_leaf, -1, 2 * ids + 2)
             feature = np.where(is_leaf, 0, self.split_column[split])
@@ -884,7 +1016,7 @@ class _CbModel:
             index = np.zeros_like(p)
             for j in range(d):
                 index |= ((p >> (d - 1 - j)) & 1) << j
-            leaf_values = self.leaf_values[value_at:value_at + (1 << d) * self.dim]
+            leaf_values = self.leaf_values[value_at : value_at + (1 << d) * self.dim]
             leaf_values = leaf_values.reshape(1 << d, self.dim)[index]
             values = np.zeros((n, self.dim))
             values[inner:] = leaf_values
@@ -893,8 +1025,7 @@ class _CbModel:
         X = b.input(node, X, self.n_features)
         op = trees.op(self.n_features, self.dim)
         raw = b.add(node, op, X, self.dim, accept=Accept.ANY, cast_f32=True)
-        return b.add(node, Affine(mul=np.full(self.dim, self.scale), add=self.bias), raw,
-                     self.dim)
+        return b.add(node, Affine(mul=np.full(self.dim, self.scale), add=self.bias), raw, self.dim)
 
 
 def _cb_model(node: Node) -> _CbModel:
@@ -928,12 +1059,19 @@ def build_cb_classifier(node: Node, b: Builders, X: Optional[Cols]) -> Built:
         proba = b.add(node, Proba(rule=ProbaRule.SOFTMAX, n_classes=k), raw, k)
         labels = b.add(node, Labels(rule=LabelRule.ARGMAX), raw, 1)
     else:
-        raise UnsupportedModelError(f"{node.where}: CatBoostClassifier with loss {loss!r} "
-                                    f"for {k} classes is not served")
+        raise UnsupportedModelError(
+            f"{node.where}: CatBoostClassifier with loss {loss!r} for {k} classes is not served"
+        )
     outputs["predict_proba"] = Out(proba)
     outputs["predict"] = Out(labels, classes=classes, squeeze=True)
-    return Built(node.name, "classifier", outputs, model.n_features, first_name=node.name,
-                 strings=Strings.REFUSE)
+    return Built(
+        node.name,
+        "classifier",
+        outputs,
+        model.n_features,
+        first_name=node.name,
+        strings=Strings.REFUSE,
+    )
 
 
 @register("catboost", "CatBoostRegressor")
@@ -947,8 +1085,14 @@ def build_cb_regressor(node: Node, b: Builders, X: Optional[Cols]) -> Built:
         raw = b.add(node, Post(rule=PostRule.EXP), raw, 1)
     elif loss in ("RMSEWithUncertainty",) or loss.startswith(("Multi", "Survival")):
         raise UnsupportedModelError(f"{node.where}: CatBoostRegressor with loss {loss!r}")
-    return Built(node.name, "regressor", {"predict": Out(raw, squeeze=True)}, model.n_features,
-                 first_name=node.name, strings=Strings.REFUSE)
+    return Built(
+        node.name,
+        "regressor",
+        {"predict": Out(raw, squeeze=True)},
+        model.n_features,
+        first_name=node.name,
+        strings=Strings.REFUSE,
+    )
 
 
 def build_cb_file(data: bytes, b: Builders) -> Built:

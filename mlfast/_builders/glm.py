@@ -6,6 +6,7 @@ KernelRidge is ``kernel(X, X_fit_) @ dual_coef_`` with the kernels of
 sklearn.metrics.pairwise (the ``kernel_dual`` op).  RANSACRegressor predicts
 with its fitted ``estimator_``.
 """
+
 from __future__ import annotations
 
 from typing import Any, Optional
@@ -53,23 +54,38 @@ def build_glm(node: Node, b: Builders, X: Optional[Cols]) -> Built:
     n = node.n_features(d)
     X = b.input(node, X, n)
     # X @ coef_ + intercept_, float64 whatever X's float type
-    raw = b.add(node, Linear(coef=np.ascontiguousarray(coef, dtype=np.float64).reshape(1, d),
-                             intercept=intercept, f32=False), X, 1, accept=Accept.FINITE)
+    raw = b.add(
+        node,
+        Linear(
+            coef=np.ascontiguousarray(coef, dtype=np.float64).reshape(1, d),
+            intercept=intercept,
+            f32=False,
+        ),
+        X,
+        1,
+        accept=Accept.FINITE,
+    )
     if _link(node) == "log":
         raw = b.add(node, Post(rule=PostRule.EXP), raw, 1)
     return regressor(node, raw, n, raw_1d=True)
 
 
 _KERNELS = {
-    "linear": KernelRule.LINEAR, "poly": KernelRule.POLY, "polynomial": KernelRule.POLY,
-    "rbf": KernelRule.RBF, "sigmoid": KernelRule.SIGMOID, "laplacian": KernelRule.LAPLACIAN,
+    "linear": KernelRule.LINEAR,
+    "poly": KernelRule.POLY,
+    "polynomial": KernelRule.POLY,
+    "rbf": KernelRule.RBF,
+    "sigmoid": KernelRule.SIGMOID,
+    "laplacian": KernelRule.LAPLACIAN,
     "cosine": KernelRule.COSINE,
 }
 # chi2 and additive_chi2 refuse negative X at predict time, which the kernel
 # cannot report: not served
-_REFUSED_KERNELS = {"chi2": "it refuses negative values at predict time",
-                    "additive_chi2": "it refuses negative values at predict time",
-                    "precomputed": "it needs the training rows' kernel at predict time"}
+_REFUSED_KERNELS = {
+    "chi2": "it refuses negative values at predict time",
+    "additive_chi2": "it refuses negative values at predict time",
+    "precomputed": "it needs the training rows' kernel at predict time",
+}
 
 
 def _number(node: Node, key: str, value: Any) -> float:
@@ -79,24 +95,33 @@ def _number(node: Node, key: str, value: Any) -> float:
 
 
 #: the parameters each kernel of sklearn.metrics.pairwise reads (KERNEL_PARAMS)
-_KERNEL_PARAMS = {"linear": (), "poly": ("gamma", "degree", "coef0"),
-                  "polynomial": ("gamma", "degree", "coef0"), "rbf": ("gamma",),
-                  "sigmoid": ("gamma", "coef0"), "laplacian": ("gamma",), "cosine": ()}
+_KERNEL_PARAMS = {
+    "linear": (),
+    "poly": ("gamma", "degree", "coef0"),
+    "polynomial": ("gamma", "degree", "coef0"),
+    "rbf": ("gamma",),
+    "sigmoid": ("gamma", "coef0"),
+    "laplacian": ("gamma",),
+    "cosine": (),
+}
 
 
-def kernel_op(node: Node, kernel: Any, params: dict, fit: np.ndarray,
-              dual: Optional[np.ndarray]) -> KernelDual:
+def kernel_op(
+    node: Node, kernel: Any, params: dict, fit: np.ndarray, dual: Optional[np.ndarray]
+) -> KernelDual:
     """pairwise_kernels(X, fit, metric=kernel, filter_params=True, **params)
     (@ dual): the op, its parameters resolved as the kernel functions'
     defaults do (gamma None: 1 / n_features; degree 3; coef0 1)."""
     if not isinstance(kernel, str):
         raise UnsupportedModelError(
             f"{node.where} ({node.name}): a callable kernel is code, which mlfast never runs; "
-            f"it serves {', '.join(sorted(_KERNELS))}")
+            f"it serves {', '.join(sorted(_KERNELS))}"
+        )
     if kernel not in _KERNELS:
         why = _REFUSED_KERNELS.get(kernel, "it is not a kernel of sklearn.metrics.pairwise")
         raise UnsupportedModelError(
-            f"{node.where} ({node.name}): kernel={kernel!r} is not served: {why}")
+            f"{node.where} ({node.name}): kernel={kernel!r} is not served: {why}"
+        )
     if fit.shape[0] < 1 or fit.shape[1] < 1 or fit.shape[0] > MAX_FIT_ROWS:
         raise node.fail(f"the stored rows have shape {fit.shape}")
     d = fit.shape[1]
@@ -113,22 +138,38 @@ def kernel_op(node: Node, kernel: Any, params: dict, fit: np.ndarray,
         lengths = np.sqrt(np.einsum("ij,ij->i", fit64, fit64))
         lengths[lengths < 10 * np.finfo(lengths.dtype).eps] = 1.0
         fit64 = fit64 / lengths[:, None]
-    return KernelDual(rule=int(rule), fit=fit64, dual=dual, fit_norms=norms, gamma=gamma,
-                      coef0=coef0, degree=degree)
+    return KernelDual(
+        rule=int(rule),
+        fit=fit64,
+        dual=dual,
+        fit_norms=norms,
+        gamma=gamma,
+        coef0=coef0,
+        degree=degree,
+    )
 
 
 @register("sklearn.kernel_ridge", "KernelRidge")
 def build_kernel_ridge(node: Node, b: Builders, X: Optional[Cols]) -> Built:
     kernel = node.get("kernel")
-    fit = node.array("X_fit_", ndim=(2,), kinds="fiub") if isinstance(kernel, str) and \
-        kernel in _KERNELS else np.zeros((1, 1))
+    fit = (
+        node.array("X_fit_", ndim=(2,), kinds="fiub")
+        if isinstance(kernel, str) and kernel in _KERNELS
+        else np.zeros((1, 1))
+    )
     dual = node.array("dual_coef_", ndim=(1, 2), kinds="f")
-    if (dual.shape[0] != fit.shape[0] or dual.size < 1) and isinstance(kernel, str) and \
-            kernel in _KERNELS:
+    if (
+        (dual.shape[0] != fit.shape[0] or dual.size < 1)
+        and isinstance(kernel, str)
+        and kernel in _KERNELS
+    ):
         raise node.fail(f"dual_coef_ has shape {dual.shape} for {fit.shape[0]} stored rows")
     t = 1 if dual.ndim == 1 else dual.shape[1]
-    params = {"gamma": node.get("gamma", None), "degree": node.get("degree", 3),
-              "coef0": node.get("coef0", 1)}
+    params = {
+        "gamma": node.get("gamma", None),
+        "degree": node.get("degree", 3),
+        "coef0": node.get("coef0", 1),
+    }
     op = kernel_op(node, kernel, params, fit, None)
     op.dual = np.ascontiguousarray(dual, dtype=np.float64).reshape(fit.shape[0], t)
     n = node.n_features(fit.shape[1])
@@ -147,6 +188,12 @@ def build_ransac(node: Node, b: Builders, X: Optional[Cols]) -> Built:
     if n != built.n_features_in:
         raise node.fail(f"n_features_in_ is {n} but estimator_ reads {built.n_features_in}")
     out = built.outputs["predict"]
-    return Built(f"RANSACRegressor({built.name})", "regressor", {"predict": out},
-                 built.n_features_in, feature_names_in=node.feature_names(),
-                 first_name=node.name, strings=built.strings)
+    return Built(
+        f"RANSACRegressor({built.name})",
+        "regressor",
+        {"predict": out},
+        built.n_features_in,
+        feature_names_in=node.feature_names(),
+        first_name=node.name,
+        strings=built.strings,
+    )

@@ -11,6 +11,7 @@ Builders add nodes to a :class:`GraphBuilder` and return a :class:`Built`:
 which slots each method of the estimator returns.  ``GraphBuilder.finish``
 drops the nodes no method needs.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -21,7 +22,6 @@ from typing import Any, ClassVar, Dict, Iterable, List, Optional, Sequence, Tupl
 import numpy as np
 
 from mlfast import _core
-
 
 
 def _codes(name: str, key: str) -> Any:
@@ -54,6 +54,7 @@ METHODS: Tuple[str, ...] = tuple(_core.CODES["methods"])
 
 
 # ---- ops ---------------------------------------------------------------------------
+
 
 def _coerce(value: Any, kind: str, dtype: Optional[np.dtype], optional: int) -> Any:
     """A field value as C reads it: arrays contiguous, aligned, of the C
@@ -89,8 +90,11 @@ class Op:
             setattr(self, name, _coerce(getattr(self, name), kind, dtype, optional))
 
     def arrays(self) -> List[np.ndarray]:
-        return [v for v in (getattr(self, f.name) for f in dataclasses.fields(self))
-                if isinstance(v, np.ndarray)]
+        return [
+            v
+            for v in (getattr(self, f.name) for f in dataclasses.fields(self))
+            if isinstance(v, np.ndarray)
+        ]
 
     def state(self) -> dict:
         """Plain values, for a pickled Model."""
@@ -311,7 +315,7 @@ class Constant(Op):
 
     op_name: ClassVar[str] = "constant"
     values: np.ndarray = field(default_factory=lambda: np.zeros(1))
-    out_kind: int = 0            # 0 float64, 1 int64, 2 float32
+    out_kind: int = 0  # 0 float64, 1 int64, 2 float32
 
 
 @dataclass
@@ -322,6 +326,7 @@ class Check(Op):
 
 
 # ---- keys: categories of any type (csrc/keys.c) ------------------------------------
+
 
 def encode_keys(values: Any) -> Tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """The keys of a 1-D array of categories (tags, nums, text,
@@ -484,6 +489,7 @@ class Sparse(Op):
 
 # ---- naive Bayes (csrc/bayes.c) ----------------------------------------------------
 
+
 @dataclass
 class GaussianNB(Op):
     """GaussianNB's joint log likelihood: log_prior + (norm - 0.5 * sum((x - theta)**2 / var))."""
@@ -527,6 +533,7 @@ class NbLogProba(Op):
 
 # ---- support vector machines (csrc/svm.c) -------------------------------------------
 
+
 @dataclass
 class Svm(Op):
     """libsvm's decision values: one per pair of classes (n_classes >= 2), or one
@@ -559,6 +566,7 @@ class SvmPost(Op):
 
 # ---- discriminant analysis (csrc/discriminant.c) --------------------------------------
 
+
 @dataclass
 class Qda(Op):
     """QuadraticDiscriminantAnalysis's log posteriors, one column per class."""
@@ -582,6 +590,7 @@ class DaPost(Op):
 
 # ---- neural networks (csrc/nn.c) -----------------------------------------------------
 
+
 @dataclass
 class Activation(Op):
     """An MLP activation: logistic, tanh, relu, exp, or softmax by row."""
@@ -591,6 +600,7 @@ class Activation(Op):
 
 
 # ---- nearest neighbours (csrc/neighbors.c) --------------------------------------------
+
 
 @dataclass
 class Knn(Op):
@@ -653,6 +663,7 @@ class XgbLink(Op):
 
 # ---- nodes and outputs ------------------------------------------------------------
 
+
 @dataclass
 class Node:
     """One op over some slots; C reads these fields by name."""
@@ -662,13 +673,19 @@ class Node:
     n_out: int
     name: str
     accept: int = Accept.ANY
-    cast_f32: bool = False       # the input is read as float32 (scikit-learn's trees)
-    unnamed: bool = False        # an inf message names no input (an encoder's check)
+    cast_f32: bool = False  # the input is read as float32 (scikit-learn's trees)
+    unnamed: bool = False  # an inf message names no input (an encoder's check)
 
     def state(self) -> dict:
-        return {"op": self.op.state(), "inputs": self.inputs, "n_out": self.n_out,
-                "name": self.name, "accept": int(self.accept), "cast_f32": self.cast_f32,
-                "unnamed": self.unnamed}
+        return {
+            "op": self.op.state(),
+            "inputs": self.inputs,
+            "n_out": self.n_out,
+            "name": self.name,
+            "accept": int(self.accept),
+            "cast_f32": self.cast_f32,
+            "unnamed": self.unnamed,
+        }
 
 
 @dataclass
@@ -679,8 +696,8 @@ class Output:
 
     slots: np.ndarray
     classes: Optional[np.ndarray] = None
-    squeeze: bool = False        # one column is returned 1-D
-    split: Optional[List[int]] = None     # a list of arrays of these widths
+    squeeze: bool = False  # one column is returned 1-D
+    split: Optional[List[int]] = None  # a list of arrays of these widths
     # each column holds an index into its own classes (multi-output predict);
     # the labels take column_dtype, or numpy's promotion of the classes
     column_classes: Optional[List[np.ndarray]] = None
@@ -692,10 +709,16 @@ class Output:
     estimator_classes: Optional[np.ndarray] = None
 
     def state(self) -> dict:
-        return {"slots": self.slots, "classes": self.classes, "squeeze": self.squeeze,
-                "split": self.split, "column_classes": self.column_classes,
-                "column_dtype": None if self.column_dtype is None else self.column_dtype.str,
-                "stacked": self.stacked, "estimator_classes": self.estimator_classes}
+        return {
+            "slots": self.slots,
+            "classes": self.classes,
+            "squeeze": self.squeeze,
+            "split": self.split,
+            "column_classes": self.column_classes,
+            "column_dtype": None if self.column_dtype is None else self.column_dtype.str,
+            "stacked": self.stacked,
+            "estimator_classes": self.estimator_classes,
+        }
 
 
 class Cols:
@@ -736,22 +759,29 @@ class Out:
     estimator_classes: Optional[np.ndarray] = None
 
     def output(self) -> Output:
-        return Output(self.cols.slots, self.classes, self.squeeze, self.split,
-                      self.column_classes, self.column_dtype, self.stacked,
-                      self.estimator_classes)
+        return Output(
+            self.cols.slots,
+            self.classes,
+            self.squeeze,
+            self.split,
+            self.column_classes,
+            self.column_dtype,
+            self.stacked,
+            self.estimator_classes,
+        )
 
 
 @dataclass
 class Built:
     """An estimator as the graph now computes it."""
 
-    name: str                               # for repr: 'Pipeline(A -> B)'
-    kind: str                               # classifier, regressor, transformer, ...
+    name: str  # for repr: 'Pipeline(A -> B)'
+    kind: str  # classifier, regressor, transformer, ...
     outputs: Dict[str, Out]
     n_features_in: int
     feature_names_in: Optional[np.ndarray] = None
-    first_name: str = ""                    # the estimator that checks X first
-    strings: int = Strings.CONVERT          # what that estimator does with strings
+    first_name: str = ""  # the estimator that checks X first
+    strings: int = Strings.CONVERT  # what that estimator does with strings
     string_prefix: Optional[str] = None
     sklearn_version: Optional[str] = None
     # the estimator that warns of an array given to a model fitted on
@@ -778,10 +808,10 @@ class GraphBuilder:
     def __init__(self) -> None:
         self.n_features: Optional[int] = None
         self.nodes: List[Node] = []
-        self.kinds: List[int] = []          # each node's output kind (Slot)
+        self.kinds: List[int] = []  # each node's output kind (Slot)
         self.n_slots = 0
-        self.key_inputs: List[int] = []     # key slot t reads input column key_inputs[t]
-        self.key_columns: Optional[np.ndarray] = None   # set by finish
+        self.key_inputs: List[int] = []  # key slot t reads input column key_inputs[t]
+        self.key_columns: Optional[np.ndarray] = None  # set by finish
         # a vectorizer's analysis of the documents, the model's input (Spec.text)
         self.text: Optional[Dict[str, Any]] = None
         # input column -> the analysis of the documents it holds, for a
@@ -833,14 +863,23 @@ class GraphBuilder:
             slots[computed] = made.slots
         return Cols(slots)
 
-    def add(self, op: Op, inputs: Cols, n_out: int, name: str, accept: int = Accept.ANY,
-            cast_f32: bool = False, unnamed: bool = False) -> Cols:
+    def add(
+        self,
+        op: Op,
+        inputs: Cols,
+        n_out: int,
+        name: str,
+        accept: int = Accept.ANY,
+        cast_f32: bool = False,
+        unnamed: bool = False,
+    ) -> Cols:
         if len(inputs) < 1:
             raise ValueError(f"{name}: a node reads at least one column")
         in_kind, out_kind = _core.OP_KINDS[op.op_name]
         if np.any(self.kind_of(inputs.slots) != in_kind):
-            raise ValueError(f"{name}: {op.op_name} reads "
-                             f"{'keys' if in_kind == Slot.KEY else 'numbers'} only")
+            raise ValueError(
+                f"{name}: {op.op_name} reads {'keys' if in_kind == Slot.KEY else 'numbers'} only"
+            )
         node = Node(op, inputs.slots, int(n_out), name, accept, cast_f32, unnamed)
         self.nodes.append(node)
         self.kinds.append(int(out_kind))
@@ -861,7 +900,7 @@ class GraphBuilder:
             slots = np.asarray(slots)
             return np.where(slots < nf, 0, np.searchsorted(bases, slots, side="right"))
 
-        need = np.zeros(len(self.nodes) + 1, dtype=bool)   # index 0: the input
+        need = np.zeros(len(self.nodes) + 1, dtype=bool)  # index 0: the input
         need_keys = np.zeros(len(self.key_inputs), dtype=bool)
         for out in outputs.values():
             need[owner(out.slots)] = True
@@ -889,8 +928,11 @@ class GraphBuilder:
             out[is_key] = nf + key_map[-slots[is_key] - 1]
             return np.ascontiguousarray(out, dtype=np.int64)
 
-        nodes = [dataclasses.replace(n, inputs=renumber(n.inputs))
-                 for k, n in enumerate(self.nodes, start=1) if need[k]]
+        nodes = [
+            dataclasses.replace(n, inputs=renumber(n.inputs))
+            for k, n in enumerate(self.nodes, start=1)
+            if need[k]
+        ]
         outs = {m: dataclasses.replace(o, slots=renumber(o.slots)) for m, o in outputs.items()}
         return nodes, outs
 

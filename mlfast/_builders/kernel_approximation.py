@@ -6,6 +6,7 @@ by its ``KernelCenterer``, times its scaled eigenvectors; RBFSampler is
 ``cos(X @ random_weights_ + random_offset_) * sqrt(2 / n_components)`` with
 numpy's own cos loop.
 """
+
 from __future__ import annotations
 
 from typing import Optional
@@ -29,9 +30,15 @@ from mlfast._builders.ir import (
 
 
 def _transformer(node: Node, cols: Cols, n: int) -> Built:
-    return Built(node.name, "transformer", {"transform": Out(cols)}, n,
-                 feature_names_in=node.feature_names(), first_name=node.name,
-                 strings=Strings.CONVERT)
+    return Built(
+        node.name,
+        "transformer",
+        {"transform": Out(cols)},
+        n,
+        feature_names_in=node.feature_names(),
+        first_name=node.name,
+        strings=Strings.CONVERT,
+    )
 
 
 @register("sklearn.kernel_approximation", "Nystroem")
@@ -62,21 +69,27 @@ def build_kernel_pca(node: Node, b: Builders, X: Optional[Cols]) -> Built:
     fit = node.array("X_fit_", ndim=(2,), kinds="fiub")
     n_fit, d = fit.shape
     # eigenvalues_/eigenvectors_ since 1.0 (lambdas_/alphas_ before)
-    vkey, wkey = ("eigenvalues_", "eigenvectors_") if "eigenvalues_" in node.state \
+    vkey, wkey = (
+        ("eigenvalues_", "eigenvectors_")
+        if "eigenvalues_" in node.state
         else ("lambdas_", "alphas_")
+    )
     values = node.array(vkey, ndim=(1,), kinds="f")
     vectors = node.array(wkey, ndim=(2,), kinds="f")
     if vectors.shape != (n_fit, values.size) or values.size < 1:
-        raise node.fail(f"{wkey} has shape {vectors.shape} and {vkey} {values.shape} for "
-                        f"{n_fit} stored rows")
+        raise node.fail(
+            f"{wkey} has shape {vectors.shape} and {vkey} {values.shape} for {n_fit} stored rows"
+        )
     centerer = node.get("_centerer")
     cstate = getattr(centerer, "state", None)
     if not isinstance(cstate, dict):
         raise node.fail("_centerer is not a fitted KernelCenterer")
-    fit_rows = node.array("_centerer.K_fit_rows_", ndim=(1,), kinds="f",
-                          value=cstate.get("K_fit_rows_"))
-    fit_all = float(node.array("_centerer.K_fit_all_", ndim=(0,), kinds="f",
-                               value=cstate.get("K_fit_all_")))
+    fit_rows = node.array(
+        "_centerer.K_fit_rows_", ndim=(1,), kinds="f", value=cstate.get("K_fit_rows_")
+    )
+    fit_all = float(
+        node.array("_centerer.K_fit_all_", ndim=(0,), kinds="f", value=cstate.get("K_fit_all_"))
+    )
     if fit_rows.shape != (n_fit,):
         raise node.fail(f"_centerer.K_fit_rows_ has shape {fit_rows.shape}")
     gamma = node.get("gamma_", node.get("gamma", None))
@@ -88,11 +101,11 @@ def build_kernel_pca(node: Node, b: Builders, X: Optional[Cols]) -> Built:
     n = node.n_features(d)
     X = b.input(node, X, n)
     K = b.add(node, op, X, n_fit, accept=Accept.FINITE)
-    K = b.add(node, CenterKernel(fit_rows=fit_rows.astype(np.float64), fit_all=fit_all), K,
-              n_fit)
+    K = b.add(node, CenterKernel(fit_rows=fit_rows.astype(np.float64), fit_all=fit_all), K, n_fit)
     k = values.size
-    cols = b.add(node, Linear(coef=np.ascontiguousarray(scaled.T), intercept=np.zeros(k),
-                              f32=False), K, k)
+    cols = b.add(
+        node, Linear(coef=np.ascontiguousarray(scaled.T), intercept=np.zeros(k), f32=False), K, k
+    )
     return _transformer(node, cols, n)
 
 
@@ -108,8 +121,13 @@ def build_rbf_sampler(node: Node, b: Builders, X: Optional[Cols]) -> Built:
         raise node.fail(f"n_components is {n_components} for {m} random weights")
     n = node.n_features(d)
     X = b.input(node, X, n)
-    projection = b.add(node, Linear(coef=np.ascontiguousarray(weights.T, dtype=np.float64),
-                                    intercept=offset, f32=False), X, m, accept=Accept.FINITE)
+    projection = b.add(
+        node,
+        Linear(coef=np.ascontiguousarray(weights.T, dtype=np.float64), intercept=offset, f32=False),
+        X,
+        m,
+        accept=Accept.FINITE,
+    )
     projection = apply(node, b, projection, FUNCTIONS["cos"], Accept.ANY)
     scale = (2.0 / n_components) ** 0.5
     cols = b.add(node, Affine(mul=np.full(m, scale)), projection, m)

@@ -1,4 +1,5 @@
 """Linear models: raw = X @ coef_.T + intercept_, then each class's rules."""
+
 from __future__ import annotations
 
 from typing import Optional
@@ -64,8 +65,10 @@ def _coef(node: Node):
     # numpy float64 scalar promotes it, a plain Python float does not.
     f32 = coef.dtype == np.float32 and (
         type(intercept_value) is float
-        or (isinstance(intercept_value, (np.ndarray, np.floating))
-            and intercept_value.dtype == np.float32)
+        or (
+            isinstance(intercept_value, (np.ndarray, np.floating))
+            and intercept_value.dtype == np.float32
+        )
     )
     return matrix, intercept, raw_1d, f32
 
@@ -76,8 +79,13 @@ def _raw(node: Node, b: Builders, X: Optional[Cols], coef, intercept, f32: bool)
         return sparse_product(node, b, X, coef, intercept), coef.shape[1]
     n = node.n_features(coef.shape[1])
     X = b.input(node, X, n)
-    raw = b.add(node, Linear(coef=coef, intercept=intercept, f32=f32), X, coef.shape[0],
-                accept=Accept.FINITE)
+    raw = b.add(
+        node,
+        Linear(coef=coef, intercept=intercept, f32=f32),
+        X,
+        coef.shape[0],
+        accept=Accept.FINITE,
+    )
     return raw, n
 
 
@@ -117,7 +125,8 @@ def _logistic_proba(node: Node, n_classes: int) -> Optional[int]:
     # 'auto' meant one-vs-rest for liblinear, and in 1.2-1.5 for
     # newton-cholesky too (it had no multinomial mode yet)
     ovr_solver = solver == "liblinear" or (
-        solver == "newton-cholesky" and (1, 2) <= node.version < (1, 6))
+        solver == "newton-cholesky" and (1, 2) <= node.version < (1, 6)
+    )
     ovr = multi_class in ("ovr", "warn") or (
         multi_class in ("auto", "deprecated") and (n_classes <= 2 or ovr_solver)
     )
@@ -154,5 +163,6 @@ def build_linear_classifier(node: Node, b: Builders, X: Optional[Cols]) -> Built
     else:
         proba = None
     raw, n = _raw(node, b, X, coef, intercept, f32)
-    return classifier(node, b, raw, classes, n, label_rule=label_rule, proba_rule=proba,
-                      raw_1d=raw_1d)
+    return classifier(
+        node, b, raw, classes, n, label_rule=label_rule, proba_rule=proba, raw_1d=raw_1d
+    )

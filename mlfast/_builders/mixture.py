@@ -7,6 +7,7 @@ stored arrays with numpy, as scikit-learn computes them at predict time;
 the rows' terms are computed in C (the ``mixture`` and ``quadform`` ops).
 scipy is never imported: ``digamma`` below is the asymptotic series.
 """
+
 from __future__ import annotations
 
 import math
@@ -44,8 +45,14 @@ def digamma(x: np.ndarray) -> np.ndarray:
         x[small] += 1.0
         small = x < 10.0
     f = 1.0 / (x * x)
-    series = f * (-1 / 12 + f * (1 / 120 + f * (-1 / 252 + f * (1 / 240 + f * (
-        -1 / 132 + f * (691 / 32760 + f * (-1 / 12)))))))
+    series = f * (
+        -1 / 12
+        + f
+        * (
+            1 / 120
+            + f * (-1 / 252 + f * (1 / 240 + f * (-1 / 132 + f * (691 / 32760 + f * (-1 / 12)))))
+        )
+    )
     return out + (np.log(x) - 0.5 / x + series)
 
 
@@ -55,16 +62,21 @@ def _logdet(a: np.ndarray) -> float:
     return float(ld) if sign > 0 else -math.inf
 
 
-def gaussian_log_likelihood(node: Node, b: Builders, X: Cols, mean: np.ndarray,
-                            precision: np.ndarray) -> Cols:
+def gaussian_log_likelihood(
+    node: Node, b: Builders, X: Cols, mean: np.ndarray, precision: np.ndarray
+) -> Cols:
     """score_samples of PCA and FactorAnalysis: -0.5 * sum(Xr * (Xr @ P)),
     minus 0.5 * (d log(2 pi) - logdet(P))."""
     d = mean.size
     if not np.all(np.isfinite(precision)):
         raise node.fail("its parameters give a precision matrix that is not finite")
     const = 0.5 * (d * math.log(2.0 * math.pi) - _logdet(precision))
-    op = QuadForm(loc=np.ascontiguousarray(mean, dtype=np.float64),
-                  prec=np.ascontiguousarray(precision, dtype=np.float64), mul=-0.5, add=-const)
+    op = QuadForm(
+        loc=np.ascontiguousarray(mean, dtype=np.float64),
+        prec=np.ascontiguousarray(precision, dtype=np.float64),
+        mul=-0.5,
+        add=-const,
+    )
     return b.add(node, op, X, 1, accept=Accept.FINITE)
 
 
@@ -92,13 +104,12 @@ def pca_precision(node: Node, components: np.ndarray, n_features: int) -> np.nda
         precision = comps @ comps.T / noise
         _add_to_diagonal(precision, 1.0 / diff)
         precision = comps.T @ np.linalg.inv(precision) @ comps
-        precision /= -(noise ** 2)
+        precision /= -(noise**2)
         _add_to_diagonal(precision, 1.0 / noise)
     return precision
 
 
-def factor_analysis_precision(node: Node, components: np.ndarray,
-                              noise: np.ndarray) -> np.ndarray:
+def factor_analysis_precision(node: Node, components: np.ndarray, noise: np.ndarray) -> np.ndarray:
     """FactorAnalysis.get_precision."""
     k, d = components.shape
     with np.errstate(all="ignore"):
@@ -116,6 +127,7 @@ def factor_analysis_precision(node: Node, components: np.ndarray,
 
 
 # ---- EllipticEnvelope ----------------------------------------------------------------
+
 
 def _square(node: Node, key: str, d: int) -> np.ndarray:
     m = node.array(key, ndim=(2,), kinds="f")
@@ -148,23 +160,37 @@ def build_elliptic_envelope(node: Node, b: Builders, X: Optional[Cols]) -> Built
     X = b.input(node, X, n)
     loc = np.ascontiguousarray(loc, dtype=np.float64)
     # score_samples = -mahalanobis; decision_function = score_samples - offset_
-    score = b.add(node, QuadForm(loc=loc, prec=precision, mul=-1.0, add=0.0), X, 1,
-                  accept=Accept.FINITE)
-    decision = b.add(node, QuadForm(loc=loc, prec=precision, mul=-1.0, add=-offset), X, 1,
-                     accept=Accept.FINITE)
+    score = b.add(
+        node, QuadForm(loc=loc, prec=precision, mul=-1.0, add=0.0), X, 1, accept=Accept.FINITE
+    )
+    decision = b.add(
+        node, QuadForm(loc=loc, prec=precision, mul=-1.0, add=-offset), X, 1, accept=Accept.FINITE
+    )
     labels = b.add(node, Labels(rule=LabelRule.THRESHOLD_GE), decision, 1)
-    outputs = {"predict": Out(labels, classes=np.array([-1, 1], dtype=np.int64), squeeze=True),
-               "decision_function": Out(decision, squeeze=True),
-               "score_samples": Out(score, squeeze=True)}
-    return Built(node.name, "outlier_detector", outputs, n,
-                 feature_names_in=node.feature_names(), first_name=node.name,
-                 strings=Strings.REFUSE)
+    outputs = {
+        "predict": Out(labels, classes=np.array([-1, 1], dtype=np.int64), squeeze=True),
+        "decision_function": Out(decision, squeeze=True),
+        "score_samples": Out(score, squeeze=True),
+    }
+    return Built(
+        node.name,
+        "outlier_detector",
+        outputs,
+        n,
+        feature_names_in=node.feature_names(),
+        first_name=node.name,
+        strings=Strings.REFUSE,
+    )
 
 
 # ---- Gaussian mixtures -------------------------------------------------------------
 
-_COVARIANCE = {"full": MixtureRule.FULL, "tied": MixtureRule.TIED, "diag": MixtureRule.DIAG,
-               "spherical": MixtureRule.SPHERICAL}
+_COVARIANCE = {
+    "full": MixtureRule.FULL,
+    "tied": MixtureRule.TIED,
+    "diag": MixtureRule.DIAG,
+    "spherical": MixtureRule.SPHERICAL,
+}
 
 
 @register("sklearn.mixture", "GaussianMixture", "BayesianGaussianMixture")
@@ -179,8 +205,10 @@ def build_gaussian_mixture(node: Node, b: Builders, X: Optional[Cols]) -> Built:
     shapes = {"full": (k, d, d), "tied": (d, d), "diag": (k, d), "spherical": (k,)}
     chol = node.array("precisions_cholesky_", ndim=(1, 2, 3), kinds="f").astype(np.float64)
     if chol.shape != shapes[cov_type]:
-        raise node.fail(f"precisions_cholesky_ has shape {chol.shape}, expected "
-                        f"{shapes[cov_type]} for covariance_type={cov_type!r}")
+        raise node.fail(
+            f"precisions_cholesky_ has shape {chol.shape}, expected "
+            f"{shapes[cov_type]} for covariance_type={cov_type!r}"
+        )
     with np.errstate(all="ignore"):
         # _compute_log_det_cholesky
         if cov_type == "full":
@@ -199,12 +227,12 @@ def build_gaussian_mixture(node: Node, b: Builders, X: Optional[Cols]) -> Built:
             shift = means @ chol
             prec = chol
         elif cov_type == "diag":
-            prec = chol ** 2
-            base = np.sum(means ** 2 * prec, axis=1)
+            prec = chol**2
+            base = np.sum(means**2 * prec, axis=1)
             shift = means * prec
         else:
-            prec = chol ** 2
-            base = np.sum(means ** 2, axis=1) * prec
+            prec = chol**2
+            base = np.sum(means**2, axis=1) * prec
             shift = np.ascontiguousarray((means.T * prec).T)
         adds = [log_det]
         if node.name == "BayesianGaussianMixture":
@@ -214,7 +242,8 @@ def build_gaussian_mixture(node: Node, b: Builders, X: Optional[Cols]) -> Built:
                 raise node.fail("degrees_of_freedom_ or mean_precision_ out of range")
             adds.append(-(0.5 * d * np.log(dof)))
             log_lambda = d * np.log(2.0) + np.sum(
-                digamma(0.5 * (dof - np.arange(0, d)[:, np.newaxis])), 0)
+                digamma(0.5 * (dof - np.arange(0, d)[:, np.newaxis])), 0
+            )
             adds.append(0.5 * (log_lambda - d / mean_precision))
             concentration = node.get("weight_concentration_")
             prior_type = node.get("weight_concentration_prior_type")
@@ -224,8 +253,11 @@ def build_gaussian_mixture(node: Node, b: Builders, X: Optional[Cols]) -> Built:
                 a = node.vector("weight_concentration_[0]", k, value=concentration[0])
                 bb = node.vector("weight_concentration_[1]", k, value=concentration[1])
                 digamma_sum = digamma(a + bb)
-                log_weights = (digamma(a) - digamma_sum
-                               + np.hstack((0, np.cumsum(digamma(bb) - digamma_sum)[:-1])))
+                log_weights = (
+                    digamma(a)
+                    - digamma_sum
+                    + np.hstack((0, np.cumsum(digamma(bb) - digamma_sum)[:-1]))
+                )
             elif prior_type == "dirichlet_distribution":
                 c = node.vector("weight_concentration_", k, value=concentration)
                 log_weights = digamma(c) - digamma(np.sum(c))
@@ -236,8 +268,7 @@ def build_gaussian_mixture(node: Node, b: Builders, X: Optional[Cols]) -> Built:
             adds.append(np.log(node.vector("weights_", k)))
     for a in adds:
         if not np.all(np.isfinite(a)):
-            raise node.fail("its parameters give log weights or determinants that are "
-                            "not finite")
+            raise node.fail("its parameters give log weights or determinants that are not finite")
     # From 1.7 full and tied log_prob is stored in X's dtype and, for float32
     # X, -0.5 * (constant + log_prob) computed in float32: the constant is
     # n_features * np.log(2 pi).astype(X.dtype) in 1.7 (a float32 product),
@@ -249,18 +280,31 @@ def build_gaussian_mixture(node: Node, b: Builders, X: Optional[Cols]) -> Built:
         const_f32 = float(np.float32(d) * np.float32(np.log(2 * np.pi)))
     n = node.n_features(d)
     X = b.input(node, X, n)
-    op = Mixture(rule=int(_COVARIANCE[cov_type]), n_components=k,
-                 prec=np.ascontiguousarray(prec, dtype=np.float64).reshape(-1),
-                 shift=np.ascontiguousarray(shift, dtype=np.float64),
-                 base=np.ascontiguousarray(base, dtype=np.float64),
-                 adds=np.ascontiguousarray(np.stack(adds), dtype=np.float64),
-                 log_2pi_d=d * (math.log(2 * math.pi) if node.version >= (1, 8)
-                                else float(np.log(2 * np.pi))), f32_terms=f32_terms,
-                 log_2pi_d_f32=const_f32)
+    op = Mixture(
+        rule=int(_COVARIANCE[cov_type]),
+        n_components=k,
+        prec=np.ascontiguousarray(prec, dtype=np.float64).reshape(-1),
+        shift=np.ascontiguousarray(shift, dtype=np.float64),
+        base=np.ascontiguousarray(base, dtype=np.float64),
+        adds=np.ascontiguousarray(np.stack(adds), dtype=np.float64),
+        log_2pi_d=d
+        * (math.log(2 * math.pi) if node.version >= (1, 8) else float(np.log(2 * np.pi))),
+        f32_terms=f32_terms,
+        log_2pi_d_f32=const_f32,
+    )
     cols = b.add(node, op, X, 2 * k + 1, accept=Accept.FINITE)
     labels = b.add(node, Labels(rule=LabelRule.ARGMAX), cols[:k], 1)
-    outputs = {"predict": Out(labels, classes=np.arange(k, dtype=np.int64), squeeze=True),
-               "predict_proba": Out(cols[k + 1:]),
-               "score_samples": Out(cols[k:k + 1], squeeze=True)}
-    return Built(node.name, "clusterer", outputs, n, feature_names_in=node.feature_names(),
-                 first_name=node.name, strings=Strings.REFUSE)
+    outputs = {
+        "predict": Out(labels, classes=np.arange(k, dtype=np.int64), squeeze=True),
+        "predict_proba": Out(cols[k + 1 :]),
+        "score_samples": Out(cols[k : k + 1], squeeze=True),
+    }
+    return Built(
+        node.name,
+        "clusterer",
+        outputs,
+        n,
+        feature_names_in=node.feature_names(),
+        first_name=node.name,
+        strings=Strings.REFUSE,
+    )

@@ -9,6 +9,7 @@ scikit-learn version that saved the file (``node.version``).  Members are
 added in the order scikit-learn calls them, so the first to refuse a row is
 the one scikit-learn would name.
 """
+
 from __future__ import annotations
 
 from typing import Dict, List, NamedTuple, Optional
@@ -46,6 +47,7 @@ from mlfast._core import Global, Record
 from mlfast.errors import UnsupportedModelError
 
 # ---- members ------------------------------------------------------------------------
+
 
 def _record(node: Node, value, what: str) -> Node:
     if not isinstance(value, Record):
@@ -92,10 +94,14 @@ def _constant_predictor(node: Node, b: Builders, X: Optional[Cols]) -> Built:
     score = b.add(node, Constant(values=np.array([value])), first, 1)
     proba = b.add(node, Constant(values=np.array([1.0 - value, value])), first, 2)
     labels = b.add(node, Labels(rule=LabelRule.ARGMAX), score, 1)
-    outputs = {"predict": Out(labels, classes=np.ascontiguousarray(y), squeeze=True),
-               "decision_function": Out(score, squeeze=True), "predict_proba": Out(proba)}
-    return Built(node.name, "constant", outputs, len(X), first_name=node.name,
-                 strings=Strings.CONVERT)
+    outputs = {
+        "predict": Out(labels, classes=np.ascontiguousarray(y), squeeze=True),
+        "decision_function": Out(score, squeeze=True),
+        "predict_proba": Out(proba),
+    }
+    return Built(
+        node.name, "constant", outputs, len(X), first_name=node.name, strings=Strings.CONVERT
+    )
 
 
 def _build(node: Node, b: Builders, value, what: str, X: Optional[Cols]) -> Built:
@@ -109,7 +115,8 @@ def _out(node: Node, member: Built, method: str, what: str) -> Out:
     out = member.outputs.get(method)
     if out is None:
         raise UnsupportedModelError(
-            f"{node.where}.{what} ({member.name}) has no {method}, which {node.name} needs")
+            f"{node.where}.{what} ({member.name}) has no {method}, which {node.name} needs"
+        )
     return out
 
 
@@ -118,7 +125,8 @@ def _width1(node: Node, member: Built, method: str, what: str) -> Cols:
     if len(cols) != 1:
         raise UnsupportedModelError(
             f"{node.where}.{what} ({member.name}): its {method} has {len(cols)} columns, "
-            f"where {node.name} reads one")
+            f"where {node.name} reads one"
+        )
     return cols
 
 
@@ -132,7 +140,8 @@ def _binary_score(node: Node, member: Built, what: str) -> Cols:
     proba = _out(node, member, "predict_proba", what).cols
     if len(proba) != 2:
         raise UnsupportedModelError(
-            f"{node.where}.{what} ({member.name}) is not a binary classifier")
+            f"{node.where}.{what} ({member.name}) is not a binary classifier"
+        )
     return proba[1:2]
 
 
@@ -155,26 +164,49 @@ def _labels_of(node: Node, member: Built, what: str) -> _Labels:
     out = _out(node, member, "predict", what)
     if out.classes is None or len(out.cols) != 1:
         raise UnsupportedModelError(
-            f"{node.where}.{what} ({member.name}) is not a single-output classifier")
+            f"{node.where}.{what} ({member.name}) is not a single-output classifier"
+        )
     return _Labels(out.cols, out.classes)
 
 
-def _meta(node: Node, name: str, kind: str, outputs: Dict[str, Out], first: Built,
-          checks_itself: bool = False) -> Built:
+def _meta(
+    node: Node,
+    name: str,
+    kind: str,
+    outputs: Dict[str, Out],
+    first: Built,
+    checks_itself: bool = False,
+) -> Built:
     """The meta-estimator's Built: its width and names, and who checks X
     first (the meta-estimator itself, or its first member)."""
     n = node.state.get("n_features_in_", first.n_features_in)
     if not isinstance(n, (int, np.integer)) or isinstance(n, bool) or n != first.n_features_in:
-        raise node.fail(f"n_features_in_ is {n!r} but its members read "
-                        f"{first.n_features_in} columns")
+        raise node.fail(
+            f"n_features_in_ is {n!r} but its members read {first.n_features_in} columns"
+        )
     names = node.feature_names() if "feature_names_in_" in node.state else first.feature_names_in
     if checks_itself:
-        return Built(name, kind, outputs, int(n), feature_names_in=names,
-                     first_name=node.name, strings=Strings.REFUSE)
-    return Built(name, kind, outputs, int(n), feature_names_in=names,
-                 first_name=first.first_name, strings=first.strings,
-                 string_prefix=first.string_prefix, warn_name=first.warn_name,
-                 names_required=first.names_required)
+        return Built(
+            name,
+            kind,
+            outputs,
+            int(n),
+            feature_names_in=names,
+            first_name=node.name,
+            strings=Strings.REFUSE,
+        )
+    return Built(
+        name,
+        kind,
+        outputs,
+        int(n),
+        feature_names_in=names,
+        first_name=first.first_name,
+        strings=first.strings,
+        string_prefix=first.string_prefix,
+        warn_name=first.warn_name,
+        names_required=first.names_required,
+    )
 
 
 def _flag(node: Node, key: str, default: bool) -> bool:
@@ -185,6 +217,7 @@ def _flag(node: Node, key: str, default: bool) -> bool:
 
 
 # ---- CalibratedClassifierCV ---------------------------------------------------------
+
 
 def _calibrators(cal: Node, method: str, n: int, columns: np.ndarray, k: int):
     """The calibrate op of one _CalibratedClassifier over n score columns."""
@@ -212,7 +245,8 @@ def _calibrators(cal: Node, method: str, n: int, columns: np.ndarray, k: int):
         if c.get("out_of_bounds", "clip") != "clip":
             raise UnsupportedModelError(
                 f"{c.where}: IsotonicRegression(out_of_bounds={c.get('out_of_bounds')!r}) "
-                "is not served")
+                "is not served"
+            )
         # (_necessary_X_ and _necessary_y_ before 0.24)
         old = "X_thresholds_" not in c.state
         x = c.array("_necessary_X_" if old else "X_thresholds_", ndim=(1,), kinds="f")
@@ -220,7 +254,8 @@ def _calibrators(cal: Node, method: str, n: int, columns: np.ndarray, k: int):
         if x.dtype != np.float64 or y.dtype != np.float64:
             # interp1d delegates to np.interp for float64 thresholds only
             raise UnsupportedModelError(
-                f"{c.where}: isotonic thresholds of dtype {x.dtype} are not served")
+                f"{c.where}: isotonic thresholds of dtype {x.dtype} are not served"
+            )
         if x.size < 1 or x.shape != y.shape:
             raise c.fail("X_thresholds_ and y_thresholds_ must be as long")
         xs.append(x)
@@ -228,8 +263,15 @@ def _calibrators(cal: Node, method: str, n: int, columns: np.ndarray, k: int):
         lo.append(float(c.array("X_min_", ndim=(0,), kinds="fiu")))
         hi.append(float(c.array("X_max_", ndim=(0,), kinds="fiu")))
     offsets = np.concatenate([[0], np.cumsum([x.size for x in xs])]).astype(np.int64)
-    return dict(rule=CalibrateRule.ISOTONIC, columns=columns[:n], x=np.concatenate(xs),
-                y=np.concatenate(ys), offsets=offsets, lo=np.array(lo), hi=np.array(hi)), n
+    return dict(
+        rule=CalibrateRule.ISOTONIC,
+        columns=columns[:n],
+        x=np.concatenate(xs),
+        y=np.concatenate(ys),
+        offsets=offsets,
+        lo=np.array(lo),
+        hi=np.array(hi),
+    ), n
 
 
 def _calibrated(node: Node, b: Builders, X: Optional[Cols], i: int, classes: np.ndarray):
@@ -252,14 +294,14 @@ def _calibrated(node: Node, b: Builders, X: Optional[Cols], i: int, classes: np.
     else:
         scores, from_proba = _out(cal, member, "predict_proba", key).cols, True
         if len(scores) == 2:
-            scores = scores[1:2]           # the positive class (classes_[-1])
+            scores = scores[1:2]  # the positive class (classes_[-1])
     # LabelEncoder().fit(classes).transform(estimator.classes_)
     seen = _labels_of(cal, member, key).classes
     columns = np.searchsorted(classes, seen)
     if np.any(columns >= k) or not np.array_equal(classes[np.minimum(columns, k - 1)], seen):
         raise cal.fail(f"{key}.classes_ holds labels outside classes")
     if k == 2:
-        columns = columns + 1               # binary: the one column is class 1
+        columns = columns + 1  # binary: the one column is class 1
     method = cal.get("method")
     fields, n = _calibrators(cal, method, len(scores), columns.astype(np.int64), k)
     if method == "temperature":
@@ -288,12 +330,18 @@ def build_calibrated_classifier(node: Node, b: Builders, X: Optional[Cols]) -> B
     if first is None:
         raise node.fail("calibrated_classifiers_ holds no classifiers")
     # mean_proba = zeros, += each, /= their number: one is itself
-    proba = blocks[0] if len(blocks) == 1 else b.add(
-        node, Average(weights=np.ones(len(blocks)), scale=float(len(blocks))),
-        Cols.concat(blocks), k)
+    proba = (
+        blocks[0]
+        if len(blocks) == 1
+        else b.add(
+            node,
+            Average(weights=np.ones(len(blocks)), scale=float(len(blocks))),
+            Cols.concat(blocks),
+            k,
+        )
+    )
     labels = b.add(node, Labels(rule=LabelRule.ARGMAX), proba, 1)
-    outputs = {"predict": Out(labels, classes=classes, squeeze=True),
-               "predict_proba": Out(proba)}
+    outputs = {"predict": Out(labels, classes=classes, squeeze=True), "predict_proba": Out(proba)}
     return _meta(node, f"CalibratedClassifierCV({first.name})", "classifier", outputs, first)
 
 
@@ -306,6 +354,7 @@ def build_frozen_estimator(node: Node, b: Builders, X: Optional[Cols]) -> Built:
 
 # ---- one-vs-rest, one-vs-one, output codes ----------------------------------------
 
+
 @register("sklearn.multiclass", "OneVsRestClassifier")
 def build_one_vs_rest(node: Node, b: Builders, X: Optional[Cols]) -> Built:
     binarizer = _record(node, node.get("label_binarizer_"), "label_binarizer_")
@@ -313,8 +362,7 @@ def build_one_vs_rest(node: Node, b: Builders, X: Optional[Cols]) -> Built:
     classes = _classes(node, node.state.get("classes_", binarizer.get("classes_")))
     members: List[Built] = []
     for i, est in enumerate(_members(node)):
-        members.append(_build(node, b, est, f"estimators_[{i}]", _input(b, X) if members
-                              else X))
+        members.append(_build(node, b, est, f"estimators_[{i}]", _input(b, X) if members else X))
     scores = [_binary_score(node, m, f"estimators_[{i}]") for i, m in enumerate(members)]
     multilabel = isinstance(y_type, str) and y_type.startswith("multilabel")
     outputs: Dict[str, Out] = {}
@@ -323,33 +371,47 @@ def build_one_vs_rest(node: Node, b: Builders, X: Optional[Cols]) -> Built:
             raise node.fail(f"{len(members)} estimators for {classes.size} classes")
         # the running maximum keeps the last estimator equal to it: since
         # 1.8 they are taken in reverse (np.argmax's first maximum)
-        keep = b.add(node, OvrArgmax(reverse=node.version >= (1, 8)), Cols.concat(scores),
-                     len(scores))
+        keep = b.add(
+            node, OvrArgmax(reverse=node.version >= (1, 8)), Cols.concat(scores), len(scores)
+        )
         labels = b.add(node, Labels(rule=LabelRule.ARGMAX), keep, 1)
         outputs["predict"] = Out(labels, classes=classes, squeeze=True)
     elif y_type == "binary":
         if len(members) != 1 or classes.size != 2:
             raise node.fail(f"{len(members)} estimators for binary classes")
-        labels = b.add(node, Labels(rule=LabelRule.THRESHOLD,
-                                    threshold=_binary_threshold(members[0])), scores[0], 1)
+        labels = b.add(
+            node,
+            Labels(rule=LabelRule.THRESHOLD, threshold=_binary_threshold(members[0])),
+            scores[0],
+            1,
+        )
         outputs["predict"] = Out(labels, classes=classes, squeeze=True)
     elif multilabel:
         if _flag(binarizer, "sparse_input_", False):
             raise UnsupportedModelError(
                 f"{node.where} ({node.name}) was fitted on a sparse label matrix; its "
-                "predict is sparse, which mlfast does not serve")
+                "predict is sparse, which mlfast does not serve"
+            )
         # an indicator matrix: each estimator's score over the first one's threshold
         threshold = _binary_threshold(members[0])
-        labels = Cols.concat(b.add(node, Labels(rule=LabelRule.THRESHOLD, threshold=threshold),
-                                   s, 1) for s in scores)
-        outputs["predict"] = Out(labels, column_classes=[np.array([0, 1])] * len(scores),
-                                 column_dtype=np.dtype(int), estimator_classes=classes)
+        labels = Cols.concat(
+            b.add(node, Labels(rule=LabelRule.THRESHOLD, threshold=threshold), s, 1) for s in scores
+        )
+        outputs["predict"] = Out(
+            labels,
+            column_classes=[np.array([0, 1])] * len(scores),
+            column_dtype=np.dtype(int),
+            estimator_classes=classes,
+        )
     else:
-        raise UnsupportedModelError(f"{node.where} ({node.name}): targets of type {y_type!r} "
-                                    "are not served")
+        raise UnsupportedModelError(
+            f"{node.where} ({node.name}): targets of type {y_type!r} are not served"
+        )
     if all("predict_proba" in m.outputs for m in members):
-        positive = Cols.concat(_out(node, m, "predict_proba", f"estimators_[{i}]").cols[1:2]
-                               for i, m in enumerate(members))
+        positive = Cols.concat(
+            _out(node, m, "predict_proba", f"estimators_[{i}]").cols[1:2]
+            for i, m in enumerate(members)
+        )
         rule = NormalizeRule.ZERO_KEEPS if node.version >= (1, 7) else NormalizeRule.ZERO_NAN
         if len(members) == 1:
             proba = b.add(node, Normalize(rule=rule, complement=True), positive, 2)
@@ -362,11 +424,13 @@ def build_one_vs_rest(node: Node, b: Builders, X: Optional[Cols]) -> Built:
         if len(members) == 1:
             outputs["decision_function"] = members[0].outputs["decision_function"]
         else:
-            outputs["decision_function"] = Out(Cols.concat(
-                _width1(node, m, "decision_function", f"estimators_[{i}]")
-                for i, m in enumerate(members)))
-    return _meta(node, f"OneVsRestClassifier({members[0].name})", "classifier", outputs,
-                 members[0])
+            outputs["decision_function"] = Out(
+                Cols.concat(
+                    _width1(node, m, "decision_function", f"estimators_[{i}]")
+                    for i, m in enumerate(members)
+                )
+            )
+    return _meta(node, f"OneVsRestClassifier({members[0].name})", "classifier", outputs, members[0])
 
 
 @register("sklearn.multiclass", "OneVsOneClassifier")
@@ -376,14 +440,14 @@ def build_one_vs_one(node: Node, b: Builders, X: Optional[Cols]) -> Built:
     if node.state.get("pairwise_indices_") is not None:
         raise UnsupportedModelError(
             f"{node.where} ({node.name}) was fitted on a precomputed kernel, which mlfast "
-            "does not serve")
+            "does not serve"
+        )
     ests = _members(node)
     if k < 2 or len(ests) != k * (k - 1) // 2:
         raise node.fail(f"{len(ests)} estimators for {k} classes")
     members: List[Built] = []
     for i, est in enumerate(ests):
-        members.append(_build(node, b, est, f"estimators_[{i}]", _input(b, X) if members
-                              else X))
+        members.append(_build(node, b, est, f"estimators_[{i}]", _input(b, X) if members else X))
     predictions, confidences = [], []
     for i, m in enumerate(members):
         out = _labels_of(node, m, f"estimators_[{i}]")
@@ -396,16 +460,26 @@ def build_one_vs_one(node: Node, b: Builders, X: Optional[Cols]) -> Built:
     outputs: Dict[str, Out] = {}
     if k == 2:
         decision = votes[1:2]
-        labels = b.add(node, Labels(rule=LabelRule.THRESHOLD,
-                                    threshold=_binary_threshold(members[0])), decision, 1)
+        labels = b.add(
+            node,
+            Labels(rule=LabelRule.THRESHOLD, threshold=_binary_threshold(members[0])),
+            decision,
+            1,
+        )
         outputs["decision_function"] = Out(decision, squeeze=True)
     else:
         labels = b.add(node, Labels(rule=LabelRule.ARGMAX), votes, 1)
         outputs["decision_function"] = Out(votes)
     outputs["predict"] = Out(labels, classes=classes, squeeze=True)
     # decision_function checks X itself (validate_data), NaN allowed
-    return _meta(node, f"OneVsOneClassifier({members[0].name})", "classifier", outputs,
-                 members[0], checks_itself=True)
+    return _meta(
+        node,
+        f"OneVsOneClassifier({members[0].name})",
+        "classifier",
+        outputs,
+        members[0],
+        checks_itself=True,
+    )
 
 
 @register("sklearn.multiclass", "OutputCodeClassifier")
@@ -414,44 +488,48 @@ def build_output_code(node: Node, b: Builders, X: Optional[Cols]) -> Built:
     code_book = node.array("code_book_", ndim=(2,), kinds="fiu").astype(np.float64)
     ests = _members(node)
     if code_book.shape != (classes.size, len(ests)):
-        raise node.fail(f"code_book_ has shape {code_book.shape} for {classes.size} classes "
-                        f"and {len(ests)} estimators")
+        raise node.fail(
+            f"code_book_ has shape {code_book.shape} for {classes.size} classes "
+            f"and {len(ests)} estimators"
+        )
     members: List[Built] = []
     for i, est in enumerate(ests):
-        members.append(_build(node, b, est, f"estimators_[{i}]", _input(b, X) if members
-                              else X))
-    scores = Cols.concat(_binary_score(node, m, f"estimators_[{i}]")
-                         for i, m in enumerate(members))
+        members.append(_build(node, b, est, f"estimators_[{i}]", _input(b, X) if members else X))
+    scores = Cols.concat(_binary_score(node, m, f"estimators_[{i}]") for i, m in enumerate(members))
     # the code words' squared norms: sums of 0s and 1s, exact in any order
     code_book = np.ascontiguousarray(code_book)
     norms = np.einsum("ij,ij->i", code_book, code_book)
     rule = EcocRule.SQUARED if node.version >= (1, 3) else EcocRule.SQRT
-    distances = b.add(node, Ecoc(rule=rule, code_book=code_book, code_norms=norms), scores,
-                      classes.size)
+    distances = b.add(
+        node, Ecoc(rule=rule, code_book=code_book, code_norms=norms), scores, classes.size
+    )
     labels = b.add(node, Labels(rule=LabelRule.ARGMAX), distances, 1)
     outputs = {"predict": Out(labels, classes=classes, squeeze=True)}
-    return _meta(node, f"OutputCodeClassifier({members[0].name})", "classifier", outputs,
-                 members[0])
+    return _meta(
+        node, f"OutputCodeClassifier({members[0].name})", "classifier", outputs, members[0]
+    )
 
 
 # ---- multi-output and chains --------------------------------------------------------
+
 
 @register("sklearn.multioutput", "MultiOutputClassifier", "MultiOutputRegressor")
 def build_multi_output(node: Node, b: Builders, X: Optional[Cols]) -> Built:
     members: List[Built] = []
     for i, est in enumerate(_members(node)):
-        members.append(_build(node, b, est, f"estimators_[{i}]", _input(b, X) if members
-                              else X))
+        members.append(_build(node, b, est, f"estimators_[{i}]", _input(b, X) if members else X))
     places = [f"estimators_[{i}]" for i in range(len(members))]
     outputs: Dict[str, Out] = {}
     if node.name == "MultiOutputRegressor":
         # np.asarray([e.predict(X) for e in estimators_]).T
-        outputs["predict"] = Out(Cols.concat(_width1(node, m, "predict", w)
-                                             for m, w in zip(members, places)))
+        outputs["predict"] = Out(
+            Cols.concat(_width1(node, m, "predict", w) for m, w in zip(members, places))
+        )
         return _meta(node, f"{node.name}({members[0].name})", "regressor", outputs, members[0])
     labels = [_labels_of(node, m, w) for m, w in zip(members, places)]
-    outputs["predict"] = Out(Cols.concat(o.cols for o in labels),
-                             column_classes=[o.classes for o in labels])
+    outputs["predict"] = Out(
+        Cols.concat(o.cols for o in labels), column_classes=[o.classes for o in labels]
+    )
     if all("predict_proba" in m.outputs for m in members):
         probas = [_out(node, m, "predict_proba", w).cols for m, w in zip(members, places)]
         outputs["predict_proba"] = Out(Cols.concat(probas), split=[len(p) for p in probas])
@@ -468,10 +546,12 @@ def _chain_responses(node: Node, b: Builders, member: Built, what: str) -> Dict[
     if out.classes.dtype.kind not in "biuf" or out.classes.size != 2:
         raise UnsupportedModelError(
             f"{node.where}.{what} ({member.name}) has classes {out.classes.tolist()}; a chain "
-            "of binary numeric labels is served")
+            "of binary numeric labels is served"
+        )
     values = np.ascontiguousarray(out.classes, dtype=np.float64)
-    responses = {"predict": b.add(node, Take(table=values, offsets=np.array([0, 2], np.int64)),
-                                  out.cols, 1)}
+    responses = {
+        "predict": b.add(node, Take(table=values, offsets=np.array([0, 2], np.int64)), out.cols, 1)
+    }
     for method in ("predict_proba", "predict_log_proba"):
         if method in member.outputs:
             responses[method] = member.outputs[method].cols[1:2]
@@ -485,8 +565,12 @@ def build_chain(node: Node, b: Builders, X: Optional[Cols]) -> Built:
     ests = _members(node)
     order = node.get("order_")
     # order_ is the order given (a list or an array) or a permutation drawn
-    order = node.array("order_", ndim=(1,), kinds="iu",
-                       value=np.asarray(order) if isinstance(order, list) else order)
+    order = node.array(
+        "order_",
+        ndim=(1,),
+        kinds="iu",
+        value=np.asarray(order) if isinstance(order, list) else order,
+    )
     if sorted(order.tolist()) != list(range(len(ests))):
         raise node.fail(f"order_ is not a permutation of the {len(ests)} estimators")
     # chain_method_ (1.5+) picks what feeds the next estimator; before, predict
@@ -518,23 +602,38 @@ def build_chain(node: Node, b: Builders, X: Optional[Cols]) -> Built:
     outputs: Dict[str, Out] = {}
     if node.name == "RegressorChain":
         outputs["predict"] = Out(Cols.concat(responses[i]["predict"] for i in inv))
-        return _meta(node, f"RegressorChain({members[0].name})", "regressor", outputs,
-                     members[0], checks_itself=True)
+        return _meta(
+            node,
+            f"RegressorChain({members[0].name})",
+            "regressor",
+            outputs,
+            members[0],
+            checks_itself=True,
+        )
     # labels into a float64 array
     label_outs = [_labels_of(node, members[i], f"estimators_[{i}]") for i in inv]
-    outputs["predict"] = Out(Cols.concat(o.cols for o in label_outs),
-                             column_classes=[o.classes for o in label_outs],
-                             column_dtype=np.dtype(np.float64))
+    outputs["predict"] = Out(
+        Cols.concat(o.cols for o in label_outs),
+        column_classes=[o.classes for o in label_outs],
+        column_dtype=np.dtype(np.float64),
+    )
     for method in ("predict_proba", "decision_function"):
         if all(method in r for r in responses):
             outputs[method] = Out(Cols.concat(responses[i][method] for i in inv))
     if node.version >= (1, 4) and "predict_proba" in outputs:
         # np.log(self.predict_proba(X))
         proba = outputs["predict_proba"].cols
-        outputs["predict_log_proba"] = Out(b.add(node, Function(code=FUNCTIONS["log"]), proba,
-                                                 len(proba)))
-    return _meta(node, f"ClassifierChain({members[0].name})", "classifier", outputs,
-                 members[0], checks_itself=True)
+        outputs["predict_log_proba"] = Out(
+            b.add(node, Function(code=FUNCTIONS["log"]), proba, len(proba))
+        )
+    return _meta(
+        node,
+        f"ClassifierChain({members[0].name})",
+        "classifier",
+        outputs,
+        members[0],
+        checks_itself=True,
+    )
 
 
 # ---- decision thresholds ------------------------------------------------------------
@@ -542,8 +641,13 @@ def build_chain(node: Node, b: Builders, X: Optional[Cols]) -> Built:
 #: scikit-learn's metrics with a pos_label parameter and its default; the
 #: others have none (pos_label None)
 _POS_LABEL_DEFAULTS = {
-    "average_precision_score": 1, "brier_score_loss": None, "d2_brier_score": None,
-    "f1_score": 1, "fbeta_score": 1, "jaccard_score": 1, "precision_score": 1,
+    "average_precision_score": 1,
+    "brier_score_loss": None,
+    "d2_brier_score": None,
+    "f1_score": 1,
+    "fbeta_score": 1,
+    "jaccard_score": 1,
+    "precision_score": 1,
     "recall_score": 1,
 }
 
@@ -557,7 +661,8 @@ def _scorer_pos_label(node: Node):
     func = scorer.get("_score_func")
     if not isinstance(func, (Global, Record)) or not func.path.startswith("sklearn.metrics."):
         raise UnsupportedModelError(
-            f"{scorer.where}: the scoring function is not one of scikit-learn's metrics")
+            f"{scorer.where}: the scoring function is not one of scikit-learn's metrics"
+        )
     return _POS_LABEL_DEFAULTS.get(func.path.rsplit(".", 1)[-1])
 
 
@@ -590,13 +695,17 @@ def build_threshold_classifier(node: Node, b: Builders, X: Optional[Cols]) -> Bu
         if threshold == "auto":
             threshold = 0.5 if used == "predict_proba" else 0.0
         elif isinstance(threshold, bool) or not isinstance(
-                threshold, (int, float, np.integer, np.floating)):
+            threshold, (int, float, np.integer, np.floating)
+        ):
             raise node.fail(f"threshold is {threshold!r}")
         threshold = float(threshold)
     # classes[map[(y_score >= threshold)]], map = [the other class, pos_label's]
     if pos == 1:
-        score = (member.outputs[used].cols[1:2] if used == "predict_proba"
-                 else _width1(node, member, used, key))
+        score = (
+            member.outputs[used].cols[1:2]
+            if used == "predict_proba"
+            else _width1(node, member, used, key)
+        )
         rule = LabelRule.THRESHOLD_GE
     else:
         # the first class is the positive one: its index is 0 where
@@ -609,27 +718,40 @@ def build_threshold_classifier(node: Node, b: Builders, X: Optional[Cols]) -> Bu
             score = _width1(node, member, used, key)
         rule, threshold = LabelRule.THRESHOLD, -threshold
     labels = b.add(node, Labels(rule=rule, threshold=threshold), score, 1)
-    outputs: Dict[str, Out] = {m: member.outputs[m] for m in (
-        "predict_proba", "predict_log_proba", "decision_function") if m in member.outputs}
+    outputs: Dict[str, Out] = {
+        m: member.outputs[m]
+        for m in ("predict_proba", "predict_log_proba", "decision_function")
+        if m in member.outputs
+    }
     outputs["predict"] = Out(labels, classes=classes, squeeze=True)
     return _meta(node, f"{node.name}({member.name})", "classifier", outputs, member)
 
 
 # ---- self-training ------------------------------------------------------------------
 
+
 @register("sklearn.semi_supervised", "SelfTrainingClassifier")
 def build_self_training(node: Node, b: Builders, X: Optional[Cols]) -> Built:
     key = "estimator_" if "estimator_" in node.state else "base_estimator_"
     member = _build(node, b, node.get(key), key, X)
-    outputs: Dict[str, Out] = {m: member.outputs[m] for m in (
-        "predict", "predict_proba", "predict_log_proba", "decision_function")
-        if m in member.outputs}
+    outputs: Dict[str, Out] = {
+        m: member.outputs[m]
+        for m in ("predict", "predict_proba", "predict_log_proba", "decision_function")
+        if m in member.outputs
+    }
     # validate_data(ensure_all_finite=False) first: its names, the member's NaN rules
-    return _meta(node, f"SelfTrainingClassifier({member.name})", "classifier", outputs, member,
-                 checks_itself=True)
+    return _meta(
+        node,
+        f"SelfTrainingClassifier({member.name})",
+        "classifier",
+        outputs,
+        member,
+        checks_itself=True,
+    )
 
 
 # ---- TransformedTargetRegressor -----------------------------------------------------
+
 
 def _inverse(node: Node, b: Builders, cols: Cols) -> Cols:
     """transformer_.inverse_transform of the predictions' columns."""
@@ -657,21 +779,25 @@ def _inverse(node: Node, b: Builders, cols: Cols) -> Cols:
     # check_array(force_all_finite='allow-nan'), then the in-place operations
     if name == "StandardScaler":
         scale = node.get("scale_", None)
-        op = Affine(mul=vector("scale_") if _flag(node, "with_std", True) and scale is not None
-                    else None,
-                    add=vector("mean_") if _flag(node, "with_mean", True) else None,
-                    cast_params=node.version >= (1, 8))
+        op = Affine(
+            mul=vector("scale_") if _flag(node, "with_std", True) and scale is not None else None,
+            add=vector("mean_") if _flag(node, "with_mean", True) else None,
+            cast_params=node.version >= (1, 8),
+        )
     elif name == "MinMaxScaler":
         op = Affine(sub=vector("min_"), div=vector("scale_"))
     elif name == "MaxAbsScaler":
         op = Affine(mul=vector("scale_"))
     elif name == "RobustScaler":
-        op = Affine(mul=vector("scale_") if _flag(node, "with_scaling", True) else None,
-                    add=vector("center_") if _flag(node, "with_centering", True) else None)
+        op = Affine(
+            mul=vector("scale_") if _flag(node, "with_scaling", True) else None,
+            add=vector("center_") if _flag(node, "with_centering", True) else None,
+        )
     else:
         raise UnsupportedModelError(
             f"{node.where} ({name}): mlfast serves the inverse of FunctionTransformer, the "
-            "scalers and pipelines of them, not of this transformer")
+            "scalers and pipelines of them, not of this transformer"
+        )
     return b.add(node, op, cols, n, accept=Accept.NAN, unnamed=True)
 
 
@@ -684,5 +810,4 @@ def build_transformed_target(node: Node, b: Builders, X: Optional[Cols]) -> Buil
     dim = node.integer("_training_dim")
     # pred_trans.squeeze(axis=1) when y was 1-D
     outputs = {"predict": Out(cols, squeeze=dim == 1 and len(cols) == 1)}
-    return _meta(node, f"TransformedTargetRegressor({member.name})", "regressor", outputs,
-                 member)
+    return _meta(node, f"TransformedTargetRegressor({member.name})", "regressor", outputs, member)

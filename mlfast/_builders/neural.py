@@ -4,6 +4,7 @@ activation), and BernoulliRBM.transform (``expit(X @ components_.T +
 intercept_hidden_)``).  The products are linear ops (OpenBLAS dgemm for
 blocks, as numpy's matmul), the activations csrc/nn.c's.
 """
+
 from __future__ import annotations
 
 from typing import Dict, Optional
@@ -27,15 +28,24 @@ from mlfast._builders.ir import (
 from mlfast.errors import UnsupportedModelError
 
 #: ACTIVATIONS names -> rule (None: identity)
-ACTIVATIONS = {"identity": None, "logistic": ActivationRule.LOGISTIC,
-               "tanh": ActivationRule.TANH, "relu": ActivationRule.RELU,
-               "exp": ActivationRule.EXP, "softmax": ActivationRule.SOFTMAX}
+ACTIVATIONS = {
+    "identity": None,
+    "logistic": ActivationRule.LOGISTIC,
+    "tanh": ActivationRule.TANH,
+    "relu": ActivationRule.RELU,
+    "exp": ActivationRule.EXP,
+    "softmax": ActivationRule.SOFTMAX,
+}
 
 
 def _layers(node: Node):
     coefs, intercepts = node.get("coefs_"), node.get("intercepts_")
-    if not isinstance(coefs, list) or not isinstance(intercepts, list) or not coefs or \
-            len(coefs) != len(intercepts):
+    if (
+        not isinstance(coefs, list)
+        or not isinstance(intercepts, list)
+        or not coefs
+        or len(coefs) != len(intercepts)
+    ):
         raise node.fail("coefs_ and intercepts_ must be lists of as many arrays")
     layers = []
     width = None
@@ -44,7 +54,8 @@ def _layers(node: Node):
         if w.dtype != np.float64:
             raise UnsupportedModelError(
                 f"{node.where} ({node.name}) was fitted on {w.dtype} data: its layers "
-                "compute in that type, which mlfast does not serve yet")
+                "compute in that type, which mlfast does not serve yet"
+            )
         if w.shape[0] < 1 or w.shape[1] < 1 or (width is not None and w.shape[0] != width):
             raise node.fail(f"coefs_[{i}] has shape {w.shape}, expected ({width}, n)")
         b = node.vector(f"intercepts_[{i}]", w.shape[1], value=b)
@@ -70,8 +81,13 @@ def _forward(node: Node, b: Builders, X: Optional[Cols]):
     n = node.n_features(layers[0][0].shape[1])
     cols = b.input(node, X, n)
     for i, (w, bias) in enumerate(layers):
-        cols = b.add(node, Linear(coef=w, intercept=bias, f32=False), cols, w.shape[0],
-                     accept=Accept.FINITE if i == 0 else Accept.ANY)
+        cols = b.add(
+            node,
+            Linear(coef=w, intercept=bias, f32=False),
+            cols,
+            w.shape[0],
+            accept=Accept.FINITE if i == 0 else Accept.ANY,
+        )
         rule = hidden if i < len(layers) - 1 else out_act
         if rule is not None:
             cols = b.add(node, Activation(rule=rule), cols, w.shape[0])
@@ -92,8 +108,9 @@ def build_mlp_classifier(node: Node, b: Builders, X: Optional[Cols]) -> Built:
     binarizer = node.get("_label_binarizer", None)
     y_type = getattr(binarizer, "state", {}).get("y_type_") if binarizer is not None else None
     if isinstance(y_type, str) and y_type.startswith("multilabel"):
-        raise UnsupportedModelError(f"{node.where} ({node.name}): multilabel MLPClassifier is "
-                                    "not served yet")
+        raise UnsupportedModelError(
+            f"{node.where} ({node.name}): multilabel MLPClassifier is not served yet"
+        )
     out, n, out_act = _forward(node, b, X)
     k = int(classes.size)
     outputs: Dict[str, Out] = {}
@@ -105,13 +122,21 @@ def build_mlp_classifier(node: Node, b: Builders, X: Optional[Cols]) -> Built:
         labels = b.add(node, Labels(rule=LabelRule.ARGMAX), out, 1)
         proba = out
     else:
-        raise node.fail(f"{len(out)} outputs with out_activation_ {node.get('out_activation_')!r}"
-                        f" for {k} classes")
+        raise node.fail(
+            f"{len(out)} outputs with out_activation_ {node.get('out_activation_')!r}"
+            f" for {k} classes"
+        )
     outputs["predict"] = Out(labels, classes=np.ascontiguousarray(classes), squeeze=True)
     outputs["predict_proba"] = Out(proba)
     outputs["predict_log_proba"] = Out(b.add(node, Post(rule=PostRule.LOG), proba, k))
-    return Built(node.name, "classifier", outputs, n, feature_names_in=node.feature_names(),
-                 first_name=node.name)
+    return Built(
+        node.name,
+        "classifier",
+        outputs,
+        n,
+        feature_names_in=node.feature_names(),
+        first_name=node.name,
+    )
 
 
 def _complement(node: Node, b: Builders, p: Cols) -> Cols:
@@ -129,8 +154,19 @@ def build_rbm(node: Node, b: Builders, X: Optional[Cols]) -> Built:
     bias = node.vector("intercept_hidden_", h)
     n = node.n_features(d)
     X = b.input(node, X, n)
-    p = b.add(node, Linear(coef=np.ascontiguousarray(components, np.float64), intercept=bias,
-                           f32=False), X, h, accept=Accept.FINITE)
+    p = b.add(
+        node,
+        Linear(coef=np.ascontiguousarray(components, np.float64), intercept=bias, f32=False),
+        X,
+        h,
+        accept=Accept.FINITE,
+    )
     out = b.add(node, Activation(rule=ActivationRule.LOGISTIC), p, h)
-    return Built(node.name, "transformer", {"transform": Out(out)}, n,
-                 feature_names_in=node.feature_names(), first_name=node.name)
+    return Built(
+        node.name,
+        "transformer",
+        {"transform": Out(out)},
+        n,
+        feature_names_in=node.feature_names(),
+        first_name=node.name,
+    )

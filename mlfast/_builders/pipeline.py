@@ -1,5 +1,6 @@
 """Pipeline: each step reads what the step before it returns; the last
 step's methods are the pipeline's."""
+
 from __future__ import annotations
 
 from typing import List, Optional
@@ -28,8 +29,10 @@ def build_pipeline(node: Node, b: Builders, X: Optional[Cols]) -> Built:
         if last is not None:
             transform = last.outputs.get("transform")
             if transform is None:
-                raise node.fail(f"steps[{i}] follows a final estimator ({last.name}); only "
-                                "the last step may be one")
+                raise node.fail(
+                    f"steps[{i}] follows a final estimator ({last.name}); only "
+                    "the last step may be one"
+                )
             X = transform.cols
         last = b.build(item[1], f"{node.where}.steps[{i}]", X)
         if first is None:
@@ -40,7 +43,14 @@ def build_pipeline(node: Node, b: Builders, X: Optional[Cols]) -> Built:
     # Pipeline exposes only the methods it names (not predict_joint_log_proba)
     outputs = {m: o for m, o in last.outputs.items() if m != "predict_joint_log_proba"}
     return Built(
-        f"Pipeline({' -> '.join(names)})", last.kind, outputs, first.n_features_in,
-        feature_names_in=first.feature_names_in, first_name=first.first_name,
-        strings=first.strings, string_prefix=first.string_prefix,
-        warn_name=first.warn_name, names_required=first.names_required)
+        f"Pipeline({' -> '.join(names)})",
+        last.kind,
+        outputs,
+        first.n_features_in,
+        feature_names_in=first.feature_names_in,
+        first_name=first.first_name,
+        strings=first.strings,
+        string_prefix=first.string_prefix,
+        warn_name=first.warn_name,
+        names_required=first.names_required,
+    )

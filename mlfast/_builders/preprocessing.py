@@ -1,4 +1,5 @@
 """Scalers and the numeric SimpleImputer as transform steps."""
+
 from __future__ import annotations
 
 from typing import Optional
@@ -17,12 +18,30 @@ def _width(node: Node, key: str) -> int:
     return node.n_features(v.size)
 
 
-def _affine(node: Node, b: Builders, X: Optional[Cols], n: int, sub=None, mul=None,
-            div=None, add=None, cast_params=False, clip=None) -> Built:
+def _affine(
+    node: Node,
+    b: Builders,
+    X: Optional[Cols],
+    n: int,
+    sub=None,
+    mul=None,
+    div=None,
+    add=None,
+    cast_params=False,
+    clip=None,
+) -> Built:
     vec = lambda key: node.vector(key, n) if key else None  # noqa: E731
     lo, hi = clip if clip is not None else (0.0, 0.0)
-    op = Affine(sub=vec(sub), mul=vec(mul), div=vec(div), add=vec(add),
-                cast_params=bool(cast_params), clip=clip is not None, clip_lo=lo, clip_hi=hi)
+    op = Affine(
+        sub=vec(sub),
+        mul=vec(mul),
+        div=vec(div),
+        add=vec(add),
+        cast_params=bool(cast_params),
+        clip=clip is not None,
+        clip_lo=lo,
+        clip_hi=hi,
+    )
     return transformer(node, b, X, op, n, n, accept=Accept.NAN)
 
 
@@ -37,14 +56,24 @@ def _flag(node: Node, key: str, default: bool) -> bool:
 def build_standard_scaler(node: Node, b: Builders, X: Optional[Cols]) -> Built:
     with_mean = _flag(node, "with_mean", True)
     with_std = _flag(node, "with_std", True)
-    n = _width(node, "mean_" if with_mean else "scale_") if (with_mean or with_std) \
+    n = (
+        _width(node, "mean_" if with_mean else "scale_")
+        if (with_mean or with_std)
         else node.integer("n_features_in_")
+    )
     # Since scikit-learn 1.8 transform casts mean_ and scale_ to X's dtype
     # before the in-place operations (array API support); earlier versions
     # computed float32 input against the float64 parameters.
     cast = node.version >= (1, 8)
-    return _affine(node, b, X, n, sub="mean_" if with_mean else None,
-                   div="scale_" if with_std else None, cast_params=cast)
+    return _affine(
+        node,
+        b,
+        X,
+        n,
+        sub="mean_" if with_mean else None,
+        div="scale_" if with_std else None,
+        cast_params=cast,
+    )
 
 
 @register("sklearn.preprocessing", "MinMaxScaler")
@@ -68,10 +97,14 @@ def build_maxabs_scaler(node: Node, b: Builders, X: Optional[Cols]) -> Built:
 def build_robust_scaler(node: Node, b: Builders, X: Optional[Cols]) -> Built:
     centering = _flag(node, "with_centering", True)
     scaling = _flag(node, "with_scaling", True)
-    n = _width(node, "center_" if centering else "scale_") if (centering or scaling) \
+    n = (
+        _width(node, "center_" if centering else "scale_")
+        if (centering or scaling)
         else node.integer("n_features_in_")
-    return _affine(node, b, X, n, sub="center_" if centering else None,
-                   div="scale_" if scaling else None)
+    )
+    return _affine(
+        node, b, X, n, sub="center_" if centering else None, div="scale_" if scaling else None
+    )
 
 
 @register("sklearn.impute", "SimpleImputer")
@@ -79,11 +112,15 @@ def build_simple_imputer(node: Node, b: Builders, X: Optional[Cols]) -> Built:
     fit_dtype = node.state.get("_fit_dtype")
     stats = node.get("statistics_")
     if getattr(fit_dtype, "kind", "f") == "O" or (
-            fit_dtype is None and isinstance(stats, np.ndarray) and stats.dtype.kind == "O"
-            and node.get("strategy", None) in ("most_frequent", "constant")
-            and not all(isinstance(v, (int, float)) for v in stats.tolist())):
+        fit_dtype is None
+        and isinstance(stats, np.ndarray)
+        and stats.dtype.kind == "O"
+        and node.get("strategy", None) in ("most_frequent", "constant")
+        and not all(isinstance(v, (int, float)) for v in stats.tolist())
+    ):
         # fitted on strings or objects: its columns are read as keys
         from mlfast._builders.encoders import build_object_imputer
+
         return build_object_imputer(node, b, X)
     if isinstance(stats, np.ndarray) and stats.dtype.kind == "O":
         # strategy='constant' stores its statistics with object dtype
@@ -112,8 +149,11 @@ def build_simple_imputer(node: Node, b: Builders, X: Optional[Cols]) -> Built:
         # newer versions cast statistics_ to the dtype seen in fit before
         # filling (an integer fit truncates, a float32 fit rounds)
         with np.errstate(invalid="ignore"):
-            filled = stats.astype(fill_dtype) if fill_dtype.kind == "f" else np.where(
-                np.isnan(stats), np.nan, np.trunc(np.nan_to_num(stats)))
+            filled = (
+                stats.astype(fill_dtype)
+                if fill_dtype.kind == "f"
+                else np.where(np.isnan(stats), np.nan, np.trunc(np.nan_to_num(stats)))
+            )
         fill = np.ascontiguousarray(filled, dtype=np.float64)
     else:
         fill = np.ascontiguousarray(stats, dtype=np.float64)
@@ -132,8 +172,10 @@ def build_simple_imputer(node: Node, b: Builders, X: Optional[Cols]) -> Built:
         if not isinstance(state, dict) or "features_" not in state:
             raise node.fail("indicator_ is not a fitted MissingIndicator")
         features = state["features_"]
-        if not isinstance(features, np.ndarray) or features.ndim != 1 or (
-            features.size and (features.min() < 0 or features.max() >= n)
+        if (
+            not isinstance(features, np.ndarray)
+            or features.ndim != 1
+            or (features.size and (features.min() < 0 or features.max() >= n))
         ):
             raise node.fail("indicator_.features_ must index the input columns")
         indicator = np.ascontiguousarray(features, dtype=np.int64)
@@ -141,10 +183,20 @@ def build_simple_imputer(node: Node, b: Builders, X: Optional[Cols]) -> Built:
     if n_out == 0:
         raise node.fail("every column is empty and no indicator is added: no output")
     keeps_int = strategy in ("most_frequent", "constant")
-    op = Impute(missing=missing_value, fill=fill, keeps_int=keeps_int, keep=keep,
-                indicator=indicator)
+    op = Impute(
+        missing=missing_value, fill=fill, keeps_int=keeps_int, keep=keep, indicator=indicator
+    )
     if keeps_int:
         # dtype=None: strings stay strings, which SimpleImputer then refuses
         return transformer(node, b, X, op, n, n_out, accept, strings=Strings.IMPUTER)
-    return transformer(node, b, X, op, n, n_out, accept, strings=Strings.CONVERT,
-                       string_prefix=f"Cannot use {strategy} strategy with non-numeric data:\n")
+    return transformer(
+        node,
+        b,
+        X,
+        op,
+        n,
+        n_out,
+        accept,
+        strings=Strings.CONVERT,
+        string_prefix=f"Cannot use {strategy} strategy with non-numeric data:\n",
+    )

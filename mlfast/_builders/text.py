@@ -11,6 +11,7 @@ idf, norms) and a linear model's product are one ``sparse`` op over that
 row, so a row never becomes dense unless the vectorizer's own transform is
 asked for.  Follows ``sklearn/feature_extraction/text.py``.
 """
+
 from __future__ import annotations
 
 from typing import Any, Dict, List, Optional
@@ -72,7 +73,8 @@ def _user_code(node: Node) -> None:
         raise UnsupportedModelError(
             f"{node.where}.{key} ({node.name}) is {path}, a function of the user's code: "
             "mlfast never runs code from a model file; refit with a built-in "
-            f"{key}" + (" or a token_pattern" if key == "tokenizer" else ""))
+            f"{key}" + (" or a token_pattern" if key == "tokenizer" else "")
+        )
 
 
 def _stop_words(node: Node, max_n: int, fixed: bool, hashing: bool) -> Optional[List[str]]:
@@ -88,7 +90,8 @@ def _stop_words(node: Node, max_n: int, fixed: bool, hashing: bool) -> Optional[
         why = "hashing" if hashing else "a given vocabulary" if fixed else "word n-grams"
         raise UnsupportedModelError(
             f"{node.where} ({node.name}): stop_words='english' with {why} is not served "
-            "yet; give the stop words as a list")
+            "yet; give the stop words as a list"
+        )
     if isinstance(stop, str):
         raise node.fail(f"stop_words={stop!r} is not a list")
     if isinstance(stop, (set, frozenset)):
@@ -109,24 +112,31 @@ def _analysis(node: Node, hashing: bool) -> Dict[str, Any]:
     if source != "content":
         raise UnsupportedModelError(
             f"{node.where} ({node.name}): input={source!r} reads files named by the "
-            "documents; a served model reads the documents themselves (input='content')")
+            "documents; a served model reads the documents themselves (input='content')"
+        )
     encoding = node.state.get("encoding", "utf-8")
     decode_error = node.state.get("decode_error", "strict")
     if not isinstance(encoding, str) or encoding.lower() not in ENCODINGS:
         raise UnsupportedModelError(
             f"{node.where} ({node.name}): encoding={encoding!r} is not served (bytes "
-            f"documents are decoded with one of {', '.join(sorted(ENCODINGS))})")
+            f"documents are decoded with one of {', '.join(sorted(ENCODINGS))})"
+        )
     if decode_error not in DECODE_ERRORS:
         raise node.fail(f"decode_error={decode_error!r} is not strict, ignore or replace")
     analyzer = node.get("analyzer", "word")
     ngram = node.get("ngram_range", (1, 1))
-    if not isinstance(ngram, (tuple, list)) or len(ngram) != 2 or not all(
-            isinstance(v, (int, np.integer)) and not isinstance(v, bool) for v in ngram):
+    if (
+        not isinstance(ngram, (tuple, list))
+        or len(ngram) != 2
+        or not all(isinstance(v, (int, np.integer)) and not isinstance(v, bool) for v in ngram)
+    ):
         raise node.fail(f"ngram_range is {ngram!r}, expected two integers")
     min_n, max_n = int(ngram[0]), int(ngram[1])
     if not 1 <= min_n <= max_n <= 64:
-        raise UnsupportedModelError(f"{node.where} ({node.name}): ngram_range={ngram!r} "
-                                    "is not served (1 <= min_n <= max_n <= 64)")
+        raise UnsupportedModelError(
+            f"{node.where} ({node.name}): ngram_range={ngram!r} "
+            "is not served (1 <= min_n <= max_n <= 64)"
+        )
     strip = node.state.get("strip_accents")
     if strip not in (None, "ascii", "unicode"):
         raise node.fail(f"strip_accents={strip!r} is not None, 'ascii' or 'unicode'")
@@ -135,22 +145,31 @@ def _analysis(node: Node, hashing: bool) -> Dict[str, Any]:
         strip = "unicode_0.21"
     fixed = bool(node.state.get("fixed_vocabulary_", False))
     text: Dict[str, Any] = {
-        "name": node.name, "lowercase": _flag(node, "lowercase", True),
-        "strip_accents": strip, "encoding": encoding.lower(), "decode_error": decode_error,
-        "ngram": [min_n, max_n], "token_pattern": None, "stop_words": None,
+        "name": node.name,
+        "lowercase": _flag(node, "lowercase", True),
+        "strip_accents": strip,
+        "encoding": encoding.lower(),
+        "decode_error": decode_error,
+        "ngram": [min_n, max_n],
+        "token_pattern": None,
+        "stop_words": None,
     }
     if analyzer == "word":
         pattern = node.state.get("token_pattern", DEFAULT_TOKEN_PATTERN)
         if not isinstance(pattern, str) or len(pattern) > MAX_PATTERN:
-            raise node.fail(f"token_pattern is {str(pattern)[:80]!r}, expected a str of at "
-                            f"most {MAX_PATTERN} characters")
+            raise node.fail(
+                f"token_pattern is {str(pattern)[:80]!r}, expected a str of at "
+                f"most {MAX_PATTERN} characters"
+            )
         if pattern != DEFAULT_TOKEN_PATTERN:
             import re
+
             try:
                 groups = re.compile(pattern).groups
             except re.error as exc:
-                raise node.fail(f"token_pattern {pattern!r} is not a regular expression: "
-                                f"{exc}") from None
+                raise node.fail(
+                    f"token_pattern {pattern!r} is not a regular expression: {exc}"
+                ) from None
             if groups > 1:
                 raise node.fail(f"token_pattern {pattern!r} has more than one group")
             text["token_pattern"] = pattern
@@ -177,16 +196,22 @@ def _start(node: Node, b: Builders, X: Optional[Cols], text: Dict[str, Any]) -> 
     # a ColumnTransformer's branch (or the first step of one) reads its
     # column as a 1-D array of documents
     in_branch = ".transformers_[" in node.where
-    if X is None or not in_branch or not 0 <= column < (graph.n_features or 0) or \
-            graph.text is not None:
+    if (
+        X is None
+        or not in_branch
+        or not 0 <= column < (graph.n_features or 0)
+        or graph.text is not None
+    ):
         raise UnsupportedModelError(
             f"{node.where} ({node.name}): a vectorizer is served as the model's first step "
             "or on one input column of a ColumnTransformer, reading the documents (not "
-            "after another step)")
+            "after another step)"
+        )
     if graph.text_columns.get(column, text) != text:
         raise UnsupportedModelError(
             f"{node.where} ({node.name}): input column {column} is read by two vectorizers "
-            "that analyse it differently")
+            "that analyse it differently"
+        )
     graph.text_columns[column] = text
     return b.keys(node, X)
 
@@ -196,22 +221,29 @@ def _built(node: Node, b: Builders, key: Cols, weights: Dict[str, Any]) -> Built
     if n > MAX_DENSE:
         raise UnsupportedModelError(f"{node.where} ({node.name}): {n} features")
     dense = b.add(node, Sparse(**weights), key, n)
-    return Built(node.name, "transformer",
-                 {"transform": Out(SparseCols(dense.slots, key, weights))}, 1,
-                 first_name=node.name, strings=Strings.CONVERT)
+    return Built(
+        node.name,
+        "transformer",
+        {"transform": Out(SparseCols(dense.slots, key, weights))},
+        1,
+        first_name=node.name,
+        strings=Strings.CONVERT,
+    )
 
 
 def _dtype_counts(node: Node, default: Any) -> bool:
     """Whether the vectorizer's dense output is int64 counts (True) or
     float64 (False); other dtypes are not served."""
     from mlfast._builders.encoders import numpy_dtype
+
     dtype = numpy_dtype(node, "dtype", default)
     if dtype == np.int64:
         return True
     if dtype == np.float64:
         return False
-    raise UnsupportedModelError(f"{node.where} ({node.name}): dtype={dtype} is not served "
-                                "(int64 or float64)")
+    raise UnsupportedModelError(
+        f"{node.where} ({node.name}): dtype={dtype} is not served (int64 or float64)"
+    )
 
 
 def _idf_diag(tfidf: Node, n: int) -> np.ndarray:
@@ -219,16 +251,19 @@ def _idf_diag(tfidf: Node, n: int) -> np.ndarray:
     matrix (scipy.sparse.diags(idf, format='csr')), read as data."""
     diag = tfidf.get("_idf_diag")
     state = getattr(diag, "state", None)
-    if getattr(diag, "path", "").rsplit(".", 1)[-1] != "csr_matrix" or \
-            not isinstance(state, dict):
+    if getattr(diag, "path", "").rsplit(".", 1)[-1] != "csr_matrix" or not isinstance(state, dict):
         raise tfidf.fail("_idf_diag is not a CSR matrix")
     shape = state.get("_shape")
     indices, indptr = state.get("indices"), state.get("indptr")
     data = tfidf.array("_idf_diag.data", ndim=(1,), kinds="f", value=state.get("data"))
-    if tuple(shape or ()) != (n, n) or not isinstance(indices, np.ndarray) or \
-            not isinstance(indptr, np.ndarray) or data.shape != (n,) or \
-            not np.array_equal(indices, np.arange(n)) or \
-            not np.array_equal(indptr, np.arange(n + 1)):
+    if (
+        tuple(shape or ()) != (n, n)
+        or not isinstance(indices, np.ndarray)
+        or not isinstance(indptr, np.ndarray)
+        or data.shape != (n,)
+        or not np.array_equal(indices, np.arange(n))
+        or not np.array_equal(indptr, np.arange(n + 1))
+    ):
         raise tfidf.fail(f"_idf_diag is not the ({n}, {n}) diagonal of the idf")
     return np.ascontiguousarray(data, dtype=np.float64)
 
@@ -243,8 +278,12 @@ def _tfidf_weights(node: Node, tfidf: Node, n: int) -> Dict[str, Any]:
         # column first and drops zeros, and what follows sums in that order
         idf = _idf_diag(tfidf, n)
         reverse = True
-    return {"sublinear": _flag(tfidf, "sublinear_tf", False), "idf": idf,
-            "norm": _norm(tfidf, tfidf.state.get("norm", "l2"), "norm"), "reverse": reverse}
+    return {
+        "sublinear": _flag(tfidf, "sublinear_tf", False),
+        "idf": idf,
+        "norm": _norm(tfidf, tfidf.state.get("norm", "l2"), "norm"),
+        "reverse": reverse,
+    }
 
 
 def _vocabulary(node: Node) -> Dict[str, Any]:
@@ -293,12 +332,22 @@ def build_hashing_vectorizer(node: Node, b: Builders, X: Optional[Cols]) -> Buil
     n = node.integer("n_features", 1 << 20)
     if not 1 <= n <= (1 << 31) - 1:
         raise node.fail(f"n_features={n} is outside 1..2**31-1")
-    text.update({"terms": None, "offsets": None, "columns": None, "n_features": n,
-                 "alternate_sign": _flag(node, "alternate_sign", True)})
+    text.update(
+        {
+            "terms": None,
+            "offsets": None,
+            "columns": None,
+            "n_features": n,
+            "alternate_sign": _flag(node, "alternate_sign", True),
+        }
+    )
     if _dtype_counts(node, np.float64):
         raise UnsupportedModelError(f"{node.where} ({node.name}): dtype=int64")
-    weights = {"n_features": n, "binary": _flag(node, "binary", False),
-               "pre_norm": _norm(node, node.state.get("norm", "l2"), "norm")}
+    weights = {
+        "n_features": n,
+        "binary": _flag(node, "binary", False),
+        "pre_norm": _norm(node, node.state.get("norm", "l2"), "norm"),
+    }
     key = _start(node, b, X, text)
     return _built(node, b, key, weights)
 
@@ -308,28 +357,39 @@ def build_tfidf_transformer(node: Node, b: Builders, X: Optional[Cols]) -> Built
     if not isinstance(X, SparseCols):
         raise UnsupportedModelError(
             f"{node.where} ({node.name}): served after a CountVectorizer or "
-            "HashingVectorizer only (its sparse rows)")
+            "HashingVectorizer only (its sparse rows)"
+        )
     weights = dict(X.weights)
-    if weights.get("sublinear") or weights.get("idf") is not None or weights.get("norm") or \
-            weights.get("reverse"):
-        raise UnsupportedModelError(f"{node.where} ({node.name}): a second tf-idf "
-                                    "weighting of the same rows is not served")
+    if (
+        weights.get("sublinear")
+        or weights.get("idf") is not None
+        or weights.get("norm")
+        or weights.get("reverse")
+    ):
+        raise UnsupportedModelError(
+            f"{node.where} ({node.name}): a second tf-idf weighting of the same rows is not served"
+        )
     n = int(weights["n_features"])
     weights.update(_tfidf_weights(node, node, n))
     weights["counts"] = False
     return _built(node, b, X.key, weights)
 
 
-def sparse_product(node: Node, b: Builders, X: SparseCols, coef: np.ndarray,
-                   intercept: np.ndarray) -> Cols:
+def sparse_product(
+    node: Node, b: Builders, X: SparseCols, coef: np.ndarray, intercept: np.ndarray
+) -> Cols:
     """X @ coef.T + intercept over the sparse rows, as scipy multiplies a
     CSR matrix (safe_sparse_dot), never densified."""
     n = int(X.weights["n_features"])
     if coef.shape[1] != n:
-        raise node.fail(f"coef_ has {coef.shape[1]} features but the vectorizer before it "
-                        f"makes {n}")
+        raise node.fail(
+            f"coef_ has {coef.shape[1]} features but the vectorizer before it makes {n}"
+        )
     weights = dict(X.weights)
     weights["counts"] = False
-    op = Sparse(**weights, coef=np.ascontiguousarray(coef, dtype=np.float64),
-                intercept=np.ascontiguousarray(intercept, dtype=np.float64))
+    op = Sparse(
+        **weights,
+        coef=np.ascontiguousarray(coef, dtype=np.float64),
+        intercept=np.ascontiguousarray(intercept, dtype=np.float64),
+    )
     return b.add(node, op, X.key, coef.shape[0])

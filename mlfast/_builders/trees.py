@@ -9,6 +9,7 @@ stored values (a normalised class distribution, learning_rate * value, an
 isolation depth) are computed here once, with the same numpy operations, so
 that the C sum adds the very same doubles in the same order.
 """
+
 from __future__ import annotations
 
 from typing import Any, List, Optional, Sequence, Tuple, Union
@@ -47,8 +48,15 @@ class _Trees:
         self.values: List[np.ndarray] = []
         self.sizes: List[int] = []
 
-    def add(self, left: np.ndarray, right: np.ndarray, feature: np.ndarray,
-            threshold: np.ndarray, flags: np.ndarray, values: np.ndarray) -> None:
+    def add(
+        self,
+        left: np.ndarray,
+        right: np.ndarray,
+        feature: np.ndarray,
+        threshold: np.ndarray,
+        flags: np.ndarray,
+        values: np.ndarray,
+    ) -> None:
         self.left.append(np.asarray(left, dtype=np.int64))
         self.right.append(np.asarray(right, dtype=np.int64))
         self.feature.append(np.asarray(feature, dtype=np.int64))
@@ -57,27 +65,57 @@ class _Trees:
         self.values.append(np.asarray(values, dtype=np.float64))
         self.sizes.append(len(left))
 
-    def op(self, n_features: int, n_raw: int, column=None, cats=None, init=None,
-           average=False, sum_f32=False, cat_words=None, cat_offsets=None,
-           cat_rule=0) -> Forest:
+    def op(
+        self,
+        n_features: int,
+        n_raw: int,
+        column=None,
+        cats=None,
+        init=None,
+        average=False,
+        sum_f32=False,
+        cat_words=None,
+        cat_offsets=None,
+        cat_rule=0,
+    ) -> Forest:
         cat = lambda parts: np.concatenate(parts)  # noqa: E731
         offsets = np.zeros(len(self.sizes) + 1, dtype=np.int64)
         np.cumsum(self.sizes, out=offsets[1:])
         return Forest(
-            n_features=int(n_features), n_raw=int(n_raw), left=cat(self.left),
-            right=cat(self.right), feature=cat(self.feature), threshold=cat(self.threshold),
-            flags=cat(self.flags), node_values=np.concatenate(self.values, axis=0),
-            offsets=offsets, column=column, cats=cats, init=init, average=bool(average),
-            sum_f32=bool(sum_f32), cat_words=cat_words, cat_offsets=cat_offsets,
-            cat_rule=int(cat_rule))
+            n_features=int(n_features),
+            n_raw=int(n_raw),
+            left=cat(self.left),
+            right=cat(self.right),
+            feature=cat(self.feature),
+            threshold=cat(self.threshold),
+            flags=cat(self.flags),
+            node_values=np.concatenate(self.values, axis=0),
+            offsets=offsets,
+            column=column,
+            cats=cats,
+            init=init,
+            average=bool(average),
+            sum_f32=bool(sum_f32),
+            cat_words=cat_words,
+            cat_offsets=cat_offsets,
+            cat_rule=int(cat_rule),
+        )
 
-    def add_to(self, node: Node, b: Builders, X: Optional[Cols], n_features: int,
-               n_raw: int, accept: int, cast_f32: bool = True, **kw) -> Tuple[Cols, int]:
+    def add_to(
+        self,
+        node: Node,
+        b: Builders,
+        X: Optional[Cols],
+        n_features: int,
+        n_raw: int,
+        accept: int,
+        cast_f32: bool = True,
+        **kw,
+    ) -> Tuple[Cols, int]:
         """The forest op over X (its raw sums), and the number of features."""
         n = node.n_features(n_features)
         X = b.input(node, X, n)
-        raw = b.add(node, self.op(n, n_raw, **kw), X, n_raw, accept=accept,
-                    cast_f32=cast_f32)
+        raw = b.add(node, self.op(n, n_raw, **kw), X, n_raw, accept=accept, cast_f32=cast_f32)
         return raw, n
 
 
@@ -106,13 +144,15 @@ def _tree_of(est: Node) -> Tuple[dict, tuple]:
     if not isinstance(values, np.ndarray) or values.ndim != 3 or values.dtype.kind != "f":
         raise est.fail("tree_.values is not a 3-D float array")
     if count != len(nodes) or len(values) != len(nodes) or len(nodes) < 1:
-        raise est.fail(f"tree_ has {len(nodes)} nodes, {len(values)} values and "
-                       f"node_count {count!r}")
+        raise est.fail(
+            f"tree_ has {len(nodes)} nodes, {len(values)} values and node_count {count!r}"
+        )
     return {"nodes": nodes, "values": values}, args
 
 
 def _split_arrays(
-        nodes: np.ndarray) -> Tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    nodes: np.ndarray,
+) -> Tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     left = nodes["left_child"].astype(np.int64)
     right = nodes["right_child"].astype(np.int64)
     flags = np.zeros(len(nodes), dtype=np.uint8)
@@ -132,7 +172,7 @@ def _nan_support(est: Node, kind: str, nodes: np.ndarray) -> int:
     the criterion and monotonic constraints.  A forest asks its first tree
     (all alike) from 1.4 on, and refuses NaN before."""
     if "missing_go_to_left" not in (nodes.dtype.names or ()):
-        return Accept.FINITE                  # written before 1.3
+        return Accept.FINITE  # written before 1.3
     version = est.version
     if version < (1, 3) or (kind in ("RandomForest", "ExtraTrees") and version < (1, 4)):
         return Accept.FINITE
@@ -143,7 +183,7 @@ def _nan_support(est: Node, kind: str, nodes: np.ndarray) -> int:
         allow = splitter == "random" if extra else True
     else:
         if version < (1, 6):
-            splitters = ("best",)             # ExtraTree* used DecisionTree*'s tag
+            splitters = ("best",)  # ExtraTree* used DecisionTree*'s tag
         elif extra and not (est.name == "ExtraTreeRegressor" and version < (1, 7)):
             splitters = ("random",)
         else:
@@ -176,7 +216,8 @@ def _classes(node: Node) -> np.ndarray:
     if isinstance(classes, list):
         raise UnsupportedModelError(
             f"{node.where} ({node.name}): multi-output classification is not served "
-            "for this estimator")
+            "for this estimator"
+        )
     return _classes_array(node, classes)
 
 
@@ -194,9 +235,8 @@ def _classes_array(node: Node, classes: Any) -> np.ndarray:
     return np.ascontiguousarray(classes)
 
 
-
-
 # ---- single trees and forests --------------------------------------------------------
+
 
 def _forest_members(node: Node) -> List[Node]:
     trees = node.get("estimators_")
@@ -205,8 +245,15 @@ def _forest_members(node: Node) -> List[Node]:
     return [_record(node, t, f"estimators_[{i}]") for i, t in enumerate(trees)]
 
 
-def _build_trees(node: Node, b: Builders, X: Optional[Cols], family: str,
-                 members: Sequence[Node], is_classifier: bool, average: bool) -> Built:
+def _build_trees(
+    node: Node,
+    b: Builders,
+    X: Optional[Cols],
+    family: str,
+    members: Sequence[Node],
+    is_classifier: bool,
+    average: bool,
+) -> Built:
     trees = _Trees()
     n_features: Optional[int] = None
     accept = Accept.NAN
@@ -228,14 +275,15 @@ def _build_trees(node: Node, b: Builders, X: Optional[Cols], family: str,
         left, right, feature, threshold, flags = _split_arrays(nodes)
         if classes is not None:
             if values.shape[1] != 1 or values.shape[2] < classes.size:
-                raise est.fail(f"tree_.values has shape {values.shape} for "
-                               f"{classes.size} classes")
-            leaf = _class_proba(est, values, classes.size) if average or est.version >= (1, 4) \
-                else np.ascontiguousarray(values[:, 0, :classes.size])
+                raise est.fail(f"tree_.values has shape {values.shape} for {classes.size} classes")
+            leaf = (
+                _class_proba(est, values, classes.size)
+                if average or est.version >= (1, 4)
+                else np.ascontiguousarray(values[:, 0, : classes.size])
+            )
         else:
             if values.shape[1] != n_outputs or values.shape[2] != 1:
-                raise est.fail(f"tree_.values has shape {values.shape} for "
-                               f"{n_outputs} outputs")
+                raise est.fail(f"tree_.values has shape {values.shape} for {n_outputs} outputs")
             leaf = np.ascontiguousarray(values[:, :, 0])
         trees.add(left, right, feature, threshold, flags, leaf)
     if n_features is None:
@@ -246,18 +294,41 @@ def _build_trees(node: Node, b: Builders, X: Optional[Cols], family: str,
         # a single tree before 1.4 predicts the argmax of its counts and
         # normalises them for predict_proba; everything else holds fractions
         if not average and members[0].version < (1, 4):
-            return classifier(node, b, raw, classes, n, label_rule=LabelRule.ARGMAX,
-                              proba_rule=ProbaRule.NORMALIZE, decision=False,
-                              strings=Strings.CONVERT)
-        return classifier(node, b, raw, classes, n, label_rule=LabelRule.ARGMAX, proba=raw,
-                          decision=False, strings=Strings.CONVERT)
+            return classifier(
+                node,
+                b,
+                raw,
+                classes,
+                n,
+                label_rule=LabelRule.ARGMAX,
+                proba_rule=ProbaRule.NORMALIZE,
+                decision=False,
+                strings=Strings.CONVERT,
+            )
+        return classifier(
+            node,
+            b,
+            raw,
+            classes,
+            n,
+            label_rule=LabelRule.ARGMAX,
+            proba=raw,
+            decision=False,
+            strings=Strings.CONVERT,
+        )
     raw, n = trees.add_to(node, b, X, n_features, n_outputs, accept, average=average)
     return regressor(node, raw, n, raw_1d=n_outputs == 1, strings=Strings.CONVERT)
 
 
-def _build_multi_output(node: Node, b: Builders, X: Optional[Cols], family: str,
-                        members: Sequence[Node], classes: List[np.ndarray],
-                        average: bool) -> Built:
+def _build_multi_output(
+    node: Node,
+    b: Builders,
+    X: Optional[Cols],
+    family: str,
+    members: Sequence[Node],
+    classes: List[np.ndarray],
+    average: bool,
+) -> Built:
     """Multi-output classification: each leaf holds every output's class
     distribution side by side; the Model slices and labels them."""
     trees = _Trees()
@@ -274,7 +345,7 @@ def _build_multi_output(node: Node, b: Builders, X: Optional[Cols], family: str,
         accept = min(accept, _nan_support(est, family, nodes))
         parts = []
         for k, size in enumerate(sizes):
-            v = values[:, k:k + 1, :]
+            v = values[:, k : k + 1, :]
             if average or est.version >= (1, 4):
                 parts.append(_class_proba(est, v, size))
             else:
@@ -284,11 +355,13 @@ def _build_multi_output(node: Node, b: Builders, X: Optional[Cols], family: str,
         raise node.fail("holds no trees")
     raw, n = trees.add_to(node, b, X, n_features, sum(sizes), accept, average=average)
     starts = np.cumsum([0] + sizes)
-    blocks = [raw[starts[k]:starts[k + 1]] for k in range(len(sizes))]
+    blocks = [raw[starts[k] : starts[k + 1]] for k in range(len(sizes))]
     if not average and members[0].version < (1, 4):
         # a single tree before 1.4 normalised each output's counts
-        blocks = [b.add(node, Proba(rule=ProbaRule.NORMALIZE, n_classes=len(c)), c, len(c))
-                  for c in blocks]
+        blocks = [
+            b.add(node, Proba(rule=ProbaRule.NORMALIZE, n_classes=len(c)), c, len(c))
+            for c in blocks
+        ]
     proba = Cols.concat(blocks)
     log = b.add(node, Post(rule=PostRule.LOG), proba, len(proba))
     labels = Cols.concat(b.add(node, Labels(rule=LabelRule.ARGMAX), c, 1) for c in blocks)
@@ -297,8 +370,15 @@ def _build_multi_output(node: Node, b: Builders, X: Optional[Cols], family: str,
         "predict_proba": Out(proba, split=sizes),
         "predict_log_proba": Out(log, split=sizes),
     }
-    return Built(node.name, "classifier", outputs, n, feature_names_in=node.feature_names(),
-                 first_name=node.name, strings=Strings.CONVERT)
+    return Built(
+        node.name,
+        "classifier",
+        outputs,
+        n,
+        feature_names_in=node.feature_names(),
+        first_name=node.name,
+        strings=Strings.CONVERT,
+    )
 
 
 @register("sklearn.tree", "DecisionTreeClassifier", "ExtraTreeClassifier")
@@ -316,15 +396,15 @@ def build_tree_regressor(node: Node, b: Builders, X: Optional[Cols]) -> Built:
 @register("sklearn.ensemble", "RandomForestClassifier", "ExtraTreesClassifier")
 def build_forest_classifier(node: Node, b: Builders, X: Optional[Cols]) -> Built:
     family = "ExtraTrees" if node.name.startswith("Extra") else "RandomForest"
-    return _build_trees(node, b, X, family, _forest_members(node), is_classifier=True,
-                        average=True)
+    return _build_trees(node, b, X, family, _forest_members(node), is_classifier=True, average=True)
 
 
 @register("sklearn.ensemble", "RandomForestRegressor", "ExtraTreesRegressor")
 def build_forest_regressor(node: Node, b: Builders, X: Optional[Cols]) -> Built:
     family = "ExtraTrees" if node.name.startswith("Extra") else "RandomForest"
-    return _build_trees(node, b, X, family, _forest_members(node), is_classifier=False,
-                        average=True)
+    return _build_trees(
+        node, b, X, family, _forest_members(node), is_classifier=False, average=True
+    )
 
 
 # ---- gradient boosting -------------------------------------------------------------------
@@ -356,8 +436,10 @@ def _gb_loss_name(node: Node) -> Tuple[str, bool]:
     modern = node.version >= (1, 4)
     if modern != loss.path.startswith("sklearn._loss."):
         version = node.state.get("_sklearn_version")
-        raise node.fail(f"its loss is a {loss.path}, which scikit-learn {version} "
-                        "never saved with GradientBoosting")
+        raise node.fail(
+            f"its loss is a {loss.path}, which scikit-learn {version} "
+            "never saved with GradientBoosting"
+        )
     return loss.path.rsplit(".", 1)[-1], modern
 
 
@@ -374,7 +456,8 @@ def _gb_init(node: Node, loss: str, modern: bool, k: int, classifier: bool) -> n
     if classifier:
         if est.name != "DummyClassifier":
             raise UnsupportedModelError(
-                f"{node.where}.init_ is a {est.name}; only DummyClassifier or 'zero' is served")
+                f"{node.where}.init_ is a {est.name}; only DummyClassifier or 'zero' is served"
+            )
         prior = est.array("class_prior_", ndim=(1,), kinds="f").astype(np.float64)
         if est.get("_strategy", est.get("strategy", "prior")) != "prior":
             raise UnsupportedModelError(f"{node.where}.init_: only strategy='prior' is served")
@@ -398,15 +481,21 @@ def _gb_init(node: Node, loss: str, modern: bool, k: int, classifier: bool) -> n
         return np.log(p).astype(np.float64)
     if est.name != "DummyRegressor":
         raise UnsupportedModelError(
-            f"{node.where}.init_ is a {est.name}; only DummyRegressor or 'zero' is served")
+            f"{node.where}.init_ is a {est.name}; only DummyRegressor or 'zero' is served"
+        )
     constant = est.array("constant_", ndim=(0, 1, 2), kinds="fiu").astype(np.float64)
     return np.ravel(constant)[:1].copy()
 
 
 def _gb_trees(node: Node, k: int, learning_rate: float) -> Tuple[_Trees, np.ndarray, int]:
     stages = node.get("estimators_")
-    if not isinstance(stages, np.ndarray) or stages.dtype.kind != "O" or stages.ndim != 2 \
-            or stages.shape[1] != k or stages.shape[0] < 1:
+    if (
+        not isinstance(stages, np.ndarray)
+        or stages.dtype.kind != "O"
+        or stages.ndim != 2
+        or stages.shape[1] != k
+        or stages.shape[0] < 1
+    ):
         raise node.fail(f"estimators_ must be an object array of shape (n_stages, {k})")
     trees = _Trees()
     columns = []
@@ -454,13 +543,30 @@ def build_gb_classifier(node: Node, b: Builders, X: Optional[Cols]) -> Built:
         raise UnsupportedModelError(f"{node.where}: GradientBoosting loss {loss} is not served")
     raw, n = trees.add_to(node, b, X, n_features, k, Accept.FINITE, column=columns, init=init)
     if modern or loss == "ExponentialLoss":
-        return classifier(node, b, raw, classes, n, proba_rule=proba, raw_1d=k == 1,
-                          label_rule=LabelRule.THRESHOLD_GE if k == 1 else LabelRule.ARGMAX,
-                          strings=Strings.CONVERT)
+        return classifier(
+            node,
+            b,
+            raw,
+            classes,
+            n,
+            proba_rule=proba,
+            raw_1d=k == 1,
+            label_rule=LabelRule.THRESHOLD_GE if k == 1 else LabelRule.ARGMAX,
+            strings=Strings.CONVERT,
+        )
     # before 1.4 the deviance losses predicted the argmax of predict_proba
-    return classifier(node, b, raw, classes, n, proba_rule=proba, raw_1d=k == 1,
-                      label_rule=LabelRule.ARGMAX, label_from_proba=True,
-                      strings=Strings.CONVERT)
+    return classifier(
+        node,
+        b,
+        raw,
+        classes,
+        n,
+        proba_rule=proba,
+        raw_1d=k == 1,
+        label_rule=LabelRule.ARGMAX,
+        label_from_proba=True,
+        strings=Strings.CONVERT,
+    )
 
 
 @register("sklearn.ensemble", "GradientBoostingRegressor")
@@ -474,6 +580,7 @@ def build_gb_regressor(node: Node, b: Builders, X: Optional[Cols]) -> Built:
 
 # ---- histogram gradient boosting ---------------------------------------------------------
 
+
 def _bitset_rows(value, what: str, node: Node) -> np.ndarray:
     arr = np.asarray(value)
     if arr.size == 0:
@@ -486,7 +593,7 @@ def _bitset_rows(value, what: str, node: Node) -> np.ndarray:
 def _known_bitsets(node: Node, n: int):
     """known_cat_bitsets and f_idx_map of _BinMapper.make_known_categories_bitsets."""
     if "_bin_mapper" not in node.state and "bin_mapper_" in node.state:
-        return None, None       # 0.22-0.23: bin_mapper_, and no categorical features
+        return None, None  # 0.22-0.23: bin_mapper_, and no categorical features
     mapper = _record(node, node.get("_bin_mapper"), "_bin_mapper")
     is_cat = mapper.get("is_categorical_")
     if is_cat is None:
@@ -508,8 +615,7 @@ def _known_bitsets(node: Node, n: int):
     return known, f_idx_map
 
 
-def _hgb_encoder(
-        node: Node, n: int) -> Union[Encode, Tuple[np.ndarray, List[np.ndarray]], None]:
+def _hgb_encoder(node: Node, n: int) -> Union[Encode, Tuple[np.ndarray, List[np.ndarray]], None]:
     """The OrdinalEncoder + column reordering of HistGradientBoosting's
     _preprocessor (1.4+, categorical features): categorical columns first,
     encoded as their index in categories_ (unknown and NaN -> NaN)."""
@@ -566,11 +672,19 @@ def _hgb_trees(node: Node, n: int, k: int):
             if "missing_go_to_left" not in names:
                 raise UnsupportedModelError(
                     f"{node.where} ({node.name}): HistGradientBoosting from scikit-learn "
-                    "< 0.22 (experimental, no missing values) is not served")
+                    "< 0.22 (experimental, no missing values) is not served"
+                )
             # num_threshold was named threshold up to 0.23
             num_threshold = "num_threshold" if "num_threshold" in names else "threshold"
-            for field in ("value", "feature_idx", num_threshold, "missing_go_to_left",
-                          "left", "right", "is_leaf"):
+            for field in (
+                "value",
+                "feature_idx",
+                num_threshold,
+                "missing_go_to_left",
+                "left",
+                "right",
+                "is_leaf",
+            ):
                 if field not in names:
                     raise p.fail(f"nodes has no field {field!r}")
             is_leaf = nodes["is_leaf"] != 0
@@ -581,8 +695,7 @@ def _hgb_trees(node: Node, n: int, k: int):
             if "is_categorical" in names and np.any(nodes["is_categorical"][~is_leaf]):
                 if known is None:
                     raise p.fail("categorical splits but no known categories")
-                raw_left = _bitset_rows(p.get("raw_left_cat_bitsets"),
-                                        "raw_left_cat_bitsets", p)
+                raw_left = _bitset_rows(p.get("raw_left_cat_bitsets"), "raw_left_cat_bitsets", p)
                 cat = (nodes["is_categorical"] != 0) & ~is_leaf
                 for idx in np.flatnonzero(cat):
                     b = int(nodes["bitset_idx"][idx])
@@ -593,8 +706,14 @@ def _hgb_trees(node: Node, n: int, k: int):
                     cat_rows.append(np.concatenate([raw_left[b], known[f_idx_map[f]]])[None])
                     n_cat_rows += 1
                 flags |= cat.astype(np.uint8) << 1
-            trees.add(left, right, nodes["feature_idx"].astype(np.int64), threshold, flags,
-                      nodes["value"].astype(np.float64)[:, None])
+            trees.add(
+                left,
+                right,
+                nodes["feature_idx"].astype(np.int64),
+                threshold,
+                flags,
+                nodes["value"].astype(np.float64)[:, None],
+            )
             columns.append(j)
     cats = np.ascontiguousarray(np.concatenate(cat_rows).astype(np.uint32)) if cat_rows else None
     return trees, np.asarray(columns, dtype=np.int32), cats
@@ -618,6 +737,7 @@ def _hgb_raw(node: Node, b: Builders, X: Optional[Cols], k: int) -> Tuple[Cols, 
         # others after them, as the _preprocessor's ColumnTransformer orders
         # them
         from mlfast._builders.encoders import ordinal_codes
+
         cat_cols, categories = encoder
         codes = ordinal_codes(b, node, X[cat_cols], categories)
         rest = np.setdiff1d(np.arange(n), cat_cols)
@@ -625,8 +745,9 @@ def _hgb_raw(node: Node, b: Builders, X: Optional[Cols], k: int) -> Tuple[Cols, 
     elif encoder is not None:
         # its OrdinalEncoder's own check_array names no input
         X = b.add(node, encoder, X, n, unnamed=True)
-    return trees.add_to(node, b, X, n, k, Accept.ANY, cast_f32=False, column=columns,
-                        cats=cats, init=baseline)
+    return trees.add_to(
+        node, b, X, n, k, Accept.ANY, cast_f32=False, column=columns, cats=cats, init=baseline
+    )
 
 
 def _hgb_loss(node: Node) -> str:
@@ -646,23 +767,42 @@ def build_hgb_classifier(node: Node, b: Builders, X: Optional[Cols]) -> Built:
     if (k == 1) != (classes.size == 2):
         raise node.fail(f"{k} trees per iteration for {classes.size} classes")
     loss = _hgb_loss(node)
-    if loss not in ("HalfBinomialLoss", "BinaryCrossEntropy", "HalfMultinomialLoss",
-                    "CategoricalCrossEntropy"):
+    if loss not in (
+        "HalfBinomialLoss",
+        "BinaryCrossEntropy",
+        "HalfMultinomialLoss",
+        "CategoricalCrossEntropy",
+    ):
         raise UnsupportedModelError(f"{node.where}: loss {loss} is not served")
     raw, n = _hgb_raw(node, b, X, k)
     # HistGradientBoostingClassifier has no predict_log_proba; predict is the
     # argmax of predict_proba
-    return classifier(node, b, raw, classes, n, label_rule=LabelRule.ARGMAX,
-                      proba_rule=ProbaRule.EXPIT_OVR if k == 1 else ProbaRule.SOFTMAX,
-                      raw_1d=k == 1, log_proba=False, label_from_proba=True,
-                      strings=Strings.CONVERT)
+    return classifier(
+        node,
+        b,
+        raw,
+        classes,
+        n,
+        label_rule=LabelRule.ARGMAX,
+        proba_rule=ProbaRule.EXPIT_OVR if k == 1 else ProbaRule.SOFTMAX,
+        raw_1d=k == 1,
+        log_proba=False,
+        label_from_proba=True,
+        strings=Strings.CONVERT,
+    )
 
 
 @register("sklearn.ensemble", "HistGradientBoostingRegressor")
 def build_hgb_regressor(node: Node, b: Builders, X: Optional[Cols]) -> Built:
     loss = _hgb_loss(node)
-    if loss in ("HalfSquaredError", "AbsoluteError", "PinballLoss", "LeastSquares",
-                "LeastAbsoluteDeviation", "HalfTweedieLossIdentity"):
+    if loss in (
+        "HalfSquaredError",
+        "AbsoluteError",
+        "PinballLoss",
+        "LeastSquares",
+        "LeastAbsoluteDeviation",
+        "HalfTweedieLossIdentity",
+    ):
         link_exp = False
     elif loss in ("HalfPoissonLoss", "HalfGammaLoss", "Poisson", "HalfTweedieLoss"):
         link_exp = True
@@ -676,6 +816,7 @@ def build_hgb_regressor(node: Node, b: Builders, X: Optional[Cols]) -> Built:
 
 # ---- isolation forest ---------------------------------------------------------------------
 
+
 def _average_path_length(n_samples_leaf) -> np.ndarray:
     """sklearn.ensemble._iforest._average_path_length, same operations."""
     n = np.asarray(n_samples_leaf, dtype=np.float64).reshape((1, -1))
@@ -685,8 +826,9 @@ def _average_path_length(n_samples_leaf) -> np.ndarray:
     not_mask = ~np.logical_or(mask_1, mask_2)
     out[mask_1] = 0.0
     out[mask_2] = 1.0
-    out[not_mask] = (2.0 * (np.log(n[not_mask] - 1.0) + np.euler_gamma)
-                     - 2.0 * (n[not_mask] - 1.0) / n[not_mask])
+    out[not_mask] = (
+        2.0 * (np.log(n[not_mask] - 1.0) + np.euler_gamma) - 2.0 * (n[not_mask] - 1.0) / n[not_mask]
+    )
     return out.reshape(np.asarray(n_samples_leaf).shape)
 
 
@@ -716,7 +858,8 @@ def build_isolation_forest(node: Node, b: Builders, X: Optional[Cols]) -> Built:
         # up to 0.21, behaviour='old' predicted by comparing with threshold_
         raise UnsupportedModelError(
             f"{node.where} (IsolationForest): behaviour='old' (scikit-learn < 0.22) is not "
-            "served; fit it again with behaviour='new'")
+            "served; fit it again with behaviour='new'"
+        )
     # n_features_in_ from 0.24, n_features_ before
     n = node.integer("n_features_in_" if "n_features_in_" in node.state else "n_features_")
     trees = _Trees()
@@ -748,12 +891,21 @@ def build_isolation_forest(node: Node, b: Builders, X: Optional[Cols]) -> Built:
     offset = float(node.get("offset_"))
     raw, n = trees.add_to(node, b, X, n, 1, Accept.ANY)
     score = b.add(node, Post(rule=PostRule.IFOREST, denominator=float(denominator)), raw, 1)
-    decision = b.add(node, Post(rule=PostRule.IFOREST, denominator=float(denominator),
-                                offset=offset), raw, 1)
+    decision = b.add(
+        node, Post(rule=PostRule.IFOREST, denominator=float(denominator), offset=offset), raw, 1
+    )
     labels = b.add(node, Labels(rule=LabelRule.THRESHOLD_GE), decision, 1)
-    outputs = {"predict": Out(labels, classes=np.array([-1, 1], dtype=np.int64), squeeze=True),
-               "decision_function": Out(decision, squeeze=True),
-               "score_samples": Out(score, squeeze=True)}
-    return Built(node.name, "outlier_detector", outputs, n,
-                 feature_names_in=node.feature_names(), first_name=node.name,
-                 strings=Strings.CONVERT)
+    outputs = {
+        "predict": Out(labels, classes=np.array([-1, 1], dtype=np.int64), squeeze=True),
+        "decision_function": Out(decision, squeeze=True),
+        "score_samples": Out(score, squeeze=True),
+    }
+    return Built(
+        node.name,
+        "outlier_detector",
+        outputs,
+        n,
+        feature_names_in=node.feature_names(),
+        first_name=node.name,
+        strings=Strings.CONVERT,
+    )

@@ -6,6 +6,7 @@ It is the lesson's model: a LogisticRegression fitted on the iris data set
 and saved with ``joblib.dump(model, path)``.  Needs scikit-learn and joblib
 (test dependencies; mlfast itself never imports them).
 """
+
 from pathlib import Path
 
 import joblib

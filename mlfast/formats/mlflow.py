@@ -18,6 +18,7 @@ Where a model is: a directory, a ``file:`` URI, ``runs:/<run_id>/<path>``
 or ``models:/<name>/<version>`` (``latest`` too) against a local file
 tracking store (``MLFLOW_TRACKING_URI`` when it is local, else ``./mlruns``).
 """
+
 from __future__ import annotations
 
 import json
@@ -36,10 +37,30 @@ MAX_MLMODEL = 4 << 20
 #: a registry's meta.yaml is a few lines
 MAX_META = 64 << 10
 #: MLflow's signature types of columns, and the numpy kinds each accepts
-COLUMN_TYPES = {"boolean": "b", "integer": "biu", "long": "biu", "float": "biuf",
-                "double": "biuf", "string": "OUS", "binary": "OS", "datetime": "M"}
-_OTHER_FLAVOURS = ("xgboost", "lightgbm", "catboost", "onnx", "pytorch", "tensorflow", "keras",
-                   "spark", "h2o", "statsmodels", "prophet", "transformers")
+COLUMN_TYPES = {
+    "boolean": "b",
+    "integer": "biu",
+    "long": "biu",
+    "float": "biuf",
+    "double": "biuf",
+    "string": "OUS",
+    "binary": "OS",
+    "datetime": "M",
+}
+_OTHER_FLAVOURS = (
+    "xgboost",
+    "lightgbm",
+    "catboost",
+    "onnx",
+    "pytorch",
+    "tensorflow",
+    "keras",
+    "spark",
+    "h2o",
+    "statsmodels",
+    "prophet",
+    "transformers",
+)
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9 _.+-]{0,255}$")
 _ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,127}$")
 
@@ -47,6 +68,7 @@ _ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,127}$")
 @dataclass
 class Column:
     """One input column of an MLflow signature."""
+
     name: Optional[str]
     type: str
     required: bool = True
@@ -55,6 +77,7 @@ class Column:
 @dataclass
 class MlflowModel:
     """What an MLmodel file says about the model next to it."""
+
     directory: str
     model_file: str
     serialization_format: str
@@ -80,13 +103,19 @@ class MlflowModel:
 
     def summary(self) -> Dict[str, Any]:
         """Plain data for the server's ``GET /`` and the Model's display."""
-        out: Dict[str, Any] = {"flavor": self.flavour, "run_id": self.run_id,
-                               "serialization_format": self.serialization_format,
-                               "predict_fn": self.predict_fn,
-                               "mlflow_version": self.mlflow_version}
+        out: Dict[str, Any] = {
+            "flavor": self.flavour,
+            "run_id": self.run_id,
+            "serialization_format": self.serialization_format,
+            "predict_fn": self.predict_fn,
+            "mlflow_version": self.mlflow_version,
+        }
         if self.inputs is not None:
-            out["signature"] = {"inputs": [{"name": c.name, "type": c.type,
-                                            "required": c.required} for c in self.inputs]}
+            out["signature"] = {
+                "inputs": [
+                    {"name": c.name, "type": c.type, "required": c.required} for c in self.inputs
+                ]
+            }
         elif self.tensor_input is not None:
             out["signature"] = {"inputs": [self.tensor_input]}
         if self.params:
@@ -99,15 +128,15 @@ def _yaml(path: Path, limit: int, what: str) -> Any:
         import yaml
     except ImportError:
         raise UnsupportedModelError(
-            f"reading {what} needs PyYAML (pip install 'mlfast[mlflow]')") from None
+            f"reading {what} needs PyYAML (pip install 'mlfast[mlflow]')"
+        ) from None
     try:
         with open(path, "rb") as fh:
             text = fh.read(limit + 1)
     except OSError as exc:
         raise ModelFormatError(f"cannot read {what} ({path}): {exc.strerror}") from None
     if len(text) > limit:
-        raise ModelFormatError(f"{what} ({path}) is larger than {limit} bytes: not an MLflow "
-                               "file")
+        raise ModelFormatError(f"{what} ({path}) is larger than {limit} bytes: not an MLflow file")
     loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
     try:
         return yaml.load(text, Loader=loader)  # noqa: S506 - a safe loader (CSafeLoader/SafeLoader)
@@ -156,13 +185,17 @@ def _signature(raw: Any, where: str) -> Tuple[Optional[List[Column]], Optional[d
     columns: Optional[List[Column]] = None
     tensor = None
     if inputs is not None:
-        if not isinstance(inputs, list) or not inputs or not all(isinstance(c, dict)
-                                                                for c in inputs):
+        if (
+            not isinstance(inputs, list)
+            or not inputs
+            or not all(isinstance(c, dict) for c in inputs)
+        ):
             raise ModelFormatError(f"{where}: signature.inputs is not a list of column specs")
         if inputs[0].get("type") == "tensor":
             if len(inputs) != 1 or not isinstance(inputs[0].get("tensor-spec"), dict):
-                raise UnsupportedModelError(f"{where}: a signature of several tensors; mlfast "
-                                            "serves one table of rows")
+                raise UnsupportedModelError(
+                    f"{where}: a signature of several tensors; mlfast serves one table of rows"
+                )
             tensor = inputs[0]
         else:
             columns = []
@@ -173,17 +206,20 @@ def _signature(raw: Any, where: str) -> Tuple[Optional[List[Column]], Optional[d
                     raise UnsupportedModelError(
                         f"{where}: signature input {i} ({_show(name)}) has type "
                         f"{_show(kind)}; mlfast reads columns of "
-                        f"{', '.join(COLUMN_TYPES)}")
+                        f"{', '.join(COLUMN_TYPES)}"
+                    )
                 if name is not None and (not isinstance(name, str) or len(name) > 1024):
-                    raise ModelFormatError(f"{where}: signature input {i} has a name that is "
-                                           "not a string")
+                    raise ModelFormatError(
+                        f"{where}: signature input {i} has a name that is not a string"
+                    )
                 required = spec.get("required", True)
                 columns.append(Column(name, kind, bool(required)))
             names = [c.name for c in columns if c.name is not None]
             if len(set(names)) != len(names):
                 raise ModelFormatError(f"{where}: signature inputs name a column twice")
-    if params is not None and not (isinstance(params, list)
-                                   and all(isinstance(p, dict) for p in params)):
+    if params is not None and not (
+        isinstance(params, list) and all(isinstance(p, dict) for p in params)
+    ):
         raise ModelFormatError(f"{where}: signature.params is not a list of parameter specs")
     return columns, tensor, outputs, params
 
@@ -221,24 +257,29 @@ def read(directory: Path, max_memory: int) -> Tuple[bytes, MlflowModel]:
         if others:
             raise UnsupportedModelError(
                 f"{where}: an MLflow model of flavour {others[0]!r}, which mlfast does not "
-                "serve yet (it serves the sklearn flavour)")
+                "serve yet (it serves the sklearn flavour)"
+            )
         raise UnsupportedModelError(
             f"{where}: an MLflow model without the sklearn flavour (flavours: "
             f"{', '.join(names)[:200]}): a custom python_function model is user code, "
-            "which mlfast does not run")
+            "which mlfast does not run"
+        )
     if not isinstance(sk, dict):
         raise ModelFormatError(f"{where}: flavors.sklearn is not a mapping")
-    pickled = _text(sk.get("pickled_model"), "flavors.sklearn.pickled_model", where,
-                    optional=False)
+    pickled = _text(sk.get("pickled_model"), "flavors.sklearn.pickled_model", where, optional=False)
     fmt = sk.get("serialization_format", "cloudpickle")
     if fmt not in ("skops", "cloudpickle", "pickle"):
-        raise UnsupportedModelError(f"{where}: serialization_format {_show(fmt)}; mlfast "
-                                    "reads skops, cloudpickle and pickle")
+        raise UnsupportedModelError(
+            f"{where}: serialization_format {_show(fmt)}; mlfast "
+            "reads skops, cloudpickle and pickle"
+        )
     if os.path.isabs(str(pickled)) or "\0" in str(pickled):
-        raise UnsafeModelError(f"{where}: pickled_model {_show(pickled)} is not a path "
-                               "inside the model directory")
-    model_path = _inside(directory / str(pickled), directory,
-                         f"{where}: pickled_model {_show(pickled)}")
+        raise UnsafeModelError(
+            f"{where}: pickled_model {_show(pickled)} is not a path inside the model directory"
+        )
+    model_path = _inside(
+        directory / str(pickled), directory, f"{where}: pickled_model {_show(pickled)}"
+    )
     try:
         size = model_path.stat().st_size
     except OSError:
@@ -246,31 +287,43 @@ def read(directory: Path, max_memory: int) -> Tuple[bytes, MlflowModel]:
     if not model_path.is_file():
         raise ModelFormatError(f"{where}: pickled_model {pickled!r} is not a file")
     if size > max_memory:
-        raise UnsupportedModelError(f"{model_path} is {size} bytes, past the memory budget of "
-                                    f"{max_memory} bytes (pass a larger max_memory to load it)")
+        raise UnsupportedModelError(
+            f"{model_path} is {size} bytes, past the memory budget of "
+            f"{max_memory} bytes (pass a larger max_memory to load it)"
+        )
     columns, tensor, outputs, params = _signature(doc.get("signature"), where)
     pyfunc = flavours.get("python_function")
     predict_fn = pyfunc.get("predict_fn") if isinstance(pyfunc, dict) else None
     if predict_fn is None:
         predict_fn = "predict"
     if predict_fn not in ("predict", "predict_proba", "predict_log_proba"):
-        raise UnsupportedModelError(f"{where}: predict_fn {_show(predict_fn)}; mlfast answers "
-                                    "with predict, predict_proba or predict_log_proba")
+        raise UnsupportedModelError(
+            f"{where}: predict_fn {_show(predict_fn)}; mlfast answers "
+            "with predict, predict_proba or predict_log_proba"
+        )
     info = MlflowModel(
-        directory=str(directory), model_file=str(model_path), serialization_format=str(fmt),
+        directory=str(directory),
+        model_file=str(model_path),
+        serialization_format=str(fmt),
         run_id=_text(doc.get("run_id"), "run_id", where),
         model_uuid=_text(doc.get("model_uuid"), "model_uuid", where),
         mlflow_version=_text(doc.get("mlflow_version"), "mlflow_version", where),
         sklearn_version=_text(sk.get("sklearn_version"), "sklearn_version", where),
         utc_time_created=_text(doc.get("utc_time_created"), "utc_time_created", where),
-        inputs=columns, tensor_input=tensor, outputs=outputs, params=params, flavours=names,
-        predict_fn=predict_fn)
+        inputs=columns,
+        tensor_input=tensor,
+        outputs=outputs,
+        params=params,
+        flavours=names,
+        predict_fn=predict_fn,
+    )
     data = model_path.read_bytes()
     starts_zip = data[:4] == b"PK\x03\x04"
     if (fmt == "skops") != starts_zip:
         raise ModelFormatError(
             f"{where}: serialization_format is {fmt} but {pickled} "
-            f"{'is' if starts_zip else 'is not'} a zip")
+            f"{'is' if starts_zip else 'is not'} a zip"
+        )
     return data, info
 
 
@@ -304,7 +357,7 @@ def by_value_name(data: bytes) -> Optional[str]:
             return f"class {strings[after]!r}"
     if kind == "_make_function":
         for i, text in enumerate(strings[:-1]):
-            if text.endswith((">", ".py")):          # the code's file name, then its name
+            if text.endswith((">", ".py")):  # the code's file name, then its name
                 return f"function {strings[i + 1]!r}"
     return f"object ({kind})" if kind else None
 
@@ -330,7 +383,8 @@ def tracking_root(env: Optional[Mapping[str, str]] = None) -> Path:
     if "://" in uri or re.match(r"^[A-Za-z][A-Za-z0-9+.-]*:", uri):
         raise UnsupportedModelError(
             f"MLFLOW_TRACKING_URI is {uri[:80]!r}: mlfast resolves models:/ and runs:/ against "
-            "a local file store only (give the model directory instead)")
+            "a local file store only (give the model directory instead)"
+        )
     return Path(uri)
 
 
@@ -339,11 +393,15 @@ def _registered(root: Path, name: str, version: str) -> Path:
         raise ModelFormatError(f"models:/{name[:80]}/{version[:20]}: not a registered model name")
     model_dir = root / "models" / name
     if not model_dir.is_dir():
-        raise ModelFormatError(f"models:/{name}/{version}: no registered model {name!r} in "
-                               f"the tracking store {root}")
+        raise ModelFormatError(
+            f"models:/{name}/{version}: no registered model {name!r} in the tracking store {root}"
+        )
     if version == "latest":
-        found = [int(p.name[8:]) for p in model_dir.iterdir()
-                 if re.fullmatch(r"version-[0-9]{1,9}", p.name)]
+        found = [
+            int(p.name[8:])
+            for p in model_dir.iterdir()
+            if re.fullmatch(r"version-[0-9]{1,9}", p.name)
+        ]
         if not found:
             raise ModelFormatError(f"models:/{name}/latest: {name!r} has no versions")
         version = str(max(found))
@@ -351,8 +409,10 @@ def _registered(root: Path, name: str, version: str) -> Path:
         raise ModelFormatError(f"models:/{name}/{version[:20]}: a version is a number or 'latest'")
     meta_path = model_dir / f"version-{version}" / "meta.yaml"
     if not meta_path.is_file():
-        raise ModelFormatError(f"models:/{name}/{version}: no version {version} of {name!r} in "
-                               f"the tracking store {root}")
+        raise ModelFormatError(
+            f"models:/{name}/{version}: no version {version} of {name!r} in "
+            f"the tracking store {root}"
+        )
     meta = _yaml(meta_path, MAX_META, "the registry's meta.yaml")
     if not isinstance(meta, dict):
         raise ModelFormatError(f"{meta_path}: expected a YAML mapping")
@@ -379,12 +439,14 @@ def _logged_model(root: Path, model_id: str) -> Path:
         artifacts = experiment / "models" / model_id / "artifacts"
         if artifacts.is_dir():
             return artifacts
-    raise ModelFormatError(f"models:/{model_id}: no logged model {model_id} in the tracking "
-                           f"store {root}")
+    raise ModelFormatError(
+        f"models:/{model_id}: no logged model {model_id} in the tracking store {root}"
+    )
 
 
-def locate(source: Any, root: Optional[Path] = None,
-           env: Optional[Mapping[str, str]] = None) -> Path:
+def locate(
+    source: Any, root: Optional[Path] = None, env: Optional[Mapping[str, str]] = None
+) -> Path:
     """The model directory that a path or URI names."""
     text = os.fspath(source) if isinstance(source, os.PathLike) else source
     if not isinstance(text, str):
@@ -400,7 +462,7 @@ def locate(source: Any, root: Optional[Path] = None,
                 raise ModelFormatError(f"{text[:120]}: expected runs:/<run_id>/<path>")
             return _run_artifacts(root, parts[0], "/".join(parts[1:]))
         if len(parts) == 1:
-            return _logged_model(root, parts[0])       # MLflow 3: models:/<model_id>
+            return _logged_model(root, parts[0])  # MLflow 3: models:/<model_id>
         if len(parts) != 2:
             raise ModelFormatError(f"{text[:120]}: expected models:/<name>/<version>")
         return _registered(root, parts[0], parts[1])

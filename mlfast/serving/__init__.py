@@ -20,6 +20,7 @@ image.
 Web frameworks are imported only when an app is created: ``pip install
 'mlfast[serve]'``.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -32,8 +33,10 @@ import mlfast
 def needs_serve_extra(missing: Optional[str]) -> str:
     """What to do when a module of the ``serve`` extra is missing: one
     wording for ``create_app``, the apps and ``mlfast serve``."""
-    return (f"serving models needs mlfast's web stack, and {missing or 'a module of it'} is not "
-            "installed: pip install 'mlfast[serve]'")
+    return (
+        f"serving models needs mlfast's web stack, and {missing or 'a module of it'} is not "
+        "installed: pip install 'mlfast[serve]'"
+    )
 
 
 @contextlib.contextmanager
@@ -126,20 +129,33 @@ def build_service(
         raise ValueError(f"unknown protocol(s) {unknown}; choose from {list(PROTOCOLS)}")
     unknown = [p for p in (protocol_limits or {}) if p not in PROTOCOLS]
     if unknown:
-        raise ValueError(f"body limits for unknown protocol(s) {unknown}; choose from {list(PROTOCOLS)}")
+        raise ValueError(
+            f"body limits for unknown protocol(s) {unknown}; choose from {list(PROTOCOLS)}"
+        )
     repository = None
     if not isinstance(model_or_path, mlfast.Model) and is_repository(model_or_path):
         if isinstance(sha256, str):
             raise ValueError("a model repository takes SHA-256 pins as NAME/VERSION=HEX")
-        repository = ModelRepository(model_or_path, default_model=default_model, pins=pins,
-                                     sha256=sha256, watch=watch, poll_interval=poll_interval)
+        repository = ModelRepository(
+            model_or_path,
+            default_model=default_model,
+            pins=pins,
+            sha256=sha256,
+            watch=watch,
+            poll_interval=poll_interval,
+        )
         registry = repository.registry
     else:
         if sha256 is not None and not isinstance(sha256, str):
             raise ValueError("one model file takes one SHA-256")
         registry = ModelRegistry([served_model(model_or_path, name, version, sha256=sha256)])
-    service = Service(registry, max_body=max_body, protocol_limits=protocol_limits,
-                      request_timeout=request_timeout, env=env)
+    service = Service(
+        registry,
+        max_body=max_body,
+        protocol_limits=protocol_limits,
+        request_timeout=request_timeout,
+        env=env,
+    )
     service.repository = repository
     extra = []
     if ops is not None:

@@ -11,6 +11,7 @@ data extension, and written back in either.
 A malformed body is ``InvalidInput`` (``serving.errors``), whose message
 says what was wrong and where; the service answers it with a 400.
 """
+
 from __future__ import annotations
 
 import io
@@ -55,10 +56,14 @@ def parse_json(body: bytes, *, what: str = "request body") -> Any:
     ``json.dumps`` writes (orjson, strictly, does not).  What the second
     parser reads must still be writable as JSON: a lone surrogate escape
     (``"\\ud800"``), which orjson refuses to read and to write, is refused."""
-    if len(body) > 2 * MAX_JSON_CONTAINERS and \
-            body.count(b"[") + body.count(b"{") > MAX_JSON_CONTAINERS:
-        raise InvalidInput(f"{what} holds more than {MAX_JSON_CONTAINERS:,} JSON arrays and objects "
-                           "(rows): split the batch, or send it as NPY or CSV")
+    if (
+        len(body) > 2 * MAX_JSON_CONTAINERS
+        and body.count(b"[") + body.count(b"{") > MAX_JSON_CONTAINERS
+    ):
+        raise InvalidInput(
+            f"{what} holds more than {MAX_JSON_CONTAINERS:,} JSON arrays and objects "
+            "(rows): split the batch, or send it as NPY or CSV"
+        )
     try:
         return orjson.loads(body)
     except orjson.JSONDecodeError as first:
@@ -71,8 +76,10 @@ def parse_json(body: bytes, *, what: str = "request body") -> Any:
         except RecursionError:
             raise InvalidInput(f"JSON in {what} is nested too deeply") from None
         if _SURROGATE_ESCAPE.search(body) and _holds_lone_surrogate(doc):
-            raise InvalidInput(f"malformed JSON in {what}: a string holds a lone UTF-16 surrogate "
-                               "(\\ud800 to \\udfff without its pair), which is not a character") from None
+            raise InvalidInput(
+                f"malformed JSON in {what}: a string holds a lone UTF-16 surrogate "
+                "(\\ud800 to \\udfff without its pair), which is not a character"
+            ) from None
         return doc
 
 
@@ -107,7 +114,7 @@ def show(value: Any, limit: int = _PREVIEW_CHARS) -> str:
     out: List[str] = []
     _preview(value, out, limit + 1, 0)
     text = "".join(out)
-    return text if len(text) <= limit else text[:limit - 3] + "..."
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 def _preview(value: Any, out: List[str], room: int, depth: int) -> int:
@@ -119,7 +126,11 @@ def _preview(value: Any, out: List[str], room: int, depth: int) -> int:
     elif value is None or isinstance(value, bool):
         text = "null" if value is None else ("true" if value else "false")
     elif isinstance(value, int):
-        text = str(value) if value.bit_length() < 4 * room else f"<an integer of {value.bit_length()} bits>"
+        text = (
+            str(value)
+            if value.bit_length() < 4 * room
+            else f"<an integer of {value.bit_length()} bits>"
+        )
     elif isinstance(value, float):
         text = repr(value)
     elif isinstance(value, (list, tuple, dict)):
@@ -231,8 +242,10 @@ def to_array(value: Any, where: str) -> np.ndarray:
         raise InvalidInput(f"non-numeric value: {bad}")
     if seen.get("text"):
         if seen.get("null"):
-            raise InvalidInput(f"{where} mixes null with numbers written as strings: send numbers "
-                               "(null for a missing value)")
+            raise InvalidInput(
+                f"{where} mixes null with numbers written as strings: send numbers "
+                "(null for a missing value)"
+            )
         # numbers written as strings ("5.1"): the model reads them as
         # model.predict reads the same list, and as scikit-learn does (a
         # tree converts them, a linear model refuses them in its words)
@@ -254,7 +267,7 @@ def to_matrix(value: Any, where: str) -> np.ndarray:
     if array.ndim != 2:
         raise InvalidInput(
             f"{where} must be a list of numbers or a list of rows, got {array.ndim} levels "
-                 f"of nesting (shape {list(array.shape)})"
+            f"of nesting (shape {list(array.shape)})"
         )
     return array
 
@@ -287,18 +300,23 @@ def rows_from_named(records: Sequence[dict], served: ServedModel, where: str) ->
     out = np.empty((len(records), len(names)), dtype=np.float64)
     for i, record in enumerate(records):
         if not isinstance(record, dict):
-            raise InvalidInput(f"{where}[{i}] must be an object like {where}[0], "
-                                 f"got {_json_type(record)}")
+            raise InvalidInput(
+                f"{where}[{i}] must be an object like {where}[0], got {_json_type(record)}"
+            )
         missing = [n for n in names if n not in record]
         if missing:
-            raise InvalidInput(f"{where}[{i}] lacks feature(s) {', '.join(map(repr, missing[:5]))}"
-                               + (", ..." if len(missing) > 5 else "")
-                               + f"; it has {show(list(record)[:10], 200)}")
+            raise InvalidInput(
+                f"{where}[{i}] lacks feature(s) {', '.join(map(repr, missing[:5]))}"
+                + (", ..." if len(missing) > 5 else "")
+                + f"; it has {show(list(record)[:10], 200)}"
+            )
         unknown = [k for k in record if k not in names]
         if unknown:
-            raise InvalidInput(f"{where}[{i}] has unknown feature(s) "
-                                 f"{', '.join(map(repr, unknown[:5]))}; the model's features are "
-                                 f"{', '.join(map(repr, names[:10]))}" + (", ..." if len(names) > 10 else ""))
+            raise InvalidInput(
+                f"{where}[{i}] has unknown feature(s) "
+                f"{', '.join(map(repr, unknown[:5]))}; the model's features are "
+                f"{', '.join(map(repr, names[:10]))}" + (", ..." if len(names) > 10 else "")
+            )
         for j, n in enumerate(names):
             v = record[n]
             if v is None:
@@ -325,16 +343,20 @@ def _dict_records(records: Sequence[Any], where: str) -> List[dict]:
     numbers, null or lists of strings."""
     for i, record in enumerate(records):
         if not isinstance(record, dict):
-            raise InvalidInput(f"{where}[{i}] must be an object like {where}[0], "
-                               f"got {_json_type(record)}")
+            raise InvalidInput(
+                f"{where}[{i}] must be an object like {where}[0], got {_json_type(record)}"
+            )
         for k, v in record.items():
             if isinstance(v, list):
                 if not all(isinstance(x, str) for x in v):
-                    raise InvalidInput(f"{where}[{i}][{k!r}] is {show(v)}: a list must hold "
-                                       "strings only")
+                    raise InvalidInput(
+                        f"{where}[{i}][{k!r}] is {show(v)}: a list must hold strings only"
+                    )
             elif not isinstance(v, _TABLE_VALUES):
-                raise InvalidInput(f"{where}[{i}][{k!r}] is {show(v)}: expected a string, a "
-                                   "number, null or a list of strings")
+                raise InvalidInput(
+                    f"{where}[{i}][{k!r}] is {show(v)}: expected a string, a "
+                    "number, null or a list of strings"
+                )
     return list(records)
 
 
@@ -344,22 +366,28 @@ def _table_records(records: Sequence[Any], names: List[str], where: str) -> List
     known = set(names)
     for i, record in enumerate(records):
         if not isinstance(record, dict):
-            raise InvalidInput(f"{where}[{i}] must be an object like {where}[0], "
-                               f"got {_json_type(record)}")
+            raise InvalidInput(
+                f"{where}[{i}] must be an object like {where}[0], got {_json_type(record)}"
+            )
         missing = [n for n in names if n not in record]
         if missing:
-            raise InvalidInput(f"{where}[{i}] lacks feature(s) {', '.join(map(repr, missing[:5]))}"
-                               + (", ..." if len(missing) > 5 else "")
-                               + f"; it has {show(list(record)[:10], 200)}")
+            raise InvalidInput(
+                f"{where}[{i}] lacks feature(s) {', '.join(map(repr, missing[:5]))}"
+                + (", ..." if len(missing) > 5 else "")
+                + f"; it has {show(list(record)[:10], 200)}"
+            )
         unknown = [k for k in record if k not in known]
         if unknown:
-            raise InvalidInput(f"{where}[{i}] has unknown feature(s) "
-                               f"{', '.join(map(repr, unknown[:5]))}; the model's features are "
-                               f"{', '.join(map(repr, names[:10]))}" + (", ..." if len(names) > 10 else ""))
+            raise InvalidInput(
+                f"{where}[{i}] has unknown feature(s) "
+                f"{', '.join(map(repr, unknown[:5]))}; the model's features are "
+                f"{', '.join(map(repr, names[:10]))}" + (", ..." if len(names) > 10 else "")
+            )
         for n in names:
             if not isinstance(record[n], _TABLE_VALUES):
-                raise InvalidInput(f"{where}[{i}][{n!r}] is {show(record[n])}: expected a "
-                                   "string, a number or null")
+                raise InvalidInput(
+                    f"{where}[{i}][{n!r}] is {show(record[n])}: expected a string, a number or null"
+                )
     return list(records)
 
 
@@ -371,12 +399,12 @@ def _table_rows(value: Any, where: str, n_features: int) -> np.ndarray:
         if not isinstance(row, list):
             raise InvalidInput(f"{where}[{i}] must be a row (a list), got {_json_type(row)}")
         if len(row) != n_features:
-            raise InvalidInput(f"{where}[{i}] has {len(row)} values; the model reads "
-                               f"{n_features}")
+            raise InvalidInput(f"{where}[{i}] has {len(row)} values; the model reads {n_features}")
         for j, v in enumerate(row):
             if not isinstance(v, _TABLE_VALUES):
-                raise InvalidInput(f"{where}[{i}][{j}] is {show(v)}: expected a string, a "
-                                   "number or null")
+                raise InvalidInput(
+                    f"{where}[{i}][{j}] is {show(v)}: expected a string, a number or null"
+                )
     out = np.empty((len(rows), n_features), dtype=object)
     for i, row in enumerate(rows):
         out[i, :] = row
@@ -388,8 +416,10 @@ def documents(value: Any, where: str) -> np.ndarray:
     document), as a 1-D object array."""
     docs = [value] if isinstance(value, str) else value
     if not isinstance(docs, list) or not docs:
-        raise InvalidInput(f"{where} must be a document (a string) or a non-empty list of "
-                           f"them, got {_json_type(value)}")
+        raise InvalidInput(
+            f"{where} must be a document (a string) or a non-empty list of "
+            f"them, got {_json_type(value)}"
+        )
     for i, d in enumerate(docs):
         if not isinstance(d, str):
             raise InvalidInput(f"{where}[{i}] is {show(d)}: each document is a string")
@@ -415,7 +445,7 @@ def instances_to_matrix(instances: Any, served: ServedModel, where: str = "insta
         raise InvalidInput(
             f"non-numeric value: {where}[0] is {show(first)}. Each instance is a row of "
             f"{served.n_features} numbers. (aiplatform's Endpoint.predict(instances) takes a list: "
-            "a dict passed as instances sends only its keys, e.g. [\"features\"]; call "
+            'a dict passed as instances sends only its keys, e.g. ["features"]; call '
             "endpoint.predict([payload]) or endpoint.predict([[...numbers...]]))",
         )
     if isinstance(first, dict):
@@ -437,8 +467,9 @@ def decode_csv(body: bytes) -> np.ndarray:
     if not body.strip():
         raise InvalidInput("empty request body: expected CSV rows of numbers")
     try:
-        return np.loadtxt(io.BytesIO(body), delimiter=",", dtype=np.float64, ndmin=2,
-                          encoding="utf-8")
+        return np.loadtxt(
+            io.BytesIO(body), delimiter=",", dtype=np.float64, ndmin=2, encoding="utf-8"
+        )
     except (ValueError, UnicodeDecodeError) as e:
         raise InvalidInput(f"malformed CSV: {_csv_problem(body) or e}") from None
 
@@ -446,6 +477,7 @@ def decode_csv(body: bytes) -> np.ndarray:
 def _csv_cell_value(cells: List[str]) -> List[Any]:
     """One CSV column's cells typed as pandas.read_csv types them: all
     integers, all numbers, else strings; an empty cell is missing (NaN)."""
+
     def parse(kind):
         out = []
         for c in cells:
@@ -488,9 +520,10 @@ def decode_csv_table(body: bytes, served: ServedModel) -> Any:
     for i, r in enumerate(rows):
         if len(r) != width:
             line = i + 1 + (header is not None)
-            raise InvalidInput(f"malformed CSV: line {line} has {len(r)} values, the model reads "
-                               f"{width}" + ("" if header else
-                                             " (a header row must name the model's columns)"))
+            raise InvalidInput(
+                f"malformed CSV: line {line} has {len(r)} values, the model reads "
+                f"{width}" + ("" if header else " (a header row must name the model's columns)")
+            )
     columns = [_csv_cell_value([r[j] for r in rows]) for j in range(width)]
     if header is not None:
         return [{header[j]: columns[j][i] for j in range(width)} for i in range(len(rows))]
@@ -516,8 +549,10 @@ def _csv_problem(body: bytes) -> Optional[str]:
         cells = [cell.strip() for cell in line.split(",")]
         bad = [j for j, cell in enumerate(cells) if not _number_text(cell)]
         if number == 1 and len(bad) == len(cells):
-            return (f"line 1 looks like a header ({show(', '.join(cells), 80)}): send rows of numbers "
-                    "only, as SageMaker's scikit-learn container reads them")
+            return (
+                f"line 1 looks like a header ({show(', '.join(cells), 80)}): send rows of numbers "
+                "only, as SageMaker's scikit-learn container reads them"
+            )
         if bad:
             return f"line {number}, column {bad[0] + 1} is {show(cells[bad[0]])}: not a number"
         if first is None:
@@ -545,8 +580,9 @@ def decode_npy(body: bytes) -> np.ndarray:
         elif version == (2, 0):
             shape, fortran_order, dtype = np.lib.format.read_array_header_2_0(fp)
         else:
-            raise ValueError(f"format version {version[0]}.{version[1]} is not read here "
-                             "(np.save writes 1.0)")
+            raise ValueError(
+                f"format version {version[0]}.{version[1]} is not read here (np.save writes 1.0)"
+            )
     except MemoryError:
         raise
     except Exception as e:  # noqa: BLE001 - numpy's parser of untrusted header text
@@ -554,11 +590,13 @@ def decode_npy(body: bytes) -> np.ndarray:
         raise InvalidInput(f"malformed NPY: {e}") from None
     if dtype.hasobject or dtype.kind not in _NUMERIC_KINDS:
         raise InvalidInput(f"NPY array has dtype {dtype}; expected numbers")
-    data = memoryview(body)[fp.tell():]
+    data = memoryview(body)[fp.tell() :]
     expected = math.prod(shape) * dtype.itemsize
     if len(data) != expected:
-        raise InvalidInput(f"malformed NPY: the header says shape {list(shape)} of {dtype} "
-                             f"({expected} bytes), the body has {len(data)} bytes of data")
+        raise InvalidInput(
+            f"malformed NPY: the header says shape {list(shape)} of {dtype} "
+            f"({expected} bytes), the body has {len(data)} bytes of data"
+        )
     array = np.frombuffer(data, dtype=dtype).reshape(shape, order="F" if fortran_order else "C")
     if array.ndim == 1:
         return array.reshape(1, -1)
@@ -569,14 +607,21 @@ def decode_npy(body: bytes) -> np.ndarray:
 
 # -- payload styles: the answer mirrors the question ------------------------------
 
-LESSON_ONE, LESSON_MANY, BARE, INSTANCES, TABULAR = "lesson-one", "lesson-many", "bare", "instances", "tabular"
+LESSON_ONE, LESSON_MANY, BARE, INSTANCES, TABULAR = (
+    "lesson-one",
+    "lesson-many",
+    "bare",
+    "instances",
+    "tabular",
+)
 
 
 _UNPARSED = object()
 
 
-def decode_payload(request_body: bytes, media: str, served: ServedModel,
-                   parsed: Any = _UNPARSED) -> Tuple[Rows, str]:
+def decode_payload(
+    request_body: bytes, media: str, served: ServedModel, parsed: Any = _UNPARSED
+) -> Tuple[Rows, str]:
     """A prediction request in any style the lesson and SageMaker use.
 
     JSON ``{"features": row}`` (the lesson; one row answers ``prediction``)
@@ -613,23 +658,28 @@ def decode_payload(request_body: bytes, media: str, served: ServedModel,
         if "instances" in data:
             return instances_to_matrix(data["instances"], served), INSTANCES
         if "inputs" in data:
-            raise InvalidInput("this looks like an Open Inference Protocol (V2) request: "
-                                 f"POST it to /v2/models/{served.name}/infer")
+            raise InvalidInput(
+                "this looks like an Open Inference Protocol (V2) request: "
+                f"POST it to /v2/models/{served.name}/infer"
+            )
         keys = ", ".join(repr(k) for k in list(data)[:5]) or "none"
         example = ", ".join(map(str, served.example_row()[:4]))
         raise InvalidInput(
             f"missing key 'features': expected {{\"features\": [{example}"
-            f"{', ...' if served.n_features > 4 else ''}]}} (or \"instances\", or a bare array); "
+            f'{", ..." if served.n_features > 4 else ""}]}} (or "instances", or a bare array); '
             f"got keys {keys}",
         )
     if isinstance(data, list):
         if data and isinstance(data[0], dict):
-            raise InvalidInput("the body is a list of objects: send it as {\"instances\": [...]} "
-                               "(objects keyed by feature name, or {\"features\": [...]} each), or "
-                               "send rows of numbers")
+            raise InvalidInput(
+                'the body is a list of objects: send it as {"instances": [...]} '
+                '(objects keyed by feature name, or {"features": [...]} each), or '
+                "send rows of numbers"
+            )
         return to_matrix(data, "body"), BARE
-    raise InvalidInput(f"expected a JSON object like {{\"features\": [...]}} or an array, "
-                         f"got {_json_type(data)}")
+    raise InvalidInput(
+        f'expected a JSON object like {{"features": [...]}} or an array, got {_json_type(data)}'
+    )
 
 
 def encode_predictions(predictions: np.ndarray, style: str) -> Any:
@@ -663,6 +713,7 @@ def _csv_cell(value: Any) -> str:
 
 
 # -- content negotiation ------------------------------------------------------------
+
 
 def choose_accept(accept: Optional[str], offered: Sequence[str], default: str) -> Optional[str]:
     """The first of ``offered`` that an Accept header allows, by quality;
@@ -698,7 +749,7 @@ def choose_accept(accept: Optional[str], offered: Sequence[str], default: str) -
             return default
         if mtype.endswith("/*"):
             prefix = mtype[:-1]
-            for o in ([default] + list(offered)):
+            for o in [default] + list(offered):
                 if o.startswith(prefix):
                     return o
             continue
@@ -713,11 +764,17 @@ def choose_accept(accept: Optional[str], offered: Sequence[str], default: str) -
 # byte order).
 TENSOR_DTYPES = {
     "BOOL": np.dtype("?"),
-    "UINT8": np.dtype("<u1"), "UINT16": np.dtype("<u2"), "UINT32": np.dtype("<u4"),
+    "UINT8": np.dtype("<u1"),
+    "UINT16": np.dtype("<u2"),
+    "UINT32": np.dtype("<u4"),
     "UINT64": np.dtype("<u8"),
-    "INT8": np.dtype("<i1"), "INT16": np.dtype("<i2"), "INT32": np.dtype("<i4"),
+    "INT8": np.dtype("<i1"),
+    "INT16": np.dtype("<i2"),
+    "INT32": np.dtype("<i4"),
     "INT64": np.dtype("<i8"),
-    "FP16": np.dtype("<f2"), "FP32": np.dtype("<f4"), "FP64": np.dtype("<f8"),
+    "FP16": np.dtype("<f2"),
+    "FP32": np.dtype("<f4"),
+    "FP64": np.dtype("<f8"),
 }
 _DATATYPE_NAMES = {dt.str.lstrip("<|=>"): name for name, dt in TENSOR_DTYPES.items()}
 # Triton's binary tensor data extension: the length of the JSON header that
@@ -744,26 +801,34 @@ def split_inference_body(body: bytes, header_length: Optional[str]) -> Tuple[Any
     try:
         n = int(header_length)
     except ValueError:
-        raise InvalidInput(f"Inference-Header-Content-Length {show(header_length)} is not an "
-                           "integer") from None
+        raise InvalidInput(
+            f"Inference-Header-Content-Length {show(header_length)} is not an integer"
+        ) from None
     if not 0 <= n <= len(body):
-        raise InvalidInput(f"Inference-Header-Content-Length {n} is outside the body's "
-                           f"{len(body)} bytes")
+        raise InvalidInput(
+            f"Inference-Header-Content-Length {n} is outside the body's {len(body)} bytes"
+        )
     return parse_json(body[:n], what="inference header"), memoryview(body)[n:]
 
 
 def _tensor_shape(value: Any, where: str) -> Tuple[int, ...]:
     # the length first: a shape of a million entries is refused before
     # anything walks it (math.prod over it holds the GIL for seconds)
-    if not isinstance(value, list) or not 1 <= len(value) <= 2 or not all(
-        isinstance(d, int) and not isinstance(d, bool) and d >= 0 for d in value
+    if (
+        not isinstance(value, list)
+        or not 1 <= len(value) <= 2
+        or not all(isinstance(d, int) and not isinstance(d, bool) and d >= 0 for d in value)
     ):
-        raise InvalidInput(f"{where}.shape must be a list of non-negative integers, [rows, features] "
-                           f"(or [features] for one row), got {show(value)}")
+        raise InvalidInput(
+            f"{where}.shape must be a list of non-negative integers, [rows, features] "
+            f"(or [features] for one row), got {show(value)}"
+        )
     return tuple(value)
 
 
-def decode_tensor(tensor: Any, binary: memoryview, offset: int, where: str) -> Tuple[np.ndarray, int]:
+def decode_tensor(
+    tensor: Any, binary: memoryview, offset: int, where: str
+) -> Tuple[np.ndarray, int]:
     """One input tensor to a 2-D batch, from its JSON ``data`` or from
     ``binary`` at ``offset`` (its ``parameters.binary_data_size``); returns
     the batch and the next binary offset."""
@@ -776,8 +841,10 @@ def decode_tensor(tensor: Any, binary: memoryview, offset: int, where: str) -> T
     datatype = tensor["datatype"]
     dtype = TENSOR_DTYPES.get(datatype) if isinstance(datatype, str) else None
     if dtype is None:
-        raise InvalidInput(f"{where}.datatype {show(datatype)} is not supported: send one of "
-                           f"{', '.join(TENSOR_DTYPES)}")
+        raise InvalidInput(
+            f"{where}.datatype {show(datatype)} is not supported: send one of "
+            f"{', '.join(TENSOR_DTYPES)}"
+        )
     count = math.prod(shape)
     parameters = tensor.get("parameters") or {}
     if not isinstance(parameters, dict):
@@ -786,22 +853,29 @@ def decode_tensor(tensor: Any, binary: memoryview, offset: int, where: str) -> T
     array: np.ndarray
     if size is not None:
         if not isinstance(size, int) or size < 0:
-            raise InvalidInput(f"{where}.parameters.binary_data_size must be a non-negative integer")
+            raise InvalidInput(
+                f"{where}.parameters.binary_data_size must be a non-negative integer"
+            )
         if offset + size > len(binary):
-            raise InvalidInput(f"{where} has binary_data_size {size} but only "
-                               f"{len(binary) - offset} bytes of binary data are left")
+            raise InvalidInput(
+                f"{where} has binary_data_size {size} but only "
+                f"{len(binary) - offset} bytes of binary data are left"
+            )
         if size != count * dtype.itemsize:
-            raise InvalidInput(f"{where} has binary_data_size {size}, but shape {list(shape)} of "
-                               f"{datatype} takes {count * dtype.itemsize} bytes")
-        array = np.frombuffer(binary[offset:offset + size], dtype=dtype).reshape(shape)
+            raise InvalidInput(
+                f"{where} has binary_data_size {size}, but shape {list(shape)} of "
+                f"{datatype} takes {count * dtype.itemsize} bytes"
+            )
+        array = np.frombuffer(binary[offset : offset + size], dtype=dtype).reshape(shape)
         offset += size
     else:
         if "data" not in tensor:
             raise InvalidInput(f"{where} lacks 'data' (and has no binary_data_size)")
         array = to_array(tensor["data"], f"{where}.data")
         if array.size != count:
-            raise InvalidInput(f"{where}.data has {array.size} values but shape {list(shape)} "
-                               f"needs {count}")
+            raise InvalidInput(
+                f"{where}.data has {array.size} values but shape {list(shape)} needs {count}"
+            )
         array = array.reshape(shape).astype(dtype, copy=False)
     if array.ndim == 1:
         array = array.reshape(1, -1)
@@ -823,7 +897,7 @@ def _bytes_elements(raw: memoryview, count: int, where: str) -> List[str]:
         if pos + n > len(raw):
             raise InvalidInput(f"{where}: a BYTES element of {n} bytes runs past the data")
         try:
-            out.append(bytes(raw[pos:pos + n]).decode("utf-8"))
+            out.append(bytes(raw[pos : pos + n]).decode("utf-8"))
         except UnicodeDecodeError:
             raise InvalidInput(f"{where}: a BYTES element is not UTF-8 text") from None
         pos += n
@@ -832,8 +906,9 @@ def _bytes_elements(raw: memoryview, count: int, where: str) -> List[str]:
     return out
 
 
-def decode_table_tensor(tensor: Any, binary: memoryview, offset: int,
-                        where: str) -> Tuple[List[Any], Tuple[int, ...], int]:
+def decode_table_tensor(
+    tensor: Any, binary: memoryview, offset: int, where: str
+) -> Tuple[List[Any], Tuple[int, ...], int]:
     """A tensor of a model that reads categories: its values as a flat list
     (BYTES as text, numbers as numbers), its shape, the next binary offset."""
     if not isinstance(tensor, dict):
@@ -853,7 +928,7 @@ def decode_table_tensor(tensor: Any, binary: memoryview, offset: int,
     if size is not None:
         if not isinstance(size, int) or size < 0 or offset + size > len(binary):
             raise InvalidInput(f"{where}.parameters.binary_data_size does not fit the binary data")
-        values: List[Any] = _bytes_elements(binary[offset:offset + size], count, where)
+        values: List[Any] = _bytes_elements(binary[offset : offset + size], count, where)
         offset += size
     else:
         data = tensor.get("data")
@@ -861,7 +936,7 @@ def decode_table_tensor(tensor: Any, binary: memoryview, offset: int,
             raise InvalidInput(f"{where} lacks 'data' (and has no binary_data_size)")
         values = []
         stack = [data]
-        while stack:          # flatten nested lists, in order
+        while stack:  # flatten nested lists, in order
             item = stack.pop()
             if isinstance(item, list):
                 stack.extend(reversed(item))
@@ -872,8 +947,9 @@ def decode_table_tensor(tensor: Any, binary: memoryview, offset: int,
             if len(values) > count:
                 break
         if len(values) != count:
-            raise InvalidInput(f"{where}.data has {len(values)} values but shape {list(shape)} "
-                               f"needs {count}")
+            raise InvalidInput(
+                f"{where}.data has {len(values)} values but shape {list(shape)} needs {count}"
+            )
     return values, shape, offset
 
 
@@ -884,8 +960,7 @@ def documents_from_tensors(inputs: List[Any], binary: memoryview) -> np.ndarray:
         raise InvalidInput(f"expected 1 input tensor of documents, got {len(inputs)}")
     values, shape, _ = decode_table_tensor(inputs[0], binary, 0, "inputs[0]")
     if len(shape) == 2 and shape[1] != 1:
-        raise InvalidInput(f"inputs[0] has shape {list(shape)}: documents are [rows] or "
-                           "[rows, 1]")
+        raise InvalidInput(f"inputs[0] has shape {list(shape)}: documents are [rows] or [rows, 1]")
     return documents(values, "inputs[0].data")
 
 
@@ -900,23 +975,29 @@ def table_from_tensors(inputs: List[Any], binary: memoryview, served: ServedMode
         rows = shape[0] if len(shape) == 2 else 1
         width = shape[-1]
         if width != served.n_features:
-            raise InvalidInput(f"inputs[0] has {width} columns; the model reads {served.n_features}")
+            raise InvalidInput(
+                f"inputs[0] has {width} columns; the model reads {served.n_features}"
+            )
         out = np.empty((rows, width), dtype=object)
         out.ravel()[:] = values
         return out
     if names is None:
-        raise InvalidInput(f"expected 1 input tensor of shape [rows, {served.n_features}], "
-                           f"got {len(inputs)}")
+        raise InvalidInput(
+            f"expected 1 input tensor of shape [rows, {served.n_features}], got {len(inputs)}"
+        )
     columns: Dict[str, List[Any]] = {}
     for i, tensor in enumerate(inputs):
         name = tensor.get("name") if isinstance(tensor, dict) else None
         if name not in names:
-            raise InvalidInput(f"inputs[{i}] is named {show(name)}, which is not a column of the "
-                               f"model: {', '.join(map(repr, names[:10]))}")
+            raise InvalidInput(
+                f"inputs[{i}] is named {show(name)}, which is not a column of the "
+                f"model: {', '.join(map(repr, names[:10]))}"
+            )
         values, shape, offset = decode_table_tensor(tensor, binary, offset, f"inputs[{i}]")
         if len(shape) == 2 and shape[1] != 1:
-            raise InvalidInput(f"inputs[{i}] ({name}) has shape {list(shape)}: a column is "
-                               "[rows] or [rows, 1]")
+            raise InvalidInput(
+                f"inputs[{i}] ({name}) has shape {list(shape)}: a column is [rows] or [rows, 1]"
+            )
         columns[name] = values
     missing = [n for n in names if n not in columns]
     if missing:
@@ -947,11 +1028,18 @@ def encode_tensor(name: str, result: Any, binary: bool) -> Tuple[dict, Optional[
         # sent side by side as one [rows, sum of classes] tensor
         result = np.hstack(result)
     result = np.ascontiguousarray(result)
-    tensor: dict = {"name": name, "shape": list(result.shape), "datatype": datatype_of(result.dtype)}
+    tensor: dict = {
+        "name": name,
+        "shape": list(result.shape),
+        "datatype": datatype_of(result.dtype),
+    }
     if not binary:
         tensor["data"] = result.ravel()
         return tensor, None
-    raw = _bytes_tensor(result) if tensor["datatype"] == "BYTES" else \
-        result.astype(result.dtype.newbyteorder("<"), copy=False).tobytes()
+    raw = (
+        _bytes_tensor(result)
+        if tensor["datatype"] == "BYTES"
+        else result.astype(result.dtype.newbyteorder("<"), copy=False).tobytes()
+    )
     tensor["parameters"] = {"binary_data_size": len(raw)}
     return tensor, raw

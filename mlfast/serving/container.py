@@ -24,6 +24,7 @@ is told by its environment:
   and ``ops.VERTEX_VARIABLES``) or with ``MLFAST_ALLOW_UNAUTHENTICATED=1``.  ``MLFAST_SSL_KEYFILE``
   and ``MLFAST_SSL_CERTFILE`` serve HTTPS.
 """
+
 from __future__ import annotations
 
 import os
@@ -41,7 +42,7 @@ def model_location(env: Mapping[str, str]) -> str:
         return env["SM_MODEL_DIR"]
     uri = env.get("AIP_STORAGE_URI", "")
     if uri.startswith("file://"):
-        return uri[len("file://"):]
+        return uri[len("file://") :]
     if uri and "://" not in uri:
         return uri
     if env.get("MLFAST_MODEL"):
@@ -69,7 +70,9 @@ def main(argv: Optional[List[str]] = None, env: Optional[Mapping[str, str]] = No
     from mlfast.serving.ops import Ops, check_bind
     from mlfast.serving.server import cpu_count, env_int, prepare, run, workers_from_env
 
-    port = env_int(env, "SAGEMAKER_BIND_TO_PORT", None) or env_int(env, "AIP_HTTP_PORT", None) or 8080
+    port = (
+        env_int(env, "SAGEMAKER_BIND_TO_PORT", None) or env_int(env, "AIP_HTTP_PORT", None) or 8080
+    )
     workers = workers_from_env(env, cpu_count())
     timeout = env_int(env, "SAGEMAKER_MODEL_SERVER_TIMEOUT", 60)
     host = env.get("MLFAST_HOST", "0.0.0.0")
@@ -81,14 +84,26 @@ def main(argv: Optional[List[str]] = None, env: Optional[Mapping[str, str]] = No
         raise SystemExit(f"mlfast: {e}") from None
     prepare(workers)
     try:
-        service = build_service(model_location(env), name=env.get("MLFAST_MODEL_NAME") or None, env=env,
-                                ops=ops, request_timeout=timeout)
+        service = build_service(
+            model_location(env),
+            name=env.get("MLFAST_MODEL_NAME") or None,
+            env=env,
+            ops=ops,
+            request_timeout=timeout,
+        )
     except (OSError, ValueError) as e:
         raise SystemExit(f"mlfast: cannot load the model: {e}") from None
     try:
-        run(service, host=host, port=port, workers=workers,
-            framework=env.get("MLFAST_FRAMEWORK", "fastapi"), timeout=timeout,
-            ssl_keyfile=env.get("MLFAST_SSL_KEYFILE") or None, ssl_certfile=certfile)
+        run(
+            service,
+            host=host,
+            port=port,
+            workers=workers,
+            framework=env.get("MLFAST_FRAMEWORK", "fastapi"),
+            timeout=timeout,
+            ssl_keyfile=env.get("MLFAST_SSL_KEYFILE") or None,
+            ssl_certfile=certfile,
+        )
     except ValueError as e:
         raise SystemExit(f"mlfast: {e}") from None
 

@@ -5,6 +5,7 @@ registry, the repository) without knowing HTTP.
 ``serving.service``), as KServe's ``errors.py`` and its handlers do: the
 repository never knows that a missing model is a 404.
 """
+
 from __future__ import annotations
 
 

@@ -7,6 +7,7 @@ are declared, not parsed, so a prediction costs no pydantic validation).
 ``/docs`` serves Swagger UI from the ``fastapi-offline`` package's copy of
 swagger-ui-dist, so it works with no internet access; ``/redoc`` likewise.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -138,9 +139,15 @@ def _endpoint(service: Service, route: Route):
     async def endpoint(request: StarletteRequest) -> StarletteResponse:
         scope = request.scope
         client = scope.get("client")
-        core_request = Request(route.method, scope["path"], scope.get("path_params", {}),
-                               _headers(scope), b"", scope.get("query_string", b"").decode("latin-1"),
-                               client[0] if client else "")
+        core_request = Request(
+            route.method,
+            scope["path"],
+            scope.get("path_params", {}),
+            _headers(scope),
+            b"",
+            scope.get("query_string", b"").decode("latin-1"),
+            client[0] if client else "",
+        )
         body = b""
         if reads_body:
             # answers that need no body: a missing key, a Content-Length over
@@ -153,8 +160,9 @@ def _endpoint(service: Service, route: Route):
                 # receiving would send "100 Continue" to a client that asked
                 # before sending its body: it gets the answer and the
                 # connection closes instead
-                if request.headers.get("expect", "").lower() == "100-continue" or \
-                        not await _discard_body(request, timeout):
+                if request.headers.get(
+                    "expect", ""
+                ).lower() == "100-continue" or not await _discard_body(request, timeout):
                     early.headers["Connection"] = "close"
                 return _starlette(early)
             try:
@@ -233,8 +241,13 @@ def _openapi_extra(route: Route) -> Dict[str, Any]:
     params = route.param_names
     if params:
         extra["parameters"] = [
-            {"name": p, "in": "path", "required": True, "schema": {"type": "string"},
-             **({"example": route.param_examples[p]} if p in route.param_examples else {})}
+            {
+                "name": p,
+                "in": "path",
+                "required": True,
+                "schema": {"type": "string"},
+                **({"example": route.param_examples[p]} if p in route.param_examples else {}),
+            }
             for p in params
         ]
     return extra
@@ -248,9 +261,11 @@ def build_app(service: Service) -> FastAPI:
         redirect_slashes=False,
         title=f"mlfast: {served.name}",
         version=mlfast.__version__,
-        description=(f"Serving `{served.name}` ({served.model.estimator}, {served.kind}, "
-                     f"{served.n_features} features) with mlfast: the lesson's `/predict`, "
-                     "SageMaker, Vertex AI, KServe V1 and the Open Inference Protocol (V2)."),
+        description=(
+            f"Serving `{served.name}` ({served.model.estimator}, {served.kind}, "
+            f"{served.n_features} features) with mlfast: the lesson's `/predict`, "
+            "SageMaker, Vertex AI, KServe V1 and the Open Inference Protocol (V2)."
+        ),
     )
     app.state.mlfast_service = service
     service.docs_path = DOCS
@@ -270,8 +285,12 @@ def build_app(service: Service) -> FastAPI:
 
     # Request bodies are declared through openapi_extra, so FastAPI does not
     # know their models: add their JSON schemas to the components here.
-    request_models = list({r.request_schema for r in service.routes if r.request_schema is not None})
-    _, top = models_json_schema([(m, "validation") for m in request_models], ref_template=_COMPONENT)
+    request_models = list(
+        {r.request_schema for r in service.routes if r.request_schema is not None}
+    )
+    _, top = models_json_schema(
+        [(m, "validation") for m in request_models], ref_template=_COMPONENT
+    )
     definitions = top.get("$defs", {})
     make_openapi = app.openapi
 
@@ -287,13 +306,17 @@ def build_app(service: Service) -> FastAPI:
     # checker sees a method being assigned over
     app.openapi = openapi  # type: ignore[method-assign]
 
-    async def http_error(request: StarletteRequest, exc: StarletteHTTPException) -> StarletteResponse:
+    async def http_error(
+        request: StarletteRequest, exc: StarletteHTTPException
+    ) -> StarletteResponse:
         method, path = request.method, request.url.path
         if exc.status_code == 404:
             response = service.not_found(method, path)
         elif exc.status_code == 405:
             allow = (exc.headers or {}).get("Allow")
-            response = service.method_not_allowed(method, path, allow.split(", ") if allow else None)
+            response = service.method_not_allowed(
+                method, path, allow.split(", ") if allow else None
+            )
         else:
             response = service.answer(exc.status_code, str(exc.detail))
         return _starlette(response)

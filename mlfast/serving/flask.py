@@ -8,6 +8,7 @@ of every answer too.  Serve it with a WSGI server (``mlfast serve
 --framework flask`` runs gunicorn); never with ``debug=True``, whose
 debugger runs code sent by anyone who can reach the port.
 """
+
 from __future__ import annotations
 
 from typing import Dict, Optional
@@ -35,8 +36,9 @@ def _flask_response(response: Response) -> FlaskResponse:
     headers = response.headers
     if "Connection" in headers:  # hop-by-hop: the WSGI server's to set, not the app's
         headers = {k: v for k, v in headers.items() if k != "Connection"}
-    return FlaskResponse(response.body, status=response.status, headers=headers,
-                         content_type=response.content_type)
+    return FlaskResponse(
+        response.body, status=response.status, headers=headers, content_type=response.content_type
+    )
 
 
 def _drain(stream, seen: int) -> None:
@@ -82,9 +84,15 @@ def _view(service: Service, route: Route):
     reads_body = route.method in ("POST", "PUT", "PATCH")
 
     def view(**params: str) -> FlaskResponse:
-        core_request = Request(route.method, flask_request.path, params, _headers(), b"",
-                               flask_request.query_string.decode("latin-1"),
-                               flask_request.remote_addr or "")
+        core_request = Request(
+            route.method,
+            flask_request.path,
+            params,
+            _headers(),
+            b"",
+            flask_request.query_string.decode("latin-1"),
+            flask_request.remote_addr or "",
+        )
         if reads_body:
             # a request without a valid key is answered before its body is
             # read (the WSGI server reads and drops what the client sends
@@ -117,9 +125,13 @@ def build_app(service: Service) -> Flask:
     # with an empty 200): 404 and 405 in JSON, as FastAPI answers them
     app.url_map.merge_slashes = False
     for route in service.routes:
-        app.add_url_rule(_flask_path(route.path), endpoint=route.name,
-                         view_func=_view(service, route), methods=[route.method],
-                         provide_automatic_options=False)
+        app.add_url_rule(
+            _flask_path(route.path),
+            endpoint=route.name,
+            view_func=_view(service, route),
+            methods=[route.method],
+            provide_automatic_options=False,
+        )
 
     @app.errorhandler(HTTPException)
     def http_error(exc: HTTPException) -> FlaskResponse:

@@ -7,6 +7,7 @@ routes as data (``Route``); an adapter (``serving.fastapi``,
 writes the ``Response`` back.  Nothing here knows a framework or a body
 shape.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -41,8 +42,19 @@ class Request:
     read the body (``Service.admit``).
     """
 
-    __slots__ = ("method", "path", "params", "headers", "body", "query", "client", "id",
-                 "served", "error_kind", "admitted")
+    __slots__ = (
+        "method",
+        "path",
+        "params",
+        "headers",
+        "body",
+        "query",
+        "client",
+        "id",
+        "served",
+        "error_kind",
+        "admitted",
+    )
 
     def __init__(
         self,
@@ -99,10 +111,20 @@ class Response:
 # The ``kind`` label of the errors metric and the access log, by status; an
 # HttpError may name its own (a ValueError from the model is "invalid_input").
 ERROR_KINDS = {
-    400: "bad_request", 401: "unauthorized", 403: "forbidden", 404: "not_found",
-    405: "method_not_allowed", 406: "not_acceptable", 408: "timeout", 409: "conflict",
-    413: "too_large", 415: "unsupported_media_type", 429: "too_many_requests",
-    500: "internal", 503: "unavailable", 504: "timeout",
+    400: "bad_request",
+    401: "unauthorized",
+    403: "forbidden",
+    404: "not_found",
+    405: "method_not_allowed",
+    406: "not_acceptable",
+    408: "timeout",
+    409: "conflict",
+    413: "too_large",
+    415: "unsupported_media_type",
+    429: "too_many_requests",
+    500: "internal",
+    503: "unavailable",
+    504: "timeout",
 }
 
 
@@ -116,8 +138,13 @@ class HttpError(Exception):
     (413), a missing key (401), a deadline (408, 504).  Errors of the domain
     (bad input, unknown model) are ``serving.errors``."""
 
-    def __init__(self, status: int, message: str, headers: Optional[Dict[str, str]] = None,
-                 kind: Optional[str] = None):
+    def __init__(
+        self,
+        status: int,
+        message: str,
+        headers: Optional[Dict[str, str]] = None,
+        kind: Optional[str] = None,
+    ):
         super().__init__(message)
         self.status = status
         self.message = message
@@ -145,7 +172,9 @@ def _json_default(value: Any) -> Any:
     raise TypeError(f"cannot write {type(value).__name__} as JSON")
 
 
-def json_response(value: Any, status: int = 200, headers: Optional[Dict[str, str]] = None) -> Response:
+def json_response(
+    value: Any, status: int = 200, headers: Optional[Dict[str, str]] = None
+) -> Response:
     return Response(status, dumps(value), "application/json", headers)
 
 
@@ -203,8 +232,8 @@ class Route:
         while "{" in rest:
             start = rest.index("{")
             end = rest.index("}", start)
-            names.append(rest[start + 1:end])
-            rest = rest[end + 1:]
+            names.append(rest[start + 1 : end])
+            rest = rest[end + 1 :]
         return names
 
 

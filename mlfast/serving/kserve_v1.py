@@ -2,6 +2,7 @@
 (readiness) and ``POST /v1/models/{name}:predict`` with
 ``{"instances": [...]}``, answered ``{"predictions": [...]}``.
 """
+
 from __future__ import annotations
 
 from typing import List
@@ -51,15 +52,38 @@ def routes(service: Service) -> List[Route]:
 
     names = {"name": served.name}
     return [
-        Route("GET", "/v1/models", models, "v1_models", summary="List models", tag=TAG,
-              response_schema=ModelList),
-        Route("GET", "/v1/models/{name}", model_ready(registry), "v1_model",
-              summary="Model readiness", tag=TAG, response_schema=ModelReady,
-              param_examples=names, access="open"),
-        Route("POST", "/v1/models/{name}:predict", predict, "v1_predict", summary="Predict",
-              tag=TAG, request_schema=InstancesBody, response_schema=PredictionsBody,
-              examples={"application/json": {"instances": [served.example_row()]}},
-              param_examples=names),
+        Route(
+            "GET",
+            "/v1/models",
+            models,
+            "v1_models",
+            summary="List models",
+            tag=TAG,
+            response_schema=ModelList,
+        ),
+        Route(
+            "GET",
+            "/v1/models/{name}",
+            model_ready(registry),
+            "v1_model",
+            summary="Model readiness",
+            tag=TAG,
+            response_schema=ModelReady,
+            param_examples=names,
+            access="open",
+        ),
+        Route(
+            "POST",
+            "/v1/models/{name}:predict",
+            predict,
+            "v1_predict",
+            summary="Predict",
+            tag=TAG,
+            request_schema=InstancesBody,
+            response_schema=PredictionsBody,
+            examples={"application/json": {"instances": [served.example_row()]}},
+            param_examples=names,
+        ),
     ]
 
 

@@ -6,6 +6,7 @@ string labels, a float for a regressor); a list of rows answers
 ``{"predictions": [...]}``; ``{"instances": ...}`` and bare arrays are read
 too and answered in their own style.  ``GET /`` describes the server.
 """
+
 from __future__ import annotations
 
 from typing import List
@@ -31,15 +32,17 @@ def json_media(request: Request) -> str:
         return "application/json"
     if media in codec.CSV_TYPES or media in codec.NPY_TYPES:
         return media
-    raise HttpError(415, f"unsupported Content-Type {media!r}: send application/json "
-                         "(or text/csv, application/x-npy)")
+    raise HttpError(
+        415,
+        f"unsupported Content-Type {media!r}: send application/json "
+        "(or text/csv, application/x-npy)",
+    )
 
 
 def examples(served) -> dict:
     """Request examples for the docs, by media type."""
     row = served.example_row()
-    return {"application/json": {"features": row},
-            "text/csv": ",".join(str(v) for v in row) + "\n"}
+    return {"application/json": {"features": row}, "text/csv": ",".join(str(v) for v in row) + "\n"}
 
 
 def routes(service: Service) -> List[Route]:
@@ -56,24 +59,42 @@ def routes(service: Service) -> List[Route]:
             "name": "mlfast",
             "version": mlfast.__version__,
             "model": registry.for_request(request).describe(),
-            "models": {name: {"versions": registry.versions(name),
-                              "default_version": registry.default_version(name)}
-                       for name in registry.names()},
+            "models": {
+                name: {
+                    "versions": registry.versions(name),
+                    "default_version": registry.default_version(name),
+                }
+                for name in registry.names()
+            },
         }
         if service.docs_path is not None:  # the adapter serves API docs (FastAPI does)
             answer["docs"] = service.docs_path
         return json_response(answer)
 
     return [
-        Route("POST", "/predict", predict, "predict",
-              summary="Predict (the lesson's endpoint)",
-              description="The lesson's `/predict`: `{\"features\": [...]}` answers "
-                          "`{\"prediction\": label}`; a list of rows answers `{\"predictions\": [...]}`.",
-              tag=TAG, request_schema=PredictRequest, response_schema=PredictResponse,
-              request_types=("application/json", "text/csv", "application/x-npy"),
-              examples=examples(served)),
-        Route("GET", "/", index, "index", summary="The server and its model", tag=TAG,
-              response_schema=ServerIndex),
+        Route(
+            "POST",
+            "/predict",
+            predict,
+            "predict",
+            summary="Predict (the lesson's endpoint)",
+            description='The lesson\'s `/predict`: `{"features": [...]}` answers '
+            '`{"prediction": label}`; a list of rows answers `{"predictions": [...]}`.',
+            tag=TAG,
+            request_schema=PredictRequest,
+            response_schema=PredictResponse,
+            request_types=("application/json", "text/csv", "application/x-npy"),
+            examples=examples(served),
+        ),
+        Route(
+            "GET",
+            "/",
+            index,
+            "index",
+            summary="The server and its model",
+            tag=TAG,
+            response_schema=ServerIndex,
+        ),
     ]
 
 

@@ -1,6 +1,7 @@
 """Loading the models a server serves: model files and directories, their
 SHA-256 pins, and the names they are served under.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -33,8 +34,9 @@ def resolve_model_path(path: Union[str, os.PathLike]) -> Path:
         for name in MODEL_ENTRIES:
             if (p / name).is_file():
                 return p / name
-        found = sorted(x.name for x in p.iterdir()
-                       if x.suffix in (".joblib", ".pkl", ".pickle", ".skops"))
+        found = sorted(
+            x.name for x in p.iterdir() if x.suffix in (".joblib", ".pkl", ".pickle", ".skops")
+        )
         if len(found) == 1:
             return p / found[0]
         raise FileNotFoundError(
@@ -70,8 +72,14 @@ def _sidecar_sha256(path: Path, within: Optional[Path] = None) -> Optional[str]:
     return text.split()[0].lower() if text else None
 
 
-def load_served(path: Union[str, os.PathLike], name: str, version: str = "1", *,
-                sha256: Optional[str] = None, within: Optional[Union[str, os.PathLike]] = None) -> ServedModel:
+def load_served(
+    path: Union[str, os.PathLike],
+    name: str,
+    version: str = "1",
+    *,
+    sha256: Optional[str] = None,
+    within: Optional[Union[str, os.PathLike]] = None,
+) -> ServedModel:
     """Read a model file once, check its SHA-256 (``sha256``, else the
     ``sha256sum`` line of a ``<file>.sha256`` beside it) before anything
     parses it, then load those very bytes: no second read for a swapped
@@ -95,8 +103,10 @@ def load_served(path: Union[str, os.PathLike], name: str, version: str = "1", *,
     digest = hashlib.sha256(data).hexdigest()
     expected = (sha256 or _sidecar_sha256(model_file, root) or "").strip().lower()
     if expected and not hmac.compare_digest(digest, expected):
-        raise ModelIntegrityError(f"{model_file} has SHA-256 {digest}, but {expected} was "
-                                  "expected: it is not the file that was pinned")
+        raise ModelIntegrityError(
+            f"{model_file} has SHA-256 {digest}, but {expected} was "
+            "expected: it is not the file that was pinned"
+        )
     if info is not None:
         model = mlfast._from_mlflow(data, info)
         path = path.parent
@@ -117,9 +127,11 @@ MODEL_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
 
 def check_model_name(what: str, value: str) -> str:
     if not isinstance(value, str) or not MODEL_NAME_RE.match(value):
-        raise ValueError(f"model {what} {value!r} is not usable: 1 to 128 ASCII letters, digits, "
-                         "'_', '.' or '-', starting with a letter or digit (it goes into URLs "
-                         "and response headers)")
+        raise ValueError(
+            f"model {what} {value!r} is not usable: 1 to 128 ASCII letters, digits, "
+            "'_', '.' or '-', starting with a letter or digit (it goes into URLs "
+            "and response headers)"
+        )
     return value
 
 
@@ -130,8 +142,13 @@ def name_from_file(path: Union[str, os.PathLike]) -> str:
     return stem or "model"
 
 
-def served_model(model_or_path: Any, name: Optional[str] = None, version: str = "1", *,
-                 sha256: Optional[str] = None) -> ServedModel:
+def served_model(
+    model_or_path: Any,
+    name: Optional[str] = None,
+    version: str = "1",
+    *,
+    sha256: Optional[str] = None,
+) -> ServedModel:
     """A ServedModel from a Model or a path (file or directory); ``sha256``
     pins the file's hash (checked before it is parsed).  An explicit name or
     version must follow ``MODEL_NAME_RE``; a name taken from the file is
@@ -147,6 +164,9 @@ def served_model(model_or_path: Any, name: Optional[str] = None, version: str = 
     if name is None and path.name == mlflow_format.MLMODEL:
         # an MLflow model is named by its registered name, else its directory
         text = str(model_or_path)
-        name = name_from_file(text.split("/")[1] if text.startswith("models:/")
-                              and text.count("/") == 2 else path.parent.name)
+        name = name_from_file(
+            text.split("/")[1]
+            if text.startswith("models:/") and text.count("/") == 2
+            else path.parent.name
+        )
     return load_served(path, name or name_from_file(path), version, sha256=sha256)

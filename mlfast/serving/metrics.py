@@ -38,6 +38,7 @@ has it.  The per-model gauges come from the worker answering the scrape:
 every worker serves the same versions once the repository's watcher has
 run.
 """
+
 from __future__ import annotations
 
 import atexit
@@ -60,10 +61,45 @@ from mlfast.serving.schemas import MetricsText
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 
 # Request latency from 100 µs (a one-row prediction) to 30 s.
-LATENCY_BUCKETS = (0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1,
-                   0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
-COMPUTE_BUCKETS = (0.00001, 0.000025, 0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005,
-                   0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 10.0)
+LATENCY_BUCKETS = (
+    0.0001,
+    0.00025,
+    0.0005,
+    0.001,
+    0.0025,
+    0.005,
+    0.01,
+    0.025,
+    0.05,
+    0.1,
+    0.25,
+    0.5,
+    1.0,
+    2.5,
+    5.0,
+    10.0,
+    30.0,
+)
+COMPUTE_BUCKETS = (
+    0.00001,
+    0.000025,
+    0.00005,
+    0.0001,
+    0.00025,
+    0.0005,
+    0.001,
+    0.0025,
+    0.005,
+    0.01,
+    0.025,
+    0.05,
+    0.1,
+    0.25,
+    0.5,
+    1.0,
+    2.5,
+    10.0,
+)
 ROW_BUCKETS = (1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000, 10000, 100000, 1000000)
 
 # Multiprocess mode: how often a worker hands its counts to the shared files.
@@ -107,7 +143,7 @@ def _start_time(pid: int) -> Optional[str]:
         pass
     else:
         # the command name (field 2) is in parentheses and may hold anything
-        return stat[stat.rindex(b")") + 2:].split()[19].decode()
+        return stat[stat.rindex(b")") + 2 :].split()[19].decode()
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -138,7 +174,11 @@ def _workers_parent() -> Optional[int]:
 
 def workers_directory(parent: int) -> Path:
     """The metrics directory of the workers of process ``parent``."""
-    return Path(tempfile.gettempdir()) / f"mlfast-metrics-{os.getuid()}" / f"{parent}-{_start_time(parent)}"
+    return (
+        Path(tempfile.gettempdir())
+        / f"mlfast-metrics-{os.getuid()}"
+        / f"{parent}-{_start_time(parent)}"
+    )
 
 
 def share_with_workers() -> Optional[str]:
@@ -156,7 +196,9 @@ def share_with_workers() -> Optional[str]:
     if "prometheus_client" in sys.modules:
         logging.getLogger("mlfast.serving").warning(
             "prometheus_client was imported before the app: /metrics counts this worker only "
-            "(set %s to a directory the workers share)", MULTIPROC_ENV)
+            "(set %s to a directory the workers share)",
+            MULTIPROC_ENV,
+        )
         return None
     path = workers_directory(parent)
     top = path.parent
@@ -221,8 +263,12 @@ class Metrics:
             ProcessCollector(registry=self.registry)
             self.registry.register(_ModelCollector(registry))
             self.registry.register(_LocalSamples(self.counts))
-            self.loads = Counter("mlfast_model_loads", "Model version loads, by result (ok or failed).",
-                                 ["model", "version", "result"], registry=self.registry)
+            self.loads = Counter(
+                "mlfast_model_loads",
+                "Model version loads, by result (ok or failed).",
+                ["model", "version", "result"],
+                registry=self.registry,
+            )
             return
         reg = self.registry
         self._flush_lock = threading.Lock()
@@ -232,27 +278,51 @@ class Metrics:
         ref = weakref.ref(self)
         os.register_at_fork(after_in_child=lambda: _start_if_alive(ref))
         self.requests = Counter(
-            "mlfast_requests", "Requests answered, by route, protocol, method, status, model and version.",
-            ["route", "protocol", "method", "status", "model", "version"], registry=reg)
+            "mlfast_requests",
+            "Requests answered, by route, protocol, method, status, model and version.",
+            ["route", "protocol", "method", "status", "model", "version"],
+            registry=reg,
+        )
         self.duration = Histogram(
             "mlfast_request_duration_seconds",
             "Time to answer a request, from the adapter's call into the core to the response.",
-            ["route", "protocol", "model", "version"], buckets=LATENCY_BUCKETS, registry=reg)
+            ["route", "protocol", "model", "version"],
+            buckets=LATENCY_BUCKETS,
+            registry=reg,
+        )
         self.compute = Histogram(
-            "mlfast_model_compute_seconds", "Time in the model's predict calls for one request.",
-            ["model", "version"], buckets=COMPUTE_BUCKETS, registry=reg)
+            "mlfast_model_compute_seconds",
+            "Time in the model's predict calls for one request.",
+            ["model", "version"],
+            buckets=COMPUTE_BUCKETS,
+            registry=reg,
+        )
         self.rows = Histogram(
-            "mlfast_request_rows", "Rows predicted per request.", ["route", "model", "version"],
-            buckets=ROW_BUCKETS, registry=reg)
+            "mlfast_request_rows",
+            "Rows predicted per request.",
+            ["route", "model", "version"],
+            buckets=ROW_BUCKETS,
+            registry=reg,
+        )
         self.errors = Counter(
-            "mlfast_errors", "Error answers by kind (bad_request, invalid_input, unauthorized, "
-            "too_large, timeout, internal, ...).", ["route", "protocol", "kind", "model"], registry=reg)
+            "mlfast_errors",
+            "Error answers by kind (bad_request, invalid_input, unauthorized, "
+            "too_large, timeout, internal, ...).",
+            ["route", "protocol", "kind", "model"],
+            registry=reg,
+        )
         self.in_flight_gauge = Gauge(
-            "mlfast_requests_in_flight", "Requests being handled now.", registry=reg,
-            multiprocess_mode="livesum")
+            "mlfast_requests_in_flight",
+            "Requests being handled now.",
+            registry=reg,
+            multiprocess_mode="livesum",
+        )
         self.loads = Counter(
-            "mlfast_model_loads", "Model version loads, by result (ok or failed).",
-            ["model", "version", "result"], registry=reg)
+            "mlfast_model_loads",
+            "Model version loads, by result (ok or failed).",
+            ["model", "version", "result"],
+            registry=reg,
+        )
 
     def start(self) -> None:
         """In each worker: flush every FLUSH_INTERVAL seconds and at exit."""
@@ -296,7 +366,9 @@ class Metrics:
                 self.errors.labels(*labels).inc(n)
             self.in_flight_gauge.set(self.in_flight.value)
 
-    def model_load(self, name: str, version: str, ok: bool, seconds: Optional[float], reason: str) -> None:
+    def model_load(
+        self, name: str, version: str, ok: bool, seconds: Optional[float], reason: str
+    ) -> None:
         self.loads.labels(name, version, "ok" if ok else "failed").inc()
 
     def render(self) -> Tuple[bytes, str]:
@@ -322,11 +394,20 @@ class Metrics:
             body, content_type = self.render()
             return Response(200, body, content_type)
 
-        return Route("GET", "/metrics", metrics, "metrics", summary="Prometheus metrics",
-                     tag="Operations", protocol="ops", access=access,
-                     response_schema=MetricsText, response_types=("text/plain",),
-                     description="Prometheus text format: requests, latency, compute time, rows, "
-                                 "errors, in-flight requests, model versions.")
+        return Route(
+            "GET",
+            "/metrics",
+            metrics,
+            "metrics",
+            summary="Prometheus metrics",
+            tag="Operations",
+            protocol="ops",
+            access=access,
+            response_schema=MetricsText,
+            response_types=("text/plain",),
+            description="Prometheus text format: requests, latency, compute time, rows, "
+            "errors, in-flight requests, model versions.",
+        )
 
 
 def _start_if_alive(ref: "weakref.ref[Metrics]") -> None:
@@ -388,11 +469,12 @@ class _InFlight:
     """The requests being handled, as a set: ``set.add`` and ``set.discard``
     are single C calls, atomic under the GIL, so a request enters and leaves
     without a lock (the observing hook does both on every request)."""
+
     __slots__ = ("_active", "inc", "dec")
 
     def __init__(self) -> None:
         self._active: set = set()
-        self.inc = self._active.add      # inc(request)
+        self.inc = self._active.add  # inc(request)
         self.dec = self._active.discard  # dec(request)
 
     @property
@@ -467,7 +549,9 @@ class _LocalSamples:
                 series[1].add(dur.counts, dur.sum)
                 series[2].add(rows.counts, rows.sum)
         for key, hist in compute.items():
-            self._compute.setdefault(key, _Histogram(len(COMPUTE_BUCKETS))).add(hist.counts, hist.sum)
+            self._compute.setdefault(key, _Histogram(len(COMPUTE_BUCKETS))).add(
+                hist.counts, hist.sum
+            )
         for key, n in errors.items():
             self._errors[key] = self._errors.get(key, 0) + n
 
@@ -485,37 +569,53 @@ class _LocalSamples:
             errors = dict(self._errors)
         in_flight = self._counts.in_flight.value
         total = CounterMetricFamily(
-            "mlfast_requests", "Requests answered, by route, protocol, method, status, model and version.",
-            labels=["route", "protocol", "method", "status", "model", "version"])
+            "mlfast_requests",
+            "Requests answered, by route, protocol, method, status, model and version.",
+            labels=["route", "protocol", "method", "status", "model", "version"],
+        )
         duration = HistogramMetricFamily(
             "mlfast_request_duration_seconds",
             "Time to answer a request, from the adapter's call into the core to the response.",
-            labels=["route", "protocol", "model", "version"])
-        rows = HistogramMetricFamily("mlfast_request_rows", "Rows predicted per request.",
-                                     labels=["route", "model", "version"])
+            labels=["route", "protocol", "model", "version"],
+        )
+        rows = HistogramMetricFamily(
+            "mlfast_request_rows",
+            "Rows predicted per request.",
+            labels=["route", "model", "version"],
+        )
         by_duration: Dict[Tuple, _Histogram] = {}
         by_rows: Dict[Tuple, _Histogram] = {}
         for (route, protocol, method, status, model, version), (n, dh, rh) in requests.items():
             total.add_metric([route, protocol, method, str(status), model, version], n)
-            by_duration.setdefault((route, protocol, model, version),
-                                   _Histogram(len(LATENCY_BUCKETS))).add(dh.counts, dh.sum)
-            by_rows.setdefault((route, model, version), _Histogram(len(ROW_BUCKETS))).add(rh.counts, rh.sum)
+            by_duration.setdefault(
+                (route, protocol, model, version), _Histogram(len(LATENCY_BUCKETS))
+            ).add(dh.counts, dh.sum)
+            by_rows.setdefault((route, model, version), _Histogram(len(ROW_BUCKETS))).add(
+                rh.counts, rh.sum
+            )
         for labels, h in by_duration.items():
             duration.add_metric(list(labels), h.family_buckets(LATENCY_BUCKETS), h.sum)
         for labels, h in by_rows.items():
             if any(h.counts):
                 rows.add_metric(list(labels), h.family_buckets(ROW_BUCKETS), h.sum)
-        comp = HistogramMetricFamily("mlfast_model_compute_seconds",
-                                     "Time in the model's predict calls for one request.",
-                                     labels=["model", "version"])
+        comp = HistogramMetricFamily(
+            "mlfast_model_compute_seconds",
+            "Time in the model's predict calls for one request.",
+            labels=["model", "version"],
+        )
         for (model, version), h in compute.items():
             comp.add_metric([model, version], h.family_buckets(COMPUTE_BUCKETS), h.sum)
-        errs = CounterMetricFamily("mlfast_errors", "Error answers by kind (bad_request, invalid_input, "
-                                   "unauthorized, too_large, timeout, internal, ...).",
-                                   labels=["route", "protocol", "kind", "model"])
+        errs = CounterMetricFamily(
+            "mlfast_errors",
+            "Error answers by kind (bad_request, invalid_input, "
+            "unauthorized, too_large, timeout, internal, ...).",
+            labels=["route", "protocol", "kind", "model"],
+        )
         for labels, n in errors.items():
             errs.add_metric(list(labels), n)
-        flight = GaugeMetricFamily("mlfast_requests_in_flight", "Requests being handled now.", value=in_flight)
+        flight = GaugeMetricFamily(
+            "mlfast_requests_in_flight", "Requests being handled now.", value=in_flight
+        )
         yield from (total, duration, comp, rows, errs, flight)
 
     def describe(self) -> list:
@@ -531,16 +631,26 @@ class _ModelCollector:
     def collect(self) -> Iterator[Any]:
         from prometheus_client.core import GaugeMetricFamily
 
-        loaded = GaugeMetricFamily("mlfast_model_loaded", "1 for each model version served; "
-                                   "default is 'true' for the version served by default.",
-                                   labels=["model", "version", "default"])
-        seconds = GaugeMetricFamily("mlfast_model_load_seconds", "Time to load the version's file.",
-                                    labels=["model", "version"])
-        file_bytes = GaugeMetricFamily("mlfast_model_file_bytes", "Size of the version's model file.",
-                                       labels=["model", "version"])
-        memory = GaugeMetricFamily("mlfast_model_memory_bytes",
-                                   "Memory held by the version's arrays (Model.nbytes).",
-                                   labels=["model", "version"])
+        loaded = GaugeMetricFamily(
+            "mlfast_model_loaded",
+            "1 for each model version served; default is 'true' for the version served by default.",
+            labels=["model", "version", "default"],
+        )
+        seconds = GaugeMetricFamily(
+            "mlfast_model_load_seconds",
+            "Time to load the version's file.",
+            labels=["model", "version"],
+        )
+        file_bytes = GaugeMetricFamily(
+            "mlfast_model_file_bytes",
+            "Size of the version's model file.",
+            labels=["model", "version"],
+        )
+        memory = GaugeMetricFamily(
+            "mlfast_model_memory_bytes",
+            "Memory held by the version's arrays (Model.nbytes).",
+            labels=["model", "version"],
+        )
         for served in self.registry.models():
             default = self.registry.default_version(served.name) == served.version
             labels = [served.name, served.version]

@@ -16,6 +16,7 @@ written as text is not).  The answer is ``{"predictions": [...]}`` of the
 method MLflow's pyfunc calls (``predict_fn`` in MLmodel, ``predict`` by
 default).
 """
+
 from __future__ import annotations
 
 import csv
@@ -35,8 +36,10 @@ INSTANCES, INPUTS, PARAMS = "instances", "inputs", "params"
 INPUT_KEYS = (DATAFRAME_SPLIT, DATAFRAME_RECORDS, INSTANCES, INPUTS)
 #: keys no other protocol of /invocations uses
 _OWN_KEYS = (DATAFRAME_SPLIT, DATAFRAME_RECORDS, INPUTS, PARAMS)
-REQUIRED_FORMAT = ("The input must be a JSON dictionary with exactly one of the input fields "
-                   "{'dataframe_split', 'dataframe_records', 'instances', 'inputs'}")
+REQUIRED_FORMAT = (
+    "The input must be a JSON dictionary with exactly one of the input fields "
+    "{'dataframe_split', 'dataframe_records', 'instances', 'inputs'}"
+)
 _METHODS = ("predict", "predict_proba", "predict_log_proba")
 
 
@@ -69,12 +72,16 @@ def claims_csv(body: bytes, served: ServedModel) -> bool:
 
 def _records_from_split(value: Any) -> Tuple[Optional[List[str]], List[Any]]:
     if not isinstance(value, dict):
-        raise InvalidInput(f"{DATAFRAME_SPLIT} must be an object with 'columns' and 'data', got "
-                           f"{codec._json_type(value)}")
+        raise InvalidInput(
+            f"{DATAFRAME_SPLIT} must be an object with 'columns' and 'data', got "
+            f"{codec._json_type(value)}"
+        )
     unknown = [k for k in value if k not in ("columns", "data", "index")]
     if unknown:
-        raise InvalidInput(f"{DATAFRAME_SPLIT} has unexpected key(s) {unknown[:5]}: expected "
-                           "'columns', 'data' and optionally 'index'")
+        raise InvalidInput(
+            f"{DATAFRAME_SPLIT} has unexpected key(s) {unknown[:5]}: expected "
+            "'columns', 'data' and optionally 'index'"
+        )
     rows = value.get("data", [])
     columns = value.get("columns")
     if not isinstance(rows, list):
@@ -105,8 +112,10 @@ def _named_rows(columns: List[str], rows: List[Any], where: str) -> List[Dict[st
         if not isinstance(row, list):
             row = [row] if len(columns) == 1 else row
         if not isinstance(row, list) or len(row) != len(columns):
-            raise InvalidInput(f"{where}[{i}] has {len(row) if isinstance(row, list) else 1} "
-                               f"values for {len(columns)} columns")
+            raise InvalidInput(
+                f"{where}[{i}] has {len(row) if isinstance(row, list) else 1} "
+                f"values for {len(columns)} columns"
+            )
         out.append(dict(zip(columns, row)))
     return out
 
@@ -124,13 +133,17 @@ def read_json(data: Dict[str, Any]) -> Tuple[str, Any, Optional[Dict[str, Any]]]
     """(format key, rows: records or a list of rows, params) of a body."""
     keys = [k for k in INPUT_KEYS if k in data]
     if len(keys) != 1:
-        raise InvalidInput(f"{REQUIRED_FORMAT}. Received dictionary with input fields: "
-                           f"{[str(k)[:40] for k in list(data)[:10]]}")
+        raise InvalidInput(
+            f"{REQUIRED_FORMAT}. Received dictionary with input fields: "
+            f"{[str(k)[:40] for k in list(data)[:10]]}"
+        )
     key = keys[0]
     params = data.get(PARAMS)
     if params is not None and not isinstance(params, dict):
-        raise InvalidInput(f"'{PARAMS}' must be an object of parameter names and values, got "
-                           f"{codec._json_type(params)}")
+        raise InvalidInput(
+            f"'{PARAMS}' must be an object of parameter names and values, got "
+            f"{codec._json_type(params)}"
+        )
     value = data[key]
     if key == DATAFRAME_SPLIT:
         columns, rows = _records_from_split(value)
@@ -139,15 +152,18 @@ def read_json(data: Dict[str, Any]) -> Tuple[str, Any, Optional[Dict[str, Any]]]
         return key, Split(columns, rows), params
     if key == DATAFRAME_RECORDS:
         if not isinstance(value, list):
-            raise InvalidInput(f"{DATAFRAME_RECORDS} must be a list of records, got "
-                               f"{codec._json_type(value)}")
+            raise InvalidInput(
+                f"{DATAFRAME_RECORDS} must be a list of records, got {codec._json_type(value)}"
+            )
         return key, value, params
     # instances / inputs: rows, records, or columns
     if isinstance(value, dict):
         return key, _columns_to_records(value, key), params
     if not isinstance(value, list):
-        raise InvalidInput(f"'{key}' must be a list of rows or records, or an object of "
-                           f"columns, got {codec._json_type(value)}")
+        raise InvalidInput(
+            f"'{key}' must be a list of rows or records, or an object of "
+            f"columns, got {codec._json_type(value)}"
+        )
     return key, value, params
 
 
@@ -157,8 +173,9 @@ def read_csv(body: bytes, info: Any) -> List[Dict[str, Any]]:
     try:
         text = body.decode("utf-8")
     except UnicodeDecodeError as exc:
-        raise InvalidInput(f"Ensure that input is a valid UTF-8 encoded string. Error: {exc}") \
-            from None
+        raise InvalidInput(
+            f"Ensure that input is a valid UTF-8 encoded string. Error: {exc}"
+        ) from None
     lines = [r for r in csv.reader(io.StringIO(text)) if r]
     if len(lines) < 1:
         raise InvalidInput("empty CSV body: expected a header row and rows")
@@ -166,8 +183,9 @@ def read_csv(body: bytes, info: Any) -> List[Dict[str, Any]]:
     rows = lines[1:]
     for i, r in enumerate(rows):
         if len(r) != len(header):
-            raise InvalidInput(f"malformed CSV: line {i + 2} has {len(r)} values, the header "
-                               f"names {len(header)}")
+            raise InvalidInput(
+                f"malformed CSV: line {i + 2} has {len(r)} values, the header names {len(header)}"
+            )
     types = {c.name: c.type for c in (info.inputs or [])} if info is not None else {}
     columns: List[List[Any]] = []
     for j, name in enumerate(header):
@@ -177,8 +195,9 @@ def read_csv(body: bytes, info: Any) -> List[Dict[str, Any]]:
             try:
                 columns.append([math.nan if c.strip() == "" else float(c) for c in cells])
             except ValueError:
-                raise InvalidInput(f"CSV column {name!r} holds a value that is not a number") \
-                    from None
+                raise InvalidInput(
+                    f"CSV column {name!r} holds a value that is not a number"
+                ) from None
         elif kind == "string":
             columns.append(cells)
         else:
@@ -212,9 +231,11 @@ def _check_value(value: Any, kind: str, column: str, i: int) -> Any:
             return value
     else:
         return value
-    raise InvalidInput(f"Incompatible input types for column {column!r}: row {i} holds "
-                       f"{codec.show(value)} ({codec._json_type(value)}), the signature says "
-                       f"{kind}")
+    raise InvalidInput(
+        f"Incompatible input types for column {column!r}: row {i} holds "
+        f"{codec.show(value)} ({codec._json_type(value)}), the signature says "
+        f"{kind}"
+    )
 
 
 def enforce(records: Sequence[Any], info: Any, where: str) -> List[Dict[str, Any]]:
@@ -225,17 +246,20 @@ def enforce(records: Sequence[Any], info: Any, where: str) -> List[Dict[str, Any
     out = []
     for i, record in enumerate(records):
         if not isinstance(record, dict):
-            raise InvalidInput(f"{where}[{i}] is {codec._json_type(record)}: the model's "
-                               f"signature names its columns ({', '.join(map(repr, names[:5]))}"
-                               f"{', ...' if len(names) > 5 else ''}); send records or "
-                               "dataframe_split with columns")
+            raise InvalidInput(
+                f"{where}[{i}] is {codec._json_type(record)}: the model's "
+                f"signature names its columns ({', '.join(map(repr, names[:5]))}"
+                f"{', ...' if len(names) > 5 else ''}); send records or "
+                "dataframe_split with columns"
+            )
         missing = [c.name for c in columns if c.required and c.name not in record]
         if missing:
-            raise InvalidInput(f"Model is missing inputs {missing[:10]}"
-                               + (" ..." if len(missing) > 10 else "")
-                               + f" ({where}[{i}] has {codec.show(list(record)[:10], 200)})")
-        out.append({c.name: _check_value(record.get(c.name), c.type, c.name, i)
-                    for c in columns})
+            raise InvalidInput(
+                f"Model is missing inputs {missing[:10]}"
+                + (" ..." if len(missing) > 10 else "")
+                + f" ({where}[{i}] has {codec.show(list(record)[:10], 200)})"
+            )
+        out.append({c.name: _check_value(record.get(c.name), c.type, c.name, i) for c in columns})
     return out
 
 
@@ -265,13 +289,17 @@ def _matrix_of_split(split: Split, served: ServedModel, info: Any) -> Optional[n
     checked as MLflow checks them), a column is missing, or the model reads
     categories or names its features in another order: then records."""
     names = info.column_names if info is not None and info.inputs is not None else None
-    if names is None or served.tables or \
-            any(c.type not in ("double", "float") for c in info.inputs):
+    if (
+        names is None
+        or served.tables
+        or any(c.type not in ("double", "float") for c in info.inputs)
+    ):
         return None
     if served.feature_names is not None and [str(n) for n in served.feature_names] != names:
         return None
-    if any(n not in split.columns for n in names) or \
-            any(not isinstance(r, list) or len(r) != len(split.columns) for r in split.rows):
+    if any(n not in split.columns for n in names) or any(
+        not isinstance(r, list) or len(r) != len(split.columns) for r in split.rows
+    ):
         return None
     X = codec.to_matrix(split.rows, f"{DATAFRAME_SPLIT}.data")
     if X.ndim != 2 or X.shape[1] != len(split.columns):
@@ -296,20 +324,25 @@ def _run(rows: Any, served: ServedModel, where: str) -> Any:
     if info is not None and info.inputs is not None and info.column_names is not None:
         rows = enforce(rows, info, where) if records else rows
         if not records:
-            raise InvalidInput(f"{where} holds rows without column names; the model's signature "
-                               f"names its columns ({', '.join(map(repr, info.column_names[:5]))}"
-                               f"{', ...' if len(info.column_names) > 5 else ''})")
+            raise InvalidInput(
+                f"{where} holds rows without column names; the model's signature "
+                f"names its columns ({', '.join(map(repr, info.column_names[:5]))}"
+                f"{', ...' if len(info.column_names) > 5 else ''})"
+            )
         names = info.column_names
         if served.feature_names is None and not served.tables:
-            X: Any = codec.to_matrix([[np.nan if r[n] is None else r[n] for n in names]
-                                      for r in rows], where)
+            X: Any = codec.to_matrix(
+                [[np.nan if r[n] is None else r[n] for n in names] for r in rows], where
+            )
         else:
             X = codec.rows_from_named(rows, served, where)
     elif records:
         if served.feature_names is None and not served.tables:
-            raise InvalidInput(f"{where} holds records, but the model was fitted without "
-                               "feature names and its MLflow signature names no columns: send "
-                               "rows of numbers")
+            raise InvalidInput(
+                f"{where} holds records, but the model was fitted without "
+                "feature names and its MLflow signature names no columns: send "
+                "rows of numbers"
+            )
         X = codec.rows_from_named(rows, served, where)
     else:
         X = codec.to_matrix(rows, where)

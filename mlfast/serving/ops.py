@@ -22,6 +22,7 @@ One hook rather than a chain of them: each level of ``Service.hooks`` costs
 a call and a closure on every request, and the whole of this module is
 meant to cost under 5% of the cheapest request (benchmarks/bench_ops.py).
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -97,9 +98,14 @@ class Ops:
         return bool(self.api_keys or self.admin_keys)
 
     @classmethod
-    def from_env(cls, env: Optional[Mapping[str, str]] = None, *,
-                 api_key_file: Optional[str] = None, admin_key_file: Optional[str] = None,
-                 **options: Any) -> "Ops":
+    def from_env(
+        cls,
+        env: Optional[Mapping[str, str]] = None,
+        *,
+        api_key_file: Optional[str] = None,
+        admin_key_file: Optional[str] = None,
+        **options: Any,
+    ) -> "Ops":
         """Keys from ``MLFAST_API_KEYS``/``MLFAST_ADMIN_KEYS`` (comma
         separated) and key files (one key a line, ``#`` comments;
         ``MLFAST_API_KEY_FILE``/``MLFAST_ADMIN_KEY_FILE`` or the arguments)."""
@@ -139,8 +145,10 @@ class KeySet:
     def __init__(self, keys: Sequence[str]):
         short = [k for k in keys if len(k) < 16]
         if short:
-            raise ValueError(f"{len(short)} key(s) shorter than 16 characters: use long random keys "
-                             "(python -c 'import secrets; print(secrets.token_urlsafe(32))')")
+            raise ValueError(
+                f"{len(short)} key(s) shorter than 16 characters: use long random keys "
+                "(python -c 'import secrets; print(secrets.token_urlsafe(32))')"
+            )
         self.digests = tuple(_digest(k) for k in keys)
 
     def __bool__(self) -> bool:
@@ -178,8 +186,7 @@ def presented_key(headers: Mapping[str, str]) -> Optional[str]:
 def authorizer(api_keys: KeySet, admin_keys: KeySet) -> Callable[[Route, Request], None]:
     """The key check of the observing hook: returns, or raises the 401/403."""
     challenge = {"WWW-Authenticate": 'Bearer realm="mlfast"'}
-    missing = ("missing or invalid API key: send 'Authorization: Bearer <key>' or "
-               "'X-API-Key: <key>'")
+    missing = "missing or invalid API key: send 'Authorization: Bearer <key>' or 'X-API-Key: <key>'"
     either = api_keys.digests + admin_keys.digests  # an admin key opens the API routes too
 
     def authorize(route: Route, request: Request) -> None:
@@ -194,8 +201,11 @@ def authorizer(api_keys: KeySet, admin_keys: KeySet) -> Callable[[Route, Request
         if key is not None and admin_keys.accepts(key):
             return
         if not admin_keys:
-            raise HttpError(403, "the model repository endpoints need an admin key, and none "
-                                 f"is configured ({ADMIN_KEYS_ENV})")
+            raise HttpError(
+                403,
+                "the model repository endpoints need an admin key, and none "
+                f"is configured ({ADMIN_KEYS_ENV})",
+            )
         if key is not None and api_keys.accepts(key):
             raise HttpError(403, "this endpoint needs an admin key; an API key was sent")
         raise HttpError(401, missing.replace("API key", "admin key"), challenge)
@@ -214,8 +224,12 @@ def static_headers(ops: Ops) -> Dict[str, str]:
     return static
 
 
-def observe_hook(service: Service, ops: Ops, metrics: Any = None,
-                 authorize: Optional[Callable[[Route, Request], None]] = None) -> Callable:
+def observe_hook(
+    service: Service,
+    ops: Ops,
+    metrics: Any = None,
+    authorize: Optional[Callable[[Route, Request], None]] = None,
+) -> Callable:
     registry = service.registry
     static_items = list(static_headers(ops).items())
     request_ids = ops.request_ids
@@ -241,7 +255,7 @@ def observe_hook(service: Service, ops: Ops, metrics: Any = None,
                 if authorize is not None and not request.admitted:
                     authorize(route, request)
                 response = call_next()  # never raises: errors come back as answers
-            except HttpError as e:      # so this is the key check's refusal
+            except HttpError as e:  # so this is the key check's refusal
                 response = service.error_response(route, request, e)
         finally:
             STATS.reset(token)
@@ -263,19 +277,31 @@ def observe_hook(service: Service, ops: Ops, metrics: Any = None,
             if key not in headers:
                 headers[key] = value
         if count is not None:
-            count((route.labels, response.status, served.labels if served is not None else NO_MODEL),
-                  elapsed, stats.rows, stats.compute)
+            count(
+                (route.labels, response.status, served.labels if served is not None else NO_MODEL),
+                elapsed,
+                stats.rows,
+                stats.compute,
+            )
             if count_error is not None and request.error_kind is not None:
                 count_error(route, request.error_kind, served)
         if log_access and access_log.isEnabledFor(logging.INFO):
             fields = {
-                "request_id": request.id, "method": request.method, "path": request.path,
-                "route": route.name, "protocol": route.protocol, "status": response.status,
+                "request_id": request.id,
+                "method": request.method,
+                "path": request.path,
+                "route": route.name,
+                "protocol": route.protocol,
+                "status": response.status,
                 "model": served.name if served is not None else None,
                 "version": served.version if served is not None else None,
-                "duration_ms": round(elapsed * 1000, 3), "compute_ms": round(stats.compute * 1000, 3),
-                "rows": stats.rows, "bytes_in": len(request.body), "bytes_out": len(response.body),
-                "client": request.client or None, "pid": os.getpid(),
+                "duration_ms": round(elapsed * 1000, 3),
+                "compute_ms": round(stats.compute * 1000, 3),
+                "rows": stats.rows,
+                "bytes_in": len(request.body),
+                "bytes_out": len(response.body),
+                "client": request.client or None,
+                "pid": os.getpid(),
             }
             if request.error_kind is not None:
                 fields["error"] = request.error_kind
@@ -354,10 +380,17 @@ def install(service: Service, ops: Ops) -> List[Route]:
 # their own settings SM_* names (SM_FRAMEWORK), which would switch the
 # refusal off.
 SAGEMAKER_VARIABLES = (
-    "SAGEMAKER_BIND_TO_PORT", "SAGEMAKER_SAFE_PORT_RANGE", "SAGEMAKER_MODEL_SERVER_WORKERS",
-    "SAGEMAKER_MODEL_SERVER_TIMEOUT", "SAGEMAKER_PROGRAM", "SAGEMAKER_SUBMIT_DIRECTORY",
-    "SAGEMAKER_REGION", "SAGEMAKER_CONTAINER_LOG_LEVEL", "SAGEMAKER_DEFAULT_INVOCATIONS_ACCEPT",
-    "SAGEMAKER_MULTI_MODEL", "SM_MODEL_DIR",
+    "SAGEMAKER_BIND_TO_PORT",
+    "SAGEMAKER_SAFE_PORT_RANGE",
+    "SAGEMAKER_MODEL_SERVER_WORKERS",
+    "SAGEMAKER_MODEL_SERVER_TIMEOUT",
+    "SAGEMAKER_PROGRAM",
+    "SAGEMAKER_SUBMIT_DIRECTORY",
+    "SAGEMAKER_REGION",
+    "SAGEMAKER_CONTAINER_LOG_LEVEL",
+    "SAGEMAKER_DEFAULT_INVOCATIONS_ACCEPT",
+    "SAGEMAKER_MULTI_MODEL",
+    "SM_MODEL_DIR",
 )
 # What Vertex AI sets in every custom container.
 VERTEX_VARIABLES = ("AIP_HTTP_PORT", "AIP_PREDICT_ROUTE", "AIP_HEALTH_ROUTE", "AIP_MODE")
@@ -382,8 +415,12 @@ def is_loopback(host: str) -> bool:
         return False
 
 
-def check_bind(host: str, ops: Optional[Ops], allow_unauthenticated: bool,
-               env: Optional[Mapping[str, str]] = None) -> None:
+def check_bind(
+    host: str,
+    ops: Optional[Ops],
+    allow_unauthenticated: bool,
+    env: Optional[Mapping[str, str]] = None,
+) -> None:
     """Refuse (ValueError) to serve a non-loopback address with no keys,
     unless told to or behind SageMaker's or Vertex AI's front end."""
     env = os.environ if env is None else env
@@ -397,8 +434,19 @@ def check_bind(host: str, ops: Optional[Ops], allow_unauthenticated: bool,
         f"refusing to serve {host} without API keys: anyone who can reach it could use the model. "
         f"Set {API_KEYS_ENV} (comma-separated keys) or --api-key-file, bind 127.0.0.1, or pass "
         f"--allow-unauthenticated ({ALLOW_UNAUTHENTICATED_ENV}=1) if something in front of this "
-        "server authenticates callers")
+        "server authenticates callers"
+    )
 
 
-__all__ = ["Ops", "KeySet", "install", "check_bind", "configure_logging", "JsonFormatter",
-           "SECURITY_HEADERS", "platform", "is_loopback", "presented_key"]
+__all__ = [
+    "Ops",
+    "KeySet",
+    "install",
+    "check_bind",
+    "configure_logging",
+    "JsonFormatter",
+    "SECURITY_HEADERS",
+    "platform",
+    "is_loopback",
+    "presented_key",
+]

@@ -6,6 +6,7 @@ A request resolves its model once, at the start, and finishes on that
 object whatever is loaded or unloaded meanwhile: changes publish a new
 snapshot in one attribute assignment.
 """
+
 from __future__ import annotations
 
 import contextvars
@@ -39,8 +40,12 @@ def _quiet_feature_names_warning() -> None:
     warning is meant for a bare array handed over by mistake.  Silenced for
     calls made from the serving modules only, once a model with feature
     names is served."""
-    warnings.filterwarnings("ignore", message="X does not have valid feature names",
-                            category=UserWarning, module=r"mlfast\.serving")
+    warnings.filterwarnings(
+        "ignore",
+        message="X does not have valid feature names",
+        category=UserWarning,
+        module=r"mlfast\.serving",
+    )
 
 
 class RequestStats:
@@ -56,7 +61,8 @@ class RequestStats:
 
 
 STATS: contextvars.ContextVar[Optional[RequestStats]] = contextvars.ContextVar(
-    "mlfast_request_stats", default=None)
+    "mlfast_request_stats", default=None
+)
 
 
 class ServedModel:
@@ -69,8 +75,9 @@ class ServedModel:
     how the model came to be served (the model repository fills them).
     """
 
-    def __init__(self, model: "mlfast.Model", name: str, version: str = "1",
-                 source: Optional[str] = None):
+    def __init__(
+        self, model: "mlfast.Model", name: str, version: str = "1", source: Optional[str] = None
+    ):
         self.model = model
         self.name = name
         self.version = version
@@ -86,8 +93,10 @@ class ServedModel:
         # the model reads some columns as categories (strings, any value)
         self.tables = getattr(spec, "key_columns", None) is not None and not self.documents
         # the model reads dicts of features (a DictVectorizer first)
-        self.dicts = getattr(spec, "dict_input", None) is not None or \
-            (getattr(spec, "hash_input", None) or {}).get("input_type") == "dict"
+        self.dicts = (
+            getattr(spec, "dict_input", None) is not None
+            or (getattr(spec, "hash_input", None) or {}).get("input_type") == "dict"
+        )
         if self.feature_names is not None:
             _quiet_feature_names_warning()
         self.classes = getattr(model, "classes_", None)
@@ -96,8 +105,14 @@ class ServedModel:
         self._predict = getattr(model, _PREDICT_FOR_KIND.get(self.kind, "predict"))
         self._output_specs: Dict[str, Any] = {}
         self.methods = tuple(
-            m for m in ("predict", "predict_proba", "predict_log_proba", "decision_function",
-                        "transform")
+            m
+            for m in (
+                "predict",
+                "predict_proba",
+                "predict_log_proba",
+                "decision_function",
+                "transform",
+            )
             if hasattr(model, m)
         )
         self.load_seconds: Optional[float] = None
@@ -117,8 +132,10 @@ class ServedModel:
 
     def method(self, name: str) -> Callable[[np.ndarray], np.ndarray]:
         if name not in self.methods:
-            raise InvalidInput(f"model {self.name!r} ({self.model.estimator}) has no method "
-                               f"{name!r}; it has {', '.join(self.methods)}")
+            raise InvalidInput(
+                f"model {self.name!r} ({self.model.estimator}) has no method "
+                f"{name!r}; it has {', '.join(self.methods)}"
+            )
         fn = getattr(self.model, name)
         stats = STATS.get()
         if stats is None:
@@ -168,8 +185,9 @@ class ServedModel:
         if self.feature_names is not None:
             out["feature_names_in"] = [str(n) for n in self.feature_names]
         if self.classes is not None:
-            out["classes"] = ([c.tolist() for c in self.classes] if self.multi_output
-                              else self.classes.tolist())
+            out["classes"] = (
+                [c.tolist() for c in self.classes] if self.multi_output else self.classes.tolist()
+            )
         mlflow = getattr(self.model, "mlflow", None)
         if mlflow is not None:
             out["mlflow"] = mlflow.summary()
@@ -202,8 +220,12 @@ class _Snapshot:
 
     __slots__ = ("models", "defaults", "default", "pins")
 
-    def __init__(self, models: Dict[str, Dict[str, ServedModel]], pins: Dict[str, str],
-                 default_name: Optional[str]):
+    def __init__(
+        self,
+        models: Dict[str, Dict[str, ServedModel]],
+        pins: Dict[str, str],
+        default_name: Optional[str],
+    ):
         self.models = models
         self.pins = pins
         self.defaults: Dict[str, ServedModel] = {}
@@ -294,8 +316,9 @@ class ModelRegistry:
             raise ModelNotFound(f"model {name!r} has no version {version!r}", f"versions: {known}")
         return served
 
-    def for_request(self, request: Request, name: Optional[str] = None,
-                    version: Optional[str] = None) -> ServedModel:
+    def for_request(
+        self, request: Request, name: Optional[str] = None, version: Optional[str] = None
+    ) -> ServedModel:
         """``get`` (or the default model when ``name`` is None), remembered
         on the request: the model that answers it, for the response's
         ``X-Model-Name``/``X-Model-Version`` and the metrics."""
@@ -316,7 +339,9 @@ class ModelRegistry:
                 log.exception("registry listener failed on %s of %s", event, served)
 
     def add(self, served: ServedModel) -> None:
-        self.replace(served.name, {**self._snap.models.get(served.name, {}), served.version: served})
+        self.replace(
+            served.name, {**self._snap.models.get(served.name, {}), served.version: served}
+        )
 
     def replace(self, name: str, versions: Mapping[str, ServedModel]) -> None:
         """Make ``versions`` the served versions of ``name`` (none: the model

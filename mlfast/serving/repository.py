@@ -30,6 +30,7 @@ the workers (``share_state``), and each worker's watcher applies a change
 made through another worker within one poll.  Every worker reads the same
 files, so they converge on the same versions.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -112,30 +113,46 @@ class ModelRepository:
     workers are applied either way).
     """
 
-    def __init__(self, root: os.PathLike, registry: Optional[ModelRegistry] = None, *,
-                 default_model: Optional[str] = None, pins: Optional[Mapping[str, str]] = None,
-                 sha256: Optional[Mapping[str, str]] = None, watch: bool = True,
-                 poll_interval: float = 2.0):
+    def __init__(
+        self,
+        root: os.PathLike,
+        registry: Optional[ModelRegistry] = None,
+        *,
+        default_model: Optional[str] = None,
+        pins: Optional[Mapping[str, str]] = None,
+        sha256: Optional[Mapping[str, str]] = None,
+        watch: bool = True,
+        poll_interval: float = 2.0,
+    ):
         self.root = Path(root)
         on_disk = scan(self.root)
         if not on_disk:
             raise FileNotFoundError(
                 f"no models in {self.root}: expected {self.root}/<name>/<version>/"
-                f"{MODEL_FILE_NAMES[0]} (or {', '.join(MODEL_FILE_NAMES[1:])})")
+                f"{MODEL_FILE_NAMES[0]} (or {', '.join(MODEL_FILE_NAMES[1:])})"
+            )
         if default_model is None:
             default_model = next(iter(on_disk))
         elif default_model not in on_disk:
-            raise FileNotFoundError(f"no model {default_model!r} in {self.root} "
-                                    f"(models: {', '.join(on_disk)})")
-        self.registry = registry if registry is not None else ModelRegistry(default_name=default_model)
+            raise FileNotFoundError(
+                f"no model {default_model!r} in {self.root} (models: {', '.join(on_disk)})"
+            )
+        self.registry = (
+            registry if registry is not None else ModelRegistry(default_name=default_model)
+        )
         self.registry._default_name = default_model
         self.default_model = default_model
         self.sha256 = {k: v.lower() for k, v in (sha256 or {}).items()}
         self.watch = watch
         self.poll_interval = poll_interval
         self.listeners: List[Callable[[str, str, bool, Optional[float], str], None]] = []
-        self._state: Dict[str, Any] = {"generation": 0, "touched": {}, "unloaded_models": [],
-                                       "unloaded_versions": {}, "pins": dict(pins or {})}
+        self._state: Dict[str, Any] = {
+            "generation": 0,
+            "touched": {},
+            "unloaded_models": [],
+            "unloaded_versions": {},
+            "pins": dict(pins or {}),
+        }
         self._state_dir: Optional[Path] = None
         self._state_mtime: Optional[int] = None
         self._seen_touches: Dict[str, int] = {}
@@ -154,18 +171,30 @@ class ModelRepository:
         model has no version that loads."""
         self.sync(None, settle=False)
         if self.default_model not in self.registry.names():
-            reasons = "; ".join(f"version {v}: {why}" for (n, v), (_, why) in sorted(self._failed.items())
-                                if n == self.default_model) or "no version loaded"
-            raise ValueError(f"model {self.default_model!r} in {self.root} cannot be served: {reasons}")
+            reasons = (
+                "; ".join(
+                    f"version {v}: {why}"
+                    for (n, v), (_, why) in sorted(self._failed.items())
+                    if n == self.default_model
+                )
+                or "no version loaded"
+            )
+            raise ValueError(
+                f"model {self.default_model!r} in {self.root} cannot be served: {reasons}"
+            )
 
-    def _notify(self, name: str, version: str, ok: bool, seconds: Optional[float], reason: str) -> None:
+    def _notify(
+        self, name: str, version: str, ok: bool, seconds: Optional[float], reason: str
+    ) -> None:
         for listener in self.listeners:
             try:
                 listener(name, version, ok, seconds, reason)
             except Exception:
                 log.exception("repository listener failed")
 
-    def sync(self, names: Optional[Iterable[str]] = None, *, settle: bool = False) -> Dict[str, Dict[str, str]]:
+    def sync(
+        self, names: Optional[Iterable[str]] = None, *, settle: bool = False
+    ) -> Dict[str, Dict[str, str]]:
         """Make the registry serve what is on disk, less what an admin
         unloaded, for ``names`` (default: every model).  ``settle``: load a
         new or changed file only once it looked the same at the previous
@@ -204,15 +233,26 @@ class ModelRepository:
                         continue
                     self._pending.pop(key, None)
                     try:
-                        served = load_served(path, name, version, sha256=self.sha256.get(f"{name}/{version}"),
-                                             within=self.root)
+                        served = load_served(
+                            path,
+                            name,
+                            version,
+                            sha256=self.sha256.get(f"{name}/{version}"),
+                            within=self.root,
+                        )
                     except Exception as e:  # noqa: BLE001 - every failure is reported, none is fatal
                         reason = _reason(e)
                         self._failed[key] = (fp, reason)
                         outcomes.setdefault(name, {})[version] = f"failed: {reason}"
                         keeps = "; still serving the copy loaded before" if have is not None else ""
-                        log.warning("model %s version %s was not loaded from %s: %s%s",
-                                    name, version, path, reason, keeps)
+                        log.warning(
+                            "model %s version %s was not loaded from %s: %s%s",
+                            name,
+                            version,
+                            path,
+                            reason,
+                            keeps,
+                        )
                         self._notify(name, version, False, None, reason)
                         if have is not None:
                             new[version] = have
@@ -221,8 +261,13 @@ class ModelRepository:
                     self._loaded_fp[key] = fp
                     new[version] = served
                     outcomes.setdefault(name, {})[version] = "loaded"
-                    log.info("model %s version %s loaded from %s in %.3f s", name, version, path,
-                             served.load_seconds)
+                    log.info(
+                        "model %s version %s loaded from %s in %.3f s",
+                        name,
+                        version,
+                        path,
+                        served.load_seconds,
+                    )
                     self._notify(name, version, True, served.load_seconds, "")
                 for version in current:
                     if version not in new:
@@ -314,24 +359,35 @@ class ModelRepository:
     # -- the admin operations (the V2 repository extension calls these) -------------
 
     def _status(self, name: str) -> Dict[str, Any]:
-        return {"name": name, "versions": self.registry.versions(name),
-                "default_version": self.registry.default_version(name),
-                "pinned": self.registry.pins().get(name)}
+        return {
+            "name": name,
+            "versions": self.registry.versions(name),
+            "default_version": self.registry.default_version(name),
+            "pinned": self.registry.pins().get(name),
+        }
 
-    def load(self, name: str, version: Optional[str] = None, pin: Optional[bool] = None) -> Dict[str, Any]:
+    def load(
+        self, name: str, version: Optional[str] = None, pin: Optional[bool] = None
+    ) -> Dict[str, Any]:
         """Load what is on disk for ``name`` (only ``version`` when given),
         taking back earlier unloads; ``pin`` True pins ``version`` as the
         default, False unpins.  Raises ModelLoadFailed when a version that
         was tried failed to load, saying why and what is still served."""
         on_disk = scan(self.root).get(name, {})
         if not on_disk:
-            raise ModelNotFound(f"no model {name!r} in the repository (expected "
-                                f"{self.root}/{name}/<version>/{MODEL_FILE_NAMES[0]})")
+            raise ModelNotFound(
+                f"no model {name!r} in the repository (expected "
+                f"{self.root}/{name}/<version>/{MODEL_FILE_NAMES[0]})"
+            )
         if version is not None and version not in on_disk:
-            raise ModelNotFound(f"model {name!r} has no version {version!r} on disk "
-                                f"(versions: {', '.join(sorted(on_disk, key=version_key))})")
+            raise ModelNotFound(
+                f"model {name!r} has no version {version!r} on disk "
+                f"(versions: {', '.join(sorted(on_disk, key=version_key))})"
+            )
         if pin and version is None:
-            raise InvalidInput("to pin a version, name it: {\"parameters\": {\"version\": \"2\", \"pin\": true}}")
+            raise InvalidInput(
+                'to pin a version, name it: {"parameters": {"version": "2", "pin": true}}'
+            )
 
         def edit(state: Dict[str, Any]) -> None:
             if name in state["unloaded_models"]:
@@ -350,12 +406,18 @@ class ModelRepository:
             for key in [k for k in self._failed if k[0] == name and version in (None, k[1])]:
                 del self._failed[key]  # asked again: try again
             outcomes = self.sync(self._change(name, edit)).get(name, {})
-        failed = {v: o[len("failed: "):] for v, o in outcomes.items() if o.startswith("failed: ")}
-        if version is not None and version not in failed and version not in self.registry.versions(name):
+        failed = {v: o[len("failed: ") :] for v, o in outcomes.items() if o.startswith("failed: ")}
+        if (
+            version is not None
+            and version not in failed
+            and version not in self.registry.versions(name)
+        ):
             why = self._failed.get((name, version), (None, "it did not load"))[1]
             failed[version] = why
         answer = self._status(name)
-        answer["loaded"] = sorted((v for v, o in outcomes.items() if o == "loaded"), key=version_key)
+        answer["loaded"] = sorted(
+            (v for v, o in outcomes.items() if o == "loaded"), key=version_key
+        )
         if failed:
             serving = answer["default_version"]
             still = f"; still serving version {serving}" if serving else "; no version is served"
@@ -372,12 +434,16 @@ class ModelRepository:
         if not versions:
             raise ModelNotFound(f"model {name!r} is not loaded")
         if version is not None and version not in versions:
-            raise ModelNotFound(f"model {name!r} has no loaded version {version!r} "
-                                f"(versions: {', '.join(versions)})")
+            raise ModelNotFound(
+                f"model {name!r} has no loaded version {version!r} "
+                f"(versions: {', '.join(versions)})"
+            )
         if name == self.default_model and (version is None or versions == [version]):
-            raise Conflict(f"model {name!r} is the default model (/predict, SageMaker, "
-                           "Vertex AI and the health checks use it): it keeps at least one "
-                           "version; load another version first")
+            raise Conflict(
+                f"model {name!r} is the default model (/predict, SageMaker, "
+                "Vertex AI and the health checks use it): it keeps at least one "
+                "version; load another version first"
+            )
 
         def edit(state: Dict[str, Any]) -> None:
             if version is None:
@@ -416,7 +482,9 @@ class ModelRepository:
                         entry["reason"] = f"a newer file failed to load: {failed[1]}"
                 else:
                     entry["state"] = "UNAVAILABLE"
-                    if name in state["unloaded_models"] or version in state["unloaded_versions"].get(name, ()):
+                    if name in state["unloaded_models"] or version in state[
+                        "unloaded_versions"
+                    ].get(name, ()):
                         entry["reason"] = "unloaded"
                     elif failed is not None:
                         entry["reason"] = f"failed to load: {failed[1]}"
@@ -444,7 +512,9 @@ class ModelRepository:
         if self._state_dir is None and not self.watch:
             return
         self._pid = os.getpid()
-        self._thread = threading.Thread(target=self._watch, name="mlfast-repository-watcher", daemon=True)
+        self._thread = threading.Thread(
+            target=self._watch, name="mlfast-repository-watcher", daemon=True
+        )
         self._thread.start()
 
     def _watch(self) -> None:

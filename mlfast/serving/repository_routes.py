@@ -4,6 +4,7 @@ Inference Protocol's model repository extension, admin routes.
 The repository raises domain errors (an unknown model, a version that did
 not load, a conflict with the default model); the service answers them.
 """
+
 from __future__ import annotations
 
 from typing import Any, Dict, List, Optional
@@ -30,7 +31,7 @@ def _repository_parameters(request: Request) -> Dict[str, Any]:
         return {}
     doc = codec.parse_json(request.body)
     if not isinstance(doc, dict):
-        raise InvalidInput("expected an object {\"parameters\": {...}}")
+        raise InvalidInput('expected an object {"parameters": {...}}')
     params = doc.get("parameters") or {}
     if not isinstance(params, dict):
         raise InvalidInput("'parameters' must be an object")
@@ -88,19 +89,44 @@ def routes(service: Service) -> List[Route]:
     names = {"name": registry.default_name or "model"}
     tag = "Model repository (V2 extension)"
     return [
-        Route("POST", "/v2/repository/index", index, "v2_repository_index", tag=tag,
-              summary="List the repository's models and versions", access="admin",
-              request_schema=RepositoryIndexRequest, response_schema=RepositoryIndex,
-              examples={"application/json": {"ready": False}}),
-        Route("POST", "/v2/repository/models/{name}/load", load, "v2_repository_load", tag=tag,
-              summary="Load (or pin) a model's versions from disk", access="admin",
-              request_schema=RepositoryRequest, response_schema=RepositoryModel,
-              param_examples=names,
-              examples={"application/json": {"parameters": {"version": "2", "pin": True}}}),
-        Route("POST", "/v2/repository/models/{name}/unload", unload, "v2_repository_unload",
-              tag=tag, summary="Unload a version (roll back) or the whole model", access="admin",
-              request_schema=RepositoryRequest, response_schema=RepositoryModel,
-              param_examples=names, examples={"application/json": {"parameters": {"version": "2"}}}),
+        Route(
+            "POST",
+            "/v2/repository/index",
+            index,
+            "v2_repository_index",
+            tag=tag,
+            summary="List the repository's models and versions",
+            access="admin",
+            request_schema=RepositoryIndexRequest,
+            response_schema=RepositoryIndex,
+            examples={"application/json": {"ready": False}},
+        ),
+        Route(
+            "POST",
+            "/v2/repository/models/{name}/load",
+            load,
+            "v2_repository_load",
+            tag=tag,
+            summary="Load (or pin) a model's versions from disk",
+            access="admin",
+            request_schema=RepositoryRequest,
+            response_schema=RepositoryModel,
+            param_examples=names,
+            examples={"application/json": {"parameters": {"version": "2", "pin": True}}},
+        ),
+        Route(
+            "POST",
+            "/v2/repository/models/{name}/unload",
+            unload,
+            "v2_repository_unload",
+            tag=tag,
+            summary="Unload a version (roll back) or the whole model",
+            access="admin",
+            request_schema=RepositoryRequest,
+            response_schema=RepositoryModel,
+            param_examples=names,
+            examples={"application/json": {"parameters": {"version": "2"}}},
+        ),
     ]
 
 

@@ -16,6 +16,7 @@ out (``Accept``): ``application/json`` or ``text/csv``.  Others: 415 and
 406, as SageMaker's scikit-learn container answers.  The answer mirrors the
 request's style.  ``X-Amzn-SageMaker-Custom-Attributes`` is echoed.
 """
+
 from __future__ import annotations
 
 from typing import Any, Dict, List, Optional
@@ -44,7 +45,9 @@ _CONTENT_TYPES = codec.JSON_TYPES + codec.CSV_TYPES + codec.NPY_TYPES
 _ACCEPT_TYPES = ("application/json", "text/csv")
 
 
-def sagemaker_error(status: int, message: str, headers: Optional[Dict[str, str]] = None) -> Response:
+def sagemaker_error(
+    status: int, message: str, headers: Optional[Dict[str, str]] = None
+) -> Response:
     """``{"error": ...}``, plus what botocore reads from a SageMaker error:
     the ``x-amzn-ErrorType`` header and a ``message`` key, so a boto3 client
     sees our message in ``ClientError``."""
@@ -55,15 +58,24 @@ def sagemaker_error(status: int, message: str, headers: Optional[Dict[str, str]]
     out["x-amzn-ErrorType"] = error_type
     # error_code and message are also what MLflow's scoring server answers
     code = "BAD_REQUEST" if status < 500 else "INTERNAL_ERROR"
-    return Response(status, dumps({"error": message, "message": message, "error_code": code}),
-                    "application/json", out)
+    return Response(
+        status,
+        dumps({"error": message, "message": message, "error_code": code}),
+        "application/json",
+        out,
+    )
 
 
 def routes(service: Service) -> List[Route]:
     registry = service.registry
-    default_accept = codec.choose_accept(
-        service.env.get("SAGEMAKER_DEFAULT_INVOCATIONS_ACCEPT"), _ACCEPT_TYPES, "application/json"
-    ) or "application/json"
+    default_accept = (
+        codec.choose_accept(
+            service.env.get("SAGEMAKER_DEFAULT_INVOCATIONS_ACCEPT"),
+            _ACCEPT_TYPES,
+            "application/json",
+        )
+        or "application/json"
+    )
     served = registry.default
 
     def ping(request: Request) -> Response:
@@ -75,12 +87,16 @@ def routes(service: Service) -> List[Route]:
         model = registry.for_request(request)
         media = request.media_type or "application/json"
         if media not in _CONTENT_TYPES:
-            raise HttpError(415, f"unsupported Content-Type {media!r}: send one of "
-                                 f"{', '.join(_CONTENT_TYPES)}")
+            raise HttpError(
+                415, f"unsupported Content-Type {media!r}: send one of {', '.join(_CONTENT_TYPES)}"
+            )
         accept = codec.choose_accept(request.header("accept"), _ACCEPT_TYPES, default_accept)
         if accept is None:
-            raise HttpError(406, f"cannot answer Accept {request.header('accept')!r}: "
-                                 f"this endpoint answers {' or '.join(_ACCEPT_TYPES)}")
+            raise HttpError(
+                406,
+                f"cannot answer Accept {request.header('accept')!r}: "
+                f"this endpoint answers {' or '.join(_ACCEPT_TYPES)}",
+            )
         headers = {}
         attributes = request.header(CUSTOM_ATTRIBUTES)
         if attributes is not None:
@@ -110,17 +126,36 @@ def routes(service: Service) -> List[Route]:
         examples=examples(served),
         max_body=MAX_BODY,
         on_error=sagemaker_error,
-        description="JSON (`{\"features\": ...}`, `{\"instances\": ...}` or a bare array), CSV rows "
-                    "or an NPY array in; JSON or CSV out (`Accept`). The answer mirrors the request: "
-                    "`{\"features\": row}` → `{\"prediction\": ...}`, a bare array → a bare array.",
+        description='JSON (`{"features": ...}`, `{"instances": ...}` or a bare array), CSV rows '
+        "or an NPY array in; JSON or CSV out (`Accept`). The answer mirrors the request: "
+        '`{"features": row}` → `{"prediction": ...}`, a bare array → a bare array.',
     )
     return [
-        Route("GET", "/ping", ping, "sagemaker_ping", summary="SageMaker health check", tag=TAG,
-              response_schema=Health, access="open"),
-        Route("POST", "/invocations", invocations, "sagemaker_invocations",
-              summary="SageMaker invocations (container contract)", **common),
-        Route("POST", "/endpoints/{endpoint_name}/invocations", invocations,
-              "sagemaker_invoke_endpoint",
-              summary="SageMaker InvokeEndpoint (what boto3 POSTs)",
-              param_examples={"endpoint_name": "your-endpoint-name"}, **common),
+        Route(
+            "GET",
+            "/ping",
+            ping,
+            "sagemaker_ping",
+            summary="SageMaker health check",
+            tag=TAG,
+            response_schema=Health,
+            access="open",
+        ),
+        Route(
+            "POST",
+            "/invocations",
+            invocations,
+            "sagemaker_invocations",
+            summary="SageMaker invocations (container contract)",
+            **common,
+        ),
+        Route(
+            "POST",
+            "/endpoints/{endpoint_name}/invocations",
+            invocations,
+            "sagemaker_invoke_endpoint",
+            summary="SageMaker InvokeEndpoint (what boto3 POSTs)",
+            param_examples={"endpoint_name": "your-endpoint-name"},
+            **common,
+        ),
     ]

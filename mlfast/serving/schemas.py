@@ -4,6 +4,7 @@ They document bodies on /docs; requests are never parsed through them (the
 codec decodes JSON straight to ndarrays).  Class names are unique across
 protocols because they become OpenAPI component names.
 """
+
 from __future__ import annotations
 
 from typing import Any, Dict, List, Optional, Union
@@ -34,17 +35,22 @@ class ModelInfo(BaseModel):
 
     name: str
     version: str
-    estimator: str = Field(description="the estimator chain, e.g. 'StandardScaler -> LogisticRegression'")
+    estimator: str = Field(
+        description="the estimator chain, e.g. 'StandardScaler -> LogisticRegression'"
+    )
     kind: str = Field(description="'classifier', 'regressor' or 'transformer'")
     n_features_in: Optional[int] = None
     methods: List[str]
     sklearn_version: Optional[str] = None
     feature_names_in: Optional[List[str]] = None
     classes: Optional[Union[List[Label], List[List[Label]]]] = Field(
-        default=None, description="class labels; one list per output for a multi-output classifier")
+        default=None, description="class labels; one list per output for a multi-output classifier"
+    )
     mlflow: Optional[Dict[str, Any]] = Field(
-        default=None, description="an MLflow model's flavor, run_id, serialization format and "
-                                  "signature, as its MLmodel says")
+        default=None,
+        description="an MLflow model's flavor, run_id, serialization format and "
+        "signature, as its MLmodel says",
+    )
 
 
 class ServerIndex(BaseModel):
@@ -78,13 +84,14 @@ class PredictRequest(BaseModel):
 
     features: Union[Row, List[Row]] = Field(
         description="one row of numbers (answered with 'prediction') or a list of rows "
-                    "(answered with 'predictions'); null is a missing value"
+        "(answered with 'predictions'); null is a missing value"
     )
 
 
 class Prediction(BaseModel):
-    prediction: Label = Field(description="int for integer labels, str for string labels, "
-                                          "float for a regressor")
+    prediction: Label = Field(
+        description="int for integer labels, str for string labels, float for a regressor"
+    )
 
 
 class PredictionList(BaseModel):
@@ -221,8 +228,9 @@ class RepositoryEntry(BaseModel):
     version: str
     state: str = Field(description="READY or UNAVAILABLE", examples=["READY"])
     default: Optional[bool] = Field(default=None, description="the version served by default")
-    reason: Optional[str] = Field(default=None, description="why it is not served (or why a "
-                                                               "newer file was refused)")
+    reason: Optional[str] = Field(
+        default=None, description="why it is not served (or why a newer file was refused)"
+    )
 
 
 class RepositoryIndex(RootModel[List[RepositoryEntry]]):
@@ -231,8 +239,9 @@ class RepositoryIndex(RootModel[List[RepositoryEntry]]):
 
 class RepositoryParameters(BaseModel):
     version: Optional[str] = Field(default=None, description="one version (default: all on disk)")
-    pin: Optional[bool] = Field(default=None, description="load: true serves `version` by "
-                                                          "default, false unpins")
+    pin: Optional[bool] = Field(
+        default=None, description="load: true serves `version` by default, false unpins"
+    )
 
 
 class RepositoryRequest(BaseModel):
@@ -244,5 +253,9 @@ class RepositoryModel(BaseModel):
     versions: List[str] = Field(description="the versions served now")
     default_version: Optional[str] = None
     pinned: Optional[str] = None
-    loaded: Optional[List[str]] = Field(default=None, description="load: versions loaded by this call")
-    unloaded: Optional[str] = Field(default=None, description="unload: the version unloaded, or 'all'")
+    loaded: Optional[List[str]] = Field(
+        default=None, description="load: versions loaded by this call"
+    )
+    unloaded: Optional[str] = Field(
+        default=None, description="unload: the version unloaded, or 'all'"
+    )

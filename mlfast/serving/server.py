@@ -18,6 +18,7 @@ gunicorn's ``keyfile``/``certfile``).  SIGTERM stops accepting, lets the
 requests in flight finish (``graceful_timeout``, 30 s as SageMaker allows),
 then exits.
 """
+
 from __future__ import annotations
 
 import atexit
@@ -100,11 +101,17 @@ def run(
     served = service.registry.default
     scheme = "https" if ssl_certfile else "http"
     models = service.registry.names()
-    what = (f"{len(models)} models ({', '.join(models)}; default {served.name})"
-            if len(models) > 1 else f"{served.name} ({served.model.estimator})")
+    what = (
+        f"{len(models)} models ({', '.join(models)}; default {served.name})"
+        if len(models) > 1
+        else f"{served.name} ({served.model.estimator})"
+    )
     url = f"{scheme}://{f'[{host}]' if ':' in host else host}:{port}"
-    print(f"mlfast: serving {what} with {framework} on {url} "
-          f"({workers} worker{'s' if workers > 1 else ''})", flush=True)
+    print(
+        f"mlfast: serving {what} with {framework} on {url} "
+        f"({workers} worker{'s' if workers > 1 else ''})",
+        flush=True,
+    )
     if service.docs_path is not None:
         print(f"mlfast: API docs at {url}{service.docs_path}", flush=True)
     if framework == "fastapi" and workers == 1:
@@ -116,10 +123,19 @@ def run(
         # gracefully; with this handler in place that ends the process with
         # status 0, as gunicorn's master does, not killed by the signal
         signal.signal(signal.SIGTERM, _exit_cleanly)
-        uvicorn.run(app, host=host, port=port, log_level=log_level, access_log=False,
-                    server_header=False, timeout_graceful_shutdown=graceful_timeout,
-                    timeout_keep_alive=keepalive, ssl_keyfile=ssl_keyfile, ssl_certfile=ssl_certfile,
-                    ssl_keyfile_password=ssl_keyfile_password)
+        uvicorn.run(
+            app,
+            host=host,
+            port=port,
+            log_level=log_level,
+            access_log=False,
+            server_header=False,
+            timeout_graceful_shutdown=graceful_timeout,
+            timeout_keep_alive=keepalive,
+            ssl_keyfile=ssl_keyfile,
+            ssl_certfile=ssl_certfile,
+            ssl_keyfile_password=ssl_keyfile_password,
+        )
         return
     if workers > 1 and service.repository is not None:
         service.repository.share_state(prepare(workers))
@@ -162,8 +178,11 @@ def run(
             from uvicorn_worker import UvicornWorker
 
         class Worker(UvicornWorker):  # uvicorn's options that gunicorn's config lacks
-            CONFIG_KWARGS = {**UvicornWorker.CONFIG_KWARGS, "server_header": False,
-                             "timeout_graceful_shutdown": graceful_timeout}
+            CONFIG_KWARGS = {
+                **UvicornWorker.CONFIG_KWARGS,
+                "server_header": False,
+                "timeout_graceful_shutdown": graceful_timeout,
+            }
 
         options["worker_class"] = Worker
     else:
@@ -245,12 +264,19 @@ def _flask_worker(service: Service, read_timeout: Optional[float]) -> type:
         from gunicorn.workers.gthread import ThreadWorker
     # gunicorn 27 names the server's own bad response headers (a fault of the
     # server, a 500); gunicorn 26, which MLflow pins, has no such classes
-    server_faults = tuple(getattr(gunicorn_errors, name) for name in
-                          ("InvalidResponseHeader", "InvalidResponseHeaderName")
-                          if hasattr(gunicorn_errors, name))
+    server_faults = tuple(
+        getattr(gunicorn_errors, name)
+        for name in ("InvalidResponseHeader", "InvalidResponseHeaderName")
+        if hasattr(gunicorn_errors, name)
+    )
 
-    statuses = {LimitRequestHeaders: 431, LimitRequestLine: 414, ExpectationFailed: 417,
-                ForbiddenProxyRequest: 403, UnsupportedTransferCoding: 501}
+    statuses = {
+        LimitRequestHeaders: 431,
+        LimitRequestLine: 414,
+        ExpectationFailed: 417,
+        ForbiddenProxyRequest: 403,
+        UnsupportedTransferCoding: 501,
+    }
     deadlines = ReadDeadlines(read_timeout) if read_timeout else None
 
     class FlaskWorker(ThreadWorker):
@@ -270,7 +296,9 @@ def _flask_worker(service: Service, read_timeout: Optional[float]) -> type:
             status = next((s for cls, s in statuses.items() if isinstance(exc, cls)), 400)
             self.log.warning("Invalid request from ip=%s: %s", (addr or ("",))[0], exc)
             try:
-                write_nonblock(client, _raw_response(service.answer(status, f"malformed request: {exc}")))
+                write_nonblock(
+                    client, _raw_response(service.answer(status, f"malformed request: {exc}"))
+                )
             except Exception:  # noqa: BLE001 - the client may be gone
                 self.log.debug("Failed to send error message.")
 
@@ -284,8 +312,12 @@ def _raw_response(response: Response) -> bytes:
         reason = HTTPStatus(response.status).phrase
     except ValueError:
         reason = "Error"
-    lines = [f"HTTP/1.1 {response.status} {reason}", "Connection: close",
-             f"Content-Type: {response.content_type}", f"Content-Length: {len(response.body)}"]
+    lines = [
+        f"HTTP/1.1 {response.status} {reason}",
+        "Connection: close",
+        f"Content-Type: {response.content_type}",
+        f"Content-Length: {len(response.body)}",
+    ]
     lines += [f"{name}: {value}" for name, value in response.headers.items()]
     return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + response.body
 
@@ -304,8 +336,10 @@ def check_port(host: str, port: int) -> None:
         try:
             s.bind(address)
         except OSError as e:
-            raise ValueError(f"cannot listen on {host}:{port}: {e.strerror or e} (another server "
-                             "there? choose another port with --port)") from None
+            raise ValueError(
+                f"cannot listen on {host}:{port}: {e.strerror or e} (another server "
+                "there? choose another port with --port)"
+            ) from None
 
 
 def _exit_cleanly(signum: int, frame: Any) -> None:

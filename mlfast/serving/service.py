@@ -10,6 +10,7 @@ says nothing about the server (the traceback goes to the log).  Each hook
 level turns errors into answers, so a hook always gets a Response from
 ``call_next`` and sees the status the client will see.
 """
+
 from __future__ import annotations
 
 import logging
@@ -88,10 +89,15 @@ class Service:
     it does.
     """
 
-    def __init__(self, registry: ModelRegistry, *, max_body: int = DEFAULT_MAX_BODY,
-                 protocol_limits: Optional[Mapping[str, int]] = None,
-                 request_timeout: Optional[float] = None,
-                 env: Optional[Mapping[str, str]] = None):
+    def __init__(
+        self,
+        registry: ModelRegistry,
+        *,
+        max_body: int = DEFAULT_MAX_BODY,
+        protocol_limits: Optional[Mapping[str, int]] = None,
+        request_timeout: Optional[float] = None,
+        env: Optional[Mapping[str, str]] = None,
+    ):
         self.registry = registry
         self.max_body = max_body
         self.protocol_limits: Dict[str, int] = dict(protocol_limits or {})
@@ -188,20 +194,27 @@ class Service:
             request.error_kind = "invalid_input"
             return route.on_error(400, _message(error))
         request.error_kind = "internal"
-        log.error("error serving %s %s (request id %s)", request.method, request.path, request.id,
-                  exc_info=error)
+        log.error(
+            "error serving %s %s (request id %s)",
+            request.method,
+            request.path,
+            request.id,
+            exc_info=error,
+        )
         return route.on_error(500, INTERNAL_ERROR)
 
     def refuse(self, route: Route, request: Request, error: HttpError) -> Response:
         """The answer to a request refused before its handler ran, made
         through the hooks so that it is counted and logged like any other."""
+
         def raise_error(_: Request) -> Response:
             raise error
 
         return self.handle(route, request, raise_error)
 
-    def too_large(self, route: Route, size: Optional[int] = None,
-                  request: Optional[Request] = None) -> Response:
+    def too_large(
+        self, route: Route, size: Optional[int] = None, request: Optional[Request] = None
+    ) -> Response:
         limit = self.body_limit(route)
         got = f" ({size} bytes)" if size is not None else ""
         message = f"request body too large{got}: the limit is {limit} bytes"
@@ -224,10 +237,17 @@ class Service:
         reading)."""
         if self.request_timeout:
             return self.timed_out(route, request, 408)
-        return self.refuse(route, request, HttpError(400, "the request body ended before its "
-                                                          "Content-Length", {"Connection": "close"}))
+        return self.refuse(
+            route,
+            request,
+            HttpError(
+                400, "the request body ended before its Content-Length", {"Connection": "close"}
+            ),
+        )
 
-    def answer(self, status: int, message: str, headers: Optional[Dict[str, str]] = None) -> Response:
+    def answer(
+        self, status: int, message: str, headers: Optional[Dict[str, str]] = None
+    ) -> Response:
         """An answer made outside the routes (no route for the path, a
         method the route does not take, a request the framework refused):
         ``{"error": ...}`` with the headers every answer carries."""
@@ -236,8 +256,9 @@ class Service:
     def not_found(self, method: str, path: str) -> Response:
         return self.answer(404, f"no route for {method} {path}")
 
-    def method_not_allowed(self, method: str, path: str,
-                           allowed: Optional[Sequence[str]] = None) -> Response:
+    def method_not_allowed(
+        self, method: str, path: str, allowed: Optional[Sequence[str]] = None
+    ) -> Response:
         headers = {"Allow": ", ".join(allowed)} if allowed else None
         return self.answer(405, f"method {method} is not allowed for {path}", headers)
 

@@ -7,6 +7,7 @@ batch large enough to be split across mlfast's threads: labels equal with
 the same dtype, floats within 1e-12 (float32 outputs to float32's
 precision) with the same shape and dtype.
 """
+
 from __future__ import annotations
 
 import warnings
@@ -15,8 +16,14 @@ from typing import Any, Sequence
 import numpy as np
 import pytest
 
-METHODS = ("predict", "predict_proba", "predict_log_proba", "decision_function", "transform",
-           "score_samples")
+METHODS = (
+    "predict",
+    "predict_proba",
+    "predict_log_proba",
+    "decision_function",
+    "transform",
+    "score_samples",
+)
 RTOL = ATOL = 1e-12
 F32_RTOL = 1e-6
 
@@ -39,17 +46,25 @@ def assert_same(got: Any, expected: Any, msg: str, rtol: float = RTOL) -> None:
         if expected.dtype == np.float32:
             finite = np.abs(expected[np.isfinite(expected)])
             scale = max(1.0, float(finite.max(initial=0.0)))
-            np.testing.assert_allclose(got, expected, rtol=F32_RTOL, atol=F32_RTOL * scale,
-                                       err_msg=msg)
+            np.testing.assert_allclose(
+                got, expected, rtol=F32_RTOL, atol=F32_RTOL * scale, err_msg=msg
+            )
         else:
             np.testing.assert_allclose(got, expected, rtol=rtol, atol=rtol, err_msg=msg)
     else:
         np.testing.assert_array_equal(got, expected, err_msg=msg, strict=True)
 
 
-def check(model, est, X_new: np.ndarray, context: str,
-          dtypes: Sequence[Any] = (np.float64, np.float32, np.int64),
-          methods: Sequence[str] = METHODS, rtol: float = RTOL, big: bool = True) -> None:
+def check(
+    model,
+    est,
+    X_new: np.ndarray,
+    context: str,
+    dtypes: Sequence[Any] = (np.float64, np.float32, np.int64),
+    methods: Sequence[str] = METHODS,
+    rtol: float = RTOL,
+    big: bool = True,
+) -> None:
     """Every method, every input type, a batch, one row and (big) 3000 rows."""
     for method in methods:
         has = hasattr(est, method)
@@ -65,8 +80,12 @@ def check(model, est, X_new: np.ndarray, context: str,
                     continue
                 expected = quietly(getattr(est, method), rows)
                 got = quietly(getattr(model, method), rows)
-                assert_same(got, expected, f"{method}: {context} | {np.dtype(dtype)} | "
-                            f"rows={len(rows)}", rtol)
+                assert_same(
+                    got,
+                    expected,
+                    f"{method}: {context} | {np.dtype(dtype)} | rows={len(rows)}",
+                    rtol,
+                )
 
 
 def check_refuses_like(model, est, X: np.ndarray, method: str, context: str) -> None:

@@ -4,6 +4,7 @@ parsed with prometheus-client's own parser, bounded client loops.
 
 Not a test module of its own (it has no tests).
 """
+
 from __future__ import annotations
 
 import json
@@ -63,12 +64,37 @@ class OpsServer(Server):
         return out
 
 
-def serve(path, *, workers: int = 1, framework: str = "fastapi", extra: Sequence[str] = (),
-          env: Optional[Dict[str, str]] = None, scheme: str = "http", verify=None,
-          log_level: str = "info", health: str = "/v2/health/live") -> OpsServer:
+def serve(
+    path,
+    *,
+    workers: int = 1,
+    framework: str = "fastapi",
+    extra: Sequence[str] = (),
+    env: Optional[Dict[str, str]] = None,
+    scheme: str = "http",
+    verify=None,
+    log_level: str = "info",
+    health: str = "/v2/health/live",
+) -> OpsServer:
     port = free_port()
-    argv = [PYTHON, "-m", "mlfast", "serve", str(path), "--host", "127.0.0.1", "--port", str(port),
-            "--framework", framework, "--workers", str(workers), "--log-level", log_level, *extra]
+    argv = [
+        PYTHON,
+        "-m",
+        "mlfast",
+        "serve",
+        str(path),
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--framework",
+        framework,
+        "--workers",
+        str(workers),
+        "--log-level",
+        log_level,
+        *extra,
+    ]
     base_env = {"MLFAST_API_KEYS": "", "MLFAST_ADMIN_KEYS": "", "PROMETHEUS_MULTIPROC_DIR": ""}
     base_env.update(env or {})
     return OpsServer(argv, port=port, scheme=scheme, verify=verify, env=base_env, health=health)
@@ -78,8 +104,9 @@ def run_cli(*args: str, env: Optional[Dict[str, str]] = None, timeout: float = 6
     full = dict(os.environ)
     full.update({"MLFAST_API_KEYS": "", "MLFAST_ADMIN_KEYS": ""})
     full.update(env or {})
-    return subprocess.run([PYTHON, "-m", "mlfast", *args], capture_output=True, text=True,
-                          timeout=timeout, env=full)
+    return subprocess.run(
+        [PYTHON, "-m", "mlfast", *args], capture_output=True, text=True, timeout=timeout, env=full
+    )
 
 
 # -- models and repositories ------------------------------------------------------------
@@ -99,7 +126,9 @@ def fit_ridge():
     return Ridge().fit(X[:, :3], X[:, 3])
 
 
-def write_version(root: Path, name: str, version: str, model, file_name: str = "model.joblib") -> Path:
+def write_version(
+    root: Path, name: str, version: str, model, file_name: str = "model.joblib"
+) -> Path:
     """Write ``model`` as a new version the way operators should: into a
     hidden directory first, renamed into place when complete."""
     tmp = root / name / f".tmp-{version}"
@@ -170,8 +199,16 @@ class Clients:
     """``n`` threads POSTing /predict in a loop until stopped, bounded in
     count and time; every answer's status and X-Model-Version recorded."""
 
-    def __init__(self, url: str, n: int = 4, *, headers: Optional[dict] = None,
-                 max_requests: int = 20000, max_seconds: float = 60.0, path: str = "/predict"):
+    def __init__(
+        self,
+        url: str,
+        n: int = 4,
+        *,
+        headers: Optional[dict] = None,
+        max_requests: int = 20000,
+        max_seconds: float = 60.0,
+        path: str = "/predict",
+    ):
         self.url = url
         self.headers = headers or {}
         self.path = path
@@ -180,15 +217,20 @@ class Clients:
         self._stop = threading.Event()
         self._deadline = time.monotonic() + max_seconds
         self._max = max_requests
-        self.threads = [threading.Thread(target=self._loop, args=(i,), daemon=True) for i in range(n)]
+        self.threads = [
+            threading.Thread(target=self._loop, args=(i,), daemon=True) for i in range(n)
+        ]
 
     def _loop(self, i: int) -> None:
         session = requests.Session()
         out = self.results[i]
-        while not self._stop.is_set() and len(out) < self._max and time.monotonic() < self._deadline:
+        while (
+            not self._stop.is_set() and len(out) < self._max and time.monotonic() < self._deadline
+        ):
             try:
-                r = session.post(self.url + self.path, json={"features": ROW}, timeout=10,
-                                 headers=self.headers)
+                r = session.post(
+                    self.url + self.path, json={"features": ROW}, timeout=10, headers=self.headers
+                )
                 out.append((r.status_code, r.headers.get("x-model-version")))
             except requests.RequestException as e:
                 self.errors.append(repr(e))
@@ -218,12 +260,16 @@ class Clients:
             if all(v == version for v in latest):
                 # and a few more answers after that, from every client
                 marks = [len(r) for r in self.results]
-                while time.monotonic() < deadline and any(len(r) < m + 3 for r, m in zip(self.results, marks)):
+                while time.monotonic() < deadline and any(
+                    len(r) < m + 3 for r, m in zip(self.results, marks)
+                ):
                     time.sleep(0.02)
                 return
             time.sleep(0.05)
-        raise AssertionError(f"clients did not reach version {version}: latest "
-                             f"{[r[-1] if r else None for r in self.results]}")
+        raise AssertionError(
+            f"clients did not reach version {version}: latest "
+            f"{[r[-1] if r else None for r in self.results]}"
+        )
 
 
 def copytree(src: Path, dst: Path) -> None:

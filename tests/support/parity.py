@@ -25,6 +25,7 @@ far outside the training range and a row of zeros), label kinds, missing
 values, and the histogram-boosting and isolation-forest data of the tree
 suite.  Every generator takes its seed: the same call gives the same rows.
 """
+
 from __future__ import annotations
 
 import warnings
@@ -39,8 +40,14 @@ import mlfast
 from support.variants import describe_input
 
 #: every method a Model may have, in the order the checks call them
-METHODS: Tuple[str, ...] = ("predict", "predict_proba", "predict_log_proba",
-                            "decision_function", "score_samples", "transform")
+METHODS: Tuple[str, ...] = (
+    "predict",
+    "predict_proba",
+    "predict_log_proba",
+    "decision_function",
+    "score_samples",
+    "transform",
+)
 RTOL = ATOL = 1e-12
 #: float32 answers of linear models (``float32_rtol=F32_RTOL``): one float32
 #: rounding is ~6e-8 relative; 1e-6 relative to the answer's scale leaves room
@@ -55,6 +62,7 @@ N_FEATURES = 6
 
 # -- messages --------------------------------------------------------------------------
 
+
 def where(**parts: Any) -> str:
     """'estimator=... | options=... | variant=...' for failure messages
     (parts that are None are left out)."""
@@ -67,6 +75,7 @@ def opts(**kw: Any) -> str:
 
 
 # -- calling scikit-learn and mlfast ---------------------------------------------------------
+
 
 def fit(est: Any, X: Any, y: Any = None, **kw: Any) -> Any:
     """Fits quietly: convergence, deprecation and data-conversion warnings of
@@ -94,9 +103,16 @@ def dense(a: Any) -> Any:
 
 # -- comparing answers -------------------------------------------------------------------------
 
-def assert_same_output(got: Any, expected: Any, msg: str, exact: bool = False,
-                       rtol: float = RTOL, atol: float = ATOL,
-                       float32_rtol: Optional[float] = None) -> None:
+
+def assert_same_output(
+    got: Any,
+    expected: Any,
+    msg: str,
+    exact: bool = False,
+    rtol: float = RTOL,
+    atol: float = ATOL,
+    float32_rtol: Optional[float] = None,
+) -> None:
     """mlfast's answer ``got`` is scikit-learn's ``expected``: a list output by
     output (multi-output predict_proba, classes_); an array with the same
     type, shape and dtype, labels equal, floats within rtol/atol, or bit for
@@ -105,23 +121,21 @@ def assert_same_output(got: Any, expected: Any, msg: str, exact: bool = False,
     compares them like float64."""
     if isinstance(expected, list):
         assert isinstance(got, list), f"mlfast returned {type(got).__name__}, not a list: {msg}"
-        assert len(got) == len(expected), (
-            f"{len(got)} outputs != sklearn's {len(expected)}: {msg}")
+        assert len(got) == len(expected), f"{len(got)} outputs != sklearn's {len(expected)}: {msg}"
         for k, (g, e) in enumerate(zip(got, expected)):
             assert_same_output(g, e, f"output {k}: {msg}", exact, rtol, atol, float32_rtol)
         return
     assert isinstance(got, np.ndarray), f"mlfast returned {type(got).__name__}: {msg}"
-    assert got.shape == expected.shape, (
-        f"shape {got.shape} != sklearn's {expected.shape}: {msg}")
-    assert got.dtype == expected.dtype, (
-        f"dtype {got.dtype} != sklearn's {expected.dtype}: {msg}")
+    assert got.shape == expected.shape, f"shape {got.shape} != sklearn's {expected.shape}: {msg}"
+    assert got.dtype == expected.dtype, f"dtype {got.dtype} != sklearn's {expected.dtype}: {msg}"
     if expected.dtype.kind != "f" or exact:
         np.testing.assert_array_equal(got, expected, err_msg=msg, strict=True)
     elif expected.dtype == np.float32 and float32_rtol is not None:
         finite = np.abs(expected[np.isfinite(expected)])
         scale = max(1.0, float(finite.max(initial=0.0)))
-        np.testing.assert_allclose(got, expected, rtol=float32_rtol,
-                                   atol=float32_rtol * scale, err_msg=msg)
+        np.testing.assert_allclose(
+            got, expected, rtol=float32_rtol, atol=float32_rtol * scale, err_msg=msg
+        )
     else:
         np.testing.assert_allclose(got, expected, rtol=rtol, atol=atol, err_msg=msg)
 
@@ -133,8 +147,16 @@ def _bitwise(exact: Any, method: str) -> bool:
     return exact is True or (exact == "but exp" and method not in THROUGH_EXP)
 
 
-def check_methods(model: Any, est: Any, X_fast: Any, X_ref: Any = None, context: str = "",
-                  absent: bool = True, exact: Any = False, **tolerance: Any) -> None:
+def check_methods(
+    model: Any,
+    est: Any,
+    X_fast: Any,
+    X_ref: Any = None,
+    context: str = "",
+    absent: bool = True,
+    exact: Any = False,
+    **tolerance: Any,
+) -> None:
     """Every method of METHODS: the Model has exactly the methods scikit-learn
     has, and gives the same answers on ``X_fast`` as scikit-learn on
     ``X_ref`` (default: the same input).
@@ -152,8 +174,9 @@ def check_methods(model: Any, est: Any, X_fast: Any, X_ref: Any = None, context:
             assert hasattr(model, method), f"mlfast lacks {method}, sklearn has it: {context}"
             expected = dense(quietly(getattr(est, method), X_ref))
             got = quietly(getattr(model, method), X_fast)
-            assert_same_output(got, expected, f"{method}: {context}",
-                               exact=_bitwise(exact, method), **tolerance)
+            assert_same_output(
+                got, expected, f"{method}: {context}", exact=_bitwise(exact, method), **tolerance
+            )
     if absent:
         check_absent_methods(model, est, X_fast, context)
 
@@ -164,13 +187,15 @@ def check_absent_methods(model: Any, est: Any, X_fast: Any, context: str = "") -
     for method in METHODS:
         if not hasattr(est, method):
             assert not hasattr(model, method), (
-                f"mlfast has {method} but sklearn does not: {context}")
+                f"mlfast has {method} but sklearn does not: {context}"
+            )
             with pytest.raises(AttributeError):
                 getattr(model, method)(X_fast)
 
 
-def check_same_or_same_error(model: Any, est: Any, X_fast: Any, X_ref: Any = None,
-                             context: str = "", **tolerance: Any) -> None:
+def check_same_or_same_error(
+    model: Any, est: Any, X_fast: Any, X_ref: Any = None, context: str = "", **tolerance: Any
+) -> None:
     """Where scikit-learn answers, the same answers; where it raises, the
     same exception type and text."""
     X_ref = X_fast if X_ref is None else X_ref
@@ -180,30 +205,42 @@ def check_same_or_same_error(model: Any, est: Any, X_fast: Any, X_ref: Any = Non
         ctx = f"{method}: {context} | input={describe_input(X_fast)}"
         try:
             expected = dense(quietly(getattr(est, method), X_ref))
-        except Exception as exc:     # noqa: BLE001 - any sklearn error is the oracle
+        except Exception as exc:  # noqa: BLE001 - any sklearn error is the oracle
             try:
                 got = quietly(getattr(model, method), X_fast)
             except Exception as mine:  # noqa: BLE001
                 assert isinstance(mine, type(exc)), (
                     f"{type(mine).__name__} != sklearn's {type(exc).__name__}: {ctx}\n"
-                    f"mlfast:  {str(mine)!r}\nsklearn: {str(exc)!r}")
+                    f"mlfast:  {str(mine)!r}\nsklearn: {str(exc)!r}"
+                )
                 assert str(mine) == str(exc), (
-                    f"message differs: {ctx}\nmlfast:  {str(mine)!r}\nsklearn: {str(exc)!r}")
+                    f"message differs: {ctx}\nmlfast:  {str(mine)!r}\nsklearn: {str(exc)!r}"
+                )
             else:
-                pytest.fail(f"mlfast answered where sklearn raised "
-                            f"{type(exc).__name__}({str(exc)!r}): {ctx}\n"
-                            f"mlfast's answer: {got!r}"[:2000])
+                pytest.fail(
+                    f"mlfast answered where sklearn raised "
+                    f"{type(exc).__name__}({str(exc)!r}): {ctx}\n"
+                    f"mlfast's answer: {got!r}"[:2000]
+                )
         else:
             try:
                 got = quietly(getattr(model, method), X_fast)
             except Exception as exc:  # noqa: BLE001
-                pytest.fail(f"mlfast raised {type(exc).__name__}({str(exc)!r}) where "
-                            f"sklearn answers: {ctx}")
+                pytest.fail(
+                    f"mlfast raised {type(exc).__name__}({str(exc)!r}) where sklearn answers: {ctx}"
+                )
             assert_same_output(got, expected, f"sklearn accepts it: {ctx}", **tolerance)
 
 
-def check_across_threads(model: Any, est: Any, rows: Any, methods: Any, context: str = "",
-                         threads: Tuple[int, ...] = (1, 4), **tolerance: Any) -> None:
+def check_across_threads(
+    model: Any,
+    est: Any,
+    rows: Any,
+    methods: Any,
+    context: str = "",
+    threads: Tuple[int, ...] = (1, 4),
+    **tolerance: Any,
+) -> None:
     """A large batch, split across mlfast's threads: with the current number
     of threads and each of ``threads``, every method gives the same answer
     bit for bit, and that answer is scikit-learn's."""
@@ -216,12 +253,17 @@ def check_across_threads(model: Any, est: Any, rows: Any, methods: Any, context:
             for method in methods:
                 got = getattr(model, method)(rows)
                 if method in answers:
-                    np.testing.assert_array_equal(got, answers[method], strict=True,
-                                                  err_msg=f"{method} threads: {ctx}")
+                    np.testing.assert_array_equal(
+                        got, answers[method], strict=True, err_msg=f"{method} threads: {ctx}"
+                    )
                 else:
                     answers[method] = got
-                    assert_same_output(got, dense(quietly(getattr(est, method), rows)),
-                                       f"{method}: {ctx}", **tolerance)
+                    assert_same_output(
+                        got,
+                        dense(quietly(getattr(est, method), rows)),
+                        f"{method}: {ctx}",
+                        **tolerance,
+                    )
     finally:
         mlfast.set_num_threads(before)
 
@@ -246,11 +288,15 @@ def check_attributes(model: Any, est: Any, context: str = "") -> None:
     from sklearn.base import is_outlier_detector
 
     assert model.n_features_in_ == est.n_features_in_, (
-        f"n_features_in_ {model.n_features_in_} != {est.n_features_in_}: {context}")
+        f"n_features_in_ {model.n_features_in_} != {est.n_features_in_}: {context}"
+    )
     if hasattr(est, "feature_names_in_"):
         assert hasattr(model, "feature_names_in_"), f"no feature_names_in_: {context}"
-        assert_same_output(np.asarray(model.feature_names_in_), est.feature_names_in_,
-                           f"feature_names_in_: {context}")
+        assert_same_output(
+            np.asarray(model.feature_names_in_),
+            est.feature_names_in_,
+            f"feature_names_in_: {context}",
+        )
     else:
         assert not hasattr(model, "feature_names_in_"), f"feature_names_in_: {context}"
     if hasattr(est, "classes_") and not is_outlier_detector(final_estimator(est)):
@@ -262,6 +308,7 @@ def check_attributes(model: Any, est: Any, context: str = "") -> None:
 
 # -- cases ----------------------------------------------------------------------------------
 
+
 @dataclass
 class Case:
     """An estimator to fit, with the options to print when it fails."""
@@ -271,8 +318,8 @@ class Case:
     options: str = "defaults"
     sample_weight: bool = False
     n_classes: tuple = (2, 3)
-    data: Dict[str, Any] = field(default_factory=dict)        # the data generator's options
-    check: Optional[Callable[[Any], None]] = None    # asserts about the fitted estimator
+    data: Dict[str, Any] = field(default_factory=dict)  # the data generator's options
+    check: Optional[Callable[[Any], None]] = None  # asserts about the fitted estimator
 
     @property
     def id(self) -> str:
@@ -297,6 +344,7 @@ def fit_case(case: Case, X: Any, y: Any) -> Any:
 
 # -- data ----------------------------------------------------------------------------------
 
+
 def add_extreme_rows(X: np.ndarray, factor: float = 30.0) -> np.ndarray:
     """Fresh rows plus a few far outside the training range (saturated
     probabilities, clipped scalers, every tree's outermost leaves) and a row
@@ -311,7 +359,7 @@ def with_missing(X: np.ndarray, rate: float, seed: int) -> np.ndarray:
     return X
 
 
-LABEL_NAMES = np.array(["no", "yes", "maybe", "unknown"])   # widths 2..7: '<U7'
+LABEL_NAMES = np.array(["no", "yes", "maybe", "unknown"])  # widths 2..7: '<U7'
 
 
 def relabel(y: np.ndarray, kind: str) -> np.ndarray:
@@ -321,11 +369,11 @@ def relabel(y: np.ndarray, kind: str) -> np.ndarray:
     if kind == "int32":
         return y.astype(np.int32)
     if kind == "negative-int":
-        return (2 * y - 1).astype(np.int64)      # -1, 1, 3, ...
+        return (2 * y - 1).astype(np.int64)  # -1, 1, 3, ...
     if kind == "float":
-        return y * 2.0 - 1.0                    # -1.0, 1.0, 3.0 (float64 classes_)
+        return y * 2.0 - 1.0  # -1.0, 1.0, 3.0 (float64 classes_)
     if kind == "str":
-        return LABEL_NAMES[y]                   # '<U7' (np.str_ items)
+        return LABEL_NAMES[y]  # '<U7' (np.str_ items)
     if kind == "object":
         return np.array([str(v) for v in LABEL_NAMES[y]], dtype=object)
     if kind == "bool":
@@ -334,32 +382,59 @@ def relabel(y: np.ndarray, kind: str) -> np.ndarray:
     raise ValueError(kind)
 
 
-def classification_data(n_classes: int = 2, labels: str = "int", seed: int = 0,
-                        n_fit: int = 150, n_new: int = 40, flip_y: float = 0.01,
-                        missing: float = 0.0, extreme: float = 30.0):
+def classification_data(
+    n_classes: int = 2,
+    labels: str = "int",
+    seed: int = 0,
+    n_fit: int = 150,
+    n_new: int = 40,
+    flip_y: float = 0.01,
+    missing: float = 0.0,
+    extreme: float = 30.0,
+):
     """X, y to fit and fresh rows (with add_extreme_rows(factor=extreme)).
     ``flip_y``: the share of noisy labels (more makes fully grown trees
     deeper); ``missing``: the share of NaN in both X and the fresh rows."""
-    X, y = make_classification(n_samples=n_fit + n_new, n_features=N_FEATURES,
-                               n_informative=4, n_redundant=0, n_classes=n_classes,
-                               n_clusters_per_class=1, class_sep=1.0, flip_y=flip_y,
-                               random_state=seed)
+    X, y = make_classification(
+        n_samples=n_fit + n_new,
+        n_features=N_FEATURES,
+        n_informative=4,
+        n_redundant=0,
+        n_classes=n_classes,
+        n_clusters_per_class=1,
+        class_sep=1.0,
+        flip_y=flip_y,
+        random_state=seed,
+    )
     return _split(X, relabel(y, labels), n_fit, extreme, missing, seed)
 
 
-def regression_data(n_targets: int = 1, seed: int = 0, n_fit: int = 120, n_new: int = 40,
-                    positive: bool = False, missing: float = 0.0, extreme: float = 30.0):
+def regression_data(
+    n_targets: int = 1,
+    seed: int = 0,
+    n_fit: int = 120,
+    n_new: int = 40,
+    positive: bool = False,
+    missing: float = 0.0,
+    extreme: float = 30.0,
+):
     """X, y to fit and fresh rows, as classification_data; ``positive``: y > 0
     (poisson, gamma)."""
-    X, y = make_regression(n_samples=n_fit + n_new, n_features=N_FEATURES, n_informative=4,
-                           n_targets=n_targets, noise=5.0, bias=3.0, random_state=seed)
+    X, y = make_regression(
+        n_samples=n_fit + n_new,
+        n_features=N_FEATURES,
+        n_informative=4,
+        n_targets=n_targets,
+        noise=5.0,
+        bias=3.0,
+        random_state=seed,
+    )
     if positive:
         y = np.exp(y / (2 * np.std(y)))
     return _split(X, y, n_fit, extreme, missing, seed)
 
 
-def _split(X: np.ndarray, y: np.ndarray, n_fit: int, extreme: float, missing: float,
-           seed: int):
+def _split(X: np.ndarray, y: np.ndarray, n_fit: int, extreme: float, missing: float, seed: int):
     """The first n_fit rows to fit; the rest, with extreme rows, to predict."""
     X_new = add_extreme_rows(X[n_fit:], extreme)
     X = X[:n_fit]
@@ -376,8 +451,14 @@ CAT0_VALUES = np.arange(8.0)
 CAT1_VALUES = np.array([-3.0, -1.0, 2.0, 5.0, 300.0, 1000.0])
 
 
-def hgb_data(task: str = "binary", seed: int = 0, categorical: bool = False,
-             missing: float = 0.0, n_fit: int = 400, n_new: int = 60):
+def hgb_data(
+    task: str = "binary",
+    seed: int = 0,
+    categorical: bool = False,
+    missing: float = 0.0,
+    n_fit: int = 400,
+    n_new: int = 60,
+):
     """Data for histogram boosting: enough rows for min_samples_leaf=20,
     optionally two categorical columns (CAT_COLUMNS) and NaN anywhere.
     ``task``: binary, multiclass, positive (y > 0) or regression."""
@@ -410,7 +491,7 @@ def isolation_data(seed: int = 50, n_fit: int = 300, missing: float = 0.0):
     """Rows for an outlier detector (ten of them outliers) and fresh rows."""
     rng = np.random.default_rng(seed)
     X = rng.normal(size=(n_fit, N_FEATURES))
-    X[:10] += rng.choice([-6.0, 6.0], size=(10, N_FEATURES))     # outliers
+    X[:10] += rng.choice([-6.0, 6.0], size=(10, N_FEATURES))  # outliers
     X_new = add_extreme_rows(rng.normal(size=(40, N_FEATURES)), factor=5.0)
     if missing:
         X_new = with_missing(X_new, missing, seed)

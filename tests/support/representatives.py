@@ -26,6 +26,7 @@ DataFrame with names -- the family's own suite checks the options.  Names
 are unique within a family and say what the model is: they are test ids.
 Do not write the shared runs again in the family's suite.
 """
+
 from __future__ import annotations
 
 import importlib
@@ -38,10 +39,28 @@ SHARED = "test_parity_shared"
 #: suites still check what they check): a family leaves this list when its
 #: suite defines representatives(), and test_parity_shared fails for one
 #: that has joined and is still listed, or for a suite neither joined nor here
-WAITING = ("bayes", "cluster", "decomposition", "dict_vectorizer", "discriminant",
-           "feature_hasher", "feature_selection", "gbdt", "glm", "kernel_approximation",
-           "labels", "mixture", "neighbors", "neural", "sparse", "spline", "svm",
-           "target_missing", "text", "transforms")
+WAITING = (
+    "bayes",
+    "cluster",
+    "decomposition",
+    "dict_vectorizer",
+    "discriminant",
+    "feature_hasher",
+    "feature_selection",
+    "gbdt",
+    "glm",
+    "kernel_approximation",
+    "labels",
+    "mixture",
+    "neighbors",
+    "neural",
+    "sparse",
+    "spline",
+    "svm",
+    "target_missing",
+    "text",
+    "transforms",
+)
 
 
 class Representative(NamedTuple):
@@ -70,8 +89,13 @@ Make = Callable[[], Representative]
 def families() -> Tuple[str, ...]:
     """Every family with a differential suite: the ``<family>`` of each
     ``tests/test_parity_<family>.py`` (but the shared one)."""
-    return tuple(sorted(p.stem[len("test_parity_"):] for p in TESTS.glob("test_parity_*.py")
-                        if p.stem != SHARED))
+    return tuple(
+        sorted(
+            p.stem[len("test_parity_") :]
+            for p in TESTS.glob("test_parity_*.py")
+            if p.stem != SHARED
+        )
+    )
 
 
 def family_module(family: str) -> Any:

@@ -5,6 +5,7 @@ container and browser tests import it.  A server is a subprocess in its own
 process group, started by the test and stopped by it (SIGTERM, then SIGKILL
 after a grace period), with its output in a log file the failure shows.
 """
+
 from __future__ import annotations
 
 import os
@@ -36,18 +37,32 @@ def free_port() -> int:
 class Server:
     """A server subprocess; ``url`` once ``health`` answers 200."""
 
-    def __init__(self, argv: Sequence[str], *, port: int, env: Optional[Dict[str, str]] = None,
-                 cwd: Optional[Path] = None, health: str = "/ping", timeout: float = 60.0):
+    def __init__(
+        self,
+        argv: Sequence[str],
+        *,
+        port: int,
+        env: Optional[Dict[str, str]] = None,
+        cwd: Optional[Path] = None,
+        health: str = "/ping",
+        timeout: float = 60.0,
+    ):
         self.port = port
         self.url = f"http://127.0.0.1:{port}"
         self.argv = list(argv)
-        self._log = tempfile.NamedTemporaryFile(prefix="mlfast-server-", suffix=".log", delete=False)
+        self._log = tempfile.NamedTemporaryFile(
+            prefix="mlfast-server-", suffix=".log", delete=False
+        )
         full_env = dict(os.environ)
         full_env.update(env or {})
         full_env.setdefault("PYTHONUNBUFFERED", "1")
         self.process = subprocess.Popen(
-            self.argv, cwd=str(cwd) if cwd else None, env=full_env,
-            stdout=self._log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+            self.argv,
+            cwd=str(cwd) if cwd else None,
+            env=full_env,
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
             start_new_session=True,
         )
         self._wait(health, timeout)
@@ -93,15 +108,32 @@ class Server:
             pass
 
 
-def mlfast_serve(path: Optional[str] = None, *, framework: str = "fastapi", workers: int = 1,
-                 name: Optional[str] = None, extra: Sequence[str] = (), **kw) -> Server:
+def mlfast_serve(
+    path: Optional[str] = None,
+    *,
+    framework: str = "fastapi",
+    workers: int = 1,
+    name: Optional[str] = None,
+    extra: Sequence[str] = (),
+    **kw,
+) -> Server:
     """``python -m mlfast serve`` on a free loopback port."""
     port = free_port()
     argv: List[str] = [PYTHON, "-m", "mlfast", "serve"]
     if path is not None:
         argv.append(str(path))
-    argv += ["--host", "127.0.0.1", "--port", str(port), "--framework", framework,
-             "--workers", str(workers), "--log-level", "warning"]
+    argv += [
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--framework",
+        framework,
+        "--workers",
+        str(workers),
+        "--log-level",
+        "warning",
+    ]
     if name:
         argv += ["--name", name]
     argv += list(extra)
@@ -109,6 +141,7 @@ def mlfast_serve(path: Optional[str] = None, *, framework: str = "fastapi", work
 
 
 # -- models --------------------------------------------------------------------------
+
 
 def iris():
     from sklearn.datasets import load_iris

@@ -18,6 +18,7 @@ Two families of helpers that any parity test can reuse:
 Every name here is meant to appear in a failure message, so it says what the
 variant or layout is.
 """
+
 from __future__ import annotations
 
 import pickle
@@ -32,7 +33,7 @@ import mlfast
 
 #: joblib.dump(compress=...) arguments, by variant name
 JOBLIB_COMPRESS = {
-    "joblib-zlib3": 3,                  # an int means zlib
+    "joblib-zlib3": 3,  # an int means zlib
     "joblib-zlib-tuple": ("zlib", 3),
     "joblib-gzip": ("gzip", 3),
     "joblib-bz2": ("bz2", 3),
@@ -42,14 +43,20 @@ JOBLIB_COMPRESS = {
 }
 
 FILE_VARIANTS: Tuple[str, ...] = (
-    "joblib",                            # the lesson's joblib.dump(model, path)
-    "joblib-p2", "joblib-p3", "joblib-p4", "joblib-p5",
+    "joblib",  # the lesson's joblib.dump(model, path)
+    "joblib-p2",
+    "joblib-p3",
+    "joblib-p4",
+    "joblib-p5",
     *JOBLIB_COMPRESS,
-    "pickle-p2", "pickle-p3", "pickle-p4", "pickle-p5",
-    "compile",                           # mlfast.compile(estimator), in memory
-    "loads-bytes",                       # mlfast.loads(open(path).read())
-    "load-fileobj",                      # mlfast.load(open(path, 'rb'))
-    "load-str-path",                     # mlfast.load(str(path))
+    "pickle-p2",
+    "pickle-p3",
+    "pickle-p4",
+    "pickle-p5",
+    "compile",  # mlfast.compile(estimator), in memory
+    "loads-bytes",  # mlfast.loads(open(path).read())
+    "load-fileobj",  # mlfast.load(open(path, 'rb'))
+    "load-str-path",  # mlfast.load(str(path))
 )
 
 
@@ -71,12 +78,12 @@ def dump_variant(estimator: Any, variant: str, directory: Path) -> Optional[Path
     if variant in ("joblib", "loads-bytes", "load-fileobj", "load-str-path"):
         joblib.dump(estimator, path)
     elif variant.startswith("joblib-p"):
-        joblib.dump(estimator, path, protocol=int(variant[len("joblib-p"):]))
+        joblib.dump(estimator, path, protocol=int(variant[len("joblib-p") :]))
     elif variant in JOBLIB_COMPRESS:
         joblib.dump(estimator, path, compress=JOBLIB_COMPRESS[variant])
     elif variant.startswith("pickle-p"):
         with open(path, "wb") as fh:
-            pickle.dump(estimator, fh, protocol=int(variant[len("pickle-p"):]))
+            pickle.dump(estimator, fh, protocol=int(variant[len("pickle-p") :]))
     elif variant == "compile":
         return None
     else:
@@ -105,8 +112,9 @@ def load_variant(estimator: Any, variant: str, directory: Path) -> mlfast.Model:
     return mlfast.load(path)
 
 
-def iter_file_variants(estimator: Any, directory: Path,
-                       variants: Sequence[str] = FILE_VARIANTS) -> Iterator[Tuple[str, Any]]:
+def iter_file_variants(
+    estimator: Any, directory: Path, variants: Sequence[str] = FILE_VARIANTS
+) -> Iterator[Tuple[str, Any]]:
     """Yields (variant_name, path_or_bytes_or_estimator) for each variant:
     a Path for files, bytes for ``loads-bytes``, the estimator itself for
     ``compile``."""
@@ -127,21 +135,27 @@ def iter_file_variants(estimator: Any, directory: Path,
 SAME_VALUE_LAYOUTS: Tuple[str, ...] = (
     "c-f64",
     "fortran",
-    "strided-cols",     # X2[:, ::2] of an array twice as wide
-    "strided-rows",     # X3[::3] of an array three times as tall
+    "strided-cols",  # X2[:, ::2] of an array twice as wide
+    "strided-rows",  # X3[::3] of an array three times as tall
     "negative-stride",  # X[::-1][::-1]-like view with negative strides
-    "big-endian",       # '>f8'
-    "unaligned",        # float64 at an odd byte offset
-    "row-1d",           # one sample as a 1-D array (mlfast only)
-    "list",             # nested Python lists
-    "dataframe",        # pandas DataFrame (column names when the model has them)
+    "big-endian",  # '>f8'
+    "unaligned",  # float64 at an odd byte offset
+    "row-1d",  # one sample as a 1-D array (mlfast only)
+    "list",  # nested Python lists
+    "dataframe",  # pandas DataFrame (column names when the model has them)
     "dataframe-Float64",  # pandas nullable Float64 columns (np.asarray gives object)
-    "object",           # object-dtype ndarray of Python floats
+    "object",  # object-dtype ndarray of Python floats
 )
 
 #: layouts that change the values' dtype; both sides get the same array
 DTYPE_LAYOUTS: Tuple[str, ...] = (
-    "f32", "f32-fortran", "f16", "int64", "int32", "uint8", "bool",
+    "f32",
+    "f32-fortran",
+    "f16",
+    "int64",
+    "int32",
+    "uint8",
+    "bool",
 )
 
 LAYOUTS: Tuple[str, ...] = SAME_VALUE_LAYOUTS + DTYPE_LAYOUTS
@@ -149,8 +163,8 @@ LAYOUTS: Tuple[str, ...] = SAME_VALUE_LAYOUTS + DTYPE_LAYOUTS
 
 class Layout(NamedTuple):
     name: str
-    fast: Any        # what mlfast receives
-    reference: Any   # what scikit-learn receives
+    fast: Any  # what mlfast receives
+    reference: Any  # what scikit-learn receives
 
 
 def _unaligned(X: np.ndarray) -> np.ndarray:
@@ -240,8 +254,9 @@ def make_layout(X: np.ndarray, layout: str, columns: Optional[Sequence[str]] = N
     return Layout(layout, a, a)
 
 
-def iter_layouts(X: np.ndarray, layouts: Sequence[str] = LAYOUTS,
-                 columns: Optional[Sequence[str]] = None) -> Iterator[Layout]:
+def iter_layouts(
+    X: np.ndarray, layouts: Sequence[str] = LAYOUTS, columns: Optional[Sequence[str]] = None
+) -> Iterator[Layout]:
     for name in layouts:
         yield make_layout(X, name, columns)
 
@@ -250,8 +265,10 @@ def describe_input(x: Any) -> str:
     """A short description of an input for failure messages."""
     if isinstance(x, np.ndarray):
         order = "C" if x.flags.c_contiguous else "F" if x.flags.f_contiguous else "strided"
-        return (f"ndarray shape={x.shape} dtype={x.dtype.str} order={order} "
-                f"strides={x.strides} aligned={x.flags.aligned}")
+        return (
+            f"ndarray shape={x.shape} dtype={x.dtype.str} order={order} "
+            f"strides={x.strides} aligned={x.flags.aligned}"
+        )
     if isinstance(x, list):
         return f"list of {len(x)} rows"
     if hasattr(x, "columns"):

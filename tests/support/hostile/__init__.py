@@ -3,6 +3,7 @@
 Hostile pickles are written opcode by opcode so that a test knows the exact
 byte offset of the opcode the VM must refuse.  Nothing here runs a pickle.
 """
+
 from __future__ import annotations
 
 import pickletools
@@ -157,8 +158,9 @@ class Asm:
         raise TypeError(type(v))
 
     # -- numpy ----------------------------------------------------------
-    def dtype(self, spec: str, order: str = "<", names=None, fields=None,
-              elsize: int = -1) -> "Asm":
+    def dtype(
+        self, spec: str, order: str = "<", names=None, fields=None, elsize: int = -1
+    ) -> "Asm":
         """numpy.dtype(spec, False, True) + BUILD (3, order, None, names, fields, elsize, 1, 0).
         fields: {name: (dtype spec, offset[, byte order])}."""
         self.stack_global("numpy", "dtype").str(spec).false().true().tuple_n(3).reduce()
@@ -190,8 +192,9 @@ class Asm:
         return self.reduce()
 
 
-def ndarray_pickle(shape, spec: str, data, *, fortran=False, order="<", label_build="build",
-                   proto: int = 4) -> Asm:
+def ndarray_pickle(
+    shape, spec: str, data, *, fortran=False, order="<", label_build="build", proto: int = 4
+) -> Asm:
     """A whole pickle: one ndarray via _reconstruct + BUILD (1, shape, dtype, fortran, data)."""
     a = Asm(proto)
     a.reconstruct_head()

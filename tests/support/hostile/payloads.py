@@ -8,6 +8,7 @@ A payload builder takes a ``Ctx`` (the marker path and a scratch directory)
 and returns a ``Payload``: the bytes, the dotted name of the global mlfast
 must refuse first, and the opcode and byte offset where it appears.
 """
+
 from __future__ import annotations
 
 import builtins
@@ -33,8 +34,8 @@ from . import Asm
 
 @dataclass
 class Ctx:
-    marker: Path          # must not exist after mlfast has seen the payload
-    scratch: Path         # files a payload refers to (scripts, modules, pickles)
+    marker: Path  # must not exist after mlfast has seen the payload
+    scratch: Path  # files a payload refers to (scripts, modules, pickles)
 
     @property
     def cmd(self) -> str:
@@ -60,12 +61,12 @@ class Ctx:
 @dataclass
 class Payload:
     data: bytes
-    refused: str              # dotted name of the first refused global
-    op: str                   # GLOBAL / STACK_GLOBAL
-    offset: int               # byte offset of that opcode
-    live: bool = True         # CPython's pickle.loads creates the marker
-    env_path: bool = False    # needs ctx.scratch on PYTHONPATH to be live
-    message: str = ""         # mlfast's refusal, if not "global '<refused>' is refused"
+    refused: str  # dotted name of the first refused global
+    op: str  # GLOBAL / STACK_GLOBAL
+    offset: int  # byte offset of that opcode
+    live: bool = True  # CPython's pickle.loads creates the marker
+    env_path: bool = False  # needs ctx.scratch on PYTHONPATH to be live
+    message: str = ""  # mlfast's refusal, if not "global '<refused>' is refused"
 
     @property
     def refusal(self) -> str:
@@ -105,8 +106,19 @@ def globals_of(data: bytes):
             found.append((arg.replace(" ", "."), op.name, pos))
         elif op.name == "STACK_GLOBAL":
             found.append((f"{pushed[-2]}.{pushed[-1]}", op.name, pos))
-        if op.name not in ("SHORT_BINUNICODE", "BINUNICODE", "BINUNICODE8", "UNICODE", "BINGET",
-                           "LONG_BINGET", "GET", "BINPUT", "LONG_BINPUT", "PUT", "MEMOIZE"):
+        if op.name not in (
+            "SHORT_BINUNICODE",
+            "BINUNICODE",
+            "BINUNICODE8",
+            "UNICODE",
+            "BINGET",
+            "LONG_BINGET",
+            "GET",
+            "BINPUT",
+            "LONG_BINPUT",
+            "PUT",
+            "MEMOIZE",
+        ):
             pushed.append(None)
     return found
 
@@ -138,10 +150,12 @@ def payload(name: str):
     def deco(fn):
         PAYLOADS[name] = fn
         return fn
+
     return deco
 
 
 # ---- the os and subprocess family -------------------------------------------
+
 
 @payload("os.system/proto2")
 def _(c: Ctx) -> Payload:
@@ -206,6 +220,7 @@ def _(c: Ctx) -> Payload:
 
 # ---- builtins -------------------------------------------------------------------
 
+
 @payload("builtins.eval")
 def _(c: Ctx) -> Payload:
     return dumped(Reduce(builtins.eval, c.py), "builtins.eval", 4)
@@ -226,8 +241,7 @@ def _(c: Ctx) -> Payload:
 def _(c: Ctx) -> Payload:
     # builtins.open is io.open, which pickle names by its module: io up to
     # Python 3.11, _io from 3.12
-    return dumped(Reduce(builtins.open, str(c.marker), "w"),
-                  f"{builtins.open.__module__}.open", 4)
+    return dumped(Reduce(builtins.open, str(c.marker), "w"), f"{builtins.open.__module__}.open", 4)
 
 
 @payload("builtins.open")
@@ -275,16 +289,25 @@ def _(c: Ctx) -> Payload:
 
 # ---- import machinery --------------------------------------------------------------
 
+
 @payload("importlib.import_module")
 def _(c: Ctx) -> Payload:
-    return dumped(Reduce(importlib.import_module, c.evil_module()), "importlib.import_module", 4,
-                  env_path=True)
+    return dumped(
+        Reduce(importlib.import_module, c.evil_module()),
+        "importlib.import_module",
+        4,
+        env_path=True,
+    )
 
 
 @payload("pkgutil.resolve_name")
 def _(c: Ctx) -> Payload:
-    return dumped(Reduce(pkgutil.resolve_name, c.evil_module() + ":x"), "pkgutil.resolve_name", 4,
-                  env_path=True)
+    return dumped(
+        Reduce(pkgutil.resolve_name, c.evil_module() + ":x"),
+        "pkgutil.resolve_name",
+        4,
+        env_path=True,
+    )
 
 
 @payload("runpy.run_path")
@@ -295,30 +318,35 @@ def _(c: Ctx) -> Payload:
 @payload("pdb.run")
 def _(c: Ctx) -> Payload:
     a = Asm(4).stack_global("pdb", "run", label="first").str(c.py).tuple_n(1).reduce().stop()
-    return assembled(a, "pdb.run", live=False)   # would stop in the debugger
+    return assembled(a, "pdb.run", live=False)  # would stop in the debugger
 
 
 # ---- operator and functools ------------------------------------------------------------
 
+
 @payload("operator.attrgetter")
 def _(c: Ctx) -> Payload:
     os_mod = Reduce(importlib.import_module, "os")
-    return dumped(Reduce(Reduce(operator.attrgetter("system"), os_mod), c.cmd),
-                  "operator.attrgetter", 4)
+    return dumped(
+        Reduce(Reduce(operator.attrgetter("system"), os_mod), c.cmd), "operator.attrgetter", 4
+    )
 
 
 @payload("operator.itemgetter")
 def _(c: Ctx) -> Payload:
     os_dict = Reduce(builtins.vars, Reduce(importlib.import_module, "os"))
-    return dumped(Reduce(Reduce(operator.itemgetter("system"), os_dict), c.cmd),
-                  "operator.itemgetter", 4)
+    return dumped(
+        Reduce(Reduce(operator.itemgetter("system"), os_dict), c.cmd), "operator.itemgetter", 4
+    )
 
 
 @payload("operator.methodcaller")
 def _(c: Ctx) -> Payload:
-    return dumped(Reduce(operator.methodcaller("system", c.cmd),
-                         Reduce(importlib.import_module, "os")),
-                  "operator.methodcaller", 4)
+    return dumped(
+        Reduce(operator.methodcaller("system", c.cmd), Reduce(importlib.import_module, "os")),
+        "operator.methodcaller",
+        4,
+    )
 
 
 @payload("functools.partial(os.system)")
@@ -356,6 +384,7 @@ def _(c: Ctx) -> Payload:
 
 # ---- loaders called from the file ------------------------------------------------------------
 
+
 def _evil_pickle(c: Ctx) -> bytes:
     return pickle.dumps(Reduce(os.system, c.cmd), protocol=2)
 
@@ -376,7 +405,14 @@ def _(c: Ctx) -> Payload:
 def _(c: Ctx) -> Payload:
     path = c.scratch / "evil.joblib"
     path.write_bytes(_evil_pickle(c))
-    a = Asm(4).stack_global("joblib", "load", label="first").str(str(path)).tuple_n(1).reduce().stop()
+    a = (
+        Asm(4)
+        .stack_global("joblib", "load", label="first")
+        .str(str(path))
+        .tuple_n(1)
+        .reduce()
+        .stop()
+    )
     return assembled(a, "joblib.load")
 
 
@@ -402,6 +438,7 @@ def _(c: Ctx) -> Payload:
 
 
 # ---- names that try to reach the above through allowed modules -------------------------------
+
 
 @payload("numpy.__builtins__")
 def _(c: Ctx) -> Payload:
@@ -455,12 +492,19 @@ def _(c: Ctx) -> Payload:
 # (a user's class in __main__ or a package) is only a name: mlfast never
 # imports it, so it may be instantiated as an inert record, never called.
 
+
 @payload("__main__.Anything")
 def _(c: Ctx) -> Payload:
     a = Asm(4).stack_global("__main__", "Anything").str(c.cmd).tuple_n(1).reduce(label="call")
     a.stop()
-    return Payload(a.bytes(), "__main__.Anything", "REDUCE", a.pos("call"), live=False,
-                   message="'__main__.Anything' is called; mlfast never calls")
+    return Payload(
+        a.bytes(),
+        "__main__.Anything",
+        "REDUCE",
+        a.pos("call"),
+        live=False,
+        message="'__main__.Anything' is called; mlfast never calls",
+    )
 
 
 @payload("module import by naming a class")
@@ -471,8 +515,14 @@ def _(c: Ctx) -> Payload:
     a = Asm(4).stack_global(c.evil_module(), "x").op("EMPTY_TUPLE").newobj()
     a.op("POP").stack_global(c.evil_module(), "x").str(c.cmd).tuple_n(1).reduce(label="call")
     a.stop()
-    return Payload(a.bytes(), f"{c.evil_module()}.x", "REDUCE", a.pos("call"), env_path=True,
-                   message="is called; mlfast never calls")
+    return Payload(
+        a.bytes(),
+        f"{c.evil_module()}.x",
+        "REDUCE",
+        a.pos("call"),
+        env_path=True,
+        message="is called; mlfast never calls",
+    )
 
 
 @payload("copyreg._reconstructor over posix.system")
@@ -529,7 +579,7 @@ def control_main(argv: Optional[list] = None) -> None:  # pragma: no cover - run
             pickle.loads(data)
         except Exception:
             pass
-        for _ in range(50):          # Popen and friends run asynchronously
+        for _ in range(50):  # Popen and friends run asynchronously
             if ctx.marker.exists():
                 break
             time.sleep(0.02)

@@ -123,7 +123,7 @@ def _build(tree: _Any, source: _Optional[str] = None) -> _Union[Model, _labels.L
         raise ModelFormatError(f"model: invalid parameters: {exc}") from None
 
 
-def _native(raw, source, max_memory: int) -> _Any:
+def _native(raw: _Any, source: _Optional[str], max_memory: int) -> _Any:
     """A model file XGBoost or LightGBM wrote itself, built as its Booster;
     None for anything else (pickles and joblib files)."""
     from mlfast._builders.gbdt import build_file, native_kind
@@ -174,7 +174,7 @@ def load(
             return _load_mlflow(source, max_memory)
     name = str(source) if isinstance(source, (str, _os.PathLike)) else None
     raw = read_source(source)
-    model = _native(raw, name, max_memory)
+    model: _Union[Model, _labels.LabelModel, None] = _native(raw, name, max_memory)
     if model is None:
         model = _build(load_tree(raw, max_memory), name)
     if len(raw) > _TRIM_ABOVE:
@@ -210,6 +210,10 @@ def _from_mlflow(data: bytes, info: _Any, max_memory: int = DEFAULT_MAX_MEMORY) 
             "serialization_format='skops', loads)"
         ) from None
     model = _build(tree, info.directory)
+    if not isinstance(model, Model):
+        raise UnsupportedModelError(
+            f"{info.model_file}: a {type(model).__name__} saved alone is not an MLflow model"
+        )
     model.mlflow = info
     return model
 

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import json
 import struct
-from typing import Any, Dict, List, Tuple
+from typing import Any, Dict, List, Tuple, Union
 
 import numpy as np
 
@@ -126,7 +126,7 @@ class _UbReader:
         elif self.pos < len(self.data) and self.data[self.pos] == ord("#"):
             self.pos += 1
             count = self.length_count()
-        if typ is not None and typ in _UB_NUMBERS and not is_object:
+        if typ is not None and typ in _UB_NUMBERS and not is_object and count is not None:
             dtype, size = _UB_NUMBERS[typ]
             raw = self.take(count * size)
             return np.frombuffer(raw, dtype=dtype).astype(np.dtype(dtype).newbyteorder("="))
@@ -178,7 +178,7 @@ def read_json(data: bytes, what: str) -> Any:
         raise ModelFormatError(f"{what}: malformed JSON: {str(exc)[:200]}") from None
 
 
-def xgboost_document(data: bytes, what: str) -> dict:
+def xgboost_document(data: Union[bytes, bytearray], what: str) -> dict:
     """An XGBoost model's JSON document from its UBJSON or JSON bytes."""
     data = bytes(data)
     if data[:1] != b"{":

@@ -598,7 +598,7 @@ class _Coerce:
         return np.asarray(X)
 
 
-class _Columns(list):
+class _Columns(List[np.ndarray]):
     """Columns made ready by a model whose input has columns of documents:
     the graph's coerce passes them as they are."""
 
@@ -610,12 +610,13 @@ class _TextColumns:
 
     __slots__ = ("coerce", "documents", "n_features")
 
-    def __init__(self, coerce: Any, text_columns: list, n_features: int):
+    def __init__(self, coerce: Any, text_columns: List[Any], n_features: int):
         self.coerce = coerce
         self.documents = [(c, Documents(t)) for c, t in text_columns]
         self.n_features = n_features
 
-    def __call__(self, X: Any) -> "_Columns":
+    def __call__(self, X: Any) -> Any:
+        """The columns made ready, or X as it is when the graph must refuse it."""
         if isinstance(X, np.ndarray):
             if X.ndim != 2:
                 return X  # the graph says what is wrong with it
@@ -983,7 +984,7 @@ def spec_from_state(state: Any) -> Spec:
     )
 
 
-def _text_columns(value: Any, n_features: Any) -> Optional[list]:
+def _text_columns(value: Any, n_features: Any) -> Optional[List[Any]]:
     if value is None:
         return None
     if not isinstance(value, list) or not value or len(value) > 10_000:

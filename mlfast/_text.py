@@ -251,7 +251,7 @@ class Documents:
         prepared: List[Any] = [self._document(d) for d in docs]
         if self.tokenize is not None:
             prepared = [self.tokenize(d) for d in prepared]
-        return _core.text_rows(
+        packed = _core.text_rows(
             prepared,
             self.analyzer,
             self.min_n,
@@ -262,6 +262,10 @@ class Documents:
             self.alternate_sign,
             False,
         )
+        if packed is None:
+            # _document made every document a str (or, for TOKENS, a list)
+            raise TypeError("a document is neither a str nor a list of tokens")
+        return packed
 
 
 # ---- scipy.sparse input to a linear model ---------------------------------------------

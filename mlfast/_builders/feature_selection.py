@@ -291,8 +291,8 @@ def _tree_importances(node: Node, est: Any) -> np.ndarray:
                 per_tree.append(_one_tree_importances(node, tree, int(n_features)))
         if not per_tree:
             return np.zeros(int(n_features), dtype=np.float64)
-        mean = np.mean(per_tree, axis=0, dtype=np.float64)
-        return mean / np.sum(mean)
+        mean = np.asarray(np.mean(per_tree, axis=0, dtype=np.float64))
+        return np.asarray(mean / np.sum(mean))
     raise UnsupportedModelError(
         f"{node.where} (SelectFromModel): the feature_importances_ of a {name} are computed "
         "when asked and mlfast computes them for trees and forests only"

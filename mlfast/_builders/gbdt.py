@@ -616,7 +616,14 @@ class _LgbModel:
             leaf_value = lightgbm_array(fields, "leaf_value", np.float64, n_leaves, where)
             n_int = n_leaves - 1
             if n_int == 0:
-                laid.add([-1], [-1], [0], [0.0], [0], leaf_value[:, None])
+                laid.add(
+                    np.array([-1]),
+                    np.array([-1]),
+                    np.array([0]),
+                    np.array([0.0]),
+                    np.array([0]),
+                    leaf_value[:, None],
+                )
                 columns.append(t % self.per_iteration)
                 continue
             n_cat = lightgbm_int(fields, "num_cat", where, default=0)
@@ -850,7 +857,7 @@ class _FileNode(Node):
     """A model file read on its own (no pickle): the Booster it would be."""
 
     def __init__(self, name: str, state: dict):  # noqa: super-init-not-called
-        self.record = None
+        self.record = None  # type: ignore[assignment]  # no pickle: no record
         self.where = "model"
         self.path = name
         self.name = name.rsplit(".", 1)[-1]

@@ -5,7 +5,7 @@ PowerTransformer (csrc/preprocess.c).
 
 from __future__ import annotations
 
-from typing import Any, Optional
+from typing import Any, List, Optional
 
 import numpy as np
 
@@ -276,7 +276,8 @@ def build_spline_transformer(node: Node, b: Builders, X: Optional[Cols]) -> Buil
     if not isinstance(splines, list) or not splines:
         raise node.fail("bsplines_ is not a list of BSpline")
     degree = node.integer("degree")
-    knots, coef = [], None
+    knots: List[np.ndarray] = []
+    coef: Optional[np.ndarray] = None
     for i, spl in enumerate(splines):
         state = getattr(spl, "state", None)
         if (
@@ -305,6 +306,8 @@ def build_spline_transformer(node: Node, b: Builders, X: Optional[Cols]) -> Buil
             )
         knots.append(np.asarray(t, dtype=np.float64))
     d = len(splines)
+    if coef is None:
+        raise node.fail("bsplines_ is empty")
     include_bias = node.get("include_bias", True)
     missing = node.get("handle_missing", "error")
     n = node.n_features(d)

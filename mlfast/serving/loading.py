@@ -107,6 +107,7 @@ def load_served(
             f"{model_file} has SHA-256 {digest}, but {expected} was "
             "expected: it is not the file that was pinned"
         )
+    model: Any
     if info is not None:
         model = mlfast._from_mlflow(data, info)
         path = path.parent

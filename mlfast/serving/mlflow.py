@@ -314,9 +314,9 @@ def _run(rows: Any, served: ServedModel, where: str) -> Any:
     if isinstance(rows, Split):
         if not rows.rows:
             raise InvalidInput(f"{where} holds no rows")
-        X = _matrix_of_split(rows, served, info)
-        if X is not None:
-            return _answer(X, served)
+        split = _matrix_of_split(rows, served, info)
+        if split is not None:
+            return _answer(split, served)
         rows = rows.records()
     if not rows:
         raise InvalidInput(f"{where} holds no rows")
